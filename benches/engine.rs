@@ -1,0 +1,148 @@
+//! Benchmarks: the engine loop over a year of generated 1-minute bars (steps per second), and
+//! the whole `backtest` path on that year (load from Parquet, align, simulate, write outputs).
+//!
+//! Run with `cargo bench --bench engine`; criterion prints time per iteration and throughput
+//! in steps (elements) per second.
+
+use std::path::Path;
+
+use basis::backtest;
+use basis::config::Config;
+use basis::data::align::align;
+use basis::data::synth::{generate, SynthBar, SynthSpec};
+use basis::data::{FundingSeries, MarketData, PriceBars};
+use basis::engine::{self, EngineParams};
+use basis::ledger::{FullLedger, NoLedger};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use polars::prelude::*;
+
+fn year_of_minutes() -> MarketData {
+    let spec = SynthSpec { bar_minutes: 1, days: 365, ..SynthSpec::default() };
+    let market = generate(&spec);
+    let bars = |label: &str, bars: &[SynthBar]| PriceBars {
+        label: label.into(),
+        ts_ms: bars.iter().map(|b| b.open_ms + market.bar_ms).collect(),
+        close: bars.iter().map(|b| b.close).collect(),
+        high: bars.iter().map(|b| b.high).collect(),
+        low: bars.iter().map(|b| b.low).collect(),
+    };
+    MarketData {
+        symbol: "SYNTHUSDT".into(),
+        synthetic: true,
+        spot: bars("spot", &market.spot),
+        perp: bars("perp", &market.perp),
+        mark: Some(bars("mark", &market.mark)),
+        funding: FundingSeries {
+            settle_ms: market.funding.iter().map(|f| f.0 / 1000 * 1000).collect(),
+            rate: market.funding.iter().map(|f| f.2).collect(),
+            interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
+            mark_price: vec![f64::NAN; market.funding.len()],
+        },
+        ..Default::default()
+    }
+}
+
+fn bench_config(dir: &Path) -> Config {
+    let text = format!(
+        r#"
+[run]
+name = "bench"
+output_dir = "{out}"
+[data]
+symbol = "SYNTHUSDT"
+synthetic = true
+[data.spot]
+format = "generic"
+path = "spot.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+[data.perp]
+format = "generic"
+path = "perp.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+[data.mark]
+format = "generic"
+path = "mark.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+[data.funding]
+format = "generic"
+path = "funding.parquet"
+time_column = "ts"
+rate_column = "rate"
+interval_hours_column = "interval_hours"
+"#,
+        out = dir.join("reports").display()
+    );
+    Config::from_toml_str(&text, "bench", dir).expect("bench config")
+}
+
+fn write_parquet_inputs(data: &MarketData, dir: &Path) {
+    let write = |name: &str, mut frame: DataFrame| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        ParquetWriter::new(file).finish(&mut frame).unwrap();
+    };
+    for (name, bars) in [("spot.parquet", &data.spot), ("perp.parquet", &data.perp), ("mark.parquet", data.mark.as_ref().unwrap())] {
+        let frame = DataFrame::new(
+            bars.ts_ms.len(),
+            vec![
+                Column::new("ts".into(), &bars.ts_ms),
+                Column::new("close".into(), &bars.close),
+                Column::new("high".into(), &bars.high),
+                Column::new("low".into(), &bars.low),
+            ],
+        )
+        .unwrap();
+        write(name, frame);
+    }
+    let f = &data.funding;
+    let frame = DataFrame::new(
+        f.settle_ms.len(),
+        vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)],
+    )
+    .unwrap();
+    write("funding.parquet", frame);
+}
+
+fn benches(c: &mut Criterion) {
+    let data = year_of_minutes();
+    let timeline = align(&data, None, None, 0.03).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet_inputs(&data, dir.path());
+    let config = bench_config(dir.path());
+    let params = EngineParams::from_config(&config);
+    let steps = timeline.len() as u64;
+
+    let mut group = c.benchmark_group("engine_1y_1m");
+    group.throughput(Throughput::Elements(steps));
+    group.sample_size(20);
+    group.bench_function("loop_no_ledger", |b| b.iter(|| engine::run(&timeline, &params, &mut NoLedger)));
+    group.bench_function("loop_full_ledger", |b| {
+        b.iter(|| {
+            let mut ledger = FullLedger::with_capacity(timeline.len());
+            engine::run(&timeline, &params, &mut ledger)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("backtest_1y_1m");
+    group.throughput(Throughput::Elements(steps));
+    group.sample_size(10);
+    group.bench_function("parquet_load_align_simulate_write", |b| {
+        b.iter(|| {
+            let result = backtest::run(&config).unwrap();
+            backtest::write_outputs(&config, None, &result, true).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(engine_benches, benches);
+criterion_main!(engine_benches);

@@ -1,0 +1,112 @@
+//! One backtest end to end: load -> align -> simulate -> measure -> write.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::config::{parse_time_ms, Config};
+use crate::data::{self, align::MarketTimeline};
+use crate::engine::{self, EngineParams, RunSummary};
+use crate::ledger::{trades_frame, FullLedger};
+use crate::metrics::{self, Metrics};
+use crate::output::{sha256_file, RunDir};
+
+/// Everything a backtest produced, in memory.
+pub struct BacktestResult {
+    pub timeline: MarketTimeline,
+    pub ledger: FullLedger,
+    pub summary: RunSummary,
+    pub metrics: Metrics,
+    /// Input files read.
+    pub files: Vec<PathBuf>,
+    /// Repairs and data-quality findings.
+    pub warnings: Vec<String>,
+}
+
+/// Load, align and prepare the market a config names.
+pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
+    let market = data::load(&config.data)?;
+    let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
+    let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
+    let timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
+    let mut warnings = market.warnings;
+    if timeline.stale_spot_steps > 0 {
+        warnings.push(format!(
+            "spot: {} of {} steps use a spot close older than the perp bar (spot bars missing); the last known spot close was used",
+            timeline.stale_spot_steps,
+            timeline.len()
+        ));
+    }
+    if timeline.funding.is_empty() {
+        warnings.push("funding: no settlement falls inside the simulated window".into());
+    }
+    Ok((timeline, market.files, warnings))
+}
+
+/// Run a backtest in memory, keeping every ledger row.
+pub fn run(config: &Config) -> Result<BacktestResult> {
+    let (timeline, files, warnings) = prepare(config)?;
+    let params = EngineParams::from_config(config);
+    let mut ledger = FullLedger::with_capacity(timeline.len());
+    let summary = engine::run(&timeline, &params, &mut ledger);
+    let metrics = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
+    Ok(BacktestResult { timeline, ledger, summary, metrics, files, warnings })
+}
+
+#[derive(Serialize)]
+struct InputFile {
+    path: String,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    created_utc: String,
+    run_name: String,
+    config_file: Option<String>,
+    synthetic: bool,
+    symbol: &'a str,
+    steps: usize,
+    settlements_in_window: usize,
+    inputs: Vec<InputFile>,
+    warnings: &'a [String],
+    files: [&'static str; 5],
+}
+
+/// Write a finished backtest to `<output_dir>/<run name>/` and return the folder.
+pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &BacktestResult, force: bool) -> Result<PathBuf> {
+    let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
+    let mut ledger = result.ledger.to_frame()?;
+    run_dir.write_parquet("ledger.parquet", &mut ledger)?;
+    let mut trades = trades_frame(&result.summary.trades)?;
+    run_dir.write_parquet("trades.parquet", &mut trades)?;
+    run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
+    let config_text = toml::to_string_pretty(config).context("serialising the config")?;
+    run_dir.write("config.toml", format!("# The config as run (paths resolved).\n{config_text}").as_bytes())?;
+    let mut inputs = Vec::new();
+    for path in &result.files {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        inputs.push(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? });
+    }
+    let manifest = Manifest {
+        tool: "basis",
+        version: env!("CARGO_PKG_VERSION"),
+        created_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run_name: run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        config_file: config_path.map(|p| p.display().to_string()),
+        synthetic: result.timeline.synthetic,
+        symbol: &result.timeline.symbol,
+        steps: result.timeline.len(),
+        settlements_in_window: result.timeline.funding.len(),
+        inputs,
+        warnings: &result.warnings,
+        files: ["metrics.json", "ledger.parquet", "trades.parquet", "config.toml", "manifest.json"],
+    };
+    // The manifest is written last: its presence marks a complete run.
+    run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    run_dir.commit()
+}

@@ -1,0 +1,619 @@
+//! The TOML run configuration: what data to load, which strategy to run, with what costs.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the key. After parsing,
+//! [`Config::validate`] checks ranges and names the offending key with its allowed range.
+//! Relative paths are resolved against the directory of the config file. `data/basis.toml` is
+//! the documented example of every field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{bail_input, input_error};
+
+/// A complete run configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConfig,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    #[serde(default)]
+    pub portfolio: PortfolioConfig,
+    #[serde(default)]
+    pub costs: CostsConfig,
+    #[serde(default)]
+    pub margin: MarginConfig,
+}
+
+/// Where the run's outputs go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the run: outputs go to `<output_dir>/<name>/`. Letters, digits, `-`, `_`, `.`.
+    #[serde(default = "default_run_name")]
+    pub name: String,
+    /// Folder holding all runs, relative to the current directory.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { name: default_run_name(), output_dir: default_output_dir() }
+    }
+}
+
+fn default_run_name() -> String {
+    "run".to_string()
+}
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("reports")
+}
+
+/// The market data of one spot/perp pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Symbol, for labels (e.g. `BTCUSDT`).
+    pub symbol: String,
+    /// Set when the data is synthetic; every output then says so.
+    #[serde(default)]
+    pub synthetic: bool,
+    /// Spot bars.
+    pub spot: PriceSource,
+    /// Perpetual bars (last price).
+    pub perp: PriceSource,
+    /// Optional mark-price bars; funding and liquidation then use the mark.
+    #[serde(default)]
+    pub mark: Option<PriceSource>,
+    /// Funding settlements.
+    pub funding: FundingSource,
+    /// Optional staking APR series for the spot leg (overrides `portfolio.staking_apr`).
+    #[serde(default)]
+    pub staking: Option<StakingSource>,
+}
+
+/// File formats for price bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceFormat {
+    /// Binance kline CSV (spot or USDⓈ-M), with or without header, ms or µs epoch or ISO times.
+    BinanceKlines,
+    /// Any CSV or Parquet with the columns named in the source.
+    Generic,
+}
+
+/// Units of a timestamp column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Detect from the magnitude of epoch numbers (s, ms, µs), or parse ISO-8601 text.
+    Auto,
+    S,
+    Ms,
+    Us,
+    /// ISO-8601 text such as `2021-01-01 00:00:00+00:00`.
+    Iso,
+}
+
+/// A price-bar source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSource {
+    pub format: PriceFormat,
+    /// A file or a glob of files (e.g. monthly dumps); all load as one series.
+    pub path: String,
+    /// Generic only: the column holding the time at which the bar's values became known
+    /// (its close time). Use `open_time_column` + `bar_seconds` for open-time stamped bars.
+    #[serde(default)]
+    pub close_time_column: Option<String>,
+    /// Generic only: the bar's open-time column; needs `bar_seconds`.
+    #[serde(default)]
+    pub open_time_column: Option<String>,
+    /// Generic only: bar length in seconds, when bars are stamped with their open time.
+    #[serde(default)]
+    pub bar_seconds: Option<u32>,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// Generic only: the close-price column.
+    #[serde(default)]
+    pub close_column: Option<String>,
+    /// Generic only: the bar-high column (for intrabar liquidation checks).
+    #[serde(default)]
+    pub high_column: Option<String>,
+    /// Generic only: the bar-low column.
+    #[serde(default)]
+    pub low_column: Option<String>,
+}
+
+fn default_time_unit() -> TimeUnit {
+    TimeUnit::Auto
+}
+
+/// File formats for funding settlements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundingFormat {
+    /// Binance public-data dump `calc_time,funding_interval_hours,last_funding_rate`.
+    BinanceFunding,
+    /// Binance REST export `symbol,funding_time,funding_rate,mark_price` (ms or ISO times).
+    BinanceRest,
+    /// Any CSV or Parquet with the columns named in the source.
+    Generic,
+}
+
+/// A funding-settlement source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundingSource {
+    pub format: FundingFormat,
+    pub path: String,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// Generic only: settlement-time column.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// Generic only: rate column (a decimal per interval: 0.0001 = 0.01 %).
+    #[serde(default)]
+    pub rate_column: Option<String>,
+    /// Generic only: per-row interval column, in hours.
+    #[serde(default)]
+    pub interval_hours_column: Option<String>,
+    /// Interval in hours where the file has none (else inferred from row spacing).
+    #[serde(default)]
+    pub interval_hours: Option<f64>,
+    /// Generic only: the mark price at settlement, where the file has one.
+    #[serde(default)]
+    pub mark_column: Option<String>,
+}
+
+/// A staking APR series (daily or any cadence), applied as known at each row's time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StakingSource {
+    pub path: String,
+    #[serde(default = "default_time_column")]
+    pub time_column: String,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// APR as a decimal (0.035 = 3.5 %).
+    #[serde(default = "default_apr_column")]
+    pub apr_column: String,
+}
+
+fn default_time_column() -> String {
+    "time".into()
+}
+fn default_apr_column() -> String {
+    "apr".into()
+}
+
+/// When to hold the position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryMode {
+    /// Enter at the first step, hold to the end.
+    AlwaysOn,
+    /// Enter and exit on trailing realised funding against thresholds (settled rates only).
+    FundingThreshold,
+}
+
+/// Which carry to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Long spot, short perp: earns positive funding.
+    Long,
+    /// Short spot (borrowed), long perp: earns negative funding.
+    Reverse,
+    /// Either, chosen by the sign of trailing funding (`funding_threshold` mode only).
+    Both,
+}
+
+/// Entry, exit and the window traded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    #[serde(default = "default_mode")]
+    pub mode: EntryMode,
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    /// Enter when trailing realised funding, annualised, is above this (decimal APR).
+    #[serde(default = "default_entry_apr")]
+    pub entry_funding_apr: f64,
+    /// Exit when trailing realised funding, annualised, falls below this (decimal APR).
+    #[serde(default)]
+    pub exit_funding_apr: f64,
+    /// Number of settled funding rates in the trailing mean.
+    #[serde(default = "default_lookback")]
+    pub lookback_settlements: usize,
+    /// First time simulated (`2021-01-01` or RFC 3339); default: first aligned step.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Last time simulated (inclusive); default: last aligned step.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Close both legs at the last step, paying fees and slippage.
+    #[serde(default = "default_true")]
+    pub close_at_end: bool,
+    /// Re-open the hedge after a liquidation when the entry rule allows.
+    #[serde(default)]
+    pub reenter_after_liquidation: bool,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            direction: default_direction(),
+            entry_funding_apr: default_entry_apr(),
+            exit_funding_apr: 0.0,
+            lookback_settlements: default_lookback(),
+            start: None,
+            end: None,
+            close_at_end: true,
+            reenter_after_liquidation: false,
+        }
+    }
+}
+
+fn default_mode() -> EntryMode {
+    EntryMode::AlwaysOn
+}
+fn default_direction() -> Direction {
+    Direction::Long
+}
+fn default_entry_apr() -> f64 {
+    0.05
+}
+fn default_lookback() -> usize {
+    9
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Where margin top-ups come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopUpSource {
+    /// Never top up.
+    None,
+    /// Move reserve cash into the perp margin.
+    Reserve,
+    /// Sell spot and buy back the same perp quantity (stays hedged), moving proceeds to margin.
+    SellSpot,
+    /// Reserve cash first, then sell spot for the rest.
+    ReserveThenSpot,
+}
+
+/// Sizing, hedge and margin management.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioConfig {
+    /// Starting equity in quote currency (e.g. USDT).
+    #[serde(default = "default_capital")]
+    pub initial_capital: f64,
+    /// Perp leverage: margin posted = perp notional / leverage. Range (0, 125].
+    #[serde(default = "default_leverage")]
+    pub leverage: f64,
+    /// Perp quantity per unit of spot quantity. Range (0, 2].
+    #[serde(default = "default_one")]
+    pub hedge_ratio: f64,
+    /// Share of capital kept as cash for margin top-ups. Range [0, 1).
+    #[serde(default)]
+    pub reserve_fraction: f64,
+    /// Re-hedge when |spot qty × hedge ratio + perp qty| / (spot qty × hedge ratio) exceeds this.
+    #[serde(default = "default_rebalance")]
+    pub rebalance_delta_threshold: f64,
+    /// Top up margin when the liquidation price is within this fraction of the mark price
+    /// (0.1 = the perp would be liquidated by a 10 % adverse move).
+    #[serde(default = "default_top_up_distance")]
+    pub top_up_distance: f64,
+    #[serde(default = "default_top_up_source")]
+    pub top_up_source: TopUpSource,
+    /// Staking yield on a long spot leg, decimal APR, accrued in the spot asset (as an LST rebases).
+    #[serde(default)]
+    pub staking_apr: f64,
+    /// Borrow cost of a short spot leg (reverse carry), decimal APR, accrued in the spot asset.
+    #[serde(default = "default_borrow")]
+    pub borrow_apr: f64,
+}
+
+impl Default for PortfolioConfig {
+    fn default() -> Self {
+        Self {
+            initial_capital: default_capital(),
+            leverage: default_leverage(),
+            hedge_ratio: 1.0,
+            reserve_fraction: 0.0,
+            rebalance_delta_threshold: default_rebalance(),
+            top_up_distance: default_top_up_distance(),
+            top_up_source: default_top_up_source(),
+            staking_apr: 0.0,
+            borrow_apr: default_borrow(),
+        }
+    }
+}
+
+fn default_capital() -> f64 {
+    100_000.0
+}
+fn default_leverage() -> f64 {
+    2.0
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_rebalance() -> f64 {
+    0.05
+}
+fn default_top_up_distance() -> f64 {
+    0.15
+}
+fn default_top_up_source() -> TopUpSource {
+    TopUpSource::ReserveThenSpot
+}
+fn default_borrow() -> f64 {
+    0.05
+}
+
+/// Which side of the book strategy orders take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    Taker,
+    Maker,
+}
+
+/// Trading fees and slippage, in basis points of traded notional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsConfig {
+    #[serde(default = "default_order_type")]
+    pub order_type: OrderType,
+    #[serde(default = "default_spot_fee")]
+    pub spot_maker_bps: f64,
+    #[serde(default = "default_spot_fee")]
+    pub spot_taker_bps: f64,
+    #[serde(default = "default_perp_maker")]
+    pub perp_maker_bps: f64,
+    #[serde(default = "default_perp_taker")]
+    pub perp_taker_bps: f64,
+    /// Adverse fill versus the bar close, per spot trade.
+    #[serde(default = "default_slippage")]
+    pub spot_slippage_bps: f64,
+    /// Adverse fill versus the bar close, per perp trade.
+    #[serde(default = "default_slippage")]
+    pub perp_slippage_bps: f64,
+}
+
+impl Default for CostsConfig {
+    fn default() -> Self {
+        Self {
+            order_type: default_order_type(),
+            spot_maker_bps: default_spot_fee(),
+            spot_taker_bps: default_spot_fee(),
+            perp_maker_bps: default_perp_maker(),
+            perp_taker_bps: default_perp_taker(),
+            spot_slippage_bps: default_slippage(),
+            perp_slippage_bps: default_slippage(),
+        }
+    }
+}
+
+fn default_order_type() -> OrderType {
+    OrderType::Taker
+}
+// Binance regular tier (VENUES.md §1.1): spot 0.1 %/0.1 %, USDⓈ-M 0.02 %/0.05 %.
+fn default_spot_fee() -> f64 {
+    10.0
+}
+fn default_perp_maker() -> f64 {
+    2.0
+}
+fn default_perp_taker() -> f64 {
+    5.0
+}
+fn default_slippage() -> f64 {
+    1.0
+}
+
+/// One maintenance-margin tier: applies to perp notional from `notional_floor` upward.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bracket {
+    /// Lower bound of the tier, in quote currency.
+    pub notional_floor: f64,
+    /// Maintenance margin rate (decimal).
+    pub mmr: f64,
+    /// Maintenance amount: maintenance margin = notional × mmr − cum.
+    pub cum: f64,
+}
+
+/// Maintenance brackets and liquidation fee.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginConfig {
+    /// Fee charged on the liquidated notional, taken from what margin is left (decimal).
+    #[serde(default = "default_liq_fee")]
+    pub liquidation_fee_rate: f64,
+    /// Tiers in ascending `notional_floor`, the first at 0. Default: Binance BTCUSDT (VENUES.md §2.1).
+    #[serde(default = "default_brackets")]
+    pub brackets: Vec<Bracket>,
+}
+
+impl Default for MarginConfig {
+    fn default() -> Self {
+        Self { liquidation_fee_rate: default_liq_fee(), brackets: default_brackets() }
+    }
+}
+
+fn default_liq_fee() -> f64 {
+    0.0125
+}
+
+/// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 [B18a]).
+pub fn default_brackets() -> Vec<Bracket> {
+    [
+        (0.0, 0.004, 0.0),
+        (50e3, 0.005, 50.0),
+        (250e3, 0.01, 1_300.0),
+        (3e6, 0.025, 46_300.0),
+        (20e6, 0.05, 546_300.0),
+        (40e6, 0.10, 2_546_300.0),
+        (100e6, 0.125, 5_046_300.0),
+        (120e6, 0.15, 8_046_300.0),
+        (200e6, 0.25, 28_046_300.0),
+        (300e6, 0.50, 103_046_300.0),
+    ]
+    .into_iter()
+    .map(|(notional_floor, mmr, cum)| Bracket { notional_floor, mmr, cum })
+    .collect()
+}
+
+impl Config {
+    /// Parse TOML text. `origin` names the file in errors; relative data paths are resolved
+    /// against `base_dir`.
+    pub fn from_toml_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text).map_err(|err| {
+            input_error!(
+                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
+                err.to_string().trim_end()
+            )
+        })?;
+        config.resolve_paths(base_dir);
+        config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
+        Ok(config)
+    }
+
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            input_error!(
+                "cannot read config {}: {err}. Pass an existing file with --config, or run from the repository root to use data/basis.toml.",
+                path.display()
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Config::from_toml_str(&text, &path.display().to_string(), base_dir)
+    }
+
+    fn resolve_paths(&mut self, base_dir: &Path) {
+        let resolve = |p: &mut String| {
+            if !Path::new(p.as_str()).is_absolute() {
+                *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+            }
+        };
+        resolve(&mut self.data.spot.path);
+        resolve(&mut self.data.perp.path);
+        if let Some(mark) = self.data.mark.as_mut() {
+            resolve(&mut mark.path);
+        }
+        resolve(&mut self.data.funding.path);
+        if let Some(staking) = self.data.staking.as_mut() {
+            resolve(&mut staking.path);
+        }
+    }
+
+    /// Check every value against its allowed range; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        fn check(key: &str, value: f64, ok: bool, range: &str) -> Result<()> {
+            if !value.is_finite() || !ok {
+                bail_input!("`{key}` = {value} is out of range: allowed {range}");
+            }
+            Ok(())
+        }
+        let p = &self.portfolio;
+        check("portfolio.initial_capital", p.initial_capital, p.initial_capital > 0.0, "> 0")?;
+        check("portfolio.leverage", p.leverage, p.leverage > 0.0 && p.leverage <= 125.0, "(0, 125]")?;
+        check("portfolio.hedge_ratio", p.hedge_ratio, p.hedge_ratio > 0.0 && p.hedge_ratio <= 2.0, "(0, 2]")?;
+        check("portfolio.reserve_fraction", p.reserve_fraction, (0.0..1.0).contains(&p.reserve_fraction), "[0, 1)")?;
+        check(
+            "portfolio.rebalance_delta_threshold",
+            p.rebalance_delta_threshold,
+            p.rebalance_delta_threshold > 0.0,
+            "> 0 (e.g. 0.05 = re-hedge at 5 % delta drift)",
+        )?;
+        check("portfolio.top_up_distance", p.top_up_distance, (0.0..1.0).contains(&p.top_up_distance), "[0, 1)")?;
+        check("portfolio.staking_apr", p.staking_apr, (0.0..=1.0).contains(&p.staking_apr), "[0, 1] (decimal APR)")?;
+        check("portfolio.borrow_apr", p.borrow_apr, (0.0..=5.0).contains(&p.borrow_apr), "[0, 5] (decimal APR)")?;
+        let c = &self.costs;
+        for (key, value) in [
+            ("costs.spot_maker_bps", c.spot_maker_bps),
+            ("costs.spot_taker_bps", c.spot_taker_bps),
+            ("costs.perp_maker_bps", c.perp_maker_bps),
+            ("costs.perp_taker_bps", c.perp_taker_bps),
+            ("costs.spot_slippage_bps", c.spot_slippage_bps),
+            ("costs.perp_slippage_bps", c.perp_slippage_bps),
+        ] {
+            check(key, value, (0.0..=1000.0).contains(&value), "[0, 1000] bps")?;
+        }
+        let m = &self.margin;
+        check(
+            "margin.liquidation_fee_rate",
+            m.liquidation_fee_rate,
+            (0.0..0.5).contains(&m.liquidation_fee_rate),
+            "[0, 0.5) (decimal)",
+        )?;
+        if m.brackets.is_empty() || m.brackets[0].notional_floor != 0.0 {
+            bail_input!("`margin.brackets` must start with a tier at notional_floor = 0");
+        }
+        for (i, pair) in m.brackets.windows(2).enumerate() {
+            if pair[1].notional_floor <= pair[0].notional_floor || pair[1].mmr < pair[0].mmr {
+                bail_input!(
+                    "`margin.brackets[{}]`: notional_floor and mmr must increase from tier to tier",
+                    i + 1
+                );
+            }
+        }
+        for (i, b) in m.brackets.iter().enumerate() {
+            check(&format!("margin.brackets[{i}].mmr"), b.mmr, b.mmr > 0.0 && b.mmr < 1.0, "(0, 1)")?;
+            check(&format!("margin.brackets[{i}].cum"), b.cum, b.cum >= 0.0, ">= 0")?;
+        }
+        let s = &self.strategy;
+        check("strategy.exit_funding_apr", s.exit_funding_apr, s.exit_funding_apr <= s.entry_funding_apr, "<= strategy.entry_funding_apr")?;
+        if s.lookback_settlements == 0 {
+            bail_input!("`strategy.lookback_settlements` = 0 is out of range: allowed >= 1");
+        }
+        if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
+            bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");
+        }
+        validate_run_name(&self.run.name)?;
+        Ok(())
+    }
+}
+
+/// A run name becomes a folder under the output directory: it must not escape it.
+pub fn validate_run_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if !ok {
+        bail_input!(
+            "`run.name` = {name:?} is not allowed: use 1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names a folder under the output directory)"
+        );
+    }
+    Ok(())
+}
+
+/// Parse a date (`2021-01-01`) or RFC 3339 time into epoch milliseconds (UTC).
+pub fn parse_time_ms(key: &str, text: &str) -> Result<i64> {
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.timestamp_millis());
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(dt) = date.and_hms_opt(0, 0, 0) {
+            return Ok(dt.and_utc().timestamp_millis());
+        }
+    }
+    Err(input_error!("`{key}` = {text:?} is not a date: use 2021-01-01 or 2021-01-01T08:00:00Z"))
+        .context("parsing the strategy window")
+}

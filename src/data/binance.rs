@@ -1,0 +1,123 @@
+//! Binance formats: public-data kline dumps (spot and USDⓈ-M, with or without a header row,
+//! ms or µs epochs, or ISO text as in REST exports), `fundingRate` monthly dumps, and REST
+//! funding exports (`symbol,funding_time,funding_rate,mark_price`).
+//!
+//! A kline's values are known at its close: `close_time` is the bar's last millisecond
+//! (…59.999), so the bar becomes known at `close_time + 1 ms`, the next round time.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::read::{expand_glob, read_csv_text};
+use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
+use crate::bail_input;
+use crate::config::{FundingFormat, FundingSource, PriceSource, TimeUnit};
+
+/// Kline column positions (the dump layout is positional; header names vary).
+const OPEN_TIME: usize = 0;
+const HIGH: usize = 2;
+const LOW: usize = 3;
+const CLOSE: usize = 4;
+const CLOSE_TIME: usize = 6;
+
+/// Load Binance kline CSVs (a file or a glob of monthly/daily dumps) as one bar series.
+pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+    let mut rows = BarRows::default();
+    for path in expand_glob(&source.path, &format!("{label} klines"))? {
+        let table = read_csv_text(&path, None)?;
+        let open = table.times_ms(table.column_at(OPEN_TIME, "open_time")?, source.time_unit)?;
+        let high = table.f64s(table.column_at(HIGH, "high")?)?;
+        let low = table.f64s(table.column_at(LOW, "low")?)?;
+        let close = table.f64s(table.column_at(CLOSE, "close")?)?;
+        let close_time = table.times_ms(table.column_at(CLOSE_TIME, "close_time")?, source.time_unit)?;
+        for i in 0..open.len() {
+            if close_time[i] < open[i] {
+                bail_input!(
+                    "{}: close_time {} is before open_time {}; is this a Binance kline file (open_time, open, high, low, close, volume, close_time, ...)?",
+                    table.locate(i),
+                    crate::time::format_ms(close_time[i]),
+                    crate::time::format_ms(open[i])
+                );
+            }
+            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i]], Origin { location: table.locate(i) }));
+        }
+        files.push(path);
+    }
+    rows.finish(label, warnings)
+}
+
+/// The instant a bar closing at `close_time_ms` is known: Binance stamps the bar's last
+/// millisecond (…999), so round that up to the bar boundary.
+pub fn known_at_close(close_time_ms: i64) -> i64 {
+    if (close_time_ms + 1) % 1000 == 0 {
+        close_time_ms + 1
+    } else {
+        close_time_ms
+    }
+}
+
+/// Round a settlement time to the nearest second (Binance's `calc_time` carries a few ms of jitter).
+pub fn round_to_second(ms: i64) -> i64 {
+    (ms + 500).div_euclid(1000) * 1000
+}
+
+/// Load Binance funding: `fundingRate` dumps or REST exports, a file or a glob.
+pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
+    let mut rows = FundingRows::default();
+    for path in expand_glob(&source.path, "funding")? {
+        let table = read_csv_text(&path, None)?;
+        match source.format {
+            FundingFormat::BinanceFunding => {
+                // calc_time, funding_interval_hours, last_funding_rate
+                let time = table.times_ms(table.column_at(0, "calc_time")?, source.time_unit)?;
+                let interval = table.f64s(table.column_at(1, "funding_interval_hours")?)?;
+                let rate = table.f64s(table.column_at(2, "last_funding_rate")?)?;
+                for i in 0..time.len() {
+                    rows.rows.push((round_to_second(time[i]), rate[i], interval[i], f64::NAN, Origin { location: table.locate(i) }));
+                }
+            }
+            _ => {
+                let symbols = table.strings(table.column("symbol")?)?;
+                let time = table.times_ms(table.column("funding_time")?, source.time_unit)?;
+                let rate = table.f64s(table.column("funding_rate")?)?;
+                let marks = match table.frame.column("mark_price") {
+                    Ok(column) => optional_f64s(&table, column)?,
+                    Err(_) => vec![f64::NAN; time.len()],
+                };
+                for i in 0..time.len() {
+                    if !symbols[i].eq_ignore_ascii_case(symbol) {
+                        bail_input!(
+                            "{}, column `symbol`: found {:?} but the config's data.symbol is {symbol:?}; one file must hold one symbol",
+                            table.locate(i),
+                            symbols[i]
+                        );
+                    }
+                    rows.rows.push((round_to_second(time[i]), rate[i], source.interval_hours.unwrap_or(f64::NAN), marks[i], Origin { location: table.locate(i) }));
+                }
+            }
+        }
+        files.push(path);
+    }
+    if source.time_unit == TimeUnit::Iso && source.format == FundingFormat::BinanceFunding {
+        warnings.push("funding: binance_funding dumps use ms epochs; time_unit = \"iso\" was honoured".into());
+    }
+    rows.finish(source.interval_hours, warnings)
+}
+
+/// A numeric column where empty cells mean "not given" (NaN); anything else must be a number.
+pub fn optional_f64s(table: &super::read::RawTable, column: &polars::prelude::Column) -> Result<Vec<f64>> {
+    let text = table.strings(column)?;
+    text.iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            if cell.is_empty() {
+                return Ok(f64::NAN);
+            }
+            match cell.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                _ => Err(crate::input_error!("{}, column `{}`: expected a number or an empty cell, found {cell:?}", table.locate(i), column.name())),
+            }
+        })
+        .collect()
+}

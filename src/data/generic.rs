@@ -1,0 +1,96 @@
+//! Generic CSV, Parquet or Feather files with the column mapping given in the config, and the
+//! staking APR series.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::read::{expand_glob, read_table};
+use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars, StakingSeries};
+use crate::config::{FundingSource, PriceSource, StakingSource};
+use crate::{bail_input, input_error};
+
+fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str> {
+    value.as_deref().ok_or_else(|| input_error!("format \"generic\" needs `{key}` (the column name) in the config"))
+}
+
+/// Load generic price bars. Bars stamped with their open time become known `bar_seconds` later.
+pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+    let close_name = required(&source.close_column, &format!("data.{label}.close_column"))?;
+    let shift_ms = match (&source.close_time_column, &source.open_time_column, source.bar_seconds) {
+        (Some(_), None, _) => 0,
+        (None, Some(_), Some(seconds)) if seconds > 0 => i64::from(seconds) * 1000,
+        (None, Some(_), _) => bail_input!("data.{label}: `open_time_column` needs `bar_seconds` > 0 (values are known at open + bar length)"),
+        _ => bail_input!("data.{label}: give exactly one of `close_time_column` or `open_time_column` (with `bar_seconds`)"),
+    };
+    let time_name = source.close_time_column.as_deref().or(source.open_time_column.as_deref()).unwrap_or_default();
+    let mut rows = BarRows::default();
+    for path in expand_glob(&source.path, &format!("{label} bars"))? {
+        let table = read_table(&path)?;
+        let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
+        let close = table.f64s(table.column(close_name)?)?;
+        let high = match &source.high_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => close.clone(),
+        };
+        let low = match &source.low_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => close.clone(),
+        };
+        for i in 0..time.len() {
+            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i]], Origin { location: table.locate(i) }));
+        }
+        files.push(path);
+    }
+    rows.finish(label, warnings)
+}
+
+/// Load generic funding settlements.
+pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
+    let time_name = required(&source.time_column, "data.funding.time_column")?;
+    let rate_name = required(&source.rate_column, "data.funding.rate_column")?;
+    let mut rows = FundingRows::default();
+    for path in expand_glob(&source.path, "funding")? {
+        let table = read_table(&path)?;
+        let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
+        let rate = table.f64s(table.column(rate_name)?)?;
+        let interval = match &source.interval_hours_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => vec![source.interval_hours.unwrap_or(f64::NAN); time.len()],
+        };
+        let mark = match &source.mark_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => vec![f64::NAN; time.len()],
+        };
+        for i in 0..time.len() {
+            rows.rows.push((super::binance::round_to_second(time[i]), rate[i], interval[i], mark[i], Origin { location: table.locate(i) }));
+        }
+        files.push(path);
+    }
+    rows.finish(source.interval_hours, warnings)
+}
+
+/// Load a staking APR series (decimal APR per row, known from the row's time on).
+pub fn load_staking(source: &StakingSource, files: &mut Vec<PathBuf>) -> Result<StakingSeries> {
+    let mut pairs: Vec<(i64, f64)> = Vec::new();
+    for path in expand_glob(&source.path, "staking")? {
+        let table = read_table(&path)?;
+        let time = table.times_ms(table.column(&source.time_column)?, source.time_unit)?;
+        let apr = table.f64s(table.column(&source.apr_column)?)?;
+        for i in 0..time.len() {
+            if !(0.0..=1.0).contains(&apr[i]) {
+                bail_input!(
+                    "{}, column `{}`: staking APR {} is outside [0, 1]; give it as a decimal (0.035 = 3.5 %)",
+                    table.locate(i),
+                    source.apr_column,
+                    apr[i]
+                );
+            }
+            pairs.push((time[i], apr[i]));
+        }
+        files.push(path);
+    }
+    pairs.sort_by_key(|p| p.0);
+    pairs.dedup_by_key(|p| p.0);
+    Ok(StakingSeries { ts_ms: pairs.iter().map(|p| p.0).collect(), apr: pairs.iter().map(|p| p.1).collect() })
+}

@@ -1,0 +1,272 @@
+//! Market data: loaders for each source format, the canonical tables they produce, validation,
+//! point-in-time alignment, and the synthetic sample generator.
+//!
+//! Every loader returns one of the canonical series below, with timestamps in epoch milliseconds
+//! (UTC) at the moment the values became known: a bar's close time, a settlement's time.
+
+pub mod align;
+pub mod binance;
+pub mod generic;
+pub mod read;
+pub mod synth;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::bail_input;
+use crate::config::{DataConfig, FundingFormat, PriceFormat, PriceSource};
+
+/// Price bars of one instrument, sorted by `ts_ms` with no duplicates.
+#[derive(Debug, Clone, Default)]
+pub struct PriceBars {
+    /// What the series is (`spot`, `perp`, `mark`), for messages.
+    pub label: String,
+    /// Time the bar's values became known (its close), epoch ms UTC.
+    pub ts_ms: Vec<i64>,
+    pub close: Vec<f64>,
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+}
+
+/// Funding settlements, sorted by `settle_ms` with no duplicates.
+#[derive(Debug, Clone, Default)]
+pub struct FundingSeries {
+    /// Settlement time, epoch ms UTC (Binance's few ms of jitter rounded to the second).
+    pub settle_ms: Vec<i64>,
+    /// Rate per interval, decimal; positive means longs pay shorts.
+    pub rate: Vec<f64>,
+    /// Length of the interval this rate covers, hours (read per row).
+    pub interval_hours: Vec<f64>,
+    /// Mark price at settlement where the source has it, else NaN.
+    pub mark_price: Vec<f64>,
+}
+
+/// Staking APR known from each time on.
+#[derive(Debug, Clone, Default)]
+pub struct StakingSeries {
+    pub ts_ms: Vec<i64>,
+    /// Decimal APR.
+    pub apr: Vec<f64>,
+}
+
+/// Everything a run loads, before alignment.
+#[derive(Debug, Clone, Default)]
+pub struct MarketData {
+    pub symbol: String,
+    pub synthetic: bool,
+    pub spot: PriceBars,
+    pub perp: PriceBars,
+    pub mark: Option<PriceBars>,
+    pub funding: FundingSeries,
+    pub staking: Option<StakingSeries>,
+    /// Every file read, for the manifest.
+    pub files: Vec<PathBuf>,
+    /// Repairs made and data-quality findings, for the terminal and the manifest.
+    pub warnings: Vec<String>,
+}
+
+/// Load every series the config names.
+pub fn load(config: &DataConfig) -> Result<MarketData> {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    let spot = load_prices(&config.spot, "spot", &mut files, &mut warnings)?;
+    let perp = load_prices(&config.perp, "perp", &mut files, &mut warnings)?;
+    let mark = match &config.mark {
+        Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
+        None => None,
+    };
+    let funding = match config.funding.format {
+        FundingFormat::BinanceFunding | FundingFormat::BinanceRest => {
+            binance::load_funding(&config.funding, &config.symbol, &mut files, &mut warnings)?
+        }
+        FundingFormat::Generic => generic::load_funding(&config.funding, &mut files, &mut warnings)?,
+    };
+    let staking = match &config.staking {
+        Some(source) => Some(generic::load_staking(source, &mut files)?),
+        None => None,
+    };
+    Ok(MarketData {
+        symbol: config.symbol.clone(),
+        synthetic: config.synthetic,
+        spot,
+        perp,
+        mark,
+        funding,
+        staking,
+        files,
+        warnings,
+    })
+}
+
+fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+    match source.format {
+        PriceFormat::BinanceKlines => binance::load_klines(source, label, files, warnings),
+        PriceFormat::Generic => generic::load_prices(source, label, files, warnings),
+    }
+}
+
+/// Where a row came from, for messages after files are merged.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub location: String,
+}
+
+/// Rows of a bar series gathered from one or more files.
+#[derive(Default)]
+pub struct BarRows {
+    pub rows: Vec<(i64, [f64; 3], Origin)>,
+}
+
+impl BarRows {
+    /// Check prices, sort by time, drop exact duplicates (overlapping dumps) and reject
+    /// conflicting ones.
+    pub fn finish(mut self, label: &str, warnings: &mut Vec<String>) -> Result<PriceBars> {
+        for (_, [close, high, low], origin) in &self.rows {
+            for (name, value) in [("close", close), ("high", high), ("low", low)] {
+                if *value <= 0.0 {
+                    bail_input!("{}: {label} {name} price {value} is not positive; prices must be > 0", origin.location);
+                }
+            }
+            if high < low {
+                bail_input!("{}: {label} bar high {high} is below its low {low}", origin.location);
+            }
+        }
+        self.rows.sort_by_key(|row| row.0);
+        let mut bars = PriceBars { label: label.to_string(), ..Default::default() };
+        let mut dropped = 0usize;
+        for i in 0..self.rows.len() {
+            let (ts, values, origin) = &self.rows[i];
+            if i > 0 && self.rows[i - 1].0 == *ts {
+                if self.rows[i - 1].1 == *values {
+                    dropped += 1;
+                    continue;
+                }
+                bail_input!(
+                    "{label} bars: two different rows for time {}: {} and {}. Remove one of the files or rows.",
+                    crate::time::format_ms(*ts),
+                    self.rows[i - 1].2.location,
+                    origin.location
+                );
+            }
+            bars.ts_ms.push(*ts);
+            bars.close.push(values[0]);
+            bars.high.push(values[1]);
+            bars.low.push(values[2]);
+        }
+        if dropped > 0 {
+            warnings.push(format!("{label}: dropped {dropped} duplicate bars (identical rows in overlapping files)"));
+        }
+        if bars.ts_ms.is_empty() {
+            bail_input!("{label}: no bars loaded");
+        }
+        Ok(bars)
+    }
+}
+
+/// Rows of a funding series gathered from one or more files: (settle_ms, rate, interval_hours
+/// or NaN, mark or NaN).
+#[derive(Default)]
+pub struct FundingRows {
+    pub rows: Vec<(i64, f64, f64, f64, Origin)>,
+}
+
+impl FundingRows {
+    /// Validate magnitudes, sort, de-duplicate, infer missing intervals from row spacing, and
+    /// report gaps (missing settlements are reported, never filled).
+    pub fn finish(mut self, default_interval_hours: Option<f64>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
+        if self.rows.is_empty() {
+            bail_input!("funding: no settlements loaded");
+        }
+        for (_, rate, interval, mark, origin) in &self.rows {
+            if rate.abs() > 0.1 {
+                bail_input!(
+                    "{}: funding rate {rate} is {}% per interval, beyond any venue's cap; rates must be decimals per interval (0.0001 = 0.01 %)",
+                    origin.location,
+                    rate * 100.0
+                );
+            }
+            if !interval.is_nan() && !(*interval > 0.0 && *interval <= 24.0) {
+                bail_input!("{}: funding interval {interval} h is out of range (0, 24]", origin.location);
+            }
+            if !mark.is_nan() && *mark <= 0.0 {
+                bail_input!("{}: mark price {mark} is not positive", origin.location);
+            }
+        }
+        let mut magnitudes: Vec<f64> = self.rows.iter().map(|r| r.1.abs()).collect();
+        magnitudes.sort_by(f64::total_cmp);
+        let median = magnitudes[magnitudes.len() / 2];
+        if median > 0.003 {
+            bail_input!(
+                "funding ({}...): the median |rate| is {median}, about 100x a typical decimal rate; the file looks like percent. Divide the rates by 100 (basis expects 0.0001 for 0.01 %).",
+                self.rows[0].4.location
+            );
+        }
+        self.rows.sort_by_key(|row| row.0);
+        let mut series = FundingSeries::default();
+        let mut dropped = 0usize;
+        for i in 0..self.rows.len() {
+            let (ts, rate, interval, mark, origin) = &self.rows[i];
+            if i > 0 && self.rows[i - 1].0 == *ts {
+                if self.rows[i - 1].1 == *rate {
+                    dropped += 1;
+                    continue;
+                }
+                bail_input!(
+                    "funding: two different rates for settlement {}: {} and {}",
+                    crate::time::format_ms(*ts),
+                    self.rows[i - 1].4.location,
+                    origin.location
+                );
+            }
+            series.settle_ms.push(*ts);
+            series.rate.push(*rate);
+            series.interval_hours.push(*interval);
+            series.mark_price.push(*mark);
+        }
+        if dropped > 0 {
+            warnings.push(format!("funding: dropped {dropped} duplicate settlements"));
+        }
+        infer_intervals(&mut series, default_interval_hours);
+        report_gaps(&series, warnings);
+        Ok(series)
+    }
+}
+
+/// Fill missing per-row intervals from the spacing to the previous settlement (rounded to whole
+/// hours, when it is a standard 1/2/4/8 h), else from the configured default, else 8 h.
+fn infer_intervals(series: &mut FundingSeries, default_hours: Option<f64>) {
+    let n = series.settle_ms.len();
+    for i in 0..n {
+        if !series.interval_hours[i].is_nan() {
+            continue;
+        }
+        let spacing = |a: usize, b: usize| ((series.settle_ms[b] - series.settle_ms[a]) as f64 / 3.6e6).round();
+        let guess = if i > 0 { spacing(i - 1, i) } else if n > 1 { spacing(0, 1) } else { 0.0 };
+        series.interval_hours[i] = if [1.0, 2.0, 4.0, 8.0].contains(&guess) { guess } else { default_hours.unwrap_or(8.0) };
+    }
+}
+
+/// Warn about settlements that are missing: a spacing longer than 1.5 × the row's interval.
+fn report_gaps(series: &FundingSeries, warnings: &mut Vec<String>) {
+    let mut gaps = Vec::new();
+    for i in 1..series.settle_ms.len() {
+        let spacing_h = (series.settle_ms[i] - series.settle_ms[i - 1]) as f64 / 3.6e6;
+        if spacing_h > 1.5 * series.interval_hours[i] {
+            gaps.push(format!(
+                "{} -> {} ({spacing_h:.0} h)",
+                crate::time::format_ms(series.settle_ms[i - 1]),
+                crate::time::format_ms(series.settle_ms[i])
+            ));
+        }
+    }
+    if !gaps.is_empty() {
+        let shown: Vec<&String> = gaps.iter().take(5).collect();
+        warnings.push(format!(
+            "funding: {} gap(s) with missing settlements (no funding is paid for them; nothing is filled): {}{}",
+            gaps.len(),
+            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            if gaps.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+}

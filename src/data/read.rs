@@ -1,0 +1,315 @@
+//! Reading tabular files into Polars and pulling typed, validated columns out of them.
+//!
+//! CSV files (plain, `.gz` or a Binance `.zip`) are read with every column as text, so that a bad
+//! cell is reported with its file, line and column instead of being coerced or dropped; Parquet and
+//! Feather files keep their types. Timestamps are normalised to epoch milliseconds (UTC).
+
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+
+use crate::config::TimeUnit;
+use crate::{bail_input, input_error};
+
+/// One file read into a frame, with what is needed to point at a line in it.
+pub struct RawTable {
+    /// The file the rows came from.
+    pub file: PathBuf,
+    /// The rows; CSV columns are all text.
+    pub frame: DataFrame,
+    /// Lines before the first data row (1 with a header, else 0).
+    pub header_lines: usize,
+    /// Whether the file is CSV (line numbers are meaningful) or columnar.
+    pub is_csv: bool,
+}
+
+impl RawTable {
+    /// Where row `index` (0-based) sits in the file, for error messages.
+    pub fn locate(&self, index: usize) -> String {
+        if self.is_csv {
+            format!("{}: line {}", self.file.display(), index + 1 + self.header_lines)
+        } else {
+            format!("{}: row {}", self.file.display(), index + 1)
+        }
+    }
+
+    /// The column called `name`, or an error that lists the columns the file has.
+    pub fn column(&self, name: &str) -> Result<&Column> {
+        self.frame.column(name).map_err(|_| {
+            let names: Vec<String> = self.frame.get_column_names().iter().map(|n| n.to_string()).collect();
+            input_error!(
+                "{}: missing column `{name}`; the file has columns [{}]. Check the column mapping in the config.",
+                self.file.display(),
+                names.join(", ")
+            )
+        })
+    }
+
+    /// The `index`-th column (for headerless files).
+    pub fn column_at(&self, index: usize, what: &str) -> Result<&Column> {
+        self.frame.columns().get(index).ok_or_else(|| {
+            input_error!(
+                "{}: expected at least {} columns ({what} is column {}), found {}",
+                self.file.display(),
+                index + 1,
+                index + 1,
+                self.frame.width()
+            )
+        })
+    }
+
+    /// A numeric column as finite f64 values; text is parsed, and an empty, non-numeric,
+    /// NaN or infinite cell is an error naming its line and column.
+    pub fn f64s(&self, column: &Column) -> Result<Vec<f64>> {
+        let name = column.name().to_string();
+        let series = column.as_materialized_series();
+        let mut out = Vec::with_capacity(series.len());
+        if let Ok(text) = series.str() {
+            for (i, cell) in text.iter().enumerate() {
+                let cell = cell.map(str::trim).unwrap_or("");
+                let value: f64 = cell.parse().map_err(|_| {
+                    input_error!(
+                        "{}, column `{name}`: expected a number, found {:?}",
+                        self.locate(i),
+                        cell
+                    )
+                })?;
+                out.push(self.finite(value, i, &name)?);
+            }
+        } else {
+            let cast = series
+                .cast(&DataType::Float64)
+                .map_err(|_| input_error!("{}: column `{name}` has type {}, expected a number", self.file.display(), series.dtype()))?;
+            for (i, value) in cast.f64()?.iter().enumerate() {
+                let value = value.ok_or_else(|| input_error!("{}, column `{name}`: empty cell, expected a number", self.locate(i)))?;
+                out.push(self.finite(value, i, &name)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn finite(&self, value: f64, index: usize, name: &str) -> Result<f64> {
+        if !value.is_finite() {
+            bail_input!("{}, column `{name}`: expected a finite number, found {value}", self.locate(index));
+        }
+        Ok(value)
+    }
+
+    /// A timestamp column as epoch milliseconds (UTC), from epoch numbers (s, ms or µs, detected
+    /// from their magnitude when `unit` is `Auto`), ISO-8601 text, or a Datetime column.
+    /// One file must use one unit throughout; mixing is an error naming the first odd row.
+    pub fn times_ms(&self, column: &Column, unit: TimeUnit) -> Result<Vec<i64>> {
+        let name = column.name().to_string();
+        let series = column.as_materialized_series();
+        if let DataType::Datetime(_, _) = series.dtype() {
+            let ms = series.cast(&DataType::Datetime(polars::prelude::TimeUnit::Milliseconds, None))?;
+            let ms = ms.cast(&DataType::Int64)?;
+            return ms
+                .i64()?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.ok_or_else(|| input_error!("{}, column `{name}`: empty timestamp", self.locate(i))))
+                .collect();
+        }
+        let text_owned;
+        let text = match series.str() {
+            Ok(text) => text,
+            Err(_) => {
+                text_owned = series.cast(&DataType::String)?;
+                text_owned.str()?
+            }
+        };
+        let mut out = Vec::with_capacity(text.len());
+        let mut file_unit: Option<TimeUnit> = None;
+        for (i, cell) in text.iter().enumerate() {
+            let cell = cell.map(str::trim).unwrap_or("");
+            if cell.is_empty() {
+                bail_input!("{}, column `{name}`: empty timestamp", self.locate(i));
+            }
+            let (ms, row_unit) = parse_time_cell(cell, unit).map_err(|why| {
+                input_error!("{}, column `{name}`: {why}, found {:?}", self.locate(i), cell)
+            })?;
+            match file_unit {
+                None => file_unit = Some(row_unit),
+                Some(first) if first != row_unit => bail_input!(
+                    "{}, column `{name}`: timestamp {cell} is in {} but earlier rows of this file are in {}; one file must use one unit (set time_unit in the config if detection is wrong)",
+                    self.locate(i),
+                    unit_name(row_unit),
+                    unit_name(first)
+                ),
+                Some(_) => {}
+            }
+            out.push(ms);
+        }
+        Ok(out)
+    }
+
+    /// A text column (e.g. a symbol), with empty cells as "".
+    pub fn strings(&self, column: &Column) -> Result<Vec<String>> {
+        let series = column.as_materialized_series().cast(&DataType::String)?;
+        Ok(series.str()?.iter().map(|v| v.unwrap_or("").trim().to_string()).collect())
+    }
+}
+
+/// Human name of a time unit, for messages.
+pub fn unit_name(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Auto => "auto",
+        TimeUnit::S => "seconds",
+        TimeUnit::Ms => "milliseconds",
+        TimeUnit::Us => "microseconds",
+        TimeUnit::Iso => "ISO-8601 text",
+    }
+}
+
+/// Parse one timestamp cell to epoch ms, returning the unit it was read in.
+pub fn parse_time_cell(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, TimeUnit), String> {
+    let is_epoch = cell.parse::<f64>().is_ok();
+    match unit {
+        TimeUnit::Iso => parse_iso_ms(cell).map(|ms| (ms, TimeUnit::Iso)),
+        TimeUnit::Auto if !is_epoch => parse_iso_ms(cell).map(|ms| (ms, TimeUnit::Iso)),
+        _ => {
+            let value: f64 = cell.parse().map_err(|_| "expected an epoch timestamp".to_string())?;
+            let unit = match unit {
+                TimeUnit::Auto => detect_epoch_unit(value.abs())?,
+                explicit => explicit,
+            };
+            let ms = match unit {
+                TimeUnit::S => value * 1e3,
+                TimeUnit::Ms => value,
+                _ => value / 1e3,
+            };
+            Ok((ms.floor() as i64, unit))
+        }
+    }
+}
+
+/// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
+fn detect_epoch_unit(value: f64) -> std::result::Result<TimeUnit, String> {
+    if (1e8..1e10).contains(&value) {
+        Ok(TimeUnit::S)
+    } else if (1e11..1e13).contains(&value) {
+        Ok(TimeUnit::Ms)
+    } else if (1e14..1e16).contains(&value) {
+        Ok(TimeUnit::Us)
+    } else {
+        Err("epoch timestamp of unrecognised magnitude (expected seconds ~1e9, milliseconds ~1e12 or microseconds ~1e15)".into())
+    }
+}
+
+/// Parse ISO-8601 / RFC 3339 text (`2021-01-01 00:00:00.002000+00:00`, `2021-01-01T00:00:00Z`,
+/// or a date). Text without a zone is read as UTC.
+pub fn parse_iso_ms(cell: &str) -> std::result::Result<i64, String> {
+    let err = || "expected an ISO-8601 time such as 2021-01-01 00:00:00+00:00".to_string();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(cell) {
+        return Ok(dt.timestamp_millis());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%:z"] {
+        if let Ok(dt) = chrono::DateTime::parse_from_str(cell, format) {
+            return Ok(dt.timestamp_millis());
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(cell, format) {
+            return Ok(dt.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(cell, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis()).ok_or_else(err);
+    }
+    Err(err())
+}
+
+/// Expand a path or glob into the sorted list of files it names; no match is an error.
+pub fn expand_glob(pattern: &str, what: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = glob::glob(pattern)
+        .map_err(|err| input_error!("{what}: bad path pattern {pattern:?}: {err}"))?
+        .filter_map(|entry| entry.ok())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail_input!(
+            "{what}: no file matches {pattern:?}. Check `path` in the config (relative paths are relative to the config file), or run `basis data synth` to regenerate the sample."
+        );
+    }
+    Ok(files)
+}
+
+/// Read a file's bytes, unpacking `.gz` and the first CSV in a `.zip`, and dropping a UTF-8 BOM.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let mut bytes = if name.ends_with(".gz") {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|err| input_error!("{}: not a valid gzip file ({err}); re-download it", path.display()))?;
+        out
+    } else if name.ends_with(".zip") {
+        let mut archive = ::zip::ZipArchive::new(Cursor::new(raw))
+            .map_err(|err| input_error!("{}: not a valid zip file ({err}); re-download it", path.display()))?;
+        let index = (0..archive.len())
+            .find(|&i| archive.by_index(i).map(|f| f.name().to_ascii_lowercase().ends_with(".csv")).unwrap_or(false))
+            .ok_or_else(|| input_error!("{}: the zip holds no .csv file", path.display()))?;
+        let mut entry = archive.by_index(index)?;
+        let mut out = Vec::new();
+        entry
+            .read_to_end(&mut out)
+            .map_err(|err| input_error!("{}: corrupt zip entry ({err}); re-download it", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
+    }
+    Ok(bytes)
+}
+
+/// Whether a CSV's first line is a header: its first field does not start with a digit.
+pub fn csv_has_header(bytes: &[u8]) -> bool {
+    let first = bytes.iter().position(|&b| b != b' ' && b != b'"').map(|i| bytes[i]);
+    !matches!(first, Some(b'0'..=b'9') | Some(b'-'))
+}
+
+/// Read a CSV file with every column as text. `has_header: None` detects it.
+pub fn read_csv_text(path: &Path, has_header: Option<bool>) -> Result<RawTable> {
+    let bytes = read_bytes(path)?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        bail_input!("{}: the file is empty; expected CSV rows", path.display());
+    }
+    let header = has_header.unwrap_or_else(|| csv_has_header(&bytes));
+    let frame = CsvReadOptions::default()
+        .with_has_header(header)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+        .map_err(|err| input_error!("{}: cannot parse as CSV: {err}", path.display()))?;
+    if frame.height() == 0 {
+        bail_input!("{}: the file has a header but no data rows", path.display());
+    }
+    Ok(RawTable { file: path.to_path_buf(), frame, header_lines: usize::from(header), is_csv: true })
+}
+
+/// Read CSV (as text), Parquet or Feather/IPC, chosen by the file extension.
+pub fn read_table(path: &Path) -> Result<RawTable> {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".parquet") || name.ends_with(".pq") {
+        let file = std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}", path.display()))?;
+        let frame = ParquetReader::new(file)
+            .finish()
+            .map_err(|err| input_error!("{}: not a readable Parquet file: {err}", path.display()))?;
+        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
+    }
+    if name.ends_with(".feather") || name.ends_with(".arrow") || name.ends_with(".ipc") {
+        let file = std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}", path.display()))?;
+        let frame = IpcReader::new(file)
+            .finish()
+            .map_err(|err| input_error!("{}: not a readable Feather/Arrow IPC file: {err}", path.display()))?;
+        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
+    }
+    read_csv_text(path, Some(true)).with_context(|| format!("reading {}", path.display()))
+}

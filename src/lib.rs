@@ -1,0 +1,20 @@
+//! basis: a backtester for delta-neutral basis (carry) trades on crypto perpetual futures.
+//!
+//! Data flows one way: [`data`] loads and aligns spot, perp and funding history into a
+//! [`data::align::MarketTimeline`]; [`engine`] simulates the carry over its slices and writes a
+//! [`ledger`]; [`metrics`] measures the run; [`backtest`] and [`output`] write it to
+//! `reports/<run>/`. [`cli`] is the command line.
+
+pub mod error;
+
+pub mod backtest;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod ledger;
+pub mod margin;
+pub mod metrics;
+pub mod output;
+pub mod strategy;
+pub mod time;

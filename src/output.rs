@@ -1,0 +1,112 @@
+//! Run directories that are never half-written and never silently overwritten.
+//!
+//! A run writes into a hidden temporary folder beside its destination (`reports/.name.tmp-PID`)
+//! and renames it into place only when every file is complete, so a killed run leaves nothing
+//! that looks like a report. An existing run is kept: the new one gets a suffixed name
+//! (`name-2`, `name-3`, ...) unless `--force` is given.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::config::validate_run_name;
+use crate::input_error;
+
+/// A run's output folder while it is being written.
+pub struct RunDir {
+    tmp: PathBuf,
+    destination: PathBuf,
+    force: bool,
+    committed: bool,
+}
+
+impl RunDir {
+    /// Prepare `<output_dir>/<name>` (or a free suffixed name) for writing.
+    pub fn create(output_dir: &Path, name: &str, force: bool) -> Result<RunDir> {
+        validate_run_name(name)?;
+        std::fs::create_dir_all(output_dir)
+            .map_err(|err| input_error!("cannot create the output folder {}: {err}", output_dir.display()))?;
+        let mut destination = output_dir.join(name);
+        if !force {
+            let mut k = 2;
+            while destination.exists() {
+                destination = output_dir.join(format!("{name}-{k}"));
+                k += 1;
+            }
+        }
+        let tmp = output_dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+        }
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(RunDir { tmp, destination, force, committed: false })
+    }
+
+    /// Where the run will be once committed.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// The temporary folder being written.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Write one file into the run.
+    pub fn write(&self, file: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.tmp.join(file);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Write a frame as Parquet (zstd) into the run.
+    pub fn write_parquet(&self, file: &str, frame: &mut DataFrame) -> Result<()> {
+        let path = self.tmp.join(file);
+        let handle = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        ParquetWriter::new(handle).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        Ok(())
+    }
+
+    /// Move the finished run into place.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        if self.destination.exists() && self.force {
+            let old = self.destination.with_file_name(format!(
+                ".{}.old-{}",
+                self.destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                std::process::id()
+            ));
+            std::fs::rename(&self.destination, &old).with_context(|| format!("moving aside {}", self.destination.display()))?;
+            std::fs::rename(&self.tmp, &self.destination).with_context(|| format!("renaming into {}", self.destination.display()))?;
+            std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        } else {
+            std::fs::rename(&self.tmp, &self.destination).with_context(|| format!("renaming into {}", self.destination.display()))?;
+        }
+        self.committed = true;
+        Ok(self.destination.clone())
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("hashing {}", path.display()))?;
+    let digest = Sha256::digest(&bytes);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Write a frame to a Parquet file atomically (temp file, then rename).
+pub fn write_parquet_atomic(path: &Path, frame: &mut DataFrame) -> Result<()> {
+    let tmp = path.with_extension("parquet.tmp");
+    let handle = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    ParquetWriter::new(handle).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Helpers shared by the integration tests: small hand-made timelines and configs.
+#![allow(dead_code)]
+
+use basis::config::{Bracket, Config, Direction, EntryMode, TopUpSource};
+use basis::data::align::{FundingEvent, MarketTimeline};
+use basis::engine::book::Costs;
+use basis::engine::EngineParams;
+use basis::margin::Brackets;
+use basis::strategy::EntryRule;
+
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 86_400_000;
+/// 2024-01-01 00:00:00 UTC.
+pub const T0: i64 = 1_704_067_200_000;
+
+/// A timeline with spot = perp = mark = `prices`, bar high/low given, one step per `step_ms`.
+pub fn flat_timeline(prices: &[f64], highs: &[f64], lows: &[f64], step_ms: i64) -> MarketTimeline {
+    let n = prices.len();
+    MarketTimeline {
+        symbol: "TEST".into(),
+        synthetic: true,
+        ts_ms: (0..n as i64).map(|i| T0 + i * step_ms).collect(),
+        spot: prices.to_vec(),
+        perp: prices.to_vec(),
+        mark: prices.to_vec(),
+        mark_high: highs.to_vec(),
+        mark_low: lows.to_vec(),
+        staking_apr: vec![0.0; n],
+        funding: Vec::new(),
+        funding_history: Vec::new(),
+        stale_spot_steps: 0,
+    }
+}
+
+/// A funding event paid at step `step` of `timeline` (settled exactly at that step's time).
+pub fn event_at(timeline: &MarketTimeline, step: usize, rate: f64, price: f64) -> FundingEvent {
+    FundingEvent { step, settle_ms: timeline.ts_ms[step], rate, interval_hours: 8.0, price }
+}
+
+/// Engine parameters with no costs, 1x leverage, no reserve, always-on long carry.
+pub fn plain_params(capital: f64) -> EngineParams {
+    EngineParams {
+        initial_capital: capital,
+        leverage: 1.0,
+        hedge_ratio: 1.0,
+        reserve_fraction: 0.0,
+        rebalance_delta_threshold: 0.5,
+        top_up_distance: 0.0,
+        top_up_source: TopUpSource::None,
+        borrow_apr: 0.0,
+        costs: Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 },
+        liquidation_fee_rate: 0.0125,
+        brackets: Brackets::new(vec![Bracket { notional_floor: 0.0, mmr: 0.004, cum: 0.0 }]),
+        entry: EntryRule {
+            mode: EntryMode::AlwaysOn,
+            direction: Direction::Long,
+            entry_funding_apr: 0.05,
+            exit_funding_apr: 0.0,
+            lookback_settlements: 3,
+        },
+        close_at_end: true,
+        reenter_after_liquidation: false,
+    }
+}
+
+/// Where the real exchange history lives (override with BASIS_REAL_DATA).
+pub fn real_data_dir() -> std::path::PathBuf {
+    match std::env::var("BASIS_REAL_DATA") {
+        Ok(dir) => dir.into(),
+        Err(_) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}
+
+/// Parse a config from TOML text with paths relative to the repository root.
+pub fn config_from(text: &str) -> Config {
+    Config::from_toml_str(text, "test", std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).expect("valid test config")
+}
+
+/// Assert two floats agree to `tol` (absolute).
+#[track_caller]
+pub fn assert_close(actual: f64, expected: f64, tol: f64) {
+    assert!((actual - expected).abs() <= tol, "expected {expected}, got {actual} (diff {})", actual - expected);
+}

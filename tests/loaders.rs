@@ -1,0 +1,209 @@
+//! Loaders on the real files in ../shared/data and on fixtures written here in the exact
+//! Binance layouts (headerless, µs, zipped, gzipped), plus the errors bad input must give.
+
+mod common;
+
+use std::io::Write;
+
+use basis::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeUnit};
+use basis::data::binance::{load_funding, load_klines};
+use basis::error::is_input_error;
+use common::*;
+
+fn kline_source(path: &str) -> PriceSource {
+    PriceSource {
+        format: PriceFormat::BinanceKlines,
+        path: path.into(),
+        close_time_column: None,
+        open_time_column: None,
+        bar_seconds: None,
+        time_unit: TimeUnit::Auto,
+        close_column: None,
+        high_column: None,
+        low_column: None,
+    }
+}
+
+fn funding_source(path: &str, format: FundingFormat) -> FundingSource {
+    FundingSource { format, path: path.into(), time_unit: TimeUnit::Auto, time_column: None, rate_column: None, interval_hours_column: None, interval_hours: None, mark_column: None }
+}
+
+fn ms(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+}
+
+#[test]
+fn binance_daily_iso_klines() {
+    let path = real_data_dir().join("binance-daily/spot_BTCUSDT_1d_20210101_20241231.csv");
+    let bars = load_klines(&kline_source(path.to_str().unwrap()), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.ts_ms.len(), 1461);
+    // Known at the close: the 2021-01-01 bar becomes known at 2021-01-02 00:00.
+    assert_eq!(bars.ts_ms[0], ms("2021-01-02T00:00:00Z"));
+    assert_eq!(*bars.ts_ms.last().unwrap(), ms("2025-01-01T00:00:00Z"));
+    assert_eq!(bars.close[0], 29331.69);
+    assert_eq!(bars.high[1], 33300.0);
+}
+
+#[test]
+fn binance_one_minute_perp_dump() {
+    let path = real_data_dir().join("binance-1m/AVAXUSDT-1m-2024-02.csv");
+    let bars = load_klines(&kline_source(path.to_str().unwrap()), "perp", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.ts_ms.len(), 41_760);
+    assert_eq!(bars.ts_ms[0], ms("2024-02-01T00:01:00Z"));
+    assert_eq!(bars.close[0], 33.264);
+    assert!(bars.ts_ms.windows(2).all(|w| w[1] - w[0] == 60_000));
+}
+
+#[test]
+fn binance_funding_dumps_glob_as_one_series() {
+    let pattern = real_data_dir().join("binance-funding/BTCUSDT-fundingRate-202[1-4]-*.csv");
+    let mut files = Vec::new();
+    let series = load_funding(&funding_source(pattern.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut files, &mut Vec::new()).unwrap();
+    assert_eq!(files.len(), 48);
+    assert_eq!(series.settle_ms.len(), 4383);
+    // calc_time 1609459200000 + jitter rounds to the settlement second.
+    assert_eq!(series.settle_ms[0], ms("2021-01-01T00:00:00Z"));
+    assert_eq!(*series.settle_ms.last().unwrap(), ms("2024-12-31T16:00:00Z"));
+    assert!(series.interval_hours.iter().all(|&h| h == 8.0));
+    // BTC's 2021 cap: +0.3 % per 8 h is the largest rate.
+    let max = series.rate.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(max, 0.003);
+}
+
+#[test]
+fn solusdt_ftx_week_has_2h_and_4h_settlements_per_row() {
+    let path = real_data_dir().join("binance-funding/SOLUSDT-fundingRate-2022-11.csv");
+    let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "SOLUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(series.settle_ms.len(), 165);
+    let count = |h: f64| series.interval_hours.iter().filter(|&&x| x == h).count();
+    assert_eq!((count(2.0), count(4.0), count(8.0)), (99, 2, 64));
+    let (i, min) = series.rate.iter().enumerate().fold((0, f64::MAX), |acc, (i, &r)| if r < acc.1 { (i, r) } else { acc });
+    assert_eq!(min, -0.02);
+    assert_eq!(series.settle_ms[i], ms("2022-11-09T20:00:00Z"));
+    assert_eq!(series.interval_hours[i], 4.0);
+}
+
+#[test]
+fn binance_rest_funding_with_marks() {
+    let path = real_data_dir().join("binance-daily/funding_BTCUSDT_20210101_20241231.csv");
+    let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceRest), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(series.settle_ms.len(), 4383);
+    let first_mark = series.mark_price.iter().position(|m| m.is_finite()).unwrap();
+    assert_eq!(series.settle_ms[first_mark], ms("2023-10-31T08:00:00Z"));
+    assert_eq!(series.mark_price[first_mark], 34149.46365245);
+    assert!(series.interval_hours.iter().all(|&h| h == 8.0), "intervals inferred from row spacing");
+    // A file of another symbol is refused.
+    let err = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceRest), "ETHUSDT", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(is_input_error(&err));
+    assert!(format!("{err:#}").contains("line 2, column `symbol`"), "{err:#}");
+}
+
+/// Two months of 1 h spot klines as Binance dumps them: headerless, ms in 2024, µs in 2025.
+fn write_spot_dumps(dir: &std::path::Path) {
+    let mut dec = String::new();
+    let mut jan = String::new();
+    let start = ms("2024-12-31T22:00:00Z");
+    for k in 0..4i64 {
+        let open = start + k * HOUR;
+        let close = open + HOUR - 1;
+        let price = 100.0 + k as f64;
+        if open < ms("2025-01-01T00:00:00Z") {
+            dec.push_str(&format!("{open},{price},{},{},{price},1,{close},100,1,0.5,50,0\n", price + 1.0, price - 1.0));
+        } else {
+            jan.push_str(&format!("{},{price},{},{},{price},1,{},100,1,0.5,50,0\n", open * 1000, price + 1.0, price - 1.0, close * 1000 + 999));
+        }
+    }
+    std::fs::write(dir.join("X-1h-2024-12.csv"), dec).unwrap();
+    std::fs::write(dir.join("X-1h-2025-01.csv"), jan).unwrap();
+}
+
+#[test]
+fn headerless_spot_dumps_switching_from_ms_to_us_load_as_one_series() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spot_dumps(dir.path());
+    let pattern = dir.path().join("X-1h-*.csv");
+    let bars = load_klines(&kline_source(pattern.to_str().unwrap()), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    let expected: Vec<i64> = (1..=4).map(|k| ms("2024-12-31T22:00:00Z") + k * HOUR).collect();
+    assert_eq!(bars.ts_ms, expected);
+    assert_eq!(bars.close, vec![100.0, 101.0, 102.0, 103.0]);
+}
+
+#[test]
+fn zipped_and_gzipped_dumps_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spot_dumps(dir.path());
+    let csv = std::fs::read(dir.path().join("X-1h-2024-12.csv")).unwrap();
+    // .zip, as data.binance.vision serves it
+    let zip_path = dir.path().join("Z-1h-2024-12.zip");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    writer.start_file("Z-1h-2024-12.csv", zip::write::SimpleFileOptions::default()).unwrap();
+    writer.write_all(&csv).unwrap();
+    writer.finish().unwrap();
+    let bars = load_klines(&kline_source(zip_path.to_str().unwrap()), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.close, vec![100.0, 101.0]);
+    // .gz
+    let gz_path = dir.path().join("G-1h-2024-12.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz_path).unwrap(), flate2::Compression::default());
+    encoder.write_all(&csv).unwrap();
+    encoder.finish().unwrap();
+    let bars = load_klines(&kline_source(gz_path.to_str().unwrap()), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.close, vec![100.0, 101.0]);
+    // A corrupt zip is an input error, not a panic.
+    std::fs::write(dir.path().join("bad.zip"), b"PK\x03\x04 not really").unwrap();
+    let err = load_klines(&kline_source(dir.path().join("bad.zip").to_str().unwrap()), "spot", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(is_input_error(&err) && format!("{err:#}").contains("not a valid zip"), "{err:#}");
+}
+
+/// Load a kline fixture and return the error text.
+fn kline_error(body: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, body).unwrap();
+    let err = load_klines(&kline_source(path.to_str().unwrap()), "perp", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(is_input_error(&err), "not an input error: {err:#}");
+    format!("{err:#}")
+}
+
+const HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n";
+
+#[test]
+fn bad_klines_are_refused_with_file_line_and_column() {
+    let good = "1706745600000,33.1,33.2,33.0,33.1,1,1706745659999,1,1,1,1,0\n";
+    let err = kline_error(&format!("{HEADER}{good}1706745660000,33.1,33.2,33.0,abc,1,1706745719999,1,1,1,1,0\n"));
+    assert!(err.contains("line 3, column `close`: expected a number, found \"abc\""), "{err}");
+    let err = kline_error(&format!("{HEADER}{good}1706745660000,33.1,33.2,33.0,-5,1,1706745719999,1,1,1,1,0\n"));
+    assert!(err.contains("line 3") && err.contains("not positive"), "{err}");
+    let err = kline_error(&format!("{HEADER}{good}1706745660000,33.1,33.2,33.0,NaN,1,1706745719999,1,1,1,1,0\n"));
+    assert!(err.contains("line 3, column `close`: expected a finite number"), "{err}");
+    let err = kline_error(&format!("{HEADER}{good}1706745660000000,33.1,33.2,33.0,33.1,1,1706745719999999,1,1,1,1,0\n"));
+    assert!(err.contains("line 3") && err.contains("microseconds") && err.contains("milliseconds"), "{err}");
+    let err = kline_error(HEADER);
+    assert!(err.contains("no data rows"), "{err}");
+    let err = kline_error("");
+    assert!(err.contains("empty"), "{err}");
+    let err = kline_error(&format!("{HEADER}{good}{}", good.replace("33.1,1,", "33.9,1,")));
+    assert!(err.contains("two different rows"), "{err}");
+}
+
+#[test]
+fn funding_in_percent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    let rows: String = (0..30).map(|k| format!("{},8,0.0{}\n", 1_700_000_000_000i64 + k * 8 * HOUR, k % 5 + 1)).collect();
+    std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
+    let err = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(format!("{err:#}").contains("looks like percent"), "{err:#}");
+}
+
+#[test]
+fn missing_settlements_are_reported_not_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    let times = [0i64, 8, 16, 40, 48];
+    let rows: String = times.iter().map(|h| format!("{},8,0.0001\n", 1_700_006_400_000i64 + h * HOUR)).collect();
+    std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
+    let mut warnings = Vec::new();
+    let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut warnings).unwrap();
+    assert_eq!(series.settle_ms.len(), 5);
+    assert!(warnings.iter().any(|w| w.contains("1 gap(s)") && w.contains("(24 h)")), "{warnings:?}");
+}
