@@ -132,10 +132,6 @@ proptest! {
         }
         let total_change = summary.final_equity - params.initial_capital;
         prop_assert!((total_change - summary.pnl.total()).abs() <= 1e-8 * params.initial_capital);
-        // The perp account can never hold a position with negative margin after a step.
-        for row in &ledger.rows {
-            prop_assert!(row.perp_qty == 0.0 || row.perp_margin > -1e-6 * params.initial_capital || row.liquidation_price.is_finite());
-        }
     }
 }
 
