@@ -111,52 +111,108 @@ impl Recorder for NoLedger {
     fn record(&mut self, _row: &StepRow) {}
 }
 
-/// Keeps every row.
+/// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
 #[derive(Default)]
 pub struct FullLedger {
-    pub rows: Vec<StepRow>,
+    ts_ms: Vec<i64>,
+    state: Vec<i32>,
+    events: Vec<i32>,
+    /// One vector per float field, in [`FullLedger::FLOAT_COLUMNS`] order.
+    floats: Vec<Vec<f64>>,
 }
 
 impl FullLedger {
+    /// Names of the float columns, in storage order.
+    pub const FLOAT_COLUMNS: [&'static str; 20] = [
+        "spot_price", "perp_price", "mark_price", "spot_qty", "perp_qty", "cash", "perp_margin", "equity",
+        "pnl_spot", "pnl_perp", "pnl_funding", "pnl_fees", "pnl_slippage", "pnl_staking", "pnl_borrow", "pnl_liquidation",
+        "pnl_total", "liquidation_price", "liquidation_distance", "funding_signal_apr",
+    ];
+
     /// A ledger with room for `steps` rows.
     pub fn with_capacity(steps: usize) -> Self {
-        Self { rows: Vec::with_capacity(steps) }
+        Self {
+            ts_ms: Vec::with_capacity(steps),
+            state: Vec::with_capacity(steps),
+            events: Vec::with_capacity(steps),
+            floats: (0..Self::FLOAT_COLUMNS.len()).map(|_| Vec::with_capacity(steps)).collect(),
+        }
     }
 
-    /// The ledger as a frame: `ts` (UTC), prices, positions, balances, equity, one `pnl_*`
-    /// column per component, liquidation price and distance, events and state.
-    pub fn to_frame(&self) -> Result<DataFrame> {
-        let n = self.rows.len();
-        let f = |get: fn(&StepRow) -> f64| -> Vec<f64> { self.rows.iter().map(get).collect() };
-        let ts: Vec<i64> = self.rows.iter().map(|r| r.ts_ms).collect();
-        let mut columns = vec![
-            Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
-            Column::new("spot_price".into(), f(|r| r.spot_price)),
-            Column::new("perp_price".into(), f(|r| r.perp_price)),
-            Column::new("mark_price".into(), f(|r| r.mark_price)),
-            Column::new("state".into(), self.rows.iter().map(|r| i32::from(r.state)).collect::<Vec<i32>>()),
-            Column::new("events".into(), self.rows.iter().map(|r| i32::from(r.events)).collect::<Vec<i32>>()),
-            Column::new("spot_qty".into(), f(|r| r.spot_qty)),
-            Column::new("perp_qty".into(), f(|r| r.perp_qty)),
-            Column::new("cash".into(), f(|r| r.cash)),
-            Column::new("perp_margin".into(), f(|r| r.perp_margin)),
-            Column::new("equity".into(), f(|r| r.equity)),
-        ];
-        for (k, name) in Pnl::NAMES.iter().enumerate() {
-            columns.push(Column::new(format!("pnl_{name}").into(), self.rows.iter().map(|r| r.pnl.values()[k]).collect::<Vec<f64>>()));
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ts_ms.len()
+    }
+
+    /// Whether the ledger is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ts_ms.is_empty()
+    }
+
+    /// Row `i` as a [`StepRow`].
+    pub fn row(&self, i: usize) -> StepRow {
+        let f = |k: usize| self.floats[k][i];
+        StepRow {
+            ts_ms: self.ts_ms[i],
+            spot_price: f(0),
+            perp_price: f(1),
+            mark_price: f(2),
+            state: self.state[i] as i8,
+            events: self.events[i] as u8,
+            spot_qty: f(3),
+            perp_qty: f(4),
+            cash: f(5),
+            perp_margin: f(6),
+            equity: f(7),
+            pnl: Pnl { spot: f(8), perp: f(9), funding: f(10), fees: f(11), slippage: f(12), staking: f(13), borrow: f(14), liquidation: f(15) },
+            liquidation_price: f(17),
+            liquidation_distance: f(18),
+            funding_signal_apr: f(19),
         }
-        columns.push(Column::new("pnl_total".into(), f(|r| r.pnl.total())));
-        columns.push(Column::new("liquidation_price".into(), f(|r| r.liquidation_price)));
-        columns.push(Column::new("liquidation_distance".into(), f(|r| r.liquidation_distance)));
-        columns.push(Column::new("funding_signal_apr".into(), f(|r| r.funding_signal_apr)));
-        Ok(DataFrame::new(n, columns)?)
+    }
+
+    /// Every row, in order.
+    pub fn rows(&self) -> impl Iterator<Item = StepRow> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
+
+    /// One float column by name (see [`FullLedger::FLOAT_COLUMNS`]).
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        Self::FLOAT_COLUMNS.iter().position(|c| *c == name).map(|k| self.floats[k].as_slice())
+    }
+
+    /// The ledger as a frame: `ts` (UTC), `state`, `events`, then the float columns.
+    pub fn to_frame(&self) -> Result<DataFrame> {
+        let mut columns = vec![
+            Column::new("ts".into(), &self.ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+            Column::new("state".into(), &self.state),
+            Column::new("events".into(), &self.events),
+        ];
+        for (name, values) in Self::FLOAT_COLUMNS.iter().zip(&self.floats) {
+            columns.push(Column::new((*name).into(), values));
+        }
+        Ok(DataFrame::new(self.len(), columns)?)
     }
 }
 
 impl Recorder for FullLedger {
     #[inline]
     fn record(&mut self, row: &StepRow) {
-        self.rows.push(*row);
+        if self.floats.is_empty() {
+            *self = Self::with_capacity(1024);
+        }
+        self.ts_ms.push(row.ts_ms);
+        self.state.push(i32::from(row.state));
+        self.events.push(i32::from(row.events));
+        let p = &row.pnl;
+        let values = [
+            row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity,
+            p.spot, p.perp, p.funding, p.fees, p.slippage, p.staking, p.borrow, p.liquidation,
+            p.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr,
+        ];
+        for (column, value) in self.floats.iter_mut().zip(values) {
+            column.push(value);
+        }
     }
 }
 

@@ -60,11 +60,11 @@ impl RunDir {
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Write a frame as Parquet (zstd) into the run.
+    /// Write a frame as Parquet (LZ4: about twice as fast to write as zstd, 15 % larger) into the run.
     pub fn write_parquet(&self, file: &str, frame: &mut DataFrame) -> Result<()> {
         let path = self.tmp.join(file);
         let handle = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        ParquetWriter::new(handle).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        ParquetWriter::new(handle).with_compression(ParquetCompression::Lz4Raw).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
         Ok(())
     }
 
@@ -106,7 +106,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 pub fn write_parquet_atomic(path: &Path, frame: &mut DataFrame) -> Result<()> {
     let tmp = path.with_extension("parquet.tmp");
     let handle = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(handle).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", tmp.display()))?;
+    ParquetWriter::new(handle).with_compression(ParquetCompression::Lz4Raw).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }

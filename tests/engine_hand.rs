@@ -21,19 +21,19 @@ fn funding_and_fees_at_constant_prices() {
 
     // Entry: q units cost 100 × 1.001 (spot + fee) plus 100 / 1x margin + 100 × 0.0005 perp fee.
     let q = 10_000.0 / (100.0 * 1.001 + 100.0 + 100.0 * 0.0005);
-    assert_close(ledger.rows[0].spot_qty, q, 1e-12);
-    assert_close(ledger.rows[0].perp_qty, -q, 1e-12);
-    assert_close(ledger.rows[0].pnl.fees, -q * 100.0 * 0.0015, 1e-9);
+    assert_close(ledger.row(0).spot_qty, q, 1e-12);
+    assert_close(ledger.row(0).perp_qty, -q, 1e-12);
+    assert_close(ledger.row(0).pnl.fees, -q * 100.0 * 0.0015, 1e-9);
     // The short receives rate × qty × price.
-    assert_close(ledger.rows[2].pnl.funding, q * 0.0001 * 100.0, 1e-12);
-    assert_eq!(ledger.rows[2].events & events::FUNDING, events::FUNDING);
-    assert_eq!(ledger.rows[1].pnl.funding, 0.0);
+    assert_close(ledger.row(2).pnl.funding, q * 0.0001 * 100.0, 1e-12);
+    assert_eq!(ledger.row(2).events & events::FUNDING, events::FUNDING);
+    assert_eq!(ledger.row(1).pnl.funding, 0.0);
     // Exit at the last step pays the same fees again.
-    assert_close(ledger.rows[3].pnl.fees, -q * 100.0 * 0.0015, 1e-9);
+    assert_close(ledger.row(3).pnl.fees, -q * 100.0 * 0.0015, 1e-9);
     let expected_final = 10_000.0 - 2.0 * q * 0.15 + q * 0.01;
     assert_close(summary.final_equity, expected_final, 1e-9);
-    assert_close(ledger.rows[3].spot_qty, 0.0, 1e-12);
-    assert_eq!(ledger.rows[3].state, state::FLAT);
+    assert_close(ledger.row(3).spot_qty, 0.0, 1e-12);
+    assert_eq!(ledger.row(3).state, state::FLAT);
     assert_eq!(summary.trades.len(), 4);
 }
 
@@ -47,7 +47,7 @@ fn slippage_is_booked_against_the_close() {
     let summary = engine::run(&timeline, &params, &mut ledger);
     // q × 200 × 1.001 (spot) + q × (200 + 200 × 0.0005) (margin and perp slippage) = 1000.
     let q = 1_000.0 / (200.0 * 1.001 + 200.0 + 200.0 * 0.0005);
-    assert_close(ledger.rows[0].pnl.slippage, -q * 200.0 * 0.0015, 1e-9);
+    assert_close(ledger.row(0).pnl.slippage, -q * 200.0 * 0.0015, 1e-9);
     let spot_buy = summary.trades.iter().find(|t| t.leg == "spot" && t.reason == TradeReason::Entry).unwrap();
     assert_close(spot_buy.fill_price, 200.2, 1e-12);
     let perp_sell = summary.trades.iter().find(|t| t.leg == "perp" && t.reason == TradeReason::Entry).unwrap();
@@ -67,11 +67,11 @@ fn staking_accrues_in_the_asset_and_triggers_a_rehedge() {
     let summary = engine::run(&timeline, &params, &mut ledger);
     let q = 20_000.0 / 200.0;
     let earned = q * 0.0365 / 365.0;
-    assert_close(ledger.rows[1].pnl.staking, earned * 100.0, 1e-9);
-    assert_close(ledger.rows[1].spot_qty, q + earned, 1e-12);
+    assert_close(ledger.row(1).pnl.staking, earned * 100.0, 1e-9);
+    assert_close(ledger.row(1).spot_qty, q + earned, 1e-12);
     // The hedge is restored to −spot quantity by selling `earned` more perp.
-    assert_eq!(ledger.rows[1].events & events::REBALANCE, events::REBALANCE);
-    assert_close(ledger.rows[1].perp_qty, -(q + earned), 1e-12);
+    assert_eq!(ledger.row(1).events & events::REBALANCE, events::REBALANCE);
+    assert_close(ledger.row(1).perp_qty, -(q + earned), 1e-12);
     let rebalance = summary.trades.iter().find(|t| t.reason == TradeReason::Rebalance).unwrap();
     assert_close(rebalance.qty, -earned, 1e-12);
     assert_eq!(summary.rebalances, 2);
@@ -90,9 +90,9 @@ fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged() {
     let margin = q * 50.0;
     // Short liquidation price: margin + q (100 − P) = q P × 0.004.
     let liq = (margin + q * 100.0) / (q * 1.004);
-    assert_close(ledger.rows[0].liquidation_price, liq, 1e-9);
+    assert_close(ledger.row(0).liquidation_price, liq, 1e-9);
     assert!(liq > 149.0 && liq < 150.0, "liq {liq}");
-    let row = &ledger.rows[1];
+    let row = &ledger.row(1);
     assert_eq!(row.events & events::LIQUIDATION, events::LIQUIDATION);
     assert_eq!(row.state, state::UNHEDGED_SPOT);
     assert_eq!(summary.liquidations, 1);
@@ -104,9 +104,9 @@ fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged() {
     assert_eq!(row.perp_qty, 0.0);
     assert_close(row.equity, q * 150.0, 1e-9);
     // Afterwards the spot is unhedged: the fall to 100 is all loss.
-    assert_close(ledger.rows[2].pnl.spot, -q * 50.0, 1e-9);
-    assert_close(ledger.rows[2].equity, q * 100.0, 1e-9);
-    assert_eq!(ledger.rows[2].state, state::UNHEDGED_SPOT);
+    assert_close(ledger.row(2).pnl.spot, -q * 50.0, 1e-9);
+    assert_close(ledger.row(2).equity, q * 100.0, 1e-9);
+    assert_eq!(ledger.row(2).state, state::UNHEDGED_SPOT);
 }
 
 #[test]
@@ -126,12 +126,12 @@ fn reserve_top_up_keeps_the_short_alive() {
     let liq = (20.0 + 130.0) / 1.004;
     assert!(liq / 130.0 - 1.0 < 0.15);
     // Top-up restores margin to notional / leverage = q × 65, moving q × 45 from the reserve.
-    assert_eq!(ledger.rows[1].events & events::TOP_UP, events::TOP_UP);
-    assert_close(ledger.rows[1].perp_margin, q * 65.0, 1e-9);
-    assert_close(ledger.rows[1].cash, 4_000.0 - q * 45.0, 1e-9);
+    assert_eq!(ledger.row(1).events & events::TOP_UP, events::TOP_UP);
+    assert_close(ledger.row(1).perp_margin, q * 65.0, 1e-9);
+    assert_close(ledger.row(1).cash, 4_000.0 - q * 45.0, 1e-9);
     assert_eq!(summary.liquidations, 0);
     assert_eq!(summary.top_ups, 1);
-    assert_close(ledger.rows[2].perp_margin, q * 45.0, 1e-9);
+    assert_close(ledger.row(2).perp_margin, q * 45.0, 1e-9);
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn settlement_is_paid_on_the_position_held_before_the_step() {
     let summary = engine::run(&timeline, &params, &mut ledger);
     let q = 1_000.0 / 100.0;
     // Negative funding: the short pays rate × qty × the price given with the settlement.
-    assert_close(ledger.rows[1].pnl.funding, -q * 0.0002 * 49.0, 1e-12);
+    assert_close(ledger.row(1).pnl.funding, -q * 0.0002 * 49.0, 1e-12);
     assert_eq!(summary.settlements.len(), 1);
     assert_close(summary.settlements[0].perp_qty, -q, 1e-12);
 }
@@ -161,13 +161,13 @@ fn reverse_carry_earns_negative_funding_and_pays_borrow() {
     let mut ledger = FullLedger::default();
     engine::run(&timeline, &params, &mut ledger);
     let q = 10_000.0 / 200.0;
-    assert_close(ledger.rows[0].spot_qty, -q, 1e-12);
-    assert_close(ledger.rows[0].perp_qty, q, 1e-12);
+    assert_close(ledger.row(0).spot_qty, -q, 1e-12);
+    assert_close(ledger.row(0).perp_qty, q, 1e-12);
     // Long perp receives when the rate is negative.
-    assert_close(ledger.rows[1].pnl.funding, q * 0.001 * 100.0, 1e-12);
+    assert_close(ledger.row(1).pnl.funding, q * 0.001 * 100.0, 1e-12);
     // Borrow accrues 7.3 % / 365 = 0.02 % of the borrowed quantity per day.
-    assert_close(ledger.rows[1].pnl.borrow, -q * 0.0002 * 100.0, 1e-9);
-    assert_eq!(ledger.rows[1].state, state::REVERSE_CARRY);
+    assert_close(ledger.row(1).pnl.borrow, -q * 0.0002 * 100.0, 1e-9);
+    assert_eq!(ledger.row(1).state, state::REVERSE_CARRY);
 }
 
 #[test]
@@ -183,8 +183,8 @@ fn threshold_entry_uses_settled_rates_only() {
     let mut ledger = FullLedger::default();
     engine::run(&timeline, &params, &mut ledger);
     // At step 0 only two rates are known: no signal, stay flat. At step 1 the third has settled.
-    assert!(ledger.rows[0].funding_signal_apr.is_nan());
-    assert_eq!(ledger.rows[0].state, state::FLAT);
-    assert_close(ledger.rows[1].funding_signal_apr, 0.3285, 1e-12);
-    assert_eq!(ledger.rows[1].state, state::LONG_CARRY);
+    assert!(ledger.row(0).funding_signal_apr.is_nan());
+    assert_eq!(ledger.row(0).state, state::FLAT);
+    assert_close(ledger.row(1).funding_signal_apr, 0.3285, 1e-12);
+    assert_eq!(ledger.row(1).state, state::LONG_CARRY);
 }

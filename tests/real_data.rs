@@ -69,7 +69,7 @@ fn check_funding(
     settlements: &[(i64, f64, f64, f64)],
     engine_funding: f64,
 ) -> (usize, BTreeMap<i32, f64>) {
-    let ts: Vec<i64> = ledger.rows.iter().map(|r| r.ts_ms).collect();
+    let ts: Vec<i64> = ledger.rows().map(|r| r.ts_ms).collect();
     let (first, last) = (ts[0], *ts.last().unwrap());
     let mut expected = 0.0;
     let mut count = 0;
@@ -83,7 +83,7 @@ fn check_funding(
         let price = if mark.is_finite() { mark } else { bar.1 };
         // Quantity held going into the settlement: the row before the first step at or after it.
         let step = ts.partition_point(|&x| x < t);
-        let qty = ledger.rows[step - 1].perp_qty;
+        let qty = ledger.row(step - 1).perp_qty;
         assert!(qty < 0.0, "the always-on carry holds a short at every settlement");
         expected += -qty * rate * price;
         count += 1;
@@ -147,7 +147,7 @@ fn btc_always_on_carry_2021_2024_funding_matches_the_raw_files() {
     }
     // BTC funding was rich in 2021 and thin in 2022 (VENUES.md §4.2 cites +15 %/yr 2020-24 mean).
     assert!(aprs[&2021] > 0.15 && aprs[&2022] < 0.05, "{aprs:?}");
-    let ledger_funding: f64 = result.ledger.rows.iter().map(|r| r.pnl.funding).sum();
+    let ledger_funding: f64 = result.ledger.rows().map(|r| r.pnl.funding).sum();
     assert_close(ledger_funding, result.metrics.funding_pnl, 1e-6);
 }
 

@@ -26,6 +26,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
     let mut rows = BarRows::default();
     for path in expand_glob(&source.path, &format!("{label} klines"))? {
         let table = read_csv_text(&path, None)?;
+        let file = rows.sources.add(&table);
         let open = table.times_ms(table.column_at(OPEN_TIME, "open_time")?, source.time_unit)?;
         let high = table.f64s(table.column_at(HIGH, "high")?)?;
         let low = table.f64s(table.column_at(LOW, "low")?)?;
@@ -40,7 +41,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
                     crate::time::format_ms(open[i])
                 );
             }
-            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i]], Origin { location: table.locate(i) }));
+            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }
@@ -67,6 +68,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
     let mut rows = FundingRows::default();
     for path in expand_glob(&source.path, "funding")? {
         let table = read_csv_text(&path, None)?;
+        let file = rows.sources.add(&table);
         match source.format {
             FundingFormat::BinanceFunding => {
                 // calc_time, funding_interval_hours, last_funding_rate
@@ -74,7 +76,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
                 let interval = table.f64s(table.column_at(1, "funding_interval_hours")?)?;
                 let rate = table.f64s(table.column_at(2, "last_funding_rate")?)?;
                 for i in 0..time.len() {
-                    rows.rows.push((round_to_second(time[i]), rate[i], interval[i], f64::NAN, Origin { location: table.locate(i) }));
+                    rows.rows.push((round_to_second(time[i]), rate[i], interval[i], f64::NAN, Origin { file, row: i as u32 }));
                 }
             }
             _ => {
@@ -93,7 +95,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
                             symbols[i]
                         );
                     }
-                    rows.rows.push((round_to_second(time[i]), rate[i], source.interval_hours.unwrap_or(f64::NAN), marks[i], Origin { location: table.locate(i) }));
+                    rows.rows.push((round_to_second(time[i]), rate[i], source.interval_hours.unwrap_or(f64::NAN), marks[i], Origin { file, row: i as u32 }));
                 }
             }
         }

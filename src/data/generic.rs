@@ -27,6 +27,7 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
     let mut rows = BarRows::default();
     for path in expand_glob(&source.path, &format!("{label} bars"))? {
         let table = read_table(&path)?;
+        let file = rows.sources.add(&table);
         let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
         let close = table.f64s(table.column(close_name)?)?;
         let high = match &source.high_column {
@@ -38,7 +39,7 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
             None => close.clone(),
         };
         for i in 0..time.len() {
-            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i]], Origin { location: table.locate(i) }));
+            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }
@@ -52,6 +53,7 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
     let mut rows = FundingRows::default();
     for path in expand_glob(&source.path, "funding")? {
         let table = read_table(&path)?;
+        let file = rows.sources.add(&table);
         let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
         let rate = table.f64s(table.column(rate_name)?)?;
         let interval = match &source.interval_hours_column {
@@ -63,7 +65,7 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
             None => vec![f64::NAN; time.len()],
         };
         for i in 0..time.len() {
-            rows.rows.push((super::binance::round_to_second(time[i]), rate[i], interval[i], mark[i], Origin { location: table.locate(i) }));
+            rows.rows.push((super::binance::round_to_second(time[i]), rate[i], interval[i], mark[i], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }

@@ -106,15 +106,41 @@ fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warn
     }
 }
 
-/// Where a row came from, for messages after files are merged.
-#[derive(Debug, Clone)]
+/// Where a row came from (file index, 0-based row), for messages after files are merged.
+#[derive(Debug, Clone, Copy)]
 pub struct Origin {
-    pub location: String,
+    pub file: u32,
+    pub row: u32,
+}
+
+/// The files rows were read from, to turn an [`Origin`] into "file: line N" only when an
+/// error needs it (formatting every row's location is slower than loading it).
+#[derive(Default)]
+pub struct Sources {
+    files: Vec<(PathBuf, usize, bool)>,
+}
+
+impl Sources {
+    /// Register a table's file; returns its index for [`Origin`]s.
+    pub fn add(&mut self, table: &read::RawTable) -> u32 {
+        self.files.push((table.file.clone(), table.header_lines, table.is_csv));
+        (self.files.len() - 1) as u32
+    }
+
+    /// "file: line N" (CSV) or "file: row N" (columnar) of an origin.
+    pub fn locate(&self, origin: Origin) -> String {
+        match self.files.get(origin.file as usize) {
+            Some((file, header, true)) => format!("{}: line {}", file.display(), origin.row as usize + 1 + header),
+            Some((file, _, false)) => format!("{}: row {}", file.display(), origin.row + 1),
+            None => "?".into(),
+        }
+    }
 }
 
 /// Rows of a bar series gathered from one or more files.
 #[derive(Default)]
 pub struct BarRows {
+    pub sources: Sources,
     pub rows: Vec<(i64, [f64; 3], Origin)>,
 }
 
@@ -125,14 +151,16 @@ impl BarRows {
         for (_, [close, high, low], origin) in &self.rows {
             for (name, value) in [("close", close), ("high", high), ("low", low)] {
                 if *value <= 0.0 {
-                    bail_input!("{}: {label} {name} price {value} is not positive; prices must be > 0", origin.location);
+                    bail_input!("{}: {label} {name} price {value} is not positive; prices must be > 0", self.sources.locate(*origin));
                 }
             }
             if high < low {
-                bail_input!("{}: {label} bar high {high} is below its low {low}", origin.location);
+                bail_input!("{}: {label} bar high {high} is below its low {low}", self.sources.locate(*origin));
             }
         }
-        self.rows.sort_by_key(|row| row.0);
+        if !self.rows.is_sorted_by_key(|row| row.0) {
+            self.rows.sort_by_key(|row| row.0);
+        }
         let mut bars = PriceBars { label: label.to_string(), ..Default::default() };
         let mut dropped = 0usize;
         for i in 0..self.rows.len() {
@@ -145,8 +173,8 @@ impl BarRows {
                 bail_input!(
                     "{label} bars: two different rows for time {}: {} and {}. Remove one of the files or rows.",
                     crate::time::format_ms(*ts),
-                    self.rows[i - 1].2.location,
-                    origin.location
+                    self.sources.locate(self.rows[i - 1].2),
+                    self.sources.locate(*origin)
                 );
             }
             bars.ts_ms.push(*ts);
@@ -168,6 +196,7 @@ impl BarRows {
 /// or NaN, mark or NaN).
 #[derive(Default)]
 pub struct FundingRows {
+    pub sources: Sources,
     pub rows: Vec<(i64, f64, f64, f64, Origin)>,
 }
 
@@ -182,15 +211,15 @@ impl FundingRows {
             if rate.abs() > 0.1 {
                 bail_input!(
                     "{}: funding rate {rate} is {}% per interval, beyond any venue's cap; rates must be decimals per interval (0.0001 = 0.01 %)",
-                    origin.location,
+                    self.sources.locate(*origin),
                     rate * 100.0
                 );
             }
             if !interval.is_nan() && !(*interval > 0.0 && *interval <= 24.0) {
-                bail_input!("{}: funding interval {interval} h is out of range (0, 24]", origin.location);
+                bail_input!("{}: funding interval {interval} h is out of range (0, 24]", self.sources.locate(*origin));
             }
             if !mark.is_nan() && *mark <= 0.0 {
-                bail_input!("{}: mark price {mark} is not positive", origin.location);
+                bail_input!("{}: mark price {mark} is not positive", self.sources.locate(*origin));
             }
         }
         let mut magnitudes: Vec<f64> = self.rows.iter().map(|r| r.1.abs()).collect();
@@ -199,7 +228,7 @@ impl FundingRows {
         if median > 0.003 {
             bail_input!(
                 "funding ({}...): the median |rate| is {median}, about 100x a typical decimal rate; the file looks like percent. Divide the rates by 100 (basis expects 0.0001 for 0.01 %).",
-                self.rows[0].4.location
+                self.sources.locate(self.rows[0].4)
             );
         }
         self.rows.sort_by_key(|row| row.0);
@@ -215,8 +244,8 @@ impl FundingRows {
                 bail_input!(
                     "funding: two different rates for settlement {}: {} and {}",
                     crate::time::format_ms(*ts),
-                    self.rows[i - 1].4.location,
-                    origin.location
+                    self.sources.locate(self.rows[i - 1].4),
+                    self.sources.locate(*origin)
                 );
             }
             series.settle_ms.push(*ts);

@@ -113,6 +113,9 @@ impl RawTable {
                 .map(|(i, v)| v.ok_or_else(|| input_error!("{}, column `{name}`: empty timestamp", self.locate(i))))
                 .collect();
         }
+        if series.dtype().is_primitive_numeric() {
+            return self.numeric_times_ms(series, unit);
+        }
         let text_owned;
         let text = match series.str() {
             Ok(text) => text,
@@ -142,6 +145,41 @@ impl RawTable {
                 Some(_) => {}
             }
             out.push(ms);
+        }
+        Ok(out)
+    }
+
+    /// Epoch numbers (Parquet/Feather integer or float columns) to ms, one unit per file.
+    fn numeric_times_ms(&self, series: &Series, unit: TimeUnit) -> Result<Vec<i64>> {
+        let name = series.name().to_string();
+        let values = series.cast(&DataType::Float64)?;
+        let values = values.f64()?;
+        let mut out = Vec::with_capacity(values.len());
+        let mut file_unit = if unit == TimeUnit::Auto { None } else { Some(unit) };
+        for (i, value) in values.iter().enumerate() {
+            let value = value.ok_or_else(|| input_error!("{}, column `{name}`: empty timestamp", self.locate(i)))?;
+            let row_unit = match unit {
+                TimeUnit::Auto => detect_epoch_unit(value.abs())
+                    .map_err(|why| input_error!("{}, column `{name}`: {why}, found {value}", self.locate(i)))?,
+                TimeUnit::Iso => bail_input!("{}: column `{name}` holds numbers, but time_unit is \"iso\"", self.file.display()),
+                explicit => explicit,
+            };
+            match file_unit {
+                None => file_unit = Some(row_unit),
+                Some(first) if first != row_unit => bail_input!(
+                    "{}, column `{name}`: timestamp {value} is in {} but earlier rows of this file are in {}; one file must use one unit",
+                    self.locate(i),
+                    unit_name(row_unit),
+                    unit_name(first)
+                ),
+                Some(_) => {}
+            }
+            let ms = match row_unit {
+                TimeUnit::S => value * 1e3,
+                TimeUnit::Us => value / 1e3,
+                _ => value,
+            };
+            out.push(ms.floor() as i64);
         }
         Ok(out)
     }

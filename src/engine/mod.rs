@@ -230,6 +230,9 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
     let mut peak_ms = ts[0];
     let mut day = ts[0].div_euclid(MS_PER_DAY);
     let brackets = &params.brackets;
+    // The book does not change between one step's end and the next step's start, so the
+    // liquidation price computed for a row is the one the next bar is checked against.
+    let mut liquidation_price_carried = f64::NAN;
 
     for i in 0..n {
         let at = Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] };
@@ -240,7 +243,7 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             // 1. Intrabar liquidation at the bar's worst mark, on the margin known before the bar.
             let qty = sim.book.perp_qty;
             if qty != 0.0 {
-                let liq = brackets.liquidation_price(qty, sim.book.perp_margin, mark_prev);
+                let liq = liquidation_price_carried;
                 let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
                 if touched {
                     // Closed at the liquidation price, or at the bar's start if already past it.
@@ -326,6 +329,7 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         let wanted = if last && params.close_at_end { Target::Flat } else { params.entry.target(current, signal_apr) };
         let reason = if last && params.close_at_end { TradeReason::Final } else { TradeReason::Exit };
         let trades_before = sim.trades.len();
+        let mut liquidation_price_now = None;
         match sim.held {
             Held::Unhedged => {
                 if wanted == Target::Flat && (last && params.close_at_end || params.entry.mode != crate::config::EntryMode::AlwaysOn) {
@@ -361,6 +365,8 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
                 if sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), &mut pnl) {
                     flags |= events::TOP_UP;
                     summary.top_ups += 1;
+                } else {
+                    liquidation_price_now = Some(liq);
                 }
             }
             Held::Flat => {}
@@ -369,7 +375,8 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             summary.traded_notional += (trade.qty * trade.fill_price).abs();
         }
 
-        let liquidation_price = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
+        let liquidation_price = liquidation_price_now.unwrap_or_else(|| brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
+        liquidation_price_carried = liquidation_price;
         let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
         if distance < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !distance.is_nan()) {
             summary.min_liquidation_distance = distance;
