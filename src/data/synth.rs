@@ -88,8 +88,10 @@ fn regimes(days: f64) -> Vec<Regime> {
     let d = |fraction: f64| fraction * days;
     vec![
         Regime { until_day: d(0.33), drift_per_year: 0.25, vol_per_year: 0.45, premium_mean: 0.00025 },
-        Regime { until_day: d(0.45), drift_per_year: -1.2, vol_per_year: 0.65, premium_mean: -0.0004 },
-        Regime { until_day: d(0.50), drift_per_year: 9.0, vol_per_year: 0.85, premium_mean: 0.0030 },
+        // The ±0.05 % clamp maps premiums in [-0.04 %, +0.06 %] to the 0.01 % interest rate, so a
+        // negative-funding regime needs a premium well below -0.04 %.
+        Regime { until_day: d(0.45), drift_per_year: -1.2, vol_per_year: 0.65, premium_mean: -0.0011 },
+        Regime { until_day: d(0.50), drift_per_year: 9.0, vol_per_year: 0.85, premium_mean: 0.0040 },
         Regime { until_day: d(1.0), drift_per_year: 0.0, vol_per_year: 0.40, premium_mean: 0.00012 },
     ]
 }
