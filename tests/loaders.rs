@@ -207,3 +207,38 @@ fn missing_settlements_are_reported_not_filled() {
     assert_eq!(series.settle_ms.len(), 5);
     assert!(warnings.iter().any(|w| w.contains("1 gap(s)") && w.contains("(24 h)")), "{warnings:?}");
 }
+
+#[test]
+fn generic_csv_and_parquet_with_a_column_mapping() {
+    use basis::data::generic;
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    // Bars stamped with their open time: known one bar (3600 s) later.
+    std::fs::write(dir.path().join("bars.csv"), "open_ts,px,hi,lo\n2024-01-01T00:00:00Z,10,11,9\n2024-01-01T01:00:00Z,12,13,11\n").unwrap();
+    let mut source = kline_source(dir.path().join("bars.csv").to_str().unwrap());
+    source.format = PriceFormat::Generic;
+    source.open_time_column = Some("open_ts".into());
+    source.bar_seconds = Some(3600);
+    source.close_column = Some("px".into());
+    source.high_column = Some("hi".into());
+    source.low_column = Some("lo".into());
+    let bars = generic::load_prices(&source, "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.ts_ms, vec![ms("2024-01-01T01:00:00Z"), ms("2024-01-01T02:00:00Z")]);
+    assert_eq!((bars.close.clone(), bars.high.clone(), bars.low.clone()), (vec![10.0, 12.0], vec![11.0, 13.0], vec![9.0, 11.0]));
+    // A missing mapped column names the file's columns.
+    source.close_column = Some("close".into());
+    let err = generic::load_prices(&source, "spot", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(format!("{err:#}").contains("missing column `close`; the file has columns [open_ts, px, hi, lo]"), "{err:#}");
+
+    // Parquet funding with epoch-second times and a per-row interval column.
+    let mut frame = df!("t" => [1_704_067_200i64, 1_704_081_600], "r" => [0.0001f64, -0.0002], "h" => [4.0f64, 4.0]).unwrap();
+    ParquetWriter::new(std::fs::File::create(dir.path().join("f.parquet")).unwrap()).finish(&mut frame).unwrap();
+    let mut funding = funding_source(dir.path().join("f.parquet").to_str().unwrap(), FundingFormat::Generic);
+    funding.time_column = Some("t".into());
+    funding.rate_column = Some("r".into());
+    funding.interval_hours_column = Some("h".into());
+    let series = generic::load_funding(&funding, &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(series.settle_ms, vec![ms("2024-01-01T00:00:00Z"), ms("2024-01-01T04:00:00Z")]);
+    assert_eq!(series.rate, vec![0.0001, -0.0002]);
+    assert_eq!(series.interval_hours, vec![4.0, 4.0]);
+}
