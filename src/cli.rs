@@ -95,7 +95,7 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
 }
 
 fn run_synth(args: SynthArgs) -> Result<()> {
-    if args.days == 0 || args.bar_minutes == 0 || (60 % args.bar_minutes != 0 && args.bar_minutes % 60 != 0) {
+    if args.days == 0 || args.bar_minutes == 0 || (!60u32.is_multiple_of(args.bar_minutes) && !args.bar_minutes.is_multiple_of(60)) {
         bail_input!("--days must be > 0 and --bar-minutes must divide 60 or be a multiple of 60");
     }
     let spec = SynthSpec {

@@ -215,7 +215,7 @@ impl FundingRows {
                     rate * 100.0
                 );
             }
-            if !interval.is_nan() && !(*interval > 0.0 && *interval <= 24.0) {
+            if !interval.is_nan() && (*interval <= 0.0 || *interval > 24.0) {
                 bail_input!("{}: funding interval {interval} h is out of range (0, 24]", self.sources.locate(*origin));
             }
             if !mark.is_nan() && *mark <= 0.0 {

@@ -202,7 +202,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 }
 
 fn interval_label(bar_minutes: u32) -> String {
-    if bar_minutes % 60 == 0 { format!("{}h", bar_minutes / 60) } else { format!("{bar_minutes}m") }
+    if bar_minutes.is_multiple_of(60) { format!("{}h", bar_minutes / 60) } else { format!("{bar_minutes}m") }
 }
 
 /// Write the market as monthly files under `out_dir/{spot,perp,mark,funding}/` plus

@@ -12,6 +12,7 @@
 //!    the start of it.
 //! 5. **Decisions** at the close: enter or exit on the entry rule, re-hedge when delta drifts,
 //!    top up margin when liquidation comes too close.
+//!
 //! The row's PnL components sum to its change in equity.
 
 pub mod book;
@@ -174,7 +175,8 @@ impl Sim<'_> {
     /// Bring the perp margin back to notional / leverage when liquidation is too close.
     fn top_up(&mut self, at: &Quote, distance: f64, pnl: &mut Pnl) -> bool {
         let p = self.params;
-        if p.top_up_source == TopUpSource::None || !(distance < p.top_up_distance) {
+        // A NaN distance (no position) never triggers a top-up.
+        if p.top_up_source == TopUpSource::None || distance.is_nan() || distance >= p.top_up_distance {
             return false;
         }
         let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin;
