@@ -134,19 +134,25 @@ impl RawTable {
             let (ms, row_unit) = parse_time_cell(cell, unit).map_err(|why| {
                 input_error!("{}, column `{name}`: {why}, found {:?}", self.locate(i), cell)
             })?;
-            match file_unit {
-                None => file_unit = Some(row_unit),
-                Some(first) if first != row_unit => bail_input!(
-                    "{}, column `{name}`: timestamp {cell} is in {} but earlier rows of this file are in {}; one file must use one unit (set time_unit in the config if detection is wrong)",
-                    self.locate(i),
-                    unit_name(row_unit),
-                    unit_name(first)
-                ),
-                Some(_) => {}
-            }
+            self.same_unit(&mut file_unit, row_unit, i, &name, cell)?;
             out.push(ms);
         }
         Ok(out)
+    }
+
+    /// One file must use one time unit: remember the first row's and refuse a different one.
+    fn same_unit(&self, file_unit: &mut Option<TimeUnit>, row_unit: TimeUnit, index: usize, name: &str, cell: impl std::fmt::Display) -> Result<()> {
+        match *file_unit {
+            None => *file_unit = Some(row_unit),
+            Some(first) if first != row_unit => bail_input!(
+                "{}, column `{name}`: timestamp {cell} is in {} but earlier rows of this file are in {}; one file must use one unit (set time_unit in the config if detection is wrong)",
+                self.locate(index),
+                unit_name(row_unit),
+                unit_name(first)
+            ),
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Epoch numbers (Parquet/Feather integer or float columns) to ms, one unit per file.
@@ -164,16 +170,7 @@ impl RawTable {
                 TimeUnit::Iso => bail_input!("{}: column `{name}` holds numbers, but time_unit is \"iso\"", self.file.display()),
                 explicit => explicit,
             };
-            match file_unit {
-                None => file_unit = Some(row_unit),
-                Some(first) if first != row_unit => bail_input!(
-                    "{}, column `{name}`: timestamp {value} is in {} but earlier rows of this file are in {}; one file must use one unit",
-                    self.locate(i),
-                    unit_name(row_unit),
-                    unit_name(first)
-                ),
-                Some(_) => {}
-            }
+            self.same_unit(&mut file_unit, row_unit, i, &name, value)?;
             let ms = match row_unit {
                 TimeUnit::S => value * 1e3,
                 TimeUnit::Us => value / 1e3,
