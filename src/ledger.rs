@@ -112,13 +112,18 @@ impl Recorder for NoLedger {
 }
 
 /// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
-#[derive(Default)]
 pub struct FullLedger {
     ts_ms: Vec<i64>,
     state: Vec<i32>,
     events: Vec<i32>,
     /// One vector per float field, in [`FullLedger::FLOAT_COLUMNS`] order.
     floats: Vec<Vec<f64>>,
+}
+
+impl Default for FullLedger {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl FullLedger {
@@ -198,9 +203,6 @@ impl FullLedger {
 impl Recorder for FullLedger {
     #[inline]
     fn record(&mut self, row: &StepRow) {
-        if self.floats.is_empty() {
-            *self = Self::with_capacity(1024);
-        }
         self.ts_ms.push(row.ts_ms);
         self.state.push(i32::from(row.state));
         self.events.push(i32::from(row.events));

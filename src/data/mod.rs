@@ -130,8 +130,7 @@ impl Sources {
     /// "file: line N" (CSV) or "file: row N" (columnar) of an origin.
     pub fn locate(&self, origin: Origin) -> String {
         match self.files.get(origin.file as usize) {
-            Some((file, header, true)) => format!("{}: line {}", file.display(), origin.row as usize + 1 + header),
-            Some((file, _, false)) => format!("{}: row {}", file.display(), origin.row + 1),
+            Some((file, header, is_csv)) => read::locate(file, *header, *is_csv, origin.row as usize),
             None => "?".into(),
         }
     }

@@ -28,11 +28,7 @@ pub struct RawTable {
 impl RawTable {
     /// Where row `index` (0-based) sits in the file, for error messages.
     pub fn locate(&self, index: usize) -> String {
-        if self.is_csv {
-            format!("{}: line {}", self.file.display(), index + 1 + self.header_lines)
-        } else {
-            format!("{}: row {}", self.file.display(), index + 1)
-        }
+        locate(&self.file, self.header_lines, self.is_csv, index)
     }
 
     /// The column called `name`, or an error that lists the columns the file has.
@@ -185,6 +181,15 @@ impl RawTable {
     pub fn strings(&self, column: &Column) -> Result<Vec<String>> {
         let series = column.as_materialized_series().cast(&DataType::String)?;
         Ok(series.str()?.iter().map(|v| v.unwrap_or("").trim().to_string()).collect())
+    }
+}
+
+/// "file: line N" for CSV (counting header lines), "file: row N" for columnar files; `index` is 0-based.
+pub fn locate(file: &Path, header_lines: usize, is_csv: bool, index: usize) -> String {
+    if is_csv {
+        format!("{}: line {}", file.display(), index + 1 + header_lines)
+    } else {
+        format!("{}: row {}", file.display(), index + 1)
     }
 }
 
