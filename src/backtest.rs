@@ -1,4 +1,4 @@
-//! One backtest end to end: load -> align -> simulate -> measure -> write.
+//! One backtest end to end: load -> align -> simulate -> measure -> report -> write.
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +8,10 @@ use serde::Serialize;
 use crate::config::{parse_time_ms, Config};
 use crate::data::{self, align::MarketTimeline};
 use crate::engine::{self, EngineParams, RunSummary};
-use crate::ledger::{trades_frame, FullLedger};
+use crate::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, Settlement};
 use crate::metrics::{self, Metrics};
 use crate::output::{sha256_file, RunDir};
+use crate::report::{self, ReportInput};
 
 /// Everything a backtest produced, in memory.
 pub struct BacktestResult {
@@ -18,6 +19,8 @@ pub struct BacktestResult {
     pub ledger: FullLedger,
     pub summary: RunSummary,
     pub metrics: Metrics,
+    /// Every settlement in the window, with what the position received or paid.
+    pub settlements: Vec<Settlement>,
     /// Input files read.
     pub files: Vec<PathBuf>,
     /// Repairs and data-quality findings.
@@ -51,7 +54,8 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
     let mut ledger = FullLedger::with_capacity(timeline.len());
     let summary = engine::run(&timeline, &params, &mut ledger);
     let metrics = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
-    Ok(BacktestResult { timeline, ledger, summary, metrics, files, warnings })
+    let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
+    Ok(BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings })
 }
 
 #[derive(Serialize)]
@@ -74,7 +78,21 @@ struct Manifest<'a> {
     settlements_in_window: usize,
     inputs: Vec<InputFile>,
     warnings: &'a [String],
-    files: [&'static str; 5],
+    files: Vec<&'static str>,
+}
+
+impl BacktestResult {
+    /// The run as report input.
+    pub fn report_input<'a>(&'a self, config: &'a Config, run_name: &'a str) -> ReportInput<'a> {
+        ReportInput {
+            run_name,
+            ledger: &self.ledger,
+            settlements: &self.settlements,
+            metrics: &self.metrics,
+            config,
+            warnings: &self.warnings,
+        }
+    }
 }
 
 /// Write a finished backtest to `<output_dir>/<run name>/` and return the folder.
@@ -84,6 +102,8 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
     run_dir.write_parquet("ledger.parquet", &mut ledger)?;
     let mut trades = trades_frame(&result.summary.trades)?;
     run_dir.write_parquet("trades.parquet", &mut trades)?;
+    let mut funding = settlements_frame(&result.settlements)?;
+    run_dir.write_parquet("funding.parquet", &mut funding)?;
     run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
     let config_text = toml::to_string_pretty(config).context("serialising the config")?;
     run_dir.write("config.toml", format!("# The config as run (paths resolved).\n{config_text}").as_bytes())?;
@@ -92,11 +112,19 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         inputs.push(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? });
     }
+    let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let input = result.report_input(config, &run_name);
+    let report_files = report::render(&input)?;
+    for file in &report_files {
+        run_dir.write(&file.name, &file.bytes)?;
+    }
+    let mut files = vec!["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
+    files.extend(report::report_file_names(&input));
     let manifest = Manifest {
         tool: "basis",
         version: env!("CARGO_PKG_VERSION"),
         created_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        run_name: run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        run_name: run_name.clone(),
         config_file: config_path.map(|p| p.display().to_string()),
         synthetic: result.timeline.synthetic,
         symbol: &result.timeline.symbol,
@@ -104,7 +132,7 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
         settlements_in_window: result.timeline.funding.len(),
         inputs,
         warnings: &result.warnings,
-        files: ["metrics.json", "ledger.parquet", "trades.parquet", "config.toml", "manifest.json"],
+        files,
     };
     // The manifest is written last: its presence marks a complete run.
     run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;

@@ -21,9 +21,35 @@ pub struct Cli {
 pub enum Command {
     /// Run one carry backtest and write reports/<run>/ (metrics, ledger, trades, config, manifest).
     Backtest(BacktestArgs),
+    /// Re-render the charts and index.html of a saved run from its files, without re-running it.
+    Report(ReportArgs),
+    /// Compare saved runs: overlaid returns and drawdowns, metrics side by side.
+    Compare(CompareArgs),
     /// Data tools.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run folder written by `basis backtest`, e.g. reports/sample.
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Two or more run folders written by `basis backtest`.
+    #[arg(required = true, num_args = 2..)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Name of the comparison folder.
+    #[arg(long, default_value = "compare")]
+    pub name: String,
+    /// Folder the comparison is written into.
+    #[arg(long, default_value = "reports")]
+    pub output_dir: PathBuf,
+    /// Replace an existing comparison of the same name instead of writing <name>-2.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -71,8 +97,24 @@ pub struct SynthArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backtest(args) => run_backtest(args),
+        Command::Report(args) => run_report(args),
+        Command::Compare(args) => run_compare(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
     }
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let written = crate::report::rerender(&args.run_dir)?;
+    println!("re-rendered {} files in {}", written.len(), args.run_dir.display());
+    println!("  open {}", args.run_dir.join("index.html").display());
+    Ok(())
+}
+
+fn run_compare(args: CompareArgs) -> Result<()> {
+    let folder = crate::report::compare::write(&args.run_dirs, &args.output_dir, &args.name, args.force)?;
+    println!("compared {} runs", args.run_dirs.len());
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
 }
 
 fn run_backtest(args: BacktestArgs) -> Result<()> {
@@ -91,6 +133,7 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
     let folder = backtest::write_outputs(&config, Some(&args.config), &result, args.force)?;
     print!("{}", result.metrics.summary_text());
     println!("  outputs       {}", folder.display());
+    println!("  report        {}", folder.join("index.html").display());
     Ok(())
 }
 

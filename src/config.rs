@@ -27,6 +27,8 @@ pub struct Config {
     pub costs: CostsConfig,
     #[serde(default)]
     pub margin: MarginConfig,
+    #[serde(default)]
+    pub venue: VenueConfig,
 }
 
 /// Where the run's outputs go.
@@ -435,6 +437,22 @@ pub struct Bracket {
     pub cum: f64,
 }
 
+/// The venue's funding limits, as far as the report needs them (venue presets build on this).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueConfig {
+    /// Label shown in reports, e.g. "Binance USDⓈ-M".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Funding cap per settlement (decimal, > 0): drawn on the funding chart, and settlements at
+    /// it are counted as capped.
+    #[serde(default)]
+    pub funding_cap: Option<f64>,
+    /// Funding floor per settlement (decimal, < 0).
+    #[serde(default)]
+    pub funding_floor: Option<f64>,
+}
+
 /// Maintenance brackets and liquidation fee.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -574,6 +592,12 @@ impl Config {
         for (i, b) in m.brackets.iter().enumerate() {
             check(&format!("margin.brackets[{i}].mmr"), b.mmr, b.mmr > 0.0 && b.mmr < 1.0, "(0, 1)")?;
             check(&format!("margin.brackets[{i}].cum"), b.cum, b.cum >= 0.0, ">= 0")?;
+        }
+        if let Some(cap) = self.venue.funding_cap {
+            check("venue.funding_cap", cap, cap > 0.0 && cap < 1.0, "(0, 1) (decimal per settlement, e.g. 0.003 = 0.3 %)")?;
+        }
+        if let Some(floor) = self.venue.funding_floor {
+            check("venue.funding_floor", floor, floor < 0.0 && floor > -1.0, "(-1, 0) (decimal per settlement, e.g. -0.003)")?;
         }
         let s = &self.strategy;
         check("strategy.exit_funding_apr", s.exit_funding_apr, s.exit_funding_apr <= s.entry_funding_apr, "<= strategy.entry_funding_apr")?;

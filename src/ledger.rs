@@ -293,3 +293,136 @@ pub struct SettlementPaid {
     /// Funding received (+) or paid (−): −perp_qty × rate × price.
     pub amount: f64,
 }
+
+/// One settlement inside the simulated window, held or not: what `funding.parquet` stores and
+/// what the funding chart draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settlement {
+    pub settle_ms: i64,
+    /// Decimal per interval; positive means longs pay shorts.
+    pub rate: f64,
+    pub interval_hours: f64,
+    /// Whether a perp position was open at the settlement.
+    pub held: bool,
+    /// Perp quantity held (signed; 0 when not held).
+    pub perp_qty: f64,
+    /// Price the notional was valued at (NaN when not held).
+    pub price: f64,
+    /// Funding received (+) or paid (−), quote currency (0 when not held).
+    pub amount: f64,
+}
+
+/// Every settlement in the window, merged with what the position paid or received at each.
+pub fn window_settlements(window: &[(i64, f64, f64)], paid: &[SettlementPaid]) -> Vec<Settlement> {
+    let mut paid_iter = paid.iter().peekable();
+    window
+        .iter()
+        .map(|&(settle_ms, rate, interval_hours)| {
+            while paid_iter.peek().is_some_and(|p| p.settle_ms < settle_ms) {
+                paid_iter.next();
+            }
+            match paid_iter.peek() {
+                Some(p) if p.settle_ms == settle_ms => {
+                    Settlement { settle_ms, rate, interval_hours, held: true, perp_qty: p.perp_qty, price: p.price, amount: p.amount }
+                }
+                _ => Settlement { settle_ms, rate, interval_hours, held: false, perp_qty: 0.0, price: f64::NAN, amount: 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// Settlements as a frame: `ts` (UTC), `rate`, `interval_hours`, `held`, `perp_qty`, `price`, `amount`.
+pub fn settlements_frame(settlements: &[Settlement]) -> Result<DataFrame> {
+    let ts: Vec<i64> = settlements.iter().map(|s| s.settle_ms).collect();
+    let f = |get: fn(&Settlement) -> f64| settlements.iter().map(get).collect::<Vec<f64>>();
+    let columns = vec![
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("rate".into(), f(|s| s.rate)),
+        Column::new("interval_hours".into(), f(|s| s.interval_hours)),
+        Column::new("held".into(), settlements.iter().map(|s| s.held).collect::<Vec<bool>>()),
+        Column::new("perp_qty".into(), f(|s| s.perp_qty)),
+        Column::new("price".into(), f(|s| s.price)),
+        Column::new("amount".into(), f(|s| s.amount)),
+    ];
+    Ok(DataFrame::new(settlements.len(), columns)?)
+}
+
+/// A float column of a saved frame, nulls as NaN.
+fn saved_f64(frame: &DataFrame, name: &str, file: &str) -> Result<Vec<f64>> {
+    let column = frame.column(name).map_err(|_| anyhow::anyhow!("{file}: column `{name}` is missing; re-run the backtest to rewrite it"))?;
+    let values = column.cast(&DataType::Float64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    let values = values.f64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    Ok(values.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// An integer or timestamp column of a saved frame (timestamps as epoch ms).
+fn saved_i64(frame: &DataFrame, name: &str, file: &str) -> Result<Vec<i64>> {
+    let column = frame.column(name).map_err(|_| anyhow::anyhow!("{file}: column `{name}` is missing; re-run the backtest to rewrite it"))?;
+    let column = match column.dtype() {
+        DataType::Datetime(unit, _) => {
+            let scale = match unit {
+                TimeUnit::Milliseconds => 1,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Nanoseconds => 1_000_000,
+            };
+            let raw = column.cast(&DataType::Int64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+            let raw = raw.i64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+            return raw.iter().enumerate().map(|(row, v)| v.map(|v| v / scale).ok_or_else(|| anyhow::anyhow!("{file}: row {row}: `{name}` is null"))).collect();
+        }
+        _ => column.cast(&DataType::Int64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?,
+    };
+    let raw = column.i64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    raw.iter().enumerate().map(|(row, v)| v.ok_or_else(|| anyhow::anyhow!("{file}: row {row}: `{name}` is null"))).collect()
+}
+
+impl FullLedger {
+    /// Read back a frame written by [`FullLedger::to_frame`] (a saved `ledger.parquet`).
+    pub fn from_frame(frame: &DataFrame, file: &str) -> Result<FullLedger> {
+        let ts_ms = saved_i64(frame, "ts", file)?;
+        let to_i32 = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
+        let state = to_i32(saved_i64(frame, "state", file)?);
+        let events = to_i32(saved_i64(frame, "events", file)?);
+        let floats = Self::FLOAT_COLUMNS.iter().map(|name| saved_f64(frame, name, file)).collect::<Result<Vec<_>>>()?;
+        Ok(FullLedger { ts_ms, state, events, floats })
+    }
+
+    /// Step times, epoch ms.
+    pub fn ts_ms(&self) -> &[i64] {
+        &self.ts_ms
+    }
+
+    /// Event flags per step (see [`events`]).
+    pub fn event_flags(&self) -> &[i32] {
+        &self.events
+    }
+
+    /// Position state per step (see [`state`]).
+    pub fn states(&self) -> &[i32] {
+        &self.state
+    }
+}
+
+/// Read back a frame written by [`settlements_frame`] (a saved `funding.parquet`).
+pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settlement>> {
+    let ts = saved_i64(frame, "ts", file)?;
+    let rate = saved_f64(frame, "rate", file)?;
+    let interval = saved_f64(frame, "interval_hours", file)?;
+    let held = frame
+        .column("held")
+        .and_then(|c| c.bool().cloned())
+        .map_err(|_| anyhow::anyhow!("{file}: boolean column `held` is missing; re-run the backtest to rewrite it"))?;
+    let perp_qty = saved_f64(frame, "perp_qty", file)?;
+    let price = saved_f64(frame, "price", file)?;
+    let amount = saved_f64(frame, "amount", file)?;
+    Ok((0..ts.len())
+        .map(|i| Settlement {
+            settle_ms: ts[i],
+            rate: rate[i],
+            interval_hours: interval[i],
+            held: held.get(i).unwrap_or(false),
+            perp_qty: perp_qty[i],
+            price: price[i],
+            amount: amount[i],
+        })
+        .collect())
+}

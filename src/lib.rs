@@ -2,8 +2,8 @@
 //!
 //! Data flows one way: [`data`] loads and aligns spot, perp and funding history into a
 //! [`data::align::MarketTimeline`]; [`engine`] simulates the carry over its slices and writes a
-//! [`ledger`]; [`metrics`] measures the run; [`backtest`] and [`output`] write it to
-//! `reports/<run>/`. [`cli`] is the command line.
+//! [`ledger`]; [`metrics`] measures the run; [`report`] draws its charts and HTML page;
+//! [`backtest`] and [`output`] write it all to `reports/<run>/`. [`cli`] is the command line.
 
 pub mod error;
 
@@ -16,5 +16,6 @@ pub mod ledger;
 pub mod margin;
 pub mod metrics;
 pub mod output;
+pub mod report;
 pub mod strategy;
 pub mod time;
