@@ -1,5 +1,6 @@
 //! Benchmarks: the engine loop over a year of generated 1-minute bars (steps per second), and
-//! the whole `backtest` path on that year (load from Parquet, align, simulate, write outputs).
+//! the whole `backtest` path on that year (load from Parquet, align, simulate, write outputs and
+//! the report), and rendering the report alone.
 //!
 //! Run with `cargo bench --bench engine`; criterion prints time per iteration and throughput
 //! in steps (elements) per second.
@@ -7,6 +8,7 @@
 use std::path::Path;
 
 use basis::backtest;
+use basis::report;
 use basis::config::Config;
 use basis::data::align::align;
 use basis::data::synth::{generate, SynthBar, SynthSpec};
@@ -78,6 +80,9 @@ path = "funding.parquet"
 time_column = "ts"
 rate_column = "rate"
 interval_hours_column = "interval_hours"
+[venue]
+funding_cap = 0.003
+funding_floor = -0.003
 "#,
         out = dir.join("reports").display()
     );
@@ -141,6 +146,15 @@ fn benches(c: &mut Criterion) {
             backtest::write_outputs(&config, None, &result, true).unwrap()
         })
     });
+    group.finish();
+
+    // The report alone: eight charts (decimated from 525,600 steps) and index.html.
+    let result = backtest::run(&config).unwrap();
+    let input = result.report_input(&config, "bench");
+    let mut group = c.benchmark_group("report_1y_1m");
+    group.throughput(Throughput::Elements(steps));
+    group.sample_size(10);
+    group.bench_function("render_charts_and_html", |b| b.iter(|| report::render(&input).unwrap()));
     group.finish();
 }
 

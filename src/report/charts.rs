@@ -242,7 +242,15 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 /// Draw decimated polylines as one legend entry.
 pub fn draw_lines<'a, 'b: 'a>(chart: &mut TimeChart<'a, 'b>, legend: &mut Legend, lines: &[Polyline], style: ShapeStyle, label: &str) -> Result<()> {
     for line in lines {
-        chart.draw_series(LineSeries::new(line.iter().map(|&(t, v)| (at(t), v)), style)).map_err(draw_err)?;
+        if style.stroke_width > 1 {
+            // plotters joins thick polylines with miters, which shoot spikes past the data at the
+            // sharp turns of a min/max-decimated line; separate segments have no joins.
+            chart
+                .draw_series(line.windows(2).map(|w| PathElement::new(vec![(at(w[0].0), w[0].1), (at(w[1].0), w[1].1)], style)))
+                .map_err(draw_err)?;
+        } else {
+            chart.draw_series(LineSeries::new(line.iter().map(|&(t, v)| (at(t), v)), style)).map_err(draw_err)?;
+        }
     }
     legend.add(if lines.is_empty() { format!("{label} (no data)") } else { label.to_string() }, Glyph::Line(style));
     Ok(())
@@ -668,4 +676,38 @@ pub fn compare_chart(area: &Area, title: &str, y_desc: &str, runs: &[CompareLine
 /// Decimate for a comparison line.
 pub fn decimate_for_chart(ts_ms: &[i64], values: &[f64]) -> Vec<Polyline> {
     decimate_min_max(ts_ms, values, BUCKETS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A min/max-decimated line turns sharply at every point: no pixel of it may land outside
+    /// the data's value range (plotters' mitred joins used to add spikes of several percent).
+    #[test]
+    fn thick_decimated_lines_stay_inside_the_data_range() {
+        let (width, height) = (900u32, 400u32);
+        let ts: Vec<i64> = (0..20_000).map(|i| i * 60_000).collect();
+        let values: Vec<f64> = (0..20_000).map(|i| if i % 2 == 0 { 10.0 } else { 90.0 } + (i % 7) as f64).collect();
+        let lines = decimate_min_max(&ts, &values, BUCKETS);
+        let mut pixels = vec![255u8; (width * height * 3) as usize];
+        let (top, bottom);
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+            let mut chart = ChartBuilder::on(&root).build_cartesian_2d(at(ts[0])..at(ts[ts.len() - 1]), -50.0..150.0).unwrap();
+            let mut legend = Legend::default();
+            draw_lines(&mut chart, &mut legend, &lines, BLUE.stroke_width(2), "zigzag").unwrap();
+            top = chart.backend_coord(&(at(ts[0]), 96.0)).1;
+            bottom = chart.backend_coord(&(at(ts[0]), 10.0)).1;
+            root.present().unwrap();
+        }
+        let blue_rows: Vec<i32> = (0..height as i32)
+            .filter(|&y| (0..width as usize).any(|x| {
+                let i = (y as usize * width as usize + x) * 3;
+                pixels[i] < 100 && pixels[i + 2] > 150
+            }))
+            .collect();
+        let (first, last) = (blue_rows[0], blue_rows[blue_rows.len() - 1]);
+        assert!(first >= top - 2 && last <= bottom + 2, "line spans rows {first}..{last}, data spans {top}..{bottom}");
+    }
 }
