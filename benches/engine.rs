@@ -27,6 +27,7 @@ fn year_of_minutes() -> MarketData {
         close: bars.iter().map(|b| b.close).collect(),
         high: bars.iter().map(|b| b.high).collect(),
         low: bars.iter().map(|b| b.low).collect(),
+        volume: bars.iter().map(|b| b.volume).collect(),
     };
     MarketData {
         symbol: "SYNTHUSDT".into(),

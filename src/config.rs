@@ -65,18 +65,72 @@ pub struct DataConfig {
     /// Set when the data is synthetic; every output then says so.
     #[serde(default)]
     pub synthetic: bool,
+    /// A freqtrade data directory: spot, perp, mark and funding found by pair and timeframe.
+    /// Replaces `spot`, `perp`, `mark` and `funding`.
+    #[serde(default)]
+    pub freqtrade: Option<FreqtradeSource>,
     /// Spot bars.
-    pub spot: PriceSource,
+    #[serde(default)]
+    pub spot: Option<PriceSource>,
     /// Perpetual bars (last price).
-    pub perp: PriceSource,
+    #[serde(default)]
+    pub perp: Option<PriceSource>,
     /// Optional mark-price bars; funding and liquidation then use the mark.
     #[serde(default)]
     pub mark: Option<PriceSource>,
     /// Funding settlements.
-    pub funding: FundingSource,
+    #[serde(default)]
+    pub funding: Option<FundingSource>,
+    /// Mask steps whose spot close is stale (spot gaps, zero-volume spot bars, a spot close
+    /// frozen while the perp moves, and the bar an outage starts in) from decisions and from
+    /// the liquidation check, which moves to the next clean step with the worst mark seen.
+    #[serde(default = "default_true")]
+    pub mask_stale_spot: bool,
+    /// Drop the flat bars a perp prints before it really trades (listing placeholders).
+    #[serde(default = "default_true")]
+    pub skip_listing_placeholders: bool,
     /// Optional staking APR series for the spot leg (overrides `portfolio.staking_apr`).
     #[serde(default)]
     pub staking: Option<StakingSource>,
+}
+
+/// File formats of a freqtrade data directory (`--data-format-ohlcv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreqtradeFormat {
+    /// Whichever of feather, parquet, json, jsongz exists (in that order).
+    Auto,
+    Feather,
+    Parquet,
+    Json,
+    Jsongz,
+}
+
+/// A freqtrade data directory (`user_data/data`, as `freqtrade download-data` writes it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreqtradeSource {
+    /// The data directory: `user_data/data` (holding `<exchange>/`) or the exchange folder itself.
+    pub datadir: String,
+    /// Exchange folder name, e.g. `binance`.
+    #[serde(default = "default_exchange")]
+    pub exchange: String,
+    /// Spot pair, e.g. `BTC/USDT`.
+    pub pair: String,
+    /// Perp pair; default: the spot pair settled in its quote (`BTC/USDT:USDT`).
+    #[serde(default)]
+    pub perp_pair: Option<String>,
+    /// Candle timeframe, e.g. `1h`.
+    pub timeframe: String,
+    #[serde(default = "default_freqtrade_format")]
+    pub format: FreqtradeFormat,
+}
+
+fn default_exchange() -> String {
+    "binance".into()
+}
+fn default_freqtrade_format() -> FreqtradeFormat {
+    FreqtradeFormat::Auto
 }
 
 /// File formats for price bars.
@@ -130,6 +184,9 @@ pub struct PriceSource {
     /// Generic only: the bar-low column.
     #[serde(default)]
     pub low_column: Option<String>,
+    /// Generic only: the bar's traded volume (zero-volume spot bars mark outages).
+    #[serde(default)]
+    pub volume_column: Option<String>,
 }
 
 fn default_time_unit() -> TimeUnit {
@@ -527,12 +584,15 @@ impl Config {
                 *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
             }
         };
-        resolve(&mut self.data.spot.path);
-        resolve(&mut self.data.perp.path);
-        if let Some(mark) = self.data.mark.as_mut() {
-            resolve(&mut mark.path);
+        if let Some(freqtrade) = self.data.freqtrade.as_mut() {
+            resolve(&mut freqtrade.datadir);
         }
-        resolve(&mut self.data.funding.path);
+        for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut()].into_iter().flatten() {
+            resolve(&mut source.path);
+        }
+        if let Some(funding) = self.data.funding.as_mut() {
+            resolve(&mut funding.path);
+        }
         if let Some(staking) = self.data.staking.as_mut() {
             resolve(&mut staking.path);
         }
@@ -592,6 +652,12 @@ impl Config {
         for (i, b) in m.brackets.iter().enumerate() {
             check(&format!("margin.brackets[{i}].mmr"), b.mmr, b.mmr > 0.0 && b.mmr < 1.0, "(0, 1)")?;
             check(&format!("margin.brackets[{i}].cum"), b.cum, b.cum >= 0.0, ">= 0")?;
+        }
+        let d = &self.data;
+        match (&d.freqtrade, &d.spot, &d.perp, &d.funding, &d.mark) {
+            (Some(_), None, None, None, None) | (None, Some(_), Some(_), Some(_), _) => {}
+            (Some(_), ..) => bail_input!("[data.freqtrade] finds spot, perp, mark and funding itself: remove [data.spot], [data.perp], [data.mark] and [data.funding]"),
+            (None, ..) => bail_input!("[data] needs [data.spot], [data.perp] and [data.funding] (or a [data.freqtrade] directory instead)"),
         }
         if let Some(cap) = self.venue.funding_cap {
             check("venue.funding_cap", cap, cap > 0.0 && cap < 1.0, "(0, 1) (decimal per settlement, e.g. 0.003 = 0.3 %)")?;

@@ -64,6 +64,8 @@ pub mod events {
     pub const TOP_UP: u8 = 8;
     pub const LIQUIDATION: u8 = 16;
     pub const FUNDING: u8 = 32;
+    /// The spot close was stale: no decisions, liquidation check deferred.
+    pub const MASKED: u8 = 64;
 }
 
 /// Position state on a ledger row.

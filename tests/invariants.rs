@@ -147,6 +147,7 @@ fn synthetic_market_data(days: u32) -> MarketData {
         close: bars.iter().map(|b| b.close).collect(),
         high: bars.iter().map(|b| b.high).collect(),
         low: bars.iter().map(|b| b.low).collect(),
+        volume: bars.iter().map(|b| b.volume).collect(),
     };
     MarketData {
         symbol: "SYNTHUSDT".into(),

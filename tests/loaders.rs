@@ -21,6 +21,7 @@ fn kline_source(path: &str) -> PriceSource {
         close_column: None,
         high_column: None,
         low_column: None,
+        volume_column: None,
     }
 }
 

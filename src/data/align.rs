@@ -5,11 +5,13 @@
 //! closed at `t`) is usable at `t`, and nothing stamped after `t` is. Funding settlements are
 //! assigned to the first step at or after their settlement time, and are paid on the position
 //! held before that step's decisions, at the mark price known at the settlement time (the
-//! settlement row's own mark where the source gives one).
+//! settlement row's own mark where the source gives one; the perp's last before the mark series
+//! starts). Each step's spot close is also checked for staleness ([`quality`]).
 
 use anyhow::Result;
 use polars::prelude::*;
 
+use super::quality::{self, StaleSpan};
 use super::{MarketData, PriceBars};
 use crate::bail_input;
 use crate::time::format_ms;
@@ -53,6 +55,10 @@ pub struct MarketTimeline {
     pub funding_history: Vec<(i64, f64)>,
     /// Steps where the spot close was older than the perp bar (spot gap).
     pub stale_spot_steps: usize,
+    /// Why each step's spot close is stale (bits of [`quality::stale`]); 0 for a live close.
+    pub spot_stale: Vec<u8>,
+    /// Runs of stale-spot steps, for the manifest and the report.
+    pub stale_spans: Vec<StaleSpan>,
 }
 
 impl MarketTimeline {
@@ -81,6 +87,10 @@ fn bars_frame(bars: &PriceBars, prefix: &str) -> Result<DataFrame> {
             Column::new(format!("{prefix}_close").into(), &bars.close),
             Column::new(format!("{prefix}_high").into(), &bars.high),
             Column::new(format!("{prefix}_low").into(), &bars.low),
+            Column::new(
+                format!("{prefix}_volume").into(),
+                if bars.volume.is_empty() { vec![f64::NAN; bars.ts_ms.len()] } else { bars.volume.clone() },
+            ),
         ],
     )?;
     Ok(frame)
@@ -198,6 +208,10 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
         }
     }
 
+    let spot_volume = f64_column(&frame, "spot_volume")?;
+    let spot_stale = quality::stale_spot_flags(&ts_ms, &spot_ts, &spot, &spot_volume, &perp_close);
+    let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
+
     let funding = funding_events(data, &ts_ms)?;
     let funding_history = data
         .funding
@@ -219,6 +233,8 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
         funding,
         funding_history,
         stale_spot_steps,
+        spot_stale,
+        stale_spans,
     })
 }
 
@@ -231,15 +247,21 @@ fn funding_events(data: &MarketData, ts_ms: &[i64]) -> Result<Vec<FundingEvent>>
         return Ok(Vec::new());
     }
     let settle: Vec<i64> = inside.iter().map(|&i| funding.settle_ms[i]).collect();
-    // Price known at settlement: the mark series if any, else the perp's last, as of the settlement.
-    let price_bars = data.mark.as_ref().unwrap_or(&data.perp);
-    let left = DataFrame::new(settle.len(), vec![Column::new("ts_ms".into(), &settle)])?;
-    let right = DataFrame::new(
-        price_bars.ts_ms.len(),
-        vec![Column::new("ts_ms".into(), &price_bars.ts_ms), Column::new("price".into(), &price_bars.close)],
-    )?;
-    let joined = asof_backward(left, right)?;
-    let bar_price = f64_column(&joined, "price")?;
+    // Price known at settlement: the mark as of the settlement; before the mark series starts
+    // (or with none), the perp's last.
+    let price_as_of = |bars: &PriceBars| -> Result<Vec<f64>> {
+        let left = DataFrame::new(settle.len(), vec![Column::new("ts_ms".into(), &settle)])?;
+        let right = DataFrame::new(bars.ts_ms.len(), vec![Column::new("ts_ms".into(), &bars.ts_ms), Column::new("price".into(), &bars.close)])?;
+        f64_column(&asof_backward(left, right)?, "price")
+    };
+    let mut bar_price = price_as_of(&data.perp)?;
+    if let Some(mark) = &data.mark {
+        for (price, mark_price) in bar_price.iter_mut().zip(price_as_of(mark)?) {
+            if mark_price.is_finite() {
+                *price = mark_price;
+            }
+        }
+    }
     let mut events = Vec::with_capacity(inside.len());
     for (k, &i) in inside.iter().enumerate() {
         let row_mark = funding.mark_price[i];

@@ -19,6 +19,7 @@ const OPEN_TIME: usize = 0;
 const HIGH: usize = 2;
 const LOW: usize = 3;
 const CLOSE: usize = 4;
+const VOLUME: usize = 5;
 const CLOSE_TIME: usize = 6;
 
 /// Load Binance kline CSVs (a file or a glob of monthly/daily dumps) as one bar series.
@@ -31,6 +32,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         let high = table.f64s(table.column_at(HIGH, "high")?)?;
         let low = table.f64s(table.column_at(LOW, "low")?)?;
         let close = table.f64s(table.column_at(CLOSE, "close")?)?;
+        let volume = table.f64s(table.column_at(VOLUME, "volume")?)?;
         let close_time = table.times_ms(table.column_at(CLOSE_TIME, "close_time")?, source.time_unit)?;
         for i in 0..open.len() {
             if close_time[i] < open[i] {
@@ -41,7 +43,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
                     crate::time::format_ms(open[i])
                 );
             }
-            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i]], Origin { file, row: i as u32 }));
+            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i], volume[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }

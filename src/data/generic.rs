@@ -38,8 +38,12 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
             Some(name) => table.f64s(table.column(name)?)?,
             None => close.clone(),
         };
+        let volume = match &source.volume_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => vec![f64::NAN; close.len()],
+        };
         for i in 0..time.len() {
-            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i]], Origin { file, row: i as u32 }));
+            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], volume[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }

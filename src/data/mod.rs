@@ -6,7 +6,9 @@
 
 pub mod align;
 pub mod binance;
+pub mod freqtrade;
 pub mod generic;
+pub mod quality;
 pub mod read;
 pub mod synth;
 
@@ -27,6 +29,16 @@ pub struct PriceBars {
     pub close: Vec<f64>,
     pub high: Vec<f64>,
     pub low: Vec<f64>,
+    /// Traded volume per bar (base units); empty when the source has none, NaN for a row
+    /// without it. Zero-volume spot bars are one sign of an exchange outage.
+    pub volume: Vec<f64>,
+}
+
+impl PriceBars {
+    /// Volume of bar `i`, NaN when unknown.
+    pub fn volume_at(&self, i: usize) -> f64 {
+        self.volume.get(i).copied().unwrap_or(f64::NAN)
+    }
 }
 
 /// Funding settlements, sorted by `settle_ms` with no duplicates.
@@ -70,18 +82,26 @@ pub struct MarketData {
 pub fn load(config: &DataConfig) -> Result<MarketData> {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
-    let spot = load_prices(&config.spot, "spot", &mut files, &mut warnings)?;
-    let perp = load_prices(&config.perp, "perp", &mut files, &mut warnings)?;
-    let mark = match &config.mark {
-        Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
-        None => None,
-    };
-    let funding = match config.funding.format {
-        FundingFormat::BinanceFunding | FundingFormat::BinanceRest => {
-            binance::load_funding(&config.funding, &config.symbol, &mut files, &mut warnings)?
+    let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
+        (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
+        (None, Some(spot), Some(perp), Some(funding)) => {
+            let spot = load_prices(spot, "spot", &mut files, &mut warnings)?;
+            let perp = load_prices(perp, "perp", &mut files, &mut warnings)?;
+            let mark = match &config.mark {
+                Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
+                None => None,
+            };
+            let funding = match funding.format {
+                FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(funding, &config.symbol, &mut files, &mut warnings)?,
+                FundingFormat::Generic => generic::load_funding(funding, &mut files, &mut warnings)?,
+            };
+            (spot, perp, mark, funding)
         }
-        FundingFormat::Generic => generic::load_funding(&config.funding, &mut files, &mut warnings)?,
+        _ => bail_input!("[data] needs either [data.freqtrade] or all of [data.spot], [data.perp] and [data.funding]"),
     };
+    if config.skip_listing_placeholders {
+        quality::skip_listing_placeholders(&mut perp, &mut warnings);
+    }
     let staking = match &config.staking {
         Some(source) => Some(generic::load_staking(source, &mut files)?),
         None => None,
@@ -140,14 +160,18 @@ impl Sources {
 #[derive(Default)]
 pub struct BarRows {
     pub sources: Sources,
-    pub rows: Vec<(i64, [f64; 3], Origin)>,
+    /// (known at, [close, high, low, volume or NaN], origin).
+    pub rows: Vec<(i64, [f64; 4], Origin)>,
 }
 
 impl BarRows {
     /// Check prices, sort by time, drop exact duplicates (overlapping dumps) and reject
     /// conflicting ones.
     pub fn finish(mut self, label: &str, warnings: &mut Vec<String>) -> Result<PriceBars> {
-        for (_, [close, high, low], origin) in &self.rows {
+        for (_, [close, high, low, volume], origin) in &self.rows {
+            if *volume < 0.0 {
+                bail_input!("{}: {label} volume {volume} is negative", self.sources.locate(*origin));
+            }
             for (name, value) in [("close", close), ("high", high), ("low", low)] {
                 if *value <= 0.0 {
                     bail_input!("{}: {label} {name} price {value} is not positive; prices must be > 0", self.sources.locate(*origin));
@@ -165,7 +189,8 @@ impl BarRows {
         for i in 0..self.rows.len() {
             let (ts, values, origin) = &self.rows[i];
             if i > 0 && self.rows[i - 1].0 == *ts {
-                if self.rows[i - 1].1 == *values {
+                // Bitwise, so two rows without volume (NaN) still count as identical.
+                if self.rows[i - 1].1.map(f64::to_bits) == values.map(f64::to_bits) {
                     dropped += 1;
                     continue;
                 }
@@ -180,6 +205,10 @@ impl BarRows {
             bars.close.push(values[0]);
             bars.high.push(values[1]);
             bars.low.push(values[2]);
+            bars.volume.push(values[3]);
+        }
+        if bars.volume.iter().all(|v| v.is_nan()) {
+            bars.volume.clear();
         }
         if dropped > 0 {
             warnings.push(format!("{label}: dropped {dropped} duplicate bars (identical rows in overlapping files)"));

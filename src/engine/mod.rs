@@ -14,6 +14,11 @@
 //!    top up margin when liquidation comes too close.
 //!
 //! The row's PnL components sum to its change in equity.
+//!
+//! With `mask_stale_spot`, a step whose spot close is stale (see `data::quality`) makes no
+//! decisions, and its liquidation check moves to the next clean step, which checks the worst
+//! mark of every bar since: no breach is lost, and no action is taken on a price that was not
+//! live. Such rows carry the `MASKED` event flag.
 
 pub mod book;
 
@@ -42,6 +47,8 @@ pub struct EngineParams {
     pub entry: EntryRule,
     pub close_at_end: bool,
     pub reenter_after_liquidation: bool,
+    /// Skip decisions and defer liquidation checks on stale-spot steps.
+    pub mask_stale_spot: bool,
 }
 
 impl EngineParams {
@@ -77,6 +84,7 @@ impl EngineParams {
             },
             close_at_end: s.close_at_end,
             reenter_after_liquidation: s.reenter_after_liquidation,
+            mask_stale_spot: config.data.mask_stale_spot,
         }
     }
 }
@@ -235,18 +243,29 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
     // The book does not change between one step's end and the next step's start, so the
     // liquidation price computed for a row is the one the next bar is checked against.
     let mut liquidation_price_carried = f64::NAN;
+    // Worst marks of masked bars not yet checked for liquidation.
+    let (mut pending_high, mut pending_low) = (f64::NEG_INFINITY, f64::INFINITY);
 
     for i in 0..n {
         let at = Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] };
         let mut pnl = Pnl::default();
         let mut flags = 0u8;
+        let masked = params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0);
+        if masked {
+            flags |= events::MASKED;
+        }
         if i > 0 {
             let mark_prev = timeline.mark[i - 1];
             // 1. Intrabar liquidation at the bar's worst mark, on the margin known before the bar.
             let qty = sim.book.perp_qty;
-            if qty != 0.0 {
+            if qty != 0.0 && masked {
+                pending_high = pending_high.max(timeline.mark_high[i]);
+                pending_low = pending_low.min(timeline.mark_low[i]);
+            } else if qty != 0.0 {
                 let liq = liquidation_price_carried;
-                let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
+                let (high, low) = (timeline.mark_high[i].max(pending_high), timeline.mark_low[i].min(pending_low));
+                (pending_high, pending_low) = (f64::NEG_INFINITY, f64::INFINITY);
+                let touched = if qty < 0.0 { high >= liq } else { low <= liq };
                 if touched {
                     // Closed at the liquidation price, or at the bar's start if already past it.
                     let fill = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
@@ -332,7 +351,10 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         let reason = if last && params.close_at_end { TradeReason::Final } else { TradeReason::Exit };
         let trades_before = sim.trades.len();
         let mut liquidation_price_now = None;
+        // A stale-spot step decides nothing (the final close still happens).
+        let decide = !masked || (last && params.close_at_end);
         match sim.held {
+            _ if !decide => {}
             Held::Unhedged => {
                 if wanted == Target::Flat && (last && params.close_at_end || params.entry.mode != crate::config::EntryMode::AlwaysOn) {
                     sim.exit(&at, reason, &mut pnl);

@@ -29,6 +29,8 @@ pub fn flat_timeline(prices: &[f64], highs: &[f64], lows: &[f64], step_ms: i64) 
         funding: Vec::new(),
         funding_history: Vec::new(),
         stale_spot_steps: 0,
+        spot_stale: vec![0; n],
+        stale_spans: Vec::new(),
     }
 }
 
@@ -60,6 +62,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         },
         close_at_end: true,
         reenter_after_liquidation: false,
+        mask_stale_spot: true,
     }
 }
 

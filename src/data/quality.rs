@@ -1,0 +1,220 @@
+//! Data-quality checks that change what the engine sees. Each is reported, never silent:
+//!
+//! - **Listing placeholders**: the flat bars an exchange prints before a new perp really trades
+//!   (Binance BTCUSDT opened at a flat 10000 with no volume), dropped from the start of the perp.
+//! - **Stale spot**: steps whose spot close is not a live price, found with what is known at the
+//!   step only (no look-ahead): no spot bar closed at the step (a gap), the bar traded nothing,
+//!   the close is frozen while the perp moves, or the bar traded thinly while the basis jumped
+//!   away from its recent level (the bar an outage starts in, whose close is the last trade
+//!   before the feed stopped). The engine masks such steps from decisions and liquidation checks.
+
+use serde::{Deserialize, Serialize};
+
+use super::PriceBars;
+use crate::time::format_ms;
+
+/// Why a step's spot close is stale (bit set).
+pub mod stale {
+    /// No spot bar closed at this step; the last known close is older.
+    pub const GAP: u8 = 1;
+    /// The spot bar traded no volume.
+    pub const ZERO_VOLUME: u8 = 2;
+    /// The spot close equals the previous one while the perp moved more than 20 bp.
+    pub const FROZEN: u8 = 4;
+    /// Spot volume under 40 % of its trailing median and the basis over 30 bp away from its
+    /// trailing median: the close is the last trade before an outage.
+    pub const THIN_AND_DISLOCATED: u8 = 8;
+
+    /// Names of the set bits, for reports.
+    pub fn describe(flags: u8) -> String {
+        let mut names = Vec::new();
+        for (bit, name) in [(GAP, "spot gap"), (ZERO_VOLUME, "zero-volume spot bar"), (FROZEN, "spot close frozen"), (THIN_AND_DISLOCATED, "thin spot bar, basis jump")] {
+            if flags & bit != 0 {
+                names.push(name);
+            }
+        }
+        names.join(", ")
+    }
+}
+
+/// Steps of trailing history the thin-and-dislocated check compares with.
+const TRAILING_STEPS: usize = 24;
+
+/// A run of consecutive stale-spot steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleSpan {
+    /// First and last step of the run (UTC, step = bar close).
+    pub from: String,
+    pub to: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub steps: usize,
+    /// What was found, e.g. "spot gap, zero-volume spot bar".
+    pub reasons: String,
+}
+
+/// Drop leading perp bars that are placeholders: flat (high = low) and either traded under 1 %
+/// of the median volume of the first real bars, or (with no volume) sit more than 0.5 % from the
+/// first real close. Returns how many were dropped.
+pub fn skip_listing_placeholders(perp: &mut PriceBars, warnings: &mut Vec<String>) -> usize {
+    let flat = perp.high.iter().zip(&perp.low).take_while(|(h, l)| h == l).count();
+    if flat == 0 || flat >= perp.ts_ms.len() {
+        return 0;
+    }
+    let real_close = perp.close[flat];
+    let mut real_volume: Vec<f64> = (flat..(flat + 24).min(perp.ts_ms.len())).map(|i| perp.volume_at(i)).filter(|v| v.is_finite()).collect();
+    real_volume.sort_by(f64::total_cmp);
+    let median_volume = real_volume.get(real_volume.len() / 2).copied().unwrap_or(f64::NAN);
+    let placeholder = |i: usize| {
+        let volume = perp.volume_at(i);
+        if volume.is_finite() && median_volume.is_finite() {
+            volume <= 0.01 * median_volume
+        } else {
+            (perp.close[i] / real_close - 1.0).abs() > 0.005
+        }
+    };
+    let dropped = (0..flat).take_while(|&i| placeholder(i)).count();
+    if dropped == 0 {
+        return 0;
+    }
+    warnings.push(format!(
+        "perp: dropped {dropped} listing placeholder bar(s) (flat at {}, no real volume) before {}; the perp starts trading then",
+        perp.close[0],
+        format_ms(perp.ts_ms[dropped])
+    ));
+    perp.ts_ms.drain(..dropped);
+    perp.close.drain(..dropped);
+    perp.high.drain(..dropped);
+    perp.low.drain(..dropped);
+    if !perp.volume.is_empty() {
+        perp.volume.drain(..dropped);
+    }
+    dropped
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Stale-spot flags per step (see [`stale`]), from what is known at each step.
+/// `spot_ts` is the close time of the spot bar in use at each step; `spot_volume` is NaN where
+/// unknown.
+pub fn stale_spot_flags(ts_ms: &[i64], spot_ts: &[i64], spot: &[f64], spot_volume: &[f64], perp: &[f64]) -> Vec<u8> {
+    let n = ts_ms.len();
+    let mut flags = vec![0u8; n];
+    let basis: Vec<f64> = (0..n).map(|i| perp[i] / spot[i] - 1.0).collect();
+    let mut window = Vec::with_capacity(TRAILING_STEPS);
+    for i in 0..n {
+        let fresh = spot_ts[i] == ts_ms[i];
+        if !fresh {
+            flags[i] |= stale::GAP;
+            continue;
+        }
+        if spot_volume[i] == 0.0 {
+            flags[i] |= stale::ZERO_VOLUME;
+        }
+        if i > 0 && spot[i] == spot[i - 1] && (perp[i] / perp[i - 1] - 1.0).abs() > 0.002 {
+            flags[i] |= stale::FROZEN;
+        }
+        if i >= TRAILING_STEPS && spot_volume[i].is_finite() {
+            let from = i - TRAILING_STEPS;
+            window.clear();
+            window.extend(spot_volume[from..i].iter().copied().filter(|v| v.is_finite()));
+            let volume_median = median(&mut window);
+            window.clear();
+            window.extend_from_slice(&basis[from..i]);
+            let basis_median = median(&mut window);
+            if spot_volume[i] < 0.4 * volume_median && (basis[i] - basis_median).abs() > 0.003 {
+                flags[i] |= stale::THIN_AND_DISLOCATED;
+            }
+        }
+    }
+    flags
+}
+
+/// Runs of consecutive flagged steps.
+pub fn stale_spans(ts_ms: &[i64], flags: &[u8]) -> Vec<StaleSpan> {
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < flags.len() {
+        if flags[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut reasons = 0u8;
+        while i < flags.len() && flags[i] != 0 {
+            reasons |= flags[i];
+            i += 1;
+        }
+        spans.push(StaleSpan {
+            from: format_ms(ts_ms[start]),
+            to: format_ms(ts_ms[i - 1]),
+            from_ms: ts_ms[start],
+            to_ms: ts_ms[i - 1],
+            steps: i - start,
+            reasons: stale::describe(reasons),
+        });
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_spot_rules_use_only_the_past() {
+        let n = 40;
+        let ts: Vec<i64> = (0..n as i64).collect();
+        let mut spot_ts = ts.clone();
+        let mut spot: Vec<f64> = (0..n).map(|i| 100.0 + (i % 3) as f64 * 0.1).collect();
+        let mut volume = vec![1000.0; n];
+        let mut perp: Vec<f64> = spot.iter().map(|s| s * 1.0005).collect();
+        // Step 30: thin bar, basis jumps 100 bp. Step 31: zero volume. Step 32: gap. Step 35: frozen.
+        volume[30] = 200.0;
+        perp[30] = spot[30] * 1.0105;
+        volume[31] = 0.0;
+        spot_ts[32] = 31;
+        spot[32] = spot[31];
+        spot[35] = spot[34];
+        perp[35] = perp[34] * 1.01;
+        // A real dislocation at step 26 on heavy volume is not stale.
+        perp[26] = spot[26] * 0.97;
+        volume[26] = 5000.0;
+        let flags = stale_spot_flags(&ts, &spot_ts, &spot, &volume, &perp);
+        assert_eq!(flags[30], stale::THIN_AND_DISLOCATED);
+        assert_eq!(flags[31], stale::ZERO_VOLUME);
+        assert_eq!(flags[32], stale::GAP);
+        assert_eq!(flags[35], stale::FROZEN);
+        assert_eq!(flags[26], 0);
+        assert_eq!(flags.iter().filter(|f| **f != 0).count(), 4);
+        let spans = stale_spans(&ts, &flags);
+        assert_eq!(spans.len(), 2);
+        assert_eq!((spans[0].from_ms, spans[0].to_ms, spans[0].steps), (30, 32, 3));
+        assert_eq!(spans[0].reasons, "spot gap, zero-volume spot bar, thin spot bar, basis jump");
+    }
+
+    #[test]
+    fn listing_placeholders_are_dropped_only_when_they_did_not_trade() {
+        let mut perp = PriceBars {
+            label: "perp".into(),
+            ts_ms: vec![1, 2, 3, 4, 5],
+            close: vec![10000.0, 10000.0, 10340.0, 10351.0, 10391.0],
+            high: vec![10000.0, 10000.0, 10357.0, 10360.0, 10400.0],
+            low: vec![10000.0, 10000.0, 10337.0, 10340.0, 10380.0],
+            volume: vec![0.002, 0.0, 471.0, 583.0, 689.0],
+        };
+        let mut warnings = Vec::new();
+        assert_eq!(skip_listing_placeholders(&mut perp, &mut warnings), 2);
+        assert_eq!(perp.ts_ms, vec![3, 4, 5]);
+        assert!(warnings[0].contains("2 listing placeholder"));
+        // A flat first bar that traded normally stays.
+        let mut quiet = PriceBars { label: "perp".into(), ts_ms: vec![1, 2], close: vec![5.0, 5.1], high: vec![5.0, 5.2], low: vec![5.0, 5.0], volume: vec![900.0, 1000.0] };
+        assert_eq!(skip_listing_placeholders(&mut quiet, &mut warnings), 0);
+    }
+}
