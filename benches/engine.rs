@@ -159,5 +159,39 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(engine_benches, benches);
+/// The full 2019–2026 hourly BTCUSDT backtest from the freqtrade feather files in
+/// ../shared/data (skipped when they are absent): load, align, simulate and write the outputs,
+/// without and with the report.
+fn freqtrade_hourly(c: &mut Criterion) {
+    let datadir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/freqtrade-binance-1h");
+    if !datadir.is_dir() {
+        eprintln!("skipped freqtrade_btc_1h: {} is missing", datadir.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let config_for = |report: bool| {
+        let text = format!(
+            "[run]\nname = \"bench\"\noutput_dir = \"{}\"\nreport = {report}\n[data]\nsymbol = \"BTCUSDT\"\n[data.freqtrade]\ndatadir = \"{}\"\npair = \"BTC/USDT\"\ntimeframe = \"1h\"\n[strategy]\nstart = \"2019-09-10T08:00:00Z\"\n[portfolio]\nleverage = 1.0\nreserve_fraction = 0.0\ntop_up_source = \"sell_spot\"\n",
+            out.path().display(),
+            datadir.display()
+        );
+        Config::from_toml_str(&text, "bench", Path::new(".")).expect("bench config")
+    };
+    let steps = backtest::run(&config_for(false)).unwrap().timeline.len() as u64;
+    let mut group = c.benchmark_group("freqtrade_btc_1h_2019_2026");
+    group.throughput(Throughput::Elements(steps));
+    group.sample_size(10);
+    for (name, report) in [("feather_load_align_simulate_write", false), ("with_report", true)] {
+        let config = config_for(report);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let result = backtest::run(&config).unwrap();
+                backtest::write_outputs(&config, None, &result, true).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(engine_benches, benches, freqtrade_hourly);
 criterion_main!(engine_benches);

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::{parse_time_ms, Config};
+use crate::data::quality::StaleSpan;
 use crate::data::{self, align::MarketTimeline};
 use crate::engine::{self, EngineParams, RunSummary};
 use crate::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, Settlement};
@@ -34,11 +35,17 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
     let timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
     let mut warnings = market.warnings;
-    if timeline.stale_spot_steps > 0 {
+    if !timeline.stale_spans.is_empty() {
+        let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
+        let shown: Vec<String> = timeline.stale_spans.iter().take(4).map(|s| format!("{} ({})", s.from, s.reasons)).collect();
         warnings.push(format!(
-            "spot: {} of {} steps use a spot close older than the perp bar (spot bars missing); the last known spot close was used",
+            "spot: {} stale-spot span(s), {steps} of {} steps ({} spot bars missing), {}: {}{}; the spans are listed in manifest.json and the report",
+            timeline.stale_spans.len(),
+            timeline.len(),
             timeline.stale_spot_steps,
-            timeline.len()
+            if config.data.mask_stale_spot { "masked from decisions and liquidation checks" } else { "NOT masked (data.mask_stale_spot = false)" },
+            shown.join(", "),
+            if timeline.stale_spans.len() > 4 { ", ..." } else { "" }
         ));
     }
     if timeline.funding.is_empty() {
@@ -78,6 +85,10 @@ struct Manifest<'a> {
     settlements_in_window: usize,
     inputs: Vec<InputFile>,
     warnings: &'a [String],
+    /// Whether stale-spot steps were masked from decisions and liquidation checks.
+    stale_spot_masked: bool,
+    /// Runs of steps whose spot close was stale (gaps, zero volume, frozen, thin and dislocated).
+    stale_spot_spans: &'a [StaleSpan],
     files: Vec<&'static str>,
 }
 
@@ -91,6 +102,8 @@ impl BacktestResult {
             metrics: &self.metrics,
             config,
             warnings: &self.warnings,
+            stale_spans: &self.timeline.stale_spans,
+            stale_spot_masked: config.data.mask_stale_spot,
         }
     }
 }
@@ -114,12 +127,13 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
     }
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let input = result.report_input(config, &run_name);
-    let report_files = report::render(&input)?;
-    for file in &report_files {
-        run_dir.write(&file.name, &file.bytes)?;
-    }
     let mut files = vec!["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
-    files.extend(report::report_file_names(&input));
+    if config.run.report {
+        for file in &report::render(&input)? {
+            run_dir.write(&file.name, &file.bytes)?;
+        }
+        files.extend(report::report_file_names(&input));
+    }
     let manifest = Manifest {
         tool: "basis",
         version: env!("CARGO_PKG_VERSION"),
@@ -132,6 +146,8 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
         settlements_in_window: result.timeline.funding.len(),
         inputs,
         warnings: &result.warnings,
+        stale_spot_masked: config.data.mask_stale_spot,
+        stale_spot_spans: &result.timeline.stale_spans,
         files,
     };
     // The manifest is written last: its presence marks a complete run.

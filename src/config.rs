@@ -41,11 +41,14 @@ pub struct RunConfig {
     /// Folder holding all runs, relative to the current directory.
     #[serde(default = "default_output_dir")]
     pub output_dir: PathBuf,
+    /// Draw the charts and index.html with the run (`basis report` can draw them later).
+    #[serde(default = "default_true")]
+    pub report: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { name: default_run_name(), output_dir: default_output_dir() }
+        Self { name: default_run_name(), output_dir: default_output_dir(), report: true }
     }
 }
 

@@ -188,3 +188,45 @@ fn threshold_entry_uses_settled_rates_only() {
     assert_close(ledger.row(1).funding_signal_apr, 0.3285, 1e-12);
     assert_eq!(ledger.row(1).state, state::LONG_CARRY);
 }
+
+#[test]
+fn a_stale_spot_step_decides_nothing_and_defers_the_liquidation_check() {
+    // The reserve top-up case, but the step at 130 has a stale spot close: no top-up there.
+    // The next bar (masked too) spikes to 160, past the liquidation price; it is checked at the
+    // first clean step, with the worst mark of both bars, and the short is liquidated there.
+    let timeline_with = |stale: [u8; 4]| {
+        let mut t = flat_timeline(&[100.0, 130.0, 140.0, 140.0], &[100.0, 130.0, 160.0, 141.0], &[100.0, 130.0, 140.0, 139.0], HOUR);
+        t.spot_stale = stale.to_vec();
+        t
+    };
+    let mut params = plain_params(10_000.0);
+    params.leverage = 2.0;
+    params.reserve_fraction = 0.4;
+    params.top_up_distance = 0.15;
+    params.top_up_source = TopUpSource::Reserve;
+    params.close_at_end = false;
+    let q = 6_000.0 / 150.0;
+    let liq = (20.0 + 130.0) / 1.004; // margin q × 20 at mark 130, as in the reserve case
+
+    let mut ledger = FullLedger::default();
+    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
+    assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::MASKED, "no top-up on a stale step");
+    assert_close(ledger.row(1).cash, 4_000.0, 1e-9);
+    assert_eq!(ledger.row(2).events & (events::LIQUIDATION | events::MASKED), events::MASKED, "check deferred");
+    assert_eq!(ledger.row(3).events & events::LIQUIDATION, events::LIQUIDATION);
+    assert_eq!(summary.liquidations, 1);
+    // Filled at the liquidation price (the previous close, 140, had not reached it).
+    assert!(liq > 140.0 && liq < 160.0);
+    assert_close(ledger.row(2).pnl.perp, -q * 10.0, 1e-9);
+    assert_close(ledger.row(3).pnl.perp, -q * (liq - 140.0), 1e-9);
+    assert_eq!(ledger.row(3).perp_qty, 0.0);
+
+    // Unmasked, the step at 130 tops up and the short survives the spike.
+    let mut params_unmasked = params.clone();
+    params_unmasked.mask_stale_spot = false;
+    let mut ledger = FullLedger::default();
+    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params_unmasked, &mut ledger);
+    assert_eq!(ledger.row(1).events & events::TOP_UP, events::TOP_UP);
+    assert_eq!(summary.liquidations, 0);
+    assert_eq!(ledger.row(1).events & events::MASKED, 0);
+}

@@ -19,6 +19,8 @@ struct Path {
     range: Vec<f64>,
     rates: Vec<f64>,
     funding_every: usize,
+    /// Steps whose spot close is flagged stale (masked from decisions and liquidation checks).
+    stale: Vec<bool>,
 }
 
 fn path_strategy() -> impl Strategy<Value = Path> {
@@ -29,8 +31,9 @@ fn path_strategy() -> impl Strategy<Value = Path> {
             prop::collection::vec(0.0f64..0.08, n),
             prop::collection::vec(-0.003f64..0.003, n),
             1usize..8,
+            prop::collection::vec(prop::bool::weighted(0.1), n),
         )
-            .prop_map(|(returns, basis, range, rates, funding_every)| Path { returns, basis, range, rates, funding_every })
+            .prop_map(|(returns, basis, range, rates, funding_every, stale)| Path { returns, basis, range, rates, funding_every, stale })
     })
 }
 
@@ -50,6 +53,7 @@ fn timeline_from(path: &Path) -> basis::data::align::MarketTimeline {
         .map(|i| FundingEvent { step: i, settle_ms: timeline.ts_ms[i], rate: path.rates[i], interval_hours: 8.0, price: mark[i - 1] })
         .collect();
     timeline.funding_history = timeline.funding.iter().map(|e| (e.settle_ms, e.rate * 1095.0)).collect();
+    timeline.spot_stale = path.stale.iter().map(|&s| u8::from(s)).collect();
     timeline
 }
 

@@ -505,6 +505,21 @@ pub fn basis(input: &ReportInput, area: &Area) -> Result<()> {
     let (plot, side) = panels(area, "Basis: perp last price over spot close")?;
     let mut chart = time_chart(&plot, "perp / spot − 1 (bp)", x, y)?;
     let mut legend = Legend::default();
+    if !input.stale_spans.is_empty() {
+        // At least 1/600 of the width, so a one-hour outage in a seven-year run is visible.
+        let min_half = (x.1 - x.0) / 1200;
+        let band = GREY.mix(0.35).filled();
+        chart
+            .draw_series(input.stale_spans.iter().map(|s| {
+                let mid = (s.from_ms + s.to_ms) / 2;
+                let half = ((s.to_ms - s.from_ms) / 2).max(min_half);
+                Rectangle::new([(at(mid - half), y.0), (at(mid + half), y.1)], band)
+            }))
+            .map_err(draw_err)?;
+        let steps: usize = input.stale_spans.iter().map(|s| s.steps).sum();
+        let what = if input.stale_spot_masked { "masked" } else { "not masked" };
+        legend.add(format!("stale spot: {} spans, {steps} steps ({what})", input.stale_spans.len()), Glyph::Band(band));
+    }
     draw_zero(&mut chart, x)?;
     draw_lines(&mut chart, &mut legend, &lines, ORANGE.mix(0.6).stroke_width(1), "basis in bp (+ = perp above spot)")?;
     let mean = series::trailing_mean(ts, &bps, 7 * crate::time::MS_PER_DAY);

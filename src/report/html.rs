@@ -263,6 +263,23 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
         body.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(label), escape(&value)));
     }
     body.push_str("</table>\n</section>\n");
+    if !input.stale_spans.is_empty() {
+        body.push_str(&format!(
+            "<section class=\"table\" id=\"stale-spot\">\n<h2>Stale spot ({} spans, {})</h2>\n<table>\n<tr><th>from</th><th>to</th><th class=\"num\">steps</th><th>found</th></tr>\n",
+            input.stale_spans.len(),
+            if input.stale_spot_masked { "masked from decisions and liquidation checks" } else { "detected, not masked" }
+        ));
+        for span in input.stale_spans {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+                escape(&span.from),
+                escape(&span.to),
+                span.steps,
+                escape(&span.reasons)
+            ));
+        }
+        body.push_str("</table>\n</section>\n");
+    }
     if !input.warnings.is_empty() {
         body.push_str("<section class=\"table\" id=\"warnings\">\n<h2>Data warnings</h2>\n<ul class=\"warn\">\n");
         for warning in input.warnings {

@@ -17,6 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::config::{Config, TopUpSource};
+use crate::data::quality::StaleSpan;
 use crate::ledger::{settlements_from_frame, FullLedger, Settlement};
 use crate::metrics::Metrics;
 use crate::{bail_input, input_error};
@@ -33,6 +34,10 @@ pub struct ReportInput<'a> {
     pub config: &'a Config,
     /// Data repairs and findings from loading.
     pub warnings: &'a [String],
+    /// Runs of steps whose spot close was stale.
+    pub stale_spans: &'a [StaleSpan],
+    /// Whether those steps were masked from decisions and liquidation checks.
+    pub stale_spot_masked: bool,
 }
 
 impl ReportInput<'_> {
@@ -108,7 +113,7 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
         ("pnl_components.png", "PnL by component", "Cumulative PnL split by cause. Basis is the spot and perp price PnL together; for a hedged carry it stays near zero. The components add up to the total, which is the change in equity.", charts::HEIGHT, charts::pnl_components),
         ("drawdown.png", "Drawdown", "Equity below its running peak. The dot marks the deepest drawdown; the shaded band is the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
         ("funding.png", "Funding rate", "The rate of every settlement in the window, per settlement interval, with the venue's cap and floor. Circles mark settlements at the cap or floor.", charts::HEIGHT, charts::funding),
-        ("basis.png", "Basis", "Perp last price over spot close, minus one, in basis points, at each step.", charts::HEIGHT, charts::basis),
+        ("basis.png", "Basis", "Perp last price over spot close, minus one, in basis points, at each step. Grey bands are stale-spot spans (spot outages), where the basis is not real.", charts::HEIGHT, charts::basis),
         ("margin.png", "Distance to liquidation", "How far the mark can move against the perp before it is liquidated, with the margin top-up threshold. Gaps are times with no perp position.", charts::HEIGHT, charts::margin),
         ("carry_apr.png", "Rolling 30-day carry", "Over the trailing 30 days: the funding rate the perp position earned (sum of side × rate), and carry income (funding, staking, borrow) over equity, both annualised.", charts::HEIGHT, charts::carry_apr),
         ("monthly_returns.png", "Monthly returns", "Return of each calendar month (UTC) on the equity at the previous month end, and each year's compounded return.", charts::heatmap_height(years), charts::monthly_heatmap),
@@ -161,6 +166,8 @@ pub struct SavedRun {
     pub metrics: Metrics,
     pub config: Config,
     pub warnings: Vec<String>,
+    pub stale_spans: Vec<StaleSpan>,
+    pub stale_spot_masked: bool,
 }
 
 impl SavedRun {
@@ -188,6 +195,13 @@ impl SavedRun {
             .and_then(|v| v.as_array())
             .map(|a| a.iter().filter_map(|w| w.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
+        let stale_spans: Vec<StaleSpan> = manifest
+            .get("stale_spot_spans")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|err| input_error!("{}: `stale_spot_spans`: {err}; re-run the backtest", manifest_path.display()))?
+            .unwrap_or_default();
+        let stale_spot_masked = manifest.get("stale_spot_masked").and_then(|v| v.as_bool()).unwrap_or(false);
 
         let metrics_path = dir.join("metrics.json");
         let metrics_text = std::fs::read_to_string(&metrics_path).map_err(|err| input_error!("cannot read {}: {err}", metrics_path.display()))?;
@@ -202,7 +216,7 @@ impl SavedRun {
         let ledger = FullLedger::from_frame(&ledger_frame, &dir.join("ledger.parquet").display().to_string()).map_err(|e| input_error!("{e:#}"))?;
         let funding_path = dir.join("funding.parquet");
         let settlements = settlements_from_frame(&read_parquet(&funding_path)?, &funding_path.display().to_string()).map_err(|e| input_error!("{e:#}"))?;
-        Ok(SavedRun { dir: dir.to_path_buf(), run_name, ledger, settlements, metrics, config, warnings })
+        Ok(SavedRun { dir: dir.to_path_buf(), run_name, ledger, settlements, metrics, config, warnings, stale_spans, stale_spot_masked })
     }
 
     /// The run as report input.
@@ -214,6 +228,8 @@ impl SavedRun {
             metrics: &self.metrics,
             config: &self.config,
             warnings: &self.warnings,
+            stale_spans: &self.stale_spans,
+            stale_spot_masked: self.stale_spot_masked,
         }
     }
 }
