@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{parse_time_ms, Config};
+use crate::config::{parse_time_ms, Config, FundingRatesFrom};
+use crate::venue::funding::{counterfactual_for, premium_from_timeline};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::MarketTimeline};
 use crate::engine::{self, EngineParams, RunSummary};
@@ -30,10 +31,25 @@ pub struct BacktestResult {
 
 /// Load, align and prepare the market a config names.
 pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
-    let market = data::load(&config.data)?;
+    let mut market = data::load(&config.data)?;
     let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
     let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
-    let timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
+    let mut timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
+    if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, &config.venue.loaded) {
+        // The preset's rules applied to the premium known at each step, in place of the files' rates.
+        let premium = premium_from_timeline(&timeline, config.venue.premium);
+        let (settled, funding) = counterfactual_for(preset, &timeline, &premium);
+        market.warnings.push(format!(
+            "funding: {} counterfactual settlements under {} ({} at the cap or floor) from the {:?} premium, replacing the {} settlements in the data",
+            settled.len(),
+            preset.name,
+            settled.iter().filter(|s| s.capped).count(),
+            config.venue.premium,
+            market.funding.settle_ms.len()
+        ));
+        market.funding = funding;
+        timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
+    }
     let mut warnings = market.warnings;
     if !timeline.stale_spans.is_empty() {
         let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();

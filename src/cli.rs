@@ -25,9 +25,85 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare saved runs: overlaid returns and drawdowns, metrics side by side.
     Compare(CompareArgs),
+    /// Run one carry under several funding rule sets (venue presets and user caps) and compare
+    /// realised funding, share of capped settlements, carry PnL and drawdown.
+    Caps(CapsArgs),
+    /// Actual funding across venues from one table (8-hourly and hourly venues mixed): APR per
+    /// venue and coin, correlations, spreads, and a best-venue carry.
+    Venues(VenuesArgs),
+    /// List the built-in venue presets, or print one (`basis presets binance_usdm`).
+    Presets(PresetsArgs),
     /// Data tools.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CapsArgs {
+    /// Config file (TOML) of the carry to run; its [costs] and [margin] hold for every rule set.
+    #[arg(long, short, default_value = "data/basis.toml")]
+    pub config: PathBuf,
+    /// Venue presets to apply, by id or file (default: every built-in preset).
+    #[arg(long = "venue", value_name = "PRESET")]
+    pub venues: Vec<String>,
+    /// A user cap: `0.003` (±0.3 % per settlement, on the config's preset or binance_usdm) or
+    /// `0.04/1h` (settle hourly, ±4 % each). Repeat for several.
+    #[arg(long = "cap", value_name = "CAP[/Nh]")]
+    pub caps: Vec<String>,
+    /// Leave out the run on the data files' own funding.
+    #[arg(long)]
+    pub no_actual: bool,
+    /// Name of the output folder (default: <run.name>-caps).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder the comparison is written into (default: run.output_dir).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Replace an existing folder of the same name instead of writing <name>-2.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VenuesArgs {
+    /// Funding table (Parquet, Feather or CSV) with timestamp, venue, coin and rate columns,
+    /// e.g. ../shared/data/multivenue-hourly/funding_rates.parquet.
+    #[arg(long)]
+    pub funding: PathBuf,
+    /// Coin drawn in the per-venue and rotation charts.
+    #[arg(long, default_value = "BTC")]
+    pub coin: String,
+    /// Trailing window the best-venue carry ranks venues on, in days.
+    #[arg(long, default_value_t = 7.0)]
+    pub lookback_days: f64,
+    /// Trailing APR lead (decimal) another venue needs before the carry switches to it.
+    #[arg(long, default_value_t = 0.02)]
+    pub switch_margin_apr: f64,
+    /// Slippage per perp fill on a switch, bps of notional.
+    #[arg(long, default_value_t = 2.0)]
+    pub slippage_bps: f64,
+    #[arg(long, default_value = "timestamp")]
+    pub time_column: String,
+    #[arg(long, default_value = "venue")]
+    pub venue_column: String,
+    #[arg(long, default_value = "coin")]
+    pub coin_column: String,
+    #[arg(long, default_value = "funding_rate")]
+    pub rate_column: String,
+    /// Name of the output folder.
+    #[arg(long, default_value = "venues")]
+    pub name: String,
+    #[arg(long, default_value = "reports")]
+    pub output_dir: PathBuf,
+    /// Replace an existing folder of the same name instead of writing <name>-2.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PresetsArgs {
+    /// A preset id or file to print in full (with sources); without it, list the built-in ones.
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -99,8 +175,101 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backtest(args) => run_backtest(args),
         Command::Report(args) => run_report(args),
         Command::Compare(args) => run_compare(args),
+        Command::Caps(args) => run_caps(args),
+        Command::Venues(args) => run_venues(args),
+        Command::Presets(args) => run_presets(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
     }
+}
+
+fn run_caps(args: CapsArgs) -> Result<()> {
+    use crate::venue::{caps, Preset};
+    let config = Config::load(&args.config)?;
+    let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
+    let mut rule_sets = Vec::new();
+    if !args.no_actual {
+        rule_sets.push(caps::RuleSet::Actual);
+    }
+    let venues: Vec<String> = if args.venues.is_empty() && args.caps.is_empty() {
+        crate::venue::BUILT_IN.iter().map(|(id, _)| id.to_string()).collect()
+    } else {
+        args.venues.clone()
+    };
+    for venue in &venues {
+        let preset = Preset::load(venue, base_dir)?;
+        rule_sets.push(caps::RuleSet::Rules { label: preset.name.clone(), preset: Box::new(preset) });
+    }
+    let base = match &config.venue.loaded {
+        Some(preset) => preset.clone(),
+        None => Preset::load("binance_usdm", base_dir)?,
+    };
+    for cap in &args.caps {
+        rule_sets.push(caps::user_cap(cap, &base)?);
+    }
+    if rule_sets.len() < 2 {
+        bail_input!("caps needs at least two rule sets: add --venue or --cap (or drop --no-actual)");
+    }
+    let name = args.name.unwrap_or_else(|| format!("{}-caps", config.run.name));
+    crate::config::validate_run_name(&name)?;
+    let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
+    let (folder, outcomes, warnings) = caps::write(&config, &rule_sets, &output_dir, &name, args.force)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("{:<44} {:>11} {:>9} {:>9} {:>14} {:>14} {:>9} {:>5}", "rule set", "funding APR", "at cap", "at floor", "funding PnL", "total PnL", "max DD", "liq");
+    for o in &outcomes {
+        let m = &o.metrics;
+        println!(
+            "{:<44} {:>10.2}% {:>8.2}% {:>8.2}% {:>14.2} {:>14.2} {:>8.2}% {:>5}",
+            o.label,
+            m.realised_funding_apr * 100.0,
+            o.share_at_cap * 100.0,
+            o.share_at_floor * 100.0,
+            m.funding_pnl,
+            m.final_equity - m.initial_capital,
+            m.max_drawdown * 100.0,
+            m.liquidations
+        );
+    }
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_venues(args: VenuesArgs) -> Result<()> {
+    use crate::venue::multivenue;
+    let columns = multivenue::Columns { time: args.time_column, venue: args.venue_column, coin: args.coin_column, rate: args.rate_column };
+    crate::config::validate_run_name(&args.name)?;
+    let study = multivenue::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps)?;
+    let folder = multivenue::write(&study, &args.output_dir, &args.name, args.force)?;
+    println!("{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours");
+    for row in &study.aprs {
+        println!("{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.nominal_interval_hours, row.funding_apr * 100.0, row.gap_hours);
+    }
+    for r in study.rotations.iter().filter(|r| r.switches > 0 || r.label.starts_with("best")) {
+        println!("{:<6} best venue: net APR {:+.2}% ({} switches, costs {:.3}% of notional)", r.coin, r.net_apr * 100.0, r.switches, r.costs * 100.0);
+    }
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_presets(args: PresetsArgs) -> Result<()> {
+    use crate::venue::Preset;
+    match args.preset {
+        Some(name) => {
+            let preset = Preset::load(&name, std::path::Path::new("."))?;
+            print!("{}", toml::to_string_pretty(&preset).map_err(|e| anyhow::anyhow!("printing the preset: {e}"))?);
+        }
+        None => {
+            for preset in Preset::built_in()? {
+                let f = &preset.funding;
+                println!(
+                    "{:<14} {:<18} every {} h, {:?}, paid on {:?}, {:?}; perp taker {} bp",
+                    preset.id, preset.name, f.interval_hours, f.formula, f.paid_on, f.timing, preset.fees.perp_taker_bps
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_report(args: ReportArgs) -> Result<()> {

@@ -497,11 +497,36 @@ pub struct Bracket {
     pub cum: f64,
 }
 
-/// The venue's funding limits, as far as the report needs them (venue presets build on this).
+/// Where the run's funding rates come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundingRatesFrom {
+    /// The settlements in the data files.
+    #[default]
+    Data,
+    /// The settlements the preset's rules would produce from the premium (perp or mark over spot).
+    Counterfactual,
+}
+
+/// The venue: a preset (fees, brackets, liquidation fee, funding rules and caps), and overrides.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VenueConfig {
-    /// Label shown in reports, e.g. "Binance USDⓈ-M".
+    /// A built-in preset id (`binance_usdm`, `bybit_linear`, `okx_swap`, `hyperliquid`,
+    /// `dydx_v4`, `bitmex`, `deribit`, `gate_usdt`) or a preset file relative to the config.
+    /// Its fees, brackets and liquidation fee apply unless [costs]/[margin] set them.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// `data` (the files' rates) or `counterfactual` (the preset's rules applied to the premium).
+    #[serde(default)]
+    pub funding: FundingRatesFrom,
+    /// Premium proxy for counterfactual funding: `perp_spot` or `mark_spot`.
+    #[serde(default = "default_premium")]
+    pub premium: crate::venue::funding::PremiumSource,
+    /// The loaded preset.
+    #[serde(skip)]
+    pub loaded: Option<crate::venue::Preset>,
+    /// Label shown in reports, e.g. "Binance USDⓈ-M" (default: the preset's name).
     #[serde(default)]
     pub name: Option<String>,
     /// Funding cap per settlement (decimal, > 0): drawn on the funding chart, and settlements at
@@ -511,6 +536,19 @@ pub struct VenueConfig {
     /// Funding floor per settlement (decimal, < 0).
     #[serde(default)]
     pub funding_floor: Option<f64>,
+}
+
+fn default_premium() -> crate::venue::funding::PremiumSource {
+    crate::venue::funding::PremiumSource::PerpSpot
+}
+
+impl VenueConfig {
+    /// Cap and floor of a settlement: the config's override, else the preset's rule for the
+    /// symbol and date, else none.
+    pub fn limits_at(&self, symbol: &str, settle_ms: i64, interval_hours: f64) -> (Option<f64>, Option<f64>) {
+        let (preset_cap, preset_floor) = self.loaded.as_ref().map(|p| p.limits_at(symbol, settle_ms, interval_hours)).unwrap_or((None, None));
+        (self.funding_cap.or(preset_cap), self.funding_floor.or(preset_floor))
+    }
 }
 
 /// Maintenance brackets and liquidation fee.
@@ -565,6 +603,33 @@ impl Config {
             )
         })?;
         config.resolve_paths(base_dir);
+        if let Some(name) = config.venue.preset.clone() {
+            let preset = crate::venue::Preset::load(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
+            // Keys the user wrote win; the preset fills the rest.
+            let raw: toml::Value = toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
+            let given = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
+            let fees = &preset.fees;
+            for (key, value, slot) in [
+                ("spot_maker_bps", fees.spot_maker_bps, &mut config.costs.spot_maker_bps),
+                ("spot_taker_bps", fees.spot_taker_bps, &mut config.costs.spot_taker_bps),
+                ("perp_maker_bps", fees.perp_maker_bps, &mut config.costs.perp_maker_bps),
+                ("perp_taker_bps", fees.perp_taker_bps, &mut config.costs.perp_taker_bps),
+            ] {
+                if !given("costs", key) {
+                    *slot = value;
+                }
+            }
+            if !given("margin", "liquidation_fee_rate") {
+                config.margin.liquidation_fee_rate = preset.margin.liquidation_fee_rate;
+            }
+            if !given("margin", "brackets") {
+                config.margin.brackets = preset.brackets_for(&config.data.symbol);
+            }
+            if config.venue.name.is_none() {
+                config.venue.name = Some(preset.name.clone());
+            }
+            config.venue.loaded = Some(preset);
+        }
         config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
         Ok(config)
     }
@@ -661,6 +726,9 @@ impl Config {
             (Some(_), None, None, None, None) | (None, Some(_), Some(_), Some(_), _) => {}
             (Some(_), ..) => bail_input!("[data.freqtrade] finds spot, perp, mark and funding itself: remove [data.spot], [data.perp], [data.mark] and [data.funding]"),
             (None, ..) => bail_input!("[data] needs [data.spot], [data.perp] and [data.funding] (or a [data.freqtrade] directory instead)"),
+        }
+        if self.venue.funding == FundingRatesFrom::Counterfactual && self.venue.preset.is_none() {
+            bail_input!("`venue.funding` = \"counterfactual\" needs `venue.preset` (whose rules produce the rates)");
         }
         if let Some(cap) = self.venue.funding_cap {
             check("venue.funding_cap", cap, cap > 0.0 && cap < 1.0, "(0, 1) (decimal per settlement, e.g. 0.003 = 0.3 %)")?;

@@ -19,3 +19,4 @@ pub mod output;
 pub mod report;
 pub mod strategy;
 pub mod time;
+pub mod venue;

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use basis::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeUnit};
+use basis::config::{FundingFormat, PriceFormat, PriceSource, TimeUnit};
 use basis::data::binance::{load_funding, load_klines};
 use basis::error::is_input_error;
 use common::*;
@@ -23,10 +23,6 @@ fn kline_source(path: &str) -> PriceSource {
         low_column: None,
         volume_column: None,
     }
-}
-
-fn funding_source(path: &str, format: FundingFormat) -> FundingSource {
-    FundingSource { format, path: path.into(), time_unit: TimeUnit::Auto, time_column: None, rate_column: None, interval_hours_column: None, interval_hours: None, mark_column: None }
 }
 
 fn ms(text: &str) -> i64 {

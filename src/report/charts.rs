@@ -447,24 +447,43 @@ pub fn funding(input: &ReportInput, area: &Area) -> Result<()> {
     let settle: Vec<i64> = input.settlements.iter().map(|s| s.settle_ms).collect();
     let rate_pct: Vec<f64> = input.settlements.iter().map(|s| s.rate * 100.0).collect();
     let lines = decimate_min_max(&settle, &rate_pct, BUCKETS);
-    let (cap, floor) = (input.funding_cap(), input.funding_floor());
-    let limits: Vec<f64> = [cap, floor].into_iter().flatten().map(|v| v * 100.0).chain([0.0]).collect();
-    let y = value_range(&lines, &limits);
+    let limits = input.settlement_limits();
+    let cap_pct: Vec<f64> = limits.iter().map(|l| l.0.map(|v| v * 100.0).unwrap_or(f64::NAN)).collect();
+    let floor_pct: Vec<f64> = limits.iter().map(|l| l.1.map(|v| v * 100.0).unwrap_or(f64::NAN)).collect();
+    let cap_lines = decimate_min_max(&settle, &cap_pct, BUCKETS);
+    let floor_lines = decimate_min_max(&settle, &floor_pct, BUCKETS);
+    let y = value_range(lines.iter().chain(&cap_lines).chain(&floor_lines), &[0.0]);
     let x = span(input);
-    let capped: Vec<usize> = (0..input.settlements.len()).filter(|&i| series::at_limit(input.settlements[i].rate, cap, floor)).collect();
+    let capped: Vec<usize> = (0..input.settlements.len()).filter(|&i| series::at_limit(input.settlements[i].rate, limits[i].0, limits[i].1)).collect();
     let title = format!("Funding rate per settlement ({} of {} at the cap or floor)", capped.len(), input.settlements.len());
     let (plot, side) = panels(area, &title)?;
     let mut chart = time_chart(&plot, "funding rate (% per settlement)", x, y)?;
     let mut legend = Legend::default();
     draw_zero(&mut chart, x)?;
     draw_lines(&mut chart, &mut legend, &lines, BLUE.stroke_width(1), "rate per settlement (+ = longs pay shorts)")?;
-    match cap {
-        Some(c) => draw_level(&mut chart, &mut legend, x, c * 100.0, RED_DARK, &format!("cap {:+.3} %", c * 100.0))?,
-        None => legend.add("cap: not configured ([venue] funding_cap)", Glyph::Note),
+    let describe = |values: &[f64], what: &str| -> String {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        match (finite.iter().copied().reduce(f64::min), finite.iter().copied().reduce(f64::max)) {
+            (Some(lo), Some(hi)) if (hi - lo).abs() < 1e-12 => format!("{what} {lo:+.3} %"),
+            (Some(lo), Some(hi)) => format!("{what} {lo:+.3} % to {hi:+.3} % (by date and interval)"),
+            _ => String::new(),
+        }
+    };
+    if cap_lines.is_empty() {
+        legend.add("cap: none configured ([venue] preset or funding_cap)", Glyph::Note);
+    } else {
+        let style = RED_DARK.stroke_width(2);
+        for line in &cap_lines {
+            chart.draw_series(DashedLineSeries::new(line.iter().map(|&(t, v)| (at(t), v)), 10, 6, style)).map_err(draw_err)?;
+        }
+        legend.add(describe(&cap_pct, "cap"), Glyph::Dashed(style));
     }
-    match floor {
-        Some(f) => draw_level(&mut chart, &mut legend, x, f * 100.0, PURPLE, &format!("floor {:+.3} %", f * 100.0))?,
-        None => legend.add("floor: not configured ([venue] funding_floor)", Glyph::Note),
+    if !floor_lines.is_empty() {
+        let style = PURPLE.stroke_width(2);
+        for line in &floor_lines {
+            chart.draw_series(DashedLineSeries::new(line.iter().map(|&(t, v)| (at(t), v)), 10, 6, style)).map_err(draw_err)?;
+        }
+        legend.add(describe(&floor_pct, "floor"), Glyph::Dashed(style));
     }
     if !capped.is_empty() {
         let style = RED_DARK.stroke_width(2);

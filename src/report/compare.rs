@@ -51,7 +51,7 @@ pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
         .map(|&(file, title, description, y_desc, lines)| {
             let png = charts::render_png(charts::WIDTH, charts::HEIGHT, |area| charts::compare_chart(area, title, y_desc, lines))
                 .with_context(|| format!("drawing {file}"))?;
-            Ok(ChartImage { file, title, description, width: charts::WIDTH, height: charts::HEIGHT, png })
+            Ok(ChartImage { file, title: title.to_string(), description, width: charts::WIDTH, height: charts::HEIGHT, png })
         })
         .collect::<Result<Vec<_>>>()?;
 

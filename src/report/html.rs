@@ -71,7 +71,7 @@ pub fn chart_section(chart: &ChartImage) -> String {
     format!(
         "<section class=\"chart\" id=\"{id}\">\n<h2>{title}</h2>\n<p>{description}</p>\n<img alt=\"{title} chart\" width=\"{w}\" height=\"{h}\" src=\"data:image/png;base64,{data}\">\n</section>\n",
         id = escape(chart.file.trim_end_matches(".png")),
-        title = escape(chart.title),
+        title = escape(&chart.title),
         description = escape(chart.description),
         w = chart.width,
         h = chart.height,
@@ -208,10 +208,7 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
     }
     body.push_str(&format!(
         "<tr><th>Settlements at cap or floor</th><td class=\"num\">{}</td></tr>\n",
-        match (input.funding_cap(), input.funding_floor()) {
-            (None, None) => "no cap configured".to_string(),
-            _ => format!("{} of {}", input.capped_settlements(), input.settlements.len()),
-        }
+        if input.has_limits() { format!("{} of {}", input.capped_settlements(), input.settlements.len()) } else { "no cap configured".to_string() }
     ));
     body.push_str("</table>\n</section>\n<div>\n");
     body.push_str(&format!("<section class=\"table\" id=\"attribution\">\n<h2>PnL attribution ({quote})</h2>\n<table>\n<tr><th>component</th><th class=\"num\">PnL</th></tr>\n"));
@@ -256,7 +253,9 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
         ("fees (bp)", format!("{}: spot {spot_fee}, perp {perp_fee}", serde_name(&k.order_type))),
         ("slippage (bp)", format!("spot {}, perp {}", k.spot_slippage_bps, k.perp_slippage_bps)),
         ("staking / borrow APR", format!("{} / {}", pct(p.staking_apr), pct(p.borrow_apr))),
-        ("funding cap / floor", format!("{} / {}", limit(c.venue.funding_cap), limit(c.venue.funding_floor))),
+        ("venue preset", c.venue.preset.clone().unwrap_or_else(|| "none".into())),
+        ("funding rates", format!("{:?}", c.venue.funding).to_lowercase()),
+        ("funding cap / floor override", format!("{} / {}", limit(c.venue.funding_cap), limit(c.venue.funding_floor))),
         ("files", "ledger.parquet, trades.parquet, funding.parquet, metrics.json, config.toml, manifest.json".into()),
     ];
     for (label, value) in run_rows {

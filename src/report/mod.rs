@@ -51,14 +51,15 @@ impl ReportInput<'_> {
         quote_currency(&self.metrics.symbol)
     }
 
-    /// The venue's funding cap per settlement, if configured.
-    pub fn funding_cap(&self) -> Option<f64> {
-        self.config.venue.funding_cap
+    /// Cap and floor of each settlement (config override, else the venue preset's rule for the
+    /// symbol and date), in settlement order.
+    pub fn settlement_limits(&self) -> Vec<(Option<f64>, Option<f64>)> {
+        self.settlements.iter().map(|s| self.config.venue.limits_at(&self.metrics.symbol, s.settle_ms, s.interval_hours)).collect()
     }
 
-    /// The venue's funding floor per settlement, if configured.
-    pub fn funding_floor(&self) -> Option<f64> {
-        self.config.venue.funding_floor
+    /// Whether any cap or floor is known for the run.
+    pub fn has_limits(&self) -> bool {
+        self.settlement_limits().iter().any(|(c, f)| c.is_some() || f.is_some())
     }
 
     /// Distance to liquidation below which margin is topped up, if top-ups are on.
@@ -67,9 +68,9 @@ impl ReportInput<'_> {
             .then_some(self.config.portfolio.top_up_distance)
     }
 
-    /// Settlements whose rate sits at the configured cap or floor.
+    /// Settlements whose rate sits at their cap or floor.
     pub fn capped_settlements(&self) -> usize {
-        self.settlements.iter().filter(|s| series::at_limit(s.rate, self.funding_cap(), self.funding_floor())).count()
+        self.settlements.iter().zip(self.settlement_limits()).filter(|(s, (cap, floor))| series::at_limit(s.rate, *cap, *floor)).count()
     }
 }
 
@@ -89,7 +90,7 @@ pub struct ChartImage {
     /// File name in the run folder, e.g. `equity.png`.
     pub file: &'static str,
     /// Heading in the HTML.
-    pub title: &'static str,
+    pub title: String,
     /// What the chart shows and how to read it (plain text).
     pub description: &'static str,
     pub width: u32,
@@ -129,7 +130,7 @@ pub fn render_charts(input: &ReportInput) -> Result<Vec<ChartImage>> {
         .into_par_iter()
         .map(|(file, title, description, height, draw)| {
             let png = charts::render_png(charts::WIDTH, height, |area| draw(input, area)).with_context(|| format!("drawing {file}"))?;
-            Ok(ChartImage { file, title, description, width: charts::WIDTH, height, png })
+            Ok(ChartImage { file, title: title.to_string(), description, width: charts::WIDTH, height, png })
         })
         .collect()
 }

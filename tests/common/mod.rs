@@ -84,3 +84,17 @@ pub fn config_from(text: &str) -> Config {
 pub fn assert_close(actual: f64, expected: f64, tol: f64) {
     assert!((actual - expected).abs() <= tol, "expected {expected}, got {actual} (diff {})", actual - expected);
 }
+
+/// A funding source of `format` at `path` with default columns.
+pub fn funding_source(path: &str, format: basis::config::FundingFormat) -> basis::config::FundingSource {
+    basis::config::FundingSource {
+        format,
+        path: path.into(),
+        time_unit: basis::config::TimeUnit::Auto,
+        time_column: None,
+        rate_column: None,
+        interval_hours_column: None,
+        interval_hours: None,
+        mark_column: None,
+    }
+}

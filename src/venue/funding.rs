@@ -1,0 +1,253 @@
+//! Counterfactual funding: the settlements a venue's rules would produce from a premium series.
+//!
+//! For each settlement T of interval N (on the venue's grid: offset + k·N hours after 00:00 UTC,
+//! with dated interval changes), the premium samples known in the averaging window are averaged
+//! (mean, or weights 1..n), turned into an 8 h-basis rate by the venue's formula (clamped
+//! interest, premium + interest, premium only, or dead band), scaled by N/8 (so an hourly venue
+//! pays F8/8 each hour, and Binance's 4 h symbols pay F/(8/4)), and clamped to the cap and floor
+//! in force for the symbol and date. The window is (T − N, T] for same-interval venues and
+//! (T − 2N, T − N] for venues whose rate is fixed one interval in advance.
+//!
+//! Where no premium index series exists, the premium is taken from the aligned timeline: perp
+//! last over spot close − 1 (or mark over spot), skipping stale-spot steps. That proxy differs
+//! from an exchange's impact-price premium (Binance perps close a few bp below spot on median),
+//! so counterfactual levels are comparisons between rule sets, not replicas of printed rates.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Averaging, Formula, PaidOn, Preset, Timing};
+use crate::data::align::MarketTimeline;
+use crate::data::FundingSeries;
+use crate::time::{MS_PER_DAY, MS_PER_HOUR};
+
+/// Which prices the premium proxy compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PremiumSource {
+    /// perp last / spot close − 1.
+    #[default]
+    PerpSpot,
+    /// mark / spot close − 1 (the mark tracks the venue's index plus basis).
+    MarkSpot,
+}
+
+/// Premium samples, each known at `ts_ms`.
+#[derive(Debug, Clone, Default)]
+pub struct PremiumSeries {
+    pub ts_ms: Vec<i64>,
+    pub premium: Vec<f64>,
+}
+
+/// Premium samples from an aligned timeline, leaving out stale-spot steps.
+pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -> PremiumSeries {
+    let mut out = PremiumSeries::default();
+    for i in 0..timeline.len() {
+        if timeline.spot_stale.get(i).is_some_and(|f| *f != 0) {
+            continue;
+        }
+        let price = match source {
+            PremiumSource::PerpSpot => timeline.perp[i],
+            PremiumSource::MarkSpot => timeline.mark[i],
+        };
+        out.ts_ms.push(timeline.ts_ms[i]);
+        out.premium.push(price / timeline.spot[i] - 1.0);
+    }
+    out
+}
+
+/// One counterfactual settlement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settled {
+    pub settle_ms: i64,
+    /// Decimal rate for the interval.
+    pub rate: f64,
+    pub interval_hours: f64,
+    /// The rate before the cap and floor.
+    pub uncapped: f64,
+    /// Whether the cap or floor bound.
+    pub capped: bool,
+}
+
+/// The 8 h-basis rate of the formula for an averaged premium.
+pub fn rate_per_8h(formula: Formula, premium: f64, interest_per_8h: f64, inner_clamp: f64, dead_band: f64) -> f64 {
+    match formula {
+        Formula::ClampedInterest => premium + (interest_per_8h - premium).clamp(-inner_clamp, inner_clamp),
+        Formula::PremiumPlusInterest => premium + interest_per_8h,
+        Formula::PremiumOnly => premium,
+        Formula::DeadBand => premium.max(dead_band) + premium.min(-dead_band),
+    }
+}
+
+/// The first settlement strictly after `after_ms` on the venue's grid.
+pub fn next_settlement(preset: &Preset, after_ms: i64) -> (i64, f64) {
+    let hours = preset.interval_hours_at(after_ms);
+    let step = (hours * MS_PER_HOUR as f64).round() as i64;
+    let anchor = (preset.funding.interval_offset_hours * MS_PER_HOUR as f64).round() as i64;
+    let day = after_ms.div_euclid(MS_PER_DAY) * MS_PER_DAY + anchor;
+    let k = (after_ms - day).div_euclid(step) + 1;
+    (day + k * step, hours)
+}
+
+/// Averaged premium of samples with `from < ts ≤ to`, or None when there is none.
+fn average(premium: &PremiumSeries, from: i64, to: i64, averaging: Averaging) -> Option<f64> {
+    let lo = premium.ts_ms.partition_point(|&t| t <= from);
+    let hi = premium.ts_ms.partition_point(|&t| t <= to);
+    if lo >= hi {
+        return None;
+    }
+    let values = &premium.premium[lo..hi];
+    Some(match averaging {
+        Averaging::Mean => values.iter().sum::<f64>() / values.len() as f64,
+        Averaging::LinearWeights => {
+            let (mut sum, mut weights) = (0.0, 0.0);
+            for (k, v) in values.iter().enumerate() {
+                let w = (k + 1) as f64;
+                sum += w * v;
+                weights += w;
+            }
+            sum / weights
+        }
+    })
+}
+
+/// The settlements `preset` would have paid for `symbol` in `(from_ms, to_ms]` on `premium`.
+/// Settlements whose window holds no premium sample are left out.
+pub fn counterfactual(preset: &Preset, symbol: &str, premium: &PremiumSeries, from_ms: i64, to_ms: i64) -> Vec<Settled> {
+    let mut out = Vec::new();
+    let mut at = from_ms;
+    loop {
+        let (settle, hours) = next_settlement(preset, at);
+        if settle > to_ms {
+            break;
+        }
+        at = settle;
+        let f = preset.formula_at(settle);
+        let interval_ms = (hours * MS_PER_HOUR as f64).round() as i64;
+        let (window_from, window_to) = match f.timing {
+            Timing::SameInterval => (settle - interval_ms, settle),
+            Timing::KnownInAdvance => (settle - 2 * interval_ms, settle - interval_ms),
+        };
+        let Some(p) = average(premium, window_from, window_to, f.averaging) else { continue };
+        let uncapped = rate_per_8h(f.formula, p, f.interest_per_8h, f.inner_clamp, f.dead_band) * hours / 8.0;
+        let (cap, floor) = preset.limits_at(symbol, settle, hours);
+        let rate = uncapped.min(cap.unwrap_or(f64::INFINITY)).max(floor.unwrap_or(f64::NEG_INFINITY));
+        out.push(Settled { settle_ms: settle, rate, interval_hours: hours, uncapped, capped: rate != uncapped });
+    }
+    out
+}
+
+/// The preset's settlements over a timeline's window, and the funding series to run on: priced
+/// on the mark (NaN: the engine's mark bar) or, for oracle-paid venues, on the spot close known
+/// at the settlement (the oracle is an index of spot prices).
+pub fn counterfactual_for(preset: &Preset, timeline: &MarketTimeline, premium: &PremiumSeries) -> (Vec<Settled>, FundingSeries) {
+    let (from_ms, to_ms) = (timeline.ts_ms[0], timeline.ts_ms[timeline.len() - 1]);
+    let settled = counterfactual(preset, &timeline.symbol, premium, from_ms, to_ms);
+    let mut funding = as_funding_series(&settled);
+    if preset.funding.paid_on == PaidOn::Oracle {
+        funding.mark_price = funding
+            .settle_ms
+            .iter()
+            .map(|&t| match timeline.ts_ms.partition_point(|&s| s <= t) {
+                0 => f64::NAN,
+                i => timeline.spot[i - 1],
+            })
+            .collect();
+    }
+    (settled, funding)
+}
+
+/// Counterfactual settlements as a funding series the loader would have produced.
+pub fn as_funding_series(settled: &[Settled]) -> FundingSeries {
+    FundingSeries {
+        settle_ms: settled.iter().map(|s| s.settle_ms).collect(),
+        rate: settled.iter().map(|s| s.rate).collect(),
+        interval_hours: settled.iter().map(|s| s.interval_hours).collect(),
+        mark_price: vec![f64::NAN; settled.len()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_time_ms;
+    use std::path::Path;
+
+    fn preset(id: &str) -> Preset {
+        Preset::load(id, Path::new(".")).unwrap()
+    }
+
+    /// Hourly premium samples, constant `p`, over `hours` hours from 2024-01-01.
+    fn flat_premium(p: f64, hours: i64) -> PremiumSeries {
+        let t0 = parse_time_ms("t", "2024-01-01").unwrap();
+        PremiumSeries { ts_ms: (1..=hours).map(|h| t0 + h * MS_PER_HOUR).collect(), premium: vec![p; hours as usize] }
+    }
+
+    #[test]
+    fn formulas_by_hand() {
+        // Binance: P in [-0.04 %, +0.06 %] gives exactly I = 0.01 %.
+        for p in [-0.0004, 0.0, 0.0003, 0.0006] {
+            assert!((rate_per_8h(Formula::ClampedInterest, p, 0.0001, 0.0005, 0.0) - 0.0001).abs() < 1e-15, "{p}");
+        }
+        // Outside the band: P + 0.05 % (P = -0.1 %) or P - 0.05 % (P = +0.2 %).
+        assert!((rate_per_8h(Formula::ClampedInterest, -0.001, 0.0001, 0.0005, 0.0) - (-0.0005)).abs() < 1e-15);
+        assert!((rate_per_8h(Formula::ClampedInterest, 0.002, 0.0001, 0.0005, 0.0) - 0.0015).abs() < 1e-15);
+        // Deribit: zero inside +-0.025 %, premium minus the band outside it.
+        assert_eq!(rate_per_8h(Formula::DeadBand, 0.0002, 0.0, 0.0, 0.00025), 0.0);
+        assert!((rate_per_8h(Formula::DeadBand, 0.0010, 0.0, 0.0, 0.00025) - 0.00075).abs() < 1e-15);
+        assert!((rate_per_8h(Formula::DeadBand, -0.0010, 0.0, 0.0, 0.00025) + 0.00075).abs() < 1e-15);
+        assert_eq!(rate_per_8h(Formula::PremiumPlusInterest, 0.0008, 0.0, 0.0, 0.0), 0.0008);
+    }
+
+    #[test]
+    fn binance_grid_cap_and_interval_scaling() {
+        let binance = preset("binance_usdm");
+        // A 0.5 % premium for two days: F = 0.5 % - 0.05 % = 0.45 %, capped at 0.3 % for BTC,
+        // at 2 % (not binding) for another symbol.
+        let premium = flat_premium(0.005, 48);
+        let from = premium.ts_ms[0] - MS_PER_HOUR;
+        let btc = counterfactual(&binance, "BTCUSDT", &premium, from, from + 48 * MS_PER_HOUR);
+        assert_eq!(btc.len(), 6, "00/08/16 UTC settlements over two days");
+        assert_eq!(btc[0].settle_ms, from + 8 * MS_PER_HOUR);
+        assert!(btc.iter().all(|s| s.capped && s.rate == 0.003 && (s.uncapped - 0.0045).abs() < 1e-15));
+        let alt = counterfactual(&binance, "XYZUSDT", &premium, from, from + 48 * MS_PER_HOUR);
+        assert!(alt.iter().all(|s| !s.capped && (s.rate - 0.0045).abs() < 1e-15));
+    }
+
+    #[test]
+    fn hourly_venues_pay_an_eighth_and_bitmex_is_fixed_in_advance() {
+        // Hyperliquid: a calm premium of 0 pays I/8 = 0.00125 % each hour.
+        let hl = preset("hyperliquid");
+        let premium = flat_premium(0.0, 24);
+        let from = premium.ts_ms[0] - MS_PER_HOUR;
+        let hourly = counterfactual(&hl, "BTCUSDT", &premium, from, from + 24 * MS_PER_HOUR);
+        assert_eq!(hourly.len(), 24);
+        assert!(hourly.iter().all(|s| (s.rate - 0.0001 / 8.0).abs() < 1e-18 && s.interval_hours == 1.0));
+        // BitMEX (04/12/20 UTC): the rate paid at T comes from the premium of (T-16h, T-8h].
+        let bitmex = preset("bitmex");
+        let t0 = parse_time_ms("t", "2024-01-01").unwrap();
+        let mut premium = PremiumSeries::default();
+        for h in 1..=48 {
+            premium.ts_ms.push(t0 + h * MS_PER_HOUR);
+            premium.premium.push(if h <= 12 { 0.002 } else { 0.0 }); // high until 12:00
+        }
+        let settled = counterfactual(&bitmex, "XBTUSD", &premium, t0, t0 + 48 * MS_PER_HOUR);
+        assert_eq!(settled[0].settle_ms, t0 + 12 * MS_PER_HOUR, "04:00 has no premium in its window");
+        // 04:00 needs (-12h, -4h]: no samples, skipped; 12:00 uses (-4h, 04:00]: 0.2 % - 0.05 %;
+        // 20:00 uses (04:00, 12:00]: still 0.2 %; 04:00 next day uses (12:00, 20:00]: calm.
+        let find = |h: i64| settled.iter().find(|s| s.settle_ms == t0 + h * MS_PER_HOUR).map(|s| s.rate);
+        assert_eq!(find(4), None);
+        assert!((find(12).unwrap() - 0.0015).abs() < 1e-15);
+        assert!((find(20).unwrap() - 0.0015).abs() < 1e-15);
+        assert!((find(28).unwrap() - 0.0001).abs() < 1e-15);
+    }
+
+    #[test]
+    fn margin_based_caps_bind() {
+        // dYdX BTC: premium 20 % -> 20 %/8 = 2.5 % per hour, capped at 12 %/8 = 1.5 %.
+        let dydx = preset("dydx_v4");
+        let premium = flat_premium(0.2, 3);
+        let from = premium.ts_ms[0] - MS_PER_HOUR;
+        let settled = counterfactual(&dydx, "BTCUSDT", &premium, from, from + 3 * MS_PER_HOUR);
+        assert!(settled.iter().all(|s| s.capped && (s.rate - 0.015).abs() < 1e-15 && (s.uncapped - 0.025).abs() < 1e-15));
+    }
+}

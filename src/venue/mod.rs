@@ -1,0 +1,432 @@
+//! Venues as data: each venue's funding rules, fees, maintenance brackets and liquidation fee,
+//! read from a TOML preset (`data/venues/<id>.toml`, compiled into the binary) with a source
+//! for every value. A user's preset file can `extends = "<id>"` and override or add any field.
+//!
+//! [`funding`] computes the funding series a venue's rules would produce from a premium series;
+//! [`caps`] runs one carry under several rule sets; [`multivenue`] compares actual funding
+//! across venues.
+
+pub mod caps;
+pub mod funding;
+pub mod multivenue;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{parse_time_ms, Bracket};
+use crate::{bail_input, input_error};
+
+/// The built-in presets: (id, TOML text).
+pub const BUILT_IN: [(&str, &str); 8] = [
+    ("binance_usdm", include_str!("../../data/venues/binance_usdm.toml")),
+    ("bybit_linear", include_str!("../../data/venues/bybit_linear.toml")),
+    ("okx_swap", include_str!("../../data/venues/okx_swap.toml")),
+    ("hyperliquid", include_str!("../../data/venues/hyperliquid.toml")),
+    ("dydx_v4", include_str!("../../data/venues/dydx_v4.toml")),
+    ("bitmex", include_str!("../../data/venues/bitmex.toml")),
+    ("deribit", include_str!("../../data/venues/deribit.toml")),
+    ("gate_usdt", include_str!("../../data/venues/gate_usdt.toml")),
+];
+
+/// How a venue turns the averaged premium P̄ (per 8 h) into a rate per 8 h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Formula {
+    /// F = P̄ + clamp(I − P̄, −c, +c) (Binance, Bybit, OKX new, Hyperliquid, BitMEX, Gate).
+    ClampedInterest,
+    /// F = P̄ + I (dYdX: premium/8 + interest per hour).
+    PremiumPlusInterest,
+    /// F = P̄ (OKX before 2025-04: moving average of the premium, I = 0).
+    PremiumOnly,
+    /// F = max(d, P̄) + min(−d, P̄): zero inside the dead band ±d (Deribit).
+    DeadBand,
+}
+
+/// How premium samples inside an interval are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Averaging {
+    Mean,
+    /// Weights 1..n, the latest sample heaviest (Binance, Bybit, Gate).
+    LinearWeights,
+}
+
+/// The price the funding notional is valued at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaidOn {
+    Mark,
+    Oracle,
+}
+
+/// When the rate paid at a settlement is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Averaged over the interval that ends at the settlement.
+    SameInterval,
+    /// Fixed one interval earlier (BitMEX; OKX `next_period` history).
+    KnownInAdvance,
+}
+
+/// A cap that follows from margin parameters: multiplier × (initial − maintenance margin).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginCap {
+    pub multiplier: f64,
+    pub initial_margin: f64,
+    pub maintenance_margin: f64,
+}
+
+impl MarginCap {
+    /// The cap this rule gives.
+    pub fn value(&self) -> f64 {
+        self.multiplier * (self.initial_margin - self.maintenance_margin)
+    }
+}
+
+/// Cap and floor for a symbol (or `*`) over an optional date range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapRule {
+    /// `BTCUSDT`-style symbol, or `*` for every symbol without its own rule.
+    pub symbol: String,
+    #[serde(default)]
+    pub cap: Option<f64>,
+    #[serde(default)]
+    pub floor: Option<f64>,
+    /// A cap (and floor = −cap) from margin parameters, instead of fixed values.
+    #[serde(default)]
+    pub margin_cap: Option<MarginCap>,
+    /// First time the rule applies (inclusive), date or RFC 3339.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Time the rule stops applying (exclusive).
+    #[serde(default)]
+    pub to: Option<String>,
+    pub source: String,
+}
+
+/// A dated change of the funding formula (OKX's 2025 switch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormulaChange {
+    pub from: String,
+    pub formula: Formula,
+    pub interest_per_8h: f64,
+    pub inner_clamp: f64,
+    pub averaging: Averaging,
+    pub timing: Timing,
+    pub source: String,
+}
+
+/// A dated change of the settlement interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalChange {
+    pub from: String,
+    pub interval_hours: f64,
+    pub source: String,
+}
+
+/// A venue's funding rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundingRules {
+    pub interval_hours: f64,
+    /// Settlements fall at offset + k × interval hours after 00:00 UTC (BitMEX: 4).
+    #[serde(default)]
+    pub interval_offset_hours: f64,
+    #[serde(default)]
+    pub interval_changes: Vec<IntervalChange>,
+    pub formula: Formula,
+    /// Interest component per 8 h (decimal).
+    pub interest_per_8h: f64,
+    /// Inner clamp c of clamp(I − P̄, −c, +c).
+    pub inner_clamp: f64,
+    /// Dead band d (Deribit).
+    #[serde(default)]
+    pub dead_band: f64,
+    pub averaging: Averaging,
+    pub paid_on: PaidOn,
+    pub timing: Timing,
+    #[serde(default)]
+    pub formula_changes: Vec<FormulaChange>,
+    /// Caps are stated per this many hours and scale with the interval (Hyperliquid 1, dYdX and
+    /// Deribit 8). Absent: a cap applies to each settlement whatever its interval (Binance).
+    #[serde(default)]
+    pub cap_per_hours: Option<f64>,
+    pub caps: Vec<CapRule>,
+    /// Source of each rule, by field name.
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Trading fees in basis points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fees {
+    pub spot_maker_bps: f64,
+    pub spot_taker_bps: f64,
+    pub perp_maker_bps: f64,
+    pub perp_taker_bps: f64,
+    pub source: String,
+}
+
+/// Maintenance brackets and liquidation fee.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Margin {
+    pub liquidation_fee_rate: f64,
+    pub brackets: Vec<Bracket>,
+    #[serde(default)]
+    pub brackets_by_symbol: BTreeMap<String, Vec<Bracket>>,
+    pub source: String,
+}
+
+/// One venue's rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub funding: FundingRules,
+    pub fees: Fees,
+    pub margin: Margin,
+}
+
+/// The formula in force at a time (after dated changes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FormulaAt {
+    pub formula: Formula,
+    pub interest_per_8h: f64,
+    pub inner_clamp: f64,
+    pub dead_band: f64,
+    pub averaging: Averaging,
+    pub timing: Timing,
+}
+
+/// Recursively merge `over` into `base` (tables merge key by key; anything else replaces).
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+impl Preset {
+    /// A built-in preset by id, or a preset file (which may `extends = "<id or path>"`).
+    pub fn load(name: &str, base_dir: &Path) -> Result<Preset> {
+        let value = Self::load_value(name, base_dir, 0)?;
+        let preset: Preset = value
+            .try_into()
+            .map_err(|err| input_error!("venue preset {name:?}: {err}. See data/venues/binance_usdm.toml for every field."))?;
+        preset.validate()?;
+        Ok(preset)
+    }
+
+    fn load_value(name: &str, base_dir: &Path, depth: usize) -> Result<toml::Value> {
+        if depth > 4 {
+            bail_input!("venue preset {name:?}: `extends` chains more than 4 deep (a cycle?)");
+        }
+        let (text, origin, dir) = match BUILT_IN.iter().find(|(id, _)| *id == name) {
+            Some((_, text)) => (text.to_string(), format!("built-in preset {name}"), base_dir.to_path_buf()),
+            None => {
+                let path = base_dir.join(name);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    input_error!(
+                        "venue preset {name:?} is neither a built-in preset ({}) nor a readable file ({}: {err})",
+                        BUILT_IN.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", "),
+                        path.display()
+                    )
+                })?;
+                (text, path.display().to_string(), path.parent().unwrap_or(base_dir).to_path_buf())
+            }
+        };
+        let mut value: toml::Value = toml::from_str(&text).map_err(|err| input_error!("{origin}: {}", err.to_string().trim_end()))?;
+        let extends = value.as_table_mut().and_then(|t| t.remove("extends"));
+        match extends {
+            Some(toml::Value::String(parent)) => {
+                let mut base = Self::load_value(&parent, &dir, depth + 1)?;
+                merge(&mut base, value);
+                Ok(base)
+            }
+            Some(other) => bail_input!("{origin}: `extends` must be a preset id or file name, found {other}"),
+            None => Ok(value),
+        }
+    }
+
+    /// Every built-in preset.
+    pub fn built_in() -> Result<Vec<Preset>> {
+        BUILT_IN.iter().map(|(id, _)| Preset::load(id, Path::new("."))).collect()
+    }
+
+    /// Check ranges and dates; errors name the preset and field.
+    pub fn validate(&self) -> Result<()> {
+        let f = &self.funding;
+        let id = &self.id;
+        if !(f.interval_hours > 0.0 && f.interval_hours <= 24.0) {
+            bail_input!("venue preset {id}: funding.interval_hours = {} is out of range (0, 24]", f.interval_hours);
+        }
+        for c in &f.caps {
+            for time in [&c.from, &c.to].into_iter().flatten() {
+                parse_time_ms(&format!("venue preset {id}: caps[{}].from/to", c.symbol), time)?;
+            }
+            match (c.cap, c.floor, c.margin_cap) {
+                (Some(cap), Some(floor), None) if cap > 0.0 && floor < 0.0 => {}
+                (None, None, Some(m)) if m.value() > 0.0 => {}
+                _ => bail_input!("venue preset {id}: caps for {:?} need cap > 0 and floor < 0, or a margin_cap with initial > maintenance", c.symbol),
+            }
+        }
+        for change in &f.formula_changes {
+            parse_time_ms(&format!("venue preset {id}: formula_changes.from"), &change.from)?;
+        }
+        for change in &f.interval_changes {
+            parse_time_ms(&format!("venue preset {id}: interval_changes.from"), &change.from)?;
+        }
+        for key in ["interval_hours", "formula", "interest_per_8h", "inner_clamp", "paid_on", "timing", "caps"] {
+            if !f.sources.contains_key(key) {
+                bail_input!("venue preset {id}: funding.sources has no source for `{key}`");
+            }
+        }
+        Ok(())
+    }
+
+    /// The settlement interval in force at `at_ms`.
+    pub fn interval_hours_at(&self, at_ms: i64) -> f64 {
+        let mut hours = self.funding.interval_hours;
+        for change in &self.funding.interval_changes {
+            if parse_time_ms("", &change.from).is_ok_and(|from| at_ms >= from) {
+                hours = change.interval_hours;
+            }
+        }
+        hours
+    }
+
+    /// The formula in force at `at_ms`.
+    pub fn formula_at(&self, at_ms: i64) -> FormulaAt {
+        let f = &self.funding;
+        let mut now = FormulaAt {
+            formula: f.formula,
+            interest_per_8h: f.interest_per_8h,
+            inner_clamp: f.inner_clamp,
+            dead_band: f.dead_band,
+            averaging: f.averaging,
+            timing: f.timing,
+        };
+        for change in &f.formula_changes {
+            if parse_time_ms("", &change.from).is_ok_and(|from| at_ms >= from) {
+                now = FormulaAt {
+                    formula: change.formula,
+                    interest_per_8h: change.interest_per_8h,
+                    inner_clamp: change.inner_clamp,
+                    dead_band: f.dead_band,
+                    averaging: change.averaging,
+                    timing: change.timing,
+                };
+            }
+        }
+        now
+    }
+
+    /// Cap and floor of one settlement of `symbol` at `at_ms` covering `interval_hours`: the
+    /// symbol's own rule in force then, else the `*` rule; scaled to the interval when the
+    /// venue states caps per a fixed number of hours.
+    pub fn limits_at(&self, symbol: &str, at_ms: i64, interval_hours: f64) -> (Option<f64>, Option<f64>) {
+        let in_force = |rule: &&CapRule| {
+            let from_ok = rule.from.as_deref().map(|t| parse_time_ms("", t).is_ok_and(|from| at_ms >= from)).unwrap_or(true);
+            let to_ok = rule.to.as_deref().map(|t| parse_time_ms("", t).is_ok_and(|to| at_ms < to)).unwrap_or(true);
+            from_ok && to_ok
+        };
+        let rule = self
+            .funding
+            .caps
+            .iter()
+            .filter(in_force)
+            .find(|r| r.symbol.eq_ignore_ascii_case(symbol))
+            .or_else(|| self.funding.caps.iter().filter(in_force).find(|r| r.symbol == "*"));
+        let Some(rule) = rule else { return (None, None) };
+        let (cap, floor) = match rule.margin_cap {
+            Some(m) => (m.value(), -m.value()),
+            None => (rule.cap.unwrap_or(f64::INFINITY), rule.floor.unwrap_or(f64::NEG_INFINITY)),
+        };
+        let scale = self.funding.cap_per_hours.map(|h| interval_hours / h).unwrap_or(1.0);
+        (Some(cap * scale), Some(floor * scale))
+    }
+
+    /// Maintenance brackets for `symbol`.
+    pub fn brackets_for(&self, symbol: &str) -> Vec<Bracket> {
+        self.margin.brackets_by_symbol.get(symbol).cloned().unwrap_or_else(|| self.margin.brackets.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_preset_loads_with_sources() {
+        let presets = Preset::built_in().unwrap();
+        assert_eq!(presets.len(), 8);
+        for p in &presets {
+            assert!(!p.fees.source.is_empty() && !p.margin.source.is_empty(), "{}", p.id);
+            assert!(p.funding.caps.iter().all(|c| !c.source.is_empty()), "{}", p.id);
+        }
+    }
+
+    #[test]
+    fn caps_resolve_by_symbol_date_and_interval() {
+        let binance = Preset::load("binance_usdm", Path::new(".")).unwrap();
+        let t = |s: &str| parse_time_ms("t", s).unwrap();
+        assert_eq!(binance.limits_at("BTCUSDT", t("2020-03-13"), 8.0), (Some(0.003), Some(-0.003)));
+        assert_eq!(binance.limits_at("ETHUSDT", t("2021-01-04"), 8.0), (Some(0.00375), Some(-0.00375)));
+        assert_eq!(binance.limits_at("ETHUSDT", t("2025-01-04"), 8.0), (Some(0.003), Some(-0.003)));
+        assert_eq!(binance.limits_at("PEPEUSDT", t("2025-01-04"), 4.0), (Some(0.02), Some(-0.02)));
+        // dYdX: 600 % x (5 % - 3 %) = 12 % per 8 h, so 1.5 % per hourly settlement.
+        let dydx = Preset::load("dydx_v4", Path::new(".")).unwrap();
+        let (cap, floor) = dydx.limits_at("BTCUSDT", t("2025-01-01"), 1.0);
+        assert!((cap.unwrap() - 0.015).abs() < 1e-15 && (floor.unwrap() + 0.015).abs() < 1e-15);
+        // BitMEX: 75 % x (1 % - 0.5 %) = 0.375 % per 8 h settlement.
+        let bitmex = Preset::load("bitmex", Path::new(".")).unwrap();
+        assert!((bitmex.limits_at("XBTUSD", 0, 8.0).0.unwrap() - 0.00375).abs() < 1e-15);
+        // Hyperliquid: 4 % per hour.
+        let hl = Preset::load("hyperliquid", Path::new(".")).unwrap();
+        assert_eq!(hl.limits_at("ETHUSDT", 0, 1.0), (Some(0.04), Some(-0.04)));
+        // OKX switches formula on 2025-04-10 00:01.
+        let okx = Preset::load("okx_swap", Path::new(".")).unwrap();
+        assert_eq!(okx.formula_at(t("2025-04-10T00:00:00Z")).formula, Formula::PremiumOnly);
+        assert_eq!(okx.formula_at(t("2025-04-10T08:00:00Z")).formula, Formula::ClampedInterest);
+        assert_eq!(okx.formula_at(t("2024-01-01")).timing, Timing::KnownInAdvance);
+    }
+
+    #[test]
+    fn a_user_preset_extends_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            "extends = \"binance_usdm\"\nname = \"My Binance\"\n[fees]\nperp_taker_bps = 4.0\n[funding]\ninterval_changes = [ { from = \"2024-01-01\", interval_hours = 4.0, source = \"my desk\" } ]\n",
+        )
+        .unwrap();
+        let mine = Preset::load("mine.toml", dir.path()).unwrap();
+        assert_eq!(mine.name, "My Binance");
+        assert_eq!(mine.fees.perp_taker_bps, 4.0);
+        assert_eq!(mine.fees.perp_maker_bps, 2.0, "untouched fields come from the base");
+        assert_eq!(mine.interval_hours_at(parse_time_ms("t", "2023-06-01").unwrap()), 8.0);
+        assert_eq!(mine.interval_hours_at(parse_time_ms("t", "2024-06-01").unwrap()), 4.0);
+        let err = Preset::load("nope", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("binance_usdm") && err.contains("nope"), "{err}");
+    }
+}
