@@ -40,12 +40,12 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
         let premium = premium_from_timeline(&timeline, config.venue.premium);
         let (settled, funding) = counterfactual_for(preset, &timeline, &premium);
         market.warnings.push(format!(
-            "funding: {} counterfactual settlements under {} ({} at the cap or floor) from the {:?} premium, replacing the {} settlements in the data",
+            "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
             settled.len(),
             preset.name,
             settled.iter().filter(|s| s.capped).count(),
-            config.venue.premium,
-            market.funding.settle_ms.len()
+            market.funding.settle_ms.len(),
+            premium.describe(config.venue.premium)
         ));
         market.funding = funding;
         timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;

@@ -76,8 +76,10 @@ pub struct VenuesArgs {
     /// Trailing window the best-venue carry ranks venues on, in days.
     #[arg(long, default_value_t = 7.0)]
     pub lookback_days: f64,
-    /// Trailing APR lead (decimal) another venue needs before the carry switches to it.
-    #[arg(long, default_value_t = 0.02)]
+    /// Trailing APR lead (decimal) another venue needs before the carry switches to it. A switch
+    /// costs about 0.14 % of notional (two taker fees and slippage); earning that back within a
+    /// 7-day lookback takes a lead of about 7 APR points, hence 0.10.
+    #[arg(long, default_value_t = 0.10)]
     pub switch_margin_apr: f64,
     /// Slippage per perp fill on a switch, bps of notional.
     #[arg(long, default_value_t = 2.0)]
@@ -243,7 +245,7 @@ fn run_venues(args: VenuesArgs) -> Result<()> {
     let folder = multivenue::write(&study, &args.output_dir, &args.name, args.force)?;
     println!("{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours");
     for row in &study.aprs {
-        println!("{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.nominal_interval_hours, row.funding_apr * 100.0, row.gap_hours);
+        println!("{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.typical_interval_hours, row.funding_apr * 100.0, row.gap_hours);
     }
     for r in study.rotations.iter().filter(|r| r.switches > 0 || r.label.starts_with("best")) {
         println!("{:<6} best venue: net APR {:+.2}% ({} switches, costs {:.3}% of notional)", r.coin, r.net_apr * 100.0, r.switches, r.costs * 100.0);

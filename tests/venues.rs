@@ -186,6 +186,8 @@ fn multivenue_aprs_match_an_independent_computation() {
     assert_close(find("binance", "BTC").funding_apr, mean("binance", "BTC") * 1095.0, 1e-12);
     assert_close(find("binance", "HYPE").funding_apr, mean("binance", "HYPE") * 2190.0, 1e-12);
     assert_eq!(find("binance", "HYPE").covered_hours, 4.0 * 1686.0);
+    assert_eq!((find("binance", "HYPE").typical_interval_hours, find("okx", "HYPE").typical_interval_hours), (4.0, 4.0));
+    assert_eq!((find("bybit", "HYPE").typical_interval_hours, find("dydx", "HYPE").typical_interval_hours), (8.0, 1.0));
     assert_eq!(find("kraken", "BTC").gap_hours, 9.0, "eight missing hours of 2 h and one of 3 h");
     // Figures of the table, to the basis point.
     assert_close(find("binance", "BTC").funding_apr, 0.0442, 5e-5);

@@ -141,11 +141,7 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
     let (from_ms, to_ms) = (base.ts_ms[0], base.ts_ms[base.len() - 1]);
     let params = EngineParams::from_config(config);
     let mut warnings = market.warnings.clone();
-    warnings.push(format!(
-        "caps: counterfactual funding uses the {:?} premium proxy ({} samples); fees, slippage and brackets are the config's for every rule set",
-        config.venue.premium,
-        premium.ts_ms.len()
-    ));
+    warnings.push(format!("caps: {}; fees, slippage and brackets are the config's for every rule set", premium.describe(config.venue.premium)));
     let outcomes = rule_sets
         .par_iter()
         .map(|rule_set| -> Result<CapsOutcome> {
@@ -309,8 +305,8 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             escape(&o.label),
             o.settled.len(),
             pct(m.realised_funding_apr),
-            pct(o.share_at_cap),
-            pct(o.share_at_floor),
+            share(o.share_at_cap, o.settled.len()),
+            share(o.share_at_floor, o.settled.len()),
             money(m.funding_pnl),
             money(m.final_equity - m.initial_capital),
             pct(m.max_drawdown),
@@ -329,6 +325,11 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
         body.push_str("</ul>\n</section>\n");
     }
     Ok((images, html::page(&format!("basis · caps · {symbol}"), &body)))
+}
+
+/// `12 (0.16 %)`: settlements at a limit and their share.
+fn share(fraction: f64, settlements: usize) -> String {
+    format!("{} ({:.2} %)", (fraction * settlements as f64).round() as usize, fraction * 100.0)
 }
 
 /// Every rule set's settlements as one long frame: rule_set, ts (UTC), interval_hours, rate,

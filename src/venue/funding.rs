@@ -31,11 +31,42 @@ pub enum PremiumSource {
     MarkSpot,
 }
 
+impl std::fmt::Display for PremiumSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PremiumSource::PerpSpot => "perp/spot − 1",
+            PremiumSource::MarkSpot => "mark/spot − 1",
+        })
+    }
+}
+
 /// Premium samples, each known at `ts_ms`.
 #[derive(Debug, Clone, Default)]
 pub struct PremiumSeries {
     pub ts_ms: Vec<i64>,
     pub premium: Vec<f64>,
+}
+
+impl PremiumSeries {
+    /// The median sample (NaN when empty): a proxy's persistent bias shows here.
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.premium.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// A one-line description of the proxy for warnings.
+    pub fn describe(&self, source: PremiumSource) -> String {
+        format!(
+            "premium proxy {source}: {} samples, median {:+.2} bp (rules without an interest clamp, such as OKX before 2025-04, dYdX and Deribit, turn a persistent proxy bias into funding)",
+            self.ts_ms.len(),
+            self.median() * 1e4
+        )
+    }
 }
 
 /// Premium samples from an aligned timeline, leaving out stale-spot steps.

@@ -179,6 +179,15 @@ pub fn assign_intervals(series: &mut VenueSeries) {
     }
 }
 
+/// The most common value of whole-hour intervals (the shorter one on a tie).
+fn mode(hours: &[f64]) -> f64 {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for h in hours {
+        *counts.entry(h.round() as i64).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(h, n)| (*n, -*h)).map(|(h, _)| h as f64).unwrap_or(f64::NAN)
+}
+
 /// Per venue and coin: the table row.
 #[derive(Debug, Clone, Serialize)]
 pub struct VenueApr {
@@ -188,6 +197,8 @@ pub struct VenueApr {
     pub first: String,
     pub last: String,
     pub nominal_interval_hours: f64,
+    /// The most common interval of the rows (Binance HYPE: 4 h).
+    pub typical_interval_hours: f64,
     pub covered_hours: f64,
     pub gap_hours: f64,
     /// Σ rate / Σ interval hours × 8,760.
@@ -205,6 +216,7 @@ pub fn apr_table(all: &[VenueSeries]) -> Vec<VenueApr> {
             first: s.settle_ms.first().map(|&t| format_ms(t)).unwrap_or_default(),
             last: s.settle_ms.last().map(|&t| format_ms(t)).unwrap_or_default(),
             nominal_interval_hours: s.nominal_hours,
+            typical_interval_hours: mode(&s.interval_hours),
             covered_hours: s.interval_hours.iter().sum(),
             gap_hours: s.gap_hours,
             funding_apr: s.apr(),
@@ -381,12 +393,13 @@ pub fn rotate(coin: &str, all: &[VenueSeries], settings: &RotationSettings) -> V
         hours_by_venue,
     });
 
-    // Each venue held alone over its own rows (entry fee once).
+    // Each venue held alone over its own rows (entry fee once), drawn from its first settlement.
     for s in &series {
         let entry = settings.fill_cost(&s.venue);
         let mut running = -entry;
         let mut k = 0;
-        let cumulative: Vec<f64> = hours
+        let own_hours: Vec<i64> = hours.iter().copied().filter(|&h| h >= s.settle_ms[0]).collect();
+        let cumulative: Vec<f64> = own_hours
             .iter()
             .map(|&h| {
                 while k < s.settle_ms.len() && s.settle_ms[k] <= h {
@@ -401,7 +414,7 @@ pub fn rotate(coin: &str, all: &[VenueSeries], settings: &RotationSettings) -> V
         out.push(Rotation {
             coin: coin.into(),
             label: format!("{} only", s.venue),
-            hours_ms: hours.clone(),
+            hours_ms: own_hours,
             cumulative,
             funding,
             costs: entry,
@@ -495,7 +508,8 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
                 while s.settle_ms[lo] <= s.settle_ms[i] - week {
                     lo += 1;
                 }
-                if s.settle_ms[i] - s.settle_ms[0] >= week - 8 * MS_PER_HOUR {
+                // Drawn where the rows cover at least half the week (not across long gaps).
+                if s.interval_hours[lo..=i].iter().sum::<f64>() >= 84.0 {
                     ts.push(s.settle_ms[i]);
                     values.push(apr(&s.rate[lo..=i], &s.interval_hours[lo..=i]) * 100.0);
                 }
@@ -560,7 +574,7 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
             escape(&row.venue),
             escape(&row.coin),
             row.settlements,
-            row.nominal_interval_hours,
+            row.typical_interval_hours,
             escape(&row.first),
             escape(&row.last),
             row.gap_hours,
