@@ -83,3 +83,58 @@ fn missing_data_is_an_input_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no file matches") && stderr.contains("NOPE-*"), "{stderr}");
 }
+
+#[test]
+fn caps_venues_and_presets_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // The sample under two presets and two user caps: one folder with the table, charts and data.
+    let output = basis()
+        .args(["caps", "--output-dir", out, "--venue", "binance_usdm", "--venue", "hyperliquid", "--cap", "0.003", "--cap", "0.04/1h"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for label in ["actual (data)", "Binance USD-M", "Hyperliquid", "cap ±0.3 % per 8 h", "cap ±4 % per 1 h"] {
+        assert!(stdout.contains(label), "{label} missing from\n{stdout}");
+    }
+    let folder = dir.path().join("sample-caps");
+    for file in ["index.html", "caps.json", "caps_settlements.parquet", "caps_funding_apr.png", "caps_cumulative_carry.png", "caps_return.png"] {
+        assert!(folder.join(file).is_file(), "{file} missing");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("caps.json")).unwrap()).unwrap();
+    let rows = json["rule_sets"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    // The sample's own data: 53 settlements at its +0.3 % cap out of 1095.
+    assert_eq!(rows[0]["settlements"], 1095);
+    assert!((rows[0]["share_at_cap"].as_f64().unwrap() * 1095.0 - 53.0).abs() < 1e-9);
+    let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    assert!(html.contains("Rule sets side by side") && !html.contains("http://") && !html.contains("https://"));
+
+    // A cap in percent is refused with what to write instead.
+    let output = basis().args(["caps", "--output-dir", out, "--cap", "3%"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("0.003"), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = basis().args(["caps", "--output-dir", out, "--venue", "nope"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("binance_usdm"));
+
+    // Every built-in preset is listed, and one prints in full with its sources.
+    let output = basis().args(["presets"]).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 8, "{stdout}");
+    let output = basis().args(["presets", "hyperliquid"]).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("https://hyperliquid.gitbook.io") && stdout.contains("cap = 0.04"), "{stdout}");
+
+    // Venues on the shared multi-venue table.
+    let table = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multivenue-hourly/funding_rates.parquet");
+    let output = basis().args(["venues", "--output-dir", out, "--funding", table.to_str().unwrap()]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in ["index.html", "venues.json", "venues_funding_apr.png", "venues_spread.png", "venues_rotation.png"] {
+        assert!(dir.path().join("venues").join(file).is_file(), "{file} missing");
+    }
+    let output = basis().args(["venues", "--output-dir", out, "--funding", table.to_str().unwrap(), "--coin", "XRP"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("BTC, DOGE, ETH, HYPE, SOL"));
+}

@@ -383,3 +383,23 @@ pub fn write(config: &Config, rule_sets: &[RuleSet], output_dir: &Path, name: &s
     let folder = dir.commit()?;
     Ok((folder, outcomes, warnings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_caps_parse() {
+        let base = Preset::load("binance_usdm", Path::new(".")).unwrap();
+        let RuleSet::Rules { label, preset } = user_cap("0.04/1h", &base).unwrap() else { panic!("a rule set") };
+        assert_eq!(label, "cap ±4 % per 1 h (binance_usdm rules)");
+        assert_eq!(preset.funding.interval_hours, 1.0);
+        assert_eq!(preset.limits_at("BTCUSDT", 0, 1.0), (Some(0.04), Some(-0.04)));
+        let RuleSet::Rules { preset, .. } = user_cap("0.0075", &base).unwrap() else { panic!("a rule set") };
+        assert_eq!(preset.funding.interval_hours, 8.0);
+        assert_eq!(preset.limits_at("ETHUSDT", 0, 8.0), (Some(0.0075), Some(-0.0075)), "replaces every symbol's cap");
+        for bad in ["3%", "0", "1.5", "0.01/0h", "0.01/x", "-0.01"] {
+            assert!(user_cap(bad, &base).is_err(), "{bad}");
+        }
+    }
+}

@@ -281,4 +281,79 @@ mod tests {
         let settled = counterfactual(&dydx, "BTCUSDT", &premium, from, from + 3 * MS_PER_HOUR);
         assert!(settled.iter().all(|s| s.capped && (s.rate - 0.015).abs() < 1e-15 && (s.uncapped - 0.025).abs() < 1e-15));
     }
+
+    /// The settlement at `day` + 16:00 under a flat premium `p` from `day` (every venue's grid
+    /// has one there: 00/08/16, BitMEX 04/12/20 +- 4 h is not used here).
+    fn at_16h(id: &str, symbol: &str, p: f64, day: &str) -> Settled {
+        let preset = preset(id);
+        let t0 = parse_time_ms("t", day).unwrap();
+        let premium = PremiumSeries { ts_ms: (1..=48).map(|h| t0 + h * MS_PER_HOUR).collect(), premium: vec![p; 48] };
+        let settled = counterfactual(&preset, symbol, &premium, t0, t0 + 48 * MS_PER_HOUR);
+        *settled.iter().find(|s| s.settle_ms == t0 + 16 * MS_PER_HOUR).unwrap_or_else(|| panic!("{id}: no 16:00 settlement"))
+    }
+
+    #[track_caller]
+    fn close(actual: f64, expected: f64) {
+        assert!((actual - expected).abs() < 1e-15, "expected {expected}, got {actual}");
+    }
+
+    /// Each preset's formula, clamp boundaries, caps and interval scaling, worked out by hand from
+    /// VENUES.md (section 1 and the caps table).
+    #[test]
+    fn every_preset_by_hand() {
+        let day = "2024-03-01";
+        // Bybit (8 h, I = 0.01 %, clamp +-0.05 %): the clamp's edges at P = -0.04 % and +0.06 %.
+        close(at_16h("bybit_linear", "BTCUSDT", -0.0004, day).rate, 0.0001);
+        close(at_16h("bybit_linear", "BTCUSDT", -0.00041, day).rate, -0.00041 + 0.0005);
+        close(at_16h("bybit_linear", "BTCUSDT", 0.0006, day).rate, 0.0001);
+        close(at_16h("bybit_linear", "BTCUSDT", 0.00061, day).rate, 0.00061 - 0.0005);
+        // Bybit BTC cap +-0.375 %: P = 0.5 % gives 0.45 %, capped.
+        let s = at_16h("bybit_linear", "BTCUSDT", 0.005, day);
+        assert!(s.capped);
+        close(s.rate, 0.00375);
+        close(at_16h("bybit_linear", "BTCUSDT", -0.005, day).rate, -0.00375);
+        // Gate: cap 75 % x (1 % - 0.5 %) = 0.375 %.
+        close(at_16h("gate_usdt", "BTCUSDT", 0.01, day).rate, 0.00375);
+        close(at_16h("gate_usdt", "BTCUSDT", 0.003, day).rate, 0.0025);
+        // OKX before 2025-04-10: premium only, no interest: P = 0.1 % pays 0.1 %; cap 0.375 % for BTC,
+        // 0.75 % for ETH.
+        close(at_16h("okx_swap", "BTCUSDT", 0.001, day).rate, 0.001);
+        close(at_16h("okx_swap", "BTCUSDT", 0.01, day).rate, 0.00375);
+        close(at_16h("okx_swap", "ETHUSDT", 0.01, day).rate, 0.0075);
+        // OKX after the switch: clamped interest like Binance: P = 0.1 % pays 0.05 %, P = 0 pays I.
+        close(at_16h("okx_swap", "BTCUSDT", 0.001, "2025-06-01").rate, 0.0005);
+        close(at_16h("okx_swap", "BTCUSDT", 0.0, "2025-06-01").rate, 0.0001);
+        // Hyperliquid: each hour pays F8/8; P = 0.08 % gives (0.08 % - 0.05 %)/8; the 4 %/h cap needs
+        // F8 > 32 %: P = 50 % gives 49.95 %/8 = 6.24 %, capped at 4 %.
+        close(at_16h("hyperliquid", "BTCUSDT", 0.0008, day).rate, 0.0003 / 8.0);
+        close(at_16h("hyperliquid", "BTCUSDT", 0.5, day).rate, 0.04);
+        // dYdX: premium/8 + 0 each hour; BTC cap 12 %/8 = 1.5 % per hour, others 30 %/8.
+        close(at_16h("dydx_v4", "BTCUSDT", 0.0008, day).rate, 0.0001);
+        close(at_16h("dydx_v4", "SOLUSDT", 0.5, day).rate, 0.30 / 8.0);
+        // Deribit: zero inside the +-0.025 % dead band, outside it P - 0.025 % per 8 h, paid hourly;
+        // cap 0.5 % per 8 h.
+        close(at_16h("deribit", "BTCUSDT", 0.0002, day).rate, 0.0);
+        close(at_16h("deribit", "BTCUSDT", -0.0002, day).rate, 0.0);
+        close(at_16h("deribit", "BTCUSDT", 0.001, day).rate, 0.00075 / 8.0);
+        close(at_16h("deribit", "BTCUSDT", -0.1, day).rate, -0.005 / 8.0);
+        // Binance: a symbol without its own cap has +-2 %; a 4 h interval pays half of F.
+        close(at_16h("binance_usdm", "PEPEUSDT", 0.05, day).rate, 0.02);
+        let mut four_hourly = preset("binance_usdm");
+        four_hourly.funding.interval_hours = 4.0;
+        let t0 = parse_time_ms("t", day).unwrap();
+        let premium = PremiumSeries { ts_ms: (1..=24).map(|h| t0 + h * MS_PER_HOUR).collect(), premium: vec![0.0; 24] };
+        let settled = counterfactual(&four_hourly, "BTCUSDT", &premium, t0, t0 + 24 * MS_PER_HOUR);
+        assert_eq!(settled.len(), 6);
+        assert!(settled.iter().all(|s| s.interval_hours == 4.0 && (s.rate - 0.00005).abs() < 1e-18));
+    }
+
+    #[test]
+    fn linear_weights_favour_the_latest_samples() {
+        // Samples 0, 0, 0, 0.003 over an interval: mean 0.075 %, weights 1..4 give 0.12 %.
+        let premium = PremiumSeries { ts_ms: vec![1, 2, 3, 4], premium: vec![0.0, 0.0, 0.0, 0.003] };
+        close(average(&premium, 0, 4, Averaging::Mean).unwrap(), 0.00075);
+        close(average(&premium, 0, 4, Averaging::LinearWeights).unwrap(), 0.0012);
+        assert_eq!(average(&premium, 4, 8, Averaging::Mean), None);
+        close(premium.median(), 0.0);
+    }
 }
