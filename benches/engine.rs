@@ -193,5 +193,38 @@ fn freqtrade_hourly(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(engine_benches, benches, freqtrade_hourly);
+/// `basis caps` on the same hourly BTCUSDT history: the data's funding plus the 8 built-in
+/// presets and 4 user caps (13 full carry runs, counterfactual funding for 12), and `basis
+/// venues` on the multi-venue table (APR, correlations, rotations for 5 coins). Neither writes.
+fn venue_studies(c: &mut Criterion) {
+    use basis::venue::{caps, multivenue, Preset};
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !shared.join("freqtrade-binance-1h").is_dir() || !shared.join("multivenue-hourly").is_dir() {
+        eprintln!("skipped venue_studies: {} lacks freqtrade-binance-1h or multivenue-hourly", shared.display());
+        return;
+    }
+    let text = format!(
+        "[run]\nreport = false\n[data]\nsymbol = \"BTCUSDT\"\n[data.freqtrade]\ndatadir = \"{}\"\npair = \"BTC/USDT\"\ntimeframe = \"1h\"\n[strategy]\nstart = \"2019-09-10T08:00:00Z\"\n[portfolio]\nleverage = 1.0\nreserve_fraction = 0.0\ntop_up_source = \"sell_spot\"\n[venue]\npreset = \"binance_usdm\"\n",
+        shared.join("freqtrade-binance-1h").display()
+    );
+    let config = Config::from_toml_str(&text, "bench", Path::new(".")).expect("bench config");
+    let base = config.venue.loaded.clone().unwrap();
+    let mut rule_sets = vec![caps::RuleSet::Actual];
+    for preset in Preset::built_in().unwrap() {
+        rule_sets.push(caps::RuleSet::Rules { label: preset.name.clone(), preset: Box::new(preset) });
+    }
+    for cap in ["0.003", "0.0075", "0.02", "0.04/1h"] {
+        rule_sets.push(caps::user_cap(cap, &base).unwrap());
+    }
+    let mut group = c.benchmark_group("venues");
+    group.sample_size(10);
+    group.bench_function("caps_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets).unwrap()));
+    let table = shared.join("multivenue-hourly/funding_rates.parquet");
+    group.bench_function("venues_study_115k_rows", |b| {
+        b.iter(|| multivenue::study(&table, &multivenue::Columns::default(), "BTC", 7.0, 0.10, 2.0).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(engine_benches, benches, freqtrade_hourly, venue_studies);
 criterion_main!(engine_benches);

@@ -25,8 +25,11 @@ fn ms(text: &str) -> i64 {
     basis::config::parse_time_ms("t", text).unwrap()
 }
 
-/// Settlements of `symbol` in `year` at the preset's cap and at its floor, with their times.
-fn capped_in_dumps(symbol: &str, year: i32) -> (Vec<(i64, f64)>, Vec<(i64, f64)>, usize) {
+/// (settlement ms, rate) pairs.
+type Settlements = Vec<(i64, f64)>;
+
+/// Settlements of `symbol` in `year` at the preset's cap and at its floor, and the count.
+fn capped_in_dumps(symbol: &str, year: i32) -> (Settlements, Settlements, usize) {
     let pattern = real_data_dir().join(format!("binance-funding/{symbol}-fundingRate-{year}-*.csv"));
     let source = funding_source(pattern.to_str().unwrap(), FundingFormat::BinanceFunding);
     let series = load_funding(&source, symbol, &mut Vec::new(), &mut Vec::new()).unwrap();
@@ -231,6 +234,7 @@ fn best_venue_carry_by_hand() {
     let binance_only = carries.iter().find(|c| c.label == "binance only").unwrap();
     assert_close(binance_only.funding, 60.0 * 0.0003, 1e-15);
     assert_close(*binance_only.cumulative.last().unwrap(), 60.0 * 0.0003 - 7e-4, 1e-15);
+    assert_eq!(binance_only.hours_by_venue["binance"], 473, "hours 0..=472");
 }
 
 #[test]

@@ -399,6 +399,7 @@ pub fn rotate(coin: &str, all: &[VenueSeries], settings: &RotationSettings) -> V
         let mut running = -entry;
         let mut k = 0;
         let own_hours: Vec<i64> = hours.iter().copied().filter(|&h| h >= s.settle_ms[0]).collect();
+        let held_hours = own_hours.iter().filter(|&&h| h <= s.settle_ms[s.settle_ms.len() - 1]).count();
         let cumulative: Vec<f64> = own_hours
             .iter()
             .map(|&h| {
@@ -420,7 +421,7 @@ pub fn rotate(coin: &str, all: &[VenueSeries], settings: &RotationSettings) -> V
             costs: entry,
             switches: 0,
             net_apr: (funding - entry) / held_years.max(1e-9),
-            hours_by_venue: BTreeMap::from([(s.venue.clone(), s.rate.len())]),
+            hours_by_venue: BTreeMap::from([(s.venue.clone(), held_hours)]),
         });
     }
     out
@@ -450,8 +451,11 @@ pub fn study(path: &Path, columns: &Columns, chart_coin: &str, lookback_days: f6
         .find(|c| c.eq_ignore_ascii_case(chart_coin))
         .cloned()
         .ok_or_else(|| input_error!("--coin {chart_coin:?} is not in {} (coins: {})", path.display(), coins.join(", ")))?;
-    if !(lookback_days > 0.0) {
-        bail_input!("--lookback-days must be > 0");
+    if lookback_days.is_nan() || lookback_days <= 0.0 || lookback_days > 365.0 {
+        bail_input!("--lookback-days must be in (0, 365], found {lookback_days}");
+    }
+    if !switch_margin_apr.is_finite() || switch_margin_apr < 0.0 || !slippage_bps.is_finite() || slippage_bps < 0.0 {
+        bail_input!("--switch-margin-apr (decimal APR, e.g. 0.10) and --slippage-bps must be finite and >= 0");
     }
     let venues: Vec<String> = series.iter().map(|s| s.venue.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let settings = RotationSettings::new(&venues, (lookback_days * 24.0).round() as i64, switch_margin_apr, slippage_bps)?;
