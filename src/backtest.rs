@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::{parse_time_ms, Config, FundingRatesFrom};
 use crate::venue::funding::{counterfactual_for, premium_from_timeline};
 use crate::data::quality::StaleSpan;
-use crate::data::{self, align::MarketTimeline};
+use crate::data::{self, align::MarketTimeline, MarketData};
 use crate::engine::{self, EngineParams, RunSummary};
 use crate::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, Settlement};
 use crate::metrics::{self, Metrics};
@@ -31,15 +31,23 @@ pub struct BacktestResult {
 
 /// Load, align and prepare the market a config names.
 pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
-    let mut market = data::load(&config.data)?;
+    let market = data::load(&config.data)?;
+    let (timeline, warnings) = align_for(&market, config)?;
+    Ok((timeline, market.files, warnings))
+}
+
+/// Align loaded market data to a config's window, with counterfactual funding when the config
+/// asks for it, and the warnings a run reports (the loader's, and stale-spot findings).
+pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
     let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
     let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
-    let mut timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
-    if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, &config.venue.loaded) {
+    let mut timeline = data::align::align(market, start, end, config.portfolio.staking_apr)?;
+    let mut warnings = market.warnings.clone();
+    if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
         let premium = premium_from_timeline(&timeline, config.venue.premium);
-        let (settled, funding) = counterfactual_for(preset, &timeline, &premium);
-        market.warnings.push(format!(
+        let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
+        warnings.push(format!(
             "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
             settled.len(),
             preset.name,
@@ -47,10 +55,9 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
             market.funding.settle_ms.len(),
             premium.describe(config.venue.premium)
         ));
-        market.funding = funding;
-        timeline = data::align::align(&market, start, end, config.portfolio.staking_apr)?;
+        let swapped = MarketData { funding, ..market.clone() };
+        timeline = data::align::align(&swapped, start, end, config.portfolio.staking_apr)?;
     }
-    let mut warnings = market.warnings;
     if !timeline.stale_spans.is_empty() {
         let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
         let shown: Vec<String> = timeline.stale_spans.iter().take(4).map(|s| format!("{} ({})", s.from, s.reasons)).collect();
@@ -67,7 +74,7 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     if timeline.funding.is_empty() {
         warnings.push("funding: no settlement falls inside the simulated window".into());
     }
-    Ok((timeline, market.files, warnings))
+    Ok((timeline, warnings))
 }
 
 /// Run a backtest in memory, keeping every ledger row.

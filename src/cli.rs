@@ -31,6 +31,9 @@ pub enum Command {
     /// Actual funding across venues from one table (8-hourly and hourly venues mixed): APR per
     /// venue and coin, correlations, spreads, and a best-venue carry.
     Venues(VenuesArgs),
+    /// Run a config over a grid or random sample of parameters, in parallel, resumable and
+    /// shardable, with an optional walk-forward; writes results.parquet and a report.
+    Sweep(SweepArgs),
     /// List the built-in venue presets, or print one (`basis presets binance_usdm`).
     Presets(PresetsArgs),
     /// Data tools.
@@ -100,6 +103,29 @@ pub struct VenuesArgs {
     /// Replace an existing folder of the same name instead of writing <name>-2.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep file (TOML); data/examples/sweep.toml documents every key.
+    #[arg(long, short, default_value = "data/examples/sweep.toml")]
+    pub config: PathBuf,
+    /// Run only the configurations with id % n == i, e.g. 3/16; outputs go to <name>.shard-i-of-n.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Output folder name (overrides the sweep file's `name`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder holding sweeps (overrides the sweep file's `output_dir`).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Replace a finished sweep of the same name (instead of writing <name>-2), or discard an
+    /// unfinished one whose plan differs.
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +206,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Caps(args) => run_caps(args),
         Command::Venues(args) => run_venues(args),
         Command::Presets(args) => run_presets(args),
+        Command::Sweep(args) => run_sweep(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
     }
 }
@@ -251,6 +278,34 @@ fn run_venues(args: VenuesArgs) -> Result<()> {
         println!("{:<6} best venue: net APR {:+.2}% ({} switches, costs {:.3}% of notional)", r.coin, r.net_apr * 100.0, r.switches, r.costs * 100.0);
     }
     println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    use crate::sweep::{run, spec::Sweep};
+    let sweep = Sweep::load(&args.config)?;
+    let options = run::SweepOptions {
+        shard: args.shard.as_deref().map(run::parse_shard).transpose()?,
+        force: args.force,
+        name: args.name,
+        output_dir: args.output_dir,
+        progress: true,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build().map_err(|e| anyhow::anyhow!("thread pool: {e}"))?;
+    eprintln!("sweep {}: {} configurations, {} parameters", sweep.file.name, sweep.total, sweep.params.len());
+    let summary = pool.install(|| run::run(&sweep, &options))?;
+    if summary.resumed > 0 {
+        println!("resumed: {} of {} configurations were already done", summary.resumed, summary.configurations);
+    }
+    println!(
+        "{} configurations in {:.2} s ({} invalid, {} market timeline(s))",
+        summary.configurations, summary.seconds, summary.failed, summary.timelines
+    );
+    if let (Some(id), Some(value)) = (summary.best_id, summary.best_metric) {
+        println!("best by {}: configuration {id} ({value:.4})", sweep.file.metric);
+    }
+    println!("  results {}", summary.folder.join("results.parquet").display());
+    println!("  open    {}", summary.folder.join("index.html").display());
     Ok(())
 }
 

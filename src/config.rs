@@ -543,11 +543,41 @@ fn default_premium() -> crate::venue::funding::PremiumSource {
 }
 
 impl VenueConfig {
+    /// The config's own cap and floor, if it sets either (one alone is mirrored: a cap of 0.003
+    /// gives a floor of -0.003).
+    fn own_limits(&self) -> Option<(f64, f64)> {
+        match (self.funding_cap, self.funding_floor) {
+            (None, None) => None,
+            (cap, floor) => Some((cap.unwrap_or_else(|| -floor.unwrap_or(0.0)), floor.unwrap_or_else(|| -cap.unwrap_or(0.0)))),
+        }
+    }
+
     /// Cap and floor of a settlement: the config's override, else the preset's rule for the
     /// symbol and date, else none.
     pub fn limits_at(&self, symbol: &str, settle_ms: i64, interval_hours: f64) -> (Option<f64>, Option<f64>) {
-        let (preset_cap, preset_floor) = self.loaded.as_ref().map(|p| p.limits_at(symbol, settle_ms, interval_hours)).unwrap_or((None, None));
-        (self.funding_cap.or(preset_cap), self.funding_floor.or(preset_floor))
+        if let Some((cap, floor)) = self.own_limits() {
+            return (Some(cap), Some(floor));
+        }
+        self.loaded.as_ref().map(|p| p.limits_at(symbol, settle_ms, interval_hours)).unwrap_or((None, None))
+    }
+
+    /// The preset with the config's cap and floor (when set) in place of its own, for
+    /// counterfactual funding.
+    pub fn effective_preset(&self) -> Option<crate::venue::Preset> {
+        let mut preset = self.loaded.clone()?;
+        if let Some((cap, floor)) = self.own_limits() {
+            preset.funding.cap_per_hours = None;
+            preset.funding.caps = vec![crate::venue::CapRule {
+                symbol: "*".into(),
+                cap: Some(cap),
+                floor: Some(floor),
+                margin_cap: None,
+                from: None,
+                to: None,
+                source: "config [venue] funding_cap / funding_floor".into(),
+            }];
+        }
+        Some(preset)
     }
 }
 
@@ -596,7 +626,19 @@ impl Config {
     /// Parse TOML text. `origin` names the file in errors; relative data paths are resolved
     /// against `base_dir`.
     pub fn from_toml_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|err| {
+        let raw: toml::Value = toml::from_str(text).map_err(|err| {
+            input_error!(
+                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
+                err.to_string().trim_end()
+            )
+        })?;
+        Config::from_toml_value(&raw, origin, base_dir)
+    }
+
+    /// Build and validate a config from parsed TOML (what `from_toml_str` and sweeps use). Keys
+    /// the TOML leaves out take their defaults, or the venue preset's values.
+    pub fn from_toml_value(raw: &toml::Value, origin: &str, base_dir: &Path) -> Result<Config> {
+        let mut config: Config = raw.clone().try_into().map_err(|err: toml::de::Error| {
             input_error!(
                 "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
                 err.to_string().trim_end()
@@ -606,7 +648,6 @@ impl Config {
         if let Some(name) = config.venue.preset.clone() {
             let preset = crate::venue::Preset::load(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
             // Keys the user wrote win; the preset fills the rest.
-            let raw: toml::Value = toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
             let given = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
             let fees = &preset.fees;
             for (key, value, slot) in [

@@ -17,6 +17,8 @@ pub mod margin;
 pub mod metrics;
 pub mod output;
 pub mod report;
+pub mod rng;
 pub mod strategy;
+pub mod sweep;
 pub mod time;
 pub mod venue;

@@ -679,6 +679,85 @@ pub fn monthly_heatmap(input: &ReportInput, area: &Area) -> Result<()> {
     Ok(())
 }
 
+/// A two-parameter heatmap (for sweeps): one cell per (x, y) value pair, coloured on a
+/// red–white–green scale centred on `centre`, the value printed in each cell, and a colour key.
+pub struct Heatmap<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub x_labels: &'a [String],
+    pub y_labels: &'a [String],
+    /// `cells[row][column]`, row = y index (drawn top to bottom), None for an empty cell.
+    pub cells: &'a [Vec<Option<f64>>],
+    /// What a cell's value is, for the key, e.g. "mean Sharpe".
+    pub value_desc: &'a str,
+    pub centre: f64,
+    pub format: fn(f64) -> String,
+}
+
+/// Draw a [`Heatmap`].
+pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let (width, height) = area.dim_in_pixel();
+    let (width, height) = (width as i32, height as i32);
+    let title_style = TextStyle::from((FONT, 24).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    area.draw(&Text::new(map.title, (width / 2, 12), title_style)).map_err(draw_err)?;
+    let (left, top, right_key, bottom) = (190, 70, 230, 90);
+    let columns = map.x_labels.len().max(1) as i32;
+    let rows = map.y_labels.len().max(1) as i32;
+    let cell_w = (width - left - right_key) / columns;
+    let cell_h = (height - top - bottom) / rows;
+    let values: Vec<f64> = map.cells.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+    let scale = values.iter().map(|v| (v - map.centre).abs()).fold(1e-12, f64::max);
+    let font_size = if columns > 12 { 12 } else { 15 };
+    let label = TextStyle::from((FONT, font_size).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    let axis = TextStyle::from((FONT, 17).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    for (c, name) in map.x_labels.iter().enumerate() {
+        let cx = left + c as i32 * cell_w + cell_w / 2;
+        area.draw(&Text::new(name.as_str(), (cx, top + rows * cell_h + 16), label.clone())).map_err(draw_err)?;
+    }
+    area.draw(&Text::new(map.x_desc, (left + columns * cell_w / 2, top + rows * cell_h + 50), axis.clone())).map_err(draw_err)?;
+    area.draw(&Text::new(map.y_desc, (24, top + rows * cell_h / 2), axis.transform(FontTransform::Rotate270))).map_err(draw_err)?;
+    let row_label = TextStyle::from((FONT, font_size).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    for (r, name) in map.y_labels.iter().enumerate() {
+        let y0 = top + r as i32 * cell_h;
+        area.draw(&Text::new(name.as_str(), (left - 10, y0 + cell_h / 2), row_label.clone())).map_err(draw_err)?;
+        for c in 0..columns {
+            let x0 = left + c * cell_w;
+            let value = map.cells.get(r).and_then(|row| row.get(c as usize)).copied().flatten();
+            let colour = match value {
+                Some(v) if v.is_finite() => diverging(v - map.centre, scale),
+                _ => RGBColor(235, 235, 235),
+            };
+            area.draw(&Rectangle::new([(x0, y0), (x0 + cell_w, y0 + cell_h)], colour.filled())).map_err(draw_err)?;
+            area.draw(&Rectangle::new([(x0, y0), (x0 + cell_w, y0 + cell_h)], WHITE.stroke_width(2))).map_err(draw_err)?;
+            if cell_w >= 40 && cell_h >= 18 {
+                let text = match value {
+                    Some(v) if v.is_finite() => (map.format)(v),
+                    _ => "–".into(),
+                };
+                let style = if value.is_some_and(|v| ((v - map.centre) / scale).abs() > 0.55) { label.color(&WHITE) } else { label.clone() };
+                area.draw(&Text::new(text, (x0 + cell_w / 2, y0 + cell_h / 2), style)).map_err(draw_err)?;
+            }
+        }
+    }
+    let key_x = width - right_key + 50;
+    let key_h = (rows * cell_h).min(280);
+    let steps = 40;
+    for k in 0..steps {
+        let value = scale * (1.0 - 2.0 * k as f64 / (steps - 1) as f64);
+        let (y0, y1) = (top + key_h * k / steps, top + key_h * (k + 1) / steps);
+        area.draw(&Rectangle::new([(key_x, y0), (key_x + 24, y1)], diverging(value, scale).filled())).map_err(draw_err)?;
+    }
+    area.draw(&Rectangle::new([(key_x, top), (key_x + 24, top + key_h)], BLACK.mix(0.4).stroke_width(1))).map_err(draw_err)?;
+    let key_label = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (value, y) in [(map.centre + scale, top), (map.centre, top + key_h / 2), (map.centre - scale, top + key_h)] {
+        area.draw(&Text::new((map.format)(value), (key_x + 30, y), key_label.clone())).map_err(draw_err)?;
+    }
+    area.draw(&Text::new(format!("legend: {}", map.value_desc), (key_x - 20, top - 16), key_label.clone())).map_err(draw_err)?;
+    Ok(())
+}
+
 /// One overlaid series per run, for `basis compare`.
 pub struct CompareLine {
     pub label: String,

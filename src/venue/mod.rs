@@ -230,6 +230,20 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 impl Preset {
     /// A built-in preset by id, or a preset file (which may `extends = "<id or path>"`).
     pub fn load(name: &str, base_dir: &Path) -> Result<Preset> {
+        // Built-ins are parsed once per process (sweeps build thousands of configs).
+        static BUILT_IN_CACHE: std::sync::OnceLock<Vec<(String, Preset)>> = std::sync::OnceLock::new();
+        if BUILT_IN.iter().any(|(id, _)| *id == name) {
+            let cache = BUILT_IN_CACHE.get_or_init(|| {
+                BUILT_IN.iter().filter_map(|(id, _)| Self::parse(id, base_dir).ok().map(|p| (id.to_string(), p))).collect()
+            });
+            if let Some((_, preset)) = cache.iter().find(|(id, _)| id == name) {
+                return Ok(preset.clone());
+            }
+        }
+        Self::parse(name, base_dir)
+    }
+
+    fn parse(name: &str, base_dir: &Path) -> Result<Preset> {
         let value = Self::load_value(name, base_dir, 0)?;
         let preset: Preset = value
             .try_into()
