@@ -692,6 +692,8 @@ pub struct Heatmap<'a> {
     /// What a cell's value is, for the key, e.g. "mean Sharpe".
     pub value_desc: &'a str,
     pub centre: f64,
+    /// Green for values above the centre (else below).
+    pub higher_is_better: bool,
     pub format: fn(f64) -> String,
 }
 
@@ -726,7 +728,7 @@ pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
             let x0 = left + c * cell_w;
             let value = map.cells.get(r).and_then(|row| row.get(c as usize)).copied().flatten();
             let colour = match value {
-                Some(v) if v.is_finite() => diverging(v - map.centre, scale),
+                Some(v) if v.is_finite() => diverging(if map.higher_is_better { v - map.centre } else { map.centre - v }, scale),
                 _ => RGBColor(235, 235, 235),
             };
             area.draw(&Rectangle::new([(x0, y0), (x0 + cell_w, y0 + cell_h)], colour.filled())).map_err(draw_err)?;
@@ -747,7 +749,8 @@ pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
     for k in 0..steps {
         let value = scale * (1.0 - 2.0 * k as f64 / (steps - 1) as f64);
         let (y0, y1) = (top + key_h * k / steps, top + key_h * (k + 1) / steps);
-        area.draw(&Rectangle::new([(key_x, y0), (key_x + 24, y1)], diverging(value, scale).filled())).map_err(draw_err)?;
+        let shade = if map.higher_is_better { value } else { -value };
+        area.draw(&Rectangle::new([(key_x, y0), (key_x + 24, y1)], diverging(shade, scale).filled())).map_err(draw_err)?;
     }
     area.draw(&Rectangle::new([(key_x, top), (key_x + 24, top + key_h)], BLACK.mix(0.4).stroke_width(1))).map_err(draw_err)?;
     let key_label = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));

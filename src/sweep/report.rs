@@ -175,10 +175,11 @@ pub fn render(
         let (x_labels, y_labels, cells) = table.heatmap(x, y);
         let title = format!("Mean {metric} by {} and {}", table.params[x].0, table.params[y].0);
         let value_desc = format!("mean {metric}");
-        let centre = if matches!(metric, "sharpe" | "sortino" | "calmar") || fmt(1.0).contains('%') { 0.0 } else {
-            let flat: Vec<f64> = cells.iter().flatten().flatten().copied().collect();
-            flat.iter().sum::<f64>() / flat.len().max(1) as f64
-        };
+        // Centred on 0 when values have both signs (gain/loss), else on their mean so that
+        // better and worse cells differ in colour.
+        let flat: Vec<f64> = cells.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+        let straddles = flat.iter().any(|v| *v < 0.0) && flat.iter().any(|v| *v > 0.0);
+        let centre = if straddles { 0.0 } else { flat.iter().sum::<f64>() / flat.len().max(1) as f64 };
         let height = (170 + 44 * y_labels.len() as u32).clamp(360, 900);
         let map = Heatmap {
             title: &title,
@@ -189,13 +190,14 @@ pub fn render(
             cells: &cells,
             value_desc: &value_desc,
             centre,
+            higher_is_better: sweep.file.maximize,
             format: fmt,
         };
         let png = charts::render_png(charts::WIDTH, height, |area| charts::value_heatmap(&map, area)).context("drawing the heatmap")?;
         images.push(ChartImage {
             file: "sweep_heatmap.png",
             title: title.clone(),
-            description: "Each cell is the mean of the metric over every configuration with those two values (the other parameters averaged out). Grey: no valid configuration.",
+            description: "Each cell is the mean of the metric over every configuration with those two values (the other parameters averaged out). Colours run from red (worse) to green (better) around 0, or around the mean when every cell has the same sign. Grey: no valid configuration.",
             width: charts::WIDTH,
             height,
             png,

@@ -152,8 +152,9 @@ impl Param {
                 } else {
                     &["min", "max", "log"]
                 };
-                if let Some(odd) = keys.iter().find(|k| !allowed.contains(k)) {
-                    bail_input!("params.\"{path}\": unknown key `{odd}`; write a list [..], {{ from, to, step }}, {{ from, to, count }} or {{ min, max }} (random mode)");
+                const KNOWN: [&str; 7] = ["from", "to", "step", "count", "min", "max", "log"];
+                if let Some(odd) = keys.iter().find(|k| !KNOWN.contains(k)).or_else(|| keys.iter().find(|k| !allowed.contains(k))) {
+                    bail_input!("params.\"{path}\": unknown or misplaced key `{odd}`; write a list [..], {{ from, to, step }}, {{ from, to, count }} or {{ min, max }} (random mode)");
                 }
                 if has("step") {
                     let (from, to, step) = (number(table, "from")?, number(table, "to")?, number(table, "step")?);
