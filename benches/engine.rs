@@ -11,38 +11,15 @@ use basis::backtest;
 use basis::report;
 use basis::config::Config;
 use basis::data::align::align;
-use basis::data::synth::{generate, SynthBar, SynthSpec};
-use basis::data::{FundingSeries, MarketData, PriceBars};
+use basis::data::synth::{market_data, SynthSpec};
+use basis::data::MarketData;
 use basis::engine::{self, EngineParams};
 use basis::ledger::{FullLedger, NoLedger};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use polars::prelude::*;
 
 fn year_of_minutes() -> MarketData {
-    let spec = SynthSpec { bar_minutes: 1, days: 365, ..SynthSpec::default() };
-    let market = generate(&spec);
-    let bars = |label: &str, bars: &[SynthBar]| PriceBars {
-        label: label.into(),
-        ts_ms: bars.iter().map(|b| b.open_ms + market.bar_ms).collect(),
-        close: bars.iter().map(|b| b.close).collect(),
-        high: bars.iter().map(|b| b.high).collect(),
-        low: bars.iter().map(|b| b.low).collect(),
-        volume: bars.iter().map(|b| b.volume).collect(),
-    };
-    MarketData {
-        symbol: "SYNTHUSDT".into(),
-        synthetic: true,
-        spot: bars("spot", &market.spot),
-        perp: bars("perp", &market.perp),
-        mark: Some(bars("mark", &market.mark)),
-        funding: FundingSeries {
-            settle_ms: market.funding.iter().map(|f| f.0 / 1000 * 1000).collect(),
-            rate: market.funding.iter().map(|f| f.2).collect(),
-            interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
-            mark_price: vec![f64::NAN; market.funding.len()],
-        },
-        ..Default::default()
-    }
+    market_data(&SynthSpec { bar_minutes: 1, days: 365, ..SynthSpec::default() })
 }
 
 fn bench_config(dir: &Path) -> Config {

@@ -89,6 +89,35 @@ pub struct SynthMarket {
     pub staking: Vec<(i64, f64)>,
 }
 
+/// A generated market as loaded data (bars known at their close; funding settled on the
+/// second), for benchmarks and tests that skip the files.
+pub fn market_data(spec: &SynthSpec) -> crate::data::MarketData {
+    use crate::data::{FundingSeries, MarketData, PriceBars};
+    let market = generate(spec);
+    let bars = |label: &str, bars: &[SynthBar]| PriceBars {
+        label: label.into(),
+        ts_ms: bars.iter().map(|b| b.open_ms + market.bar_ms).collect(),
+        close: bars.iter().map(|b| b.close).collect(),
+        high: bars.iter().map(|b| b.high).collect(),
+        low: bars.iter().map(|b| b.low).collect(),
+        volume: bars.iter().map(|b| b.volume).collect(),
+    };
+    MarketData {
+        symbol: spec.symbol.clone(),
+        synthetic: true,
+        spot: bars("spot", &market.spot),
+        perp: bars("perp", &market.perp),
+        mark: Some(bars("mark", &market.mark)),
+        funding: FundingSeries {
+            settle_ms: market.funding.iter().map(|f| f.0 / 1000 * 1000).collect(),
+            rate: market.funding.iter().map(|f| f.2).collect(),
+            interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
+            mark_price: vec![f64::NAN; market.funding.len()],
+        },
+        ..Default::default()
+    }
+}
+
 /// Generate a market from `spec`.
 pub fn generate(spec: &SynthSpec) -> SynthMarket {
     let mut rng = Rng::new(spec.seed);

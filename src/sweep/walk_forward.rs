@@ -68,8 +68,9 @@ pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<W
             })
             .collect();
         // Best by the metric; the lowest id wins a tie, so the choice is deterministic.
+        let replaces = |row: &(u64, f64, [f64; 30]), held: &(u64, f64, [f64; 30])| better(row.1, held.1) || (row.1 == held.1 && row.0 < held.0);
         let best = scored.iter().fold(None::<&(u64, f64, [f64; 30])>, |best, row| match best {
-            Some(b) if !better(row.1, b.1) && !(row.1 == b.1 && row.0 < b.0) => Some(b),
+            Some(held) if !replaces(row, held) => Some(held),
             _ => Some(row),
         });
         if let Some(&(best_id, _, in_sample_metrics)) = best {
