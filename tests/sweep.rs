@@ -173,8 +173,11 @@ fn walk_forward_chooses_the_in_sample_best() {
     // 365 days of data: windows start at day 0, 60, 120 and 180 (the last ends at day 360).
     assert_eq!(walk.height(), 4);
     let chosen: Vec<u64> = walk.column("best_config_id").unwrap().u64().unwrap().iter().map(|v| v.unwrap()).collect();
-    let starts: Vec<String> = walk.column("in_sample_start").unwrap().str().unwrap().iter().map(|v| v.unwrap().replace(' ', "T")).collect();
-    let ends: Vec<String> = walk.column("in_sample_end").unwrap().str().unwrap().iter().map(|v| v.unwrap().replace(' ', "T")).collect();
+    let times = |name: &str| -> Vec<String> {
+        let ms = walk.column(name).unwrap().cast(&DataType::Int64).unwrap();
+        ms.i64().unwrap().iter().map(|v| chrono::DateTime::from_timestamp_millis(v.unwrap()).unwrap().to_rfc3339()).collect()
+    };
+    let (starts, ends) = (times("in_sample_start"), times("in_sample_end"));
     let in_sample = f64s(&walk, "in_sample_total_return");
     for w in 0..4 {
         // Independently: every configuration on the in-sample window through the plain path.

@@ -117,13 +117,15 @@ impl WalkForward {
     /// One row per window: dates, chosen configuration and parameters, every metric in and out of sample.
     pub fn frame(&self, sweep: &Sweep) -> Result<DataFrame> {
         let w = &self.windows;
-        let text = |f: &dyn Fn(&Window) -> i64| w.iter().map(|x| format_ms(f(x))).collect::<Vec<String>>();
+        let time = |name: &str, f: &dyn Fn(&Window) -> i64| {
+            Column::new(name.into(), w.iter().map(f).collect::<Vec<i64>>()).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))
+        };
         let mut columns = vec![
             Column::new("window".into(), (0..w.len() as u32).collect::<Vec<u32>>()),
-            Column::new("in_sample_start".into(), text(&|x| x.in_sample.0)),
-            Column::new("in_sample_end".into(), text(&|x| x.in_sample.1)),
-            Column::new("out_of_sample_start".into(), text(&|x| x.out_of_sample.0)),
-            Column::new("out_of_sample_end".into(), text(&|x| x.out_of_sample.1)),
+            time("in_sample_start", &|x| x.in_sample.0)?,
+            time("in_sample_end", &|x| x.in_sample.1)?,
+            time("out_of_sample_start", &|x| x.out_of_sample.0)?,
+            time("out_of_sample_end", &|x| x.out_of_sample.1)?,
             Column::new("best_config_id".into(), w.iter().map(|x| x.best_id).collect::<Vec<u64>>()),
             Column::new("configurations_evaluated".into(), w.iter().map(|x| x.evaluated).collect::<Vec<u64>>()),
         ];
