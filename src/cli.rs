@@ -170,6 +170,10 @@ pub struct BacktestArgs {
     /// Replace an existing run of the same name instead of writing <name>-2.
     #[arg(long)]
     pub force: bool,
+    /// Set a config field for this run, by dotted path: `--set portfolio.leverage=2`,
+    /// `--set venue.preset=hyperliquid`, `--set strategy.start=2024-10-01`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,7 +348,7 @@ fn run_compare(args: CompareArgs) -> Result<()> {
 }
 
 fn run_backtest(args: BacktestArgs) -> Result<()> {
-    let mut config = Config::load(&args.config)?;
+    let mut config = if args.set.is_empty() { Config::load(&args.config)? } else { config_with_overrides(&args.config, &args.set)? };
     if let Some(name) = args.name {
         config.run.name = name;
     }
@@ -361,6 +365,28 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
     println!("  outputs       {}", folder.display());
     println!("  report        {}", folder.join("index.html").display());
     Ok(())
+}
+
+/// Load a config with `KEY=VALUE` overrides applied to its TOML before validation (values are
+/// read as TOML: numbers, booleans, or text).
+fn config_with_overrides(path: &std::path::Path, overrides: &[String]) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|err| crate::input_error!("cannot read config {}: {err}", path.display()))?;
+    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| crate::input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let full = toml::Value::try_from(&Config::from_toml_value(&raw, &path.display().to_string(), base_dir)?)
+        .map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
+    for item in overrides {
+        let Some((key, value)) = item.split_once('=') else {
+            bail_input!("--set {item:?}: expected KEY=VALUE, e.g. --set portfolio.leverage=2");
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        crate::sweep::spec::set_path(&mut raw, &full, key, parsed)?;
+    }
+    Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
 }
 
 fn run_synth(args: SynthArgs) -> Result<()> {

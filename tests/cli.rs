@@ -138,3 +138,25 @@ fn caps_venues_and_presets_commands() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("BTC, DOGE, ETH, HYPE, SOL"));
 }
+
+#[test]
+fn set_overrides_a_config_field_and_is_checked_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = basis().args(["backtest", "--output-dir", out, "--set", "portfolio.leverage=3", "--set", "venue.preset=hyperliquid"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config = std::fs::read_to_string(dir.path().join("sample/config.toml")).unwrap();
+    assert!(config.contains("leverage = 3.0") && config.contains("preset = \"hyperliquid\""), "{config}");
+    // Same result as the library with the same values.
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("sample/metrics.json")).unwrap()).unwrap();
+    let mut base = basis::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
+    assert_ne!(metrics["final_equity"].as_f64().unwrap(), basis::backtest::run(&base).unwrap().metrics.final_equity);
+    base.portfolio.leverage = 3.0;
+    let expected = basis::backtest::run(&base).unwrap().metrics.final_equity;
+    assert!((metrics["final_equity"].as_f64().unwrap() - expected).abs() < 1e-9, "preset changes no fee the base sets itself");
+    for (set, message) in [("portfolio.leverge=3", "leverge"), ("portfolio.leverage=0", "(0, 125]"), ("leverage", "KEY=VALUE")] {
+        let output = basis().args(["backtest", "--output-dir", out, "--set", set]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{set}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(message), "{set}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
