@@ -34,6 +34,9 @@ pub enum Command {
     /// Run a config over a grid or random sample of parameters, in parallel, resumable and
     /// shardable, with an optional walk-forward; writes results.parquet and a report.
     Sweep(SweepArgs),
+    /// Stress the carry: price shocks, funding flips, basis blowouts, depegs, outages, slippage
+    /// droughts and historical replays; a capacity curve; a block-bootstrap Monte Carlo.
+    Stress(StressArgs),
     /// List the built-in venue presets, or print one (`basis presets binance_usdm`).
     Presets(PresetsArgs),
     /// Data tools.
@@ -129,6 +132,30 @@ pub struct SweepArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StressArgs {
+    /// Config file (TOML) of the carry to stress.
+    #[arg(long, short, default_value = "data/basis.toml")]
+    pub config: PathBuf,
+    /// Stress file (TOML): [[scenario]] entries, [capacity], [monte_carlo].
+    #[arg(long, default_value = "data/examples/stress.toml")]
+    pub stress: PathBuf,
+    /// Override the Monte Carlo path count.
+    #[arg(long)]
+    pub paths: Option<u64>,
+    /// Override the Monte Carlo seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder name (default: <run.name>-stress).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Replace an existing folder of the same name instead of writing <name>-2.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PresetsArgs {
     /// A preset id or file to print in full (with sources); without it, list the built-in ones.
     pub preset: Option<String>,
@@ -211,6 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Venues(args) => run_venues(args),
         Command::Presets(args) => run_presets(args),
         Command::Sweep(args) => run_sweep(args),
+        Command::Stress(args) => run_stress(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
     }
 }
@@ -310,6 +338,50 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     }
     println!("  results {}", summary.folder.join("results.parquet").display());
     println!("  open    {}", summary.folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_stress(args: StressArgs) -> Result<()> {
+    use crate::stress;
+    let config = Config::load(&args.config)?;
+    let mut file = stress::StressFile::load(&args.stress)?;
+    if let Some(mc) = file.monte_carlo.as_mut() {
+        mc.paths = args.paths.unwrap_or(mc.paths);
+        mc.seed = args.seed.unwrap_or(mc.seed);
+    }
+    let name = args.name.unwrap_or_else(|| format!("{}-stress", config.run.name));
+    crate::config::validate_run_name(&name)?;
+    let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
+    let base_dir = args.stress.parent().unwrap_or(std::path::Path::new("."));
+    let (folder, run) = stress::write(&config, &file, base_dir, &output_dir, &name, args.force, true)?;
+    println!("{:<44} {:>14} {:>9} {:>9} {:>10} {:>14}", "scenario", "PnL impact", "return", "max DD", "liquidated", "recovered in");
+    for o in std::iter::once(&run.baseline).chain(&run.scenarios) {
+        println!(
+            "{:<44} {:>14.2} {:>8.2}% {:>8.2}% {:>10} {:>14}",
+            o.label,
+            o.pnl_impact,
+            o.total_return * 100.0,
+            o.max_drawdown * 100.0,
+            if o.liquidations > 0 { "yes" } else { "no" },
+            stress::days(o)
+        );
+    }
+    if let Some(cap) = &run.capacity {
+        for p in &cap.points {
+            println!("capacity {:>16.0}: net APR {:+.2}% (funding x{:.3}, impact {:.2} bp)", p.aum, p.net_apr * 100.0, p.funding_factor, p.impact_bps);
+        }
+    }
+    if let Some(mc) = &run.monte_carlo {
+        println!(
+            "monte carlo {} paths: P(liquidation) {:.2}%, APR p5 {:+.2}% p50 {:+.2}% p95 {:+.2}%",
+            mc.paths.len(),
+            mc.liquidation_probability() * 100.0,
+            mc.quantile(0.05, |p| p.apr) * 100.0,
+            mc.quantile(0.5, |p| p.apr) * 100.0,
+            mc.quantile(0.95, |p| p.apr) * 100.0
+        );
+    }
+    println!("  open {}", folder.join("index.html").display());
     Ok(())
 }
 

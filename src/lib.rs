@@ -19,6 +19,7 @@ pub mod output;
 pub mod report;
 pub mod rng;
 pub mod strategy;
+pub mod stress;
 pub mod sweep;
 pub mod time;
 pub mod venue;

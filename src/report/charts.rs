@@ -761,6 +761,114 @@ pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
     Ok(())
 }
 
+/// Lines over a numeric x axis (log scale when `log_x`), for curves such as capacity.
+pub fn xy_chart(area: &Area, title: &str, x_desc: &str, y_desc: &str, lines: &[(String, Vec<(f64, f64)>)], log_x: bool) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    const PALETTE: [RGBColor; 8] = [BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY];
+    let points: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    let (mut x0, mut x1) = points.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    if x0 >= x1 {
+        (x0, x1) = (x0.min(1.0), x0.max(1.0) + 1.0);
+    }
+    let y = value_range(std::iter::empty(), &points.iter().map(|p| p.1).chain([0.0]).collect::<Vec<f64>>());
+    let (plot, side) = panels(area, title)?;
+    let mut legend = Legend::default();
+    let label_style = (FONT, 16).into_font();
+    if log_x {
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(10)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x0..x1).log_scale(), y.0..y.1)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .axis_desc_style(label_style.clone())
+            .label_style((FONT, 14))
+            .x_label_formatter(&|v| format_axis(*v))
+            .y_label_formatter(&|v| format_axis(*v))
+            .draw()
+            .map_err(draw_err)?;
+        chart.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.5).stroke_width(1))).map_err(draw_err)?;
+        for (k, (label, pts)) in lines.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            chart.draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2))).map_err(draw_err)?;
+            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, colour.filled()))).map_err(draw_err)?;
+            legend.add(label.clone(), Glyph::Line(colour.stroke_width(2)));
+        }
+    } else {
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(10)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y.0..y.1)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .axis_desc_style(label_style)
+            .label_style((FONT, 14))
+            .x_label_formatter(&|v| format_axis(*v))
+            .y_label_formatter(&|v| format_axis(*v))
+            .draw()
+            .map_err(draw_err)?;
+        for (k, (label, pts)) in lines.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            chart.draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2))).map_err(draw_err)?;
+            legend.add(label.clone(), Glyph::Line(colour.stroke_width(2)));
+        }
+    }
+    legend.draw(&side)
+}
+
+/// A histogram of `values` in `bins` equal bins, with labelled vertical markers (e.g. percentiles).
+pub fn histogram(area: &Area, title: &str, x_desc: &str, values: &[f64], bins: usize, markers: &[(String, f64)]) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite.iter().fold((f64::MAX, f64::MIN), |a, v| (a.0.min(*v), a.1.max(*v)));
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for v in &finite {
+        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+    let (plot, side) = panels(area, title)?;
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(10)
+        .x_label_area_size(48)
+        .y_label_area_size(80)
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("paths (count)")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .x_label_formatter(&|v| format_axis(*v))
+        .draw()
+        .map_err(draw_err)?;
+    chart
+        .draw_series(counts.iter().enumerate().map(|(k, &c)| {
+            let x = lo + k as f64 * width;
+            Rectangle::new([(x, 0.0), (x + width, c as f64)], BLUE.mix(0.75).filled())
+        }))
+        .map_err(draw_err)?;
+    let mut legend = Legend::default();
+    legend.add(format!("paths ({})", finite.len()), Glyph::Band(BLUE.mix(0.75).filled()));
+    const MARKS: [RGBColor; 4] = [RED_DARK, GREEN_DARK, ORANGE, PURPLE];
+    for (k, (label, x)) in markers.iter().enumerate() {
+        let colour = MARKS[k % MARKS.len()];
+        chart.draw_series(LineSeries::new([(*x, 0.0), (*x, top)], colour.stroke_width(2))).map_err(draw_err)?;
+        legend.add(label.clone(), Glyph::Line(colour.stroke_width(2)));
+    }
+    legend.draw(&side)
+}
+
 /// One overlaid series per run, for `basis compare`.
 pub struct CompareLine {
     pub label: String,

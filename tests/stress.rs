@@ -1,0 +1,171 @@
+//! Stress scenarios by hand on a flat market, the smallest liquidating shock against the bracket
+//! formula, the FTX-week funding transplant, recovery times, and a deterministic bootstrap.
+
+mod common;
+
+use basis::data::align::MarketTimeline;
+use basis::engine::{self, EngineParams};
+use basis::ledger::{events, FullLedger, NoLedger};
+use basis::stress::monte_carlo::{self, MonteCarloSpec};
+use basis::stress::scenario::{apply, Scenario};
+use basis::stress::days_to_recover;
+use common::*;
+
+/// 400 hourly steps at 100, a settlement every 8 h at +0.01 %.
+fn flat() -> MarketTimeline {
+    let n = 400;
+    let mut t = flat_timeline(&vec![100.0; n], &vec![100.0; n], &vec![100.0; n], HOUR);
+    t.funding = (1..n).filter(|i| i % 8 == 0).map(|i| event_at(&t, i, 0.0001, 100.0)).collect();
+    t
+}
+
+fn at(step: i64) -> Option<String> {
+    Some(chrono::DateTime::from_timestamp_millis(T0 + step * HOUR).unwrap().to_rfc3339())
+}
+
+fn final_equity(t: &MarketTimeline, p: &EngineParams) -> f64 {
+    engine::run(t, p, &mut NoLedger).final_equity
+}
+
+fn stressed(s: &Scenario, t: &MarketTimeline, p: &EngineParams) -> (MarketTimeline, EngineParams) {
+    let no_replay = |_: i64, _: i64| -> anyhow::Result<MarketTimeline> { unreachable!() };
+    let out = apply(s, t, p, &|_, _| Some(-0.003), &no_replay).unwrap();
+    (out.timeline, out.params)
+}
+
+#[test]
+fn simple_shocks_by_hand() {
+    // 10,000 at 1x: 50 spot long, 50 perp short at 100, margin 5,000; no costs.
+    let (t, p) = (flat(), plain_params(10_000.0));
+    let base = final_equity(&t, &p);
+    // 21 settlements of 0.01 % on 5,000 notional outside any stress: 49 settlements in all.
+    assert_close(base - 10_000.0, 49.0 * 0.0001 * 5_000.0, 1e-9);
+
+    // A +10 % move is hedged: spot +500, perp -500.
+    let shock = Scenario::PriceShock { name: None, at: at(100), pct: 0.10, hours: 1.0, perp_overshoot_pct: 0.0 };
+    let (st, sp) = stressed(&shock, &t, &p);
+    assert_eq!(st.spot[99], 100.0);
+    assert_close(st.spot[100], 110.0, 1e-12);
+    // Funding after the shock is paid on the higher price: 37 settlements from step 104 at 110.
+    assert_close(final_equity(&st, &sp) - base, 37.0 * 0.0001 * 50.0 * 10.0, 1e-9);
+
+    // The spot leg depegs 5 % and stays there: -5 % of 5,000; the perp does not move.
+    let depeg = Scenario::Depeg { name: None, at: at(100), pct: 0.05, hours: 1.0, recover_days: 0.0 };
+    let (st, sp) = stressed(&depeg, &t, &p);
+    assert_eq!(st.perp, t.perp);
+    assert_close(final_equity(&st, &sp) - base, -250.0, 1e-9);
+
+    // Funding flipped to -0.05 % per 8 h for 7 days from step 100: the settlements at steps
+    // 104, 112, ..., 264 (21 of them) lose 0.06 % each on 5,000.
+    let flip = Scenario::FundingFlip { name: None, at: at(100), days: 7.0, rate_per_8h: Some(-0.0005), scale: None, to_floor: false };
+    let (st, sp) = stressed(&flip, &t, &p);
+    assert_eq!(st.funding.iter().filter(|e| e.rate < 0.0).count(), 21);
+    assert_close(final_equity(&st, &sp) - base, -21.0 * 0.0006 * 5_000.0, 1e-9);
+    // Pinned at the floor the venue gives (-0.3 % here).
+    let floor = Scenario::FundingFlip { name: None, at: at(100), days: 7.0, rate_per_8h: None, scale: None, to_floor: true };
+    let (st, _) = stressed(&floor, &t, &p);
+    assert_eq!(st.funding.iter().filter(|e| e.rate == -0.003).count(), 21);
+
+    // A premium of +200 bp for 10 hours, then gone: the short perp loses 2 % of 5,000 while it
+    // lasts, and the one settlement inside it (step 104) is valued 2 % higher.
+    let blowout = Scenario::BasisBlowout { name: None, at: at(100), bp: 200.0, hours: 10.0 };
+    let (st, sp) = stressed(&blowout, &t, &p);
+    assert_close(st.perp[105], 102.0, 1e-12);
+    assert_eq!(st.perp[111], 100.0);
+    let mut ledger = FullLedger::with_capacity(st.len());
+    engine::run(&st, &sp, &mut ledger);
+    let equity = ledger.column("equity").unwrap();
+    assert_close(equity[105] - equity[99], -100.0 + 0.0001 * 5_000.0 * 1.02, 1e-9);
+    assert_close(final_equity(&st, &sp) - base, 0.0001 * 5_000.0 * 0.02, 1e-9);
+
+    // Slippage x k multiplies the engine's slippage.
+    let mut with_slip = p.clone();
+    with_slip.costs.spot_slippage = 1e-4;
+    with_slip.costs.perp_slippage = 2e-4;
+    let (_, sp) = stressed(&Scenario::LiquidityDrought { name: None, k: 10.0 }, &t, &with_slip);
+    assert_eq!((sp.costs.spot_slippage, sp.costs.perp_slippage), (1e-3, 2e-3));
+}
+
+#[test]
+fn smallest_liquidating_shock_matches_the_bracket_formula() {
+    // No funding, so the margin stays what the entry posted.
+    let mut t = flat();
+    t.funding.clear();
+    let mut p = plain_params(10_000.0);
+    p.leverage = 3.0;
+    // 10,000 buys q = 10,000 / (100 + 100/3) = 75 spot, and a 75 short with margin 75 x 100 / 3.
+    let (q, margin, mmr, cum) = (75.0, 2_500.0, 0.004, 0.0);
+    // Binance's isolated short: liquidated when margin + q (P0 - P) = mmr q P - cum, i.e.
+    // P = (margin + q P0 + cum) / (q (1 + mmr)).
+    let liquidation_price = (margin + q * 100.0 + cum) / (q * (1.0 + mmr));
+    let threshold = liquidation_price / 100.0 - 1.0;
+    assert_close(threshold, 0.328_021_248_339_973_4, 1e-12);
+    let liquidated = |pct: f64| {
+        let shock = Scenario::PriceShock { name: None, at: at(100), pct, hours: 1.0, perp_overshoot_pct: 0.0 };
+        let (st, sp) = stressed(&shock, &t, &p);
+        engine::run(&st, &sp, &mut NoLedger).liquidations
+    };
+    assert_eq!(liquidated(threshold - 0.0005), 0);
+    assert_eq!(liquidated(threshold + 0.0005), 1);
+    // A +60 % move over 60 hours crosses the liquidation price in the bar where
+    // 100 x (1 + 0.6 x (h + 1) / 60) first exceeds it: h + 1 = 33, step 132.
+    let ramp = Scenario::PriceShock { name: None, at: at(100), pct: 0.6, hours: 60.0, perp_overshoot_pct: 0.0 };
+    let (st, sp) = stressed(&ramp, &t, &p);
+    let expected = (100..st.len()).find(|&i| st.mark_high[i] >= liquidation_price).unwrap();
+    assert_eq!(expected, 132);
+    let mut ledger = FullLedger::with_capacity(st.len());
+    engine::run(&st, &sp, &mut ledger);
+    let step = ledger.rows().position(|r| r.events & events::LIQUIDATION != 0).expect("liquidated");
+    assert!(step.abs_diff(expected) <= 1, "engine liquidated at step {step}, the formula says {expected}");
+}
+
+#[test]
+fn ftx_week_funding_transplants_onto_another_market() {
+    let t = flat();
+    let p = plain_params(10_000.0);
+    let path = real_data_dir().join("binance-funding/SOLUSDT-fundingRate-2022-11.csv");
+    let replay = Scenario::FundingReplay {
+        name: None,
+        path: path.display().to_string(),
+        symbol: "SOLUSDT".into(),
+        from: "2022-11-09T00:00:00Z".into(),
+        to: "2022-11-10T23:00:00Z".into(),
+        at: at(100),
+    };
+    let (st, sp) = stressed(&replay, &t, &p);
+    let moved: Vec<_> = st.funding.iter().filter(|e| e.settle_ms >= T0 + 100 * HOUR && e.settle_ms <= T0 + 147 * HOUR).collect();
+    // SOLUSDT 2022-11-09/10: 3 settlements on 8 h rows, 2 on 4 h rows (the first -2 % at 20:00),
+    // then 10 every 2 h; the flat market's own settlements in the span are gone.
+    assert_eq!(moved.len(), 15);
+    assert_eq!(moved.iter().map(|e| e.interval_hours).filter(|h| *h == 2.0).count(), 10);
+    let worst = moved.iter().min_by(|a, b| a.rate.total_cmp(&b.rate)).unwrap();
+    assert_eq!((worst.rate, worst.settle_ms, worst.interval_hours), (-0.02, T0 + 120 * HOUR, 4.0));
+    assert!(final_equity(&st, &sp) < final_equity(&t, &p) - 0.02 * 5_000.0 * 0.9);
+}
+
+#[test]
+fn recovery_time_by_hand() {
+    let ts: Vec<i64> = (0..6).map(|i| T0 + i * DAY).collect();
+    // Peak 101 before day 1; trough 95 on day 2; back above 101 on day 4.
+    assert_eq!(days_to_recover(&ts, &[100.0, 101.0, 95.0, 99.0, 102.0, 103.0], T0 + DAY), Some(3.0));
+    assert_eq!(days_to_recover(&ts, &[100.0, 101.0, 95.0, 99.0, 100.0, 100.5], T0 + DAY), None);
+    assert_eq!(days_to_recover(&ts, &[100.0, 101.0, 102.0, 103.0, 104.0, 105.0], T0 + DAY), Some(0.0));
+}
+
+#[test]
+fn bootstrap_is_seeded_and_thread_count_free() {
+    let config = basis::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
+    let (history, _, _) = basis::backtest::prepare(&config).unwrap();
+    let params = EngineParams::from_config(&config);
+    let spec = |seed| MonteCarloSpec { paths: 64, years: 0.5, block_days: 7.0, seed };
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let a = one_thread.install(|| monte_carlo::run(&history, &params, &spec(1), false)).unwrap();
+    let b = monte_carlo::run(&history, &params, &spec(1), false).unwrap();
+    let c = monte_carlo::run(&history, &params, &spec(2), false).unwrap();
+    assert_eq!(a.paths, b.paths, "same seed, 1 thread vs all");
+    assert_ne!(a.paths, c.paths, "another seed");
+    assert_eq!((a.steps_per_path, a.block_steps), (4380, 168));
+    // Paths differ from each other, and the carry earns on most of them.
+    assert!(a.paths.windows(2).any(|w| w[0] != w[1]));
+    assert!(a.quantile(0.5, |p| p.apr) > 0.0 && a.quantile(0.05, |p| p.apr) <= a.quantile(0.95, |p| p.apr));
+}
