@@ -6,6 +6,8 @@
 //! - peak resident memory (VmHWM) after a 1,000- and after a 10,000-configuration sweep, to show
 //!   that memory does not grow with the number of configurations.
 //!
+//! - 10,000 Monte Carlo paths of a year of hourly steps (`basis stress`).
+//!
 //! Run with `cargo bench --bench sweep` (`-- --threads 1,2,4,8,16` to choose thread counts).
 
 use std::path::Path;
@@ -16,6 +18,7 @@ use basis::data::align::align;
 use basis::data::synth::{market_data, SynthSpec};
 use basis::engine::{self, EngineParams};
 use basis::ledger::NoLedger;
+use basis::stress::monte_carlo::{self, MonteCarloSpec};
 use basis::sweep::run::{self, SweepOptions};
 use basis::sweep::spec::Sweep;
 use rayon::prelude::*;
@@ -112,6 +115,25 @@ fn main() {
             steps,
             total / 1e6,
             total / n as f64 / 1e6
+        );
+    }
+
+    // 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
+    let (history, _, _) = basis::backtest::prepare(&config).expect("the sample");
+    for &n in &threads {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
+        let spec = MonteCarloSpec { paths: 10_000, years: 1.0, block_days: 7.0, seed: 7 };
+        let started = Instant::now();
+        let mc = pool.install(|| monte_carlo::run(&history, &params, &spec, false)).expect("monte carlo");
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "monte carlo 10,000 paths x {} steps, {n:>2} thread(s): {wall:.2} s wall ({:.1} M steps/s); P(liquidation) {:.2} %, APR p5/p50/p95 {:+.2} / {:+.2} / {:+.2} %",
+            mc.steps_per_path,
+            10_000.0 * mc.steps_per_path as f64 / wall / 1e6,
+            mc.liquidation_probability() * 100.0,
+            mc.quantile(0.05, |p| p.apr) * 100.0,
+            mc.quantile(0.5, |p| p.apr) * 100.0,
+            mc.quantile(0.95, |p| p.apr) * 100.0
         );
     }
     println!("peak RSS at the end: {:.0} MiB", peak_rss_mib());

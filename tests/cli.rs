@@ -160,3 +160,26 @@ fn set_overrides_a_config_field_and_is_checked_like_the_file() {
         assert!(String::from_utf8_lossy(&output.stderr).contains(message), "{set}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[test]
+fn stress_command_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = basis().args(["stress", "--output-dir", out, "--paths", "40"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("rally +30 %") && stdout.contains("monte carlo 40 paths"), "{stdout}");
+    let folder = dir.path().join("sample-stress");
+    for file in ["index.html", "stress.json", "monte_carlo.parquet", "stress_scenarios.png", "stress_capacity.png", "stress_monte_carlo.png"] {
+        assert!(folder.join(file).is_file(), "{file} missing");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("stress.json")).unwrap()).unwrap();
+    assert_eq!(json["scenarios"].as_array().unwrap().len(), 9);
+    assert_eq!(json["monte_carlo"]["paths"], 40);
+    // A scenario of an unknown kind is refused with the kinds there are.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[scenario]]\nkind = \"meteor\"\n").unwrap();
+    let output = basis().args(["stress", "--output-dir", out, "--stress", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("price_shock"), "{}", String::from_utf8_lossy(&output.stderr));
+}

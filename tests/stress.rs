@@ -10,6 +10,7 @@ use basis::stress::monte_carlo::{self, MonteCarloSpec};
 use basis::stress::scenario::{apply, Scenario};
 use basis::stress::days_to_recover;
 use common::*;
+use polars::prelude::SerReader;
 
 /// 400 hourly steps at 100, a settlement every 8 h at +0.01 %.
 fn flat() -> MarketTimeline {
@@ -169,3 +170,35 @@ fn bootstrap_is_seeded_and_thread_count_free() {
     assert!(a.paths.windows(2).any(|w| w[0] != w[1]));
     assert!(a.quantile(0.5, |p| p.apr) > 0.0 && a.quantile(0.05, |p| p.apr) <= a.quantile(0.95, |p| p.apr));
 }
+
+#[test]
+fn historical_replays_and_open_interest_on_binance_hourly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = basis::config::Config::load(&root.join("data/examples/freqtrade-btc-1h.toml")).unwrap();
+    let mut file = basis::stress::StressFile::load(&root.join("data/examples/stress-history.toml")).unwrap();
+    file.monte_carlo = None;
+    let run = basis::stress::run(&config, &file, &root.join("data/examples"), false).unwrap();
+    let by = |label: &str| run.scenarios.iter().find(|o| o.label.starts_with(label)).unwrap();
+    // A replay is its own backtest over the episode: entered at its first step, PnL its own.
+    let march = by("March 2020");
+    assert_eq!(march.ts_ms[0], T0_2020_03_01);
+    assert!(*march.ts_ms.last().unwrap() <= T0_2020_03_01 + 45 * DAY);
+    assert_close(march.pnl_impact, march.final_equity - 100_000.0, 1e-6);
+    assert_eq!(march.ts_ms.len(), 45 * 24 + 1);
+    // SOL's FTX funding on BTC costs the 1x carry more than 10 % of capital.
+    assert!(by("FTX week: SOLUSDT").pnl_impact < -10_000.0);
+    // Open interest: the table's Binance BTC value (one snapshot).
+    let frame = polars::prelude::ParquetReader::new(std::fs::File::open(real_data_dir().join("multivenue-hourly/open_interest.parquet")).unwrap()).finish().unwrap();
+    let (venue, coin, oi) = (frame.column("venue").unwrap().str().unwrap(), frame.column("coin").unwrap().str().unwrap(), frame.column("oi_usd").unwrap().f64().unwrap());
+    let expected: Vec<f64> = (0..frame.height()).filter(|&i| venue.get(i) == Some("binance") && coin.get(i) == Some("BTC")).map(|i| oi.get(i).unwrap()).collect();
+    let capacity = run.capacity.as_ref().unwrap();
+    assert_eq!(capacity.open_interest_usd, expected.iter().sum::<f64>() / expected.len() as f64);
+    // Bigger books earn less: net APR at 1e9 well under that at 1e5.
+    let (small, large) = (capacity.points.first().unwrap(), capacity.points.last().unwrap());
+    assert!(large.net_apr < small.net_apr - 0.02 && large.funding_factor < 1.0 && large.impact_bps > small.impact_bps);
+    // At 1x nothing here liquidates.
+    assert!(run.scenarios.iter().all(|o| o.liquidations == 0));
+}
+
+/// 2020-03-01 00:00 UTC.
+const T0_2020_03_01: i64 = 1_583_020_800_000;

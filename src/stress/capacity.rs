@@ -143,7 +143,7 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
     }
     let sigma = daily_volatility(base);
     let adv = average_daily_value(data, base);
-    if !(adv > 0.0) {
+    if adv.is_nan() || adv <= 0.0 {
         bail_input!("[capacity]: the perp bars carry no traded volume, so market impact cannot be sized; use data with volume");
     }
     let aum: Vec<f64> = if spec.aum.is_empty() { (0..=8).map(|k| 10f64.powf(5.0 + k as f64 * 0.5)).collect() } else { spec.aum.clone() };

@@ -51,6 +51,9 @@ impl StressFile {
     }
 }
 
+/// Label of the unstressed run.
+pub const BASELINE: &str = "baseline (history)";
+
 /// One scenario's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioOutcome {
@@ -64,6 +67,9 @@ pub struct ScenarioOutcome {
     pub liquidations: usize,
     /// Smallest distance to liquidation while hedged (fraction of the mark).
     pub min_liquidation_distance: Option<f64>,
+    /// Highest margin ratio reached: maintenance margin over the perp margin balance (wallet +
+    /// unrealised PnL), as Binance shows it; the position is liquidated at 100 %.
+    pub max_margin_ratio: Option<f64>,
     /// Days from the scenario's start until equity is back at its peak before the start
     /// (None: not recovered by the end).
     pub days_to_recover: Option<f64>,
@@ -88,12 +94,17 @@ pub fn days_to_recover(ts_ms: &[i64], equity: &[f64], start_ms: i64) -> Option<f
     (trough..equity.len()).find(|&i| equity[i] >= peak).map(|i| (ts_ms[i] - ts_ms[i0]) as f64 / MS_PER_DAY as f64)
 }
 
-fn outcome(label: String, timeline: &MarketTimeline, params: &EngineParams, start_ms: i64, baseline_equity: Option<f64>) -> ScenarioOutcome {
+fn outcome(label: String, timeline: &MarketTimeline, params: &EngineParams, start_ms: i64, baseline_equity: Option<f64>, is_baseline: bool) -> ScenarioOutcome {
     let mut ledger = FullLedger::with_capacity(timeline.len());
     let summary = engine::run(timeline, params, &mut ledger);
     let m = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
     let ts_ms = ledger.ts_ms().to_vec();
     let equity = ledger.column("equity").unwrap_or(&[]).to_vec();
+    let max_margin_ratio = ledger
+        .rows()
+        .filter(|r| r.perp_qty != 0.0 && r.perp_margin > 0.0)
+        .map(|r| params.brackets.maintenance_margin(r.perp_qty.abs() * r.mark_price) / r.perp_margin)
+        .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))));
     ScenarioOutcome {
         label,
         start: format_ms(start_ms),
@@ -103,8 +114,9 @@ fn outcome(label: String, timeline: &MarketTimeline, params: &EngineParams, star
         max_drawdown: m.max_drawdown,
         liquidations: m.liquidations,
         min_liquidation_distance: m.min_liquidation_distance,
-        // The baseline starts with the run: it has no stress to recover from.
-        days_to_recover: if start_ms > ts_ms.first().copied().unwrap_or(i64::MAX) { days_to_recover(&ts_ms, &equity, start_ms) } else { None },
+        max_margin_ratio,
+        // The baseline has no stress to recover from.
+        days_to_recover: if is_baseline { None } else { days_to_recover(&ts_ms, &equity, start_ms) },
         ts_ms,
         equity,
     }
@@ -125,7 +137,7 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = EngineParams::from_config(config);
-    let baseline = outcome("baseline (history)".into(), &base, &params, base.ts_ms[0], None);
+    let baseline = outcome(BASELINE.into(), &base, &params, base.ts_ms[0], None, true);
     let floor_at = |settle_ms: i64, interval: f64| config.venue.limits_at(&base.symbol, settle_ms, interval).1;
     let replay = |from: i64, to: i64| -> Result<MarketTimeline> {
         let mut window = config.clone();
@@ -144,7 +156,7 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
         let s = &s;
         let stressed = scenario::apply(s, &base, &params, &floor_at, &replay).with_context(|| format!("scenario {:?}", s.label()))?;
         let is_replay = matches!(s, Scenario::Replay { .. });
-        scenarios.push(outcome(s.label(), &stressed.timeline, &stressed.params, stressed.start_ms, (!is_replay).then_some(baseline.final_equity)));
+        scenarios.push(outcome(s.label(), &stressed.timeline, &stressed.params, stressed.start_ms, (!is_replay).then_some(baseline.final_equity), false));
     }
     let capacity = file.capacity.as_ref().map(|spec| capacity::run(spec, &data, &base, &params, base_dir)).transpose()?;
     let monte_carlo = file.monte_carlo.as_ref().map(|spec| monte_carlo::run(&base, &params, spec, progress)).transpose()?;
@@ -155,15 +167,18 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
 pub fn days(o: &ScenarioOutcome) -> String {
     match o.days_to_recover {
         Some(d) => format!("{d:.1} d"),
-        None if o.start == format_ms(o.ts_ms.first().copied().unwrap_or(0)) => "n/a".into(),
+        None if o.label == BASELINE => "n/a".into(),
         None => "not recovered".into(),
     }
 }
 
+/// A chart to draw: file, title, description, drawing function.
+type ChartSpec<'a> = (&'static str, String, &'static str, Box<dyn Fn(&charts::Area) -> Result<()> + Sync + 'a>);
+
 /// Charts and page.
 pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
     let capital = run.initial_capital;
-    let mut specs: Vec<(&'static str, String, &'static str, Box<dyn Fn(&charts::Area) -> Result<()> + Sync + '_>)> = Vec::new();
+    let mut specs: Vec<ChartSpec> = Vec::new();
     let line = |o: &ScenarioOutcome| CompareLine {
         label: o.label.clone(),
         lines: charts::decimate_for_chart(&o.ts_ms, &o.equity.iter().map(|e| (e / capital - 1.0) * 100.0).collect::<Vec<f64>>()),
@@ -217,10 +232,10 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
         money(run.baseline.final_equity),
         run.baseline.liquidations
     ));
-    body.push_str("<section class=\"table\" id=\"scenarios\">\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>from</th><th class=\"num\">PnL impact</th><th class=\"num\">return</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidated</th><th class=\"num\">min distance to liquidation</th><th class=\"num\">time to recover</th></tr>\n");
+    body.push_str("<section class=\"table\" id=\"scenarios\">\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>from</th><th class=\"num\">PnL impact</th><th class=\"num\">return</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidated</th><th class=\"num\">min distance to liquidation</th><th class=\"num\">max margin ratio</th><th class=\"num\">time to recover</th></tr>\n");
     for o in std::iter::once(&run.baseline).chain(&run.scenarios) {
         body.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><th>{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(&o.label),
             escape(&o.start),
             money(o.pnl_impact),
@@ -228,6 +243,7 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
             pct(o.max_drawdown),
             if o.liquidations > 0 { format!("yes ({})", o.liquidations) } else { "no".into() },
             o.min_liquidation_distance.map(|d| format!("{:.1} %", d * 100.0)).unwrap_or_else(|| "n/a".into()),
+            o.max_margin_ratio.map(|r| format!("{:.1} %", r * 100.0)).unwrap_or_else(|| "n/a".into()),
             escape(&days(o))
         ));
     }

@@ -164,8 +164,8 @@ pub fn apply(
                     1.0 + perp_overshoot_pct * shape
                 })
                 .collect();
-            for i in i0..t.len() {
-                t.spot[i] *= level[i];
+            for (spot, k) in t.spot.iter_mut().zip(&level).skip(i0) {
+                *spot *= k;
             }
             scale_perp(&mut t, i0, |i| level[i] * overshoot[i]);
         }
@@ -219,7 +219,7 @@ pub fn apply(
             p.mask_stale_spot = true;
         }
         Scenario::LiquidityDrought { k, .. } => {
-            if !(*k >= 0.0) {
+            if k.is_nan() || *k < 0.0 {
                 bail_input!("liquidity_drought: k must be >= 0");
             }
             start_ms = t.ts_ms[0];
