@@ -129,7 +129,9 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
     let hi = end_ms.unwrap_or(i64::MAX);
     let first = perp.ts_ms.partition_point(|&t| t < lo);
     let last = perp.ts_ms.partition_point(|&t| t <= hi);
-    if first >= last {
+    // Spot that ended before the perp clock starts would price every step from one stale close.
+    let spot_last = *data.spot.ts_ms.last().unwrap_or(&spot_first);
+    if first >= last || perp.ts_ms[first] > spot_last {
         bail_input!(
             "spot ({} .. {}) and perp ({} .. {}) have no common time inside the window{}; check the files and strategy.start/end",
             format_ms(spot_first),

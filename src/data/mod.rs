@@ -182,6 +182,16 @@ impl BarRows {
             }
         }
         if !self.rows.is_sorted_by_key(|row| row.0) {
+            // Files may come in any order; rows going back in time inside one file are a repair
+            // worth saying out loud.
+            let backwards: Vec<Origin> = self.rows.windows(2).filter(|w| w[0].2.file == w[1].2.file && w[1].0 < w[0].0).map(|w| w[1].2).collect();
+            if let Some(first) = backwards.first() {
+                warnings.push(format!(
+                    "{label}: {} row(s) out of time order inside their file (first: {}); sorted by time",
+                    backwards.len(),
+                    self.sources.locate(*first)
+                ));
+            }
             self.rows.sort_by_key(|row| row.0);
         }
         let mut bars = PriceBars { label: label.to_string(), ..Default::default() };
