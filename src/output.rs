@@ -22,6 +22,20 @@ pub struct RunDir {
     committed: bool,
 }
 
+/// Remove `.name.tmp-PID` folders left by killed runs (on Linux, where a dead PID has no
+/// /proc entry; elsewhere they stay, hidden and without a manifest).
+fn remove_abandoned(output_dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(output_dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl RunDir {
     /// Prepare `<output_dir>/<name>` (or a free suffixed name) for writing.
     pub fn create(output_dir: &Path, name: &str, force: bool) -> Result<RunDir> {
@@ -36,6 +50,7 @@ impl RunDir {
                 k += 1;
             }
         }
+        remove_abandoned(output_dir, name);
         let tmp = output_dir.join(format!(".{name}.tmp-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
