@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::read::{expand_glob, read_csv_text};
+use super::read::{expand_glob, read_csv_text, stream_csv, CellParser};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::bail_input;
 use crate::config::{FundingFormat, FundingSource, PriceSource, TimeUnit};
@@ -26,25 +26,33 @@ const CLOSE_TIME: usize = 6;
 pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let mut rows = BarRows::default();
     for path in expand_glob(&source.path, &format!("{label} klines"))? {
-        let table = read_csv_text(&path, None)?;
-        let file = rows.sources.add(&table);
-        let open = table.times_ms(table.column_at(OPEN_TIME, "open_time")?, source.time_unit)?;
-        let high = table.f64s(table.column_at(HIGH, "high")?)?;
-        let low = table.f64s(table.column_at(LOW, "low")?)?;
-        let close = table.f64s(table.column_at(CLOSE, "close")?)?;
-        let volume = table.f64s(table.column_at(VOLUME, "volume")?)?;
-        let close_time = table.times_ms(table.column_at(CLOSE_TIME, "close_time")?, source.time_unit)?;
-        for i in 0..open.len() {
-            if close_time[i] < open[i] {
+        // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
+        let file = rows.sources.add_csv(&path, 0);
+        let mut cells = CellParser::new(&path, 0, source.time_unit);
+        let mut header_seen = None;
+        let (header_lines, _) = stream_csv(&path, |row, header, fields| {
+            if header_seen.is_none() {
+                header_seen = Some(usize::from(!header.is_empty()));
+                cells.header_lines = usize::from(!header.is_empty());
+            }
+            let open = cells.time(row, fields, OPEN_TIME, "open_time")?;
+            let high = cells.number(row, fields, HIGH, "high")?;
+            let low = cells.number(row, fields, LOW, "low")?;
+            let close = cells.number(row, fields, CLOSE, "close")?;
+            let volume = cells.number(row, fields, VOLUME, "volume")?;
+            let close_time = cells.time(row, fields, CLOSE_TIME, "close_time")?;
+            if close_time < open {
                 bail_input!(
                     "{}: close_time {} is before open_time {}; is this a Binance kline file (open_time, open, high, low, close, volume, close_time, ...)?",
-                    table.locate(i),
-                    crate::time::format_ms(close_time[i]),
-                    crate::time::format_ms(open[i])
+                    super::read::locate(&path, cells.header_lines, true, row),
+                    crate::time::format_ms(close_time),
+                    crate::time::format_ms(open)
                 );
             }
-            rows.rows.push((known_at_close(close_time[i]), [close[i], high[i], low[i], volume[i]], Origin { file, row: i as u32 }));
-        }
+            rows.rows.push((known_at_close(close_time), [close, high, low, volume], Origin { file, row: row as u32 }));
+            Ok(())
+        })?;
+        rows.sources.set_header_lines(file, header_lines);
         files.push(path);
     }
     rows.finish(label, warnings)

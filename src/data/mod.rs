@@ -147,6 +147,19 @@ impl Sources {
         (self.files.len() - 1) as u32
     }
 
+    /// Register a streamed CSV file; returns its index for [`Origin`]s.
+    pub fn add_csv(&mut self, file: &std::path::Path, header_lines: usize) -> u32 {
+        self.files.push((file.to_path_buf(), header_lines, true));
+        (self.files.len() - 1) as u32
+    }
+
+    /// Set the header line count of a file registered before it was read.
+    pub fn set_header_lines(&mut self, file: u32, header_lines: usize) {
+        if let Some(entry) = self.files.get_mut(file as usize) {
+            entry.1 = header_lines;
+        }
+    }
+
     /// "file: line N" (CSV) or "file: row N" (columnar) of an origin.
     pub fn locate(&self, origin: Origin) -> String {
         match self.files.get(origin.file as usize) {

@@ -315,6 +315,139 @@ pub fn csv_has_header(bytes: &[u8]) -> bool {
     !matches!(first, Some(b'0'..=b'9') | Some(b'-'))
 }
 
+/// Stream a CSV file (plain, `.gz`, or the first `.csv` in a `.zip`) record by record, without
+/// holding its text: `on_record(row, header, fields)` gets each data row's 0-based index, the
+/// header's names (empty without a header) and its trimmed, unquoted cells. Blank lines are
+/// skipped. Returns the number of header lines (for [`locate`]) and of data rows. A header is
+/// detected as for [`read_csv_text`]; empty and header-only files are errors.
+pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&str]) -> Result<()>) -> Result<(usize, usize)> {
+    use std::io::{BufRead, BufReader};
+    let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let mut run = |reader: &mut dyn BufRead| -> Result<(usize, usize)> {
+        let mut line = Vec::with_capacity(256);
+        let mut header: Option<Vec<String>> = None;
+        let (mut header_lines, mut rows, mut physical) = (0usize, 0usize, 0usize);
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).map_err(|err| input_error!("{}: cannot read line {} ({err}); re-download the file", path.display(), physical + 1))?;
+            if read == 0 {
+                break;
+            }
+            physical += 1;
+            let mut bytes: &[u8] = &line;
+            if physical == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                bytes = &bytes[3..];
+            }
+            while let Some((last, rest)) = bytes.split_last() {
+                if *last == b'\n' || *last == b'\r' { bytes = rest } else { break }
+            }
+            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let text = std::str::from_utf8(bytes).map_err(|_| input_error!("{}: line {physical} is not UTF-8 text", path.display()))?;
+            let fields: Vec<&str> = text.split(',').map(|f| f.trim().trim_matches('"')).collect();
+            if header.is_none() {
+                if csv_has_header(bytes) {
+                    header = Some(fields.iter().map(|f| f.to_string()).collect());
+                    header_lines = 1;
+                    continue;
+                }
+                header = Some(Vec::new());
+            }
+            on_record(rows, header.as_deref().unwrap_or(&[]), &fields)?;
+            rows += 1;
+        }
+        match (header, rows) {
+            (None, _) => bail_input!("{}: the file is empty; expected CSV rows", path.display()),
+            (Some(_), 0) => bail_input!("{}: the file has a header but no data rows", path.display()),
+            _ => Ok((header_lines, rows)),
+        }
+    };
+    if name.ends_with(".gz") {
+        let mut reader = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file));
+        run(&mut reader).map_err(|err| gzip_context(err, path))
+    } else if name.ends_with(".zip") {
+        let mut archive = ::zip::ZipArchive::new(file).map_err(|err| input_error!("{}: not a valid zip file ({err}); re-download it", path.display()))?;
+        let index = (0..archive.len())
+            .find(|&i| archive.by_index(i).map(|f| f.name().to_ascii_lowercase().ends_with(".csv")).unwrap_or(false))
+            .ok_or_else(|| input_error!("{}: the zip holds no .csv file", path.display()))?;
+        let entry = archive.by_index(index).map_err(|err| input_error!("{}: corrupt zip entry ({err}); re-download it", path.display()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, entry);
+        let result = run(&mut reader);
+        drop(reader);
+        result
+    } else {
+        run(&mut BufReader::with_capacity(1 << 20, file))
+    }
+}
+
+/// A read error inside a gzip stream is a corrupt file.
+fn gzip_context(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    let text = format!("{err:#}");
+    if text.contains("cannot read line") && !text.contains("not a valid gzip") {
+        input_error!("{}: not a valid gzip file ({text}); re-download it", path.display())
+    } else {
+        err
+    }
+}
+
+/// Streaming cell parsers for [`stream_csv`] records, with the same messages as [`RawTable`]'s.
+pub struct CellParser<'a> {
+    pub file: &'a Path,
+    pub header_lines: usize,
+    pub unit: TimeUnit,
+    /// The unit seen first in each time column, by column index.
+    units: Vec<Option<TimeUnit>>,
+}
+
+impl<'a> CellParser<'a> {
+    pub fn new(file: &'a Path, header_lines: usize, unit: TimeUnit) -> Self {
+        Self { file, header_lines, unit, units: Vec::new() }
+    }
+
+    fn at(&self, row: usize) -> String {
+        locate(self.file, self.header_lines, true, row)
+    }
+
+    /// Cell `index` of a record, or an error naming the columns expected.
+    pub fn cell<'r>(&self, row: usize, fields: &[&'r str], index: usize, name: &str) -> Result<&'r str> {
+        fields.get(index).copied().ok_or_else(|| {
+            input_error!("{}: expected at least {} columns ({name} is column {}), found {}", self.at(row), index + 1, index + 1, fields.len())
+        })
+    }
+
+    /// A finite number.
+    pub fn number(&self, row: usize, fields: &[&str], index: usize, name: &str) -> Result<f64> {
+        let cell = self.cell(row, fields, index, name)?;
+        let value: f64 = cell.parse().map_err(|_| input_error!("{}, column `{name}`: expected a number, found {cell:?}", self.at(row)))?;
+        if !value.is_finite() {
+            bail_input!("{}, column `{name}`: expected a finite number, found {value}", self.at(row));
+        }
+        Ok(value)
+    }
+
+    /// A timestamp in ms; one unit per column per file.
+    pub fn time(&mut self, row: usize, fields: &[&str], index: usize, name: &str) -> Result<i64> {
+        let cell = self.cell(row, fields, index, name)?;
+        let (ms, row_unit) = parse_time_cell(cell, self.unit).map_err(|why| input_error!("{}, column `{name}`: {why}, found {cell:?}", self.at(row)))?;
+        if self.units.len() <= index {
+            self.units.resize(index + 1, None);
+        }
+        match self.units[index] {
+            None => self.units[index] = Some(row_unit),
+            Some(first) if first != row_unit => bail_input!(
+                "{}, column `{name}`: timestamp {cell} is in {} but earlier rows of this file are in {}; one file must use one unit (set time_unit in the config if detection is wrong)",
+                self.at(row),
+                unit_name(row_unit),
+                unit_name(first)
+            ),
+            Some(_) => {}
+        }
+        Ok(ms)
+    }
+}
+
 /// Read a CSV file with every column as text. `has_header: None` detects it.
 pub fn read_csv_text(path: &Path, has_header: Option<bool>) -> Result<RawTable> {
     let bytes = read_bytes(path)?;
