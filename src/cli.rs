@@ -207,6 +207,36 @@ pub struct BacktestArgs {
 pub enum DataCommand {
     /// Generate the seeded synthetic sample (Binance dump layouts) that data/basis.toml runs on.
     Synth(SynthArgs),
+    /// Download public history (verified, resumable) into a local cache.
+    #[command(subcommand)]
+    Fetch(FetchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FetchCommand {
+    /// Binance monthly dumps from data.binance.vision, e.g.
+    /// `basis data fetch binance --symbol ETHUSDT --from 2023-01 --to 2024-12 --kinds spot-1h,perp-1h,funding`.
+    Binance(FetchBinanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FetchBinanceArgs {
+    #[arg(long)]
+    pub symbol: String,
+    /// First month, YYYY-MM.
+    #[arg(long)]
+    pub from: String,
+    /// Last month, YYYY-MM.
+    #[arg(long)]
+    pub to: String,
+    /// Comma-separated: spot-1h, perp-1h, mark-1h, index-1h, premium-1h (any interval 1m..1w), funding.
+    #[arg(long, default_value = "spot-1h,perp-1h,mark-1h,funding")]
+    pub kinds: String,
+    /// Cache folder; files land under <out>/data/... as on the site.
+    #[arg(long, default_value = "data/binance")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "https://data.binance.vision")]
+    pub base_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +270,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(args) => run_sweep(args),
         Command::Stress(args) => run_stress(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
     }
 }
 
@@ -459,6 +490,31 @@ fn config_with_overrides(path: &std::path::Path, overrides: &[String]) -> Result
         crate::sweep::spec::set_path(&mut raw, &full, key, parsed)?;
     }
     Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+}
+
+fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
+    use crate::data::fetch::{self, Kind, Outcome};
+    let kinds = args.kinds.split(',').filter(|k| !k.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?;
+    let months = fetch::months(&args.from, &args.to)?;
+    let fetched = fetch::fetch_binance(&args.base_url, &args.out, &args.symbol, &kinds, &months, true)?;
+    let (mut downloaded, mut present, mut bytes) = (0, 0, 0u64);
+    let mut missing = Vec::new();
+    for f in &fetched {
+        match &f.outcome {
+            Outcome::Downloaded { bytes: b, .. } => {
+                downloaded += 1;
+                bytes += b;
+            }
+            Outcome::Present => present += 1,
+            Outcome::Missing => missing.push(f.remote.as_str()),
+        }
+    }
+    println!("{downloaded} downloaded ({:.1} MB), {present} already present and verified, {} missing", bytes as f64 / 1e6, missing.len());
+    for remote in &missing {
+        println!("  not on the site: {remote}");
+    }
+    println!("  cache {}", args.out.join("data").display());
+    Ok(())
 }
 
 fn run_synth(args: SynthArgs) -> Result<()> {

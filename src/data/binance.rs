@@ -26,6 +26,8 @@ const CLOSE_TIME: usize = 6;
 pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let mut rows = BarRows::default();
     for path in expand_glob(&source.path, &format!("{label} klines"))? {
+        // A dump fetched with its .CHECKSUM is verified before it is read.
+        super::fetch::verify_checksum(&path)?;
         // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
         let file = rows.sources.add_csv(&path, 0);
         let mut cells = CellParser::new(&path, 0, source.time_unit);

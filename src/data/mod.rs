@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod binance;
+pub mod fetch;
 pub mod freqtrade;
 pub mod generic;
 pub mod quality;
