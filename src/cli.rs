@@ -207,9 +207,31 @@ pub struct BacktestArgs {
 pub enum DataCommand {
     /// Generate the seeded synthetic sample (Binance dump layouts) that data/basis.toml runs on.
     Synth(SynthArgs),
+    /// Print what files hold: rows, span, spacing and gaps, settlement intervals, rate
+    /// statistics and cap hits.
+    Inspect(InspectArgs),
+    /// Write a config's market data as canonical Parquet, with a config that reads it.
+    Convert(ConvertArgs),
     /// Download public history (verified, resumable) into a local cache.
     #[command(subcommand)]
     Fetch(FetchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Binance kline or funding CSVs (plain, .gz, .zip), or Parquet/Feather files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Config whose [data] to convert.
+    #[arg(long, short, default_value = "data/basis.toml")]
+    pub config: PathBuf,
+    /// Output folder (spot/perp/mark/funding/staking.parquet and config.toml).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +293,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stress(args) => run_stress(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
         Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
+        Command::Data(DataCommand::Inspect(args)) => {
+            for file in &args.files {
+                print!("{}", crate::data::inspect::inspect(file)?);
+            }
+            Ok(())
+        }
+        Command::Data(DataCommand::Convert(args)) => run_convert(args),
     }
 }
 
@@ -514,6 +543,21 @@ fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
         println!("  not on the site: {remote}");
     }
     println!("  cache {}", args.out.join("data").display());
+    Ok(())
+}
+
+fn run_convert(args: ConvertArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let text = std::fs::read_to_string(&args.config).map_err(|err| crate::input_error!("cannot read {}: {err}", args.config.display()))?;
+    let raw: toml::Value = toml::from_str(&text).map_err(|err| crate::input_error!("config {}: {err}", args.config.display()))?;
+    let data = crate::data::load(&config.data)?;
+    for warning in &data.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
+    let written = crate::data::convert::write(&data, &raw, base_dir, &args.out)?;
+    println!("wrote {} files to {}", written.len(), args.out.display());
+    println!("  run it: basis backtest --config {}", args.out.join("config.toml").display());
     Ok(())
 }
 

@@ -65,7 +65,8 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
             None => vec![source.interval_hours.unwrap_or(f64::NAN); time.len()],
         };
         let mark = match &source.mark_column {
-            Some(name) => table.f64s(table.column(name)?)?,
+            // Empty cells (or nulls) mean no mark for that settlement.
+            Some(name) => super::binance::optional_f64s(&table, table.column(name)?)?,
             None => vec![f64::NAN; time.len()],
         };
         for i in 0..time.len() {

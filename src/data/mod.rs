@@ -6,7 +6,9 @@
 
 pub mod align;
 pub mod binance;
+pub mod convert;
 pub mod fetch;
+pub mod inspect;
 pub mod freqtrade;
 pub mod generic;
 pub mod quality;
