@@ -144,6 +144,9 @@ pub enum PriceFormat {
     BinanceKlines,
     /// Any CSV or Parquet with the columns named in the source.
     Generic,
+    /// Bybit public trade dumps (`timestamp` in float seconds, `price`, `size`), aggregated into
+    /// bars of `bar_seconds`.
+    BybitTrades,
 }
 
 /// Units of a timestamp column.
@@ -206,6 +209,24 @@ pub enum FundingFormat {
     BinanceRest,
     /// Any CSV or Parquet with the columns named in the source.
     Generic,
+    /// Bybit `/v5/market/funding/history` JSON (`result.list[]`: fundingRate, fundingRateTimestamp).
+    BybitJson,
+    /// OKX funding-rate-history JSON (`data[]`) or CSV with the API's field names; uses `realizedRate`.
+    Okx,
+    /// Hyperliquid `fundingHistory` JSON (hourly rates; `time` ms).
+    HyperliquidJson,
+    /// dYdX v4 indexer `historicalFunding` JSON (hourly `rate`, ISO `effectiveAt`, `price`).
+    DydxJson,
+    /// Deribit `get_funding_rate_history` JSON (hourly `interest_1h`, `index_price`).
+    DeribitJson,
+    /// BitMEX `/api/v1/funding` JSON (`fundingRate`, `fundingInterval` incl. the early 24 h ones).
+    BitmexJson,
+    /// Gate `/futures/{settle}/funding_rate` JSON (`t` seconds, `r`).
+    GateJson,
+    /// ccxt `fetch_funding_rate_history` JSON (`timestamp` ms, `fundingRate`).
+    CcxtJson,
+    /// Tardis.dev `derivative_ticker` CSV (µs): settlements derived from the ticker updates.
+    Tardis,
 }
 
 /// A funding-settlement source.

@@ -14,6 +14,7 @@ pub mod generic;
 pub mod quality;
 pub mod read;
 pub mod synth;
+pub mod venues;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
             let funding = match funding.format {
                 FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(funding, &config.symbol, &mut files, &mut warnings)?,
                 FundingFormat::Generic => generic::load_funding(funding, &mut files, &mut warnings)?,
+                _ => venues::load_funding(funding, &mut files, &mut warnings)?,
             };
             (spot, perp, mark, funding)
         }
@@ -126,6 +128,7 @@ fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warn
     match source.format {
         PriceFormat::BinanceKlines => binance::load_klines(source, label, files, warnings),
         PriceFormat::Generic => generic::load_prices(source, label, files, warnings),
+        PriceFormat::BybitTrades => venues::load_bybit_trades(source, label, files, warnings),
     }
 }
 
@@ -153,6 +156,12 @@ impl Sources {
     /// Register a streamed CSV file; returns its index for [`Origin`]s.
     pub fn add_csv(&mut self, file: &std::path::Path, header_lines: usize) -> u32 {
         self.files.push((file.to_path_buf(), header_lines, true));
+        (self.files.len() - 1) as u32
+    }
+
+    /// Register a file of records (JSON): locations read "row N".
+    pub fn add_records(&mut self, file: &std::path::Path) -> u32 {
+        self.files.push((file.to_path_buf(), 0, false));
         (self.files.len() - 1) as u32
     }
 
