@@ -45,7 +45,10 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
     let mut warnings = market.warnings.clone();
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
-        let premium = premium_from_timeline(&timeline, config.venue.premium);
+        let premium = match &config.venue.premium_index {
+            Some(pattern) => crate::data::binance::load_premium_index(pattern)?,
+            None => premium_from_timeline(&timeline, config.venue.premium),
+        };
         let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
         warnings.push(format!(
             "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
@@ -53,7 +56,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
             preset.name,
             settled.iter().filter(|s| s.capped).count(),
             market.funding.settle_ms.len(),
-            premium.describe(config.venue.premium)
+            if config.venue.premium_index.is_some() { format!("premium from the premium index files ({} samples)", premium.ts_ms.len()) } else { premium.describe(config.venue.premium) }
         ));
         let swapped = MarketData { funding, ..market.clone() };
         timeline = data::align::align(&swapped, start, end, config.portfolio.staking_apr)?;

@@ -544,6 +544,10 @@ pub struct VenueConfig {
     /// Premium proxy for counterfactual funding: `perp_spot` or `mark_spot`.
     #[serde(default = "default_premium")]
     pub premium: crate::venue::funding::PremiumSource,
+    /// Binance `premiumIndexKlines` files (glob) to use as the premium for counterfactual
+    /// funding, instead of the perp/spot proxy (relative to the config).
+    #[serde(default)]
+    pub premium_index: Option<String>,
     /// The loaded preset.
     #[serde(skip)]
     pub loaded: Option<crate::venue::Preset>,
@@ -725,6 +729,9 @@ impl Config {
         }
         if let Some(staking) = self.data.staking.as_mut() {
             resolve(&mut staking.path);
+        }
+        if let Some(premium) = self.venue.premium_index.as_mut() {
+            resolve(premium);
         }
     }
 

@@ -138,3 +138,38 @@ fn bybit_trades_become_bars_known_at_their_end() {
     assert_eq!((bars.close[0], bars.high[0], bars.low[0], bars.volume[0]), (101.0, 103.0, 100.0, 1.75));
     assert_eq!(bars.close[1], 99.0);
 }
+
+#[test]
+fn premium_and_index_klines_from_binance_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut premium = String::from("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n");
+    let mut index = premium.clone();
+    for i in 0..24 {
+        let open = T + i * H;
+        premium.push_str(&format!("{open},-0.0002,-0.0001,-0.0004,{},0,{},0,12,0,0,0\n", -0.0001 * (i % 3) as f64, open + H - 1));
+        index.push_str(&format!("{open},42000,42100,41900,42050,0,{},0,12,0,0,0\n", open + H - 1));
+    }
+    std::fs::write(dir.path().join("BTCUSDT-1h-premium.csv"), premium).unwrap();
+    std::fs::write(dir.path().join("BTCUSDT-1h-index.csv"), index).unwrap();
+    let series = basis::data::binance::load_premium_index(dir.path().join("BTCUSDT-1h-premium.csv").to_str().unwrap()).unwrap();
+    assert_eq!(series.ts_ms.len(), 24);
+    assert_eq!((series.ts_ms[0], series.premium[1]), (T + H, -0.0001));
+    // Index klines are prices: they load as bars.
+    let source = PriceSource {
+        format: PriceFormat::BinanceKlines,
+        path: dir.path().join("BTCUSDT-1h-index.csv").to_string_lossy().into_owned(),
+        close_time_column: None,
+        open_time_column: None,
+        bar_seconds: None,
+        time_unit: TimeUnit::Auto,
+        close_column: None,
+        high_column: None,
+        low_column: None,
+        volume_column: None,
+    };
+    let bars = basis::data::binance::load_klines(&source, "index", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!((bars.ts_ms.len(), bars.close[0]), (24, 42050.0));
+    // A price file given as a premium index is refused.
+    let err = basis::data::binance::load_premium_index(source.path.as_str()).unwrap_err();
+    assert!(format!("{err:#}").contains("premiumIndexKlines"), "{err:#}");
+}

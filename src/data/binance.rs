@@ -135,3 +135,26 @@ pub fn optional_f64s(table: &super::read::RawTable, column: &polars::prelude::Co
         })
         .collect()
 }
+
+/// Binance `premiumIndexKlines` (same 12-column layout; values are decimals and may be
+/// negative) as premium samples known at each bar's close, for counterfactual funding.
+pub fn load_premium_index(pattern: &str) -> Result<crate::venue::funding::PremiumSeries> {
+    let mut samples: Vec<(i64, f64)> = Vec::new();
+    for path in expand_glob(pattern, "premium index klines")? {
+        super::fetch::verify_checksum(&path)?;
+        let mut cells = CellParser::new(&path, 0, TimeUnit::Auto);
+        stream_csv(&path, |row, header, fields| {
+            cells.header_lines = usize::from(!header.is_empty());
+            let close = cells.number(row, fields, CLOSE, "close")?;
+            if close.abs() > 0.5 {
+                bail_input!("{}, column `close`: premium {close} is not a decimal premium index; is this a premiumIndexKlines file?", super::read::locate(&path, cells.header_lines, true, row));
+            }
+            let close_time = cells.time(row, fields, CLOSE_TIME, "close_time")?;
+            samples.push((known_at_close(close_time), close));
+            Ok(())
+        })?;
+    }
+    samples.sort_by_key(|s| s.0);
+    samples.dedup_by_key(|s| s.0);
+    Ok(crate::venue::funding::PremiumSeries { ts_ms: samples.iter().map(|s| s.0).collect(), premium: samples.iter().map(|s| s.1).collect() })
+}

@@ -137,11 +137,15 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
     let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
     let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
     let base = align(&market, start, end, config.portfolio.staking_apr)?;
-    let premium = premium_from_timeline(&base, config.venue.premium);
+    let premium = match &config.venue.premium_index {
+        Some(pattern) => crate::data::binance::load_premium_index(pattern)?,
+        None => premium_from_timeline(&base, config.venue.premium),
+    };
     let (from_ms, to_ms) = (base.ts_ms[0], base.ts_ms[base.len() - 1]);
     let params = EngineParams::from_config(config);
     let mut warnings = market.warnings.clone();
-    warnings.push(format!("caps: {}; fees, slippage and brackets are the config's for every rule set", premium.describe(config.venue.premium)));
+    let premium_source = if config.venue.premium_index.is_some() { format!("premium from the premium index files ({} samples)", premium.ts_ms.len()) } else { premium.describe(config.venue.premium) };
+    warnings.push(format!("caps: {premium_source}; fees, slippage and brackets are the config's for every rule set"));
     let outcomes = rule_sets
         .par_iter()
         .map(|rule_set| -> Result<CapsOutcome> {
