@@ -7,19 +7,16 @@
 //! about 1 GB; 16,000,000 gives 2 GB) to a temporary folder, loads it, and prints the file size,
 //! load time and peak resident memory.
 
+mod common;
+
 use std::io::Write;
 use std::time::Instant;
 
-use basis::config::{PriceFormat, PriceSource, TimeUnit};
+use basis::config::{PriceFormat, PriceSource};
 use basis::data::binance::load_klines;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
+use common::peak_rss_mib;
+
 
 fn main() {
     let rows: usize = std::env::var("BASIS_LARGE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(8_000_000);
@@ -37,18 +34,7 @@ fn main() {
     }
     let bytes = std::fs::metadata(&path).expect("size").len() as f64;
     let before = peak_rss_mib();
-    let source = PriceSource {
-        format: PriceFormat::BinanceKlines,
-        path: path.to_string_lossy().into_owned(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: None,
-        time_unit: TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    };
+    let source = PriceSource::binance_klines(path.to_string_lossy().into_owned());
     let started = Instant::now();
     let bars = load_klines(&source, "perp", &mut Vec::new(), &mut Vec::new()).expect("load");
     let seconds = started.elapsed().as_secs_f64();

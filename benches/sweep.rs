@@ -10,6 +10,8 @@
 //!
 //! Run with `cargo bench --bench sweep` (`-- --threads 1,2,4,8,16` to choose thread counts).
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -23,14 +25,7 @@ use basis::sweep::run::{self, SweepOptions};
 use basis::sweep::spec::Sweep;
 use rayon::prelude::*;
 
-/// Peak resident set size of this process, MiB (Linux; NaN elsewhere).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
+use common::peak_rss_mib;
 
 fn sweep_file(dir: &Path, samples: u64) -> Sweep {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml");

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::{parse_time_ms, Config, FundingRatesFrom};
-use crate::venue::funding::{counterfactual_for, premium_from_timeline};
+use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::MarketTimeline, MarketData};
 use crate::engine::{self, EngineParams, RunSummary};
@@ -45,10 +45,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
     let mut warnings = market.warnings.clone();
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
-        let premium = match &config.venue.premium_index {
-            Some(pattern) => crate::data::binance::load_premium_index(pattern)?,
-            None => premium_from_timeline(&timeline, config.venue.premium),
-        };
+        let (premium, premium_source) = premium_for(&config.venue, &timeline)?;
         let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
         warnings.push(format!(
             "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
@@ -56,7 +53,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
             preset.name,
             settled.iter().filter(|s| s.capped).count(),
             market.funding.settle_ms.len(),
-            if config.venue.premium_index.is_some() { format!("premium from the premium index files ({} samples)", premium.ts_ms.len()) } else { premium.describe(config.venue.premium) }
+            premium_source
         ));
         let swapped = MarketData { funding, ..market.clone() };
         timeline = data::align::align(&swapped, start, end, config.portfolio.staking_apr)?;

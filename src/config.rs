@@ -229,6 +229,31 @@ pub enum FundingFormat {
     Tardis,
 }
 
+impl PriceSource {
+    /// Binance kline files (a path or glob) with every option at its default.
+    pub fn binance_klines(path: impl Into<String>) -> Self {
+        PriceSource {
+            format: PriceFormat::BinanceKlines,
+            path: path.into(),
+            close_time_column: None,
+            open_time_column: None,
+            bar_seconds: None,
+            time_unit: TimeUnit::Auto,
+            close_column: None,
+            high_column: None,
+            low_column: None,
+            volume_column: None,
+        }
+    }
+}
+
+impl FundingSource {
+    /// Funding files of `format` (a path or glob) with every option at its default.
+    pub fn new(format: FundingFormat, path: impl Into<String>) -> Self {
+        FundingSource { format, path: path.into(), time_unit: TimeUnit::Auto, time_column: None, rate_column: None, interval_hours_column: None, interval_hours: None, mark_column: None }
+    }
+}
+
 /// A funding-settlement source.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -600,6 +625,8 @@ impl VenueConfig {
                 from: None,
                 to: None,
                 source: "config [venue] funding_cap / funding_floor".into(),
+                from_ms: None,
+                to_ms: None,
             }];
         }
         Some(preset)

@@ -137,18 +137,7 @@ fn fetches_verifies_resumes_and_reports_missing_months() {
     assert!(log.lock().unwrap().iter().any(|l| l == &format!("{spot_feb} Some({})", body.len() / 2)), "{:?}", log.lock().unwrap());
 
     // The fetched dumps load as they are (the zip read directly, checksum verified on load).
-    let spot = basis::config::PriceSource {
-        format: basis::config::PriceFormat::BinanceKlines,
-        path: dir.path().join("data/spot/monthly/klines/ETHUSDT/1h/*.zip").to_string_lossy().into_owned(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: None,
-        time_unit: basis::config::TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    };
+    let spot = basis::config::PriceSource::binance_klines(dir.path().join("data/spot/monthly/klines/ETHUSDT/1h/*.zip").to_string_lossy().into_owned());
     let bars = basis::data::binance::load_klines(&spot, "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!(bars.ts_ms.len(), 744 + 696);
     // A damaged file is refused on load, naming the file and what to do.

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use basis::config::{Config, FundingFormat, PriceFormat, PriceSource, TimeUnit};
+use basis::config::{Config, FundingFormat, PriceSource};
 use basis::data::binance::{load_funding, load_klines};
 use basis::error::is_input_error;
 use proptest::prelude::*;
@@ -65,18 +65,7 @@ fn write(bytes: &[u8], name: &str) -> (tempfile::TempDir, String) {
 }
 
 fn klines(path: &str) -> anyhow::Result<()> {
-    let source = PriceSource {
-        format: PriceFormat::BinanceKlines,
-        path: path.into(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: None,
-        time_unit: TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    };
+    let source = PriceSource::binance_klines(path);
     load_klines(&source, "spot", &mut Vec::new(), &mut Vec::new()).map(|_| ())
 }
 

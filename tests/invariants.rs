@@ -5,7 +5,7 @@ mod common;
 
 use basis::config::{Direction, EntryMode, TopUpSource};
 use basis::data::align::{align, FundingEvent};
-use basis::data::{FundingSeries, MarketData, PriceBars};
+use basis::data::MarketData;
 use basis::engine;
 use basis::ledger::FullLedger;
 use common::*;
@@ -142,33 +142,7 @@ proptest! {
 
 /// Market data built from a generated synthetic market (no files), for alignment-level tests.
 fn synthetic_market_data(days: u32) -> MarketData {
-    use basis::data::synth::{generate, SynthSpec};
-    let spec = SynthSpec { days, ..SynthSpec::default() };
-    let market = generate(&spec);
-    let bars = |label: &str, bars: &[basis::data::synth::SynthBar]| PriceBars {
-        label: label.into(),
-        ts_ms: bars.iter().map(|b| b.open_ms + market.bar_ms).collect(),
-        close: bars.iter().map(|b| b.close).collect(),
-        high: bars.iter().map(|b| b.high).collect(),
-        low: bars.iter().map(|b| b.low).collect(),
-        volume: bars.iter().map(|b| b.volume).collect(),
-    };
-    MarketData {
-        symbol: "SYNTHUSDT".into(),
-        synthetic: true,
-        spot: bars("spot", &market.spot),
-        perp: bars("perp", &market.perp),
-        mark: Some(bars("mark", &market.mark)),
-        funding: FundingSeries {
-            settle_ms: market.funding.iter().map(|f| basis::data::binance::round_to_second(f.0)).collect(),
-            rate: market.funding.iter().map(|f| f.2).collect(),
-            interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
-            mark_price: vec![f64::NAN; market.funding.len()],
-        },
-        staking: None,
-        files: Vec::new(),
-        warnings: Vec::new(),
-    }
+    basis::data::synth::market_data(&basis::data::synth::SynthSpec { days, ..Default::default() })
 }
 
 fn perturb_after(data: &mut MarketData, cutoff_ms: i64, factor: f64) {

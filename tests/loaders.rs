@@ -5,24 +5,13 @@ mod common;
 
 use std::io::Write;
 
-use basis::config::{FundingFormat, PriceFormat, PriceSource, TimeUnit};
+use basis::config::{FundingFormat, PriceFormat, PriceSource};
 use basis::data::binance::{load_funding, load_klines};
 use basis::error::is_input_error;
 use common::*;
 
 fn kline_source(path: &str) -> PriceSource {
-    PriceSource {
-        format: PriceFormat::BinanceKlines,
-        path: path.into(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: None,
-        time_unit: TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    }
+    PriceSource::binance_klines(path)
 }
 
 fn ms(text: &str) -> i64 {

@@ -5,24 +5,13 @@
 //! `.ci/run` installs Debian's package; under CI a missing browser fails the test, elsewhere the
 //! test says it was skipped.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-fn chromium() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("BASIS_CHROMIUM") {
-        return Some(path.into());
-    }
-    let paths = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
+use common::chromium;
+
 
 fn decode_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));

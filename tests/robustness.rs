@@ -2,9 +2,13 @@
 //! while writing leaves nothing that looks complete, and strings from data or config are text in
 //! the report, never markup (checked in headless Chromium).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::chromium;
 
 fn basis() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_basis"));
@@ -76,13 +80,6 @@ fn a_run_killed_while_writing_leaves_nothing_that_looks_complete() {
     assert!(hidden.is_empty(), "left behind: {hidden:?}");
 }
 
-fn chromium() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("BASIS_CHROMIUM") {
-        return Some(path.into());
-    }
-    let paths = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"].iter().flat_map(|n| std::env::split_paths(&paths).map(move |d| d.join(n))).find(|p| p.is_file())
-}
 
 #[test]
 fn a_hostile_symbol_and_name_render_as_text() {

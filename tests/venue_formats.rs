@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use basis::config::{FundingFormat, PriceFormat, PriceSource, TimeUnit};
+use basis::config::{FundingFormat, PriceFormat, PriceSource};
 use basis::data::venues::{load_bybit_trades, load_funding};
 use basis::data::FundingSeries;
 use basis::error::is_input_error;
@@ -121,18 +121,7 @@ fn bybit_trades_become_bars_known_at_their_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("BTCUSDT2024-01-01.csv.gz");
     std::fs::write(&path, gz(&csv)).unwrap();
-    let source = PriceSource {
-        format: PriceFormat::BybitTrades,
-        path: path.to_string_lossy().into_owned(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: Some(3600),
-        time_unit: TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    };
+    let source = PriceSource { format: PriceFormat::BybitTrades, bar_seconds: Some(3600), ..PriceSource::binance_klines(path.to_string_lossy()) };
     let bars = load_bybit_trades(&source, "perp", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!(bars.ts_ms, vec![T + H, T + 2 * H]);
     assert_eq!((bars.close[0], bars.high[0], bars.low[0], bars.volume[0]), (101.0, 103.0, 100.0, 1.75));
@@ -155,18 +144,7 @@ fn premium_and_index_klines_from_binance_dumps() {
     assert_eq!(series.ts_ms.len(), 24);
     assert_eq!((series.ts_ms[0], series.premium[1]), (T + H, -0.0001));
     // Index klines are prices: they load as bars.
-    let source = PriceSource {
-        format: PriceFormat::BinanceKlines,
-        path: dir.path().join("BTCUSDT-1h-index.csv").to_string_lossy().into_owned(),
-        close_time_column: None,
-        open_time_column: None,
-        bar_seconds: None,
-        time_unit: TimeUnit::Auto,
-        close_column: None,
-        high_column: None,
-        low_column: None,
-        volume_column: None,
-    };
+    let source = PriceSource::binance_klines(dir.path().join("BTCUSDT-1h-index.csv").to_string_lossy().into_owned());
     let bars = basis::data::binance::load_klines(&source, "index", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!((bars.ts_ms.len(), bars.close[0]), (24, 42050.0));
     // A price file given as a premium index is refused.

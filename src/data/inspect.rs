@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::binance::{load_funding, load_klines};
 use super::read::read_table;
-use crate::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeUnit};
+use crate::config::{FundingFormat, FundingSource, PriceSource};
 use crate::time::format_ms;
 
 /// Text for one file.
@@ -30,7 +30,7 @@ pub fn inspect(path: &Path) -> Result<String> {
         let format = if head.contains("funding_time") { FundingFormat::BinanceRest } else { FundingFormat::BinanceFunding };
         let symbol = name.split(['-', '_']).next().unwrap_or("").to_ascii_uppercase();
         let symbol = if format == FundingFormat::BinanceRest { head.lines().nth(1).and_then(|l| l.split(',').next()).unwrap_or("").to_ascii_uppercase() } else { symbol };
-        let source = FundingSource { format, path: text, time_unit: TimeUnit::Auto, time_column: None, rate_column: None, interval_hours_column: None, interval_hours: None, mark_column: None };
+        let source = FundingSource::new(format, text);
         let f = load_funding(&source, &symbol, &mut Vec::new(), &mut warnings)?;
         let n = f.rate.len();
         let mut intervals: BTreeMap<String, usize> = BTreeMap::new();
@@ -59,18 +59,7 @@ pub fn inspect(path: &Path) -> Result<String> {
         }
         out.push_str(&format!("  at Binance's cap / floor for {symbol}: {at_cap} / {at_floor}\n"));
     } else {
-        let source = PriceSource {
-            format: PriceFormat::BinanceKlines,
-            path: text,
-            close_time_column: None,
-            open_time_column: None,
-            bar_seconds: None,
-            time_unit: TimeUnit::Auto,
-            close_column: None,
-            high_column: None,
-            low_column: None,
-            volume_column: None,
-        };
+        let source = PriceSource::binance_klines(text);
         let bars = load_klines(&source, "bars", &mut Vec::new(), &mut warnings)?;
         let n = bars.ts_ms.len();
         let mut spacing: BTreeMap<i64, usize> = BTreeMap::new();

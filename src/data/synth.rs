@@ -109,7 +109,7 @@ pub fn market_data(spec: &SynthSpec) -> crate::data::MarketData {
         perp: bars("perp", &market.perp),
         mark: Some(bars("mark", &market.mark)),
         funding: FundingSeries {
-            settle_ms: market.funding.iter().map(|f| f.0 / 1000 * 1000).collect(),
+            settle_ms: market.funding.iter().map(|f| super::binance::round_to_second(f.0)).collect(),
             rate: market.funding.iter().map(|f| f.2).collect(),
             interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
             mark_price: vec![f64::NAN; market.funding.len()],

@@ -24,6 +24,21 @@ fn labels(runs: &[SavedRun]) -> Vec<String> {
         .collect()
 }
 
+/// One overlay chart to draw: file, title, description, y-axis label, lines.
+pub type OverlaySpec<'a> = (&'static str, String, &'static str, &'a str, &'a [CompareLine]);
+
+/// Draw overlay charts ([`charts::compare_chart`]) in parallel, in order.
+pub fn overlay_images(specs: &[OverlaySpec]) -> Result<Vec<ChartImage>> {
+    specs
+        .par_iter()
+        .map(|(file, title, description, y_desc, lines)| {
+            let png = charts::render_png(charts::WIDTH, charts::HEIGHT, |area| charts::compare_chart(area, title, y_desc, lines))
+                .with_context(|| format!("drawing {file}"))?;
+            Ok(ChartImage { file, title: title.clone(), description, width: charts::WIDTH, height: charts::HEIGHT, png })
+        })
+        .collect()
+}
+
 /// Render the comparison charts and page for loaded runs.
 pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
     if runs.len() < 2 {
@@ -41,19 +56,10 @@ pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
         let under: Vec<f64> = series::underwater(ts, equity, initial).drawdown.iter().map(|d| d * 100.0).collect();
         drawdowns.push(CompareLine { label: label.clone(), lines: charts::decimate_for_chart(ts, &under) });
     }
-    type Spec<'a> = (&'static str, &'static str, &'static str, &'static str, &'a [CompareLine]);
-    let specs: [Spec; 2] = [
-        ("compare_equity.png", "Return on initial capital", "Equity of each run over its own initial capital, minus one.", "return on initial capital (%)", &returns),
-        ("compare_drawdown.png", "Drawdown", "Each run's equity below its running peak.", "drawdown (%)", &drawdowns),
-    ];
-    let images = specs
-        .par_iter()
-        .map(|&(file, title, description, y_desc, lines)| {
-            let png = charts::render_png(charts::WIDTH, charts::HEIGHT, |area| charts::compare_chart(area, title, y_desc, lines))
-                .with_context(|| format!("drawing {file}"))?;
-            Ok(ChartImage { file, title: title.to_string(), description, width: charts::WIDTH, height: charts::HEIGHT, png })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let images = overlay_images(&[
+        ("compare_equity.png", "Return on initial capital".into(), "Equity of each run over its own initial capital, minus one.", "return on initial capital (%)", &returns),
+        ("compare_drawdown.png", "Drawdown".into(), "Each run's equity below its running peak.", "drawdown (%)", &drawdowns),
+    ])?;
 
     let mut body = String::from("<h1>Comparison of carry backtests</h1>\n");
     body.push_str(&format!("<p class=\"sub\">{} runs: {}</p>\n", runs.len(), escape(&names.join(", "))));

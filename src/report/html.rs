@@ -79,6 +79,17 @@ pub fn chart_section(chart: &ChartImage) -> String {
     )
 }
 
+/// A number as written, up to 6 decimals without trailing zeros: `0.3`, `1e5` as `100000`,
+/// `n/a` when not finite.
+pub fn plain_number(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let text = format!("{x:.6}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" { "0".into() } else { text.to_string() }
+}
+
 /// `+1.23 %`.
 pub fn pct(x: f64) -> String {
     if x.is_finite() { format!("{:+.2} %", x * 100.0) } else { "n/a".into() }

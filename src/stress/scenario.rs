@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_time_ms, FundingFormat, FundingSource, TimeUnit};
+use crate::config::{parse_time_ms, FundingFormat, FundingSource};
 use crate::data::align::{FundingEvent, MarketTimeline};
 use crate::data::quality::stale;
 use crate::engine::EngineParams;
@@ -233,16 +233,7 @@ pub fn apply(
         }
         Scenario::FundingReplay { path, symbol, from, to, at, .. } => {
             let (from, to) = (parse_time_ms("funding_replay.from", from)?, parse_time_ms("funding_replay.to", to)?);
-            let source = FundingSource {
-                format: FundingFormat::BinanceFunding,
-                path: path.clone(),
-                time_unit: TimeUnit::Auto,
-                time_column: None,
-                rate_column: None,
-                interval_hours_column: None,
-                interval_hours: None,
-                mark_column: None,
-            };
+            let source = FundingSource::new(FundingFormat::BinanceFunding, path.as_str());
             let series = crate::data::binance::load_funding(&source, symbol, &mut Vec::new(), &mut Vec::new())?;
             let i0 = start_step(&t, at)?;
             start_ms = t.ts_ms[i0];

@@ -10,7 +10,7 @@ use super::spec::Sweep;
 use super::walk_forward::WalkForward;
 use super::METRIC_NAMES;
 use crate::report::charts::{self, CompareLine, Heatmap};
-use crate::report::html::{self, escape, pct};
+use crate::report::html::{self, escape, pct, plain_number};
 use crate::report::series::Polyline;
 use crate::report::ChartImage;
 use crate::time::format_ms;
@@ -25,19 +25,10 @@ pub enum ParamColumn {
 impl ParamColumn {
     fn display(&self, i: usize) -> String {
         match self {
-            ParamColumn::Numbers(v) => trim(v[i]),
+            ParamColumn::Numbers(v) => plain_number(v[i]),
             ParamColumn::Texts(v) => v[i].clone(),
         }
     }
-}
-
-fn trim(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".into();
-    }
-    let text = format!("{x:.6}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" { "0".into() } else { text.to_string() }
 }
 
 /// The results, column by column.
@@ -128,12 +119,12 @@ fn bins(column: &ParamColumn) -> (Vec<String>, Vec<usize>) {
             distinct.dedup();
             if distinct.len() <= 12 {
                 let of = v.iter().map(|x| distinct.iter().position(|d| d == x).unwrap_or(0)).collect();
-                (distinct.iter().map(|d| trim(*d)).collect(), of)
+                (distinct.iter().map(|d| plain_number(*d)).collect(), of)
             } else {
                 let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
                 let width = (hi - lo) / 10.0;
                 let of = v.iter().map(|x| (((x - lo) / width).floor() as usize).min(9)).collect();
-                ((0..10).map(|k| trim(lo + width * (k as f64 + 0.5))).collect(), of)
+                ((0..10).map(|k| plain_number(lo + width * (k as f64 + 0.5))).collect(), of)
             }
         }
     }

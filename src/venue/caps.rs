@@ -9,12 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::funding::{counterfactual_for, premium_from_timeline, Settled};
+use super::funding::{counterfactual_for, premium_for, Settled};
 use super::{CapRule, Preset};
 use crate::config::{parse_time_ms, Config};
 use crate::data::align::align;
@@ -24,7 +24,8 @@ use crate::ledger::FullLedger;
 use crate::metrics::{self, Metrics};
 use crate::output::RunDir;
 use crate::report::charts::{self, CompareLine};
-use crate::report::html::{self, escape, money, pct};
+use crate::report::compare::overlay_images;
+use crate::report::html::{self, escape, money, pct, plain_number};
 use crate::report::{series, ChartImage};
 use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 use crate::{bail_input, input_error};
@@ -88,16 +89,12 @@ pub fn user_cap(spec: &str, base: &Preset) -> Result<RuleSet> {
         from: None,
         to: None,
         source: format!("basis caps --cap {spec}"),
+        from_ms: None,
+        to_ms: None,
     }];
-    let label = format!("cap ±{} % per {} h ({} rules)", trim_float(cap * 100.0), trim_float(interval), base.id);
+    let label = format!("cap ±{} % per {} h ({} rules)", plain_number(cap * 100.0), plain_number(interval), base.id);
     preset.name = label.clone();
     Ok(RuleSet::Rules { label, preset: Box::new(preset) })
-}
-
-/// `0.3` rather than `0.30000000000000004`.
-fn trim_float(x: f64) -> String {
-    let text = format!("{x:.6}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The outcome of one rule set.
@@ -137,14 +134,10 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
     let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
     let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
     let base = align(&market, start, end, config.portfolio.staking_apr)?;
-    let premium = match &config.venue.premium_index {
-        Some(pattern) => crate::data::binance::load_premium_index(pattern)?,
-        None => premium_from_timeline(&base, config.venue.premium),
-    };
+    let (premium, premium_source) = premium_for(&config.venue, &base)?;
     let (from_ms, to_ms) = (base.ts_ms[0], base.ts_ms[base.len() - 1]);
     let params = EngineParams::from_config(config);
     let mut warnings = market.warnings.clone();
-    let premium_source = if config.venue.premium_index.is_some() { format!("premium from the premium index files ({} samples)", premium.ts_ms.len()) } else { premium.describe(config.venue.premium) };
     warnings.push(format!("caps: {premium_source}; fees, slippage and brackets are the config's for every rule set"));
     let outcomes = rule_sets
         .par_iter()
@@ -250,38 +243,29 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             CompareLine { label: o.label.clone(), lines: charts::decimate_for_chart(&o.ts_ms, &total) }
         })
         .collect();
-    type Spec<'a> = (&'static str, &'static str, &'static str, &'static str, &'a [CompareLine]);
-    let specs: [Spec; 3] = [
+    let images = overlay_images(&[
         (
             "caps_funding_apr.png",
-            "Funding per rule set (trailing 7-day APR)",
+            "Funding per rule set (trailing 7-day APR)".into(),
             "The sum of each rule set's settlement rates over the trailing 7 days, annualised (× 365/7), so hourly and 8-hourly rules compare directly.",
             "funding APR, trailing 7 days (%)",
             &apr_lines,
         ),
         (
             "caps_cumulative_carry.png",
-            "Cumulative carry per rule set",
+            "Cumulative carry per rule set".into(),
             "Funding received by the same carry under each rule set, as a share of initial capital.",
             "cumulative funding (% of initial capital)",
             &carry_lines,
         ),
         (
             "caps_return.png",
-            "Return per rule set",
+            "Return per rule set".into(),
             "Equity over initial capital minus one: funding, price moves, costs and any liquidation.",
             "return on initial capital (%)",
             &return_lines,
         ),
-    ];
-    let images = specs
-        .par_iter()
-        .map(|&(file, title, description, y_desc, lines)| {
-            let png = charts::render_png(charts::WIDTH, charts::HEIGHT, |area| charts::compare_chart(area, title, y_desc, lines))
-                .with_context(|| format!("drawing {file}"))?;
-            Ok(ChartImage { file, title: title.to_string(), description, width: charts::WIDTH, height: charts::HEIGHT, png })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    ])?;
 
     let symbol = outcomes.first().map(|o| o.metrics.symbol.as_str()).unwrap_or("");
     let quote = crate::report::quote_currency(symbol);

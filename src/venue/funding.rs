@@ -86,6 +86,23 @@ pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -
     out
 }
 
+/// The premium counterfactual funding is computed from: the config's premium index files
+/// (`venue.premium_index`) when given, else the proxy from the timeline; and a line saying which.
+pub fn premium_for(venue: &crate::config::VenueConfig, timeline: &MarketTimeline) -> anyhow::Result<(PremiumSeries, String)> {
+    Ok(match &venue.premium_index {
+        Some(pattern) => {
+            let premium = crate::data::binance::load_premium_index(pattern)?;
+            let line = format!("premium from the premium index files ({} samples)", premium.ts_ms.len());
+            (premium, line)
+        }
+        None => {
+            let premium = premium_from_timeline(timeline, venue.premium);
+            let line = premium.describe(venue.premium);
+            (premium, line)
+        }
+    })
+}
+
 /// One counterfactual settlement.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settled {

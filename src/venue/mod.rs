@@ -108,6 +108,11 @@ pub struct CapRule {
     #[serde(default)]
     pub to: Option<String>,
     pub source: String,
+    /// `from` and `to` in epoch ms, parsed once when the preset loads (lookups run per settlement).
+    #[serde(skip)]
+    pub from_ms: Option<i64>,
+    #[serde(skip)]
+    pub to_ms: Option<i64>,
 }
 
 /// A dated change of the funding formula (OKX's 2025 switch).
@@ -115,6 +120,9 @@ pub struct CapRule {
 #[serde(deny_unknown_fields)]
 pub struct FormulaChange {
     pub from: String,
+    /// `from` in epoch ms, parsed when the preset loads.
+    #[serde(skip)]
+    pub from_ms: i64,
     pub formula: Formula,
     pub interest_per_8h: f64,
     pub inner_clamp: f64,
@@ -128,6 +136,9 @@ pub struct FormulaChange {
 #[serde(deny_unknown_fields)]
 pub struct IntervalChange {
     pub from: String,
+    /// `from` in epoch ms, parsed when the preset loads.
+    #[serde(skip)]
+    pub from_ms: i64,
     pub interval_hours: f64,
     pub source: String,
 }
@@ -248,7 +259,9 @@ impl Preset {
         let preset: Preset = value
             .try_into()
             .map_err(|err| input_error!("venue preset {name:?}: {err}. See data/venues/binance_usdm.toml for every field."))?;
+        let mut preset = preset;
         preset.validate()?;
+        preset.resolve_times()?;
         Ok(preset)
     }
 
@@ -288,7 +301,8 @@ impl Preset {
         BUILT_IN.iter().map(|(id, _)| Preset::load(id, Path::new("."))).collect()
     }
 
-    /// Check ranges and dates; errors name the preset and field.
+    /// Check ranges and sources; errors name the preset and field (dates are checked as they
+    /// are parsed, in [`Preset::resolve_times`]).
     pub fn validate(&self) -> Result<()> {
         let f = &self.funding;
         let id = &self.id;
@@ -296,20 +310,11 @@ impl Preset {
             bail_input!("venue preset {id}: funding.interval_hours = {} is out of range (0, 24]", f.interval_hours);
         }
         for c in &f.caps {
-            for time in [&c.from, &c.to].into_iter().flatten() {
-                parse_time_ms(&format!("venue preset {id}: caps[{}].from/to", c.symbol), time)?;
-            }
             match (c.cap, c.floor, c.margin_cap) {
                 (Some(cap), Some(floor), None) if cap > 0.0 && floor < 0.0 => {}
                 (None, None, Some(m)) if m.value() > 0.0 => {}
                 _ => bail_input!("venue preset {id}: caps for {:?} need cap > 0 and floor < 0, or a margin_cap with initial > maintenance", c.symbol),
             }
-        }
-        for change in &f.formula_changes {
-            parse_time_ms(&format!("venue preset {id}: formula_changes.from"), &change.from)?;
-        }
-        for change in &f.interval_changes {
-            parse_time_ms(&format!("venue preset {id}: interval_changes.from"), &change.from)?;
         }
         for key in ["interval_hours", "formula", "interest_per_8h", "inner_clamp", "paid_on", "timing", "caps"] {
             if !f.sources.contains_key(key) {
@@ -319,11 +324,28 @@ impl Preset {
         Ok(())
     }
 
+    /// Parse every dated rule's times into ms once (after [`Preset::validate`]).
+    fn resolve_times(&mut self) -> Result<()> {
+        let id = self.id.clone();
+        let time = |what: &str, text: &str| parse_time_ms(&format!("venue preset {id}: {what}"), text);
+        for c in &mut self.funding.caps {
+            c.from_ms = c.from.as_deref().map(|t| time(&format!("caps[{}].from", c.symbol), t)).transpose()?;
+            c.to_ms = c.to.as_deref().map(|t| time(&format!("caps[{}].to", c.symbol), t)).transpose()?;
+        }
+        for change in &mut self.funding.formula_changes {
+            change.from_ms = time("formula_changes.from", &change.from)?;
+        }
+        for change in &mut self.funding.interval_changes {
+            change.from_ms = time("interval_changes.from", &change.from)?;
+        }
+        Ok(())
+    }
+
     /// The settlement interval in force at `at_ms`.
     pub fn interval_hours_at(&self, at_ms: i64) -> f64 {
         let mut hours = self.funding.interval_hours;
         for change in &self.funding.interval_changes {
-            if parse_time_ms("", &change.from).is_ok_and(|from| at_ms >= from) {
+            if at_ms >= change.from_ms {
                 hours = change.interval_hours;
             }
         }
@@ -342,7 +364,7 @@ impl Preset {
             timing: f.timing,
         };
         for change in &f.formula_changes {
-            if parse_time_ms("", &change.from).is_ok_and(|from| at_ms >= from) {
+            if at_ms >= change.from_ms {
                 now = FormulaAt {
                     formula: change.formula,
                     interest_per_8h: change.interest_per_8h,
@@ -360,11 +382,7 @@ impl Preset {
     /// symbol's own rule in force then, else the `*` rule; scaled to the interval when the
     /// venue states caps per a fixed number of hours.
     pub fn limits_at(&self, symbol: &str, at_ms: i64, interval_hours: f64) -> (Option<f64>, Option<f64>) {
-        let in_force = |rule: &&CapRule| {
-            let from_ok = rule.from.as_deref().map(|t| parse_time_ms("", t).is_ok_and(|from| at_ms >= from)).unwrap_or(true);
-            let to_ok = rule.to.as_deref().map(|t| parse_time_ms("", t).is_ok_and(|to| at_ms < to)).unwrap_or(true);
-            from_ok && to_ok
-        };
+        let in_force = |rule: &&CapRule| rule.from_ms.is_none_or(|from| at_ms >= from) && rule.to_ms.is_none_or(|to| at_ms < to);
         let rule = self
             .funding
             .caps

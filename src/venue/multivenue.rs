@@ -22,6 +22,7 @@ use super::Preset;
 use crate::data::read::read_table;
 use crate::output::RunDir;
 use crate::report::charts::{self, CompareLine};
+use crate::report::compare::overlay_images;
 use crate::report::html::{self, escape, pct};
 use crate::report::ChartImage;
 use crate::time::{format_ms, MS_PER_DAY, MS_PER_HOUR};
@@ -533,7 +534,7 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
         .collect();
     let funding_title = format!("{coin} funding by venue (trailing 7-day APR)");
     let rotation_title = format!("{coin} carry: best venue vs each venue alone");
-    let specs: Vec<(&'static str, String, &'static str, &'static str, &[CompareLine])> = vec![
+    let images = overlay_images(&[
         (
             "venues_funding_apr.png",
             funding_title,
@@ -555,15 +556,7 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
             "cumulative carry (% of notional)",
             &rotation_lines,
         ),
-    ];
-    let images = specs
-        .par_iter()
-        .map(|(file, title, description, y_desc, lines)| {
-            let png = charts::render_png(charts::WIDTH, charts::HEIGHT, |area| charts::compare_chart(area, title, y_desc, lines))
-                .with_context(|| format!("drawing {file}"))?;
-            Ok(ChartImage { file, title: title.clone(), description, width: charts::WIDTH, height: charts::HEIGHT, png })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    ])?;
 
     let mut body = String::from("<h1>Funding across venues</h1>\n");
     body.push_str(&format!(

@@ -87,14 +87,18 @@ pub fn assert_close(actual: f64, expected: f64, tol: f64) {
 
 /// A funding source of `format` at `path` with default columns.
 pub fn funding_source(path: &str, format: basis::config::FundingFormat) -> basis::config::FundingSource {
-    basis::config::FundingSource {
-        format,
-        path: path.into(),
-        time_unit: basis::config::TimeUnit::Auto,
-        time_column: None,
-        rate_column: None,
-        interval_hours_column: None,
-        interval_hours: None,
-        mark_column: None,
+    basis::config::FundingSource::new(format, path)
+}
+
+/// A headless-capable browser: $BASIS_CHROMIUM, or chromium, chromium-browser, google-chrome or
+/// google-chrome-stable on PATH.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("BASIS_CHROMIUM") {
+        return Some(path.into());
     }
+    let paths = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&paths).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
 }
