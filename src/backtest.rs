@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::{parse_time_ms, Config, FundingRatesFrom};
 use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
-use crate::data::{self, align::MarketTimeline, MarketData};
+use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
 use crate::engine::{self, EngineParams, RunSummary};
 use crate::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, Settlement};
 use crate::metrics::{self, Metrics};
@@ -39,10 +39,15 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
 /// Align loaded market data to a config's window, with counterfactual funding when the config
 /// asks for it, and the warnings a run reports (the loader's, and stale-spot findings).
 pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
-    let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
-    let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
-    let mut timeline = data::align::align(market, start, end, config.portfolio.staking_apr)?;
+    let window = window_of(config)?;
+    let mut timeline = data::align::align_window(market, &window, config.portfolio.staking_apr)?;
     let mut warnings = market.warnings.clone();
+    if market.index.is_none() && config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle) {
+        warnings.push(format!(
+            "funding: {} pays funding on the oracle (index) price, but [data.index] is not given; the mark stands in for it",
+            config.venue.loaded.as_ref().map(|p| p.name.as_str()).unwrap_or("the venue")
+        ));
+    }
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
         let (premium, premium_source) = premium_for(&config.venue, &timeline)?;
@@ -55,9 +60,10 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
             market.funding.settle_ms.len(),
             premium_source
         ));
-        let swapped = MarketData { funding, ..market.clone() };
-        timeline = data::align::align(&swapped, start, end, config.portfolio.staking_apr)?;
+        let swapped = MarketData { funding, funding_derived: true, ..market.clone() };
+        timeline = data::align::align_window(&swapped, &window, config.portfolio.staking_apr)?;
     }
+    warnings.extend(timeline.coverage_warnings.iter().cloned());
     if !timeline.stale_spans.is_empty() {
         let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
         let shown: Vec<String> = timeline.stale_spans.iter().take(4).map(|s| format!("{} ({})", s.from, s.reasons)).collect();
@@ -66,7 +72,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
             timeline.stale_spans.len(),
             timeline.len(),
             timeline.stale_spot_steps,
-            if config.data.mask_stale_spot { "masked from decisions and liquidation checks" } else { "NOT masked (data.mask_stale_spot = false)" },
+            if config.data.mask_stale_spot { "masked from decisions that need spot (liquidations are still checked)" } else { "NOT masked (data.mask_stale_spot = false)" },
             shown.join(", "),
             if timeline.stale_spans.len() > 4 { ", ..." } else { "" }
         ));
@@ -75,6 +81,15 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
         warnings.push("funding: no settlement falls inside the simulated window".into());
     }
     Ok((timeline, warnings))
+}
+
+/// The window a config asks for: its explicit start and end, whether a partly covered window is
+/// allowed, and whether funding is valued at the index (oracle-paid venue with an index series).
+pub fn window_of(config: &Config) -> Result<Window> {
+    let start_ms = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
+    let end_ms = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
+    let oracle = config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle);
+    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some() })
 }
 
 /// Run a backtest in memory, keeping every ledger row.
@@ -108,10 +123,15 @@ struct Manifest<'a> {
     settlements_in_window: usize,
     inputs: Vec<InputFile>,
     warnings: &'a [String],
-    /// Whether stale-spot steps were masked from decisions and liquidation checks.
+    /// Whether stale-spot steps were masked from decisions that need spot (liquidations are still checked).
     stale_spot_masked: bool,
     /// Runs of steps whose spot close was stale (gaps, zero volume, frozen, thin and dislocated).
     stale_spot_spans: &'a [StaleSpan],
+    /// The span each required source covers; the window lies inside all of them (or its
+    /// uncovered steps are flagged, with `allow_partial_coverage`).
+    coverage: &'a [Coverage],
+    /// Steps simulated outside some source's coverage.
+    uncovered_steps: usize,
     files: Vec<&'static str>,
 }
 
@@ -171,6 +191,8 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
         warnings: &result.warnings,
         stale_spot_masked: config.data.mask_stale_spot,
         stale_spot_spans: &result.timeline.stale_spans,
+        coverage: &result.timeline.coverage,
+        uncovered_steps: result.timeline.uncovered.iter().filter(|u| **u).count(),
         files,
     };
     // The manifest is written last: its presence marks a complete run.

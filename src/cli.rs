@@ -219,9 +219,69 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Binance kline or funding CSVs (plain, .gz, .zip), or Parquet/Feather files.
+    /// Files to inspect: CSV (plain, .gz, .zip), venue JSON exports, Parquet or Feather. Each
+    /// file's reader is sniffed from its header and first rows (never from its name alone).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Read with this format instead of the sniffed one: a price format (binance_klines, generic,
+    /// bybit_trades), a funding format (binance_funding, binance_rest, generic, bybit_json, okx,
+    /// hyperliquid_json, dydx_json, deribit_json, bitmex_json, gate_json, ccxt_json, tardis), or
+    /// freqtrade.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// For the generic reader and freqtrade files: read the file as `funding` or `prices`
+    /// (default: from the column options given, else from the columns found).
+    #[arg(long, value_name = "funding|prices")]
+    pub kind: Option<String>,
+    /// Generic funding: the settlement-time column. Any column option selects the generic reader.
+    #[arg(long, value_name = "COLUMN")]
+    pub time_column: Option<String>,
+    /// Generic funding: the rate column (a decimal per interval).
+    #[arg(long, value_name = "COLUMN")]
+    pub rate_column: Option<String>,
+    /// Settlement interval in hours, where the file has none (else read from the row spacing).
+    #[arg(long, value_name = "HOURS")]
+    pub interval_hours: Option<f64>,
+    /// Generic funding: the per-row interval column, in hours.
+    #[arg(long, value_name = "COLUMN")]
+    pub interval_hours_column: Option<String>,
+    /// Generic funding: the mark price at settlement.
+    #[arg(long, value_name = "COLUMN")]
+    pub mark_column: Option<String>,
+    /// Generic prices: the close column.
+    #[arg(long, value_name = "COLUMN")]
+    pub close_column: Option<String>,
+    /// Generic prices: the bar-high column.
+    #[arg(long, value_name = "COLUMN")]
+    pub high_column: Option<String>,
+    /// Generic prices: the bar-low column.
+    #[arg(long, value_name = "COLUMN")]
+    pub low_column: Option<String>,
+    /// Generic prices: the bar-open column.
+    #[arg(long, value_name = "COLUMN")]
+    pub open_column: Option<String>,
+    /// Generic prices: the volume column.
+    #[arg(long, value_name = "COLUMN")]
+    pub volume_column: Option<String>,
+    /// Generic prices: the bar's close-time column.
+    #[arg(long, value_name = "COLUMN")]
+    pub close_time_column: Option<String>,
+    /// Generic prices: the bar's open-time column (bars become known --bar-seconds later).
+    #[arg(long, value_name = "COLUMN")]
+    pub open_time_column: Option<String>,
+    /// Bar length in seconds: for open-time stamped bars and Bybit trade dumps (default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    pub bar_seconds: Option<u32>,
+    /// Units of the time column: auto, s, ms, us or iso.
+    #[arg(long, value_name = "UNIT")]
+    pub time_unit: Option<String>,
+    /// Hours the file's times are ahead of UTC (3 for a file written in UTC+3); they are moved
+    /// back by that much.
+    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
+    pub utc_offset_hours: Option<f64>,
+    /// Symbol: the series to read from a dump holding several, and whose cap rules are checked.
+    #[arg(long)]
+    pub symbol: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -294,10 +354,43 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
         Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
         Command::Data(DataCommand::Inspect(args)) => {
+            let options = crate::data::inspect::Options {
+                format: args.format,
+                kind: args.kind,
+                time_column: args.time_column,
+                rate_column: args.rate_column,
+                interval_hours: args.interval_hours,
+                interval_hours_column: args.interval_hours_column,
+                mark_column: args.mark_column,
+                close_column: args.close_column,
+                high_column: args.high_column,
+                low_column: args.low_column,
+                open_column: args.open_column,
+                volume_column: args.volume_column,
+                close_time_column: args.close_time_column,
+                open_time_column: args.open_time_column,
+                bar_seconds: args.bar_seconds,
+                time_unit: args.time_unit,
+                utc_offset_hours: args.utc_offset_hours,
+                symbol: args.symbol,
+            };
+            // Every file is reported; a file that cannot be read makes the command fail (exit 2
+            // for bad input) after all of them, with earlier failures printed first.
+            let mut failures = Vec::new();
             for file in &args.files {
-                print!("{}", crate::data::inspect::inspect(file)?);
+                let inspection = crate::data::inspect::inspect(file, &options);
+                print!("{}", inspection.text);
+                failures.extend(inspection.error);
             }
-            Ok(())
+            match failures.pop() {
+                Some(last) => {
+                    for err in &failures {
+                        eprintln!("error: {err:#}");
+                    }
+                    Err(last)
+                }
+                None => Ok(()),
+            }
         }
         Command::Data(DataCommand::Convert(args)) => run_convert(args),
     }
@@ -343,7 +436,7 @@ fn run_caps(args: CapsArgs) -> Result<()> {
         println!(
             "{:<44} {:>10.2}% {:>8.2}% {:>8.2}% {:>14.2} {:>14.2} {:>8.2}% {:>5}",
             o.label,
-            m.realised_funding_apr * 100.0,
+            m.funding_apr_over_window * 100.0,
             o.share_at_cap * 100.0,
             o.share_at_floor * 100.0,
             m.funding_pnl,
@@ -551,7 +644,10 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.config).map_err(|err| crate::input_error!("cannot read {}: {err}", args.config.display()))?;
     let raw: toml::Value = toml::from_str(&text).map_err(|err| crate::input_error!("config {}: {err}", args.config.display()))?;
     let data = crate::data::load(&config.data)?;
-    for warning in &data.warnings {
+    // The same coverage rules as a backtest: an explicit window past the data is refused, and
+    // what a default window would lose is said (the files are still written whole).
+    let timeline = crate::data::align::align_window(&data, &crate::backtest::window_of(&config)?, config.portfolio.staking_apr)?;
+    for warning in data.warnings.iter().chain(&timeline.coverage_warnings) {
         eprintln!("warning: {warning}");
     }
     let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));

@@ -95,6 +95,24 @@ pub struct DataConfig {
     /// Optional staking APR series for the spot leg (overrides `portfolio.staking_apr`).
     #[serde(default)]
     pub staking: Option<StakingSource>,
+    /// Optional index (oracle) price bars: funding on venues that pay on the oracle or index
+    /// (Hyperliquid, dYdX) is valued at this price instead of the mark.
+    #[serde(default)]
+    pub index: Option<PriceSource>,
+    /// Let an explicit `strategy.start`/`end` run past a source's coverage: the uncovered steps
+    /// are simulated and flagged (`UNCOVERED` event bit), and funding APRs count covered time
+    /// only. Off by default: such a window is an input error naming the source and its span.
+    #[serde(default)]
+    pub allow_partial_coverage: bool,
+    /// The mark may start later or end earlier than the window: where it is missing the perp's
+    /// last stands in (with a warning) instead of the window being clipped. Implied for a
+    /// freqtrade directory, whose mark is found rather than configured.
+    #[serde(default)]
+    pub mark_optional: bool,
+    /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
+    /// the clock check of the funding times.
+    #[serde(skip)]
+    pub funding_schedule: Option<crate::data::clock::Schedule>,
 }
 
 /// File formats of a freqtrade data directory (`--data-format-ohlcv`).
@@ -193,6 +211,13 @@ pub struct PriceSource {
     /// Generic only: the bar's traded volume (zero-volume spot bars mark outages).
     #[serde(default)]
     pub volume_column: Option<String>,
+    /// Generic only: the bar-open column (checked: low <= open <= high).
+    #[serde(default)]
+    pub open_column: Option<String>,
+    /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
+    /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
 }
 
 fn default_time_unit() -> TimeUnit {
@@ -243,6 +268,8 @@ impl PriceSource {
             high_column: None,
             low_column: None,
             volume_column: None,
+            open_column: None,
+            utc_offset_hours: None,
         }
     }
 }
@@ -250,7 +277,17 @@ impl PriceSource {
 impl FundingSource {
     /// Funding files of `format` (a path or glob) with every option at its default.
     pub fn new(format: FundingFormat, path: impl Into<String>) -> Self {
-        FundingSource { format, path: path.into(), time_unit: TimeUnit::Auto, time_column: None, rate_column: None, interval_hours_column: None, interval_hours: None, mark_column: None }
+        FundingSource {
+            format,
+            path: path.into(),
+            time_unit: TimeUnit::Auto,
+            time_column: None,
+            rate_column: None,
+            interval_hours_column: None,
+            interval_hours: None,
+            mark_column: None,
+            utc_offset_hours: None,
+        }
     }
 }
 
@@ -277,6 +314,10 @@ pub struct FundingSource {
     /// Generic only: the mark price at settlement, where the file has one.
     #[serde(default)]
     pub mark_column: Option<String>,
+    /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
+    /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
 }
 
 /// A staking APR series (daily or any cadence), applied as known at each row's time.
@@ -291,6 +332,9 @@ pub struct StakingSource {
     /// APR as a decimal (0.035 = 3.5 %).
     #[serde(default = "default_apr_column")]
     pub apr_column: String,
+    /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
 }
 
 fn default_time_column() -> String {
@@ -336,9 +380,20 @@ pub struct StrategyConfig {
     /// Exit when trailing realised funding, annualised, falls below this (decimal APR).
     #[serde(default)]
     pub exit_funding_apr: f64,
-    /// Number of settled funding rates in the trailing mean.
+    /// Number of settled funding rates the trailing signal looks back over (a count of
+    /// settlements, whatever their interval). The signal is time-weighted: Σ rate / Σ interval
+    /// hours × 8760.
     #[serde(default = "default_lookback")]
     pub lookback_settlements: usize,
+    /// Look back this many hours instead (settlements in (t − hours, t]); replaces
+    /// `lookback_settlements`, so the same window means the same time on every venue.
+    #[serde(default)]
+    pub lookback_hours: Option<f64>,
+    /// What happens to the other leg after one leg is liquidated: `close` (default: it is
+    /// closed at the step's close, with costs), `rehedge` (the liquidated leg is reopened when
+    /// the entry rule allows), or `hold` (the rest of the run is a directional position).
+    #[serde(default)]
+    pub after_liquidation: AfterLiquidation,
     /// First time simulated (`2021-01-01` or RFC 3339); default: first aligned step.
     #[serde(default)]
     pub start: Option<String>,
@@ -365,8 +420,26 @@ impl Default for StrategyConfig {
             end: None,
             close_at_end: true,
             reenter_after_liquidation: false,
+            lookback_hours: None,
+            after_liquidation: AfterLiquidation::Close,
         }
     }
+}
+
+/// What happens to the surviving leg after the other one is liquidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterLiquidation {
+    /// Close the other leg at the step's close, with fees and slippage; the run is flat until
+    /// the entry rule (and `reenter_after_liquidation`) opens a new carry.
+    #[default]
+    Close,
+    /// Reopen the liquidated leg against the surviving one when the entry rule allows
+    /// (re-short the perp without selling and re-buying spot).
+    Rehedge,
+    /// Keep the surviving leg: the rest of the run is a directional position, and the summary
+    /// and report say so.
+    Hold,
 }
 
 fn default_mode() -> EntryMode {
@@ -633,13 +706,38 @@ impl VenueConfig {
     }
 }
 
-/// Maintenance brackets and liquidation fee.
+/// Maintenance brackets, how a liquidation closes, and the spot-margin account of the reverse
+/// carry's borrowed spot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarginConfig {
-    /// Fee charged on the liquidated notional, taken from what margin is left (decimal).
+    /// Fee charged on the liquidated notional, taken from what margin is left (decimal);
+    /// used by `liquidation = "liquidation_price"`.
     #[serde(default = "default_liq_fee")]
     pub liquidation_fee_rate: f64,
+    /// How a liquidated perp closes: `liquidation_price` (plus the fee; Binance),
+    /// `bankruptcy_price` (all margin lost; Bybit, BitMEX, Gate) or `market_with_backstop`
+    /// (Hyperliquid). Default: the preset's, else `liquidation_price`.
+    #[serde(default)]
+    pub liquidation: crate::margin::LiquidationStyle,
+    /// `market_with_backstop`: equity below this share of maintenance margin goes to the
+    /// backstop, margin and all (Hyperliquid: 2/3).
+    #[serde(default = "default_backstop")]
+    pub backstop_fraction: f64,
+    /// Spot margin (reverse carry): margin level (assets / liabilities) of the margin call
+    /// (Binance Cross Margin 3x: 1.3, MARGIN.md §4).
+    #[serde(default = "default_spot_call")]
+    pub spot_margin_call_level: f64,
+    /// Spot margin: margin level at which the loan is liquidated (Binance: 1.1).
+    #[serde(default = "default_spot_liquidation")]
+    pub spot_liquidation_level: f64,
+    /// Spot margin: liquidation fee on the bought-back notional (Binance Cross Margin: 2 %).
+    #[serde(default = "default_spot_liq_fee")]
+    pub spot_liquidation_fee_rate: f64,
+    /// Spot margin: a transfer out of the account may not leave its margin level below this
+    /// (Binance: transfers need a collateral margin level above 2).
+    #[serde(default = "default_spot_transfer")]
+    pub spot_transfer_out_level: f64,
     /// Tiers in ascending `notional_floor`, the first at 0. Default: Binance BTCUSDT (VENUES.md §2.1).
     #[serde(default = "default_brackets")]
     pub brackets: Vec<Bracket>,
@@ -647,12 +745,37 @@ pub struct MarginConfig {
 
 impl Default for MarginConfig {
     fn default() -> Self {
-        Self { liquidation_fee_rate: default_liq_fee(), brackets: default_brackets() }
+        Self {
+            liquidation_fee_rate: default_liq_fee(),
+            liquidation: Default::default(),
+            backstop_fraction: default_backstop(),
+            spot_margin_call_level: default_spot_call(),
+            spot_liquidation_level: default_spot_liquidation(),
+            spot_liquidation_fee_rate: default_spot_liq_fee(),
+            spot_transfer_out_level: default_spot_transfer(),
+            brackets: default_brackets(),
+        }
     }
 }
 
 fn default_liq_fee() -> f64 {
     0.0125
+}
+fn default_backstop() -> f64 {
+    2.0 / 3.0
+}
+// Binance Cross Margin (classic 3x), FAQ 360030493931 and the 2024-08 fee update (MARGIN.md §4).
+fn default_spot_call() -> f64 {
+    1.3
+}
+fn default_spot_liquidation() -> f64 {
+    1.1
+}
+fn default_spot_liq_fee() -> f64 {
+    0.02
+}
+fn default_spot_transfer() -> f64 {
+    2.0
 }
 
 /// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 [B18a]).
@@ -715,12 +838,35 @@ impl Config {
             if !given("margin", "liquidation_fee_rate") {
                 config.margin.liquidation_fee_rate = preset.margin.liquidation_fee_rate;
             }
+            if let (false, Some(style)) = (given("margin", "liquidation"), preset.margin.liquidation) {
+                config.margin.liquidation = style;
+            }
+            if let (false, Some(fraction)) = (given("margin", "backstop_fraction"), preset.margin.backstop_fraction) {
+                config.margin.backstop_fraction = fraction;
+            }
+            if let Some(spot) = &preset.margin.spot {
+                for (key, value, slot) in [
+                    ("spot_margin_call_level", spot.margin_call_level, &mut config.margin.spot_margin_call_level),
+                    ("spot_liquidation_level", spot.liquidation_level, &mut config.margin.spot_liquidation_level),
+                    ("spot_liquidation_fee_rate", spot.liquidation_fee_rate, &mut config.margin.spot_liquidation_fee_rate),
+                    ("spot_transfer_out_level", spot.transfer_out_level, &mut config.margin.spot_transfer_out_level),
+                ] {
+                    if !given("margin", key) {
+                        *slot = value;
+                    }
+                }
+            }
             if !given("margin", "brackets") {
                 config.margin.brackets = preset.brackets_for(&config.data.symbol);
             }
             if config.venue.name.is_none() {
                 config.venue.name = Some(preset.name.clone());
             }
+            config.data.funding_schedule = Some(crate::data::clock::Schedule {
+                venue: preset.name.clone(),
+                interval_hours: preset.funding.interval_hours,
+                offset_hours: preset.funding.interval_offset_hours,
+            });
             config.venue.loaded = Some(preset);
         }
         config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
@@ -748,7 +894,7 @@ impl Config {
         if let Some(freqtrade) = self.data.freqtrade.as_mut() {
             resolve(&mut freqtrade.datadir);
         }
-        for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut()].into_iter().flatten() {
+        for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut(), self.data.index.as_mut()].into_iter().flatten() {
             resolve(&mut source.path);
         }
         if let Some(funding) = self.data.funding.as_mut() {
@@ -818,6 +964,22 @@ impl Config {
             check(&format!("margin.brackets[{i}].cum"), b.cum, b.cum >= 0.0, ">= 0")?;
         }
         let d = &self.data;
+        let offsets = [
+            ("data.spot.utc_offset_hours", d.spot.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.perp.utc_offset_hours", d.perp.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.mark.utc_offset_hours", d.mark.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.index.utc_offset_hours", d.index.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.funding.utc_offset_hours", d.funding.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.staking.utc_offset_hours", d.staking.as_ref().and_then(|s| s.utc_offset_hours)),
+        ];
+        for (key, offset) in offsets {
+            if let Some(hours) = offset {
+                check(key, hours, (-14.0..=14.0).contains(&hours), "[-14, 14] hours east of UTC (3 = a file written in UTC+3)")?;
+            }
+        }
+        if d.index.is_some() && d.freqtrade.is_some() {
+            bail_input!("[data.index] needs [data.spot]/[data.perp]/[data.funding]; a [data.freqtrade] directory has no index series");
+        }
         match (&d.freqtrade, &d.spot, &d.perp, &d.funding, &d.mark) {
             (Some(_), None, None, None, None) | (None, Some(_), Some(_), Some(_), _) => {}
             (Some(_), ..) => bail_input!("[data.freqtrade] finds spot, perp, mark and funding itself: remove [data.spot], [data.perp], [data.mark] and [data.funding]"),
@@ -837,6 +999,24 @@ impl Config {
         if s.lookback_settlements == 0 {
             bail_input!("`strategy.lookback_settlements` = 0 is out of range: allowed >= 1");
         }
+        if let Some(hours) = s.lookback_hours {
+            check("strategy.lookback_hours", hours, hours > 0.0 && hours <= 24.0 * 3650.0, "(0, 87600] hours")?;
+        }
+        check("margin.backstop_fraction", m.backstop_fraction, (0.0..=1.0).contains(&m.backstop_fraction), "[0, 1]")?;
+        check("margin.spot_liquidation_level", m.spot_liquidation_level, m.spot_liquidation_level > 1.0 && m.spot_liquidation_level < 10.0, "(1, 10) (assets / liabilities)")?;
+        check(
+            "margin.spot_margin_call_level",
+            m.spot_margin_call_level,
+            m.spot_margin_call_level >= m.spot_liquidation_level && m.spot_margin_call_level < 10.0,
+            "[margin.spot_liquidation_level, 10)",
+        )?;
+        check(
+            "margin.spot_transfer_out_level",
+            m.spot_transfer_out_level,
+            m.spot_transfer_out_level >= m.spot_margin_call_level && m.spot_transfer_out_level < 10.0,
+            "[margin.spot_margin_call_level, 10)",
+        )?;
+        check("margin.spot_liquidation_fee_rate", m.spot_liquidation_fee_rate, (0.0..0.5).contains(&m.spot_liquidation_fee_rate), "[0, 0.5) (decimal)")?;
         if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
             bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");
         }

@@ -64,8 +64,10 @@ pub mod events {
     pub const TOP_UP: u8 = 8;
     pub const LIQUIDATION: u8 = 16;
     pub const FUNDING: u8 = 32;
-    /// The spot close was stale: no decisions, liquidation check deferred.
+    /// The spot close was stale: no decisions that need spot (liquidations are still checked).
     pub const MASKED: u8 = 64;
+    /// The step lies outside some source's coverage (`allow_partial_coverage`).
+    pub const UNCOVERED: u8 = 128;
 }
 
 /// Position state on a ledger row.
@@ -75,7 +77,8 @@ pub mod state {
     pub const LONG_CARRY: i8 = 1;
     /// Short spot, long perp.
     pub const REVERSE_CARRY: i8 = -1;
-    /// Spot left unhedged after the perp was liquidated.
+    /// One leg left unhedged after the other was liquidated (`after_liquidation = "hold"`, or
+    /// until the surviving leg is closed or re-hedged at the next decision).
     pub const UNHEDGED_SPOT: i8 = 2;
 }
 
@@ -228,6 +231,10 @@ pub enum TradeReason {
     Rebalance,
     TopUp,
     Liquidation,
+    /// The surviving leg closed after the other was liquidated (`after_liquidation = "close"`).
+    Unwind,
+    /// The liquidated leg reopened against the surviving one (`after_liquidation = "rehedge"`).
+    Rehedge,
     Final,
 }
 
@@ -239,6 +246,8 @@ impl TradeReason {
             TradeReason::Rebalance => "rebalance",
             TradeReason::TopUp => "top_up",
             TradeReason::Liquidation => "liquidation",
+            TradeReason::Unwind => "unwind",
+            TradeReason::Rehedge => "rehedge",
             TradeReason::Final => "final",
         }
     }

@@ -21,7 +21,7 @@ pub struct FundingYear {
     pub funding_pnl: f64,
     /// Σ side × rate over held settlements, per year of the window inside this calendar year
     /// (side +1 short perp, −1 long perp): the funding rate the position earned, annualised.
-    pub realised_funding_apr: f64,
+    pub funding_apr_over_window: f64,
     /// Funding PnL over the year's mean absolute perp notional at settlements, annualised the same way.
     pub funding_return_on_notional_apr: f64,
 }
@@ -56,8 +56,16 @@ pub struct Metrics {
     /// PnL by component over the run, quote currency; sums to final − initial equity.
     pub pnl: BTreeMap<String, f64>,
     pub funding_pnl: f64,
-    /// Σ side × rate over held settlements, per year of the whole window.
-    pub realised_funding_apr: f64,
+    /// Σ side × rate over held settlements, per year of the window (years the data covers,
+    /// when `allow_partial_coverage` simulated uncovered steps): diluted by time spent flat.
+    pub funding_apr_over_window: f64,
+    /// Σ side × rate over held settlements, per year with a perp position open: the funding
+    /// rate earned while in the position.
+    pub funding_apr_while_held: f64,
+    /// Years with a perp position open.
+    pub years_held: f64,
+    /// Years simulated outside some source's coverage (`allow_partial_coverage`).
+    pub years_uncovered: f64,
     /// Funding PnL / initial capital / years.
     pub funding_return_apr: f64,
     pub funding_by_year: BTreeMap<String, FundingYear>,
@@ -89,6 +97,14 @@ pub struct Metrics {
     pub time_long_carry: f64,
     pub time_reverse_carry: f64,
     pub time_unhedged_spot: f64,
+    /// Days spent with one leg unhedged after a liquidation.
+    pub days_unhedged: f64,
+    /// PnL made while one leg was unhedged (quote currency).
+    pub unhedged_pnl: f64,
+    /// Time of the first liquidation, empty when none.
+    pub first_liquidation: String,
+    /// What the run did after a liquidation (`close`, `rehedge`, `hold`), empty when none.
+    pub after_liquidation: String,
 }
 
 fn finite_or_zero(x: f64) -> f64 {
@@ -128,12 +144,12 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         let entry = by_year.entry(year.clone()).or_insert(FundingYear {
             settlements_held: 0,
             funding_pnl: 0.0,
-            realised_funding_apr: 0.0,
+            funding_apr_over_window: 0.0,
             funding_return_on_notional_apr: 0.0,
         });
         entry.settlements_held += 1;
         entry.funding_pnl += s.amount;
-        entry.realised_funding_apr += side * s.rate; // divided by the year's window share below
+        entry.funding_apr_over_window += side * s.rate; // divided by the year's window share below
         rate_sum_all += side * s.rate;
         let n = notional_by_year.entry(year).or_insert((0.0, 0));
         n.0 += (s.perp_qty * s.price).abs();
@@ -144,7 +160,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         let from = summary.first_ts_ms.max(year_start_ms(y));
         let to = summary.last_ts_ms.min(year_start_ms(y + 1));
         let window_years = ((to - from) as f64 / MS_PER_YEAR).max(1e-9);
-        stats.realised_funding_apr /= window_years;
+        stats.funding_apr_over_window /= window_years;
         if let Some(&(sum, n)) = notional_by_year.get(year) {
             let mean_notional = sum / n as f64;
             stats.funding_return_on_notional_apr = stats.funding_pnl / mean_notional / window_years;
@@ -153,6 +169,8 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
     let window = &summary.window_settlements;
     let share = |pred: fn(f64) -> bool| if window.is_empty() { 0.0 } else { window.iter().filter(|s| pred(s.1)).count() as f64 / window.len() as f64 };
     let steps = summary.steps.max(1) as f64;
+    // Funding APRs count only time the data covers.
+    let covered_years = (years - summary.uncovered_ms as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
 
     Metrics {
         symbol: symbol.to_string(),
@@ -175,7 +193,10 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         max_drawdown_duration_days: summary.max_drawdown_duration_ms as f64 / MS_PER_DAY as f64,
         pnl,
         funding_pnl: summary.pnl.funding,
-        realised_funding_apr: rate_sum_all / years,
+        funding_apr_over_window: rate_sum_all / covered_years,
+        funding_apr_while_held: if summary.perp_held_ms > 0 { rate_sum_all / (summary.perp_held_ms as f64 / MS_PER_YEAR) } else { 0.0 },
+        years_held: summary.perp_held_ms as f64 / MS_PER_YEAR,
+        years_uncovered: summary.uncovered_ms as f64 / MS_PER_YEAR,
         funding_return_apr: summary.pnl.funding / summary.initial_capital / years,
         funding_by_year: by_year,
         settlements: window.len(),
@@ -199,6 +220,15 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         time_long_carry: summary.steps_in_state[1] as f64 / steps,
         time_reverse_carry: summary.steps_in_state[2] as f64 / steps,
         time_unhedged_spot: summary.steps_in_state[3] as f64 / steps,
+        days_unhedged: summary.unhedged_ms as f64 / MS_PER_DAY as f64,
+        unhedged_pnl: summary.unhedged_pnl,
+        first_liquidation: summary.first_liquidation_ms.map(format_ms).unwrap_or_default(),
+        after_liquidation: match summary.after_liquidation {
+            Some(crate::config::AfterLiquidation::Close) => "close".into(),
+            Some(crate::config::AfterLiquidation::Rehedge) => "rehedge".into(),
+            Some(crate::config::AfterLiquidation::Hold) => "hold".into(),
+            None => String::new(),
+        },
     }
 }
 
@@ -213,7 +243,13 @@ impl Metrics {
         out.push_str(&format!("{} {} -> {} ({} steps, {:.2} years)\n", self.symbol, self.start, self.end, self.steps, self.years));
         out.push_str(&format!("  equity        {:.2} -> {:.2}  (total {}, APR {}, CAGR {})\n", self.initial_capital, self.final_equity, pct(self.total_return), pct(self.apr), pct(self.cagr)));
         out.push_str(&format!("  risk          Sharpe {:.2}, Sortino {:.2}, vol {}, max drawdown {} ({:.1} days underwater)\n", self.sharpe, self.sortino, pct(self.annualised_volatility), pct(self.max_drawdown), self.max_drawdown_duration_days));
-        out.push_str(&format!("  funding       {:+.2} earned ({} settlements held, realised funding APR {})\n", self.funding_pnl, self.settlements_held, pct(self.realised_funding_apr)));
+        out.push_str(&format!(
+            "  funding       {:+.2} earned ({} settlements held; funding APR {} while held, {} over window)\n",
+            self.funding_pnl,
+            self.settlements_held,
+            pct(self.funding_apr_while_held),
+            pct(self.funding_apr_over_window)
+        ));
         out.push_str(&format!("  costs         fees {:.2}, slippage {:.2}, borrow {:.2}; staking {:+.2}\n", self.fees_paid, self.slippage_paid, self.borrow_paid, self.staking_earned));
         out.push_str(&format!(
             "  activity      {} rebalances, {} margin top-ups, {} liquidations; min distance to liquidation {}\n",
@@ -222,6 +258,20 @@ impl Metrics {
             self.liquidations,
             self.min_liquidation_distance.map(|d| format!("{:.1} %", d * 100.0)).unwrap_or_else(|| "n/a".into())
         ));
+        if self.liquidations > 0 {
+            let what = match self.after_liquidation.as_str() {
+                "hold" => "after_liquidation = \"hold\": the surviving leg was kept, so the rest of the run is a DIRECTIONAL position, not a carry",
+                "rehedge" => "after_liquidation = \"rehedge\": the liquidated leg was reopened",
+                _ => "after_liquidation = \"close\": the surviving leg was closed",
+            };
+            out.push_str(&format!(
+                "  liquidation   first at {}; {what}; {:.1} days unhedged, PnL while unhedged {:+.2}\n",
+                self.first_liquidation, self.days_unhedged, self.unhedged_pnl
+            ));
+        }
+        if self.years_uncovered > 0.0 {
+            out.push_str(&format!("  coverage      {:.2} years simulated outside the data's coverage (allow_partial_coverage); funding APRs count covered time only\n", self.years_uncovered));
+        }
         out
     }
 }

@@ -1,6 +1,7 @@
 //! Entry and exit: which carry to hold at each step, decided from settled funding only.
 
 use crate::config::{Direction, EntryMode};
+use crate::data::align::SettledRate;
 
 /// The position the strategy wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +22,15 @@ pub struct EntryRule {
     pub entry_funding_apr: f64,
     /// Decimal APR.
     pub exit_funding_apr: f64,
+    /// Settlements the trailing signal looks back over (a count, whatever their interval).
     pub lookback_settlements: usize,
+    /// Hours the trailing signal looks back over, instead of a count.
+    pub lookback_hours: Option<f64>,
 }
 
 impl EntryRule {
     /// The wanted position given the current one and the trailing funding signal (annualised,
-    /// NaN while fewer than `lookback_settlements` rates are settled).
+    /// NaN while the lookback is not yet covered by settled rates).
     #[inline]
     pub fn target(&self, current: Target, signal_apr: f64) -> Target {
         let (long_ok, reverse_ok) = match self.direction {
@@ -50,23 +54,63 @@ impl EntryRule {
             _ => Target::Flat,
         }
     }
+
+    /// The trailing signal at each step time under this rule's lookback.
+    pub fn signal(&self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
+        match self.lookback_hours {
+            Some(hours) => trailing_funding_apr_hours(history, ts_ms, hours),
+            None => trailing_funding_apr(history, ts_ms, self.lookback_settlements),
+        }
+    }
 }
 
-/// Trailing mean of the last `lookback` settled annualised rates at each step time: only
-/// settlements at or before the step count. NaN until `lookback` rates are known.
-pub fn trailing_funding_apr(history: &[(i64, f64)], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
+const HOURS_PER_YEAR: f64 = 8760.0;
+
+/// Time-weighted trailing APR over the last `lookback` settled rates at each step time: Σ rate
+/// / Σ interval hours × 8760, counting only settlements at or before the step. A 1 h rate of
+/// 0.3 % after eight 8 h rates of 0.01 % gives 51 % APR (the count-weighted mean of the
+/// annualised rates would say 302 %). NaN until `lookback` rates are known.
+pub fn trailing_funding_apr(history: &[SettledRate], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(ts_ms.len());
     let mut next = 0usize;
-    let mut sum = 0.0;
+    let (mut rate_sum, mut hours_sum) = (0.0, 0.0);
     for &t in ts_ms {
-        while next < history.len() && history[next].0 <= t {
-            sum += history[next].1;
+        while next < history.len() && history[next].settle_ms <= t {
+            rate_sum += history[next].rate;
+            hours_sum += history[next].interval_hours;
             if next >= lookback {
-                sum -= history[next - lookback].1;
+                rate_sum -= history[next - lookback].rate;
+                hours_sum -= history[next - lookback].interval_hours;
             }
             next += 1;
         }
-        out.push(if next >= lookback { sum / lookback as f64 } else { f64::NAN });
+        out.push(if next >= lookback && hours_sum > 0.0 { rate_sum / hours_sum * HOURS_PER_YEAR } else { f64::NAN });
+    }
+    out
+}
+
+/// Time-weighted trailing APR over the settlements in `(t − lookback_hours, t]`: Σ rate / Σ
+/// interval hours × 8760. NaN until the history reaches back `lookback_hours` (its first
+/// settlement's interval starts at or before t − lookback), or when no settlement falls inside.
+pub fn trailing_funding_apr_hours(history: &[SettledRate], ts_ms: &[i64], lookback_hours: f64) -> Vec<f64> {
+    let lookback_ms = (lookback_hours * 3_600_000.0).round() as i64;
+    let history_start = history.first().map(|h| h.settle_ms - (h.interval_hours * 3_600_000.0).round() as i64).unwrap_or(i64::MAX);
+    let mut out = Vec::with_capacity(ts_ms.len());
+    let (mut head, mut tail) = (0usize, 0usize);
+    let (mut rate_sum, mut hours_sum) = (0.0, 0.0);
+    for &t in ts_ms {
+        while head < history.len() && history[head].settle_ms <= t {
+            rate_sum += history[head].rate;
+            hours_sum += history[head].interval_hours;
+            head += 1;
+        }
+        while tail < head && history[tail].settle_ms <= t - lookback_ms {
+            rate_sum -= history[tail].rate;
+            hours_sum -= history[tail].interval_hours;
+            tail += 1;
+        }
+        let known = history_start <= t - lookback_ms;
+        out.push(if known && head > tail && hours_sum > 0.0 { rate_sum / hours_sum * HOURS_PER_YEAR } else { f64::NAN });
     }
     out
 }

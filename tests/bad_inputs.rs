@@ -13,6 +13,9 @@ struct Expect {
     stderr: Vec<String>,
     #[serde(default)]
     args: Vec<String>,
+    /// Substrings stderr must not hold (a repair that should leave no warning).
+    #[serde(default)]
+    absent: Vec<String>,
 }
 
 #[test]
@@ -37,8 +40,9 @@ fn every_corpus_case_fails_clearly_or_repairs_and_says_so() {
         let name = case.file_name().unwrap().to_string_lossy();
         let code = output.status.code().unwrap_or(-1);
         let missing: Vec<&String> = expect.stderr.iter().filter(|s| !stderr.contains(s.as_str())).collect();
-        if code != expect.exit || !missing.is_empty() || stderr.contains("panicked") {
-            failures.push(format!("{name}: exit {code} (expected {}), missing {missing:?}\n{stderr}", expect.exit));
+        let unwanted: Vec<&String> = expect.absent.iter().filter(|s| stderr.contains(s.as_str())).collect();
+        if code != expect.exit || !missing.is_empty() || !unwanted.is_empty() || stderr.contains("panicked") {
+            failures.push(format!("{name}: exit {code} (expected {}), missing {missing:?}, unwanted {unwanted:?}\n{stderr}", expect.exit));
         }
         // A failed run leaves nothing behind that looks like a run.
         if expect.exit != 0 {

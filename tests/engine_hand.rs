@@ -78,12 +78,13 @@ fn staking_accrues_in_the_asset_and_triggers_a_rehedge() {
 }
 
 #[test]
-fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged() {
+fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged_when_held() {
     // 2x leverage: q = 10 000 / (100 + 50); margin q × 50. One bracket: MMR 0.4 %, cum 0.
     let timeline = flat_timeline(&[100.0, 150.0, 100.0], &[100.0, 160.0, 110.0], &[100.0, 140.0, 95.0], HOUR);
     let mut params = plain_params(10_000.0);
     params.leverage = 2.0;
     params.close_at_end = false;
+    params.after_liquidation = basis::config::AfterLiquidation::Hold;
     let mut ledger = FullLedger::default();
     let summary = engine::run(&timeline, &params, &mut ledger);
     let q = 10_000.0 / 150.0;
@@ -107,6 +108,16 @@ fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged() {
     assert_close(ledger.row(2).pnl.spot, -q * 50.0, 1e-9);
     assert_close(ledger.row(2).equity, q * 100.0, 1e-9);
     assert_eq!(ledger.row(2).state, state::UNHEDGED_SPOT);
+
+    // The default ("close") sells the spot at the liquidation step's close, 150: flat after.
+    params.after_liquidation = basis::config::AfterLiquidation::Close;
+    let mut ledger = FullLedger::default();
+    let summary = engine::run(&timeline, &params, &mut ledger);
+    assert_eq!(ledger.row(1).state, state::FLAT);
+    assert_eq!(ledger.row(1).spot_qty, 0.0);
+    assert_close(ledger.row(1).cash, q * 150.0, 1e-9);
+    assert_eq!(ledger.row(2).pnl.spot, 0.0);
+    assert!(summary.trades.iter().any(|t| t.reason == TradeReason::Unwind && t.step == 1));
 }
 
 #[test]
@@ -175,7 +186,10 @@ fn threshold_entry_uses_settled_rates_only() {
     use basis::config::EntryMode;
     // Settled history: three rates of 0.0003 per 8 h (32.85 % APR) known by step 1.
     let mut timeline = flat_timeline(&[100.0; 4], &[100.0; 4], &[100.0; 4], 8 * HOUR);
-    timeline.funding_history = vec![(T0 - 16 * HOUR, 0.3285), (T0 - 8 * HOUR, 0.3285), (T0 + 8 * HOUR, 0.3285)];
+    timeline.funding_history = [T0 - 16 * HOUR, T0 - 8 * HOUR, T0 + 8 * HOUR]
+        .into_iter()
+        .map(|settle_ms| basis::data::align::SettledRate { settle_ms, rate: 0.0003, interval_hours: 8.0 })
+        .collect();
     let mut params = plain_params(1_000.0);
     params.entry.mode = EntryMode::FundingThreshold;
     params.entry.lookback_settlements = 3;
@@ -190,10 +204,9 @@ fn threshold_entry_uses_settled_rates_only() {
 }
 
 #[test]
-fn a_stale_spot_step_decides_nothing_and_defers_the_liquidation_check() {
-    // The reserve top-up case, but the step at 130 has a stale spot close: no top-up there.
-    // The next bar (masked too) spikes to 160, past the liquidation price; it is checked at the
-    // first clean step, with the worst mark of both bars, and the short is liquidated there.
+fn a_stale_spot_step_sells_no_spot_and_still_checks_the_liquidation() {
+    // The reserve top-up case, but the step at 130 has a stale spot close. The next bar (masked
+    // too) spikes to 160, past the liquidation price: the check runs on that masked bar.
     let timeline_with = |stale: [u8; 4]| {
         let mut t = flat_timeline(&[100.0, 130.0, 140.0, 140.0], &[100.0, 130.0, 160.0, 141.0], &[100.0, 130.0, 140.0, 139.0], HOUR);
         t.spot_stale = stale.to_vec();
@@ -203,29 +216,35 @@ fn a_stale_spot_step_decides_nothing_and_defers_the_liquidation_check() {
     params.leverage = 2.0;
     params.reserve_fraction = 0.4;
     params.top_up_distance = 0.15;
-    params.top_up_source = TopUpSource::Reserve;
+    params.top_up_source = TopUpSource::SellSpot;
     params.close_at_end = false;
     let q = 6_000.0 / 150.0;
     let liq = (20.0 + 130.0) / 1.004; // margin q × 20 at mark 130, as in the reserve case
 
+    // Selling spot needs a live spot price: no top-up on the stale step, and the spike
+    // liquidates the short on the masked bar itself.
     let mut ledger = FullLedger::default();
     let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
-    assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::MASKED, "no top-up on a stale step");
-    assert_close(ledger.row(1).cash, 4_000.0, 1e-9);
-    assert_eq!(ledger.row(2).events & (events::LIQUIDATION | events::MASKED), events::MASKED, "check deferred");
-    assert_eq!(ledger.row(3).events & events::LIQUIDATION, events::LIQUIDATION);
+    assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::MASKED, "no spot sale on a stale step");
+    assert_eq!(ledger.row(2).events & (events::LIQUIDATION | events::MASKED), events::LIQUIDATION | events::MASKED, "checked, masked or not");
     assert_eq!(summary.liquidations, 1);
-    // Filled at the liquidation price (the previous close, 140, had not reached it).
-    assert!(liq > 140.0 && liq < 160.0);
-    assert_close(ledger.row(2).pnl.perp, -q * 10.0, 1e-9);
-    assert_close(ledger.row(3).pnl.perp, -q * (liq - 140.0), 1e-9);
-    assert_eq!(ledger.row(3).perp_qty, 0.0);
+    // Filled at the liquidation price (the previous close, 130, had not reached it).
+    assert!(liq > 130.0 && liq < 160.0);
+    assert_close(ledger.row(2).pnl.perp, -q * (liq - 130.0), 1e-9);
+    assert_eq!(ledger.row(2).perp_qty, 0.0);
 
-    // Unmasked, the step at 130 tops up and the short survives the spike.
-    let mut params_unmasked = params.clone();
-    params_unmasked.mask_stale_spot = false;
+    // Moving reserve cash needs no spot price: the masked step tops up, and the short survives.
+    params.top_up_source = TopUpSource::Reserve;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params_unmasked, &mut ledger);
+    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
+    assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::TOP_UP | events::MASKED);
+    assert_eq!(summary.liquidations, 0);
+
+    // Unmasked, the step at 130 sells spot to top up and the short survives the spike.
+    params.top_up_source = TopUpSource::SellSpot;
+    params.mask_stale_spot = false;
+    let mut ledger = FullLedger::default();
+    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
     assert_eq!(ledger.row(1).events & events::TOP_UP, events::TOP_UP);
     assert_eq!(summary.liquidations, 0);
     assert_eq!(ledger.row(1).events & events::MASKED, 0);

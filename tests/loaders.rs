@@ -167,7 +167,7 @@ fn bad_klines_are_refused_with_file_line_and_column() {
     assert!(err.contains("no data rows"), "{err}");
     let err = kline_error("");
     assert!(err.contains("empty"), "{err}");
-    let err = kline_error(&format!("{HEADER}{good}{}", good.replace("33.1,1,", "33.9,1,")));
+    let err = kline_error(&format!("{HEADER}{good}{}", good.replace("33.1,1,", "33.15,1,")));
     assert!(err.contains("two different rows"), "{err}");
 }
 

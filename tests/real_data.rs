@@ -1,5 +1,5 @@
 //! The carry on real Binance history (../shared/data, or $BASIS_REAL_DATA): funding PnL and
-//! per-year realised funding APR checked against figures computed here, independently, from
+//! per-year funding APR over window checked against figures computed here, independently, from
 //! the raw files.
 
 mod common;
@@ -142,7 +142,7 @@ fn btc_always_on_carry_2021_2024_funding_matches_the_raw_files() {
     assert_eq!(count, 4380);
     assert_eq!(result.metrics.settlements_held, 4380);
     for (year, apr) in &aprs {
-        let reported = result.metrics.funding_by_year[&year.to_string()].realised_funding_apr;
+        let reported = result.metrics.funding_by_year[&year.to_string()].funding_apr_over_window;
         assert_close(reported, *apr, 1e-9);
     }
     // BTC funding was rich in 2021 and thin in 2022 (VENUES.md §4.2 cites +15 %/yr 2020-24 mean).
@@ -172,7 +172,7 @@ fn eth_carry_through_the_cli_reports_per_year_funding_in_metrics_json() {
     // This REST export ends at 2024-12-31 16:00, one settlement short of the window's end.
     assert_eq!(count, 4379);
     for year in 2021..=2024 {
-        let reported = metrics["funding_by_year"][year.to_string()]["realised_funding_apr"].as_f64().unwrap();
+        let reported = metrics["funding_by_year"][year.to_string()]["funding_apr_over_window"].as_f64().unwrap();
         assert_close(reported, aprs[&year], 1e-9);
     }
     assert!(aprs[&2021] > 0.2, "ETH 2021 funding APR {}", aprs[&2021]);

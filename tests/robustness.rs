@@ -82,7 +82,24 @@ fn a_run_killed_while_writing_leaves_nothing_that_looks_complete() {
 
 
 #[test]
+fn run_names_cannot_leave_the_output_folder() {
+    // Needs no browser: runs everywhere, CI or not.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for name in ["../x", "/tmp/x", ".hidden", "a/b", ".."] {
+        let output = basis().args(["backtest", "--output-dir", out.to_str().unwrap(), "--name", name]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "--name {name:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    // Nothing was written, inside the output folder or beside it.
+    let inside: Vec<String> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(inside.is_empty(), "refused runs left {inside:?}");
+    assert!(!dir.path().join("x").exists(), "--name ../x wrote beside the output folder");
+}
+
+#[test]
 fn a_hostile_symbol_and_name_render_as_text() {
+    // First what needs no browser, unconditionally: the page escapes strings from data and config.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let hostile = "<script>alert(1)</script>";
@@ -94,9 +111,12 @@ fn a_hostile_symbol_and_name_render_as_text() {
     let page = std::fs::read_to_string(dir.path().join("sample/index.html")).unwrap();
     assert!(!page.contains("<script") && !page.contains("<img src=x"), "raw markup in the page");
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"), "the venue name is not in the page as text");
+
+    // Then the browser half: the DOM Chromium builds from the page holds the strings as text.
     let Some(browser) = chromium() else {
-        assert!(std::env::var_os("CI").is_none(), "Chromium is missing under CI");
-        eprintln!("skipped the browser half: no Chromium");
+        assert!(std::env::var_os("CI").is_none(), "Chromium is missing under CI; .ci/run installs Debian's chromium package");
+        eprintln!("skipped the browser half: no Chromium on PATH (apt-get install chromium, or set BASIS_CHROMIUM)");
         return;
     };
     let url = format!("file://{}", dir.path().join("sample/index.html").display());
@@ -111,9 +131,4 @@ fn a_hostile_symbol_and_name_render_as_text() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the symbol is not shown as text");
     assert!(!html.contains("<script") && !html.contains("<img src=x") && html.contains("&lt;img src=x onerror=alert(2)&gt;"), "the browser built markup from data");
     assert!(!log.contains(":CONSOLE"), "console output:\n{log}");
-    // A run name cannot leave the output folder.
-    for name in ["../x", "/tmp/x", ".hidden", "a/b"] {
-        let output = basis().args(["backtest", "--output-dir", out, "--name", name]).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{name}");
-    }
 }

@@ -131,7 +131,7 @@ fn counterfactual_binance_funding_tracks_the_printed_rates() {
     let cf = freqtrade_config("BTC", "2023-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "funding = \"counterfactual\"");
     let actual = basis::backtest::run(&data).unwrap();
     let counterfactual = basis::backtest::run(&cf).unwrap();
-    let (a, c) = (actual.metrics.realised_funding_apr, counterfactual.metrics.realised_funding_apr);
+    let (a, c) = (actual.metrics.funding_apr_over_window, counterfactual.metrics.funding_apr_over_window);
     assert!((a - c).abs() < 0.015, "actual {a}, counterfactual {c}");
     assert_eq!(counterfactual.metrics.settlements, actual.metrics.settlements);
     // Counterfactual rates sit on the 8 h grid, inside the BTC cap.

@@ -29,6 +29,17 @@ pub struct FundingEvent {
     pub price: f64,
 }
 
+/// One settled funding rate, as the trailing signal sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SettledRate {
+    /// Settlement time, epoch ms UTC: the rate is known from then on.
+    pub settle_ms: i64,
+    /// Decimal rate per interval.
+    pub rate: f64,
+    /// Hours the rate covers.
+    pub interval_hours: f64,
+}
+
 /// The aligned, read-only market the engine runs over: plain slices, one entry per step.
 #[derive(Debug, Clone, Default)]
 pub struct MarketTimeline {
@@ -50,15 +61,57 @@ pub struct MarketTimeline {
     pub staking_apr: Vec<f64>,
     /// Settlements paid inside the window, in time order.
     pub funding: Vec<FundingEvent>,
-    /// Every settlement loaded (also before the window), as (settle_ms, rate annualised by its
-    /// own interval): the history a trailing-funding signal may look at.
-    pub funding_history: Vec<(i64, f64)>,
+    /// Every settlement loaded (also before the window): the history a trailing-funding signal
+    /// may look at.
+    pub funding_history: Vec<SettledRate>,
     /// Steps where the spot close was older than the perp bar (spot gap).
     pub stale_spot_steps: usize,
     /// Why each step's spot close is stale (bits of [`quality::stale`]); 0 for a live close.
     pub spot_stale: Vec<u8>,
     /// Runs of stale-spot steps, for the manifest and the report.
     pub stale_spans: Vec<StaleSpan>,
+    /// Highest and lowest spot price inside the bar ending at the step (the close on a stale
+    /// step, or where the source has no range): the short spot's margin is checked on them.
+    /// Empty means "use the close".
+    pub spot_high: Vec<f64>,
+    pub spot_low: Vec<f64>,
+    /// Steps outside some required source's coverage (simulated only with
+    /// `allow_partial_coverage`); empty when every step is covered.
+    pub uncovered: Vec<bool>,
+    /// The span each required source covers, for the manifest and the report.
+    pub coverage: Vec<Coverage>,
+    /// What the window lost to coverage, and where a stand-in price was used, for the terminal,
+    /// the manifest and the report.
+    pub coverage_warnings: Vec<String>,
+}
+
+/// The span of time one source covers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Coverage {
+    /// `spot`, `perp`, `mark`, `index`, `funding` or `staking`.
+    pub source: String,
+    /// First and last covered time (UTC): a bar series from its first to its last close; a
+    /// funding series from one interval before its first settlement to one interval after its
+    /// last (no settlement is missing in between).
+    pub first: String,
+    pub last: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// The window a run asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Explicit `strategy.start` (epoch ms), if any.
+    pub start_ms: Option<i64>,
+    /// Explicit `strategy.end` (inclusive), if any.
+    pub end_ms: Option<i64>,
+    /// Simulate (and flag) the part of an explicit window that a source does not cover,
+    /// instead of refusing it.
+    pub allow_partial_coverage: bool,
+    /// Value funding at the index (oracle) price where an index series is loaded (venues that
+    /// pay on the oracle), instead of the mark.
+    pub funding_at_index: bool,
 }
 
 impl MarketTimeline {
@@ -70,6 +123,18 @@ impl MarketTimeline {
     /// Whether there are no steps.
     pub fn is_empty(&self) -> bool {
         self.ts_ms.is_empty()
+    }
+
+    /// Whether step `i` lies outside some source's coverage.
+    #[inline]
+    pub fn is_uncovered(&self, i: usize) -> bool {
+        self.uncovered.get(i).copied().unwrap_or(false)
+    }
+
+    /// The spot bar's high at step `i` (its close where no range is known).
+    #[inline]
+    pub fn spot_high_at(&self, i: usize) -> f64 {
+        self.spot_high.get(i).copied().unwrap_or(self.spot[i])
     }
 }
 
@@ -122,36 +187,139 @@ fn i64_column(frame: &DataFrame, name: &str) -> Result<Vec<i64>> {
 
 /// Align loaded data onto the perp clock, inside `[start_ms, end_ms]`.
 pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, constant_staking_apr: f64) -> Result<MarketTimeline> {
+    align_window(data, &Window { start_ms, end_ms, ..Default::default() }, constant_staking_apr)
+}
+
+/// The most common spacing of a bar series (0 for a single bar).
+fn typical_spacing(ts_ms: &[i64]) -> i64 {
+    let mut counts: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for w in ts_ms.windows(2) {
+        *counts.entry(w[1] - w[0]).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(spacing, count)| (*count, -*spacing)).map(|(spacing, _)| spacing).unwrap_or(0)
+}
+
+fn coverage_of(source: &str, first_ms: i64, last_ms: i64) -> Coverage {
+    Coverage { source: source.into(), first: format_ms(first_ms), last: if last_ms == i64::MAX { "open-ended".into() } else { format_ms(last_ms) }, first_ms, last_ms }
+}
+
+/// The span each required source covers. A mark found by a freqtrade directory (not
+/// configured) is optional: the perp stands in where it is missing.
+pub fn coverages(data: &MarketData) -> Vec<Coverage> {
+    let bars = |label: &str, bars: &PriceBars| coverage_of(label, bars.ts_ms[0], *bars.ts_ms.last().unwrap_or(&bars.ts_ms[0]));
+    let mut out = vec![bars("spot", &data.spot), bars("perp", &data.perp)];
+    if let Some(mark) = data.mark.as_ref().filter(|_| !data.mark_optional) {
+        out.push(bars("mark", mark));
+    }
+    if let Some(index) = &data.index {
+        out.push(bars("index", index));
+    }
+    let f = &data.funding;
+    if let (Some(&first), Some(&last), false) = (f.settle_ms.first(), f.settle_ms.last(), data.funding_derived) {
+        let hours_ms = |h: f64| (h * 3_600_000.0).round() as i64;
+        let first_interval = f.interval_hours.first().copied().unwrap_or(8.0);
+        let last_interval = f.interval_hours.last().copied().unwrap_or(8.0);
+        out.push(coverage_of("funding", first - hours_ms(first_interval), last + hours_ms(last_interval)));
+    }
+    if let Some(staking) = data.staking.as_ref().filter(|s| !s.ts_ms.is_empty()) {
+        // A staking APR stays known after its last row.
+        out.push(coverage_of("staking", staking.ts_ms[0], i64::MAX));
+    }
+    out
+}
+
+/// "funding (2021-01-01 00:00:00Z .. 2024-01-01 08:00:00Z)".
+fn describe(c: &Coverage) -> String {
+    format!("{} ({} .. {})", c.source, c.first, c.last)
+}
+
+/// Align loaded data onto the perp clock inside `window`, clipped to the span every required
+/// source covers (see the module doc for what is refused, clipped or flagged).
+pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f64) -> Result<MarketTimeline> {
     let perp = &data.perp;
-    // The clock starts once spot is known too: before that a hedge cannot be priced.
+    let coverage = coverages(data);
+    let covered_first = coverage.iter().map(|c| c.first_ms).max().unwrap_or(i64::MIN);
+    let covered_last = coverage.iter().map(|c| c.last_ms).min().unwrap_or(i64::MAX);
+    let spacing = typical_spacing(&perp.ts_ms);
+    let mut coverage_warnings = Vec::new();
+    // An explicit window must lie inside every source's coverage, give or take one bar (a bar
+    // closing at the first covered time spans the bar before it).
+    if !window.allow_partial_coverage {
+        if let Some(start) = window.start_ms.filter(|s| *s < covered_first - spacing) {
+            let short: Vec<String> = coverage.iter().filter(|c| c.first_ms > start + spacing).map(describe).collect();
+            bail_input!(
+                "strategy.start = {} is before the data covers it: {}. Move strategy.start to {} or later, or set allow_partial_coverage = true in [data] to simulate the uncovered span (flagged on every ledger row)",
+                format_ms(start),
+                short.join(", "),
+                format_ms(covered_first)
+            );
+        }
+        if let Some(end) = window.end_ms.filter(|e| covered_last != i64::MAX && *e >= covered_last + spacing.max(1)) {
+            let short: Vec<String> = coverage.iter().filter(|c| c.last_ms < end).map(describe).collect();
+            bail_input!(
+                "strategy.end = {} is after the data ends: {}. Move strategy.end to {} or earlier, or set allow_partial_coverage = true in [data] to simulate the uncovered span (flagged on every ledger row)",
+                format_ms(end),
+                short.join(", "),
+                format_ms(covered_last)
+            );
+        }
+    }
+    // The clock: perp closes inside the window; a default window is clipped to the covered span.
+    let (perp_first, perp_last) = (perp.ts_ms[0], *perp.ts_ms.last().unwrap_or(&perp.ts_ms[0]));
     let spot_first = data.spot.ts_ms[0];
-    let lo = start_ms.unwrap_or(i64::MIN).max(spot_first);
-    let hi = end_ms.unwrap_or(i64::MAX);
+    let lo = match window.start_ms {
+        Some(start) if window.allow_partial_coverage => start.max(spot_first),
+        Some(start) => start.max(covered_first),
+        None => covered_first,
+    };
+    let hi = match window.end_ms {
+        Some(end) if window.allow_partial_coverage => end,
+        Some(end) => end.min(covered_last),
+        None => covered_last,
+    };
     let first = perp.ts_ms.partition_point(|&t| t < lo);
     let last = perp.ts_ms.partition_point(|&t| t <= hi);
-    // Spot that ended before the perp clock starts would price every step from one stale close.
-    let spot_last = *data.spot.ts_ms.last().unwrap_or(&spot_first);
-    if first >= last || perp.ts_ms[first] > spot_last {
+    if first >= last {
         bail_input!(
-            "spot ({} .. {}) and perp ({} .. {}) have no common time inside the window{}; check the files and strategy.start/end",
-            format_ms(spot_first),
-            format_ms(*data.spot.ts_ms.last().unwrap_or(&spot_first)),
-            format_ms(perp.ts_ms[0]),
-            format_ms(*perp.ts_ms.last().unwrap_or(&0)),
-            match (start_ms, end_ms) {
+            "the sources have no common time inside the window{}: {}; check the files and strategy.start/end",
+            match (window.start_ms, window.end_ms) {
                 (None, None) => String::new(),
-                _ => format!(" [{} .. {}]", start_ms.map(format_ms).unwrap_or_default(), end_ms.map(format_ms).unwrap_or_default()),
-            }
+                (start, end) => format!(" [{} .. {}]", start.map(format_ms).unwrap_or_default(), end.map(format_ms).unwrap_or_default()),
+            },
+            coverage.iter().map(describe).collect::<Vec<_>>().join(", ")
         );
     }
-    let window = first..last;
+    // Say what a default window lost to a source other than the perp (the clock itself).
+    if window.start_ms.is_none() && perp.ts_ms[first] > perp_first {
+        let cut = first;
+        for c in coverage.iter().filter(|c| c.first_ms > perp_first && c.source != "perp") {
+            coverage_warnings.push(format!(
+                "coverage: {} starts after the perp: the window starts at {} instead of {} ({cut} perp steps cut)",
+                describe(c),
+                format_ms(perp.ts_ms[first]),
+                format_ms(perp_first)
+            ));
+        }
+    }
+    if window.end_ms.is_none() && perp.ts_ms[last - 1] < perp_last {
+        let cut = perp.ts_ms.len() - last;
+        for c in coverage.iter().filter(|c| c.last_ms < perp_last && c.source != "perp") {
+            coverage_warnings.push(format!(
+                "coverage: {} ends before the perp: the window ends at {} instead of {} ({cut} perp steps cut)",
+                describe(c),
+                format_ms(perp.ts_ms[last - 1]),
+                format_ms(perp_last)
+            ));
+        }
+    }
+    let window_range = first..last;
     let clock = DataFrame::new(
-        window.len(),
+        window_range.len(),
         vec![
-            Column::new("ts_ms".into(), &perp.ts_ms[window.clone()]),
-            Column::new("perp_close".into(), &perp.close[window.clone()]),
-            Column::new("perp_high".into(), &perp.high[window.clone()]),
-            Column::new("perp_low".into(), &perp.low[window.clone()]),
+            Column::new("ts_ms".into(), &perp.ts_ms[window_range.clone()]),
+            Column::new("perp_close".into(), &perp.close[window_range.clone()]),
+            Column::new("perp_high".into(), &perp.high[window_range.clone()]),
+            Column::new("perp_low".into(), &perp.low[window_range.clone()]),
         ],
     )?;
     let mut frame = asof_backward(clock, bars_frame(&data.spot, "spot")?)?;
@@ -180,6 +348,7 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
         let mut l = Vec::with_capacity(close.len());
         let (mh, ml) = (f64_column(&frame, "mark_high")?, f64_column(&frame, "mark_low")?);
         let (ph, pl) = (f64_column(&frame, "perp_high")?, f64_column(&frame, "perp_low")?);
+        let mut stand_in: Vec<usize> = Vec::new();
         for i in 0..close.len() {
             if mark_ts[i] == ts_ms[i] && close[i].is_finite() {
                 m.push(close[i]);
@@ -189,7 +358,27 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
                 m.push(perp_close[i]);
                 h.push(ph[i]);
                 l.push(pl[i]);
+                stand_in.push(i);
             }
+        }
+        if !stand_in.is_empty() {
+            // Runs of consecutive steps without a mark bar, for the message.
+            let mut runs: Vec<(usize, usize)> = Vec::new();
+            for &i in &stand_in {
+                match runs.last_mut() {
+                    Some(run) if run.1 + 1 == i => run.1 = i,
+                    _ => runs.push((i, i)),
+                }
+            }
+            let shown: Vec<String> = runs.iter().take(3).map(|(a, b)| format!("{} .. {}", format_ms(ts_ms[*a]), format_ms(ts_ms[*b]))).collect();
+            coverage_warnings.push(format!(
+                "mark: {} of {} steps have no mark bar, in {} run(s) ({}{}); the perp's last price stands in for the mark there (valuation, funding and liquidation checks)",
+                stand_in.len(),
+                close.len(),
+                runs.len(),
+                shown.join(", "),
+                if runs.len() > 3 { ", ..." } else { "" }
+            ));
         }
         (m, h, l)
     } else {
@@ -201,26 +390,50 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
         vec![constant_staking_apr; ts_ms.len()]
     };
     let mut stale_spot_steps = 0;
+    let (spot_bar_high, spot_bar_low) = (f64_column(&frame, "spot_high")?, f64_column(&frame, "spot_low")?);
+    let mut spot_high = Vec::with_capacity(ts_ms.len());
+    let mut spot_low = Vec::with_capacity(ts_ms.len());
     for i in 0..ts_ms.len() {
         if !spot[i].is_finite() {
             bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
         }
         if spot_ts[i] != ts_ms[i] {
             stale_spot_steps += 1;
+            // No spot bar closed at this step: nothing is known of its range.
+            spot_high.push(spot[i]);
+            spot_low.push(spot[i]);
+        } else {
+            spot_high.push(spot_bar_high[i].max(spot[i]));
+            spot_low.push(spot_bar_low[i].min(spot[i]));
         }
     }
+    // Steps outside some source's coverage (only an explicit window with
+    // allow_partial_coverage keeps them).
+    let uncovered: Vec<bool> = ts_ms.iter().map(|&t| t < covered_first || t > covered_last).collect();
+    let uncovered_steps = uncovered.iter().filter(|u| **u).count();
+    let uncovered = if uncovered_steps == 0 {
+        Vec::new()
+    } else {
+        let short: Vec<String> = coverage.iter().filter(|c| ts_ms.iter().any(|&t| t < c.first_ms || t > c.last_ms)).map(describe).collect();
+        coverage_warnings.push(format!(
+            "coverage: {uncovered_steps} of {} steps lie outside {} and are simulated anyway (allow_partial_coverage = true): no funding is known there; those ledger rows carry event bit 128 (UNCOVERED) and funding APRs count covered time only",
+            ts_ms.len(),
+            short.join(", ")
+        ));
+        uncovered
+    };
 
     let spot_volume = f64_column(&frame, "spot_volume")?;
     let spot_stale = quality::stale_spot_flags(&ts_ms, &spot_ts, &spot, &spot_volume, &perp_close);
     let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
 
-    let funding = funding_events(data, &ts_ms)?;
+    let funding = funding_events(data, &ts_ms, window.funding_at_index)?;
     let funding_history = data
         .funding
         .settle_ms
         .iter()
         .zip(data.funding.rate.iter().zip(&data.funding.interval_hours))
-        .map(|(&t, (&r, &h))| (t, annualise(r, h)))
+        .map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours })
         .collect();
     Ok(MarketTimeline {
         symbol: data.symbol.clone(),
@@ -237,11 +450,16 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
         stale_spot_steps,
         spot_stale,
         stale_spans,
+        spot_high,
+        spot_low,
+        uncovered,
+        coverage,
+        coverage_warnings,
     })
 }
 
 /// Settlements inside `(ts[0], ts[last]]`, each with its step and the price known at settlement.
-fn funding_events(data: &MarketData, ts_ms: &[i64]) -> Result<Vec<FundingEvent>> {
+fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Vec<FundingEvent>> {
     let funding = &data.funding;
     let (first, last) = (ts_ms[0], ts_ms[ts_ms.len() - 1]);
     let inside: Vec<usize> = (0..funding.settle_ms.len()).filter(|&i| funding.settle_ms[i] > first && funding.settle_ms[i] <= last).collect();
@@ -257,6 +475,24 @@ fn funding_events(data: &MarketData, ts_ms: &[i64]) -> Result<Vec<FundingEvent>>
         f64_column(&asof_backward(left, right)?, "price")
     };
     let mut bar_price = price_as_of(&data.perp)?;
+    // Oracle-paid venues value the notional at the index where one is loaded.
+    if let Some(index) = data.index.as_ref().filter(|_| at_index) {
+        let index_price = price_as_of(index)?;
+        let mut events = Vec::with_capacity(inside.len());
+        for (k, &i) in inside.iter().enumerate() {
+            let price = if index_price[k].is_finite() { index_price[k] } else { bar_price[k] };
+            if price.is_finite() {
+                events.push(FundingEvent {
+                    step: ts_ms.partition_point(|&t| t < funding.settle_ms[i]),
+                    settle_ms: funding.settle_ms[i],
+                    rate: funding.rate[i],
+                    interval_hours: funding.interval_hours[i],
+                    price,
+                });
+            }
+        }
+        return Ok(events);
+    }
     if let Some(mark) = &data.mark {
         for (price, mark_price) in bar_price.iter_mut().zip(price_as_of(mark)?) {
             if mark_price.is_finite() {

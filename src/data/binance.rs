@@ -16,6 +16,7 @@ use crate::config::{FundingFormat, FundingSource, PriceSource, TimeUnit};
 
 /// Kline column positions (the dump layout is positional; header names vary).
 const OPEN_TIME: usize = 0;
+const OPEN: usize = 1;
 const HIGH: usize = 2;
 const LOW: usize = 3;
 const CLOSE: usize = 4;
@@ -30,7 +31,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         super::fetch::verify_checksum(&path)?;
         // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
         let file = rows.sources.add_csv(&path, 0);
-        let mut cells = CellParser::new(&path, 0, source.time_unit);
+        let mut cells = CellParser::new(&path, 0, source.time_unit).with_utc_offset(source.utc_offset_hours);
         let mut header_seen = None;
         let (header_lines, _) = stream_csv(&path, |row, header, fields| {
             if header_seen.is_none() {
@@ -38,6 +39,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
                 cells.header_lines = usize::from(!header.is_empty());
             }
             let open = cells.time(row, fields, OPEN_TIME, "open_time")?;
+            let open_price = cells.number(row, fields, OPEN, "open")?;
             let high = cells.number(row, fields, HIGH, "high")?;
             let low = cells.number(row, fields, LOW, "low")?;
             let close = cells.number(row, fields, CLOSE, "close")?;
@@ -51,7 +53,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
                     crate::time::format_ms(open)
                 );
             }
-            rows.rows.push((known_at_close(close_time), [close, high, low, volume], Origin { file, row: row as u32 }));
+            rows.rows.push((known_at_close(close_time), [close, high, low, volume, open_price], Origin { file, row: row as u32 }));
             Ok(())
         })?;
         rows.sources.set_header_lines(file, header_lines);
@@ -84,7 +86,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
         match source.format {
             FundingFormat::BinanceFunding => {
                 // calc_time, funding_interval_hours, last_funding_rate
-                let time = table.times_ms(table.column_at(0, "calc_time")?, source.time_unit)?;
+                let time = table.local_times_ms(table.column_at(0, "calc_time")?, source.time_unit, source.utc_offset_hours)?;
                 let interval = table.f64s(table.column_at(1, "funding_interval_hours")?)?;
                 let rate = table.f64s(table.column_at(2, "last_funding_rate")?)?;
                 for i in 0..time.len() {
@@ -93,7 +95,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
             }
             _ => {
                 let symbols = table.strings(table.column("symbol")?)?;
-                let time = table.times_ms(table.column("funding_time")?, source.time_unit)?;
+                let time = table.local_times_ms(table.column("funding_time")?, source.time_unit, source.utc_offset_hours)?;
                 let rate = table.f64s(table.column("funding_rate")?)?;
                 let marks = match table.frame.column("mark_price") {
                     Ok(column) => optional_f64s(&table, column)?,

@@ -98,6 +98,10 @@ pub fn write(data: &MarketData, raw: &toml::Value, base_dir: &Path, out: &Path) 
     }
     // Placeholders were dropped on load; the stored perp starts where trading started.
     data_table.insert("skip_listing_placeholders".into(), toml::Value::Boolean(false));
+    if data.mark_optional && data.mark.is_some() {
+        // A freqtrade directory's mark was found, not configured: it stays optional.
+        data_table.insert("mark_optional".into(), toml::Value::Boolean(true));
+    }
     data_table.extend(sources);
     // Paths elsewhere in the config (a venue preset file) stay relative to the original folder.
     if let Some(preset) = config.get_mut("venue").and_then(|v| v.get_mut("preset")) {

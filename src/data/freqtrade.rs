@@ -161,9 +161,10 @@ fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) 
     let low = table.f64s(table.column("low")?)?;
     let close = table.f64s(table.column("close")?)?;
     let volume = table.f64s(table.column("volume")?)?;
+    let open_price = table.f64s(table.column("open")?)?;
     rows.rows.reserve(open.len());
     for i in 0..open.len() {
-        rows.rows.push((open[i] + bar_ms, [close[i], high[i], low[i], volume[i]], Origin { file, row: i as u32 }));
+        rows.rows.push((open[i] + bar_ms, [close[i], high[i], low[i], volume[i], open_price[i]], Origin { file, row: i as u32 }));
     }
     rows.finish(label, warnings)
 }

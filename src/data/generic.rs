@@ -28,22 +28,27 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
     for path in expand_glob(&source.path, &format!("{label} bars"))? {
         let table = read_table(&path)?;
         let file = rows.sources.add(&table);
-        let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
+        let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
         let close = table.f64s(table.column(close_name)?)?;
+        let open = match &source.open_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => vec![f64::NAN; close.len()],
+        };
+        // Without a high/low column the bar's range is what is known of it: its open and close.
         let high = match &source.high_column {
             Some(name) => table.f64s(table.column(name)?)?,
-            None => close.clone(),
+            None => close.iter().zip(&open).map(|(c, o)| if o.is_nan() { *c } else { c.max(*o) }).collect(),
         };
         let low = match &source.low_column {
             Some(name) => table.f64s(table.column(name)?)?,
-            None => close.clone(),
+            None => close.iter().zip(&open).map(|(c, o)| if o.is_nan() { *c } else { c.min(*o) }).collect(),
         };
         let volume = match &source.volume_column {
             Some(name) => table.f64s(table.column(name)?)?,
             None => vec![f64::NAN; close.len()],
         };
         for i in 0..time.len() {
-            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], volume[i]], Origin { file, row: i as u32 }));
+            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }
@@ -58,7 +63,7 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
     for path in expand_glob(&source.path, "funding")? {
         let table = read_table(&path)?;
         let file = rows.sources.add(&table);
-        let time = table.times_ms(table.column(time_name)?, source.time_unit)?;
+        let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
         let rate = table.f64s(table.column(rate_name)?)?;
         let interval = match &source.interval_hours_column {
             Some(name) => table.f64s(table.column(name)?)?,
@@ -82,7 +87,7 @@ pub fn load_staking(source: &StakingSource, files: &mut Vec<PathBuf>) -> Result<
     let mut pairs: Vec<(i64, f64)> = Vec::new();
     for path in expand_glob(&source.path, "staking")? {
         let table = read_table(&path)?;
-        let time = table.times_ms(table.column(&source.time_column)?, source.time_unit)?;
+        let time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
         let apr = table.f64s(table.column(&source.apr_column)?)?;
         for i in 0..time.len() {
             if !(0.0..=1.0).contains(&apr[i]) {

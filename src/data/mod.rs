@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod binance;
+pub mod clock;
 pub mod convert;
 pub mod fetch;
 pub mod inspect;
@@ -74,6 +75,14 @@ pub struct MarketData {
     pub spot: PriceBars,
     pub perp: PriceBars,
     pub mark: Option<PriceBars>,
+    /// The mark was found (a freqtrade directory), not configured: where it is missing the
+    /// perp's last stands in, with a warning, instead of the window being clipped.
+    pub mark_optional: bool,
+    /// The funding series was derived from the prices (counterfactual funding), so it covers
+    /// what they cover: it does not clip the window.
+    pub funding_derived: bool,
+    /// Index (oracle) price bars, when configured.
+    pub index: Option<PriceBars>,
     pub funding: FundingSeries,
     pub staking: Option<StakingSeries>,
     /// Every file read, for the manifest.
@@ -86,6 +95,7 @@ pub struct MarketData {
 pub fn load(config: &DataConfig) -> Result<MarketData> {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
+    let mark_optional = config.freqtrade.is_some() || config.mark_optional;
     let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
         (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
         (None, Some(spot), Some(perp), Some(funding)) => {
@@ -111,17 +121,47 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         Some(source) => Some(generic::load_staking(source, &mut files)?),
         None => None,
     };
+    let index = match &config.index {
+        Some(source) => Some(load_prices(source, "index", &mut files, &mut warnings)?),
+        None => None,
+    };
+    // Clocks: settlements against the venue's schedule, bars against their own spacing.
+    let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
+        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::config::FundingFormat::BinanceFunding),
+        (None, Some(source)) => clock::Schedule::for_format(source.format),
+        _ => None,
+    });
+    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding)));
+    warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
+    for bars in [Some(&spot), Some(&perp), mark.as_ref(), index.as_ref()].into_iter().flatten() {
+        warnings.extend(clock::bar_offset_warning(&bars.label, &bars.ts_ms));
+    }
     Ok(MarketData {
         symbol: config.symbol.clone(),
         synthetic: config.synthetic,
         spot,
         perp,
         mark,
+        mark_optional,
+        funding_derived: false,
+        index,
         funding,
         staking,
         files,
         warnings,
     })
+}
+
+/// The most common settlement interval of a series, hours (8 when empty).
+fn typical_interval_hours(funding: &FundingSeries) -> f64 {
+    let mut counts: Vec<(f64, usize)> = Vec::new();
+    for h in &funding.interval_hours {
+        match counts.iter_mut().find(|(v, _)| v == h) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((*h, 1)),
+        }
+    }
+    counts.into_iter().max_by_key(|(_, c)| *c).map(|(h, _)| h).unwrap_or(8.0)
 }
 
 fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
@@ -185,26 +225,16 @@ impl Sources {
 #[derive(Default)]
 pub struct BarRows {
     pub sources: Sources,
-    /// (known at, [close, high, low, volume or NaN], origin).
-    pub rows: Vec<(i64, [f64; 4], Origin)>,
+    /// (known at, [close, high, low, volume or NaN, open or NaN], origin).
+    pub rows: Vec<(i64, [f64; 5], Origin)>,
 }
 
 impl BarRows {
     /// Check prices, sort by time, drop exact duplicates (overlapping dumps) and reject
     /// conflicting ones.
     pub fn finish(mut self, label: &str, warnings: &mut Vec<String>) -> Result<PriceBars> {
-        for (_, [close, high, low, volume], origin) in &self.rows {
-            if *volume < 0.0 {
-                bail_input!("{}: {label} volume {volume} is negative", self.sources.locate(*origin));
-            }
-            for (name, value) in [("close", close), ("high", high), ("low", low)] {
-                if *value <= 0.0 {
-                    bail_input!("{}: {label} {name} price {value} is not positive; prices must be > 0", self.sources.locate(*origin));
-                }
-            }
-            if high < low {
-                bail_input!("{}: {label} bar high {high} is below its low {low}", self.sources.locate(*origin));
-            }
+        for (_, [close, high, low, volume, open], origin) in &self.rows {
+            check_bar(label, *open, *high, *low, *close, *volume).map_err(|why| crate::input_error!("{}: {why}", self.sources.locate(*origin)))?;
         }
         if !self.rows.is_sorted_by_key(|row| row.0) {
             // Files may come in any order; rows going back in time inside one file are a repair
@@ -253,6 +283,33 @@ impl BarRows {
         }
         Ok(bars)
     }
+}
+
+/// Check one bar: every price finite and > 0, `low <= open, close <= high`, volume >= 0 (an
+/// open or volume of NaN means the source has none). The message names the column and values.
+pub fn check_bar(label: &str, open: f64, high: f64, low: f64, close: f64, volume: f64) -> std::result::Result<(), String> {
+    for (name, value) in [("open", open), ("high", high), ("low", low), ("close", close)] {
+        if name == "open" && value.is_nan() {
+            continue;
+        }
+        if !value.is_finite() || value <= 0.0 {
+            return Err(format!("column `{name}`: {label} {name} price {value} is not positive (prices must be finite and > 0)"));
+        }
+    }
+    if high < low {
+        return Err(format!("column `high`: {label} bar high {high} is below its low {low}; expected low <= open, close <= high"));
+    }
+    for (name, value) in [("close", close), ("open", open)] {
+        if !value.is_nan() && (value < low || value > high) {
+            return Err(format!(
+                "column `{name}`: {label} bar {name} {value} is outside its low {low} .. high {high}; expected low <= open, close <= high"
+            ));
+        }
+    }
+    if volume < 0.0 {
+        return Err(format!("column `volume`: {label} volume {volume} is negative; volume must be >= 0"));
+    }
+    Ok(())
 }
 
 /// Rows of a funding series gathered from one or more files: (settle_ms, rate, interval_hours

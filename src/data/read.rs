@@ -97,6 +97,14 @@ impl RawTable {
     /// from their magnitude when `unit` is `Auto`), ISO-8601 text, or a Datetime column.
     /// One file must use one unit throughout; mixing is an error naming the first odd row.
     pub fn times_ms(&self, column: &Column, unit: TimeUnit) -> Result<Vec<i64>> {
+        self.local_times_ms(column, unit, None)
+    }
+
+    /// [`RawTable::times_ms`] for a file written in local time `utc_offset_hours` east of UTC:
+    /// epoch numbers and text without a zone are shifted back to UTC; text that carries its own
+    /// offset (`+03:00`, `Z`) and typed Datetime columns are taken as they are.
+    pub fn local_times_ms(&self, column: &Column, unit: TimeUnit, utc_offset_hours: Option<f64>) -> Result<Vec<i64>> {
+        let shift = offset_ms(utc_offset_hours);
         let name = column.name().to_string();
         let series = column.as_materialized_series();
         if let DataType::Datetime(_, _) = series.dtype() {
@@ -110,7 +118,7 @@ impl RawTable {
                 .collect();
         }
         if series.dtype().is_primitive_numeric() {
-            return self.numeric_times_ms(series, unit);
+            return Ok(self.numeric_times_ms(series, unit)?.into_iter().map(|ms| ms - shift).collect());
         }
         let text_owned;
         let text = match series.str() {
@@ -127,11 +135,11 @@ impl RawTable {
             if cell.is_empty() {
                 bail_input!("{}, column `{name}`: empty timestamp", self.locate(i));
             }
-            let (ms, row_unit) = parse_time_cell(cell, unit).map_err(|why| {
+            let (ms, row_unit, zoned) = parse_time_cell_zoned(cell, unit).map_err(|why| {
                 input_error!("{}, column `{name}`: {why}, found {:?}", self.locate(i), cell)
             })?;
             self.same_unit(&mut file_unit, row_unit, i, &name, cell)?;
-            out.push(ms);
+            out.push(if zoned { ms } else { ms - shift });
         }
         Ok(out)
     }
@@ -204,12 +212,23 @@ pub fn unit_name(unit: TimeUnit) -> &'static str {
     }
 }
 
+/// A `utc_offset_hours` option as milliseconds to subtract (0 when unset).
+pub fn offset_ms(utc_offset_hours: Option<f64>) -> i64 {
+    utc_offset_hours.map(|h| (h * 3_600_000.0).round() as i64).unwrap_or(0)
+}
+
 /// Parse one timestamp cell to epoch ms, returning the unit it was read in.
 pub fn parse_time_cell(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, TimeUnit), String> {
+    parse_time_cell_zoned(cell, unit).map(|(ms, unit, _)| (ms, unit))
+}
+
+/// [`parse_time_cell`], also saying whether the cell carried its own zone (`Z`, `+03:00`):
+/// only such cells are exempt from a source's `utc_offset_hours`.
+pub fn parse_time_cell_zoned(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, TimeUnit, bool), String> {
     let is_epoch = cell.parse::<f64>().is_ok();
     match unit {
-        TimeUnit::Iso => parse_iso_ms(cell).map(|ms| (ms, TimeUnit::Iso)),
-        TimeUnit::Auto if !is_epoch => parse_iso_ms(cell).map(|ms| (ms, TimeUnit::Iso)),
+        TimeUnit::Iso => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeUnit::Iso, zoned)),
+        TimeUnit::Auto if !is_epoch => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeUnit::Iso, zoned)),
         _ => {
             let value: f64 = cell.parse().map_err(|_| "expected an epoch timestamp".to_string())?;
             let unit = match unit {
@@ -221,7 +240,7 @@ pub fn parse_time_cell(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, 
                 TimeUnit::Ms => value,
                 _ => value / 1e3,
             };
-            Ok((ms.floor() as i64, unit))
+            Ok((ms.floor() as i64, unit, false))
         }
     }
 }
@@ -242,22 +261,32 @@ fn detect_epoch_unit(value: f64) -> std::result::Result<TimeUnit, String> {
 /// Parse ISO-8601 / RFC 3339 text (`2021-01-01 00:00:00.002000+00:00`, `2021-01-01T00:00:00Z`,
 /// or a date). Text without a zone is read as UTC.
 pub fn parse_iso_ms(cell: &str) -> std::result::Result<i64, String> {
+    parse_iso_ms_zoned(cell).map(|(ms, _)| ms)
+}
+
+/// [`parse_iso_ms`], also saying whether the text carried its own zone.
+pub fn parse_iso_ms_zoned(cell: &str) -> std::result::Result<(i64, bool), String> {
     let err = || "expected an ISO-8601 time such as 2021-01-01 00:00:00+00:00".to_string();
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(cell) {
-        return Ok(dt.timestamp_millis());
+        return Ok((dt.timestamp_millis(), true));
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%:z"] {
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
         if let Ok(dt) = chrono::DateTime::parse_from_str(cell, format) {
-            return Ok(dt.timestamp_millis());
+            return Ok((dt.timestamp_millis(), true));
         }
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(cell, format) {
-            return Ok(dt.and_utc().timestamp_millis());
+    // `2021-01-01 00:00:00Z` / `...UTC`: an explicit zone without an offset.
+    let (naive, zoned) = match cell.strip_suffix('Z').or_else(|| cell.strip_suffix(" UTC")) {
+        Some(rest) => (rest, true),
+        None => (cell, false),
+    };
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(naive, format) {
+            return Ok((dt.and_utc().timestamp_millis(), zoned));
         }
     }
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(cell, "%Y-%m-%d") {
-        return date.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis()).ok_or_else(err);
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(naive, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|dt| (dt.and_utc().timestamp_millis(), zoned)).ok_or_else(err);
     }
     Err(err())
 }
@@ -399,11 +428,19 @@ pub struct CellParser<'a> {
     pub unit: TimeUnit,
     /// The unit seen first in each time column, by column index.
     units: Vec<Option<TimeUnit>>,
+    /// Subtracted from epoch numbers and zone-less text (a file written in local time).
+    utc_offset_ms: i64,
 }
 
 impl<'a> CellParser<'a> {
     pub fn new(file: &'a Path, header_lines: usize, unit: TimeUnit) -> Self {
-        Self { file, header_lines, unit, units: Vec::new() }
+        Self { file, header_lines, unit, units: Vec::new(), utc_offset_ms: 0 }
+    }
+
+    /// Read times as local time `utc_offset_hours` east of UTC (see [`RawTable::local_times_ms`]).
+    pub fn with_utc_offset(mut self, utc_offset_hours: Option<f64>) -> Self {
+        self.utc_offset_ms = offset_ms(utc_offset_hours);
+        self
     }
 
     fn at(&self, row: usize) -> String {
@@ -430,7 +467,8 @@ impl<'a> CellParser<'a> {
     /// A timestamp in ms; one unit per column per file.
     pub fn time(&mut self, row: usize, fields: &[&str], index: usize, name: &str) -> Result<i64> {
         let cell = self.cell(row, fields, index, name)?;
-        let (ms, row_unit) = parse_time_cell(cell, self.unit).map_err(|why| input_error!("{}, column `{name}`: {why}, found {cell:?}", self.at(row)))?;
+        let (ms, row_unit, zoned) = parse_time_cell_zoned(cell, self.unit).map_err(|why| input_error!("{}, column `{name}`: {why}, found {cell:?}", self.at(row)))?;
+        let ms = if zoned { ms } else { ms - self.utc_offset_ms };
         if self.units.len() <= index {
             self.units.resize(index + 1, None);
         }

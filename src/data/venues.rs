@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::read::{expand_glob, locate, parse_iso_ms, read_bytes, read_table, stream_csv};
+use super::read::{expand_glob, locate, offset_ms, parse_iso_ms, parse_iso_ms_zoned, read_bytes, read_table, stream_csv};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::config::{FundingFormat, FundingSource, PriceSource};
 use crate::{bail_input, input_error};
@@ -116,13 +116,17 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
             }
             let time_text = field(layout.time)?;
             let settle_ms = match layout.time_kind {
-                Time::Iso => parse_iso_ms(&time_text).map_err(|why| input_error!("{}, field `{}`: {why}, found {time_text:?}", at(i), layout.time))?,
+                Time::Iso => {
+                    let (ms, zoned) = parse_iso_ms_zoned(&time_text).map_err(|why| input_error!("{}, field `{}`: {why}, found {time_text:?}", at(i), layout.time))?;
+                    if zoned { ms } else { ms - offset_ms(source.utc_offset_hours) }
+                }
                 kind => {
                     let value: f64 = time_text.parse().map_err(|_| input_error!("{}, field `{}`: expected an epoch time, found {time_text:?}", at(i), layout.time))?;
-                    match kind {
+                    let ms = match kind {
                         Time::Seconds => (value * 1000.0).round() as i64,
                         _ => value.round() as i64,
-                    }
+                    };
+                    ms - offset_ms(source.utc_offset_hours)
                 }
             };
             let rate_text = field(layout.rate)?;
@@ -180,7 +184,7 @@ fn load_tardis(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut 
             if quoted == i64::MIN {
                 continue; // only quotes after the settlement: it belongs to another file
             }
-            rows.rows.push((super::binance::round_to_second(funding_ts / 1000), rate, source.interval_hours.unwrap_or(f64::NAN), mark, Origin { file, row: row as u32 }));
+            rows.rows.push((super::binance::round_to_second(funding_ts / 1000 - offset_ms(source.utc_offset_hours)), rate, source.interval_hours.unwrap_or(f64::NAN), mark, Origin { file, row: row as u32 }));
         }
         files.push(path);
     }
@@ -219,7 +223,7 @@ pub fn load_bybit_trades(source: &PriceSource, label: &str, files: &mut Vec<Path
             if !(1e8..1e10).contains(&seconds) {
                 bail_input!("{}, column `timestamp`: {seconds} is not epoch seconds (Bybit dumps use seconds with a fraction)", at());
             }
-            let ms = (seconds * 1000.0).round() as i64;
+            let ms = (seconds * 1000.0).round() as i64 - offset_ms(source.utc_offset_hours);
             let end = ms.div_euclid(bar_ms) * bar_ms + bar_ms;
             let bar = bars.entry(end).or_insert((price, price, price, 0.0, seconds, row));
             if seconds >= bar.4 {
@@ -232,7 +236,7 @@ pub fn load_bybit_trades(source: &PriceSource, label: &str, files: &mut Vec<Path
             Ok(())
         })?;
         for (end, (close, high, low, volume, _, row)) in bars {
-            rows.rows.push((end, [close, high, low, volume], Origin { file, row: row as u32 }));
+            rows.rows.push((end, [close, high, low, volume, f64::NAN], Origin { file, row: row as u32 }));
         }
         files.push(path);
     }

@@ -1,32 +1,44 @@
 //! The simulation loop: one pass over the aligned timeline's slices.
 //!
+//! The carry lives in two accounts. The perp is an isolated position whose margin balance is
+//! `perp_margin`. The spot leg is either owned outright (long carry) or, for the reverse carry,
+//! borrowed in a spot-margin account whose assets are the run's cash and whose liability is the
+//! borrowed quantity at the spot price; its margin level is assets / liabilities (MARGIN.md §4).
+//!
 //! Each step, in this order (every rule sees only data known at the step):
-//! 1. **Liquidation check** on the bar's worst mark (high for a short, low for a long), with the
-//!    margin left after the previous step: if the liquidation price was touched, the perp is
-//!    closed there and the venue's liquidation fee taken from what margin is left. The spot leg
-//!    stays on the books, unhedged.
+//! 1. **Liquidation checks**, every step, masked or not:
+//!    - the perp on the bar's worst mark (high for a short, low for a long) against the
+//!      liquidation price left by the previous step; it closes by the venue's rule
+//!      ([`crate::margin::LiquidationStyle`]): at the liquidation price with a clearance fee,
+//!      at the bankruptcy price losing all margin, or a market close with a backstop;
+//!    - the borrowed spot on the bar's spot high against the price at which the margin level
+//!      falls to the liquidation level; it is bought back there with the venue's fee.
+//!
+//!    A shortfall (the account below zero) is the venue's insurance fund's, booked to the
+//!    liquidation component, so equity never goes below zero and the ledger still adds up.
 //! 2. **Price moves**: spot and perp marked from the previous close to this close.
 //! 3. **Funding** for settlements in `(previous step, this step]`, on the perp quantity held
 //!    then, at the price known at the settlement.
 //! 4. **Staking / borrow** accrued in the spot asset over the elapsed time at the APR known at
 //!    the start of it.
-//! 5. **Decisions** at the close: enter or exit on the entry rule, re-hedge when delta drifts,
-//!    top up margin when liquidation comes too close.
+//! 5. **Decisions** at the close: after a liquidation, the `after_liquidation` policy (close
+//!    the surviving leg, re-hedge, or hold it); enter or exit on the entry rule; re-hedge when
+//!    delta drifts; top up the perp margin when liquidation comes too close, and the spot
+//!    margin account when its margin level reaches the margin call.
 //!
 //! The row's PnL components sum to its change in equity.
 //!
 //! With `mask_stale_spot`, a step whose spot close is stale (see `data::quality`) makes no
-//! decisions, and its liquidation check moves to the next clean step, which checks the worst
-//! mark of every bar since: no breach is lost, and no action is taken on a price that was not
-//! live. Such rows carry the `MASKED` event flag.
+//! decision that needs the spot price: no entry, exit, re-hedge or top-up by selling spot. Its
+//! liquidation checks still run. Such rows carry the `MASKED` event flag.
 
 pub mod book;
 
-use crate::config::{Config, TopUpSource};
+use crate::config::{AfterLiquidation, Config, EntryMode, TopUpSource};
 use crate::data::align::MarketTimeline;
 use crate::ledger::{events, state, Pnl, Recorder, SettlementPaid, StepRow, Trade, TradeReason};
-use crate::margin::{liquidation_distance, Brackets};
-use crate::strategy::{trailing_funding_apr, EntryRule, Target};
+use crate::margin::{liquidation_distance, Brackets, PerpLiquidation, SpotMarginRules};
+use crate::strategy::{EntryRule, Target};
 use crate::time::{MS_PER_DAY, MS_PER_YEAR};
 use book::{Book, Costs, Quote};
 
@@ -42,12 +54,18 @@ pub struct EngineParams {
     pub top_up_source: TopUpSource,
     pub borrow_apr: f64,
     pub costs: Costs,
-    pub liquidation_fee_rate: f64,
+    /// How a liquidated perp closes, with the venue's fee or backstop.
+    pub liquidation: PerpLiquidation,
+    /// The reverse carry's spot-margin account.
+    pub spot_margin: SpotMarginRules,
     pub brackets: Brackets,
     pub entry: EntryRule,
     pub close_at_end: bool,
+    /// Open a new carry after a liquidation when the entry rule allows (with "close"/"hold").
     pub reenter_after_liquidation: bool,
-    /// Skip decisions and defer liquidation checks on stale-spot steps.
+    /// What happens to the surviving leg after a liquidation.
+    pub after_liquidation: AfterLiquidation,
+    /// Skip decisions that need spot on stale-spot steps.
     pub mask_stale_spot: bool,
 }
 
@@ -58,6 +76,7 @@ impl EngineParams {
         let taker = c.order_type == crate::config::OrderType::Taker;
         let p = &config.portfolio;
         let s = &config.strategy;
+        let m = &config.margin;
         EngineParams {
             initial_capital: p.initial_capital,
             leverage: p.leverage,
@@ -73,21 +92,32 @@ impl EngineParams {
                 spot_slippage: c.spot_slippage_bps * 1e-4,
                 perp_slippage: c.perp_slippage_bps * 1e-4,
             },
-            liquidation_fee_rate: config.margin.liquidation_fee_rate,
-            brackets: Brackets::new(config.margin.brackets.clone()),
+            liquidation: PerpLiquidation { style: m.liquidation, fee_rate: m.liquidation_fee_rate, backstop_fraction: m.backstop_fraction },
+            spot_margin: SpotMarginRules {
+                margin_call_level: m.spot_margin_call_level,
+                liquidation_level: m.spot_liquidation_level,
+                liquidation_fee_rate: m.spot_liquidation_fee_rate,
+                transfer_out_level: m.spot_transfer_out_level,
+            },
+            brackets: Brackets::new(m.brackets.clone()),
             entry: EntryRule {
                 mode: s.mode,
                 direction: s.direction,
                 entry_funding_apr: s.entry_funding_apr,
                 exit_funding_apr: s.exit_funding_apr,
                 lookback_settlements: s.lookback_settlements,
+                lookback_hours: s.lookback_hours,
             },
             close_at_end: s.close_at_end,
             reenter_after_liquidation: s.reenter_after_liquidation,
+            after_liquidation: s.after_liquidation,
             mask_stale_spot: config.data.mask_stale_spot,
         }
     }
 }
+
+/// Binance's classic cross margin rules (MARGIN.md §4), the default spot-margin account.
+pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_level: 1.3, liquidation_level: 1.1, liquidation_fee_rate: 0.02, transfer_out_level: 2.0 };
 
 /// What a run produced besides the per-step rows.
 #[derive(Debug, Clone, Default)]
@@ -107,16 +137,32 @@ pub struct RunSummary {
     /// Time of the trough of the maximum drawdown.
     pub max_drawdown_trough_ms: i64,
     pub rebalances: usize,
+    /// Top-ups that moved margin (or sold spot to raise it).
     pub top_ups: usize,
     pub liquidations: usize,
     pub entries: usize,
     pub exits: usize,
-    /// Smallest distance to liquidation seen at any close while hedged (NaN if never hedged).
+    /// Smallest distance to liquidation seen at any close while hedged, over the perp (on the
+    /// mark) and the borrowed spot (on the spot price); NaN if never hedged.
     pub min_liquidation_distance: f64,
     /// Sum of |fill notional| of every trade.
     pub traded_notional: f64,
-    /// Steps spent in each state: flat, long carry, reverse carry, unhedged spot.
+    /// Steps spent in each state: flat, long carry, reverse carry, one leg unhedged.
     pub steps_in_state: [usize; 4],
+    /// Time with a perp position open (funding earned or paid), ms.
+    pub perp_held_ms: i64,
+    /// Time with one leg left unhedged after a liquidation, ms.
+    pub unhedged_ms: i64,
+    /// PnL made over steps that started with one leg unhedged.
+    pub unhedged_pnl: f64,
+    /// Time of the first step outside some source's coverage, and the total time simulated
+    /// outside coverage (`allow_partial_coverage`), ms.
+    pub uncovered_ms: i64,
+    /// What happened after the first liquidation, for the summary ("hold": the rest of the run
+    /// was directional).
+    pub after_liquidation: Option<AfterLiquidation>,
+    /// Time of the first liquidation.
+    pub first_liquidation_ms: Option<i64>,
     pub trades: Vec<Trade>,
     /// Settlements inside the window that met a position.
     pub settlements: Vec<SettlementPaid>,
@@ -129,7 +175,7 @@ enum Held {
     Flat,
     Long,
     Reverse,
-    /// Spot left after the perp was liquidated.
+    /// One leg left after the other was liquidated.
     Unhedged,
 }
 
@@ -137,6 +183,11 @@ struct Sim<'a> {
     params: &'a EngineParams,
     book: Book,
     held: Held,
+    /// The direction of the carry the unhedged leg belonged to.
+    carry: Target,
+    /// A liquidation happened and no new carry was allowed since: re-entry waits for
+    /// `reenter_after_liquidation`, or (funding_threshold) for the signal to say flat first.
+    blocked_after_liquidation: bool,
     trades: Vec<Trade>,
 }
 
@@ -158,6 +209,7 @@ impl Sim<'_> {
         self.book.transfer_to_margin(qty * margin_per_unit);
         self.book.trade_perp(-sign * p.hedge_ratio * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.held = if sign > 0.0 { Held::Long } else { Held::Reverse };
+        self.carry = target;
     }
 
     fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
@@ -167,6 +219,72 @@ impl Sim<'_> {
         self.book.transfer_to_margin(-margin);
         self.book.trade_spot(-self.book.spot_qty, at, &c, reason, pnl, &mut self.trades);
         self.held = Held::Flat;
+    }
+
+    /// Cash that may leave the spot account: all of it for a long carry; for a reverse carry,
+    /// what keeps the margin level at or above the transfer-out level.
+    fn transferable_cash(&self, spot: f64) -> f64 {
+        let liabilities = (-self.book.spot_qty).max(0.0) * spot;
+        (self.book.cash - self.params.spot_margin.transfer_out_level * liabilities).max(0.0)
+    }
+
+    /// Perp margin above the initial margin of the position at the mark.
+    fn excess_perp_margin(&self, mark: f64) -> f64 {
+        (self.book.perp_margin - self.book.perp_qty.abs() * mark / self.params.leverage).max(0.0)
+    }
+
+    /// Reopen the liquidated leg against the surviving one (`after_liquidation = "rehedge"`).
+    /// Returns whether anything traded.
+    fn rehedge_leg(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        let c = p.costs;
+        let h = p.hedge_ratio;
+        let trades_before = self.trades.len();
+        if self.book.spot_qty > 0.0 && self.book.perp_qty == 0.0 {
+            // Long spot left: short the perp again, its margin from cash, selling spot for what
+            // cash cannot cover.
+            let per_unit_margin = h * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+            let need = self.book.spot_qty * per_unit_margin - self.book.cash;
+            if need > 0.0 {
+                let sold = (need / (at.spot * (1.0 - c.spot_fee - c.spot_slippage) + per_unit_margin)).min(self.book.spot_qty);
+                self.book.trade_spot(-sold, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            }
+            let margin = (self.book.spot_qty * per_unit_margin).min(self.book.cash.max(0.0));
+            self.book.transfer_to_margin(margin);
+            self.book.trade_perp(-h * self.book.spot_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        } else if self.book.spot_qty < 0.0 && self.book.perp_qty == 0.0 {
+            // Short spot left: buy the perp again; its margin leaves the spot account only down
+            // to the transfer-out level, and spot is bought back for the rest.
+            let borrowed = -self.book.spot_qty;
+            let per_unit_margin = h * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+            let level = p.spot_margin.transfer_out_level;
+            // cash − x·S·(1+c) − (q − x)·m ≥ level·(q − x)·S  →  x ≥ (q·(m + level·S) − cash) / (m + level·S − S·(1 + c))
+            let buy_cost = at.spot * (1.0 + c.spot_fee + c.spot_slippage);
+            let denominator = per_unit_margin + level * at.spot - buy_cost;
+            let bought = if denominator > 0.0 { ((borrowed * (per_unit_margin + level * at.spot) - self.book.cash) / denominator).clamp(0.0, borrowed) } else { borrowed };
+            self.book.trade_spot(bought, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            let margin = (-self.book.spot_qty * per_unit_margin).min(self.transferable_cash(at.spot));
+            self.book.transfer_to_margin(margin);
+            self.book.trade_perp(-h * self.book.spot_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        } else if self.book.perp_qty > 0.0 && self.book.spot_qty == 0.0 {
+            // Long perp left (the borrowed spot was liquidated): move its excess margin to the
+            // spot account, borrow and sell spot so the account sits at the transfer-out level,
+            // and trim the perp to the new hedge.
+            let moved = self.excess_perp_margin(at.mark);
+            self.book.transfer_to_margin(-moved);
+            let level = p.spot_margin.transfer_out_level;
+            let proceeds_per_unit = at.spot * (1.0 - c.spot_fee - c.spot_slippage);
+            // cash + x·proceeds = level·x·S  →  x = cash / (level·S − proceeds)
+            let denominator = level * at.spot - proceeds_per_unit;
+            let borrow = if denominator > 0.0 { (self.book.cash / denominator).min(self.book.perp_qty / h).max(0.0) } else { 0.0 };
+            self.book.trade_spot(-borrow, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            let target = h * borrow;
+            self.book.trade_perp(target - self.book.perp_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        }
+        if self.book.spot_qty != 0.0 && self.book.perp_qty != 0.0 {
+            self.held = if self.book.spot_qty > 0.0 { Held::Long } else { Held::Reverse };
+        }
+        self.trades.len() > trades_before
     }
 
     /// Restore perp quantity to −hedge_ratio × spot quantity when it has drifted too far.
@@ -181,7 +299,9 @@ impl Sim<'_> {
     }
 
     /// Bring the perp margin back to notional / leverage when liquidation is too close.
-    fn top_up(&mut self, at: &Quote, distance: f64, pnl: &mut Pnl) -> bool {
+    /// Returns whether margin moved or the legs were shrunk. `spot_live`: false on a masked
+    /// step, which may move cash but not sell spot.
+    fn top_up(&mut self, at: &Quote, distance: f64, spot_live: bool, pnl: &mut Pnl) -> bool {
         let p = self.params;
         // A NaN distance (no position) never triggers a top-up.
         if p.top_up_source == TopUpSource::None || distance.is_nan() || distance >= p.top_up_distance {
@@ -192,14 +312,16 @@ impl Sim<'_> {
         if need <= 0.0 {
             return false;
         }
+        let mut acted = false;
         if matches!(p.top_up_source, TopUpSource::Reserve | TopUpSource::ReserveThenSpot) {
-            let moved = need.min(self.book.free_cash(at.spot).max(0.0));
+            let moved = need.min(self.transferable_cash(at.spot));
             if moved > 0.0 {
                 self.book.transfer_to_margin(moved);
                 need -= moved;
+                acted = true;
             }
         }
-        if need > 0.0 && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
+        if spot_live && need > 0.0 && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
             let c = p.costs;
             let h = p.hedge_ratio;
             // Shrink both legs by x spot units: a long carry's spot sale raises cash for the margin;
@@ -210,13 +332,53 @@ impl Sim<'_> {
                 (self.book.perp_qty.abs() - self.book.perp_margin * p.leverage / at.mark) / h
             };
             let x = x.clamp(0.0, self.book.spot_qty.abs());
-            let sign = self.book.spot_qty.signum();
-            self.book.trade_spot(-sign * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
-            self.book.trade_perp(sign * h * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
-            let rest = wanted(&self.book).min(self.book.free_cash(at.spot)).max(0.0);
-            self.book.transfer_to_margin(rest);
+            if x > 0.0 {
+                let sign = self.book.spot_qty.signum();
+                self.book.trade_spot(-sign * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                self.book.trade_perp(sign * h * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                let rest = wanted(&self.book).min(self.transferable_cash(at.spot)).max(0.0);
+                self.book.transfer_to_margin(rest);
+                acted = true;
+            }
         }
-        true
+        acted
+    }
+
+    /// Answer a margin call on the borrowed spot (margin level at or below the call level):
+    /// move the perp's excess margin into the spot account, then (selling-spot sources) buy
+    /// back spot and sell perp alike until the level is back at the transfer-out level.
+    fn spot_margin_top_up(&mut self, at: &Quote, spot_live: bool, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        let borrowed = -self.book.spot_qty;
+        if p.top_up_source == TopUpSource::None || borrowed <= 0.0 {
+            return false;
+        }
+        let level = |book: &Book| book.cash / ((-book.spot_qty) * at.spot);
+        if level(&self.book) > p.spot_margin.margin_call_level {
+            return false;
+        }
+        let target = p.spot_margin.transfer_out_level;
+        let mut acted = false;
+        let moved = self.excess_perp_margin(at.mark).min(target * borrowed * at.spot - self.book.cash).max(0.0);
+        if moved > 0.0 {
+            self.book.transfer_to_margin(-moved);
+            acted = true;
+        }
+        if spot_live && level(&self.book) <= p.spot_margin.margin_call_level && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
+            let c = p.costs;
+            let buy_cost = at.spot * (1.0 + c.spot_fee + c.spot_slippage);
+            // cash − x·S·(1+c) = target·(q − x)·S  →  x = (target·q·S − cash) / (target·S − S·(1+c))
+            let denominator = target * at.spot - buy_cost;
+            let x = if denominator > 0.0 { ((target * borrowed * at.spot - self.book.cash) / denominator).clamp(0.0, borrowed) } else { borrowed };
+            if x > 0.0 {
+                self.book.trade_spot(x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                self.book.trade_perp(-p.hedge_ratio * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                let freed = self.excess_perp_margin(at.mark);
+                self.book.transfer_to_margin(-freed);
+                acted = true;
+            }
+        }
+        acted
     }
 }
 
@@ -228,12 +390,15 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         return summary;
     }
     let ts = &timeline.ts_ms;
-    let signal = if params.entry.mode == crate::config::EntryMode::AlwaysOn {
-        Vec::new()
-    } else {
-        trailing_funding_apr(&timeline.funding_history, ts, params.entry.lookback_settlements)
+    let signal = if params.entry.mode == EntryMode::AlwaysOn { Vec::new() } else { params.entry.signal(&timeline.funding_history, ts) };
+    let mut sim = Sim {
+        params,
+        book: Book { cash: params.initial_capital, ..Default::default() },
+        held: Held::Flat,
+        carry: Target::Flat,
+        blocked_after_liquidation: false,
+        trades: Vec::new(),
     };
-    let mut sim = Sim { params, book: Book { cash: params.initial_capital, ..Default::default() }, held: Held::Flat, trades: Vec::new() };
     let mut next_event = 0usize;
     let mut equity_prev = params.initial_capital;
     let mut peak = params.initial_capital;
@@ -241,10 +406,9 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
     let mut day = ts[0].div_euclid(MS_PER_DAY);
     let brackets = &params.brackets;
     // The book does not change between one step's end and the next step's start, so the
-    // liquidation price computed for a row is the one the next bar is checked against.
+    // liquidation prices computed for a row are the ones the next bar is checked against.
     let mut liquidation_price_carried = f64::NAN;
-    // Worst marks of masked bars not yet checked for liquidation.
-    let (mut pending_high, mut pending_low) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut spot_liquidation_price_carried = f64::NAN;
 
     for i in 0..n {
         let at = Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] };
@@ -254,52 +418,98 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         if masked {
             flags |= events::MASKED;
         }
+        if timeline.is_uncovered(i) {
+            flags |= events::UNCOVERED;
+        }
+        let held_before = sim.held;
         if i > 0 {
             let mark_prev = timeline.mark[i - 1];
-            // 1. Intrabar liquidation at the bar's worst mark, on the margin known before the bar.
+            let spot_prev = timeline.spot[i - 1];
+            let elapsed_ms = at.ts_ms - ts[i - 1];
+            if sim.book.perp_qty != 0.0 {
+                summary.perp_held_ms += elapsed_ms;
+            }
+            if held_before == Held::Unhedged {
+                summary.unhedged_ms += elapsed_ms;
+            }
+            if timeline.is_uncovered(i) {
+                summary.uncovered_ms += elapsed_ms;
+            }
+            let mut liquidated = false;
+            // 1a. The perp, on the bar's worst mark, with the margin known before the bar.
             let qty = sim.book.perp_qty;
-            if qty != 0.0 && masked {
-                pending_high = pending_high.max(timeline.mark_high[i]);
-                pending_low = pending_low.min(timeline.mark_low[i]);
-            } else if qty != 0.0 {
+            if qty != 0.0 {
                 let liq = liquidation_price_carried;
-                let (high, low) = (timeline.mark_high[i].max(pending_high), timeline.mark_low[i].min(pending_low));
-                (pending_high, pending_low) = (f64::NEG_INFINITY, f64::INFINITY);
-                let touched = if qty < 0.0 { high >= liq } else { low <= liq };
+                let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
                 if touched {
-                    // Closed at the liquidation price, or at the bar's start if already past it.
-                    let fill = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
-                    let moved = qty * (fill - mark_prev);
+                    // Marked to the liquidation price, or to the bar's start if already past it.
+                    let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
+                    let moved = qty * (price - mark_prev);
                     pnl.perp += moved;
                     sim.book.perp_margin += moved;
-                    let fee = (qty.abs() * fill * params.liquidation_fee_rate).min(sim.book.perp_margin.max(0.0));
-                    // An isolated position cannot lose more than its margin: a shortfall is the
-                    // insurance fund's, and is booked here so the ledger still adds up.
-                    let shortfall = (-sim.book.perp_margin).max(0.0);
-                    pnl.liquidation += shortfall - fee;
-                    sim.book.perp_margin += shortfall - fee;
+                    let fill = params.liquidation.close(qty, price, sim.book.perp_margin, brackets);
+                    pnl.liquidation += fill.shortfall - fill.taken;
+                    sim.book.perp_margin += fill.shortfall - fill.taken;
                     sim.trades.push(Trade {
                         ts_ms: at.ts_ms,
                         step: i,
                         leg: "perp",
                         reason: TradeReason::Liquidation,
                         qty: -qty,
-                        reference_price: fill,
-                        fill_price: fill,
-                        fee,
+                        reference_price: price,
+                        fill_price: fill.fill_price,
+                        fee: fill.taken,
                         slippage: 0.0,
                     });
-                    summary.traded_notional += (qty * fill).abs();
+                    summary.traded_notional += (qty * fill.fill_price).abs();
                     sim.book.perp_qty = 0.0;
                     let margin = sim.book.perp_margin;
                     sim.book.transfer_to_margin(-margin);
-                    sim.held = if sim.book.spot_qty != 0.0 { Held::Unhedged } else { Held::Flat };
-                    summary.liquidations += 1;
-                    flags |= events::LIQUIDATION;
+                    liquidated = true;
                 }
             }
+            // 1b. The borrowed spot, on the bar's spot high, with the account known before the bar.
+            let spot_qty = sim.book.spot_qty;
+            if spot_qty < 0.0 && timeline.spot_high_at(i) >= spot_liquidation_price_carried {
+                let price = spot_liquidation_price_carried.max(spot_prev);
+                let moved = spot_qty * (price - spot_prev);
+                pnl.spot += moved;
+                // Bought back at `price` (equity-neutral at that price), then the venue's fee.
+                sim.book.cash += spot_qty * price;
+                sim.book.spot_qty = 0.0;
+                let notional = -spot_qty * price;
+                let fee = (notional * params.spot_margin.liquidation_fee_rate).min(sim.book.cash.max(0.0));
+                sim.book.cash -= fee;
+                let shortfall = (-sim.book.cash).max(0.0);
+                sim.book.cash += shortfall;
+                pnl.liquidation += shortfall - fee;
+                sim.trades.push(Trade {
+                    ts_ms: at.ts_ms,
+                    step: i,
+                    leg: "spot",
+                    reason: TradeReason::Liquidation,
+                    qty: -spot_qty,
+                    reference_price: price,
+                    fill_price: price,
+                    fee,
+                    slippage: 0.0,
+                });
+                summary.traded_notional += notional;
+                liquidated = true;
+            }
+            if liquidated {
+                summary.liquidations += 1;
+                flags |= events::LIQUIDATION;
+                summary.first_liquidation_ms.get_or_insert(at.ts_ms);
+                summary.after_liquidation.get_or_insert(params.after_liquidation);
+                sim.blocked_after_liquidation = !params.reenter_after_liquidation;
+                if matches!(sim.held, Held::Long | Held::Reverse) {
+                    sim.carry = if sim.held == Held::Long { Target::Long } else { Target::Reverse };
+                }
+                sim.held = if sim.book.spot_qty != 0.0 || sim.book.perp_qty != 0.0 { Held::Unhedged } else { Held::Flat };
+            }
             // 2. Price moves to this close.
-            pnl.spot += sim.book.spot_qty * (at.spot - timeline.spot[i - 1]);
+            pnl.spot += sim.book.spot_qty * (at.spot - spot_prev);
             if sim.book.perp_qty != 0.0 {
                 let moved = sim.book.perp_qty * (at.mark - mark_prev);
                 pnl.perp += moved;
@@ -326,7 +536,7 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
                 }
             }
             // 4. Yield on the spot leg, accrued in the asset.
-            let years = (at.ts_ms - ts[i - 1]) as f64 / MS_PER_YEAR;
+            let years = elapsed_ms as f64 / MS_PER_YEAR;
             let spot_qty = sim.book.spot_qty;
             if spot_qty > 0.0 {
                 let earned = spot_qty * timeline.staking_apr[i - 1] * years;
@@ -342,38 +552,80 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         // 5. Decisions at the close.
         let signal_apr = signal.get(i).copied().unwrap_or(f64::NAN);
         let last = i + 1 == n;
+        let final_close = last && params.close_at_end;
         let current = match sim.held {
             Held::Long => Target::Long,
             Held::Reverse => Target::Reverse,
             Held::Flat | Held::Unhedged => Target::Flat,
         };
-        let wanted = if last && params.close_at_end { Target::Flat } else { params.entry.target(current, signal_apr) };
-        let reason = if last && params.close_at_end { TradeReason::Final } else { TradeReason::Exit };
+        let wanted = if final_close { Target::Flat } else { params.entry.target(current, signal_apr) };
+        if sim.blocked_after_liquidation && params.entry.mode == EntryMode::FundingThreshold && wanted == Target::Flat {
+            // The signal said flat since the liquidation: a later entry is a new decision.
+            sim.blocked_after_liquidation = false;
+        }
+        let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
         let trades_before = sim.trades.len();
         let mut liquidation_price_now = None;
-        // A stale-spot step decides nothing (the final close still happens).
-        let decide = !masked || (last && params.close_at_end);
+        // A stale-spot step decides nothing that needs spot (the final close still happens);
+        // closing a lone perp leg needs no spot price.
+        let decide = !masked || final_close;
         match sim.held {
-            _ if !decide => {}
             Held::Unhedged => {
-                if wanted == Target::Flat && (last && params.close_at_end || params.entry.mode != crate::config::EntryMode::AlwaysOn) {
-                    sim.exit(&at, reason, &mut pnl);
+                let lone_perp = sim.book.spot_qty == 0.0;
+                if final_close {
+                    sim.exit(&at, TradeReason::Final, &mut pnl);
                     flags |= events::EXIT;
                     summary.exits += 1;
-                } else if wanted != Target::Flat && params.reenter_after_liquidation {
-                    sim.exit(&at, TradeReason::Exit, &mut pnl);
+                } else if decide || lone_perp {
+                    match params.after_liquidation {
+                        AfterLiquidation::Close => {
+                            sim.exit(&at, TradeReason::Unwind, &mut pnl);
+                            flags |= events::EXIT;
+                            summary.exits += 1;
+                        }
+                        AfterLiquidation::Rehedge => {
+                            let wanted_now = params.entry.target(sim.carry, signal_apr);
+                            if wanted_now == sim.carry && decide {
+                                if sim.rehedge_leg(&at, &mut pnl) {
+                                    flags |= events::ENTRY;
+                                    summary.entries += 1;
+                                }
+                            } else if wanted_now != sim.carry {
+                                sim.exit(&at, reason, &mut pnl);
+                                flags |= events::EXIT;
+                                summary.exits += 1;
+                            }
+                        }
+                        AfterLiquidation::Hold => {
+                            // The surviving leg stays until the entry rule says flat, or until a
+                            // new carry may open (reenter_after_liquidation).
+                            if decide && wanted == Target::Flat && params.entry.mode != EntryMode::AlwaysOn {
+                                sim.exit(&at, reason, &mut pnl);
+                                flags |= events::EXIT;
+                                summary.exits += 1;
+                            } else if decide && wanted != Target::Flat && params.reenter_after_liquidation {
+                                sim.exit(&at, TradeReason::Exit, &mut pnl);
+                                sim.enter(wanted, &at, &mut pnl);
+                                flags |= events::EXIT | events::ENTRY;
+                                summary.exits += 1;
+                                summary.entries += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ if !decide => {}
+            Held::Flat => {
+                if wanted != Target::Flat && !sim.blocked_after_liquidation {
                     sim.enter(wanted, &at, &mut pnl);
-                    flags |= events::EXIT | events::ENTRY;
-                    summary.exits += 1;
+                    flags |= events::ENTRY;
                     summary.entries += 1;
                 }
             }
             _ if wanted != current => {
-                if current != Target::Flat {
-                    sim.exit(&at, reason, &mut pnl);
-                    flags |= events::EXIT;
-                    summary.exits += 1;
-                }
+                sim.exit(&at, reason, &mut pnl);
+                flags |= events::EXIT;
+                summary.exits += 1;
                 if wanted != Target::Flat {
                     sim.enter(wanted, &at, &mut pnl);
                     flags |= events::ENTRY;
@@ -386,14 +638,26 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
                     summary.rebalances += 1;
                 }
                 let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
-                if sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), &mut pnl) {
+                let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), true, &mut pnl);
+                topped |= sim.spot_margin_top_up(&at, true, &mut pnl);
+                if topped {
                     flags |= events::TOP_UP;
                     summary.top_ups += 1;
                 } else {
                     liquidation_price_now = Some(liq);
                 }
             }
-            Held::Flat => {}
+        }
+        // A masked step still answers a margin call with cash that is already there.
+        if masked && !final_close && matches!(sim.held, Held::Long | Held::Reverse) {
+            let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
+            let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), false, &mut pnl);
+            topped |= sim.spot_margin_top_up(&at, false, &mut pnl);
+            if topped {
+                flags |= events::TOP_UP;
+                summary.top_ups += 1;
+                liquidation_price_now = None;
+            }
         }
         for trade in &sim.trades[trades_before..] {
             summary.traded_notional += (trade.qty * trade.fill_price).abs();
@@ -401,9 +665,15 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
 
         let liquidation_price = liquidation_price_now.unwrap_or_else(|| brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
         liquidation_price_carried = liquidation_price;
+        spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
         let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
-        if distance < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !distance.is_nan()) {
-            summary.min_liquidation_distance = distance;
+        let spot_distance = if sim.book.spot_qty < 0.0 { spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        if matches!(sim.held, Held::Long | Held::Reverse) {
+            for d in [distance, spot_distance] {
+                if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
+                    summary.min_liquidation_distance = d;
+                }
+            }
         }
         let equity = sim.book.equity(at.spot);
         let state_code = match sim.held {
@@ -435,6 +705,9 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             liquidation_distance: distance,
             funding_signal_apr: signal_apr,
         });
+        if held_before == Held::Unhedged {
+            summary.unhedged_pnl += pnl.total();
+        }
         summary.pnl.add(&pnl);
 
         // Daily closes and drawdown, for metrics.

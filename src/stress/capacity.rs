@@ -69,7 +69,7 @@ pub struct CapacityPoint {
     /// Extra slippage per fill, bps.
     pub impact_bps: f64,
     pub net_apr: f64,
-    pub realised_funding_apr: f64,
+    pub funding_apr_over_window: f64,
     pub max_drawdown: f64,
     pub liquidations: usize,
 }
@@ -173,7 +173,7 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
                 funding_factor,
                 impact_bps: impact * 1e4,
                 net_apr: m.apr,
-                realised_funding_apr: m.realised_funding_apr,
+                funding_apr_over_window: m.funding_apr_over_window,
                 max_drawdown: m.max_drawdown,
                 liquidations: m.liquidations,
             }

@@ -193,12 +193,12 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
     if let Some(cap) = &run.capacity {
         let lines = vec![
             ("net APR".to_string(), cap.points.iter().map(|p| (p.aum, p.net_apr * 100.0)).collect::<Vec<_>>()),
-            ("realised funding APR".to_string(), cap.points.iter().map(|p| (p.aum, p.realised_funding_apr * 100.0)).collect()),
+            ("funding APR over window".to_string(), cap.points.iter().map(|p| (p.aum, p.funding_apr_over_window * 100.0)).collect()),
         ];
         specs.push((
             "stress_capacity.png",
             "Capacity: APR against book size".into(),
-            "Net APR and realised funding APR as the book grows: positive funding compressed by the book's share of open interest, and square-root market impact on every fill.",
+            "Net APR and funding APR over window as the book grows: positive funding compressed by the book's share of open interest, and square-root market impact on every fill.",
             Box::new(move |area| charts::xy_chart(area, "Capacity: APR against book size", "initial capital (quote currency, log scale)", "APR (%)", &lines, true)),
         ));
     }
@@ -270,7 +270,7 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
                 p.funding_factor,
                 p.impact_bps,
                 pct(p.net_apr),
-                pct(p.realised_funding_apr),
+                pct(p.funding_apr_over_window),
                 p.liquidations
             ));
         }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bail_input;
-use crate::data::align::{annualise, FundingEvent, MarketTimeline};
+use crate::data::align::{FundingEvent, MarketTimeline};
 use crate::engine::{self, EngineParams};
 use crate::ledger::NoLedger;
 use crate::metrics;
@@ -162,7 +162,7 @@ fn path(source: &Source, spec: &MonteCarloSpec, steps: usize, block: usize, step
                 for e in &h.funding[a..b] {
                     let settle_ms = t.ts_ms[j];
                     t.funding.push(FundingEvent { step: j, settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: mark });
-                    t.funding_history.push((settle_ms, annualise(e.rate, e.interval_hours)));
+                    t.funding_history.push(crate::data::align::SettledRate { settle_ms, rate: e.rate, interval_hours: e.interval_hours });
                 }
             }
             j += 1;

@@ -261,7 +261,7 @@ pub fn apply(
 /// before the window.
 fn sync_history(t: &mut MarketTimeline) {
     let first = t.ts_ms.first().copied().unwrap_or(i64::MIN);
-    t.funding_history.retain(|(ms, _)| *ms <= first);
-    t.funding_history.extend(t.funding.iter().map(|e| (e.settle_ms, crate::data::align::annualise(e.rate, e.interval_hours))));
-    t.funding_history.sort_by_key(|h| h.0);
+    t.funding_history.retain(|h| h.settle_ms <= first);
+    t.funding_history.extend(t.funding.iter().map(|e| crate::data::align::SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours }));
+    t.funding_history.sort_by_key(|h| h.settle_ms);
 }

@@ -27,7 +27,10 @@ use crate::ledger::NoLedger;
 use crate::metrics::{self, Metrics};
 
 /// Result columns after the parameters, in order (all f64; counts as floats).
-pub const METRIC_NAMES: [&str; 30] = [
+/// Number of metrics a sweep records per configuration.
+pub const METRIC_COUNT: usize = 31;
+
+pub const METRIC_NAMES: [&str; METRIC_COUNT] = [
     "total_return",
     "apr",
     "cagr",
@@ -39,7 +42,8 @@ pub const METRIC_NAMES: [&str; 30] = [
     "max_drawdown_duration_days",
     "final_equity",
     "funding_pnl",
-    "realised_funding_apr",
+    "funding_apr_over_window",
+    "funding_apr_while_held",
     "funding_return_apr",
     "settlements_held",
     "positive_settlement_share",
@@ -66,7 +70,7 @@ pub fn metric_names() -> &'static [&'static str] {
 }
 
 /// A run's metrics in [`METRIC_NAMES`] order.
-pub fn metric_values(m: &Metrics) -> [f64; 30] {
+pub fn metric_values(m: &Metrics) -> [f64; METRIC_COUNT] {
     [
         m.total_return,
         m.apr,
@@ -79,7 +83,8 @@ pub fn metric_values(m: &Metrics) -> [f64; 30] {
         m.max_drawdown_duration_days,
         m.final_equity,
         m.funding_pnl,
-        m.realised_funding_apr,
+        m.funding_apr_over_window,
+        m.funding_apr_while_held,
         m.funding_return_apr,
         m.settlements_held as f64,
         m.positive_settlement_share,

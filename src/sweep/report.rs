@@ -232,7 +232,7 @@ pub fn render(
         if sweep.file.maximize { "higher is better" } else { "lower is better" }
     ));
     let ranked = table.ranked();
-    let shown = ["total_return", "apr", "sharpe", "max_drawdown", "realised_funding_apr", "liquidations"];
+    let shown = ["total_return", "apr", "sharpe", "max_drawdown", "funding_apr_over_window", "liquidations"];
     body.push_str(&format!("<section class=\"table\" id=\"top\">\n<h2>Top {} configurations by {}</h2>\n<table>\n<tr><th class=\"num\">rank</th><th class=\"num\">id</th>", sweep.file.top.min(ranked.len()), escape(metric)));
     for (name, _) in &table.params {
         body.push_str(&format!("<th>{}</th>", escape(name)));

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::spec::Sweep;
-use super::{metric_values, run_config, Markets, METRIC_NAMES};
+use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::config::Config;
 use crate::output::{write_parquet_atomic, RunDir};
 use crate::{bail_input, input_error};
@@ -67,7 +67,7 @@ struct Row {
     id: u64,
     values: Vec<toml::Value>,
     error: String,
-    metrics: [f64; 30],
+    metrics: [f64; METRIC_COUNT],
 }
 
 fn evaluate(sweep: &Sweep, markets: &Markets, id: u64) -> Row {
@@ -75,7 +75,7 @@ fn evaluate(sweep: &Sweep, markets: &Markets, id: u64) -> Row {
     let outcome = sweep.config(&values, &[]).and_then(|config| run_config(markets, &config));
     match outcome {
         Ok(metrics) => Row { id, values, error: String::new(), metrics: metric_values(&metrics) },
-        Err(err) => Row { id, values, error: format!("{err:#}"), metrics: [f64::NAN; 30] },
+        Err(err) => Row { id, values, error: format!("{err:#}"), metrics: [f64::NAN; METRIC_COUNT] },
     }
 }
 

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::run::{value_number, value_text};
 use super::spec::{Sweep, WalkForwardSpec};
-use super::{metric_values, run_config, Markets, METRIC_NAMES};
+use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::bail_input;
 use crate::config::Config;
 use crate::time::{format_ms, MS_PER_DAY};
@@ -26,8 +26,8 @@ pub struct Window {
     pub best_id: u64,
     pub best_values: Vec<toml::Value>,
     /// Metrics of the chosen configuration, in sample and out of sample ([`METRIC_NAMES`] order).
-    pub in_sample_metrics: [f64; 30],
-    pub out_of_sample_metrics: [f64; 30],
+    pub in_sample_metrics: [f64; METRIC_COUNT],
+    pub out_of_sample_metrics: [f64; METRIC_COUNT],
     /// Configurations that ran in sample (the rest were invalid).
     pub evaluated: u64,
 }
@@ -59,7 +59,7 @@ pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<W
         let in_sample = (start, start + is_len);
         let out_of_sample = (start + is_len, start + is_len + oos_len);
         let window_of = |(from, to): (i64, i64)| [("strategy.start", as_time(from)), ("strategy.end", as_time(to))];
-        let scored: Vec<(u64, f64, [f64; 30])> = (0..sweep.total)
+        let scored: Vec<(u64, f64, [f64; METRIC_COUNT])> = (0..sweep.total)
             .into_par_iter()
             .filter_map(|id| {
                 let config = sweep.config(&sweep.values(id), &window_of(in_sample)).ok()?;
@@ -68,8 +68,8 @@ pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<W
             })
             .collect();
         // Best by the metric; the lowest id wins a tie, so the choice is deterministic.
-        let replaces = |row: &(u64, f64, [f64; 30]), held: &(u64, f64, [f64; 30])| better(row.1, held.1) || (row.1 == held.1 && row.0 < held.0);
-        let best = scored.iter().fold(None::<&(u64, f64, [f64; 30])>, |best, row| match best {
+        let replaces = |row: &(u64, f64, [f64; METRIC_COUNT]), held: &(u64, f64, [f64; METRIC_COUNT])| better(row.1, held.1) || (row.1 == held.1 && row.0 < held.0);
+        let best = scored.iter().fold(None::<&(u64, f64, [f64; METRIC_COUNT])>, |best, row| match best {
             Some(held) if !replaces(row, held) => Some(held),
             _ => Some(row),
         });

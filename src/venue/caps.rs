@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::funding::{counterfactual_for, premium_for, Settled};
 use super::{CapRule, Preset};
-use crate::config::{parse_time_ms, Config};
-use crate::data::align::align;
+use crate::config::Config;
+use crate::data::align::align_window;
 use crate::data::{self, MarketData};
 use crate::engine::{self, EngineParams};
 use crate::ledger::FullLedger;
@@ -117,7 +117,7 @@ pub struct CapsOutcome {
 struct CapsRow<'a> {
     rule_set: &'a str,
     settlements: usize,
-    realised_funding_apr: f64,
+    funding_apr_over_window: f64,
     share_at_cap: f64,
     share_at_floor: f64,
     funding_pnl: f64,
@@ -131,13 +131,13 @@ struct CapsRow<'a> {
 /// Run the carry once per rule set, in parallel.
 pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, Vec<String>)> {
     let market = data::load(&config.data)?;
-    let start = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
-    let end = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
-    let base = align(&market, start, end, config.portfolio.staking_apr)?;
+    let window = crate::backtest::window_of(config)?;
+    let base = align_window(&market, &window, config.portfolio.staking_apr)?;
     let (premium, premium_source) = premium_for(&config.venue, &base)?;
     let (from_ms, to_ms) = (base.ts_ms[0], base.ts_ms[base.len() - 1]);
     let params = EngineParams::from_config(config);
     let mut warnings = market.warnings.clone();
+    warnings.extend(base.coverage_warnings.iter().cloned());
     warnings.push(format!("caps: {premium_source}; fees, slippage and brackets are the config's for every rule set"));
     let outcomes = rule_sets
         .par_iter()
@@ -163,8 +163,8 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
                 }
                 RuleSet::Rules { preset, .. } => {
                     let (settled, funding) = counterfactual_for(preset, &base, &premium);
-                    let swapped = MarketData { funding, ..market.clone() };
-                    (settled, Some(align(&swapped, start, end, config.portfolio.staking_apr)?))
+                    let swapped = MarketData { funding, funding_derived: true, ..market.clone() };
+                    (settled, Some(align_window(&swapped, &window, config.portfolio.staking_apr)?))
                 }
             };
             let timeline = timeline.as_ref().unwrap_or(&base);
@@ -282,7 +282,7 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             body.push_str("<div class=\"banner\">SYNTHETIC data (not market history).</div>\n");
         }
     }
-    body.push_str("<section class=\"table\" id=\"rule-sets\">\n<h2>Rule sets side by side</h2>\n<table>\n<tr><th>rule set</th><th class=\"num\">settlements</th><th class=\"num\">realised funding APR</th><th class=\"num\">at cap</th><th class=\"num\">at floor</th>");
+    body.push_str("<section class=\"table\" id=\"rule-sets\">\n<h2>Rule sets side by side</h2>\n<table>\n<tr><th>rule set</th><th class=\"num\">settlements</th><th class=\"num\">funding APR over window</th><th class=\"num\">at cap</th><th class=\"num\">at floor</th>");
     body.push_str(&format!(
         "<th class=\"num\">funding PnL ({quote})</th><th class=\"num\">total PnL ({quote})</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidations</th></tr>\n"
     ));
@@ -292,7 +292,7 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(&o.label),
             o.settled.len(),
-            pct(m.realised_funding_apr),
+            pct(m.funding_apr_over_window),
             share(o.share_at_cap, o.settled.len()),
             share(o.share_at_floor, o.settled.len()),
             money(m.funding_pnl),
@@ -301,7 +301,7 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             m.liquidations
         ));
     }
-    body.push_str("</table>\n<p>Realised funding APR: the sum of settled rates on the side held, per year of the window. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
+    body.push_str("</table>\n<p>Funding APR over window: the sum of settled rates on the side held, per year of the window. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
     for image in &images {
         body.push_str(&html::chart_section(image));
     }
@@ -353,7 +353,7 @@ pub fn write(config: &Config, rule_sets: &[RuleSet], output_dir: &Path, name: &s
         .map(|o| CapsRow {
             rule_set: &o.label,
             settlements: o.settled.len(),
-            realised_funding_apr: o.metrics.realised_funding_apr,
+            funding_apr_over_window: o.metrics.funding_apr_over_window,
             share_at_cap: o.share_at_cap,
             share_at_floor: o.share_at_floor,
             funding_pnl: o.metrics.funding_pnl,

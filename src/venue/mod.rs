@@ -191,9 +191,35 @@ pub struct Fees {
 #[serde(deny_unknown_fields)]
 pub struct Margin {
     pub liquidation_fee_rate: f64,
+    /// How a liquidated perp closes (liquidation price plus fee, bankruptcy price, or market
+    /// close with a backstop); `None` keeps the config default (liquidation price).
+    #[serde(default)]
+    pub liquidation: Option<crate::margin::LiquidationStyle>,
+    /// Backstop threshold as a share of maintenance margin (`market_with_backstop`).
+    #[serde(default)]
+    pub backstop_fraction: Option<f64>,
     pub brackets: Vec<Bracket>,
     #[serde(default)]
     pub brackets_by_symbol: BTreeMap<String, Vec<Bracket>>,
+    pub source: String,
+    /// The spot-margin account the reverse carry borrows spot in, where the venue offers one.
+    #[serde(default)]
+    pub spot: Option<SpotMargin>,
+}
+
+/// A venue's spot-margin rules (the reverse carry's borrowed spot), each value sourced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpotMargin {
+    /// Margin level (assets / liabilities) of the margin call.
+    pub margin_call_level: f64,
+    /// Margin level at which the loan is liquidated.
+    pub liquidation_level: f64,
+    /// Fee on the liquidated assets, decimal.
+    pub liquidation_fee_rate: f64,
+    /// Lowest margin level a transfer out may leave.
+    pub transfer_out_level: f64,
+    /// Where each value comes from.
     pub source: String,
 }
 

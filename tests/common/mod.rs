@@ -31,6 +31,7 @@ pub fn flat_timeline(prices: &[f64], highs: &[f64], lows: &[f64], step_ms: i64) 
         stale_spot_steps: 0,
         spot_stale: vec![0; n],
         stale_spans: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -51,7 +52,8 @@ pub fn plain_params(capital: f64) -> EngineParams {
         top_up_source: TopUpSource::None,
         borrow_apr: 0.0,
         costs: Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 },
-        liquidation_fee_rate: 0.0125,
+        liquidation: basis::margin::PerpLiquidation { style: basis::margin::LiquidationStyle::LiquidationPrice, fee_rate: 0.0125, backstop_fraction: 2.0 / 3.0 },
+        spot_margin: basis::engine::BINANCE_CROSS_MARGIN,
         brackets: Brackets::new(vec![Bracket { notional_floor: 0.0, mmr: 0.004, cum: 0.0 }]),
         entry: EntryRule {
             mode: EntryMode::AlwaysOn,
@@ -59,9 +61,11 @@ pub fn plain_params(capital: f64) -> EngineParams {
             entry_funding_apr: 0.05,
             exit_funding_apr: 0.0,
             lookback_settlements: 3,
+            lookback_hours: None,
         },
         close_at_end: true,
         reenter_after_liquidation: false,
+        after_liquidation: basis::config::AfterLiquidation::Close,
         mask_stale_spot: true,
     }
 }

@@ -1,6 +1,6 @@
 """Regenerate tests/corpus: one folder per bad (or repairable) input, each with its config and an
 expect.toml (exit code and stderr substrings). `python3 tests/corpus/generate.py`; the files are committed."""
-import gzip, os, shutil
+import gzip, json, os, shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ path = "{funding}"
 
 def case(name, exit_code, expect, spot=None, perp=None, fund=None, spot_name="spot.csv", perp_name="perp.csv",
          fund_name="funding.csv", spot_format="binance_klines", funding_format="binance_funding", spot_extra="", extra="",
-         raw_files=None, config=None, args=None):
+         raw_files=None, config=None, args=None, absent=None, funding_extra=""):
     d = ROOT / name
     d.mkdir()
     def write(fname, content):
@@ -61,10 +61,14 @@ def case(name, exit_code, expect, spot=None, perp=None, fund=None, spot_name="sp
     for fname, content in (raw_files or {}).items():
         write(fname, content)
     cfg = config if config is not None else CONFIG.format(spot_format=spot_format, spot=spot_name, perp=perp_name, funding_format=funding_format, funding=fund_name, spot_extra=spot_extra, extra=extra)
+    if funding_extra:
+        cfg = cfg.replace(f'path = "{fund_name}"\n', f'path = "{fund_name}"\n{funding_extra}\n')
     write("config.toml", cfg)
-    lines = [f"exit = {exit_code}", "stderr = [" + ", ".join(repr(e).replace("'", '"') if '"' not in e else "'" + e + "'" for e in expect) + "]"]
+    lines = [f"exit = {exit_code}", "stderr = [" + ", ".join(json.dumps(e) for e in expect) + "]"]
     if args:
         lines.append("args = [" + ", ".join('"' + a + '"' for a in args) + "]")
+    if absent:
+        lines.append("absent = [" + ", ".join(json.dumps(a) for a in absent) + "]")
     (d / "expect.toml").write_text("\n".join(lines) + "\n")
 
 good = klines()
@@ -126,4 +130,23 @@ case("35-config-negative-cap", 2, ["venue.funding_cap", "(0, 1)"], extra="[venue
 case("36-run-name-escape", 2, ["run.name", "not allowed"], args=["--name", "../escape"])
 case("37-run-name-absolute", 2, ["run.name", "not allowed"], args=["--name", "/tmp/escape"])
 case("38-unknown-preset", 2, ["preset", "binance_usdm"], extra='[venue]\npreset = "nowhere"')
+# Coverage, clocks and bars (data truth)
+case("39-funding-ends-early", 0, ["coverage: funding (2024-01-01 00:00:00Z .. 2024-01-02 08:00:00Z) ends before the perp", "the window ends at 2024-01-02 08:00:00Z instead of 2024-01-03 00:00:00Z (16 perp steps cut)"], fund="\n".join(funding(n=3)) + "\n")
+late = ["calc_time,funding_interval_hours,last_funding_rate"] + [f"{T0 + k * 8 * H},8,0.0001" for k in range(3, 7)]
+case("40-funding-starts-late", 0, ["coverage: funding (2024-01-01 16:00:00Z .. 2024-01-03 08:00:00Z) starts after the perp", "the window starts at 2024-01-01 16:00:00Z instead of 2024-01-01 01:00:00Z (15 perp steps cut)"], fund="\n".join(late) + "\n")
+mark_hole = klines(100.05)
+del mark_hole[11:21]
+case("41-mark-missing-a-span", 0, ["mark: 10 of 48 steps have no mark bar, in 1 run(s) (2024-01-01 11:00:00Z .. 2024-01-01 20:00:00Z)", "last price stands in for the mark"], raw_files={"mark.csv": "\n".join(mark_hole) + "\n"}, extra='[data.mark]\nformat = "binance_klines"\npath = "mark.csv"')
+case("42-window-beyond-coverage", 2, ["strategy.end = 2024-01-05 00:00:00Z is after the data ends", "spot (2024-01-01 01:00:00Z .. 2024-01-03 00:00:00Z)", "funding (2024-01-01 00:00:00Z .. 2024-01-03 08:00:00Z)", "allow_partial_coverage"], extra='[strategy]\nend = "2024-01-05"')
+case("43-window-before-coverage", 2, ["strategy.start = 2023-12-01 00:00:00Z is before the data covers it", "perp (2024-01-01 01:00:00Z"], extra='[strategy]\nstart = "2023-12-01"')
+case("44-partial-coverage-allowed", 0, ["16 of 48 steps lie outside funding (2024-01-01 00:00:00Z .. 2024-01-02 08:00:00Z)", "event bit 128"], fund="\n".join(funding(n=3)) + "\n", config=CONFIG.format(spot_format="binance_klines", spot="spot.csv", perp="perp.csv", funding_format="binance_funding", funding="funding.csv", spot_extra="", extra='[strategy]\nend = "2024-01-03"').replace('symbol = "TESTUSDT"', 'symbol = "TESTUSDT"\nallow_partial_coverage = true'))
+shifted = ["calc_time,funding_interval_hours,last_funding_rate"] + [f"{T0 + k * 8 * H + 3 * H},8,0.0001" for k in range(0, 6)]
+case("45-funding-3h-off-schedule", 0, ["funding: settlement times are 3 h after Binance's 00/08/16 UTC schedule (6 of 6 settlements)", "UTC+3 or UTC-5", "utc_offset_hours = 3"], fund="\n".join(shifted) + "\n")
+from datetime import datetime, timezone, timedelta
+local = ["calc_time,funding_interval_hours,last_funding_rate"] + [(datetime.fromtimestamp((T0 + k * 8 * H) / 1000, timezone.utc) + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S") + ",8,0.0001" for k in range(1, 7)]
+case("46-funding-local-time-read-with-offset", 0, [], fund="\n".join(local) + "\n", absent=["schedule", "coverage"], funding_extra="utc_offset_hours = 3")
+case("47-open-negative", 2, ["spot.csv: line 6", "column `open`", "-5"], spot=edit(good, 5, 1, "-5"))
+case("48-low-above-close", 2, ["spot.csv: line 6", "column `close`", "outside its low 100.5"], spot=edit(good, 5, 3, "100.5"))
+case("49-open-above-high", 2, ["perp.csv: line 4", "column `open`", "outside its low"], perp=edit(klines(100.1), 3, 1, "150"))
+case("50-negative-volume", 2, ["spot.csv: line 6", "column `volume`", "negative"], spot=edit(good, 5, 5, "-1"))
 print(len(list(ROOT.iterdir())), "cases")

@@ -1,0 +1,203 @@
+//! Clock checks: do a file's times sit where the venue puts them?
+//!
+//! A funding export written in local time (UTC+3, say) loads without error, but every settlement
+//! is then three hours late, and with hourly bars it is paid at the wrong mark. Such a file is
+//! recognised by its settlements sitting a constant distance off the venue's schedule (interval
+//! and anchor: Binance settles at 00:00/08:00/16:00 UTC). Bars are checked the same way against
+//! their own spacing (daily bars close at 00:00 UTC). Both checks only warn: the fix is the
+//! source's `utc_offset_hours` option, which the warning names.
+
+use std::collections::HashMap;
+
+use crate::config::FundingFormat;
+
+const MS_PER_HOUR: i64 = 3_600_000;
+const MS_PER_MINUTE: i64 = 60_000;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// A venue's settlement schedule: interval and anchor (offset from 00:00 UTC), e.g. Binance
+/// 8 h at 0 h (00/08/16 UTC), BitMEX 8 h at 4 h (04/12/20 UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Venue name for messages ("Binance").
+    pub venue: String,
+    /// Settlement interval, hours.
+    pub interval_hours: f64,
+    /// Offset of the first settlement of the UTC day from 00:00 UTC, hours.
+    pub offset_hours: f64,
+}
+
+impl Schedule {
+    /// The schedule a venue funding format implies; `None` for formats that name no venue.
+    pub fn for_format(format: FundingFormat) -> Option<Schedule> {
+        let (venue, interval_hours, offset_hours) = match format {
+            FundingFormat::BinanceFunding | FundingFormat::BinanceRest => ("Binance", 8.0, 0.0),
+            FundingFormat::BybitJson => ("Bybit", 8.0, 0.0),
+            FundingFormat::Okx => ("OKX", 8.0, 0.0),
+            FundingFormat::GateJson => ("Gate", 8.0, 0.0),
+            FundingFormat::BitmexJson => ("BitMEX", 8.0, 4.0),
+            FundingFormat::HyperliquidJson => ("Hyperliquid", 1.0, 0.0),
+            FundingFormat::DydxJson => ("dYdX", 1.0, 0.0),
+            FundingFormat::DeribitJson => ("Deribit", 1.0, 0.0),
+            FundingFormat::Generic | FundingFormat::CcxtJson | FundingFormat::Tardis => return None,
+        };
+        Some(Schedule { venue: venue.into(), interval_hours, offset_hours })
+    }
+
+    /// A grid anchored at 00:00 UTC with `interval_hours` (files that name no venue).
+    pub fn utc_grid(interval_hours: f64) -> Schedule {
+        Schedule { venue: "a 00:00 UTC-anchored".into(), interval_hours, offset_hours: 0.0 }
+    }
+
+    /// The settlement hours of a day, e.g. "00/08/16 UTC".
+    fn hours_of_day(&self) -> String {
+        if self.interval_hours < 2.0 {
+            return "on-the-hour".into();
+        }
+        let step = self.interval_hours;
+        let mut hours = Vec::new();
+        let mut h = self.offset_hours.rem_euclid(step);
+        while h < 24.0 {
+            hours.push(format!("{:02}", h as i64));
+            h += step;
+        }
+        format!("{} UTC", hours.join("/"))
+    }
+}
+
+/// The most common value and its share of `values` (None when empty).
+fn mode(values: impl Iterator<Item = i64>) -> Option<(i64, usize, usize)> {
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    let mut total = 0usize;
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+        total += 1;
+    }
+    counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
+}
+
+/// `residual` folded into (−period/2, period/2] and rounded to whole minutes.
+fn centred_minutes(residual_ms: i64, period_ms: i64) -> i64 {
+    // Rounded first, so a few ms of jitter on a half-period offset does not flip its sign.
+    let period = (period_ms / MS_PER_MINUTE).max(1);
+    let minutes = ((residual_ms.rem_euclid(period_ms)) as f64 / MS_PER_MINUTE as f64).round() as i64 % period;
+    if minutes > period / 2 { minutes - period } else { minutes }
+}
+
+/// "3 h", "30 min", "5 h 30 min".
+fn describe_minutes(minutes: i64) -> String {
+    let m = minutes.abs();
+    match (m / 60, m % 60) {
+        (h, 0) => format!("{h} h"),
+        (0, r) => format!("{r} min"),
+        (h, r) => format!("{h} h {r} min"),
+    }
+}
+
+/// UTC offsets (in whole hours or half hours, −12..+14) that would put `minutes` back on a grid
+/// of `period_minutes`, nearest first: a +3 h shift on an 8 h grid is also what UTC−5 gives.
+fn candidate_offsets(minutes: i64, period_minutes: i64) -> Vec<String> {
+    let mut out: Vec<i64> = (-12 * 60..=14 * 60).step_by(30).filter(|o| (o - minutes).rem_euclid(period_minutes) == 0).collect();
+    out.sort_by_key(|o| (o - minutes).abs());
+    out.into_iter()
+        .take(3)
+        .map(|o| {
+            let sign = if o < 0 { "-" } else { "+" };
+            let (h, m) = (o.abs() / 60, o.abs() % 60);
+            if m == 0 { format!("UTC{sign}{h}") } else { format!("UTC{sign}{h}:{m:02}") }
+        })
+        .collect()
+}
+
+/// A warning when most settlements sit a constant distance off the schedule, e.g. "funding:
+/// settlement times are 3 h after Binance's 00/08/16 UTC schedule ...". `None` when on
+/// schedule, or when too few settlements share an interval the check can see (whole-hour shifts
+/// of an hourly schedule are invisible).
+pub fn funding_offset_warning(settle_ms: &[i64], interval_hours: &[f64], schedule: &Schedule) -> Option<String> {
+    let anchor_ms = (schedule.offset_hours * MS_PER_HOUR as f64).round() as i64;
+    // Each settlement against the grid of its own interval (Binance's 4 h and 1 h rows sit on
+    // 00:00-anchored grids too), folded to the nearest grid point.
+    let residuals = settle_ms.iter().zip(interval_hours).filter(|(_, h)| h.is_finite() && **h > 0.0).map(|(t, h)| {
+        let period_ms = (h * MS_PER_HOUR as f64).round() as i64;
+        centred_minutes(t - anchor_ms, period_ms.max(MS_PER_MINUTE))
+    });
+    let (minutes, count, total) = mode(residuals)?;
+    // Most settlements off by the same amount: a clock shift, not a few odd rows.
+    if minutes == 0 || total < 3 || count * 2 < total {
+        return None;
+    }
+    let direction = if minutes > 0 { "after" } else { "before" };
+    let period_minutes = (schedule.interval_hours * 60.0).round() as i64;
+    let zones = candidate_offsets(minutes, period_minutes.max(1));
+    Some(format!(
+        "funding: settlement times are {} {direction} {}'s {} schedule ({count} of {total} settlements): a file written in {}? If so, set utc_offset_hours = {} on the funding source (it shifts epoch numbers and zone-less text back to UTC); otherwise check the file",
+        describe_minutes(minutes),
+        schedule.venue,
+        schedule.hours_of_day(),
+        if zones.is_empty() { "local time".to_string() } else { zones.join(" or ") },
+        minutes as f64 / 60.0,
+    ))
+}
+
+/// A warning when bar close times do not sit on their own spacing: daily bars closing at 03:00
+/// UTC, or hourly bars closing at :30. `None` when aligned, or when the spacing does not divide
+/// a day (it has no natural grid).
+pub fn bar_offset_warning(label: &str, ts_ms: &[i64]) -> Option<String> {
+    let (spacing_ms, _, _) = mode(ts_ms.windows(2).map(|w| w[1] - w[0]))?;
+    if spacing_ms <= 0 || spacing_ms > MS_PER_DAY || MS_PER_DAY % spacing_ms != 0 {
+        return None;
+    }
+    let (minutes, count, total) = mode(ts_ms.iter().map(|t| centred_minutes(*t, spacing_ms)))?;
+    if minutes == 0 || total < 3 || count * 2 < total {
+        return None;
+    }
+    let direction = if minutes > 0 { "after" } else { "before" };
+    let zones = candidate_offsets(minutes, spacing_ms / MS_PER_MINUTE);
+    Some(format!(
+        "{label}: bars close {} {direction} their {} grid ({count} of {total} bars, counted from 00:00 UTC): a file written in {}? If so, set utc_offset_hours = {} on the {label} source",
+        describe_minutes(minutes),
+        describe_minutes(spacing_ms / MS_PER_MINUTE),
+        if zones.is_empty() { "local time".to_string() } else { zones.join(" or ") },
+        minutes as f64 / 60.0,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_704_067_200_000; // 2024-01-01 00:00 UTC
+
+    #[test]
+    fn three_hours_off_binance_is_named() {
+        let settle: Vec<i64> = (0..30).map(|i| T0 + 3 * MS_PER_HOUR + i * 8 * MS_PER_HOUR).collect();
+        let hours = vec![8.0; settle.len()];
+        let schedule = Schedule::for_format(FundingFormat::BinanceFunding).unwrap();
+        let text = funding_offset_warning(&settle, &hours, &schedule).expect("a warning");
+        assert!(text.contains("3 h after Binance's 00/08/16 UTC schedule (30 of 30"), "{text}");
+        assert!(text.contains("UTC+3 or UTC-5"), "{text}");
+        assert!(text.contains("utc_offset_hours = 3"), "{text}");
+        let on_grid: Vec<i64> = settle.iter().map(|t| t - 3 * MS_PER_HOUR).collect();
+        assert_eq!(funding_offset_warning(&on_grid, &hours, &schedule), None);
+    }
+
+    #[test]
+    fn bitmex_anchor_and_jitter() {
+        let schedule = Schedule::for_format(FundingFormat::BitmexJson).unwrap();
+        let settle: Vec<i64> = (0..9).map(|i| T0 + 4 * MS_PER_HOUR + i * 8 * MS_PER_HOUR + 2).collect();
+        assert_eq!(funding_offset_warning(&settle, &[8.0; 9], &schedule), None);
+        let utc = Schedule::utc_grid(8.0);
+        assert!(funding_offset_warning(&settle, &[8.0; 9], &utc).unwrap().contains("4 h after"));
+    }
+
+    #[test]
+    fn daily_bars_off_midnight() {
+        let ts: Vec<i64> = (0..10).map(|i| T0 + 3 * MS_PER_HOUR + i * MS_PER_DAY).collect();
+        let text = bar_offset_warning("spot", &ts).unwrap();
+        assert!(text.contains("spot: bars close 3 h after their 24 h grid (10 of 10"), "{text}");
+        let hourly: Vec<i64> = (0..10).map(|i| T0 + i * MS_PER_HOUR).collect();
+        assert_eq!(bar_offset_warning("spot", &hourly), None);
+        let half: Vec<i64> = hourly.iter().map(|t| t + 30 * MS_PER_MINUTE).collect();
+        assert!(bar_offset_warning("perp", &half).unwrap().contains("30 min after"));
+    }
+}

@@ -1,0 +1,120 @@
+//! Data truth through the library, with figures worked out by hand from the corpus fixtures in
+//! tests/corpus/ (48 hourly bars closing 2024-01-01 01:00 .. 2024-01-03 00:00 UTC, spot at 100,
+//! perp at 100.1, +0.01 % funding every 8 h): the window is clipped or refused where a source
+//! ends, a partly covered window counts funding over covered time only, a local-time funding
+//! file reads correctly with `utc_offset_hours`, and oracle-paid venues value funding at the
+//! index. The same fixtures run through the binary in tests/bad_inputs.rs.
+
+mod common;
+
+use std::path::Path;
+
+use basis::backtest;
+use basis::config::Config;
+use basis::ledger::events;
+use common::*;
+
+fn corpus(case: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(case)
+}
+
+fn load(case: &str) -> Config {
+    Config::load(&corpus(case).join("config.toml")).unwrap_or_else(|e| panic!("{case}: {e:#}"))
+}
+
+#[test]
+fn funding_that_ends_early_clips_the_default_window() {
+    let result = backtest::run(&load("39-funding-ends-early")).unwrap();
+    // Three settlements (08:00, 16:00, 00:00) cover up to 2024-01-02 08:00: steps 01:00 .. 08:00
+    // of the next day, 32 of the 48.
+    assert_eq!(result.timeline.len(), 32);
+    assert_eq!(result.metrics.end, "2024-01-02 08:00:00Z");
+    assert_eq!(result.metrics.settlements_held, 3);
+    assert!(result.warnings.iter().any(|w| w.contains("(16 perp steps cut)")), "{:?}", result.warnings);
+}
+
+#[test]
+fn funding_that_starts_late_clips_the_front() {
+    let result = backtest::run(&load("40-funding-starts-late")).unwrap();
+    // Settlements from 2024-01-02 00:00 cover from one interval before: 2024-01-01 16:00.
+    assert_eq!(result.metrics.start, "2024-01-01 16:00:00Z");
+    assert_eq!(result.timeline.len(), 48 - 15);
+}
+
+#[test]
+fn a_partly_covered_window_flags_its_steps_and_counts_funding_over_covered_time() {
+    let result = backtest::run(&load("44-partial-coverage-allowed")).unwrap();
+    assert_eq!(result.timeline.len(), 48);
+    // Steps closing after 2024-01-02 08:00 (33 h .. 48 h) are outside the funding's coverage.
+    let flagged: Vec<usize> = result.ledger.rows().enumerate().filter(|(_, r)| r.events & events::UNCOVERED != 0).map(|(i, _)| i).collect();
+    assert_eq!(flagged, (32..48).collect::<Vec<_>>());
+    let m = &result.metrics;
+    assert_eq!(m.settlements_held, 3);
+    // Σ side × rate = 3 × 0.0001 over 47 h of window, 16 of them uncovered: 31 covered hours.
+    assert_close(m.years_uncovered, 16.0 / 8760.0, 1e-15);
+    assert_close(m.funding_apr_over_window, 0.0003 * 8760.0 / 31.0, 1e-12);
+    // Held from the first step to the last: 47 h.
+    assert_close(m.funding_apr_while_held, 0.0003 * 8760.0 / 47.0, 1e-12);
+}
+
+#[test]
+fn an_explicit_window_past_the_data_is_refused() {
+    let err = format!("{:#}", backtest::run(&load("42-window-beyond-coverage")).err().expect("an error"));
+    assert!(err.contains("strategy.end = 2024-01-05 00:00:00Z is after the data ends"), "{err}");
+    assert!(basis::error::is_input_error(&backtest::run(&load("43-window-before-coverage")).err().unwrap()));
+}
+
+#[test]
+fn a_local_time_funding_file_reads_correctly_with_its_offset() {
+    let result = backtest::run(&load("46-funding-local-time-read-with-offset")).unwrap();
+    assert!(result.warnings.iter().all(|w| !w.contains("schedule")), "{:?}", result.warnings);
+    // The file says 11:00, 19:00, ... in UTC+3: settlements at 08:00, 16:00, ... UTC.
+    let first = result.settlements.first().expect("settlements");
+    assert_eq!(first.settle_ms, T0 + 8 * HOUR);
+    assert_eq!(result.metrics.settlements_held, 6);
+    // Without the offset the same file is three hours late, and says so.
+    let mut config = load("46-funding-local-time-read-with-offset");
+    config.data.funding.as_mut().unwrap().utc_offset_hours = None;
+    let result = backtest::run(&config).unwrap();
+    assert!(result.warnings.iter().any(|w| w.contains("3 h after Binance's 00/08/16 UTC schedule")), "{:?}", result.warnings);
+}
+
+#[test]
+fn a_mark_with_a_hole_is_reported_and_the_perp_stands_in() {
+    let result = backtest::run(&load("41-mark-missing-a-span")).unwrap();
+    assert!(result.warnings.iter().any(|w| w.starts_with("mark: 10 of 48 steps have no mark bar")), "{:?}", result.warnings);
+    // Where the mark is missing, the perp's close (100.1) values the position.
+    assert_eq!(result.timeline.mark[12], 100.1);
+    assert_eq!(result.timeline.mark[5], 100.05);
+}
+
+#[test]
+fn clean_fixtures_raise_no_coverage_or_clock_warning() {
+    let result = backtest::run(&load("19-crlf")).unwrap();
+    assert!(result.warnings.iter().all(|w| !w.contains("coverage") && !w.contains("schedule") && !w.contains("grid")), "{:?}", result.warnings);
+    assert_eq!(result.timeline.len(), 48);
+}
+
+#[test]
+fn oracle_paid_venues_value_funding_at_the_index() {
+    let spec = basis::data::synth::SynthSpec { days: 4, ..Default::default() };
+    let mut data = basis::data::synth::market_data(&spec);
+    let mut index = data.spot.clone();
+    index.label = "index".into();
+    index.close.iter_mut().for_each(|c| *c *= 1.01);
+    index.high.iter_mut().for_each(|c| *c *= 1.01);
+    index.low.iter_mut().for_each(|c| *c *= 1.01);
+    data.index = Some(index.clone());
+    let window = basis::data::align::Window { funding_at_index: true, ..Default::default() };
+    let timeline = basis::data::align::align_window(&data, &window, 0.0).unwrap();
+    assert!(!timeline.funding.is_empty());
+    for event in &timeline.funding {
+        let k = index.ts_ms.partition_point(|&t| t <= event.settle_ms) - 1;
+        assert_eq!(event.price, index.close[k]);
+    }
+    // Without an index, a Hyperliquid run values funding at the mark and says so once.
+    let text = std::fs::read_to_string(corpus("19-crlf").join("config.toml")).unwrap() + "\n[venue]\npreset = \"hyperliquid\"\n";
+    let config = Config::from_toml_str(&text, "test", &corpus("19-crlf")).unwrap();
+    let result = backtest::run(&config).unwrap();
+    assert_eq!(result.warnings.iter().filter(|w| w.contains("oracle")).count(), 1, "{:?}", result.warnings);
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Independent expected values for the basis engine's liquidation and funding tests.
+
+Every number is derived from venue rules in shared/reference/MARGIN.md and from the
+scenario definitions, using exact rational arithmetic (fractions.Fraction). No code or output
+from the engine is used. Values are printed with 10 significant digits.
+
+Run:  python3 tests/expected/engine_truth.py
+"""
+from fractions import Fraction as F
+
+
+def p(label, x):
+    """Print a label and a value to 10 significant digits (exact Fraction -> float only here)."""
+    if isinstance(x, (F, int, float)):
+        print(f"{label:<58s} {float(x):.10g}")
+    else:
+        print(f"{label:<58s} {x}")
+
+
+def section(title):
+    print()
+    print("== " + title)
+
+
+def short_lp(wb, qabs, ep, mmr, cum=F(0)):
+    # MARGIN.md §1.2, isolated (WB' = WB, TMM1 = UPNL1 = 0):
+    #   short: LP = (Q·EP + WB' + cum) / (Q·(1 + MMR)),  Q = |size|
+    return (qabs * ep + wb + cum) / (qabs * (1 + mmr))
+
+
+def long_lp(wb, qabs, ep, mmr, cum=F(0)):
+    # MARGIN.md §1.2: long: LP = (Q·EP − WB' − cum) / (Q·(1 − MMR))
+    return (qabs * ep - wb - cum) / (qabs * (1 - mmr))
+
+
+def margin(wb, q_signed, ep, price):
+    # Isolated position margin balance = WB + UPNL = WB + Q·(P − EP)  (MARGIN.md §1.1, margin balance)
+    return wb + q_signed * (price - ep)
+
+
+def binance_close(wb, q_signed, ep, fill, fee_rate):
+    """Binance rule as modelled in the brief (MARGIN.md §1.3/§1.4, Appendix A item 1):
+    close at `fill`; clearance fee = fee_rate × |Q| × fill, taken from the remaining margin and
+    capped at what is left (never below 0); trader keeps the rest; a negative margin is a shortfall
+    covered by the insurance fund and the trader ends at 0.
+    liquidation component = −fee + shortfall."""
+    m = margin(wb, q_signed, ep, fill)
+    fee_nominal = fee_rate * abs(q_signed) * fill
+    fee = min(fee_nominal, max(m, F(0)))
+    shortfall = max(-m, F(0))
+    trader_after = max(m - fee, F(0))
+    price_pnl = q_signed * (fill - ep)
+    liq = -fee + shortfall
+    return m, fee_nominal, fee, shortfall, trader_after, price_pnl, liq
+
+
+# --------------------------------------------------------------------------------------------
+# Common position for A, B, C: isolated short 1 BTC at 100,000, wallet margin 50,000 (2x).
+Q = F(-1)
+QA = abs(Q)
+EP = F(100000)
+WB = F(50000)
+
+# ============================================================================================
+section("A. Binance USDⓈ-M isolated short, MMR 0.5 %, cum 0 (MARGIN.md §1.2-§1.4)")
+MMR_A = F(5, 1000)
+LP_A = short_lp(WB, QA, EP, MMR_A)                 # = 150,000 / 1.005
+p("A.LP", LP_A)
+p("A.margin_at_LP  (WB + Q·(LP−EP))", margin(WB, Q, EP, LP_A))
+p("A.MM_at_LP      (MMR·|Q|·LP − cum)", MMR_A * QA * LP_A)   # equals margin at LP by construction
+p("A.bar_high 160000 >= LP (liquidates)", "yes" if F(160000) >= LP_A else "no")
+for tag, fr in (("0.0125", F(125, 10000)), ("0.003", F(3, 1000))):
+    m, fee_nom, fee, sf, after, ppnl, liq = binance_close(WB, Q, EP, LP_A, fr)
+    p(f"A[fee {tag}].fee_nominal (rate·|Q|·fill)", fee_nom)
+    p(f"A[fee {tag}].fee_charged (capped at margin)", fee)
+    p(f"A[fee {tag}].shortfall", sf)
+    p(f"A[fee {tag}].trader_remaining_margin", after)
+    p(f"A[fee {tag}].liquidation_component (−fee+shortfall)", liq)
+    p(f"A[fee {tag}].perp_price_pnl (Q·(LP−EP))", ppnl)
+    p(f"A[fee {tag}].total_pnl (price + liq)", ppnl + liq)
+    p(f"A[fee {tag}].check: WB + total_pnl == remaining", WB + ppnl + liq)
+# Aside: with the historic BTCUSDT 50k-250k tier (MMR 0.5 %, cum 50, §1.2 gist row) LP would be:
+p("A.aside LP with cum=50 (historic tier, not the scenario)", short_lp(WB, QA, EP, MMR_A, F(50)))
+
+# ============================================================================================
+section("A2. Two steps, fill = max(LP, previous mark) (MARGIN.md §1.2-§1.4)")
+S1 = F(140000)
+p("A2.LP (same as A)", LP_A)
+p("A2.step1 close 140000 < LP (no liquidation)", "yes" if S1 < LP_A else "NO -> use 130000")
+p("A2.step1 margin (WB + Q·(140000−EP))", margin(WB, Q, EP, S1))
+p("A2.step1 MM (MMR·|Q|·140000)", MMR_A * QA * S1)
+p("A2.step1 margin ratio MM/margin (Binance UI, §1.1)", MMR_A * QA * S1 / margin(WB, Q, EP, S1))
+p("A2.step1 perp price pnl (Q·(140000−EP))", Q * (S1 - EP))
+FILL_A2 = max(LP_A, S1)
+p("A2.step2 bar high 200000 >= LP (liquidates)", "yes" if F(200000) >= LP_A else "no")
+p("A2.step2 fill = max(LP, prev mark 140000)", FILL_A2)
+p("A2.step2 perp price pnl this step (Q·(fill−140000))", Q * (FILL_A2 - S1))
+for tag, fr in (("0.0125", F(125, 10000)), ("0.003", F(3, 1000))):
+    m, fee_nom, fee, sf, after, ppnl, liq = binance_close(WB, Q, EP, FILL_A2, fr)
+    p(f"A2[fee {tag}].margin_at_fill", m)
+    p(f"A2[fee {tag}].fee_charged", fee)
+    p(f"A2[fee {tag}].trader_remaining_margin", after)
+    p(f"A2[fee {tag}].liquidation_component", liq)
+    p(f"A2[fee {tag}].cumulative perp price pnl (Q·(fill−EP))", ppnl)
+
+# A3 (hypothetical, not reachable with fill = max(LP, prev mark) when prev mark < LP):
+# the shortfall path, fill at 160,000 (e.g. a fill-at-open model with open 160,000).
+section("A3. Hypothetical shortfall path: Binance close filled at 160,000 (§1.3 insurance fund)")
+for tag, fr in (("0.0125", F(125, 10000)), ("0.003", F(3, 1000))):
+    m, fee_nom, fee, sf, after, ppnl, liq = binance_close(WB, Q, EP, F(160000), fr)
+    p(f"A3[fee {tag}].margin_at_fill", m)
+    p(f"A3[fee {tag}].fee_charged (nothing left)", fee)
+    p(f"A3[fee {tag}].shortfall (insurance fund pays)", sf)
+    p(f"A3[fee {tag}].trader_remaining_margin", after)
+    p(f"A3[fee {tag}].perp_price_pnl", ppnl)
+    p(f"A3[fee {tag}].liquidation_component (−fee+shortfall)", liq)
+    p(f"A3[fee {tag}].total_pnl (= −WB)", ppnl + liq)
+
+# ============================================================================================
+section("B. Bybit / BitMEX / Gate: close at bankruptcy price (MARGIN.md §3, Appendix A item 3)")
+BP_B = EP + WB / QA          # short: margin = WB − |Q|·(P − EP) = 0  ->  P = EP + WB/|Q|
+m_B = margin(WB, Q, EP, LP_A)
+p("B.LP (same formula as A)", LP_A)
+p("B.BP (EP + WB/|Q|)", BP_B)
+p("B.margin_at_LP", m_B)
+p("B.trader_equity_after", F(0))
+p("B.forfeited (= margin at LP, to insurance fund)", m_B)
+p("B.perp_price_pnl to LP (Q·(LP−EP))", Q * (LP_A - EP))
+p("B.liquidation_component (−margin at LP)", -m_B)
+p("B.total_pnl (= −WB)", Q * (LP_A - EP) - m_B)
+p("B.equivalent: perp price pnl to BP (Q·(BP−EP))", Q * (BP_B - EP))
+
+# ============================================================================================
+section("C. Hyperliquid, BTC 40x -> MMR = 1/(2·40) = 1.25 % (MARGIN.md §5)")
+MMR_C = F(1, 2 * 40)
+LP_C = short_lp(WB, QA, EP, MMR_C)
+# Cross-check with HL's own form (§5): liq = price − side·margin_available/size/(1 − l·side),
+# evaluated at price = EP, margin_available = isolated_margin − MM(EP), side = −1, l = MMR.
+side = F(-1)
+liq_hl = EP - side * (WB - MMR_C * QA * EP) / QA / (1 - MMR_C * side)
+p("C.MMR", MMR_C)
+p("C.LP (Binance-form short formula)", LP_C)
+p("C.LP (HL-form cross-check)", liq_hl)
+m_C = margin(WB, Q, EP, LP_C)
+p("C1.fill (bar crosses LP continuously)", LP_C)
+p("C1.margin_at_LP", m_C)
+p("C1.MM_at_LP (MMR·|Q|·LP)", MMR_C * QA * LP_C)
+p("C1.trader_keeps (no clearance fee)", m_C)
+p("C1.perp_price_pnl (Q·(LP−EP))", Q * (LP_C - EP))
+p("C1.liquidation_component", F(0))
+# Backstop (§5 step 2): equity < 2/3·MM.  Short: WB − |Q|·(P − EP) = (2/3)·MMR·|Q|·P
+#   -> P_backstop = (WB + |Q|·EP) / (|Q|·(1 + (2/3)·MMR))
+BS_C = (WB + QA * EP) / (QA * (1 + F(2, 3) * MMR_C))
+p("C2.backstop_price (equity = 2/3·MM)", BS_C)
+p("C2.equity_at_backstop", margin(WB, Q, EP, BS_C))
+p("C2.two_thirds_MM_at_backstop", F(2, 3) * MMR_C * QA * BS_C)
+p("C2.rule", "short: fill >= backstop_price -> trader forfeits all margin")
+p("C2.fill=max(LP, prev mark) with prev mark < LP", "fill = LP < backstop: never reached")
+# Illustrations of the rule at fills beyond the backstop price:
+for fill in (F(149000), F(150000), F(155000)):
+    mm = margin(WB, Q, EP, fill)
+    p(f"C2[fill {int(fill)}].margin_at_fill", mm)
+    p(f"C2[fill {int(fill)}].trader_after (backstop)", F(0))
+    p(f"C2[fill {int(fill)}].liquidation_component (−margin)", -mm)
+    p(f"C2[fill {int(fill)}].perp_price_pnl", Q * (fill - EP))
+
+# ============================================================================================
+section("D. Binance Cross Margin 3x (classic), reverse carry short spot (MARGIN.md §4)")
+
+
+def spot_margin(tag, A, q, S0):
+    # ML = total asset value / (liabilities + interest); interest ignored.
+    p(f"D[{tag}].A (cash assets)", A)
+    p(f"D[{tag}].q (borrowed BTC)", q)
+    p(f"D[{tag}].liabilities at S0", q * S0)
+    p(f"D[{tag}].initial ML = A/(q·S0)", A / (q * S0))
+    P_liq = A / (F(11, 10) * q)            # ML <= 1.1  <=>  P >= A/(1.1·q)
+    P_call = A / (F(13, 10) * q)           # ML <= 1.3  <=>  P >= A/(1.3·q)
+    p(f"D[{tag}].P_liq = A/(1.1·q)", P_liq)
+    p(f"D[{tag}].P_margin_call = A/(1.3·q)", P_call)
+    fee_rate = F(2, 100)
+    for gtag, fill in (("at P_liq", P_liq), ("gap 1.05·P_liq", F(105, 100) * P_liq)):
+        cost = q * fill
+        fee = fee_rate * cost
+        after = A - cost - fee
+        p(f"D[{tag}|{gtag}].fill", fill)
+        p(f"D[{tag}|{gtag}].buyback cost q·fill", cost)
+        p(f"D[{tag}|{gtag}].fee 2%·q·fill", fee)
+        p(f"D[{tag}|{gtag}].account after A − cost − fee", after)
+        p(f"D[{tag}|{gtag}].shortfall", max(-after, F(0)))
+        p(f"D[{tag}|{gtag}].short spot price pnl −q·(fill−S0)", -q * (fill - S0))
+    p(f"D[{tag}].break-even fill (after = 0): A/(1.02·q)", A / (F(102, 100) * q))
+    p(f"D[{tag}].break-even fill / P_liq", A / (F(102, 100) * q) / P_liq)
+    # Variant (§4 'Early stop'): liquidation stops once ML recovers above 1.5 (Cross 3x).
+    # Buy back x at P_liq with 2 % fee: (A − 1.02·x·P)/((q − x)·P) = 1.5, A = 1.1·q·P
+    #   -> x = 0.4·q/0.48 = (5/6)·q
+    x = (F(15, 10) * q * P_liq - A) / (P_liq * (F(15, 10) - F(102, 100)))
+    p(f"D[{tag}].early-stop variant: x bought back", x)
+    p(f"D[{tag}].early-stop variant: x/q", x / q)
+    p(f"D[{tag}].early-stop variant: fee 2%·x·P_liq", F(2, 100) * x * P_liq)
+    p(f"D[{tag}].early-stop variant: equity after (A−q·P−fee)", A - q * P_liq - F(2, 100) * x * P_liq)
+    p(f"D[{tag}].early-stop variant: ML after",
+      (A - F(102, 100) * x * P_liq) / ((q - x) * P_liq))
+
+
+S0 = F(100000)
+# Exact construction: capital 100,000; perp margin N/2, short-sale proceeds N, N = 200,000/3.
+spot_margin("exact", F(100000) - F(100000, 3) + F(200000, 3), F(2, 3), S0)
+# The brief's literal decimals (A = 133,333.33, q = 0.6666667):
+spot_margin("literal", F("133333.33"), F("0.6666667"), S0)
+
+section("D2. Reverse carry long perp leg, Binance isolated, MMR 0.4 %, cum 0 (MARGIN.md §1.2)")
+for tag, q, wb in (("exact", F(2, 3), F(100000, 3)), ("literal", F("0.6666667"), F("33333.33"))):
+    lp = long_lp(wb, q, F(100000), F(4, 1000))
+    p(f"D2[{tag}].LP_long = (Q·EP − WB)/(Q·(1 − MMR))", lp)
+    p(f"D2[{tag}].notional at LP (tier check, <50k -> 0.4 %)", q * lp)
+    p(f"D2[{tag}].margin at LP = MM at LP", wb + q * (lp - 100000))
+
+# ============================================================================================
+section("E. Trailing funding signal with mixed intervals")
+r8, h8 = F(1, 10000), F(8)
+r1, h1 = F(3, 1000), F(1)
+
+
+def apr_own(r, h):
+    # annualise each rate by its own interval: rate × 24/h × 365
+    return r * 24 / h * 365
+
+
+setts = [(r8, h8)] * 8 + [(r1, h1)]
+cw = sum(apr_own(r, h) for r, h in setts) / len(setts)
+tw = sum(r for r, _ in setts) / sum(h for _, h in setts) * 8760
+p("E.8h rate annualised (0.0001·3·365)", apr_own(r8, h8))
+p("E.1h rate annualised (0.003·24·365)", apr_own(r1, h1))
+p("E.count-weighted mean APR (9 settlements)", cw)
+p("E.time-weighted APR Σrate/Σhours·8760 (65 h)", tw)
+# Lookback 24 h at t: settlements at t−1h (1 h), t−9h, t−17h, t−25h, ... (8 h). Window (t−24h, t].
+times = [(-1, r1, h1)] + [(-(9 + 8 * k), r8, h8) for k in range(8)]
+inwin = [(dt, r, h) for dt, r, h in times if -24 < dt <= 0]
+p("E.lookback24 settlements in (t−24h, t] (hours rel. t)", ", ".join(f"t{dt:+d}h" for dt, _, _ in inwin))
+p("E.lookback24 count", len(inwin))
+p("E.lookback24 Σrate", sum(r for _, r, _ in inwin))
+p("E.lookback24 Σhours (own intervals: 1+8+8)", sum(h for _, _, h in inwin))
+p("E.lookback24 time-weighted APR Σrate/Σhours·8760", sum(r for _, r, _ in inwin) / sum(h for _, _, h in inwin) * 8760)
+p("E.lookback24 count-weighted mean APR", sum(apr_own(r, h) for _, r, h in inwin) / len(inwin))
+p("E.lookback24 alt: Σrate/lookback(24h)·8760", sum(r for _, r, _ in inwin) / 24 * 8760)
+# Alt: clip each settlement's covered interval (dt−h, dt] to the window; t−17h covers (t−25, t−17] -> 7/8.
+clip_r = F(0)
+clip_h = F(0)
+for dt, r, h in inwin:
+    lo, hi = max(F(dt) - h, F(-24)), F(dt)
+    frac = (hi - lo) / h
+    clip_r += r * frac
+    clip_h += hi - lo
+p("E.lookback24 alt: coverage-clipped Σrate", clip_r)
+p("E.lookback24 alt: coverage-clipped Σhours", clip_h)
+p("E.lookback24 alt: coverage-clipped APR", clip_r / clip_h * 8760)
+
+# ============================================================================================
+section("F. Funding APR while held vs over the window")
+n, rate, sidef = 548, F(1, 10000), F(1)
+window_h, held_h = F(8760), F(4380)
+total = n * sidef * rate
+p("F.Σ side×rate (548 × 0.0001)", total)
+p("F.years held (4380/8760)", held_h / 8760)
+p("F.funding_apr_while_held = Σ/years_held", total / (held_h / 8760))
+p("F.funding_apr_over_window = Σ/window_years", total / (window_h / 8760))
+p("F.note: 548 × 8 h = hours of settlements", n * 8)
+p("F.alt: Σ / (548·8 h / 8760)", total / (F(n * 8) / 8760))
+p("F.settlements at 0,8,...,4376 h inside [0, 4380 h]", len(range(0, 4380 + 1, 8)))
