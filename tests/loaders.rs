@@ -57,6 +57,21 @@ fn binance_funding_dumps_glob_as_one_series() {
 }
 
 #[test]
+fn the_long_format_dump_with_a_symbol_column_reads_one_symbol() {
+    // funding_all.csv.gz (63 symbols, gzipped) holds the same BTCUSDT rows as the monthly dumps.
+    let all = real_data_dir().join("binance-funding/funding_all.csv.gz");
+    let source = funding_source(all.to_str().unwrap(), FundingFormat::BinanceFunding);
+    let from_all = load_funding(&source, "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
+    let monthly = real_data_dir().join("binance-funding/BTCUSDT-fundingRate-*.csv");
+    let from_monthly = load_funding(&funding_source(monthly.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(from_all.settle_ms.len(), 7119);
+    assert_eq!(from_all.settle_ms, from_monthly.settle_ms);
+    assert_eq!(from_all.rate, from_monthly.rate);
+    let err = format!("{:#}", load_funding(&source, "NOPEUSDT", &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    assert!(err.contains("no rows for data.symbol \"NOPEUSDT\"") && err.contains("63 symbols"), "{err}");
+}
+
+#[test]
 fn solusdt_ftx_week_has_2h_and_4h_settlements_per_row() {
     let path = real_data_dir().join("binance-funding/SOLUSDT-fundingRate-2022-11.csv");
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "SOLUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();

@@ -84,6 +84,30 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
         let table = read_csv_text(&path, None)?;
         let file = rows.sources.add(&table);
         match source.format {
+            FundingFormat::BinanceFunding if table.frame.column("symbol").is_ok() => {
+                // The long format of many symbols (`symbol,calc_time,funding_interval_hours,
+                // last_funding_rate`, e.g. funding_all.csv.gz): the config's symbol's rows only.
+                let symbols = table.strings(table.column("symbol")?)?;
+                let keep: Vec<usize> = (0..symbols.len()).filter(|&i| symbols[i].eq_ignore_ascii_case(symbol)).collect();
+                if keep.is_empty() {
+                    let mut found: Vec<&str> = symbols.iter().map(String::as_str).collect();
+                    found.sort_unstable();
+                    found.dedup();
+                    bail_input!(
+                        "{}: no rows for data.symbol {symbol:?} in the `symbol` column (it holds {} symbols: {}{})",
+                        path.display(),
+                        found.len(),
+                        found.iter().take(8).copied().collect::<Vec<_>>().join(", "),
+                        if found.len() > 8 { ", ..." } else { "" }
+                    );
+                }
+                let time = table.local_times_ms(table.column("calc_time")?, source.time_unit, source.utc_offset_hours)?;
+                let interval = table.f64s(table.column("funding_interval_hours")?)?;
+                let rate = table.f64s(table.column("last_funding_rate")?)?;
+                for i in keep {
+                    rows.rows.push((round_to_second(time[i]), rate[i], interval[i], f64::NAN, Origin { file, row: i as u32 }));
+                }
+            }
             FundingFormat::BinanceFunding => {
                 // calc_time, funding_interval_hours, last_funding_rate
                 let time = table.local_times_ms(table.column_at(0, "calc_time")?, source.time_unit, source.utc_offset_hours)?;
