@@ -7,14 +7,14 @@
 
 use std::path::Path;
 
-use basis::backtest;
-use basis::report;
+use basis::app::backtest;
+use basis::render;
 use basis::config::Config;
 use basis::data::align::align;
 use basis::data::synth::{market_data, SynthSpec};
 use basis::data::MarketData;
-use basis::engine::{self, EngineParams};
-use basis::ledger::{FullLedger, NoLedger};
+use basis::sim;
+use basis::measure::ledger::{FullLedger, NoLedger};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use polars::prelude::*;
 
@@ -100,17 +100,17 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_parquet_inputs(&data, dir.path());
     let config = bench_config(dir.path());
-    let params = EngineParams::from_config(&config);
+    let params = basis::config::engine_params(&config);
     let steps = timeline.len() as u64;
 
     let mut group = c.benchmark_group("engine_1y_1m");
     group.throughput(Throughput::Elements(steps));
     group.sample_size(20);
-    group.bench_function("loop_no_ledger", |b| b.iter(|| engine::run(&timeline, &params, &mut NoLedger)));
+    group.bench_function("loop_no_ledger", |b| b.iter(|| sim::run(&timeline, &params, &mut NoLedger)));
     group.bench_function("loop_full_ledger", |b| {
         b.iter(|| {
             let mut ledger = FullLedger::with_capacity(timeline.len());
-            engine::run(&timeline, &params, &mut ledger)
+            sim::run(&timeline, &params, &mut ledger)
         })
     });
     group.finish();
@@ -132,7 +132,7 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("report_1y_1m");
     group.throughput(Throughput::Elements(steps));
     group.sample_size(10);
-    group.bench_function("render_charts_and_html", |b| b.iter(|| report::render(&input).unwrap()));
+    group.bench_function("render_charts_and_html", |b| b.iter(|| render::render(&input).unwrap()));
     group.finish();
 }
 
@@ -174,7 +174,8 @@ fn freqtrade_hourly(c: &mut Criterion) {
 /// presets and 4 user caps (13 full carry runs, counterfactual funding for 12), and `basis
 /// venues` on the multi-venue table (APR, correlations, rotations for 5 coins). Neither writes.
 fn venue_studies(c: &mut Criterion) {
-    use basis::venue::{caps, multivenue, Preset};
+    use basis::app::{caps, venues};
+    use basis::venue::Preset;
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     if !shared.join("freqtrade-binance-1h").is_dir() || !shared.join("multivenue-hourly").is_dir() {
         eprintln!("skipped venue_studies: {} lacks freqtrade-binance-1h or multivenue-hourly", shared.display());
@@ -198,7 +199,7 @@ fn venue_studies(c: &mut Criterion) {
     group.bench_function("caps_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets).unwrap()));
     let table = shared.join("multivenue-hourly/funding_rates.parquet");
     group.bench_function("venues_study_115k_rows", |b| {
-        b.iter(|| multivenue::study(&table, &multivenue::Columns::default(), "BTC", 7.0, 0.10, 2.0).unwrap())
+        b.iter(|| venues::study(&table, &venues::Columns::default(), "BTC", 7.0, 0.10, 2.0).unwrap())
     });
     group.finish();
 }

@@ -51,7 +51,7 @@ fn main() {
 
     // The same bars as canonical Parquet (`basis data convert`), loaded back.
     let parquet = dir.path().join("perp.parquet");
-    basis::output::write_parquet_atomic(&parquet, &mut basis::data::convert::bars_frame(&bars).expect("frame")).expect("write");
+    basis::output::write_parquet_atomic(&parquet, &mut basis::app::convert::bars_frame(&bars).expect("frame")).expect("write");
     drop(bars);
     let source = PriceSource {
         format: PriceFormat::Generic,

@@ -18,11 +18,11 @@ use std::time::Instant;
 use basis::config::Config;
 use basis::data::align::align;
 use basis::data::synth::{market_data, SynthSpec};
-use basis::engine::{self, EngineParams};
-use basis::ledger::NoLedger;
-use basis::stress::monte_carlo::{self, MonteCarloSpec};
-use basis::sweep::run::{self, SweepOptions};
-use basis::sweep::spec::Sweep;
+use basis::sim;
+use basis::measure::ledger::NoLedger;
+use basis::app::stress::monte_carlo::{self, MonteCarloSpec};
+use basis::app::sweep::run::{self, SweepOptions};
+use basis::app::sweep::spec::Sweep;
 use rayon::prelude::*;
 
 use common::peak_rss_mib;
@@ -90,7 +90,7 @@ fn main() {
     let data = market_data(&SynthSpec { bar_minutes: 1, days: 365, ..SynthSpec::default() });
     let timeline = align(&data, None, None, 0.03).expect("aligning the 1-minute year");
     let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).expect("data/basis.toml");
-    let params = EngineParams::from_config(&config);
+    let params = basis::config::engine_params(&config);
     let steps = timeline.len() as f64;
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
@@ -99,7 +99,7 @@ fn main() {
             let started = Instant::now();
             pool.install(|| {
                 (0..n).into_par_iter().for_each(|_| {
-                    std::hint::black_box(engine::run(&timeline, &params, &mut NoLedger));
+                    std::hint::black_box(sim::run(&timeline, &params, &mut NoLedger));
                 })
             });
             best = best.min(started.elapsed().as_secs_f64());
@@ -114,7 +114,7 @@ fn main() {
     }
 
     // 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
-    let (history, _, _) = basis::backtest::prepare(&config).expect("the sample");
+    let (history, _, _) = basis::app::backtest::prepare(&config).expect("the sample");
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let spec = MonteCarloSpec { paths: 10_000, years: 1.0, block_days: 7.0, seed: 7 };

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_time_ms, Config};
 use crate::data::synth::{self, SynthSpec};
-use crate::{backtest, bail_input};
+use crate::app::backtest;
+use crate::bail_input;
 
 /// basis: backtests of delta-neutral basis (carry) trades on crypto perpetual futures.
 #[derive(Debug, Parser)]
@@ -354,7 +355,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
         Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
         Command::Data(DataCommand::Inspect(args)) => {
-            let options = crate::data::inspect::Options {
+            let options = crate::app::inspect::Options {
                 format: args.format,
                 kind: args.kind,
                 time_column: args.time_column,
@@ -378,7 +379,7 @@ pub fn run(cli: Cli) -> Result<()> {
             // for bad input) after all of them, with earlier failures printed first.
             let mut failures = Vec::new();
             for file in &args.files {
-                let inspection = crate::data::inspect::inspect(file, &options);
+                let inspection = crate::app::inspect::inspect(file, &options);
                 print!("{}", inspection.text);
                 failures.extend(inspection.error);
             }
@@ -397,7 +398,8 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_caps(args: CapsArgs) -> Result<()> {
-    use crate::venue::{caps, Preset};
+    use crate::app::caps;
+    use crate::venue::Preset;
     let config = Config::load(&args.config)?;
     let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
     let mut rule_sets = Vec::new();
@@ -450,11 +452,11 @@ fn run_caps(args: CapsArgs) -> Result<()> {
 }
 
 fn run_venues(args: VenuesArgs) -> Result<()> {
-    use crate::venue::multivenue;
-    let columns = multivenue::Columns { time: args.time_column, venue: args.venue_column, coin: args.coin_column, rate: args.rate_column };
+    use crate::app::venues;
+    let columns = venues::Columns { time: args.time_column, venue: args.venue_column, coin: args.coin_column, rate: args.rate_column };
     crate::config::validate_run_name(&args.name)?;
-    let study = multivenue::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps)?;
-    let folder = multivenue::write(&study, &args.output_dir, &args.name, args.force)?;
+    let study = venues::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps)?;
+    let folder = venues::write(&study, &args.output_dir, &args.name, args.force)?;
     println!("{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours");
     for row in &study.aprs {
         println!("{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.typical_interval_hours, row.funding_apr * 100.0, row.gap_hours);
@@ -467,7 +469,7 @@ fn run_venues(args: VenuesArgs) -> Result<()> {
 }
 
 fn run_sweep(args: SweepArgs) -> Result<()> {
-    use crate::sweep::{run, spec::Sweep};
+    use crate::app::sweep::{run, spec::Sweep};
     let sweep = Sweep::load(&args.config)?;
     let options = run::SweepOptions {
         shard: args.shard.as_deref().map(run::parse_shard).transpose()?,
@@ -495,7 +497,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
 }
 
 fn run_stress(args: StressArgs) -> Result<()> {
-    use crate::stress;
+    use crate::app::stress;
     let config = Config::load(&args.config)?;
     let mut file = stress::StressFile::load(&args.stress)?;
     if let Some(mc) = file.monte_carlo.as_mut() {
@@ -559,14 +561,14 @@ fn run_presets(args: PresetsArgs) -> Result<()> {
 }
 
 fn run_report(args: ReportArgs) -> Result<()> {
-    let written = crate::report::rerender(&args.run_dir)?;
+    let written = crate::render::rerender(&args.run_dir)?;
     println!("re-rendered {} files in {}", written.len(), args.run_dir.display());
     println!("  open {}", args.run_dir.join("index.html").display());
     Ok(())
 }
 
 fn run_compare(args: CompareArgs) -> Result<()> {
-    let folder = crate::report::compare::write(&args.run_dirs, &args.output_dir, &args.name, args.force)?;
+    let folder = crate::render::compare::write(&args.run_dirs, &args.output_dir, &args.name, args.force)?;
     println!("compared {} runs", args.run_dirs.len());
     println!("  open {}", folder.join("index.html").display());
     Ok(())
@@ -609,7 +611,7 @@ fn config_with_overrides(path: &std::path::Path, overrides: &[String]) -> Result
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        crate::sweep::spec::set_path(&mut raw, &full, key, parsed)?;
+        crate::app::sweep::spec::set_path(&mut raw, &full, key, parsed)?;
     }
     Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
 }
@@ -646,12 +648,12 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
     let data = crate::data::load(&config.data)?;
     // The same coverage rules as a backtest: an explicit window past the data is refused, and
     // what a default window would lose is said (the files are still written whole).
-    let timeline = crate::data::align::align_window(&data, &crate::backtest::window_of(&config)?, config.portfolio.staking_apr)?;
+    let timeline = crate::data::align::align_window(&data, &crate::app::backtest::window_of(&config)?, config.portfolio.staking_apr)?;
     for warning in data.warnings.iter().chain(&timeline.coverage_warnings) {
         eprintln!("warning: {warning}");
     }
     let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
-    let written = crate::data::convert::write(&data, &raw, base_dir, &args.out)?;
+    let written = crate::app::convert::write(&data, &raw, base_dir, &args.out)?;
     println!("wrote {} files to {}", written.len(), args.out.display());
     println!("  run it: basis backtest --config {}", args.out.join("config.toml").display());
     Ok(())

@@ -1,25 +1,29 @@
 //! basis: a backtester for delta-neutral basis (carry) trades on crypto perpetual futures.
 //!
-//! Data flows one way: [`data`] loads and aligns spot, perp and funding history into a
-//! [`data::align::MarketTimeline`]; [`engine`] simulates the carry over its slices and writes a
-//! [`ledger`]; [`metrics`] measures the run; [`report`] draws its charts and HTML page;
-//! [`backtest`] and [`output`] write it all to `reports/<run>/`. [`cli`] is the command line.
+//! Data flows one way, and so do the module dependencies (a test checks them):
+//!
+//! - [`model`] (with [`time`], [`rng`], [`error`]): plain types every layer shares.
+//! - [`data`] loads and aligns spot, perp, mark and funding into a [`model::MarketTimeline`];
+//!   [`venue`] holds each venue's rules as data; [`sim`] runs the carry over the timeline;
+//!   [`measure`] keeps the ledger and computes metrics. These import `model` and each other
+//!   without cycles (`measure` and `venue` read `sim` and `data` types, never the reverse).
+//! - [`config`] reads the TOML and builds the inputs of the layer below; [`render`] draws charts
+//!   and HTML; [`output`] writes run folders atomically.
+//! - [`app`] composes them into commands; [`cli`] parses arguments and dispatches.
 
 pub mod error;
-
-pub mod backtest;
-pub mod cli;
-pub mod config;
-pub mod data;
-pub mod engine;
-pub mod ledger;
-pub mod margin;
-pub mod metrics;
-pub mod output;
-pub mod report;
+pub mod model;
 pub mod rng;
-pub mod strategy;
-pub mod stress;
-pub mod sweep;
 pub mod time;
+
+pub mod data;
+pub mod measure;
+pub mod sim;
 pub mod venue;
+
+pub mod config;
+pub mod output;
+pub mod render;
+
+pub mod app;
+pub mod cli;

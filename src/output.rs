@@ -11,8 +11,7 @@ use anyhow::{Context, Result};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::config::validate_run_name;
-use crate::input_error;
+use crate::{bail_input, input_error};
 
 /// A run's output folder while it is being written.
 pub struct RunDir {
@@ -123,5 +122,21 @@ pub fn write_parquet_atomic(path: &Path, frame: &mut DataFrame) -> Result<()> {
     let handle = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     ParquetWriter::new(handle).with_compression(ParquetCompression::Lz4Raw).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// A run name becomes a folder under the output directory: it must not escape it.
+pub fn validate_run_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if !ok {
+        bail_input!(
+            "`run.name` = {name:?} is not allowed: use 1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names a folder under the output directory)"
+        );
+    }
     Ok(())
 }

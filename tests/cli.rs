@@ -150,9 +150,9 @@ fn set_overrides_a_config_field_and_is_checked_like_the_file() {
     // Same result as the library with the same values.
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("sample/metrics.json")).unwrap()).unwrap();
     let mut base = basis::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
-    assert_ne!(metrics["final_equity"].as_f64().unwrap(), basis::backtest::run(&base).unwrap().metrics.final_equity);
+    assert_ne!(metrics["final_equity"].as_f64().unwrap(), basis::app::backtest::run(&base).unwrap().metrics.final_equity);
     base.portfolio.leverage = 3.0;
-    let expected = basis::backtest::run(&base).unwrap().metrics.final_equity;
+    let expected = basis::app::backtest::run(&base).unwrap().metrics.final_equity;
     assert!((metrics["final_equity"].as_f64().unwrap() - expected).abs() < 1e-9, "preset changes no fee the base sets itself");
     for (set, message) in [("portfolio.leverge=3", "leverge"), ("portfolio.leverage=0", "(0, 125]"), ("leverage", "KEY=VALUE")] {
         let output = basis().args(["backtest", "--output-dir", out, "--set", set]).output().unwrap();

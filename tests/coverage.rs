@@ -9,9 +9,9 @@ mod common;
 
 use std::path::Path;
 
-use basis::backtest;
+use basis::app::backtest;
 use basis::config::Config;
-use basis::ledger::events;
+use basis::measure::ledger::events;
 use common::*;
 
 fn corpus(case: &str) -> std::path::PathBuf {

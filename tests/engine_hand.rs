@@ -4,8 +4,8 @@
 mod common;
 
 use basis::config::TopUpSource;
-use basis::engine;
-use basis::ledger::{events, state, FullLedger, TradeReason};
+use basis::sim;
+use basis::measure::ledger::{events, state, FullLedger, TradeReason};
 use common::*;
 
 #[test]
@@ -17,7 +17,7 @@ fn funding_and_fees_at_constant_prices() {
     params.costs.spot_fee = 0.001;
     params.costs.perp_fee = 0.0005;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
 
     // Entry: q units cost 100 × 1.001 (spot + fee) plus 100 / 1x margin + 100 × 0.0005 perp fee.
     let q = 10_000.0 / (100.0 * 1.001 + 100.0 + 100.0 * 0.0005);
@@ -44,7 +44,7 @@ fn slippage_is_booked_against_the_close() {
     params.costs.spot_slippage = 0.0010; // 10 bp
     params.costs.perp_slippage = 0.0005; // 5 bp
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     // q × 200 × 1.001 (spot) + q × (200 + 200 × 0.0005) (margin and perp slippage) = 1000.
     let q = 1_000.0 / (200.0 * 1.001 + 200.0 + 200.0 * 0.0005);
     assert_close(ledger.row(0).pnl.slippage, -q * 200.0 * 0.0015, 1e-9);
@@ -64,7 +64,7 @@ fn staking_accrues_in_the_asset_and_triggers_a_rehedge() {
     params.rebalance_delta_threshold = 0.00005; // 0.005 %: the 0.01 % drift exceeds it
     params.close_at_end = false;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     let q = 20_000.0 / 200.0;
     let earned = q * 0.0365 / 365.0;
     assert_close(ledger.row(1).pnl.staking, earned * 100.0, 1e-9);
@@ -86,7 +86,7 @@ fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged_when_held() 
     params.close_at_end = false;
     params.after_liquidation = basis::config::AfterLiquidation::Hold;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     let q = 10_000.0 / 150.0;
     let margin = q * 50.0;
     // Short liquidation price: margin + q (100 − P) = q P × 0.004.
@@ -112,7 +112,7 @@ fn short_is_liquidated_at_the_bracket_price_and_spot_stays_unhedged_when_held() 
     // The default ("close") sells the spot at the liquidation step's close, 150: flat after.
     params.after_liquidation = basis::config::AfterLiquidation::Close;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     assert_eq!(ledger.row(1).state, state::FLAT);
     assert_eq!(ledger.row(1).spot_qty, 0.0);
     assert_close(ledger.row(1).cash, q * 150.0, 1e-9);
@@ -131,7 +131,7 @@ fn reserve_top_up_keeps_the_short_alive() {
     params.top_up_source = TopUpSource::Reserve;
     params.close_at_end = false;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     let q = 6_000.0 / 150.0;
     // At 130: margin = q × 50 − q × 30 = q × 20; liquidation at (q × 20 + q × 130) / (q × 1.004).
     let liq = (20.0 + 130.0) / 1.004;
@@ -153,7 +153,7 @@ fn settlement_is_paid_on_the_position_held_before_the_step() {
     timeline.funding = vec![event_at(&timeline, 1, -0.0002, 49.0)];
     let params = plain_params(1_000.0);
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline, &params, &mut ledger);
+    let summary = sim::run(&timeline, &params, &mut ledger);
     let q = 1_000.0 / 100.0;
     // Negative funding: the short pays rate × qty × the price given with the settlement.
     assert_close(ledger.row(1).pnl.funding, -q * 0.0002 * 49.0, 1e-12);
@@ -170,7 +170,7 @@ fn reverse_carry_earns_negative_funding_and_pays_borrow() {
     params.borrow_apr = 0.073;
     params.close_at_end = false;
     let mut ledger = FullLedger::default();
-    engine::run(&timeline, &params, &mut ledger);
+    sim::run(&timeline, &params, &mut ledger);
     let q = 10_000.0 / 200.0;
     assert_close(ledger.row(0).spot_qty, -q, 1e-12);
     assert_close(ledger.row(0).perp_qty, q, 1e-12);
@@ -195,7 +195,7 @@ fn threshold_entry_uses_settled_rates_only() {
     params.entry.lookback_settlements = 3;
     params.entry.entry_funding_apr = 0.30;
     let mut ledger = FullLedger::default();
-    engine::run(&timeline, &params, &mut ledger);
+    sim::run(&timeline, &params, &mut ledger);
     // At step 0 only two rates are known: no signal, stay flat. At step 1 the third has settled.
     assert!(ledger.row(0).funding_signal_apr.is_nan());
     assert_eq!(ledger.row(0).state, state::FLAT);
@@ -224,7 +224,7 @@ fn a_stale_spot_step_sells_no_spot_and_still_checks_the_liquidation() {
     // Selling spot needs a live spot price: no top-up on the stale step, and the spike
     // liquidates the short on the masked bar itself.
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
+    let summary = sim::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
     assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::MASKED, "no spot sale on a stale step");
     assert_eq!(ledger.row(2).events & (events::LIQUIDATION | events::MASKED), events::LIQUIDATION | events::MASKED, "checked, masked or not");
     assert_eq!(summary.liquidations, 1);
@@ -236,7 +236,7 @@ fn a_stale_spot_step_sells_no_spot_and_still_checks_the_liquidation() {
     // Moving reserve cash needs no spot price: the masked step tops up, and the short survives.
     params.top_up_source = TopUpSource::Reserve;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
+    let summary = sim::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
     assert_eq!(ledger.row(1).events & (events::TOP_UP | events::MASKED), events::TOP_UP | events::MASKED);
     assert_eq!(summary.liquidations, 0);
 
@@ -244,7 +244,7 @@ fn a_stale_spot_step_sells_no_spot_and_still_checks_the_liquidation() {
     params.top_up_source = TopUpSource::SellSpot;
     params.mask_stale_spot = false;
     let mut ledger = FullLedger::default();
-    let summary = engine::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
+    let summary = sim::run(&timeline_with([0, 1, 2, 0]), &params, &mut ledger);
     assert_eq!(ledger.row(1).events & events::TOP_UP, events::TOP_UP);
     assert_eq!(summary.liquidations, 0);
     assert_eq!(ledger.row(1).events & events::MASKED, 0);

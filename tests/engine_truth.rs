@@ -8,10 +8,10 @@ mod common;
 
 use basis::config::{AfterLiquidation, Direction, EntryMode, TopUpSource};
 use basis::data::align::SettledRate;
-use basis::engine::{self, EngineParams};
-use basis::ledger::{events, state, FullLedger, TradeReason};
-use basis::margin::{Brackets, LiquidationStyle};
-use basis::strategy::{trailing_funding_apr, trailing_funding_apr_hours};
+use basis::sim::{self, EngineParams};
+use basis::measure::ledger::{events, state, FullLedger, TradeReason};
+use basis::sim::margin::{Brackets, LiquidationStyle};
+use basis::sim::policy::{trailing_funding_apr, trailing_funding_apr_hours};
 use common::*;
 
 /// Long carry at 2x on 150,000: 1 BTC spot and 1 BTC short at 100,000 with 50,000 of margin
@@ -33,9 +33,9 @@ fn rally() -> basis::data::align::MarketTimeline {
     flat_timeline(&[100_000.0, 140_000.0, 190_000.0], &[100_000.0, 140_000.0, 200_000.0], &[100_000.0, 100_000.0, 140_000.0], HOUR)
 }
 
-fn run(timeline: &basis::data::align::MarketTimeline, params: &EngineParams) -> (FullLedger, engine::RunSummary) {
+fn run(timeline: &basis::data::align::MarketTimeline, params: &EngineParams) -> (FullLedger, sim::RunSummary) {
     let mut ledger = FullLedger::default();
-    let summary = engine::run(timeline, params, &mut ledger);
+    let summary = sim::run(timeline, params, &mut ledger);
     (ledger, summary)
 }
 
@@ -171,7 +171,7 @@ fn hold_keeps_the_surviving_leg_and_says_the_run_is_directional() {
     // Unhedged over steps 3 and 4 (2 hours): 1 BTC from 190,000 to 210,000.
     assert_eq!(summary.unhedged_ms, 2 * HOUR);
     assert_close(summary.unhedged_pnl, 20_000.0, 1e-6);
-    let metrics = basis::metrics::compute(&summary, "TEST", true);
+    let metrics = basis::measure::metrics::compute(&summary, "TEST", true);
     assert_eq!(metrics.after_liquidation, "hold");
     assert!(metrics.summary_text().contains("DIRECTIONAL"), "{}", metrics.summary_text());
 }
@@ -249,7 +249,7 @@ fn funding_apr_while_held_and_over_the_window() {
     let (_, summary) = run(&timeline, &params);
     assert_eq!(summary.liquidations, 1);
     assert_eq!(summary.settlements.len(), 5);
-    let metrics = basis::metrics::compute(&summary, "TEST", true);
+    let metrics = basis::measure::metrics::compute(&summary, "TEST", true);
     assert_close(metrics.funding_apr_while_held, 0.0005 * 8760.0 / 48.0, 1e-12); // 9.125 %
     assert_close(metrics.funding_apr_over_window, 0.0005 * 8760.0 / 96.0, 1e-12); // 4.5625 %
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use basis::config::{default_brackets, Config};
-use basis::ledger::events;
+use basis::measure::ledger::events;
 use basis::time::{year_of, year_start_ms, MS_PER_YEAR};
 use common::*;
 use polars::prelude::*;
@@ -97,7 +97,7 @@ fn check_carry(base: &str, expected_settlements: usize) {
     let Some(data) = pair(base) else { return };
     let first_settlement = data.funding.date_ms[0];
     let config = config(base, first_settlement, "[portfolio]\nleverage = 1.0\nreserve_fraction = 0.0\ntop_up_source = \"sell_spot\"");
-    let result = basis::backtest::run(&config).unwrap();
+    let result = basis::app::backtest::run(&config).unwrap();
     let ts = result.ledger.ts_ms();
     let perp_qty = result.ledger.column("perp_qty").unwrap();
     let (first_ts, last_ts) = (ts[0], ts[ts.len() - 1]);
@@ -160,7 +160,7 @@ fn eth_hourly_carry_funding_matches_the_feather_files() {
 fn spot_outages_are_masked_and_the_real_dislocation_is_not() {
     let Some(data) = pair("BTC") else { return };
     let config = config("BTC", data.funding.date_ms[0], "");
-    let result = basis::backtest::run(&config).unwrap();
+    let result = basis::app::backtest::run(&config).unwrap();
     let spans = &result.timeline.stale_spans;
     let t = |text: &str| basis::config::parse_time_ms("test", text).unwrap();
     let covered = |at: i64| spans.iter().any(|s| s.from_ms <= at && at <= s.to_ms);
@@ -214,7 +214,7 @@ fn a_3x_short_is_liquidated_in_the_hour_the_bars_say() {
         start,
         "[portfolio]\nleverage = 3.0\nreserve_fraction = 0.0\ntop_up_source = \"none\"\n[costs]\nspot_taker_bps = 0.0\nperp_taker_bps = 0.0\nspot_slippage_bps = 0.0\nperp_slippage_bps = 0.0",
     );
-    let result = basis::backtest::run(&config).unwrap();
+    let result = basis::app::backtest::run(&config).unwrap();
     let ts = result.ledger.ts_ms();
     let first = result.ledger.row(0);
     let qty = -first.perp_qty;

@@ -6,8 +6,8 @@ mod common;
 use basis::config::{Direction, EntryMode, TopUpSource};
 use basis::data::align::{align, FundingEvent, SettledRate};
 use basis::data::MarketData;
-use basis::engine;
-use basis::ledger::FullLedger;
+use basis::sim;
+use basis::measure::ledger::FullLedger;
 use common::*;
 use proptest::prelude::*;
 
@@ -68,7 +68,7 @@ struct Knobs {
     slippage_bps: f64,
     rebalance: f64,
     after: basis::config::AfterLiquidation,
-    style: basis::margin::LiquidationStyle,
+    style: basis::sim::margin::LiquidationStyle,
 }
 
 fn knobs_strategy() -> impl Strategy<Value = Knobs> {
@@ -107,12 +107,12 @@ fn after_strategy() -> impl Strategy<Value = basis::config::AfterLiquidation> {
     prop_oneof![Just(AfterLiquidation::Close), Just(AfterLiquidation::Rehedge), Just(AfterLiquidation::Hold)]
 }
 
-fn style_strategy() -> impl Strategy<Value = basis::margin::LiquidationStyle> {
-    use basis::margin::LiquidationStyle;
+fn style_strategy() -> impl Strategy<Value = basis::sim::margin::LiquidationStyle> {
+    use basis::sim::margin::LiquidationStyle;
     prop_oneof![Just(LiquidationStyle::LiquidationPrice), Just(LiquidationStyle::BankruptcyPrice), Just(LiquidationStyle::MarketWithBackstop)]
 }
 
-fn params_from(knobs: &Knobs) -> basis::engine::EngineParams {
+fn params_from(knobs: &Knobs) -> basis::sim::EngineParams {
     let mut params = plain_params(100_000.0);
     params.leverage = knobs.leverage;
     params.reserve_fraction = knobs.reserve;
@@ -129,7 +129,7 @@ fn params_from(knobs: &Knobs) -> basis::engine::EngineParams {
     params.rebalance_delta_threshold = knobs.rebalance;
     params.borrow_apr = 0.08;
     params.reenter_after_liquidation = true;
-    params.brackets = basis::margin::Brackets::new(basis::config::default_brackets());
+    params.brackets = basis::sim::margin::Brackets::new(basis::config::default_brackets());
     params.after_liquidation = knobs.after;
     params.liquidation.style = knobs.style;
     params
@@ -167,7 +167,7 @@ proptest! {
         params.entry.direction = Direction::Reverse;
         params.leverage = leverage;
         let mut ledger = FullLedger::default();
-        let summary = engine::run(&timeline, &params, &mut ledger);
+        let summary = sim::run(&timeline, &params, &mut ledger);
         let mut previous = params.initial_capital;
         for (i, row) in ledger.rows().enumerate() {
             prop_assert!(row.equity >= -1e-9 * params.initial_capital, "step {i}: equity {} < 0 ({:?})", row.equity, row);
@@ -185,7 +185,7 @@ proptest! {
         let timeline = timeline_from(&path);
         let params = params_from(&knobs);
         let mut ledger = FullLedger::default();
-        let summary = engine::run(&timeline, &params, &mut ledger);
+        let summary = sim::run(&timeline, &params, &mut ledger);
         let mut previous = params.initial_capital;
         for (i, row) in ledger.rows().enumerate() {
             let change = row.equity - previous;
@@ -236,21 +236,21 @@ fn ledger_rows_before_t_ignore_data_after_t() {
         if mode == EntryMode::AlwaysOn {
             p.entry.direction = Direction::Long;
         }
-        p.brackets = basis::margin::Brackets::new(basis::config::default_brackets());
+        p.brackets = basis::sim::margin::Brackets::new(basis::config::default_brackets());
         p
     };
     for mode in [EntryMode::AlwaysOn, EntryMode::FundingThreshold] {
         let params = config_params(mode);
         let base_timeline = align(&original, None, None, 0.03).unwrap();
         let mut base = FullLedger::default();
-        engine::run(&base_timeline, &params, &mut base);
+        sim::run(&base_timeline, &params, &mut base);
         for cutoff_step in [5usize, 300, 900] {
             let cutoff_ms = base_timeline.ts_ms[cutoff_step];
             let mut changed = original.clone();
             perturb_after(&mut changed, cutoff_ms, 1.7);
             let timeline = align(&changed, None, None, 0.03).unwrap();
             let mut ledger = FullLedger::default();
-            engine::run(&timeline, &params, &mut ledger);
+            sim::run(&timeline, &params, &mut ledger);
             // Rows up to and including the cutoff step saw only data known by then.
             for i in 0..=cutoff_step {
                 let (a, b) = (base.row(i), ledger.row(i));
@@ -298,7 +298,7 @@ fn random_paths_exercise_every_mechanism() {
         let timeline = timeline_from(&path);
         let params = params_from(&knobs);
         let mut ledger = FullLedger::default();
-        let summary = engine::run(&timeline, &params, &mut ledger);
+        let summary = sim::run(&timeline, &params, &mut ledger);
         assert!((summary.final_equity - params.initial_capital - summary.pnl.total()).abs() < 1e-8 * params.initial_capital);
         liquidations += summary.liquidations;
         top_ups += summary.top_ups;

@@ -74,7 +74,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
     (
         "Sweeps: thousands of configurations",
         0,
-        "prose: the metric count of results.parquet (basis::sweep::metric_names); `resumed: 3072 of 10000` illustrates a killed run and is not reproducible; the chunk size is a constant",
+        "prose: the metric count of results.parquet (basis::app::sweep::metric_names); `resumed: 3072 of 10000` illustrates a killed run and is not reproducible; the chunk size is a constant",
     ),
     ("Stress: when the music stops", 0, "prose: open interest (stress.json), the capacity range and the net APRs at 10^5 and 10^9 (`stress` stdout)"),
     ("Config reference", 0, "no figures"),
@@ -841,7 +841,7 @@ fn check_prose(ctx: &mut Ctx) {
 
     // --- Sweeps: the metric columns results.parquet holds after `config_id`, the parameters and
     // `error` (the program's own list; tests/schemas.rs ties README's table to the file).
-    ctx.prose("sweep results.parquet: metric count", "then # metrics)", |_, _| Ok(vec![basis::sweep::metric_names().len().to_string()]));
+    ctx.prose("sweep results.parquet: metric count", "then # metrics)", |_, _| Ok(vec![basis::app::sweep::metric_names().len().to_string()]));
 
     // --- Robustness: the hostile-input corpus.
     ctx.prose("tests/corpus: case count", "`tests/corpus/` holds # hostile inputs", |_, _| {

@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use basis::backtest;
-use basis::ledger::FullLedger;
+use basis::app::backtest;
+use basis::measure::ledger::FullLedger;
 use common::*;
 
 /// (known-at ms, close) of a binance-daily kline CSV, parsed by hand.

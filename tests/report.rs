@@ -6,7 +6,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use basis::config::Config;
-use basis::report::{self, series, SavedRun};
+use basis::render::{self, series, SavedRun};
 
 fn basis() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_basis"));
@@ -24,8 +24,8 @@ fn sample_config(output_dir: &Path) -> Config {
 /// Run the default sample backtest into `output_dir` and return the run folder.
 fn sample_run(output_dir: &Path) -> PathBuf {
     let config = sample_config(output_dir);
-    let result = basis::backtest::run(&config).expect("sample backtest runs");
-    basis::backtest::write_outputs(&config, None, &result, false).expect("outputs written")
+    let result = basis::app::backtest::run(&config).expect("sample backtest runs");
+    basis::app::backtest::write_outputs(&config, None, &result, false).expect("outputs written")
 }
 
 struct Decoded {
@@ -85,7 +85,7 @@ fn a_run_writes_decodable_charts_and_a_self_contained_page() {
         let bytes = std::fs::read(folder.join(chart)).unwrap_or_else(|_| panic!("{chart} written"));
         let image = decode_png(&bytes);
         // The sample spans 2024 and 2025: the heatmap has two rows of months.
-        let height = if chart == "monthly_returns.png" { report::charts::heatmap_height(2) } else { 560 };
+        let height = if chart == "monthly_returns.png" { render::charts::heatmap_height(2) } else { 560 };
         assert_eq!((image.width, image.height), (1400, height), "{chart} dimensions");
         // Not blank: the plot holds lines, and the title band holds text (the bundled font drew it).
         let ink = ink_share(&image, 0..image.height);
@@ -103,7 +103,7 @@ fn a_run_writes_decodable_charts_and_a_self_contained_page() {
     // The metrics table holds the run's figures.
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("metrics.json")).unwrap()).unwrap();
     assert!(html.contains("id=\"metrics\"") && html.contains("id=\"attribution\"") && html.contains("id=\"funding-by-year\""));
-    let final_equity = report::html::money(metrics["final_equity"].as_f64().unwrap());
+    let final_equity = render::html::money(metrics["final_equity"].as_f64().unwrap());
     assert_eq!(final_equity, "116,571.64");
     assert!(html.contains(&final_equity));
     assert!(html.contains(&format!("{:.2}", metrics["sharpe"].as_f64().unwrap())));
@@ -166,9 +166,9 @@ fn strings_from_data_and_config_are_escaped() {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = sample_config(tmp.path());
     config.venue.name = Some("<img src=x onerror=alert(1)>".into());
-    let mut result = basis::backtest::run(&config).unwrap();
+    let mut result = basis::app::backtest::run(&config).unwrap();
     result.warnings.push("spot: row 7 <script>alert('x')</script> & more".into());
-    let files = report::render(&result.report_input(&config, "run<1>")).unwrap();
+    let files = render::render(&result.report_input(&config, "run<1>")).unwrap();
     let html = String::from_utf8(files.iter().find(|f| f.name == "index.html").unwrap().bytes.clone()).unwrap();
     assert!(!html.contains("<script>") && !html.contains("<img src=x"));
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
@@ -208,7 +208,7 @@ fn compare_overlays_runs_and_puts_metrics_side_by_side() {
     let m3: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("metrics.json")).unwrap()).unwrap();
     assert_ne!(m1["final_equity"], m3["final_equity"]);
     for m in [&m1, &m3] {
-        assert!(html.contains(&report::html::money(m["final_equity"].as_f64().unwrap())));
+        assert!(html.contains(&render::html::money(m["final_equity"].as_f64().unwrap())));
     }
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("compare.json")).unwrap()).unwrap();
     assert_eq!(summary.as_array().unwrap().len(), 2);

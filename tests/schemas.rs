@@ -94,7 +94,7 @@ fn readme_schemas_match_the_files() {
     let params = ["costs.perp_slippage_bps", "portfolio.leverage"];
     check("results.parquet", &results, &params, &[]);
     let metrics: Vec<String> = results.iter().skip(2 + params.len()).map(|(n, _)| n.clone()).collect();
-    assert_eq!(metrics.len(), basis::sweep::METRIC_NAMES.len());
+    assert_eq!(metrics.len(), basis::app::sweep::METRIC_NAMES.len());
     check("walk_forward.parquet", &schema(&dir.path().join("s/walk_forward.parquet")), &params, &metrics);
 
     // metrics.json: every key documented, every documented key present.

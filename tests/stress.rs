@@ -4,11 +4,11 @@
 mod common;
 
 use basis::data::align::MarketTimeline;
-use basis::engine::{self, EngineParams};
-use basis::ledger::{events, FullLedger, NoLedger, TradeReason};
-use basis::stress::monte_carlo::{self, MonteCarloSpec};
-use basis::stress::scenario::{apply, Scenario};
-use basis::stress::days_to_recover;
+use basis::sim::{self, EngineParams};
+use basis::measure::ledger::{events, FullLedger, NoLedger, TradeReason};
+use basis::app::stress::monte_carlo::{self, MonteCarloSpec};
+use basis::app::stress::scenario::{apply, Scenario};
+use basis::app::stress::days_to_recover;
 use common::*;
 use polars::prelude::SerReader;
 
@@ -25,7 +25,7 @@ fn at(step: i64) -> Option<String> {
 }
 
 fn final_equity(t: &MarketTimeline, p: &EngineParams) -> f64 {
-    engine::run(t, p, &mut NoLedger).final_equity
+    sim::run(t, p, &mut NoLedger).final_equity
 }
 
 fn stressed(s: &Scenario, t: &MarketTimeline, p: &EngineParams) -> (MarketTimeline, EngineParams) {
@@ -74,7 +74,7 @@ fn simple_shocks_by_hand() {
     assert_close(st.perp[105], 102.0, 1e-12);
     assert_eq!(st.perp[111], 100.0);
     let mut ledger = FullLedger::with_capacity(st.len());
-    engine::run(&st, &sp, &mut ledger);
+    sim::run(&st, &sp, &mut ledger);
     let equity = ledger.column("equity").unwrap();
     assert_close(equity[105] - equity[99], -100.0 + 0.0001 * 5_000.0 * 1.02, 1e-9);
     assert_close(final_equity(&st, &sp) - base, 0.0001 * 5_000.0 * 0.02, 1e-9);
@@ -104,7 +104,7 @@ fn smallest_liquidating_shock_matches_the_bracket_formula() {
     let liquidated = |pct: f64| {
         let shock = Scenario::PriceShock { name: None, at: at(100), pct, hours: 1.0, perp_overshoot_pct: 0.0 };
         let (st, sp) = stressed(&shock, &t, &p);
-        engine::run(&st, &sp, &mut NoLedger).liquidations
+        sim::run(&st, &sp, &mut NoLedger).liquidations
     };
     // The boundary is sharp: a shock of 1e-9 (a price 1e-7 away) either side decides it. The
     // position is exactly hedged, so margin + q x mark (and with it the liquidation price) stays
@@ -120,7 +120,7 @@ fn smallest_liquidating_shock_matches_the_bracket_formula() {
     assert_close(st.mark_high[132], 133.0, 1e-12);
     assert!(st.mark_high[131] < liquidation_price && st.mark_high[132] >= liquidation_price);
     let mut ledger = FullLedger::with_capacity(st.len());
-    let summary = engine::run(&st, &sp, &mut ledger);
+    let summary = sim::run(&st, &sp, &mut ledger);
     let steps: Vec<usize> = ledger.rows().enumerate().filter(|(_, r)| r.events & events::LIQUIDATION != 0).map(|(i, _)| i).collect();
     assert_eq!(steps, vec![132], "steps the engine liquidated at; the bracket formula says 132 only");
     // The bar opened at 132.0, below the liquidation price, so the perp closes at that price.
@@ -183,8 +183,8 @@ fn recovery_time_by_hand() {
 #[test]
 fn bootstrap_is_seeded_and_thread_count_free() {
     let config = basis::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
-    let (history, _, _) = basis::backtest::prepare(&config).unwrap();
-    let params = EngineParams::from_config(&config);
+    let (history, _, _) = basis::app::backtest::prepare(&config).unwrap();
+    let params = basis::config::engine_params(&config);
     let spec = |seed| MonteCarloSpec { paths: 64, years: 0.5, block_days: 7.0, seed };
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let a = one_thread.install(|| monte_carlo::run(&history, &params, &spec(1), false)).unwrap();
@@ -202,9 +202,9 @@ fn bootstrap_is_seeded_and_thread_count_free() {
 fn historical_replays_and_open_interest_on_binance_hourly() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = basis::config::Config::load(&root.join("data/examples/freqtrade-btc-1h.toml")).unwrap();
-    let mut file = basis::stress::StressFile::load(&root.join("data/examples/stress-history.toml")).unwrap();
+    let mut file = basis::app::stress::StressFile::load(&root.join("data/examples/stress-history.toml")).unwrap();
     file.monte_carlo = None;
-    let run = basis::stress::run(&config, &file, &root.join("data/examples"), false).unwrap();
+    let run = basis::app::stress::run(&config, &file, &root.join("data/examples"), false).unwrap();
     let by = |label: &str| run.scenarios.iter().find(|o| o.label.starts_with(label)).unwrap();
     // A replay is its own backtest over the episode: entered at its first step, PnL its own.
     let march = by("March 2020");

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use basis::sweep::run::{self, SweepOptions};
-use basis::sweep::spec::Sweep;
-use basis::sweep::METRIC_NAMES;
+use basis::app::sweep::run::{self, SweepOptions};
+use basis::app::sweep::spec::Sweep;
+use basis::app::sweep::METRIC_NAMES;
 use polars::prelude::*;
 
 fn base_config() -> PathBuf {
@@ -71,7 +71,7 @@ fn grid_ids_decode_and_results_equal_plain_backtests() {
     // Shared timelines give exactly what a plain backtest of the same config gives.
     for id in [0u64, 23, 35] {
         let config = sweep.config(&sweep.values(id), &[]).unwrap();
-        let plain = basis::backtest::run(&config).unwrap().metrics;
+        let plain = basis::app::backtest::run(&config).unwrap().metrics;
         let row = id as usize;
         assert_eq!(f64s(&results, "final_equity")[row], plain.final_equity, "config {id}");
         assert_eq!(f64s(&results, "sharpe")[row], plain.sharpe);
@@ -183,7 +183,7 @@ fn walk_forward_chooses_the_in_sample_best() {
         // Independently: every configuration on the in-sample window through the plain path.
         let window = [("strategy.start", toml::Value::String(starts[w].clone())), ("strategy.end", toml::Value::String(ends[w].clone()))];
         let returns: Vec<f64> = (0..sweep.total)
-            .map(|id| basis::backtest::run(&sweep.config(&sweep.values(id), &window).unwrap()).unwrap().metrics.total_return)
+            .map(|id| basis::app::backtest::run(&sweep.config(&sweep.values(id), &window).unwrap()).unwrap().metrics.total_return)
             .collect();
         let best = (0..returns.len()).max_by(|&a, &b| returns[a].total_cmp(&returns[b]).then(b.cmp(&a))).unwrap();
         assert_eq!(chosen[w], best as u64, "window {w}: {returns:?}");

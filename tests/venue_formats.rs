@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use basis::config::{FundingFormat, PriceFormat, PriceSource};
-use basis::data::venues::{load_bybit_trades, load_funding};
+use basis::data::venue_formats::{load_bybit_trades, load_funding};
 use basis::data::FundingSeries;
 use basis::error::is_input_error;
 

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use basis::config::FundingFormat;
 use basis::data::binance::load_funding;
-use basis::report::series::at_limit;
-use basis::venue::caps::{self, RuleSet};
-use basis::venue::multivenue::{self, Columns, RotationSettings};
+use basis::render::series::at_limit;
+use basis::app::caps::{self, RuleSet};
+use basis::app::venues::{self, Columns, RotationSettings};
 use basis::venue::Preset;
 use common::*;
 use polars::prelude::*;
@@ -105,7 +105,7 @@ fn caps_run_marks_the_capped_settlements_of_the_data_and_applies_user_caps() {
     assert_close(actual.share_at_cap * n as f64, 1.0, 1e-9);
     assert_close(actual.share_at_floor * n as f64, 1.0, 1e-9);
     // The actual run's funding equals the plain backtest's.
-    let plain = basis::backtest::run(&config).unwrap();
+    let plain = basis::app::backtest::run(&config).unwrap();
     assert_close(actual.metrics.funding_pnl, plain.metrics.funding_pnl, 1e-6);
 
     // A ±0.1 % cap binds: every settlement within it, some at it, and none of the rates exceed it.
@@ -129,8 +129,8 @@ fn counterfactual_binance_funding_tracks_the_printed_rates() {
     // rates Binance printed (the proxy's bias sits mostly inside the ±0.05 % clamp).
     let data = freqtrade_config("BTC", "2023-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "");
     let cf = freqtrade_config("BTC", "2023-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "funding = \"counterfactual\"");
-    let actual = basis::backtest::run(&data).unwrap();
-    let counterfactual = basis::backtest::run(&cf).unwrap();
+    let actual = basis::app::backtest::run(&data).unwrap();
+    let counterfactual = basis::app::backtest::run(&cf).unwrap();
     let (a, c) = (actual.metrics.funding_apr_over_window, counterfactual.metrics.funding_apr_over_window);
     assert!((a - c).abs() < 0.015, "actual {a}, counterfactual {c}");
     assert_eq!(counterfactual.metrics.settlements, actual.metrics.settlements);
@@ -162,8 +162,8 @@ fn multivenue_rows() -> BTreeMap<(String, String), Vec<(i64, f64)>> {
 #[test]
 fn multivenue_aprs_match_an_independent_computation() {
     let path = real_data_dir().join("multivenue-hourly/funding_rates.parquet");
-    let series = multivenue::load(&path, &Columns::default()).unwrap();
-    let table = multivenue::apr_table(&series);
+    let series = venues::load(&path, &Columns::default()).unwrap();
+    let table = venues::apr_table(&series);
     let rows = multivenue_rows();
     assert_eq!(table.len(), 35, "7 venues x 5 coins");
     assert_eq!(rows.values().map(Vec::len).sum::<usize>(), 115_218);
@@ -214,9 +214,9 @@ fn best_venue_carry_by_hand() {
         text.push_str(&format!("{},hyperliquid,BTC,{}\n", iso(t0 + h * HOUR + 7), if h < 240 { 0.00001 } else { 0.0001 }));
     }
     std::fs::write(&path, text).unwrap();
-    let series = multivenue::load(&path, &Columns::default()).unwrap();
+    let series = venues::load(&path, &Columns::default()).unwrap();
     let settings = RotationSettings::new(&["binance".into(), "hyperliquid".into()], 24, 0.02, 2.0).unwrap();
-    let carries = multivenue::rotate("BTC", &series, &settings);
+    let carries = venues::rotate("BTC", &series, &settings);
     let best = &carries[0];
     // Enters binance at 08:00 (the first hour a venue covers half the lookback). Hyperliquid's
     // trailing day passes binance's 32.85 % + 2 % once k of its 24 hours pay 0.01 %:
@@ -242,11 +242,11 @@ fn bad_multivenue_input_is_refused_with_its_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("funding.csv");
     std::fs::write(&path, "timestamp,venue,coin,funding_rate\n2025-01-01T00:00:00Z,okx,BTC,0.0001\n2025-01-01T08:00:00Z,okx,BTC,1.5\n").unwrap();
-    let err = format!("{:#}", multivenue::load(&path, &Columns::default()).unwrap_err());
+    let err = format!("{:#}", venues::load(&path, &Columns::default()).unwrap_err());
     assert!(err.contains("line 3") && err.contains("Divide percent values by 100"), "{err}");
     std::fs::write(&path, "timestamp,venue,coin,funding_rate\n2025-01-01T00:00:00Z,okx,BTC,0.0001\n2025-01-01T00:00:00Z,okx,BTC,0.0002\n").unwrap();
-    let err = format!("{:#}", multivenue::load(&path, &Columns::default()).unwrap_err());
+    let err = format!("{:#}", venues::load(&path, &Columns::default()).unwrap_err());
     assert!(err.contains("two different rates"), "{err}");
-    let err = format!("{:#}", multivenue::load(&path, &Columns { rate: "rate".into(), ..Columns::default() }).unwrap_err());
+    let err = format!("{:#}", venues::load(&path, &Columns { rate: "rate".into(), ..Columns::default() }).unwrap_err());
     assert!(err.contains("missing column `rate`") && err.contains("funding_rate"), "{err}");
 }

@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::read::{expand_glob, read_csv_text, stream_csv, CellParser};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::bail_input;
-use crate::config::{FundingFormat, FundingSource, PriceSource, TimeUnit};
+use crate::data::source::{FundingFormat, FundingSource, PriceSource, TimeUnit};
 
 /// Kline column positions (the dump layout is positional; header names vary).
 const OPEN_TIME: usize = 0;

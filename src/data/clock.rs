@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::FundingFormat;
+use crate::data::source::FundingFormat;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_MINUTE: i64 = 60_000;

@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::read::{read_bytes, read_table, RawTable};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
-use crate::config::{FreqtradeFormat, FreqtradeSource, TimeUnit as ConfigTimeUnit};
+use crate::data::source::{FreqtradeFormat, FreqtradeSource, TimeUnit as ConfigTimeUnit};
 use crate::{bail_input, input_error};
 
 /// A freqtrade timeframe (`1m`, `15m`, `1h`, `8h`, `1d`, `1w`) in milliseconds.

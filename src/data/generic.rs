@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::read::{expand_glob, read_table};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars, StakingSeries};
-use crate::config::{FundingSource, PriceSource, StakingSource};
+use crate::data::source::{FundingSource, PriceSource, StakingSource};
 use crate::{bail_input, input_error};
 
 fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str> {

@@ -7,22 +7,21 @@
 pub mod align;
 pub mod binance;
 pub mod clock;
-pub mod convert;
 pub mod fetch;
-pub mod inspect;
 pub mod freqtrade;
 pub mod generic;
 pub mod quality;
 pub mod read;
 pub mod synth;
-pub mod venues;
+pub mod source;
+pub mod venue_formats;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::bail_input;
-use crate::config::{DataConfig, FundingFormat, PriceFormat, PriceSource};
+use crate::data::source::{DataConfig, FundingFormat, PriceFormat, PriceSource};
 
 /// Price bars of one instrument, sorted by `ts_ms` with no duplicates.
 #[derive(Debug, Clone, Default)]
@@ -108,7 +107,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
             let funding = match funding.format {
                 FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(funding, &config.symbol, &mut files, &mut warnings)?,
                 FundingFormat::Generic => generic::load_funding(funding, &mut files, &mut warnings)?,
-                _ => venues::load_funding(funding, &mut files, &mut warnings)?,
+                _ => venue_formats::load_funding(funding, &mut files, &mut warnings)?,
             };
             (spot, perp, mark, funding)
         }
@@ -127,7 +126,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     };
     // Clocks: settlements against the venue's schedule, bars against their own spacing.
     let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
-        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::config::FundingFormat::BinanceFunding),
+        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::data::source::FundingFormat::BinanceFunding),
         (None, Some(source)) => clock::Schedule::for_format(source.format),
         _ => None,
     });
@@ -168,7 +167,7 @@ fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warn
     match source.format {
         PriceFormat::BinanceKlines => binance::load_klines(source, label, files, warnings),
         PriceFormat::Generic => generic::load_prices(source, label, files, warnings),
-        PriceFormat::BybitTrades => venues::load_bybit_trades(source, label, files, warnings),
+        PriceFormat::BybitTrades => venue_formats::load_bybit_trades(source, label, files, warnings),
     }
 }
 

@@ -8,9 +8,9 @@
 //!   away from its recent level (the bar an outage starts in, whose close is the last trade
 //!   before the feed stopped). The engine masks such steps from decisions and liquidation checks.
 
-use serde::{Deserialize, Serialize};
 
 use super::PriceBars;
+pub use crate::model::market::StaleSpan;
 use crate::time::format_ms;
 
 /// Why a step's spot close is stale (bit set).
@@ -39,19 +39,6 @@ pub mod stale {
 
 /// Steps of trailing history the thin-and-dislocated check compares with.
 const TRAILING_STEPS: usize = 24;
-
-/// A run of consecutive stale-spot steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StaleSpan {
-    /// First and last step of the run (UTC, step = bar close).
-    pub from: String,
-    pub to: String,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub steps: usize,
-    /// What was found, e.g. "spot gap, zero-volume spot bar".
-    pub reasons: String,
-}
 
 /// Drop leading perp bars that are placeholders: flat (high = low) and either traded under 1 %
 /// of the median volume of the first real bars, or (with no volume) sit more than 0.5 % from the

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 
-use crate::config::TimeUnit;
+use crate::data::source::TimeUnit;
 use crate::{bail_input, input_error};
 
 /// One file read into a frame, with what is needed to point at a line in it.

@@ -16,8 +16,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Averaging, Formula, PaidOn, Preset, Timing};
-use crate::data::align::MarketTimeline;
 use crate::data::FundingSeries;
+use crate::model::MarketTimeline;
+pub use crate::model::PremiumSeries;
 use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 
 /// Which prices the premium proxy compares.
@@ -40,33 +41,13 @@ impl std::fmt::Display for PremiumSource {
     }
 }
 
-/// Premium samples, each known at `ts_ms`.
-#[derive(Debug, Clone, Default)]
-pub struct PremiumSeries {
-    pub ts_ms: Vec<i64>,
-    pub premium: Vec<f64>,
-}
-
-impl PremiumSeries {
-    /// The median sample (NaN when empty): a proxy's persistent bias shows here.
-    pub fn median(&self) -> f64 {
-        let mut sorted = self.premium.clone();
-        sorted.sort_by(f64::total_cmp);
-        match sorted.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        }
-    }
-
-    /// A one-line description of the proxy for warnings.
-    pub fn describe(&self, source: PremiumSource) -> String {
-        format!(
-            "premium proxy {source}: {} samples, median {:+.2} bp (rules without an interest clamp, such as OKX before 2025-04, dYdX and Deribit, turn a persistent proxy bias into funding)",
-            self.ts_ms.len(),
-            self.median() * 1e4
-        )
-    }
+/// A one-line description of a premium proxy for warnings.
+pub fn describe_premium(premium: &PremiumSeries, source: PremiumSource) -> String {
+    format!(
+        "premium proxy {source}: {} samples, median {:+.2} bp (rules without an interest clamp, such as OKX before 2025-04, dYdX and Deribit, turn a persistent proxy bias into funding)",
+        premium.ts_ms.len(),
+        premium.median() * 1e4
+    )
 }
 
 /// Premium samples from an aligned timeline, leaving out stale-spot steps.
@@ -88,16 +69,16 @@ pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -
 
 /// The premium counterfactual funding is computed from: the config's premium index files
 /// (`venue.premium_index`) when given, else the proxy from the timeline; and a line saying which.
-pub fn premium_for(venue: &crate::config::VenueConfig, timeline: &MarketTimeline) -> anyhow::Result<(PremiumSeries, String)> {
-    Ok(match &venue.premium_index {
+pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline: &MarketTimeline) -> anyhow::Result<(PremiumSeries, String)> {
+    Ok(match premium_index {
         Some(pattern) => {
             let premium = crate::data::binance::load_premium_index(pattern)?;
             let line = format!("premium from the premium index files ({} samples)", premium.ts_ms.len());
             (premium, line)
         }
         None => {
-            let premium = premium_from_timeline(timeline, venue.premium);
-            let line = premium.describe(venue.premium);
+            let premium = premium_from_timeline(timeline, source);
+            let line = describe_premium(&premium, source);
             (premium, line)
         }
     })
@@ -217,7 +198,7 @@ pub fn as_funding_series(settled: &[Settled]) -> FundingSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_time_ms;
+    use crate::time::parse_time_ms;
     use std::path::Path;
 
     fn preset(id: &str) -> Preset {

@@ -2,13 +2,10 @@
 //! read from a TOML preset (`data/venues/<id>.toml`, compiled into the binary) with a source
 //! for every value. A user's preset file can `extends = "<id>"` and override or add any field.
 //!
-//! [`funding`] computes the funding series a venue's rules would produce from a premium series;
-//! [`caps`] runs one carry under several rule sets; [`multivenue`] compares actual funding
-//! across venues.
+//! [`funding`] computes the funding series a venue's rules would produce from a premium series.
+//! The commands that compare rule sets and venues live in `app` (`caps`, `venues`).
 
-pub mod caps;
 pub mod funding;
-pub mod multivenue;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +13,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_time_ms, Bracket};
+use crate::model::Bracket;
+use crate::time::parse_time_ms;
 use crate::{bail_input, input_error};
 
 /// The built-in presets: (id, TOML text).
@@ -194,7 +192,7 @@ pub struct Margin {
     /// How a liquidated perp closes (liquidation price plus fee, bankruptcy price, or market
     /// close with a backstop); `None` keeps the config default (liquidation price).
     #[serde(default)]
-    pub liquidation: Option<crate::margin::LiquidationStyle>,
+    pub liquidation: Option<crate::sim::margin::LiquidationStyle>,
     /// Backstop threshold as a share of maintenance margin (`market_with_backstop`).
     #[serde(default)]
     pub backstop_fraction: Option<f64>,

@@ -3,10 +3,10 @@
 
 use basis::config::{Bracket, Config, Direction, EntryMode, TopUpSource};
 use basis::data::align::{FundingEvent, MarketTimeline};
-use basis::engine::book::Costs;
-use basis::engine::EngineParams;
-use basis::margin::Brackets;
-use basis::strategy::EntryRule;
+use basis::sim::book::Costs;
+use basis::sim::EngineParams;
+use basis::sim::margin::Brackets;
+use basis::sim::policy::EntryRule;
 
 pub const HOUR: i64 = 3_600_000;
 pub const DAY: i64 = 86_400_000;
@@ -52,8 +52,8 @@ pub fn plain_params(capital: f64) -> EngineParams {
         top_up_source: TopUpSource::None,
         borrow_apr: 0.0,
         costs: Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 },
-        liquidation: basis::margin::PerpLiquidation { style: basis::margin::LiquidationStyle::LiquidationPrice, fee_rate: 0.0125, backstop_fraction: 2.0 / 3.0 },
-        spot_margin: basis::engine::BINANCE_CROSS_MARGIN,
+        liquidation: basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::LiquidationPrice, fee_rate: 0.0125, backstop_fraction: 2.0 / 3.0 },
+        spot_margin: basis::sim::BINANCE_CROSS_MARGIN,
         brackets: Brackets::new(vec![Bracket { notional_floor: 0.0, mmr: 0.004, cum: 0.0 }]),
         entry: EntryRule {
             mode: EntryMode::AlwaysOn,

@@ -1,0 +1,13 @@
+//! The commands, each a pipeline over the layers below: [`pipeline`] (load → align → simulate
+//! → measure, shared by all), [`backtest`], [`caps`] (one carry under several funding rule
+//! sets), [`venues`] (funding across venues), [`sweep`], [`stress`], and the data tools
+//! [`inspect`] and [`convert`].
+
+pub mod backtest;
+pub mod caps;
+pub mod convert;
+pub mod inspect;
+pub mod pipeline;
+pub mod stress;
+pub mod sweep;
+pub mod venues;

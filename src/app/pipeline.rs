@@ -1,0 +1,14 @@
+//! The one pipeline every command runs: a timeline and engine parameters in, the run's summary
+//! and metrics out (load → align happen before, in [`super::backtest::prepare`]; report and
+//! write after, per command).
+
+use crate::measure::metrics::{self, Metrics};
+use crate::model::{MarketTimeline, Recorder};
+use crate::sim::{self, EngineParams, RunSummary};
+
+/// Simulate the carry over `timeline`, sending each row to `recorder`, and measure it.
+pub fn simulate<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> (RunSummary, Metrics) {
+    let summary = sim::run(timeline, params, recorder);
+    let metrics = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
+    (summary, metrics)
+}

@@ -1,0 +1,189 @@
+//! Crowding and capacity: how net APR falls as the book grows.
+//!
+//! Two effects, both explicit and configurable:
+//! - **Funding compression.** Capital crowding into the short-perp side pushes the premium
+//!   down. Positive settlements are scaled by max(0, 1 − elasticity × notional / open
+//!   interest); negative ones are left as they are (the crowd does not make them worse).
+//! - **Market impact.** Every fill pays extra slippage by the square-root law,
+//!   `impact_coefficient × σ_daily × sqrt(notional / ADV)`, with σ_daily the spot's daily
+//!   volatility and ADV the perp's average daily traded value, both from the run's own data.
+//!   It is sized at the entry notional, so rebalances (smaller fills) are charged conservatively.
+//!
+//! Open interest is a number you give (`open_interest_usd`) or the mean of a venue and coin in
+//! an open-interest table (`timestamp, venue, coin, oi_usd`, as in
+//! `../shared/data/multivenue-hourly/open_interest.parquet`).
+
+use std::path::Path;
+
+use anyhow::Result;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::align::MarketTimeline;
+use crate::data::MarketData;
+use crate::data::read::read_table;
+use crate::sim::EngineParams;
+use crate::measure::ledger::NoLedger;
+use crate::time::MS_PER_DAY;
+use crate::{bail_input, input_error};
+
+/// `[capacity]` in the stress file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// Book sizes (initial capital, quote currency) to run; default 10^5 .. 10^9 in half decades.
+    #[serde(default)]
+    pub aum: Vec<f64>,
+    /// Open interest of the perp, quote currency.
+    #[serde(default)]
+    pub open_interest_usd: Option<f64>,
+    /// Or an open-interest table and the venue and coin to average.
+    #[serde(default)]
+    pub open_interest_file: Option<String>,
+    #[serde(default)]
+    pub venue: Option<String>,
+    #[serde(default)]
+    pub coin: Option<String>,
+    /// Funding compression per unit of notional / open interest.
+    #[serde(default = "default_one")]
+    pub elasticity: f64,
+    /// Y in Y × σ × sqrt(Q / ADV).
+    #[serde(default = "default_one")]
+    pub impact_coefficient: f64,
+}
+
+fn default_one() -> f64 {
+    1.0
+}
+
+/// One book size's outcome.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CapacityPoint {
+    pub aum: f64,
+    pub perp_notional: f64,
+    /// Notional / open interest.
+    pub share_of_open_interest: f64,
+    /// Factor on positive funding.
+    pub funding_factor: f64,
+    /// Extra slippage per fill, bps.
+    pub impact_bps: f64,
+    pub net_apr: f64,
+    pub funding_apr_over_window: f64,
+    pub max_drawdown: f64,
+    pub liquidations: usize,
+}
+
+/// The curve and the inputs it used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    pub open_interest_usd: f64,
+    pub open_interest_source: String,
+    pub daily_volatility: f64,
+    pub average_daily_value_traded: f64,
+    pub elasticity: f64,
+    pub impact_coefficient: f64,
+    pub points: Vec<CapacityPoint>,
+}
+
+/// Mean open interest of `venue`/`coin` in a table.
+pub fn mean_open_interest(path: &Path, venue: &str, coin: &str) -> Result<f64> {
+    let table = read_table(path)?;
+    let venues = table.strings(table.column("venue")?)?;
+    let coins = table.strings(table.column("coin")?)?;
+    let oi = table.f64s(table.column("oi_usd")?)?;
+    let values: Vec<f64> = (0..oi.len()).filter(|&i| venues[i].eq_ignore_ascii_case(venue) && coins[i].eq_ignore_ascii_case(coin)).map(|i| oi[i]).collect();
+    if values.is_empty() {
+        bail_input!("{}: no open interest for venue {venue:?} and coin {coin:?}", path.display());
+    }
+    Ok(values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// σ of daily spot log returns (closes at each UTC day's last step).
+fn daily_volatility(t: &MarketTimeline) -> f64 {
+    let mut closes = Vec::new();
+    for i in 0..t.len() {
+        let day = t.ts_ms[i].div_euclid(MS_PER_DAY);
+        if i + 1 == t.len() || t.ts_ms[i + 1].div_euclid(MS_PER_DAY) != day {
+            closes.push(t.spot[i]);
+        }
+    }
+    let r: Vec<f64> = closes.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
+    if r.len() < 2 {
+        return f64::NAN;
+    }
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (r.len() - 1) as f64).sqrt()
+}
+
+/// Average daily value traded on the perp inside the run's window (volume × close).
+fn average_daily_value(data: &MarketData, t: &MarketTimeline) -> f64 {
+    let (from, to) = (t.ts_ms[0], t.ts_ms[t.len() - 1]);
+    let bars = &data.perp;
+    let value: f64 = (0..bars.ts_ms.len()).filter(|&i| bars.ts_ms[i] >= from && bars.ts_ms[i] <= to).map(|i| bars.volume_at(i) * bars.close[i]).sum();
+    value / ((to - from) as f64 / MS_PER_DAY as f64).max(1.0)
+}
+
+/// Run the curve.
+pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params: &EngineParams, base_dir: &Path) -> Result<Capacity> {
+    let (open_interest, source) = match (&spec.open_interest_usd, &spec.open_interest_file) {
+        (Some(oi), _) => (*oi, "given".to_string()),
+        (None, Some(file)) => {
+            let (venue, coin) = (
+                spec.venue.as_deref().ok_or_else(|| input_error!("[capacity] open_interest_file needs venue = \"...\""))?,
+                spec.coin.as_deref().ok_or_else(|| input_error!("[capacity] open_interest_file needs coin = \"...\""))?,
+            );
+            let path = base_dir.join(file);
+            (mean_open_interest(&path, venue, coin)?, format!("mean of {venue} {coin} in {}", path.display()))
+        }
+        (None, None) => bail_input!("[capacity] needs open_interest_usd = N or open_interest_file (with venue and coin)"),
+    };
+    if !(open_interest > 0.0 && spec.elasticity >= 0.0 && spec.impact_coefficient >= 0.0) {
+        bail_input!("[capacity]: open interest must be > 0, elasticity and impact_coefficient >= 0");
+    }
+    let sigma = daily_volatility(base);
+    let adv = average_daily_value(data, base);
+    if adv.is_nan() || adv <= 0.0 {
+        bail_input!("[capacity]: the perp bars carry no traded volume, so market impact cannot be sized; use data with volume");
+    }
+    let aum: Vec<f64> = if spec.aum.is_empty() { (0..=8).map(|k| 10f64.powf(5.0 + k as f64 * 0.5)).collect() } else { spec.aum.clone() };
+    // Perp notional per unit of capital, as the engine sizes it: spot + margin = capital.
+    let notional_per_capital = params.hedge_ratio * (1.0 - params.reserve_fraction) / (1.0 + params.hedge_ratio / params.leverage);
+    let points = aum
+        .par_iter()
+        .map(|&capital| {
+            let notional = capital * notional_per_capital;
+            let share = notional / open_interest;
+            let funding_factor = (1.0 - spec.elasticity * share).max(0.0);
+            let impact = spec.impact_coefficient * sigma * (notional / adv).sqrt();
+            let mut t = base.clone();
+            for e in t.funding.iter_mut().filter(|e| e.rate > 0.0) {
+                e.rate *= funding_factor;
+            }
+            let mut p = params.clone();
+            p.initial_capital = capital;
+            p.costs.spot_slippage += impact;
+            p.costs.perp_slippage += impact;
+            let (_, m) = crate::app::pipeline::simulate(&t, &p, &mut NoLedger);
+            CapacityPoint {
+                aum: capital,
+                perp_notional: notional,
+                share_of_open_interest: share,
+                funding_factor,
+                impact_bps: impact * 1e4,
+                net_apr: m.apr,
+                funding_apr_over_window: m.funding_apr_over_window,
+                max_drawdown: m.max_drawdown,
+                liquidations: m.liquidations,
+            }
+        })
+        .collect();
+    Ok(Capacity {
+        open_interest_usd: open_interest,
+        open_interest_source: source,
+        daily_volatility: sigma,
+        average_daily_value_traded: adv,
+        elasticity: spec.elasticity,
+        impact_coefficient: spec.impact_coefficient,
+        points,
+    })
+}

@@ -1,0 +1,267 @@
+//! Named stress scenarios: each turns the baseline market (and engine settings) into a
+//! stressed copy. Prices, funding and costs change only from the scenario's start on, so the
+//! path before it is the history itself.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{parse_time_ms, FundingFormat, FundingSource};
+use crate::data::align::{FundingEvent, MarketTimeline};
+use crate::data::quality::stale;
+use crate::sim::EngineParams;
+use crate::time::{MS_PER_DAY, MS_PER_HOUR};
+use crate::{bail_input, input_error};
+
+/// One scenario, as written in the stress file (`kind = "..."`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scenario {
+    /// Spot, perp and mark move by `pct` (decimal, signed) linearly over `hours` and stay there;
+    /// the perp (and mark) may overshoot by `perp_overshoot_pct` at the end of the move, decaying
+    /// back over the same number of hours.
+    PriceShock {
+        name: Option<String>,
+        at: Option<String>,
+        pct: f64,
+        hours: f64,
+        #[serde(default)]
+        perp_overshoot_pct: f64,
+    },
+    /// Settlements in [at, at + days) replaced by `rate_per_8h` (scaled to each interval), or
+    /// multiplied by `scale`, or set to the venue's floor (`to_floor = true`).
+    FundingFlip {
+        name: Option<String>,
+        at: Option<String>,
+        days: f64,
+        rate_per_8h: Option<f64>,
+        scale: Option<f64>,
+        #[serde(default)]
+        to_floor: bool,
+    },
+    /// Perp and mark over spot widened by `bp` (+: premium, which hurts a short perp) over
+    /// [at, at + hours].
+    BasisBlowout { name: Option<String>, at: Option<String>, bp: f64, hours: f64 },
+    /// The spot leg (a liquid-staking token) falls `pct` against its underlying over `hours`,
+    /// then recovers linearly over `recover_days` (0: never). The perp hedges the underlying,
+    /// so it does not move.
+    Depeg {
+        name: Option<String>,
+        at: Option<String>,
+        pct: f64,
+        hours: f64,
+        #[serde(default)]
+        recover_days: f64,
+    },
+    /// No rebalancing or margin top-up for `hours`: decisions stop, and a breach in the
+    /// outage is liquidated when it ends (at the liquidation price, as the venue would have).
+    Outage { name: Option<String>, at: Option<String>, hours: f64 },
+    /// Slippage on every fill multiplied by `k` for the whole run.
+    LiquidityDrought { name: Option<String>, k: f64 },
+    /// The config's own history between `from` and `to` (a historical episode).
+    Replay { name: Option<String>, from: String, to: String },
+    /// Another symbol's funding from Binance funding dumps (`path` glob), between `from` and `to`,
+    /// transplanted onto this market from `at`: e.g. SOLUSDT's FTX week (−2 % on 2 h settlements).
+    FundingReplay {
+        name: Option<String>,
+        path: String,
+        symbol: String,
+        from: String,
+        to: String,
+        at: Option<String>,
+    },
+}
+
+impl Scenario {
+    /// Label in tables and legends.
+    pub fn label(&self) -> String {
+        let pct = |x: f64| format!("{:+.0} %", x * 100.0);
+        match self {
+            Scenario::PriceShock { name: Some(n), .. }
+            | Scenario::FundingFlip { name: Some(n), .. }
+            | Scenario::BasisBlowout { name: Some(n), .. }
+            | Scenario::Depeg { name: Some(n), .. }
+            | Scenario::Outage { name: Some(n), .. }
+            | Scenario::LiquidityDrought { name: Some(n), .. }
+            | Scenario::Replay { name: Some(n), .. }
+            | Scenario::FundingReplay { name: Some(n), .. } => n.clone(),
+            Scenario::PriceShock { pct: p, hours, .. } => format!("price {} over {hours} h", pct(*p)),
+            Scenario::FundingFlip { days, rate_per_8h, scale, to_floor, .. } => match (rate_per_8h, scale, to_floor) {
+                (Some(r), _, _) => format!("funding {:+.3} %/8 h for {days} d", r * 100.0),
+                (_, Some(s), _) => format!("funding x{s} for {days} d"),
+                _ => format!("funding at the floor for {days} d"),
+            },
+            Scenario::BasisBlowout { bp, hours, .. } => format!("basis {bp:+} bp for {hours} h"),
+            Scenario::Depeg { pct: p, .. } => format!("spot-leg depeg -{:.0} %", p * 100.0),
+            Scenario::Outage { hours, .. } => format!("outage {hours} h"),
+            Scenario::LiquidityDrought { k, .. } => format!("slippage x{k}"),
+            Scenario::Replay { from, to, .. } => format!("replay {from} to {to}"),
+            Scenario::FundingReplay { symbol, from, .. } => format!("{symbol} funding from {from}"),
+        }
+    }
+}
+
+/// A stressed market and engine settings, and when the stress starts.
+pub struct Stressed {
+    pub timeline: MarketTimeline,
+    pub params: EngineParams,
+    pub start_ms: i64,
+}
+
+/// First step at or after `at` (default: the middle of the run).
+fn start_step(timeline: &MarketTimeline, at: &Option<String>) -> Result<usize> {
+    let Some(at) = at else { return Ok(timeline.len() / 2) };
+    let t = parse_time_ms("scenario.at", at)?;
+    let i = timeline.ts_ms.partition_point(|&s| s < t);
+    if i >= timeline.len() {
+        bail_input!("scenario at = {at:?} is after the run's last step; choose a time inside the window");
+    }
+    Ok(i)
+}
+
+/// Multiply the perp-side prices (perp, mark, its high/low, funding prices) at step i by f(i).
+fn scale_perp(t: &mut MarketTimeline, from: usize, f: impl Fn(usize) -> f64) {
+    for i in from..t.len() {
+        let k = f(i);
+        t.perp[i] *= k;
+        t.mark[i] *= k;
+        t.mark_high[i] *= k;
+        t.mark_low[i] *= k;
+    }
+    for e in t.funding.iter_mut().filter(|e| e.step >= from) {
+        e.price *= f(e.step);
+    }
+}
+
+/// Apply a scenario to the baseline. `replay` realigns the config's own data for a window.
+pub fn apply(
+    scenario: &Scenario,
+    base: &MarketTimeline,
+    params: &EngineParams,
+    floor_at: &dyn Fn(i64, f64) -> Option<f64>,
+    replay: &dyn Fn(i64, i64) -> Result<MarketTimeline>,
+) -> Result<Stressed> {
+    let mut t = base.clone();
+    let mut p = params.clone();
+    let hours_between = |t: &MarketTimeline, a: usize, b: usize| (t.ts_ms[b] - t.ts_ms[a]) as f64 / MS_PER_HOUR as f64;
+    let start_ms;
+    match scenario {
+        Scenario::PriceShock { at, pct, hours, perp_overshoot_pct, .. } => {
+            if !(*pct > -1.0 && *hours >= 0.0) {
+                bail_input!("price_shock: pct must be > -1 (a decimal, e.g. 0.3 = +30 %) and hours >= 0");
+            }
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let ramp = |x: f64| if *hours <= 0.0 { 1.0 } else { (x / hours).clamp(0.0, 1.0) };
+            let level: Vec<f64> = (0..t.len()).map(|i| if i < i0 { 1.0 } else { 1.0 + pct * ramp(hours_between(&t, i0, i) + 1.0) }).collect();
+            let overshoot: Vec<f64> = (0..t.len())
+                .map(|i| {
+                    if i < i0 || *perp_overshoot_pct == 0.0 {
+                        return 1.0;
+                    }
+                    let h = hours_between(&t, i0, i) + 1.0;
+                    let span = hours.max(1.0);
+                    let shape = if h <= span { h / span } else { (1.0 - (h - span) / span).max(0.0) };
+                    1.0 + perp_overshoot_pct * shape
+                })
+                .collect();
+            for (spot, k) in t.spot.iter_mut().zip(&level).skip(i0) {
+                *spot *= k;
+            }
+            scale_perp(&mut t, i0, |i| level[i] * overshoot[i]);
+        }
+        Scenario::FundingFlip { at, days, rate_per_8h, scale, to_floor, .. } => {
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let end = start_ms + (days * MS_PER_DAY as f64) as i64;
+            if rate_per_8h.is_some() as u8 + scale.is_some() as u8 + *to_floor as u8 != 1 {
+                bail_input!("funding_flip: give exactly one of rate_per_8h, scale or to_floor = true");
+            }
+            for e in t.funding.iter_mut().filter(|e| e.settle_ms >= start_ms && e.settle_ms < end) {
+                e.rate = match (rate_per_8h, scale) {
+                    (Some(r), _) => r * e.interval_hours / 8.0,
+                    (_, Some(s)) => e.rate * s,
+                    _ => floor_at(e.settle_ms, e.interval_hours)
+                        .ok_or_else(|| input_error!("funding_flip to_floor: the venue has no floor; set [venue] preset or funding_floor"))?,
+                };
+            }
+            sync_history(&mut t);
+        }
+        Scenario::BasisBlowout { at, bp, hours, .. } => {
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let end = start_ms + (hours * MS_PER_HOUR as f64) as i64;
+            let ts = t.ts_ms.clone();
+            scale_perp(&mut t, i0, |i| if ts[i] <= end { 1.0 + bp / 1e4 } else { 1.0 });
+        }
+        Scenario::Depeg { at, pct, hours, recover_days, .. } => {
+            if !(*pct > 0.0 && *pct < 1.0) {
+                bail_input!("depeg: pct must be in (0, 1), e.g. 0.05 for a 5 % depeg");
+            }
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let recover_hours = recover_days * 24.0;
+            for i in i0..t.len() {
+                let h = hours_between(&t, i0, i) + 1.0;
+                let down = if *hours <= 0.0 { 1.0 } else { (h / hours).min(1.0) };
+                let up = if recover_hours <= 0.0 { 0.0 } else { ((h - hours) / recover_hours).clamp(0.0, 1.0) };
+                t.spot[i] *= 1.0 - pct * down * (1.0 - up);
+            }
+        }
+        Scenario::Outage { at, hours, .. } => {
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let end = start_ms + (hours * MS_PER_HOUR as f64) as i64;
+            for i in i0..t.len() {
+                if t.ts_ms[i] < end {
+                    t.spot_stale[i] |= stale::GAP;
+                }
+            }
+            p.mask_stale_spot = true;
+        }
+        Scenario::LiquidityDrought { k, .. } => {
+            if k.is_nan() || *k < 0.0 {
+                bail_input!("liquidity_drought: k must be >= 0");
+            }
+            start_ms = t.ts_ms[0];
+            p.costs.spot_slippage *= k;
+            p.costs.perp_slippage *= k;
+        }
+        Scenario::Replay { from, to, .. } => {
+            let (from, to) = (parse_time_ms("replay.from", from)?, parse_time_ms("replay.to", to)?);
+            t = replay(from, to)?;
+            start_ms = t.ts_ms[0];
+        }
+        Scenario::FundingReplay { path, symbol, from, to, at, .. } => {
+            let (from, to) = (parse_time_ms("funding_replay.from", from)?, parse_time_ms("funding_replay.to", to)?);
+            let source = FundingSource::new(FundingFormat::BinanceFunding, path.as_str());
+            let series = crate::data::binance::load_funding(&source, symbol, &mut Vec::new(), &mut Vec::new())?;
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let span = to - from;
+            t.funding.retain(|e| e.settle_ms < start_ms || e.settle_ms > start_ms + span);
+            for k in 0..series.settle_ms.len() {
+                if series.settle_ms[k] < from || series.settle_ms[k] > to {
+                    continue;
+                }
+                let settle_ms = start_ms + (series.settle_ms[k] - from);
+                let step = t.ts_ms.partition_point(|&s| s < settle_ms);
+                if step == 0 || step >= t.len() {
+                    continue;
+                }
+                t.funding.push(FundingEvent { step, settle_ms, rate: series.rate[k], interval_hours: series.interval_hours[k], price: t.mark[step] });
+            }
+            t.funding.sort_by_key(|e| e.settle_ms);
+            sync_history(&mut t);
+        }
+    }
+    Ok(Stressed { timeline: t, params: p, start_ms })
+}
+
+/// Rebuild the signal history from the (changed) settlements in the window, keeping what came
+/// before the window.
+fn sync_history(t: &mut MarketTimeline) {
+    let first = t.ts_ms.first().copied().unwrap_or(i64::MIN);
+    t.funding_history.retain(|h| h.settle_ms <= first);
+    t.funding_history.extend(t.funding.iter().map(|e| crate::data::align::SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours }));
+    t.funding_history.sort_by_key(|h| h.settle_ms);
+}

@@ -1,0 +1,171 @@
+//! `basis sweep`: one carry config varied over thousands of configurations.
+//!
+//! The market is loaded once; each distinct window (start, end, staking APR, counterfactual
+//! funding rules) is aligned once and shared read-only by every configuration that uses it.
+//! Configurations run in parallel (rayon) in chunks; each finished chunk is written as its own
+//! Parquet part, atomically, into a hidden `.<name>.partial/` folder, so a killed sweep resumes
+//! where it stopped and loses nothing. When every chunk is done, the parts become
+//! `results.parquet` and the report in `<name>/`. `--shard i/n` runs configurations with
+//! `id % n == i` (see [`spec`] for how a configuration is rebuilt from its id).
+
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod walk_forward;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::{anyhow, Result};
+
+use crate::app::backtest::align_for;
+use crate::config::Config;
+use crate::data::align::MarketTimeline;
+use crate::data::MarketData;
+use crate::measure::ledger::NoLedger;
+use crate::measure::metrics::Metrics;
+
+/// Result columns after the parameters, in order (all f64; counts as floats).
+/// Number of metrics a sweep records per configuration.
+pub const METRIC_COUNT: usize = 31;
+
+pub const METRIC_NAMES: [&str; METRIC_COUNT] = [
+    "total_return",
+    "apr",
+    "cagr",
+    "annualised_volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_days",
+    "final_equity",
+    "funding_pnl",
+    "funding_apr_over_window",
+    "funding_apr_while_held",
+    "funding_return_apr",
+    "settlements_held",
+    "positive_settlement_share",
+    "fees_paid",
+    "slippage_paid",
+    "staking_earned",
+    "borrow_paid",
+    "liquidation_loss",
+    "turnover",
+    "trades",
+    "rebalances",
+    "margin_top_ups",
+    "liquidations",
+    "min_liquidation_distance",
+    "time_long_carry",
+    "time_reverse_carry",
+    "time_flat",
+    "years",
+];
+
+/// The metric columns a sweep can rank on.
+pub fn metric_names() -> &'static [&'static str] {
+    &METRIC_NAMES
+}
+
+/// A run's metrics in [`METRIC_NAMES`] order.
+pub fn metric_values(m: &Metrics) -> [f64; METRIC_COUNT] {
+    [
+        m.total_return,
+        m.apr,
+        m.cagr,
+        m.annualised_volatility,
+        m.sharpe,
+        m.sortino,
+        m.calmar,
+        m.max_drawdown,
+        m.max_drawdown_duration_days,
+        m.final_equity,
+        m.funding_pnl,
+        m.funding_apr_over_window,
+        m.funding_apr_while_held,
+        m.funding_return_apr,
+        m.settlements_held as f64,
+        m.positive_settlement_share,
+        m.fees_paid,
+        m.slippage_paid,
+        m.staking_earned,
+        m.borrow_paid,
+        m.liquidation_loss,
+        m.turnover,
+        m.trades as f64,
+        m.rebalances as f64,
+        m.margin_top_ups as f64,
+        m.liquidations as f64,
+        m.min_liquidation_distance.unwrap_or(f64::NAN),
+        m.time_long_carry,
+        m.time_reverse_carry,
+        m.time_flat,
+        m.years,
+    ]
+}
+
+/// The fields of a config that change its aligned market: the window, the staking APR used
+/// where there is no staking series, and counterfactual funding rules.
+fn market_key(config: &Config) -> String {
+    let v = &config.venue;
+    let counterfactual = v.funding == crate::config::FundingRatesFrom::Counterfactual;
+    format!(
+        "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        config.strategy.start,
+        config.strategy.end,
+        config.portfolio.staking_apr.to_bits(),
+        counterfactual,
+        counterfactual.then_some(&v.preset),
+        counterfactual.then_some(v.premium),
+        counterfactual.then_some(v.funding_cap.map(f64::to_bits)),
+        counterfactual.then_some(v.funding_floor.map(f64::to_bits)),
+    )
+}
+
+type Slot = Arc<OnceLock<std::result::Result<Arc<MarketTimeline>, String>>>;
+
+/// Loaded market data, and its aligned timelines by market key (each built once, on first use).
+pub struct Markets {
+    pub data: MarketData,
+    timelines: Mutex<HashMap<String, Slot>>,
+}
+
+impl Markets {
+    /// Load the data a config names (its [data] section is the sweep's).
+    pub fn load(config: &Config) -> Result<Markets> {
+        Ok(Markets { data: crate::data::load(&config.data)?, timelines: Mutex::new(HashMap::new()) })
+    }
+
+    /// The aligned timeline for a config, shared.
+    pub fn timeline(&self, config: &Config) -> Result<Arc<MarketTimeline>> {
+        let slot = {
+            let mut map = self.timelines.lock().map_err(|_| anyhow!("timeline cache poisoned"))?;
+            map.entry(market_key(config)).or_default().clone()
+        };
+        // Aligned on a plain thread: a rayon worker waiting on polars would steal another
+        // configuration's job and re-enter this same OnceLock (a deadlock).
+        slot.get_or_init(|| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| align_for(&self.data, config).map(|(t, _)| Arc::new(t)).map_err(|e| format!("{e:#}")))
+                    .join()
+                    .unwrap_or_else(|_| Err("aligning the market panicked".to_string()))
+            })
+        })
+            .clone()
+            .map_err(|e| crate::input_error!("{e}"))
+    }
+
+    /// Number of distinct timelines built so far.
+    pub fn timelines_built(&self) -> usize {
+        self.timelines.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Run one configuration without a ledger.
+pub fn run_config(markets: &Markets, config: &Config) -> Result<Metrics> {
+    let timeline = markets.timeline(config)?;
+    let params = crate::config::engine_params(config);
+    Ok(crate::app::pipeline::simulate(&timeline, &params, &mut NoLedger).1)
+}

@@ -1,0 +1,572 @@
+//! The TOML run configuration: what data to load, which strategy to run, with what costs.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the key. After parsing,
+//! [`Config::validate`] checks ranges and names the offending key with its allowed range.
+//! Relative paths are resolved against the directory of the config file. `data/basis.toml` is
+//! the documented example of every field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::input_error;
+
+mod params;
+mod validate;
+
+pub use crate::data::source::{DataConfig, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeUnit};
+pub use crate::model::bracket::Bracket;
+pub use crate::output::validate_run_name;
+pub use crate::sim::policy::{AfterLiquidation, Direction, EntryMode, TopUpSource};
+pub use crate::time::parse_time_ms;
+pub use params::engine_params;
+
+/// A complete run configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConfig,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    #[serde(default)]
+    pub portfolio: PortfolioConfig,
+    #[serde(default)]
+    pub costs: CostsConfig,
+    #[serde(default)]
+    pub margin: MarginConfig,
+    #[serde(default)]
+    pub venue: VenueConfig,
+}
+
+/// Where the run's outputs go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the run: outputs go to `<output_dir>/<name>/`. Letters, digits, `-`, `_`, `.`.
+    #[serde(default = "default_run_name")]
+    pub name: String,
+    /// Folder holding all runs, relative to the current directory.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// Draw the charts and index.html with the run (`basis report` can draw them later).
+    #[serde(default = "default_true")]
+    pub report: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { name: default_run_name(), output_dir: default_output_dir(), report: true }
+    }
+}
+
+fn default_run_name() -> String {
+    "run".to_string()
+}
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("reports")
+}
+
+/// Entry, exit and the window traded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    #[serde(default = "default_mode")]
+    pub mode: EntryMode,
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    /// Enter when trailing realised funding, annualised, is above this (decimal APR).
+    #[serde(default = "default_entry_apr")]
+    pub entry_funding_apr: f64,
+    /// Exit when trailing realised funding, annualised, falls below this (decimal APR).
+    #[serde(default)]
+    pub exit_funding_apr: f64,
+    /// Number of settled funding rates the trailing signal looks back over (a count of
+    /// settlements, whatever their interval). The signal is time-weighted: Σ rate / Σ interval
+    /// hours × 8760.
+    #[serde(default = "default_lookback")]
+    pub lookback_settlements: usize,
+    /// Look back this many hours instead (settlements in (t − hours, t]); replaces
+    /// `lookback_settlements`, so the same window means the same time on every venue.
+    #[serde(default)]
+    pub lookback_hours: Option<f64>,
+    /// What happens to the other leg after one leg is liquidated: `close` (default: it is
+    /// closed at the step's close, with costs), `rehedge` (the liquidated leg is reopened when
+    /// the entry rule allows), or `hold` (the rest of the run is a directional position).
+    #[serde(default)]
+    pub after_liquidation: AfterLiquidation,
+    /// First time simulated (`2021-01-01` or RFC 3339); default: first aligned step.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Last time simulated (inclusive); default: last aligned step.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Close both legs at the last step, paying fees and slippage.
+    #[serde(default = "default_true")]
+    pub close_at_end: bool,
+    /// Re-open the hedge after a liquidation when the entry rule allows.
+    #[serde(default)]
+    pub reenter_after_liquidation: bool,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            direction: default_direction(),
+            entry_funding_apr: default_entry_apr(),
+            exit_funding_apr: 0.0,
+            lookback_settlements: default_lookback(),
+            start: None,
+            end: None,
+            close_at_end: true,
+            reenter_after_liquidation: false,
+            lookback_hours: None,
+            after_liquidation: AfterLiquidation::Close,
+        }
+    }
+}
+
+fn default_mode() -> EntryMode {
+    EntryMode::AlwaysOn
+}
+fn default_direction() -> Direction {
+    Direction::Long
+}
+fn default_entry_apr() -> f64 {
+    0.05
+}
+fn default_lookback() -> usize {
+    9
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Sizing, hedge and margin management.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioConfig {
+    /// Starting equity in quote currency (e.g. USDT).
+    #[serde(default = "default_capital")]
+    pub initial_capital: f64,
+    /// Perp leverage: margin posted = perp notional / leverage. Range (0, 125].
+    #[serde(default = "default_leverage")]
+    pub leverage: f64,
+    /// Perp quantity per unit of spot quantity. Range (0, 2].
+    #[serde(default = "default_one")]
+    pub hedge_ratio: f64,
+    /// Share of capital kept as cash for margin top-ups. Range [0, 1).
+    #[serde(default)]
+    pub reserve_fraction: f64,
+    /// Re-hedge when |spot qty × hedge ratio + perp qty| / (spot qty × hedge ratio) exceeds this.
+    #[serde(default = "default_rebalance")]
+    pub rebalance_delta_threshold: f64,
+    /// Top up margin when the liquidation price is within this fraction of the mark price
+    /// (0.1 = the perp would be liquidated by a 10 % adverse move).
+    #[serde(default = "default_top_up_distance")]
+    pub top_up_distance: f64,
+    #[serde(default = "default_top_up_source")]
+    pub top_up_source: TopUpSource,
+    /// Staking yield on a long spot leg, decimal APR, accrued in the spot asset (as an LST rebases).
+    #[serde(default)]
+    pub staking_apr: f64,
+    /// Borrow cost of a short spot leg (reverse carry), decimal APR, accrued in the spot asset.
+    #[serde(default = "default_borrow")]
+    pub borrow_apr: f64,
+}
+
+impl Default for PortfolioConfig {
+    fn default() -> Self {
+        Self {
+            initial_capital: default_capital(),
+            leverage: default_leverage(),
+            hedge_ratio: 1.0,
+            reserve_fraction: 0.0,
+            rebalance_delta_threshold: default_rebalance(),
+            top_up_distance: default_top_up_distance(),
+            top_up_source: default_top_up_source(),
+            staking_apr: 0.0,
+            borrow_apr: default_borrow(),
+        }
+    }
+}
+
+fn default_capital() -> f64 {
+    100_000.0
+}
+fn default_leverage() -> f64 {
+    2.0
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_rebalance() -> f64 {
+    0.05
+}
+fn default_top_up_distance() -> f64 {
+    0.15
+}
+fn default_top_up_source() -> TopUpSource {
+    TopUpSource::ReserveThenSpot
+}
+fn default_borrow() -> f64 {
+    0.05
+}
+
+/// Which side of the book strategy orders take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    Taker,
+    Maker,
+}
+
+/// Trading fees and slippage, in basis points of traded notional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsConfig {
+    #[serde(default = "default_order_type")]
+    pub order_type: OrderType,
+    #[serde(default = "default_spot_fee")]
+    pub spot_maker_bps: f64,
+    #[serde(default = "default_spot_fee")]
+    pub spot_taker_bps: f64,
+    #[serde(default = "default_perp_maker")]
+    pub perp_maker_bps: f64,
+    #[serde(default = "default_perp_taker")]
+    pub perp_taker_bps: f64,
+    /// Adverse fill versus the bar close, per spot trade.
+    #[serde(default = "default_slippage")]
+    pub spot_slippage_bps: f64,
+    /// Adverse fill versus the bar close, per perp trade.
+    #[serde(default = "default_slippage")]
+    pub perp_slippage_bps: f64,
+}
+
+impl Default for CostsConfig {
+    fn default() -> Self {
+        Self {
+            order_type: default_order_type(),
+            spot_maker_bps: default_spot_fee(),
+            spot_taker_bps: default_spot_fee(),
+            perp_maker_bps: default_perp_maker(),
+            perp_taker_bps: default_perp_taker(),
+            spot_slippage_bps: default_slippage(),
+            perp_slippage_bps: default_slippage(),
+        }
+    }
+}
+
+fn default_order_type() -> OrderType {
+    OrderType::Taker
+}
+// Binance regular tier (VENUES.md §1.1): spot 0.1 %/0.1 %, USDⓈ-M 0.02 %/0.05 %.
+fn default_spot_fee() -> f64 {
+    10.0
+}
+fn default_perp_maker() -> f64 {
+    2.0
+}
+fn default_perp_taker() -> f64 {
+    5.0
+}
+fn default_slippage() -> f64 {
+    1.0
+}
+
+/// Where the run's funding rates come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundingRatesFrom {
+    /// The settlements in the data files.
+    #[default]
+    Data,
+    /// The settlements the preset's rules would produce from the premium (perp or mark over spot).
+    Counterfactual,
+}
+
+/// The venue: a preset (fees, brackets, liquidation fee, funding rules and caps), and overrides.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueConfig {
+    /// A built-in preset id (`binance_usdm`, `bybit_linear`, `okx_swap`, `hyperliquid`,
+    /// `dydx_v4`, `bitmex`, `deribit`, `gate_usdt`) or a preset file relative to the config.
+    /// Its fees, brackets and liquidation fee apply unless [costs]/[margin] set them.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// `data` (the files' rates) or `counterfactual` (the preset's rules applied to the premium).
+    #[serde(default)]
+    pub funding: FundingRatesFrom,
+    /// Premium proxy for counterfactual funding: `perp_spot` or `mark_spot`.
+    #[serde(default = "default_premium")]
+    pub premium: crate::venue::funding::PremiumSource,
+    /// Binance `premiumIndexKlines` files (glob) to use as the premium for counterfactual
+    /// funding, instead of the perp/spot proxy (relative to the config).
+    #[serde(default)]
+    pub premium_index: Option<String>,
+    /// The loaded preset.
+    #[serde(skip)]
+    pub loaded: Option<crate::venue::Preset>,
+    /// Label shown in reports, e.g. "Binance USDⓈ-M" (default: the preset's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Funding cap per settlement (decimal, > 0): drawn on the funding chart, and settlements at
+    /// it are counted as capped.
+    #[serde(default)]
+    pub funding_cap: Option<f64>,
+    /// Funding floor per settlement (decimal, < 0).
+    #[serde(default)]
+    pub funding_floor: Option<f64>,
+}
+
+fn default_premium() -> crate::venue::funding::PremiumSource {
+    crate::venue::funding::PremiumSource::PerpSpot
+}
+
+impl VenueConfig {
+    /// The config's own cap and floor, if it sets either (one alone is mirrored: a cap of 0.003
+    /// gives a floor of -0.003).
+    fn own_limits(&self) -> Option<(f64, f64)> {
+        match (self.funding_cap, self.funding_floor) {
+            (None, None) => None,
+            (cap, floor) => Some((cap.unwrap_or_else(|| -floor.unwrap_or(0.0)), floor.unwrap_or_else(|| -cap.unwrap_or(0.0)))),
+        }
+    }
+
+    /// Cap and floor of a settlement: the config's override, else the preset's rule for the
+    /// symbol and date, else none.
+    pub fn limits_at(&self, symbol: &str, settle_ms: i64, interval_hours: f64) -> (Option<f64>, Option<f64>) {
+        if let Some((cap, floor)) = self.own_limits() {
+            return (Some(cap), Some(floor));
+        }
+        self.loaded.as_ref().map(|p| p.limits_at(symbol, settle_ms, interval_hours)).unwrap_or((None, None))
+    }
+
+    /// The preset with the config's cap and floor (when set) in place of its own, for
+    /// counterfactual funding.
+    pub fn effective_preset(&self) -> Option<crate::venue::Preset> {
+        let mut preset = self.loaded.clone()?;
+        if let Some((cap, floor)) = self.own_limits() {
+            preset.funding.cap_per_hours = None;
+            preset.funding.caps = vec![crate::venue::CapRule {
+                symbol: "*".into(),
+                cap: Some(cap),
+                floor: Some(floor),
+                margin_cap: None,
+                from: None,
+                to: None,
+                source: "config [venue] funding_cap / funding_floor".into(),
+                from_ms: None,
+                to_ms: None,
+            }];
+        }
+        Some(preset)
+    }
+}
+
+/// Maintenance brackets, how a liquidation closes, and the spot-margin account of the reverse
+/// carry's borrowed spot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginConfig {
+    /// Fee charged on the liquidated notional, taken from what margin is left (decimal);
+    /// used by `liquidation = "liquidation_price"`.
+    #[serde(default = "default_liq_fee")]
+    pub liquidation_fee_rate: f64,
+    /// How a liquidated perp closes: `liquidation_price` (plus the fee; Binance),
+    /// `bankruptcy_price` (all margin lost; Bybit, BitMEX, Gate) or `market_with_backstop`
+    /// (Hyperliquid). Default: the preset's, else `liquidation_price`.
+    #[serde(default)]
+    pub liquidation: crate::sim::margin::LiquidationStyle,
+    /// `market_with_backstop`: equity below this share of maintenance margin goes to the
+    /// backstop, margin and all (Hyperliquid: 2/3).
+    #[serde(default = "default_backstop")]
+    pub backstop_fraction: f64,
+    /// Spot margin (reverse carry): margin level (assets / liabilities) of the margin call
+    /// (Binance Cross Margin 3x: 1.3, MARGIN.md §4).
+    #[serde(default = "default_spot_call")]
+    pub spot_margin_call_level: f64,
+    /// Spot margin: margin level at which the loan is liquidated (Binance: 1.1).
+    #[serde(default = "default_spot_liquidation")]
+    pub spot_liquidation_level: f64,
+    /// Spot margin: liquidation fee on the bought-back notional (Binance Cross Margin: 2 %).
+    #[serde(default = "default_spot_liq_fee")]
+    pub spot_liquidation_fee_rate: f64,
+    /// Spot margin: a transfer out of the account may not leave its margin level below this
+    /// (Binance: transfers need a collateral margin level above 2).
+    #[serde(default = "default_spot_transfer")]
+    pub spot_transfer_out_level: f64,
+    /// Tiers in ascending `notional_floor`, the first at 0. Default: Binance BTCUSDT (VENUES.md §2.1).
+    #[serde(default = "default_brackets")]
+    pub brackets: Vec<Bracket>,
+}
+
+impl Default for MarginConfig {
+    fn default() -> Self {
+        Self {
+            liquidation_fee_rate: default_liq_fee(),
+            liquidation: Default::default(),
+            backstop_fraction: default_backstop(),
+            spot_margin_call_level: default_spot_call(),
+            spot_liquidation_level: default_spot_liquidation(),
+            spot_liquidation_fee_rate: default_spot_liq_fee(),
+            spot_transfer_out_level: default_spot_transfer(),
+            brackets: default_brackets(),
+        }
+    }
+}
+
+fn default_liq_fee() -> f64 {
+    0.0125
+}
+fn default_backstop() -> f64 {
+    2.0 / 3.0
+}
+// Binance Cross Margin (classic 3x), FAQ 360030493931 and the 2024-08 fee update (MARGIN.md §4).
+fn default_spot_call() -> f64 {
+    1.3
+}
+fn default_spot_liquidation() -> f64 {
+    1.1
+}
+fn default_spot_liq_fee() -> f64 {
+    0.02
+}
+fn default_spot_transfer() -> f64 {
+    2.0
+}
+
+/// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 [B18a]).
+pub fn default_brackets() -> Vec<Bracket> {
+    [
+        (0.0, 0.004, 0.0),
+        (50e3, 0.005, 50.0),
+        (250e3, 0.01, 1_300.0),
+        (3e6, 0.025, 46_300.0),
+        (20e6, 0.05, 546_300.0),
+        (40e6, 0.10, 2_546_300.0),
+        (100e6, 0.125, 5_046_300.0),
+        (120e6, 0.15, 8_046_300.0),
+        (200e6, 0.25, 28_046_300.0),
+        (300e6, 0.50, 103_046_300.0),
+    ]
+    .into_iter()
+    .map(|(notional_floor, mmr, cum)| Bracket { notional_floor, mmr, cum })
+    .collect()
+}
+
+impl Config {
+    /// Parse TOML text. `origin` names the file in errors; relative data paths are resolved
+    /// against `base_dir`.
+    pub fn from_toml_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config> {
+        let raw: toml::Value = toml::from_str(text).map_err(|err| {
+            input_error!(
+                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
+                err.to_string().trim_end()
+            )
+        })?;
+        Config::from_toml_value(&raw, origin, base_dir)
+    }
+
+    /// Build and validate a config from parsed TOML (what `from_toml_str` and sweeps use). Keys
+    /// the TOML leaves out take their defaults, or the venue preset's values.
+    pub fn from_toml_value(raw: &toml::Value, origin: &str, base_dir: &Path) -> Result<Config> {
+        let mut config: Config = raw.clone().try_into().map_err(|err: toml::de::Error| {
+            input_error!(
+                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
+                err.to_string().trim_end()
+            )
+        })?;
+        config.resolve_paths(base_dir);
+        if let Some(name) = config.venue.preset.clone() {
+            let preset = crate::venue::Preset::load(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
+            // Keys the user wrote win; the preset fills the rest.
+            let given = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
+            let fees = &preset.fees;
+            for (key, value, slot) in [
+                ("spot_maker_bps", fees.spot_maker_bps, &mut config.costs.spot_maker_bps),
+                ("spot_taker_bps", fees.spot_taker_bps, &mut config.costs.spot_taker_bps),
+                ("perp_maker_bps", fees.perp_maker_bps, &mut config.costs.perp_maker_bps),
+                ("perp_taker_bps", fees.perp_taker_bps, &mut config.costs.perp_taker_bps),
+            ] {
+                if !given("costs", key) {
+                    *slot = value;
+                }
+            }
+            if !given("margin", "liquidation_fee_rate") {
+                config.margin.liquidation_fee_rate = preset.margin.liquidation_fee_rate;
+            }
+            if let (false, Some(style)) = (given("margin", "liquidation"), preset.margin.liquidation) {
+                config.margin.liquidation = style;
+            }
+            if let (false, Some(fraction)) = (given("margin", "backstop_fraction"), preset.margin.backstop_fraction) {
+                config.margin.backstop_fraction = fraction;
+            }
+            if let Some(spot) = &preset.margin.spot {
+                for (key, value, slot) in [
+                    ("spot_margin_call_level", spot.margin_call_level, &mut config.margin.spot_margin_call_level),
+                    ("spot_liquidation_level", spot.liquidation_level, &mut config.margin.spot_liquidation_level),
+                    ("spot_liquidation_fee_rate", spot.liquidation_fee_rate, &mut config.margin.spot_liquidation_fee_rate),
+                    ("spot_transfer_out_level", spot.transfer_out_level, &mut config.margin.spot_transfer_out_level),
+                ] {
+                    if !given("margin", key) {
+                        *slot = value;
+                    }
+                }
+            }
+            if !given("margin", "brackets") {
+                config.margin.brackets = preset.brackets_for(&config.data.symbol);
+            }
+            if config.venue.name.is_none() {
+                config.venue.name = Some(preset.name.clone());
+            }
+            config.data.funding_schedule = Some(crate::data::clock::Schedule {
+                venue: preset.name.clone(),
+                interval_hours: preset.funding.interval_hours,
+                offset_hours: preset.funding.interval_offset_hours,
+            });
+            config.venue.loaded = Some(preset);
+        }
+        config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
+        Ok(config)
+    }
+
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            input_error!(
+                "cannot read config {}: {err}. Pass an existing file with --config, or run from the repository root to use data/basis.toml.",
+                path.display()
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Config::from_toml_str(&text, &path.display().to_string(), base_dir)
+    }
+
+    fn resolve_paths(&mut self, base_dir: &Path) {
+        let resolve = |p: &mut String| {
+            if !Path::new(p.as_str()).is_absolute() {
+                *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+            }
+        };
+        if let Some(freqtrade) = self.data.freqtrade.as_mut() {
+            resolve(&mut freqtrade.datadir);
+        }
+        for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut(), self.data.index.as_mut()].into_iter().flatten() {
+            resolve(&mut source.path);
+        }
+        if let Some(funding) = self.data.funding.as_mut() {
+            resolve(&mut funding.path);
+        }
+        if let Some(staking) = self.data.staking.as_mut() {
+            resolve(&mut staking.path);
+        }
+        if let Some(premium) = self.venue.premium_index.as_mut() {
+            resolve(premium);
+        }
+    }
+}
+

@@ -1,0 +1,54 @@
+//! The boundary between the config and the simulation: turns a validated [`Config`] into the
+//! plain parameters the engine runs with.
+
+use super::{Config, OrderType};
+use crate::sim::book::Costs;
+use crate::sim::margin::{Brackets, PerpLiquidation, SpotMarginRules};
+use crate::sim::policy::EntryRule;
+use crate::sim::EngineParams;
+
+/// The engine parameters a validated config asks for (decimals, not bps): sim never reads the
+/// config itself.
+pub fn engine_params(config: &Config) -> EngineParams {
+    let c = &config.costs;
+    let taker = c.order_type == OrderType::Taker;
+    let p = &config.portfolio;
+    let s = &config.strategy;
+    let m = &config.margin;
+    EngineParams {
+        initial_capital: p.initial_capital,
+        leverage: p.leverage,
+        hedge_ratio: p.hedge_ratio,
+        reserve_fraction: p.reserve_fraction,
+        rebalance_delta_threshold: p.rebalance_delta_threshold,
+        top_up_distance: p.top_up_distance,
+        top_up_source: p.top_up_source,
+        borrow_apr: p.borrow_apr,
+        costs: Costs {
+            spot_fee: if taker { c.spot_taker_bps } else { c.spot_maker_bps } * 1e-4,
+            perp_fee: if taker { c.perp_taker_bps } else { c.perp_maker_bps } * 1e-4,
+            spot_slippage: c.spot_slippage_bps * 1e-4,
+            perp_slippage: c.perp_slippage_bps * 1e-4,
+        },
+        liquidation: PerpLiquidation { style: m.liquidation, fee_rate: m.liquidation_fee_rate, backstop_fraction: m.backstop_fraction },
+        spot_margin: SpotMarginRules {
+            margin_call_level: m.spot_margin_call_level,
+            liquidation_level: m.spot_liquidation_level,
+            liquidation_fee_rate: m.spot_liquidation_fee_rate,
+            transfer_out_level: m.spot_transfer_out_level,
+        },
+        brackets: Brackets::new(m.brackets.clone()),
+        entry: EntryRule {
+            mode: s.mode,
+            direction: s.direction,
+            entry_funding_apr: s.entry_funding_apr,
+            exit_funding_apr: s.exit_funding_apr,
+            lookback_settlements: s.lookback_settlements,
+            lookback_hours: s.lookback_hours,
+        },
+        close_at_end: s.close_at_end,
+        reenter_after_liquidation: s.reenter_after_liquidation,
+        after_liquidation: s.after_liquidation,
+        mask_stale_spot: config.data.mask_stale_spot,
+    }
+}

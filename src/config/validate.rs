@@ -1,0 +1,126 @@
+//! Range checks of a parsed config: every value against its allowed range, the error naming
+//! the key (exit code 2).
+
+use anyhow::Result;
+
+use super::{Config, Direction, EntryMode, FundingRatesFrom};
+use crate::bail_input;
+use crate::output::validate_run_name;
+
+impl Config {
+    /// Check every value against its allowed range; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        fn check(key: &str, value: f64, ok: bool, range: &str) -> Result<()> {
+            if !value.is_finite() || !ok {
+                bail_input!("`{key}` = {value} is out of range: allowed {range}");
+            }
+            Ok(())
+        }
+        let p = &self.portfolio;
+        check("portfolio.initial_capital", p.initial_capital, p.initial_capital > 0.0, "> 0")?;
+        check("portfolio.leverage", p.leverage, p.leverage > 0.0 && p.leverage <= 125.0, "(0, 125]")?;
+        check("portfolio.hedge_ratio", p.hedge_ratio, p.hedge_ratio > 0.0 && p.hedge_ratio <= 2.0, "(0, 2]")?;
+        check("portfolio.reserve_fraction", p.reserve_fraction, (0.0..1.0).contains(&p.reserve_fraction), "[0, 1)")?;
+        check(
+            "portfolio.rebalance_delta_threshold",
+            p.rebalance_delta_threshold,
+            p.rebalance_delta_threshold > 0.0,
+            "> 0 (e.g. 0.05 = re-hedge at 5 % delta drift)",
+        )?;
+        check("portfolio.top_up_distance", p.top_up_distance, (0.0..1.0).contains(&p.top_up_distance), "[0, 1)")?;
+        check("portfolio.staking_apr", p.staking_apr, (0.0..=1.0).contains(&p.staking_apr), "[0, 1] (decimal APR)")?;
+        check("portfolio.borrow_apr", p.borrow_apr, (0.0..=5.0).contains(&p.borrow_apr), "[0, 5] (decimal APR)")?;
+        let c = &self.costs;
+        for (key, value) in [
+            ("costs.spot_maker_bps", c.spot_maker_bps),
+            ("costs.spot_taker_bps", c.spot_taker_bps),
+            ("costs.perp_maker_bps", c.perp_maker_bps),
+            ("costs.perp_taker_bps", c.perp_taker_bps),
+            ("costs.spot_slippage_bps", c.spot_slippage_bps),
+            ("costs.perp_slippage_bps", c.perp_slippage_bps),
+        ] {
+            check(key, value, (0.0..=1000.0).contains(&value), "[0, 1000] bps")?;
+        }
+        let m = &self.margin;
+        check(
+            "margin.liquidation_fee_rate",
+            m.liquidation_fee_rate,
+            (0.0..0.5).contains(&m.liquidation_fee_rate),
+            "[0, 0.5) (decimal)",
+        )?;
+        if m.brackets.is_empty() || m.brackets[0].notional_floor != 0.0 {
+            bail_input!("`margin.brackets` must start with a tier at notional_floor = 0");
+        }
+        for (i, pair) in m.brackets.windows(2).enumerate() {
+            if pair[1].notional_floor <= pair[0].notional_floor || pair[1].mmr < pair[0].mmr {
+                bail_input!(
+                    "`margin.brackets[{}]`: notional_floor and mmr must increase from tier to tier",
+                    i + 1
+                );
+            }
+        }
+        for (i, b) in m.brackets.iter().enumerate() {
+            check(&format!("margin.brackets[{i}].mmr"), b.mmr, b.mmr > 0.0 && b.mmr < 1.0, "(0, 1)")?;
+            check(&format!("margin.brackets[{i}].cum"), b.cum, b.cum >= 0.0, ">= 0")?;
+        }
+        let d = &self.data;
+        let offsets = [
+            ("data.spot.utc_offset_hours", d.spot.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.perp.utc_offset_hours", d.perp.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.mark.utc_offset_hours", d.mark.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.index.utc_offset_hours", d.index.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.funding.utc_offset_hours", d.funding.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.staking.utc_offset_hours", d.staking.as_ref().and_then(|s| s.utc_offset_hours)),
+        ];
+        for (key, offset) in offsets {
+            if let Some(hours) = offset {
+                check(key, hours, (-14.0..=14.0).contains(&hours), "[-14, 14] hours east of UTC (3 = a file written in UTC+3)")?;
+            }
+        }
+        if d.index.is_some() && d.freqtrade.is_some() {
+            bail_input!("[data.index] needs [data.spot]/[data.perp]/[data.funding]; a [data.freqtrade] directory has no index series");
+        }
+        match (&d.freqtrade, &d.spot, &d.perp, &d.funding, &d.mark) {
+            (Some(_), None, None, None, None) | (None, Some(_), Some(_), Some(_), _) => {}
+            (Some(_), ..) => bail_input!("[data.freqtrade] finds spot, perp, mark and funding itself: remove [data.spot], [data.perp], [data.mark] and [data.funding]"),
+            (None, ..) => bail_input!("[data] needs [data.spot], [data.perp] and [data.funding] (or a [data.freqtrade] directory instead)"),
+        }
+        if self.venue.funding == FundingRatesFrom::Counterfactual && self.venue.preset.is_none() {
+            bail_input!("`venue.funding` = \"counterfactual\" needs `venue.preset` (whose rules produce the rates)");
+        }
+        if let Some(cap) = self.venue.funding_cap {
+            check("venue.funding_cap", cap, cap > 0.0 && cap < 1.0, "(0, 1) (decimal per settlement, e.g. 0.003 = 0.3 %)")?;
+        }
+        if let Some(floor) = self.venue.funding_floor {
+            check("venue.funding_floor", floor, floor < 0.0 && floor > -1.0, "(-1, 0) (decimal per settlement, e.g. -0.003)")?;
+        }
+        let s = &self.strategy;
+        check("strategy.exit_funding_apr", s.exit_funding_apr, s.exit_funding_apr <= s.entry_funding_apr, "<= strategy.entry_funding_apr")?;
+        if s.lookback_settlements == 0 {
+            bail_input!("`strategy.lookback_settlements` = 0 is out of range: allowed >= 1");
+        }
+        if let Some(hours) = s.lookback_hours {
+            check("strategy.lookback_hours", hours, hours > 0.0 && hours <= 24.0 * 3650.0, "(0, 87600] hours")?;
+        }
+        check("margin.backstop_fraction", m.backstop_fraction, (0.0..=1.0).contains(&m.backstop_fraction), "[0, 1]")?;
+        check("margin.spot_liquidation_level", m.spot_liquidation_level, m.spot_liquidation_level > 1.0 && m.spot_liquidation_level < 10.0, "(1, 10) (assets / liabilities)")?;
+        check(
+            "margin.spot_margin_call_level",
+            m.spot_margin_call_level,
+            m.spot_margin_call_level >= m.spot_liquidation_level && m.spot_margin_call_level < 10.0,
+            "[margin.spot_liquidation_level, 10)",
+        )?;
+        check(
+            "margin.spot_transfer_out_level",
+            m.spot_transfer_out_level,
+            m.spot_transfer_out_level >= m.spot_margin_call_level && m.spot_transfer_out_level < 10.0,
+            "[margin.spot_margin_call_level, 10)",
+        )?;
+        check("margin.spot_liquidation_fee_rate", m.spot_liquidation_fee_rate, (0.0..0.5).contains(&m.spot_liquidation_fee_rate), "[0, 0.5) (decimal)")?;
+        if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
+            bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");
+        }
+        validate_run_name(&self.run.name)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,295 @@
+//! Where each series of a run comes from: the `[data]` section of a config (files, formats,
+//! column mappings, time units and offsets). The loaders in this module read what these name.
+
+use serde::{Deserialize, Serialize};
+
+/// The market data of one spot/perp pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Symbol, for labels (e.g. `BTCUSDT`).
+    pub symbol: String,
+    /// Set when the data is synthetic; every output then says so.
+    #[serde(default)]
+    pub synthetic: bool,
+    /// A freqtrade data directory: spot, perp, mark and funding found by pair and timeframe.
+    /// Replaces `spot`, `perp`, `mark` and `funding`.
+    #[serde(default)]
+    pub freqtrade: Option<FreqtradeSource>,
+    /// Spot bars.
+    #[serde(default)]
+    pub spot: Option<PriceSource>,
+    /// Perpetual bars (last price).
+    #[serde(default)]
+    pub perp: Option<PriceSource>,
+    /// Optional mark-price bars; funding and liquidation then use the mark.
+    #[serde(default)]
+    pub mark: Option<PriceSource>,
+    /// Funding settlements.
+    #[serde(default)]
+    pub funding: Option<FundingSource>,
+    /// Mask steps whose spot close is stale (spot gaps, zero-volume spot bars, a spot close
+    /// frozen while the perp moves, and the bar an outage starts in) from decisions and from
+    /// the liquidation check, which moves to the next clean step with the worst mark seen.
+    #[serde(default = "default_true")]
+    pub mask_stale_spot: bool,
+    /// Drop the flat bars a perp prints before it really trades (listing placeholders).
+    #[serde(default = "default_true")]
+    pub skip_listing_placeholders: bool,
+    /// Optional staking APR series for the spot leg (overrides `portfolio.staking_apr`).
+    #[serde(default)]
+    pub staking: Option<StakingSource>,
+    /// Optional index (oracle) price bars: funding on venues that pay on the oracle or index
+    /// (Hyperliquid, dYdX) is valued at this price instead of the mark.
+    #[serde(default)]
+    pub index: Option<PriceSource>,
+    /// Let an explicit `strategy.start`/`end` run past a source's coverage: the uncovered steps
+    /// are simulated and flagged (`UNCOVERED` event bit), and funding APRs count covered time
+    /// only. Off by default: such a window is an input error naming the source and its span.
+    #[serde(default)]
+    pub allow_partial_coverage: bool,
+    /// The mark may start later or end earlier than the window: where it is missing the perp's
+    /// last stands in (with a warning) instead of the window being clipped. Implied for a
+    /// freqtrade directory, whose mark is found rather than configured.
+    #[serde(default)]
+    pub mark_optional: bool,
+    /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
+    /// the clock check of the funding times.
+    #[serde(skip)]
+    pub funding_schedule: Option<crate::data::clock::Schedule>,
+}
+
+/// File formats of a freqtrade data directory (`--data-format-ohlcv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreqtradeFormat {
+    /// Whichever of feather, parquet, json, jsongz exists (in that order).
+    Auto,
+    Feather,
+    Parquet,
+    Json,
+    Jsongz,
+}
+
+/// A freqtrade data directory (`user_data/data`, as `freqtrade download-data` writes it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreqtradeSource {
+    /// The data directory: `user_data/data` (holding `<exchange>/`) or the exchange folder itself.
+    pub datadir: String,
+    /// Exchange folder name, e.g. `binance`.
+    #[serde(default = "default_exchange")]
+    pub exchange: String,
+    /// Spot pair, e.g. `BTC/USDT`.
+    pub pair: String,
+    /// Perp pair; default: the spot pair settled in its quote (`BTC/USDT:USDT`).
+    #[serde(default)]
+    pub perp_pair: Option<String>,
+    /// Candle timeframe, e.g. `1h`.
+    pub timeframe: String,
+    #[serde(default = "default_freqtrade_format")]
+    pub format: FreqtradeFormat,
+}
+
+fn default_exchange() -> String {
+    "binance".into()
+}
+
+fn default_freqtrade_format() -> FreqtradeFormat {
+    FreqtradeFormat::Auto
+}
+
+/// File formats for price bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceFormat {
+    /// Binance kline CSV (spot or USDⓈ-M), with or without header, ms or µs epoch or ISO times.
+    BinanceKlines,
+    /// Any CSV or Parquet with the columns named in the source.
+    Generic,
+    /// Bybit public trade dumps (`timestamp` in float seconds, `price`, `size`), aggregated into
+    /// bars of `bar_seconds`.
+    BybitTrades,
+}
+
+/// Units of a timestamp column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Detect from the magnitude of epoch numbers (s, ms, µs), or parse ISO-8601 text.
+    Auto,
+    S,
+    Ms,
+    Us,
+    /// ISO-8601 text such as `2021-01-01 00:00:00+00:00`.
+    Iso,
+}
+
+/// A price-bar source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSource {
+    pub format: PriceFormat,
+    /// A file or a glob of files (e.g. monthly dumps); all load as one series.
+    pub path: String,
+    /// Generic only: the column holding the time at which the bar's values became known
+    /// (its close time). Use `open_time_column` + `bar_seconds` for open-time stamped bars.
+    #[serde(default)]
+    pub close_time_column: Option<String>,
+    /// Generic only: the bar's open-time column; needs `bar_seconds`.
+    #[serde(default)]
+    pub open_time_column: Option<String>,
+    /// Generic only: bar length in seconds, when bars are stamped with their open time.
+    #[serde(default)]
+    pub bar_seconds: Option<u32>,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// Generic only: the close-price column.
+    #[serde(default)]
+    pub close_column: Option<String>,
+    /// Generic only: the bar-high column (for intrabar liquidation checks).
+    #[serde(default)]
+    pub high_column: Option<String>,
+    /// Generic only: the bar-low column.
+    #[serde(default)]
+    pub low_column: Option<String>,
+    /// Generic only: the bar's traded volume (zero-volume spot bars mark outages).
+    #[serde(default)]
+    pub volume_column: Option<String>,
+    /// Generic only: the bar-open column (checked: low <= open <= high).
+    #[serde(default)]
+    pub open_column: Option<String>,
+    /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
+    /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+fn default_time_unit() -> TimeUnit {
+    TimeUnit::Auto
+}
+
+/// File formats for funding settlements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundingFormat {
+    /// Binance public-data dump `calc_time,funding_interval_hours,last_funding_rate`.
+    BinanceFunding,
+    /// Binance REST export `symbol,funding_time,funding_rate,mark_price` (ms or ISO times).
+    BinanceRest,
+    /// Any CSV or Parquet with the columns named in the source.
+    Generic,
+    /// Bybit `/v5/market/funding/history` JSON (`result.list[]`: fundingRate, fundingRateTimestamp).
+    BybitJson,
+    /// OKX funding-rate-history JSON (`data[]`) or CSV with the API's field names; uses `realizedRate`.
+    Okx,
+    /// Hyperliquid `fundingHistory` JSON (hourly rates; `time` ms).
+    HyperliquidJson,
+    /// dYdX v4 indexer `historicalFunding` JSON (hourly `rate`, ISO `effectiveAt`, `price`).
+    DydxJson,
+    /// Deribit `get_funding_rate_history` JSON (hourly `interest_1h`, `index_price`).
+    DeribitJson,
+    /// BitMEX `/api/v1/funding` JSON (`fundingRate`, `fundingInterval` incl. the early 24 h ones).
+    BitmexJson,
+    /// Gate `/futures/{settle}/funding_rate` JSON (`t` seconds, `r`).
+    GateJson,
+    /// ccxt `fetch_funding_rate_history` JSON (`timestamp` ms, `fundingRate`).
+    CcxtJson,
+    /// Tardis.dev `derivative_ticker` CSV (µs): settlements derived from the ticker updates.
+    Tardis,
+}
+
+impl PriceSource {
+    /// Binance kline files (a path or glob) with every option at its default.
+    pub fn binance_klines(path: impl Into<String>) -> Self {
+        PriceSource {
+            format: PriceFormat::BinanceKlines,
+            path: path.into(),
+            close_time_column: None,
+            open_time_column: None,
+            bar_seconds: None,
+            time_unit: TimeUnit::Auto,
+            close_column: None,
+            high_column: None,
+            low_column: None,
+            volume_column: None,
+            open_column: None,
+            utc_offset_hours: None,
+        }
+    }
+}
+
+impl FundingSource {
+    /// Funding files of `format` (a path or glob) with every option at its default.
+    pub fn new(format: FundingFormat, path: impl Into<String>) -> Self {
+        FundingSource {
+            format,
+            path: path.into(),
+            time_unit: TimeUnit::Auto,
+            time_column: None,
+            rate_column: None,
+            interval_hours_column: None,
+            interval_hours: None,
+            mark_column: None,
+            utc_offset_hours: None,
+        }
+    }
+}
+
+/// A funding-settlement source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundingSource {
+    pub format: FundingFormat,
+    pub path: String,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// Generic only: settlement-time column.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// Generic only: rate column (a decimal per interval: 0.0001 = 0.01 %).
+    #[serde(default)]
+    pub rate_column: Option<String>,
+    /// Generic only: per-row interval column, in hours.
+    #[serde(default)]
+    pub interval_hours_column: Option<String>,
+    /// Interval in hours where the file has none (else inferred from row spacing).
+    #[serde(default)]
+    pub interval_hours: Option<f64>,
+    /// Generic only: the mark price at settlement, where the file has one.
+    #[serde(default)]
+    pub mark_column: Option<String>,
+    /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
+    /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+/// A staking APR series (daily or any cadence), applied as known at each row's time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StakingSource {
+    pub path: String,
+    #[serde(default = "default_time_column")]
+    pub time_column: String,
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeUnit,
+    /// APR as a decimal (0.035 = 3.5 %).
+    #[serde(default = "default_apr_column")]
+    pub apr_column: String,
+    /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+fn default_time_column() -> String {
+    "time".into()
+}
+
+fn default_apr_column() -> String {
+    "apr".into()
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,247 @@
+//! The ledger kept in memory: every step's row column by column ([`FullLedger`]), and the
+//! trade and funding-settlement records as Parquet frames (and read back from them).
+
+use anyhow::Result;
+use polars::prelude::*;
+
+pub use crate::model::pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
+pub use crate::model::trade::{Settlement, SettlementPaid, Trade, TradeReason};
+/// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
+pub struct FullLedger {
+    ts_ms: Vec<i64>,
+    state: Vec<i32>,
+    events: Vec<i32>,
+    /// One vector per float field, in [`FullLedger::FLOAT_COLUMNS`] order.
+    floats: Vec<Vec<f64>>,
+}
+
+impl Default for FullLedger {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl FullLedger {
+    /// Names of the float columns, in storage order.
+    pub const FLOAT_COLUMNS: [&'static str; 20] = [
+        "spot_price", "perp_price", "mark_price", "spot_qty", "perp_qty", "cash", "perp_margin", "equity",
+        "pnl_spot", "pnl_perp", "pnl_funding", "pnl_fees", "pnl_slippage", "pnl_staking", "pnl_borrow", "pnl_liquidation",
+        "pnl_total", "liquidation_price", "liquidation_distance", "funding_signal_apr",
+    ];
+
+    /// A ledger with room for `steps` rows.
+    pub fn with_capacity(steps: usize) -> Self {
+        Self {
+            ts_ms: Vec::with_capacity(steps),
+            state: Vec::with_capacity(steps),
+            events: Vec::with_capacity(steps),
+            floats: (0..Self::FLOAT_COLUMNS.len()).map(|_| Vec::with_capacity(steps)).collect(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ts_ms.len()
+    }
+
+    /// Whether the ledger is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ts_ms.is_empty()
+    }
+
+    /// Row `i` as a [`StepRow`].
+    pub fn row(&self, i: usize) -> StepRow {
+        let f = |k: usize| self.floats[k][i];
+        StepRow {
+            ts_ms: self.ts_ms[i],
+            spot_price: f(0),
+            perp_price: f(1),
+            mark_price: f(2),
+            state: self.state[i] as i8,
+            events: self.events[i] as u8,
+            spot_qty: f(3),
+            perp_qty: f(4),
+            cash: f(5),
+            perp_margin: f(6),
+            equity: f(7),
+            pnl: Pnl { spot: f(8), perp: f(9), funding: f(10), fees: f(11), slippage: f(12), staking: f(13), borrow: f(14), liquidation: f(15) },
+            liquidation_price: f(17),
+            liquidation_distance: f(18),
+            funding_signal_apr: f(19),
+        }
+    }
+
+    /// Every row, in order.
+    pub fn rows(&self) -> impl Iterator<Item = StepRow> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
+
+    /// One float column by name (see [`FullLedger::FLOAT_COLUMNS`]).
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        Self::FLOAT_COLUMNS.iter().position(|c| *c == name).map(|k| self.floats[k].as_slice())
+    }
+
+    /// The ledger as a frame: `ts` (UTC), `state`, `events`, then the float columns.
+    pub fn to_frame(&self) -> Result<DataFrame> {
+        let mut columns = vec![
+            Column::new("ts".into(), &self.ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+            Column::new("state".into(), &self.state),
+            Column::new("events".into(), &self.events),
+        ];
+        for (name, values) in Self::FLOAT_COLUMNS.iter().zip(&self.floats) {
+            columns.push(Column::new((*name).into(), values));
+        }
+        Ok(DataFrame::new(self.len(), columns)?)
+    }
+}
+
+impl Recorder for FullLedger {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        self.ts_ms.push(row.ts_ms);
+        self.state.push(i32::from(row.state));
+        self.events.push(i32::from(row.events));
+        let p = &row.pnl;
+        let values = [
+            row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity,
+            p.spot, p.perp, p.funding, p.fees, p.slippage, p.staking, p.borrow, p.liquidation,
+            p.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr,
+        ];
+        for (column, value) in self.floats.iter_mut().zip(values) {
+            column.push(value);
+        }
+    }
+}
+
+/// Trades as a frame.
+pub fn trades_frame(trades: &[Trade]) -> Result<DataFrame> {
+    let ts: Vec<i64> = trades.iter().map(|t| t.ts_ms).collect();
+    let columns = vec![
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("step".into(), trades.iter().map(|t| t.step as u64).collect::<Vec<u64>>()),
+        Column::new("leg".into(), trades.iter().map(|t| t.leg).collect::<Vec<&str>>()),
+        Column::new("reason".into(), trades.iter().map(|t| t.reason.as_str()).collect::<Vec<&str>>()),
+        Column::new("qty".into(), trades.iter().map(|t| t.qty).collect::<Vec<f64>>()),
+        Column::new("reference_price".into(), trades.iter().map(|t| t.reference_price).collect::<Vec<f64>>()),
+        Column::new("fill_price".into(), trades.iter().map(|t| t.fill_price).collect::<Vec<f64>>()),
+        Column::new("notional".into(), trades.iter().map(|t| (t.qty * t.fill_price).abs()).collect::<Vec<f64>>()),
+        Column::new("fee".into(), trades.iter().map(|t| t.fee).collect::<Vec<f64>>()),
+        Column::new("slippage".into(), trades.iter().map(|t| t.slippage).collect::<Vec<f64>>()),
+    ];
+    Ok(DataFrame::new(trades.len(), columns)?)
+}
+
+/// Every settlement in the window, merged with what the position paid or received at each.
+pub fn window_settlements(window: &[(i64, f64, f64)], paid: &[SettlementPaid]) -> Vec<Settlement> {
+    let mut paid_iter = paid.iter().peekable();
+    window
+        .iter()
+        .map(|&(settle_ms, rate, interval_hours)| {
+            while paid_iter.peek().is_some_and(|p| p.settle_ms < settle_ms) {
+                paid_iter.next();
+            }
+            match paid_iter.peek() {
+                Some(p) if p.settle_ms == settle_ms => {
+                    Settlement { settle_ms, rate, interval_hours, held: true, perp_qty: p.perp_qty, price: p.price, amount: p.amount }
+                }
+                _ => Settlement { settle_ms, rate, interval_hours, held: false, perp_qty: 0.0, price: f64::NAN, amount: 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// Settlements as a frame: `ts` (UTC), `rate`, `interval_hours`, `held`, `perp_qty`, `price`, `amount`.
+pub fn settlements_frame(settlements: &[Settlement]) -> Result<DataFrame> {
+    let ts: Vec<i64> = settlements.iter().map(|s| s.settle_ms).collect();
+    let f = |get: fn(&Settlement) -> f64| settlements.iter().map(get).collect::<Vec<f64>>();
+    let columns = vec![
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("rate".into(), f(|s| s.rate)),
+        Column::new("interval_hours".into(), f(|s| s.interval_hours)),
+        Column::new("held".into(), settlements.iter().map(|s| s.held).collect::<Vec<bool>>()),
+        Column::new("perp_qty".into(), f(|s| s.perp_qty)),
+        Column::new("price".into(), f(|s| s.price)),
+        Column::new("amount".into(), f(|s| s.amount)),
+    ];
+    Ok(DataFrame::new(settlements.len(), columns)?)
+}
+
+/// A float column of a saved frame, nulls as NaN.
+fn saved_f64(frame: &DataFrame, name: &str, file: &str) -> Result<Vec<f64>> {
+    let column = frame.column(name).map_err(|_| anyhow::anyhow!("{file}: column `{name}` is missing; re-run the backtest to rewrite it"))?;
+    let values = column.cast(&DataType::Float64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    let values = values.f64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    Ok(values.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// An integer or timestamp column of a saved frame (timestamps as epoch ms).
+fn saved_i64(frame: &DataFrame, name: &str, file: &str) -> Result<Vec<i64>> {
+    let column = frame.column(name).map_err(|_| anyhow::anyhow!("{file}: column `{name}` is missing; re-run the backtest to rewrite it"))?;
+    let column = match column.dtype() {
+        DataType::Datetime(unit, _) => {
+            let scale = match unit {
+                TimeUnit::Milliseconds => 1,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Nanoseconds => 1_000_000,
+            };
+            let raw = column.cast(&DataType::Int64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+            let raw = raw.i64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+            return raw.iter().enumerate().map(|(row, v)| v.map(|v| v / scale).ok_or_else(|| anyhow::anyhow!("{file}: row {row}: `{name}` is null"))).collect();
+        }
+        _ => column.cast(&DataType::Int64).map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?,
+    };
+    let raw = column.i64().map_err(|e| anyhow::anyhow!("{file}: column `{name}`: {e}"))?;
+    raw.iter().enumerate().map(|(row, v)| v.ok_or_else(|| anyhow::anyhow!("{file}: row {row}: `{name}` is null"))).collect()
+}
+
+impl FullLedger {
+    /// Read back a frame written by [`FullLedger::to_frame`] (a saved `ledger.parquet`).
+    pub fn from_frame(frame: &DataFrame, file: &str) -> Result<FullLedger> {
+        let ts_ms = saved_i64(frame, "ts", file)?;
+        let to_i32 = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
+        let state = to_i32(saved_i64(frame, "state", file)?);
+        let events = to_i32(saved_i64(frame, "events", file)?);
+        let floats = Self::FLOAT_COLUMNS.iter().map(|name| saved_f64(frame, name, file)).collect::<Result<Vec<_>>>()?;
+        Ok(FullLedger { ts_ms, state, events, floats })
+    }
+
+    /// Step times, epoch ms.
+    pub fn ts_ms(&self) -> &[i64] {
+        &self.ts_ms
+    }
+
+    /// Event flags per step (see [`events`]).
+    pub fn event_flags(&self) -> &[i32] {
+        &self.events
+    }
+
+    /// Position state per step (see [`state`]).
+    pub fn states(&self) -> &[i32] {
+        &self.state
+    }
+}
+
+/// Read back a frame written by [`settlements_frame`] (a saved `funding.parquet`).
+pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settlement>> {
+    let ts = saved_i64(frame, "ts", file)?;
+    let rate = saved_f64(frame, "rate", file)?;
+    let interval = saved_f64(frame, "interval_hours", file)?;
+    let held = frame
+        .column("held")
+        .and_then(|c| c.bool().cloned())
+        .map_err(|_| anyhow::anyhow!("{file}: boolean column `held` is missing; re-run the backtest to rewrite it"))?;
+    let perp_qty = saved_f64(frame, "perp_qty", file)?;
+    let price = saved_f64(frame, "price", file)?;
+    let amount = saved_f64(frame, "amount", file)?;
+    Ok((0..ts.len())
+        .map(|i| Settlement {
+            settle_ms: ts[i],
+            rate: rate[i],
+            interval_hours: interval[i],
+            held: held.get(i).unwrap_or(false),
+            perp_qty: perp_qty[i],
+            price: price[i],
+            amount: amount[i],
+        })
+        .collect())
+}

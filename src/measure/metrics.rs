@@ -1,0 +1,277 @@
+//! Return, risk and carry statistics of a run, as written to `metrics.json`.
+//!
+//! Conventions: returns are on initial capital; annualisation uses 365-day years; volatility,
+//! Sharpe and Sortino use daily returns of the equity at each UTC day's last step (risk-free
+//! rate 0) scaled by √365; drawdowns use every step's equity. Funding APRs annualise each
+//! settlement's rate by its own interval.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sim::RunSummary;
+use crate::time::{format_ms, year_of, year_start_ms, MS_PER_DAY, MS_PER_YEAR};
+
+/// Funding statistics of one calendar year (UTC).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FundingYear {
+    /// Settlements in the window that met a position.
+    pub settlements_held: usize,
+    /// Funding received (+) or paid (−), quote currency.
+    pub funding_pnl: f64,
+    /// Σ side × rate over held settlements, per year of the window inside this calendar year
+    /// (side +1 short perp, −1 long perp): the funding rate the position earned, annualised.
+    pub funding_apr_over_window: f64,
+    /// Funding PnL over the year's mean absolute perp notional at settlements, annualised the same way.
+    pub funding_return_on_notional_apr: f64,
+}
+
+/// Everything in `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub symbol: String,
+    /// True when the run used synthetic data.
+    pub synthetic: bool,
+    pub start: String,
+    pub end: String,
+    pub steps: usize,
+    pub years: f64,
+    pub initial_capital: f64,
+    pub final_equity: f64,
+    pub total_return: f64,
+    /// Compound annual growth rate.
+    pub cagr: f64,
+    /// Simple annualised return: total return / years.
+    pub apr: f64,
+    pub annualised_volatility: f64,
+    pub sharpe: f64,
+    pub sortino: f64,
+    /// CAGR / |max drawdown|.
+    pub calmar: f64,
+    /// Largest fall from a previous equity peak, as a negative fraction.
+    pub max_drawdown: f64,
+    pub max_drawdown_trough: String,
+    /// Longest time below a previous equity peak, days.
+    pub max_drawdown_duration_days: f64,
+    /// PnL by component over the run, quote currency; sums to final − initial equity.
+    pub pnl: BTreeMap<String, f64>,
+    pub funding_pnl: f64,
+    /// Σ side × rate over held settlements, per year of the window (years the data covers,
+    /// when `allow_partial_coverage` simulated uncovered steps): diluted by time spent flat.
+    pub funding_apr_over_window: f64,
+    /// Σ side × rate over held settlements, per year with a perp position open: the funding
+    /// rate earned while in the position.
+    pub funding_apr_while_held: f64,
+    /// Years with a perp position open.
+    pub years_held: f64,
+    /// Years simulated outside some source's coverage (`allow_partial_coverage`).
+    pub years_uncovered: f64,
+    /// Funding PnL / initial capital / years.
+    pub funding_return_apr: f64,
+    pub funding_by_year: BTreeMap<String, FundingYear>,
+    /// All settlements in the window (held or not).
+    pub settlements: usize,
+    pub settlements_held: usize,
+    /// Share of settlements in the window with a positive / negative rate.
+    pub positive_settlement_share: f64,
+    pub negative_settlement_share: f64,
+    /// Trading fees paid (positive number).
+    pub fees_paid: f64,
+    pub slippage_paid: f64,
+    pub staking_earned: f64,
+    pub borrow_paid: f64,
+    pub liquidation_loss: f64,
+    /// Traded notional / initial capital.
+    pub turnover: f64,
+    pub trades: usize,
+    pub entries: usize,
+    pub exits: usize,
+    pub rebalances: usize,
+    pub margin_top_ups: usize,
+    pub liquidations: usize,
+    /// Smallest distance to liquidation at any close while hedged (fraction of the mark);
+    /// null if never hedged.
+    pub min_liquidation_distance: Option<f64>,
+    /// Share of steps in each state.
+    pub time_flat: f64,
+    pub time_long_carry: f64,
+    pub time_reverse_carry: f64,
+    pub time_unhedged_spot: f64,
+    /// Days spent with one leg unhedged after a liquidation.
+    pub days_unhedged: f64,
+    /// PnL made while one leg was unhedged (quote currency).
+    pub unhedged_pnl: f64,
+    /// Time of the first liquidation, empty when none.
+    pub first_liquidation: String,
+    /// What the run did after a liquidation (`close`, `rehedge`, `hold`), empty when none.
+    pub after_liquidation: String,
+}
+
+fn finite_or_zero(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+/// Compute metrics from a run's summary.
+pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
+    let years = ((summary.last_ts_ms - summary.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
+    let total_return = summary.final_equity / summary.initial_capital - 1.0;
+    let cagr = if summary.final_equity > 0.0 { (summary.final_equity / summary.initial_capital).powf(1.0 / years) - 1.0 } else { -1.0 };
+
+    // Daily returns, the first against the initial capital.
+    let mut returns = Vec::with_capacity(summary.daily_equity.len());
+    let mut previous = summary.initial_capital;
+    for &(_, equity) in &summary.daily_equity {
+        returns.push(if previous > 0.0 { equity / previous - 1.0 } else { 0.0 });
+        previous = equity;
+    }
+    let count = returns.len().max(1) as f64;
+    let mean = returns.iter().sum::<f64>() / count;
+    let variance = if returns.len() > 1 { returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (count - 1.0) } else { 0.0 };
+    let downside = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / count).sqrt();
+    let std = variance.sqrt();
+    let scale = 365f64.sqrt();
+
+    let pnl: BTreeMap<String, f64> = crate::measure::ledger::Pnl::NAMES.iter().zip(summary.pnl.values()).map(|(k, v)| (k.to_string(), v)).collect();
+
+    // Funding by year.
+    let mut by_year: BTreeMap<String, FundingYear> = BTreeMap::new();
+    let mut notional_by_year: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut rate_sum_all = 0.0;
+    for s in &summary.settlements {
+        // A settlement pays for the interval ending at it: 2025-01-01 00:00 belongs to 2024.
+        let year = year_of(s.settle_ms - 1).to_string();
+        let side = -s.perp_qty.signum();
+        let entry = by_year.entry(year.clone()).or_insert(FundingYear {
+            settlements_held: 0,
+            funding_pnl: 0.0,
+            funding_apr_over_window: 0.0,
+            funding_return_on_notional_apr: 0.0,
+        });
+        entry.settlements_held += 1;
+        entry.funding_pnl += s.amount;
+        entry.funding_apr_over_window += side * s.rate; // divided by the year's window share below
+        rate_sum_all += side * s.rate;
+        let n = notional_by_year.entry(year).or_insert((0.0, 0));
+        n.0 += (s.perp_qty * s.price).abs();
+        n.1 += 1;
+    }
+    for (year, stats) in by_year.iter_mut() {
+        let y: i32 = year.parse().unwrap_or(1970);
+        let from = summary.first_ts_ms.max(year_start_ms(y));
+        let to = summary.last_ts_ms.min(year_start_ms(y + 1));
+        let window_years = ((to - from) as f64 / MS_PER_YEAR).max(1e-9);
+        stats.funding_apr_over_window /= window_years;
+        if let Some(&(sum, n)) = notional_by_year.get(year) {
+            let mean_notional = sum / n as f64;
+            stats.funding_return_on_notional_apr = stats.funding_pnl / mean_notional / window_years;
+        }
+    }
+    let window = &summary.window_settlements;
+    let share = |pred: fn(f64) -> bool| if window.is_empty() { 0.0 } else { window.iter().filter(|s| pred(s.1)).count() as f64 / window.len() as f64 };
+    let steps = summary.steps.max(1) as f64;
+    // Funding APRs count only time the data covers.
+    let covered_years = (years - summary.uncovered_ms as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
+
+    Metrics {
+        symbol: symbol.to_string(),
+        synthetic,
+        start: format_ms(summary.first_ts_ms),
+        end: format_ms(summary.last_ts_ms),
+        steps: summary.steps,
+        years,
+        initial_capital: summary.initial_capital,
+        final_equity: summary.final_equity,
+        total_return,
+        cagr,
+        apr: total_return / years,
+        annualised_volatility: std * scale,
+        sharpe: finite_or_zero(mean / std * scale),
+        sortino: finite_or_zero(mean / downside * scale),
+        calmar: finite_or_zero(cagr / summary.max_drawdown.abs()),
+        max_drawdown: summary.max_drawdown,
+        max_drawdown_trough: if summary.max_drawdown < 0.0 { format_ms(summary.max_drawdown_trough_ms) } else { String::new() },
+        max_drawdown_duration_days: summary.max_drawdown_duration_ms as f64 / MS_PER_DAY as f64,
+        pnl,
+        funding_pnl: summary.pnl.funding,
+        funding_apr_over_window: rate_sum_all / covered_years,
+        funding_apr_while_held: if summary.perp_held_ms > 0 { rate_sum_all / (summary.perp_held_ms as f64 / MS_PER_YEAR) } else { 0.0 },
+        years_held: summary.perp_held_ms as f64 / MS_PER_YEAR,
+        years_uncovered: summary.uncovered_ms as f64 / MS_PER_YEAR,
+        funding_return_apr: summary.pnl.funding / summary.initial_capital / years,
+        funding_by_year: by_year,
+        settlements: window.len(),
+        settlements_held: summary.settlements.len(),
+        positive_settlement_share: share(|r| r > 0.0),
+        negative_settlement_share: share(|r| r < 0.0),
+        fees_paid: 0.0 - summary.pnl.fees,
+        slippage_paid: 0.0 - summary.pnl.slippage,
+        staking_earned: summary.pnl.staking,
+        borrow_paid: 0.0 - summary.pnl.borrow,
+        liquidation_loss: 0.0 - summary.pnl.liquidation,
+        turnover: summary.traded_notional / summary.initial_capital,
+        trades: summary.trades.len(),
+        entries: summary.entries,
+        exits: summary.exits,
+        rebalances: summary.rebalances,
+        margin_top_ups: summary.top_ups,
+        liquidations: summary.liquidations,
+        min_liquidation_distance: if summary.min_liquidation_distance.is_finite() { Some(summary.min_liquidation_distance) } else { None },
+        time_flat: summary.steps_in_state[0] as f64 / steps,
+        time_long_carry: summary.steps_in_state[1] as f64 / steps,
+        time_reverse_carry: summary.steps_in_state[2] as f64 / steps,
+        time_unhedged_spot: summary.steps_in_state[3] as f64 / steps,
+        days_unhedged: summary.unhedged_ms as f64 / MS_PER_DAY as f64,
+        unhedged_pnl: summary.unhedged_pnl,
+        first_liquidation: summary.first_liquidation_ms.map(format_ms).unwrap_or_default(),
+        after_liquidation: match summary.after_liquidation {
+            Some(crate::sim::policy::AfterLiquidation::Close) => "close".into(),
+            Some(crate::sim::policy::AfterLiquidation::Rehedge) => "rehedge".into(),
+            Some(crate::sim::policy::AfterLiquidation::Hold) => "hold".into(),
+            None => String::new(),
+        },
+    }
+}
+
+impl Metrics {
+    /// The short terminal summary.
+    pub fn summary_text(&self) -> String {
+        let pct = |x: f64| format!("{:+.2} %", x * 100.0);
+        let mut out = String::new();
+        if self.synthetic {
+            out.push_str("SYNTHETIC DATA (generated by `basis data synth`, not market history)\n");
+        }
+        out.push_str(&format!("{} {} -> {} ({} steps, {:.2} years)\n", self.symbol, self.start, self.end, self.steps, self.years));
+        out.push_str(&format!("  equity        {:.2} -> {:.2}  (total {}, APR {}, CAGR {})\n", self.initial_capital, self.final_equity, pct(self.total_return), pct(self.apr), pct(self.cagr)));
+        out.push_str(&format!("  risk          Sharpe {:.2}, Sortino {:.2}, vol {}, max drawdown {} ({:.1} days underwater)\n", self.sharpe, self.sortino, pct(self.annualised_volatility), pct(self.max_drawdown), self.max_drawdown_duration_days));
+        out.push_str(&format!(
+            "  funding       {:+.2} earned ({} settlements held; funding APR {} while held, {} over window)\n",
+            self.funding_pnl,
+            self.settlements_held,
+            pct(self.funding_apr_while_held),
+            pct(self.funding_apr_over_window)
+        ));
+        out.push_str(&format!("  costs         fees {:.2}, slippage {:.2}, borrow {:.2}; staking {:+.2}\n", self.fees_paid, self.slippage_paid, self.borrow_paid, self.staking_earned));
+        out.push_str(&format!(
+            "  activity      {} rebalances, {} margin top-ups, {} liquidations; min distance to liquidation {}\n",
+            self.rebalances,
+            self.margin_top_ups,
+            self.liquidations,
+            self.min_liquidation_distance.map(|d| format!("{:.1} %", d * 100.0)).unwrap_or_else(|| "n/a".into())
+        ));
+        if self.liquidations > 0 {
+            let what = match self.after_liquidation.as_str() {
+                "hold" => "after_liquidation = \"hold\": the surviving leg was kept, so the rest of the run is a DIRECTIONAL position, not a carry",
+                "rehedge" => "after_liquidation = \"rehedge\": the liquidated leg was reopened",
+                _ => "after_liquidation = \"close\": the surviving leg was closed",
+            };
+            out.push_str(&format!(
+                "  liquidation   first at {}; {what}; {:.1} days unhedged, PnL while unhedged {:+.2}\n",
+                self.first_liquidation, self.days_unhedged, self.unhedged_pnl
+            ));
+        }
+        if self.years_uncovered > 0.0 {
+            out.push_str(&format!("  coverage      {:.2} years simulated outside the data's coverage (allow_partial_coverage); funding APRs count covered time only\n", self.years_uncovered));
+        }
+        out
+    }
+}

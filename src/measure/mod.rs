@@ -1,0 +1,5 @@
+//! Measuring a run: the in-memory ledger and its Parquet frames ([`ledger`]), and the return,
+//! risk and carry statistics of `metrics.json` ([`metrics`]).
+
+pub mod ledger;
+pub mod metrics;

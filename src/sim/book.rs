@@ -1,0 +1,93 @@
+//! The accounts of one carry position: spot quantity, cash, perp quantity and perp margin, and
+//! the fills and transfers that move them. Every change to equity made here is booked to a PnL
+//! component at the same time, so the ledger adds up by construction.
+
+use crate::measure::ledger::{Pnl, Trade, TradeReason};
+
+/// Fee and slippage rates (decimals, not bps) that strategy orders pay.
+#[derive(Debug, Clone, Copy)]
+pub struct Costs {
+    pub spot_fee: f64,
+    pub perp_fee: f64,
+    pub spot_slippage: f64,
+    pub perp_slippage: f64,
+}
+
+/// Prices at the current step.
+#[derive(Debug, Clone, Copy)]
+pub struct Quote {
+    pub ts_ms: i64,
+    pub step: usize,
+    pub spot: f64,
+    /// Perp last: where perp orders fill.
+    pub perp: f64,
+    /// Mark: what the perp position is valued at.
+    pub mark: f64,
+}
+
+/// Balances in quote currency and quantities in the base asset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Book {
+    /// Signed spot quantity (negative: borrowed and sold, the reverse carry).
+    pub spot_qty: f64,
+    /// Cash outside the perp account (reserve, short-sale proceeds).
+    pub cash: f64,
+    /// Signed perp quantity (negative: short).
+    pub perp_qty: f64,
+    /// Perp margin balance: wallet plus unrealised PnL at the last mark.
+    pub perp_margin: f64,
+}
+
+impl Book {
+    /// Equity at `spot` with the perp valued at the mark already in `perp_margin`.
+    #[inline]
+    pub fn equity(&self, spot: f64) -> f64 {
+        self.cash + self.spot_qty * spot + self.perp_margin
+    }
+
+    /// Cash that is free to move: cash less the value owed on borrowed spot.
+    #[inline]
+    pub fn free_cash(&self, spot: f64) -> f64 {
+        self.cash + self.spot_qty.min(0.0) * spot
+    }
+
+    /// Buy (`qty` > 0) or sell spot at the close plus adverse slippage, paying the fee in cash.
+    pub fn trade_spot(&mut self, qty: f64, at: &Quote, costs: &Costs, reason: TradeReason, pnl: &mut Pnl, trades: &mut Vec<Trade>) {
+        if qty == 0.0 {
+            return;
+        }
+        let fill = at.spot * (1.0 + qty.signum() * costs.spot_slippage);
+        let fee = qty.abs() * fill * costs.spot_fee;
+        let slippage = qty * (at.spot - fill);
+        self.cash -= qty * fill + fee;
+        self.spot_qty += qty;
+        pnl.fees -= fee;
+        pnl.slippage += slippage;
+        trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "spot", reason, qty, reference_price: at.spot, fill_price: fill, fee, slippage: -slippage });
+    }
+
+    /// Buy (`qty` > 0) or sell perp at the last price plus adverse slippage; the fill's gap to
+    /// the mark is perp PnL, the fee comes out of margin.
+    pub fn trade_perp(&mut self, qty: f64, at: &Quote, costs: &Costs, reason: TradeReason, pnl: &mut Pnl, trades: &mut Vec<Trade>) {
+        if qty == 0.0 {
+            return;
+        }
+        let fill = at.perp * (1.0 + qty.signum() * costs.perp_slippage);
+        let fee = qty.abs() * fill * costs.perp_fee;
+        let mark_gap = qty * (at.mark - at.perp);
+        let slippage = qty * (at.perp - fill);
+        self.perp_margin += mark_gap + slippage - fee;
+        self.perp_qty += qty;
+        pnl.perp += mark_gap;
+        pnl.slippage += slippage;
+        pnl.fees -= fee;
+        trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "perp", reason, qty, reference_price: at.perp, fill_price: fill, fee, slippage: -slippage });
+    }
+
+    /// Move cash into the perp margin (negative: out of it). Equity does not change.
+    #[inline]
+    pub fn transfer_to_margin(&mut self, amount: f64) {
+        self.cash -= amount;
+        self.perp_margin += amount;
+    }
+}

@@ -1,0 +1,184 @@
+//! Maintenance margin from tiered brackets, and the liquidation price of an isolated position.
+//!
+//! Maintenance margin = notional × MMR − cum, with the tier chosen by notional (Binance's rule,
+//! VENUES.md §2.1). A position is liquidated when its margin balance (wallet plus unrealised PnL
+//! at the mark) falls to the maintenance margin; solving that for the mark gives Binance's
+//! isolated-margin liquidation price, LP = (WB + Q·EP + cum) / (Q·(1 + MMR)) for a short.
+
+use crate::model::Bracket;
+
+/// Tiered maintenance-margin rules.
+#[derive(Debug, Clone)]
+pub struct Brackets {
+    tiers: Vec<Bracket>,
+}
+
+impl Brackets {
+    /// Tiers in ascending `notional_floor`, the first at 0 (checked by config validation).
+    pub fn new(tiers: Vec<Bracket>) -> Self {
+        Self { tiers }
+    }
+
+    /// The tiers.
+    pub fn tiers(&self) -> &[Bracket] {
+        &self.tiers
+    }
+
+    #[inline]
+    fn tier_index(&self, notional: f64) -> usize {
+        let mut k = 0;
+        while k + 1 < self.tiers.len() && self.tiers[k + 1].notional_floor <= notional {
+            k += 1;
+        }
+        k
+    }
+
+    /// Maintenance margin for a position of `notional` (quote currency, ≥ 0).
+    #[inline]
+    pub fn maintenance_margin(&self, notional: f64) -> f64 {
+        let tier = self.tiers[self.tier_index(notional)];
+        notional * tier.mmr - tier.cum
+    }
+
+    /// The mark price at which a position of signed `qty` with `margin` (wallet + uPnL at
+    /// `mark`) reaches maintenance margin. NaN without a position; 0 for a long that cannot
+    /// be liquidated at any positive price.
+    #[inline]
+    pub fn liquidation_price(&self, qty: f64, margin: f64, mark: f64) -> f64 {
+        if qty == 0.0 {
+            return f64::NAN;
+        }
+        let size = qty.abs();
+        let mut tier = self.tier_index(size * mark);
+        let mut price = f64::NAN;
+        // The maintenance curve is continuous across tiers, so this settles in a few rounds.
+        for _ in 0..=self.tiers.len() {
+            let b = self.tiers[tier];
+            price = if qty < 0.0 {
+                (margin + size * mark + b.cum) / (size * (1.0 + b.mmr))
+            } else {
+                (size * mark - margin - b.cum) / (size * (1.0 - b.mmr))
+            };
+            price = price.max(0.0);
+            let next = self.tier_index(size * price);
+            if next == tier {
+                break;
+            }
+            tier = next;
+        }
+        price
+    }
+}
+
+/// How far the mark can move against the position before liquidation, as a fraction of the
+/// mark (0.1 = a 10 % adverse move liquidates). NaN without a position.
+#[inline]
+pub fn liquidation_distance(qty: f64, liquidation_price: f64, mark: f64) -> f64 {
+    if qty < 0.0 {
+        liquidation_price / mark - 1.0
+    } else if qty > 0.0 {
+        1.0 - liquidation_price / mark
+    } else {
+        f64::NAN
+    }
+}
+
+/// How a venue closes a liquidated perp position (the preset says which, with its source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationStyle {
+    /// Closed at the liquidation price; a clearance fee (`liquidation_fee_rate` × liquidated
+    /// notional) is taken from what margin is left and the trader keeps the rest (Binance,
+    /// MARGIN.md §1.3–1.4).
+    #[default]
+    LiquidationPrice,
+    /// Closed at the bankruptcy price: the trader loses all remaining margin; a better fill goes
+    /// to the insurance fund (Bybit, BitMEX, Gate, MARGIN.md §3).
+    BankruptcyPrice,
+    /// A market close of the whole position in which the trader keeps what margin is left, no
+    /// fee; if the fill is at or past the backstop price (equity below `backstop_fraction` × the
+    /// maintenance margin), the backstop liquidator takes the position and all its margin
+    /// (Hyperliquid, 2/3, MARGIN.md §5).
+    MarketWithBackstop,
+}
+
+/// The venue's rules for a perp liquidation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerpLiquidation {
+    pub style: LiquidationStyle,
+    /// Clearance fee on the liquidated notional ([`LiquidationStyle::LiquidationPrice`]).
+    pub fee_rate: f64,
+    /// Equity below this share of the maintenance margin hands the position to the backstop
+    /// ([`LiquidationStyle::MarketWithBackstop`]).
+    pub backstop_fraction: f64,
+}
+
+/// What a perp liquidation did to an isolated position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiquidationFill {
+    /// Price the position closed at (for the trade record).
+    pub fill_price: f64,
+    /// Price the mark-to-market runs to: the liquidation price (or the bar's start if the
+    /// mark was already past it). Price PnL up to here is perp PnL.
+    pub mark_price: f64,
+    /// What the venue took beyond the price move: the clearance fee or the forfeited margin,
+    /// positive (the trade's fee).
+    pub taken: f64,
+    /// The insurance fund's share when margin went below zero, positive.
+    pub shortfall: f64,
+}
+
+impl PerpLiquidation {
+    /// Close `qty` (signed) whose margin is `margin_at_mark` once marked to `mark_price` (the
+    /// liquidation price or worse). Returns the fill, what the venue took, and any shortfall;
+    /// the trader keeps `margin_at_mark − taken + shortfall` (never below zero).
+    pub fn close(&self, qty: f64, mark_price: f64, margin_at_mark: f64, brackets: &Brackets) -> LiquidationFill {
+        let size = qty.abs();
+        let left = margin_at_mark.max(0.0);
+        let shortfall = (-margin_at_mark).max(0.0);
+        // The bankruptcy price: where the position's margin is exactly zero.
+        let bankruptcy = mark_price - margin_at_mark / qty;
+        match self.style {
+            LiquidationStyle::LiquidationPrice => {
+                let fee = (size * mark_price * self.fee_rate).min(left);
+                LiquidationFill { fill_price: mark_price, mark_price, taken: fee, shortfall }
+            }
+            LiquidationStyle::BankruptcyPrice => LiquidationFill { fill_price: if left > 0.0 { bankruptcy } else { mark_price }, mark_price, taken: left, shortfall },
+            LiquidationStyle::MarketWithBackstop => {
+                let maintenance = brackets.maintenance_margin(size * mark_price);
+                if margin_at_mark < self.backstop_fraction * maintenance {
+                    LiquidationFill { fill_price: mark_price, mark_price, taken: left, shortfall }
+                } else {
+                    LiquidationFill { fill_price: mark_price, mark_price, taken: 0.0, shortfall }
+                }
+            }
+        }
+    }
+}
+
+/// A spot-margin account's rules: the short spot of a reverse carry is a loan, margined by the
+/// account's assets (MARGIN.md §4, Binance Cross Margin).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpotMarginRules {
+    /// Margin level (assets / liabilities) at or below which the venue calls for margin: a
+    /// top-up moves money in when the strategy allows it.
+    pub margin_call_level: f64,
+    /// Margin level at or below which the loan is liquidated.
+    pub liquidation_level: f64,
+    /// Fee on the liquidated assets (decimal of the bought-back notional).
+    pub liquidation_fee_rate: f64,
+    /// Margin level a transfer out of the account may not go below.
+    pub transfer_out_level: f64,
+}
+
+impl SpotMarginRules {
+    /// Spot price at which a loan of `borrowed` units against `assets` hits the liquidation
+    /// level: assets / (level × borrowed). NaN without a loan.
+    #[inline]
+    pub fn liquidation_price(&self, assets: f64, borrowed: f64) -> f64 {
+        if borrowed <= 0.0 {
+            return f64::NAN;
+        }
+        (assets / (self.liquidation_level * borrowed)).max(0.0)
+    }
+}

@@ -1,0 +1,691 @@
+//! The simulation loop: one pass over the aligned timeline's slices.
+//!
+//! The carry lives in two accounts. The perp is an isolated position whose margin balance is
+//! `perp_margin`. The spot leg is either owned outright (long carry) or, for the reverse carry,
+//! borrowed in a spot-margin account whose assets are the run's cash and whose liability is the
+//! borrowed quantity at the spot price; its margin level is assets / liabilities (MARGIN.md §4).
+//!
+//! Each step, in this order (every rule sees only data known at the step):
+//! 1. **Liquidation checks**, every step, masked or not:
+//!    - the perp on the bar's worst mark (high for a short, low for a long) against the
+//!      liquidation price left by the previous step; it closes by the venue's rule
+//!      ([`crate::sim::margin::LiquidationStyle`]): at the liquidation price with a clearance fee,
+//!      at the bankruptcy price losing all margin, or a market close with a backstop;
+//!    - the borrowed spot on the bar's spot high against the price at which the margin level
+//!      falls to the liquidation level; it is bought back there with the venue's fee.
+//!
+//!    A shortfall (the account below zero) is the venue's insurance fund's, booked to the
+//!    liquidation component, so equity never goes below zero and the ledger still adds up.
+//! 2. **Price moves**: spot and perp marked from the previous close to this close.
+//! 3. **Funding** for settlements in `(previous step, this step]`, on the perp quantity held
+//!    then, at the price known at the settlement.
+//! 4. **Staking / borrow** accrued in the spot asset over the elapsed time at the APR known at
+//!    the start of it.
+//! 5. **Decisions** at the close: after a liquidation, the `after_liquidation` policy (close
+//!    the surviving leg, re-hedge, or hold it); enter or exit on the entry rule; re-hedge when
+//!    delta drifts; top up the perp margin when liquidation comes too close, and the spot
+//!    margin account when its margin level reaches the margin call.
+//!
+//! The row's PnL components sum to its change in equity.
+//!
+//! With `mask_stale_spot`, a step whose spot close is stale (see `data::quality`) makes no
+//! decision that needs the spot price: no entry, exit, re-hedge or top-up by selling spot. Its
+//! liquidation checks still run. Such rows carry the `MASKED` event flag.
+
+pub mod book;
+pub mod margin;
+pub mod policy;
+
+use crate::model::{events, state, MarketTimeline, Pnl, Recorder, SettlementPaid, StepRow, Trade, TradeReason};
+use margin::{liquidation_distance, Brackets, PerpLiquidation, SpotMarginRules};
+use policy::{AfterLiquidation, EntryMode, EntryRule, Target, TopUpSource};
+use crate::time::{MS_PER_DAY, MS_PER_YEAR};
+use book::{Book, Costs, Quote};
+
+/// Everything the loop needs, as plain numbers (decimals, not bps).
+#[derive(Debug, Clone)]
+pub struct EngineParams {
+    pub initial_capital: f64,
+    pub leverage: f64,
+    pub hedge_ratio: f64,
+    pub reserve_fraction: f64,
+    pub rebalance_delta_threshold: f64,
+    pub top_up_distance: f64,
+    pub top_up_source: TopUpSource,
+    pub borrow_apr: f64,
+    pub costs: Costs,
+    /// How a liquidated perp closes, with the venue's fee or backstop.
+    pub liquidation: PerpLiquidation,
+    /// The reverse carry's spot-margin account.
+    pub spot_margin: SpotMarginRules,
+    pub brackets: Brackets,
+    pub entry: EntryRule,
+    pub close_at_end: bool,
+    /// Open a new carry after a liquidation when the entry rule allows (with "close"/"hold").
+    pub reenter_after_liquidation: bool,
+    /// What happens to the surviving leg after a liquidation.
+    pub after_liquidation: AfterLiquidation,
+    /// Skip decisions that need spot on stale-spot steps.
+    pub mask_stale_spot: bool,
+}
+
+/// Binance's classic cross margin rules (MARGIN.md §4), the default spot-margin account.
+pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_level: 1.3, liquidation_level: 1.1, liquidation_fee_rate: 0.02, transfer_out_level: 2.0 };
+
+/// What a run produced besides the per-step rows.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub steps: usize,
+    pub first_ts_ms: i64,
+    pub last_ts_ms: i64,
+    pub initial_capital: f64,
+    pub final_equity: f64,
+    /// Sum of every step's components.
+    pub pnl: Pnl,
+    /// Equity at each UTC day's last step: (day start ms, equity).
+    pub daily_equity: Vec<(i64, f64)>,
+    pub max_drawdown: f64,
+    /// Longest time spent below a previous equity peak, ms.
+    pub max_drawdown_duration_ms: i64,
+    /// Time of the trough of the maximum drawdown.
+    pub max_drawdown_trough_ms: i64,
+    pub rebalances: usize,
+    /// Top-ups that moved margin (or sold spot to raise it).
+    pub top_ups: usize,
+    pub liquidations: usize,
+    pub entries: usize,
+    pub exits: usize,
+    /// Smallest distance to liquidation seen at any close while hedged, over the perp (on the
+    /// mark) and the borrowed spot (on the spot price); NaN if never hedged.
+    pub min_liquidation_distance: f64,
+    /// Sum of |fill notional| of every trade.
+    pub traded_notional: f64,
+    /// Steps spent in each state: flat, long carry, reverse carry, one leg unhedged.
+    pub steps_in_state: [usize; 4],
+    /// Time with a perp position open (funding earned or paid), ms.
+    pub perp_held_ms: i64,
+    /// Time with one leg left unhedged after a liquidation, ms.
+    pub unhedged_ms: i64,
+    /// PnL made over steps that started with one leg unhedged.
+    pub unhedged_pnl: f64,
+    /// Time of the first step outside some source's coverage, and the total time simulated
+    /// outside coverage (`allow_partial_coverage`), ms.
+    pub uncovered_ms: i64,
+    /// What happened after the first liquidation, for the summary ("hold": the rest of the run
+    /// was directional).
+    pub after_liquidation: Option<AfterLiquidation>,
+    /// Time of the first liquidation.
+    pub first_liquidation_ms: Option<i64>,
+    pub trades: Vec<Trade>,
+    /// Settlements inside the window that met a position.
+    pub settlements: Vec<SettlementPaid>,
+    /// Every settlement inside the window, (settle_ms, rate, interval_hours), held or not.
+    pub window_settlements: Vec<(i64, f64, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Flat,
+    Long,
+    Reverse,
+    /// One leg left after the other was liquidated.
+    Unhedged,
+}
+
+struct Sim<'a> {
+    params: &'a EngineParams,
+    book: Book,
+    held: Held,
+    /// The direction of the carry the unhedged leg belonged to.
+    carry: Target,
+    /// A liquidation happened and no new carry was allowed since: re-entry waits for
+    /// `reenter_after_liquidation`, or (funding_threshold) for the signal to say flat first.
+    blocked_after_liquidation: bool,
+    trades: Vec<Trade>,
+}
+
+impl Sim<'_> {
+    fn enter(&mut self, target: Target, at: &Quote, pnl: &mut Pnl) {
+        let p = self.params;
+        let c = &p.costs;
+        let sign = if target == Target::Long { 1.0 } else { -1.0 };
+        let deploy = self.book.equity(at.spot) * (1.0 - p.reserve_fraction);
+        if deploy <= 0.0 {
+            return;
+        }
+        // Size so that, for a long carry, the spot purchase plus the perp margin (and the perp's
+        // own costs) use `deploy`; a reverse carry takes the same size, mirrored.
+        let spot_per_unit = at.spot * (1.0 + c.spot_slippage) * (1.0 + c.spot_fee);
+        let margin_per_unit = p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+        let qty = deploy / (spot_per_unit + margin_per_unit);
+        self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
+        self.book.transfer_to_margin(qty * margin_per_unit);
+        self.book.trade_perp(-sign * p.hedge_ratio * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
+        self.held = if sign > 0.0 { Held::Long } else { Held::Reverse };
+        self.carry = target;
+    }
+
+    fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
+        let c = self.params.costs;
+        self.book.trade_perp(-self.book.perp_qty, at, &c, reason, pnl, &mut self.trades);
+        let margin = self.book.perp_margin;
+        self.book.transfer_to_margin(-margin);
+        self.book.trade_spot(-self.book.spot_qty, at, &c, reason, pnl, &mut self.trades);
+        self.held = Held::Flat;
+    }
+
+    /// Cash that may leave the spot account: all of it for a long carry; for a reverse carry,
+    /// what keeps the margin level at or above the transfer-out level.
+    fn transferable_cash(&self, spot: f64) -> f64 {
+        let liabilities = (-self.book.spot_qty).max(0.0) * spot;
+        (self.book.cash - self.params.spot_margin.transfer_out_level * liabilities).max(0.0)
+    }
+
+    /// Perp margin above the initial margin of the position at the mark.
+    fn excess_perp_margin(&self, mark: f64) -> f64 {
+        (self.book.perp_margin - self.book.perp_qty.abs() * mark / self.params.leverage).max(0.0)
+    }
+
+    /// Reopen the liquidated leg against the surviving one (`after_liquidation = "rehedge"`).
+    /// Returns whether anything traded.
+    fn rehedge_leg(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        let c = p.costs;
+        let h = p.hedge_ratio;
+        let trades_before = self.trades.len();
+        if self.book.spot_qty > 0.0 && self.book.perp_qty == 0.0 {
+            // Long spot left: short the perp again, its margin from cash, selling spot for what
+            // cash cannot cover.
+            let per_unit_margin = h * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+            let need = self.book.spot_qty * per_unit_margin - self.book.cash;
+            if need > 0.0 {
+                let sold = (need / (at.spot * (1.0 - c.spot_fee - c.spot_slippage) + per_unit_margin)).min(self.book.spot_qty);
+                self.book.trade_spot(-sold, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            }
+            let margin = (self.book.spot_qty * per_unit_margin).min(self.book.cash.max(0.0));
+            self.book.transfer_to_margin(margin);
+            self.book.trade_perp(-h * self.book.spot_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        } else if self.book.spot_qty < 0.0 && self.book.perp_qty == 0.0 {
+            // Short spot left: buy the perp again; its margin leaves the spot account only down
+            // to the transfer-out level, and spot is bought back for the rest.
+            let borrowed = -self.book.spot_qty;
+            let per_unit_margin = h * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+            let level = p.spot_margin.transfer_out_level;
+            // cash − x·S·(1+c) − (q − x)·m ≥ level·(q − x)·S  →  x ≥ (q·(m + level·S) − cash) / (m + level·S − S·(1 + c))
+            let buy_cost = at.spot * (1.0 + c.spot_fee + c.spot_slippage);
+            let denominator = per_unit_margin + level * at.spot - buy_cost;
+            let bought = if denominator > 0.0 { ((borrowed * (per_unit_margin + level * at.spot) - self.book.cash) / denominator).clamp(0.0, borrowed) } else { borrowed };
+            self.book.trade_spot(bought, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            let margin = (-self.book.spot_qty * per_unit_margin).min(self.transferable_cash(at.spot));
+            self.book.transfer_to_margin(margin);
+            self.book.trade_perp(-h * self.book.spot_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        } else if self.book.perp_qty > 0.0 && self.book.spot_qty == 0.0 {
+            // Long perp left (the borrowed spot was liquidated): move its excess margin to the
+            // spot account, borrow and sell spot so the account sits at the transfer-out level,
+            // and trim the perp to the new hedge.
+            let moved = self.excess_perp_margin(at.mark);
+            self.book.transfer_to_margin(-moved);
+            let level = p.spot_margin.transfer_out_level;
+            let proceeds_per_unit = at.spot * (1.0 - c.spot_fee - c.spot_slippage);
+            // cash + x·proceeds = level·x·S  →  x = cash / (level·S − proceeds)
+            let denominator = level * at.spot - proceeds_per_unit;
+            let borrow = if denominator > 0.0 { (self.book.cash / denominator).min(self.book.perp_qty / h).max(0.0) } else { 0.0 };
+            self.book.trade_spot(-borrow, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+            let target = h * borrow;
+            self.book.trade_perp(target - self.book.perp_qty, at, &c, TradeReason::Rehedge, pnl, &mut self.trades);
+        }
+        if self.book.spot_qty != 0.0 && self.book.perp_qty != 0.0 {
+            self.held = if self.book.spot_qty > 0.0 { Held::Long } else { Held::Reverse };
+        }
+        self.trades.len() > trades_before
+    }
+
+    /// Restore perp quantity to −hedge_ratio × spot quantity when it has drifted too far.
+    fn rehedge(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
+        let target = -self.params.hedge_ratio * self.book.spot_qty;
+        if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
+            return false;
+        }
+        let c = self.params.costs;
+        self.book.trade_perp(target - self.book.perp_qty, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
+        true
+    }
+
+    /// Bring the perp margin back to notional / leverage when liquidation is too close.
+    /// Returns whether margin moved or the legs were shrunk. `spot_live`: false on a masked
+    /// step, which may move cash but not sell spot.
+    fn top_up(&mut self, at: &Quote, distance: f64, spot_live: bool, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        // A NaN distance (no position) never triggers a top-up.
+        if p.top_up_source == TopUpSource::None || distance.is_nan() || distance >= p.top_up_distance {
+            return false;
+        }
+        let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin;
+        let mut need = wanted(&self.book);
+        if need <= 0.0 {
+            return false;
+        }
+        let mut acted = false;
+        if matches!(p.top_up_source, TopUpSource::Reserve | TopUpSource::ReserveThenSpot) {
+            let moved = need.min(self.transferable_cash(at.spot));
+            if moved > 0.0 {
+                self.book.transfer_to_margin(moved);
+                need -= moved;
+                acted = true;
+            }
+        }
+        if spot_live && need > 0.0 && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
+            let c = p.costs;
+            let h = p.hedge_ratio;
+            // Shrink both legs by x spot units: a long carry's spot sale raises cash for the margin;
+            // a reverse carry's smaller long perp needs less margin.
+            let x = if self.book.spot_qty > 0.0 {
+                need / (at.spot * (1.0 - c.spot_fee - c.spot_slippage) + h * at.mark / p.leverage)
+            } else {
+                (self.book.perp_qty.abs() - self.book.perp_margin * p.leverage / at.mark) / h
+            };
+            let x = x.clamp(0.0, self.book.spot_qty.abs());
+            if x > 0.0 {
+                let sign = self.book.spot_qty.signum();
+                self.book.trade_spot(-sign * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                self.book.trade_perp(sign * h * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                let rest = wanted(&self.book).min(self.transferable_cash(at.spot)).max(0.0);
+                self.book.transfer_to_margin(rest);
+                acted = true;
+            }
+        }
+        acted
+    }
+
+    /// Answer a margin call on the borrowed spot (margin level at or below the call level):
+    /// move the perp's excess margin into the spot account, then (selling-spot sources) buy
+    /// back spot and sell perp alike until the level is back at the transfer-out level.
+    fn spot_margin_top_up(&mut self, at: &Quote, spot_live: bool, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        let borrowed = -self.book.spot_qty;
+        if p.top_up_source == TopUpSource::None || borrowed <= 0.0 {
+            return false;
+        }
+        let level = |book: &Book| book.cash / ((-book.spot_qty) * at.spot);
+        if level(&self.book) > p.spot_margin.margin_call_level {
+            return false;
+        }
+        let target = p.spot_margin.transfer_out_level;
+        let mut acted = false;
+        let moved = self.excess_perp_margin(at.mark).min(target * borrowed * at.spot - self.book.cash).max(0.0);
+        if moved > 0.0 {
+            self.book.transfer_to_margin(-moved);
+            acted = true;
+        }
+        if spot_live && level(&self.book) <= p.spot_margin.margin_call_level && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
+            let c = p.costs;
+            let buy_cost = at.spot * (1.0 + c.spot_fee + c.spot_slippage);
+            // cash − x·S·(1+c) = target·(q − x)·S  →  x = (target·q·S − cash) / (target·S − S·(1+c))
+            let denominator = target * at.spot - buy_cost;
+            let x = if denominator > 0.0 { ((target * borrowed * at.spot - self.book.cash) / denominator).clamp(0.0, borrowed) } else { borrowed };
+            if x > 0.0 {
+                self.book.trade_spot(x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                self.book.trade_perp(-p.hedge_ratio * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
+                let freed = self.excess_perp_margin(at.mark);
+                self.book.transfer_to_margin(-freed);
+                acted = true;
+            }
+        }
+        acted
+    }
+}
+
+/// Run the carry over `timeline`, sending each step's row to `recorder`.
+pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
+    let n = timeline.len();
+    let mut summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+    if n == 0 {
+        return summary;
+    }
+    let ts = &timeline.ts_ms;
+    let signal = if params.entry.mode == EntryMode::AlwaysOn { Vec::new() } else { params.entry.signal(&timeline.funding_history, ts) };
+    let mut sim = Sim {
+        params,
+        book: Book { cash: params.initial_capital, ..Default::default() },
+        held: Held::Flat,
+        carry: Target::Flat,
+        blocked_after_liquidation: false,
+        trades: Vec::new(),
+    };
+    let mut next_event = 0usize;
+    let mut equity_prev = params.initial_capital;
+    let mut peak = params.initial_capital;
+    let mut peak_ms = ts[0];
+    let mut day = ts[0].div_euclid(MS_PER_DAY);
+    let brackets = &params.brackets;
+    // The book does not change between one step's end and the next step's start, so the
+    // liquidation prices computed for a row are the ones the next bar is checked against.
+    let mut liquidation_price_carried = f64::NAN;
+    let mut spot_liquidation_price_carried = f64::NAN;
+
+    for i in 0..n {
+        let at = Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] };
+        let mut pnl = Pnl::default();
+        let mut flags = 0u8;
+        let masked = params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0);
+        if masked {
+            flags |= events::MASKED;
+        }
+        if timeline.is_uncovered(i) {
+            flags |= events::UNCOVERED;
+        }
+        let held_before = sim.held;
+        if i > 0 {
+            let mark_prev = timeline.mark[i - 1];
+            let spot_prev = timeline.spot[i - 1];
+            let elapsed_ms = at.ts_ms - ts[i - 1];
+            if sim.book.perp_qty != 0.0 {
+                summary.perp_held_ms += elapsed_ms;
+            }
+            if held_before == Held::Unhedged {
+                summary.unhedged_ms += elapsed_ms;
+            }
+            if timeline.is_uncovered(i) {
+                summary.uncovered_ms += elapsed_ms;
+            }
+            let mut liquidated = false;
+            // 1a. The perp, on the bar's worst mark, with the margin known before the bar.
+            let qty = sim.book.perp_qty;
+            if qty != 0.0 {
+                let liq = liquidation_price_carried;
+                let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
+                if touched {
+                    // Marked to the liquidation price, or to the bar's start if already past it.
+                    let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
+                    let moved = qty * (price - mark_prev);
+                    pnl.perp += moved;
+                    sim.book.perp_margin += moved;
+                    let fill = params.liquidation.close(qty, price, sim.book.perp_margin, brackets);
+                    pnl.liquidation += fill.shortfall - fill.taken;
+                    sim.book.perp_margin += fill.shortfall - fill.taken;
+                    sim.trades.push(Trade {
+                        ts_ms: at.ts_ms,
+                        step: i,
+                        leg: "perp",
+                        reason: TradeReason::Liquidation,
+                        qty: -qty,
+                        reference_price: price,
+                        fill_price: fill.fill_price,
+                        fee: fill.taken,
+                        slippage: 0.0,
+                    });
+                    summary.traded_notional += (qty * fill.fill_price).abs();
+                    sim.book.perp_qty = 0.0;
+                    let margin = sim.book.perp_margin;
+                    sim.book.transfer_to_margin(-margin);
+                    liquidated = true;
+                }
+            }
+            // 1b. The borrowed spot, on the bar's spot high, with the account known before the bar.
+            let spot_qty = sim.book.spot_qty;
+            if spot_qty < 0.0 && timeline.spot_high_at(i) >= spot_liquidation_price_carried {
+                let price = spot_liquidation_price_carried.max(spot_prev);
+                let moved = spot_qty * (price - spot_prev);
+                pnl.spot += moved;
+                // Bought back at `price` (equity-neutral at that price), then the venue's fee.
+                sim.book.cash += spot_qty * price;
+                sim.book.spot_qty = 0.0;
+                let notional = -spot_qty * price;
+                let fee = (notional * params.spot_margin.liquidation_fee_rate).min(sim.book.cash.max(0.0));
+                sim.book.cash -= fee;
+                let shortfall = (-sim.book.cash).max(0.0);
+                sim.book.cash += shortfall;
+                pnl.liquidation += shortfall - fee;
+                sim.trades.push(Trade {
+                    ts_ms: at.ts_ms,
+                    step: i,
+                    leg: "spot",
+                    reason: TradeReason::Liquidation,
+                    qty: -spot_qty,
+                    reference_price: price,
+                    fill_price: price,
+                    fee,
+                    slippage: 0.0,
+                });
+                summary.traded_notional += notional;
+                liquidated = true;
+            }
+            if liquidated {
+                summary.liquidations += 1;
+                flags |= events::LIQUIDATION;
+                summary.first_liquidation_ms.get_or_insert(at.ts_ms);
+                summary.after_liquidation.get_or_insert(params.after_liquidation);
+                sim.blocked_after_liquidation = !params.reenter_after_liquidation;
+                if matches!(sim.held, Held::Long | Held::Reverse) {
+                    sim.carry = if sim.held == Held::Long { Target::Long } else { Target::Reverse };
+                }
+                sim.held = if sim.book.spot_qty != 0.0 || sim.book.perp_qty != 0.0 { Held::Unhedged } else { Held::Flat };
+            }
+            // 2. Price moves to this close.
+            pnl.spot += sim.book.spot_qty * (at.spot - spot_prev);
+            if sim.book.perp_qty != 0.0 {
+                let moved = sim.book.perp_qty * (at.mark - mark_prev);
+                pnl.perp += moved;
+                sim.book.perp_margin += moved;
+            }
+            // 3. Funding settled in (ts[i-1], ts[i]] on the quantity held then.
+            while next_event < timeline.funding.len() && timeline.funding[next_event].step <= i {
+                let event = timeline.funding[next_event];
+                next_event += 1;
+                summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
+                if sim.book.perp_qty != 0.0 {
+                    let amount = -sim.book.perp_qty * event.rate * event.price;
+                    sim.book.perp_margin += amount;
+                    pnl.funding += amount;
+                    flags |= events::FUNDING;
+                    summary.settlements.push(SettlementPaid {
+                        settle_ms: event.settle_ms,
+                        rate: event.rate,
+                        interval_hours: event.interval_hours,
+                        price: event.price,
+                        perp_qty: sim.book.perp_qty,
+                        amount,
+                    });
+                }
+            }
+            // 4. Yield on the spot leg, accrued in the asset.
+            let years = elapsed_ms as f64 / MS_PER_YEAR;
+            let spot_qty = sim.book.spot_qty;
+            if spot_qty > 0.0 {
+                let earned = spot_qty * timeline.staking_apr[i - 1] * years;
+                sim.book.spot_qty += earned;
+                pnl.staking += earned * at.spot;
+            } else if spot_qty < 0.0 {
+                let owed = -spot_qty * params.borrow_apr * years;
+                sim.book.spot_qty -= owed;
+                pnl.borrow -= owed * at.spot;
+            }
+        }
+
+        // 5. Decisions at the close.
+        let signal_apr = signal.get(i).copied().unwrap_or(f64::NAN);
+        let last = i + 1 == n;
+        let final_close = last && params.close_at_end;
+        let current = match sim.held {
+            Held::Long => Target::Long,
+            Held::Reverse => Target::Reverse,
+            Held::Flat | Held::Unhedged => Target::Flat,
+        };
+        let wanted = if final_close { Target::Flat } else { params.entry.target(current, signal_apr) };
+        if sim.blocked_after_liquidation && params.entry.mode == EntryMode::FundingThreshold && wanted == Target::Flat {
+            // The signal said flat since the liquidation: a later entry is a new decision.
+            sim.blocked_after_liquidation = false;
+        }
+        let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
+        let trades_before = sim.trades.len();
+        let mut liquidation_price_now = None;
+        // A stale-spot step decides nothing that needs spot (the final close still happens);
+        // closing a lone perp leg needs no spot price.
+        let decide = !masked || final_close;
+        match sim.held {
+            Held::Unhedged => {
+                let lone_perp = sim.book.spot_qty == 0.0;
+                if final_close {
+                    sim.exit(&at, TradeReason::Final, &mut pnl);
+                    flags |= events::EXIT;
+                    summary.exits += 1;
+                } else if decide || lone_perp {
+                    match params.after_liquidation {
+                        AfterLiquidation::Close => {
+                            sim.exit(&at, TradeReason::Unwind, &mut pnl);
+                            flags |= events::EXIT;
+                            summary.exits += 1;
+                        }
+                        AfterLiquidation::Rehedge => {
+                            let wanted_now = params.entry.target(sim.carry, signal_apr);
+                            if wanted_now == sim.carry && decide {
+                                if sim.rehedge_leg(&at, &mut pnl) {
+                                    flags |= events::ENTRY;
+                                    summary.entries += 1;
+                                }
+                            } else if wanted_now != sim.carry {
+                                sim.exit(&at, reason, &mut pnl);
+                                flags |= events::EXIT;
+                                summary.exits += 1;
+                            }
+                        }
+                        AfterLiquidation::Hold => {
+                            // The surviving leg stays until the entry rule says flat, or until a
+                            // new carry may open (reenter_after_liquidation).
+                            if decide && wanted == Target::Flat && params.entry.mode != EntryMode::AlwaysOn {
+                                sim.exit(&at, reason, &mut pnl);
+                                flags |= events::EXIT;
+                                summary.exits += 1;
+                            } else if decide && wanted != Target::Flat && params.reenter_after_liquidation {
+                                sim.exit(&at, TradeReason::Exit, &mut pnl);
+                                sim.enter(wanted, &at, &mut pnl);
+                                flags |= events::EXIT | events::ENTRY;
+                                summary.exits += 1;
+                                summary.entries += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ if !decide => {}
+            Held::Flat => {
+                if wanted != Target::Flat && !sim.blocked_after_liquidation {
+                    sim.enter(wanted, &at, &mut pnl);
+                    flags |= events::ENTRY;
+                    summary.entries += 1;
+                }
+            }
+            _ if wanted != current => {
+                sim.exit(&at, reason, &mut pnl);
+                flags |= events::EXIT;
+                summary.exits += 1;
+                if wanted != Target::Flat {
+                    sim.enter(wanted, &at, &mut pnl);
+                    flags |= events::ENTRY;
+                    summary.entries += 1;
+                }
+            }
+            Held::Long | Held::Reverse => {
+                if sim.rehedge(&at, &mut pnl) {
+                    flags |= events::REBALANCE;
+                    summary.rebalances += 1;
+                }
+                let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
+                let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), true, &mut pnl);
+                topped |= sim.spot_margin_top_up(&at, true, &mut pnl);
+                if topped {
+                    flags |= events::TOP_UP;
+                    summary.top_ups += 1;
+                } else {
+                    liquidation_price_now = Some(liq);
+                }
+            }
+        }
+        // A masked step still answers a margin call with cash that is already there.
+        if masked && !final_close && matches!(sim.held, Held::Long | Held::Reverse) {
+            let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
+            let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), false, &mut pnl);
+            topped |= sim.spot_margin_top_up(&at, false, &mut pnl);
+            if topped {
+                flags |= events::TOP_UP;
+                summary.top_ups += 1;
+                liquidation_price_now = None;
+            }
+        }
+        for trade in &sim.trades[trades_before..] {
+            summary.traded_notional += (trade.qty * trade.fill_price).abs();
+        }
+
+        let liquidation_price = liquidation_price_now.unwrap_or_else(|| brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
+        liquidation_price_carried = liquidation_price;
+        spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
+        let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
+        let spot_distance = if sim.book.spot_qty < 0.0 { spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        if matches!(sim.held, Held::Long | Held::Reverse) {
+            for d in [distance, spot_distance] {
+                if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
+                    summary.min_liquidation_distance = d;
+                }
+            }
+        }
+        let equity = sim.book.equity(at.spot);
+        let state_code = match sim.held {
+            Held::Flat => state::FLAT,
+            Held::Long => state::LONG_CARRY,
+            Held::Reverse => state::REVERSE_CARRY,
+            Held::Unhedged => state::UNHEDGED_SPOT,
+        };
+        summary.steps_in_state[match sim.held {
+            Held::Flat => 0,
+            Held::Long => 1,
+            Held::Reverse => 2,
+            Held::Unhedged => 3,
+        }] += 1;
+        recorder.record(&StepRow {
+            ts_ms: at.ts_ms,
+            spot_price: at.spot,
+            perp_price: at.perp,
+            mark_price: at.mark,
+            state: state_code,
+            events: flags,
+            spot_qty: sim.book.spot_qty,
+            perp_qty: sim.book.perp_qty,
+            cash: sim.book.cash,
+            perp_margin: sim.book.perp_margin,
+            equity,
+            pnl,
+            liquidation_price,
+            liquidation_distance: distance,
+            funding_signal_apr: signal_apr,
+        });
+        if held_before == Held::Unhedged {
+            summary.unhedged_pnl += pnl.total();
+        }
+        summary.pnl.add(&pnl);
+
+        // Daily closes and drawdown, for metrics.
+        let today = at.ts_ms.div_euclid(MS_PER_DAY);
+        if today != day {
+            summary.daily_equity.push((day * MS_PER_DAY, equity_prev));
+            day = today;
+        }
+        if equity >= peak {
+            peak = equity;
+            peak_ms = at.ts_ms;
+        } else {
+            let drawdown = equity / peak - 1.0;
+            if drawdown < summary.max_drawdown {
+                summary.max_drawdown = drawdown;
+                summary.max_drawdown_trough_ms = at.ts_ms;
+            }
+            summary.max_drawdown_duration_ms = summary.max_drawdown_duration_ms.max(at.ts_ms - peak_ms);
+        }
+        equity_prev = equity;
+    }
+    summary.daily_equity.push((day * MS_PER_DAY, equity_prev));
+    summary.first_ts_ms = ts[0];
+    summary.last_ts_ms = ts[n - 1];
+    summary.final_equity = equity_prev;
+    summary.trades = sim.trades;
+    summary
+}
