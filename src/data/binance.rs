@@ -164,7 +164,7 @@ pub fn optional_f64s(table: &super::read::RawTable, column: &polars::prelude::Co
 
 /// Binance `premiumIndexKlines` (same 12-column layout; values are decimals and may be
 /// negative) as premium samples known at each bar's close, for counterfactual funding.
-pub fn load_premium_index(pattern: &str) -> Result<crate::venue::funding::PremiumSeries> {
+pub fn load_premium_index(pattern: &str) -> Result<crate::model::PremiumSeries> {
     let mut samples: Vec<(i64, f64)> = Vec::new();
     for path in expand_glob(pattern, "premium index klines")? {
         super::fetch::verify_checksum(&path)?;
@@ -182,5 +182,5 @@ pub fn load_premium_index(pattern: &str) -> Result<crate::venue::funding::Premiu
     }
     samples.sort_by_key(|s| s.0);
     samples.dedup_by_key(|s| s.0);
-    Ok(crate::venue::funding::PremiumSeries { ts_ms: samples.iter().map(|s| s.0).collect(), premium: samples.iter().map(|s| s.1).collect() })
+    Ok(crate::model::PremiumSeries { ts_ms: samples.iter().map(|s| s.0).collect(), premium: samples.iter().map(|s| s.1).collect() })
 }

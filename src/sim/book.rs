@@ -2,7 +2,7 @@
 //! the fills and transfers that move them. Every change to equity made here is booked to a PnL
 //! component at the same time, so the ledger adds up by construction.
 
-use crate::measure::ledger::{Pnl, Trade, TradeReason};
+use crate::model::{Pnl, Trade, TradeReason};
 
 /// Fee and slippage rates (decimals, not bps) that strategy orders pay.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::align::SettledRate;
+use crate::model::SettledRate;
 
 /// The position the strategy wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

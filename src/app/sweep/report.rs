@@ -273,7 +273,7 @@ pub fn render(
             pct(walk.stitched_out_of_sample_return()),
         ));
         for w in &walk.windows {
-            let params: Vec<String> = sweep.params.iter().zip(&w.best_values).map(|(p, v)| format!("{} = {}", p.path, super::run::value_text(v))).collect();
+            let params: Vec<String> = sweep.params.iter().zip(&w.best_values).map(|(p, v)| format!("{} = {}", p.path, super::spec::value_text(v))).collect();
             body.push_str(&format!(
                 "<tr><td>{} → {}</td><td>{} → {}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
                 escape(&format_ms(w.in_sample.0)),

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::spec::Sweep;
+use super::spec::{value_number, value_text, Sweep};
 use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::config::Config;
 use crate::output::{write_parquet_atomic, RunDir};
@@ -76,23 +76,6 @@ fn evaluate(sweep: &Sweep, markets: &Markets, id: u64) -> Row {
     match outcome {
         Ok(metrics) => Row { id, values, error: String::new(), metrics: metric_values(&metrics) },
         Err(err) => Row { id, values, error: format!("{err:#}"), metrics: [f64::NAN; METRIC_COUNT] },
-    }
-}
-
-/// A parameter value as a number (numeric columns) or as text.
-pub fn value_number(value: &toml::Value) -> f64 {
-    match value {
-        toml::Value::Float(x) => *x,
-        toml::Value::Integer(x) => *x as f64,
-        _ => f64::NAN,
-    }
-}
-
-/// A parameter value as text (strings unquoted).
-pub fn value_text(value: &toml::Value) -> String {
-    match value {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

@@ -370,3 +370,20 @@ impl Sweep {
         Config::from_toml_value(&raw, "sweep configuration", &self.base_dir)
     }
 }
+
+/// A parameter value as a number (numeric columns) or as text.
+pub fn value_number(value: &toml::Value) -> f64 {
+    match value {
+        toml::Value::Float(x) => *x,
+        toml::Value::Integer(x) => *x as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// A parameter value as text (strings unquoted).
+pub fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

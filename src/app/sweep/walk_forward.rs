@@ -10,8 +10,7 @@ use anyhow::Result;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::run::{value_number, value_text};
-use super::spec::{Sweep, WalkForwardSpec};
+use super::spec::{value_number, value_text, Sweep, WalkForwardSpec};
 use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::bail_input;
 use crate::config::Config;
