@@ -11,7 +11,7 @@ pub struct FullLedger {
     ts_ms: Vec<i64>,
     state: Vec<i32>,
     events: Vec<i32>,
-    /// One vector per float field, in [`FullLedger::FLOAT_COLUMNS`] order.
+    /// One vector per float field, in [`FullLedger::float_columns`] order.
     floats: Vec<Vec<f64>>,
 }
 
@@ -22,12 +22,23 @@ impl Default for FullLedger {
 }
 
 impl FullLedger {
-    /// Names of the float columns, in storage order.
-    pub const FLOAT_COLUMNS: [&'static str; 20] = [
-        "spot_price", "perp_price", "mark_price", "spot_qty", "perp_qty", "cash", "perp_margin", "equity",
-        "pnl_spot", "pnl_perp", "pnl_funding", "pnl_fees", "pnl_slippage", "pnl_staking", "pnl_borrow", "pnl_liquidation",
-        "pnl_total", "liquidation_price", "liquidation_distance", "funding_signal_apr",
-    ];
+    /// Float columns before the PnL components.
+    const STATE_COLUMNS: [&'static str; 8] = ["spot_price", "perp_price", "mark_price", "spot_qty", "perp_qty", "cash", "perp_margin", "equity"];
+    /// Float columns after the components and their total.
+    const TAIL_COLUMNS: [&'static str; 3] = ["liquidation_price", "liquidation_distance", "funding_signal_apr"];
+
+    /// Names of the float columns, in storage order: the state, one `pnl_<component>` per
+    /// [`Pnl::COMPONENTS`], `pnl_total`, then the liquidation price and distance and the signal.
+    pub fn float_columns() -> &'static [&'static str] {
+        static COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            let mut columns = FullLedger::STATE_COLUMNS.to_vec();
+            columns.extend(Pnl::COMPONENTS.iter().map(|c| c.column));
+            columns.push("pnl_total");
+            columns.extend(FullLedger::TAIL_COLUMNS);
+            columns
+        });
+        &COLUMNS
+    }
 
     /// A ledger with room for `steps` rows.
     pub fn with_capacity(steps: usize) -> Self {
@@ -35,7 +46,7 @@ impl FullLedger {
             ts_ms: Vec::with_capacity(steps),
             state: Vec::with_capacity(steps),
             events: Vec::with_capacity(steps),
-            floats: (0..Self::FLOAT_COLUMNS.len()).map(|_| Vec::with_capacity(steps)).collect(),
+            floats: (0..Self::float_columns().len()).map(|_| Vec::with_capacity(steps)).collect(),
         }
     }
 
@@ -52,6 +63,8 @@ impl FullLedger {
     /// Row `i` as a [`StepRow`].
     pub fn row(&self, i: usize) -> StepRow {
         let f = |k: usize| self.floats[k][i];
+        let pnl_at = Self::STATE_COLUMNS.len();
+        let tail = pnl_at + Pnl::COUNT + 1;
         StepRow {
             ts_ms: self.ts_ms[i],
             spot_price: f(0),
@@ -64,10 +77,10 @@ impl FullLedger {
             cash: f(5),
             perp_margin: f(6),
             equity: f(7),
-            pnl: Pnl { spot: f(8), perp: f(9), funding: f(10), fees: f(11), slippage: f(12), staking: f(13), borrow: f(14), liquidation: f(15) },
-            liquidation_price: f(17),
-            liquidation_distance: f(18),
-            funding_signal_apr: f(19),
+            pnl: Pnl::from_values(std::array::from_fn(|k| f(pnl_at + k))),
+            liquidation_price: f(tail),
+            liquidation_distance: f(tail + 1),
+            funding_signal_apr: f(tail + 2),
         }
     }
 
@@ -76,9 +89,9 @@ impl FullLedger {
         (0..self.len()).map(|i| self.row(i))
     }
 
-    /// One float column by name (see [`FullLedger::FLOAT_COLUMNS`]).
+    /// One float column by name (see [`FullLedger::float_columns`]).
     pub fn column(&self, name: &str) -> Option<&[f64]> {
-        Self::FLOAT_COLUMNS.iter().position(|c| *c == name).map(|k| self.floats[k].as_slice())
+        Self::float_columns().iter().position(|c| *c == name).map(|k| self.floats[k].as_slice())
     }
 
     /// The ledger as a frame: `ts` (UTC), `state`, `events`, then the float columns.
@@ -88,7 +101,7 @@ impl FullLedger {
             Column::new("state".into(), &self.state),
             Column::new("events".into(), &self.events),
         ];
-        for (name, values) in Self::FLOAT_COLUMNS.iter().zip(&self.floats) {
+        for (name, values) in Self::float_columns().iter().zip(&self.floats) {
             columns.push(Column::new((*name).into(), values));
         }
         Ok(DataFrame::new(self.len(), columns)?)
@@ -101,12 +114,9 @@ impl Recorder for FullLedger {
         self.ts_ms.push(row.ts_ms);
         self.state.push(i32::from(row.state));
         self.events.push(i32::from(row.events));
-        let p = &row.pnl;
-        let values = [
-            row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity,
-            p.spot, p.perp, p.funding, p.fees, p.slippage, p.staking, p.borrow, p.liquidation,
-            p.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr,
-        ];
+        let state = [row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity];
+        let tail = [row.pnl.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr];
+        let values = state.into_iter().chain(row.pnl.values()).chain(tail);
         for (column, value) in self.floats.iter_mut().zip(values) {
             column.push(value);
         }
@@ -201,7 +211,7 @@ impl FullLedger {
         let to_i32 = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<i32>>();
         let state = to_i32(saved_i64(frame, "state", file)?);
         let events = to_i32(saved_i64(frame, "events", file)?);
-        let floats = Self::FLOAT_COLUMNS.iter().map(|name| saved_f64(frame, name, file)).collect::<Result<Vec<_>>>()?;
+        let floats = Self::float_columns().iter().map(|name| saved_f64(frame, name, file)).collect::<Result<Vec<_>>>()?;
         Ok(FullLedger { ts_ms, state, events, floats })
     }
 

@@ -2,55 +2,104 @@
 //! flags and position states, and the [`Recorder`] that receives rows (so a sweep can keep
 //! nothing per step while a single run keeps every row).
 
-/// PnL of one step (or a total), split by cause, in quote currency. The components sum to the
-/// change in equity.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Pnl {
-    /// Spot quantity held × spot price change.
-    pub spot: f64,
-    /// Perp quantity × mark change, plus the mark-vs-last gap on perp fills.
-    pub perp: f64,
-    /// Funding received (+) or paid (−).
-    pub funding: f64,
-    /// Trading fees (≤ 0).
-    pub fees: f64,
-    /// Fill price versus bar close (≤ 0).
-    pub slippage: f64,
-    /// Staking yield on a long spot leg (≥ 0).
-    pub staking: f64,
-    /// Borrow cost of a short spot leg (≤ 0).
-    pub borrow: f64,
-    /// Liquidation fee (and any loss beyond margin covered by the insurance fund).
-    pub liquidation: f64,
+/// Where the PnL chart draws a component: components of one group are summed into one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChartGroup {
+    /// Funding received or paid.
+    Funding,
+    /// Staking yield on the spot leg.
+    Staking,
+    /// Borrow cost of a short spot leg (drawn only when there is any).
+    Borrow,
+    /// Spot and perp price PnL: near zero for a hedged carry.
+    Basis,
+    /// Fees and slippage.
+    Costs,
+    /// What liquidations took (or the insurance fund gave back).
+    Liquidation,
 }
 
-impl Pnl {
-    /// Names of the components, in column order.
-    pub const NAMES: [&'static str; 8] = ["spot", "perp", "funding", "fees", "slippage", "staking", "borrow", "liquidation"];
+/// One PnL component: its field name, its `ledger.parquet` column, what it means, and the
+/// line of the PnL chart it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Component {
+    /// Field of [`Pnl`] and key in `metrics.json`'s `pnl` object.
+    pub name: &'static str,
+    /// Column in `ledger.parquet`.
+    pub column: &'static str,
+    /// What the component holds.
+    pub meaning: &'static str,
+    /// The PnL chart's line that draws it.
+    pub chart_group: ChartGroup,
+}
 
-    /// The components as an array, in [`Pnl::NAMES`] order.
-    pub fn values(&self) -> [f64; 8] {
-        [self.spot, self.perp, self.funding, self.fees, self.slippage, self.staking, self.borrow, self.liquidation]
-    }
+/// The one definition of the PnL components: the [`Pnl`] struct, its names, columns, sums and
+/// chart groups all come from this list, so adding a component is one line here.
+macro_rules! pnl_components {
+    ($( $(#[doc = $doc:literal])* $field:ident => $group:ident ),* $(,)?) => {
+        /// PnL of one step (or a total), split by cause, in quote currency. The components sum
+        /// to the change in equity.
+        #[derive(Debug, Clone, Copy, Default, PartialEq)]
+        pub struct Pnl {
+            $( $(#[doc = $doc])* pub $field: f64, )*
+        }
 
-    /// Sum of all components.
-    #[inline]
-    pub fn total(&self) -> f64 {
-        self.spot + self.perp + self.funding + self.fees + self.slippage + self.staking + self.borrow + self.liquidation
-    }
+        impl Pnl {
+            /// Number of components.
+            pub const COUNT: usize = [$( stringify!($field) ),*].len();
+            /// Names of the components, in column order.
+            pub const NAMES: [&'static str; Self::COUNT] = [$( stringify!($field) ),*];
+            /// Every component with its column, meaning and chart group, in column order.
+            pub const COMPONENTS: [Component; Self::COUNT] = [$(
+                Component { name: stringify!($field), column: concat!("pnl_", stringify!($field)), meaning: concat!($($doc),*), chart_group: ChartGroup::$group },
+            )*];
 
-    /// Add another PnL into this one.
-    #[inline]
-    pub fn add(&mut self, other: &Pnl) {
-        self.spot += other.spot;
-        self.perp += other.perp;
-        self.funding += other.funding;
-        self.fees += other.fees;
-        self.slippage += other.slippage;
-        self.staking += other.staking;
-        self.borrow += other.borrow;
-        self.liquidation += other.liquidation;
-    }
+            /// The components as an array, in [`Pnl::NAMES`] order.
+            #[inline]
+            pub fn values(&self) -> [f64; Self::COUNT] {
+                [$( self.$field ),*]
+            }
+
+            /// Components from an array in [`Pnl::NAMES`] order.
+            #[inline]
+            pub fn from_values(values: [f64; Self::COUNT]) -> Pnl {
+                let [$( $field ),*] = values;
+                Pnl { $( $field ),* }
+            }
+
+            /// Sum of all components.
+            #[inline]
+            pub fn total(&self) -> f64 {
+                0.0 $( + self.$field )*
+            }
+
+            /// Add another PnL into this one.
+            #[inline]
+            pub fn add(&mut self, other: &Pnl) {
+                $( self.$field += other.$field; )*
+            }
+        }
+    };
+}
+
+pnl_components! {
+    /// Spot quantity held × spot price change.
+    spot => Basis,
+    /// Perp quantity × mark change, plus the mark-vs-last gap on perp fills.
+    perp => Basis,
+    /// Funding received (+) or paid (−).
+    funding => Funding,
+    /// Trading fees (≤ 0).
+    fees => Costs,
+    /// Fill price versus bar close (≤ 0).
+    slippage => Costs,
+    /// Staking yield on a long spot leg (≥ 0).
+    staking => Staking,
+    /// Borrow cost of a short spot leg (≤ 0).
+    borrow => Borrow,
+    /// Liquidation fee or forfeited margin (−), and any loss beyond margin covered by the
+    /// insurance fund (+).
+    liquidation => Liquidation,
 }
 
 /// Event flags on a ledger row (bit set).

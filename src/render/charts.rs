@@ -17,6 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::series::{self, decimate_min_max, Polyline};
 use super::ReportInput;
 use crate::measure::ledger::events;
+use crate::model::pnl::{ChartGroup, Pnl};
 
 /// Default chart size in pixels.
 pub const WIDTH: u32 = 1400;
@@ -368,18 +369,25 @@ pub fn pnl_components(input: &ReportInput, area: &Area) -> Result<()> {
             })
             .collect()
     };
-    let borrow = cumulative(&[get("pnl_borrow")?]);
-    let mut parts: Vec<(&str, Vec<f64>, RGBColor, u32)> = vec![
-        ("funding", cumulative(&[get("pnl_funding")?]), GREEN_DARK, 2),
-        ("staking", cumulative(&[get("pnl_staking")?]), PURPLE, 2),
-        ("basis (spot + perp price)", cumulative(&[get("pnl_spot")?, get("pnl_perp")?]), ORANGE, 2),
-        ("fees and slippage", cumulative(&[get("pnl_fees")?, get("pnl_slippage")?]), RED_DARK, 2),
-        ("liquidation", cumulative(&[get("pnl_liquidation")?]), BROWN, 2),
-        ("total (= change in equity)", cumulative(&[get("pnl_total")?]), BLACK, 3),
-    ];
-    if borrow.last().is_some_and(|b| *b != 0.0) {
-        parts.insert(2, ("borrow (short spot)", borrow, PINK, 2));
+    // One line per chart group of the components (Pnl::COMPONENTS), in the groups' order.
+    let mut parts: Vec<(&str, Vec<f64>, RGBColor, u32)> = Vec::new();
+    for group in [ChartGroup::Funding, ChartGroup::Staking, ChartGroup::Borrow, ChartGroup::Basis, ChartGroup::Costs, ChartGroup::Liquidation] {
+        let members: Vec<&[f64]> = Pnl::COMPONENTS.iter().filter(|c| c.chart_group == group).map(|c| get(c.column)).collect::<Result<_>>()?;
+        let values = cumulative(&members);
+        let (label, color, shown) = match group {
+            ChartGroup::Funding => ("funding", GREEN_DARK, true),
+            ChartGroup::Staking => ("staking", PURPLE, true),
+            // Drawn only for a run that borrowed.
+            ChartGroup::Borrow => ("borrow (short spot)", PINK, values.last().is_some_and(|b| *b != 0.0)),
+            ChartGroup::Basis => ("basis (spot + perp price)", ORANGE, true),
+            ChartGroup::Costs => ("fees and slippage", RED_DARK, true),
+            ChartGroup::Liquidation => ("liquidation", BROWN, true),
+        };
+        if shown {
+            parts.push((label, values, color, 2));
+        }
     }
+    parts.push(("total (= change in equity)", cumulative(&[get("pnl_total")?]), BLACK, 3));
     let lines: Vec<(&str, Vec<Polyline>, RGBColor, u32)> =
         parts.iter().map(|(name, values, color, width)| (*name, decimate_min_max(ts, values, BUCKETS), *color, *width)).collect();
     let y = value_range(lines.iter().flat_map(|l| l.1.iter()), &[0.0]);
