@@ -107,6 +107,94 @@ pub struct Metrics {
     pub after_liquidation: String,
 }
 
+/// How a metric's value reads: what the report formats it as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A decimal fraction (0.05 = 5 %), shown as a signed percentage.
+    Decimal,
+    /// A share of a whole (time in a state, settlements of a sign), shown as a percentage.
+    Share,
+    /// An amount of the quote currency.
+    Quote,
+    /// A plain ratio (Sharpe, turnover).
+    Ratio,
+    /// A count.
+    Count,
+    /// Days.
+    Days,
+    /// Years.
+    Years,
+}
+
+/// One numeric metric of a run: its `metrics.json` key (and `results.parquet` column when
+/// `swept`), the report's label, its unit, and how to read it from [`Metrics`].
+#[derive(Clone, Copy)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub unit: Unit,
+    /// Recorded per configuration by sweeps (a column of `results.parquet`).
+    pub swept: bool,
+    pub value: fn(&Metrics) -> f64,
+}
+
+macro_rules! metric {
+    ($name:ident, $label:literal, $unit:ident, swept) => {
+        MetricSpec { name: stringify!($name), label: $label, unit: Unit::$unit, swept: true, value: |m| m.$name as f64 }
+    };
+    ($name:ident, $label:literal, $unit:ident) => {
+        MetricSpec { name: stringify!($name), label: $label, unit: Unit::$unit, swept: false, value: |m| m.$name as f64 }
+    };
+}
+
+/// The one table of numeric metrics, in report order: it drives the sweep's `results.parquet`
+/// columns (the `swept` rows, in this order) and the report's metrics table, and a test checks
+/// that it and `metrics.json` name the same metrics.
+pub const TABLE: &[MetricSpec] = &[
+    metric!(initial_capital, "Initial capital", Quote),
+    metric!(total_return, "Total return", Decimal, swept),
+    metric!(apr, "APR (simple)", Decimal, swept),
+    metric!(cagr, "CAGR", Decimal, swept),
+    metric!(annualised_volatility, "Annualised volatility (daily)", Decimal, swept),
+    metric!(sharpe, "Sharpe (daily, rf = 0)", Ratio, swept),
+    metric!(sortino, "Sortino", Ratio, swept),
+    metric!(calmar, "Calmar", Ratio, swept),
+    metric!(max_drawdown, "Max drawdown", Decimal, swept),
+    metric!(max_drawdown_duration_days, "Longest underwater (days)", Days, swept),
+    metric!(final_equity, "Final equity", Quote, swept),
+    metric!(funding_pnl, "Funding PnL", Quote, swept),
+    metric!(funding_apr_over_window, "Funding APR over window (Σ side × rate / years of window)", Decimal, swept),
+    metric!(funding_apr_while_held, "Funding APR while held (Σ side × rate / years in position)", Decimal, swept),
+    metric!(funding_return_apr, "Funding return on capital (APR)", Decimal, swept),
+    metric!(settlements, "Settlements in window", Count),
+    metric!(settlements_held, "Settlements held", Count, swept),
+    metric!(positive_settlement_share, "Positive settlements (share)", Share, swept),
+    metric!(negative_settlement_share, "Negative settlements (share)", Share),
+    metric!(fees_paid, "Fees paid", Quote, swept),
+    metric!(slippage_paid, "Slippage paid", Quote, swept),
+    metric!(staking_earned, "Staking earned", Quote, swept),
+    metric!(borrow_paid, "Borrow paid", Quote, swept),
+    metric!(liquidation_loss, "Liquidation loss", Quote, swept),
+    metric!(turnover, "Turnover (× capital)", Ratio, swept),
+    metric!(trades, "Trades", Count, swept),
+    metric!(entries, "Entries", Count),
+    metric!(exits, "Exits", Count),
+    metric!(rebalances, "Rebalances", Count, swept),
+    metric!(margin_top_ups, "Margin top-ups", Count, swept),
+    metric!(liquidations, "Liquidations", Count, swept),
+    MetricSpec { name: "min_liquidation_distance", label: "Min distance to liquidation", unit: Unit::Share, swept: true, value: |m| m.min_liquidation_distance.unwrap_or(f64::NAN) },
+    metric!(time_long_carry, "Time in long carry", Share, swept),
+    metric!(time_reverse_carry, "Time in reverse carry", Share, swept),
+    metric!(time_flat, "Time flat", Share, swept),
+    metric!(time_unhedged_spot, "Time unhedged", Share),
+    metric!(days_unhedged, "Days unhedged after a liquidation", Days),
+    metric!(unhedged_pnl, "PnL while unhedged", Quote),
+    metric!(years, "Years", Years, swept),
+    metric!(years_held, "Years with a perp position", Years),
+    metric!(years_uncovered, "Years outside the data's coverage", Years),
+    metric!(steps, "Steps", Count),
+];
+
 fn finite_or_zero(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
@@ -273,5 +361,26 @@ impl Metrics {
             out.push_str(&format!("  coverage      {:.2} years simulated outside the data's coverage (allow_partial_coverage); funding APRs count covered time only\n", self.years_uncovered));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table and `metrics.json` name the same numeric metrics: a metric added to one and
+    /// not the other fails here.
+    #[test]
+    fn the_table_covers_every_numeric_metric_of_metrics_json() {
+        let summary = RunSummary { steps: 2, first_ts_ms: 0, last_ts_ms: 86_400_000, initial_capital: 1.0, final_equity: 1.0, ..Default::default() };
+        let json = serde_json::to_value(compute(&summary, "T", true)).unwrap();
+        let numeric: Vec<&String> = json.as_object().unwrap().iter().filter(|(_, v)| v.is_number() || v.is_null()).map(|(k, _)| k).collect();
+        let names: Vec<&str> = TABLE.iter().map(|s| s.name).collect();
+        for key in &numeric {
+            assert!(names.contains(&key.as_str()), "metrics.json's `{key}` is not in metrics::TABLE");
+        }
+        for name in &names {
+            assert!(numeric.iter().any(|k| k.as_str() == *name), "metrics::TABLE's `{name}` is not a number in metrics.json");
+        }
     }
 }

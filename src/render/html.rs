@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::{ChartImage, ReportInput};
 use crate::config::OrderType;
-use crate::measure::metrics::Metrics;
+use crate::measure::metrics::{self, Metrics, Unit};
 
 /// The name a config enum has in TOML (`always_on`, `reserve_then_spot`).
 fn serde_name<T: serde::Serialize>(value: &T) -> String {
@@ -123,56 +123,30 @@ fn sign_class(x: f64) -> &'static str {
 }
 
 /// The metrics table's rows: label and formatted value (plain text, escaped by the caller).
+/// The run's identity first, then every row of [`metrics::TABLE`], formatted by its unit.
 pub fn metric_rows(m: &Metrics, quote: &str) -> Vec<(String, String)> {
-    let q = |label: &str| format!("{label} ({quote})");
     let mut rows: Vec<(String, String)> = vec![
         ("Symbol".into(), m.symbol.clone()),
         ("Data".into(), if m.synthetic { "SYNTHETIC (not market history)".into() } else { "market history".into() }),
         ("Period".into(), format!("{} to {}", m.start, m.end)),
-        ("Years".into(), format!("{:.3}", m.years)),
-        ("Steps".into(), m.steps.to_string()),
-        (q("Initial capital"), money(m.initial_capital)),
-        (q("Final equity"), money(m.final_equity)),
-        ("Total return".into(), pct(m.total_return)),
-        ("APR (simple)".into(), pct(m.apr)),
-        ("CAGR".into(), pct(m.cagr)),
-        ("Annualised volatility (daily)".into(), pct(m.annualised_volatility)),
-        ("Sharpe (daily, rf = 0)".into(), format!("{:.2}", m.sharpe)),
-        ("Sortino".into(), format!("{:.2}", m.sortino)),
-        ("Calmar".into(), format!("{:.2}", m.calmar)),
-        ("Max drawdown".into(), pct(m.max_drawdown)),
         ("Max drawdown trough".into(), if m.max_drawdown_trough.is_empty() { "none".into() } else { m.max_drawdown_trough.clone() }),
-        ("Longest underwater (days)".into(), format!("{:.1}", m.max_drawdown_duration_days)),
-        (q("Funding PnL"), money(m.funding_pnl)),
-        ("Funding APR while held (Σ side × rate / years in position)".into(), pct(m.funding_apr_while_held)),
-        ("Funding APR over window (Σ side × rate / years of window)".into(), pct(m.funding_apr_over_window)),
-        ("Funding return on capital (APR)".into(), pct(m.funding_return_apr)),
-        ("Settlements in window / held".into(), format!("{} / {}", m.settlements, m.settlements_held)),
-        ("Positive / negative settlements".into(), format!("{:.1} % / {:.1} %", m.positive_settlement_share * 100.0, m.negative_settlement_share * 100.0)),
-        (q("Fees paid"), money(m.fees_paid)),
-        (q("Slippage paid"), money(m.slippage_paid)),
-        (q("Staking earned"), money(m.staking_earned)),
-        (q("Borrow paid"), money(m.borrow_paid)),
-        (q("Liquidation loss"), money(m.liquidation_loss)),
-        ("Turnover (× capital)".into(), format!("{:.2}", m.turnover)),
-        ("Trades".into(), m.trades.to_string()),
-        ("Entries / exits".into(), format!("{} / {}", m.entries, m.exits)),
-        ("Rebalances".into(), m.rebalances.to_string()),
-        ("Margin top-ups".into(), m.margin_top_ups.to_string()),
-        ("Liquidations".into(), m.liquidations.to_string()),
-        ("Min distance to liquidation".into(), m.min_liquidation_distance.map(|d| format!("{:.2} %", d * 100.0)).unwrap_or_else(|| "n/a".into())),
-        ("Days unhedged / PnL while unhedged".into(), format!("{:.1} / {}", m.days_unhedged, money(m.unhedged_pnl))),
     ];
-    rows.push((
-        "Time flat / long carry / reverse / unhedged".into(),
-        format!(
-            "{:.1} % / {:.1} % / {:.1} % / {:.1} %",
-            m.time_flat * 100.0,
-            m.time_long_carry * 100.0,
-            m.time_reverse_carry * 100.0,
-            m.time_unhedged_spot * 100.0
-        ),
-    ));
+    if !m.first_liquidation.is_empty() {
+        rows.push(("First liquidation / then".into(), format!("{} / {}", m.first_liquidation, m.after_liquidation)));
+    }
+    for spec in metrics::TABLE {
+        let value = (spec.value)(m);
+        let (label, text) = match spec.unit {
+            Unit::Decimal => (spec.label.to_string(), pct(value)),
+            Unit::Share => (spec.label.to_string(), if value.is_finite() { format!("{:.2} %", value * 100.0) } else { "n/a".into() }),
+            Unit::Quote => (format!("{} ({quote})", spec.label), money(value)),
+            Unit::Ratio => (spec.label.to_string(), if value.is_finite() { format!("{value:.2}") } else { "n/a".into() }),
+            Unit::Count => (spec.label.to_string(), format!("{value:.0}")),
+            Unit::Days => (spec.label.to_string(), format!("{value:.1}")),
+            Unit::Years => (spec.label.to_string(), format!("{value:.3}")),
+        };
+        rows.push((label, text));
+    }
     rows
 }
 

@@ -23,86 +23,35 @@ use crate::config::Config;
 use crate::data::align::MarketTimeline;
 use crate::data::MarketData;
 use crate::measure::ledger::NoLedger;
-use crate::measure::metrics::Metrics;
+use crate::measure::metrics::{self, Metrics};
 
-/// Result columns after the parameters, in order (all f64; counts as floats).
-/// Number of metrics a sweep records per configuration.
+/// Number of metrics a sweep records per configuration: the `swept` rows of
+/// [`metrics::TABLE`].
 pub const METRIC_COUNT: usize = 31;
 
-pub const METRIC_NAMES: [&str; METRIC_COUNT] = [
-    "total_return",
-    "apr",
-    "cagr",
-    "annualised_volatility",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "max_drawdown_duration_days",
-    "final_equity",
-    "funding_pnl",
-    "funding_apr_over_window",
-    "funding_apr_while_held",
-    "funding_return_apr",
-    "settlements_held",
-    "positive_settlement_share",
-    "fees_paid",
-    "slippage_paid",
-    "staking_earned",
-    "borrow_paid",
-    "liquidation_loss",
-    "turnover",
-    "trades",
-    "rebalances",
-    "margin_top_ups",
-    "liquidations",
-    "min_liquidation_distance",
-    "time_long_carry",
-    "time_reverse_carry",
-    "time_flat",
-    "years",
-];
+/// Result columns after the parameters, in order (all f64; counts as floats): the `swept` rows
+/// of [`metrics::TABLE`].
+pub static METRIC_NAMES: std::sync::LazyLock<[&'static str; METRIC_COUNT]> = std::sync::LazyLock::new(|| {
+    let names: Vec<&'static str> = swept().map(|spec| spec.name).collect();
+    names.try_into().unwrap_or_else(|v: Vec<&str>| panic!("metrics::TABLE has {} swept metrics, METRIC_COUNT says {METRIC_COUNT}", v.len()))
+});
+
+fn swept() -> impl Iterator<Item = &'static metrics::MetricSpec> {
+    metrics::TABLE.iter().filter(|spec| spec.swept)
+}
 
 /// The metric columns a sweep can rank on.
 pub fn metric_names() -> &'static [&'static str] {
-    &METRIC_NAMES
+    METRIC_NAMES.as_slice()
 }
 
 /// A run's metrics in [`METRIC_NAMES`] order.
 pub fn metric_values(m: &Metrics) -> [f64; METRIC_COUNT] {
-    [
-        m.total_return,
-        m.apr,
-        m.cagr,
-        m.annualised_volatility,
-        m.sharpe,
-        m.sortino,
-        m.calmar,
-        m.max_drawdown,
-        m.max_drawdown_duration_days,
-        m.final_equity,
-        m.funding_pnl,
-        m.funding_apr_over_window,
-        m.funding_apr_while_held,
-        m.funding_return_apr,
-        m.settlements_held as f64,
-        m.positive_settlement_share,
-        m.fees_paid,
-        m.slippage_paid,
-        m.staking_earned,
-        m.borrow_paid,
-        m.liquidation_loss,
-        m.turnover,
-        m.trades as f64,
-        m.rebalances as f64,
-        m.margin_top_ups as f64,
-        m.liquidations as f64,
-        m.min_liquidation_distance.unwrap_or(f64::NAN),
-        m.time_long_carry,
-        m.time_reverse_carry,
-        m.time_flat,
-        m.years,
-    ]
+    let mut values = [f64::NAN; METRIC_COUNT];
+    for (slot, spec) in values.iter_mut().zip(swept()) {
+        *slot = (spec.value)(m);
+    }
+    values
 }
 
 /// The fields of a config that change its aligned market: the window, the staking APR used

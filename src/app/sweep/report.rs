@@ -57,7 +57,7 @@ impl ResultsTable {
         }
         let errors = frame.column("error")?.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect();
         let mut metrics = BTreeMap::new();
-        for name in METRIC_NAMES {
+        for &name in METRIC_NAMES.iter() {
             metrics.insert(name, frame.column(name)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
         }
         Ok(ResultsTable { ids, params, errors, metrics, metric: sweep.file.metric.clone(), maximize: sweep.file.maximize })
