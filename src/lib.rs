@@ -11,6 +11,8 @@
 //!   and HTML; [`output`] writes run folders atomically.
 //! - [`app`] composes them into commands; [`cli`] parses arguments and dispatches.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod model;
 pub mod rng;

@@ -389,3 +389,26 @@ mod tests {
         }
     }
 }
+
+/// The rule sets side by side, as the `caps` command prints them.
+pub fn table_text(outcomes: &[CapsOutcome]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<44} {:>11} {:>9} {:>9} {:>14} {:>14} {:>9} {:>5}", "rule set", "funding APR", "at cap", "at floor", "funding PnL", "total PnL", "max DD", "liq");
+    for o in outcomes {
+        let m = &o.metrics;
+        let _ = writeln!(
+            out,
+            "{:<44} {:>10.2}% {:>8.2}% {:>8.2}% {:>14.2} {:>14.2} {:>8.2}% {:>5}",
+            o.label,
+            m.funding_apr_over_window * 100.0,
+            o.share_at_cap * 100.0,
+            o.share_at_floor * 100.0,
+            m.funding_pnl,
+            m.final_equity - m.initial_capital,
+            m.max_drawdown * 100.0,
+            m.liquidations
+        );
+    }
+    out
+}

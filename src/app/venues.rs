@@ -641,3 +641,17 @@ pub fn write(study: &VenueStudy, output_dir: &Path, name: &str, force: bool) -> 
     dir.write("index.html", page.as_bytes())?;
     dir.commit()
 }
+
+/// Funding APR per venue and coin and the best-venue carry, as `venues` prints them.
+pub fn table_text(study: &VenueStudy) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours");
+    for row in &study.aprs {
+        let _ = writeln!(out, "{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.typical_interval_hours, row.funding_apr * 100.0, row.gap_hours);
+    }
+    for r in study.rotations.iter().filter(|r| r.switches > 0 || r.label.starts_with("best")) {
+        let _ = writeln!(out, "{:<6} best venue: net APR {:+.2}% ({} switches, costs {:.3}% of notional)", r.coin, r.net_apr * 100.0, r.switches, r.costs * 100.0);
+    }
+    out
+}

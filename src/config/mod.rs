@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::input_error;
 
+mod overrides;
 mod params;
 mod validate;
 
@@ -20,6 +21,7 @@ pub use crate::model::bracket::Bracket;
 pub use crate::output::validate_run_name;
 pub use crate::sim::policy::{AfterLiquidation, Direction, EntryMode, TopUpSource};
 pub use crate::time::parse_time_ms;
+pub use overrides::{load_with_overrides, set_path};
 pub use params::engine_params;
 
 /// A complete run configuration.

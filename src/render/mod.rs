@@ -6,6 +6,8 @@
 //! bytes ([`render`]); the caller decides where they go, always through a temporary path.
 
 pub mod charts;
+pub mod draw;
+pub mod study;
 pub mod compare;
 pub mod html;
 pub mod series;

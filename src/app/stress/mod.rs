@@ -333,3 +333,39 @@ pub fn write(config: &Config, file: &StressFile, base_dir: &Path, output_dir: &P
     let folder = dir.commit()?;
     Ok((folder, run))
 }
+
+/// Scenarios, capacity and Monte Carlo, as the `stress` command prints them.
+pub fn summary_text(run: &StressRun) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<44} {:>14} {:>9} {:>9} {:>10} {:>14}", "scenario", "PnL impact", "return", "max DD", "liquidated", "recovered in");
+    for o in std::iter::once(&run.baseline).chain(&run.scenarios) {
+        let _ = writeln!(
+            out,
+            "{:<44} {:>14.2} {:>8.2}% {:>8.2}% {:>10} {:>14}",
+            o.label,
+            o.pnl_impact,
+            o.total_return * 100.0,
+            o.max_drawdown * 100.0,
+            if o.liquidations > 0 { "yes" } else { "no" },
+            days(o)
+        );
+    }
+    if let Some(cap) = &run.capacity {
+        for p in &cap.points {
+            let _ = writeln!(out, "capacity {:>16.0}: net APR {:+.2}% (funding x{:.3}, impact {:.2} bp)", p.aum, p.net_apr * 100.0, p.funding_factor, p.impact_bps);
+        }
+    }
+    if let Some(mc) = &run.monte_carlo {
+        let _ = writeln!(
+            out,
+            "monte carlo {} paths: P(liquidation) {:.2}%, APR p5 {:+.2}% p50 {:+.2}% p95 {:+.2}%",
+            mc.paths.len(),
+            mc.liquidation_probability() * 100.0,
+            mc.quantile(0.05, |p| p.apr) * 100.0,
+            mc.quantile(0.5, |p| p.apr) * 100.0,
+            mc.quantile(0.95, |p| p.apr) * 100.0
+        );
+    }
+    out
+}

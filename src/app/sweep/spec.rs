@@ -244,28 +244,6 @@ pub struct Sweep {
     pub total: u64,
 }
 
-/// Set `path` (dotted) in a TOML table to `value`, creating tables on the way. Floats with no
-/// fraction become integers where the fully defaulted config holds an integer there.
-pub fn set_path(root: &mut toml::Value, full: &toml::Value, path: &str, value: toml::Value) -> Result<()> {
-    let parts: Vec<&str> = path.split('.').collect();
-    let mut node = root;
-    let mut typed = Some(full);
-    for (i, part) in parts.iter().enumerate() {
-        typed = typed.and_then(|t| t.get(part));
-        let table = node.as_table_mut().ok_or_else(|| input_error!("params.\"{path}\": `{}` is not a section", parts[..i].join(".")))?;
-        if i + 1 == parts.len() {
-            let value = match (value, typed) {
-                (toml::Value::Float(x), Some(toml::Value::Integer(_))) if x.fract() == 0.0 => toml::Value::Integer(x as i64),
-                (value, _) => value,
-            };
-            table.insert(part.to_string(), value);
-            return Ok(());
-        }
-        node = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
-    }
-    Ok(())
-}
-
 impl Sweep {
     /// Read a sweep file and its base config, and check every parameter against the config.
     pub fn load(path: &Path) -> Result<Sweep> {
@@ -301,7 +279,7 @@ impl Sweep {
             }
             // The field must exist and accept the value: build the base with the first value.
             let mut probe = base_raw.clone();
-            set_path(&mut probe, &base_full, path, param.grid_value(0))?;
+            crate::config::set_path(&mut probe, &base_full, path, param.grid_value(0))?;
             if let Err(err) = Config::from_toml_value(&probe, &format!("sweep {origin}, params.\"{path}\""), &base_dir) {
                 let message = format!("{err:#}");
                 if message.contains("unknown field") || message.contains("invalid type") || message.contains("unknown variant") {
@@ -362,10 +340,10 @@ impl Sweep {
     pub fn config(&self, values: &[toml::Value], overrides: &[(&str, toml::Value)]) -> Result<Config> {
         let mut raw = self.base_raw.clone();
         for (param, value) in self.params.iter().zip(values) {
-            set_path(&mut raw, &self.base_full, &param.path, value.clone())?;
+            crate::config::set_path(&mut raw, &self.base_full, &param.path, value.clone())?;
         }
         for (path, value) in overrides {
-            set_path(&mut raw, &self.base_full, path, value.clone())?;
+            crate::config::set_path(&mut raw, &self.base_full, path, value.clone())?;
         }
         Config::from_toml_value(&raw, "sweep configuration", &self.base_dir)
     }

@@ -1,0 +1,281 @@
+//! The command line: argument definitions ([`args`]) and dispatch. Each subcommand turns its
+//! arguments into library inputs here, calls `app`, and prints what `app` returns.
+
+pub mod args;
+
+use anyhow::Result;
+
+pub use args::*;
+use crate::app::backtest;
+use crate::bail_input;
+use crate::config::{parse_time_ms, Config};
+use crate::data::synth::{self, SynthSpec};
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Backtest(args) => run_backtest(args),
+        Command::Report(args) => run_report(args),
+        Command::Compare(args) => run_compare(args),
+        Command::Caps(args) => run_caps(args),
+        Command::Venues(args) => run_venues(args),
+        Command::Presets(args) => run_presets(args),
+        Command::Sweep(args) => run_sweep(args),
+        Command::Stress(args) => run_stress(args),
+        Command::Data(DataCommand::Synth(args)) => run_synth(args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
+        Command::Data(DataCommand::Inspect(args)) => {
+            let options = crate::app::inspect::Options {
+                format: args.format,
+                kind: args.kind,
+                time_column: args.time_column,
+                rate_column: args.rate_column,
+                interval_hours: args.interval_hours,
+                interval_hours_column: args.interval_hours_column,
+                mark_column: args.mark_column,
+                close_column: args.close_column,
+                high_column: args.high_column,
+                low_column: args.low_column,
+                open_column: args.open_column,
+                volume_column: args.volume_column,
+                close_time_column: args.close_time_column,
+                open_time_column: args.open_time_column,
+                bar_seconds: args.bar_seconds,
+                time_unit: args.time_unit,
+                utc_offset_hours: args.utc_offset_hours,
+                symbol: args.symbol,
+            };
+            // Every file is reported; a file that cannot be read makes the command fail (exit 2
+            // for bad input) after all of them, with earlier failures printed first.
+            let mut failures = Vec::new();
+            for file in &args.files {
+                let inspection = crate::app::inspect::inspect(file, &options);
+                print!("{}", inspection.text);
+                failures.extend(inspection.error);
+            }
+            match failures.pop() {
+                Some(last) => {
+                    for err in &failures {
+                        eprintln!("error: {err:#}");
+                    }
+                    Err(last)
+                }
+                None => Ok(()),
+            }
+        }
+        Command::Data(DataCommand::Convert(args)) => run_convert(args),
+    }
+}
+
+fn run_caps(args: CapsArgs) -> Result<()> {
+    use crate::app::caps;
+    use crate::venue::Preset;
+    let config = Config::load(&args.config)?;
+    let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
+    let mut rule_sets = Vec::new();
+    if !args.no_actual {
+        rule_sets.push(caps::RuleSet::Actual);
+    }
+    let venues: Vec<String> = if args.venues.is_empty() && args.caps.is_empty() {
+        crate::venue::BUILT_IN.iter().map(|(id, _)| id.to_string()).collect()
+    } else {
+        args.venues.clone()
+    };
+    for venue in &venues {
+        let preset = Preset::load(venue, base_dir)?;
+        rule_sets.push(caps::RuleSet::Rules { label: preset.name.clone(), preset: Box::new(preset) });
+    }
+    let base = match &config.venue.loaded {
+        Some(preset) => preset.clone(),
+        None => Preset::load("binance_usdm", base_dir)?,
+    };
+    for cap in &args.caps {
+        rule_sets.push(caps::user_cap(cap, &base)?);
+    }
+    if rule_sets.len() < 2 {
+        bail_input!("caps needs at least two rule sets: add --venue or --cap (or drop --no-actual)");
+    }
+    let name = args.name.unwrap_or_else(|| format!("{}-caps", config.run.name));
+    crate::config::validate_run_name(&name)?;
+    let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
+    let (folder, outcomes, warnings) = caps::write(&config, &rule_sets, &output_dir, &name, args.force)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", caps::table_text(&outcomes));
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_venues(args: VenuesArgs) -> Result<()> {
+    use crate::app::venues;
+    let columns = venues::Columns { time: args.time_column, venue: args.venue_column, coin: args.coin_column, rate: args.rate_column };
+    crate::config::validate_run_name(&args.name)?;
+    let study = venues::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps)?;
+    let folder = venues::write(&study, &args.output_dir, &args.name, args.force)?;
+    print!("{}", venues::table_text(&study));
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    use crate::app::sweep::{run, spec::Sweep};
+    let sweep = Sweep::load(&args.config)?;
+    let options = run::SweepOptions {
+        shard: args.shard.as_deref().map(run::parse_shard).transpose()?,
+        force: args.force,
+        name: args.name,
+        output_dir: args.output_dir,
+        progress: true,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build().map_err(|e| anyhow::anyhow!("thread pool: {e}"))?;
+    eprintln!("sweep {}: {} configurations, {} parameters", sweep.file.name, sweep.total, sweep.params.len());
+    let summary = pool.install(|| run::run(&sweep, &options))?;
+    if summary.resumed > 0 {
+        println!("resumed: {} of {} configurations were already done", summary.resumed, summary.configurations);
+    }
+    println!(
+        "{} configurations in {:.2} s ({} invalid, {} market timeline(s))",
+        summary.configurations, summary.seconds, summary.failed, summary.timelines
+    );
+    if let (Some(id), Some(value)) = (summary.best_id, summary.best_metric) {
+        println!("best by {}: configuration {id} ({value:.4})", sweep.file.metric);
+    }
+    println!("  results {}", summary.folder.join("results.parquet").display());
+    println!("  open    {}", summary.folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_stress(args: StressArgs) -> Result<()> {
+    use crate::app::stress;
+    let config = Config::load(&args.config)?;
+    let mut file = stress::StressFile::load(&args.stress)?;
+    if let Some(mc) = file.monte_carlo.as_mut() {
+        mc.paths = args.paths.unwrap_or(mc.paths);
+        mc.seed = args.seed.unwrap_or(mc.seed);
+    }
+    let name = args.name.unwrap_or_else(|| format!("{}-stress", config.run.name));
+    crate::config::validate_run_name(&name)?;
+    let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
+    let base_dir = args.stress.parent().unwrap_or(std::path::Path::new("."));
+    let (folder, run) = stress::write(&config, &file, base_dir, &output_dir, &name, args.force, true)?;
+    print!("{}", stress::summary_text(&run));
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_presets(args: PresetsArgs) -> Result<()> {
+    use crate::venue::Preset;
+    match args.preset {
+        Some(name) => {
+            let preset = Preset::load(&name, std::path::Path::new("."))?;
+            print!("{}", toml::to_string_pretty(&preset).map_err(|e| anyhow::anyhow!("printing the preset: {e}"))?);
+        }
+        None => {
+            for preset in Preset::built_in()? {
+                let f = &preset.funding;
+                println!(
+                    "{:<14} {:<18} every {} h, {:?}, paid on {:?}, {:?}; perp taker {} bp",
+                    preset.id, preset.name, f.interval_hours, f.formula, f.paid_on, f.timing, preset.fees.perp_taker_bps
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let written = crate::render::rerender(&args.run_dir)?;
+    println!("re-rendered {} files in {}", written.len(), args.run_dir.display());
+    println!("  open {}", args.run_dir.join("index.html").display());
+    Ok(())
+}
+
+fn run_compare(args: CompareArgs) -> Result<()> {
+    let folder = crate::render::compare::write(&args.run_dirs, &args.output_dir, &args.name, args.force)?;
+    println!("compared {} runs", args.run_dirs.len());
+    println!("  open {}", folder.join("index.html").display());
+    Ok(())
+}
+
+fn run_backtest(args: BacktestArgs) -> Result<()> {
+    let mut config = if args.set.is_empty() { Config::load(&args.config)? } else { crate::config::load_with_overrides(&args.config, &args.set)? };
+    if let Some(name) = args.name {
+        config.run.name = name;
+    }
+    if let Some(dir) = args.output_dir {
+        config.run.output_dir = dir;
+    }
+    crate::config::validate_run_name(&config.run.name)?;
+    let result = backtest::run(&config)?;
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let folder = backtest::write_outputs(&config, Some(&args.config), &result, args.force)?;
+    print!("{}", result.metrics.summary_text());
+    println!("  outputs       {}", folder.display());
+    println!("  report        {}", folder.join("index.html").display());
+    Ok(())
+}
+
+
+fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
+    use crate::data::fetch::{self, Kind, Outcome};
+    let kinds = args.kinds.split(',').filter(|k| !k.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?;
+    let months = fetch::months(&args.from, &args.to)?;
+    let fetched = fetch::fetch_binance(&args.base_url, &args.out, &args.symbol, &kinds, &months, true)?;
+    let (mut downloaded, mut present, mut bytes) = (0, 0, 0u64);
+    let mut missing = Vec::new();
+    for f in &fetched {
+        match &f.outcome {
+            Outcome::Downloaded { bytes: b, .. } => {
+                downloaded += 1;
+                bytes += b;
+            }
+            Outcome::Present => present += 1,
+            Outcome::Missing => missing.push(f.remote.as_str()),
+        }
+    }
+    println!("{downloaded} downloaded ({:.1} MB), {present} already present and verified, {} missing", bytes as f64 / 1e6, missing.len());
+    for remote in &missing {
+        println!("  not on the site: {remote}");
+    }
+    println!("  cache {}", args.out.join("data").display());
+    Ok(())
+}
+
+fn run_convert(args: ConvertArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let text = std::fs::read_to_string(&args.config).map_err(|err| crate::input_error!("cannot read {}: {err}", args.config.display()))?;
+    let raw: toml::Value = toml::from_str(&text).map_err(|err| crate::input_error!("config {}: {err}", args.config.display()))?;
+    let data = crate::data::load(&config.data)?;
+    // The same coverage rules as a backtest: an explicit window past the data is refused, and
+    // what a default window would lose is said (the files are still written whole).
+    let timeline = crate::data::align::align_window(&data, &crate::app::backtest::window_of(&config)?, config.portfolio.staking_apr)?;
+    for warning in data.warnings.iter().chain(&timeline.coverage_warnings) {
+        eprintln!("warning: {warning}");
+    }
+    let base_dir = args.config.parent().unwrap_or(std::path::Path::new("."));
+    let written = crate::app::convert::write(&data, &raw, base_dir, &args.out)?;
+    println!("wrote {} files to {}", written.len(), args.out.display());
+    println!("  run it: basis backtest --config {}", args.out.join("config.toml").display());
+    Ok(())
+}
+
+fn run_synth(args: SynthArgs) -> Result<()> {
+    if args.days == 0 || args.bar_minutes == 0 || (!60u32.is_multiple_of(args.bar_minutes) && !args.bar_minutes.is_multiple_of(60)) {
+        bail_input!("--days must be > 0 and --bar-minutes must divide 60 or be a multiple of 60");
+    }
+    let spec = SynthSpec {
+        seed: args.seed,
+        start_ms: parse_time_ms("--start", &args.start)?,
+        days: args.days,
+        bar_minutes: args.bar_minutes,
+        symbol: args.symbol,
+        ..SynthSpec::default()
+    };
+    let market = synth::generate(&spec);
+    let files = synth::write(&market, &spec, &args.out)?;
+    println!("wrote {} SYNTHETIC files to {} ({} bars, {} settlements)", files.len(), args.out.display(), market.spot.len(), market.funding.len());
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Changing a config by dotted path: `--set KEY=VALUE` on the command line, and the parameters
+//! of a sweep. Values are read as TOML and the result is validated like a file.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Config;
+use crate::{bail_input, input_error};
+
+/// Load a config with `KEY=VALUE` overrides applied to its TOML before validation (values are
+/// read as TOML: numbers, booleans, or text).
+pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
+    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let full = toml::Value::try_from(&Config::from_toml_value(&raw, &path.display().to_string(), base_dir)?)
+        .map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
+    for item in overrides {
+        let Some((key, value)) = item.split_once('=') else {
+            bail_input!("--set {item:?}: expected KEY=VALUE, e.g. --set portfolio.leverage=2");
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        set_path(&mut raw, &full, key, parsed)?;
+    }
+    Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+}
+
+/// Set `path` (dotted) in a TOML table to `value`, creating tables on the way. Floats with no
+/// fraction become integers where the fully defaulted config holds an integer there.
+pub fn set_path(root: &mut toml::Value, full: &toml::Value, path: &str, value: toml::Value) -> Result<()> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut node = root;
+    let mut typed = Some(full);
+    for (i, part) in parts.iter().enumerate() {
+        typed = typed.and_then(|t| t.get(part));
+        let table = node.as_table_mut().ok_or_else(|| input_error!("params.\"{path}\": `{}` is not a section", parts[..i].join(".")))?;
+        if i + 1 == parts.len() {
+            let value = match (value, typed) {
+                (toml::Value::Float(x), Some(toml::Value::Integer(_))) if x.fract() == 0.0 => toml::Value::Integer(x as i64),
+                (value, _) => value,
+            };
+            table.insert(part.to_string(), value);
+            return Ok(());
+        }
+        node = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Ok(())
+}
