@@ -89,7 +89,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         0,
         "prose: the hourly backtest's window and step count, the caps rule-set arithmetic (`presets`), the multi-venue row and coin counts (`venues`); timings and memory depend on the machine and are not checked",
     ),
-    ("Layout", 0, "no figures"),
+    ("Code map", 0, "no figures"),
 ];
 
 // README commands the prose figures come from (each must still be shown in README).

@@ -114,9 +114,12 @@ impl Recorder for FullLedger {
         self.ts_ms.push(row.ts_ms);
         self.state.push(i32::from(row.state));
         self.events.push(i32::from(row.events));
-        let state = [row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity];
-        let tail = [row.pnl.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr];
-        let values = state.into_iter().chain(row.pnl.values()).chain(tail);
+        // A fixed-size array (not an iterator chain): this runs once per step.
+        const STATE: usize = FullLedger::STATE_COLUMNS.len();
+        let mut values = [0.0; STATE + Pnl::COUNT + 1 + FullLedger::TAIL_COLUMNS.len()];
+        values[..STATE].copy_from_slice(&[row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity]);
+        values[STATE..STATE + Pnl::COUNT].copy_from_slice(&row.pnl.values());
+        values[STATE + Pnl::COUNT..].copy_from_slice(&[row.pnl.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr]);
         for (column, value) in self.floats.iter_mut().zip(values) {
             column.push(value);
         }
