@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "basis", version, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `basis`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one carry backtest and write reports/<run>/ (metrics, ledger, trades, config, manifest).
@@ -39,6 +41,7 @@ pub enum Command {
     Data(DataCommand),
 }
 
+/// Options of `basis caps`.
 #[derive(Debug, Args)]
 pub struct CapsArgs {
     /// Config file (TOML) of the carry to run; its [costs] and [margin] hold for every rule set.
@@ -65,6 +68,7 @@ pub struct CapsArgs {
     pub force: bool,
 }
 
+/// Options of `basis venues`.
 #[derive(Debug, Args)]
 pub struct VenuesArgs {
     /// Funding table (Parquet, Feather or CSV) with timestamp, venue, coin and rate columns,
@@ -85,17 +89,22 @@ pub struct VenuesArgs {
     /// Slippage per perp fill on a switch, bps of notional.
     #[arg(long, default_value_t = 2.0)]
     pub slippage_bps: f64,
+    /// Column of the funding table holding settlement times.
     #[arg(long, default_value = "timestamp")]
     pub time_column: String,
+    /// Column of the funding table holding the venue name (e.g. binance, hyperliquid).
     #[arg(long, default_value = "venue")]
     pub venue_column: String,
+    /// Column of the funding table holding the coin (e.g. BTC).
     #[arg(long, default_value = "coin")]
     pub coin_column: String,
+    /// Column of the funding table holding the rate, a decimal per interval (0.0001 = 0.01 %).
     #[arg(long, default_value = "funding_rate")]
     pub rate_column: String,
     /// Name of the output folder.
     #[arg(long, default_value = "venues")]
     pub name: String,
+    /// Folder the study is written into (outputs go to <output-dir>/<name>/).
     #[arg(long, default_value = "reports")]
     pub output_dir: PathBuf,
     /// Replace an existing folder of the same name instead of writing <name>-2.
@@ -103,6 +112,7 @@ pub struct VenuesArgs {
     pub force: bool,
 }
 
+/// Options of `basis sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Sweep file (TOML); data/examples/sweep.toml documents every key.
@@ -126,6 +136,7 @@ pub struct SweepArgs {
     pub threads: Option<usize>,
 }
 
+/// Options of `basis stress`.
 #[derive(Debug, Args)]
 pub struct StressArgs {
     /// Config file (TOML) of the carry to stress.
@@ -143,6 +154,7 @@ pub struct StressArgs {
     /// Output folder name (default: <run.name>-stress).
     #[arg(long)]
     pub name: Option<String>,
+    /// Folder the stress report is written into (default: run.output_dir).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
     /// Replace an existing folder of the same name instead of writing <name>-2.
@@ -150,18 +162,21 @@ pub struct StressArgs {
     pub force: bool,
 }
 
+/// Options of `basis presets`.
 #[derive(Debug, Args)]
 pub struct PresetsArgs {
     /// A preset id or file to print in full (with sources); without it, list the built-in ones.
     pub preset: Option<String>,
 }
 
+/// Options of `basis report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// A run folder written by `basis backtest`, e.g. reports/sample.
     pub run_dir: PathBuf,
 }
 
+/// Options of `basis compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Two or more run folders written by `basis backtest`.
@@ -178,6 +193,7 @@ pub struct CompareArgs {
     pub force: bool,
 }
 
+/// Options of `basis backtest`.
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
     /// Config file (TOML); data/basis.toml documents every key.
@@ -198,6 +214,7 @@ pub struct BacktestArgs {
     pub set: Vec<String>,
 }
 
+/// The subcommands of `basis data`.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Generate the seeded synthetic sample (Binance dump layouts) that data/basis.toml runs on.
@@ -212,6 +229,7 @@ pub enum DataCommand {
     Fetch(FetchCommand),
 }
 
+/// Options of `basis data inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Files to inspect: CSV (plain, .gz, .zip), venue JSON exports, Parquet or Feather. Each
@@ -279,6 +297,7 @@ pub struct InspectArgs {
     pub symbol: Option<String>,
 }
 
+/// Options of `basis data convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Config whose [data] to convert.
@@ -289,6 +308,7 @@ pub struct ConvertArgs {
     pub out: PathBuf,
 }
 
+/// The sources `basis data fetch` can download from.
 #[derive(Debug, Subcommand)]
 pub enum FetchCommand {
     /// Binance monthly dumps from data.binance.vision, e.g.
@@ -296,8 +316,10 @@ pub enum FetchCommand {
     Binance(FetchBinanceArgs),
 }
 
+/// Options of `basis data fetch binance`.
 #[derive(Debug, Args)]
 pub struct FetchBinanceArgs {
+    /// Binance symbol to download, e.g. ETHUSDT (the same symbol for spot and perp).
     #[arg(long)]
     pub symbol: String,
     /// First month, YYYY-MM.
@@ -312,25 +334,30 @@ pub struct FetchBinanceArgs {
     /// Cache folder; files land under <out>/data/... as on the site.
     #[arg(long, default_value = "data/binance")]
     pub out: PathBuf,
+    /// Site to download from (a mirror of data.binance.vision's layout).
     #[arg(long, default_value = "https://data.binance.vision")]
     pub base_url: String,
 }
 
+/// Options of `basis data synth`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Output folder.
     #[arg(long, default_value = "data/sample")]
     pub out: PathBuf,
+    /// Random seed; the same seed and options give the same files.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// First day (UTC).
     #[arg(long, default_value = "2024-07-01")]
     pub start: String,
+    /// Length of the sample, in days.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
     /// Bar length in minutes (1, 5, 15, 60, ...).
     #[arg(long, default_value_t = 60)]
     pub bar_minutes: u32,
+    /// Symbol written into the files, e.g. SYNTHUSDT.
     #[arg(long, default_value = "SYNTHUSDT")]
     pub symbol: String,
 }

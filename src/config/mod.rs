@@ -28,17 +28,24 @@ pub use params::engine_params;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[run]`: the run's name and where its outputs go.
     #[serde(default)]
     pub run: RunConfig,
+    /// `[data]`: the spot, perp, mark, index, funding and staking files to load.
     pub data: DataConfig,
+    /// `[strategy]`: entry and exit rules, direction and the window traded.
     #[serde(default)]
     pub strategy: StrategyConfig,
+    /// `[portfolio]`: capital, leverage, hedge ratio, reserve and margin top-ups.
     #[serde(default)]
     pub portfolio: PortfolioConfig,
+    /// `[costs]`: trading fees and slippage, in bps (win over the venue preset's).
     #[serde(default)]
     pub costs: CostsConfig,
+    /// `[margin]`: maintenance brackets and liquidation rules (win over the venue preset's).
     #[serde(default)]
     pub margin: MarginConfig,
+    /// `[venue]`: the venue preset and whether funding comes from the data or its rules.
     #[serde(default)]
     pub venue: VenueConfig,
 }
@@ -75,8 +82,10 @@ fn default_output_dir() -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyConfig {
+    /// Entry rule: `always_on` (enter at the first step, hold) or `funding_threshold`.
     #[serde(default = "default_mode")]
     pub mode: EntryMode,
+    /// Which carry to run: `long` (long spot, short perp), `reverse`, or `both`.
     #[serde(default = "default_direction")]
     pub direction: Direction,
     /// Enter when trailing realised funding, annualised, is above this (decimal APR).
@@ -170,6 +179,7 @@ pub struct PortfolioConfig {
     /// (0.1 = the perp would be liquidated by a 10 % adverse move).
     #[serde(default = "default_top_up_distance")]
     pub top_up_distance: f64,
+    /// Where margin top-ups come from: `none`, `reserve`, `sell_spot` or `reserve_then_spot`.
     #[serde(default = "default_top_up_source")]
     pub top_up_source: TopUpSource,
     /// Staking yield on a long spot leg, decimal APR, accrued in the spot asset (as an LST rebases).
@@ -222,7 +232,9 @@ fn default_borrow() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderType {
+    /// Orders cross the spread and pay the taker fees.
     Taker,
+    /// Orders rest on the book and pay the maker fees.
     Maker,
 }
 
@@ -230,14 +242,19 @@ pub enum OrderType {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostsConfig {
+    /// Which fees orders pay: `taker` (default) or `maker`.
     #[serde(default = "default_order_type")]
     pub order_type: OrderType,
+    /// Spot maker fee, bps of traded notional (10 = 0.1 %).
     #[serde(default = "default_spot_fee")]
     pub spot_maker_bps: f64,
+    /// Spot taker fee, bps of traded notional.
     #[serde(default = "default_spot_fee")]
     pub spot_taker_bps: f64,
+    /// Perp maker fee, bps of traded notional (2 = 0.02 %).
     #[serde(default = "default_perp_maker")]
     pub perp_maker_bps: f64,
+    /// Perp taker fee, bps of traded notional.
     #[serde(default = "default_perp_taker")]
     pub perp_taker_bps: f64,
     /// Adverse fill versus the bar close, per spot trade.

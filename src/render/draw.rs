@@ -16,9 +16,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::series::{decimate_min_max, Polyline};
 
-/// Default chart size in pixels.
+/// Default chart width in pixels.
 pub const WIDTH: u32 = 1400;
 
+/// Default chart height in pixels.
 pub const HEIGHT: u32 = 560;
 
 /// Points per line after decimation: about one min/max pair per horizontal pixel.
@@ -171,11 +172,17 @@ pub(super) fn trim_zeros(text: String) -> String {
 /// How a legend entry is drawn.
 #[derive(Clone, Copy)]
 pub enum Glyph {
+    /// A short solid line in this style.
     Line(ShapeStyle),
+    /// A short dashed line in this style.
     Dashed(ShapeStyle),
+    /// A swatch (rectangle) in this style, for shaded bands and areas.
     Band(ShapeStyle),
+    /// A triangle marker in this style.
     Triangle(ShapeStyle),
+    /// A circle marker in this style, with its radius in pixels.
     Dot(ShapeStyle, u32),
+    /// A cross marker in this style.
     Cross(ShapeStyle),
     /// Text only (a note such as "cap: not configured").
     Note,
@@ -188,6 +195,7 @@ pub struct Legend {
 }
 
 impl Legend {
+    /// Add an entry: its label and the glyph drawn beside it.
     pub fn add(&mut self, label: impl Into<String>, glyph: Glyph) {
         self.entries.push((label.into(), glyph));
     }

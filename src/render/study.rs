@@ -11,18 +11,25 @@ use super::draw::{FONT, Area, BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN,
 /// A two-parameter heatmap (for sweeps): one cell per (x, y) value pair, coloured on a
 /// red–white–green scale centred on `centre`, the value printed in each cell, and a colour key.
 pub struct Heatmap<'a> {
+    /// Chart title, drawn centred at the top.
     pub title: &'a str,
+    /// Name of the parameter along the x axis (columns).
     pub x_desc: &'a str,
+    /// Name of the parameter along the y axis (rows).
     pub y_desc: &'a str,
+    /// Column labels: the x parameter's values, left to right.
     pub x_labels: &'a [String],
+    /// Row labels: the y parameter's values, top to bottom.
     pub y_labels: &'a [String],
     /// `cells[row][column]`, row = y index (drawn top to bottom), None for an empty cell.
     pub cells: &'a [Vec<Option<f64>>],
     /// What a cell's value is, for the key, e.g. "mean Sharpe".
     pub value_desc: &'a str,
+    /// Value drawn white: the neutral point of the colour scale (e.g. 0.0).
     pub centre: f64,
     /// Green for values above the centre (else below).
     pub higher_is_better: bool,
+    /// Formats a cell's value for printing in the cell.
     pub format: fn(f64) -> String,
 }
 
@@ -200,7 +207,9 @@ pub fn histogram(area: &Area, title: &str, x_desc: &str, values: &[f64], bins: u
 
 /// One overlaid series per run, for `basis compare`.
 pub struct CompareLine {
+    /// Legend label of the run.
     pub label: String,
+    /// The run's series as (epoch ms, value) polylines, one per unbroken stretch.
     pub lines: Vec<Polyline>,
 }
 

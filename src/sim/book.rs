@@ -7,17 +7,24 @@ use crate::model::{Pnl, Trade, TradeReason};
 /// Fee and slippage rates (decimals, not bps) that strategy orders pay.
 #[derive(Debug, Clone, Copy)]
 pub struct Costs {
+    /// Spot fee, decimal of traded notional (0.001 = 10 bps).
     pub spot_fee: f64,
+    /// Perp fee, decimal of traded notional (0.0005 = 5 bps).
     pub perp_fee: f64,
+    /// Adverse spot fill versus the close, decimal of price.
     pub spot_slippage: f64,
+    /// Adverse perp fill versus the last price, decimal of price.
     pub perp_slippage: f64,
 }
 
 /// Prices at the current step.
 #[derive(Debug, Clone, Copy)]
 pub struct Quote {
+    /// Time of the step, epoch ms (UTC).
     pub ts_ms: i64,
+    /// Index of the step in the timeline, recorded on trades.
     pub step: usize,
+    /// Spot close: where spot orders fill.
     pub spot: f64,
     /// Perp last: where perp orders fill.
     pub perp: f64,

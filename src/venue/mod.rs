@@ -47,6 +47,7 @@ pub enum Formula {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Averaging {
+    /// Plain mean of the samples (Hyperliquid, dYdX, Deribit, BitMEX, OKX before 2025-04).
     Mean,
     /// Weights 1..n, the latest sample heaviest (Binance, Bybit, Gate).
     LinearWeights,
@@ -56,7 +57,9 @@ pub enum Averaging {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaidOn {
+    /// Position size × mark price (Binance, Bybit, OKX, ...).
     Mark,
+    /// Position size × oracle price, an index of spot prices (Hyperliquid, dYdX).
     Oracle,
 }
 
@@ -74,8 +77,11 @@ pub enum Timing {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarginCap {
+    /// Multiplier on (initial − maintenance margin), e.g. 6.0 (dYdX: 600 %) or 0.75 (BitMEX).
     pub multiplier: f64,
+    /// Initial margin fraction, decimal (0.05 = 5 %).
     pub initial_margin: f64,
+    /// Maintenance margin fraction, decimal (0.03 = 3 %).
     pub maintenance_margin: f64,
 }
 
@@ -92,8 +98,10 @@ impl MarginCap {
 pub struct CapRule {
     /// `BTCUSDT`-style symbol, or `*` for every symbol without its own rule.
     pub symbol: String,
+    /// Highest rate per settlement, decimal (0.003 = 0.3 %; per `cap_per_hours` where set).
     #[serde(default)]
     pub cap: Option<f64>,
+    /// Lowest rate per settlement, decimal, usually −cap (per `cap_per_hours` where set).
     #[serde(default)]
     pub floor: Option<f64>,
     /// A cap (and floor = −cap) from margin parameters, instead of fixed values.
@@ -105,10 +113,12 @@ pub struct CapRule {
     /// Time the rule stops applying (exclusive).
     #[serde(default)]
     pub to: Option<String>,
+    /// Where the rule comes from (a URL or a reference id of VENUES.md).
     pub source: String,
     /// `from` and `to` in epoch ms, parsed once when the preset loads (lookups run per settlement).
     #[serde(skip)]
     pub from_ms: Option<i64>,
+    /// `to` in epoch ms, parsed when the preset loads.
     #[serde(skip)]
     pub to_ms: Option<i64>,
 }
@@ -117,15 +127,22 @@ pub struct CapRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormulaChange {
+    /// First time the new formula applies (inclusive), date or RFC 3339.
     pub from: String,
     /// `from` in epoch ms, parsed when the preset loads.
     #[serde(skip)]
     pub from_ms: i64,
+    /// The formula from then on.
     pub formula: Formula,
+    /// Interest component from then on, decimal per 8 h (0.0001 = 0.01 %).
     pub interest_per_8h: f64,
+    /// Inner clamp c from then on, decimal per 8 h (0.0005 = 0.05 %).
     pub inner_clamp: f64,
+    /// How premium samples are averaged from then on.
     pub averaging: Averaging,
+    /// When the rate is known from then on.
     pub timing: Timing,
+    /// Where the change comes from (a URL or a reference id of VENUES.md).
     pub source: String,
 }
 
@@ -133,11 +150,14 @@ pub struct FormulaChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntervalChange {
+    /// First time the new interval applies (inclusive), date or RFC 3339.
     pub from: String,
     /// `from` in epoch ms, parsed when the preset loads.
     #[serde(skip)]
     pub from_ms: i64,
+    /// Settlement interval from then on, in hours (e.g. 4.0).
     pub interval_hours: f64,
+    /// Where the change comes from (a URL or a reference id of VENUES.md).
     pub source: String,
 }
 
@@ -145,12 +165,15 @@ pub struct IntervalChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FundingRules {
+    /// Settlement interval in hours (8.0 for Binance, 1.0 for Hyperliquid and dYdX).
     pub interval_hours: f64,
     /// Settlements fall at offset + k × interval hours after 00:00 UTC (BitMEX: 4).
     #[serde(default)]
     pub interval_offset_hours: f64,
+    /// Dated changes of the settlement interval, in time order.
     #[serde(default)]
     pub interval_changes: Vec<IntervalChange>,
+    /// How the averaged premium becomes the rate (before any `formula_changes`).
     pub formula: Formula,
     /// Interest component per 8 h (decimal).
     pub interest_per_8h: f64,
@@ -159,15 +182,20 @@ pub struct FundingRules {
     /// Dead band d (Deribit).
     #[serde(default)]
     pub dead_band: f64,
+    /// How premium samples inside an interval are averaged.
     pub averaging: Averaging,
+    /// The price the funding notional is valued at: `mark` or `oracle`.
     pub paid_on: PaidOn,
+    /// When the rate paid at a settlement is known: `same_interval` or `known_in_advance`.
     pub timing: Timing,
+    /// Dated changes of the formula, interest, clamp, averaging and timing, in time order.
     #[serde(default)]
     pub formula_changes: Vec<FormulaChange>,
     /// Caps are stated per this many hours and scale with the interval (Hyperliquid 1, dYdX and
     /// Deribit 8). Absent: a cap applies to each settlement whatever its interval (Binance).
     #[serde(default)]
     pub cap_per_hours: Option<f64>,
+    /// Cap and floor rules by symbol and date: a symbol's own rule in force, else the `*` rule.
     pub caps: Vec<CapRule>,
     /// Source of each rule, by field name.
     pub sources: BTreeMap<String, String>,
@@ -177,10 +205,15 @@ pub struct FundingRules {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fees {
+    /// Spot maker fee, bps of traded notional (10 = 0.1 %).
     pub spot_maker_bps: f64,
+    /// Spot taker fee, bps of traded notional.
     pub spot_taker_bps: f64,
+    /// Perp maker fee, bps of traded notional (2 = 0.02 %).
     pub perp_maker_bps: f64,
+    /// Perp taker fee, bps of traded notional.
     pub perp_taker_bps: f64,
+    /// Where the fees come from (a URL or a reference id of VENUES.md).
     pub source: String,
 }
 
@@ -188,6 +221,7 @@ pub struct Fees {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Margin {
+    /// Liquidation fee, decimal of liquidated notional (0.0125 = 1.25 %), paid from margin.
     pub liquidation_fee_rate: f64,
     /// How a liquidated perp closes (liquidation price plus fee, bankruptcy price, or market
     /// close with a backstop); `None` keeps the config default (liquidation price).
@@ -196,9 +230,12 @@ pub struct Margin {
     /// Backstop threshold as a share of maintenance margin (`market_with_backstop`).
     #[serde(default)]
     pub backstop_fraction: Option<f64>,
+    /// Maintenance margin brackets for symbols without their own, by notional floor (quote currency).
     pub brackets: Vec<Bracket>,
+    /// Maintenance margin brackets of particular symbols (e.g. `ETHUSDT`), in place of `brackets`.
     #[serde(default)]
     pub brackets_by_symbol: BTreeMap<String, Vec<Bracket>>,
+    /// Where the margin values come from (a URL or a reference id of VENUES.md).
     pub source: String,
     /// The spot-margin account the reverse carry borrows spot in, where the venue offers one.
     #[serde(default)]
@@ -225,23 +262,35 @@ pub struct SpotMargin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preset {
+    /// Preset id, e.g. `binance_usdm` (the file name of a built-in preset).
     pub id: String,
+    /// Display name in reports, e.g. "Binance USD-M".
     pub name: String,
+    /// Caveats shown with the preset: what basis does not model, or what is unconfirmed.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// `[funding]`: interval, formula, caps and their sources.
     pub funding: FundingRules,
+    /// `[fees]`: spot and perp trading fees, in bps.
     pub fees: Fees,
+    /// `[margin]`: maintenance brackets, liquidation fee and spot-margin rules.
     pub margin: Margin,
 }
 
 /// The formula in force at a time (after dated changes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FormulaAt {
+    /// The formula in force.
     pub formula: Formula,
+    /// Interest component, decimal per 8 h (0.0001 = 0.01 %).
     pub interest_per_8h: f64,
+    /// Inner clamp c of clamp(I − P̄, −c, +c), decimal per 8 h.
     pub inner_clamp: f64,
+    /// Dead band d, decimal per 8 h (Deribit; 0 elsewhere).
     pub dead_band: f64,
+    /// How premium samples are averaged.
     pub averaging: Averaging,
+    /// When the rate is known.
     pub timing: Timing,
 }
 
