@@ -1,17 +1,17 @@
 //! The TOML run configuration: what data to load, which strategy to run, with what costs.
 //!
-//! Every struct denies unknown keys, so a typo is an error that names the key. After parsing,
-//! [`Config::validate`] checks ranges and names the offending key with its allowed range.
-//! Relative paths are resolved against the directory of the config file. `data/basis.toml` is
-//! the documented example of every field.
+//! This file is the schema: every struct denies unknown keys, so a typo is an error that names
+//! the key. `load.rs` reads a file (paths resolved against its folder, the venue preset merged
+//! in), `validate.rs` checks ranges and names the offending key with its allowed range,
+//! `overrides.rs` applies `--set KEY=VALUE`, and `params.rs` turns a config into the engine's
+//! parameters. The `[data]` section's types live in `data::source` and are re-exported here.
+//! `data/basis.toml` is the documented example of every field.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::input_error;
-
+mod load;
 mod overrides;
 mod params;
 mod validate;
@@ -475,117 +475,5 @@ pub fn default_brackets() -> Vec<Bracket> {
     .into_iter()
     .map(|(notional_floor, mmr, cum)| Bracket { notional_floor, mmr, cum })
     .collect()
-}
-
-impl Config {
-    /// Parse TOML text. `origin` names the file in errors; relative data paths are resolved
-    /// against `base_dir`.
-    pub fn from_toml_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config> {
-        let raw: toml::Value = toml::from_str(text).map_err(|err| {
-            input_error!(
-                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
-                err.to_string().trim_end()
-            )
-        })?;
-        Config::from_toml_value(&raw, origin, base_dir)
-    }
-
-    /// Build and validate a config from parsed TOML (what `from_toml_str` and sweeps use). Keys
-    /// the TOML leaves out take their defaults, or the venue preset's values.
-    pub fn from_toml_value(raw: &toml::Value, origin: &str, base_dir: &Path) -> Result<Config> {
-        let mut config: Config = raw.clone().try_into().map_err(|err: toml::de::Error| {
-            input_error!(
-                "config {origin}: {}\nSee data/basis.toml for every key, its type and its allowed range.",
-                err.to_string().trim_end()
-            )
-        })?;
-        config.resolve_paths(base_dir);
-        if let Some(name) = config.venue.preset.clone() {
-            let preset = crate::venue::Preset::load(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
-            // Keys the user wrote win; the preset fills the rest.
-            let given = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
-            let fees = &preset.fees;
-            for (key, value, slot) in [
-                ("spot_maker_bps", fees.spot_maker_bps, &mut config.costs.spot_maker_bps),
-                ("spot_taker_bps", fees.spot_taker_bps, &mut config.costs.spot_taker_bps),
-                ("perp_maker_bps", fees.perp_maker_bps, &mut config.costs.perp_maker_bps),
-                ("perp_taker_bps", fees.perp_taker_bps, &mut config.costs.perp_taker_bps),
-            ] {
-                if !given("costs", key) {
-                    *slot = value;
-                }
-            }
-            if !given("margin", "liquidation_fee_rate") {
-                config.margin.liquidation_fee_rate = preset.margin.liquidation_fee_rate;
-            }
-            if let (false, Some(style)) = (given("margin", "liquidation"), preset.margin.liquidation) {
-                config.margin.liquidation = style;
-            }
-            if let (false, Some(fraction)) = (given("margin", "backstop_fraction"), preset.margin.backstop_fraction) {
-                config.margin.backstop_fraction = fraction;
-            }
-            if let Some(spot) = &preset.margin.spot {
-                for (key, value, slot) in [
-                    ("spot_margin_call_level", spot.margin_call_level, &mut config.margin.spot_margin_call_level),
-                    ("spot_liquidation_level", spot.liquidation_level, &mut config.margin.spot_liquidation_level),
-                    ("spot_liquidation_fee_rate", spot.liquidation_fee_rate, &mut config.margin.spot_liquidation_fee_rate),
-                    ("spot_transfer_out_level", spot.transfer_out_level, &mut config.margin.spot_transfer_out_level),
-                ] {
-                    if !given("margin", key) {
-                        *slot = value;
-                    }
-                }
-            }
-            if !given("margin", "brackets") {
-                config.margin.brackets = preset.brackets_for(&config.data.symbol);
-            }
-            if config.venue.name.is_none() {
-                config.venue.name = Some(preset.name.clone());
-            }
-            config.data.funding_schedule = Some(crate::data::clock::Schedule {
-                venue: preset.name.clone(),
-                interval_hours: preset.funding.interval_hours,
-                offset_hours: preset.funding.interval_offset_hours,
-            });
-            config.venue.loaded = Some(preset);
-        }
-        config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
-        Ok(config)
-    }
-
-    /// Read and validate a config file.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            input_error!(
-                "cannot read config {}: {err}. Pass an existing file with --config, or run from the repository root to use data/basis.toml.",
-                path.display()
-            )
-        })?;
-        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
-        Config::from_toml_str(&text, &path.display().to_string(), base_dir)
-    }
-
-    fn resolve_paths(&mut self, base_dir: &Path) {
-        let resolve = |p: &mut String| {
-            if !Path::new(p.as_str()).is_absolute() {
-                *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
-            }
-        };
-        if let Some(freqtrade) = self.data.freqtrade.as_mut() {
-            resolve(&mut freqtrade.datadir);
-        }
-        for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut(), self.data.index.as_mut()].into_iter().flatten() {
-            resolve(&mut source.path);
-        }
-        if let Some(funding) = self.data.funding.as_mut() {
-            resolve(&mut funding.path);
-        }
-        if let Some(staking) = self.data.staking.as_mut() {
-            resolve(&mut staking.path);
-        }
-        if let Some(premium) = self.venue.premium_index.as_mut() {
-            resolve(premium);
-        }
-    }
 }
 
