@@ -1,4 +1,8 @@
 //! The command line's arguments: clap definitions of every subcommand and option.
+//!
+//! Doc comments here are `--help` text, written for the terminal: `<name>` is a placeholder and
+//! `[costs]` a config section, not HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

@@ -313,7 +313,7 @@ pub enum FundingRatesFrom {
 pub struct VenueConfig {
     /// A built-in preset id (`binance_usdm`, `bybit_linear`, `okx_swap`, `hyperliquid`,
     /// `dydx_v4`, `bitmex`, `deribit`, `gate_usdt`) or a preset file relative to the config.
-    /// Its fees, brackets and liquidation fee apply unless [costs]/[margin] set them.
+    /// Its fees, brackets and liquidation fee apply unless `[costs]`/`[margin]` set them.
     #[serde(default)]
     pub preset: Option<String>,
     /// `data` (the files' rates) or `counterfactual` (the preset's rules applied to the premium).
@@ -458,7 +458,7 @@ fn default_spot_transfer() -> f64 {
     2.0
 }
 
-/// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 [B18a]).
+/// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 (B18a)).
 pub fn default_brackets() -> Vec<Bracket> {
     [
         (0.0, 0.004, 0.0),

@@ -29,32 +29,45 @@ pub struct FundingYear {
 /// Everything in `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
+    /// Traded symbol, e.g. `BTCUSDT`.
     pub symbol: String,
     /// True when the run used synthetic data.
     pub synthetic: bool,
+    /// Time of the first step, `YYYY-MM-DD HH:MM:SSZ` (UTC).
     pub start: String,
+    /// Time of the last step, `YYYY-MM-DD HH:MM:SSZ` (UTC).
     pub end: String,
+    /// Number of steps (bars) simulated.
     pub steps: usize,
+    /// Length of the window from first to last step, in 365-day years (at least one hour).
     pub years: f64,
+    /// Starting equity, quote currency.
     pub initial_capital: f64,
+    /// Equity at the last step, quote currency.
     pub final_equity: f64,
+    /// Final equity / initial capital − 1, decimal.
     pub total_return: f64,
     /// Compound annual growth rate.
     pub cagr: f64,
     /// Simple annualised return: total return / years.
     pub apr: f64,
+    /// Standard deviation of daily returns × √365, decimal.
     pub annualised_volatility: f64,
+    /// Mean / standard deviation of daily returns × √365 (risk-free rate 0); 0 when undefined.
     pub sharpe: f64,
+    /// Mean daily return / downside deviation × √365; 0 when undefined.
     pub sortino: f64,
     /// CAGR / |max drawdown|.
     pub calmar: f64,
     /// Largest fall from a previous equity peak, as a negative fraction.
     pub max_drawdown: f64,
+    /// Time of the deepest drawdown's trough (UTC); empty when equity never fell below a peak.
     pub max_drawdown_trough: String,
     /// Longest time below a previous equity peak, days.
     pub max_drawdown_duration_days: f64,
     /// PnL by component over the run, quote currency; sums to final − initial equity.
     pub pnl: BTreeMap<String, f64>,
+    /// Funding received (+) or paid (−) over the run, quote currency.
     pub funding_pnl: f64,
     /// Σ side × rate over held settlements, per year of the window (years the data covers,
     /// when `allow_partial_coverage` simulated uncovered steps): diluted by time spent flat.
@@ -68,34 +81,50 @@ pub struct Metrics {
     pub years_uncovered: f64,
     /// Funding PnL / initial capital / years.
     pub funding_return_apr: f64,
+    /// Funding statistics per calendar year (UTC), keyed by the year, e.g. `2024`.
     pub funding_by_year: BTreeMap<String, FundingYear>,
     /// All settlements in the window (held or not).
     pub settlements: usize,
+    /// Settlements in the window that met an open perp position.
     pub settlements_held: usize,
-    /// Share of settlements in the window with a positive / negative rate.
+    /// Share of settlements in the window with a positive rate, 0–1.
     pub positive_settlement_share: f64,
+    /// Share of settlements in the window with a negative rate, 0–1.
     pub negative_settlement_share: f64,
-    /// Trading fees paid (positive number).
+    /// Trading fees paid (positive number), quote currency.
     pub fees_paid: f64,
+    /// Slippage paid (positive number), quote currency.
     pub slippage_paid: f64,
+    /// Staking yield earned on a long spot leg, quote currency.
     pub staking_earned: f64,
+    /// Borrow cost paid on a short spot leg (positive number), quote currency.
     pub borrow_paid: f64,
+    /// What liquidations took, net of any insurance-fund cover (positive = loss), quote currency.
     pub liquidation_loss: f64,
     /// Traded notional / initial capital.
     pub turnover: f64,
+    /// Number of fills, both legs, liquidations included.
     pub trades: usize,
+    /// Carries opened, legs reopened after a liquidation (`rehedge`) included.
     pub entries: usize,
+    /// Positions closed: by the entry rule, after a liquidation, or at the end of the run.
     pub exits: usize,
+    /// Steps at which the perp was resized back to the hedge ratio.
     pub rebalances: usize,
+    /// Steps at which a top-up moved margin or shrank the legs (perp margin or spot-margin call).
     pub margin_top_ups: usize,
+    /// Steps at which a leg (perp, borrowed spot or both) was liquidated.
     pub liquidations: usize,
     /// Smallest distance to liquidation at any close while hedged (fraction of the mark);
     /// null if never hedged.
     pub min_liquidation_distance: Option<f64>,
-    /// Share of steps in each state.
+    /// Share of steps flat, 0–1.
     pub time_flat: f64,
+    /// Share of steps in a long carry (long spot, short perp), 0–1.
     pub time_long_carry: f64,
+    /// Share of steps in a reverse carry (short spot, long perp), 0–1.
     pub time_reverse_carry: f64,
+    /// Share of steps with one leg left unhedged after a liquidation, 0–1.
     pub time_unhedged_spot: f64,
     /// Days spent with one leg unhedged after a liquidation.
     pub days_unhedged: f64,
@@ -130,11 +159,15 @@ pub enum Unit {
 /// `swept`), the report's label, its unit, and how to read it from [`Metrics`].
 #[derive(Clone, Copy)]
 pub struct MetricSpec {
+    /// Key in `metrics.json` and [`Metrics`] field name (also the `results.parquet` column).
     pub name: &'static str,
+    /// Label in the report's metrics table.
     pub label: &'static str,
+    /// How the value reads, and so how the report formats it.
     pub unit: Unit,
     /// Recorded per configuration by sweeps (a column of `results.parquet`).
     pub swept: bool,
+    /// Reads the value from [`Metrics`] as `f64` (NaN where `min_liquidation_distance` is null).
     pub value: fn(&Metrics) -> f64,
 }
 

@@ -104,11 +104,17 @@ pnl_components! {
 
 /// Event flags on a ledger row (bit set).
 pub mod events {
+    /// A carry was opened at the step (or a liquidated leg reopened, `after_liquidation = "rehedge"`).
     pub const ENTRY: u8 = 1;
+    /// The position was closed at the step: by the entry rule, after a liquidation, or at the end.
     pub const EXIT: u8 = 2;
+    /// The perp was resized back to the hedge ratio after delta drifted.
     pub const REBALANCE: u8 = 4;
+    /// Margin was topped up (cash moved or both legs shrunk), for the perp or a spot-margin call.
     pub const TOP_UP: u8 = 8;
+    /// A leg (perp, borrowed spot or both) was liquidated during the bar.
     pub const LIQUIDATION: u8 = 16;
+    /// A funding settlement was paid or received on the perp held at the step.
     pub const FUNDING: u8 = 32;
     /// The spot close was stale: no decisions that need spot (liquidations are still checked).
     pub const MASKED: u8 = 64;
@@ -118,6 +124,7 @@ pub mod events {
 
 /// Position state on a ledger row.
 pub mod state {
+    /// No position.
     pub const FLAT: i8 = 0;
     /// Long spot, short perp.
     pub const LONG_CARRY: i8 = 1;
@@ -131,26 +138,44 @@ pub mod state {
 /// One step, as the engine reports it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepRow {
+    /// Step time (perp bar close), epoch ms UTC.
     pub ts_ms: i64,
+    /// Spot close at the step, quote currency.
     pub spot_price: f64,
+    /// Perp last (close) at the step, quote currency.
     pub perp_price: f64,
+    /// Mark price at the step, quote currency.
     pub mark_price: f64,
+    /// Position state after the step's decisions: one of the [`state`] codes.
     pub state: i8,
+    /// What happened at the step: a bit set of [`events`] flags.
     pub events: u8,
+    /// Spot quantity held after the step, base asset (negative: borrowed, the reverse carry).
     pub spot_qty: f64,
+    /// Perp quantity held after the step, base asset (negative: short).
     pub perp_qty: f64,
+    /// Cash outside the perp account (reserve, short-sale proceeds), quote currency.
     pub cash: f64,
     /// Perp margin balance: wallet plus unrealised PnL at the mark.
     pub perp_margin: f64,
+    /// Equity after the step: cash + spot quantity × spot close + perp margin, quote currency.
     pub equity: f64,
+    /// The step's PnL by component, quote currency; sums to the change in equity.
     pub pnl: Pnl,
+    /// Mark price at which the perp would be liquidated, checked against the next bar; NaN
+    /// without a perp position.
     pub liquidation_price: f64,
+    /// Distance from the mark to the perp's liquidation price, decimal of the mark (0.1 = a
+    /// 10 % adverse move); NaN without a perp position.
     pub liquidation_distance: f64,
+    /// Trailing funding signal, decimal APR; NaN in `always_on` mode and until the lookback
+    /// is covered.
     pub funding_signal_apr: f64,
 }
 
 /// Receives each step's row.
 pub trait Recorder {
+    /// Receive one step's row; called once per step, in step order.
     fn record(&mut self, row: &StepRow);
 }
 

@@ -3,19 +3,26 @@
 /// Why a trade happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeReason {
+    /// Opening a new carry (both legs).
     Entry,
+    /// Closing the position because the entry rule wants flat or the other carry.
     Exit,
+    /// Resizing the perp back to the hedge ratio when delta drifts past the threshold.
     Rebalance,
+    /// Shrinking both legs to raise margin (selling-spot top-up sources).
     TopUp,
+    /// Forced close by the venue: the perp by its liquidation rule, or the borrowed spot bought back.
     Liquidation,
     /// The surviving leg closed after the other was liquidated (`after_liquidation = "close"`).
     Unwind,
     /// The liquidated leg reopened against the surviving one (`after_liquidation = "rehedge"`).
     Rehedge,
+    /// Closing everything at the last step (`close_at_end`).
     Final,
 }
 
 impl TradeReason {
+    /// The reason as written to the `reason` column of `trades.parquet` (snake_case).
     pub fn as_str(&self) -> &'static str {
         match self {
             TradeReason::Entry => "entry",
@@ -33,10 +40,13 @@ impl TradeReason {
 /// One fill.
 #[derive(Debug, Clone, Copy)]
 pub struct Trade {
+    /// Time of the step the fill happened at, epoch ms UTC.
     pub ts_ms: i64,
+    /// Index of that step in the timeline.
     pub step: usize,
     /// `spot` or `perp`.
     pub leg: &'static str,
+    /// Why the trade happened.
     pub reason: TradeReason,
     /// Signed quantity (+ buy, − sell), in the base asset.
     pub qty: f64,
@@ -53,8 +63,11 @@ pub struct Trade {
 /// One funding settlement applied to a position.
 #[derive(Debug, Clone, Copy)]
 pub struct SettlementPaid {
+    /// Settlement time, epoch ms UTC.
     pub settle_ms: i64,
+    /// Decimal rate per interval; positive means longs pay shorts.
     pub rate: f64,
+    /// Hours the rate covers.
     pub interval_hours: f64,
     /// Price the notional was valued at.
     pub price: f64,
@@ -68,9 +81,11 @@ pub struct SettlementPaid {
 /// what the funding chart draws.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settlement {
+    /// Settlement time, epoch ms UTC.
     pub settle_ms: i64,
     /// Decimal per interval; positive means longs pay shorts.
     pub rate: f64,
+    /// Hours the rate covers.
     pub interval_hours: f64,
     /// Whether a perp position was open at the settlement.
     pub held: bool,

@@ -29,16 +29,19 @@ use crate::{bail_input, input_error};
 pub struct ReportInput<'a> {
     /// The run's folder name.
     pub run_name: &'a str,
+    /// The run's per-step ledger (`ledger.parquet`).
     pub ledger: &'a FullLedger,
     /// Every settlement in the window, held or not.
     pub settlements: &'a [Settlement],
+    /// The run's metrics (`metrics.json`).
     pub metrics: &'a Metrics,
+    /// The config the run used.
     pub config: &'a Config,
     /// Data repairs and findings from loading.
     pub warnings: &'a [String],
     /// Runs of steps whose spot close was stale.
     pub stale_spans: &'a [StaleSpan],
-    /// Whether those steps were masked from decisions and liquidation checks.
+    /// Whether those steps were masked from decisions (liquidation checks still ran on them).
     pub stale_spot_masked: bool,
 }
 
@@ -95,8 +98,11 @@ pub struct ChartImage {
     pub title: String,
     /// What the chart shows and how to read it (plain text).
     pub description: &'static str,
+    /// Image width, pixels.
     pub width: u32,
+    /// Image height, pixels.
     pub height: u32,
+    /// The PNG-encoded image.
     pub png: Vec<u8>,
 }
 
@@ -139,7 +145,9 @@ pub fn render_charts(input: &ReportInput) -> Result<Vec<ChartImage>> {
 
 /// A file of a rendered report.
 pub struct ReportFile {
+    /// File name in the run folder, e.g. `index.html`.
     pub name: String,
+    /// The file's contents.
     pub bytes: Vec<u8>,
 }
 
@@ -162,14 +170,23 @@ pub fn report_file_names(input: &ReportInput) -> Vec<&'static str> {
 
 /// A run read back from its folder.
 pub struct SavedRun {
+    /// The run folder it was read from.
     pub dir: PathBuf,
+    /// The run's name: `run_name` in `manifest.json`, else the folder name.
     pub run_name: String,
+    /// The per-step ledger, from `ledger.parquet`.
     pub ledger: FullLedger,
+    /// Every settlement in the window, held or not, from `funding.parquet`.
     pub settlements: Vec<Settlement>,
+    /// The run's metrics, from `metrics.json`.
     pub metrics: Metrics,
+    /// The config the run used, from its saved `config.toml`.
     pub config: Config,
+    /// Data repairs and findings from loading (the manifest's `warnings`).
     pub warnings: Vec<String>,
+    /// Runs of steps whose spot close was stale (the manifest's `stale_spot_spans`).
     pub stale_spans: Vec<StaleSpan>,
+    /// Whether stale-spot steps were masked from decisions (the manifest's `stale_spot_masked`).
     pub stale_spot_masked: bool,
 }
 

@@ -74,12 +74,14 @@ fn decimate_run(ts_ms: &[i64], values: &[f64], bucket_len: usize) -> Polyline {
 pub struct Underwater {
     /// Equity / running peak − 1 at each step (≤ 0).
     pub drawdown: Vec<f64>,
-    /// The deepest drawdown (≤ 0) and the step of its trough.
+    /// The deepest drawdown, decimal (≤ 0; 0 when equity never fell below a peak).
     pub max_drawdown: f64,
+    /// Step index of the deepest drawdown's trough; None when equity never fell below a peak.
     pub trough_index: Option<usize>,
-    /// The longest stretch below a previous peak: from the peak's time to the last step still
-    /// below it (as `metrics.max_drawdown_duration_days` counts it).
+    /// The longest stretch below a previous peak, from the peak's time to the last step still
+    /// below it (as `metrics.max_drawdown_duration_days` counts it): its start, epoch ms UTC.
     pub longest_from_ms: i64,
+    /// End of that stretch: the last step still below the peak, epoch ms UTC.
     pub longest_to_ms: i64,
 }
 
@@ -196,6 +198,7 @@ pub fn trailing_mean(ts_ms: &[i64], values: &[f64], window_ms: i64) -> Vec<f64> 
 /// One calendar month's return.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MonthReturn {
+    /// Calendar year (UTC).
     pub year: i32,
     /// 1–12.
     pub month: u32,

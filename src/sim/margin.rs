@@ -105,8 +105,9 @@ pub enum LiquidationStyle {
 /// The venue's rules for a perp liquidation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerpLiquidation {
+    /// Which rule closes the liquidated position.
     pub style: LiquidationStyle,
-    /// Clearance fee on the liquidated notional ([`LiquidationStyle::LiquidationPrice`]).
+    /// Clearance fee, decimal of the liquidated notional ([`LiquidationStyle::LiquidationPrice`]).
     pub fee_rate: f64,
     /// Equity below this share of the maintenance margin hands the position to the backstop
     /// ([`LiquidationStyle::MarketWithBackstop`]).

@@ -45,21 +45,34 @@ use book::{Book, Costs, Quote};
 /// Everything the loop needs, as plain numbers (decimals, not bps).
 #[derive(Debug, Clone)]
 pub struct EngineParams {
+    /// Starting cash, quote currency.
     pub initial_capital: f64,
+    /// Perp leverage: initial perp margin = perp notional / leverage.
     pub leverage: f64,
+    /// Perp quantity per unit of spot quantity (1 = fully hedged).
     pub hedge_ratio: f64,
+    /// Share of equity kept back as cash at entry, decimal in [0, 1).
     pub reserve_fraction: f64,
+    /// Re-hedge when |perp qty − target| / |target| exceeds this, decimal (target = −hedge_ratio
+    /// × spot qty).
     pub rebalance_delta_threshold: f64,
+    /// Top up margin when the perp's distance to liquidation falls below this, decimal of the mark.
     pub top_up_distance: f64,
+    /// Where top-up margin comes from.
     pub top_up_source: TopUpSource,
+    /// Borrow cost of a short spot leg, decimal APR, accrued in the spot asset.
     pub borrow_apr: f64,
+    /// Fee and slippage rates strategy orders pay, decimals.
     pub costs: Costs,
     /// How a liquidated perp closes, with the venue's fee or backstop.
     pub liquidation: PerpLiquidation,
     /// The reverse carry's spot-margin account.
     pub spot_margin: SpotMarginRules,
+    /// Maintenance-margin tiers the perp's liquidation price is computed from.
     pub brackets: Brackets,
+    /// When to hold which carry.
     pub entry: EntryRule,
+    /// Close every position at the last step (trades with reason `final`).
     pub close_at_end: bool,
     /// Open a new carry after a liquidation when the entry rule allows (with "close"/"hold").
     pub reenter_after_liquidation: bool,
@@ -75,25 +88,36 @@ pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_
 /// What a run produced besides the per-step rows.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
+    /// Number of steps simulated.
     pub steps: usize,
+    /// Time of the first step, epoch ms UTC.
     pub first_ts_ms: i64,
+    /// Time of the last step, epoch ms UTC.
     pub last_ts_ms: i64,
+    /// Starting cash, quote currency.
     pub initial_capital: f64,
+    /// Equity at the last step, quote currency.
     pub final_equity: f64,
     /// Sum of every step's components.
     pub pnl: Pnl,
     /// Equity at each UTC day's last step: (day start ms, equity).
     pub daily_equity: Vec<(i64, f64)>,
+    /// Deepest fall of equity below a previous peak (the first peak is the initial capital),
+    /// negative decimal; 0 when none.
     pub max_drawdown: f64,
     /// Longest time spent below a previous equity peak, ms.
     pub max_drawdown_duration_ms: i64,
     /// Time of the trough of the maximum drawdown.
     pub max_drawdown_trough_ms: i64,
+    /// Steps at which the perp was resized back to the hedge ratio.
     pub rebalances: usize,
     /// Top-ups that moved margin (or sold spot to raise it).
     pub top_ups: usize,
+    /// Steps at which a leg (perp, borrowed spot or both) was liquidated.
     pub liquidations: usize,
+    /// Carries opened, legs reopened after a liquidation (`rehedge`) included.
     pub entries: usize,
+    /// Positions closed: by the entry rule, after a liquidation, or at the end.
     pub exits: usize,
     /// Smallest distance to liquidation seen at any close while hedged, over the perp (on the
     /// mark) and the borrowed spot (on the spot price); NaN if never hedged.
@@ -108,14 +132,14 @@ pub struct RunSummary {
     pub unhedged_ms: i64,
     /// PnL made over steps that started with one leg unhedged.
     pub unhedged_pnl: f64,
-    /// Time of the first step outside some source's coverage, and the total time simulated
-    /// outside coverage (`allow_partial_coverage`), ms.
+    /// Total time simulated outside some source's coverage (`allow_partial_coverage`), ms.
     pub uncovered_ms: i64,
     /// What happened after the first liquidation, for the summary ("hold": the rest of the run
     /// was directional).
     pub after_liquidation: Option<AfterLiquidation>,
     /// Time of the first liquidation.
     pub first_liquidation_ms: Option<i64>,
+    /// Every fill, in time order.
     pub trades: Vec<Trade>,
     /// Settlements inside the window that met a position.
     pub settlements: Vec<SettlementPaid>,

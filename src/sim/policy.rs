@@ -7,6 +7,7 @@ use crate::model::SettledRate;
 /// The position the strategy wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// No position.
     Flat,
     /// Long spot, short perp.
     Long,
@@ -17,7 +18,9 @@ pub enum Target {
 /// Entry/exit rule parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryRule {
+    /// Hold always, or on the trailing funding signal.
     pub mode: EntryMode,
+    /// Which carry (or either) may be held.
     pub direction: Direction,
     /// Decimal APR.
     pub entry_funding_apr: f64,

@@ -87,9 +87,11 @@ pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline:
 /// One counterfactual settlement.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settled {
+    /// Settlement time on the venue's grid, epoch ms UTC.
     pub settle_ms: i64,
     /// Decimal rate for the interval.
     pub rate: f64,
+    /// Hours the rate covers (the venue's interval at the settlement).
     pub interval_hours: f64,
     /// The rate before the cap and floor.
     pub uncapped: f64,

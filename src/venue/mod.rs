@@ -375,7 +375,7 @@ impl Preset {
     }
 
     /// Check ranges and sources; errors name the preset and field (dates are checked as they
-    /// are parsed, in [`Preset::resolve_times`]).
+    /// are parsed, in `Preset::resolve_times`).
     pub fn validate(&self) -> Result<()> {
         let f = &self.funding;
         let id = &self.id;
