@@ -17,9 +17,13 @@ use crate::render::{self, ReportInput};
 
 /// Everything a backtest produced, in memory.
 pub struct BacktestResult {
+    /// The aligned market the run simulated over, one entry per step.
     pub timeline: MarketTimeline,
+    /// Every per-step ledger row, trades and events the simulation recorded.
     pub ledger: FullLedger,
+    /// Run totals from the engine: steps, final equity, PnL components, drawdown.
     pub summary: RunSummary,
+    /// The measured results written to `metrics.json`.
     pub metrics: Metrics,
     /// Every settlement in the window, with what the position received or paid.
     pub settlements: Vec<Settlement>,

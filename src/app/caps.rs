@@ -38,6 +38,7 @@ pub enum RuleSet {
     Rules {
         /// Label in tables and legends, e.g. "Hyperliquid" or "cap ±0.30 % per 8 h".
         label: String,
+        /// The venue preset whose funding formula, interval and caps produce the settlements.
         preset: Box<Preset>,
     },
 }
@@ -98,16 +99,21 @@ pub fn user_cap(spec: &str, base: &Preset) -> Result<RuleSet> {
 
 /// The outcome of one rule set.
 pub struct CapsOutcome {
+    /// The rule set's label in tables and legends (see [`RuleSet::label`]).
     pub label: String,
     /// Settlements in the window: time, rate, interval, uncapped rate, at cap or floor.
     pub settled: Vec<Settled>,
+    /// Metrics of the carry run under this rule set's funding.
     pub metrics: Metrics,
-    /// Share of settlements at the cap, and at the floor.
+    /// Share of settlements at the cap (capped with a positive rate), decimal 0–1.
     pub share_at_cap: f64,
+    /// Share of settlements at the floor (capped with a negative rate), decimal 0–1.
     pub share_at_floor: f64,
-    /// Step times and the cumulative funding PnL, and equity, per step.
+    /// Step times of the run, epoch ms UTC.
     pub ts_ms: Vec<i64>,
+    /// Running sum of funding PnL at each step of `ts_ms`, quote currency.
     pub cumulative_funding: Vec<f64>,
+    /// Equity at each step of `ts_ms`, quote currency.
     pub equity: Vec<f64>,
 }
 

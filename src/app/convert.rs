@@ -4,7 +4,7 @@
 //! `spot.parquet`, `perp.parquet`, `mark.parquet` (`ts` bar close, datetime ms UTC; `close`,
 //! `high`, `low`, `volume`), `funding.parquet` (`ts` settlement; `rate`, `interval_hours`,
 //! `mark_price`, null where the source had none) and `staking.parquet` (`time`, `apr`), with a
-//! `config.toml` that reads them (the original config with its [data] sources replaced).
+//! `config.toml` that reads them (the original config with its `[data]` sources replaced).
 
 use std::path::{Path, PathBuf};
 

@@ -59,9 +59,13 @@ pub fn preset_id(venue: &str) -> Option<&'static str> {
 /// Column names of a multi-venue funding table.
 #[derive(Debug, Clone)]
 pub struct Columns {
+    /// Settlement time column (default `timestamp`); its unit is detected.
     pub time: String,
+    /// Venue name column (default `venue`).
     pub venue: String,
+    /// Coin column (default `coin`).
     pub coin: String,
+    /// Funding rate column, decimal per the row's interval (default `funding_rate`).
     pub rate: String,
 }
 
@@ -74,9 +78,11 @@ impl Default for Columns {
 /// One venue's settlements for one coin, in time order.
 #[derive(Debug, Clone, Default)]
 pub struct VenueSeries {
+    /// Venue name as the table spells it, e.g. `binance`.
     pub venue: String,
+    /// Coin as the table spells it, e.g. `BTC`.
     pub coin: String,
-    /// Settlement times, rounded to the hour.
+    /// Settlement times, epoch ms UTC, rounded to the hour.
     pub settle_ms: Vec<i64>,
     /// Decimal rate per the row's interval; positive: longs pay shorts.
     pub rate: Vec<f64>,
@@ -84,7 +90,7 @@ pub struct VenueSeries {
     pub interval_hours: Vec<f64>,
     /// Hours between settlements that no row covers (gaps in the data).
     pub gap_hours: f64,
-    /// The nominal interval used as the upper bound.
+    /// The nominal interval used as the upper bound, hours.
     pub nominal_hours: f64,
 }
 
@@ -192,18 +198,27 @@ fn mode(hours: &[f64]) -> f64 {
 /// Per venue and coin: the table row.
 #[derive(Debug, Clone, Serialize)]
 pub struct VenueApr {
+    /// Venue name as the table spells it.
     pub venue: String,
+    /// Coin as the table spells it.
     pub coin: String,
+    /// Number of settlements (rows after duplicates are dropped).
     pub settlements: usize,
+    /// Time of the first settlement, `YYYY-MM-DD HH:MM:SSZ` (UTC).
     pub first: String,
+    /// Time of the last settlement, `YYYY-MM-DD HH:MM:SSZ` (UTC).
     pub last: String,
+    /// The venue's nominal settlement interval (the cap on a row's interval), hours.
     pub nominal_interval_hours: f64,
     /// The most common interval of the rows (Binance HYPE: 4 h).
     pub typical_interval_hours: f64,
+    /// Σ of the rows' intervals: hours the settlements pay for, hours.
     pub covered_hours: f64,
+    /// Hours between settlements that no row covers (gaps in the data), hours.
     pub gap_hours: f64,
-    /// Σ rate / Σ interval hours × 8,760.
+    /// Σ rate / Σ interval hours × 8,760, decimal.
     pub funding_apr: f64,
+    /// Share of settlements with a positive rate (longs pay shorts), decimal 0–1.
     pub positive_share: f64,
 }
 
@@ -267,6 +282,7 @@ pub struct RotationSettings {
     pub slippage_bps: f64,
     /// Perp taker fee per venue, bps (from the presets; venues without one use `fallback_taker_bps`).
     pub taker_bps: BTreeMap<String, f64>,
+    /// Taker fee for venues without a preset: the highest perp taker fee of the built-in presets, bps.
     pub fallback_taker_bps: f64,
 }
 
@@ -293,16 +309,21 @@ impl RotationSettings {
 /// A carry on one coin: where the short perp was held, and what it earned, per hour.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rotation {
+    /// Coin the carry is on.
     pub coin: String,
     /// "best venue", or the venue held throughout.
     pub label: String,
+    /// The hours the carry is marked at, epoch ms UTC (not serialised).
     #[serde(skip)]
     pub hours_ms: Vec<i64>,
     /// Cumulative carry, fraction of notional, after each hour (funding − costs).
     #[serde(skip)]
     pub cumulative: Vec<f64>,
+    /// Funding received by the short perp over the window, fraction of notional.
     pub funding: f64,
+    /// Taker fees and slippage paid on entry and switches, fraction of notional.
     pub costs: f64,
+    /// Number of moves from one venue to another (the entry not counted).
     pub switches: usize,
     /// Net carry per year of the window (decimal of notional).
     pub net_apr: f64,
@@ -430,13 +451,19 @@ pub fn rotate(coin: &str, all: &[VenueSeries], settings: &RotationSettings) -> V
 
 /// Everything `basis venues` computes.
 pub struct VenueStudy {
+    /// The multi-venue funding table read.
     pub source: PathBuf,
+    /// One series per venue and coin, sorted by venue then coin.
     pub series: Vec<VenueSeries>,
+    /// The APR table: one row per entry of `series`, same order.
     pub aprs: Vec<VenueApr>,
     /// Per coin: (venue a, venue b, correlation of daily APR, shared days).
     pub correlations: BTreeMap<String, Vec<(String, String, f64, usize)>>,
+    /// Per coin: the best-venue carry, then each venue held alone.
     pub rotations: Vec<Rotation>,
+    /// Coin drawn in the per-venue funding and carry charts (as the table spells it).
     pub chart_coin: String,
+    /// Settings the best-venue carry ran with.
     pub settings: RotationSettings,
 }
 

@@ -19,11 +19,17 @@ use crate::{bail_input, input_error};
 /// What to fetch: a dump kind and, for klines, the bar interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// Spot klines at the given bar interval (e.g. `1h`).
     Spot(String),
+    /// USDⓈ-M perpetual klines at the given bar interval.
     Perp(String),
+    /// USDⓈ-M mark-price klines at the given bar interval.
     Mark(String),
+    /// USDⓈ-M index-price klines at the given bar interval.
     Index(String),
+    /// USDⓈ-M premium-index klines at the given bar interval.
     Premium(String),
+    /// USDⓈ-M funding-rate settlements (no interval).
     Funding,
 }
 
@@ -90,7 +96,12 @@ pub fn months(from: &str, to: &str) -> Result<Vec<String>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Downloaded (bytes transferred; fewer than the file when a partial download resumed).
-    Downloaded { bytes: u64, resumed_from: u64 },
+    Downloaded {
+        /// Bytes transferred by this call.
+        bytes: u64,
+        /// Length of the `.part` file the download resumed from, bytes (0: a fresh download).
+        resumed_from: u64,
+    },
     /// Already present with a matching checksum.
     Present,
     /// The site has no such file (404).
@@ -136,7 +147,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher for `base_url` (e.g. https://data.binance.vision).
+    /// A fetcher for `base_url` (e.g. <https://data.binance.vision>).
     pub fn new(base_url: &str) -> Fetcher {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -213,7 +224,9 @@ impl Fetcher {
 /// One fetched file.
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The file's path on the site and under the cache, e.g. `data/spot/monthly/klines/...zip`.
     pub remote: String,
+    /// What happened to it.
     pub outcome: Outcome,
 }
 

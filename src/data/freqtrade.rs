@@ -62,9 +62,13 @@ fn extensions(format: FreqtradeFormat) -> &'static [&'static str] {
 /// The files of one pair and timeframe.
 #[derive(Debug, Clone)]
 pub struct FreqtradeFiles {
+    /// Spot candles, `<base>/<PAIR>-<tf>.<ext>`.
     pub spot: PathBuf,
+    /// Perp candles, `<base>/futures/<PAIR>-<tf>-futures.<ext>`.
     pub perp: PathBuf,
+    /// Mark-price candles, `…-<tf>-mark.<ext>`; None when the directory has none.
     pub mark: Option<PathBuf>,
+    /// Funding settlements, `…-<tf>-funding_rate.<ext>` (or the 1h/8h/4h/2h file when that is what exists).
     pub funding: PathBuf,
 }
 

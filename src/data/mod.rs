@@ -30,8 +30,11 @@ pub struct PriceBars {
     pub label: String,
     /// Time the bar's values became known (its close), epoch ms UTC.
     pub ts_ms: Vec<i64>,
+    /// Close price per bar, quote currency.
     pub close: Vec<f64>,
+    /// High price per bar, quote currency.
     pub high: Vec<f64>,
+    /// Low price per bar, quote currency.
     pub low: Vec<f64>,
     /// Traded volume per bar (base units); empty when the source has none, NaN for a row
     /// without it. Zero-volume spot bars are one sign of an exchange outage.
@@ -61,6 +64,7 @@ pub struct FundingSeries {
 /// Staking APR known from each time on.
 #[derive(Debug, Clone, Default)]
 pub struct StakingSeries {
+    /// Time from which each APR is known, epoch ms UTC.
     pub ts_ms: Vec<i64>,
     /// Decimal APR.
     pub apr: Vec<f64>,
@@ -69,10 +73,15 @@ pub struct StakingSeries {
 /// Everything a run loads, before alignment.
 #[derive(Debug, Clone, Default)]
 pub struct MarketData {
+    /// Traded symbol as the config names it, e.g. `BTCUSDT`.
     pub symbol: String,
+    /// True when the data is synthetic (`data.synthetic`), not market history.
     pub synthetic: bool,
+    /// Spot price bars.
     pub spot: PriceBars,
+    /// Perp price bars.
     pub perp: PriceBars,
+    /// Mark price bars, when given or found; without them the perp's price stands in for the mark.
     pub mark: Option<PriceBars>,
     /// The mark was found (a freqtrade directory), not configured: where it is missing the
     /// perp's last stands in, with a warning, instead of the window being clipped.
@@ -82,7 +91,9 @@ pub struct MarketData {
     pub funding_derived: bool,
     /// Index (oracle) price bars, when configured.
     pub index: Option<PriceBars>,
+    /// Funding settlements (or counterfactual ones when `funding_derived`).
     pub funding: FundingSeries,
+    /// Staking APR series of the spot leg, when configured; else a constant APR applies at alignment.
     pub staking: Option<StakingSeries>,
     /// Every file read, for the manifest.
     pub files: Vec<PathBuf>,
@@ -174,7 +185,9 @@ fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warn
 /// Where a row came from (file index, 0-based row), for messages after files are merged.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
+    /// Index of the file in its [`Sources`].
     pub file: u32,
+    /// 0-based data row in that file (header lines not counted).
     pub row: u32,
 }
 
@@ -223,6 +236,7 @@ impl Sources {
 /// Rows of a bar series gathered from one or more files.
 #[derive(Default)]
 pub struct BarRows {
+    /// The files the rows came from, to locate a row in messages.
     pub sources: Sources,
     /// (known at, [close, high, low, volume or NaN, open or NaN], origin).
     pub rows: Vec<(i64, [f64; 5], Origin)>,
@@ -315,7 +329,9 @@ pub fn check_bar(label: &str, open: f64, high: f64, low: f64, close: f64, volume
 /// or NaN, mark or NaN).
 #[derive(Default)]
 pub struct FundingRows {
+    /// The files the rows came from, to locate a row in messages.
     pub sources: Sources,
+    /// (settle_ms epoch ms UTC, decimal rate per interval, interval hours or NaN, mark price or NaN, origin).
     pub rows: Vec<(i64, f64, f64, f64, Origin)>,
 }
 

@@ -423,8 +423,11 @@ fn gzip_context(err: anyhow::Error, path: &Path) -> anyhow::Error {
 
 /// Streaming cell parsers for [`stream_csv`] records, with the same messages as [`RawTable`]'s.
 pub struct CellParser<'a> {
+    /// The CSV file being read, for messages.
     pub file: &'a Path,
+    /// Lines before the first record, so messages give the file's line numbers.
     pub header_lines: usize,
+    /// Unit of time cells (`Auto`: epoch unit by magnitude or ISO text; one unit per column).
     pub unit: TimeUnit,
     /// The unit seen first in each time column, by column index.
     units: Vec<Option<TimeUnit>>,
@@ -433,6 +436,7 @@ pub struct CellParser<'a> {
 }
 
 impl<'a> CellParser<'a> {
+    /// A parser for `file`'s records with times read as UTC.
     pub fn new(file: &'a Path, header_lines: usize, unit: TimeUnit) -> Self {
         Self { file, header_lines, unit, units: Vec::new(), utc_offset_ms: 0 }
     }

@@ -65,9 +65,13 @@ pub struct DataConfig {
 pub enum FreqtradeFormat {
     /// Whichever of feather, parquet, json, jsongz exists (in that order).
     Auto,
+    /// Feather (Arrow IPC) files, `.feather`.
     Feather,
+    /// Parquet files, `.parquet`.
     Parquet,
+    /// JSON candle arrays, `.json`.
     Json,
+    /// Gzipped JSON candle arrays, `.json.gz`.
     Jsongz,
 }
 
@@ -87,6 +91,7 @@ pub struct FreqtradeSource {
     pub perp_pair: Option<String>,
     /// Candle timeframe, e.g. `1h`.
     pub timeframe: String,
+    /// File format to look for (default `auto`: the first that exists).
     #[serde(default = "default_freqtrade_format")]
     pub format: FreqtradeFormat,
 }
@@ -118,8 +123,11 @@ pub enum PriceFormat {
 pub enum TimeUnit {
     /// Detect from the magnitude of epoch numbers (s, ms, µs), or parse ISO-8601 text.
     Auto,
+    /// Epoch seconds.
     S,
+    /// Epoch milliseconds.
     Ms,
+    /// Epoch microseconds.
     Us,
     /// ISO-8601 text such as `2021-01-01 00:00:00+00:00`.
     Iso,
@@ -129,6 +137,7 @@ pub enum TimeUnit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceSource {
+    /// How the files are laid out.
     pub format: PriceFormat,
     /// A file or a glob of files (e.g. monthly dumps); all load as one series.
     pub path: String,
@@ -142,6 +151,7 @@ pub struct PriceSource {
     /// Generic only: bar length in seconds, when bars are stamped with their open time.
     #[serde(default)]
     pub bar_seconds: Option<u32>,
+    /// Unit of the time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
     pub time_unit: TimeUnit,
     /// Generic only: the close-price column.
@@ -240,8 +250,11 @@ impl FundingSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FundingSource {
+    /// How the files are laid out.
     pub format: FundingFormat,
+    /// A file or a glob of files (e.g. monthly dumps); all load as one series.
     pub path: String,
+    /// Unit of the settlement-time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
     pub time_unit: TimeUnit,
     /// Generic only: settlement-time column.
@@ -269,9 +282,12 @@ pub struct FundingSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StakingSource {
+    /// A CSV or Parquet file, or a glob of files; all load as one series.
     pub path: String,
+    /// Column holding the time from which each APR is known (default `time`).
     #[serde(default = "default_time_column")]
     pub time_column: String,
+    /// Unit of the time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
     pub time_unit: TimeUnit,
     /// APR as a decimal (0.035 = 3.5 %).

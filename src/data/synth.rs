@@ -21,13 +21,17 @@ use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 /// Generator settings.
 #[derive(Debug, Clone)]
 pub struct SynthSpec {
+    /// Seed of the generator; the same seed gives the same market (default 7).
     pub seed: u64,
     /// First bar's open time, epoch ms (UTC midnight).
     pub start_ms: i64,
+    /// Length of the sample, days (default 365).
     pub days: u32,
     /// Bar length in minutes (divides 60 or is a multiple of 60).
     pub bar_minutes: u32,
+    /// Symbol written into file names and labels (default `SYNTHUSDT`).
     pub symbol: String,
+    /// Spot price at the first bar's open, quote currency (default 3000).
     pub initial_price: f64,
 }
 
@@ -68,20 +72,30 @@ fn regimes(days: f64) -> Vec<Regime> {
 /// A generated bar.
 #[derive(Debug, Clone, Copy)]
 pub struct SynthBar {
+    /// Bar open time, epoch ms UTC.
     pub open_ms: i64,
+    /// Open price, quote currency.
     pub open: f64,
+    /// High price, quote currency.
     pub high: f64,
+    /// Low price, quote currency.
     pub low: f64,
+    /// Close price, quote currency.
     pub close: f64,
+    /// Traded volume, base units (0 for mark bars).
     pub volume: f64,
 }
 
 /// The generated market.
 #[derive(Debug, Clone, Default)]
 pub struct SynthMarket {
+    /// Bar length, ms.
     pub bar_ms: i64,
+    /// Spot bars, in time order.
     pub spot: Vec<SynthBar>,
+    /// Perp bars (spot × (1 + basis)), in time order.
     pub perp: Vec<SynthBar>,
+    /// Mark bars (spot × (1 + smoothed basis)), in time order.
     pub mark: Vec<SynthBar>,
     /// (calc_time ms with jitter, interval hours, rate).
     pub funding: Vec<(i64, u32, f64)>,

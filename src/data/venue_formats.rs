@@ -79,7 +79,7 @@ fn text(record: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// Load funding from a venue's export (any format [`layout`] knows, or Tardis).
+/// Load funding from a venue's export (any format `layout` knows, or Tardis).
 pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
     if source.format == FundingFormat::Tardis {
         return load_tardis(source, files, warnings);

@@ -58,7 +58,7 @@ pub struct MarketTimeline {
     pub funding_history: Vec<SettledRate>,
     /// Steps where the spot close was older than the perp bar (spot gap).
     pub stale_spot_steps: usize,
-    /// Why each step's spot close is stale (bits of [`quality::stale`]); 0 for a live close.
+    /// Why each step's spot close is stale (bits of `data::quality::stale`); 0 for a live close.
     pub spot_stale: Vec<u8>,
     /// Runs of stale-spot steps, for the manifest and the report.
     pub stale_spans: Vec<StaleSpan>,

@@ -40,8 +40,10 @@ pub struct CapacitySpec {
     /// Or an open-interest table and the venue and coin to average.
     #[serde(default)]
     pub open_interest_file: Option<String>,
+    /// Venue to match in `open_interest_file`'s `venue` column (case-insensitive).
     #[serde(default)]
     pub venue: Option<String>,
+    /// Coin to match in `open_interest_file`'s `coin` column (case-insensitive).
     #[serde(default)]
     pub coin: Option<String>,
     /// Funding compression per unit of notional / open interest.
@@ -59,7 +61,9 @@ fn default_one() -> f64 {
 /// One book size's outcome.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CapacityPoint {
+    /// Book size (initial capital) of this run, quote currency.
     pub aum: f64,
+    /// Perp notional the engine holds at this book size, quote currency.
     pub perp_notional: f64,
     /// Notional / open interest.
     pub share_of_open_interest: f64,
@@ -67,21 +71,32 @@ pub struct CapacityPoint {
     pub funding_factor: f64,
     /// Extra slippage per fill, bps.
     pub impact_bps: f64,
+    /// Simple annualised return of the run after compression and impact, decimal.
     pub net_apr: f64,
+    /// Funding APR over the window after compression, decimal (see `Metrics::funding_apr_over_window`).
     pub funding_apr_over_window: f64,
+    /// Deepest fall of equity below a previous peak, negative decimal.
     pub max_drawdown: f64,
+    /// Steps at which a leg was liquidated.
     pub liquidations: usize,
 }
 
 /// The curve and the inputs it used.
 #[derive(Debug, Clone, Serialize)]
 pub struct Capacity {
+    /// Open interest the compression used, quote currency.
     pub open_interest_usd: f64,
+    /// Where the open interest came from: "given", or the table, venue and coin averaged.
     pub open_interest_source: String,
+    /// σ of daily spot log returns over the window, decimal (not annualised).
     pub daily_volatility: f64,
+    /// Mean perp value traded per day in the window (volume × close), quote currency.
     pub average_daily_value_traded: f64,
+    /// Funding compression per unit of notional / open interest, as configured.
     pub elasticity: f64,
+    /// Y in the impact law Y × σ × sqrt(Q / ADV), as configured.
     pub impact_coefficient: f64,
+    /// One outcome per book size, in the order of `aum`.
     pub points: Vec<CapacityPoint>,
 }
 

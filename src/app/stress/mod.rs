@@ -32,10 +32,13 @@ use scenario::Scenario;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StressFile {
+    /// The `[[scenario]]` tables, run in file order against the baseline.
     #[serde(default, rename = "scenario")]
     pub scenarios: Vec<Scenario>,
+    /// `[capacity]`: the capacity curve to run, if any.
     #[serde(default)]
     pub capacity: Option<CapacitySpec>,
+    /// `[monte_carlo]`: the block-bootstrap Monte Carlo to run, if any.
     #[serde(default)]
     pub monte_carlo: Option<MonteCarloSpec>,
 }
@@ -56,13 +59,19 @@ pub const BASELINE: &str = "baseline (history)";
 /// One scenario's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioOutcome {
+    /// Scenario label in tables and legends ([`BASELINE`] for the unstressed run).
     pub label: String,
+    /// When the stress starts, `YYYY-MM-DD HH:MM:SSZ` (UTC); the first step for the baseline.
     pub start: String,
     /// Final equity minus the baseline's (replays: the window's own PnL).
     pub pnl_impact: f64,
+    /// Equity at the last step, quote currency.
     pub final_equity: f64,
+    /// Final equity / initial capital − 1, decimal.
     pub total_return: f64,
+    /// Deepest fall of equity below a previous peak, negative decimal.
     pub max_drawdown: f64,
+    /// Steps at which a leg was liquidated.
     pub liquidations: usize,
     /// Smallest distance to liquidation while hedged (fraction of the mark).
     pub min_liquidation_distance: Option<f64>,
@@ -72,8 +81,10 @@ pub struct ScenarioOutcome {
     /// Days from the scenario's start until equity is back at its peak before the start
     /// (None: not recovered by the end).
     pub days_to_recover: Option<f64>,
+    /// Step times of the run, epoch ms UTC (for the charts; not serialised).
     #[serde(skip)]
     pub ts_ms: Vec<i64>,
+    /// Equity at each step of `ts_ms`, quote currency (not serialised).
     #[serde(skip)]
     pub equity: Vec<f64>,
 }
@@ -122,11 +133,17 @@ fn outcome(label: String, timeline: &MarketTimeline, params: &EngineParams, star
 
 /// Everything `basis stress` computes.
 pub struct StressRun {
+    /// The unstressed run over the config's own history.
     pub baseline: ScenarioOutcome,
+    /// One outcome per `[[scenario]]`, in file order.
     pub scenarios: Vec<ScenarioOutcome>,
+    /// The capacity curve, when the file has `[capacity]`.
     pub capacity: Option<Capacity>,
+    /// The Monte Carlo paths, when the file has `[monte_carlo]`.
     pub monte_carlo: Option<MonteCarlo>,
+    /// Starting equity of every run, quote currency.
     pub initial_capital: f64,
+    /// Traded symbol, e.g. `BTCUSDT`.
     pub symbol: String,
 }
 

@@ -22,6 +22,7 @@ use crate::time::MS_PER_DAY;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonteCarloSpec {
+    /// Number of bootstrap paths to simulate (default 1000).
     #[serde(default = "default_paths")]
     pub paths: u64,
     /// Length of each path, years.
@@ -30,6 +31,7 @@ pub struct MonteCarloSpec {
     /// Length of each bootstrap block, days.
     #[serde(default = "default_block_days")]
     pub block_days: f64,
+    /// Seed of the block draws; path k uses (seed, k), so the same seed gives the same paths.
     #[serde(default = "default_seed")]
     pub seed: u64,
 }
@@ -56,20 +58,30 @@ impl Default for MonteCarloSpec {
 /// One path's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PathOutcome {
+    /// Simple annualised return of the path: total return / years, decimal.
     pub apr: f64,
+    /// Final equity / initial capital − 1, decimal.
     pub total_return: f64,
+    /// Deepest fall of equity below a previous peak, negative decimal.
     pub max_drawdown: f64,
+    /// Funding received (+) or paid (−) over the path, quote currency.
     pub funding_pnl: f64,
+    /// Steps at which a leg was liquidated.
     pub liquidations: usize,
+    /// Smallest distance to liquidation while hedged, fraction of the mark; NaN if never hedged.
     pub min_liquidation_distance: f64,
 }
 
 /// The distribution.
 #[derive(Debug, Clone, Serialize)]
 pub struct MonteCarlo {
+    /// The settings the paths were drawn with.
     pub spec: MonteCarloSpec,
+    /// Steps in each path (`years` at the history's median step length).
     pub steps_per_path: usize,
+    /// Steps in each bootstrap block (`block_days` at the history's median step length).
     pub block_steps: usize,
+    /// One outcome per path, in path order.
     pub paths: Vec<PathOutcome>,
 }
 

@@ -20,53 +20,104 @@ pub enum Scenario {
     /// the perp (and mark) may overshoot by `perp_overshoot_pct` at the end of the move, decaying
     /// back over the same number of hours.
     PriceShock {
+        /// Label in tables and legends; default: one built from the parameters.
         name: Option<String>,
+        /// When the stress starts: a date or RFC 3339 time (UTC); default: the middle of the run.
         at: Option<String>,
+        /// Size of the move, signed decimal (-0.3 = -30 %); must be > -1.
         pct: f64,
+        /// Length of the linear move, hours (0: all at once).
         hours: f64,
+        /// Extra perp and mark move at the end of the shock, signed decimal; 0: none.
         #[serde(default)]
         perp_overshoot_pct: f64,
     },
     /// Settlements in [at, at + days) replaced by `rate_per_8h` (scaled to each interval), or
     /// multiplied by `scale`, or set to the venue's floor (`to_floor = true`).
     FundingFlip {
+        /// Label in tables and legends; default: one built from the parameters.
         name: Option<String>,
+        /// When the stress starts: a date or RFC 3339 time (UTC); default: the middle of the run.
         at: Option<String>,
+        /// How long the flip lasts, days.
         days: f64,
+        /// Rate that replaces each settlement, decimal per 8 h (scaled to each settlement's interval).
         rate_per_8h: Option<f64>,
+        /// Factor each settlement's rate is multiplied by.
         scale: Option<f64>,
+        /// Set each settlement to the venue's funding floor.
         #[serde(default)]
         to_floor: bool,
     },
     /// Perp and mark over spot widened by `bp` (+: premium, which hurts a short perp) over
     /// [at, at + hours].
-    BasisBlowout { name: Option<String>, at: Option<String>, bp: f64, hours: f64 },
+    BasisBlowout {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// When the stress starts: a date or RFC 3339 time (UTC); default: the middle of the run.
+        at: Option<String>,
+        /// Widening of perp and mark over spot, bps (+: perp premium).
+        bp: f64,
+        /// How long the widening lasts, hours.
+        hours: f64,
+    },
     /// The spot leg (a liquid-staking token) falls `pct` against its underlying over `hours`,
     /// then recovers linearly over `recover_days` (0: never). The perp hedges the underlying,
     /// so it does not move.
     Depeg {
+        /// Label in tables and legends; default: one built from the parameters.
         name: Option<String>,
+        /// When the stress starts: a date or RFC 3339 time (UTC); default: the middle of the run.
         at: Option<String>,
+        /// Depth of the depeg, decimal in (0, 1) (0.05 = spot leg 5 % below its underlying).
         pct: f64,
+        /// Time for the spot leg to fall to the full depeg, hours (0: at once).
         hours: f64,
+        /// Time to recover linearly to the peg after the fall, days (0: never recovers).
         #[serde(default)]
         recover_days: f64,
     },
     /// No rebalancing or margin top-up for `hours`: decisions stop, and a breach in the
     /// outage is liquidated when it ends (at the liquidation price, as the venue would have).
-    Outage { name: Option<String>, at: Option<String>, hours: f64 },
+    Outage {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// When the stress starts: a date or RFC 3339 time (UTC); default: the middle of the run.
+        at: Option<String>,
+        /// Length of the outage, hours.
+        hours: f64,
+    },
     /// Slippage on every fill multiplied by `k` for the whole run.
-    LiquidityDrought { name: Option<String>, k: f64 },
+    LiquidityDrought {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// Factor on spot and perp slippage (>= 0).
+        k: f64,
+    },
     /// The config's own history between `from` and `to` (a historical episode).
-    Replay { name: Option<String>, from: String, to: String },
+    Replay {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// Start of the episode: a date or RFC 3339 time (UTC).
+        from: String,
+        /// End of the episode: a date or RFC 3339 time (UTC).
+        to: String,
+    },
     /// Another symbol's funding from Binance funding dumps (`path` glob), between `from` and `to`,
     /// transplanted onto this market from `at`: e.g. SOLUSDT's FTX week (−2 % on 2 h settlements).
     FundingReplay {
+        /// Label in tables and legends; default: one built from the parameters.
         name: Option<String>,
+        /// Binance funding CSV file or glob; relative paths are from the stress file's folder.
         path: String,
+        /// Symbol whose funding is replayed, e.g. `SOLUSDT`.
         symbol: String,
+        /// First settlement time to take from the files: a date or RFC 3339 time (UTC).
         from: String,
+        /// Last settlement time to take from the files: a date or RFC 3339 time (UTC).
         to: String,
+        /// When the transplanted funding starts on this market: a date or RFC 3339 time (UTC);
+        /// default: the middle of the run.
         at: Option<String>,
     },
 }
@@ -102,8 +153,11 @@ impl Scenario {
 
 /// A stressed market and engine settings, and when the stress starts.
 pub struct Stressed {
+    /// The stressed copy of the market (or, for a replay, the realigned episode).
     pub timeline: MarketTimeline,
+    /// Engine settings for the stressed run (changed by outage and liquidity drought).
     pub params: EngineParams,
+    /// Time of the first stressed step, epoch ms UTC (a replay's or drought's first step).
     pub start_ms: i64,
 }
 

@@ -76,12 +76,13 @@ type Slot = Arc<OnceLock<std::result::Result<Arc<MarketTimeline>, String>>>;
 
 /// Loaded market data, and its aligned timelines by market key (each built once, on first use).
 pub struct Markets {
+    /// The market data the sweep's base config names, loaded once.
     pub data: MarketData,
     timelines: Mutex<HashMap<String, Slot>>,
 }
 
 impl Markets {
-    /// Load the data a config names (its [data] section is the sweep's).
+    /// Load the data a config names (its `[data]` section is the sweep's).
     pub fn load(config: &Config) -> Result<Markets> {
         Ok(Markets { data: crate::data::load(&config.data)?, timelines: Mutex::new(HashMap::new()) })
     }

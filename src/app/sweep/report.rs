@@ -18,7 +18,9 @@ use crate::time::format_ms;
 /// A parameter column of the results.
 #[derive(Debug, Clone)]
 pub enum ParamColumn {
+    /// A numeric parameter's value per row (NaN where missing).
     Numbers(Vec<f64>),
+    /// A text or boolean parameter's value per row, as text.
     Texts(Vec<String>),
 }
 
@@ -33,11 +35,17 @@ impl ParamColumn {
 
 /// The results, column by column.
 pub struct ResultsTable {
+    /// Configuration id of each row.
     pub ids: Vec<u64>,
+    /// Each swept parameter's config path and its values per row.
     pub params: Vec<(String, ParamColumn)>,
+    /// Error message per row; empty when the configuration ran.
     pub errors: Vec<String>,
+    /// Each swept metric's values per row, keyed by its column name (NaN where missing).
     pub metrics: BTreeMap<&'static str, Vec<f64>>,
+    /// Name of the metric that ranks configurations.
     pub metric: String,
+    /// Whether a larger `metric` is better.
     pub maximize: bool,
 }
 

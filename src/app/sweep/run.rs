@@ -30,8 +30,9 @@ pub struct SweepOptions {
     pub shard: Option<(u64, u64)>,
     /// Replace a finished sweep of the same name, or discard an unfinished one of another plan.
     pub force: bool,
-    /// Override the sweep file's name and output folder.
+    /// Override the sweep file's name.
     pub name: Option<String>,
+    /// Override the sweep file's output folder.
     pub output_dir: Option<PathBuf>,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
@@ -40,6 +41,7 @@ pub struct SweepOptions {
 /// What a sweep did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepSummary {
+    /// The sweep's finished output folder.
     pub folder: PathBuf,
     /// Configurations in this shard (or the whole sweep).
     pub configurations: u64,
@@ -47,9 +49,13 @@ pub struct SweepSummary {
     pub resumed: u64,
     /// Configurations whose config was invalid (recorded with their error, metrics NaN).
     pub failed: u64,
+    /// Distinct aligned market timelines built (one per distinct window, staking APR and funding settings).
     pub timelines: usize,
+    /// Wall-clock time of the sweep, seconds.
     pub seconds: f64,
+    /// Id of the best configuration by the sweep's metric; None when none ran.
     pub best_id: Option<u64>,
+    /// The best configuration's value of the sweep's metric; None when none ran.
     pub best_metric: Option<f64>,
 }
 

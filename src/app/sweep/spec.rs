@@ -52,11 +52,13 @@ pub struct SweepFile {
     /// Folder holding sweeps (relative to the current directory).
     #[serde(default = "default_output_dir")]
     pub output_dir: PathBuf,
+    /// How configurations are drawn: every combination (`grid`, default) or `random` samples.
     #[serde(default)]
     pub mode: SweepMode,
     /// Number of random draws (mode = "random").
     #[serde(default)]
     pub samples: Option<u64>,
+    /// Seed of the random draws (mode = "random"); configuration n draws from (seed, n). Default 7.
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Metric that ranks configurations (a column of results.parquet, e.g. "sharpe", "apr").
@@ -73,6 +75,7 @@ pub struct SweepFile {
     pub heatmap: Option<Vec<String>>,
     /// Config field (dotted path, e.g. "portfolio.leverage") -> values.
     pub params: BTreeMap<String, toml::Value>,
+    /// `[walk_forward]`: rolling in-sample / out-of-sample windows, if any.
     #[serde(default)]
     pub walk_forward: Option<WalkForwardSpec>,
 }
@@ -102,11 +105,32 @@ pub enum Values {
     /// Exactly these (numbers, strings or booleans).
     List(Vec<toml::Value>),
     /// from, from + step, ... up to `to` (inclusive, within rounding).
-    Stepped { from: f64, to: f64, step: f64 },
+    Stepped {
+        /// First value.
+        from: f64,
+        /// Last value allowed (inclusive, within rounding); at least `from`.
+        to: f64,
+        /// Distance between values, > 0.
+        step: f64,
+    },
     /// `count` evenly spaced points from `from` to `to` inclusive.
-    Spaced { from: f64, to: f64, count: u64 },
+    Spaced {
+        /// First value.
+        from: f64,
+        /// Last value (inclusive); at least `from`.
+        to: f64,
+        /// Number of points, >= 1 (1: just `from`).
+        count: u64,
+    },
     /// Any value in [min, max] (random mode), uniformly or log-uniformly.
-    Continuous { min: f64, max: f64, log: bool },
+    Continuous {
+        /// Lowest value (> 0 when `log`).
+        min: f64,
+        /// Highest value; at least `min`.
+        max: f64,
+        /// Draw uniformly in log space (log-uniform) instead of linearly.
+        log: bool,
+    },
 }
 
 /// One swept parameter.
@@ -114,6 +138,7 @@ pub enum Values {
 pub struct Param {
     /// Dotted config path, e.g. `portfolio.leverage`.
     pub path: String,
+    /// The values the parameter takes.
     pub values: Values,
     /// Whether every value is a number (the results column is then numeric).
     pub numeric: bool,
@@ -230,15 +255,19 @@ impl Param {
 /// A parsed, checked sweep.
 #[derive(Debug, Clone)]
 pub struct Sweep {
+    /// The sweep file as parsed.
     pub file: SweepFile,
     /// The sweep file's text (part of the plan a resumed sweep must match).
     pub text: String,
-    /// The base config's TOML as written, and its folder (paths in it are relative to it).
+    /// The base config's TOML as written (no defaults filled in); each configuration edits a copy.
     pub base_raw: toml::Value,
+    /// The base config's text as written (saved as `base_config.toml`).
     pub base_text: String,
+    /// The base config's folder; relative paths in the base config are relative to it.
     pub base_dir: PathBuf,
     /// The base config, fully defaulted (for value types).
     pub base_full: toml::Value,
+    /// The swept parameters, sorted by config path (the order of values and result columns).
     pub params: Vec<Param>,
     /// Number of configurations.
     pub total: u64,

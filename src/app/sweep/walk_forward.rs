@@ -19,13 +19,17 @@ use crate::time::{format_ms, MS_PER_DAY};
 /// One walk-forward step.
 #[derive(Debug, Clone)]
 pub struct Window {
+    /// In-sample window (start, end), epoch ms UTC, both inclusive.
     pub in_sample: (i64, i64),
+    /// Out-of-sample window (start, end) that follows, epoch ms UTC, both inclusive.
     pub out_of_sample: (i64, i64),
-    /// The configuration chosen in sample, and its parameter values.
+    /// The configuration chosen in sample.
     pub best_id: u64,
+    /// The chosen configuration's parameter values, in [`Sweep::params`] order.
     pub best_values: Vec<toml::Value>,
-    /// Metrics of the chosen configuration, in sample and out of sample ([`METRIC_NAMES`] order).
+    /// Metrics of the chosen configuration in sample ([`METRIC_NAMES`] order).
     pub in_sample_metrics: [f64; METRIC_COUNT],
+    /// Metrics of the chosen configuration out of sample ([`METRIC_NAMES`] order).
     pub out_of_sample_metrics: [f64; METRIC_COUNT],
     /// Configurations that ran in sample (the rest were invalid).
     pub evaluated: u64,
@@ -34,7 +38,9 @@ pub struct Window {
 /// Every window, and the metric they were chosen on.
 #[derive(Debug, Clone)]
 pub struct WalkForward {
+    /// Name of the metric the configurations were chosen on (the sweep's `metric`).
     pub metric: String,
+    /// Every window that fits in the data, in time order.
     pub windows: Vec<Window>,
 }
 
