@@ -18,6 +18,7 @@ mod validate;
 
 pub use crate::data::source::{DataConfig, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeUnit};
 pub use crate::model::bracket::Bracket;
+pub use crate::model::costs::{CostSchedule, OrderType};
 pub use crate::output::validate_run_name;
 pub use crate::sim::policy::{AfterLiquidation, Direction, EntryMode, TopUpSource};
 pub use crate::time::parse_time_ms;
@@ -41,7 +42,7 @@ pub struct Config {
     pub portfolio: PortfolioConfig,
     /// `[costs]`: trading fees and slippage, in bps (win over the venue preset's).
     #[serde(default)]
-    pub costs: CostsConfig,
+    pub costs: CostSchedule,
     /// `[margin]`: maintenance brackets and liquidation rules (win over the venue preset's).
     #[serde(default)]
     pub margin: MarginConfig,
@@ -226,74 +227,6 @@ fn default_top_up_source() -> TopUpSource {
 }
 fn default_borrow() -> f64 {
     0.05
-}
-
-/// Which side of the book strategy orders take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderType {
-    /// Orders cross the spread and pay the taker fees.
-    Taker,
-    /// Orders rest on the book and pay the maker fees.
-    Maker,
-}
-
-/// Trading fees and slippage, in basis points of traded notional.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CostsConfig {
-    /// Which fees orders pay: `taker` (default) or `maker`.
-    #[serde(default = "default_order_type")]
-    pub order_type: OrderType,
-    /// Spot maker fee, bps of traded notional (10 = 0.1 %).
-    #[serde(default = "default_spot_fee")]
-    pub spot_maker_bps: f64,
-    /// Spot taker fee, bps of traded notional.
-    #[serde(default = "default_spot_fee")]
-    pub spot_taker_bps: f64,
-    /// Perp maker fee, bps of traded notional (2 = 0.02 %).
-    #[serde(default = "default_perp_maker")]
-    pub perp_maker_bps: f64,
-    /// Perp taker fee, bps of traded notional.
-    #[serde(default = "default_perp_taker")]
-    pub perp_taker_bps: f64,
-    /// Adverse fill versus the bar close, per spot trade.
-    #[serde(default = "default_slippage")]
-    pub spot_slippage_bps: f64,
-    /// Adverse fill versus the bar close, per perp trade.
-    #[serde(default = "default_slippage")]
-    pub perp_slippage_bps: f64,
-}
-
-impl Default for CostsConfig {
-    fn default() -> Self {
-        Self {
-            order_type: default_order_type(),
-            spot_maker_bps: default_spot_fee(),
-            spot_taker_bps: default_spot_fee(),
-            perp_maker_bps: default_perp_maker(),
-            perp_taker_bps: default_perp_taker(),
-            spot_slippage_bps: default_slippage(),
-            perp_slippage_bps: default_slippage(),
-        }
-    }
-}
-
-fn default_order_type() -> OrderType {
-    OrderType::Taker
-}
-// Binance regular tier (VENUES.md §1.1): spot 0.1 %/0.1 %, USDⓈ-M 0.02 %/0.05 %.
-fn default_spot_fee() -> f64 {
-    10.0
-}
-fn default_perp_maker() -> f64 {
-    2.0
-}
-fn default_perp_taker() -> f64 {
-    5.0
-}
-fn default_slippage() -> f64 {
-    1.0
 }
 
 /// Where the run's funding rates come from.

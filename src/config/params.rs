@@ -1,7 +1,7 @@
 //! The boundary between the config and the simulation: turns a validated [`Config`] into the
 //! plain parameters the engine runs with.
 
-use super::{Config, OrderType};
+use super::Config;
 use crate::sim::book::Costs;
 use crate::sim::margin::{Brackets, PerpLiquidation, SpotMarginRules};
 use crate::sim::policy::EntryRule;
@@ -10,8 +10,6 @@ use crate::sim::EngineParams;
 /// The engine parameters a validated config asks for (decimals, not bps): sim never reads the
 /// config itself.
 pub fn engine_params(config: &Config) -> EngineParams {
-    let c = &config.costs;
-    let taker = c.order_type == OrderType::Taker;
     let p = &config.portfolio;
     let s = &config.strategy;
     let m = &config.margin;
@@ -24,12 +22,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         top_up_distance: p.top_up_distance,
         top_up_source: p.top_up_source,
         borrow_apr: p.borrow_apr,
-        costs: Costs {
-            spot_fee: if taker { c.spot_taker_bps } else { c.spot_maker_bps } * 1e-4,
-            perp_fee: if taker { c.perp_taker_bps } else { c.perp_maker_bps } * 1e-4,
-            spot_slippage: c.spot_slippage_bps * 1e-4,
-            perp_slippage: c.perp_slippage_bps * 1e-4,
-        },
+        costs: Costs::of(&config.costs),
         liquidation: PerpLiquidation { style: m.liquidation, fee_rate: m.liquidation_fee_rate, backstop_fraction: m.backstop_fraction },
         spot_margin: SpotMarginRules {
             margin_call_level: m.spot_margin_call_level,

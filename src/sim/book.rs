@@ -2,20 +2,8 @@
 //! the fills and transfers that move them. Every change to equity made here is booked to a PnL
 //! component at the same time, so the ledger adds up by construction.
 
+pub use crate::model::costs::Costs;
 use crate::model::{Pnl, Trade, TradeReason};
-
-/// Fee and slippage rates (decimals, not bps) that strategy orders pay.
-#[derive(Debug, Clone, Copy)]
-pub struct Costs {
-    /// Spot fee, decimal of traded notional (0.001 = 10 bps).
-    pub spot_fee: f64,
-    /// Perp fee, decimal of traded notional (0.0005 = 5 bps).
-    pub perp_fee: f64,
-    /// Adverse spot fill versus the close, decimal of price.
-    pub spot_slippage: f64,
-    /// Adverse perp fill versus the last price, decimal of price.
-    pub perp_slippage: f64,
-}
 
 /// Prices at the current step.
 #[derive(Debug, Clone, Copy)]

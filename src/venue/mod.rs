@@ -201,22 +201,6 @@ pub struct FundingRules {
     pub sources: BTreeMap<String, String>,
 }
 
-/// Trading fees in basis points.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fees {
-    /// Spot maker fee, bps of traded notional (10 = 0.1 %).
-    pub spot_maker_bps: f64,
-    /// Spot taker fee, bps of traded notional.
-    pub spot_taker_bps: f64,
-    /// Perp maker fee, bps of traded notional (2 = 0.02 %).
-    pub perp_maker_bps: f64,
-    /// Perp taker fee, bps of traded notional.
-    pub perp_taker_bps: f64,
-    /// Where the fees come from (a URL or a reference id of VENUES.md).
-    pub source: String,
-}
-
 /// Maintenance brackets and liquidation fee.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,7 +256,7 @@ pub struct Preset {
     /// `[funding]`: interval, formula, caps and their sources.
     pub funding: FundingRules,
     /// `[fees]`: spot and perp trading fees, in bps.
-    pub fees: Fees,
+    pub fees: crate::model::CostSchedule,
     /// `[margin]`: maintenance brackets, liquidation fee and spot-margin rules.
     pub margin: Margin,
 }
@@ -329,6 +313,12 @@ impl Preset {
 
     fn parse(name: &str, base_dir: &Path) -> Result<Preset> {
         let value = Self::load_value(name, base_dir, 0)?;
+        // A preset states every fee and its source (the schedule's defaults are for configs).
+        for key in ["spot_maker_bps", "spot_taker_bps", "perp_maker_bps", "perp_taker_bps", "source"] {
+            if value.get("fees").and_then(|f| f.get(key)).is_none() {
+                bail_input!("venue preset {name:?}: [fees] has no `{key}`; a preset states every fee with its source");
+            }
+        }
         let preset: Preset = value
             .try_into()
             .map_err(|err| input_error!("venue preset {name:?}: {err}. See data/venues/binance_usdm.toml for every field."))?;
@@ -487,7 +477,7 @@ mod tests {
         let presets = Preset::built_in().unwrap();
         assert_eq!(presets.len(), 8);
         for p in &presets {
-            assert!(!p.fees.source.is_empty() && !p.margin.source.is_empty(), "{}", p.id);
+            assert!(p.fees.source.as_deref().is_some_and(|s| !s.is_empty()) && !p.margin.source.is_empty(), "{}", p.id);
             assert!(p.funding.caps.iter().all(|c| !c.source.is_empty()), "{}", p.id);
         }
     }
