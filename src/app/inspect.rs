@@ -80,7 +80,7 @@ use serde_json::Value;
 use crate::data::clock::{bar_offset_warning, funding_offset_warning, Schedule};
 use crate::data::read::{parse_iso_ms, parse_time_cell, read_bytes, read_csv_text, read_table, stream_csv, RawTable};
 use crate::data::{binance, freqtrade, generic, venue_formats as venues, BarRows, FundingRows, FundingSeries, Origin, PriceBars};
-use crate::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeUnit};
+use crate::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeFormat};
 use crate::time::format_ms;
 use crate::{bail_input, input_error};
 
@@ -287,8 +287,8 @@ fn parse_kind(text: &str) -> Result<Kind> {
     }
 }
 
-fn parse_time_unit(text: &str) -> Result<TimeUnit> {
-    from_name::<TimeUnit>(&text.trim().to_ascii_lowercase()).ok_or_else(|| input_error!("--time-unit {text:?}: use auto, s, ms, us or iso"))
+fn parse_time_unit(text: &str) -> Result<TimeFormat> {
+    from_name::<TimeFormat>(&text.trim().to_ascii_lowercase()).ok_or_else(|| input_error!("--time-unit {text:?}: use auto, s, ms, us or iso"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ impl Sample {
     }
 
     /// The sampled times of a column (by exact name), in ms; unreadable cells are skipped.
-    fn times(&self, column: &str, unit: TimeUnit) -> Vec<i64> {
+    fn times(&self, column: &str, unit: TimeFormat) -> Vec<i64> {
         if let Some(head) = &self.head {
             return head.column(column).ok().and_then(|c| head.times_ms(c, unit).ok()).unwrap_or_default();
         }
@@ -642,7 +642,7 @@ fn guess_columns(sample: &Sample) -> Columns {
             .cloned()
     };
     let rate_exact = pick(&["funding_rate", "fundingrate", "last_funding_rate", "lastfundingrate", "realizedrate", "realized_rate", "rate", "interest_1h", "interest_8h", "r", "funding"]);
-    let first_time_column = || (0..names.len()).find(|&i| sample.cell(0, i).is_some_and(|v| parse_time_cell(v, TimeUnit::Auto).is_ok())).map(|i| names[i].clone());
+    let first_time_column = || (0..names.len()).find(|&i| sample.cell(0, i).is_some_and(|v| parse_time_cell(v, TimeFormat::Auto).is_ok())).map(|i| names[i].clone());
     Columns {
         rate_exact: rate_exact.is_some(),
         rate: rate_exact.or_else(|| containing(&["rate", "funding"], &["time", "interval", "predicted", "next", "estimated", "premium", "stamp"])),
@@ -699,7 +699,7 @@ fn guess_kind(c: &Columns) -> Option<Kind> {
 
 /// The most common positive spacing of a column's sampled times, in seconds.
 fn spacing_seconds(sample: &Sample, column: &str) -> Option<u32> {
-    let times = sample.times(column, TimeUnit::Auto);
+    let times = sample.times(column, TimeFormat::Auto);
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
     for w in times.windows(2) {
         if w[1] > w[0] {
@@ -747,7 +747,7 @@ fn generic_funding_source(path_text: &str, time: String, rate: String, interval:
 }
 
 /// Pick the reader for a file: `--format`, the column options, or the sniffer.
-fn choose(path: &Path, sample: &Sample, options: &Options, time_unit: Option<TimeUnit>) -> Result<Choice> {
+fn choose(path: &Path, sample: &Sample, options: &Options, time_unit: Option<TimeFormat>) -> Result<Choice> {
     let path_text = glob::Pattern::escape(&path.to_string_lossy());
     let forced = options.format.as_deref().map(parse_format).transpose()?;
     let kind = options.kind.as_deref().map(parse_kind).transpose()?;
@@ -800,7 +800,7 @@ fn ignored_columns(options: &Options) -> &'static str {
 }
 
 /// Options that hold whatever the reader.
-fn apply_common(plan: &mut Plan, options: &Options, time_unit: Option<TimeUnit>) {
+fn apply_common(plan: &mut Plan, options: &Options, time_unit: Option<TimeFormat>) {
     match plan {
         Plan::Prices(source) => {
             if let Some(unit) = time_unit {
@@ -839,7 +839,7 @@ fn is_symbol_dump_line(sample: &Sample) -> bool {
     let Some(row) = sample.rows.first() else { return false };
     row.len() == 4
         && !is_number(&row[0])
-        && parse_time_cell(&row[1], TimeUnit::Auto).is_ok()
+        && parse_time_cell(&row[1], TimeFormat::Auto).is_ok()
         && row[2].parse::<f64>().is_ok_and(|h| h > 0.0 && h <= 24.0)
         && is_number(&row[3])
 }
@@ -859,7 +859,7 @@ fn sniff_headerless(path_text: &str, sample: &Sample, why: String) -> Option<Cho
     let row = sample.rows.first()?;
     let n = row.len();
     let num = |i: usize| row.get(i).is_some_and(|c| is_number(c));
-    let time = |i: usize| row.get(i).is_some_and(|c| parse_time_cell(c, TimeUnit::Auto).is_ok());
+    let time = |i: usize| row.get(i).is_some_and(|c| parse_time_cell(c, TimeFormat::Auto).is_ok());
     let interval = |i: usize| row.get(i).and_then(|c| c.parse::<f64>().ok()).is_some_and(|h| h > 0.0 && h <= 24.0);
     if n >= 7 && time(0) && time(6) && (1..=5).all(num) {
         return Some(choice(Plan::Prices(PriceSource::binance_klines(path_text)), "binance_klines", why, None));
@@ -1175,7 +1175,7 @@ fn config_line(plan: &Plan, path: &Path) -> Option<String> {
             text(&mut parts, "low_column", &s.low_column);
             text(&mut parts, "open_column", &s.open_column);
             text(&mut parts, "volume_column", &s.volume_column);
-            if s.time_unit != TimeUnit::Auto {
+            if s.time_unit != TimeFormat::Auto {
                 parts.push(format!("time_unit = {:?}", serde_name(s.time_unit)));
             }
             if let Some(hours) = s.utc_offset_hours {
@@ -1193,7 +1193,7 @@ fn config_line(plan: &Plan, path: &Path) -> Option<String> {
                 parts.push(format!("interval_hours = {hours}"));
             }
             text(&mut parts, "mark_column", &s.mark_column);
-            if s.time_unit != TimeUnit::Auto {
+            if s.time_unit != TimeFormat::Auto {
                 parts.push(format!("time_unit = {:?}", serde_name(s.time_unit)));
             }
             if let Some(hours) = s.utc_offset_hours {
@@ -1227,7 +1227,7 @@ fn describe_rows(out: &mut String, info: &RowInfo, whose: &str) {
 }
 
 /// Count a funding CSV's data rows and those earlier than the row before them.
-fn scan_rows(path: &Path, index: usize, unit: TimeUnit) -> Option<RowInfo> {
+fn scan_rows(path: &Path, index: usize, unit: TimeFormat) -> Option<RowInfo> {
     let mut info = RowInfo::default();
     let mut previous: Option<i64> = None;
     let mut first_row: Option<usize> = None;
@@ -1308,7 +1308,7 @@ fn load(path: &Path, choice: &Choice, sample: &Sample, options: &Options, warnin
         }
         Plan::FreqtradeJson { funding, bar_ms } => {
             let table = freqtrade::read_candles(path)?;
-            let date = table.local_times_ms(table.column("date")?, TimeUnit::Auto, options.utc_offset_hours)?;
+            let date = table.local_times_ms(table.column("date")?, TimeFormat::Auto, options.utc_offset_hours)?;
             if *funding {
                 let rate = table.f64s(table.column("open")?)?;
                 let mut rows = FundingRows::default();

@@ -110,7 +110,7 @@ pub fn apr(rates: &[f64], hours: &[f64]) -> f64 {
 /// Load a multi-venue funding table (Parquet, Feather or CSV) into one series per venue and coin.
 pub fn load(path: &Path, columns: &Columns) -> Result<Vec<VenueSeries>> {
     let table = read_table(path)?;
-    let ts = table.times_ms(table.column(&columns.time)?, crate::config::TimeUnit::Auto)?;
+    let ts = table.times_ms(table.column(&columns.time)?, crate::config::TimeFormat::Auto)?;
     let venues = table.strings(table.column(&columns.venue)?)?;
     let coins = table.strings(table.column(&columns.coin)?)?;
     let rates = table.f64s(table.column(&columns.rate)?)?;

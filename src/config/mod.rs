@@ -16,7 +16,7 @@ mod overrides;
 mod params;
 mod validate;
 
-pub use crate::data::source::{DataConfig, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeUnit};
+pub use crate::data::source::{DataConfig, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeFormat};
 pub use crate::model::bracket::Bracket;
 pub use crate::model::costs::{CostSchedule, OrderType};
 pub use crate::output::validate_run_name;

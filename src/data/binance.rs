@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::read::{expand_glob, read_csv_text, stream_csv, CellParser};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::bail_input;
-use crate::data::source::{FundingFormat, FundingSource, PriceSource, TimeUnit};
+use crate::data::source::{FundingFormat, FundingSource, PriceSource, TimeFormat};
 
 /// Kline column positions (the dump layout is positional; header names vary).
 const OPEN_TIME: usize = 0;
@@ -139,7 +139,7 @@ pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBu
         }
         files.push(path);
     }
-    if source.time_unit == TimeUnit::Iso && source.format == FundingFormat::BinanceFunding {
+    if source.time_unit == TimeFormat::Iso && source.format == FundingFormat::BinanceFunding {
         warnings.push("funding: binance_funding dumps use ms epochs; time_unit = \"iso\" was honoured".into());
     }
     rows.finish(source.interval_hours, warnings)
@@ -168,7 +168,7 @@ pub fn load_premium_index(pattern: &str) -> Result<crate::model::PremiumSeries> 
     let mut samples: Vec<(i64, f64)> = Vec::new();
     for path in expand_glob(pattern, "premium index klines")? {
         super::fetch::verify_checksum(&path)?;
-        let mut cells = CellParser::new(&path, 0, TimeUnit::Auto);
+        let mut cells = CellParser::new(&path, 0, TimeFormat::Auto);
         stream_csv(&path, |row, header, fields| {
             cells.header_lines = usize::from(!header.is_empty());
             let close = cells.number(row, fields, CLOSE, "close")?;

@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::read::{read_bytes, read_table, RawTable};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
-use crate::data::source::{FreqtradeFormat, FreqtradeSource, TimeUnit as ConfigTimeUnit};
+use crate::data::source::{FreqtradeFormat, FreqtradeSource, TimeFormat};
 use crate::{bail_input, input_error};
 
 /// A freqtrade timeframe (`1m`, `15m`, `1h`, `8h`, `1d`, `1w`) in milliseconds.
@@ -160,7 +160,7 @@ fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) 
     let table = read_candles(path)?;
     let mut rows = BarRows::default();
     let file = rows.sources.add(&table);
-    let open = table.times_ms(table.column("date")?, ConfigTimeUnit::Auto)?;
+    let open = table.times_ms(table.column("date")?, TimeFormat::Auto)?;
     let high = table.f64s(table.column("high")?)?;
     let low = table.f64s(table.column("low")?)?;
     let close = table.f64s(table.column("close")?)?;
@@ -178,7 +178,7 @@ fn load_funding(path: &Path, warnings: &mut Vec<String>) -> Result<FundingSeries
     let table = read_candles(path)?;
     let mut rows = FundingRows::default();
     let file = rows.sources.add(&table);
-    let settle = table.times_ms(table.column("date")?, ConfigTimeUnit::Auto)?;
+    let settle = table.times_ms(table.column("date")?, TimeFormat::Auto)?;
     let rate = table.f64s(table.column("open")?)?;
     for i in 0..settle.len() {
         rows.rows.push((super::binance::round_to_second(settle[i]), rate[i], f64::NAN, f64::NAN, Origin { file, row: i as u32 }));

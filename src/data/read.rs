@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 
-use crate::data::source::TimeUnit;
+use crate::data::source::TimeFormat;
 use crate::{bail_input, input_error};
 
 /// One file read into a frame, with what is needed to point at a line in it.
@@ -96,14 +96,14 @@ impl RawTable {
     /// A timestamp column as epoch milliseconds (UTC), from epoch numbers (s, ms or µs, detected
     /// from their magnitude when `unit` is `Auto`), ISO-8601 text, or a Datetime column.
     /// One file must use one unit throughout; mixing is an error naming the first odd row.
-    pub fn times_ms(&self, column: &Column, unit: TimeUnit) -> Result<Vec<i64>> {
+    pub fn times_ms(&self, column: &Column, unit: TimeFormat) -> Result<Vec<i64>> {
         self.local_times_ms(column, unit, None)
     }
 
     /// [`RawTable::times_ms`] for a file written in local time `utc_offset_hours` east of UTC:
     /// epoch numbers and text without a zone are shifted back to UTC; text that carries its own
     /// offset (`+03:00`, `Z`) and typed Datetime columns are taken as they are.
-    pub fn local_times_ms(&self, column: &Column, unit: TimeUnit, utc_offset_hours: Option<f64>) -> Result<Vec<i64>> {
+    pub fn local_times_ms(&self, column: &Column, unit: TimeFormat, utc_offset_hours: Option<f64>) -> Result<Vec<i64>> {
         let shift = offset_ms(utc_offset_hours);
         let name = column.name().to_string();
         let series = column.as_materialized_series();
@@ -129,7 +129,7 @@ impl RawTable {
             }
         };
         let mut out = Vec::with_capacity(text.len());
-        let mut file_unit: Option<TimeUnit> = None;
+        let mut file_unit: Option<TimeFormat> = None;
         for (i, cell) in text.iter().enumerate() {
             let cell = cell.map(str::trim).unwrap_or("");
             if cell.is_empty() {
@@ -145,7 +145,7 @@ impl RawTable {
     }
 
     /// One file must use one time unit: remember the first row's and refuse a different one.
-    fn same_unit(&self, file_unit: &mut Option<TimeUnit>, row_unit: TimeUnit, index: usize, name: &str, cell: impl std::fmt::Display) -> Result<()> {
+    fn same_unit(&self, file_unit: &mut Option<TimeFormat>, row_unit: TimeFormat, index: usize, name: &str, cell: impl std::fmt::Display) -> Result<()> {
         match *file_unit {
             None => *file_unit = Some(row_unit),
             Some(first) if first != row_unit => bail_input!(
@@ -160,24 +160,24 @@ impl RawTable {
     }
 
     /// Epoch numbers (Parquet/Feather integer or float columns) to ms, one unit per file.
-    fn numeric_times_ms(&self, series: &Series, unit: TimeUnit) -> Result<Vec<i64>> {
+    fn numeric_times_ms(&self, series: &Series, unit: TimeFormat) -> Result<Vec<i64>> {
         let name = series.name().to_string();
         let values = series.cast(&DataType::Float64)?;
         let values = values.f64()?;
         let mut out = Vec::with_capacity(values.len());
-        let mut file_unit = if unit == TimeUnit::Auto { None } else { Some(unit) };
+        let mut file_unit = if unit == TimeFormat::Auto { None } else { Some(unit) };
         for (i, value) in values.iter().enumerate() {
             let value = value.ok_or_else(|| input_error!("{}, column `{name}`: empty timestamp", self.locate(i)))?;
             let row_unit = match unit {
-                TimeUnit::Auto => detect_epoch_unit(value.abs())
+                TimeFormat::Auto => detect_epoch_unit(value.abs())
                     .map_err(|why| input_error!("{}, column `{name}`: {why}, found {value}", self.locate(i)))?,
-                TimeUnit::Iso => bail_input!("{}: column `{name}` holds numbers, but time_unit is \"iso\"", self.file.display()),
+                TimeFormat::Iso => bail_input!("{}: column `{name}` holds numbers, but time_unit is \"iso\"", self.file.display()),
                 explicit => explicit,
             };
             self.same_unit(&mut file_unit, row_unit, i, &name, value)?;
             let ms = match row_unit {
-                TimeUnit::S => value * 1e3,
-                TimeUnit::Us => value / 1e3,
+                TimeFormat::S => value * 1e3,
+                TimeFormat::Us => value / 1e3,
                 _ => value,
             };
             out.push(ms.floor() as i64);
@@ -202,13 +202,13 @@ pub fn locate(file: &Path, header_lines: usize, is_csv: bool, index: usize) -> S
 }
 
 /// Human name of a time unit, for messages.
-pub fn unit_name(unit: TimeUnit) -> &'static str {
+pub fn unit_name(unit: TimeFormat) -> &'static str {
     match unit {
-        TimeUnit::Auto => "auto",
-        TimeUnit::S => "seconds",
-        TimeUnit::Ms => "milliseconds",
-        TimeUnit::Us => "microseconds",
-        TimeUnit::Iso => "ISO-8601 text",
+        TimeFormat::Auto => "auto",
+        TimeFormat::S => "seconds",
+        TimeFormat::Ms => "milliseconds",
+        TimeFormat::Us => "microseconds",
+        TimeFormat::Iso => "ISO-8601 text",
     }
 }
 
@@ -218,26 +218,26 @@ pub fn offset_ms(utc_offset_hours: Option<f64>) -> i64 {
 }
 
 /// Parse one timestamp cell to epoch ms, returning the unit it was read in.
-pub fn parse_time_cell(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, TimeUnit), String> {
+pub fn parse_time_cell(cell: &str, unit: TimeFormat) -> std::result::Result<(i64, TimeFormat), String> {
     parse_time_cell_zoned(cell, unit).map(|(ms, unit, _)| (ms, unit))
 }
 
 /// [`parse_time_cell`], also saying whether the cell carried its own zone (`Z`, `+03:00`):
 /// only such cells are exempt from a source's `utc_offset_hours`.
-pub fn parse_time_cell_zoned(cell: &str, unit: TimeUnit) -> std::result::Result<(i64, TimeUnit, bool), String> {
+pub fn parse_time_cell_zoned(cell: &str, unit: TimeFormat) -> std::result::Result<(i64, TimeFormat, bool), String> {
     let is_epoch = cell.parse::<f64>().is_ok();
     match unit {
-        TimeUnit::Iso => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeUnit::Iso, zoned)),
-        TimeUnit::Auto if !is_epoch => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeUnit::Iso, zoned)),
+        TimeFormat::Iso => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeFormat::Iso, zoned)),
+        TimeFormat::Auto if !is_epoch => parse_iso_ms_zoned(cell).map(|(ms, zoned)| (ms, TimeFormat::Iso, zoned)),
         _ => {
             let value: f64 = cell.parse().map_err(|_| "expected an epoch timestamp".to_string())?;
             let unit = match unit {
-                TimeUnit::Auto => detect_epoch_unit(value.abs())?,
+                TimeFormat::Auto => detect_epoch_unit(value.abs())?,
                 explicit => explicit,
             };
             let ms = match unit {
-                TimeUnit::S => value * 1e3,
-                TimeUnit::Ms => value,
+                TimeFormat::S => value * 1e3,
+                TimeFormat::Ms => value,
                 _ => value / 1e3,
             };
             Ok((ms.floor() as i64, unit, false))
@@ -246,13 +246,13 @@ pub fn parse_time_cell_zoned(cell: &str, unit: TimeUnit) -> std::result::Result<
 }
 
 /// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
-fn detect_epoch_unit(value: f64) -> std::result::Result<TimeUnit, String> {
+fn detect_epoch_unit(value: f64) -> std::result::Result<TimeFormat, String> {
     if (1e8..1e10).contains(&value) {
-        Ok(TimeUnit::S)
+        Ok(TimeFormat::S)
     } else if (1e11..1e13).contains(&value) {
-        Ok(TimeUnit::Ms)
+        Ok(TimeFormat::Ms)
     } else if (1e14..1e16).contains(&value) {
-        Ok(TimeUnit::Us)
+        Ok(TimeFormat::Us)
     } else {
         Err("epoch timestamp of unrecognised magnitude (expected seconds ~1e9, milliseconds ~1e12 or microseconds ~1e15)".into())
     }
@@ -428,16 +428,16 @@ pub struct CellParser<'a> {
     /// Lines before the first record, so messages give the file's line numbers.
     pub header_lines: usize,
     /// Unit of time cells (`Auto`: epoch unit by magnitude or ISO text; one unit per column).
-    pub unit: TimeUnit,
+    pub unit: TimeFormat,
     /// The unit seen first in each time column, by column index.
-    units: Vec<Option<TimeUnit>>,
+    units: Vec<Option<TimeFormat>>,
     /// Subtracted from epoch numbers and zone-less text (a file written in local time).
     utc_offset_ms: i64,
 }
 
 impl<'a> CellParser<'a> {
     /// A parser for `file`'s records with times read as UTC.
-    pub fn new(file: &'a Path, header_lines: usize, unit: TimeUnit) -> Self {
+    pub fn new(file: &'a Path, header_lines: usize, unit: TimeFormat) -> Self {
         Self { file, header_lines, unit, units: Vec::new(), utc_offset_ms: 0 }
     }
 

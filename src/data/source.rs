@@ -120,7 +120,7 @@ pub enum PriceFormat {
 /// Units of a timestamp column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TimeUnit {
+pub enum TimeFormat {
     /// Detect from the magnitude of epoch numbers (s, ms, µs), or parse ISO-8601 text.
     Auto,
     /// Epoch seconds.
@@ -153,7 +153,7 @@ pub struct PriceSource {
     pub bar_seconds: Option<u32>,
     /// Unit of the time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
-    pub time_unit: TimeUnit,
+    pub time_unit: TimeFormat,
     /// Generic only: the close-price column.
     #[serde(default)]
     pub close_column: Option<String>,
@@ -175,8 +175,8 @@ pub struct PriceSource {
     pub utc_offset_hours: Option<f64>,
 }
 
-fn default_time_unit() -> TimeUnit {
-    TimeUnit::Auto
+fn default_time_unit() -> TimeFormat {
+    TimeFormat::Auto
 }
 
 /// File formats for funding settlements.
@@ -218,7 +218,7 @@ impl PriceSource {
             close_time_column: None,
             open_time_column: None,
             bar_seconds: None,
-            time_unit: TimeUnit::Auto,
+            time_unit: TimeFormat::Auto,
             close_column: None,
             high_column: None,
             low_column: None,
@@ -235,7 +235,7 @@ impl FundingSource {
         FundingSource {
             format,
             path: path.into(),
-            time_unit: TimeUnit::Auto,
+            time_unit: TimeFormat::Auto,
             time_column: None,
             rate_column: None,
             interval_hours_column: None,
@@ -256,7 +256,7 @@ pub struct FundingSource {
     pub path: String,
     /// Unit of the settlement-time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
-    pub time_unit: TimeUnit,
+    pub time_unit: TimeFormat,
     /// Generic only: settlement-time column.
     #[serde(default)]
     pub time_column: Option<String>,
@@ -289,7 +289,7 @@ pub struct StakingSource {
     pub time_column: String,
     /// Unit of the time column (default `auto`: detected from the values).
     #[serde(default = "default_time_unit")]
-    pub time_unit: TimeUnit,
+    pub time_unit: TimeFormat,
     /// APR as a decimal (0.035 = 3.5 %).
     #[serde(default = "default_apr_column")]
     pub apr_column: String,
