@@ -166,6 +166,11 @@ struct Sim<'a> {
     /// `reenter_after_liquidation`, or (funding_threshold) for the signal to say flat first.
     blocked_after_liquidation: bool,
     trades: Vec<Trade>,
+    /// Next funding event of the timeline to settle.
+    next_event: usize,
+    /// The perp's and the borrowed spot's liquidation prices left by the previous close.
+    liquidation_price_carried: f64,
+    spot_liquidation_price_carried: f64,
 }
 
 impl Sim<'_> {
@@ -359,7 +364,320 @@ impl Sim<'_> {
     }
 }
 
-/// Run the carry over `timeline`, sending each step's row to `recorder`.
+/// One step's scratch: the prices at its close, and the PnL and event flags it accumulates.
+struct Step {
+    at: Quote,
+    pnl: Pnl,
+    flags: u8,
+}
+
+impl Sim<'_> {
+    /// Step 1a: the perp, on the bar's worst mark, against the liquidation price the book left
+    /// at the previous close. Closed by the venue's rule. Returns whether it was liquidated.
+    fn liquidate_perp(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) -> bool {
+        let qty = self.book.perp_qty;
+        if qty == 0.0 {
+            return false;
+        }
+        let mark_prev = timeline.mark[i - 1];
+        let liq = self.liquidation_price_carried;
+        let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
+        if !touched {
+            return false;
+        }
+        // Marked to the liquidation price, or to the bar's start if already past it.
+        let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
+        let moved = qty * (price - mark_prev);
+        step.pnl.perp += moved;
+        self.book.perp_margin += moved;
+        let fill = self.params.liquidation.close(qty, price, self.book.perp_margin, &self.params.brackets);
+        step.pnl.liquidation += fill.shortfall - fill.taken;
+        self.book.perp_margin += fill.shortfall - fill.taken;
+        self.trades.push(Trade {
+            ts_ms: step.at.ts_ms,
+            step: i,
+            leg: "perp",
+            reason: TradeReason::Liquidation,
+            qty: -qty,
+            reference_price: price,
+            fill_price: fill.fill_price,
+            fee: fill.taken,
+            slippage: 0.0,
+        });
+        summary.traded_notional += (qty * fill.fill_price).abs();
+        self.book.perp_qty = 0.0;
+        let margin = self.book.perp_margin;
+        self.book.transfer_to_margin(-margin);
+        true
+    }
+
+    /// Step 1b: the borrowed spot, on the bar's spot high, against the price at which the
+    /// account's margin level falls to the liquidation level. Bought back there with the venue's
+    /// fee. Returns whether it was liquidated.
+    fn liquidate_spot(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) -> bool {
+        let spot_qty = self.book.spot_qty;
+        if !(spot_qty < 0.0 && timeline.spot_high_at(i) >= self.spot_liquidation_price_carried) {
+            return false;
+        }
+        let spot_prev = timeline.spot[i - 1];
+        let price = self.spot_liquidation_price_carried.max(spot_prev);
+        let moved = spot_qty * (price - spot_prev);
+        step.pnl.spot += moved;
+        // Bought back at `price` (equity-neutral at that price), then the venue's fee.
+        self.book.cash += spot_qty * price;
+        self.book.spot_qty = 0.0;
+        let notional = -spot_qty * price;
+        let fee = (notional * self.params.spot_margin.liquidation_fee_rate).min(self.book.cash.max(0.0));
+        self.book.cash -= fee;
+        let shortfall = (-self.book.cash).max(0.0);
+        self.book.cash += shortfall;
+        step.pnl.liquidation += shortfall - fee;
+        self.trades.push(Trade {
+            ts_ms: step.at.ts_ms,
+            step: i,
+            leg: "spot",
+            reason: TradeReason::Liquidation,
+            qty: -spot_qty,
+            reference_price: price,
+            fill_price: price,
+            fee,
+            slippage: 0.0,
+        });
+        summary.traded_notional += notional;
+        true
+    }
+
+    /// After either leg was liquidated: count it, remember the carry it belonged to, and leave
+    /// the surviving leg (if any) to the after-liquidation policy.
+    fn on_liquidation(&mut self, step: &mut Step, summary: &mut RunSummary) {
+        let p = self.params;
+        summary.liquidations += 1;
+        step.flags |= events::LIQUIDATION;
+        summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
+        summary.after_liquidation.get_or_insert(p.after_liquidation);
+        self.blocked_after_liquidation = !p.reenter_after_liquidation;
+        if matches!(self.held, Held::Long | Held::Reverse) {
+            self.carry = if self.held == Held::Long { Target::Long } else { Target::Reverse };
+        }
+        self.held = if self.book.spot_qty != 0.0 || self.book.perp_qty != 0.0 { Held::Unhedged } else { Held::Flat };
+    }
+
+    /// Step 2: spot and perp marked from the previous close to this close.
+    fn mark_to_close(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
+        step.pnl.spot += self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
+        if self.book.perp_qty != 0.0 {
+            let moved = self.book.perp_qty * (step.at.mark - timeline.mark[i - 1]);
+            step.pnl.perp += moved;
+            self.book.perp_margin += moved;
+        }
+    }
+
+    /// Step 3: funding settled in (ts[i-1], ts[i]] on the perp quantity held then.
+    fn settle_funding(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) {
+        while self.next_event < timeline.funding.len() && timeline.funding[self.next_event].step <= i {
+            let event = timeline.funding[self.next_event];
+            self.next_event += 1;
+            summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
+            if self.book.perp_qty != 0.0 {
+                let amount = -self.book.perp_qty * event.rate * event.price;
+                self.book.perp_margin += amount;
+                step.pnl.funding += amount;
+                step.flags |= events::FUNDING;
+                summary.settlements.push(SettlementPaid {
+                    settle_ms: event.settle_ms,
+                    rate: event.rate,
+                    interval_hours: event.interval_hours,
+                    price: event.price,
+                    perp_qty: self.book.perp_qty,
+                    amount,
+                });
+            }
+        }
+    }
+
+    /// Step 4: staking on a long spot leg, or borrow interest on a short one, accrued in the
+    /// asset over the elapsed time at the APR known at its start.
+    fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
+        let years = (step.at.ts_ms - timeline.ts_ms[i - 1]) as f64 / MS_PER_YEAR;
+        let spot_qty = self.book.spot_qty;
+        if spot_qty > 0.0 {
+            let earned = spot_qty * timeline.staking_apr[i - 1] * years;
+            self.book.spot_qty += earned;
+            step.pnl.staking += earned * step.at.spot;
+        } else if spot_qty < 0.0 {
+            let owed = -spot_qty * self.params.borrow_apr * years;
+            self.book.spot_qty -= owed;
+            step.pnl.borrow -= owed * step.at.spot;
+        }
+    }
+
+    /// Step 5: the decisions at the close. Returns the perp's liquidation price when the
+    /// decisions computed it and left the book unchanged since.
+    fn decide(&mut self, step: &mut Step, signal_apr: f64, masked: bool, final_close: bool, summary: &mut RunSummary) -> Option<f64> {
+        let p = self.params;
+        let at = step.at;
+        let current = match self.held {
+            Held::Long => Target::Long,
+            Held::Reverse => Target::Reverse,
+            Held::Flat | Held::Unhedged => Target::Flat,
+        };
+        let wanted = if final_close { Target::Flat } else { p.entry.target(current, signal_apr) };
+        if self.blocked_after_liquidation && p.entry.mode == EntryMode::FundingThreshold && wanted == Target::Flat {
+            // The signal said flat since the liquidation: a later entry is a new decision.
+            self.blocked_after_liquidation = false;
+        }
+        let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
+        let pnl = &mut step.pnl;
+        let mut liquidation_price_now = None;
+        // A stale-spot step decides nothing that needs spot (the final close still happens);
+        // closing a lone perp leg needs no spot price.
+        let decide = !masked || final_close;
+        match self.held {
+            Held::Unhedged => {
+                let lone_perp = self.book.spot_qty == 0.0;
+                if final_close {
+                    self.exit(&at, TradeReason::Final, pnl);
+                    step.flags |= events::EXIT;
+                    summary.exits += 1;
+                } else if decide || lone_perp {
+                    match p.after_liquidation {
+                        AfterLiquidation::Close => {
+                            self.exit(&at, TradeReason::Unwind, pnl);
+                            step.flags |= events::EXIT;
+                            summary.exits += 1;
+                        }
+                        AfterLiquidation::Rehedge => {
+                            let wanted_now = p.entry.target(self.carry, signal_apr);
+                            if wanted_now == self.carry && decide {
+                                if self.rehedge_leg(&at, pnl) {
+                                    step.flags |= events::ENTRY;
+                                    summary.entries += 1;
+                                }
+                            } else if wanted_now != self.carry {
+                                self.exit(&at, reason, pnl);
+                                step.flags |= events::EXIT;
+                                summary.exits += 1;
+                            }
+                        }
+                        AfterLiquidation::Hold => {
+                            // The surviving leg stays until the entry rule says flat, or until a
+                            // new carry may open (reenter_after_liquidation).
+                            if decide && wanted == Target::Flat && p.entry.mode != EntryMode::AlwaysOn {
+                                self.exit(&at, reason, pnl);
+                                step.flags |= events::EXIT;
+                                summary.exits += 1;
+                            } else if decide && wanted != Target::Flat && p.reenter_after_liquidation {
+                                self.exit(&at, TradeReason::Exit, pnl);
+                                self.enter(wanted, &at, pnl);
+                                step.flags |= events::EXIT | events::ENTRY;
+                                summary.exits += 1;
+                                summary.entries += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ if !decide => {}
+            Held::Flat => {
+                if wanted != Target::Flat && !self.blocked_after_liquidation {
+                    self.enter(wanted, &at, pnl);
+                    step.flags |= events::ENTRY;
+                    summary.entries += 1;
+                }
+            }
+            _ if wanted != current => {
+                self.exit(&at, reason, pnl);
+                step.flags |= events::EXIT;
+                summary.exits += 1;
+                if wanted != Target::Flat {
+                    self.enter(wanted, &at, pnl);
+                    step.flags |= events::ENTRY;
+                    summary.entries += 1;
+                }
+            }
+            Held::Long | Held::Reverse => {
+                if self.rehedge(&at, pnl) {
+                    step.flags |= events::REBALANCE;
+                    summary.rebalances += 1;
+                }
+                let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
+                let mut topped = self.top_up(&at, liquidation_distance(self.book.perp_qty, liq, at.mark), true, pnl);
+                topped |= self.spot_margin_top_up(&at, true, pnl);
+                if topped {
+                    step.flags |= events::TOP_UP;
+                    summary.top_ups += 1;
+                } else {
+                    liquidation_price_now = Some(liq);
+                }
+            }
+        }
+        // A masked step still answers a margin call with cash that is already there.
+        if masked && !final_close && matches!(self.held, Held::Long | Held::Reverse) {
+            let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
+            let mut topped = self.top_up(&at, liquidation_distance(self.book.perp_qty, liq, at.mark), false, &mut step.pnl);
+            topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+            if topped {
+                step.flags |= events::TOP_UP;
+                summary.top_ups += 1;
+                liquidation_price_now = None;
+            }
+        }
+        liquidation_price_now
+    }
+
+    /// The ledger state code of the position held.
+    fn state_code(&self) -> (i8, usize) {
+        match self.held {
+            Held::Flat => (state::FLAT, 0),
+            Held::Long => (state::LONG_CARRY, 1),
+            Held::Reverse => (state::REVERSE_CARRY, 2),
+            Held::Unhedged => (state::UNHEDGED_SPOT, 3),
+        }
+    }
+}
+
+/// Daily closes and the drawdown, tracked step by step for the metrics.
+struct DrawdownTracker {
+    equity_prev: f64,
+    peak: f64,
+    peak_ms: i64,
+    day: i64,
+}
+
+impl DrawdownTracker {
+    fn new(initial_capital: f64, first_ms: i64) -> Self {
+        Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, day: first_ms.div_euclid(MS_PER_DAY) }
+    }
+
+    fn update(&mut self, ts_ms: i64, equity: f64, summary: &mut RunSummary) {
+        let today = ts_ms.div_euclid(MS_PER_DAY);
+        if today != self.day {
+            summary.daily_equity.push((self.day * MS_PER_DAY, self.equity_prev));
+            self.day = today;
+        }
+        if equity >= self.peak {
+            self.peak = equity;
+            self.peak_ms = ts_ms;
+        } else {
+            let drawdown = equity / self.peak - 1.0;
+            if drawdown < summary.max_drawdown {
+                summary.max_drawdown = drawdown;
+                summary.max_drawdown_trough_ms = ts_ms;
+            }
+            summary.max_drawdown_duration_ms = summary.max_drawdown_duration_ms.max(ts_ms - self.peak_ms);
+        }
+        self.equity_prev = equity;
+    }
+
+    fn finish(&self, summary: &mut RunSummary) {
+        summary.daily_equity.push((self.day * MS_PER_DAY, self.equity_prev));
+        summary.final_equity = self.equity_prev;
+    }
+}
+
+/// Run the carry over `timeline`, sending each step's row to `recorder`: each step checks
+/// liquidations, marks to the close, settles funding, accrues staking or borrow, decides, and
+/// records (see the module doc for the order's reasons).
 pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
     let n = timeline.len();
     let mut summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
@@ -375,34 +693,24 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         carry: Target::Flat,
         blocked_after_liquidation: false,
         trades: Vec::new(),
+        next_event: 0,
+        liquidation_price_carried: f64::NAN,
+        spot_liquidation_price_carried: f64::NAN,
     };
-    let mut next_event = 0usize;
-    let mut equity_prev = params.initial_capital;
-    let mut peak = params.initial_capital;
-    let mut peak_ms = ts[0];
-    let mut day = ts[0].div_euclid(MS_PER_DAY);
-    let brackets = &params.brackets;
-    // The book does not change between one step's end and the next step's start, so the
-    // liquidation prices computed for a row are the ones the next bar is checked against.
-    let mut liquidation_price_carried = f64::NAN;
-    let mut spot_liquidation_price_carried = f64::NAN;
+    let mut drawdown = DrawdownTracker::new(params.initial_capital, ts[0]);
 
     for i in 0..n {
-        let at = Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] };
-        let mut pnl = Pnl::default();
-        let mut flags = 0u8;
+        let mut step = Step { at: Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] }, pnl: Pnl::default(), flags: 0 };
         let masked = params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0);
         if masked {
-            flags |= events::MASKED;
+            step.flags |= events::MASKED;
         }
         if timeline.is_uncovered(i) {
-            flags |= events::UNCOVERED;
+            step.flags |= events::UNCOVERED;
         }
         let held_before = sim.held;
         if i > 0 {
-            let mark_prev = timeline.mark[i - 1];
-            let spot_prev = timeline.spot[i - 1];
-            let elapsed_ms = at.ts_ms - ts[i - 1];
+            let elapsed_ms = step.at.ts_ms - ts[i - 1];
             if sim.book.perp_qty != 0.0 {
                 summary.perp_held_ms += elapsed_ms;
             }
@@ -412,239 +720,33 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             if timeline.is_uncovered(i) {
                 summary.uncovered_ms += elapsed_ms;
             }
-            let mut liquidated = false;
-            // 1a. The perp, on the bar's worst mark, with the margin known before the bar.
-            let qty = sim.book.perp_qty;
-            if qty != 0.0 {
-                let liq = liquidation_price_carried;
-                let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
-                if touched {
-                    // Marked to the liquidation price, or to the bar's start if already past it.
-                    let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
-                    let moved = qty * (price - mark_prev);
-                    pnl.perp += moved;
-                    sim.book.perp_margin += moved;
-                    let fill = params.liquidation.close(qty, price, sim.book.perp_margin, brackets);
-                    pnl.liquidation += fill.shortfall - fill.taken;
-                    sim.book.perp_margin += fill.shortfall - fill.taken;
-                    sim.trades.push(Trade {
-                        ts_ms: at.ts_ms,
-                        step: i,
-                        leg: "perp",
-                        reason: TradeReason::Liquidation,
-                        qty: -qty,
-                        reference_price: price,
-                        fill_price: fill.fill_price,
-                        fee: fill.taken,
-                        slippage: 0.0,
-                    });
-                    summary.traded_notional += (qty * fill.fill_price).abs();
-                    sim.book.perp_qty = 0.0;
-                    let margin = sim.book.perp_margin;
-                    sim.book.transfer_to_margin(-margin);
-                    liquidated = true;
-                }
+            // Both legs are checked, whatever the first did.
+            let perp_liquidated = sim.liquidate_perp(timeline, i, &mut step, &mut summary);
+            let spot_liquidated = sim.liquidate_spot(timeline, i, &mut step, &mut summary);
+            if perp_liquidated || spot_liquidated {
+                sim.on_liquidation(&mut step, &mut summary);
             }
-            // 1b. The borrowed spot, on the bar's spot high, with the account known before the bar.
-            let spot_qty = sim.book.spot_qty;
-            if spot_qty < 0.0 && timeline.spot_high_at(i) >= spot_liquidation_price_carried {
-                let price = spot_liquidation_price_carried.max(spot_prev);
-                let moved = spot_qty * (price - spot_prev);
-                pnl.spot += moved;
-                // Bought back at `price` (equity-neutral at that price), then the venue's fee.
-                sim.book.cash += spot_qty * price;
-                sim.book.spot_qty = 0.0;
-                let notional = -spot_qty * price;
-                let fee = (notional * params.spot_margin.liquidation_fee_rate).min(sim.book.cash.max(0.0));
-                sim.book.cash -= fee;
-                let shortfall = (-sim.book.cash).max(0.0);
-                sim.book.cash += shortfall;
-                pnl.liquidation += shortfall - fee;
-                sim.trades.push(Trade {
-                    ts_ms: at.ts_ms,
-                    step: i,
-                    leg: "spot",
-                    reason: TradeReason::Liquidation,
-                    qty: -spot_qty,
-                    reference_price: price,
-                    fill_price: price,
-                    fee,
-                    slippage: 0.0,
-                });
-                summary.traded_notional += notional;
-                liquidated = true;
-            }
-            if liquidated {
-                summary.liquidations += 1;
-                flags |= events::LIQUIDATION;
-                summary.first_liquidation_ms.get_or_insert(at.ts_ms);
-                summary.after_liquidation.get_or_insert(params.after_liquidation);
-                sim.blocked_after_liquidation = !params.reenter_after_liquidation;
-                if matches!(sim.held, Held::Long | Held::Reverse) {
-                    sim.carry = if sim.held == Held::Long { Target::Long } else { Target::Reverse };
-                }
-                sim.held = if sim.book.spot_qty != 0.0 || sim.book.perp_qty != 0.0 { Held::Unhedged } else { Held::Flat };
-            }
-            // 2. Price moves to this close.
-            pnl.spot += sim.book.spot_qty * (at.spot - spot_prev);
-            if sim.book.perp_qty != 0.0 {
-                let moved = sim.book.perp_qty * (at.mark - mark_prev);
-                pnl.perp += moved;
-                sim.book.perp_margin += moved;
-            }
-            // 3. Funding settled in (ts[i-1], ts[i]] on the quantity held then.
-            while next_event < timeline.funding.len() && timeline.funding[next_event].step <= i {
-                let event = timeline.funding[next_event];
-                next_event += 1;
-                summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
-                if sim.book.perp_qty != 0.0 {
-                    let amount = -sim.book.perp_qty * event.rate * event.price;
-                    sim.book.perp_margin += amount;
-                    pnl.funding += amount;
-                    flags |= events::FUNDING;
-                    summary.settlements.push(SettlementPaid {
-                        settle_ms: event.settle_ms,
-                        rate: event.rate,
-                        interval_hours: event.interval_hours,
-                        price: event.price,
-                        perp_qty: sim.book.perp_qty,
-                        amount,
-                    });
-                }
-            }
-            // 4. Yield on the spot leg, accrued in the asset.
-            let years = elapsed_ms as f64 / MS_PER_YEAR;
-            let spot_qty = sim.book.spot_qty;
-            if spot_qty > 0.0 {
-                let earned = spot_qty * timeline.staking_apr[i - 1] * years;
-                sim.book.spot_qty += earned;
-                pnl.staking += earned * at.spot;
-            } else if spot_qty < 0.0 {
-                let owed = -spot_qty * params.borrow_apr * years;
-                sim.book.spot_qty -= owed;
-                pnl.borrow -= owed * at.spot;
-            }
+            sim.mark_to_close(timeline, i, &mut step);
+            sim.settle_funding(timeline, i, &mut step, &mut summary);
+            sim.accrue_carry(timeline, i, &mut step);
         }
 
-        // 5. Decisions at the close.
         let signal_apr = signal.get(i).copied().unwrap_or(f64::NAN);
-        let last = i + 1 == n;
-        let final_close = last && params.close_at_end;
-        let current = match sim.held {
-            Held::Long => Target::Long,
-            Held::Reverse => Target::Reverse,
-            Held::Flat | Held::Unhedged => Target::Flat,
-        };
-        let wanted = if final_close { Target::Flat } else { params.entry.target(current, signal_apr) };
-        if sim.blocked_after_liquidation && params.entry.mode == EntryMode::FundingThreshold && wanted == Target::Flat {
-            // The signal said flat since the liquidation: a later entry is a new decision.
-            sim.blocked_after_liquidation = false;
-        }
-        let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
+        let final_close = i + 1 == n && params.close_at_end;
         let trades_before = sim.trades.len();
-        let mut liquidation_price_now = None;
-        // A stale-spot step decides nothing that needs spot (the final close still happens);
-        // closing a lone perp leg needs no spot price.
-        let decide = !masked || final_close;
-        match sim.held {
-            Held::Unhedged => {
-                let lone_perp = sim.book.spot_qty == 0.0;
-                if final_close {
-                    sim.exit(&at, TradeReason::Final, &mut pnl);
-                    flags |= events::EXIT;
-                    summary.exits += 1;
-                } else if decide || lone_perp {
-                    match params.after_liquidation {
-                        AfterLiquidation::Close => {
-                            sim.exit(&at, TradeReason::Unwind, &mut pnl);
-                            flags |= events::EXIT;
-                            summary.exits += 1;
-                        }
-                        AfterLiquidation::Rehedge => {
-                            let wanted_now = params.entry.target(sim.carry, signal_apr);
-                            if wanted_now == sim.carry && decide {
-                                if sim.rehedge_leg(&at, &mut pnl) {
-                                    flags |= events::ENTRY;
-                                    summary.entries += 1;
-                                }
-                            } else if wanted_now != sim.carry {
-                                sim.exit(&at, reason, &mut pnl);
-                                flags |= events::EXIT;
-                                summary.exits += 1;
-                            }
-                        }
-                        AfterLiquidation::Hold => {
-                            // The surviving leg stays until the entry rule says flat, or until a
-                            // new carry may open (reenter_after_liquidation).
-                            if decide && wanted == Target::Flat && params.entry.mode != EntryMode::AlwaysOn {
-                                sim.exit(&at, reason, &mut pnl);
-                                flags |= events::EXIT;
-                                summary.exits += 1;
-                            } else if decide && wanted != Target::Flat && params.reenter_after_liquidation {
-                                sim.exit(&at, TradeReason::Exit, &mut pnl);
-                                sim.enter(wanted, &at, &mut pnl);
-                                flags |= events::EXIT | events::ENTRY;
-                                summary.exits += 1;
-                                summary.entries += 1;
-                            }
-                        }
-                    }
-                }
-            }
-            _ if !decide => {}
-            Held::Flat => {
-                if wanted != Target::Flat && !sim.blocked_after_liquidation {
-                    sim.enter(wanted, &at, &mut pnl);
-                    flags |= events::ENTRY;
-                    summary.entries += 1;
-                }
-            }
-            _ if wanted != current => {
-                sim.exit(&at, reason, &mut pnl);
-                flags |= events::EXIT;
-                summary.exits += 1;
-                if wanted != Target::Flat {
-                    sim.enter(wanted, &at, &mut pnl);
-                    flags |= events::ENTRY;
-                    summary.entries += 1;
-                }
-            }
-            Held::Long | Held::Reverse => {
-                if sim.rehedge(&at, &mut pnl) {
-                    flags |= events::REBALANCE;
-                    summary.rebalances += 1;
-                }
-                let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
-                let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), true, &mut pnl);
-                topped |= sim.spot_margin_top_up(&at, true, &mut pnl);
-                if topped {
-                    flags |= events::TOP_UP;
-                    summary.top_ups += 1;
-                } else {
-                    liquidation_price_now = Some(liq);
-                }
-            }
-        }
-        // A masked step still answers a margin call with cash that is already there.
-        if masked && !final_close && matches!(sim.held, Held::Long | Held::Reverse) {
-            let liq = brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark);
-            let mut topped = sim.top_up(&at, liquidation_distance(sim.book.perp_qty, liq, at.mark), false, &mut pnl);
-            topped |= sim.spot_margin_top_up(&at, false, &mut pnl);
-            if topped {
-                flags |= events::TOP_UP;
-                summary.top_ups += 1;
-                liquidation_price_now = None;
-            }
-        }
+        let liquidation_price_now = sim.decide(&mut step, signal_apr, masked, final_close, &mut summary);
         for trade in &sim.trades[trades_before..] {
             summary.traded_notional += (trade.qty * trade.fill_price).abs();
         }
 
-        let liquidation_price = liquidation_price_now.unwrap_or_else(|| brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
-        liquidation_price_carried = liquidation_price;
-        spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
+        // The book does not change between this close and the next bar, so these prices are
+        // the ones the next bar is checked against.
+        let at = step.at;
+        let liquidation_price = liquidation_price_now.unwrap_or_else(|| params.brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
+        sim.liquidation_price_carried = liquidation_price;
+        sim.spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
         let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
-        let spot_distance = if sim.book.spot_qty < 0.0 { spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        let spot_distance = if sim.book.spot_qty < 0.0 { sim.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
         if matches!(sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {
                 if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
@@ -653,63 +755,34 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             }
         }
         let equity = sim.book.equity(at.spot);
-        let state_code = match sim.held {
-            Held::Flat => state::FLAT,
-            Held::Long => state::LONG_CARRY,
-            Held::Reverse => state::REVERSE_CARRY,
-            Held::Unhedged => state::UNHEDGED_SPOT,
-        };
-        summary.steps_in_state[match sim.held {
-            Held::Flat => 0,
-            Held::Long => 1,
-            Held::Reverse => 2,
-            Held::Unhedged => 3,
-        }] += 1;
+        let (state_code, state_index) = sim.state_code();
+        summary.steps_in_state[state_index] += 1;
         recorder.record(&StepRow {
             ts_ms: at.ts_ms,
             spot_price: at.spot,
             perp_price: at.perp,
             mark_price: at.mark,
             state: state_code,
-            events: flags,
+            events: step.flags,
             spot_qty: sim.book.spot_qty,
             perp_qty: sim.book.perp_qty,
             cash: sim.book.cash,
             perp_margin: sim.book.perp_margin,
             equity,
-            pnl,
+            pnl: step.pnl,
             liquidation_price,
             liquidation_distance: distance,
             funding_signal_apr: signal_apr,
         });
         if held_before == Held::Unhedged {
-            summary.unhedged_pnl += pnl.total();
+            summary.unhedged_pnl += step.pnl.total();
         }
-        summary.pnl.add(&pnl);
-
-        // Daily closes and drawdown, for metrics.
-        let today = at.ts_ms.div_euclid(MS_PER_DAY);
-        if today != day {
-            summary.daily_equity.push((day * MS_PER_DAY, equity_prev));
-            day = today;
-        }
-        if equity >= peak {
-            peak = equity;
-            peak_ms = at.ts_ms;
-        } else {
-            let drawdown = equity / peak - 1.0;
-            if drawdown < summary.max_drawdown {
-                summary.max_drawdown = drawdown;
-                summary.max_drawdown_trough_ms = at.ts_ms;
-            }
-            summary.max_drawdown_duration_ms = summary.max_drawdown_duration_ms.max(at.ts_ms - peak_ms);
-        }
-        equity_prev = equity;
+        summary.pnl.add(&step.pnl);
+        drawdown.update(at.ts_ms, equity, &mut summary);
     }
-    summary.daily_equity.push((day * MS_PER_DAY, equity_prev));
+    drawdown.finish(&mut summary);
     summary.first_ts_ms = ts[0];
     summary.last_ts_ms = ts[n - 1];
-    summary.final_equity = equity_prev;
     summary.trades = sim.trades;
     summary
 }
