@@ -166,11 +166,6 @@ struct Sim<'a> {
     /// `reenter_after_liquidation`, or (funding_threshold) for the signal to say flat first.
     blocked_after_liquidation: bool,
     trades: Vec<Trade>,
-    /// Next funding event of the timeline to settle.
-    next_event: usize,
-    /// The perp's and the borrowed spot's liquidation prices left by the previous close.
-    liquidation_price_carried: f64,
-    spot_liquidation_price_carried: f64,
 }
 
 impl Sim<'_> {
@@ -374,27 +369,36 @@ struct Step {
 impl Sim<'_> {
     /// Step 1a: the perp, on the bar's worst mark, against the liquidation price the book left
     /// at the previous close. Closed by the venue's rule. Returns whether it was liquidated.
-    fn liquidate_perp(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) -> bool {
+    #[inline(always)]
+    fn liquidate_perp(&mut self, timeline: &MarketTimeline, i: usize, liq: f64, step: &mut Step, summary: &mut RunSummary) -> bool {
         let qty = self.book.perp_qty;
         if qty == 0.0 {
             return false;
         }
         let mark_prev = timeline.mark[i - 1];
-        let liq = self.liquidation_price_carried;
         let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
         if !touched {
             return false;
         }
+        summary.traded_notional += self.fill_perp_liquidation(qty, liq, mark_prev, i, step.at.ts_ms, &mut step.pnl);
+        true
+    }
+
+    /// The perp's liquidation itself (rare: kept out of the hot loop).
+    #[cold]
+    #[inline(never)]
+    /// Returns the traded notional.
+    fn fill_perp_liquidation(&mut self, qty: f64, liq: f64, mark_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
         let moved = qty * (price - mark_prev);
-        step.pnl.perp += moved;
+        pnl.perp += moved;
         self.book.perp_margin += moved;
         let fill = self.params.liquidation.close(qty, price, self.book.perp_margin, &self.params.brackets);
-        step.pnl.liquidation += fill.shortfall - fill.taken;
+        pnl.liquidation += fill.shortfall - fill.taken;
         self.book.perp_margin += fill.shortfall - fill.taken;
         self.trades.push(Trade {
-            ts_ms: step.at.ts_ms,
+            ts_ms,
             step: i,
             leg: "perp",
             reason: TradeReason::Liquidation,
@@ -404,25 +408,33 @@ impl Sim<'_> {
             fee: fill.taken,
             slippage: 0.0,
         });
-        summary.traded_notional += (qty * fill.fill_price).abs();
         self.book.perp_qty = 0.0;
         let margin = self.book.perp_margin;
         self.book.transfer_to_margin(-margin);
-        true
+        (qty * fill.fill_price).abs()
     }
 
     /// Step 1b: the borrowed spot, on the bar's spot high, against the price at which the
     /// account's margin level falls to the liquidation level. Bought back there with the venue's
     /// fee. Returns whether it was liquidated.
-    fn liquidate_spot(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) -> bool {
+    #[inline(always)]
+    fn liquidate_spot(&mut self, timeline: &MarketTimeline, i: usize, liq: f64, step: &mut Step, summary: &mut RunSummary) -> bool {
         let spot_qty = self.book.spot_qty;
-        if !(spot_qty < 0.0 && timeline.spot_high_at(i) >= self.spot_liquidation_price_carried) {
+        if !(spot_qty < 0.0 && timeline.spot_high_at(i) >= liq) {
             return false;
         }
-        let spot_prev = timeline.spot[i - 1];
-        let price = self.spot_liquidation_price_carried.max(spot_prev);
+        summary.traded_notional += self.fill_spot_liquidation(spot_qty, liq, timeline.spot[i - 1], i, step.at.ts_ms, &mut step.pnl);
+        true
+    }
+
+    /// The borrowed spot's liquidation itself (rare: kept out of the hot loop).
+    #[cold]
+    #[inline(never)]
+    /// Returns the traded notional.
+    fn fill_spot_liquidation(&mut self, spot_qty: f64, liq: f64, spot_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+        let price = liq.max(spot_prev);
         let moved = spot_qty * (price - spot_prev);
-        step.pnl.spot += moved;
+        pnl.spot += moved;
         // Bought back at `price` (equity-neutral at that price), then the venue's fee.
         self.book.cash += spot_qty * price;
         self.book.spot_qty = 0.0;
@@ -431,9 +443,9 @@ impl Sim<'_> {
         self.book.cash -= fee;
         let shortfall = (-self.book.cash).max(0.0);
         self.book.cash += shortfall;
-        step.pnl.liquidation += shortfall - fee;
+        pnl.liquidation += shortfall - fee;
         self.trades.push(Trade {
-            ts_ms: step.at.ts_ms,
+            ts_ms,
             step: i,
             leg: "spot",
             reason: TradeReason::Liquidation,
@@ -443,19 +455,15 @@ impl Sim<'_> {
             fee,
             slippage: 0.0,
         });
-        summary.traded_notional += notional;
-        true
+        notional
     }
 
-    /// After either leg was liquidated: count it, remember the carry it belonged to, and leave
-    /// the surviving leg (if any) to the after-liquidation policy.
-    fn on_liquidation(&mut self, step: &mut Step, summary: &mut RunSummary) {
-        let p = self.params;
-        summary.liquidations += 1;
-        step.flags |= events::LIQUIDATION;
-        summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
-        summary.after_liquidation.get_or_insert(p.after_liquidation);
-        self.blocked_after_liquidation = !p.reenter_after_liquidation;
+    /// After either leg was liquidated: remember the carry it belonged to, and leave the
+    /// surviving leg (if any) to the after-liquidation policy.
+    #[cold]
+    #[inline(never)]
+    fn on_liquidation(&mut self) {
+        self.blocked_after_liquidation = !self.params.reenter_after_liquidation;
         if matches!(self.held, Held::Long | Held::Reverse) {
             self.carry = if self.held == Held::Long { Target::Long } else { Target::Reverse };
         }
@@ -463,6 +471,7 @@ impl Sim<'_> {
     }
 
     /// Step 2: spot and perp marked from the previous close to this close.
+    #[inline(always)]
     fn mark_to_close(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
         step.pnl.spot += self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
         if self.book.perp_qty != 0.0 {
@@ -473,10 +482,12 @@ impl Sim<'_> {
     }
 
     /// Step 3: funding settled in (ts[i-1], ts[i]] on the perp quantity held then.
-    fn settle_funding(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step, summary: &mut RunSummary) {
-        while self.next_event < timeline.funding.len() && timeline.funding[self.next_event].step <= i {
-            let event = timeline.funding[self.next_event];
-            self.next_event += 1;
+    #[inline(always)]
+    /// `next_event` is the first event not yet settled.
+    fn settle_funding(&mut self, timeline: &MarketTimeline, i: usize, next_event: &mut usize, step: &mut Step, summary: &mut RunSummary) {
+        while *next_event < timeline.funding.len() && timeline.funding[*next_event].step <= i {
+            let event = timeline.funding[*next_event];
+            *next_event += 1;
             summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
             if self.book.perp_qty != 0.0 {
                 let amount = -self.book.perp_qty * event.rate * event.price;
@@ -497,6 +508,7 @@ impl Sim<'_> {
 
     /// Step 4: staking on a long spot leg, or borrow interest on a short one, accrued in the
     /// asset over the elapsed time at the APR known at its start.
+    #[inline(always)]
     fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
         let years = (step.at.ts_ms - timeline.ts_ms[i - 1]) as f64 / MS_PER_YEAR;
         let spot_qty = self.book.spot_qty;
@@ -513,6 +525,7 @@ impl Sim<'_> {
 
     /// Step 5: the decisions at the close. Returns the perp's liquidation price when the
     /// decisions computed it and left the book unchanged since.
+    #[inline(always)]
     fn decide(&mut self, step: &mut Step, signal_apr: f64, masked: bool, final_close: bool, summary: &mut RunSummary) -> Option<f64> {
         let p = self.params;
         let at = step.at;
@@ -626,6 +639,7 @@ impl Sim<'_> {
     }
 
     /// The ledger state code of the position held.
+    #[inline(always)]
     fn state_code(&self) -> (i8, usize) {
         match self.held {
             Held::Flat => (state::FLAT, 0),
@@ -645,10 +659,12 @@ struct DrawdownTracker {
 }
 
 impl DrawdownTracker {
+    #[inline(always)]
     fn new(initial_capital: f64, first_ms: i64) -> Self {
         Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, day: first_ms.div_euclid(MS_PER_DAY) }
     }
 
+    #[inline(always)]
     fn update(&mut self, ts_ms: i64, equity: f64, summary: &mut RunSummary) {
         let today = ts_ms.div_euclid(MS_PER_DAY);
         if today != self.day {
@@ -693,10 +709,13 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         carry: Target::Flat,
         blocked_after_liquidation: false,
         trades: Vec::new(),
-        next_event: 0,
-        liquidation_price_carried: f64::NAN,
-        spot_liquidation_price_carried: f64::NAN,
     };
+    // Plain locals (not fields of `sim`), so the hot loop keeps them in registers.
+    let mut next_event = 0usize;
+    // The book does not change between one close and the next bar, so the liquidation prices
+    // computed at a close are the ones the next bar is checked against.
+    let mut liquidation_price_carried = f64::NAN;
+    let mut spot_liquidation_price_carried = f64::NAN;
     let mut drawdown = DrawdownTracker::new(params.initial_capital, ts[0]);
 
     for i in 0..n {
@@ -721,13 +740,17 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
                 summary.uncovered_ms += elapsed_ms;
             }
             // Both legs are checked, whatever the first did.
-            let perp_liquidated = sim.liquidate_perp(timeline, i, &mut step, &mut summary);
-            let spot_liquidated = sim.liquidate_spot(timeline, i, &mut step, &mut summary);
+            let perp_liquidated = sim.liquidate_perp(timeline, i, liquidation_price_carried, &mut step, &mut summary);
+            let spot_liquidated = sim.liquidate_spot(timeline, i, spot_liquidation_price_carried, &mut step, &mut summary);
             if perp_liquidated || spot_liquidated {
-                sim.on_liquidation(&mut step, &mut summary);
+                summary.liquidations += 1;
+                step.flags |= events::LIQUIDATION;
+                summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
+                summary.after_liquidation.get_or_insert(params.after_liquidation);
+                sim.on_liquidation();
             }
             sim.mark_to_close(timeline, i, &mut step);
-            sim.settle_funding(timeline, i, &mut step, &mut summary);
+            sim.settle_funding(timeline, i, &mut next_event, &mut step, &mut summary);
             sim.accrue_carry(timeline, i, &mut step);
         }
 
@@ -739,14 +762,12 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             summary.traded_notional += (trade.qty * trade.fill_price).abs();
         }
 
-        // The book does not change between this close and the next bar, so these prices are
-        // the ones the next bar is checked against.
         let at = step.at;
         let liquidation_price = liquidation_price_now.unwrap_or_else(|| params.brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
-        sim.liquidation_price_carried = liquidation_price;
-        sim.spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
+        liquidation_price_carried = liquidation_price;
+        spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
         let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
-        let spot_distance = if sim.book.spot_qty < 0.0 { sim.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        let spot_distance = if sim.book.spot_qty < 0.0 { spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
         if matches!(sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {
                 if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
