@@ -460,15 +460,6 @@ fn sniff_csv(path: &Path, bytes: &[u8], truncated: bool) -> Result<Sample> {
     Ok(Sample { seen, names, rows, shape: Shape::Csv { header }, head: None, columns_line: None })
 }
 
-/// The records of a JSON export (as the venue readers find them).
-fn json_records(value: &Value) -> Option<&Vec<Value>> {
-    value
-        .as_array()
-        .or_else(|| value.pointer("/result/list").and_then(Value::as_array))
-        .or_else(|| value.get("data").and_then(Value::as_array))
-        .or_else(|| value.get("result").and_then(Value::as_array))
-        .or_else(|| value.get("historicalFunding").and_then(Value::as_array))
-}
 
 fn cell_text(value: &Value) -> String {
     match value {
@@ -492,7 +483,7 @@ fn sniff_json(path: &Path, bytes: &[u8]) -> Result<Sample> {
             columns_line: None,
         });
     }
-    let Some(records) = json_records(&value) else {
+    let Some(records) = venues::records(&value) else {
         return Ok(Sample {
             seen: "JSON without a list of records (expected an array, or result.list, data, result or historicalFunding)".into(),
             names: Vec::new(),

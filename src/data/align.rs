@@ -365,25 +365,13 @@ fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Ve
         f64_column(&asof_backward(left, right)?, "price")
     };
     let mut bar_price = price_as_of(&data.perp)?;
-    // Oracle-paid venues value the notional at the index where one is loaded.
-    if let Some(index) = data.index.as_ref().filter(|_| at_index) {
-        let index_price = price_as_of(index)?;
-        let mut events = Vec::with_capacity(inside.len());
-        for (k, &i) in inside.iter().enumerate() {
-            let price = if index_price[k].is_finite() { index_price[k] } else { bar_price[k] };
-            if price.is_finite() {
-                events.push(FundingEvent {
-                    step: ts_ms.partition_point(|&t| t < funding.settle_ms[i]),
-                    settle_ms: funding.settle_ms[i],
-                    rate: funding.rate[i],
-                    interval_hours: funding.interval_hours[i],
-                    price,
-                });
-            }
-        }
-        return Ok(events);
-    }
-    if let Some(mark) = &data.mark {
+    // Oracle-paid venues value the notional at the index where one is loaded; otherwise the
+    // settlement row's own mark, else the mark (or perp) bar known at the settlement.
+    let index_price = match data.index.as_ref().filter(|_| at_index) {
+        Some(index) => Some(price_as_of(index)?),
+        None => None,
+    };
+    if let (None, Some(mark)) = (&index_price, &data.mark) {
         for (price, mark_price) in bar_price.iter_mut().zip(price_as_of(mark)?) {
             if mark_price.is_finite() {
                 *price = mark_price;
@@ -392,8 +380,11 @@ fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Ve
     }
     let mut events = Vec::with_capacity(inside.len());
     for (k, &i) in inside.iter().enumerate() {
-        let row_mark = funding.mark_price[i];
-        let price = if row_mark.is_finite() { row_mark } else { bar_price[k] };
+        let preferred = match &index_price {
+            Some(index) => index[k],
+            None => funding.mark_price[i],
+        };
+        let price = if preferred.is_finite() { preferred } else { bar_price[k] };
         if !price.is_finite() {
             continue; // no price known yet at this settlement: it cannot be valued (before any bar)
         }

@@ -60,8 +60,9 @@ fn layout(format: FundingFormat) -> Option<Layout> {
     }
 }
 
-/// The records of a JSON export.
-fn records(value: &Value) -> Option<&Vec<Value>> {
+/// The records of a JSON export: a top-level array, or `result.list`, `data`, `result` or
+/// `historicalFunding` (the venues' API shapes).
+pub fn records(value: &Value) -> Option<&Vec<Value>> {
     value
         .as_array()
         .or_else(|| value.pointer("/result/list").and_then(Value::as_array))
