@@ -265,6 +265,7 @@ impl Sim<'_> {
     }
 
     /// Restore perp quantity to −hedge_ratio × spot quantity when it has drifted too far.
+    #[inline(always)]
     fn rehedge(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
         let target = -self.params.hedge_ratio * self.book.spot_qty;
         if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
@@ -614,8 +615,12 @@ impl Sim<'_> {
                     summary.rebalances += 1;
                 }
                 let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
-                let mut topped = self.top_up(&at, liquidation_distance(self.book.perp_qty, liq, at.mark), true, pnl);
-                topped |= self.spot_margin_top_up(&at, true, pnl);
+                // The checks first, inline: the top-ups themselves are rare.
+                let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+                let mut topped = distance < p.top_up_distance && self.top_up(&at, distance, true, pnl);
+                if self.book.spot_qty < 0.0 {
+                    topped |= self.spot_margin_top_up(&at, true, pnl);
+                }
                 if topped {
                     step.flags |= events::TOP_UP;
                     summary.top_ups += 1;
@@ -627,8 +632,11 @@ impl Sim<'_> {
         // A masked step still answers a margin call with cash that is already there.
         if masked && !final_close && matches!(self.held, Held::Long | Held::Reverse) {
             let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
-            let mut topped = self.top_up(&at, liquidation_distance(self.book.perp_qty, liq, at.mark), false, &mut step.pnl);
-            topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+            let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+            let mut topped = distance < p.top_up_distance && self.top_up(&at, distance, false, &mut step.pnl);
+            if self.book.spot_qty < 0.0 {
+                topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+            }
             if topped {
                 step.flags |= events::TOP_UP;
                 summary.top_ups += 1;
