@@ -379,6 +379,9 @@ impl Preset {
                 _ => bail_input!("venue preset {id}: caps for {:?} need cap > 0 and floor < 0, or a margin_cap with initial > maintenance", c.symbol),
             }
         }
+        if self.margin.liquidation.is_none() {
+            bail_input!("venue preset {id}: margin.liquidation is missing; state how the venue closes a liquidated position (liquidation_price, bankruptcy_price or market_with_backstop) with its source");
+        }
         for key in ["interval_hours", "formula", "interest_per_8h", "inner_clamp", "paid_on", "timing", "caps"] {
             if !f.sources.contains_key(key) {
                 bail_input!("venue preset {id}: funding.sources has no source for `{key}`");
