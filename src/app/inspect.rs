@@ -1429,25 +1429,6 @@ fn load_binance_dump(path: &Path, header: bool, source: &FundingSource, wanted: 
     Ok(Dump { series, symbol: chosen })
 }
 
-/// Whether a rate sits at the cap or floor (within 1e-9): a copy of the report's predicate, so
-/// that data does not depend on report.
-fn at_limit(rate: f64, cap: Option<f64>, floor: Option<f64>) -> bool {
-    cap.is_some_and(|c| rate >= c - 1e-9) || floor.is_some_and(|f| rate <= f + 1e-9)
-}
-
-/// The most common interval of a series, hours.
-fn typical_interval(intervals: &[f64]) -> f64 {
-    let mut counts: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
-    for h in intervals.iter().filter(|h| h.is_finite()) {
-        counts.entry((h * 1e6).round() as i64).or_insert((*h, 0)).1 += 1;
-    }
-    counts.values().fold(None, |best: Option<(f64, usize)>, &(h, n)| match best {
-        Some(b) if b.1 >= n => Some(b),
-        _ => Some((h, n)),
-    })
-    .map_or(8.0, |(h, _)| h)
-}
-
 fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: Option<FundingFormat>) {
     let n = f.rate.len();
     let (Some(first), Some(last)) = (f.settle_ms.first(), f.settle_ms.last()) else {
@@ -1477,8 +1458,8 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
                 let (mut at_cap, mut at_floor) = (0, 0);
                 for i in 0..n {
                     let (cap, floor) = preset.limits_at(symbol, f.settle_ms[i], f.interval_hours[i]);
-                    at_cap += usize::from(at_limit(f.rate[i], cap, None));
-                    at_floor += usize::from(at_limit(f.rate[i], None, floor));
+                    at_cap += usize::from(crate::render::series::at_limit(f.rate[i], cap, None));
+                    at_floor += usize::from(crate::render::series::at_limit(f.rate[i], None, floor));
                 }
                 out.push_str(&format!("  at {venue}'s cap / floor for {symbol}: {at_cap} / {at_floor}\n"));
             }
@@ -1489,9 +1470,9 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
     let venue_schedule = implied.and_then(Schedule::for_format);
     let on_schedule = match &venue_schedule {
         Some(s) => format!("on {}'s schedule ({} h from {} h UTC)", s.venue, s.interval_hours, s.offset_hours),
-        None => format!("on a {} h grid anchored at 00:00 UTC", typical_interval(&f.interval_hours)),
+        None => format!("on a {} h grid anchored at 00:00 UTC", crate::data::typical_interval_hours(&f.interval_hours)),
     };
-    let schedule = venue_schedule.unwrap_or_else(|| Schedule::utc_grid(typical_interval(&f.interval_hours)));
+    let schedule = venue_schedule.unwrap_or_else(|| Schedule::utc_grid(crate::data::typical_interval_hours(&f.interval_hours)));
     match funding_offset_warning(&f.settle_ms, &f.interval_hours, &schedule) {
         Some(warning) => out.push_str(&format!("  schedule: {warning}\n")),
         None => out.push_str(&format!("  schedule: {on_schedule}\n")),

@@ -377,18 +377,18 @@ fn default_liq_fee() -> f64 {
 fn default_backstop() -> f64 {
     2.0 / 3.0
 }
-// Binance Cross Margin (classic 3x), FAQ 360030493931 and the 2024-08 fee update (MARGIN.md §4).
+// Binance Cross Margin (classic 3x): the engine's one statement of those rules.
 fn default_spot_call() -> f64 {
-    1.3
+    crate::sim::BINANCE_CROSS_MARGIN.margin_call_level
 }
 fn default_spot_liquidation() -> f64 {
-    1.1
+    crate::sim::BINANCE_CROSS_MARGIN.liquidation_level
 }
 fn default_spot_liq_fee() -> f64 {
-    0.02
+    crate::sim::BINANCE_CROSS_MARGIN.liquidation_fee_rate
 }
 fn default_spot_transfer() -> f64 {
-    2.0
+    crate::sim::BINANCE_CROSS_MARGIN.transfer_out_level
 }
 
 /// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 (B18a)).

@@ -80,14 +80,6 @@ pub fn align(data: &MarketData, start_ms: Option<i64>, end_ms: Option<i64>, cons
     align_window(data, &Window { start_ms, end_ms, ..Default::default() }, constant_staking_apr)
 }
 
-/// The most common spacing of a bar series (0 for a single bar).
-fn typical_spacing(ts_ms: &[i64]) -> i64 {
-    let mut counts: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
-    for w in ts_ms.windows(2) {
-        *counts.entry(w[1] - w[0]).or_default() += 1;
-    }
-    counts.into_iter().max_by_key(|(spacing, count)| (*count, -*spacing)).map(|(spacing, _)| spacing).unwrap_or(0)
-}
 
 fn coverage_of(source: &str, first_ms: i64, last_ms: i64) -> Coverage {
     Coverage { source: source.into(), first: format_ms(first_ms), last: if last_ms == i64::MAX { "open-ended".into() } else { format_ms(last_ms) }, first_ms, last_ms }
@@ -130,7 +122,7 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     let coverage = coverages(data);
     let covered_first = coverage.iter().map(|c| c.first_ms).max().unwrap_or(i64::MIN);
     let covered_last = coverage.iter().map(|c| c.last_ms).min().unwrap_or(i64::MAX);
-    let spacing = typical_spacing(&perp.ts_ms);
+    let spacing = super::clock::typical_spacing(&perp.ts_ms);
     let mut coverage_warnings = Vec::new();
     // An explicit window must lie inside every source's coverage, give or take one bar (a bar
     // closing at the first covered time spans the bar before it).

@@ -76,6 +76,11 @@ fn mode(values: impl Iterator<Item = i64>) -> Option<(i64, usize, usize)> {
     counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
 }
 
+/// The most common spacing of a time series (the smaller on a tie), ms; 0 for one value.
+pub fn typical_spacing(ts_ms: &[i64]) -> i64 {
+    mode(ts_ms.windows(2).map(|w| w[1] - w[0])).map_or(0, |(spacing, _, _)| spacing)
+}
+
 /// `residual` folded into (−period/2, period/2] and rounded to whole minutes.
 fn centred_minutes(residual_ms: i64, period_ms: i64) -> i64 {
     // Rounded first, so a few ms of jitter on a half-period offset does not flip its sign.
@@ -143,7 +148,7 @@ pub fn funding_offset_warning(settle_ms: &[i64], interval_hours: &[f64], schedul
 /// UTC, or hourly bars closing at :30. `None` when aligned, or when the spacing does not divide
 /// a day (it has no natural grid).
 pub fn bar_offset_warning(label: &str, ts_ms: &[i64]) -> Option<String> {
-    let (spacing_ms, _, _) = mode(ts_ms.windows(2).map(|w| w[1] - w[0]))?;
+    let spacing_ms = typical_spacing(ts_ms);
     if spacing_ms <= 0 || spacing_ms > MS_PER_DAY || MS_PER_DAY % spacing_ms != 0 {
         return None;
     }

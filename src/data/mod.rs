@@ -141,7 +141,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         (None, Some(source)) => clock::Schedule::for_format(source.format),
         _ => None,
     });
-    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding)));
+    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
     warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
     for bars in [Some(&spot), Some(&perp), mark.as_ref(), index.as_ref()].into_iter().flatten() {
         warnings.extend(clock::bar_offset_warning(&bars.label, &bars.ts_ms));
@@ -162,10 +162,10 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     })
 }
 
-/// The most common settlement interval of a series, hours (8 when empty).
-fn typical_interval_hours(funding: &FundingSeries) -> f64 {
+/// The most common settlement interval, hours (8 when there is none).
+pub fn typical_interval_hours(interval_hours: &[f64]) -> f64 {
     let mut counts: Vec<(f64, usize)> = Vec::new();
-    for h in &funding.interval_hours {
+    for h in interval_hours.iter().filter(|h| h.is_finite()) {
         match counts.iter_mut().find(|(v, _)| v == h) {
             Some(entry) => entry.1 += 1,
             None => counts.push((*h, 1)),

@@ -82,7 +82,9 @@ pub struct EngineParams {
     pub mask_stale_spot: bool,
 }
 
-/// Binance's classic cross margin rules (MARGIN.md §4), the default spot-margin account.
+/// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
+/// liquidation at 1.1 (FAQ 360030493931), 2 % liquidation fee (2024-08 update), transfers out
+/// down to 2 (MARGIN.md §4).
 pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_level: 1.3, liquidation_level: 1.1, liquidation_fee_rate: 0.02, transfer_out_level: 2.0 };
 
 /// What a run produced besides the per-step rows.
@@ -732,7 +734,8 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         if masked {
             step.flags |= events::MASKED;
         }
-        if timeline.is_uncovered(i) {
+        let uncovered = timeline.is_uncovered(i);
+        if uncovered {
             step.flags |= events::UNCOVERED;
         }
         let held_before = sim.held;
@@ -744,7 +747,7 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
             if held_before == Held::Unhedged {
                 summary.unhedged_ms += elapsed_ms;
             }
-            if timeline.is_uncovered(i) {
+            if uncovered {
                 summary.uncovered_ms += elapsed_ms;
             }
             // Both legs are checked, whatever the first did.
