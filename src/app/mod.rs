@@ -8,6 +8,7 @@ pub mod caps;
 pub mod convert;
 pub mod inspect;
 pub mod pipeline;
+pub mod portfolio;
 pub mod stress;
 pub mod sweep;
 pub mod venues;

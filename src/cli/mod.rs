@@ -199,6 +199,9 @@ fn run_compare(args: CompareArgs) -> Result<()> {
 }
 
 fn run_backtest(args: BacktestArgs) -> Result<()> {
+    if crate::config::book::file_is_book(&args.config) {
+        return run_book(args);
+    }
     let mut config = if args.set.is_empty() { Config::load(&args.config)? } else { crate::config::load_with_overrides(&args.config, &args.set)? };
     if let Some(name) = args.name {
         config.run.name = name;
@@ -214,7 +217,32 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
     let folder = backtest::write_outputs(&config, Some(&args.config), &result, args.force)?;
     print!("{}", result.metrics.summary_text());
     println!("  outputs       {}", folder.display());
-    println!("  report        {}", folder.join("index.html").display());
+    if config.run.report {
+        println!("  report        {}", folder.join("index.html").display());
+    }
+    Ok(())
+}
+
+/// `basis backtest` on a portfolio config (`[[account]]` and `[[pair]]` tables).
+fn run_book(args: BacktestArgs) -> Result<()> {
+    if !args.set.is_empty() {
+        crate::bail_input!("--set is not supported for portfolio configs yet; edit the file instead");
+    }
+    let mut book = crate::config::book::BookConfig::load(&args.config)?;
+    if let Some(name) = args.name {
+        book.run.name = name;
+    }
+    if let Some(dir) = args.output_dir {
+        book.run.output_dir = dir;
+    }
+    crate::config::validate_run_name(&book.run.name)?;
+    let result = crate::app::portfolio::run(&book)?;
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let folder = crate::app::portfolio::write_outputs(&book, Some(&args.config), &result, args.force)?;
+    print!("{}", crate::app::portfolio::summary_text(&result));
+    println!("  outputs       {}", folder.display());
     Ok(())
 }
 

@@ -43,5 +43,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         reenter_after_liquidation: s.reenter_after_liquidation,
         after_liquidation: s.after_liquidation,
         mask_stale_spot: config.data.mask_stale_spot,
+        spot_collateral_haircut: 0.0,
+        quote_borrow_apr: 0.0,
     }
 }

@@ -390,3 +390,73 @@ fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Ve
     }
     Ok(events)
 }
+
+/// The common step times of several timelines: the times every one of them has a step at.
+pub fn common_grid(timelines: &[&MarketTimeline]) -> Vec<i64> {
+    let Some((first, rest)) = timelines.split_first() else { return Vec::new() };
+    first.ts_ms.iter().copied().filter(|t| rest.iter().all(|other| other.ts_ms.binary_search(t).is_ok())).collect()
+}
+
+/// `timeline` on `grid`, a subset of its step times: each kept step takes its own close, and
+/// the bar ranges (mark and spot high and low) and the uncovered flag of the steps merged into
+/// it, so no intrabar extreme is lost; settlements move to the kept step whose interval holds
+/// them, and those outside the grid's span are dropped. With the timeline's own times as the
+/// grid, the timeline comes back unchanged.
+pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeline {
+    if grid == timeline.ts_ms.as_slice() {
+        return timeline.clone();
+    }
+    let index: Vec<usize> = grid.iter().filter_map(|t| timeline.ts_ms.binary_search(t).ok()).collect();
+    let pick = |values: &[f64]| -> Vec<f64> { if values.is_empty() { Vec::new() } else { index.iter().map(|&o| values[o]).collect() } };
+    let merged = |values: &[f64], max: bool| -> Vec<f64> {
+        if values.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(index.len());
+        let mut from = 0usize;
+        for &o in &index {
+            let range = &values[from.min(o)..=o];
+            out.push(if max { range.iter().copied().fold(f64::MIN, f64::max) } else { range.iter().copied().fold(f64::MAX, f64::min) });
+            from = o + 1;
+        }
+        out
+    };
+    let mut uncovered = Vec::new();
+    if !timeline.uncovered.is_empty() {
+        let mut from = 0usize;
+        for &o in &index {
+            uncovered.push(timeline.uncovered[from.min(o)..=o].iter().any(|u| *u));
+            from = o + 1;
+        }
+    }
+    let ts_ms: Vec<i64> = index.iter().map(|&o| timeline.ts_ms[o]).collect();
+    let (first, last) = (ts_ms.first().copied().unwrap_or(0), ts_ms.last().copied().unwrap_or(0));
+    let funding = timeline
+        .funding
+        .iter()
+        .filter(|e| e.settle_ms > first && e.settle_ms <= last)
+        .map(|e| FundingEvent { step: ts_ms.partition_point(|&t| t < e.settle_ms), ..*e })
+        .collect();
+    let spot_stale: Vec<u8> = if timeline.spot_stale.is_empty() { Vec::new() } else { index.iter().map(|&o| timeline.spot_stale[o]).collect() };
+    MarketTimeline {
+        symbol: timeline.symbol.clone(),
+        synthetic: timeline.synthetic,
+        spot: pick(&timeline.spot),
+        perp: pick(&timeline.perp),
+        mark: pick(&timeline.mark),
+        mark_high: merged(&timeline.mark_high, true),
+        mark_low: merged(&timeline.mark_low, false),
+        staking_apr: pick(&timeline.staking_apr),
+        funding,
+        funding_history: timeline.funding_history.clone(),
+        stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
+        spot_stale,
+        stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= first && s.from_ms <= last).cloned().collect(),
+        spot_high: merged(&timeline.spot_high, true),
+        spot_low: merged(&timeline.spot_low, false),
+        uncovered,
+        coverage: timeline.coverage.clone(),
+        coverage_warnings: timeline.coverage_warnings.clone(),
+        ts_ms,
+    }
+}

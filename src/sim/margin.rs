@@ -70,6 +70,38 @@ impl Brackets {
     }
 }
 
+impl Brackets {
+    /// [`Brackets::liquidation_price`] for a position whose account also holds `collateral`
+    /// (haircut value at `mark`) that moves in proportion to the mark, as a short perp's hedged
+    /// spot does in a portfolio-margin account: for a short, margin + size·(mark − P) +
+    /// collateral·P/mark = maintenance(size·P). Infinite when the collateral grows at least as
+    /// fast as the loss (no rally liquidates). A long's collateral is taken as fixed.
+    #[inline]
+    pub fn liquidation_price_with_collateral(&self, qty: f64, margin: f64, mark: f64, collateral: f64) -> f64 {
+        if qty >= 0.0 || collateral <= 0.0 {
+            return self.liquidation_price(qty, margin + collateral.max(0.0), mark);
+        }
+        let size = -qty;
+        let per_mark = collateral / mark;
+        let mut tier = self.tier_index(size * mark);
+        let mut price = f64::NAN;
+        for _ in 0..=self.tiers.len() {
+            let b = self.tiers[tier];
+            let denominator = size * (1.0 + b.mmr) - per_mark;
+            price = if denominator <= 0.0 { f64::INFINITY } else { ((margin + size * mark + b.cum) / denominator).max(0.0) };
+            if !price.is_finite() {
+                break;
+            }
+            let next = self.tier_index(size * price);
+            if next == tier {
+                break;
+            }
+            tier = next;
+        }
+        price
+    }
+}
+
 /// How far the mark can move against the position before liquidation, as a fraction of the
 /// mark (0.1 = a 10 % adverse move liquidates). NaN without a position.
 #[inline]

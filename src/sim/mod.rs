@@ -35,6 +35,7 @@
 pub mod book;
 pub mod margin;
 pub mod policy;
+pub mod portfolio;
 
 use crate::model::{events, state, MarketTimeline, Pnl, Recorder, SettlementPaid, StepRow, Trade, TradeReason};
 use margin::{liquidation_distance, Brackets, PerpLiquidation, SpotMarginRules};
@@ -80,6 +81,13 @@ pub struct EngineParams {
     pub after_liquidation: AfterLiquidation,
     /// Skip decisions that need spot on stale-spot steps.
     pub mask_stale_spot: bool,
+    /// Share of the long spot's value that counts as perp margin, decimal (0: the spot is in
+    /// another account; a portfolio-margin account's haircut for the asset otherwise). The perp
+    /// then needs cash margin only for what the collateral does not cover.
+    pub spot_collateral_haircut: f64,
+    /// Interest on a negative quote balance in a portfolio-margin account (spot as
+    /// collateral), decimal APR.
+    pub quote_borrow_apr: f64,
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -182,7 +190,12 @@ impl Sim<'_> {
         // Size so that, for a long carry, the spot purchase plus the perp margin (and the perp's
         // own costs) use `deploy`; a reverse carry takes the same size, mirrored.
         let spot_per_unit = at.spot * (1.0 + c.spot_slippage) * (1.0 + c.spot_fee);
-        let margin_per_unit = p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage));
+        let margin_per_unit = if p.spot_collateral_haircut > 0.0 && target == Target::Long {
+            // The spot bought counts as margin at its haircut: cash covers only the rest.
+            (p.hedge_ratio * at.mark / p.leverage - p.spot_collateral_haircut * at.spot).max(0.0) + p.hedge_ratio * at.perp * (c.perp_fee + c.perp_slippage)
+        } else {
+            p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage))
+        };
         let qty = deploy / (spot_per_unit + margin_per_unit);
         self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.book.transfer_to_margin(qty * margin_per_unit);
@@ -205,6 +218,32 @@ impl Sim<'_> {
     fn transferable_cash(&self, spot: f64) -> f64 {
         let liabilities = (-self.book.spot_qty).max(0.0) * spot;
         (self.book.cash - self.params.spot_margin.transfer_out_level * liabilities).max(0.0)
+    }
+
+    /// The mark at which the perp reaches maintenance margin. With spot collateral (portfolio
+    /// margin) the collateral is taken to move with the mark (the hedge), so rallies that cost
+    /// the short perp raise the collateral too.
+    #[inline(always)]
+    fn perp_liquidation_price(&self, mark: f64, spot: f64) -> f64 {
+        let p = self.params;
+        if p.spot_collateral_haircut == 0.0 || self.book.spot_qty <= 0.0 {
+            p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, mark)
+        } else {
+            let collateral = p.spot_collateral_haircut * self.book.spot_qty * spot;
+            p.brackets.liquidation_price_with_collateral(self.book.perp_qty, self.book.perp_margin, mark, collateral)
+        }
+    }
+
+    /// Whether the perp's margin wants topping up: liquidation closer than `top_up_distance`,
+    /// or (spot as collateral) the margin and haircut spot no longer covering the initial
+    /// margin, since co-moving collateral keeps the liquidation price far while the account
+    /// borrows ever more quote currency.
+    #[inline(always)]
+    fn wants_top_up(&self, distance: f64, at: &Quote) -> bool {
+        let p = self.params;
+        distance < p.top_up_distance
+            || (p.spot_collateral_haircut > 0.0
+                && self.book.perp_qty.abs() * at.mark / p.leverage > self.book.perp_margin + p.spot_collateral_haircut * self.book.spot_qty.max(0.0) * at.spot)
     }
 
     /// Perp margin above the initial margin of the position at the mark.
@@ -284,10 +323,10 @@ impl Sim<'_> {
     fn top_up(&mut self, at: &Quote, distance: f64, spot_live: bool, pnl: &mut Pnl) -> bool {
         let p = self.params;
         // A NaN distance (no position) never triggers a top-up.
-        if p.top_up_source == TopUpSource::None || distance.is_nan() || distance >= p.top_up_distance {
+        if p.top_up_source == TopUpSource::None || distance.is_nan() || !self.wants_top_up(distance, at) {
             return false;
         }
-        let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin;
+        let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin - p.spot_collateral_haircut * book.spot_qty.max(0.0) * at.spot;
         let mut need = wanted(&self.book);
         if need <= 0.0 {
             return false;
@@ -363,10 +402,10 @@ impl Sim<'_> {
 }
 
 /// One step's scratch: the prices at its close, and the PnL and event flags it accumulates.
-struct Step {
-    at: Quote,
-    pnl: Pnl,
-    flags: u8,
+pub(crate) struct Step {
+    pub(crate) at: Quote,
+    pub(crate) pnl: Pnl,
+    pub(crate) flags: u8,
 }
 
 impl Sim<'_> {
@@ -515,6 +554,16 @@ impl Sim<'_> {
     fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
         let years = (step.at.ts_ms - timeline.ts_ms[i - 1]) as f64 / MS_PER_YEAR;
         let spot_qty = self.book.spot_qty;
+        if self.params.spot_collateral_haircut > 0.0 {
+            // Spot as collateral: a negative quote balance (the short perp's losses beyond
+            // the cash) is a loan that pays interest.
+            let loan = -(self.book.cash + self.book.perp_margin);
+            if loan > 0.0 {
+                let interest = loan * self.params.quote_borrow_apr * years;
+                self.book.cash -= interest;
+                step.pnl.borrow -= interest;
+            }
+        }
         if spot_qty > 0.0 {
             let earned = spot_qty * timeline.staking_apr[i - 1] * years;
             self.book.spot_qty += earned;
@@ -616,10 +665,10 @@ impl Sim<'_> {
                     step.flags |= events::REBALANCE;
                     summary.rebalances += 1;
                 }
-                let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
+                let liq = self.perp_liquidation_price(at.mark, at.spot);
                 // The checks first, inline: the top-ups themselves are rare.
                 let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
-                let mut topped = distance < p.top_up_distance && self.top_up(&at, distance, true, pnl);
+                let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, true, pnl);
                 if self.book.spot_qty < 0.0 {
                     topped |= self.spot_margin_top_up(&at, true, pnl);
                 }
@@ -633,9 +682,9 @@ impl Sim<'_> {
         }
         // A masked step still answers a margin call with cash that is already there.
         if masked && !final_close && matches!(self.held, Held::Long | Held::Reverse) {
-            let liq = p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, at.mark);
+            let liq = self.perp_liquidation_price(at.mark, at.spot);
             let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
-            let mut topped = distance < p.top_up_distance && self.top_up(&at, distance, false, &mut step.pnl);
+            let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
             if self.book.spot_qty < 0.0 {
                 topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
             }
@@ -701,120 +750,196 @@ impl DrawdownTracker {
     }
 }
 
-/// Run the carry over `timeline`, sending each step's row to `recorder`: each step checks
-/// liquidations, marks to the close, settles funding, accrues staking or borrow, decides, and
-/// records (see the module doc for the order's reasons).
-pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
-    let n = timeline.len();
-    let mut summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
-    if n == 0 {
-        return summary;
-    }
-    let ts = &timeline.ts_ms;
-    let signal = if params.entry.mode == EntryMode::AlwaysOn { Vec::new() } else { params.entry.signal(&timeline.funding_history, ts) };
-    let mut sim = Sim {
-        params,
-        book: Book { cash: params.initial_capital, ..Default::default() },
-        held: Held::Flat,
-        carry: Target::Flat,
-        blocked_after_liquidation: false,
-        trades: Vec::new(),
-    };
-    // Plain locals (not fields of `sim`), so the hot loop keeps them in registers.
-    let mut next_event = 0usize;
-    // The book does not change between one close and the next bar, so the liquidation prices
-    // computed at a close are the ones the next bar is checked against.
-    let mut liquidation_price_carried = f64::NAN;
-    let mut spot_liquidation_price_carried = f64::NAN;
-    let mut drawdown = DrawdownTracker::new(params.initial_capital, ts[0]);
+/// One pair's run in progress: the simulation state and what the loop carries from one step to
+/// the next. [`run`] drives one of these; [`portfolio::run`] drives several in lockstep, with
+/// the perp liquidation checked per account where accounts share margin.
+pub(crate) struct PairRun<'a> {
+    sim: Sim<'a>,
+    timeline: &'a MarketTimeline,
+    signal: Vec<f64>,
+    /// The first funding event not yet settled.
+    next_event: usize,
+    /// The book does not change between one close and the next bar, so the liquidation prices
+    /// computed at a close are the ones the next bar is checked against.
+    liquidation_price_carried: f64,
+    spot_liquidation_price_carried: f64,
+    drawdown: DrawdownTracker,
+    summary: RunSummary,
+    held_before: Held,
+}
 
-    for i in 0..n {
-        let mut step = Step { at: Quote { ts_ms: ts[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] }, pnl: Pnl::default(), flags: 0 };
-        let masked = params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0);
-        if masked {
+impl<'a> PairRun<'a> {
+    pub(crate) fn new(timeline: &'a MarketTimeline, params: &'a EngineParams) -> Self {
+        let n = timeline.len();
+        let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+        let signal = if params.entry.mode == EntryMode::AlwaysOn || n == 0 { Vec::new() } else { params.entry.signal(&timeline.funding_history, &timeline.ts_ms) };
+        PairRun {
+            sim: Sim { params, book: Book { cash: params.initial_capital, ..Default::default() }, held: Held::Flat, carry: Target::Flat, blocked_after_liquidation: false, trades: Vec::new() },
+            timeline,
+            signal,
+            next_event: 0,
+            liquidation_price_carried: f64::NAN,
+            spot_liquidation_price_carried: f64::NAN,
+            drawdown: DrawdownTracker::new(params.initial_capital, timeline.ts_ms.first().copied().unwrap_or(0)),
+            summary,
+            held_before: Held::Flat,
+        }
+    }
+
+    /// Open step `i`: its prices, its flags, and the time spent since the previous step.
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, i: usize) -> Step {
+        let timeline = self.timeline;
+        let params = self.sim.params;
+        let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] }, pnl: Pnl::default(), flags: 0 };
+        if params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0) {
             step.flags |= events::MASKED;
         }
         let uncovered = timeline.is_uncovered(i);
         if uncovered {
             step.flags |= events::UNCOVERED;
         }
-        let held_before = sim.held;
+        self.held_before = self.sim.held;
         if i > 0 {
-            let elapsed_ms = step.at.ts_ms - ts[i - 1];
-            if sim.book.perp_qty != 0.0 {
-                summary.perp_held_ms += elapsed_ms;
+            let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
+            if self.sim.book.perp_qty != 0.0 {
+                self.summary.perp_held_ms += elapsed_ms;
             }
-            if held_before == Held::Unhedged {
-                summary.unhedged_ms += elapsed_ms;
+            if self.held_before == Held::Unhedged {
+                self.summary.unhedged_ms += elapsed_ms;
             }
             if uncovered {
-                summary.uncovered_ms += elapsed_ms;
+                self.summary.uncovered_ms += elapsed_ms;
             }
-            // Both legs are checked, whatever the first did.
-            let perp_liquidated = sim.liquidate_perp(timeline, i, liquidation_price_carried, &mut step, &mut summary);
-            let spot_liquidated = sim.liquidate_spot(timeline, i, spot_liquidation_price_carried, &mut step, &mut summary);
-            if perp_liquidated || spot_liquidated {
-                summary.liquidations += 1;
-                step.flags |= events::LIQUIDATION;
-                summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
-                summary.after_liquidation.get_or_insert(params.after_liquidation);
-                sim.on_liquidation();
-            }
-            sim.mark_to_close(timeline, i, &mut step);
-            sim.settle_funding(timeline, i, &mut next_event, &mut step, &mut summary);
-            sim.accrue_carry(timeline, i, &mut step);
         }
+        step
+    }
 
-        let signal_apr = signal.get(i).copied().unwrap_or(f64::NAN);
-        let final_close = i + 1 == n && params.close_at_end;
-        let trades_before = sim.trades.len();
-        let liquidation_price_now = sim.decide(&mut step, signal_apr, masked, final_close, &mut summary);
-        for trade in &sim.trades[trades_before..] {
-            summary.traded_notional += (trade.qty * trade.fill_price).abs();
+    /// Step 1 for a pair whose perp is margined alone (isolated): both legs are checked against
+    /// the prices the previous close left, whatever the first did.
+    #[inline(always)]
+    pub(crate) fn liquidate_isolated(&mut self, i: usize, step: &mut Step) {
+        let perp_liquidated = self.sim.liquidate_perp(self.timeline, i, self.liquidation_price_carried, step, &mut self.summary);
+        let spot_liquidated = self.sim.liquidate_spot(self.timeline, i, self.spot_liquidation_price_carried, step, &mut self.summary);
+        if perp_liquidated || spot_liquidated {
+            self.note_liquidation(step);
         }
+    }
 
+    /// Book a liquidation that happened at this step (counters, flags, the after-liquidation
+    /// state).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note_liquidation(&mut self, step: &mut Step) {
+        self.summary.liquidations += 1;
+        step.flags |= events::LIQUIDATION;
+        self.summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
+        self.summary.after_liquidation.get_or_insert(self.sim.params.after_liquidation);
+        self.sim.on_liquidation();
+    }
+
+    /// Steps 2–4: mark to the close, settle funding, accrue staking or borrow.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, i: usize, step: &mut Step) {
+        self.sim.mark_to_close(self.timeline, i, step);
+        self.sim.settle_funding(self.timeline, i, &mut self.next_event, step, &mut self.summary);
+        self.sim.accrue_carry(self.timeline, i, step);
+    }
+
+    /// Step 5: the decisions at the close. Returns the perp's liquidation price when the
+    /// decisions computed it and left the book unchanged since.
+    #[inline(always)]
+    pub(crate) fn decide(&mut self, i: usize, step: &mut Step) -> Option<f64> {
+        let signal_apr = self.signal.get(i).copied().unwrap_or(f64::NAN);
+        let final_close = i + 1 == self.timeline.len() && self.sim.params.close_at_end;
+        let trades_before = self.sim.trades.len();
+        let masked = step.flags & events::MASKED != 0;
+        let liquidation_price_now = self.sim.decide(step, signal_apr, masked, final_close, &mut self.summary);
+        self.count_traded(trades_before);
+        liquidation_price_now
+    }
+
+    #[inline(always)]
+    fn count_traded(&mut self, trades_before: usize) {
+        for trade in &self.sim.trades[trades_before..] {
+            self.summary.traded_notional += (trade.qty * trade.fill_price).abs();
+        }
+    }
+
+    /// Close step `i`: the liquidation prices the next bar is checked against, the row, and the
+    /// running totals. Returns the row.
+    #[inline(always)]
+    pub(crate) fn record<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price_now: Option<f64>, recorder: &mut R) -> StepRow {
+        let params = self.sim.params;
         let at = step.at;
-        let liquidation_price = liquidation_price_now.unwrap_or_else(|| params.brackets.liquidation_price(sim.book.perp_qty, sim.book.perp_margin, at.mark));
-        liquidation_price_carried = liquidation_price;
-        spot_liquidation_price_carried = params.spot_margin.liquidation_price(sim.book.cash, -sim.book.spot_qty);
-        let distance = liquidation_distance(sim.book.perp_qty, liquidation_price, at.mark);
-        let spot_distance = if sim.book.spot_qty < 0.0 { spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
-        if matches!(sim.held, Held::Long | Held::Reverse) {
+        let liquidation_price = liquidation_price_now.unwrap_or_else(|| self.sim.perp_liquidation_price(at.mark, at.spot));
+        self.liquidation_price_carried = liquidation_price;
+        self.spot_liquidation_price_carried = params.spot_margin.liquidation_price(self.sim.book.cash, -self.sim.book.spot_qty);
+        let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
+        let spot_distance = if self.sim.book.spot_qty < 0.0 { self.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        let summary = &mut self.summary;
+        if matches!(self.sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {
                 if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
                     summary.min_liquidation_distance = d;
                 }
             }
         }
-        let equity = sim.book.equity(at.spot);
-        let (state_code, state_index) = sim.state_code();
+        let equity = self.sim.book.equity(at.spot);
+        let (state_code, state_index) = self.sim.state_code();
         summary.steps_in_state[state_index] += 1;
-        recorder.record(&StepRow {
+        let row = StepRow {
             ts_ms: at.ts_ms,
             spot_price: at.spot,
             perp_price: at.perp,
             mark_price: at.mark,
             state: state_code,
             events: step.flags,
-            spot_qty: sim.book.spot_qty,
-            perp_qty: sim.book.perp_qty,
-            cash: sim.book.cash,
-            perp_margin: sim.book.perp_margin,
+            spot_qty: self.sim.book.spot_qty,
+            perp_qty: self.sim.book.perp_qty,
+            cash: self.sim.book.cash,
+            perp_margin: self.sim.book.perp_margin,
             equity,
             pnl: step.pnl,
             liquidation_price,
             liquidation_distance: distance,
-            funding_signal_apr: signal_apr,
-        });
-        if held_before == Held::Unhedged {
+            funding_signal_apr: self.signal.get(i).copied().unwrap_or(f64::NAN),
+        };
+        recorder.record(&row);
+        if self.held_before == Held::Unhedged {
             summary.unhedged_pnl += step.pnl.total();
         }
         summary.pnl.add(&step.pnl);
-        drawdown.update(at.ts_ms, equity, &mut summary);
+        self.drawdown.update(at.ts_ms, equity, summary);
+        row
     }
-    drawdown.finish(&mut summary);
-    summary.first_ts_ms = ts[0];
-    summary.last_ts_ms = ts[n - 1];
-    summary.trades = sim.trades;
-    summary
+
+    /// The run's summary, once every step is recorded.
+    pub(crate) fn finish(mut self) -> RunSummary {
+        let ts = &self.timeline.ts_ms;
+        if let (Some(first), Some(last)) = (ts.first(), ts.last()) {
+            self.drawdown.finish(&mut self.summary);
+            self.summary.first_ts_ms = *first;
+            self.summary.last_ts_ms = *last;
+        }
+        self.summary.trades = self.sim.trades;
+        self.summary
+    }
+}
+
+/// Run the carry over `timeline`, sending each step's row to `recorder`: each step checks
+/// liquidations, marks to the close, settles funding, accrues staking or borrow, decides, and
+/// records (see the module doc for the order's reasons).
+pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
+    let mut pair = PairRun::new(timeline, params);
+    for i in 0..timeline.len() {
+        let mut step = pair.begin(i);
+        if i > 0 {
+            pair.liquidate_isolated(i, &mut step);
+            pair.advance(i, &mut step);
+        }
+        let liquidation_price_now = pair.decide(i, &mut step);
+        pair.record(i, step, liquidation_price_now, recorder);
+    }
+    pair.finish()
 }

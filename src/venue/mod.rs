@@ -224,6 +224,26 @@ pub struct Margin {
     /// The spot-margin account the reverse carry borrows spot in, where the venue offers one.
     #[serde(default)]
     pub spot: Option<SpotMargin>,
+    /// The venue's portfolio-margin (unified) account, where it offers one.
+    #[serde(default)]
+    pub portfolio: Option<PortfolioMargin>,
+}
+
+/// A venue's portfolio-margin account: the level its equity / maintenance ratio is liquidated
+/// at, and the collateral ratio (haircut) of each asset, each value sourced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioMargin {
+    /// Adjusted equity / maintenance margin at or below which the account is liquidated
+    /// (Binance's uniMMR 1.05).
+    pub liquidation_threshold: f64,
+    /// Collateral ratio by asset (`BTC = 0.95`): the share of a positive balance's value that
+    /// counts as margin.
+    pub collateral: BTreeMap<String, f64>,
+    /// Interest on a negative quote (USDT) balance, decimal APR.
+    pub quote_borrow_apr: f64,
+    /// Where each value comes from, with UNCONFIRMED where no source was found.
+    pub source: String,
 }
 
 /// A venue's spot-margin rules (the reverse carry's borrowed spot), each value sourced.

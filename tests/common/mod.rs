@@ -67,6 +67,8 @@ pub fn plain_params(capital: f64) -> EngineParams {
         reenter_after_liquidation: false,
         after_liquidation: basis::config::AfterLiquidation::Close,
         mask_stale_spot: true,
+        spot_collateral_haircut: 0.0,
+        quote_borrow_apr: 0.0,
     }
 }
 

@@ -1,0 +1,231 @@
+//! A portfolio backtest end to end: each pair loaded and aligned as a single-pair run would be,
+//! all pairs put on their common clock, the book simulated with its accounts, measured, and
+//! written (`ledger.parquet` for the book, `legs.parquet`, `accounts.parquet`, `trades.parquet`
+//! and `funding.parquet` with a `pair` column, `metrics.json`, `config.toml`, `manifest.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::bail_input;
+use crate::config::book::BookConfig;
+use crate::data::align::{common_grid, restrict_to_grid};
+use crate::measure::book::{accounts_frame, compute, legs_frame, mode_name, BookLedger, BookMetrics, PairPlace};
+use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements};
+use crate::model::MarketTimeline;
+use crate::output::{sha256_file, RunDir};
+use crate::sim::portfolio::{self, BookParams, BookSummary, PairSpec};
+use crate::time::{format_ms, MS_PER_DAY};
+
+/// Everything a book run produced, in memory.
+pub struct BookResult {
+    /// Each pair's market on the common clock.
+    pub timelines: Vec<MarketTimeline>,
+    /// Every row: pairs, accounts, book.
+    pub ledger: BookLedger,
+    /// The engine's totals.
+    pub summary: BookSummary,
+    /// The measures written to `metrics.json`.
+    pub metrics: BookMetrics,
+    /// Where each pair's legs are held.
+    pub places: Vec<PairPlace>,
+    /// Input files read.
+    pub files: Vec<PathBuf>,
+    /// Data findings and what the common clock cost, prefixed with the pair.
+    pub warnings: Vec<String>,
+}
+
+/// Load every pair, put them on one clock, and run the book.
+pub fn run(book: &BookConfig) -> Result<BookResult> {
+    let mut timelines = Vec::with_capacity(book.pairs.len());
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    for pair in &book.pairs {
+        // Context keeps the pair's own error kind (an input error exits 2).
+        let (timeline, pair_files, pair_warnings) = super::backtest::prepare(&pair.config).with_context(|| format!("pair {}", pair.name))?;
+        warnings.extend(pair_warnings.into_iter().map(|w| format!("{}: {w}", pair.name)));
+        files.extend(pair_files);
+        timelines.push(timeline);
+    }
+    let grid = common_grid(&timelines.iter().collect::<Vec<_>>());
+    if grid.len() < 2 {
+        bail_input!(
+            "the pairs share {} step time(s): {}. A book needs its pairs on one clock over a common window; check that their bars have the same interval and overlap",
+            grid.len(),
+            book.pairs.iter().zip(&timelines).map(|(p, t)| format!("{} {} .. {}", p.name, t.ts_ms.first().map(|m| format_ms(*m)).unwrap_or_default(), t.ts_ms.last().map(|m| format_ms(*m)).unwrap_or_default())).collect::<Vec<_>>().join("; ")
+        );
+    }
+    for (pair, timeline) in book.pairs.iter().zip(timelines.iter_mut()) {
+        if timeline.ts_ms != grid {
+            let before = timeline.len();
+            let clipped = timeline.ts_ms.iter().filter(|t| **t < grid[0] || **t > grid[grid.len() - 1]).count();
+            let merged = before - clipped - grid.len();
+            warnings.push(format!(
+                "{}: on the book's common clock ({} .. {}): {clipped} step(s) outside it dropped, {merged} step(s) merged into the next common step (their bar highs and lows kept)",
+                pair.name,
+                format_ms(grid[0]),
+                format_ms(grid[grid.len() - 1])
+            ));
+            *timeline = restrict_to_grid(timeline, &grid);
+        }
+    }
+    let params: Vec<_> = book.pairs.iter().map(|p| {
+        let mut params = crate::config::engine_params(&p.config);
+        if p.spot_account == p.perp_account {
+            params.spot_collateral_haircut = p.spot_haircut;
+            params.quote_borrow_apr = p.quote_borrow_apr;
+        }
+        params
+    }).collect();
+    let specs: Vec<PairSpec> = book
+        .pairs
+        .iter()
+        .zip(&timelines)
+        .zip(params)
+        .map(|((p, t), params)| PairSpec { name: p.name.clone(), timeline: t, params, spot_account: p.spot_account, perp_account: p.perp_account, spot_haircut: p.spot_haircut })
+        .collect();
+    let book_params = BookParams {
+        initial_capital: book.initial_capital,
+        allocation: book.allocation.clone(),
+        rebalance_every_ms: book.rebalance_allocation_days.map(|d| (d * MS_PER_DAY as f64).round() as i64),
+    };
+    let mut ledger = BookLedger::with_capacity(specs.len(), book.accounts.len(), grid.len());
+    let mut summary = portfolio::run(&book_params, &book.accounts, &specs, &mut ledger);
+    for (pair_summary, t) in summary.pairs.iter_mut().zip(&timelines) {
+        pair_summary.window_settlements = t.funding.iter().map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
+    }
+    summary.book.window_settlements = summary.pairs.iter().flat_map(|p| p.window_settlements.iter().copied()).collect();
+    let places: Vec<PairPlace> = book
+        .pairs
+        .iter()
+        .map(|p| PairPlace { name: p.name.clone(), spot_account: book.accounts[p.spot_account].name.clone(), perp_account: book.accounts[p.perp_account].name.clone(), spot_haircut: p.spot_haircut })
+        .collect();
+    let symbol = book.pairs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
+    let synthetic = timelines.iter().any(|t| t.synthetic);
+    let metrics = compute(&summary, &places, &book.accounts, &symbol, synthetic);
+    Ok(BookResult { timelines, ledger, summary, metrics, places, files, warnings })
+}
+
+#[derive(Serialize)]
+struct InputFile {
+    path: String,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    created_utc: String,
+    run_name: String,
+    config_file: Option<String>,
+    synthetic: bool,
+    pairs: Vec<&'a str>,
+    accounts: Vec<(String, &'static str)>,
+    steps: usize,
+    inputs: Vec<InputFile>,
+    warnings: &'a [String],
+    files: Vec<&'static str>,
+}
+
+/// Frames of one record kind, one per pair, stacked with a `pair` column in front.
+fn with_pair_column(frames: Vec<(String, DataFrame)>) -> Result<DataFrame> {
+    let mut stacked: Option<DataFrame> = None;
+    for (name, mut frame) in frames {
+        let height = frame.height();
+        frame.insert_column(0, Column::new("pair".into(), vec![name.as_str(); height]))?;
+        stacked = Some(match stacked {
+            None => frame,
+            Some(mut s) => {
+                s.vstack_mut(&frame)?;
+                s
+            }
+        });
+    }
+    Ok(stacked.unwrap_or_default())
+}
+
+/// Write a finished book to `<output_dir>/<run name>/` and return the folder.
+pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &BookResult, force: bool) -> Result<PathBuf> {
+    let run_dir = RunDir::create(&book.run.output_dir, &book.run.name, force)?;
+    run_dir.write_parquet("ledger.parquet", &mut result.ledger.book.to_frame()?)?;
+    run_dir.write_parquet("legs.parquet", &mut legs_frame(&result.ledger, &result.summary, &result.places)?)?;
+    run_dir.write_parquet("accounts.parquet", &mut accounts_frame(&result.ledger, &book.accounts)?)?;
+    let trades = result.places.iter().zip(&result.summary.pairs).map(|(p, s)| Ok((p.name.clone(), trades_frame(&s.trades)?))).collect::<Result<Vec<_>>>()?;
+    run_dir.write_parquet("trades.parquet", &mut with_pair_column(trades)?)?;
+    let funding = result
+        .places
+        .iter()
+        .zip(&result.summary.pairs)
+        .map(|(p, s)| Ok((p.name.clone(), settlements_frame(&window_settlements(&s.window_settlements, &s.settlements))?)))
+        .collect::<Result<Vec<_>>>()?;
+    run_dir.write_parquet("funding.parquet", &mut with_pair_column(funding)?)?;
+    run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
+    let config_text = toml::to_string_pretty(&book.raw).unwrap_or_default();
+    run_dir.write("config.toml", format!("# The portfolio config as run.\n{config_text}").as_bytes())?;
+    let mut inputs = Vec::new();
+    for path in &result.files {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        inputs.push(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? });
+    }
+    let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let manifest = Manifest {
+        tool: "basis",
+        version: env!("CARGO_PKG_VERSION"),
+        created_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run_name,
+        config_file: config_path.map(|p| p.display().to_string()),
+        synthetic: result.timelines.iter().any(|t| t.synthetic),
+        pairs: result.places.iter().map(|p| p.name.as_str()).collect(),
+        accounts: book.accounts.iter().map(|a| (a.name.clone(), mode_name(a.mode))).collect(),
+        steps: result.ledger.book.len(),
+        inputs,
+        warnings: &result.warnings,
+        files: vec!["metrics.json", "ledger.parquet", "legs.parquet", "accounts.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"],
+    };
+    run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    run_dir.commit()
+}
+
+/// The terminal summary of a book.
+pub fn summary_text(result: &BookResult) -> String {
+    let m = &result.metrics;
+    let b = &m.book;
+    let mut out = format!(
+        "book {} ({} pairs, {} .. {}, {} steps)\n  capital       {:.2} -> {:.2}  (return on capital {:+.2} %, APR {:+.2} %)\n  max drawdown  {:.2} %\n  funding       {:.2}  ({:.2} % APR on capital, {:.2} % on mean margin posted {:.2}; capital efficiency {:.2}x)\n",
+        b.symbol,
+        result.places.len(),
+        b.start,
+        b.end,
+        b.steps,
+        b.initial_capital,
+        b.final_equity,
+        m.return_on_capital * 100.0,
+        b.apr * 100.0,
+        b.max_drawdown * 100.0,
+        b.funding_pnl,
+        m.funding_apr_on_capital * 100.0,
+        m.funding_apr_on_margin * 100.0,
+        m.mean_margin_posted,
+        m.capital_efficiency
+    );
+    for (name, pair) in &m.pairs {
+        out.push_str(&format!(
+            "  pair {name:<10} {:>14.2} -> {:>14.2}  funding {:>12.2}  liquidations {}  (spot in {}, perp in {})\n",
+            pair.metrics.initial_capital, pair.metrics.final_equity, pair.metrics.funding_pnl, pair.metrics.liquidations, pair.spot_account, pair.perp_account
+        ));
+    }
+    for (name, account) in &m.accounts {
+        out.push_str(&format!(
+            "  account {name:<16} {:<9} liquidations {}{}  min distance {}\n",
+            account.margin_mode,
+            account.liquidations,
+            if account.first_liquidation.is_empty() { String::new() } else { format!(" (first {})", account.first_liquidation) },
+            account.min_liquidation_distance.map(|d| format!("{:.2} %", d * 100.0)).unwrap_or_else(|| "n/a".into())
+        ));
+    }
+    out
+}

@@ -1,0 +1,365 @@
+//! A portfolio config: `[[account]]` tables (one margin account per venue) and `[[pair]]` tables
+//! (one carry each, its spot and perp legs in accounts), sharing the `[portfolio]` capital.
+//!
+//! Each pair becomes a complete single-pair [`Config`]: the file's own sections (`[strategy]`,
+//! `[portfolio]`, `[costs]`, `[margin]`, `[venue]`) with the pair's data, the perp account's
+//! venue preset, and the pair's own overrides, loaded and validated exactly as a single-pair
+//! file is. So a one-pair portfolio runs the same engine with the same parameters as the same
+//! pair on its own.
+//!
+//! ```toml
+//! [portfolio]
+//! initial_capital = 1_000_000
+//! allocation = "equal"              # "funding_weighted", or "weights" (each pair's `weight`)
+//! rebalance_allocation_days = 7
+//!
+//! [[account]]
+//! venue = "binance_usdm"            # a venue preset; the account's name unless `name` is given
+//! margin_mode = "cross"             # isolated | cross | portfolio
+//!
+//! [[pair]]
+//! symbol = "BTCUSDT"
+//! spot = { account = "binance_usdm", data = { format = "binance_klines", path = "..." } }
+//! perp = { account = "binance_usdm", data = { ... }, funding = { ... } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::{Config, RunConfig};
+use crate::sim::portfolio::{AccountSpec, Allocation, MarginMode};
+use crate::{bail_input, input_error};
+
+/// One `[[account]]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The name pairs refer to it by (default: the venue).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The venue preset whose rules the account follows, e.g. `binance_usdm`.
+    pub venue: String,
+    /// `isolated`, `cross` or `portfolio`.
+    #[serde(default)]
+    pub margin_mode: MarginMode,
+    /// Collateral ratio by asset (portfolio mode), over the preset's: `{ BTC = 0.95 }`.
+    #[serde(default)]
+    pub collateral: BTreeMap<String, f64>,
+    /// Equity / maintenance at or below which a portfolio account is liquidated, over the
+    /// preset's (Binance 1.05). Cross accounts are liquidated at 1 (margin ratio 100 %).
+    #[serde(default)]
+    pub liquidation_threshold: Option<f64>,
+    /// Interest on a negative quote balance (portfolio mode), decimal APR, over the preset's.
+    #[serde(default)]
+    pub quote_borrow_apr: Option<f64>,
+}
+
+/// How `[portfolio] allocation` splits the capital.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationRule {
+    /// The same share for every pair.
+    #[default]
+    Equal,
+    /// In proportion to each pair's trailing funding APR (time-weighted).
+    FundingWeighted,
+    /// Each pair's `weight`, normalised to sum to 1.
+    Weights,
+}
+
+/// A pair of the book: its complete single-pair config and where its legs are held.
+#[derive(Debug, Clone)]
+pub struct PairConfig {
+    /// The pair's name (its symbol, or `name`).
+    pub name: String,
+    /// The pair as a single-pair config (the perp account's venue preset merged in).
+    pub config: Config,
+    /// Index of the spot leg's account.
+    pub spot_account: usize,
+    /// Index of the perp's account.
+    pub perp_account: usize,
+    /// Collateral ratio of the pair's spot in its account (portfolio mode), else 0.
+    pub spot_haircut: f64,
+    /// Weight under `allocation = "weights"` (normalised), else NaN.
+    pub weight: f64,
+    /// Interest on the spot account's negative quote balance (portfolio mode), decimal APR.
+    pub quote_borrow_apr: f64,
+}
+
+/// A whole portfolio config.
+#[derive(Debug, Clone)]
+pub struct BookConfig {
+    /// `[run]`: the name and output folder of the book.
+    pub run: RunConfig,
+    /// The book's capital, quote currency.
+    pub initial_capital: f64,
+    /// The allocation rule as configured.
+    pub allocation_rule: AllocationRule,
+    /// The allocation the engine runs.
+    pub allocation: Allocation,
+    /// Re-split the capital every this many days; `None`: at the start only.
+    pub rebalance_allocation_days: Option<f64>,
+    /// The accounts, in file order.
+    pub accounts: Vec<AccountSpec>,
+    /// The account tables as written (venue, collateral) for the outputs.
+    pub account_configs: Vec<AccountConfig>,
+    /// The pairs, in file order.
+    pub pairs: Vec<PairConfig>,
+    /// The file as parsed, written back as `config.toml`.
+    pub raw: toml::Value,
+}
+
+/// Whether a parsed config is a portfolio (has `[[pair]]` tables).
+pub fn is_book(raw: &toml::Value) -> bool {
+    raw.get("pair").is_some() || raw.get("account").is_some()
+}
+
+/// Whether the file at `path` is a portfolio config (false when it cannot be read or parsed:
+/// the single-pair loader then reports why).
+pub fn file_is_book(path: &Path) -> bool {
+    std::fs::read_to_string(path).ok().and_then(|text| toml::from_str::<toml::Value>(&text).ok()).is_some_and(|raw| is_book(&raw))
+}
+
+/// Keys a `[[pair]]` table may hold besides its legs.
+const PAIR_KEYS: [&str; 10] = ["symbol", "name", "base", "weight", "spot", "perp", "data", "strategy", "portfolio", "costs"];
+/// Keys a leg table may hold.
+const SPOT_KEYS: [&str; 3] = ["account", "data", "staking"];
+const PERP_KEYS: [&str; 5] = ["account", "data", "funding", "mark", "index"];
+/// Book-level keys of `[portfolio]` that single-pair configs do not have.
+const BOOK_KEYS: [&str; 3] = ["allocation", "rebalance_allocation_days", "allocation_lookback_hours"];
+
+/// The asset a symbol's spot leg holds: the symbol less its quote (`BTCUSDT` → `BTC`).
+pub fn base_asset(symbol: &str) -> String {
+    let upper = symbol.to_ascii_uppercase().replace(['/', '-', '_', ':'], "");
+    for quote in ["USDT", "USDC", "FDUSD", "BUSD", "USD"] {
+        if let Some(base) = upper.strip_suffix(quote).filter(|b| !b.is_empty()) {
+            return base.to_string();
+        }
+    }
+    upper
+}
+
+impl BookConfig {
+    /// Read and validate a portfolio config file.
+    pub fn load(path: &Path) -> Result<BookConfig> {
+        let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
+        let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+        BookConfig::from_toml_value(&raw, &path.display().to_string(), path.parent().unwrap_or_else(|| Path::new(".")))
+    }
+
+    /// Build and validate a portfolio config from parsed TOML; `base_dir` resolves relative paths.
+    pub fn from_toml_value(raw: &toml::Value, origin: &str, base_dir: &Path) -> Result<BookConfig> {
+        let table = raw.as_table().ok_or_else(|| input_error!("config {origin}: expected a TOML table at the top"))?;
+        let mut root = table.clone();
+        let accounts_value = root.remove("account");
+        let pairs_value = root.remove("pair");
+        let Some(toml::Value::Array(pair_tables)) = pairs_value else {
+            bail_input!("config {origin}: a portfolio needs [[pair]] tables (one per carry), each with `symbol`, `spot = {{ account, data }}` and `perp = {{ account, data, funding }}`");
+        };
+        let Some(toml::Value::Array(account_tables)) = accounts_value else {
+            bail_input!("config {origin}: a portfolio needs [[account]] tables (one margin account per venue: `venue = \"binance_usdm\"`, `margin_mode = \"cross\"`)");
+        };
+        if pair_tables.is_empty() {
+            bail_input!("config {origin}: [[pair]] is empty; add at least one pair");
+        }
+        if root.contains_key("data") {
+            bail_input!("config {origin}: a portfolio's data belongs to its pairs: move [data] into each [[pair]] (`data = {{ ... }}`, or the legs' `data`)");
+        }
+
+        // [portfolio]'s book keys.
+        let mut portfolio = root.get("portfolio").and_then(|p| p.as_table()).cloned().unwrap_or_default();
+        let allocation_rule: AllocationRule = match portfolio.remove("allocation") {
+            None => AllocationRule::Equal,
+            Some(v) => v.try_into().map_err(|_| input_error!("config {origin}: [portfolio] allocation: expected \"equal\", \"funding_weighted\" or \"weights\""))?,
+        };
+        let rebalance_allocation_days = match portfolio.remove("rebalance_allocation_days") {
+            None => None,
+            Some(v) => Some(number(&v).filter(|d| *d > 0.0).ok_or_else(|| input_error!("config {origin}: [portfolio] rebalance_allocation_days: expected a number of days > 0"))?),
+        };
+        let lookback_hours = match portfolio.remove("allocation_lookback_hours") {
+            None => 30.0 * 24.0,
+            Some(v) => number(&v).filter(|h| *h > 0.0).ok_or_else(|| input_error!("config {origin}: [portfolio] allocation_lookback_hours: expected hours > 0"))?,
+        };
+        debug_assert!(BOOK_KEYS.len() == 3);
+        let initial_capital = match portfolio.get("initial_capital") {
+            None => 100_000.0,
+            Some(v) => number(v).filter(|c| *c > 0.0 && c.is_finite()).ok_or_else(|| input_error!("config {origin}: [portfolio] initial_capital: expected a positive number"))?,
+        };
+        root.insert("portfolio".into(), toml::Value::Table(portfolio));
+        let run: RunConfig = match root.get("run") {
+            None => RunConfig::default(),
+            Some(v) => v.clone().try_into().map_err(|err: toml::de::Error| input_error!("config {origin}: [run]: {}", err.to_string().trim_end()))?,
+        };
+
+        // Accounts.
+        let mut account_configs = Vec::new();
+        let mut accounts = Vec::new();
+        let mut quote_borrow_aprs = Vec::new();
+        for (a, value) in account_tables.iter().enumerate() {
+            let account: AccountConfig = value.clone().try_into().map_err(|err: toml::de::Error| input_error!("config {origin}: [[account]] {}: {}", a + 1, err.to_string().trim_end()))?;
+            let name = account.name.clone().unwrap_or_else(|| account.venue.clone());
+            if accounts.iter().any(|x: &AccountSpec| x.name == name) {
+                bail_input!("config {origin}: [[account]] {}: the name {name:?} is used twice; give one of them `name = \"...\"`", a + 1);
+            }
+            let preset = crate::venue::Preset::load(&account.venue, base_dir).map_err(|err| input_error!("config {origin}: [[account]] {} ({name}): venue: {err:#}", a + 1))?;
+            let liquidation_threshold = match account.margin_mode {
+                MarginMode::Isolated => 1.0,
+                MarginMode::Cross => account.liquidation_threshold.unwrap_or(1.0),
+                MarginMode::Portfolio => match (account.liquidation_threshold, &preset.margin.portfolio) {
+                    (Some(t), _) => t,
+                    (None, Some(pm)) => pm.liquidation_threshold,
+                    (None, None) => bail_input!(
+                        "config {origin}: [[account]] {} ({name}): the {} preset has no portfolio-margin account ([margin.portfolio]); use margin_mode = \"cross\", or give `liquidation_threshold` and `collateral` with their source",
+                        a + 1,
+                        preset.name
+                    ),
+                },
+            };
+            if !(liquidation_threshold >= 1.0 && liquidation_threshold < 10.0) {
+                bail_input!("config {origin}: [[account]] {} ({name}): liquidation_threshold must be in [1, 10), found {liquidation_threshold}", a + 1);
+            }
+            for (asset, ratio) in &account.collateral {
+                if !(*ratio >= 0.0 && *ratio <= 1.0) {
+                    bail_input!("config {origin}: [[account]] {} ({name}): collateral.{asset} must be a ratio in [0, 1], found {ratio}", a + 1);
+                }
+            }
+            let quote_borrow_apr = account.quote_borrow_apr.or(preset.margin.portfolio.as_ref().map(|pm| pm.quote_borrow_apr)).unwrap_or(0.0);
+            if !(0.0..=5.0).contains(&quote_borrow_apr) {
+                bail_input!("config {origin}: [[account]] {} ({name}): quote_borrow_apr must be a decimal APR in [0, 5], found {quote_borrow_apr}", a + 1);
+            }
+            quote_borrow_aprs.push(quote_borrow_apr);
+            accounts.push(AccountSpec { name, mode: account.margin_mode, liquidation_threshold });
+            account_configs.push(account);
+        }
+        let find_account = |pair: usize, leg: &str, value: Option<&toml::Value>| -> Result<usize> {
+            let name = value.and_then(|v| v.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {}: {leg}.account is missing: name the [[account]] holding the {leg} leg", pair + 1))?;
+            accounts.iter().position(|a| a.name == name).ok_or_else(|| {
+                input_error!("config {origin}: [[pair]] {}: {leg}.account = {name:?} is not an [[account]]; the accounts are {}", pair + 1, accounts.iter().map(|a| format!("{:?}", a.name)).collect::<Vec<_>>().join(", "))
+            })
+        };
+
+        // Pairs.
+        let mut pairs = Vec::new();
+        for (k, value) in pair_tables.iter().enumerate() {
+            let pair = value.as_table().ok_or_else(|| input_error!("config {origin}: [[pair]] {}: expected a table", k + 1))?;
+            if let Some(key) = pair.keys().find(|key| !PAIR_KEYS.contains(&key.as_str())) {
+                bail_input!("config {origin}: [[pair]] {}: unknown key `{key}`; a pair takes {}", k + 1, PAIR_KEYS.join(", "));
+            }
+            let symbol = pair.get("symbol").and_then(|s| s.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {}: `symbol` is missing (e.g. symbol = \"BTCUSDT\")", k + 1))?.to_string();
+            let name = pair.get("name").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| symbol.clone());
+            if pairs.iter().any(|p: &PairConfig| p.name == name) {
+                bail_input!("config {origin}: [[pair]] {}: the name {name:?} is used twice; give one of them `name = \"...\"`", k + 1);
+            }
+            let leg = |key: &str, allowed: &[&str]| -> Result<toml::map::Map<String, toml::Value>> {
+                let table = pair.get(key).and_then(|v| v.as_table()).cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): `{key} = {{ account = ..., data = ... }}` is missing", k + 1))?;
+                if let Some(bad) = table.keys().find(|x| !allowed.contains(&x.as_str())) {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): {key}.{bad} is not a key of a {key} leg; it takes {}", k + 1, allowed.join(", "));
+                }
+                Ok(table)
+            };
+            let spot = leg("spot", &SPOT_KEYS)?;
+            let perp = leg("perp", &PERP_KEYS)?;
+            let spot_account = find_account(k, "spot", spot.get("account"))?;
+            let perp_account = find_account(k, "perp", perp.get("account"))?;
+
+            // The pair's [data]: its own `data` table, then the legs' sources.
+            let mut data = pair.get("data").and_then(|d| d.as_table()).cloned().unwrap_or_default();
+            data.entry("symbol").or_insert_with(|| toml::Value::String(symbol.clone()));
+            for (from, key, into) in [(&spot, "data", "spot"), (&spot, "staking", "staking"), (&perp, "data", "perp"), (&perp, "funding", "funding"), (&perp, "mark", "mark"), (&perp, "index", "index")] {
+                if let Some(source) = from.get(key) {
+                    data.insert(into.into(), source.clone());
+                }
+            }
+            let mut pair_root = root.clone();
+            pair_root.insert("data".into(), toml::Value::Table(data));
+            // The pair's own [strategy]/[portfolio]/[costs] keys win over the file's.
+            for section in ["strategy", "portfolio", "costs"] {
+                if let Some(overrides) = pair.get(section).and_then(|s| s.as_table()) {
+                    let mut merged = pair_root.get(section).and_then(|s| s.as_table()).cloned().unwrap_or_default();
+                    for (key, value) in overrides {
+                        merged.insert(key.clone(), value.clone());
+                    }
+                    pair_root.insert(section.into(), toml::Value::Table(merged));
+                }
+            }
+            let mut venue = pair_root.get("venue").and_then(|v| v.as_table()).cloned().unwrap_or_default();
+            if venue.get("preset").is_some() {
+                bail_input!("config {origin}: [venue] preset: in a portfolio each account names its venue; remove `preset` from [venue]");
+            }
+            venue.insert("preset".into(), toml::Value::String(account_configs[perp_account].venue.clone()));
+            pair_root.insert("venue".into(), toml::Value::Table(venue));
+            let pair_raw = toml::Value::Table(pair_root);
+            let mut config = Config::from_toml_value(&pair_raw, &format!("{origin} [[pair]] {} ({name})", k + 1), base_dir)?;
+            // The spot leg pays its own venue's spot fees, unless [costs] sets them.
+            if spot_account != perp_account && account_configs[spot_account].venue != account_configs[perp_account].venue {
+                let spot_preset = crate::venue::Preset::load(&account_configs[spot_account].venue, base_dir)?;
+                let given = |key: &str| pair_raw.get("costs").and_then(|c| c.get(key)).is_some();
+                if !given("spot_maker_bps") {
+                    config.costs.spot_maker_bps = spot_preset.fees.spot_maker_bps;
+                }
+                if !given("spot_taker_bps") {
+                    config.costs.spot_taker_bps = spot_preset.fees.spot_taker_bps;
+                }
+            }
+            config.run = run.clone();
+
+            let base = pair.get("base").and_then(|b| b.as_str()).map(str::to_string).unwrap_or_else(|| base_asset(&symbol));
+            let spot_haircut = if accounts[spot_account].mode == MarginMode::Portfolio {
+                let account = &account_configs[spot_account];
+                match account.collateral.get(&base) {
+                    Some(r) => *r,
+                    None => {
+                        let preset = crate::venue::Preset::load(&account.venue, base_dir)?;
+                        preset.margin.portfolio.as_ref().and_then(|pm| pm.collateral.get(&base).copied()).ok_or_else(|| {
+                            input_error!(
+                                "config {origin}: [[pair]] {} ({name}): account {:?} is a portfolio account but has no collateral ratio for {base}; add `collateral = {{ {base} = 0.95 }}` (with its source) to the account, or set the pair's `base`",
+                                k + 1,
+                                accounts[spot_account].name
+                            )
+                        })?
+                    }
+                }
+            } else {
+                0.0
+            };
+            let weight = match pair.get("weight") {
+                None if allocation_rule == AllocationRule::Weights => bail_input!("config {origin}: [[pair]] {} ({name}): allocation = \"weights\" needs a `weight` on every pair", k + 1),
+                None => f64::NAN,
+                Some(v) => number(v).filter(|w| *w >= 0.0 && w.is_finite()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): weight must be a number >= 0", k + 1))?,
+            };
+            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account] });
+        }
+        let n = pairs.len() as f64;
+        let allocation = match allocation_rule {
+            AllocationRule::Equal => Allocation::Weights(vec![1.0 / n; pairs.len()]),
+            AllocationRule::FundingWeighted => Allocation::FundingWeighted { lookback_hours },
+            AllocationRule::Weights => {
+                let sum: f64 = pairs.iter().map(|p| p.weight).sum();
+                if sum <= 0.0 {
+                    bail_input!("config {origin}: allocation = \"weights\": the pairs' weights sum to 0; give at least one a weight > 0");
+                }
+                for p in pairs.iter_mut() {
+                    p.weight /= sum;
+                }
+                Allocation::Weights(pairs.iter().map(|p| p.weight).collect())
+            }
+        };
+        // Each pair starts with its share of the capital (funding-weighted: equal until the
+        // first rebalance, as no trailing APR is known before the start).
+        let start_weights = match &allocation {
+            Allocation::Weights(w) => w.clone(),
+            Allocation::FundingWeighted { .. } => vec![1.0 / n; pairs.len()],
+        };
+        for (p, w) in pairs.iter_mut().zip(&start_weights) {
+            p.config.portfolio.initial_capital = initial_capital * w;
+        }
+        Ok(BookConfig { run, initial_capital, allocation_rule, allocation, rebalance_allocation_days, accounts, account_configs, pairs, raw: raw.clone() })
+    }
+}
+
+fn number(value: &toml::Value) -> Option<f64> {
+    value.as_float().or_else(|| value.as_integer().map(|i| i as f64))
+}

@@ -1,0 +1,345 @@
+//! A portfolio's records and measures: every pair's rows, every account's rows and the book's
+//! rows ([`BookLedger`]), the per-leg split written to `legs.parquet`, the accounts written to
+//! `accounts.parquet`, and the book's metrics (return on capital, margin posted, capital
+//! efficiency, attribution by pair and venue, the correlation of pair returns).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::ledger::FullLedger;
+use super::metrics::{self, Metrics};
+use crate::model::{Pnl, Recorder, StepRow, TradeReason};
+use crate::sim::portfolio::{AccountRow, AccountSpec, BookRecorder, BookSummary, MarginMode};
+use crate::time::MS_PER_YEAR;
+
+/// Every row of a book run, kept in memory.
+pub struct BookLedger {
+    /// The book's rows (sums over the pairs).
+    pub book: FullLedger,
+    /// Each pair's rows.
+    pub pairs: Vec<FullLedger>,
+    /// Each pair's capital moved in at each step (allocation), quote currency.
+    pub transfers_in: Vec<Vec<f64>>,
+    /// Each account's rows.
+    pub accounts: Vec<Vec<AccountRow>>,
+}
+
+impl BookLedger {
+    /// A ledger for `pairs` pairs and `accounts` accounts, with room for `steps` rows each.
+    pub fn with_capacity(pairs: usize, accounts: usize, steps: usize) -> Self {
+        BookLedger {
+            book: FullLedger::with_capacity(steps),
+            pairs: (0..pairs).map(|_| FullLedger::with_capacity(steps)).collect(),
+            transfers_in: (0..pairs).map(|_| Vec::with_capacity(steps)).collect(),
+            accounts: (0..accounts).map(|_| Vec::with_capacity(steps)).collect(),
+        }
+    }
+}
+
+impl BookRecorder for BookLedger {
+    fn pair(&mut self, pair: usize, row: &StepRow, transfer_in: f64) {
+        self.pairs[pair].record(row);
+        self.transfers_in[pair].push(transfer_in);
+    }
+    fn account(&mut self, account: usize, row: &AccountRow) {
+        self.accounts[account].push(*row);
+    }
+    fn book(&mut self, row: &StepRow) {
+        self.book.record(row);
+    }
+}
+
+/// Where a pair's legs are held, for the per-leg and per-venue outputs.
+#[derive(Debug, Clone)]
+pub struct PairPlace {
+    /// The pair's name.
+    pub name: String,
+    /// The spot leg's account name.
+    pub spot_account: String,
+    /// The perp's account name.
+    pub perp_account: String,
+    /// The spot's collateral ratio in its account (portfolio mode), else 0.
+    pub spot_haircut: f64,
+}
+
+/// One step of one leg: its PnL components (the pair's step split by leg).
+fn leg_pnl(row: &StepRow, fees_spot: f64, slippage_spot: f64, liquidation_spot: f64) -> (Pnl, Pnl) {
+    let p = row.pnl;
+    let spot = Pnl { spot: p.spot, staking: p.staking, borrow: p.borrow, fees: fees_spot, slippage: slippage_spot, liquidation: liquidation_spot, ..Default::default() };
+    // The perp takes the rest of each shared component, so the legs add up to the pair exactly.
+    let perp = Pnl { perp: p.perp, funding: p.funding, fees: p.fees - fees_spot, slippage: p.slippage - slippage_spot, liquidation: p.liquidation - liquidation_spot, ..Default::default() };
+    (spot, perp)
+}
+
+/// `legs.parquet`: per step, pair and leg, the quantity, price, margin and each PnL component
+/// (fees, slippage and liquidation split by the trades of each leg; the perp's share is the
+/// pair's total less the spot's, so the two legs add up to the pair's row exactly).
+pub fn legs_frame(ledger: &BookLedger, summary: &BookSummary, places: &[PairPlace]) -> Result<DataFrame> {
+    let steps = ledger.book.len();
+    let rows = steps * places.len() * 2;
+    let mut ts = Vec::with_capacity(rows);
+    let mut pair_names: Vec<&str> = Vec::with_capacity(rows);
+    let mut leg_names: Vec<&str> = Vec::with_capacity(rows);
+    let mut accounts: Vec<&str> = Vec::with_capacity(rows);
+    let (mut qty, mut price, mut margin, mut transfer) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let mut components: Vec<Vec<f64>> = (0..=Pnl::COUNT).map(|_| Vec::with_capacity(rows)).collect();
+    for (k, place) in places.iter().enumerate() {
+        // Spot-leg trade costs by step: fees and slippage of ordinary fills, and what a
+        // liquidation of the spot took.
+        let mut spot_costs: BTreeMap<usize, (f64, f64, f64)> = BTreeMap::new();
+        for t in summary.pairs[k].trades.iter().filter(|t| t.leg == "spot") {
+            let entry = spot_costs.entry(t.step).or_default();
+            if t.reason == TradeReason::Liquidation {
+                entry.2 -= t.fee;
+            } else {
+                entry.0 -= t.fee;
+                entry.1 -= t.slippage;
+            }
+        }
+        let pair_ledger = &ledger.pairs[k];
+        for i in 0..pair_ledger.len() {
+            let row = pair_ledger.row(i);
+            let (fees_spot, slippage_spot, liquidation_spot) = spot_costs.get(&i).copied().unwrap_or_default();
+            let (spot_pnl, perp_pnl) = leg_pnl(&row, fees_spot, slippage_spot, liquidation_spot);
+            for (leg, account, q, px, m, tr, pnl) in [
+                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i], spot_pnl),
+                ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, 0.0, perp_pnl),
+            ] {
+                ts.push(row.ts_ms);
+                pair_names.push(place.name.as_str());
+                leg_names.push(leg);
+                accounts.push(account);
+                qty.push(q);
+                price.push(px);
+                margin.push(m);
+                transfer.push(tr);
+                for (column, value) in components.iter_mut().zip(pnl.values().into_iter().chain([pnl.total()])) {
+                    column.push(value);
+                }
+            }
+        }
+    }
+    let mut columns = vec![
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("pair".into(), pair_names),
+        Column::new("leg".into(), leg_names),
+        Column::new("account".into(), accounts),
+        Column::new("qty".into(), qty),
+        Column::new("price".into(), price),
+        Column::new("margin".into(), margin),
+        Column::new("transfer_in".into(), transfer),
+    ];
+    let names: Vec<&str> = Pnl::COMPONENTS.iter().map(|c| c.column).chain(["pnl_total"]).collect();
+    for (name, values) in names.into_iter().zip(components) {
+        columns.push(Column::new(name.into(), values));
+    }
+    let height = columns[0].len();
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// `accounts.parquet`: per step and account, its balances, maintenance, margin ratio and
+/// distance to liquidation.
+pub fn accounts_frame(ledger: &BookLedger, accounts: &[AccountSpec]) -> Result<DataFrame> {
+    let mut ts = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut modes: Vec<&str> = Vec::new();
+    let mut floats: Vec<Vec<f64>> = (0..8).map(|_| Vec::new()).collect();
+    for (a, rows) in ledger.accounts.iter().enumerate() {
+        for row in rows {
+            ts.push(row.ts_ms);
+            names.push(accounts[a].name.as_str());
+            modes.push(mode_name(accounts[a].mode));
+            for (column, value) in floats.iter_mut().zip([row.cash, row.spot_value, row.perp_margin, row.margin_balance, row.maintenance, row.margin_ratio, row.liquidation_distance, row.equity]) {
+                column.push(value);
+            }
+        }
+    }
+    let mut columns = vec![
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("account".into(), names),
+        Column::new("margin_mode".into(), modes),
+    ];
+    for (name, values) in ["cash", "spot_value", "perp_margin", "margin_balance", "maintenance", "margin_ratio", "liquidation_distance", "equity"].into_iter().zip(floats) {
+        columns.push(Column::new(name.into(), values));
+    }
+    let height = columns[0].len();
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// The name a margin mode is written as.
+pub fn mode_name(mode: MarginMode) -> &'static str {
+    match mode {
+        MarginMode::Isolated => "isolated",
+        MarginMode::Cross => "cross",
+        MarginMode::Portfolio => "portfolio",
+    }
+}
+
+/// One pair's measures within the book.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairMetrics {
+    /// Account of the spot leg.
+    pub spot_account: String,
+    /// Account of the perp.
+    pub perp_account: String,
+    /// Capital moved in by allocation rebalances, net, quote currency.
+    pub transfers_in: f64,
+    /// The pair's own metrics (its initial capital is its first allocation).
+    pub metrics: Metrics,
+}
+
+/// One account's measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountMetrics {
+    /// `isolated`, `cross` or `portfolio`.
+    pub margin_mode: &'static str,
+    /// Balance / maintenance at which the account is liquidated (1 for isolated and cross).
+    pub liquidation_threshold: f64,
+    /// Steps at which a perp of the account was liquidated.
+    pub liquidations: usize,
+    /// Time of the first liquidation (UTC), empty when none.
+    pub first_liquidation: String,
+    /// Smallest distance to liquidation at any close, decimal move (NaN written as null).
+    pub min_liquidation_distance: Option<f64>,
+    /// Highest maintenance / margin balance at any close.
+    pub max_margin_ratio: f64,
+}
+
+/// The book's measures, written to `metrics.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BookMetrics {
+    /// The whole book as one run. Rate-based funding figures (`funding_apr_*`, settlement
+    /// counts and shares) are the pairs' own, weighted by their first allocation.
+    pub book: Metrics,
+    /// Book PnL / initial capital, decimal.
+    pub return_on_capital: f64,
+    /// Mean cash posted as perp margin across the book, quote currency.
+    pub mean_margin_posted: f64,
+    /// Funding PnL per year over the initial capital, decimal APR.
+    pub funding_apr_on_capital: f64,
+    /// Funding PnL per year over the mean margin posted, decimal APR.
+    pub funding_apr_on_margin: f64,
+    /// Capital / mean margin posted: how many times the margin the capital is.
+    pub capital_efficiency: f64,
+    /// Allocation rebalances carried out.
+    pub allocation_rebalances: usize,
+    /// Each pair's measures, by name.
+    pub pairs: BTreeMap<String, PairMetrics>,
+    /// Each account's measures, by name.
+    pub accounts: BTreeMap<String, AccountMetrics>,
+    /// PnL by component per venue (the account a leg is held in), quote currency.
+    pub pnl_by_account: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Pearson correlation of the pairs' daily returns, in `pairs` order.
+    pub correlation: Correlation,
+}
+
+/// A correlation matrix with its labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct Correlation {
+    /// Row and column labels.
+    pub names: Vec<String>,
+    /// `matrix[a][b]`: correlation of a's and b's daily returns (null where undefined).
+    pub matrix: Vec<Vec<Option<f64>>>,
+}
+
+/// Measure a finished book.
+pub fn compute(summary: &BookSummary, places: &[PairPlace], accounts: &[AccountSpec], symbol: &str, synthetic: bool) -> BookMetrics {
+    let mut book = metrics::compute(&summary.book, symbol, synthetic);
+    let pair_metrics: Vec<Metrics> = summary.pairs.iter().zip(places).map(|(s, p)| metrics::compute(s, &p.name, synthetic)).collect();
+    // Rate-based funding figures do not add across pairs: weight them by first allocation.
+    let capital: f64 = summary.pairs.iter().map(|s| s.initial_capital).sum();
+    let weight = |k: usize| if capital > 0.0 { summary.pairs[k].initial_capital / capital } else { 0.0 };
+    book.funding_apr_over_window = pair_metrics.iter().enumerate().map(|(k, m)| weight(k) * m.funding_apr_over_window).sum();
+    book.funding_apr_while_held = pair_metrics.iter().enumerate().map(|(k, m)| weight(k) * m.funding_apr_while_held).sum();
+    book.positive_settlement_share = pair_metrics.iter().enumerate().map(|(k, m)| weight(k) * m.positive_settlement_share).sum();
+    book.negative_settlement_share = pair_metrics.iter().enumerate().map(|(k, m)| weight(k) * m.negative_settlement_share).sum();
+    let years = ((summary.book.last_ts_ms - summary.book.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 8760.0);
+    let posted = summary.mean_margin_posted;
+    let mut pnl_by_account: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for (k, place) in places.iter().enumerate() {
+        let pnl = summary.pairs[k].pnl;
+        let spot_costs: (f64, f64, f64) = summary.pairs[k].trades.iter().filter(|t| t.leg == "spot").fold((0.0, 0.0, 0.0), |acc, t| if t.reason == TradeReason::Liquidation { (acc.0, acc.1, acc.2 - t.fee) } else { (acc.0 - t.fee, acc.1 - t.slippage, acc.2) });
+        let row = StepRow { pnl, ..Default::default() };
+        let (spot, perp) = leg_pnl(&row, spot_costs.0, spot_costs.1, spot_costs.2);
+        for (account, leg) in [(&place.spot_account, spot), (&place.perp_account, perp)] {
+            let entry = pnl_by_account.entry(account.clone()).or_default();
+            for (name, value) in Pnl::NAMES.iter().zip(leg.values()) {
+                *entry.entry(name.to_string()).or_default() += value;
+            }
+            *entry.entry("total".into()).or_default() += leg.total();
+        }
+    }
+    let pairs = places
+        .iter()
+        .zip(pair_metrics)
+        .enumerate()
+        .map(|(k, (p, m))| (p.name.clone(), PairMetrics { spot_account: p.spot_account.clone(), perp_account: p.perp_account.clone(), transfers_in: summary.transfers_in[k], metrics: m }))
+        .collect();
+    let accounts_out = summary
+        .accounts
+        .iter()
+        .zip(accounts)
+        .map(|(a, spec)| {
+            (
+                a.name.clone(),
+                AccountMetrics {
+                    margin_mode: mode_name(a.mode),
+                    liquidation_threshold: spec.liquidation_threshold,
+                    liquidations: a.liquidations,
+                    first_liquidation: a.first_liquidation_ms.map(crate::time::format_ms).unwrap_or_default(),
+                    min_liquidation_distance: Some(a.min_liquidation_distance).filter(|d| d.is_finite()),
+                    max_margin_ratio: a.max_margin_ratio,
+                },
+            )
+        })
+        .collect();
+    BookMetrics {
+        return_on_capital: summary.book.pnl.total() / summary.book.initial_capital,
+        mean_margin_posted: posted,
+        funding_apr_on_capital: summary.book.pnl.funding / summary.book.initial_capital / years,
+        funding_apr_on_margin: if posted > 0.0 { summary.book.pnl.funding / posted / years } else { 0.0 },
+        capital_efficiency: if posted > 0.0 { summary.book.initial_capital / posted } else { 0.0 },
+        allocation_rebalances: summary.allocation_rebalances,
+        pairs,
+        accounts: accounts_out,
+        pnl_by_account,
+        correlation: correlation(summary, places),
+        book,
+    }
+}
+
+/// Pearson correlation of the pairs' daily returns (each day against the previous day's close).
+fn correlation(summary: &BookSummary, places: &[PairPlace]) -> Correlation {
+    let returns: Vec<Vec<f64>> = summary
+        .pairs
+        .iter()
+        .map(|s| {
+            let mut previous = s.initial_capital;
+            s.daily_equity
+                .iter()
+                .map(|&(_, e)| {
+                    let r = if previous > 0.0 { e / previous - 1.0 } else { f64::NAN };
+                    previous = e;
+                    r
+                })
+                .collect()
+        })
+        .collect();
+    let pearson = |a: &[f64], b: &[f64]| -> Option<f64> {
+        let pairs: Vec<(f64, f64)> = a.iter().zip(b).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (*x, *y)).collect();
+        let n = pairs.len() as f64;
+        if n < 2.0 {
+            return None;
+        }
+        let (ma, mb) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+        let cov: f64 = pairs.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum();
+        let (va, vb): (f64, f64) = (pairs.iter().map(|p| (p.0 - ma).powi(2)).sum(), pairs.iter().map(|p| (p.1 - mb).powi(2)).sum());
+        let r = cov / (va * vb).sqrt();
+        r.is_finite().then_some(r)
+    };
+    let matrix = returns.iter().map(|a| returns.iter().map(|b| pearson(a, b)).collect()).collect();
+    Correlation { names: places.iter().map(|p| p.name.clone()).collect(), matrix }
+}

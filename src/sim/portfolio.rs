@@ -1,0 +1,739 @@
+//! Several carries run in lockstep on one clock, their legs held in margin accounts that may
+//! share margin: one capital, split among the pairs by an allocation rule and re-split on a
+//! schedule.
+//!
+//! Each pair is the single-pair engine's state machine ([`super::PairRun`]): its own decisions,
+//! funding, staking and top-ups. What the accounts change is the perp's liquidation check
+//! (step 1 of the engine's order):
+//! - [`MarginMode::Isolated`]: each perp against its own margin, exactly as a single-pair run.
+//! - [`MarginMode::Cross`]: one wallet per account. The account is liquidated when the sum of
+//!   its perps' margin balances (wallet plus unrealised PnL) falls to the sum of their
+//!   maintenance margins, and then every perp in it is closed (Binance's cross-margin rule:
+//!   "liquidation is triggered when the margin ratio reaches 100 %", all cross positions of the
+//!   account; MARGIN.md §2).
+//! - [`MarginMode::Portfolio`]: as cross, and the spot held in the account counts towards the
+//!   margin balance at the account's haircut for the asset, with the account's cash (MARGIN.md
+//!   §6, unified / portfolio margin). A long-spot/short-perp pair in one such account needs
+//!   cash margin only for what the haircut spot does not cover, and a rally that costs the
+//!   short perp raises the collateral.
+//!
+//! Inside a bar only each series' high and low are known, not when they printed. A shared
+//! account is checked on two paths: every price of the account at its bar high, and every price
+//! at its bar low (prices in one account move together: a crash takes spot and perp down
+//! alike). The first point on either path where the balance falls to maintenance is where the
+//! account is liquidated; each perp closes at its price there by the venue's rule, the venue's
+//! take shared among the perps by notional. A remaining deficit is the insurance fund's, booked
+//! to the liquidation component, so no account ends below zero. In a portfolio account, cash
+//! left negative after the perps close is repaid by selling the spot collateral at once, with
+//! the spot-margin liquidation fee.
+//!
+//! Moving capital between pairs (allocation rebalances) is a transfer, not PnL: each pair's
+//! change in equity is its PnL components plus its transfers, and the book's is its PnL alone.
+
+use serde::{Deserialize, Serialize};
+
+use super::margin::LiquidationStyle;
+use super::{EngineParams, Held, PairRun, RunSummary, Step};
+use crate::model::{events, state, MarketTimeline, Pnl, Recorder, StepRow, Trade, TradeReason};
+use crate::time::MS_PER_YEAR;
+
+/// How an account margins the positions in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarginMode {
+    /// Each perp has its own margin; one liquidation touches one position.
+    #[default]
+    Isolated,
+    /// One wallet backs every perp in the account; a breach liquidates them all.
+    Cross,
+    /// As cross, with the account's spot and cash counted as collateral at haircuts.
+    Portfolio,
+}
+
+/// One margin account.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    /// Name, e.g. the venue preset.
+    pub name: String,
+    /// How the account margins its positions.
+    pub mode: MarginMode,
+    /// Margin balance / maintenance at or below which a shared account is liquidated: 1 for
+    /// cross margin (margin ratio 100 %), the venue's level for portfolio margin (Binance's
+    /// uniMMR 1.05).
+    pub liquidation_threshold: f64,
+}
+
+/// One carry of the book: its market, its engine parameters and where its legs are held.
+#[derive(Debug, Clone)]
+pub struct PairSpec<'a> {
+    /// Name, e.g. `BTCUSDT`.
+    pub name: String,
+    /// The pair's market on the book's common clock (every pair has the same step times).
+    pub timeline: &'a MarketTimeline,
+    /// The pair's engine parameters; `initial_capital` is its share of the book's capital.
+    pub params: EngineParams,
+    /// Index of the account holding the spot leg (and the pair's cash).
+    pub spot_account: usize,
+    /// Index of the account holding the perp.
+    pub perp_account: usize,
+    /// Share of the spot's value the spot account counts as margin, decimal (portfolio mode;
+    /// 0 otherwise).
+    pub spot_haircut: f64,
+}
+
+/// How capital is split among the pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Allocation {
+    /// Fixed weights (summing to 1), one per pair.
+    Weights(Vec<f64>),
+    /// In proportion to each pair's trailing funding APR (time-weighted over `lookback_hours`),
+    /// pairs with a trailing APR at or below zero getting nothing; equal weights when none is
+    /// positive or the lookback is not yet covered.
+    FundingWeighted {
+        /// Hours of settled funding the trailing APR looks back over.
+        lookback_hours: f64,
+    },
+}
+
+/// The book's capital and how it is split.
+#[derive(Debug, Clone)]
+pub struct BookParams {
+    /// Capital of the whole book, quote currency.
+    pub initial_capital: f64,
+    /// The allocation rule.
+    pub allocation: Allocation,
+    /// Re-split the book's equity by the rule this often (ms); `None`: only at the start.
+    pub rebalance_every_ms: Option<i64>,
+}
+
+/// One account's state at a step's close.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountRow {
+    /// Step time, epoch ms UTC.
+    pub ts_ms: i64,
+    /// Cash of the pairs whose spot leg the account holds, quote currency.
+    pub cash: f64,
+    /// Value of the spot held in the account at the close, quote currency.
+    pub spot_value: f64,
+    /// Sum of the perps' margin balances (wallet plus unrealised PnL), quote currency.
+    pub perp_margin: f64,
+    /// What the account's liquidation rule counts: the perps' margin balances, plus (portfolio
+    /// mode) the cash and the haircut spot, quote currency.
+    pub margin_balance: f64,
+    /// Sum of the perps' maintenance margins at the mark, quote currency.
+    pub maintenance: f64,
+    /// Maintenance / margin balance, decimal (1 = liquidation); 0 without a perp.
+    pub margin_ratio: f64,
+    /// The smallest uniform move of the account's prices (up or down, decimal) at which it
+    /// would be liquidated; NaN without a perp, infinite when no move liquidates it.
+    pub liquidation_distance: f64,
+    /// Cash + spot value + perp margin, quote currency.
+    pub equity: f64,
+}
+
+/// Receives the book's rows: one per pair, one per account and one for the book, each step.
+pub trait BookRecorder {
+    /// Pair `pair`'s row, with the capital moved into it at this step (allocation).
+    fn pair(&mut self, pair: usize, row: &StepRow, transfer_in: f64);
+    /// Account `account`'s row.
+    fn account(&mut self, account: usize, row: &AccountRow);
+    /// The book's row: sums over the pairs (prices and quantities NaN).
+    fn book(&mut self, row: &StepRow);
+}
+
+/// What one account went through.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSummary {
+    /// Name.
+    pub name: String,
+    /// Margin mode.
+    pub mode: MarginMode,
+    /// Steps at which a perp of the account was liquidated.
+    pub liquidations: usize,
+    /// Time of the first liquidation.
+    pub first_liquidation_ms: Option<i64>,
+    /// Smallest account liquidation distance seen at a close (NaN: never a perp).
+    pub min_liquidation_distance: f64,
+    /// Highest margin ratio seen at a close.
+    pub max_margin_ratio: f64,
+}
+
+/// What a book run produced.
+#[derive(Debug, Clone, Default)]
+pub struct BookSummary {
+    /// The whole book, as one run (trades and settlements of every pair, in time order).
+    pub book: RunSummary,
+    /// Each pair's own run; its `initial_capital` is its first allocation.
+    pub pairs: Vec<RunSummary>,
+    /// Each pair's net capital moved in by allocation rebalances, quote currency.
+    pub transfers_in: Vec<f64>,
+    /// Each account's record.
+    pub accounts: Vec<AccountSummary>,
+    /// Allocation rebalances carried out.
+    pub allocation_rebalances: usize,
+    /// Mean over steps of the cash posted as perp margin across the book, quote currency.
+    pub mean_margin_posted: f64,
+}
+
+/// Weights for the pairs under `allocation` at step `i` (sum 1).
+fn weights(allocation: &Allocation, pairs: &[PairSpec], i: usize) -> Vec<f64> {
+    let n = pairs.len();
+    match allocation {
+        Allocation::Weights(w) => w.clone(),
+        Allocation::FundingWeighted { lookback_hours } => {
+            let aprs: Vec<f64> = pairs.iter().map(|p| trailing_apr(p.timeline, p.timeline.ts_ms[i], *lookback_hours)).collect();
+            let positive: f64 = aprs.iter().filter(|a| a.is_finite() && **a > 0.0).sum();
+            if positive > 0.0 {
+                aprs.iter().map(|a| if a.is_finite() && *a > 0.0 { a / positive } else { 0.0 }).collect()
+            } else {
+                vec![1.0 / n as f64; n]
+            }
+        }
+    }
+}
+
+/// Time-weighted funding APR of the settlements known at `now_ms` over the last
+/// `lookback_hours` (Σ rate / Σ interval hours × 8,760); NaN until the lookback is covered.
+fn trailing_apr(timeline: &MarketTimeline, now_ms: i64, lookback_hours: f64) -> f64 {
+    let history = &timeline.funding_history;
+    let end = history.partition_point(|s| s.settle_ms <= now_ms);
+    let (mut rate, mut hours) = (0.0, 0.0);
+    for s in history[..end].iter().rev() {
+        if hours >= lookback_hours {
+            break;
+        }
+        rate += s.rate;
+        hours += s.interval_hours;
+    }
+    if hours < lookback_hours {
+        f64::NAN
+    } else {
+        rate / hours * 8760.0
+    }
+}
+
+/// A perp or spot price path inside the current bar: from the previous close towards its bar
+/// high (`up`) or low.
+#[derive(Clone, Copy)]
+struct Path {
+    up: bool,
+}
+
+impl Path {
+    #[inline]
+    fn perp_end(self, t: &MarketTimeline, i: usize) -> f64 {
+        if self.up { t.mark_high[i] } else { t.mark_low[i] }
+    }
+    #[inline]
+    fn spot_end(self, t: &MarketTimeline, i: usize) -> f64 {
+        let range = if self.up { &t.spot_high } else { &t.spot_low };
+        range.get(i).copied().unwrap_or(t.spot[i])
+    }
+}
+
+/// Margin balance and maintenance of `account` with every price a share `theta` of the way from
+/// the previous close to its path's end (theta = 0: the previous close).
+fn account_at(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) -> (f64, f64) {
+    let (mut balance, mut maintenance) = (0.0, 0.0);
+    for (run, spec) in runs.iter().zip(specs) {
+        let book = &run.sim.book;
+        let t = run.timeline;
+        if spec.perp_account == account && book.perp_qty != 0.0 {
+            let price = t.mark[i - 1] + theta * (path.perp_end(t, i) - t.mark[i - 1]);
+            balance += book.perp_margin + book.perp_qty * (price - t.mark[i - 1]);
+            maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
+        }
+        if mode == MarginMode::Portfolio && spec.spot_account == account {
+            let price = t.spot[i - 1] + theta * (path.spot_end(t, i) - t.spot[i - 1]);
+            let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
+            balance += book.cash + haircut * book.spot_qty * price;
+        }
+    }
+    (balance, maintenance)
+}
+
+/// Where on the bar a shared account first falls to maintenance: the path and the share of the
+/// way along it, or `None` when it survives the bar.
+fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> Option<(Path, f64)> {
+    let has_perp = runs.iter().zip(specs).any(|(r, s)| s.perp_account == account && r.sim.book.perp_qty != 0.0);
+    if !has_perp {
+        return None;
+    }
+    let mut best: Option<(Path, f64)> = None;
+    for path in [Path { up: true }, Path { up: false }] {
+        let short = |theta: f64| {
+            let (balance, maintenance) = account_at(runs, specs, account, mode, i, path, theta);
+            balance < threshold * maintenance
+        };
+        if short(0.0) {
+            return Some((path, 0.0));
+        }
+        if !short(1.0) {
+            continue;
+        }
+        let (mut lo, mut hi) = (0.0, 1.0);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if short(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        if best.is_none_or(|(_, theta)| hi < theta) {
+            best = Some((path, hi));
+        }
+    }
+    best
+}
+
+/// The smallest uniform move (decimal, either direction) of the account's prices from the close
+/// at which it would be liquidated; NaN without a perp, infinite when none up to ×10 or to zero.
+fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> f64 {
+    if !runs.iter().zip(specs).any(|(r, s)| s.perp_account == account && r.sim.book.perp_qty != 0.0) {
+        return f64::NAN;
+    }
+    let short_at = |scale: f64| {
+        let (mut balance, mut maintenance) = (0.0, 0.0);
+        for (run, spec) in runs.iter().zip(specs) {
+            let book = &run.sim.book;
+            let t = run.timeline;
+            if spec.perp_account == account && book.perp_qty != 0.0 {
+                let price = t.mark[i] * scale;
+                balance += book.perp_margin + book.perp_qty * (price - t.mark[i]);
+                maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
+            }
+            if mode == MarginMode::Portfolio && spec.spot_account == account {
+                let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
+                balance += book.cash + haircut * book.spot_qty * t.spot[i] * scale;
+            }
+        }
+        balance < threshold * maintenance
+    };
+    if short_at(1.0) {
+        return 0.0;
+    }
+    let mut distance = f64::INFINITY;
+    for (limit, up) in [(10.0, true), (1.0, false)] {
+        let scale_of = |x: f64| if up { 1.0 + x } else { 1.0 - x };
+        // Just short of a zero price: a long perp's loss is bounded there.
+        let far = if up { limit } else { limit - 1e-9 };
+        if !short_at(scale_of(far)) {
+            continue;
+        }
+        let (mut lo, mut hi) = (0.0, far);
+        for _ in 0..50 {
+            let mid = 0.5 * (lo + hi);
+            if short_at(scale_of(mid)) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        distance = distance.min(hi);
+    }
+    distance
+}
+
+/// Liquidate every perp of a shared account at the point `theta` along `path`.
+#[cold]
+#[inline(never)]
+fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) {
+    // 1. Every perp marked to its price at the breach, and the account's take.
+    let mut closing: Vec<(usize, f64, f64)> = Vec::new(); // (pair, price, notional)
+    let mut perp_balance = 0.0;
+    let mut maintenance = 0.0;
+    for (k, (run, spec)) in runs.iter_mut().zip(specs).enumerate() {
+        if spec.perp_account != account || run.sim.book.perp_qty == 0.0 {
+            continue;
+        }
+        let t = run.timeline;
+        let prev = t.mark[i - 1];
+        let price = prev + theta * (path.perp_end(t, i) - prev);
+        let qty = run.sim.book.perp_qty;
+        let moved = qty * (price - prev);
+        steps[k].pnl.perp += moved;
+        run.sim.book.perp_margin += moved;
+        perp_balance += run.sim.book.perp_margin;
+        maintenance += spec.params.brackets.maintenance_margin(qty.abs() * price);
+        closing.push((k, price, qty.abs() * price));
+    }
+    let (_, collateral_balance) = {
+        let (balance, _) = account_at(runs, specs, account, mode, i, path, theta);
+        (balance, balance - perp_balance)
+    };
+    let rules = specs[closing[0].0].params.liquidation;
+    let total_notional: f64 = closing.iter().map(|c| c.2).sum();
+    let left = (perp_balance + if mode == MarginMode::Portfolio { collateral_balance } else { 0.0 }).max(0.0);
+    let taken = match rules.style {
+        LiquidationStyle::LiquidationPrice => (total_notional * rules.fee_rate).min(left),
+        LiquidationStyle::BankruptcyPrice => perp_balance.max(0.0),
+        LiquidationStyle::MarketWithBackstop => {
+            if perp_balance + collateral_balance < rules.backstop_fraction * maintenance {
+                perp_balance.max(0.0)
+            } else {
+                0.0
+            }
+        }
+    };
+    // 2. Each perp closed, its share of the take paid from its margin, the rest to its cash.
+    for &(k, price, notional) in &closing {
+        let run = &mut runs[k];
+        let share = if total_notional > 0.0 { taken * notional / total_notional } else { 0.0 };
+        let qty = run.sim.book.perp_qty;
+        run.sim.book.perp_margin -= share;
+        steps[k].pnl.liquidation -= share;
+        run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price: price, fee: share, slippage: 0.0 });
+        run.summary.traded_notional += notional;
+        run.sim.book.perp_qty = 0.0;
+    }
+    // 3. A cross wallet left below zero is the insurance fund's.
+    let wallet: f64 = closing.iter().map(|&(k, _, _)| runs[k].sim.book.perp_margin).sum();
+    if wallet < 0.0 && mode == MarginMode::Cross {
+        let negative: f64 = closing.iter().map(|&(k, _, _)| (-runs[k].sim.book.perp_margin).max(0.0)).sum();
+        for &(k, _, _) in &closing {
+            let part = (-runs[k].sim.book.perp_margin).max(0.0) / negative * -wallet;
+            runs[k].sim.book.perp_margin += part;
+            steps[k].pnl.liquidation += part;
+        }
+    }
+    for &(k, _, _) in &closing {
+        let margin = runs[k].sim.book.perp_margin;
+        runs[k].sim.book.transfer_to_margin(-margin);
+    }
+    // 4. Portfolio mode: negative cash is repaid from the spot collateral at its price at the
+    //    breach, with the spot-margin liquidation fee; what the account still lacks is the
+    //    insurance fund's.
+    if mode == MarginMode::Portfolio {
+        for (k, (run, spec)) in runs.iter_mut().zip(specs).enumerate() {
+            if spec.spot_account != account || run.sim.book.cash >= 0.0 {
+                continue;
+            }
+            let t = run.timeline;
+            let prev = t.spot[i - 1];
+            let price = prev + theta * (path.spot_end(t, i) - prev);
+            let fee_rate = spec.params.spot_margin.liquidation_fee_rate;
+            let book = &mut run.sim.book;
+            if book.spot_qty > 0.0 && price > 0.0 {
+                let sold = (-book.cash / (price * (1.0 - fee_rate))).min(book.spot_qty);
+                let fee = sold * price * fee_rate;
+                steps[k].pnl.spot += sold * (price - prev);
+                steps[k].pnl.liquidation -= fee;
+                book.cash += sold * price - fee;
+                // The rest stays valued at the previous close until the close marks it.
+                book.spot_qty -= sold;
+                run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "spot", reason: TradeReason::Liquidation, qty: -sold, reference_price: price, fill_price: price, fee, slippage: 0.0 });
+                run.summary.traded_notional += sold * price;
+            }
+        }
+        let total: f64 = runs.iter().zip(specs).filter(|(_, s)| s.spot_account == account).map(|(r, _)| r.sim.book.equity(r.timeline.spot[i - 1])).sum();
+        if total < 0.0 {
+            let negative: f64 = runs.iter().zip(specs).filter(|(_, s)| s.spot_account == account).map(|(r, _)| (-r.sim.book.cash).max(0.0)).sum();
+            for (k, (run, spec)) in runs.iter_mut().zip(specs).enumerate() {
+                if spec.spot_account == account && run.sim.book.cash < 0.0 && negative > 0.0 {
+                    let part = -run.sim.book.cash / negative * -total;
+                    run.sim.book.cash += part;
+                    steps[k].pnl.liquidation += part;
+                }
+            }
+        }
+    }
+    for &(k, _, _) in &closing {
+        runs[k].note_liquidation(&mut steps[k]);
+    }
+}
+
+/// Move the book's equity towards `targets` (one per pair): pairs above their target shrink
+/// both legs in proportion and hand over cash; pairs below grow by the cash they receive.
+/// Returns each pair's net transfer in.
+fn reallocate(runs: &mut [PairRun], steps: &mut [Step], targets: &[f64]) -> Vec<f64> {
+    let n = runs.len();
+    let mut transfers = vec![0.0; n];
+    // Shrink first, so the cash to hand over exists.
+    let mut pool = 0.0;
+    for k in 0..n {
+        let run = &mut runs[k];
+        let at = steps[k].at;
+        let equity = run.sim.book.equity(at.spot);
+        if equity <= targets[k] || equity <= 0.0 {
+            continue;
+        }
+        let keep = targets[k] / equity;
+        if matches!(run.sim.held, Held::Long | Held::Reverse) {
+            let c = run.sim.params.costs;
+            let (spot_cut, perp_cut) = ((1.0 - keep) * run.sim.book.spot_qty, (1.0 - keep) * run.sim.book.perp_qty);
+            let margin_cut = (1.0 - keep) * run.sim.book.perp_margin;
+            run.sim.book.trade_perp(-perp_cut, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);
+            run.sim.book.transfer_to_margin(-margin_cut.max(0.0));
+            run.sim.book.trade_spot(-spot_cut, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);
+        }
+        let spare = (run.sim.book.equity(at.spot) - targets[k]).min(run.sim.book.free_cash(at.spot)).max(0.0);
+        run.sim.book.cash -= spare;
+        transfers[k] -= spare;
+        pool += spare;
+    }
+    let wanting: f64 = (0..n).map(|k| (targets[k] - runs[k].sim.book.equity(steps[k].at.spot)).max(0.0)).sum();
+    if wanting <= 0.0 || pool <= 0.0 {
+        // Nothing to hand over: the cash goes back where it came from.
+        for k in 0..n {
+            runs[k].sim.book.cash -= transfers[k];
+            transfers[k] = 0.0;
+        }
+        return transfers;
+    }
+    for k in 0..n {
+        let run = &mut runs[k];
+        let at = steps[k].at;
+        let equity = run.sim.book.equity(at.spot);
+        let want = (targets[k] - equity).max(0.0);
+        if want <= 0.0 {
+            continue;
+        }
+        let given = pool * want / wanting;
+        run.sim.book.cash += given;
+        transfers[k] += given;
+        if matches!(run.sim.held, Held::Long | Held::Reverse) && equity > 0.0 {
+            // Grow both legs by the share the new cash adds, paying the costs out of it.
+            let c = run.sim.params.costs;
+            let grow = given / equity;
+            let spot_add = grow * run.sim.book.spot_qty;
+            let perp_add = grow * run.sim.book.perp_qty;
+            let spot_cost = spot_add.abs() * at.spot * (c.spot_fee + c.spot_slippage) + spot_add * at.spot;
+            let margin_add = (grow * run.sim.book.perp_margin).max(0.0);
+            // Scale down when costs would overdraw the cash received.
+            let affordable = if spot_cost + margin_add > given && spot_cost + margin_add > 0.0 { given / (spot_cost + margin_add) } else { 1.0 };
+            let scale = affordable.clamp(0.0, 1.0);
+            run.sim.book.trade_spot(scale * spot_add, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);
+            run.sim.book.transfer_to_margin(scale * margin_add);
+            run.sim.book.trade_perp(scale * perp_add, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);
+        }
+    }
+    transfers
+}
+
+/// Run the book: every pair steps together on the common clock, shared accounts are checked and
+/// liquidated as one, and capital is re-split on the allocation schedule. Each pair's row, each
+/// account's row and the book's row go to `recorder`.
+pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: &[PairSpec], recorder: &mut R) -> BookSummary {
+    let n = pairs.first().map(|p| p.timeline.len()).unwrap_or(0);
+    debug_assert!(pairs.iter().all(|p| p.timeline.ts_ms == pairs[0].timeline.ts_ms), "pairs must share one clock");
+    let mut runs: Vec<PairRun> = pairs.iter().map(|p| PairRun::new(p.timeline, &p.params)).collect();
+    let mut account_summaries: Vec<AccountSummary> = accounts.iter().map(|a| AccountSummary { name: a.name.clone(), mode: a.mode, min_liquidation_distance: f64::NAN, ..Default::default() }).collect();
+    let mut transfers_total = vec![0.0; pairs.len()];
+    let mut book_summary = RunSummary { steps: n, initial_capital: book.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+    let mut book_drawdown = super::DrawdownTracker::new(book.initial_capital, pairs.first().and_then(|p| p.timeline.ts_ms.first().copied()).unwrap_or(0));
+    let mut next_rebalance_ms = book.rebalance_every_ms.and_then(|every| pairs.first().and_then(|p| p.timeline.ts_ms.first()).map(|t| t + every));
+    let mut allocation_rebalances = 0usize;
+    let mut margin_posted_sum = 0.0;
+    let shared: Vec<bool> = accounts.iter().map(|a| a.mode != MarginMode::Isolated).collect();
+
+    for i in 0..n {
+        let mut steps: Vec<Step> = runs.iter_mut().map(|r| r.begin(i)).collect();
+        let ts_ms = steps.first().map(|s| s.at.ts_ms).unwrap_or(0);
+        if i > 0 {
+            // 1. Liquidations: isolated perps alone, shared accounts as one, borrowed spot per pair.
+            for (k, run) in runs.iter_mut().enumerate() {
+                if shared[pairs[k].perp_account] {
+                    if run.sim.liquidate_spot(run.timeline, i, run.spot_liquidation_price_carried, &mut steps[k], &mut run.summary) {
+                        run.note_liquidation(&mut steps[k]);
+                    }
+                } else {
+                    run.liquidate_isolated(i, &mut steps[k]);
+                }
+            }
+            for (a, account) in accounts.iter().enumerate() {
+                if !shared[a] {
+                    continue;
+                }
+                if let Some((path, theta)) = account_breach(&runs, pairs, a, account.mode, account.liquidation_threshold, i) {
+                    liquidate_account(&mut runs, pairs, &mut steps, a, account.mode, i, path, theta);
+                }
+            }
+            // 2–4. Marks, funding, staking and borrow, per pair.
+            for (k, run) in runs.iter_mut().enumerate() {
+                run.advance(i, &mut steps[k]);
+            }
+        }
+        // 5. Decisions per pair, then the allocation schedule.
+        let mut liquidation_prices: Vec<Option<f64>> = runs.iter_mut().zip(steps.iter_mut()).map(|(r, s)| r.decide(i, s)).collect();
+        let mut transfers = vec![0.0; pairs.len()];
+        let due = next_rebalance_ms.is_some_and(|t| ts_ms >= t) && i + 1 < n;
+        let masked = steps.iter().any(|s| s.flags & events::MASKED != 0);
+        if due && !masked {
+            let equity: f64 = runs.iter().zip(&steps).map(|(r, s)| r.sim.book.equity(s.at.spot)).sum();
+            let w = weights(&book.allocation, pairs, i);
+            let targets: Vec<f64> = w.iter().map(|w| w * equity.max(0.0)).collect();
+            let trades_before: Vec<usize> = runs.iter().map(|r| r.sim.trades.len()).collect();
+            transfers = reallocate(&mut runs, &mut steps, &targets);
+            for (k, run) in runs.iter_mut().enumerate() {
+                run.count_traded(trades_before[k]);
+                if run.sim.trades.len() > trades_before[k] {
+                    steps[k].flags |= events::REBALANCE;
+                    liquidation_prices[k] = None;
+                }
+                transfers_total[k] += transfers[k];
+            }
+            allocation_rebalances += 1;
+            if let (Some(next), Some(every)) = (next_rebalance_ms.as_mut(), book.rebalance_every_ms) {
+                while *next <= ts_ms {
+                    *next += every;
+                }
+            }
+        }
+        // Rows: pairs, accounts, book.
+        let mut book_row = StepRow { ts_ms, spot_price: f64::NAN, perp_price: f64::NAN, mark_price: f64::NAN, spot_qty: f64::NAN, perp_qty: f64::NAN, liquidation_price: f64::NAN, funding_signal_apr: f64::NAN, liquidation_distance: f64::NAN, ..Default::default() };
+        let mut states = [0usize; 4];
+        for (k, (run, step)) in runs.iter_mut().zip(steps.drain(..)).enumerate() {
+            let row = run.record(i, step, liquidation_prices[k], &mut NoRows);
+            recorder.pair(k, &row, transfers[k]);
+            book_row.events |= row.events;
+            book_row.cash += row.cash;
+            book_row.perp_margin += row.perp_margin;
+            book_row.equity += row.equity;
+            book_row.pnl.add(&row.pnl);
+            states[state_index(row.state)] += 1;
+            margin_posted_sum += row.perp_margin.max(0.0);
+        }
+        book_row.state = book_state(&states);
+        for (a, account) in accounts.iter().enumerate() {
+            let row = account_row(&runs, pairs, account, a, i, ts_ms);
+            let summary = &mut account_summaries[a];
+            if row.liquidation_distance < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !row.liquidation_distance.is_nan()) {
+                summary.min_liquidation_distance = row.liquidation_distance;
+            }
+            summary.max_margin_ratio = summary.max_margin_ratio.max(row.margin_ratio);
+            if book_row.liquidation_distance.is_nan() || row.liquidation_distance < book_row.liquidation_distance {
+                book_row.liquidation_distance = row.liquidation_distance;
+            }
+            recorder.account(a, &row);
+        }
+        for (a, summary) in account_summaries.iter_mut().enumerate() {
+            let liquidated = runs.iter().zip(pairs).any(|(r, s)| s.perp_account == a && r.sim.trades.iter().rev().take_while(|t| t.ts_ms == ts_ms).any(|t| t.reason == TradeReason::Liquidation && t.leg == "perp"));
+            if liquidated {
+                summary.liquidations += 1;
+                summary.first_liquidation_ms.get_or_insert(ts_ms);
+            }
+        }
+        if book_row.events & events::LIQUIDATION != 0 {
+            book_summary.liquidations += 1;
+            book_summary.first_liquidation_ms.get_or_insert(ts_ms);
+        }
+        book_summary.steps_in_state[state_index(book_row.state)] += 1;
+        book_summary.pnl.add(&book_row.pnl);
+        book_drawdown.update(ts_ms, book_row.equity, &mut book_summary);
+        recorder.book(&book_row);
+    }
+    if n > 0 {
+        book_drawdown.finish(&mut book_summary);
+        book_summary.first_ts_ms = pairs[0].timeline.ts_ms[0];
+        book_summary.last_ts_ms = pairs[0].timeline.ts_ms[n - 1];
+    }
+    let pair_summaries: Vec<RunSummary> = runs.into_iter().map(|r| r.finish()).collect();
+    merge_into(&mut book_summary, &pair_summaries);
+    let posted = if n > 0 { margin_posted_sum / n as f64 } else { 0.0 };
+    BookSummary { book: book_summary, pairs: pair_summaries, transfers_in: transfers_total, accounts: account_summaries, allocation_rebalances, mean_margin_posted: posted }
+}
+
+/// Rows the pairs' own recorders would get: the book recorder takes them instead.
+struct NoRows;
+
+impl Recorder for NoRows {
+    #[inline]
+    fn record(&mut self, _row: &StepRow) {}
+}
+
+fn state_index(code: i8) -> usize {
+    match code {
+        state::LONG_CARRY => 1,
+        state::REVERSE_CARRY => 2,
+        state::UNHEDGED_SPOT => 3,
+        _ => 0,
+    }
+}
+
+/// The book's state: flat when every pair is, a carry when every open pair holds the same one,
+/// unhedged when any pair is; otherwise the long carry (a mixed book).
+fn book_state(states: &[usize; 4]) -> i8 {
+    if states[3] > 0 {
+        state::UNHEDGED_SPOT
+    } else if states[1] == 0 && states[2] == 0 {
+        state::FLAT
+    } else if states[1] == 0 {
+        state::REVERSE_CARRY
+    } else {
+        state::LONG_CARRY
+    }
+}
+
+fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account: usize, i: usize, ts_ms: i64) -> AccountRow {
+    let mode = spec.mode;
+    let mut row = AccountRow { ts_ms, ..Default::default() };
+    let mut isolated_distance = f64::NAN;
+    for (run, pair) in runs.iter().zip(specs) {
+        let book = &run.sim.book;
+        let t = run.timeline;
+        if pair.spot_account == account {
+            row.cash += book.cash;
+            row.spot_value += book.spot_qty * t.spot[i];
+            if mode == MarginMode::Portfolio {
+                let haircut = if book.spot_qty > 0.0 { pair.spot_haircut } else { 1.0 };
+                row.margin_balance += book.cash + haircut * book.spot_qty * t.spot[i];
+            }
+        }
+        if pair.perp_account == account {
+            row.perp_margin += book.perp_margin;
+            if book.perp_qty != 0.0 {
+                row.margin_balance += book.perp_margin;
+                row.maintenance += pair.params.brackets.maintenance_margin(book.perp_qty.abs() * t.mark[i]);
+                if mode == MarginMode::Isolated {
+                    let d = super::margin::liquidation_distance(book.perp_qty, run.liquidation_price_carried, t.mark[i]);
+                    if isolated_distance.is_nan() || d < isolated_distance {
+                        isolated_distance = d;
+                    }
+                }
+            }
+        }
+    }
+    row.equity = row.cash + row.spot_value + row.perp_margin;
+    row.margin_ratio = if row.maintenance > 0.0 && row.margin_balance > 0.0 { row.maintenance / row.margin_balance } else if row.maintenance > 0.0 { f64::INFINITY } else { 0.0 };
+    row.liquidation_distance = if mode == MarginMode::Isolated { isolated_distance } else { account_distance(runs, specs, account, mode, spec.liquidation_threshold, i) };
+    row
+}
+
+/// The book's totals from its pairs: counts and fills summed, trades and settlements merged in
+/// time order.
+fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
+    for p in pairs {
+        book.rebalances += p.rebalances;
+        book.top_ups += p.top_ups;
+        book.entries += p.entries;
+        book.exits += p.exits;
+        book.traded_notional += p.traded_notional;
+        book.perp_held_ms = book.perp_held_ms.max(p.perp_held_ms);
+        book.unhedged_ms = book.unhedged_ms.max(p.unhedged_ms);
+        book.unhedged_pnl += p.unhedged_pnl;
+        book.uncovered_ms = book.uncovered_ms.max(p.uncovered_ms);
+        if book.after_liquidation.is_none() {
+            book.after_liquidation = p.after_liquidation;
+        }
+        if !p.min_liquidation_distance.is_nan() && (book.min_liquidation_distance.is_nan() || p.min_liquidation_distance < book.min_liquidation_distance) {
+            book.min_liquidation_distance = p.min_liquidation_distance;
+        }
+        book.trades.extend(p.trades.iter().cloned());
+        book.settlements.extend(p.settlements.iter().cloned());
+        book.window_settlements.extend(p.window_settlements.iter().cloned());
+    }
+    book.trades.sort_by_key(|t| t.ts_ms);
+    book.settlements.sort_by_key(|s| s.settle_ms);
+    book.window_settlements.sort_by_key(|s| s.0);
+}
+
+/// Years a book ran, for annualising (at least an hour).
+pub fn years(summary: &RunSummary) -> f64 {
+    ((summary.last_ts_ms - summary.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 8760.0)
+}
+
+/// Sum of every component of `pnl` (for the identities in tests and the report).
+pub fn total(pnl: &Pnl) -> f64 {
+    pnl.total()
+}
