@@ -14,6 +14,21 @@ fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str> {
     value.as_deref().ok_or_else(|| input_error!("format \"generic\" needs `{key}` (the column name) in the config"))
 }
 
+/// Which rows of `table` hold every value of `filter` (all rows without one).
+fn kept_rows(table: &super::read::RawTable, filter: &std::collections::BTreeMap<String, String>, rows: usize) -> Result<Vec<bool>> {
+    let mut keep = vec![true; rows];
+    for (column, wanted) in filter {
+        let values = table.strings(table.column(column)?)?;
+        for (k, value) in keep.iter_mut().zip(&values) {
+            *k &= value == wanted;
+        }
+    }
+    if !filter.is_empty() && !keep.iter().any(|k| *k) {
+        bail_input!("{}: no row matches filter {:?}; check the column values (e.g. venue and coin names are case-sensitive)", table.locate(0), filter);
+    }
+    Ok(keep)
+}
+
 /// Load generic price bars. Bars stamped with their open time become known `bar_seconds` later.
 pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let close_name = required(&source.close_column, &format!("data.{label}.close_column"))?;
@@ -47,7 +62,8 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
             Some(name) => table.f64s(table.column(name)?)?,
             None => vec![f64::NAN; close.len()],
         };
-        for i in 0..time.len() {
+        let keep = kept_rows(&table, &source.filter, time.len())?;
+        for i in (0..time.len()).filter(|&i| keep[i]) {
             rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 }));
         }
         files.push(path);
@@ -74,7 +90,8 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
             Some(name) => super::binance::optional_f64s(&table, table.column(name)?)?,
             None => vec![f64::NAN; time.len()],
         };
-        for i in 0..time.len() {
+        let keep = kept_rows(&table, &source.filter, time.len())?;
+        for i in (0..time.len()).filter(|&i| keep[i]) {
             rows.rows.push((super::binance::round_to_second(time[i]), rate[i], interval[i], mark[i], Origin { file, row: i as u32 }));
         }
         files.push(path);

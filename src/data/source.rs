@@ -169,6 +169,10 @@ pub struct PriceSource {
     /// Generic only: the bar-open column (checked: low <= open <= high).
     #[serde(default)]
     pub open_column: Option<String>,
+    /// Generic only: keep the rows whose columns hold these values (`filter = { venue =
+    /// "binance", coin = "BTC" }`), for a file of many venues or coins.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub filter: std::collections::BTreeMap<String, String>,
     /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
     /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
     #[serde(default)]
@@ -224,6 +228,7 @@ impl PriceSource {
             low_column: None,
             volume_column: None,
             open_column: None,
+            filter: Default::default(),
             utc_offset_hours: None,
         }
     }
@@ -241,6 +246,7 @@ impl FundingSource {
             interval_hours_column: None,
             interval_hours: None,
             mark_column: None,
+            filter: Default::default(),
             utc_offset_hours: None,
         }
     }
@@ -272,6 +278,10 @@ pub struct FundingSource {
     /// Generic only: the mark price at settlement, where the file has one.
     #[serde(default)]
     pub mark_column: Option<String>,
+    /// Generic only: keep the rows whose columns hold these values, for a file of many venues
+    /// or coins (`filter = { venue = "hyperliquid", coin = "BTC" }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub filter: std::collections::BTreeMap<String, String>,
     /// The file's times are local time this many hours east of UTC (3 = UTC+3): epoch numbers
     /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
     #[serde(default)]
