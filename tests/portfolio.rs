@@ -356,6 +356,9 @@ perp = {{ account = "binance_usdm" }}
     let (iso_ms, cross_ms) = (first(&isolated), first(&cross));
     eprintln!("first liquidation: isolated {}, cross {}", basis::time::format_ms(iso_ms), basis::time::format_ms(cross_ms));
     assert!(cross_ms >= iso_ms, "cross liquidated at {cross_ms}, before isolated at {iso_ms}");
+    // The times README states.
+    assert_eq!(basis::time::format_ms(iso_ms), "2020-01-15 01:00:00Z");
+    assert_eq!(basis::time::format_ms(cross_ms), "2020-01-29 01:00:00Z");
     // Checked independently from the ledgers: under isolated margin the first liquidated pair's
     // perp had its bar's mark high at or above the liquidation price its previous close left.
     let ledger = &isolated.ledger;
