@@ -2,7 +2,7 @@
 //! share margin: one capital, split among the pairs by an allocation rule and re-split on a
 //! schedule.
 //!
-//! Each pair is the single-pair engine's state machine ([`super::PairRun`]): its own decisions,
+//! Each pair is the single-pair engine's state machine (`PairRun` in `sim`): its own decisions,
 //! funding, staking and top-ups. What the accounts change is the perp's liquidation check
 //! (step 1 of the engine's order):
 //! - [`MarginMode::Isolated`]: each perp against its own margin, exactly as a single-pair run.
