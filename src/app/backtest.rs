@@ -106,11 +106,23 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
     Ok(BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings })
 }
 
+/// One input file as the manifest records it: path, size and SHA-256.
 #[derive(Serialize)]
-struct InputFile {
+pub struct InputFile {
     path: String,
     bytes: u64,
     sha256: String,
+}
+
+/// The manifest's record of every input file read.
+pub fn input_files(files: &[PathBuf]) -> Result<Vec<InputFile>> {
+    files
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            Ok(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? })
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -166,11 +178,7 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
     run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
     let config_text = toml::to_string_pretty(config).context("serialising the config")?;
     run_dir.write("config.toml", format!("# The config as run (paths resolved).\n{config_text}").as_bytes())?;
-    let mut inputs = Vec::new();
-    for path in &result.files {
-        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        inputs.push(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? });
-    }
+    let inputs = input_files(&result.files)?;
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let input = result.report_input(config, &run_name);
     let mut files = vec!["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];

@@ -15,7 +15,8 @@ use crate::data::align::{common_grid, restrict_to_grid};
 use crate::measure::book::{accounts_frame, compute, legs_frame, mode_name, BookLedger, BookMetrics, PairPlace};
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements};
 use crate::model::MarketTimeline;
-use crate::output::{sha256_file, RunDir};
+use super::backtest::InputFile;
+use crate::output::RunDir;
 use crate::sim::portfolio::{self, BookParams, BookSummary, PairSpec};
 use crate::time::{format_ms, MS_PER_DAY};
 
@@ -109,13 +110,6 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
 }
 
 #[derive(Serialize)]
-struct InputFile {
-    path: String,
-    bytes: u64,
-    sha256: String,
-}
-
-#[derive(Serialize)]
 struct Manifest<'a> {
     tool: &'static str,
     version: &'static str,
@@ -166,11 +160,7 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
     run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
     let config_text = toml::to_string_pretty(&book.raw).unwrap_or_default();
     run_dir.write("config.toml", format!("# The portfolio config as run.\n{config_text}").as_bytes())?;
-    let mut inputs = Vec::new();
-    for path in &result.files {
-        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        inputs.push(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? });
-    }
+    let inputs = super::backtest::input_files(&result.files)?;
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let manifest = Manifest {
         tool: "basis",
