@@ -377,3 +377,120 @@ perp = {{ account = "binance_usdm" }}
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Spot on one venue, perps on another (margin top-ups sent with a delay and a fee): each
+    /// account's change in equity is the PnL booked in it plus what moved in (allocation, and
+    /// transfers between the legs' accounts), each leg's change is its PnL plus what moved in,
+    /// and the book still closes with money in flight.
+    #[test]
+    fn accounts_and_legs_close_with_transfers_between_venues(
+        n in 20usize..90,
+        seed in prop::collection::vec((-0.15f64..0.2, -0.01f64..0.01, 0.0f64..0.15, -0.002f64..0.003), 90),
+        seed_b in prop::collection::vec((-0.2f64..0.15, -0.01f64..0.01, 0.0f64..0.15, -0.002f64..0.003), 90),
+        perp_mode in prop_oneof![Just(MarginMode::Isolated), Just(MarginMode::Cross)],
+        leverage in 1.0f64..8.0,
+        delay_hours in 0i64..6,
+        fee in 0.0f64..20.0,
+        rebalance_steps in prop::option::of(3i64..20),
+    ) {
+        let unzip = |s: &[(f64, f64, f64, f64)]| -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+            (s[..n].iter().map(|x| x.0).collect(), s[..n].iter().map(|x| x.1).collect(), s[..n].iter().map(|x| x.2).collect(), s[..n].iter().map(|x| x.3).collect())
+        };
+        let (r, b, g, f) = unzip(&seed);
+        let ta = random_timeline(&r, &b, &g, &f);
+        let (r, b, g, f) = unzip(&seed_b);
+        let tb = random_timeline(&r, &b, &g, &f);
+        let capital = 100_000.0;
+        let make = |share: f64| {
+            let mut p = plain_params(capital * share);
+            p.leverage = leverage;
+            p.top_up_source = TopUpSource::ReserveThenSpot;
+            p.top_up_distance = 0.1;
+            p.reserve_fraction = 0.2;
+            p.costs.spot_fee = 0.001;
+            p.costs.perp_fee = 0.0005;
+            p.reenter_after_liquidation = true;
+            p.brackets = Brackets::new(basis::config::default_brackets());
+            p.transfer_delay_ms = delay_hours * HOUR;
+            p.transfer_fee = fee;
+            p
+        };
+        let pairs = [pair("A", &ta, make(0.5), 0, 1), pair("B", &tb, make(0.5), 0, 1)];
+        let accounts = [account("spot venue", MarginMode::Isolated), account("perp venue", perp_mode)];
+        let mut ledger = BookLedger::with_capacity(2, 2, n);
+        portfolio::run(&book(capital, vec![0.5, 0.5], rebalance_steps.map(|s| s * HOUR)), &accounts, &pairs, &mut ledger);
+        let mut spot_prev = capital;
+        let mut perp_prev = 0.0;
+        let mut book_prev = capital;
+        for i in 0..n {
+            let (mut spot_pnl, mut perp_pnl, mut spot_in, mut perp_in) = (0.0, 0.0, 0.0, 0.0);
+            for k in 0..2 {
+                let row = ledger.pairs[k].row(i);
+                let spot_leg = ledger.spot_legs[k][i].total();
+                spot_pnl += spot_leg;
+                perp_pnl += row.pnl.total() - spot_leg;
+                let (out, arrived) = ledger.moved[k][i];
+                spot_in += ledger.transfers_in[k][i] - out;
+                perp_in += arrived;
+            }
+            let (spot_account, perp_account) = (&ledger.accounts[0][i], &ledger.accounts[1][i]);
+            let scale = capital;
+            prop_assert!((spot_account.equity - spot_prev - spot_pnl - spot_in).abs() <= 1e-9 * scale, "spot account step {i}: change {} vs pnl {spot_pnl} + in {spot_in}", spot_account.equity - spot_prev);
+            prop_assert!((perp_account.equity - perp_prev - perp_pnl - perp_in).abs() <= 1e-9 * scale, "perp account step {i}: change {} vs pnl {perp_pnl} + in {perp_in}", perp_account.equity - perp_prev);
+            let book_row = ledger.book.row(i);
+            prop_assert!((book_row.equity - book_prev - book_row.pnl.total()).abs() <= 1e-9 * scale, "book step {i}");
+            prop_assert!(book_row.equity >= -1e-9 * scale);
+            spot_prev = spot_account.equity;
+            perp_prev = perp_account.equity;
+            book_prev = book_row.equity;
+        }
+    }
+}
+
+/// A top-up between venues arrives `transfer_hours` later and pays the fee: by hand, a 2x short
+/// perp (q = 1,000·0.8/150 with a 20 % reserve) whose distance to liquidation falls under 10 %
+/// sends the reserve at once, and the perp margin rises only when it lands.
+#[test]
+fn a_cross_venue_top_up_arrives_late_and_pays_its_fee() {
+    let t = scripted(&[100.0, 100.0, 130.0, 131.0, 132.0, 133.0, 134.0]);
+    let mut p = hand_params(1000.0);
+    p.reserve_fraction = 0.2;
+    p.top_up_source = TopUpSource::Reserve;
+    p.top_up_distance = 0.1;
+    p.transfer_delay_ms = 2 * HOUR;
+    p.transfer_fee = 5.0;
+    let mut ledger = BookLedger::with_capacity(1, 2, t.len());
+    portfolio::run(&book(1000.0, vec![1.0], None), &[account("spot", MarginMode::Isolated), account("perp", MarginMode::Isolated)], &[pair("X", &t, p, 0, 1)], &mut ledger);
+    let q = 800.0 / 150.0;
+    // Step 0: margin q·50 = 266.67 posted, 200 cash kept.
+    assert_close(ledger.pairs[0].row(0).perp_margin, q * 50.0, 1e-9);
+    assert_close(ledger.pairs[0].row(0).cash, 200.0, 1e-9);
+    // Step 2 (130): margin 266.67 − q·30 = 106.67; liquidation price (106.67 + q·130)/(q·1.01) =
+    // 148.51, 14.2 % away, and the later steps stay further than 10 %: no top-up.
+    let sent: Vec<usize> = (0..t.len()).filter(|&i| ledger.moved[0][i].0 > 0.0 && i > 0).collect();
+    let arrived: Vec<usize> = (0..t.len()).filter(|&i| ledger.moved[0][i].1 > 0.0 && i > 0).collect();
+    assert!(sent.is_empty() && arrived.is_empty(), "no top-up at a 14 % distance: sent {sent:?}");
+
+    // With a 20 % threshold the step-2 distance (14.2 %) triggers: 200 − 5 fee leaves at once
+    // (the need, q·130/2 − 106.67 = 240, is more than the 195 that can go), lands at step 4.
+    let mut p = hand_params(1000.0);
+    p.reserve_fraction = 0.2;
+    p.top_up_source = TopUpSource::Reserve;
+    p.top_up_distance = 0.2;
+    p.transfer_delay_ms = 2 * HOUR;
+    p.transfer_fee = 5.0;
+    let mut ledger = BookLedger::with_capacity(1, 2, t.len());
+    portfolio::run(&book(1000.0, vec![1.0], None), &[account("spot", MarginMode::Isolated), account("perp", MarginMode::Isolated)], &[pair("X", &t, p, 0, 1)], &mut ledger);
+    let row2 = ledger.pairs[0].row(2);
+    assert_close(ledger.moved[0][2].0, 195.0, 1e-9);
+    assert_close(row2.cash, 0.0, 1e-9);
+    assert_close(row2.pnl.fees, -5.0, 1e-12);
+    assert_close(ledger.pairs[0].row(3).perp_margin, q * 50.0 - q * 31.0, 1e-9); // not yet landed
+    assert_close(ledger.moved[0][4].1, 195.0, 1e-9);
+    assert_close(ledger.pairs[0].row(4).perp_margin, q * 50.0 - q * 32.0 + 195.0, 1e-9);
+    // The book counted the money in flight: equity at step 3 = 1,000 − fee + spot and perp PnL (0).
+    assert_close(ledger.book.row(3).equity, 995.0, 1e-9);
+}

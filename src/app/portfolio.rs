@@ -74,6 +74,8 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
     }
     let params: Vec<_> = book.pairs.iter().map(|p| {
         let mut params = crate::config::engine_params(&p.config);
+        params.transfer_delay_ms = p.transfer_delay_ms;
+        params.transfer_fee = p.transfer_fee;
         if p.spot_account == p.perp_account {
             params.spot_collateral_haircut = p.spot_haircut;
             params.quote_borrow_apr = p.quote_borrow_apr;
@@ -105,7 +107,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         .collect();
     let symbol = book.pairs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
     let synthetic = timelines.iter().any(|t| t.synthetic);
-    let metrics = compute(&summary, &places, &book.accounts, &symbol, synthetic);
+    let metrics = compute(&summary, &ledger, &places, &book.accounts, &symbol, synthetic);
     Ok(BookResult { timelines, ledger, summary, metrics, places, files, warnings })
 }
 
@@ -146,7 +148,7 @@ fn with_pair_column(frames: Vec<(String, DataFrame)>) -> Result<DataFrame> {
 pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &BookResult, force: bool) -> Result<PathBuf> {
     let run_dir = RunDir::create(&book.run.output_dir, &book.run.name, force)?;
     run_dir.write_parquet("ledger.parquet", &mut result.ledger.book.to_frame()?)?;
-    run_dir.write_parquet("legs.parquet", &mut legs_frame(&result.ledger, &result.summary, &result.places)?)?;
+    run_dir.write_parquet("legs.parquet", &mut legs_frame(&result.ledger, &result.places)?)?;
     run_dir.write_parquet("accounts.parquet", &mut accounts_frame(&result.ledger, &book.accounts)?)?;
     let trades = result.places.iter().zip(&result.summary.pairs).map(|(p, s)| Ok((p.name.clone(), trades_frame(&s.trades)?))).collect::<Result<Vec<_>>>()?;
     run_dir.write_parquet("trades.parquet", &mut with_pair_column(trades)?)?;

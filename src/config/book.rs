@@ -10,6 +10,8 @@
 //! ```toml
 //! [portfolio]
 //! initial_capital = 1_000_000
+//! transfer_hours = 1.0              # a top-up between two venues arrives this much later
+//! transfer_fee = 1.0                # and pays this (quote currency)
 //! allocation = "equal"              # "funding_weighted", or "weights" (each pair's `weight`)
 //! rebalance_allocation_days = 7
 //!
@@ -87,6 +89,10 @@ pub struct PairConfig {
     pub weight: f64,
     /// Interest on the spot account's negative quote balance (portfolio mode), decimal APR.
     pub quote_borrow_apr: f64,
+    /// Time a margin top-up takes from the spot venue to the perp venue, ms (0 on one venue).
+    pub transfer_delay_ms: i64,
+    /// Fee per top-up transfer between the two venues, quote currency (0 on one venue).
+    pub transfer_fee: f64,
 }
 
 /// A whole portfolio config.
@@ -128,8 +134,6 @@ const PAIR_KEYS: [&str; 10] = ["symbol", "name", "base", "weight", "spot", "perp
 /// Keys a leg table may hold.
 const SPOT_KEYS: [&str; 3] = ["account", "data", "staking"];
 const PERP_KEYS: [&str; 5] = ["account", "data", "funding", "mark", "index"];
-/// Book-level keys of `[portfolio]` that single-pair configs do not have.
-const BOOK_KEYS: [&str; 3] = ["allocation", "rebalance_allocation_days", "allocation_lookback_hours"];
 
 /// The asset a symbol's spot leg holds: the symbol less its quote (`BTCUSDT` → `BTC`).
 pub fn base_asset(symbol: &str) -> String {
@@ -153,6 +157,9 @@ impl BookConfig {
     /// Build and validate a portfolio config from parsed TOML; `base_dir` resolves relative paths.
     pub fn from_toml_value(raw: &toml::Value, origin: &str, base_dir: &Path) -> Result<BookConfig> {
         let table = raw.as_table().ok_or_else(|| input_error!("config {origin}: expected a TOML table at the top"))?;
+        // [portfolio]'s book-level keys (allocation, rebalance_allocation_days,
+        // allocation_lookback_hours, transfer_hours, transfer_fee) are taken out below, before
+        // the pairs' configs are built.
         let mut root = table.clone();
         let accounts_value = root.remove("account");
         let pairs_value = root.remove("pair");
@@ -179,11 +186,18 @@ impl BookConfig {
             None => None,
             Some(v) => Some(number(&v).filter(|d| *d > 0.0).ok_or_else(|| input_error!("config {origin}: [portfolio] rebalance_allocation_days: expected a number of days > 0"))?),
         };
+        let transfer_hours = match portfolio.remove("transfer_hours") {
+            None => 0.0,
+            Some(v) => number(&v).filter(|h| *h >= 0.0 && h.is_finite()).ok_or_else(|| input_error!("config {origin}: [portfolio] transfer_hours: expected hours >= 0"))?,
+        };
+        let transfer_fee = match portfolio.remove("transfer_fee") {
+            None => 0.0,
+            Some(v) => number(&v).filter(|f| *f >= 0.0 && f.is_finite()).ok_or_else(|| input_error!("config {origin}: [portfolio] transfer_fee: expected a fee >= 0 in the quote currency"))?,
+        };
         let lookback_hours = match portfolio.remove("allocation_lookback_hours") {
             None => 30.0 * 24.0,
             Some(v) => number(&v).filter(|h| *h > 0.0).ok_or_else(|| input_error!("config {origin}: [portfolio] allocation_lookback_hours: expected hours > 0"))?,
         };
-        debug_assert!(BOOK_KEYS.len() == 3);
         let initial_capital = match portfolio.get("initial_capital") {
             None => 100_000.0,
             Some(v) => number(v).filter(|c| *c > 0.0 && c.is_finite()).ok_or_else(|| input_error!("config {origin}: [portfolio] initial_capital: expected a positive number"))?,
@@ -305,6 +319,8 @@ impl BookConfig {
                 }
             }
             config.run = run.clone();
+            // Legs on two venues: margin top-ups travel between them.
+            let cross_venue = account_configs[spot_account].venue != account_configs[perp_account].venue;
 
             let base = pair.get("base").and_then(|b| b.as_str()).map(str::to_string).unwrap_or_else(|| base_asset(&symbol));
             let spot_haircut = if accounts[spot_account].mode == MarginMode::Portfolio {
@@ -330,7 +346,8 @@ impl BookConfig {
                 None => f64::NAN,
                 Some(v) => number(v).filter(|w| *w >= 0.0 && w.is_finite()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): weight must be a number >= 0", k + 1))?,
             };
-            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account] });
+            let (transfer_delay_ms, pair_transfer_fee) = if cross_venue { ((transfer_hours * 3_600_000.0).round() as i64, transfer_fee) } else { (0, 0.0) };
+            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account], transfer_delay_ms, transfer_fee: pair_transfer_fee });
         }
         let n = pairs.len() as f64;
         let allocation = match allocation_rule {

@@ -45,5 +45,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         mask_stale_spot: config.data.mask_stale_spot,
         spot_collateral_haircut: 0.0,
         quote_borrow_apr: 0.0,
+        transfer_delay_ms: 0,
+        transfer_fee: 0.0,
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::ledger::FullLedger;
 use super::metrics::{self, Metrics};
-use crate::model::{Pnl, Recorder, StepRow, TradeReason};
+use crate::model::{Pnl, Recorder, StepRow};
 use crate::sim::portfolio::{AccountRow, AccountSpec, BookRecorder, BookSummary, MarginMode};
 use crate::time::MS_PER_YEAR;
 
@@ -23,6 +23,10 @@ pub struct BookLedger {
     pub pairs: Vec<FullLedger>,
     /// Each pair's capital moved in at each step (allocation), quote currency.
     pub transfers_in: Vec<Vec<f64>>,
+    /// Each pair's PnL booked in its spot account at each step (the perp's is the rest).
+    pub spot_legs: Vec<Vec<Pnl>>,
+    /// Each pair's quote moved out of its spot account and into its perp account at each step.
+    pub moved: Vec<Vec<(f64, f64)>>,
     /// Each account's rows.
     pub accounts: Vec<Vec<AccountRow>>,
 }
@@ -34,6 +38,8 @@ impl BookLedger {
             book: FullLedger::with_capacity(steps),
             pairs: (0..pairs).map(|_| FullLedger::with_capacity(steps)).collect(),
             transfers_in: (0..pairs).map(|_| Vec::with_capacity(steps)).collect(),
+            spot_legs: (0..pairs).map(|_| Vec::with_capacity(steps)).collect(),
+            moved: (0..pairs).map(|_| Vec::with_capacity(steps)).collect(),
             accounts: (0..accounts).map(|_| Vec::with_capacity(steps)).collect(),
         }
     }
@@ -43,6 +49,8 @@ impl BookRecorder for BookLedger {
     fn pair(&mut self, pair: usize, row: &StepRow, transfer_in: f64) {
         self.pairs[pair].record(row);
         self.transfers_in[pair].push(transfer_in);
+        self.spot_legs[pair].push(row.spot_leg);
+        self.moved[pair].push((row.moved_out_of_spot_account, row.moved_into_perp_account));
     }
     fn account(&mut self, account: usize, row: &AccountRow) {
         self.accounts[account].push(*row);
@@ -65,19 +73,18 @@ pub struct PairPlace {
     pub spot_haircut: f64,
 }
 
-/// One step of one leg: its PnL components (the pair's step split by leg).
-fn leg_pnl(row: &StepRow, fees_spot: f64, slippage_spot: f64, liquidation_spot: f64) -> (Pnl, Pnl) {
-    let p = row.pnl;
-    let spot = Pnl { spot: p.spot, staking: p.staking, borrow: p.borrow, fees: fees_spot, slippage: slippage_spot, liquidation: liquidation_spot, ..Default::default() };
-    // The perp takes the rest of each shared component, so the legs add up to the pair exactly.
-    let perp = Pnl { perp: p.perp, funding: p.funding, fees: p.fees - fees_spot, slippage: p.slippage - slippage_spot, liquidation: p.liquidation - liquidation_spot, ..Default::default() };
-    (spot, perp)
+/// A pair's step split by leg: the spot leg's PnL is what the engine booked in the spot
+/// account, the perp's is the rest, so the two add up to the pair exactly.
+fn leg_pnl(pair: &Pnl, spot_leg: &Pnl) -> (Pnl, Pnl) {
+    let perp = Pnl::from_values(std::array::from_fn(|k| pair.values()[k] - spot_leg.values()[k]));
+    (*spot_leg, perp)
 }
 
-/// `legs.parquet`: per step, pair and leg, the quantity, price, margin and each PnL component
-/// (fees, slippage and liquidation split by the trades of each leg; the perp's share is the
-/// pair's total less the spot's, so the two legs add up to the pair's row exactly).
-pub fn legs_frame(ledger: &BookLedger, summary: &BookSummary, places: &[PairPlace]) -> Result<DataFrame> {
+/// `legs.parquet`: per step, pair and leg, the account, quantity, price, margin, the capital
+/// moved into the leg's account (allocation, and transfers between the legs' accounts) and
+/// each PnL component, booked where the engine booked it (the two legs add up to the pair's
+/// row exactly, and each leg's change in value is its PnL plus what moved in).
+pub fn legs_frame(ledger: &BookLedger, places: &[PairPlace]) -> Result<DataFrame> {
     let steps = ledger.book.len();
     let rows = steps * places.len() * 2;
     let mut ts = Vec::with_capacity(rows);
@@ -87,26 +94,14 @@ pub fn legs_frame(ledger: &BookLedger, summary: &BookSummary, places: &[PairPlac
     let (mut qty, mut price, mut margin, mut transfer) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
     let mut components: Vec<Vec<f64>> = (0..=Pnl::COUNT).map(|_| Vec::with_capacity(rows)).collect();
     for (k, place) in places.iter().enumerate() {
-        // Spot-leg trade costs by step: fees and slippage of ordinary fills, and what a
-        // liquidation of the spot took.
-        let mut spot_costs: BTreeMap<usize, (f64, f64, f64)> = BTreeMap::new();
-        for t in summary.pairs[k].trades.iter().filter(|t| t.leg == "spot") {
-            let entry = spot_costs.entry(t.step).or_default();
-            if t.reason == TradeReason::Liquidation {
-                entry.2 -= t.fee;
-            } else {
-                entry.0 -= t.fee;
-                entry.1 -= t.slippage;
-            }
-        }
         let pair_ledger = &ledger.pairs[k];
         for i in 0..pair_ledger.len() {
             let row = pair_ledger.row(i);
-            let (fees_spot, slippage_spot, liquidation_spot) = spot_costs.get(&i).copied().unwrap_or_default();
-            let (spot_pnl, perp_pnl) = leg_pnl(&row, fees_spot, slippage_spot, liquidation_spot);
+            let (spot_pnl, perp_pnl) = leg_pnl(&row.pnl, &ledger.spot_legs[k][i]);
+            let (moved_out, moved_in) = ledger.moved[k][i];
             for (leg, account, q, px, m, tr, pnl) in [
-                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i], spot_pnl),
-                ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, 0.0, perp_pnl),
+                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i] - moved_out, spot_pnl),
+                ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, moved_in, perp_pnl),
             ] {
                 ts.push(row.ts_ms);
                 pair_names.push(place.name.as_str());
@@ -246,7 +241,7 @@ pub struct Correlation {
 }
 
 /// Measure a finished book.
-pub fn compute(summary: &BookSummary, places: &[PairPlace], accounts: &[AccountSpec], symbol: &str, synthetic: bool) -> BookMetrics {
+pub fn compute(summary: &BookSummary, ledger: &BookLedger, places: &[PairPlace], accounts: &[AccountSpec], symbol: &str, synthetic: bool) -> BookMetrics {
     let mut book = metrics::compute(&summary.book, symbol, synthetic);
     let pair_metrics: Vec<Metrics> = summary.pairs.iter().zip(places).map(|(s, p)| metrics::compute(s, &p.name, synthetic)).collect();
     // Rate-based funding figures do not add across pairs: weight them by first allocation.
@@ -260,10 +255,11 @@ pub fn compute(summary: &BookSummary, places: &[PairPlace], accounts: &[AccountS
     let posted = summary.mean_margin_posted;
     let mut pnl_by_account: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for (k, place) in places.iter().enumerate() {
-        let pnl = summary.pairs[k].pnl;
-        let spot_costs: (f64, f64, f64) = summary.pairs[k].trades.iter().filter(|t| t.leg == "spot").fold((0.0, 0.0, 0.0), |acc, t| if t.reason == TradeReason::Liquidation { (acc.0, acc.1, acc.2 - t.fee) } else { (acc.0 - t.fee, acc.1 - t.slippage, acc.2) });
-        let row = StepRow { pnl, ..Default::default() };
-        let (spot, perp) = leg_pnl(&row, spot_costs.0, spot_costs.1, spot_costs.2);
+        let mut spot_total = Pnl::default();
+        for spot_leg in &ledger.spot_legs[k] {
+            spot_total.add(spot_leg);
+        }
+        let (spot, perp) = leg_pnl(&summary.pairs[k].pnl, &spot_total);
         for (account, leg) in [(&place.spot_account, spot), (&place.perp_account, perp)] {
             let entry = pnl_by_account.entry(account.clone()).or_default();
             for (name, value) in Pnl::NAMES.iter().zip(leg.values()) {

@@ -81,6 +81,7 @@ impl FullLedger {
             liquidation_price: f(tail),
             liquidation_distance: f(tail + 1),
             funding_signal_apr: f(tail + 2),
+            ..Default::default()
         }
     }
 

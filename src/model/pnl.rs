@@ -171,6 +171,16 @@ pub struct StepRow {
     /// Trailing funding signal, decimal APR; NaN in `always_on` mode and until the lookback
     /// is covered.
     pub funding_signal_apr: f64,
+    /// The part of `pnl` booked in the spot leg's account (spot price, staking, borrow, and
+    /// the fees, slippage and liquidation paid from cash); the perp leg's is the rest. Not a
+    /// ledger column.
+    pub spot_leg: Pnl,
+    /// Quote moved out of the spot account towards the perp this step (negative: back in).
+    /// Not a ledger column.
+    pub moved_out_of_spot_account: f64,
+    /// Quote that arrived in the perp account this step (negative: taken out). Not a ledger
+    /// column.
+    pub moved_into_perp_account: f64,
 }
 
 /// Receives each step's row.

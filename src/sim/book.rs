@@ -31,13 +31,25 @@ pub struct Book {
     pub perp_qty: f64,
     /// Perp margin balance: wallet plus unrealised PnL at the last mark.
     pub perp_margin: f64,
+    /// Quote sent from the spot account to the perp account on another venue and not yet
+    /// arrived (counted in equity, in neither account).
+    pub in_flight: f64,
+    /// When `in_flight` arrives, epoch ms UTC.
+    pub in_flight_arrives_ms: i64,
+    /// The current step's PnL booked in the spot account: spot price PnL, staking, borrow, and
+    /// the fees, slippage and liquidation paid from cash (the perp leg's is the rest).
+    pub spot_leg: Pnl,
+    /// The current step's quote moved out of the spot account towards the perp (negative: back).
+    pub moved_out_of_spot: f64,
+    /// The current step's quote arrived in the perp account (negative: taken out of it).
+    pub moved_into_perp: f64,
 }
 
 impl Book {
     /// Equity at `spot` with the perp valued at the mark already in `perp_margin`.
     #[inline]
     pub fn equity(&self, spot: f64) -> f64 {
-        self.cash + self.spot_qty * spot + self.perp_margin
+        self.cash + self.spot_qty * spot + self.perp_margin + self.in_flight
     }
 
     /// Cash that is free to move: cash less the value owed on borrowed spot.
@@ -58,6 +70,8 @@ impl Book {
         self.spot_qty += qty;
         pnl.fees -= fee;
         pnl.slippage += slippage;
+        self.spot_leg.fees -= fee;
+        self.spot_leg.slippage += slippage;
         trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "spot", reason, qty, reference_price: at.spot, fill_price: fill, fee, slippage: -slippage });
     }
 
@@ -84,5 +98,32 @@ impl Book {
     pub fn transfer_to_margin(&mut self, amount: f64) {
         self.cash -= amount;
         self.perp_margin += amount;
+        self.moved_out_of_spot += amount;
+        self.moved_into_perp += amount;
+    }
+
+    /// Send `amount` of cash to the perp account on another venue: it leaves now, pays `fee`
+    /// (quote, booked to fees), and arrives at `arrives_ms`.
+    pub fn send_to_margin(&mut self, amount: f64, fee: f64, arrives_ms: i64, pnl: &mut Pnl) {
+        self.cash -= amount + fee;
+        self.in_flight += amount;
+        self.in_flight_arrives_ms = arrives_ms;
+        self.moved_out_of_spot += amount;
+        pnl.fees -= fee;
+        self.spot_leg.fees -= fee;
+    }
+
+    /// Land the transfer in flight: into the perp margin, or back into cash when the perp was
+    /// closed meanwhile.
+    pub fn receive_in_flight(&mut self) {
+        let amount = self.in_flight;
+        self.in_flight = 0.0;
+        if self.perp_qty != 0.0 {
+            self.perp_margin += amount;
+            self.moved_into_perp += amount;
+        } else {
+            self.cash += amount;
+            self.moved_out_of_spot -= amount;
+        }
     }
 }

@@ -88,6 +88,10 @@ pub struct EngineParams {
     /// Interest on a negative quote balance in a portfolio-margin account (spot as
     /// collateral), decimal APR.
     pub quote_borrow_apr: f64,
+    /// Time a margin top-up takes to reach the perp account (legs on two venues), ms; 0: at once.
+    pub transfer_delay_ms: i64,
+    /// Fee per top-up transfer between venues, quote currency.
+    pub transfer_fee: f64,
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -234,6 +238,17 @@ impl Sim<'_> {
         }
     }
 
+    /// Move `amount` of cash into the perp margin: at once on one venue, or sent with the
+    /// transfer fee and delay when the legs sit on two.
+    fn fund_margin(&mut self, amount: f64, at: &Quote, pnl: &mut Pnl) {
+        let p = self.params;
+        if p.transfer_delay_ms > 0 || p.transfer_fee > 0.0 {
+            self.book.send_to_margin(amount, p.transfer_fee, at.ts_ms + p.transfer_delay_ms, pnl);
+        } else {
+            self.book.transfer_to_margin(amount);
+        }
+    }
+
     /// Whether the perp's margin wants topping up: liquidation closer than `top_up_distance`,
     /// or (spot as collateral) the margin and haircut spot no longer covering the initial
     /// margin, since co-moving collateral keeps the liquidation price far while the account
@@ -327,15 +342,16 @@ impl Sim<'_> {
             return false;
         }
         let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin - p.spot_collateral_haircut * book.spot_qty.max(0.0) * at.spot;
-        let mut need = wanted(&self.book);
+        // Money already on its way counts.
+        let mut need = wanted(&self.book) - self.book.in_flight;
         if need <= 0.0 {
             return false;
         }
         let mut acted = false;
         if matches!(p.top_up_source, TopUpSource::Reserve | TopUpSource::ReserveThenSpot) {
-            let moved = need.min(self.transferable_cash(at.spot));
+            let moved = need.min(self.transferable_cash(at.spot) - p.transfer_fee);
             if moved > 0.0 {
-                self.book.transfer_to_margin(moved);
+                self.fund_margin(moved, at, pnl);
                 need -= moved;
                 acted = true;
             }
@@ -355,8 +371,10 @@ impl Sim<'_> {
                 let sign = self.book.spot_qty.signum();
                 self.book.trade_spot(-sign * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
                 self.book.trade_perp(sign * h * x, at, &c, TradeReason::TopUp, pnl, &mut self.trades);
-                let rest = wanted(&self.book).min(self.transferable_cash(at.spot)).max(0.0);
-                self.book.transfer_to_margin(rest);
+                let rest = (wanted(&self.book) - self.book.in_flight).min(self.transferable_cash(at.spot) - p.transfer_fee).max(0.0);
+                if rest > 0.0 {
+                    self.fund_margin(rest, at, pnl);
+                }
                 acted = true;
             }
         }
@@ -477,6 +495,7 @@ impl Sim<'_> {
         let price = liq.max(spot_prev);
         let moved = spot_qty * (price - spot_prev);
         pnl.spot += moved;
+        self.book.spot_leg.spot += moved;
         // Bought back at `price` (equity-neutral at that price), then the venue's fee.
         self.book.cash += spot_qty * price;
         self.book.spot_qty = 0.0;
@@ -486,6 +505,7 @@ impl Sim<'_> {
         let shortfall = (-self.book.cash).max(0.0);
         self.book.cash += shortfall;
         pnl.liquidation += shortfall - fee;
+        self.book.spot_leg.liquidation += shortfall - fee;
         self.trades.push(Trade {
             ts_ms,
             step: i,
@@ -515,7 +535,9 @@ impl Sim<'_> {
     /// Step 2: spot and perp marked from the previous close to this close.
     #[inline(always)]
     fn mark_to_close(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
-        step.pnl.spot += self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
+        let spot_moved = self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
+        step.pnl.spot += spot_moved;
+        self.book.spot_leg.spot += spot_moved;
         if self.book.perp_qty != 0.0 {
             let moved = self.book.perp_qty * (step.at.mark - timeline.mark[i - 1]);
             step.pnl.perp += moved;
@@ -562,16 +584,19 @@ impl Sim<'_> {
                 let interest = loan * self.params.quote_borrow_apr * years;
                 self.book.cash -= interest;
                 step.pnl.borrow -= interest;
+                self.book.spot_leg.borrow -= interest;
             }
         }
         if spot_qty > 0.0 {
             let earned = spot_qty * timeline.staking_apr[i - 1] * years;
             self.book.spot_qty += earned;
             step.pnl.staking += earned * step.at.spot;
+            self.book.spot_leg.staking += earned * step.at.spot;
         } else if spot_qty < 0.0 {
             let owed = -spot_qty * self.params.borrow_apr * years;
             self.book.spot_qty -= owed;
             step.pnl.borrow -= owed * step.at.spot;
+            self.book.spot_leg.borrow -= owed * step.at.spot;
         }
     }
 
@@ -800,6 +825,10 @@ impl<'a> PairRun<'a> {
             step.flags |= events::UNCOVERED;
         }
         self.held_before = self.sim.held;
+        let book = &mut self.sim.book;
+        book.spot_leg = Pnl::default();
+        book.moved_out_of_spot = 0.0;
+        book.moved_into_perp = 0.0;
         if i > 0 {
             let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
             if self.sim.book.perp_qty != 0.0 {
@@ -841,6 +870,9 @@ impl<'a> PairRun<'a> {
     /// Steps 2–4: mark to the close, settle funding, accrue staking or borrow.
     #[inline(always)]
     pub(crate) fn advance(&mut self, i: usize, step: &mut Step) {
+        if self.sim.book.in_flight != 0.0 && step.at.ts_ms >= self.sim.book.in_flight_arrives_ms {
+            self.sim.book.receive_in_flight();
+        }
         self.sim.mark_to_close(self.timeline, i, step);
         self.sim.settle_funding(self.timeline, i, &mut self.next_event, step, &mut self.summary);
         self.sim.accrue_carry(self.timeline, i, step);
@@ -904,6 +936,9 @@ impl<'a> PairRun<'a> {
             liquidation_price,
             liquidation_distance: distance,
             funding_signal_apr: self.signal.get(i).copied().unwrap_or(f64::NAN),
+            spot_leg: self.sim.book.spot_leg,
+            moved_out_of_spot_account: self.sim.book.moved_out_of_spot,
+            moved_into_perp_account: self.sim.book.moved_into_perp,
         };
         recorder.record(&row);
         if self.held_before == Held::Unhedged {

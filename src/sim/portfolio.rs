@@ -419,6 +419,8 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
                 let fee = sold * price * fee_rate;
                 steps[k].pnl.spot += sold * (price - prev);
                 steps[k].pnl.liquidation -= fee;
+                book.spot_leg.spot += sold * (price - prev);
+                book.spot_leg.liquidation -= fee;
                 book.cash += sold * price - fee;
                 // The rest stays valued at the previous close until the close marks it.
                 book.spot_qty -= sold;
@@ -433,6 +435,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
                 if spec.spot_account == account && run.sim.book.cash < 0.0 && negative > 0.0 {
                     let part = -run.sim.book.cash / negative * -total;
                     run.sim.book.cash += part;
+                    run.sim.book.spot_leg.liquidation += part;
                     steps[k].pnl.liquidation += part;
                 }
             }

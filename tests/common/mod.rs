@@ -69,6 +69,8 @@ pub fn plain_params(capital: f64) -> EngineParams {
         mask_stale_spot: true,
         spot_collateral_haircut: 0.0,
         quote_borrow_apr: 0.0,
+        transfer_delay_ms: 0,
+        transfer_fee: 0.0,
     }
 }
 
