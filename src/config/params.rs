@@ -47,5 +47,6 @@ pub fn engine_params(config: &Config) -> EngineParams {
         quote_borrow_apr: 0.0,
         transfer_delay_ms: 0,
         transfer_fee: 0.0,
+        forced: Vec::new(),
     }
 }

@@ -19,6 +19,10 @@ pub enum TradeReason {
     Rehedge,
     /// Closing everything at the last step (`close_at_end`).
     Final,
+    /// Taken by a venue default (stress scenario `venue_default`); the fee is the value frozen.
+    VenueDefault,
+    /// Closed by the venue's auto-deleveraging (stress scenario `adl`).
+    Adl,
 }
 
 impl TradeReason {
@@ -33,6 +37,8 @@ impl TradeReason {
             TradeReason::Unwind => "unwind",
             TradeReason::Rehedge => "rehedge",
             TradeReason::Final => "final",
+            TradeReason::VenueDefault => "venue_default",
+            TradeReason::Adl => "adl",
         }
     }
 }

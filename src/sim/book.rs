@@ -43,6 +43,8 @@ pub struct Book {
     pub moved_out_of_spot: f64,
     /// The current step's quote arrived in the perp account (negative: taken out of it).
     pub moved_into_perp: f64,
+    /// Average fill price of the perp position open (0 when flat).
+    pub perp_entry_price: f64,
 }
 
 impl Book {
@@ -86,7 +88,15 @@ impl Book {
         let mark_gap = qty * (at.mark - at.perp);
         let slippage = qty * (at.perp - fill);
         self.perp_margin += mark_gap + slippage - fee;
+        let before = self.perp_qty;
         self.perp_qty += qty;
+        // Average entry: a fill that adds to the position averages in, one that reduces it
+        // keeps the entry, one that opens or flips it starts a new one.
+        if before == 0.0 || before.signum() != self.perp_qty.signum() {
+            self.perp_entry_price = if self.perp_qty == 0.0 { 0.0 } else { fill };
+        } else if qty.signum() == before.signum() {
+            self.perp_entry_price = (before.abs() * self.perp_entry_price + qty.abs() * fill) / self.perp_qty.abs();
+        }
         pnl.perp += mark_gap;
         pnl.slippage += slippage;
         pnl.fees -= fee;

@@ -33,6 +33,7 @@
 //! liquidation checks still run. Such rows carry the `MASKED` event flag.
 
 pub mod book;
+pub mod forced;
 pub mod margin;
 pub mod policy;
 pub mod portfolio;
@@ -92,6 +93,8 @@ pub struct EngineParams {
     pub transfer_delay_ms: i64,
     /// Fee per top-up transfer between venues, quote currency.
     pub transfer_fee: f64,
+    /// Events forced on the run (stress scenarios), in time order.
+    pub forced: Vec<forced::ForcedEvent>,
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -180,12 +183,18 @@ struct Sim<'a> {
     /// `reenter_after_liquidation`, or (funding_threshold) for the signal to say flat first.
     blocked_after_liquidation: bool,
     trades: Vec<Trade>,
+    /// Factor on slippage while a forced slippage spike lasts (1 otherwise).
+    slippage_scale: f64,
+    /// When the slippage spike ends, epoch ms.
+    slippage_until_ms: i64,
+    /// Recoveries due from a defaulted venue: (when, amount).
+    recoveries: Vec<(i64, f64)>,
 }
 
 impl Sim<'_> {
     fn enter(&mut self, target: Target, at: &Quote, pnl: &mut Pnl) {
         let p = self.params;
-        let c = &p.costs;
+        let c = &self.costs();
         let sign = if target == Target::Long { 1.0 } else { -1.0 };
         let deploy = self.book.equity(at.spot) * (1.0 - p.reserve_fraction);
         if deploy <= 0.0 {
@@ -209,7 +218,7 @@ impl Sim<'_> {
     }
 
     fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
-        let c = self.params.costs;
+        let c = self.costs();
         self.book.trade_perp(-self.book.perp_qty, at, &c, reason, pnl, &mut self.trades);
         let margin = self.book.perp_margin;
         self.book.transfer_to_margin(-margin);
@@ -235,6 +244,74 @@ impl Sim<'_> {
         } else {
             let collateral = p.spot_collateral_haircut * self.book.spot_qty * spot;
             p.brackets.liquidation_price_with_collateral(self.book.perp_qty, self.book.perp_margin, mark, collateral)
+        }
+    }
+
+    /// The costs fills pay now: the configured ones, with slippage scaled during a forced spike.
+    #[inline(always)]
+    fn costs(&self) -> Costs {
+        let mut c = self.params.costs;
+        if self.slippage_scale != 1.0 {
+            c.spot_slippage *= self.slippage_scale;
+            c.perp_slippage *= self.slippage_scale;
+        }
+        c
+    }
+
+    /// Apply a forced event at this step's close (see [`forced::Forced`]). Returns whether a
+    /// leg was taken (a venue default), for the after-liquidation rule.
+    #[cold]
+    #[inline(never)]
+    fn apply_forced(&mut self, event: &forced::ForcedEvent, at: &Quote, pnl: &mut Pnl) -> bool {
+        use forced::{DefaultedLeg, Forced};
+        match event.event {
+            Forced::VenueDefault { leg, recovery_rate, recovery_delay_ms } => {
+                let book = &mut self.book;
+                let (frozen, spot_taken) = match leg {
+                    DefaultedLeg::Perp => (book.perp_margin + book.in_flight, 0.0),
+                    DefaultedLeg::All => (book.equity(at.spot), book.spot_qty),
+                };
+                if book.perp_qty != 0.0 {
+                    self.trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "perp", reason: TradeReason::VenueDefault, qty: -book.perp_qty, reference_price: at.mark, fill_price: at.mark, fee: 0.0, slippage: 0.0 });
+                }
+                if spot_taken != 0.0 {
+                    self.trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "spot", reason: TradeReason::VenueDefault, qty: -spot_taken, reference_price: at.spot, fill_price: at.spot, fee: 0.0, slippage: 0.0 });
+                }
+                if let Some(last) = self.trades.last_mut().filter(|t| t.ts_ms == at.ts_ms && t.reason == TradeReason::VenueDefault) {
+                    last.fee = frozen;
+                }
+                pnl.liquidation -= frozen;
+                book.perp_qty = 0.0;
+                book.perp_margin = 0.0;
+                book.in_flight = 0.0;
+                book.perp_entry_price = 0.0;
+                if leg == DefaultedLeg::All {
+                    book.spot_leg.liquidation -= book.cash + book.spot_qty * at.spot;
+                    book.cash = 0.0;
+                    book.spot_qty = 0.0;
+                }
+                if frozen > 0.0 && recovery_rate > 0.0 {
+                    self.recoveries.push((at.ts_ms + recovery_delay_ms, frozen * recovery_rate));
+                }
+                true
+            }
+            Forced::Adl { share } => {
+                let qty = self.book.perp_qty;
+                let entry = self.book.perp_entry_price;
+                let in_profit = (qty < 0.0 && at.mark < entry) || (qty > 0.0 && at.mark > entry);
+                if in_profit {
+                    let closed = -share.clamp(0.0, 1.0) * qty;
+                    let at_mark = Quote { perp: at.mark, ..*at };
+                    let free = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 };
+                    self.book.trade_perp(closed, &at_mark, &free, TradeReason::Adl, pnl, &mut self.trades);
+                }
+                false
+            }
+            Forced::SlippageSpike { multiplier, duration_ms } => {
+                self.slippage_scale = multiplier;
+                self.slippage_until_ms = at.ts_ms + duration_ms;
+                false
+            }
         }
     }
 
@@ -270,7 +347,7 @@ impl Sim<'_> {
     /// Returns whether anything traded.
     fn rehedge_leg(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
         let p = self.params;
-        let c = p.costs;
+        let c = self.costs();
         let h = p.hedge_ratio;
         let trades_before = self.trades.len();
         if self.book.spot_qty > 0.0 && self.book.perp_qty == 0.0 {
@@ -327,7 +404,7 @@ impl Sim<'_> {
         if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
             return false;
         }
-        let c = self.params.costs;
+        let c = self.costs();
         self.book.trade_perp(target - self.book.perp_qty, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
         true
     }
@@ -357,7 +434,7 @@ impl Sim<'_> {
             }
         }
         if spot_live && need > 0.0 && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
-            let c = p.costs;
+            let c = self.costs();
             let h = p.hedge_ratio;
             // Shrink both legs by x spot units: a long carry's spot sale raises cash for the margin;
             // a reverse carry's smaller long perp needs less margin.
@@ -402,7 +479,7 @@ impl Sim<'_> {
             acted = true;
         }
         if spot_live && level(&self.book) <= p.spot_margin.margin_call_level && matches!(p.top_up_source, TopUpSource::SellSpot | TopUpSource::ReserveThenSpot) {
-            let c = p.costs;
+            let c = self.costs();
             let buy_cost = at.spot * (1.0 + c.spot_fee + c.spot_slippage);
             // cash − x·S·(1+c) = target·(q − x)·S  →  x = (target·q·S − cash) / (target·S − S·(1+c))
             let denominator = target * at.spot - buy_cost;
@@ -791,6 +868,8 @@ pub(crate) struct PairRun<'a> {
     drawdown: DrawdownTracker,
     summary: RunSummary,
     held_before: Held,
+    /// The first forced event not yet applied.
+    next_forced: usize,
 }
 
 impl<'a> PairRun<'a> {
@@ -799,7 +878,18 @@ impl<'a> PairRun<'a> {
         let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
         let signal = if params.entry.mode == EntryMode::AlwaysOn || n == 0 { Vec::new() } else { params.entry.signal(&timeline.funding_history, &timeline.ts_ms) };
         PairRun {
-            sim: Sim { params, book: Book { cash: params.initial_capital, ..Default::default() }, held: Held::Flat, carry: Target::Flat, blocked_after_liquidation: false, trades: Vec::new() },
+            sim: Sim {
+                params,
+                book: Book { cash: params.initial_capital, ..Default::default() },
+                held: Held::Flat,
+                carry: Target::Flat,
+                blocked_after_liquidation: false,
+                trades: Vec::new(),
+                slippage_scale: 1.0,
+                slippage_until_ms: i64::MIN,
+                recoveries: Vec::new(),
+            },
+            next_forced: 0,
             timeline,
             signal,
             next_event: 0,
@@ -875,7 +965,41 @@ impl<'a> PairRun<'a> {
         }
         self.sim.mark_to_close(self.timeline, i, step);
         self.sim.settle_funding(self.timeline, i, &mut self.next_event, step, &mut self.summary);
+        let forced = &self.sim.params.forced;
+        if self.next_forced < forced.len() || !self.sim.recoveries.is_empty() || self.sim.slippage_scale != 1.0 {
+            self.forced_events(step);
+        }
         self.sim.accrue_carry(self.timeline, i, step);
+    }
+
+    /// Forced events due at this step, recoveries due from a defaulted venue, and the end of a
+    /// slippage spike (rare: kept out of the hot loop).
+    #[cold]
+    #[inline(never)]
+    fn forced_events(&mut self, step: &mut Step) {
+        let ts = step.at.ts_ms;
+        if self.sim.slippage_scale != 1.0 && ts >= self.sim.slippage_until_ms {
+            self.sim.slippage_scale = 1.0;
+        }
+        let params = self.sim.params;
+        while self.next_forced < params.forced.len() && params.forced[self.next_forced].at_ms <= ts {
+            let event = params.forced[self.next_forced];
+            self.next_forced += 1;
+            if self.sim.apply_forced(&event, &step.at, &mut step.pnl) {
+                self.note_liquidation(step);
+            }
+        }
+        let book = &mut self.sim.book;
+        self.sim.recoveries.retain(|&(due_ms, amount)| {
+            if due_ms <= ts {
+                book.cash += amount;
+                book.spot_leg.liquidation += amount;
+                step.pnl.liquidation += amount;
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Step 5: the decisions at the close. Returns the perp's liquidation price when the

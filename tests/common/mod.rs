@@ -71,6 +71,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         quote_borrow_apr: 0.0,
         transfer_delay_ms: 0,
         transfer_fee: 0.0,
+        forced: Vec::new(),
     }
 }
 

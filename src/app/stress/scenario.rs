@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{parse_time_ms, FundingFormat, FundingSource};
 use crate::data::align::{FundingEvent, MarketTimeline};
 use crate::data::quality::stale;
+use crate::sim::forced::{DefaultedLeg, Forced, ForcedEvent};
 use crate::sim::EngineParams;
 use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 use crate::{bail_input, input_error};
@@ -120,6 +121,59 @@ pub enum Scenario {
         /// default: the middle of the run.
         at: Option<String>,
     },
+    /// The venue holding the perp (or, `leg = "all"`, everything) stops paying out at `at`, as
+    /// FTX did: its assets are written off, and `recovery_rate` of them comes back after
+    /// `recovery_days`. The surviving leg follows `after_liquidation`.
+    VenueDefault {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// When the venue fails: a date or RFC 3339 time (UTC); default: the middle of the run.
+        at: Option<String>,
+        /// `perp` (the perp venue's margin and position) or `all` (one venue holding everything).
+        #[serde(default)]
+        leg: DefaultedLeg,
+        /// Share of the frozen value recovered, decimal in [0, 1] (0: all lost).
+        #[serde(default)]
+        recovery_rate: f64,
+        /// Days from the default to the recovery.
+        #[serde(default)]
+        recovery_days: f64,
+    },
+    /// Auto-deleveraging at `at`: the venue closes `share` of the perp at the mark when it is in
+    /// profit, leaving the hedge short until the strategy re-hedges.
+    Adl {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// When: a date or RFC 3339 time (UTC); default: the middle of the run.
+        at: Option<String>,
+        /// Share of the perp closed, decimal in (0, 1].
+        share: f64,
+    },
+    /// Slippage on every fill multiplied by `k` over [at, at + hours).
+    SlippageSpike {
+        /// Label in tables and legends; default: one built from the parameters.
+        name: Option<String>,
+        /// When the spike starts: a date or RFC 3339 time (UTC); default: the middle of the run.
+        at: Option<String>,
+        /// Factor on slippage, >= 0.
+        k: f64,
+        /// How long it lasts, hours.
+        hours: f64,
+    },
+    /// Several scenarios on one path, applied in order: e.g. a crash, a funding flip, a perp
+    /// discount and a slippage spike. With `at`, part k starts at `at` + `offsets_hours[k]`
+    /// (its own `at` is ignored); without it, each part keeps its own `at`.
+    Combined {
+        /// Label in tables and legends; default: the parts' labels joined with " + ".
+        name: Option<String>,
+        /// The start the offsets count from: a date or RFC 3339 time (UTC).
+        at: Option<String>,
+        /// Hours after `at` at which each part starts (default 0 for every part).
+        #[serde(default)]
+        offsets_hours: Vec<f64>,
+        /// The scenarios, as `[[scenario.parts]]` tables with their own `kind`.
+        parts: Vec<Scenario>,
+    },
 }
 
 impl Scenario {
@@ -134,7 +188,11 @@ impl Scenario {
             | Scenario::Outage { name: Some(n), .. }
             | Scenario::LiquidityDrought { name: Some(n), .. }
             | Scenario::Replay { name: Some(n), .. }
-            | Scenario::FundingReplay { name: Some(n), .. } => n.clone(),
+            | Scenario::FundingReplay { name: Some(n), .. }
+            | Scenario::VenueDefault { name: Some(n), .. }
+            | Scenario::Adl { name: Some(n), .. }
+            | Scenario::SlippageSpike { name: Some(n), .. }
+            | Scenario::Combined { name: Some(n), .. } => n.clone(),
             Scenario::PriceShock { pct: p, hours, .. } => format!("price {} over {hours} h", pct(*p)),
             Scenario::FundingFlip { days, rate_per_8h, scale, to_floor, .. } => match (rate_per_8h, scale, to_floor) {
                 (Some(r), _, _) => format!("funding {:+.3} %/8 h for {days} d", r * 100.0),
@@ -147,6 +205,12 @@ impl Scenario {
             Scenario::LiquidityDrought { k, .. } => format!("slippage x{k}"),
             Scenario::Replay { from, to, .. } => format!("replay {from} to {to}"),
             Scenario::FundingReplay { symbol, from, .. } => format!("{symbol} funding from {from}"),
+            Scenario::VenueDefault { leg, recovery_rate, .. } => {
+                format!("{} venue default, {:.0} % recovered", if *leg == DefaultedLeg::All { "whole" } else { "perp" }, recovery_rate * 100.0)
+            }
+            Scenario::Adl { share, .. } => format!("ADL {:.0} % of the perp", share * 100.0),
+            Scenario::SlippageSpike { k, hours, .. } => format!("slippage x{k} for {hours} h"),
+            Scenario::Combined { parts, .. } => parts.iter().map(Scenario::label).collect::<Vec<_>>().join(" + "),
         }
     }
 }
@@ -307,8 +371,82 @@ pub fn apply(
             t.funding.sort_by_key(|e| e.settle_ms);
             sync_history(&mut t);
         }
+        Scenario::VenueDefault { at, leg, recovery_rate, recovery_days, .. } => {
+            if !(0.0..=1.0).contains(recovery_rate) || !(*recovery_days >= 0.0) {
+                bail_input!("venue_default: recovery_rate must be in [0, 1] and recovery_days >= 0");
+            }
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            let event = Forced::VenueDefault { leg: *leg, recovery_rate: *recovery_rate, recovery_delay_ms: (recovery_days * MS_PER_DAY as f64).round() as i64 };
+            add_forced(&mut p, start_ms, event);
+        }
+        Scenario::Adl { at, share, .. } => {
+            if !(*share > 0.0 && *share <= 1.0) {
+                bail_input!("adl: share must be in (0, 1], e.g. 0.5 for half the perp");
+            }
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            add_forced(&mut p, start_ms, Forced::Adl { share: *share });
+        }
+        Scenario::SlippageSpike { at, k, hours, .. } => {
+            if !(*k >= 0.0 && *hours > 0.0) {
+                bail_input!("slippage_spike: k must be >= 0 and hours > 0");
+            }
+            let i0 = start_step(&t, at)?;
+            start_ms = t.ts_ms[i0];
+            add_forced(&mut p, start_ms, Forced::SlippageSpike { multiplier: *k, duration_ms: (hours * MS_PER_HOUR as f64).round() as i64 });
+        }
+        Scenario::Combined { at, offsets_hours, parts, .. } => {
+            if parts.is_empty() {
+                bail_input!("combined: give at least one scenario in `parts`");
+            }
+            if !offsets_hours.is_empty() && offsets_hours.len() != parts.len() {
+                bail_input!("combined: offsets_hours has {} values for {} parts; give one per part (or none)", offsets_hours.len(), parts.len());
+            }
+            let origin = at.as_deref().map(|a| parse_time_ms("combined.at", a)).transpose()?;
+            let mut first = i64::MAX;
+            for (k, part) in parts.iter().enumerate() {
+                if matches!(part, Scenario::Combined { .. } | Scenario::Replay { .. }) {
+                    bail_input!("combined: part {} cannot be a `{}` scenario; combine the others", k + 1, if matches!(part, Scenario::Replay { .. }) { "replay" } else { "combined" });
+                }
+                let mut part = part.clone();
+                if let (Some(origin), Some(slot)) = (origin, part.at_mut()) {
+                    let offset_ms = (offsets_hours.get(k).copied().unwrap_or(0.0) * MS_PER_HOUR as f64).round() as i64;
+                    *slot = Some(crate::time::format_ms(origin + offset_ms).replace(' ', "T"));
+                }
+                let stressed = apply(&part, &t, &p, floor_at, replay)?;
+                t = stressed.timeline;
+                p = stressed.params;
+                first = first.min(stressed.start_ms);
+            }
+            start_ms = first;
+        }
     }
     Ok(Stressed { timeline: t, params: p, start_ms })
+}
+
+/// Add a forced event to the engine's list, keeping it in time order.
+fn add_forced(p: &mut EngineParams, at_ms: i64, event: Forced) {
+    p.forced.push(ForcedEvent { at_ms, event });
+    p.forced.sort_by_key(|e| e.at_ms);
+}
+
+impl Scenario {
+    /// The scenario's start time, where it has one (for `combined` offsets).
+    fn at_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Scenario::PriceShock { at, .. }
+            | Scenario::FundingFlip { at, .. }
+            | Scenario::BasisBlowout { at, .. }
+            | Scenario::Depeg { at, .. }
+            | Scenario::Outage { at, .. }
+            | Scenario::FundingReplay { at, .. }
+            | Scenario::VenueDefault { at, .. }
+            | Scenario::Adl { at, .. }
+            | Scenario::SlippageSpike { at, .. } => Some(at),
+            Scenario::LiquidityDrought { .. } | Scenario::Replay { .. } | Scenario::Combined { .. } => None,
+        }
+    }
 }
 
 /// Rebuild the signal history from the (changed) settlements in the window, keeping what came
