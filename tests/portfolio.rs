@@ -494,3 +494,54 @@ fn a_cross_venue_top_up_arrives_late_and_pays_its_fee() {
     // The book counted the money in flight: equity at step 3 = 1,000 − fee + spot and perp PnL (0).
     assert_close(ledger.book.row(3).equity, 995.0, 1e-9);
 }
+
+/// A capacity cap of 200 notional at price 100 holds the carry to 2 units (uncapped at 1x:
+/// 1,000/200 = 5); the rest, 1,000 − 2·100 − 2·100 = 600, stays in cash.
+#[test]
+fn a_capacity_cap_holds_the_notional_and_keeps_the_rest_in_cash() {
+    let t = scripted(&[100.0, 100.0, 100.0]);
+    let mut p = hand_params(1000.0);
+    p.leverage = 1.0;
+    p.max_perp_notional = 200.0;
+    let mut ledger = FullLedger::default();
+    sim::run(&t, &p, &mut ledger);
+    assert_close(ledger.row(0).perp_qty, -2.0, 1e-12);
+    assert_close(ledger.row(0).cash, 600.0, 1e-9);
+}
+
+/// `capacity = { open_interest_share, open_interest_usd }` on a pair becomes the cap:
+/// 1 % of 20,000,000 = 200,000 of BTC perp notional.
+#[test]
+fn a_pair_capacity_is_a_share_of_open_interest() {
+    let data = real_data_dir().join("freqtrade-binance-1h");
+    let text = format!(
+        r#"
+[strategy]
+mode = "always_on"
+start = "2024-01-01T00:00:00Z"
+end = "2024-02-01T00:00:00Z"
+[portfolio]
+initial_capital = 1_000_000
+[[account]]
+venue = "binance_usdm"
+margin_mode = "cross"
+[[pair]]
+symbol = "BTCUSDT"
+data = {{ freqtrade = {{ datadir = "{dir}", pair = "BTC/USDT", timeframe = "1h" }} }}
+spot = {{ account = "binance_usdm" }}
+perp = {{ account = "binance_usdm" }}
+capacity = {{ open_interest_share = 0.01, open_interest_usd = 20_000_000 }}
+"#,
+        dir = data.display()
+    );
+    let raw: toml::Value = toml::from_str(&text).unwrap();
+    let book = BookConfig::from_toml_value(&raw, "test", std::path::Path::new(".")).expect("valid");
+    let result = basis::app::portfolio::run(&book).expect("runs");
+    let first = result.ledger.pairs[0].row(0);
+    assert_close(-first.perp_qty * first.mark_price, 200_000.0, 1e-6);
+    assert!(result.warnings.iter().any(|w| w.contains("capacity cap")), "{:?}", result.warnings);
+    // A share outside (0, 1] is refused.
+    let bad: toml::Value = toml::from_str(&text.replace("open_interest_share = 0.01", "open_interest_share = 2")).unwrap();
+    let err = BookConfig::from_toml_value(&bad, "test", std::path::Path::new(".")).err().expect("refused");
+    assert!(format!("{err:#}").contains("open_interest_share must be in (0, 1]"), "{err:#}");
+}

@@ -72,8 +72,21 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
             *timeline = restrict_to_grid(timeline, &grid);
         }
     }
-    let params: Vec<_> = book.pairs.iter().map(|p| {
-        let mut params = crate::config::engine_params(&p.config);
+    let mut params = Vec::with_capacity(book.pairs.len());
+    for p in &book.pairs {
+        let mut pair_params = crate::config::engine_params(&p.config);
+        if let Some(cap) = &p.capacity {
+            let open_interest = match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
+                (Some(oi), ..) => *oi,
+                (None, Some(file), Some(venue), Some(coin)) => super::stress::capacity::mean_open_interest(Path::new(file), venue, coin)?,
+                _ => bail_input!("pair {}: capacity needs open_interest_usd, or open_interest_file with venue and coin", p.name),
+            };
+            pair_params.max_perp_notional = cap.open_interest_share * open_interest;
+            warnings.push(format!("{}: capacity cap: perp notional at most {:.0} ({} of open interest {:.0})", p.name, pair_params.max_perp_notional, cap.open_interest_share, open_interest));
+        }
+        params.push(pair_params);
+    }
+    let params: Vec<_> = book.pairs.iter().zip(params).map(|(p, mut params)| {
         params.transfer_delay_ms = p.transfer_delay_ms;
         params.transfer_fee = p.transfer_fee;
         if p.spot_account == p.perp_account {

@@ -72,6 +72,27 @@ pub enum AllocationRule {
     Weights,
 }
 
+/// A pair's capacity cap: its perp notional kept to a share of the perp's open interest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityCap {
+    /// Largest share of open interest the perp may hold, decimal (0.01 = 1 %).
+    pub open_interest_share: f64,
+    /// Open interest, quote currency.
+    #[serde(default)]
+    pub open_interest_usd: Option<f64>,
+    /// Or an open-interest table (`timestamp, venue, coin, oi_usd`) whose mean for `venue` and
+    /// `coin` is used, as in `[capacity]` of a stress file.
+    #[serde(default)]
+    pub open_interest_file: Option<String>,
+    /// Venue to match in `open_interest_file`.
+    #[serde(default)]
+    pub venue: Option<String>,
+    /// Coin to match in `open_interest_file`.
+    #[serde(default)]
+    pub coin: Option<String>,
+}
+
 /// A pair of the book: its complete single-pair config and where its legs are held.
 #[derive(Debug, Clone)]
 pub struct PairConfig {
@@ -93,6 +114,8 @@ pub struct PairConfig {
     pub transfer_delay_ms: i64,
     /// Fee per top-up transfer between the two venues, quote currency (0 on one venue).
     pub transfer_fee: f64,
+    /// The pair's capacity cap, if any.
+    pub capacity: Option<CapacityCap>,
 }
 
 /// A whole portfolio config.
@@ -130,7 +153,7 @@ pub fn file_is_book(path: &Path) -> bool {
 }
 
 /// Keys a `[[pair]]` table may hold besides its legs.
-const PAIR_KEYS: [&str; 10] = ["symbol", "name", "base", "weight", "spot", "perp", "data", "strategy", "portfolio", "costs"];
+const PAIR_KEYS: [&str; 11] = ["symbol", "name", "base", "weight", "spot", "perp", "data", "strategy", "portfolio", "costs", "capacity"];
 /// Keys a leg table may hold.
 const SPOT_KEYS: [&str; 3] = ["account", "data", "staking"];
 const PERP_KEYS: [&str; 5] = ["account", "data", "funding", "mark", "index"];
@@ -346,8 +369,28 @@ impl BookConfig {
                 None => f64::NAN,
                 Some(v) => number(v).filter(|w| *w >= 0.0 && w.is_finite()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): weight must be a number >= 0", k + 1))?,
             };
+            let capacity = match pair.get("capacity") {
+                None => None,
+                Some(v) => {
+                    let mut cap: CapacityCap = v.clone().try_into().map_err(|err: toml::de::Error| input_error!("config {origin}: [[pair]] {} ({name}): capacity: {}", k + 1, err.to_string().trim_end()))?;
+                    if !(cap.open_interest_share > 0.0 && cap.open_interest_share <= 1.0) {
+                        bail_input!("config {origin}: [[pair]] {} ({name}): capacity.open_interest_share must be in (0, 1], e.g. 0.01 for 1 % of open interest", k + 1);
+                    }
+                    match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
+                        (Some(oi), None, _, _) if *oi > 0.0 => {}
+                        (None, Some(_), Some(_), Some(_)) => {}
+                        _ => bail_input!("config {origin}: [[pair]] {} ({name}): capacity needs open_interest_usd > 0, or open_interest_file with venue and coin", k + 1),
+                    }
+                    if let Some(file) = cap.open_interest_file.as_mut() {
+                        if !Path::new(file.as_str()).is_absolute() {
+                            *file = base_dir.join(file.as_str()).to_string_lossy().into_owned();
+                        }
+                    }
+                    Some(cap)
+                }
+            };
             let (transfer_delay_ms, pair_transfer_fee) = if cross_venue { ((transfer_hours * 3_600_000.0).round() as i64, transfer_fee) } else { (0, 0.0) };
-            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account], transfer_delay_ms, transfer_fee: pair_transfer_fee });
+            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account], transfer_delay_ms, transfer_fee: pair_transfer_fee, capacity });
         }
         let n = pairs.len() as f64;
         let allocation = match allocation_rule {

@@ -48,5 +48,6 @@ pub fn engine_params(config: &Config) -> EngineParams {
         transfer_delay_ms: 0,
         transfer_fee: 0.0,
         forced: Vec::new(),
+        max_perp_notional: f64::INFINITY,
     }
 }

@@ -95,6 +95,10 @@ pub struct EngineParams {
     pub transfer_fee: f64,
     /// Events forced on the run (stress scenarios), in time order.
     pub forced: Vec<forced::ForcedEvent>,
+    /// Largest perp notional an entry or an allocation increase may build, quote currency
+    /// (a capacity cap, e.g. a share of open interest); infinite for none. Capital above it
+    /// stays in cash.
+    pub max_perp_notional: f64,
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -209,7 +213,7 @@ impl Sim<'_> {
         } else {
             p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage))
         };
-        let qty = deploy / (spot_per_unit + margin_per_unit);
+        let qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
         self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.book.transfer_to_margin(qty * margin_per_unit);
         self.book.trade_perp(-sign * p.hedge_ratio * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);

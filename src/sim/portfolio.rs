@@ -505,7 +505,10 @@ fn reallocate(runs: &mut [PairRun], steps: &mut [Step], targets: &[f64]) -> Vec<
             let margin_add = (grow * run.sim.book.perp_margin).max(0.0);
             // Scale down when costs would overdraw the cash received.
             let affordable = if spot_cost + margin_add > given && spot_cost + margin_add > 0.0 { given / (spot_cost + margin_add) } else { 1.0 };
-            let scale = affordable.clamp(0.0, 1.0);
+            // A capacity cap stops the perp growing past its notional limit.
+            let room = (run.sim.params.max_perp_notional / at.mark - run.sim.book.perp_qty.abs()).max(0.0);
+            let capped = if perp_add.abs() > room { room / perp_add.abs() } else { 1.0 };
+            let scale = affordable.clamp(0.0, 1.0).min(capped);
             run.sim.book.trade_spot(scale * spot_add, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);
             run.sim.book.transfer_to_margin(scale * margin_add);
             run.sim.book.trade_perp(scale * perp_add, &at, &c, TradeReason::Rebalance, &mut steps[k].pnl, &mut run.sim.trades);

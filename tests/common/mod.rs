@@ -72,6 +72,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         transfer_delay_ms: 0,
         transfer_fee: 0.0,
         forced: Vec::new(),
+        max_perp_notional: f64::INFINITY,
     }
 }
 
