@@ -545,3 +545,61 @@ capacity = {{ open_interest_share = 0.01, open_interest_usd = 20_000_000 }}
     let err = BookConfig::from_toml_value(&bad, "test", std::path::Path::new(".")).err().expect("refused");
     assert!(format!("{err:#}").contains("open_interest_share must be in (0, 1]"), "{err:#}");
 }
+
+/// A book's report: one self-contained page with the summary, pairs, accounts, PnL by account,
+/// the correlation matrix and three charts, written with the other outputs and listed in the
+/// manifest.
+#[test]
+fn a_book_writes_its_report() {
+    let data = real_data_dir().join("freqtrade-binance-1h");
+    let out = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[run]
+name = "book-report"
+output_dir = "{out}"
+[strategy]
+mode = "always_on"
+start = "2024-01-01T00:00:00Z"
+end = "2024-03-01T00:00:00Z"
+[portfolio]
+initial_capital = 100_000
+[[account]]
+venue = "binance_usdm"
+margin_mode = "portfolio"
+[[pair]]
+symbol = "BTCUSDT"
+data = {{ freqtrade = {{ datadir = "{dir}", pair = "BTC/USDT", timeframe = "1h" }} }}
+spot = {{ account = "binance_usdm" }}
+perp = {{ account = "binance_usdm" }}
+[[pair]]
+symbol = "ETHUSDT"
+data = {{ freqtrade = {{ datadir = "{dir}", pair = "ETH/USDT", timeframe = "1h" }} }}
+spot = {{ account = "binance_usdm" }}
+perp = {{ account = "binance_usdm" }}
+"#,
+        dir = data.display(),
+        out = out.path().display()
+    );
+    let raw: toml::Value = toml::from_str(&text).unwrap();
+    let book = BookConfig::from_toml_value(&raw, "test", std::path::Path::new(".")).expect("valid");
+    let result = basis::app::portfolio::run(&book).expect("runs");
+    let folder = basis::app::portfolio::write_outputs(&book, None, &result, false).expect("writes");
+    let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    for heading in ["Summary", "Pairs", "Accounts", "PnL by account (venue)", "Correlation of daily returns", "Equity", "Distance to liquidation", "Margin ratio"] {
+        assert!(html.contains(&format!("<h2>{heading}</h2>")), "no {heading} section");
+    }
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "the page fetches nothing");
+    let manifest = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
+    for file in ["legs.parquet", "accounts.parquet", "index.html", "book_equity.png", "account_distance.png", "account_margin_ratio.png"] {
+        assert!(folder.join(file).exists(), "{file} missing");
+        assert!(manifest.contains(file), "{file} not in the manifest");
+    }
+    // legs.parquet: the two legs of each pair add up to the pair's row of the book.
+    let legs = polars::prelude::ParquetReader::new(std::fs::File::open(folder.join("legs.parquet")).unwrap());
+    use polars::prelude::SerReader;
+    let legs = legs.finish().unwrap();
+    let total: f64 = legs.column("pnl_total").unwrap().f64().unwrap().into_no_null_iter().sum();
+    assert_close(total, result.summary.book.pnl.total(), 1e-6);
+}

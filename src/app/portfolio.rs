@@ -17,6 +17,7 @@ use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements
 use crate::model::MarketTimeline;
 use super::backtest::InputFile;
 use crate::output::RunDir;
+use crate::render::book::BookReport;
 use crate::sim::portfolio::{self, BookParams, BookSummary, PairSpec};
 use crate::time::{format_ms, MS_PER_DAY};
 
@@ -173,10 +174,18 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
         .collect::<Result<Vec<_>>>()?;
     run_dir.write_parquet("funding.parquet", &mut with_pair_column(funding)?)?;
     run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
+    let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut files = vec!["metrics.json", "ledger.parquet", "legs.parquet", "accounts.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
+    if book.run.report {
+        let report = BookReport { run_name: &run_name, metrics: &result.metrics, ledger: &result.ledger, places: &result.places, accounts: &book.accounts, warnings: &result.warnings };
+        for file in crate::render::book::render(&report)? {
+            run_dir.write(&file.name, &file.bytes)?;
+        }
+        files.extend(crate::render::book::file_names());
+    }
     let config_text = toml::to_string_pretty(&book.raw).unwrap_or_default();
     run_dir.write("config.toml", format!("# The portfolio config as run.\n{config_text}").as_bytes())?;
     let inputs = super::backtest::input_files(&result.files)?;
-    let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let manifest = Manifest {
         tool: "basis",
         version: env!("CARGO_PKG_VERSION"),
@@ -189,7 +198,7 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
         steps: result.ledger.book.len(),
         inputs,
         warnings: &result.warnings,
-        files: vec!["metrics.json", "ledger.parquet", "legs.parquet", "accounts.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"],
+        files,
     };
     run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     run_dir.commit()

@@ -243,6 +243,9 @@ fn run_book(args: BacktestArgs) -> Result<()> {
     let folder = crate::app::portfolio::write_outputs(&book, Some(&args.config), &result, args.force)?;
     print!("{}", crate::app::portfolio::summary_text(&result));
     println!("  outputs       {}", folder.display());
+    if book.run.report {
+        println!("  report        {}", folder.join("index.html").display());
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! the saved files ([`SavedRun`]), so both give the same report. Rendering returns the files as
 //! bytes ([`render`]); the caller decides where they go, always through a temporary path.
 
+pub mod book;
 pub mod charts;
 pub mod draw;
 pub mod study;

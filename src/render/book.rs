@@ -1,0 +1,241 @@
+//! A portfolio's report: the book's summary, a section per pair and per account, PnL by venue,
+//! the correlation of the pairs' returns, and three charts (equity of the book and each pair,
+//! each account's distance to liquidation, each account's margin ratio), in one self-contained
+//! `index.html` with the PNGs beside it.
+
+use anyhow::Result;
+use plotters::prelude::*;
+
+use super::draw::{decimate_for_chart, draw_level, draw_lines, draw_err, panels, render_png, time_chart, value_range, Area, Legend, BLUE, BROWN, GREEN_DARK, GREY, ORANGE, PINK, PURPLE, RED_DARK, HEIGHT, WIDTH};
+use super::html::{self, escape, money, pct};
+use super::{ChartImage, ReportFile};
+use crate::measure::book::{BookLedger, BookMetrics, PairPlace};
+use crate::sim::portfolio::AccountSpec;
+
+/// What a book report draws from.
+pub struct BookReport<'a> {
+    /// The run's folder name.
+    pub run_name: &'a str,
+    /// The measures written to `metrics.json`.
+    pub metrics: &'a BookMetrics,
+    /// Every row: pairs, accounts, book.
+    pub ledger: &'a BookLedger,
+    /// Where each pair's legs are held.
+    pub places: &'a [PairPlace],
+    /// The accounts.
+    pub accounts: &'a [AccountSpec],
+    /// Data findings and what the common clock cost.
+    pub warnings: &'a [String],
+}
+
+/// Colours for one line per series (pairs, accounts), after the book's own.
+const PALETTE: [RGBColor; 7] = [ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY];
+
+fn span(ts: &[i64]) -> (i64, i64) {
+    (ts.first().copied().unwrap_or(0), ts.last().copied().unwrap_or(1))
+}
+
+fn equity_chart(input: &BookReport, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.book.ts_ms();
+    let book: Vec<f64> = (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).equity).collect();
+    let book_lines = decimate_for_chart(ts, &book);
+    let pairs: Vec<_> = input.ledger.pairs.iter().map(|l| decimate_for_chart(ts, &(0..l.len()).map(|i| l.row(i).equity).collect::<Vec<_>>())).collect();
+    let y = value_range(book_lines.iter().chain(pairs.iter().flatten()), &[]);
+    let (plot, side) = panels(area, "Equity: the book and each pair")?;
+    let mut chart = time_chart(&plot, "equity (quote currency)", span(ts), y)?;
+    let mut legend = Legend::default();
+    draw_lines(&mut chart, &mut legend, &book_lines, BLUE.stroke_width(3), "book")?;
+    for (k, lines) in pairs.iter().enumerate() {
+        draw_lines(&mut chart, &mut legend, lines, PALETTE[k % PALETTE.len()].stroke_width(2), &input.places[k].name)?;
+    }
+    legend.draw(&side)
+}
+
+fn account_series(input: &BookReport, value: impl Fn(&crate::sim::portfolio::AccountRow) -> f64) -> Vec<Vec<f64>> {
+    input.ledger.accounts.iter().map(|rows| rows.iter().map(&value).collect()).collect()
+}
+
+fn distance_chart(input: &BookReport, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.book.ts_ms();
+    // Shown up to 100 %: beyond it the account is far from liquidation.
+    let series = account_series(input, |r| if r.liquidation_distance.is_finite() { (r.liquidation_distance * 100.0).min(100.0) } else if r.liquidation_distance.is_nan() { f64::NAN } else { 100.0 });
+    let lines: Vec<_> = series.iter().map(|s| decimate_for_chart(ts, s)).collect();
+    let y = (0.0, 105.0);
+    let (plot, side) = panels(area, "Distance to liquidation per account")?;
+    let mut chart = time_chart(&plot, "adverse move to liquidation (%, capped at 100)", span(ts), y)?;
+    let mut legend = Legend::default();
+    for (a, account_lines) in lines.iter().enumerate() {
+        let label = format!("{} ({})", input.accounts[a].name, crate::measure::book::mode_name(input.accounts[a].mode));
+        draw_lines(&mut chart, &mut legend, account_lines, PALETTE[a % PALETTE.len()].stroke_width(2), &label)?;
+    }
+    legend.draw(&side)
+}
+
+fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.book.ts_ms();
+    let series = account_series(input, |r| if r.margin_ratio.is_finite() { r.margin_ratio * 100.0 } else { f64::NAN });
+    let lines: Vec<_> = series.iter().map(|s| decimate_for_chart(ts, s)).collect();
+    let thresholds: Vec<f64> = input.accounts.iter().map(|a| 100.0 / a.liquidation_threshold).collect();
+    let y = value_range(lines.iter().flatten(), &[0.0, 100.0]);
+    let (plot, side) = panels(area, "Margin ratio per account: maintenance over margin balance")?;
+    let mut chart = time_chart(&plot, "margin ratio (%)", span(ts), y)?;
+    let mut legend = Legend::default();
+    for (a, account_lines) in lines.iter().enumerate() {
+        draw_lines(&mut chart, &mut legend, account_lines, PALETTE[a % PALETTE.len()].stroke_width(2), &input.accounts[a].name)?;
+    }
+    let mut drawn = Vec::new();
+    for t in thresholds {
+        if !drawn.iter().any(|d: &f64| (d - t).abs() < 1e-9) {
+            draw_level(&mut chart, &mut legend, span(ts), t, RED_DARK, &format!("liquidation at {t:.1} %"))?;
+            drawn.push(t);
+        }
+    }
+    legend.draw(&side)
+}
+
+type BookChart = (&'static str, &'static str, &'static str, fn(&BookReport, &Area) -> Result<()>);
+
+const CHARTS: [BookChart; 3] = [
+    ("book_equity.png", "Equity", "The book's equity (thick) and each pair's: a pair's line moves with its PnL and with the capital allocation moves in or out of it.", equity_chart),
+    ("account_distance.png", "Distance to liquidation", "For each account, the smallest uniform move of its prices, up or down, that would liquidate it (isolated: its nearest position), capped at 100 % for display.", distance_chart),
+    ("account_margin_ratio.png", "Margin ratio", "Each account's maintenance margin over its margin balance (cash and haircut spot count in portfolio mode); the account is liquidated where the line reaches the red level.", margin_ratio_chart),
+];
+
+/// The book report's files: `index.html` and one PNG per chart.
+pub fn render(input: &BookReport) -> Result<Vec<ReportFile>> {
+    super::draw::ensure_font()?;
+    let mut charts = Vec::new();
+    for (file, title, description, draw) in CHARTS {
+        let png = render_png(WIDTH, HEIGHT, |area| draw(input, area))?;
+        charts.push(ChartImage { file, title: title.to_string(), description, width: WIDTH, height: HEIGHT, png });
+    }
+    let mut files: Vec<ReportFile> = charts.iter().map(|c| ReportFile { name: c.file.to_string(), bytes: c.png.clone() }).collect();
+    files.push(ReportFile { name: "index.html".into(), bytes: page(input, &charts).into_bytes() });
+    Ok(files)
+}
+
+/// File names a book report writes.
+pub fn file_names() -> Vec<&'static str> {
+    CHARTS.iter().map(|c| c.0).chain(["index.html"]).collect()
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // Wide tables scroll inside their own box, never the page.
+    let mut out = String::from("<div style=\"overflow-x:auto\">\n<table>\n<tr>");
+    for h in headers {
+        out.push_str(&format!("<th>{}</th>", escape(h)));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for (k, cell) in row.iter().enumerate() {
+            out.push_str(&format!("<td{}>{}</td>", if k == 0 { "" } else { " class=\"num\"" }, escape(cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n</div>\n");
+    out
+}
+
+fn page(input: &BookReport, charts: &[ChartImage]) -> String {
+    let m = input.metrics;
+    let b = &m.book;
+    let mut body = format!(
+        "<h1>{}</h1>\n<p>Book of {} pairs in {} accounts, {} to {} ({} steps).</p>\n",
+        escape(input.run_name),
+        input.places.len(),
+        input.accounts.len(),
+        escape(&b.start),
+        escape(&b.end),
+        b.steps
+    );
+    body.push_str("<section><h2>Summary</h2>\n");
+    body.push_str(&table(
+        &["measure", "value"],
+        &[
+            vec!["capital".into(), money(b.initial_capital)],
+            vec!["final equity".into(), money(b.final_equity)],
+            vec!["return on capital".into(), pct(m.return_on_capital)],
+            vec!["APR".into(), pct(b.apr)],
+            vec!["max drawdown".into(), pct(b.max_drawdown)],
+            vec!["funding".into(), money(b.funding_pnl)],
+            vec!["funding APR on capital".into(), pct(m.funding_apr_on_capital)],
+            vec!["funding APR on mean margin posted".into(), pct(m.funding_apr_on_margin)],
+            vec!["mean margin posted".into(), money(m.mean_margin_posted)],
+            vec!["capital efficiency (capital / margin posted)".into(), format!("{:.2}x", m.capital_efficiency)],
+            vec!["allocation rebalances".into(), m.allocation_rebalances.to_string()],
+        ],
+    ));
+    body.push_str("</section>\n");
+    let pair_rows: Vec<Vec<String>> = m
+        .pairs
+        .iter()
+        .map(|(name, p)| {
+            vec![
+                name.clone(),
+                p.spot_account.clone(),
+                p.perp_account.clone(),
+                money(p.metrics.initial_capital),
+                money(p.transfers_in),
+                money(p.metrics.final_equity),
+                money(p.metrics.funding_pnl),
+                pct(p.metrics.funding_apr_while_held),
+                pct(p.metrics.max_drawdown),
+                p.metrics.liquidations.to_string(),
+            ]
+        })
+        .collect();
+    body.push_str("<section><h2>Pairs</h2>\n<p>Each pair's own run: its first allocation, the capital moved in by allocation rebalances (net), and its results.</p>\n");
+    body.push_str(&table(&["pair", "spot in", "perp in", "first allocation", "moved in", "final equity", "funding", "funding APR while held", "max drawdown", "liquidations"], &pair_rows));
+    body.push_str("</section>\n");
+    let account_rows: Vec<Vec<String>> = m
+        .accounts
+        .iter()
+        .map(|(name, a)| {
+            vec![
+                name.clone(),
+                a.margin_mode.to_string(),
+                format!("{:.2}", a.liquidation_threshold),
+                a.liquidations.to_string(),
+                if a.first_liquidation.is_empty() { "none".into() } else { a.first_liquidation.clone() },
+                a.min_liquidation_distance.map(pct).unwrap_or_else(|| "n/a".into()),
+                format!("{:.1} %", a.max_margin_ratio * 100.0),
+            ]
+        })
+        .collect();
+    body.push_str("<section><h2>Accounts</h2>\n");
+    body.push_str(&table(&["account", "margin mode", "liquidated at balance / maintenance", "liquidations", "first liquidation", "min distance to liquidation", "max margin ratio"], &account_rows));
+    body.push_str("</section>\n");
+    let components: Vec<String> = crate::model::Pnl::NAMES.iter().map(|n| n.to_string()).chain(["total".to_string()]).collect();
+    let venue_rows: Vec<Vec<String>> = m.pnl_by_account.iter().map(|(name, pnl)| std::iter::once(name.clone()).chain(components.iter().map(|c| money(pnl.get(c).copied().unwrap_or(0.0)))).collect()).collect();
+    let mut headers = vec!["account"];
+    headers.extend(components.iter().map(String::as_str));
+    body.push_str("<section><h2>PnL by account (venue)</h2>\n<p>Each leg's PnL where it was booked: the spot leg's in the spot account, the perp's in the perp account.</p>\n");
+    body.push_str(&table(&headers, &venue_rows));
+    body.push_str("</section>\n");
+    let names = &m.correlation.names;
+    let corr_rows: Vec<Vec<String>> = names
+        .iter()
+        .zip(&m.correlation.matrix)
+        .map(|(n, row)| std::iter::once(n.clone()).chain(row.iter().map(|c| c.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into()))).collect())
+        .collect();
+    let mut corr_headers = vec![""];
+    corr_headers.extend(names.iter().map(String::as_str));
+    body.push_str("<section><h2>Correlation of daily returns</h2>\n");
+    body.push_str(&table(&corr_headers, &corr_rows));
+    body.push_str("</section>\n");
+    for chart in charts {
+        body.push_str(&html::chart_section(chart));
+    }
+    if !input.warnings.is_empty() {
+        body.push_str("<section><h2>Warnings</h2>\n<ul class=\"warn\">\n");
+        for w in input.warnings {
+            body.push_str(&format!("<li>{}</li>\n", escape(w)));
+        }
+        body.push_str("</ul>\n</section>\n");
+    }
+    html::page(&format!("basis book: {}", input.run_name), &body)
+}
