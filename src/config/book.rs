@@ -330,6 +330,9 @@ impl BookConfig {
             pair_root.insert("venue".into(), toml::Value::Table(venue));
             let pair_raw = toml::Value::Table(pair_root);
             let mut config = Config::from_toml_value(&pair_raw, &format!("{origin} [[pair]] {} ({name})", k + 1), base_dir)?;
+            if config.venue.contract == super::Contract::Inverse {
+                bail_input!("config {origin}: [[pair]] {} ({name}): coin-margined (inverse) perps run as single-pair backtests for now; a book's accounts are in the quote currency", k + 1);
+            }
             // The spot leg pays its own venue's spot fees, unless [costs] sets them.
             if spot_account != perp_account && account_configs[spot_account].venue != account_configs[perp_account].venue {
                 let spot_preset = crate::venue::Preset::load(&account_configs[spot_account].venue, base_dir)?;

@@ -273,6 +273,26 @@ pub struct VenueConfig {
     /// Funding floor per settlement (decimal, < 0).
     #[serde(default)]
     pub funding_floor: Option<f64>,
+    /// `linear` (USDT-margined, the default) or `inverse` (coin-margined: a USD notional whose
+    /// margin, PnL, funding and fees are in the coin, as on BitMEX XBTUSD, Deribit and Binance
+    /// COIN-M). Inverse runs the long carry with the coin as the margin.
+    #[serde(default, skip_serializing_if = "is_linear")]
+    pub contract: Contract,
+}
+
+/// How the perp is margined and settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contract {
+    /// Quoted, margined and settled in the quote currency (USDT).
+    #[default]
+    Linear,
+    /// A USD notional margined and settled in the coin.
+    Inverse,
+}
+
+fn is_linear(contract: &Contract) -> bool {
+    *contract == Contract::Linear
 }
 
 fn default_premium() -> crate::venue::funding::PremiumSource {

@@ -49,5 +49,6 @@ pub fn engine_params(config: &Config) -> EngineParams {
         transfer_fee: 0.0,
         forced: Vec::new(),
         max_perp_notional: f64::INFINITY,
+        inverse: config.venue.contract == super::Contract::Inverse,
     }
 }

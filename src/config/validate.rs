@@ -10,6 +10,14 @@ use crate::output::validate_run_name;
 impl Config {
     /// Check every value against its allowed range; the error names the key.
     pub fn validate(&self) -> Result<()> {
+        if self.venue.contract == super::Contract::Inverse {
+            if self.strategy.direction != crate::sim::policy::Direction::Long {
+                bail_input!("[venue] contract = \"inverse\" runs the long carry (the coin as margin, short contracts): set [strategy] direction = \"long\"");
+            }
+            if self.strategy.after_liquidation == crate::sim::policy::AfterLiquidation::Rehedge {
+                bail_input!("[venue] contract = \"inverse\": after_liquidation = \"rehedge\" is not supported yet; use \"close\" or \"hold\"");
+            }
+        }
         fn check(key: &str, value: f64, ok: bool, range: &str) -> Result<()> {
             if !value.is_finite() || !ok {
                 bail_input!("`{key}` = {value} is out of range: allowed {range}");

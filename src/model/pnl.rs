@@ -98,8 +98,11 @@ pnl_components! {
     /// Borrow cost of a short spot leg (≤ 0).
     borrow => Borrow,
     /// Liquidation fee or forfeited margin (−), and any loss beyond margin covered by the
-    /// insurance fund (+).
+    /// insurance fund (+); venue-default write-offs (−) and recoveries (+).
     liquidation => Liquidation,
+    /// A coin-margined (inverse) perp's margin, held in the coin, × the coin's price change
+    /// (0 for linear perps).
+    coin_margin => Basis,
 }
 
 /// Event flags on a ledger row (bit set).

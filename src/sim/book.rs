@@ -45,6 +45,9 @@ pub struct Book {
     pub moved_into_perp: f64,
     /// Average fill price of the perp position open (0 when flat).
     pub perp_entry_price: f64,
+    /// A coin-margined perp's margin, in the coin (`perp_margin` is its quote value); 0 for
+    /// linear perps.
+    pub margin_coin: f64,
 }
 
 impl Book {

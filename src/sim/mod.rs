@@ -34,6 +34,7 @@
 
 pub mod book;
 pub mod forced;
+pub mod inverse;
 pub mod margin;
 pub mod policy;
 pub mod portfolio;
@@ -95,6 +96,9 @@ pub struct EngineParams {
     pub transfer_fee: f64,
     /// Events forced on the run (stress scenarios), in time order.
     pub forced: Vec<forced::ForcedEvent>,
+    /// The perp is coin-margined (inverse): notional in USD, margin and PnL in the coin
+    /// ([`inverse`]); long carry only.
+    pub inverse: bool,
     /// Largest perp notional an entry or an allocation increase may build, quote currency
     /// (a capacity cap, e.g. a share of open interest); infinite for none. Capital above it
     /// stays in cash.
@@ -213,6 +217,18 @@ impl Sim<'_> {
         } else {
             p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage))
         };
+        if p.inverse {
+            // Buy the coin, post hedge_ratio / leverage of it as the coin margin, and short
+            // hedge_ratio × its value in USD contracts (the fee is paid in coin).
+            let fee_per_unit = p.hedge_ratio * at.spot * (c.perp_fee + c.perp_slippage);
+            let qty = (deploy / (spot_per_unit + fee_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
+            self.book.trade_spot(qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
+            inverse::move_coin_to_margin(&mut self.book, (qty * p.hedge_ratio / p.leverage).min(qty), at.spot);
+            inverse::trade(&mut self.book, -p.hedge_ratio * qty * at.mark, at, c, TradeReason::Entry, pnl, &mut self.trades);
+            self.held = Held::Long;
+            self.carry = target;
+            return;
+        }
         let qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
         self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.book.transfer_to_margin(qty * margin_per_unit);
@@ -223,6 +239,15 @@ impl Sim<'_> {
 
     fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
         let c = self.costs();
+        if self.params.inverse {
+            let usd = -self.book.perp_qty;
+            inverse::trade(&mut self.book, usd, at, &c, reason, pnl, &mut self.trades);
+            let coins = self.book.margin_coin;
+            inverse::move_coin_to_margin(&mut self.book, -coins, at.spot);
+            self.book.trade_spot(-self.book.spot_qty, at, &c, reason, pnl, &mut self.trades);
+            self.held = Held::Flat;
+            return;
+        }
         self.book.trade_perp(-self.book.perp_qty, at, &c, reason, pnl, &mut self.trades);
         let margin = self.book.perp_margin;
         self.book.transfer_to_margin(-margin);
@@ -243,6 +268,9 @@ impl Sim<'_> {
     #[inline(always)]
     fn perp_liquidation_price(&self, mark: f64, spot: f64) -> f64 {
         let p = self.params;
+        if p.inverse {
+            return inverse::liquidation_price(&p.brackets, self.book.perp_qty, self.book.margin_coin, mark);
+        }
         if p.spot_collateral_haircut == 0.0 || self.book.spot_qty <= 0.0 {
             p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, mark)
         } else {
@@ -287,6 +315,7 @@ impl Sim<'_> {
                 pnl.liquidation -= frozen;
                 book.perp_qty = 0.0;
                 book.perp_margin = 0.0;
+                book.margin_coin = 0.0;
                 book.in_flight = 0.0;
                 book.perp_entry_price = 0.0;
                 if leg == DefaultedLeg::All {
@@ -307,7 +336,11 @@ impl Sim<'_> {
                     let closed = -share.clamp(0.0, 1.0) * qty;
                     let at_mark = Quote { perp: at.mark, ..*at };
                     let free = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 };
-                    self.book.trade_perp(closed, &at_mark, &free, TradeReason::Adl, pnl, &mut self.trades);
+                    if self.params.inverse {
+                        inverse::trade(&mut self.book, closed, &at_mark, &free, TradeReason::Adl, pnl, &mut self.trades);
+                    } else {
+                        self.book.trade_perp(closed, &at_mark, &free, TradeReason::Adl, pnl, &mut self.trades);
+                    }
                 }
                 false
             }
@@ -404,6 +437,17 @@ impl Sim<'_> {
     /// Restore perp quantity to −hedge_ratio × spot quantity when it has drifted too far.
     #[inline(always)]
     fn rehedge(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
+        if self.params.inverse {
+            // The coin held (spot and margin) against the contracts' coin delta, n / mark.
+            let target = -self.params.hedge_ratio * (self.book.spot_qty + self.book.margin_coin) * at.mark;
+            if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
+                return false;
+            }
+            let c = self.costs();
+            let usd = target - self.book.perp_qty;
+            inverse::trade(&mut self.book, usd, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
+            return true;
+        }
         let target = -self.params.hedge_ratio * self.book.spot_qty;
         if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
             return false;
@@ -420,6 +464,16 @@ impl Sim<'_> {
         let p = self.params;
         // A NaN distance (no position) never triggers a top-up.
         if p.top_up_source == TopUpSource::None || distance.is_nan() || !self.wants_top_up(distance, at) {
+            return false;
+        }
+        if p.inverse {
+            // Coin from the spot holding into the coin margin, up to notional / leverage.
+            let need = self.book.perp_qty.abs() / at.mark / p.leverage - self.book.margin_coin;
+            let moved = need.min(self.book.spot_qty.max(0.0));
+            if moved > 0.0 {
+                inverse::move_coin_to_margin(&mut self.book, moved, at.spot);
+                return true;
+            }
             return false;
         }
         let wanted = |book: &Book| book.perp_qty.abs() * at.mark / p.leverage - book.perp_margin - p.spot_collateral_haircut * book.spot_qty.max(0.0) * at.spot;
@@ -521,7 +575,11 @@ impl Sim<'_> {
         if !touched {
             return false;
         }
-        summary.traded_notional += self.fill_perp_liquidation(qty, liq, mark_prev, i, step.at.ts_ms, &mut step.pnl);
+        summary.traded_notional += if self.params.inverse {
+            self.fill_inverse_liquidation(qty, liq, mark_prev, timeline.spot[i - 1], i, step.at.ts_ms, &mut step.pnl)
+        } else {
+            self.fill_perp_liquidation(qty, liq, mark_prev, i, step.at.ts_ms, &mut step.pnl)
+        };
         true
     }
 
@@ -553,6 +611,34 @@ impl Sim<'_> {
         let margin = self.book.perp_margin;
         self.book.transfer_to_margin(-margin);
         (qty * fill.fill_price).abs()
+    }
+
+    /// An inverse perp's liquidation: marked in coin to the liquidation price (or the bar's
+    /// start if already past it), the clearance fee taken in coin from what is left, a coin
+    /// deficit covered by the insurance fund; the coin left goes back to the spot holding.
+    /// Coin amounts are booked at the previous spot close (the close then marks the coin).
+    /// Returns the traded notional.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn fill_inverse_liquidation(&mut self, usd: f64, liq: f64, mark_prev: f64, spot_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+        let price = if usd < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
+        let coin = usd * (1.0 / mark_prev - 1.0 / price);
+        self.book.margin_coin += coin;
+        pnl.perp += coin * spot_prev;
+        let left = self.book.margin_coin.max(0.0);
+        let shortfall = (-self.book.margin_coin).max(0.0);
+        let fee = match self.params.liquidation.style {
+            margin::LiquidationStyle::LiquidationPrice => (usd.abs() / price * self.params.liquidation.fee_rate).min(left),
+            _ => left,
+        };
+        self.book.margin_coin += shortfall - fee;
+        pnl.liquidation += (shortfall - fee) * spot_prev;
+        self.trades.push(Trade { ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -usd, reference_price: price, fill_price: price, fee: fee * spot_prev, slippage: 0.0 });
+        self.book.perp_qty = 0.0;
+        let coins = self.book.margin_coin;
+        inverse::move_coin_to_margin(&mut self.book, -coins, spot_prev);
+        usd.abs()
     }
 
     /// Step 1b: the borrowed spot, on the bar's spot high, against the price at which the
@@ -619,7 +705,9 @@ impl Sim<'_> {
         let spot_moved = self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
         step.pnl.spot += spot_moved;
         self.book.spot_leg.spot += spot_moved;
-        if self.book.perp_qty != 0.0 {
+        if self.params.inverse {
+            inverse::mark_to(&mut self.book, timeline.mark[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
+        } else if self.book.perp_qty != 0.0 {
             let moved = self.book.perp_qty * (step.at.mark - timeline.mark[i - 1]);
             step.pnl.perp += moved;
             self.book.perp_margin += moved;
@@ -635,16 +723,22 @@ impl Sim<'_> {
             *next_event += 1;
             summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
             if self.book.perp_qty != 0.0 {
-                let amount = -self.book.perp_qty * event.rate * event.price;
-                self.book.perp_margin += amount;
-                step.pnl.funding += amount;
+                let (amount, base_qty) = if self.params.inverse {
+                    // Paid in coin, booked at the close's spot; the position in coin terms.
+                    (inverse::fund(&mut self.book, event.rate, event.price, step.at.spot, &mut step.pnl), self.book.perp_qty / event.price)
+                } else {
+                    let amount = -self.book.perp_qty * event.rate * event.price;
+                    self.book.perp_margin += amount;
+                    step.pnl.funding += amount;
+                    (amount, self.book.perp_qty)
+                };
                 step.flags |= events::FUNDING;
                 summary.settlements.push(SettlementPaid {
                     settle_ms: event.settle_ms,
                     rate: event.rate,
                     interval_hours: event.interval_hours,
                     price: event.price,
-                    perp_qty: self.book.perp_qty,
+                    perp_qty: base_qty,
                     amount,
                 });
             }
