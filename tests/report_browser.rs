@@ -74,3 +74,59 @@ fn report_renders_in_headless_chromium_without_console_errors() {
     let equity_blue = rgb.chunks(3).filter(|px| px[0] < 60 && (100..140).contains(&px[1]) && px[2] > 160).count();
     assert!(equity_blue > 500, "{equity_blue} equity-line pixels");
 }
+
+/// The interactive charts, driven in the browser: `index.html#selftest` zooms the first chart
+/// programmatically and moves a real mouse over it, then reports what changed. The visible
+/// range must narrow, values must appear under the cursor in that chart and (the shared
+/// crosshair) in the next one, no error may be raised, and the page may load no resource at all
+/// (its Content-Security-Policy forbids it; the Resource Timing list must be empty).
+#[test]
+fn interactive_charts_zoom_and_show_values_offline() {
+    let Some(browser) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("Chromium is not installed; .ci/run installs Debian's chromium package");
+        }
+        eprintln!("skipped: no Chromium on PATH (apt-get install chromium, or set BASIS_CHROMIUM)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_basis"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["backtest", "--output-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let page = tmp.path().join("sample/index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"), "the page forbids network requests");
+    assert!(html.contains("The MIT License"), "uPlot's licence notice is in the page");
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8, "every chart keeps its PNG as the fallback");
+    let url = format!("file://{}#selftest", page.canonicalize().unwrap().display());
+    let profile = tmp.path().join("profile");
+    let run = Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--window-size=1400,3000")
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("Chromium starts");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let log = String::from_utf8_lossy(&run.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console output:\n{}", console.join("\n"));
+    let start = dom.find("<pre id=\"selftest-result\">").unwrap_or_else(|| panic!("the self-test did not report; Chromium said:\n{log}"));
+    let json = &dom[start + "<pre id=\"selftest-result\">".len()..];
+    let json = &json[..json.find("</pre>").unwrap()];
+    let result: serde_json::Value = serde_json::from_str(&json.replace("&quot;", "\"").replace("&amp;", "&")).unwrap();
+    assert_eq!(result["charts"].as_u64(), Some(6), "{result}");
+    assert_eq!(result["errors"].as_array().map(|a| a.len()), Some(0), "{result}");
+    assert_eq!(result["resources"].as_u64(), Some(0), "the page loaded something: {result}");
+    let range = |key: &str| -> (f64, f64) { (result[key][0].as_f64().unwrap(), result[key][1].as_f64().unwrap()) };
+    let (before, after) = (range("zoom_before"), range("zoom_after"));
+    assert!(after.1 - after.0 < 0.5 * (before.1 - before.0), "zoom did not narrow the range: {before:?} -> {after:?}");
+    let shown = |key: &str| result[key].as_array().unwrap().iter().filter(|v| v.as_str().is_some_and(|s| s != "--" && !s.is_empty())).count();
+    assert!(shown("cursor_values") >= 2, "no values under the cursor: {result}");
+    assert!(shown("linked_values") >= 2, "the crosshair did not reach the next chart: {result}");
+}

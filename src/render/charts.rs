@@ -91,12 +91,28 @@ pub fn equity(input: &ReportInput, area: &Area) -> Result<()> {
     let y = value_range(equity_lines.iter().chain(&held_lines), &[]);
     let x = span(input);
     let quote = input.quote_currency();
-    let (plot, side) = panels(area, "Equity: the carry against holding spot unhedged")?;
+    // Two panels: equity against spot held, and the carry alone on its own scale (on the
+    // equity panel the unhedged spot sets the scale and the carry draws nearly flat).
+    let (_, height) = area.dim_in_pixel();
+    let (top, bottom) = area.split_vertically(height * 62 / 100);
+    let (plot, side) = panels(&top, "Equity: the carry against holding spot unhedged")?;
     let mut chart = time_chart(&plot, &format!("equity ({quote})"), x, y)?;
     let mut legend = Legend::default();
     draw_lines(&mut chart, &mut legend, &held_lines, GREY.stroke_width(2), "spot held unhedged (same capital)")?;
     draw_lines(&mut chart, &mut legend, &equity_lines, BLUE.stroke_width(2), "carry equity")?;
     draw_events(&mut chart, &mut legend, input, y, Some(equity))?;
+    legend.draw(&side)?;
+    let carry: Vec<f64> = {
+        let (funding, staking, borrow) = (column(input, "pnl_funding")?, column(input, "pnl_staking")?, column(input, "pnl_borrow")?);
+        let mut sum = 0.0;
+        (0..funding.len()).map(|i| { sum += funding[i] + staking[i] + borrow[i]; sum }).collect()
+    };
+    let carry_lines = decimate_min_max(ts, &carry, BUCKETS);
+    let carry_y = value_range(carry_lines.iter(), &[0.0]);
+    let (plot, side) = panels(&bottom, "The carry alone: funding + staking + borrow, cumulative")?;
+    let mut chart = time_chart(&plot, &format!("carry ({quote})"), x, carry_y)?;
+    let mut legend = Legend::default();
+    draw_lines(&mut chart, &mut legend, &carry_lines, GREEN_DARK.stroke_width(2), "carry earned")?;
     legend.draw(&side)
 }
 

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
+use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
 use plotters::coord::types::{RangedCoordf64, RangedDateTime};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -30,7 +31,64 @@ pub(super) const FONT: &str = "sans-serif";
 /// The drawing area every chart draws on.
 pub type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-pub(super) type TimeChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedDateTime<DateTime<Utc>>, RangedCoordf64>>;
+pub(super) type TimeChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<WithKeyPoints<RangedDateTime<DateTime<Utc>>>, RangedCoordf64>>;
+
+/// Date ticks that fall on calendar boundaries: year starts for long spans, quarter or month
+/// starts for shorter ones, whole days for a few weeks; with the label format that fits them.
+pub fn calendar_ticks(x0: i64, x1: i64) -> (Vec<DateTime<Utc>>, &'static str) {
+    use chrono::{Datelike, Duration, TimeZone};
+    let (from, to) = (at(x0), at(x1));
+    let days = (x1 - x0) as f64 / crate::time::MS_PER_DAY as f64;
+    let months_step = if days > 10.0 * 365.0 {
+        24
+    } else if days > 2.5 * 365.0 {
+        12
+    } else if days > 365.0 {
+        6
+    } else if days > 200.0 {
+        3
+    } else if days > 50.0 {
+        1
+    } else {
+        0
+    };
+    let mut ticks = Vec::new();
+    if months_step > 0 {
+        let mut year = from.year();
+        let mut month = 1u32;
+        loop {
+            let Some(t) = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single() else { break };
+            if t > to {
+                break;
+            }
+            if t >= from {
+                ticks.push(t);
+            }
+            month += months_step.min(12);
+            if months_step >= 12 {
+                year += (months_step / 12) as i32;
+                month = 1;
+            } else if month > 12 {
+                month -= 12;
+                year += 1;
+            }
+        }
+        let format = if months_step >= 12 { "%Y" } else { "%Y-%m" };
+        if ticks.len() >= 2 {
+            return (ticks, format);
+        }
+    }
+    // Short spans: whole days, about eight of them.
+    let step = ((days / 8.0).ceil() as i64).max(1);
+    let mut t = Utc.with_ymd_and_hms(from.year(), from.month(), from.day(), 0, 0, 0).single().unwrap_or(from);
+    while t <= to {
+        if t >= from {
+            ticks.push(t);
+        }
+        t += Duration::days(step);
+    }
+    (ticks, "%Y-%m-%d")
+}
 
 pub(super) const BLUE: RGBColor = RGBColor(31, 119, 180);
 
@@ -127,14 +185,14 @@ pub fn panels<'b>(area: &Area<'b>, title: &str) -> Result<(Area<'b>, Area<'b>)> 
 /// A chart with a date x-axis, labelled, its mesh drawn.
 pub fn time_chart<'a, 'b>(area: &'a Area<'b>, y_desc: &str, x: (i64, i64), y: (f64, f64)) -> Result<TimeChart<'a, 'b>> {
     let (x0, x1) = if x.1 > x.0 { x } else { (x.0, x.0 + 1) };
+    let (ticks, format) = calendar_ticks(x0, x1);
     let mut chart = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(52)
         .y_label_area_size(86)
-        .build_cartesian_2d(at(x0)..at(x1), y.0..y.1)
+        .build_cartesian_2d((at(x0)..at(x1)).with_key_points(ticks), y.0..y.1)
         .map_err(draw_err)?;
-    let long = x1 - x0 > 2 * 365 * crate::time::MS_PER_DAY;
-    let date_label = move |d: &DateTime<Utc>| if long { d.format("%Y-%m").to_string() } else { d.format("%Y-%m-%d").to_string() };
+    let date_label = move |d: &DateTime<Utc>| d.format(format).to_string();
     chart
         .configure_mesh()
         .x_desc("date (UTC)")

@@ -59,8 +59,16 @@ footer { color: #7a818c; font-size: 13px; margin-top: 26px; }
 
 /// Wrap a body in a complete page.
 pub fn page(title: &str, body: &str) -> String {
+    page_with_scripts(title, body, "")
+}
+
+/// Wrap a body in a complete page, with `scripts` (inline `<style>`/`<script>` elements) after
+/// it. A Content-Security-Policy lets the page load nothing from anywhere: only its own inline
+/// style and script, and images embedded as `data:` URLs.
+pub fn page_with_scripts(title: &str, body: &str, scripts: &str) -> String {
+    let footer = if scripts.is_empty() { String::new() } else { " Interactive charts drawn with uPlot 1.6.31 (MIT licence, © 2022 Leon Sorokin; its notice is in the page source).".to_string() };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}\n<footer>Written by basis {} · self-contained: nothing on this page is fetched from the network.</footer>\n</main>\n</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}\n<footer>Written by basis {} · self-contained: nothing on this page is fetched from the network.{footer}</footer>\n</main>\n{scripts}</body>\n</html>\n",
         escape(title),
         env!("CARGO_PKG_VERSION"),
     )
@@ -290,7 +298,8 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
         body.push_str("</ul>\n</section>\n");
     }
     body.push_str("</div>\n</div>\n");
-    page(&format!("basis · {} · {}", m.symbol, input.run_name), &body)
+    let scripts = super::interactive::page_scripts(&super::interactive::plots(input));
+    page_with_scripts(&format!("basis · {} · {}", m.symbol, input.run_name), &body, &scripts)
 }
 
 #[cfg(test)]

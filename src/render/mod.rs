@@ -11,6 +11,7 @@ pub mod draw;
 pub mod study;
 pub mod compare;
 pub mod html;
+pub mod interactive;
 pub mod series;
 
 use std::path::{Path, PathBuf};
@@ -119,7 +120,7 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
     ))
     .len();
     vec![
-        ("equity.png", "Equity", "Equity of the carry (blue) against the same capital held in spot with no hedge (grey). Markers show entries, exits, rebalances, margin top-ups and liquidations.", charts::HEIGHT, charts::equity),
+        ("equity.png", "Equity", "Equity of the carry against the same capital held in spot with no hedge, and below it the carry alone (funding, staking and borrow, cumulative) on its own scale. In the image, markers show entries, exits, rebalances, margin top-ups and liquidations.", charts::HEIGHT + 260, charts::equity),
         ("pnl_components.png", "PnL by component", "Cumulative PnL split by cause. Basis is the spot and perp price PnL together; for a hedged carry it stays near zero. The components add up to the total, which is the change in equity.", charts::HEIGHT, charts::pnl_components),
         ("drawdown.png", "Drawdown", "Equity below its running peak. The dot marks the deepest drawdown; the shaded band is the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
         ("funding.png", "Funding rate", "The rate of every settlement in the window, per settlement interval, with the venue's cap and floor. Circles mark settlements at the cap or floor.", charts::HEIGHT, charts::funding),

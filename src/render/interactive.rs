@@ -1,0 +1,288 @@
+//! Interactive charts in the report page, still one offline file: the time series of a run
+//! embedded as JSON (min/max-decimated), drawn by uPlot (1.6.31, MIT, inlined from
+//! `assets/uplot/`), with zoom (drag to select, shift + wheel), pan (the ◀ ▶ buttons, or shift +
+//! drag), double-click to reset, a crosshair shared across charts and the values under it in
+//! each chart's legend. Each chart's PNG stays in its section: it is what prints, and what shows
+//! without JavaScript. A Content-Security-Policy forbids every network request.
+//!
+//! `index.html#selftest` runs a check in the page (zoom the first chart, move the cursor, look
+//! for errors and for any resource loaded) and writes its findings into `#selftest-result`, for
+//! the headless-browser test.
+
+use serde::Serialize;
+
+use super::ReportInput;
+
+/// uPlot's script, inlined.
+const UPLOT_JS: &str = include_str!("../../assets/uplot/uPlot.iife.min.js");
+/// uPlot's style sheet, inlined.
+const UPLOT_CSS: &str = include_str!("../../assets/uplot/uPlot.min.css");
+/// uPlot's licence, kept in the page.
+const UPLOT_LICENSE: &str = include_str!("../../assets/uplot/LICENSE");
+
+/// Rows kept per chart: two (a bucket's low and high) per bucket.
+const BUCKETS: usize = 2000;
+
+/// One line of a chart.
+#[derive(Serialize)]
+pub struct Line {
+    /// Legend label.
+    pub label: String,
+    /// Values at the chart's x, `null` where unknown.
+    pub values: Vec<Option<f64>>,
+    /// CSS colour.
+    pub stroke: &'static str,
+    /// Dash pattern in pixels, empty for solid.
+    pub dash: Vec<u32>,
+}
+
+/// One interactive chart: the id of the section it belongs to, its y label and its lines on a
+/// shared x (seconds since the epoch, UTC).
+#[derive(Serialize)]
+pub struct Plot {
+    /// Id of the chart's `<section>` (its PNG's file stem).
+    pub section: String,
+    /// y-axis label with its unit.
+    pub y_label: String,
+    /// Shared x, epoch seconds.
+    pub x: Vec<f64>,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+/// Colours and dashes for the lines of one chart, distinct in hue and in pattern (the page's
+/// share of the categorical palette, see `draw::PALETTE`).
+pub const STYLES: [(&str, &[u32]); 12] = [
+    ("#1f77b4", &[]),
+    ("#ff7f0e", &[8, 4]),
+    ("#2ca02c", &[2, 3]),
+    ("#d62728", &[10, 3, 2, 3]),
+    ("#9467bd", &[]),
+    ("#8c564b", &[8, 4]),
+    ("#e377c2", &[2, 3]),
+    ("#7f7f7f", &[10, 3, 2, 3]),
+    ("#bcbd22", &[]),
+    ("#17becf", &[8, 4]),
+    ("#393b79", &[2, 3]),
+    ("#ad494a", &[10, 3, 2, 3]),
+];
+
+/// Decimate `columns` on a shared x: the steps are cut into at most [`BUCKETS`] buckets, and
+/// each bucket becomes two rows (at its first and last time) holding each line's low and high
+/// inside it, in the order they occurred, so no line loses an extreme.
+pub fn decimate(ts_ms: &[i64], columns: &[&[f64]]) -> (Vec<f64>, Vec<Vec<Option<f64>>>) {
+    let n = ts_ms.len();
+    let bucket = n.div_ceil(BUCKETS).max(1);
+    // Seven significant digits: far below a pixel, and a third of the bytes of a full f64.
+    let finite = |v: f64| if v.is_finite() { Some(round_significant(v)) } else { None };
+    if bucket <= 2 {
+        return (ts_ms.iter().map(|t| *t as f64 / 1000.0).collect(), columns.iter().map(|c| c.iter().map(|v| finite(*v)).collect()).collect());
+    }
+    let mut x = Vec::with_capacity(2 * n.div_ceil(bucket));
+    let mut out: Vec<Vec<Option<f64>>> = columns.iter().map(|_| Vec::with_capacity(2 * n.div_ceil(bucket))).collect();
+    let mut from = 0;
+    while from < n {
+        let to = (from + bucket).min(n);
+        x.push(ts_ms[from] as f64 / 1000.0);
+        x.push(ts_ms[to - 1] as f64 / 1000.0);
+        for (column, rows) in columns.iter().zip(out.iter_mut()) {
+            let (mut lo, mut hi): (Option<usize>, Option<usize>) = (None, None);
+            for k in from..to {
+                if !column[k].is_finite() {
+                    continue;
+                }
+                if lo.is_none_or(|l| column[k] < column[l]) {
+                    lo = Some(k);
+                }
+                if hi.is_none_or(|h| column[k] > column[h]) {
+                    hi = Some(k);
+                }
+            }
+            match (lo, hi) {
+                (Some(l), Some(h)) if l <= h => {
+                    rows.push(finite(column[l]));
+                    rows.push(finite(column[h]));
+                }
+                (Some(l), Some(h)) => {
+                    rows.push(finite(column[h]));
+                    rows.push(finite(column[l]));
+                }
+                _ => {
+                    rows.push(None);
+                    rows.push(None);
+                }
+            }
+        }
+        from = to;
+    }
+    (x, out)
+}
+
+/// `v` to seven significant digits.
+fn round_significant(v: f64) -> f64 {
+    if v == 0.0 {
+        return 0.0;
+    }
+    format!("{v:.6e}").parse().unwrap_or(v)
+}
+
+fn plot(section: &str, y_label: &str, ts_ms: &[i64], lines: Vec<(String, Vec<f64>)>) -> Plot {
+    let columns: Vec<&[f64]> = lines.iter().map(|(_, v)| v.as_slice()).collect();
+    let (x, values) = decimate(ts_ms, &columns);
+    let lines = lines
+        .iter()
+        .zip(values)
+        .enumerate()
+        .map(|(k, ((label, _), values))| Line { label: label.clone(), values, stroke: STYLES[k % STYLES.len()].0, dash: STYLES[k % STYLES.len()].1.to_vec() })
+        .collect();
+    Plot { section: section.into(), y_label: y_label.into(), x, lines }
+}
+
+/// The interactive charts of a run, each tied to its PNG's section.
+pub fn plots(input: &ReportInput) -> Vec<Plot> {
+    let ledger = input.ledger;
+    let ts = ledger.ts_ms();
+    let col = |name: &str| ledger.column(name).unwrap_or(&[]).to_vec();
+    let quote = input.quote_currency();
+    let equity = col("equity");
+    let spot = col("spot_price");
+    let first_spot = spot.iter().copied().find(|p| p.is_finite()).unwrap_or(f64::NAN);
+    let held: Vec<f64> = spot.iter().map(|p| input.initial_capital() * p / first_spot).collect();
+    let mut out = vec![plot("equity", &format!("equity ({quote})"), ts, vec![("carry equity".into(), equity.clone()), ("spot held unhedged".into(), held)])];
+    let cumulate = |values: &[f64]| -> Vec<f64> {
+        let mut sum = 0.0;
+        values.iter().map(|v| { sum += v; sum }).collect()
+    };
+    // The carry alone, on its own scale: cumulative funding, staking and borrow.
+    let carry: Vec<f64> = {
+        let (funding, staking, borrow) = (col("pnl_funding"), col("pnl_staking"), col("pnl_borrow"));
+        cumulate(&funding.iter().zip(&staking).zip(&borrow).map(|((f, s), b)| f + s + b).collect::<Vec<_>>())
+    };
+    out.push(plot("equity", &format!("carry earned ({quote})"), ts, vec![("carry: funding + staking + borrow".into(), carry)]));
+    let mut components = Vec::new();
+    for component in crate::model::Pnl::COMPONENTS {
+        let values = col(component.column);
+        if values.iter().any(|v| *v != 0.0) {
+            components.push((component.name.to_string(), cumulate(&values)));
+        }
+    }
+    components.push(("total".into(), cumulate(&col("pnl_total"))));
+    out.push(plot("pnl_components", &format!("cumulative PnL ({quote})"), ts, components));
+
+    let mut peak = f64::MIN;
+    let drawdown: Vec<f64> = equity.iter().map(|e| { peak = peak.max(*e); if peak > 0.0 { (e / peak - 1.0) * 100.0 } else { f64::NAN } }).collect();
+    out.push(plot("drawdown", "drawdown (%)", ts, vec![("below the running peak".into(), drawdown)]));
+
+    let perp = col("perp_price");
+    let basis_bp: Vec<f64> = perp.iter().zip(&spot).map(|(p, s)| (p / s - 1.0) * 1e4).collect();
+    out.push(plot("basis", "perp over spot (bp)", ts, vec![("basis".into(), basis_bp)]));
+
+    let distance: Vec<f64> = col("liquidation_distance").iter().map(|d| d * 100.0).collect();
+    out.push(plot("margin", "adverse move to liquidation (%)", ts, vec![("distance to liquidation".into(), distance)]));
+    out
+}
+
+/// The page's script part: uPlot's style, the data, uPlot, and the code that draws, links
+/// and self-tests the charts.
+pub fn page_scripts(plots: &[Plot]) -> String {
+    let data = serde_json::to_string(plots).unwrap_or_else(|_| "[]".into()).replace("</", "<\\/");
+    format!(
+        "<style>{UPLOT_CSS}\n.interactive {{ margin: 8px 0 4px; }}\n.interactive .tools {{ font-size: 13px; color: #5a6270; margin-bottom: 4px; }}\n.interactive button {{ font-size: 13px; margin-right: 4px; }}\n@media print {{ .interactive {{ display: none; }} img.fallback {{ display: block !important; }} }}\n</style>\n<!-- uPlot 1.6.31 (https://github.com/leeoniya/uPlot), inlined under its licence:\n{license}-->\n<script type=\"application/json\" id=\"plots\">{data}</script>\n<script>{UPLOT_JS}</script>\n<script>{APP_JS}</script>\n",
+        license = UPLOT_LICENSE.replace("--", "- -"),
+    )
+}
+
+/// Draws every plot into its section, hides its PNG, links the cursors, adds the pan and reset
+/// buttons, and runs the self-test on `#selftest`.
+const APP_JS: &str = r##"
+(function () {
+  "use strict";
+  var errors = [];
+  window.addEventListener("error", function (e) { errors.push(String(e.message || e)); });
+  var consoleError = console.error;
+  console.error = function () { errors.push(Array.prototype.join.call(arguments, " ")); consoleError.apply(console, arguments); };
+  var plots = JSON.parse(document.getElementById("plots").textContent);
+  var charts = [];
+  var fmtTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}");
+  function build(spec) {
+    var section = document.getElementById(spec.section);
+    if (!section) return null;
+    var img = section.querySelector("img");
+    var box = document.createElement("div");
+    box.className = "interactive";
+    var tools = document.createElement("div");
+    tools.className = "tools";
+    tools.innerHTML = '<button type="button" data-pan="-1">&#9664;</button><button type="button" data-pan="1">&#9654;</button><button type="button" data-reset="1">reset</button> drag to zoom · shift + wheel to zoom · double-click to reset';
+    box.appendChild(tools);
+    section.insertBefore(box, img);
+    var width = Math.max(320, (img && img.parentElement ? img.parentElement.clientWidth : 900) - 8);
+    var series = [{ value: function (u, v) { return v == null ? "--" : fmtTime(new Date(v * 1000)); } }];
+    spec.lines.forEach(function (l) {
+      series.push({ label: l.label, stroke: l.stroke, dash: l.dash, width: 1.5, spanGaps: false,
+        value: function (u, v) { return v == null ? "--" : (Math.abs(v) >= 1000 ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : v.toPrecision(5)); } });
+    });
+    var data = [spec.x].concat(spec.lines.map(function (l) { return l.values; }));
+    var opts = {
+      width: width, height: 300,
+      cursor: { sync: { key: "basis" }, drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70 }],
+      series: series,
+    };
+    var u = new uPlot(opts, data, box);
+    var full = [spec.x[0], spec.x[spec.x.length - 1]];
+    tools.addEventListener("click", function (e) {
+      var t = e.target;
+      var min = u.scales.x.min, max = u.scales.x.max, span = max - min;
+      if (t.getAttribute("data-reset")) { u.setScale("x", { min: full[0], max: full[1] }); }
+      if (t.getAttribute("data-pan")) {
+        var step = span / 2 * Number(t.getAttribute("data-pan"));
+        u.setScale("x", { min: min + step, max: max + step });
+      }
+    });
+    u.over.addEventListener("dblclick", function () { u.setScale("x", { min: full[0], max: full[1] }); });
+    u.over.addEventListener("wheel", function (e) {
+      if (!e.shiftKey) return;
+      e.preventDefault();
+      var min = u.scales.x.min, max = u.scales.x.max;
+      var at = u.posToVal(e.offsetX, "x");
+      var f = e.deltaY < 0 ? 0.8 : 1.25;
+      u.setScale("x", { min: at - (at - min) * f, max: at + (max - at) * f });
+    }, { passive: false });
+    if (img) img.classList.add("fallback"), img.style.display = "none";
+    return u;
+  }
+  plots.forEach(function (spec) { var u = build(spec); if (u) charts.push(u); });
+  if (location.hash === "#selftest") setTimeout(selftest, 200);
+  function selftest() {
+    // uPlot commits scale and cursor changes in a microtask: each check reads after a tick.
+    var result = { charts: charts.length, errors: errors, resources: 0 };
+    var u = charts[0];
+    function legend(chart) { return Array.prototype.map.call(chart.root.querySelectorAll(".u-legend .u-value"), function (v) { return v.textContent; }); }
+    function finish() {
+      result.resources = performance.getEntriesByType("resource").length;
+      result.errors = errors;
+      var pre = document.createElement("pre");
+      pre.id = "selftest-result";
+      pre.textContent = JSON.stringify(result);
+      document.body.appendChild(pre);
+    }
+    if (!u) { finish(); return; }
+    var before = [u.scales.x.min, u.scales.x.max];
+    var mid = (before[0] + before[1]) / 2, span = before[1] - before[0];
+    u.setScale("x", { min: mid - span / 10, max: mid + span / 10 });
+    setTimeout(function () {
+      result.zoom_before = before;
+      result.zoom_after = [u.scales.x.min, u.scales.x.max];
+      // A real mouse move over the plot, so the shared crosshair reaches the other charts.
+      var box = u.over.getBoundingClientRect();
+      u.over.dispatchEvent(new MouseEvent("mousemove", { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2, bubbles: true }));
+      setTimeout(function () {
+        result.cursor_values = legend(u);
+        result.linked_values = charts.length > 1 ? legend(charts[1]) : [];
+        finish();
+      }, 50);
+    }, 50);
+  }
+})();
+"##;
