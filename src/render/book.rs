@@ -6,7 +6,7 @@
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::draw::{decimate_for_chart, draw_level, draw_lines, draw_err, panels, render_png, time_chart, value_range, Area, Legend, BLUE, BROWN, GREEN_DARK, GREY, ORANGE, PINK, PURPLE, RED_DARK, HEIGHT, WIDTH};
+use super::draw::{decimate_for_chart, draw_level, draw_lines, draw_series_lines, draw_err, panels, render_png, time_chart, value_range, Area, Legend, BLUE, RED_DARK, HEIGHT, WIDTH};
 use super::html::{self, escape, money, pct};
 use super::{ChartImage, ReportFile};
 use crate::measure::book::{BookLedger, BookMetrics, PairPlace};
@@ -28,8 +28,6 @@ pub struct BookReport<'a> {
     pub warnings: &'a [String],
 }
 
-/// Colours for one line per series (pairs, accounts), after the book's own.
-const PALETTE: [RGBColor; 7] = [ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY];
 
 fn span(ts: &[i64]) -> (i64, i64) {
     (ts.first().copied().unwrap_or(0), ts.last().copied().unwrap_or(1))
@@ -47,7 +45,7 @@ fn equity_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut legend = Legend::default();
     draw_lines(&mut chart, &mut legend, &book_lines, BLUE.stroke_width(3), "book")?;
     for (k, lines) in pairs.iter().enumerate() {
-        draw_lines(&mut chart, &mut legend, lines, PALETTE[k % PALETTE.len()].stroke_width(2), &input.places[k].name)?;
+        draw_series_lines(&mut chart, &mut legend, lines, k + 1, &input.places[k].name)?;
     }
     legend.draw(&side)
 }
@@ -68,7 +66,7 @@ fn distance_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut legend = Legend::default();
     for (a, account_lines) in lines.iter().enumerate() {
         let label = format!("{} ({})", input.accounts[a].name, crate::measure::book::mode_name(input.accounts[a].mode));
-        draw_lines(&mut chart, &mut legend, account_lines, PALETTE[a % PALETTE.len()].stroke_width(2), &label)?;
+        draw_series_lines(&mut chart, &mut legend, account_lines, a, &label)?;
     }
     legend.draw(&side)
 }
@@ -84,7 +82,7 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut chart = time_chart(&plot, "margin ratio (%)", span(ts), y)?;
     let mut legend = Legend::default();
     for (a, account_lines) in lines.iter().enumerate() {
-        draw_lines(&mut chart, &mut legend, account_lines, PALETTE[a % PALETTE.len()].stroke_width(2), &input.accounts[a].name)?;
+        draw_series_lines(&mut chart, &mut legend, account_lines, a, &input.accounts[a].name)?;
     }
     let mut drawn = Vec::new();
     for t in thresholds {

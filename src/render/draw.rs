@@ -331,6 +331,48 @@ pub fn draw_lines<'a, 'b: 'a>(chart: &mut TimeChart<'a, 'b>, legend: &mut Legend
     Ok(())
 }
 
+/// The categorical palette for charts with many series (rule sets, venues, runs): 16 colours
+/// distinct in hue and lightness, so no two series of one chart share a colour.
+pub const PALETTE: [RGBColor; 16] = [
+    RGBColor(31, 119, 180),  // blue
+    RGBColor(255, 127, 14),  // orange
+    RGBColor(44, 160, 44),   // green
+    RGBColor(214, 39, 40),   // red
+    RGBColor(148, 103, 189), // purple
+    RGBColor(140, 86, 75),   // brown
+    RGBColor(227, 119, 194), // pink
+    RGBColor(150, 150, 150), // grey
+    RGBColor(188, 189, 34),  // olive
+    RGBColor(23, 190, 207),  // cyan
+    RGBColor(57, 59, 121),   // navy
+    RGBColor(0, 128, 128),   // teal
+    RGBColor(99, 121, 57),   // moss
+    RGBColor(0, 0, 0),       // black
+    RGBColor(140, 162, 82),  // sage
+    RGBColor(231, 186, 82),  // sand
+];
+
+/// Colour and line pattern of series `k` of a chart: its own colour from [`PALETTE`], and
+/// every other series dashed, so neighbours differ in pattern as well as colour (for readers
+/// who cannot tell the colours apart).
+pub fn series_style(k: usize) -> (RGBColor, bool) {
+    (PALETTE[k % PALETTE.len()], k % 2 == 1)
+}
+
+/// Draw series `k` of a chart in its [`series_style`], with its legend entry.
+pub fn draw_series_lines<'a, 'b: 'a>(chart: &mut TimeChart<'a, 'b>, legend: &mut Legend, lines: &[Polyline], k: usize, label: &str) -> Result<()> {
+    let (colour, dashed) = series_style(k);
+    let style = colour.stroke_width(2);
+    if !dashed {
+        return draw_lines(chart, legend, lines, style, label);
+    }
+    for line in lines {
+        chart.draw_series(DashedLineSeries::new(line.iter().map(|&(t, v)| (at(t), v)), 9, 5, style)).map_err(draw_err)?;
+    }
+    legend.add(if lines.is_empty() { format!("{label} (no data)") } else { label.to_string() }, Glyph::Dashed(style));
+    Ok(())
+}
+
 /// A horizontal dashed reference line across the chart.
 pub fn draw_level<'a, 'b: 'a>(chart: &mut TimeChart<'a, 'b>, legend: &mut Legend, x: (i64, i64), level: f64, color: RGBColor, label: &str) -> Result<()> {
     let style = color.stroke_width(2);

@@ -50,21 +50,21 @@ pub struct Plot {
     pub lines: Vec<Line>,
 }
 
-/// Colours and dashes for the lines of one chart, distinct in hue and in pattern (the page's
-/// share of the categorical palette, see `draw::PALETTE`).
+/// Colours and dashes for the lines of one interactive chart: the first twelve colours of
+/// `draw::PALETTE`, every other line dashed.
 pub const STYLES: [(&str, &[u32]); 12] = [
     ("#1f77b4", &[]),
     ("#ff7f0e", &[8, 4]),
-    ("#2ca02c", &[2, 3]),
-    ("#d62728", &[10, 3, 2, 3]),
+    ("#2ca02c", &[]),
+    ("#d62728", &[8, 4]),
     ("#9467bd", &[]),
     ("#8c564b", &[8, 4]),
-    ("#e377c2", &[2, 3]),
-    ("#7f7f7f", &[10, 3, 2, 3]),
+    ("#e377c2", &[]),
+    ("#969696", &[8, 4]),
     ("#bcbd22", &[]),
     ("#17becf", &[8, 4]),
-    ("#393b79", &[2, 3]),
-    ("#ad494a", &[10, 3, 2, 3]),
+    ("#393b79", &[]),
+    ("#008080", &[8, 4]),
 ];
 
 /// Decimate `columns` on a shared x: the steps are cut into at most [`BUCKETS`] buckets, and

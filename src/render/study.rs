@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::series::Polyline;
-use super::draw::{FONT, Area, BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY, draw_err, value_range, panels, time_chart, format_axis, Glyph, Legend, draw_lines, draw_zero, diverging};
+use super::draw::{FONT, Area, BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, PALETTE, draw_err, value_range, panels, time_chart, format_axis, Glyph, Legend, draw_series_lines, draw_zero, diverging};
 
 /// A two-parameter heatmap (for sweeps): one cell per (x, y) value pair, coloured on a
 /// red–white–green scale centred on `centre`, the value printed in each cell, and a colour key.
@@ -100,7 +100,6 @@ pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
 /// Lines over a numeric x axis (log scale when `log_x`), for curves such as capacity.
 pub fn xy_chart(area: &Area, title: &str, x_desc: &str, y_desc: &str, lines: &[(String, Vec<(f64, f64)>)], log_x: bool) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
-    const PALETTE: [RGBColor; 8] = [BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY];
     let points: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
     let (mut x0, mut x1) = points.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
     if x0 >= x1 {
@@ -216,7 +215,6 @@ pub struct CompareLine {
 /// Overlaid lines for the comparison report.
 pub fn compare_chart(area: &Area, title: &str, y_desc: &str, runs: &[CompareLine]) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
-    const PALETTE: [RGBColor; 8] = [BLUE, ORANGE, GREEN_DARK, RED_DARK, PURPLE, BROWN, PINK, GREY];
     let mut x = (i64::MAX, i64::MIN);
     for point in runs.iter().flat_map(|r| r.lines.iter()).flatten() {
         x = (x.0.min(point.0), x.1.max(point.0));
@@ -230,7 +228,7 @@ pub fn compare_chart(area: &Area, title: &str, y_desc: &str, runs: &[CompareLine
     let mut legend = Legend::default();
     draw_zero(&mut chart, x)?;
     for (k, run) in runs.iter().enumerate() {
-        draw_lines(&mut chart, &mut legend, &run.lines, PALETTE[k % PALETTE.len()].stroke_width(2), &run.label)?;
+        draw_series_lines(&mut chart, &mut legend, &run.lines, k, &run.label)?;
     }
     legend.draw(&side)
 }
