@@ -247,7 +247,26 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             CompareLine { label: o.label.clone(), lines: charts::decimate_for_chart(&o.ts_ms, &total) }
         })
         .collect();
-    let images = overlay_images(&[
+    // Each rule set's cumulative funding less the data's: how the rules differ, not their level.
+    let actual = outcomes.iter().find(|o| o.label.starts_with("actual")).or(outcomes.first());
+    let difference_lines: Vec<CompareLine> = outcomes
+        .iter()
+        .map(|o| {
+            let diff: Vec<f64> = match actual {
+                Some(a) if a.ts_ms == o.ts_ms => o.cumulative_funding.iter().zip(&a.cumulative_funding).map(|(f, r)| (f - r) / config.portfolio.initial_capital * 100.0).collect(),
+                _ => vec![f64::NAN; o.ts_ms.len()],
+            };
+            CompareLine { label: o.label.clone(), lines: charts::decimate_for_chart(&o.ts_ms, &diff) }
+        })
+        .collect();
+    let mut images = overlay_images(&[
+        (
+            "caps_difference.png",
+            "Cumulative funding minus actual".into(),
+            "Each rule set's cumulative funding less the funding the data actually paid, as a share of initial capital: above zero the rule set would have paid the carry more. The actual line is the zero it is measured from.",
+            "funding difference (% of initial capital)",
+            &difference_lines,
+        ),
         (
             "caps_funding_apr.png",
             "Funding per rule set (trailing 7-day APR)".into(),
@@ -270,6 +289,11 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             &return_lines,
         ),
     ])?;
+
+    let bars: Vec<(String, f64)> = outcomes.iter().map(|o| (o.label.clone(), o.metrics.funding_apr_over_window * 100.0)).collect();
+    let bar_height = 110 + 40 * bars.len() as u32;
+    let png = charts::render_png(charts::WIDTH, bar_height, |area| crate::render::study::bar_chart(area, "Funding APR over the window per rule set", "funding APR over window (%)", &bars))?;
+    images.insert(0, ChartImage { file: "caps_apr_bars.png", title: "Funding APR per rule set".into(), description: "The funding APR over the window under each rule set, in the same colours as the lines below.", width: charts::WIDTH, height: bar_height, png });
 
     let symbol = outcomes.first().map(|o| o.metrics.symbol.as_str()).unwrap_or("");
     let quote = crate::render::quote_currency(symbol);

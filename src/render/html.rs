@@ -47,8 +47,11 @@ section.chart, section.table { background: #fff; border-radius: 8px; padding: 16
 section.chart p { color: #5a6270; margin: 0 0 10px; font-size: 14px; }
 section.chart img { display: block; width: 100%; height: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #eceef1; vertical-align: top; }
-td.num, th.num { text-align: right; white-space: nowrap; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #eceef1; vertical-align: top; }
+td.num, th.num { text-align: right; }
+td.num { white-space: nowrap; }
+th.num { white-space: normal; }
+section.table table { font-size: 14px; }
 section.table { overflow-x: auto; }
 th { background: #f7f8fa; font-weight: 600; }
 .two { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 18px; }

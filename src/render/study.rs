@@ -232,3 +232,51 @@ pub fn compare_chart(area: &Area, title: &str, y_desc: &str, runs: &[CompareLine
     }
     legend.draw(&side)
 }
+
+/// Horizontal bars, one per label, each in its series colour (the same as the label's line in
+/// the page's other charts), with the value printed at the bar's end.
+pub fn bar_chart(area: &Area, title: &str, x_desc: &str, bars: &[(String, f64)]) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let values: Vec<f64> = bars.iter().map(|b| b.1).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = values.iter().fold((0.0f64, 0.0f64), |a, v| (a.0.min(*v), a.1.max(*v)));
+    let pad = ((hi - lo).abs() * 0.12).max(1e-9);
+    let (x0, x1) = (if lo < 0.0 { lo - pad } else { 0.0 }, if hi > 0.0 { hi + pad } else { pad });
+    let n = bars.len().max(1);
+    let titled = area.margin(8, 0, 0, 0).titled(title, (FONT, 24)).map_err(draw_err)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&titled)
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(330)
+        .build_cartesian_2d(x0..x1, 0f64..n as f64)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|v| {
+            // Labels sit at the bars' centres (k + 0.5), top to bottom.
+            let k = (n as f64 - v - 0.5).round();
+            if (n as f64 - v - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() { labels[k as usize].clone() } else { String::new() }
+        })
+        .x_label_formatter(&|v| format_axis(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(draw_err)?;
+    for (k, (_, value)) in bars.iter().enumerate() {
+        if !value.is_finite() {
+            continue;
+        }
+        let top = n as f64 - k as f64 - 0.15;
+        let bottom = n as f64 - k as f64 - 0.85;
+        let (colour, _) = super::draw::series_style(k);
+        chart.draw_series(std::iter::once(Rectangle::new([(0.0, bottom), (*value, top)], colour.filled()))).map_err(draw_err)?;
+        let anchor = if *value >= 0.0 { Pos::new(HPos::Left, VPos::Center) } else { Pos::new(HPos::Right, VPos::Center) };
+        chart
+            .draw_series(std::iter::once(Text::new(format!(" {} ", format_axis((value * 100.0).round() / 100.0)), (*value, (top + bottom) / 2.0), TextStyle::from((FONT, 14).into_font()).pos(anchor))))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
