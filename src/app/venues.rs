@@ -585,6 +585,16 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
         ),
     ])?;
 
+    // The chart coin's APR per venue as bars, in the colours of its lines.
+    let bars: Vec<(String, f64)> = venue_lines
+        .iter()
+        .map(|line| (line.label.clone(), study.aprs.iter().find(|a| a.venue == line.label && &a.coin == coin).map(|a| a.funding_apr * 100.0).unwrap_or(f64::NAN)))
+        .collect();
+    let bar_height = 110 + 40 * bars.len() as u32;
+    let png = charts::render_png(charts::WIDTH, bar_height, |area| crate::render::study::bar_chart(area, &format!("{coin} funding APR per venue"), "funding APR (%)", &bars))?;
+    let mut images = images;
+    images.insert(0, ChartImage { file: "venues_apr_bars.png", title: format!("{coin} funding APR per venue"), description: "Each venue's funding APR over its rows (Σ rate / Σ interval hours × 8,760), in the colours of its line below.", width: charts::WIDTH, height: bar_height, png });
+
     let mut body = String::from("<h1>Funding across venues</h1>\n");
     body.push_str(&format!(
         "<p class=\"sub\">{} · {} venue/coin series · APR = Σ rate / Σ interval hours × 8,760, each row annualised by its own interval</p>\n",

@@ -250,6 +250,15 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
         ));
     }
     body.push_str("</table>\n</section>\n");
+    body.push_str("<section class=\"table\" id=\"worst-drawdowns\">\n<h2>Five worst drawdowns</h2>\n<table>\n<tr><th>peak</th><th>trough</th><th>recovered</th><th class=\"num\">depth</th><th class=\"num\">days</th></tr>\n");
+    let rows = super::tearsheet::drawdown_rows(input);
+    if rows.is_empty() {
+        body.push_str("<tr><td colspan=\"5\">equity never fell below a previous peak</td></tr>\n");
+    }
+    for [peak, trough, recovered, depth, days] in rows {
+        body.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n", escape(&peak), escape(&trough), escape(&recovered), escape(&depth), escape(&days)));
+    }
+    body.push_str("</table>\n</section>\n");
     body.push_str("<section class=\"table\" id=\"run\">\n<h2>Run</h2>\n<table>\n");
     let p = &c.portfolio;
     let k = &c.costs;

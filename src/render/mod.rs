@@ -9,6 +9,7 @@ pub mod book;
 pub mod charts;
 pub mod draw;
 pub mod study;
+pub mod tearsheet;
 pub mod compare;
 pub mod html;
 pub mod interactive;
@@ -127,6 +128,9 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
         ("basis.png", "Basis", "Perp last price over spot close, minus one, in basis points, at each step. Grey bands are stale-spot spans (spot outages), where the basis is not real.", charts::HEIGHT, charts::basis),
         ("margin.png", "Distance to liquidation", "How far the mark can move against the perp before it is liquidated, with the margin top-up threshold. Gaps are times with no perp position.", charts::HEIGHT, charts::margin),
         ("carry_apr.png", "Rolling 30-day carry", "Over the trailing 30 days: the funding rate the perp position earned (sum of side × rate), and carry income (funding, staking, borrow) over equity, both annualised.", charts::HEIGHT, charts::carry_apr),
+        ("rolling_sharpe.png", "Rolling 90-day Sharpe", "The Sharpe ratio of the trailing 90 daily returns (mean over deviation, × √365, risk-free rate 0), from the 90th day on.", charts::HEIGHT, tearsheet::rolling_sharpe_chart),
+        ("return_distribution.png", "Distribution of daily returns", "A histogram of the daily returns (each UTC day's closing equity over the previous day's) against the normal curve with the same mean and deviation: mass beyond the curve is fat tails.", charts::HEIGHT, tearsheet::return_distribution_chart),
+        ("monthly_funding.png", "Funding per month", "Funding received (green) or paid (red) in each calendar month (UTC), in the quote currency.", charts::HEIGHT, tearsheet::monthly_funding_chart),
         ("monthly_returns.png", "Monthly returns", "Return of each calendar month (UTC) on the equity at the previous month end, and each year's compounded return.", charts::heatmap_height(years), charts::monthly_heatmap),
     ]
 }
