@@ -54,7 +54,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
     }
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
-        let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &timeline)?;
+        let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &timeline, config.venue.premium_debias, config.venue.premium_debias_days)?;
         let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
         warnings.push(format!(
             "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",

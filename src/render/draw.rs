@@ -419,7 +419,7 @@ mod tests {
         let (top, bottom);
         {
             let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
-            let mut chart = ChartBuilder::on(&root).build_cartesian_2d(at(ts[0])..at(ts[ts.len() - 1]), -50.0..150.0).unwrap();
+            let mut chart = ChartBuilder::on(&root).build_cartesian_2d((at(ts[0])..at(ts[ts.len() - 1])).with_key_points(Vec::new()), -50.0..150.0).unwrap();
             let mut legend = Legend::default();
             draw_lines(&mut chart, &mut legend, &lines, BLUE.stroke_width(2), "zigzag").unwrap();
             top = chart.backend_coord(&(at(ts[0]), 96.0)).1;

@@ -50,6 +50,43 @@ pub fn describe_premium(premium: &PremiumSeries, source: PremiumSource) -> Strin
     )
 }
 
+/// How a premium proxy's persistent bias is taken out before the funding rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PremiumDebias {
+    /// Used as it is.
+    None,
+    /// Each sample less the median of the samples of the trailing `premium_debias_days` known
+    /// at its time (the sample itself included, nothing later).
+    TrailingMedian,
+}
+
+/// `premium` with the trailing median of the last `window_ms` (samples in (t − window, t])
+/// subtracted from each sample: a point-in-time de-biasing of a proxy whose level sits off
+/// zero (Binance perps close a few bp under spot even while funding is positive).
+pub fn debias_trailing_median(premium: &PremiumSeries, window_ms: i64) -> PremiumSeries {
+    let n = premium.ts_ms.len();
+    let mut window: Vec<f64> = Vec::new();
+    let mut from = 0usize;
+    let mut out = PremiumSeries { ts_ms: premium.ts_ms.clone(), premium: Vec::with_capacity(n) };
+    for i in 0..n {
+        let value = premium.premium[i];
+        let at = window.partition_point(|v| v.total_cmp(&value).is_lt());
+        window.insert(at, value);
+        while premium.ts_ms[from] <= premium.ts_ms[i] - window_ms {
+            let old = premium.premium[from];
+            if let Ok(k) = window.binary_search_by(|v| v.total_cmp(&old)) {
+                window.remove(k);
+            }
+            from += 1;
+        }
+        let m = window.len();
+        let median = if m % 2 == 1 { window[m / 2] } else { (window[m / 2 - 1] + window[m / 2]) / 2.0 };
+        out.premium.push(value - median);
+    }
+    out
+}
+
 /// Premium samples from an aligned timeline, leaving out stale-spot steps.
 pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -> PremiumSeries {
     let mut out = PremiumSeries::default();
@@ -69,8 +106,8 @@ pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -
 
 /// The premium counterfactual funding is computed from: the config's premium index files
 /// (`venue.premium_index`) when given, else the proxy from the timeline; and a line saying which.
-pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline: &MarketTimeline) -> anyhow::Result<(PremiumSeries, String)> {
-    Ok(match premium_index {
+pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline: &MarketTimeline, debias: Option<PremiumDebias>, debias_days: f64) -> anyhow::Result<(PremiumSeries, String)> {
+    let (premium, line) = match premium_index {
         Some(pattern) => {
             let premium = crate::data::binance::load_premium_index(pattern)?;
             let line = format!("premium from the premium index files ({} samples)", premium.ts_ms.len());
@@ -80,6 +117,16 @@ pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline:
             let premium = premium_from_timeline(timeline, source);
             let line = describe_premium(&premium, source);
             (premium, line)
+        }
+    };
+    // A proxy is de-biased unless told otherwise; a venue's own premium index is not.
+    let debias = debias.unwrap_or(if premium_index.is_some() { PremiumDebias::None } else { PremiumDebias::TrailingMedian });
+    Ok(match debias {
+        PremiumDebias::None => (premium, line),
+        PremiumDebias::TrailingMedian => {
+            let debiased = debias_trailing_median(&premium, (debias_days * crate::time::MS_PER_DAY as f64).round() as i64);
+            let line = format!("{line}; de-biased by its trailing {debias_days}-day median (premium_debias = \"trailing_median\"), median after {:+.2} bp", debiased.median() * 1e4);
+            (debiased, line)
         }
     })
 }
