@@ -101,17 +101,46 @@ fn interactive_charts_zoom_and_show_values_offline() {
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"), "the page forbids network requests");
     assert!(html.contains("The MIT License"), "uPlot's licence notice is in the page");
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8, "every chart keeps its PNG as the fallback");
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 11, "every chart keeps its PNG as the fallback");
     let url = format!("file://{}#selftest", page.canonicalize().unwrap().display());
     let profile = tmp.path().join("profile");
+    // Request interception: every request the browser makes over the network goes to this
+    // proxy (loopback included), which counts the connections it is offered.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    proxy.set_nonblocking(true).unwrap();
+    let intercepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counter = {
+        let (intercepted, stop) = (intercepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match proxy.accept() {
+                    Ok(_) => {
+                        intercepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        })
+    };
     let run = Command::new(&browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"])
+        .arg(format!("--proxy-server=http://127.0.0.1:{proxy_port}"))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg("--disable-background-networking")
+        .arg("--disable-component-update")
+        .arg("--disable-sync")
+        .arg("--no-pings")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--window-size=1400,3000")
         .arg("--dump-dom")
         .arg(&url)
         .output()
         .expect("Chromium starts");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    counter.join().unwrap();
+    assert_eq!(intercepted.load(std::sync::atomic::Ordering::SeqCst), 0, "the page made network requests (intercepted at the proxy)");
     let dom = String::from_utf8_lossy(&run.stdout);
     let log = String::from_utf8_lossy(&run.stderr);
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
