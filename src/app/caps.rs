@@ -323,8 +323,8 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
             pct(m.funding_apr_over_window),
             share(o.share_at_cap, o.settled.len()),
             share(o.share_at_floor, o.settled.len()),
-            money(m.funding_pnl),
-            money(m.final_equity - m.initial_capital),
+            html::compact(m.funding_pnl),
+            html::compact(m.final_equity - m.initial_capital),
             pct(m.max_drawdown),
             m.liquidations
         ));

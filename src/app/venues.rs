@@ -604,13 +604,13 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
     body.push_str("<section class=\"table\" id=\"apr\">\n<h2>Funding APR per venue and coin</h2>\n<table>\n<tr><th>venue</th><th>coin</th><th class=\"num\">settlements</th><th class=\"num\">interval (h)</th><th>first</th><th>last</th><th class=\"num\">gap hours</th><th class=\"num\">funding APR</th><th class=\"num\">positive</th></tr>\n");
     for row in &study.aprs {
         body.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><th>{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(&row.venue),
             escape(&row.coin),
             row.settlements,
             row.typical_interval_hours,
-            escape(&row.first),
-            escape(&row.last),
+            escape(&crate::render::html::short_time(&row.first)),
+            escape(&crate::render::html::short_time(&row.last)),
             row.gap_hours,
             pct(row.funding_apr),
             pct(row.positive_share)

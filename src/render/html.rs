@@ -49,7 +49,7 @@ section.chart img { display: block; width: 100%; height: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #eceef1; vertical-align: top; }
 td.num, th.num { text-align: right; }
-td.num { white-space: nowrap; }
+td.num, td.time { white-space: nowrap; }
 th.num { white-space: normal; }
 section.table table { font-size: 14px; }
 section.table { overflow-x: auto; }
@@ -99,6 +99,33 @@ pub fn plain_number(x: f64) -> String {
     let text = format!("{x:.6}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text == "-0" { "0".into() } else { text.to_string() }
+}
+
+/// A compact amount for wide tables: `58.4k`, `1.90M`, `1.00B`; plain with two decimals under
+/// 10,000.
+pub fn compact(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let a = x.abs();
+    let text = if a >= 1e9 {
+        format!("{:.2}B", x / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.2}")
+    };
+    text.replace('-', "\u{2212}")
+}
+
+/// A time as tables show it: `2025-03-08 16:00` (seconds and the `Z` dropped; UTC is said in
+/// the heading), and the date alone at midnight.
+pub fn short_time(text: &str) -> String {
+    let t = text.trim_end_matches('Z');
+    let t = t.strip_suffix(":00").unwrap_or(t);
+    t.strip_suffix(" 00:00").unwrap_or(t).to_string()
 }
 
 /// `+1.23 %`.

@@ -1,5 +1,6 @@
 //! Interactive charts in the report page, still one offline file: the time series of a run
-//! embedded as JSON (min/max-decimated), drawn by uPlot (1.6.31, MIT, inlined from
+//! embedded as JSON (min/max-decimated to at most 3,000 buckets), each view re-decimated from
+//! those rows to the plot's width on every zoom, drawn by uPlot (1.6.31, MIT, inlined from
 //! `assets/uplot/`), with zoom (drag to select, shift + wheel), pan (the ◀ ▶ buttons, or shift +
 //! drag), double-click to reset, a crosshair shared across charts and the values under it in
 //! each chart's legend. Each chart's PNG stays in its section: it is what prints, and what shows
@@ -20,8 +21,9 @@ const UPLOT_CSS: &str = include_str!("../../assets/uplot/uPlot.min.css");
 /// uPlot's licence, kept in the page.
 const UPLOT_LICENSE: &str = include_str!("../../assets/uplot/LICENSE");
 
-/// Rows kept per chart: two (a bucket's low and high) per bucket.
-const BUCKETS: usize = 2000;
+/// Buckets embedded per chart, two rows (a bucket's low and high) each: the finest detail a
+/// zoom can show. The page draws each view re-decimated from these rows to its pixel width.
+const BUCKETS: usize = 3000;
 
 /// One line of a chart.
 #[derive(Serialize)]
@@ -204,6 +206,36 @@ const APP_JS: &str = r##"
   var plots = JSON.parse(document.getElementById("plots").textContent);
   var charts = [];
   var fmtTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}");
+  // The embedded rows inside [min, max], min/max-decimated to about `pixels` buckets (each
+  // line keeps its low and high per bucket, in the order they came).
+  function view(spec, min, max, pixels) {
+    var x = spec.x, n = x.length;
+    var lo = 0, hi = n - 1;
+    while (lo < n - 1 && x[lo + 1] < min) lo++;
+    while (hi > 0 && x[hi - 1] > max) hi--;
+    var count = hi - lo + 1;
+    var lines = spec.lines.map(function (l) { return l.values; });
+    if (count <= 2 * pixels) {
+      return [x.slice(lo, hi + 1)].concat(lines.map(function (v) { return v.slice(lo, hi + 1); }));
+    }
+    var size = Math.ceil(count / pixels);
+    var out = [[]].concat(lines.map(function () { return []; }));
+    for (var from = lo; from <= hi; from += size) {
+      var to = Math.min(from + size, hi + 1);
+      out[0].push(x[from], x[to - 1]);
+      lines.forEach(function (v, k) {
+        var a = -1, b = -1;
+        for (var i = from; i < to; i++) {
+          if (v[i] == null) continue;
+          if (a < 0 || v[i] < v[a]) a = i;
+          if (b < 0 || v[i] > v[b]) b = i;
+        }
+        var first = a <= b ? a : b, second = a <= b ? b : a;
+        out[k + 1].push(first < 0 ? null : v[first], second < 0 ? null : v[second]);
+      });
+    }
+    return out;
+  }
   function build(spec) {
     var section = document.getElementById(spec.section);
     if (!section) return null;
@@ -221,15 +253,23 @@ const APP_JS: &str = r##"
       series.push({ label: l.label, stroke: l.stroke, dash: l.dash, width: 1.5, spanGaps: false,
         value: function (u, v) { return v == null ? "--" : (Math.abs(v) >= 1000 ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : v.toPrecision(5)); } });
     });
-    var data = [spec.x].concat(spec.lines.map(function (l) { return l.values; }));
+    var pixels = Math.max(200, width - 80);
+    var busy = false;
     var opts = {
       width: width, height: 300,
       cursor: { sync: { key: "basis" }, drag: { x: true, y: false } },
       scales: { x: { time: true } },
       axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70 }],
       series: series,
+      hooks: { setScale: [function (u, key) {
+        // On zoom, re-read the embedded rows of the visible range at the plot's width.
+        if (key !== "x" || busy) return;
+        busy = true;
+        u.setData(view(spec, u.scales.x.min, u.scales.x.max, pixels), false);
+        busy = false;
+      }] },
     };
-    var u = new uPlot(opts, data, box);
+    var u = new uPlot(opts, view(spec, -Infinity, Infinity, pixels), box);
     var full = [spec.x[0], spec.x[spec.x.length - 1]];
     tools.addEventListener("click", function (e) {
       var t = e.target;

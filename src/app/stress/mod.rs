@@ -247,12 +247,12 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
         money(run.baseline.final_equity),
         run.baseline.liquidations
     ));
-    body.push_str("<section class=\"table\" id=\"scenarios\">\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>from</th><th class=\"num\">PnL impact</th><th class=\"num\">return</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidated</th><th class=\"num\">min distance to liquidation</th><th class=\"num\">max margin ratio</th><th class=\"num\">time to recover</th></tr>\n");
+    body.push_str("<section class=\"table\" id=\"scenarios\">\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>from (UTC)</th><th class=\"num\">PnL impact</th><th class=\"num\">return</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidated</th><th class=\"num\">min distance to liquidation</th><th class=\"num\">max margin ratio</th><th class=\"num\">time to recover</th></tr>\n");
     for o in std::iter::once(&run.baseline).chain(&run.scenarios) {
         body.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><th>{}</th><td class=\"time\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(&o.label),
-            escape(&o.start),
+            escape(&html::short_time(&o.start)),
             money(o.pnl_impact),
             pct(o.total_return),
             pct(o.max_drawdown),
@@ -279,8 +279,8 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
         for p in &cap.points {
             body.push_str(&format!(
                 "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3} %</td><td class=\"num\">{:.3}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-                money(p.aum),
-                money(p.perp_notional),
+                html::compact(p.aum),
+                html::compact(p.perp_notional),
                 p.share_of_open_interest * 100.0,
                 p.funding_factor,
                 p.impact_bps,

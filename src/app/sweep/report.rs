@@ -283,11 +283,11 @@ pub fn render(
         for w in &walk.windows {
             let params: Vec<String> = sweep.params.iter().zip(&w.best_values).map(|(p, v)| format!("{} = {}", p.path, super::spec::value_text(v))).collect();
             body.push_str(&format!(
-                "<tr><td>{} → {}</td><td>{} → {}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-                escape(&format_ms(w.in_sample.0)),
-                escape(&format_ms(w.in_sample.1)),
-                escape(&format_ms(w.out_of_sample.0)),
-                escape(&format_ms(w.out_of_sample.1)),
+                "<tr><td class=\"time\">{}<br>→ {}</td><td class=\"time\">{}<br>→ {}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                escape(&html::short_time(&format_ms(w.in_sample.0))),
+                escape(&html::short_time(&format_ms(w.in_sample.1))),
+                escape(&html::short_time(&format_ms(w.out_of_sample.0))),
+                escape(&html::short_time(&format_ms(w.out_of_sample.1))),
                 w.best_id,
                 escape(&params.join(", ")),
                 escape(&fmt(w.in_sample_metrics[k])),
