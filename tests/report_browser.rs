@@ -170,7 +170,7 @@ fn interactive_charts_zoom_and_show_values_offline() {
     let json = &dom[start + "<pre id=\"selftest-result\">".len()..];
     let json = &json[..json.find("</pre>").unwrap()];
     let result: serde_json::Value = serde_json::from_str(&json.replace("&quot;", "\"").replace("&amp;", "&")).unwrap();
-    assert_eq!(result["charts"].as_u64(), Some(6), "{result}");
+    assert_eq!(result["charts"].as_u64(), Some(8), "{result}");
     assert_eq!(result["errors"].as_array().map(|a| a.len()), Some(0), "{result}");
     assert_eq!(result["resources"].as_u64(), Some(0), "the page loaded something: {result}");
     let range = |key: &str| -> (f64, f64) { (result[key][0].as_f64().unwrap(), result[key][1].as_f64().unwrap()) };

@@ -1,7 +1,7 @@
 //! Interactive charts in the report page, still one offline file: the time series of a run
 //! embedded as JSON (min/max-decimated to at most 3,000 buckets), each view re-decimated from
 //! those rows to the plot's width on every zoom, drawn by uPlot (1.6.31, MIT, inlined from
-//! `assets/uplot/`), with zoom (drag to select, shift + wheel), pan (the ◀ ▶ buttons, or shift +
+//! `assets/uplot/`) for every time chart but the monthly ones, with zoom (drag to select, shift + wheel), pan (the ◀ ▶ buttons, or shift +
 //! drag), double-click to reset, a crosshair shared across charts and the values under it in
 //! each chart's legend. Each chart's PNG stays in its section: it is what prints, and what shows
 //! without JavaScript. A Content-Security-Policy forbids every network request.
@@ -181,6 +181,19 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
 
     let distance: Vec<f64> = col("liquidation_distance").iter().map(|d| d * 100.0).collect();
     out.push(plot("margin", "adverse move to liquidation (%)", ts, vec![("distance to liquidation".into(), distance)]));
+
+    // The settlements on their own clock.
+    let settle_ms: Vec<i64> = input.settlements.iter().map(|s| s.settle_ms).collect();
+    let rates: Vec<f64> = input.settlements.iter().map(|s| s.rate * 100.0).collect();
+    if !settle_ms.is_empty() {
+        out.push(plot("funding", "funding rate (% per settlement)", &settle_ms, vec![("rate per settlement".into(), rates)]));
+    }
+    // Rolling Sharpe on the daily clock.
+    let returns = super::tearsheet::daily_returns(&super::tearsheet::daily_closes(ts, &equity), input.initial_capital());
+    let (days, sharpe) = super::tearsheet::rolling_sharpe(&returns, 90);
+    if !days.is_empty() {
+        out.push(plot("rolling_sharpe", "Sharpe, trailing 90 days", &days, vec![("rolling 90-day Sharpe".into(), sharpe)]));
+    }
     out
 }
 
