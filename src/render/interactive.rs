@@ -1,5 +1,5 @@
 //! Interactive charts in the report page, still one offline file: the time series of a run
-//! embedded as JSON (min/max-decimated to at most 3,000 buckets), each view re-decimated from
+//! embedded as JSON (min/max-decimated to at most 2,500 buckets), each view re-decimated from
 //! those rows to the plot's width on every zoom, drawn by uPlot (1.6.31, MIT, inlined from
 //! `assets/uplot/`) for every time chart but the monthly ones, with zoom (drag to select, shift + wheel), pan (the ◀ ▶ buttons, or shift +
 //! drag), double-click to reset, a crosshair shared across charts and the values under it in
@@ -23,7 +23,7 @@ const UPLOT_LICENSE: &str = include_str!("../../assets/uplot/LICENSE");
 
 /// Buckets embedded per chart, two rows (a bucket's low and high) each: the finest detail a
 /// zoom can show. The page draws each view re-decimated from these rows to its pixel width.
-const BUCKETS: usize = 3000;
+const BUCKETS: usize = 2500;
 
 /// One line of a chart.
 #[derive(Serialize)]
@@ -69,13 +69,13 @@ pub const STYLES: [(&str, &[u32]); 12] = [
     ("#008080", &[8, 4]),
 ];
 
-/// Decimate `columns` on a shared x: the steps are cut into at most [`BUCKETS`] buckets, and
+/// Decimate `columns` on a shared x: the steps are cut into at most 2,500 buckets, and
 /// each bucket becomes two rows (at its first and last time) holding each line's low and high
 /// inside it, in the order they occurred, so no line loses an extreme.
 pub fn decimate(ts_ms: &[i64], columns: &[&[f64]]) -> (Vec<f64>, Vec<Vec<Option<f64>>>) {
     let n = ts_ms.len();
     let bucket = n.div_ceil(BUCKETS).max(1);
-    // Seven significant digits: far below a pixel, and a third of the bytes of a full f64.
+    // Six significant digits: far below a pixel, and a third of the bytes of a full f64.
     let finite = |v: f64| if v.is_finite() { Some(round_significant(v)) } else { None };
     if bucket <= 2 {
         return (ts_ms.iter().map(|t| *t as f64 / 1000.0).collect(), columns.iter().map(|c| c.iter().map(|v| finite(*v)).collect()).collect());
@@ -120,12 +120,12 @@ pub fn decimate(ts_ms: &[i64], columns: &[&[f64]]) -> (Vec<f64>, Vec<Vec<Option<
     (x, out)
 }
 
-/// `v` to seven significant digits.
+/// `v` to six significant digits.
 fn round_significant(v: f64) -> f64 {
     if v == 0.0 {
         return 0.0;
     }
-    format!("{v:.6e}").parse().unwrap_or(v)
+    format!("{v:.5e}").parse().unwrap_or(v)
 }
 
 fn plot(section: &str, y_label: &str, ts_ms: &[i64], lines: Vec<(String, Vec<f64>)>) -> Plot {
