@@ -332,18 +332,8 @@ top_up_source = "none"
 [[account]]
 venue = "binance_usdm"
 margin_mode = "{mode}"
-[[pair]]
-symbol = "BTCUSDT"
-data = {{ freqtrade = {{ datadir = "{dir}", pair = "BTC/USDT", timeframe = "1h" }} }}
-spot = {{ account = "binance_usdm" }}
-perp = {{ account = "binance_usdm" }}
-[[pair]]
-symbol = "ETHUSDT"
-data = {{ freqtrade = {{ datadir = "{dir}", pair = "ETH/USDT", timeframe = "1h" }} }}
-spot = {{ account = "binance_usdm" }}
-perp = {{ account = "binance_usdm" }}
-"#,
-            dir = data.display()
+{pairs}"#,
+            pairs = btc_eth_pairs(&data)
         )
     };
     let load = |mode: &str| {
@@ -567,18 +557,8 @@ initial_capital = 100_000
 [[account]]
 venue = "binance_usdm"
 margin_mode = "portfolio"
-[[pair]]
-symbol = "BTCUSDT"
-data = {{ freqtrade = {{ datadir = "{dir}", pair = "BTC/USDT", timeframe = "1h" }} }}
-spot = {{ account = "binance_usdm" }}
-perp = {{ account = "binance_usdm" }}
-[[pair]]
-symbol = "ETHUSDT"
-data = {{ freqtrade = {{ datadir = "{dir}", pair = "ETH/USDT", timeframe = "1h" }} }}
-spot = {{ account = "binance_usdm" }}
-perp = {{ account = "binance_usdm" }}
-"#,
-        dir = data.display(),
+{pairs}"#,
+        pairs = btc_eth_pairs(&data),
         out = out.path().display()
     );
     let raw: toml::Value = toml::from_str(&text).unwrap();
@@ -676,4 +656,17 @@ fn a_cross_venue_btc_pair_runs_on_hyperliquid_funding() {
 
 fn last_row(result: &basis::app::portfolio::BookResult) -> usize {
     result.ledger.book.len() - 1
+}
+
+/// BTC and ETH hourly pairs from the freqtrade directory `dir`, both legs in `binance_usdm`.
+fn btc_eth_pairs(dir: &std::path::Path) -> String {
+    ["BTC", "ETH"]
+        .iter()
+        .map(|coin| {
+            format!(
+                "[[pair]]\nsymbol = \"{coin}USDT\"\ndata = {{ freqtrade = {{ datadir = \"{}\", pair = \"{coin}/USDT\", timeframe = \"1h\" }} }}\nspot = {{ account = \"binance_usdm\" }}\nperp = {{ account = \"binance_usdm\" }}\n",
+                dir.display()
+            )
+        })
+        .collect()
 }

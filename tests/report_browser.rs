@@ -23,14 +23,15 @@ fn decode_png(path: &Path) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buffer.chunks(channels).flat_map(|px| px[..3].to_vec()).collect())
 }
 
-#[test]
-fn report_renders_in_headless_chromium_without_console_errors() {
+/// Chromium and the sample's report written to a temporary folder; `None` (the test skipped,
+/// with a message) when there is no Chromium and `CI` is not set.
+fn browser_and_sample_report() -> Option<(std::path::PathBuf, tempfile::TempDir, std::path::PathBuf)> {
     let Some(browser) = chromium() else {
         if std::env::var_os("CI").is_some() {
             panic!("Chromium is not installed; .ci/run installs Debian's chromium package");
         }
         eprintln!("skipped: no Chromium on PATH (apt-get install chromium, or set BASIS_CHROMIUM)");
-        return;
+        return None;
     };
     let tmp = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_basis"))
@@ -41,6 +42,12 @@ fn report_renders_in_headless_chromium_without_console_errors() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let page = tmp.path().join("sample/index.html");
+    Some((browser, tmp, page))
+}
+
+#[test]
+fn report_renders_in_headless_chromium_without_console_errors() {
+    let Some((browser, tmp, page)) = browser_and_sample_report() else { return };
     let url = format!("file://{}", page.canonicalize().unwrap().display());
     let shot = tmp.path().join("shot.png");
     let profile = tmp.path().join("profile");
@@ -82,22 +89,7 @@ fn report_renders_in_headless_chromium_without_console_errors() {
 /// (its Content-Security-Policy forbids it; the Resource Timing list must be empty).
 #[test]
 fn interactive_charts_zoom_and_show_values_offline() {
-    let Some(browser) = chromium() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("Chromium is not installed; .ci/run installs Debian's chromium package");
-        }
-        eprintln!("skipped: no Chromium on PATH (apt-get install chromium, or set BASIS_CHROMIUM)");
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_basis"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["backtest", "--output-dir"])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let page = tmp.path().join("sample/index.html");
+    let Some((browser, tmp, page)) = browser_and_sample_report() else { return };
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"), "the page forbids network requests");
     assert!(html.contains("The MIT License"), "uPlot's licence notice is in the page");
