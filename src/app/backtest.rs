@@ -10,7 +10,7 @@ use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
 use crate::sim::RunSummary;
-use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, Settlement};
+use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, PeriodLedger, Settlement};
 use crate::measure::metrics::Metrics;
 use crate::output::{sha256_file, RunDir};
 use crate::render::{self, ReportInput};
@@ -100,8 +100,21 @@ pub fn window_of(config: &Config) -> Result<Window> {
 pub fn run(config: &Config) -> Result<BacktestResult> {
     let (timeline, files, warnings) = prepare(config)?;
     let params = crate::config::engine_params(config);
-    let mut ledger = FullLedger::with_capacity(timeline.len());
-    let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut ledger);
+    let resolution = config.run.ledger;
+    let (ledger, (summary, metrics)) = match resolution.period_ms() {
+        Some(period_ms) => {
+            let span = timeline.ts_ms.last().copied().unwrap_or(0) - timeline.ts_ms.first().copied().unwrap_or(0);
+            let mut kept = PeriodLedger::new(period_ms, (span / period_ms) as usize + 2);
+            let out = super::pipeline::simulate(&timeline, &params, &mut kept);
+            (kept.finish(), out)
+        }
+        None if resolution == crate::config::LedgerResolution::None => (FullLedger::default(), super::pipeline::simulate(&timeline, &params, &mut NoLedger)),
+        None => {
+            let mut ledger = FullLedger::with_capacity(timeline.len());
+            let out = super::pipeline::simulate(&timeline, &params, &mut ledger);
+            (ledger, out)
+        }
+    };
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     Ok(BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings })
 }
@@ -169,8 +182,11 @@ impl BacktestResult {
 /// Write a finished backtest to `<output_dir>/<run name>/` and return the folder.
 pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &BacktestResult, force: bool) -> Result<PathBuf> {
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
-    let mut ledger = result.ledger.to_frame()?;
-    run_dir.write_parquet("ledger.parquet", &mut ledger)?;
+    let keep_ledger = config.run.ledger != crate::config::LedgerResolution::None;
+    if keep_ledger {
+        let mut ledger = result.ledger.to_frame()?;
+        run_dir.write_parquet("ledger.parquet", &mut ledger)?;
+    }
     let mut trades = trades_frame(&result.summary.trades)?;
     run_dir.write_parquet("trades.parquet", &mut trades)?;
     let mut funding = settlements_frame(&result.settlements)?;
@@ -181,7 +197,10 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
     let inputs = input_files(&result.files)?;
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let input = result.report_input(config, &run_name);
-    let mut files = vec!["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
+    let mut files = vec!["metrics.json", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
+    if keep_ledger {
+        files.insert(1, "ledger.parquet");
+    }
     if config.run.report {
         for file in &render::render(&input)? {
             run_dir.write(&file.name, &file.bytes)?;

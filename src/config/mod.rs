@@ -65,11 +65,47 @@ pub struct RunConfig {
     /// Draw the charts and index.html with the run (`basis report` can draw them later).
     #[serde(default = "default_true")]
     pub report: bool,
+    /// Resolution of `ledger.parquet`: `full` (every step), `hourly` or `daily` (the last row of
+    /// each UTC hour or day, its PnL components summed over the period so each row still adds
+    /// up), or `none` (no ledger file and no report). Metrics are exact at every resolution:
+    /// they come from the engine, not from the ledger.
+    #[serde(default, skip_serializing_if = "LedgerResolution::is_full")]
+    pub ledger: LedgerResolution,
+}
+
+/// How many ledger rows a run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerResolution {
+    /// Every step.
+    #[default]
+    Full,
+    /// The last step of each UTC hour, with the hour's PnL.
+    Hourly,
+    /// The last step of each UTC day, with the day's PnL.
+    Daily,
+    /// No rows.
+    None,
+}
+
+impl LedgerResolution {
+    fn is_full(&self) -> bool {
+        *self == LedgerResolution::Full
+    }
+
+    /// The period rows are gathered over, ms (`None` for full or none).
+    pub fn period_ms(&self) -> Option<i64> {
+        match self {
+            LedgerResolution::Hourly => Some(crate::time::MS_PER_HOUR),
+            LedgerResolution::Daily => Some(crate::time::MS_PER_DAY),
+            _ => Option::None,
+        }
+    }
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { name: default_run_name(), output_dir: default_output_dir(), report: true }
+        Self { name: default_run_name(), output_dir: default_output_dir(), report: true, ledger: LedgerResolution::Full }
     }
 }
 

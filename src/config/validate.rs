@@ -10,6 +10,9 @@ use crate::output::validate_run_name;
 impl Config {
     /// Check every value against its allowed range; the error names the key.
     pub fn validate(&self) -> Result<()> {
+        if self.run.ledger == super::LedgerResolution::None && self.run.report {
+            bail_input!("[run] ledger = \"none\" keeps no rows to draw: set report = false, or ledger = \"hourly\" or \"daily\" for a report of a long run");
+        }
         if self.venue.contract == super::Contract::Inverse {
             if self.strategy.direction != crate::sim::policy::Direction::Long {
                 bail_input!("[venue] contract = \"inverse\" runs the long carry (the coin as margin, short contracts): set [strategy] direction = \"long\"");

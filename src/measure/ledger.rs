@@ -109,6 +109,51 @@ impl FullLedger {
     }
 }
 
+/// Keeps one row per period (UTC hour or day): the period's last row, with its PnL components
+/// and event flags gathered over the period, so each kept row's PnL is still its change in
+/// equity since the previous kept row. A step closing at a period's end (01:00) belongs to the
+/// period it closes.
+pub struct PeriodLedger {
+    rows: FullLedger,
+    period_ms: i64,
+    pending: Option<(i64, StepRow)>,
+}
+
+impl PeriodLedger {
+    /// A ledger keeping one row per `period_ms`, with room for `periods` rows.
+    pub fn new(period_ms: i64, periods: usize) -> Self {
+        Self { rows: FullLedger::with_capacity(periods), period_ms, pending: None }
+    }
+
+    /// The kept rows.
+    pub fn finish(mut self) -> FullLedger {
+        if let Some((_, row)) = self.pending.take() {
+            self.rows.record(&row);
+        }
+        self.rows
+    }
+}
+
+impl Recorder for PeriodLedger {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        let period = (row.ts_ms - 1).div_euclid(self.period_ms);
+        match &mut self.pending {
+            Some((p, pending)) if *p == period => {
+                let mut pnl = pending.pnl;
+                pnl.add(&row.pnl);
+                let events = pending.events | row.events;
+                *pending = StepRow { pnl, events, ..*row };
+            }
+            _ => {
+                if let Some((_, done)) = self.pending.replace((period, *row)) {
+                    self.rows.record(&done);
+                }
+            }
+        }
+    }
+}
+
 impl Recorder for FullLedger {
     #[inline]
     fn record(&mut self, row: &StepRow) {
