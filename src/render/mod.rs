@@ -123,7 +123,7 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
     vec![
         ("equity.png", "Equity", "Equity of the carry against the same capital held in spot with no hedge, and below it the carry alone (funding, staking and borrow, cumulative) on its own scale. In the image, markers show entries, exits, rebalances, margin top-ups and liquidations.", charts::HEIGHT + 260, charts::equity),
         ("pnl_components.png", "PnL by component", "Cumulative PnL split by cause. Basis is the spot and perp price PnL together; for a hedged carry it stays near zero. The components add up to the total, which is the change in equity.", charts::HEIGHT, charts::pnl_components),
-        ("drawdown.png", "Drawdown", "Equity below its running peak. The dot marks the deepest drawdown; the shaded band is the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
+        ("drawdown.png", "Drawdown", "Equity below its running peak. In the image, the dot marks the deepest drawdown and the shaded band the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
         ("funding.png", "Funding rate", "The rate of every settlement in the window, per settlement interval, with the venue's cap and floor. Circles mark settlements at the cap or floor.", charts::HEIGHT, charts::funding),
         ("basis.png", "Basis", "Perp last price over spot close, minus one, in basis points, at each step. Grey bands are stale-spot spans (spot outages), where the basis is not real.", charts::HEIGHT, charts::basis),
         ("margin.png", "Distance to liquidation", "How far the mark can move against the perp before it is liquidated, with the margin top-up threshold. Gaps are times with no perp position.", charts::HEIGHT, charts::margin),
