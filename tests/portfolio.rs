@@ -670,3 +670,27 @@ fn btc_eth_pairs(dir: &std::path::Path) -> String {
         })
         .collect()
 }
+
+/// Cross margin under a market close with a backstop (Hyperliquid's rule): at the breach the
+/// wallet equals maintenance, 0.01·q·(217.0297 + 80) = 19.802, which is above the backstop's
+/// 2/3 of it, so the venue takes nothing and the account keeps the 19.802.
+#[test]
+fn a_cross_breach_above_the_backstop_keeps_its_margin() {
+    let a = scripted(&A_PRICES);
+    let b = scripted(&B_PRICES);
+    let params = || {
+        let mut p = hand_params(1000.0);
+        p.liquidation = basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::MarketWithBackstop, fee_rate: 0.0, backstop_fraction: 2.0 / 3.0 };
+        p
+    };
+    let mut ledger = BookLedger::with_capacity(2, 1, 6);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &[pair("A", &a, params(), 0, 0), pair("B", &b, params(), 0, 0)], &mut ledger);
+    let q = 20.0 / 3.0;
+    let theta = 114.666_666_666_666_67 / 134.666_666_666_666_67;
+    for k in 0..2 {
+        let fill = summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation).expect("liquidated");
+        assert_eq!((fill.step, fill.fee), (4, 0.0));
+    }
+    let left = ledger.pairs[0].row(4).cash + ledger.pairs[1].row(4).cash - q * (220.0 + 80.0);
+    assert_close(left, 0.01 * q * (200.0 + 20.0 * theta + 80.0), 1e-6);
+}

@@ -85,17 +85,15 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
             pair_params.max_perp_notional = cap.open_interest_share * open_interest;
             warnings.push(format!("{}: capacity cap: perp notional at most {:.0} ({} of open interest {:.0})", p.name, pair_params.max_perp_notional, cap.open_interest_share, open_interest));
         }
+        pair_params.transfer_delay_ms = p.transfer_delay_ms;
+        pair_params.transfer_fee = p.transfer_fee;
+        // The spot backs the perp only when both sit in the one (portfolio) account.
+        if p.spot_account == p.perp_account {
+            pair_params.spot_collateral_haircut = p.spot_haircut;
+            pair_params.quote_borrow_apr = p.quote_borrow_apr;
+        }
         params.push(pair_params);
     }
-    let params: Vec<_> = book.pairs.iter().zip(params).map(|(p, mut params)| {
-        params.transfer_delay_ms = p.transfer_delay_ms;
-        params.transfer_fee = p.transfer_fee;
-        if p.spot_account == p.perp_account {
-            params.spot_collateral_haircut = p.spot_haircut;
-            params.quote_borrow_apr = p.quote_borrow_apr;
-        }
-        params
-    }).collect();
     let specs: Vec<PairSpec> = book
         .pairs
         .iter()

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::draw::{decimate_for_chart, draw_level, draw_lines, draw_series_lines, draw_err, panels, render_png, time_chart, value_range, Area, Legend, BLUE, RED_DARK, HEIGHT, WIDTH};
+use super::draw::{decimate_for_chart, time_span, draw_level, draw_lines, draw_series_lines, draw_err, panels, render_png, time_chart, value_range, Area, Legend, BLUE, RED_DARK, HEIGHT, WIDTH};
 use super::html::{self, escape, money, pct};
 use super::{ChartImage, ReportFile};
 use crate::measure::book::{BookLedger, BookMetrics, PairPlace};
@@ -29,10 +29,6 @@ pub struct BookReport<'a> {
 }
 
 
-fn span(ts: &[i64]) -> (i64, i64) {
-    (ts.first().copied().unwrap_or(0), ts.last().copied().unwrap_or(1))
-}
-
 fn equity_chart(input: &BookReport, area: &Area) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
     let ts = input.ledger.book.ts_ms();
@@ -41,7 +37,7 @@ fn equity_chart(input: &BookReport, area: &Area) -> Result<()> {
     let pairs: Vec<_> = input.ledger.pairs.iter().map(|l| decimate_for_chart(ts, &(0..l.len()).map(|i| l.row(i).equity).collect::<Vec<_>>())).collect();
     let y = value_range(book_lines.iter().chain(pairs.iter().flatten()), &[]);
     let (plot, side) = panels(area, "Equity: the book and each pair")?;
-    let mut chart = time_chart(&plot, "equity (quote currency)", span(ts), y)?;
+    let mut chart = time_chart(&plot, "equity (quote currency)", time_span(ts), y)?;
     let mut legend = Legend::default();
     draw_lines(&mut chart, &mut legend, &book_lines, BLUE.stroke_width(3), "book")?;
     for (k, lines) in pairs.iter().enumerate() {
@@ -62,7 +58,7 @@ fn distance_chart(input: &BookReport, area: &Area) -> Result<()> {
     let lines: Vec<_> = series.iter().map(|s| decimate_for_chart(ts, s)).collect();
     let y = (0.0, 105.0);
     let (plot, side) = panels(area, "Distance to liquidation per account")?;
-    let mut chart = time_chart(&plot, "adverse move to liquidation (%, capped at 100)", span(ts), y)?;
+    let mut chart = time_chart(&plot, "adverse move to liquidation (%, capped at 100)", time_span(ts), y)?;
     let mut legend = Legend::default();
     for (a, account_lines) in lines.iter().enumerate() {
         let label = format!("{} ({})", input.accounts[a].name, crate::measure::book::mode_name(input.accounts[a].mode));
@@ -79,7 +75,7 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     let thresholds: Vec<f64> = input.accounts.iter().map(|a| 100.0 / a.liquidation_threshold).collect();
     let y = value_range(lines.iter().flatten(), &[0.0, 100.0]);
     let (plot, side) = panels(area, "Margin ratio per account: maintenance over margin balance")?;
-    let mut chart = time_chart(&plot, "margin ratio (%)", span(ts), y)?;
+    let mut chart = time_chart(&plot, "margin ratio (%)", time_span(ts), y)?;
     let mut legend = Legend::default();
     for (a, account_lines) in lines.iter().enumerate() {
         draw_series_lines(&mut chart, &mut legend, account_lines, a, &input.accounts[a].name)?;
@@ -87,7 +83,7 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut drawn = Vec::new();
     for t in thresholds {
         if !drawn.iter().any(|d: &f64| (d - t).abs() < 1e-9) {
-            draw_level(&mut chart, &mut legend, span(ts), t, RED_DARK, &format!("liquidation at {t:.1} %"))?;
+            draw_level(&mut chart, &mut legend, time_span(ts), t, RED_DARK, &format!("liquidation at {t:.1} %"))?;
             drawn.push(t);
         }
     }

@@ -70,11 +70,10 @@ pub fn draw_events<'a, 'b: 'a>(chart: &mut TimeChart<'a, 'b>, legend: &mut Legen
 }
 
 fn span(input: &ReportInput) -> (i64, i64) {
-    let ts = input.ledger.ts_ms();
-    (ts.first().copied().unwrap_or(0), ts.last().copied().unwrap_or(1))
+    super::draw::time_span(input.ledger.ts_ms())
 }
 
-fn column<'a>(input: &'a ReportInput, name: &str) -> Result<&'a [f64]> {
+pub(super) fn column<'a>(input: &'a ReportInput, name: &str) -> Result<&'a [f64]> {
     input.ledger.column(name).ok_or_else(|| anyhow!("ledger column `{name}` is missing"))
 }
 

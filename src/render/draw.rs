@@ -182,6 +182,11 @@ pub fn panels<'b>(area: &Area<'b>, title: &str) -> Result<(Area<'b>, Area<'b>)> 
     Ok(titled.split_horizontally(width.saturating_sub(LEGEND_WIDTH)))
 }
 
+/// The first and last time of a series (0..1 when empty), for a time chart's x range.
+pub fn time_span(ts_ms: &[i64]) -> (i64, i64) {
+    (ts_ms.first().copied().unwrap_or(0), ts_ms.last().copied().unwrap_or(1))
+}
+
 /// A chart with a date x-axis, labelled, its mesh drawn.
 pub fn time_chart<'a, 'b>(area: &'a Area<'b>, y_desc: &str, x: (i64, i64), y: (f64, f64)) -> Result<TimeChart<'a, 'b>> {
     let (x0, x1) = if x.1 > x.0 { x } else { (x.0, x.0 + 1) };

@@ -2,11 +2,12 @@
 //! returns against a normal curve of the same mean and deviation, funding earned per month,
 //! and the five worst drawdowns (start, trough, recovery, depth, days).
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use chrono::{Datelike, TimeZone, Utc};
 use plotters::prelude::*;
 
 use super::draw::{at, draw_err, draw_lines, draw_zero, panels, time_chart, value_range, Area, Legend, BLUE, GREEN_DARK, RED_DARK, FONT};
+use super::charts::column;
 use super::series::decimate_min_max;
 use super::ReportInput;
 use crate::time::{format_ms, MS_PER_DAY};
@@ -110,10 +111,6 @@ pub fn monthly_funding(ts_ms: &[i64], funding: &[f64]) -> Vec<(i64, f64)> {
     out
 }
 
-fn column<'a>(input: &'a ReportInput, name: &str) -> Result<&'a [f64]> {
-    input.ledger.column(name).ok_or_else(|| anyhow!("ledger column `{name}` is missing"))
-}
-
 /// Rolling 90-day Sharpe of the daily returns.
 pub fn rolling_sharpe_chart(input: &ReportInput, area: &Area) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
@@ -122,7 +119,7 @@ pub fn rolling_sharpe_chart(input: &ReportInput, area: &Area) -> Result<()> {
     let (days, sharpe) = rolling_sharpe(&returns, 90);
     let lines = decimate_min_max(&days, &sharpe, super::draw::BUCKETS);
     let y = value_range(lines.iter(), &[0.0]);
-    let x = (ts.first().copied().unwrap_or(0), ts.last().copied().unwrap_or(1));
+    let x = super::draw::time_span(ts);
     let (plot, side) = panels(area, "Rolling 90-day Sharpe (daily returns, risk-free 0)")?;
     let mut chart = time_chart(&plot, "Sharpe, trailing 90 days", x, y)?;
     let mut legend = Legend::default();

@@ -36,9 +36,10 @@ pub struct Book {
     pub in_flight: f64,
     /// When `in_flight` arrives, epoch ms UTC.
     pub in_flight_arrives_ms: i64,
-    /// The current step's PnL booked in the spot account: spot price PnL, staking, borrow, and
-    /// the fees, slippage and liquidation paid from cash (the perp leg's is the rest).
-    pub spot_leg: Pnl,
+    /// The current step's fees, slippage and liquidation paid from (or into) the spot account's
+    /// cash; with the step's spot, staking and borrow components this is the spot leg's PnL
+    /// (the perp leg's is the rest). Written only by fills, transfers and liquidations.
+    pub spot_account_costs: Pnl,
     /// The current step's quote moved out of the spot account towards the perp (negative: back).
     pub moved_out_of_spot: f64,
     /// The current step's quote arrived in the perp account (negative: taken out of it).
@@ -75,8 +76,8 @@ impl Book {
         self.spot_qty += qty;
         pnl.fees -= fee;
         pnl.slippage += slippage;
-        self.spot_leg.fees -= fee;
-        self.spot_leg.slippage += slippage;
+        self.spot_account_costs.fees -= fee;
+        self.spot_account_costs.slippage += slippage;
         trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "spot", reason, qty, reference_price: at.spot, fill_price: fill, fee, slippage: -slippage });
     }
 
@@ -123,7 +124,7 @@ impl Book {
         self.in_flight_arrives_ms = arrives_ms;
         self.moved_out_of_spot += amount;
         pnl.fees -= fee;
-        self.spot_leg.fees -= fee;
+        self.spot_account_costs.fees -= fee;
     }
 
     /// Land the transfer in flight: into the perp margin, or back into cash when the perp was

@@ -319,7 +319,7 @@ impl Sim<'_> {
                 book.in_flight = 0.0;
                 book.perp_entry_price = 0.0;
                 if leg == DefaultedLeg::All {
-                    book.spot_leg.liquidation -= book.cash + book.spot_qty * at.spot;
+                    book.spot_account_costs.liquidation -= book.cash + book.spot_qty * at.spot;
                     book.cash = 0.0;
                     book.spot_qty = 0.0;
                 }
@@ -662,7 +662,6 @@ impl Sim<'_> {
         let price = liq.max(spot_prev);
         let moved = spot_qty * (price - spot_prev);
         pnl.spot += moved;
-        self.book.spot_leg.spot += moved;
         // Bought back at `price` (equity-neutral at that price), then the venue's fee.
         self.book.cash += spot_qty * price;
         self.book.spot_qty = 0.0;
@@ -672,7 +671,7 @@ impl Sim<'_> {
         let shortfall = (-self.book.cash).max(0.0);
         self.book.cash += shortfall;
         pnl.liquidation += shortfall - fee;
-        self.book.spot_leg.liquidation += shortfall - fee;
+        self.book.spot_account_costs.liquidation += shortfall - fee;
         self.trades.push(Trade {
             ts_ms,
             step: i,
@@ -704,7 +703,6 @@ impl Sim<'_> {
     fn mark_to_close(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
         let spot_moved = self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
         step.pnl.spot += spot_moved;
-        self.book.spot_leg.spot += spot_moved;
         if self.params.inverse {
             inverse::mark_to(&mut self.book, timeline.mark[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
         } else if self.book.perp_qty != 0.0 {
@@ -759,19 +757,16 @@ impl Sim<'_> {
                 let interest = loan * self.params.quote_borrow_apr * years;
                 self.book.cash -= interest;
                 step.pnl.borrow -= interest;
-                self.book.spot_leg.borrow -= interest;
             }
         }
         if spot_qty > 0.0 {
             let earned = spot_qty * timeline.staking_apr[i - 1] * years;
             self.book.spot_qty += earned;
             step.pnl.staking += earned * step.at.spot;
-            self.book.spot_leg.staking += earned * step.at.spot;
         } else if spot_qty < 0.0 {
             let owed = -spot_qty * self.params.borrow_apr * years;
             self.book.spot_qty -= owed;
             step.pnl.borrow -= owed * step.at.spot;
-            self.book.spot_leg.borrow -= owed * step.at.spot;
         }
     }
 
@@ -968,6 +963,8 @@ pub(crate) struct PairRun<'a> {
     held_before: Held,
     /// The first forced event not yet applied.
     next_forced: usize,
+    /// When [`PairRun::forced_events`] next has work (`i64::MAX`: never): one comparison a step.
+    forced_due_ms: i64,
 }
 
 impl<'a> PairRun<'a> {
@@ -988,6 +985,7 @@ impl<'a> PairRun<'a> {
                 recoveries: Vec::new(),
             },
             next_forced: 0,
+            forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
             timeline,
             signal,
             next_event: 0,
@@ -1014,7 +1012,7 @@ impl<'a> PairRun<'a> {
         }
         self.held_before = self.sim.held;
         let book = &mut self.sim.book;
-        book.spot_leg = Pnl::default();
+        book.spot_account_costs = Pnl::default();
         book.moved_out_of_spot = 0.0;
         book.moved_into_perp = 0.0;
         if i > 0 {
@@ -1063,8 +1061,7 @@ impl<'a> PairRun<'a> {
         }
         self.sim.mark_to_close(self.timeline, i, step);
         self.sim.settle_funding(self.timeline, i, &mut self.next_event, step, &mut self.summary);
-        let forced = &self.sim.params.forced;
-        if self.next_forced < forced.len() || !self.sim.recoveries.is_empty() || self.sim.slippage_scale != 1.0 {
+        if step.at.ts_ms >= self.forced_due_ms {
             self.forced_events(step);
         }
         self.sim.accrue_carry(self.timeline, i, step);
@@ -1091,13 +1088,22 @@ impl<'a> PairRun<'a> {
         self.sim.recoveries.retain(|&(due_ms, amount)| {
             if due_ms <= ts {
                 book.cash += amount;
-                book.spot_leg.liquidation += amount;
+                book.spot_account_costs.liquidation += amount;
                 step.pnl.liquidation += amount;
                 false
             } else {
                 true
             }
         });
+        self.forced_due_ms = self.next_forced_ms();
+    }
+
+    /// When the next forced event, recovery or end of a slippage spike is due (`i64::MAX`: none).
+    fn next_forced_ms(&self) -> i64 {
+        let event = self.sim.params.forced.get(self.next_forced).map_or(i64::MAX, |e| e.at_ms);
+        let recovery = self.sim.recoveries.iter().map(|r| r.0).min().unwrap_or(i64::MAX);
+        let spike_end = if self.sim.slippage_scale != 1.0 { self.sim.slippage_until_ms } else { i64::MAX };
+        event.min(recovery).min(spike_end)
     }
 
     /// Step 5: the decisions at the close. Returns the perp's liquidation price when the
@@ -1158,7 +1164,12 @@ impl<'a> PairRun<'a> {
             liquidation_price,
             liquidation_distance: distance,
             funding_signal_apr: self.signal.get(i).copied().unwrap_or(f64::NAN),
-            spot_leg: self.sim.book.spot_leg,
+            spot_leg: {
+                // The spot, staking and borrow components are the spot leg's by nature; its
+                // costs are what the spot account paid.
+                let costs = self.sim.book.spot_account_costs;
+                Pnl { spot: step.pnl.spot, staking: step.pnl.staking, borrow: step.pnl.borrow, fees: costs.fees, slippage: costs.slippage, liquidation: costs.liquidation, ..Pnl::default() }
+            },
             moved_out_of_spot_account: self.sim.book.moved_out_of_spot,
             moved_into_perp_account: self.sim.book.moved_into_perp,
         };

@@ -34,8 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::margin::LiquidationStyle;
 use super::{EngineParams, Held, PairRun, RunSummary, Step};
-use crate::model::{events, state, MarketTimeline, Pnl, Recorder, StepRow, Trade, TradeReason};
-use crate::time::MS_PER_YEAR;
+use crate::model::{events, state, MarketTimeline, Recorder, StepRow, Trade, TradeReason};
 
 /// How an account margins the positions in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -234,19 +233,26 @@ impl Path {
 /// Margin balance and maintenance of `account` with every price a share `theta` of the way from
 /// the previous close to its path's end (theta = 0: the previous close).
 fn account_at(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) -> (f64, f64) {
+    let along = |from: f64, to: f64| from + theta * (to - from);
+    account_value(runs, specs, account, mode, |t| (t.mark[i - 1], along(t.mark[i - 1], path.perp_end(t, i))), |t| along(t.spot[i - 1], path.spot_end(t, i)))
+}
+
+/// Margin balance and maintenance of `account` with each perp moved from the mark it is booked
+/// at to a new one (`perp`: (booked, new)) and the spot at `spot`: the perps' margin balances
+/// re-marked, plus in portfolio mode the cash and the spot at its haircut (a short spot at full
+/// value).
+fn account_value(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, perp: impl Fn(&MarketTimeline) -> (f64, f64), spot: impl Fn(&MarketTimeline) -> f64) -> (f64, f64) {
     let (mut balance, mut maintenance) = (0.0, 0.0);
-    for (run, spec) in runs.iter().zip(specs) {
+    for (run, pair) in runs.iter().zip(specs) {
         let book = &run.sim.book;
-        let t = run.timeline;
-        if spec.perp_account == account && book.perp_qty != 0.0 {
-            let price = t.mark[i - 1] + theta * (path.perp_end(t, i) - t.mark[i - 1]);
-            balance += book.perp_margin + book.perp_qty * (price - t.mark[i - 1]);
-            maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
+        if pair.perp_account == account && book.perp_qty != 0.0 {
+            let (booked, price) = perp(run.timeline);
+            balance += book.perp_margin + book.perp_qty * (price - booked);
+            maintenance += pair.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
         }
-        if mode == MarginMode::Portfolio && spec.spot_account == account {
-            let price = t.spot[i - 1] + theta * (path.spot_end(t, i) - t.spot[i - 1]);
-            let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
-            balance += book.cash + haircut * book.spot_qty * price;
+        if mode == MarginMode::Portfolio && pair.spot_account == account {
+            let haircut = if book.spot_qty > 0.0 { pair.spot_haircut } else { 1.0 };
+            balance += book.cash + haircut * book.spot_qty * spot(run.timeline);
         }
     }
     (balance, maintenance)
@@ -294,20 +300,7 @@ fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: 
         return f64::NAN;
     }
     let short_at = |scale: f64| {
-        let (mut balance, mut maintenance) = (0.0, 0.0);
-        for (run, spec) in runs.iter().zip(specs) {
-            let book = &run.sim.book;
-            let t = run.timeline;
-            if spec.perp_account == account && book.perp_qty != 0.0 {
-                let price = t.mark[i] * scale;
-                balance += book.perp_margin + book.perp_qty * (price - t.mark[i]);
-                maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
-            }
-            if mode == MarginMode::Portfolio && spec.spot_account == account {
-                let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
-                balance += book.cash + haircut * book.spot_qty * t.spot[i] * scale;
-            }
-        }
+        let (balance, maintenance) = account_value(runs, specs, account, mode, |t| (t.mark[i], t.mark[i] * scale), |t| t.spot[i] * scale);
         balance < threshold * maintenance
     };
     if short_at(1.0) {
@@ -358,10 +351,14 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         maintenance += spec.params.brackets.maintenance_margin(qty.abs() * price);
         closing.push((k, price, qty.abs() * price));
     }
-    let (_, collateral_balance) = {
-        let (balance, _) = account_at(runs, specs, account, mode, i, path, theta);
-        (balance, balance - perp_balance)
+    // Cash and haircut spot (portfolio mode; 0 in cross) at the breach: the account's balance
+    // with each perp at the price it is now booked at, less the perps' balances.
+    let along = |from: f64, to: f64| from + theta * (to - from);
+    let at_breach = |t: &MarketTimeline| {
+        let price = along(t.mark[i - 1], path.perp_end(t, i));
+        (price, price)
     };
+    let collateral_balance = account_value(runs, specs, account, mode, at_breach, |t| along(t.spot[i - 1], path.spot_end(t, i))).0 - perp_balance;
     let rules = specs[closing[0].0].params.liquidation;
     let total_notional: f64 = closing.iter().map(|c| c.2).sum();
     let left = (perp_balance + if mode == MarginMode::Portfolio { collateral_balance } else { 0.0 }).max(0.0);
@@ -419,8 +416,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
                 let fee = sold * price * fee_rate;
                 steps[k].pnl.spot += sold * (price - prev);
                 steps[k].pnl.liquidation -= fee;
-                book.spot_leg.spot += sold * (price - prev);
-                book.spot_leg.liquidation -= fee;
+                book.spot_account_costs.liquidation -= fee;
                 book.cash += sold * price - fee;
                 // The rest stays valued at the previous close until the close marks it.
                 book.spot_qty -= sold;
@@ -435,7 +431,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
                 if spec.spot_account == account && run.sim.book.cash < 0.0 && negative > 0.0 {
                     let part = -run.sim.book.cash / negative * -total;
                     run.sim.book.cash += part;
-                    run.sim.book.spot_leg.liquidation += part;
+                    run.sim.book.spot_account_costs.liquidation += part;
                     steps[k].pnl.liquidation += part;
                 }
             }
@@ -675,22 +671,17 @@ fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account
     let mode = spec.mode;
     let mut row = AccountRow { ts_ms, ..Default::default() };
     let mut isolated_distance = f64::NAN;
+    (row.margin_balance, row.maintenance) = account_value(runs, specs, account, mode, |t| (t.mark[i], t.mark[i]), |t| t.spot[i]);
     for (run, pair) in runs.iter().zip(specs) {
         let book = &run.sim.book;
         let t = run.timeline;
         if pair.spot_account == account {
             row.cash += book.cash;
             row.spot_value += book.spot_qty * t.spot[i];
-            if mode == MarginMode::Portfolio {
-                let haircut = if book.spot_qty > 0.0 { pair.spot_haircut } else { 1.0 };
-                row.margin_balance += book.cash + haircut * book.spot_qty * t.spot[i];
-            }
         }
         if pair.perp_account == account {
             row.perp_margin += book.perp_margin;
             if book.perp_qty != 0.0 {
-                row.margin_balance += book.perp_margin;
-                row.maintenance += pair.params.brackets.maintenance_margin(book.perp_qty.abs() * t.mark[i]);
                 if mode == MarginMode::Isolated {
                     let d = super::margin::liquidation_distance(book.perp_qty, run.liquidation_price_carried, t.mark[i]);
                     if isolated_distance.is_nan() || d < isolated_distance {
@@ -732,14 +723,4 @@ fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
     book.trades.sort_by_key(|t| t.ts_ms);
     book.settlements.sort_by_key(|s| s.settle_ms);
     book.window_settlements.sort_by_key(|s| s.0);
-}
-
-/// Years a book ran, for annualising (at least an hour).
-pub fn years(summary: &RunSummary) -> f64 {
-    ((summary.last_ts_ms - summary.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 8760.0)
-}
-
-/// Sum of every component of `pnl` (for the identities in tests and the report).
-pub fn total(pnl: &Pnl) -> f64 {
-    pnl.total()
 }
