@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{parse_time_ms, Config, FundingRatesFrom};
+use crate::config::{parse_time_ms, Config, FundingRatesFrom, InstrumentChoice};
 use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
@@ -67,6 +67,15 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
         let swapped = MarketData { funding, funding_derived: true, ..market.clone() };
         timeline = data::align::align_window(&swapped, &window, config.portfolio.staking_apr)?;
     }
+    if config.strategy.instrument != InstrumentChoice::Perp {
+        timeline = with_dated_leg(timeline, market, config, &mut warnings)?;
+    }
+    if let Some(rates) = &market.cash_rate {
+        timeline.cash_apr = rates.on_clock(&timeline.ts_ms)?;
+    }
+    if let Some(rates) = &market.borrow_rate {
+        timeline.borrow_apr = rates.on_clock(&timeline.ts_ms)?;
+    }
     warnings.extend(timeline.coverage_warnings.iter().cloned());
     if !timeline.stale_spans.is_empty() {
         let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
@@ -85,6 +94,78 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
         warnings.push("funding: no settlement falls inside the simulated window".into());
     }
     Ok((timeline, warnings))
+}
+
+/// The timeline with its derivative leg on dated contracts (`instrument = "dated"`) or on
+/// whichever of the perp and the dated contract pays more (`"best"`): the window clipped to the
+/// steps a dated contract covers (dated), the schedule of contracts, and the switches.
+fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Config, warnings: &mut Vec<String>) -> Result<MarketTimeline> {
+    use crate::sim::dated::{self as dated_leg, RollRules};
+    let s = &config.strategy;
+    let rules = RollRules { min_days_to_expiry: s.min_days_to_expiry, roll_days_before: s.roll_days_before };
+    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, &mut Vec::new());
+    let mut front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
+    if s.instrument == InstrumentChoice::Dated {
+        let Some(first) = front.iter().position(Option::is_some) else {
+            crate::bail_input!(
+                "data.dated: no contract with at least {} days to expiry (strategy.min_days_to_expiry) trades between {} and {}; the contracts are {}",
+                rules.min_days_to_expiry.max(rules.roll_days_before),
+                crate::time::format_ms(timeline.ts_ms.first().copied().unwrap_or(0)),
+                crate::time::format_ms(timeline.ts_ms.last().copied().unwrap_or(0)),
+                market.dated.iter().map(|c| format!("{} (expiry {})", c.name, crate::time::format_ms(c.expiry_ms))).collect::<Vec<_>>().join(", ")
+            );
+        };
+        // The run ends at the delivery of the last contract with no successor.
+        let last = front[first..].iter().position(Option::is_none).map_or(front.len() - 1, |k| first + k);
+        if first > 0 || last + 1 < front.len() {
+            warnings.push(format!(
+                "dated: the window is clipped to {} .. {}, the span a dated contract with at least {} days to expiry covers",
+                crate::time::format_ms(timeline.ts_ms[first]),
+                crate::time::format_ms(timeline.ts_ms[last]),
+                rules.min_days_to_expiry.max(rules.roll_days_before)
+            ));
+            let grid = timeline.ts_ms[first..=last].to_vec();
+            timeline = data::align::restrict_to_grid(&timeline, &grid);
+            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, &mut Vec::new());
+            front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
+        }
+    }
+    // The settlement warning, once, for the contracts the run uses.
+    let _ = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, warnings);
+    let choice = match s.instrument {
+        InstrumentChoice::Best => {
+            let params = crate::config::engine_params(config);
+            let signal = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
+            let switch_cost = 2.0 * (params.costs.perp_fee + params.costs.perp_slippage);
+            let masked: Vec<bool> = if config.data.mask_stale_spot { timeline.spot_stale.iter().map(|f| *f != 0).collect() } else { Vec::new() };
+            dated_leg::best_schedule(&front, &contracts, &timeline, &signal, switch_cost, &masked)
+        }
+        _ => dated_leg::dated_schedule(&front),
+    };
+    let stale = dated_leg::apply(&mut timeline, &contracts, &choice);
+    if stale > 0 {
+        warnings.push(format!("dated: {stale} step(s) had no bar of the contract held; its last close stood in"));
+    }
+    if let Some(path) = &timeline.derivative {
+        let count = |reason| path.switches.iter().filter(|w| w.reason == reason).count();
+        use crate::model::SwitchReason;
+        warnings.push(format!(
+            "dated: {} contract(s) used, {} roll(s), {} delivery(ies), {} switch(es) between the perp and the dated contract",
+            {
+                let mut used: Vec<usize> = path.switches.iter().filter_map(|w| if let crate::model::Instrument::Dated(c) = w.to { Some(c) } else { None }).collect();
+                if let Some(crate::model::Instrument::Dated(c)) = path.first {
+                    used.push(c);
+                }
+                used.sort_unstable();
+                used.dedup();
+                used.len()
+            },
+            count(SwitchReason::Roll),
+            count(SwitchReason::Delivery),
+            count(SwitchReason::Switch)
+        ));
+    }
+    Ok(timeline)
 }
 
 /// The window a config asks for: its explicit start and end, whether a partly covered window is

@@ -8,7 +8,8 @@ use crate::sim::{self, EngineParams, RunSummary};
 
 /// Simulate the carry over `timeline`, sending each row to `recorder`, and measure it.
 pub fn simulate<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> (RunSummary, Metrics) {
-    let summary = sim::run(timeline, params, recorder);
+    let mut summary = sim::run(timeline, params, recorder);
+    metrics::attach_cash_rate(&mut summary, timeline);
     let metrics = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
     (summary, metrics)
 }

@@ -115,6 +115,14 @@ impl Config {
         if let Some(staking) = self.data.staking.as_mut() {
             resolve(&mut staking.path);
         }
+        if let Some(dated) = self.data.dated.as_mut() {
+            resolve(&mut dated.path);
+        }
+        for rate in [self.data.cash_rate.as_mut(), self.data.borrow_rate.as_mut()].into_iter().flatten() {
+            if let Some(path) = rate.path.as_mut() {
+                resolve(path);
+            }
+        }
         if let Some(premium) = self.venue.premium_index.as_mut() {
             resolve(premium);
         }

@@ -17,10 +17,11 @@ mod overrides;
 mod params;
 mod validate;
 
-pub use crate::data::source::{DataConfig, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeFormat};
+pub use crate::data::source::{DataConfig, DatedFormat, DatedSource, RateSource, FreqtradeFormat, FreqtradeSource, FundingFormat, FundingSource, PriceFormat, PriceSource, StakingSource, TimeFormat};
 pub use crate::model::bracket::Bracket;
 pub use crate::model::costs::{CostSchedule, OrderType};
 pub use crate::output::validate_run_name;
+pub use crate::sim::dated::InstrumentChoice;
 pub use crate::sim::policy::{AfterLiquidation, Direction, EntryMode, TopUpSource};
 pub use crate::time::parse_time_ms;
 pub use overrides::{load_with_overrides, set_path};
@@ -158,6 +159,35 @@ pub struct StrategyConfig {
     /// Re-open the hedge after a liquidation when the entry rule allows.
     #[serde(default)]
     pub reenter_after_liquidation: bool,
+    /// The derivative leg: `perp` (funding), `dated` (the nearest dated contract of
+    /// `[data.dated]`, rolled before expiry: the basis locked in at entry), or `best` (whichever
+    /// of the perp's trailing funding APR and the dated contract's annualised basis pays more
+    /// after the cost of switching).
+    #[serde(default, skip_serializing_if = "is_perp")]
+    pub instrument: InstrumentChoice,
+    /// Dated contracts are entered only with at least this many days to expiry.
+    #[serde(default = "default_min_days", skip_serializing_if = "is_default_min_days")]
+    pub min_days_to_expiry: f64,
+    /// Roll into the next contract this many days before expiry (0: hold to delivery and
+    /// settle at the settlement price).
+    #[serde(default = "default_roll_days", skip_serializing_if = "is_default_roll_days")]
+    pub roll_days_before: f64,
+}
+
+fn is_perp(instrument: &InstrumentChoice) -> bool {
+    *instrument == InstrumentChoice::Perp
+}
+fn default_min_days() -> f64 {
+    14.0
+}
+fn is_default_min_days(days: &f64) -> bool {
+    *days == default_min_days()
+}
+fn default_roll_days() -> f64 {
+    3.0
+}
+fn is_default_roll_days(days: &f64) -> bool {
+    *days == default_roll_days()
 }
 
 impl Default for StrategyConfig {
@@ -174,6 +204,9 @@ impl Default for StrategyConfig {
             reenter_after_liquidation: false,
             lookback_hours: None,
             after_liquidation: AfterLiquidation::Close,
+            instrument: InstrumentChoice::Perp,
+            min_days_to_expiry: default_min_days(),
+            roll_days_before: default_roll_days(),
         }
     }
 }
@@ -226,6 +259,9 @@ pub struct PortfolioConfig {
     /// Borrow cost of a short spot leg (reverse carry), decimal APR, accrued in the spot asset.
     #[serde(default = "default_borrow")]
     pub borrow_apr: f64,
+    /// Idle cash (the reserve, and cash while flat) earns `[data.cash_rate]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cash_earns: bool,
 }
 
 impl Default for PortfolioConfig {
@@ -240,6 +276,7 @@ impl Default for PortfolioConfig {
             top_up_source: default_top_up_source(),
             staking_apr: 0.0,
             borrow_apr: default_borrow(),
+            cash_earns: false,
         }
     }
 }

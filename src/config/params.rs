@@ -49,6 +49,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         transfer_fee: 0.0,
         forced: Vec::new(),
         max_perp_notional: f64::INFINITY,
+        cash_earns: p.cash_earns,
         inverse: config.venue.contract == super::Contract::Inverse,
     }
 }

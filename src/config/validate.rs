@@ -82,6 +82,9 @@ impl Config {
             ("data.index.utc_offset_hours", d.index.as_ref().and_then(|s| s.utc_offset_hours)),
             ("data.funding.utc_offset_hours", d.funding.as_ref().and_then(|s| s.utc_offset_hours)),
             ("data.staking.utc_offset_hours", d.staking.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.dated.utc_offset_hours", d.dated.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.cash_rate.utc_offset_hours", d.cash_rate.as_ref().and_then(|s| s.utc_offset_hours)),
+            ("data.borrow_rate.utc_offset_hours", d.borrow_rate.as_ref().and_then(|s| s.utc_offset_hours)),
         ];
         for (key, offset) in offsets {
             if let Some(hours) = offset {
@@ -130,6 +133,26 @@ impl Config {
         check("margin.spot_liquidation_fee_rate", m.spot_liquidation_fee_rate, (0.0..0.5).contains(&m.spot_liquidation_fee_rate), "[0, 0.5) (decimal)")?;
         if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
             bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");
+        }
+        if s.instrument != super::InstrumentChoice::Perp {
+            let which = if s.instrument == super::InstrumentChoice::Dated { "dated" } else { "best" };
+            if d.dated.is_none() {
+                bail_input!("`strategy.instrument` = \"{which}\" needs [data.dated]: the dated contracts' files (see README, Dated futures)");
+            }
+            if self.venue.contract == super::Contract::Inverse {
+                bail_input!("`strategy.instrument` = \"{which}\" with [venue] contract = \"inverse\" is not supported yet: use a linear (USDⓈ-M) contract");
+            }
+            if s.direction != Direction::Long || s.mode != EntryMode::AlwaysOn {
+                bail_input!("`strategy.instrument` = \"{which}\" holds the long carry from the first step: set [strategy] mode = \"always_on\" and direction = \"long\" (\"best\" chooses between the perp and the dated contract itself)");
+            }
+            if self.venue.funding == FundingRatesFrom::Counterfactual {
+                bail_input!("`strategy.instrument` = \"{which}\" with counterfactual funding is not supported: use venue.funding = \"data\"");
+            }
+        }
+        check("strategy.min_days_to_expiry", s.min_days_to_expiry, (0.0..=400.0).contains(&s.min_days_to_expiry), "[0, 400] days")?;
+        check("strategy.roll_days_before", s.roll_days_before, (0.0..=90.0).contains(&s.roll_days_before), "[0, 90] days")?;
+        if p.cash_earns && d.cash_rate.is_none() {
+            bail_input!("`portfolio.cash_earns` = true needs [data.cash_rate] (e.g. cash_rate = {{ apr = 0.045 }})");
         }
         validate_run_name(&self.run.name)?;
         Ok(())

@@ -337,6 +337,7 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
         uncovered,
         coverage,
         coverage_warnings,
+        ..Default::default()
     })
 }
 
@@ -458,5 +459,6 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         coverage: timeline.coverage.clone(),
         coverage_warnings: timeline.coverage_warnings.clone(),
         ts_ms,
+        ..Default::default()
     }
 }

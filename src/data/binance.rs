@@ -25,13 +25,19 @@ const CLOSE_TIME: usize = 6;
 
 /// Load Binance kline CSVs (a file or a glob of monthly/daily dumps) as one bar series.
 pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+    let paths = expand_glob(&source.path, &format!("{label} klines"))?;
+    load_kline_files(paths, source.time_unit, source.utc_offset_hours, label, files, warnings)
+}
+
+/// Load the Binance kline CSVs `paths` (one instrument) as one bar series.
+pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let mut rows = BarRows::default();
-    for path in expand_glob(&source.path, &format!("{label} klines"))? {
+    for path in paths {
         // A dump fetched with its .CHECKSUM is verified before it is read.
         super::fetch::verify_checksum(&path)?;
         // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
         let file = rows.sources.add_csv(&path, 0);
-        let mut cells = CellParser::new(&path, 0, source.time_unit).with_utc_offset(source.utc_offset_hours);
+        let mut cells = CellParser::new(&path, 0, time_unit).with_utc_offset(utc_offset_hours);
         let mut header_seen = None;
         let (header_lines, _) = stream_csv(&path, |row, header, fields| {
             if header_seen.is_none() {

@@ -7,6 +7,7 @@
 pub mod align;
 pub mod binance;
 pub mod clock;
+pub mod dated;
 pub mod fetch;
 pub mod freqtrade;
 pub mod generic;
@@ -95,6 +96,12 @@ pub struct MarketData {
     pub funding: FundingSeries,
     /// Staking APR series of the spot leg, when configured; else a constant APR applies at alignment.
     pub staking: Option<StakingSeries>,
+    /// Dated futures contracts (`[data.dated]`), sorted by expiry; empty without.
+    pub dated: Vec<dated::Contract>,
+    /// The cash rate (`[data.cash_rate]`).
+    pub cash_rate: Option<dated::RateSeries>,
+    /// The reverse carry's borrow rate over time (`[data.borrow_rate]`).
+    pub borrow_rate: Option<dated::RateSeries>,
     /// Every file read, for the manifest.
     pub files: Vec<PathBuf>,
     /// Repairs made and data-quality findings, for the terminal and the manifest.
@@ -135,6 +142,12 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         Some(source) => Some(load_prices(source, "index", &mut files, &mut warnings)?),
         None => None,
     };
+    let dated = match &config.dated {
+        Some(source) => dated::load_contracts(source, &mut files, &mut warnings)?,
+        None => Vec::new(),
+    };
+    let cash_rate = config.cash_rate.as_ref().map(|source| dated::load_rate(source, "cash_rate", &mut files)).transpose()?;
+    let borrow_rate = config.borrow_rate.as_ref().map(|source| dated::load_rate(source, "borrow_rate", &mut files)).transpose()?;
     // Clocks: settlements against the venue's schedule, bars against their own spacing.
     let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
         (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::data::source::FundingFormat::BinanceFunding),
@@ -157,6 +170,9 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         index,
         funding,
         staking,
+        dated,
+        cash_rate,
+        borrow_rate,
         files,
         warnings,
     })

@@ -53,6 +53,19 @@ pub struct DataConfig {
     /// freqtrade directory, whose mark is found rather than configured.
     #[serde(default)]
     pub mark_optional: bool,
+    /// Dated (quarterly) futures contracts: the leg of `strategy.instrument = "dated"` or
+    /// `"best"`, and what `basis term` charts.
+    #[serde(default)]
+    pub dated: Option<DatedSource>,
+    /// The cash rate (T-bill or stablecoin lending yield): the risk-free rate of Sharpe and
+    /// Sortino, the benchmark of `excess_apr_over_cash`, and what idle cash earns with
+    /// `portfolio.cash_earns`.
+    #[serde(default)]
+    pub cash_rate: Option<RateSource>,
+    /// The reverse carry's borrow APR over time (e.g. Binance margin interest history):
+    /// replaces `portfolio.borrow_apr`.
+    #[serde(default)]
+    pub borrow_rate: Option<RateSource>,
     /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
     /// the clock check of the funding times.
     #[serde(skip)]
@@ -306,6 +319,121 @@ pub struct StakingSource {
     /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+}
+
+/// A rate that changes over time (decimal APR), or a constant: `{ apr = 0.045 }` or
+/// `{ path = "tbill.csv", time_column = "date", apr_column = "yield" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSource {
+    /// A constant decimal APR for the whole run (instead of `path`).
+    #[serde(default)]
+    pub apr: Option<f64>,
+    /// A CSV or Parquet file, or a glob of files; each row's APR is known from its time on.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Column holding the time from which each APR is known (default `time`).
+    #[serde(default = "default_time_column")]
+    pub time_column: String,
+    /// Unit of the time column (default `auto`: detected from the values).
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeFormat,
+    /// The APR column (default `apr`).
+    #[serde(default = "default_apr_column")]
+    pub apr_column: String,
+    /// The APR column is in percent (5.25 = 5.25 %), as T-bill yields are published.
+    #[serde(default)]
+    pub percent: bool,
+    /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+/// How dated-futures files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatedFormat {
+    /// Binance delivery kline dumps, one contract per file name (`BTCUSDT_240329-1h-2024-01.csv`,
+    /// COIN-M `BTCUSD_240329-...`): the contract and its expiry (08:00 UTC on the date in the
+    /// name) come from the file name.
+    BinanceKlines,
+    /// Any CSV or Parquet with the columns named in the source: many contracts in one long
+    /// table (`contract_column`, `expiry_column`), one contract per file (`contract`,
+    /// `expiry`), or a continuous series whose contract column changes at the roll dates.
+    Generic,
+}
+
+/// Dated futures contracts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatedSource {
+    /// How the files are laid out.
+    pub format: DatedFormat,
+    /// A file or a glob of files.
+    pub path: String,
+    /// Generic only: the bar's close-time column (when its values became known).
+    #[serde(default)]
+    pub close_time_column: Option<String>,
+    /// Generic only: the bar's open-time column; needs `bar_seconds`.
+    #[serde(default)]
+    pub open_time_column: Option<String>,
+    /// Generic only: bar length in seconds, when bars are stamped with their open time.
+    #[serde(default)]
+    pub bar_seconds: Option<u32>,
+    /// Unit of the time columns (default `auto`).
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeFormat,
+    /// Generic only: the close-price column (default `close`).
+    #[serde(default)]
+    pub close_column: Option<String>,
+    /// Generic only: the bar-high column (default: the close).
+    #[serde(default)]
+    pub high_column: Option<String>,
+    /// Generic only: the bar-low column (default: the close).
+    #[serde(default)]
+    pub low_column: Option<String>,
+    /// Generic only: the column naming each row's contract (e.g. `BTCUSDT_240329`).
+    #[serde(default)]
+    pub contract_column: Option<String>,
+    /// Generic only: the contract of every row, for a one-contract file.
+    #[serde(default)]
+    pub contract: Option<String>,
+    /// Generic only: the column holding each row's contract expiry (a time).
+    #[serde(default)]
+    pub expiry_column: Option<String>,
+    /// Generic only: the expiry of a one-contract file (`2024-03-29T08:00:00Z`).
+    #[serde(default)]
+    pub expiry: Option<String>,
+    /// Generic only: the column holding the contract's settlement (delivery) price; without one
+    /// the spot close at expiry stands in, with a warning.
+    #[serde(default)]
+    pub settlement_column: Option<String>,
+    /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+impl DatedSource {
+    /// Binance delivery klines (a path or glob) with every option at its default.
+    pub fn binance_klines(path: impl Into<String>) -> Self {
+        DatedSource {
+            format: DatedFormat::BinanceKlines,
+            path: path.into(),
+            close_time_column: None,
+            open_time_column: None,
+            bar_seconds: None,
+            time_unit: TimeFormat::Auto,
+            close_column: None,
+            high_column: None,
+            low_column: None,
+            contract_column: None,
+            contract: None,
+            expiry_column: None,
+            expiry: None,
+            settlement_column: None,
+            utc_offset_hours: None,
+        }
+    }
 }
 
 fn default_time_column() -> String {

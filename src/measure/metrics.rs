@@ -1,8 +1,9 @@
 //! Return, risk and carry statistics of a run, as written to `metrics.json`.
 //!
 //! Conventions: returns are on initial capital; annualisation uses 365-day years; volatility,
-//! Sharpe and Sortino use daily returns of the equity at each UTC day's last step (risk-free
-//! rate 0) scaled by √365; drawdowns use every step's equity. Funding APRs annualise each
+//! Sharpe and Sortino use daily returns of the equity at each UTC day's last step in excess of
+//! the cash rate (`[data.cash_rate]`: the day's time-weighted APR / 365; 0 without one), scaled
+//! by √365; drawdowns use every step's equity. Funding APRs annualise each
 //! settlement's rate by its own interval.
 
 use std::collections::BTreeMap;
@@ -53,10 +54,16 @@ pub struct Metrics {
     pub apr: f64,
     /// Standard deviation of daily returns × √365, decimal.
     pub annualised_volatility: f64,
-    /// Mean / standard deviation of daily returns × √365 (risk-free rate 0); 0 when undefined.
+    /// Mean / standard deviation of daily returns in excess of the cash rate × √365 (risk-free
+    /// rate 0 without `[data.cash_rate]`); 0 when undefined.
     pub sharpe: f64,
-    /// Mean daily return / downside deviation × √365; 0 when undefined.
+    /// Mean daily excess return / downside deviation of the excess returns × √365; 0 when
+    /// undefined.
     pub sortino: f64,
+    /// The cash rate over the window, time-weighted mean decimal APR (0 without `[data.cash_rate]`).
+    pub cash_apr: f64,
+    /// APR (simple) less the cash rate: what the carry earned over cash.
+    pub excess_apr_over_cash: f64,
     /// CAGR / |max drawdown|.
     pub calmar: f64,
     /// Largest fall from a previous equity peak, as a negative fraction.
@@ -189,8 +196,10 @@ pub const TABLE: &[MetricSpec] = &[
     metric!(apr, "APR (simple)", Decimal, swept),
     metric!(cagr, "CAGR", Decimal, swept),
     metric!(annualised_volatility, "Annualised volatility (daily)", Decimal, swept),
-    metric!(sharpe, "Sharpe (daily, rf = 0)", Ratio, swept),
-    metric!(sortino, "Sortino", Ratio, swept),
+    metric!(sharpe, "Sharpe (daily, rf = cash rate)", Ratio, swept),
+    metric!(sortino, "Sortino (rf = cash rate)", Ratio, swept),
+    metric!(cash_apr, "Cash rate (mean APR)", Decimal),
+    metric!(excess_apr_over_cash, "APR over the cash rate", Decimal, swept),
     metric!(calmar, "Calmar", Ratio, swept),
     metric!(max_drawdown, "Max drawdown", Decimal, swept),
     metric!(max_drawdown_duration_days, "Longest underwater (days)", Days, swept),
@@ -232,17 +241,46 @@ fn finite_or_zero(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
 
+/// Put the timeline's cash rate on the summary: each day's and the window's time-weighted APR
+/// (the interval `(ts[i−1], ts[i]]` at the rate known at its start, counted in the day of
+/// `ts[i]`, as the day's equity is its last step's).
+pub fn attach_cash_rate(summary: &mut RunSummary, timeline: &crate::model::MarketTimeline) {
+    let (ts, apr) = (&timeline.ts_ms, &timeline.cash_apr);
+    if apr.len() != ts.len() || ts.len() < 2 {
+        return;
+    }
+    let mut by_day = Vec::with_capacity(summary.daily_equity.len());
+    let (mut day, mut weighted, mut span) = (ts[0].div_euclid(MS_PER_DAY), 0.0, 0i64);
+    let (mut total_weighted, mut total_span) = (0.0, 0i64);
+    for i in 1..ts.len() {
+        let today = ts[i].div_euclid(MS_PER_DAY);
+        if today != day {
+            by_day.push(if span > 0 { weighted / span as f64 } else { apr[i - 1] });
+            (day, weighted, span) = (today, 0.0, 0);
+        }
+        let dt = ts[i] - ts[i - 1];
+        weighted += apr[i - 1] * dt as f64;
+        span += dt;
+        total_weighted += apr[i - 1] * dt as f64;
+        total_span += dt;
+    }
+    by_day.push(if span > 0 { weighted / span as f64 } else { apr[ts.len() - 1] });
+    summary.cash_apr_by_day = by_day;
+    summary.cash_apr_mean = if total_span > 0 { total_weighted / total_span as f64 } else { apr[0] };
+}
+
 /// Compute metrics from a run's summary.
 pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
     let years = ((summary.last_ts_ms - summary.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
     let total_return = summary.final_equity / summary.initial_capital - 1.0;
     let cagr = if summary.final_equity > 0.0 { (summary.final_equity / summary.initial_capital).powf(1.0 / years) - 1.0 } else { -1.0 };
 
-    // Daily returns, the first against the initial capital.
+    // Daily returns, the first against the initial capital, less the day's cash rate.
     let mut returns = Vec::with_capacity(summary.daily_equity.len());
     let mut previous = summary.initial_capital;
-    for &(_, equity) in &summary.daily_equity {
-        returns.push(if previous > 0.0 { equity / previous - 1.0 } else { 0.0 });
+    for (day, &(_, equity)) in summary.daily_equity.iter().enumerate() {
+        let risk_free = summary.cash_apr_by_day.get(day).copied().unwrap_or(0.0) / 365.0;
+        returns.push(if previous > 0.0 { equity / previous - 1.0 - risk_free } else { 0.0 });
         previous = equity;
     }
     let count = returns.len().max(1) as f64;
@@ -308,6 +346,8 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         annualised_volatility: std * scale,
         sharpe: finite_or_zero(mean / std * scale),
         sortino: finite_or_zero(mean / downside * scale),
+        cash_apr: summary.cash_apr_mean,
+        excess_apr_over_cash: total_return / years - summary.cash_apr_mean,
         calmar: finite_or_zero(cagr / summary.max_drawdown.abs()),
         max_drawdown: summary.max_drawdown,
         max_drawdown_trough: if summary.max_drawdown < 0.0 { format_ms(summary.max_drawdown_trough_ms) } else { String::new() },

@@ -77,6 +77,78 @@ pub struct MarketTimeline {
     /// What the window lost to coverage, and where a stand-in price was used, for the terminal,
     /// the manifest and the report.
     pub coverage_warnings: Vec<String>,
+    /// Which instrument the derivative leg holds over the run, when it is not the perp
+    /// throughout (dated futures, `instrument = "best"`): the `perp`, `mark` and `mark_*`
+    /// slices then hold the prices of the instrument held during each bar.
+    pub derivative: Option<DerivativePath>,
+    /// Cash rate known at each step, decimal APR (empty: none given). Accrued on idle cash over
+    /// the following interval with `cash_earns`; the risk-free rate of Sharpe and Sortino.
+    pub cash_apr: Vec<f64>,
+    /// Borrow APR of a short spot leg known at each step, accrued over the following interval
+    /// (empty: the constant `borrow_apr`).
+    pub borrow_apr: Vec<f64>,
+}
+
+/// What the derivative leg holds: the perp or one dated contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrument {
+    /// The perpetual swap: pays and receives funding.
+    Perp,
+    /// Dated contract `n` of [`DerivativePath::contracts`]: no funding; converges to its
+    /// settlement price at expiry.
+    Dated(usize),
+    /// Nothing (the last contract expired with no successor in the data).
+    None,
+}
+
+/// The instrument the derivative leg holds, step by step, and the steps where it changes.
+#[derive(Debug, Clone, Default)]
+pub struct DerivativePath {
+    /// The contracts the path uses: (name, expiry epoch ms UTC).
+    pub contracts: Vec<(String, i64)>,
+    /// The instrument held from the first step until the first switch.
+    pub first: Option<Instrument>,
+    /// The switches, in step order.
+    pub switches: Vec<LegSwitch>,
+}
+
+impl DerivativePath {
+    /// The name of an instrument, as trades and the ledger show it.
+    pub fn name(&self, instrument: Instrument) -> &str {
+        match instrument {
+            Instrument::Perp => "perp",
+            Instrument::Dated(n) => self.contracts.get(n).map_or("dated", |c| c.0.as_str()),
+            Instrument::None => "none",
+        }
+    }
+}
+
+/// Why the derivative leg changes instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchReason {
+    /// A dated contract rolled into the next one `roll_days_before` its expiry.
+    Roll,
+    /// A dated contract expired and was settled at its settlement price (delivery).
+    Delivery,
+    /// `instrument = "best"` moved between the perp and the dated contract.
+    Switch,
+}
+
+/// At the close of `step` (after funding, before the decisions), the derivative leg held
+/// during the bar is closed (at the step's price; at the settlement price on delivery) and the
+/// same quantity reopened in `to` at `open_price`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegSwitch {
+    /// Step index.
+    pub step: usize,
+    /// Why.
+    pub reason: SwitchReason,
+    /// The instrument held from this close on.
+    pub to: Instrument,
+    /// Its price at this close, where the reopened leg fills; NaN for `None`.
+    pub open_price: f64,
+    /// Its mark at this close, where the reopened leg is valued (the price, for a dated contract).
+    pub open_mark: f64,
 }
 
 /// The span of time one source covers.

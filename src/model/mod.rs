@@ -4,12 +4,14 @@
 
 pub mod bracket;
 pub mod costs;
+pub mod dated;
 pub mod market;
 pub mod pnl;
 pub mod trade;
 
 pub use bracket::Bracket;
 pub use costs::{CostSchedule, Costs, OrderType};
-pub use market::{Coverage, FundingEvent, MarketTimeline, PremiumSeries, SettledRate, StaleSpan};
+pub use dated::DatedContracts;
+pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
 pub use trade::{Settlement, SettlementPaid, Trade, TradeReason};

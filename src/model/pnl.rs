@@ -17,6 +17,8 @@ pub enum ChartGroup {
     Costs,
     /// What liquidations took (or the insurance fund gave back).
     Liquidation,
+    /// Interest idle cash earned at the cash rate (drawn only when there is any).
+    Interest,
 }
 
 /// One PnL component: its field name, its `ledger.parquet` column, what it means, and the
@@ -103,6 +105,8 @@ pnl_components! {
     /// A coin-margined (inverse) perp's margin, held in the coin, × the coin's price change
     /// (0 for linear perps).
     coin_margin => Basis,
+    /// Interest idle cash earned at the cash rate (`portfolio.cash_earns`; ≥ 0).
+    interest => Interest,
 }
 
 /// Event flags on a ledger row (bit set).

@@ -23,6 +23,12 @@ pub enum TradeReason {
     VenueDefault,
     /// Closed by the venue's auto-deleveraging (stress scenario `adl`).
     Adl,
+    /// A dated contract closed and the next one opened, `roll_days_before` its expiry.
+    Roll,
+    /// A dated contract settled at its delivery price at expiry (fee only, no slippage).
+    Delivery,
+    /// `instrument = "best"` moved the leg between the perp and the dated contract.
+    Switch,
 }
 
 impl TradeReason {
@@ -39,6 +45,9 @@ impl TradeReason {
             TradeReason::Final => "final",
             TradeReason::VenueDefault => "venue_default",
             TradeReason::Adl => "adl",
+            TradeReason::Roll => "roll",
+            TradeReason::Delivery => "delivery",
+            TradeReason::Switch => "switch",
         }
     }
 }
@@ -50,7 +59,7 @@ pub struct Trade {
     pub ts_ms: i64,
     /// Index of that step in the timeline.
     pub step: usize,
-    /// `spot` or `perp`.
+    /// `spot`, `perp`, or `dated` (a dated futures contract).
     pub leg: &'static str,
     /// Why the trade happened.
     pub reason: TradeReason,

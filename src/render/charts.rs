@@ -131,7 +131,7 @@ pub fn pnl_components(input: &ReportInput, area: &Area) -> Result<()> {
     };
     // One line per chart group of the components (Pnl::COMPONENTS), in the groups' order.
     let mut parts: Vec<(&str, Vec<f64>, RGBColor, u32)> = Vec::new();
-    for group in [ChartGroup::Funding, ChartGroup::Staking, ChartGroup::Borrow, ChartGroup::Basis, ChartGroup::Costs, ChartGroup::Liquidation] {
+    for group in [ChartGroup::Funding, ChartGroup::Staking, ChartGroup::Interest, ChartGroup::Borrow, ChartGroup::Basis, ChartGroup::Costs, ChartGroup::Liquidation] {
         let members: Vec<&[f64]> = Pnl::COMPONENTS.iter().filter(|c| c.chart_group == group).map(|c| get(c.column)).collect::<Result<_>>()?;
         let values = cumulative(&members);
         let (label, color, shown) = match group {
@@ -142,6 +142,8 @@ pub fn pnl_components(input: &ReportInput, area: &Area) -> Result<()> {
             ChartGroup::Basis => ("basis (spot + perp price)", ORANGE, true),
             ChartGroup::Costs => ("fees and slippage", RED_DARK, true),
             ChartGroup::Liquidation => ("liquidation", BROWN, true),
+            // Drawn only for a run whose idle cash earned the cash rate.
+            ChartGroup::Interest => ("interest on cash", BLUE, values.last().is_some_and(|b| *b != 0.0)),
         };
         if shown {
             parts.push((label, values, color, 2));

@@ -49,6 +49,11 @@ pub struct Book {
     /// A coin-margined perp's margin, in the coin (`perp_margin` is its quote value); 0 for
     /// linear perps.
     pub margin_coin: f64,
+    /// The mark the derivative position was last valued at (`perp_margin` includes the PnL up
+    /// to it): the next mark-to-close moves from here, also across a roll into another contract.
+    pub perp_mark: f64,
+    /// The derivative leg is a dated contract (no funding; trades say `dated`), not the perp.
+    pub dated: bool,
 }
 
 impl Book {
@@ -101,10 +106,11 @@ impl Book {
         } else if qty.signum() == before.signum() {
             self.perp_entry_price = (before.abs() * self.perp_entry_price + qty.abs() * fill) / self.perp_qty.abs();
         }
+        self.perp_mark = at.mark;
         pnl.perp += mark_gap;
         pnl.slippage += slippage;
         pnl.fees -= fee;
-        trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: "perp", reason, qty, reference_price: at.perp, fill_price: fill, fee, slippage: -slippage });
+        trades.push(Trade { ts_ms: at.ts_ms, step: at.step, leg: if self.dated { "dated" } else { "perp" }, reason, qty, reference_price: at.perp, fill_price: fill, fee, slippage: -slippage });
     }
 
     /// Move cash into the perp margin (negative: out of it). Equity does not change.

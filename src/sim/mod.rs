@@ -33,6 +33,7 @@
 //! liquidation checks still run. Such rows carry the `MASKED` event flag.
 
 pub mod book;
+pub mod dated;
 pub mod forced;
 pub mod inverse;
 pub mod margin;
@@ -99,6 +100,8 @@ pub struct EngineParams {
     /// The perp is coin-margined (inverse): notional in USD, margin and PnL in the coin
     /// ([`inverse`]); long carry only.
     pub inverse: bool,
+    /// Idle cash (the spot account's free cash) earns the timeline's cash rate.
+    pub cash_earns: bool,
     /// Largest perp notional an entry or an allocation increase may build, quote currency
     /// (a capacity cap, e.g. a share of open interest); infinite for none. Capital above it
     /// stays in cash.
@@ -127,6 +130,11 @@ pub struct RunSummary {
     pub pnl: Pnl,
     /// Equity at each UTC day's last step: (day start ms, equity).
     pub daily_equity: Vec<(i64, f64)>,
+    /// The cash rate of each day of `daily_equity`, time-weighted decimal APR (empty without a
+    /// cash rate): the risk-free rate of Sharpe and Sortino.
+    pub cash_apr_by_day: Vec<f64>,
+    /// The cash rate over the window, time-weighted decimal APR (0 without one).
+    pub cash_apr_mean: f64,
     /// Deepest fall of equity below a previous peak (the first peak is the initial capital),
     /// negative decimal; 0 when none.
     pub max_drawdown: f64,
@@ -570,7 +578,7 @@ impl Sim<'_> {
         if qty == 0.0 {
             return false;
         }
-        let mark_prev = timeline.mark[i - 1];
+        let mark_prev = self.book.perp_mark;
         let touched = if qty < 0.0 { timeline.mark_high[i] >= liq } else { timeline.mark_low[i] <= liq };
         if !touched {
             return false;
@@ -706,10 +714,11 @@ impl Sim<'_> {
         if self.params.inverse {
             inverse::mark_to(&mut self.book, timeline.mark[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
         } else if self.book.perp_qty != 0.0 {
-            let moved = self.book.perp_qty * (step.at.mark - timeline.mark[i - 1]);
+            let moved = self.book.perp_qty * (step.at.mark - self.book.perp_mark);
             step.pnl.perp += moved;
             self.book.perp_margin += moved;
         }
+        self.book.perp_mark = step.at.mark;
     }
 
     /// Step 3: funding settled in (ts[i-1], ts[i]] on the perp quantity held then.
@@ -720,7 +729,8 @@ impl Sim<'_> {
             let event = timeline.funding[*next_event];
             *next_event += 1;
             summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
-            if self.book.perp_qty != 0.0 {
+            // A dated contract pays no funding; the settlement still counts for the market's APR.
+            if self.book.perp_qty != 0.0 && !self.book.dated {
                 let (amount, base_qty) = if self.params.inverse {
                     // Paid in coin, booked at the close's spot; the position in coin terms.
                     (inverse::fund(&mut self.book, event.rate, event.price, step.at.spot, &mut step.pnl), self.book.perp_qty / event.price)
@@ -748,6 +758,17 @@ impl Sim<'_> {
     #[inline(always)]
     fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
         let years = (step.at.ts_ms - timeline.ts_ms[i - 1]) as f64 / MS_PER_YEAR;
+        if self.params.cash_earns {
+            if let Some(&cash_apr) = timeline.cash_apr.get(i - 1) {
+                // Free cash (short-sale proceeds are collateral, not idle) earns the rate known at
+                // the start of the interval.
+                let idle = self.book.free_cash(timeline.spot[i - 1]).max(0.0);
+                let interest = idle * cash_apr * years;
+                self.book.cash += interest;
+                step.pnl.interest += interest;
+                self.book.spot_account_costs.interest += interest;
+            }
+        }
         let spot_qty = self.book.spot_qty;
         if self.params.spot_collateral_haircut > 0.0 {
             // Spot as collateral: a negative quote balance (the short perp's losses beyond
@@ -764,7 +785,8 @@ impl Sim<'_> {
             self.book.spot_qty += earned;
             step.pnl.staking += earned * step.at.spot;
         } else if spot_qty < 0.0 {
-            let owed = -spot_qty * self.params.borrow_apr * years;
+            let borrow_apr = timeline.borrow_apr.get(i - 1).copied().unwrap_or(self.params.borrow_apr);
+            let owed = -spot_qty * borrow_apr * years;
             self.book.spot_qty -= owed;
             step.pnl.borrow -= owed * step.at.spot;
         }
@@ -965,6 +987,10 @@ pub(crate) struct PairRun<'a> {
     next_forced: usize,
     /// When [`PairRun::forced_events`] next has work (`i64::MAX`: never): one comparison a step.
     forced_due_ms: i64,
+    /// The first derivative-leg switch not yet made (dated rolls, `best`).
+    next_switch: usize,
+    /// The step of that switch (`usize::MAX`: none): one comparison a step.
+    switch_due_step: usize,
 }
 
 impl<'a> PairRun<'a> {
@@ -975,7 +1001,7 @@ impl<'a> PairRun<'a> {
         PairRun {
             sim: Sim {
                 params,
-                book: Book { cash: params.initial_capital, ..Default::default() },
+                book: Book { cash: params.initial_capital, dated: timeline.derivative.as_ref().is_some_and(|d| matches!(d.first, Some(crate::model::Instrument::Dated(_)))), ..Default::default() },
                 held: Held::Flat,
                 carry: Target::Flat,
                 blocked_after_liquidation: false,
@@ -994,6 +1020,8 @@ impl<'a> PairRun<'a> {
             drawdown: DrawdownTracker::new(params.initial_capital, timeline.ts_ms.first().copied().unwrap_or(0)),
             summary,
             held_before: Held::Flat,
+            next_switch: 0,
+            switch_due_step: timeline.derivative.as_ref().and_then(|d| d.switches.first()).map_or(usize::MAX, |s| s.step),
         }
     }
 
@@ -1065,6 +1093,47 @@ impl<'a> PairRun<'a> {
             self.forced_events(step);
         }
         self.sim.accrue_carry(self.timeline, i, step);
+        if i == self.switch_due_step {
+            self.switch_leg(i, step);
+        }
+    }
+
+    /// The derivative leg's switches due at step `i` (rolls, deliveries, `best` moves): the leg
+    /// held during the bar is closed at the step's price (at the settlement price, with the fee
+    /// and no slippage, on delivery) and the same quantity reopened in the next instrument,
+    /// whose prices the rest of the step then uses.
+    #[cold]
+    #[inline(never)]
+    fn switch_leg(&mut self, i: usize, step: &mut Step) {
+        use crate::model::{Instrument, SwitchReason};
+        let Some(path) = self.timeline.derivative.as_ref() else { return };
+        let trades_before = self.sim.trades.len();
+        while let Some(switch) = path.switches.get(self.next_switch).filter(|s| s.step == i) {
+            self.next_switch += 1;
+            let reason = match switch.reason {
+                SwitchReason::Roll => TradeReason::Roll,
+                SwitchReason::Delivery => TradeReason::Delivery,
+                SwitchReason::Switch => TradeReason::Switch,
+            };
+            let costs = self.sim.costs();
+            let qty = self.sim.book.perp_qty;
+            if qty != 0.0 {
+                // Delivery: the settlement fee is the taker fee (MARGIN.md §6); nothing to slip.
+                let close_costs = if switch.reason == SwitchReason::Delivery { Costs { perp_slippage: 0.0, ..costs } } else { costs };
+                self.sim.book.trade_perp(-qty, &step.at, &close_costs, reason, &mut step.pnl, &mut self.sim.trades);
+            }
+            self.sim.book.dated = matches!(switch.to, Instrument::Dated(_));
+            if switch.open_price.is_finite() {
+                step.at.perp = switch.open_price;
+                step.at.mark = switch.open_mark;
+                self.sim.book.perp_mark = switch.open_mark;
+                if qty != 0.0 {
+                    self.sim.book.trade_perp(qty, &step.at, &costs, reason, &mut step.pnl, &mut self.sim.trades);
+                }
+            }
+        }
+        self.count_traded(trades_before);
+        self.switch_due_step = path.switches.get(self.next_switch).map_or(usize::MAX, |s| s.step);
     }
 
     /// Forced events due at this step, recoveries due from a defaulted venue, and the end of a
@@ -1168,7 +1237,7 @@ impl<'a> PairRun<'a> {
                 // The spot, staking and borrow components are the spot leg's by nature; its
                 // costs are what the spot account paid.
                 let costs = self.sim.book.spot_account_costs;
-                Pnl { spot: step.pnl.spot, staking: step.pnl.staking, borrow: step.pnl.borrow, fees: costs.fees, slippage: costs.slippage, liquidation: costs.liquidation, ..Pnl::default() }
+                Pnl { spot: step.pnl.spot, staking: step.pnl.staking, borrow: step.pnl.borrow, fees: costs.fees, slippage: costs.slippage, liquidation: costs.liquidation, interest: costs.interest, ..Pnl::default() }
             },
             moved_out_of_spot_account: self.sim.book.moved_out_of_spot,
             moved_into_perp_account: self.sim.book.moved_into_perp,

@@ -27,7 +27,7 @@ use crate::measure::metrics::{self, Metrics};
 
 /// Number of metrics a sweep records per configuration: the `swept` rows of
 /// [`metrics::TABLE`].
-pub const METRIC_COUNT: usize = 31;
+pub const METRIC_COUNT: usize = 32;
 
 /// Result columns after the parameters, in order (all f64; counts as floats): the `swept` rows
 /// of [`metrics::TABLE`].

@@ -1,0 +1,344 @@
+//! Dated (quarterly) futures contracts and rate series (the cash rate, the borrow rate):
+//! loaders, and their alignment onto the run's clock.
+//!
+//! A contract's expiry comes from its Binance file name (`BTCUSDT_240329` delivers at
+//! 2024-03-29 08:00 UTC, MARGIN.md §6) or from the generic source's column or key. Its
+//! settlement price comes from the data where a column gives it; otherwise the spot close known
+//! at expiry stands in, and a warning says so (Binance settles at the mean index over the last
+//! 30 minutes, 60 before 2024-11-11, which the kline dumps do not hold).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::read::{expand_glob, read_table};
+use super::{BarRows, Origin, PriceBars};
+use crate::data::source::{DatedFormat, DatedSource, RateSource};
+use crate::model::DatedContracts;
+use crate::time::{format_ms, MS_PER_HOUR};
+use crate::{bail_input, input_error};
+
+/// One contract as loaded: its bars, expiry and (where the data has it) settlement price.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// Contract name, e.g. `BTCUSDT_240329`.
+    pub name: String,
+    /// Delivery time, epoch ms UTC.
+    pub expiry_ms: i64,
+    /// Bars, known at their close.
+    pub bars: PriceBars,
+    /// Settlement price from the data, if any.
+    pub settlement: Option<f64>,
+}
+
+/// The expiry encoded in a Binance delivery symbol (`BTCUSDT_240329`, `BTCUSD_240329`):
+/// 08:00 UTC on that date.
+pub fn binance_expiry_ms(symbol: &str) -> Option<i64> {
+    let (_, date) = symbol.rsplit_once('_')?;
+    if date.len() != 6 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let day = chrono::NaiveDate::parse_from_str(&format!("20{date}"), "%Y%m%d").ok()?;
+    Some(day.and_hms_opt(8, 0, 0)?.and_utc().timestamp_millis())
+}
+
+/// The contract named by a Binance delivery file: the file name up to its first `-`
+/// (`BTCUSDT_240329-1h-2024-01.csv` → `BTCUSDT_240329`).
+fn binance_contract_of(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let symbol = name.split('-').next()?;
+    binance_expiry_ms(symbol).map(|_| symbol.to_string())
+}
+
+/// Load every contract the source names, sorted by expiry.
+pub fn load_contracts(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
+    let mut contracts = match source.format {
+        DatedFormat::BinanceKlines => {
+            let mut by_contract: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+            for path in expand_glob(&source.path, "dated klines")? {
+                let Some(contract) = binance_contract_of(&path) else {
+                    bail_input!(
+                        "{}: cannot read a delivery contract from the file name; Binance delivery klines are named <SYMBOL>_<YYMMDD>-<interval>-<date>.csv (e.g. BTCUSDT_240329-1h-2024-01.csv). Use format = \"generic\" with `contract`/`expiry` for other files.",
+                        path.display()
+                    );
+                };
+                by_contract.entry(contract).or_default().push(path);
+            }
+            let mut out = Vec::new();
+            for (name, paths) in by_contract {
+                let expiry_ms = binance_expiry_ms(&name).unwrap_or_default();
+                let bars = super::binance::load_kline_files(paths, source.time_unit, source.utc_offset_hours, &name, files, warnings)?;
+                out.push(Contract { name, expiry_ms, bars, settlement: None });
+            }
+            out
+        }
+        DatedFormat::Generic => load_generic(source, files, warnings)?,
+    };
+    for contract in &mut contracts {
+        // A bar closing after delivery is not the contract's: the contract no longer trades.
+        let keep = contract.bars.ts_ms.partition_point(|&t| t <= contract.expiry_ms);
+        if keep < contract.bars.ts_ms.len() {
+            warnings.push(format!(
+                "dated: {} has {} bar(s) after its expiry {}; dropped",
+                contract.name,
+                contract.bars.ts_ms.len() - keep,
+                format_ms(contract.expiry_ms)
+            ));
+            let bars = &mut contract.bars;
+            bars.ts_ms.truncate(keep);
+            bars.close.truncate(keep);
+            bars.high.truncate(keep);
+            bars.low.truncate(keep);
+            bars.volume.truncate(keep.min(bars.volume.len()));
+        }
+    }
+    contracts.retain(|c| !c.bars.ts_ms.is_empty());
+    if contracts.is_empty() {
+        bail_input!("data.dated: no contract has a bar before its expiry in {:?}", source.path);
+    }
+    contracts.sort_by_key(|c| c.expiry_ms);
+    Ok(contracts)
+}
+
+fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
+    let shift_ms = match (&source.close_time_column, &source.open_time_column, source.bar_seconds) {
+        (Some(_), None, _) => 0,
+        (None, Some(_), Some(seconds)) if seconds > 0 => i64::from(seconds) * 1000,
+        (None, Some(_), _) => bail_input!("data.dated: `open_time_column` needs `bar_seconds` > 0 (values are known at open + bar length)"),
+        _ => bail_input!("data.dated: give exactly one of `close_time_column` or `open_time_column` (with `bar_seconds`)"),
+    };
+    let time_name = source.close_time_column.as_deref().or(source.open_time_column.as_deref()).unwrap_or_default();
+    let fixed_expiry = source.expiry.as_deref().map(|text| crate::time::parse_time_ms("data.dated.expiry", text)).transpose()?;
+    if source.contract_column.is_none() && source.contract.is_none() {
+        bail_input!("data.dated: give `contract_column` (a column naming each row's contract) or `contract` (the one contract of the file)");
+    }
+    if source.expiry_column.is_none() && fixed_expiry.is_none() {
+        bail_input!("data.dated: give `expiry_column` (each row's contract expiry) or `expiry` (e.g. \"2024-03-29T08:00:00Z\")");
+    }
+    // (expiry, rows, settlement) per contract.
+    let mut by_contract: BTreeMap<String, (i64, BarRows, Option<f64>)> = BTreeMap::new();
+    for path in expand_glob(&source.path, "dated contracts")? {
+        let table = read_table(&path)?;
+        let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
+        let close = table.f64s(table.column(source.close_column.as_deref().unwrap_or("close"))?)?;
+        let high = match &source.high_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => close.clone(),
+        };
+        let low = match &source.low_column {
+            Some(name) => table.f64s(table.column(name)?)?,
+            None => close.clone(),
+        };
+        let names = match &source.contract_column {
+            Some(name) => table.strings(table.column(name)?)?,
+            None => vec![source.contract.clone().unwrap_or_default(); time.len()],
+        };
+        let expiries = match &source.expiry_column {
+            Some(name) => table.local_times_ms(table.column(name)?, source.time_unit, source.utc_offset_hours)?,
+            None => vec![fixed_expiry.unwrap_or_default(); time.len()],
+        };
+        let settlements = match &source.settlement_column {
+            Some(name) => super::binance::optional_f64s(&table, table.column(name)?)?,
+            None => vec![f64::NAN; time.len()],
+        };
+        // Each contract's rows from this file share one file entry.
+        let mut file_ids: BTreeMap<String, u32> = BTreeMap::new();
+        for i in 0..time.len() {
+            if names[i].is_empty() {
+                bail_input!("{}: empty contract name", table.locate(i));
+            }
+            let entry = by_contract.entry(names[i].clone()).or_insert_with(|| (expiries[i], BarRows::default(), None));
+            if entry.0 != expiries[i] {
+                bail_input!(
+                    "{}: contract {} has expiry {} here but {} on an earlier row; one contract has one expiry",
+                    table.locate(i),
+                    names[i],
+                    format_ms(expiries[i]),
+                    format_ms(entry.0)
+                );
+            }
+            if settlements[i].is_finite() {
+                if settlements[i] <= 0.0 {
+                    bail_input!("{}: settlement price {} is not positive", table.locate(i), settlements[i]);
+                }
+                entry.2 = Some(settlements[i]);
+            }
+            let file = *file_ids.entry(names[i].clone()).or_insert_with(|| entry.1.sources.add(&table));
+            entry.1.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], f64::NAN, f64::NAN], Origin { file, row: i as u32 }));
+        }
+        files.push(path);
+    }
+    let mut out = Vec::new();
+    for (name, (expiry_ms, rows, settlement)) in by_contract {
+        let bars = rows.finish(&name, warnings)?;
+        out.push(Contract { name, expiry_ms, bars, settlement });
+    }
+    Ok(out)
+}
+
+/// Put the contracts on the run's clock (`ts_ms`, with the spot closes `spot` for settlements
+/// the data lacks). A contract has a close at step `i` when one of its bars closed in
+/// `(ts[i−1], ts[i]]` (for the first step: within one step before it) and it has not expired.
+pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], warnings: &mut Vec<String>) -> DatedContracts {
+    let n = ts_ms.len();
+    let mut out = DatedContracts::default();
+    let first_gap = if n > 1 { ts_ms[1] - ts_ms[0] } else { MS_PER_HOUR };
+    let mut stand_ins = Vec::new();
+    for contract in contracts {
+        let bars = &contract.bars;
+        let mut close = vec![f64::NAN; n];
+        let mut high = vec![f64::NAN; n];
+        let mut low = vec![f64::NAN; n];
+        let mut j = 0usize;
+        for i in 0..n {
+            let t = ts_ms[i];
+            if t > contract.expiry_ms {
+                break;
+            }
+            let from = if i == 0 { t - first_gap } else { ts_ms[i - 1] };
+            while j < bars.ts_ms.len() && bars.ts_ms[j] <= from {
+                j += 1;
+            }
+            // Bars closing inside (from, t]: the last one's close, the range of them all.
+            let mut k = j;
+            while k < bars.ts_ms.len() && bars.ts_ms[k] <= t {
+                close[i] = bars.close[k];
+                high[i] = if high[i].is_nan() { bars.high[k] } else { high[i].max(bars.high[k]) };
+                low[i] = if low[i].is_nan() { bars.low[k] } else { low[i].min(bars.low[k]) };
+                k += 1;
+            }
+            j = k;
+        }
+        let (settlement, from_data) = match contract.settlement {
+            Some(price) => (price, true),
+            None => {
+                // The spot close known at expiry: the first step at or after it.
+                let at = ts_ms.partition_point(|&t| t < contract.expiry_ms);
+                if at < n && contract.expiry_ms >= ts_ms[0] {
+                    stand_ins.push(contract.name.clone());
+                    (spot[at], false)
+                } else {
+                    (f64::NAN, false)
+                }
+            }
+        };
+        out.names.push(contract.name.clone());
+        out.expiry_ms.push(contract.expiry_ms);
+        out.settlement.push(settlement);
+        out.settlement_from_data.push(from_data);
+        out.close.push(close);
+        out.high.push(high);
+        out.low.push(low);
+    }
+    if !stand_ins.is_empty() {
+        warnings.push(format!(
+            "dated: the data has no settlement price for {}; the spot close at expiry stands in (Binance settles at the mean index over the last 30 minutes before delivery)",
+            stand_ins.join(", ")
+        ));
+    }
+    out
+}
+
+/// A rate series (decimal APR known from each time on), or a constant.
+#[derive(Debug, Clone, Default)]
+pub struct RateSeries {
+    /// What the series is, for messages (`cash_rate`, `borrow_rate`).
+    pub label: String,
+    /// Time from which each APR is known, epoch ms UTC; empty for a constant.
+    pub ts_ms: Vec<i64>,
+    /// Decimal APR per row (one value for a constant).
+    pub apr: Vec<f64>,
+}
+
+/// Load a rate source: `apr = 0.05`, or a file of (time, APR) rows.
+pub fn load_rate(source: &RateSource, label: &str, files: &mut Vec<PathBuf>) -> Result<RateSeries> {
+    let scale = if source.percent { 0.01 } else { 1.0 };
+    let check = |apr: f64, at: &dyn Fn() -> String| -> Result<f64> {
+        let apr = apr * scale;
+        if !apr.is_finite() || !(-0.5..=2.0).contains(&apr) {
+            bail_input!(
+                "{}: {label} {apr} is not a plausible decimal APR (−0.5 to 2); give 0.05 for 5 %, or set `percent = true` when the column is in percent",
+                at()
+            );
+        }
+        Ok(apr)
+    };
+    match (source.apr, &source.path) {
+        (Some(apr), None) => Ok(RateSeries { label: label.into(), ts_ms: Vec::new(), apr: vec![check(apr, &|| format!("data.{label}.apr"))?] }),
+        (None, Some(pattern)) => {
+            let mut pairs: Vec<(i64, f64)> = Vec::new();
+            for path in expand_glob(pattern, label)? {
+                let table = read_table(&path)?;
+                let time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
+                let apr = table.f64s(table.column(&source.apr_column)?)?;
+                for i in 0..time.len() {
+                    let value = check(apr[i], &|| format!("{}, column `{}`", table.locate(i), source.apr_column))?;
+                    pairs.push((time[i], value));
+                }
+                files.push(path);
+            }
+            pairs.sort_by_key(|p| p.0);
+            pairs.dedup_by_key(|p| p.0);
+            if pairs.is_empty() {
+                bail_input!("data.{label}: {pattern:?} has no rows");
+            }
+            Ok(RateSeries { label: label.into(), ts_ms: pairs.iter().map(|p| p.0).collect(), apr: pairs.iter().map(|p| p.1).collect() })
+        }
+        _ => Err(input_error!("data.{label}: give exactly one of `apr` (a constant decimal APR) or `path` (a file of time, APR rows)")),
+    }
+}
+
+impl RateSeries {
+    /// The APR known at each of `ts_ms` (the last row at or before it). A series that starts
+    /// after the first step is refused: a rate before the data is unknown, not zero.
+    pub fn on_clock(&self, ts_ms: &[i64]) -> Result<Vec<f64>> {
+        if self.ts_ms.is_empty() {
+            return Ok(vec![self.apr.first().copied().unwrap_or(0.0); ts_ms.len()]);
+        }
+        if let Some(&first) = ts_ms.first() {
+            if self.ts_ms[0] > first {
+                bail_input!(
+                    "data.{}: the series starts at {}, after the run's first step {}; give rows from before the window, or set strategy.start on or after {}",
+                    self.label,
+                    format_ms(self.ts_ms[0]),
+                    format_ms(first),
+                    format_ms(self.ts_ms[0])
+                );
+            }
+        }
+        let mut j = 0usize;
+        Ok(ts_ms
+            .iter()
+            .map(|&t| {
+                while j + 1 < self.ts_ms.len() && self.ts_ms[j + 1] <= t {
+                    j += 1;
+                }
+                self.apr[j]
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binance_symbols_give_their_delivery_time() {
+        // 2024-03-29 08:00 UTC (MARGIN.md §6: BTCUSD_220325 delivers at 1648195200000).
+        assert_eq!(binance_expiry_ms("BTCUSD_220325"), Some(1_648_195_200_000));
+        assert_eq!(binance_expiry_ms("BTCUSDT_240329"), Some(1_711_699_200_000));
+        assert_eq!(binance_expiry_ms("BTCUSDT"), None);
+        assert_eq!(binance_expiry_ms("BTCUSDT_24032"), None);
+        assert_eq!(binance_contract_of(Path::new("/x/BTCUSDT_240329-1h-2024-01.csv")).as_deref(), Some("BTCUSDT_240329"));
+    }
+
+    #[test]
+    fn a_rate_series_is_a_step_function_and_refuses_to_start_late() {
+        let rates = RateSeries { label: "cash_rate".into(), ts_ms: vec![0, 100, 200], apr: vec![0.01, 0.02, 0.03] };
+        assert_eq!(rates.on_clock(&[0, 50, 100, 150, 250]).unwrap(), vec![0.01, 0.01, 0.02, 0.02, 0.03]);
+        let err = rates.on_clock(&[-1, 0]).unwrap_err().to_string();
+        assert!(err.contains("starts at"), "{err}");
+    }
+}
