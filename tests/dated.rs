@@ -137,9 +137,13 @@ fn best_switches_at_the_step_where_the_ranking_flips_net_of_the_switch_cost() {
     let perp_apr = [0.05, 0.08, 0.10, 0.103, 0.104, 0.1047, 0.105, 0.12, 0.12];
     // Step 4: 96 days left, cost 0.456 % APR > 0.4 % advantage; step 5: 95 days, 0.4611 % < 0.47 %.
     let switch_cost = 2.0 * (PERP_FEE + PERP_SLIP);
-    let choice = best_schedule(&front, &dated, &timeline, &perp_apr, switch_cost, &[]);
+    // With a horizon past the expiry, the days to expiry spread the cost.
+    let choice = best_schedule(&front, &dated, &timeline, &perp_apr, switch_cost, 1000.0, &[]);
     let expected: Vec<Instrument> = (0..n).map(|i| if i < 5 { Instrument::Dated(0) } else { Instrument::Perp }).collect();
     assert_eq!(choice, expected);
+    // Over a 7-day horizon the switch costs 0.0012 × 365 / 7 = 6.26 % APR: a 2-point edge never pays.
+    let patient = best_schedule(&front, &dated, &timeline, &perp_apr, switch_cost, 7.0, &[]);
+    assert!(patient.iter().all(|c| *c == Instrument::Dated(0)));
 
     // In the engine: funding is paid only over bars that held the perp (bars 6.. end at a
     // settlement, the choice made at step 5's close), and the switch is two fills at step 5.

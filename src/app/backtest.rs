@@ -138,7 +138,7 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
             let signal = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
             let switch_cost = 2.0 * (params.costs.perp_fee + params.costs.perp_slippage);
             let masked: Vec<bool> = if config.data.mask_stale_spot { timeline.spot_stale.iter().map(|f| *f != 0).collect() } else { Vec::new() };
-            dated_leg::best_schedule(&front, &contracts, &timeline, &signal, switch_cost, &masked)
+            dated_leg::best_schedule(&front, &contracts, &timeline, &signal, switch_cost, s.switch_horizon_days, &masked)
         }
         _ => dated_leg::dated_schedule(&front),
     };

@@ -172,6 +172,18 @@ pub struct StrategyConfig {
     /// settle at the settlement price).
     #[serde(default = "default_roll_days", skip_serializing_if = "is_default_roll_days")]
     pub roll_days_before: f64,
+    /// `best`: the cost of a switch (closing one instrument, opening the other) is spread over
+    /// this many days, or the days to expiry if fewer; the other instrument must beat the one
+    /// held by more than that, in APR.
+    #[serde(default = "default_switch_horizon", skip_serializing_if = "is_default_switch_horizon")]
+    pub switch_horizon_days: f64,
+}
+
+fn default_switch_horizon() -> f64 {
+    14.0
+}
+fn is_default_switch_horizon(days: &f64) -> bool {
+    *days == default_switch_horizon()
 }
 
 fn is_perp(instrument: &InstrumentChoice) -> bool {
@@ -207,6 +219,7 @@ impl Default for StrategyConfig {
             instrument: InstrumentChoice::Perp,
             min_days_to_expiry: default_min_days(),
             roll_days_before: default_roll_days(),
+            switch_horizon_days: default_switch_horizon(),
         }
     }
 }

@@ -150,6 +150,7 @@ impl Config {
             }
         }
         check("strategy.min_days_to_expiry", s.min_days_to_expiry, (0.0..=400.0).contains(&s.min_days_to_expiry), "[0, 400] days")?;
+        check("strategy.switch_horizon_days", s.switch_horizon_days, s.switch_horizon_days >= 1.0 && s.switch_horizon_days <= 365.0, "[1, 365] days")?;
         check("strategy.roll_days_before", s.roll_days_before, (0.0..=90.0).contains(&s.roll_days_before), "[0, 90] days")?;
         if p.cash_earns && d.cash_rate.is_none() {
             bail_input!("`portfolio.cash_earns` = true needs [data.cash_rate] (e.g. cash_rate = {{ apr = 0.045 }})");

@@ -106,6 +106,14 @@ pub struct Metrics {
     pub staking_earned: f64,
     /// Borrow cost paid on a short spot leg (positive number), quote currency.
     pub borrow_paid: f64,
+    /// Interest idle cash earned at the cash rate (`portfolio.cash_earns`), quote currency.
+    pub interest_earned: f64,
+    /// Dated contracts rolled into the next one before expiry.
+    pub rolls: usize,
+    /// Dated contracts held to delivery and settled at their settlement price.
+    pub deliveries: usize,
+    /// Moves of the derivative leg between the perp and the dated contract (`instrument = "best"`).
+    pub instrument_switches: usize,
     /// What liquidations took, net of any insurance-fund cover (positive = loss), quote currency.
     pub liquidation_loss: f64,
     /// Traded notional / initial capital.
@@ -216,6 +224,10 @@ pub const TABLE: &[MetricSpec] = &[
     metric!(slippage_paid, "Slippage paid", Quote, swept),
     metric!(staking_earned, "Staking earned", Quote, swept),
     metric!(borrow_paid, "Borrow paid", Quote, swept),
+    metric!(interest_earned, "Interest earned on cash", Quote),
+    metric!(rolls, "Dated contract rolls", Count),
+    metric!(deliveries, "Dated contract deliveries", Count),
+    metric!(instrument_switches, "Switches between perp and dated", Count),
     metric!(liquidation_loss, "Liquidation loss", Quote, swept),
     metric!(turnover, "Turnover (× capital)", Ratio, swept),
     metric!(trades, "Trades", Count, swept),
@@ -368,6 +380,11 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         slippage_paid: 0.0 - summary.pnl.slippage,
         staking_earned: summary.pnl.staking,
         borrow_paid: 0.0 - summary.pnl.borrow,
+        interest_earned: summary.pnl.interest,
+        // Two fills (close, open) per roll or switch; one per delivery.
+        rolls: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Roll).count() / 2,
+        deliveries: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Delivery).count(),
+        instrument_switches: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Switch).count() / 2,
         liquidation_loss: 0.0 - summary.pnl.liquidation,
         turnover: summary.traded_notional / summary.initial_capital,
         trades: summary.trades.len(),
@@ -412,6 +429,16 @@ impl Metrics {
             pct(self.funding_apr_over_window)
         ));
         out.push_str(&format!("  costs         fees {:.2}, slippage {:.2}, borrow {:.2}; staking {:+.2}\n", self.fees_paid, self.slippage_paid, self.borrow_paid, self.staking_earned));
+        if self.rolls + self.deliveries + self.instrument_switches > 0 {
+            let basis = self.pnl.get("spot").copied().unwrap_or(0.0) + self.pnl.get("perp").copied().unwrap_or(0.0);
+            out.push_str(&format!(
+                "  dated         {} rolls, {} deliveries, {} switches with the perp; basis (spot + futures/perp price) {:+.2}\n",
+                self.rolls, self.deliveries, self.instrument_switches, basis
+            ));
+        }
+        if self.cash_apr != 0.0 || self.interest_earned != 0.0 {
+            out.push_str(&format!("  cash          rate {} mean APR; interest earned {:+.2}; APR over cash {}\n", pct(self.cash_apr), self.interest_earned, pct(self.excess_apr_over_cash)));
+        }
         out.push_str(&format!(
             "  activity      {} rebalances, {} margin top-ups, {} liquidations; min distance to liquidation {}\n",
             self.rebalances,

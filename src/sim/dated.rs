@@ -15,7 +15,8 @@
 //!   (the same signal as `funding_threshold`) with the front contract's annualised basis,
 //!   (F/S − 1) × 365 / days to expiry. Move to the other instrument when its APR beats the one
 //!   held by more than the switch's cost in APR: 2 × (fee + slippage) of the perp leg (close
-//!   one, open the other), spread over the front contract's days to expiry.
+//!   one, open the other), spread over `switch_horizon_days` or the front contract's days to
+//!   expiry, whichever is fewer (the advantage must pay for the switch within that time).
 
 use crate::model::dated::annualised_basis;
 use crate::model::{DatedContracts, DerivativePath, Instrument, LegSwitch, MarketTimeline, SwitchReason};
@@ -79,7 +80,7 @@ pub fn front_schedule(contracts: &DatedContracts, ts_ms: &[i64], rules: RollRule
 /// contract, whichever APR is higher by more than the cost of switching (see the module doc).
 /// `perp_apr` is the trailing funding signal (NaN until its lookback is covered), `masked`
 /// marks steps that decide nothing (stale spot).
-pub fn best_schedule(front: &[Option<usize>], contracts: &DatedContracts, timeline: &MarketTimeline, perp_apr: &[f64], switch_cost: f64, masked: &[bool]) -> Vec<Instrument> {
+pub fn best_schedule(front: &[Option<usize>], contracts: &DatedContracts, timeline: &MarketTimeline, perp_apr: &[f64], switch_cost: f64, horizon_days: f64, masked: &[bool]) -> Vec<Instrument> {
     let mut out = Vec::with_capacity(front.len());
     let mut held = Instrument::Perp;
     for i in 0..front.len() {
@@ -89,7 +90,7 @@ pub fn best_schedule(front: &[Option<usize>], contracts: &DatedContracts, timeli
             None => Instrument::Perp,
             Some(c) => {
                 let dated = dated_apr(c);
-                let cost_apr = switch_cost * 365.0 / contracts.days_to_expiry(c, timeline.ts_ms[i]).max(1.0);
+                let cost_apr = switch_cost * 365.0 / contracts.days_to_expiry(c, timeline.ts_ms[i]).min(horizon_days).max(1.0);
                 let current = match held {
                     // A rolled front contract replaces the one held (the roll costs the same either way).
                     Instrument::Dated(_) => Instrument::Dated(c),

@@ -159,7 +159,7 @@ pub struct RunSummary {
     pub traded_notional: f64,
     /// Steps spent in each state: flat, long carry, reverse carry, one leg unhedged.
     pub steps_in_state: [usize; 4],
-    /// Time with a perp position open (funding earned or paid), ms.
+    /// Time with a perp position open (funding earned or paid; a dated contract does not count), ms.
     pub perp_held_ms: i64,
     /// Time with one leg left unhedged after a liquidation, ms.
     pub unhedged_ms: i64,
@@ -1045,7 +1045,7 @@ impl<'a> PairRun<'a> {
         book.moved_into_perp = 0.0;
         if i > 0 {
             let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
-            if self.sim.book.perp_qty != 0.0 {
+            if self.sim.book.perp_qty != 0.0 && !self.sim.book.dated {
                 self.summary.perp_held_ms += elapsed_ms;
             }
             if self.held_before == Held::Unhedged {
