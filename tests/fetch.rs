@@ -160,3 +160,40 @@ fn fetches_verifies_resumes_and_reports_missing_months() {
     let output = basis(&["data", "fetch", "binance", "--symbol", "ETHUSDT", "--from", "2024-01", "--to", "2024-02", "--kinds", "spot-7h", "--base-url", &base, "--out", out]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("spot-1h"));
 }
+
+#[test]
+fn delivery_klines_fetch_the_quarterlies_live_over_the_window_and_skip_missing_months() {
+    let files: Files = Arc::default();
+    let log: Log = Arc::default();
+    let base = serve(files.clone(), log.clone());
+    // 2024-01 .. 2024-06: BTCUSDT_240329 (listed 2023-09), _240628 (listed 2023-12), _240927
+    // (listed at the March delivery) and _241227 (listed at the June delivery) were live.
+    let jan = 1_704_067_200_000i64;
+    let feb = jan + 744 * 3_600_000;
+    let path = |contract: &str, month: &str| format!("data/futures/um/monthly/klines/{contract}/1h/{contract}-1h-{month}.zip");
+    publish(&files, &path("BTCUSDT_240329", "2024-01"), zipped("BTCUSDT_240329-1h-2024-01.csv", &klines_csv(jan, 744, true)));
+    publish(&files, &path("BTCUSDT_240329", "2024-02"), zipped("BTCUSDT_240329-1h-2024-02.csv", &klines_csv(feb, 696, true)));
+    publish(&files, &path("BTCUSDT_240628", "2024-01"), zipped("BTCUSDT_240628-1h-2024-01.csv", &klines_csv(jan, 744, true)));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = basis(&["data", "fetch", "binance", "--symbol", "BTCUSDT", "--from", "2024-01", "--to", "2024-06", "--kinds", "delivery-1h", "--contracts", "quarterly", "--out", out, "--base-url", &base]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    // Asked for: 240329 Jan–Mar (3), 240628 Jan–Jun (6), 240927 Mar–Jun (4), 241227 Jun (1) = 14.
+    assert!(stdout.contains("3 downloaded") && stdout.contains("11 missing"), "{stdout}");
+    assert!(stdout.contains(&path("BTCUSDT_240927", "2024-03")), "{stdout}");
+    assert!(!stdout.contains(&path("BTCUSDT_240927", "2024-02")), "not listed yet in February: {stdout}");
+    assert!(!stdout.contains(&path("BTCUSDT_240329", "2024-04")), "delivered in March: {stdout}");
+    // The fetched dumps load as dated contracts, expiry from the file name.
+    let source = basis::config::DatedSource::binance_klines(dir.path().join("data/futures/um/monthly/klines/*/1h/*.zip").to_string_lossy().into_owned());
+    let contracts = basis::data::dated::load_contracts(&source, &mut Vec::new(), &mut Vec::new()).unwrap();
+    let names: Vec<&str> = contracts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["BTCUSDT_240329", "BTCUSDT_240628"]);
+    assert_eq!(contracts[0].bars.ts_ms.len(), 744 + 696);
+    assert_eq!(basis::time::format_ms(contracts[0].expiry_ms), "2024-03-29 08:00:00Z");
+    // COIN-M contracts live under futures/cm.
+    let output = basis(&["data", "fetch", "binance", "--symbol", "BTCUSD", "--from", "2024-01", "--to", "2024-01", "--kinds", "delivery-1h", "--out", out, "--base-url", &base]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("data/futures/cm/monthly/klines/BTCUSD_240329/1h/"), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = basis(&["data", "fetch", "binance", "--symbol", "BTCUSDT", "--from", "2024-01", "--to", "2024-01", "--kinds", "delivery-1h", "--contracts", "monthly", "--out", out, "--base-url", &base]);
+    assert_eq!(output.status.code(), Some(2));
+}

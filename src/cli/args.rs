@@ -332,9 +332,16 @@ pub struct FetchBinanceArgs {
     /// Last month, YYYY-MM.
     #[arg(long)]
     pub to: String,
-    /// Comma-separated: spot-1h, perp-1h, mark-1h, index-1h, premium-1h (any interval 1m..1w), funding.
+    /// Comma-separated: spot-1h, perp-1h, mark-1h, index-1h, premium-1h, delivery-1h (any
+    /// interval 1m..1w), funding. `delivery-1h` fetches every quarterly contract live over the
+    /// months (`BTCUSDT_240329`, ...; COIN-M for a `...USD` symbol), each from its listing to
+    /// its delivery.
     #[arg(long, default_value = "spot-1h,perp-1h,mark-1h,funding")]
     pub kinds: String,
+    /// Which dated contracts `delivery-*` fetches: `quarterly` (the quarterly and bi-quarterly
+    /// contracts, delivered the last Friday of Mar/Jun/Sep/Dec).
+    #[arg(long, default_value = "quarterly")]
+    pub contracts: String,
     /// Cache folder; files land under <out>/data/... as on the site.
     #[arg(long, default_value = "data/binance")]
     pub out: PathBuf,

@@ -253,6 +253,9 @@ fn run_book(args: BacktestArgs) -> Result<()> {
 fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
     use crate::data::fetch::{self, Kind, Outcome};
     let kinds = args.kinds.split(',').filter(|k| !k.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?;
+    if args.contracts != "quarterly" {
+        crate::bail_input!("--contracts {:?}: only \"quarterly\" is supported (Binance lists quarterly and bi-quarterly delivery contracts)", args.contracts);
+    }
     let months = fetch::months(&args.from, &args.to)?;
     let fetched = fetch::fetch_binance(&args.base_url, &args.out, &args.symbol, &kinds, &months, true)?;
     let (mut downloaded, mut present, mut bytes) = (0, 0, 0u64);

@@ -43,6 +43,36 @@ pub fn binance_expiry_ms(symbol: &str) -> Option<i64> {
     Some(day.and_hms_opt(8, 0, 0)?.and_utc().timestamp_millis())
 }
 
+/// The last Friday of `month` at 08:00 UTC: Binance's quarterly delivery time (MARGIN.md §6).
+pub fn quarterly_expiry_ms(year: i32, month: u32) -> i64 {
+    use chrono::Datelike;
+    let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let mut day = chrono::NaiveDate::from_ymd_opt(next_year, next_month, 1).and_then(|d| d.pred_opt()).unwrap_or_default();
+    while day.weekday() != chrono::Weekday::Fri {
+        day = day.pred_opt().unwrap_or_default();
+    }
+    day.and_hms_opt(8, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default()
+}
+
+/// Binance's quarterly contracts on `symbol` live at some time in months `from..=to`
+/// (`(year, month)`): each is listed at the delivery two quarters before its own (the
+/// bi-quarterly becomes the quarterly). Returns (contract symbol, listing month, delivery month).
+pub fn quarterly_contracts(symbol: &str, from: (i32, u32), to: (i32, u32)) -> Vec<(String, (i32, u32), (i32, u32))> {
+    let mut out = Vec::new();
+    for year in from.0..=to.0 + 1 {
+        for month in [3u32, 6, 9, 12] {
+            let listed = if month > 6 { (year, month - 6) } else { (year - 1, month + 6) };
+            // Live from its listing month to its delivery month.
+            if (year, month) < from || listed > to {
+                continue;
+            }
+            let day = chrono::DateTime::from_timestamp_millis(quarterly_expiry_ms(year, month)).map_or(0, |t| chrono::Datelike::day(&t));
+            out.push((format!("{symbol}_{:02}{month:02}{day:02}", year % 100), listed, (year, month)));
+        }
+    }
+    out
+}
+
 /// The contract named by a Binance delivery file: the file name up to its first `-`
 /// (`BTCUSDT_240329-1h-2024-01.csv` → `BTCUSDT_240329`).
 fn binance_contract_of(path: &Path) -> Option<String> {
@@ -332,6 +362,12 @@ mod tests {
         assert_eq!(binance_expiry_ms("BTCUSDT"), None);
         assert_eq!(binance_expiry_ms("BTCUSDT_24032"), None);
         assert_eq!(binance_contract_of(Path::new("/x/BTCUSDT_240329-1h-2024-01.csv")).as_deref(), Some("BTCUSDT_240329"));
+        // The last Friday of each quarter's last month (MARGIN.md §6: 2024-03-29, 06-28, 09-27, 12-27, 2025-03-28).
+        for (year, month, expected) in [(2024, 3, "2024-03-29"), (2024, 6, "2024-06-28"), (2024, 9, "2024-09-27"), (2024, 12, "2024-12-27"), (2025, 3, "2025-03-28"), (2025, 6, "2025-06-27")] {
+            assert_eq!(format_ms(quarterly_expiry_ms(year, month)), format!("{expected} 08:00:00Z"));
+        }
+        let live: Vec<String> = quarterly_contracts("BTCUSDT", (2024, 1), (2024, 6)).into_iter().map(|c| c.0).collect();
+        assert_eq!(live, ["BTCUSDT_240329", "BTCUSDT_240628", "BTCUSDT_240927", "BTCUSDT_241227"]);
     }
 
     #[test]

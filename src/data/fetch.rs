@@ -31,6 +31,9 @@ pub enum Kind {
     Premium(String),
     /// USDⓈ-M funding-rate settlements (no interval).
     Funding,
+    /// Quarterly delivery-contract klines at the given bar interval: every contract live over
+    /// the months asked for (`BTCUSDT_240329`; COIN-M `BTCUSD_240329` for a `...USD` symbol).
+    Delivery(String),
 }
 
 impl Kind {
@@ -49,10 +52,11 @@ impl Kind {
                 "mark" => Kind::Mark(i),
                 "index" => Kind::Index(i),
                 "premium" => Kind::Premium(i),
+                "delivery" => Kind::Delivery(i),
                 _ => return None,
             })
         });
-        kind.ok_or_else(|| input_error!("--kinds: {text:?} is not a kind; use spot-1h, perp-1h, mark-1h, index-1h, premium-1h (any of 1m..1w) or funding"))
+        kind.ok_or_else(|| input_error!("--kinds: {text:?} is not a kind; use spot-1h, perp-1h, mark-1h, index-1h, premium-1h, delivery-1h (any of 1m..1w) or funding"))
     }
 
     /// The file's path on the site (and in the cache) for `symbol` and month `YYYY-MM`.
@@ -65,8 +69,16 @@ impl Kind {
             Kind::Index(i) => klines("futures/um", "indexPriceKlines", i),
             Kind::Premium(i) => klines("futures/um", "premiumIndexKlines", i),
             Kind::Funding => format!("data/futures/um/monthly/fundingRate/{symbol}/{symbol}-fundingRate-{month}.zip"),
+            // `symbol` is the contract here; COIN-M contracts (`BTCUSD_...`) live under `cm`.
+            Kind::Delivery(i) => klines(if symbol.split('_').next().is_some_and(|base| base.ends_with("USD")) { "futures/cm" } else { "futures/um" }, "klines", i),
         }
     }
+}
+
+/// `YYYY-MM` as (year, month) (months from [`months`] are well formed).
+fn month_key(month: &str) -> (i32, u32) {
+    let (y, m) = month.split_once('-').unwrap_or(("0", "0"));
+    (y.parse().unwrap_or(0), m.parse().unwrap_or(0))
 }
 
 /// Months `from..=to` as `YYYY-MM`.
@@ -237,18 +249,31 @@ pub fn fetch_binance(base_url: &str, cache: &Path, symbol: &str, kinds: &[Kind],
         bail_input!("--symbol {symbol:?}: use a Binance symbol such as ETHUSDT");
     }
     let fetcher = Fetcher::new(base_url);
-    let total = (kinds.len() * months.len()) as u64;
+    // (kind, symbol or contract, month) for every file wanted.
+    let mut wanted: Vec<(&Kind, String, &String)> = Vec::new();
+    for kind in kinds {
+        if let Kind::Delivery(_) = kind {
+            let (Some(first), Some(last)) = (months.first(), months.last()) else { continue };
+            for (contract, listed, delivered) in crate::data::dated::quarterly_contracts(&symbol, month_key(first), month_key(last)) {
+                // Only the months the contract was live: from its listing to its delivery.
+                for month in months.iter().filter(|m| (listed..=delivered).contains(&month_key(m))) {
+                    wanted.push((kind, contract.clone(), month));
+                }
+            }
+        } else {
+            wanted.extend(months.iter().map(|month| (kind, symbol.clone(), month)));
+        }
+    }
+    let total = wanted.len() as u64;
     let bar = if progress { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} files {msg}").map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut out = Vec::new();
-    for kind in kinds {
-        for month in months {
-            let remote = kind.remote_path(&symbol, month);
-            bar.set_message(remote.rsplit('/').next().unwrap_or("").to_string());
-            let outcome = fetcher.fetch(&remote, cache)?;
-            out.push(Fetched { remote, outcome });
-            bar.inc(1);
-        }
+    for (kind, symbol, month) in wanted {
+        let remote = kind.remote_path(&symbol, month);
+        bar.set_message(remote.rsplit('/').next().unwrap_or("").to_string());
+        let outcome = fetcher.fetch(&remote, cache)?;
+        out.push(Fetched { remote, outcome });
+        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(out)

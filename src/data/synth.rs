@@ -313,16 +313,6 @@ pub struct SynthContract {
     pub bars: Vec<SynthBar>,
 }
 
-/// The last Friday of `month` at 08:00 UTC: Binance's quarterly delivery time (MARGIN.md §6).
-pub fn quarterly_expiry_ms(year: i32, month: u32) -> i64 {
-    let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    let mut day = chrono::NaiveDate::from_ymd_opt(next_year, next_month, 1).and_then(|d| d.pred_opt()).unwrap_or_default();
-    while day.weekday() != chrono::Weekday::Fri {
-        day = day.pred_opt().unwrap_or_default();
-    }
-    day.and_hms_opt(8, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default()
-}
-
 /// Quarterly contracts over the sample, priced from its spot: F = S × (1 + a × days / 365) ×
 /// (1 + ε), where the annualised basis `a` follows the perp's smoothed premium (contango when
 /// funding is positive) and ε is noise of a few bp that fades as delivery nears, so the last
@@ -351,10 +341,10 @@ pub fn dated_contracts(market: &SynthMarket, spec: &SynthSpec) -> Vec<SynthContr
     year -= 1;
     loop {
         for month in [3u32, 6, 9, 12] {
-            let expiry_ms = quarterly_expiry_ms(year, month);
+            let expiry_ms = super::dated::quarterly_expiry_ms(year, month);
             // Listed at the delivery two quarters earlier.
             let (list_year, list_month) = if month > 6 { (year, month - 6) } else { (year - 1, month + 6) };
-            let listed_ms = quarterly_expiry_ms(list_year, list_month);
+            let listed_ms = super::dated::quarterly_expiry_ms(list_year, list_month);
             if expiry_ms <= start_ms || listed_ms >= end_ms {
                 continue;
             }
@@ -375,7 +365,7 @@ pub fn dated_contracts(market: &SynthMarket, spec: &SynthSpec) -> Vec<SynthContr
             }
         }
         year += 1;
-        if quarterly_expiry_ms(year, 3) > end_ms + 400 * MS_PER_DAY {
+        if super::dated::quarterly_expiry_ms(year, 3) > end_ms + 400 * MS_PER_DAY {
             break;
         }
     }
