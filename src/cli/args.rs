@@ -38,6 +38,9 @@ pub enum Command {
     /// Stress the carry: price shocks, funding flips, basis blowouts, depegs, outages, slippage
     /// droughts and historical replays; a capacity curve; a block-bootstrap Monte Carlo.
     Stress(StressArgs),
+    /// The term structure of the basis: each dated contract's annualised basis over time, per
+    /// tenor, against the perp's trailing funding APR; writes term.parquet and term.png.
+    Term(TermArgs),
     /// List the built-in venue presets, or print one (`basis presets binance_usdm`).
     Presets(PresetsArgs),
     /// Data tools.
@@ -65,6 +68,23 @@ pub struct CapsArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Folder the comparison is written into (default: run.output_dir).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Replace an existing folder of the same name instead of writing <name>-2.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `basis term`.
+#[derive(Debug, Args)]
+pub struct TermArgs {
+    /// Config file (TOML) with [data.dated] (and spot, perp and funding).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Name of the output folder (default: <run.name>-term).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder the output is written into (default: run.output_dir).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
     /// Replace an existing folder of the same name instead of writing <name>-2.

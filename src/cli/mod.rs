@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Caps(args) => run_caps(args),
         Command::Venues(args) => run_venues(args),
         Command::Presets(args) => run_presets(args),
+        Command::Term(args) => run_term(args),
         Command::Sweep(args) => run_sweep(args),
         Command::Stress(args) => run_stress(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
@@ -65,6 +66,26 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Data(DataCommand::Convert(args)) => run_convert(args),
     }
+}
+
+fn run_term(args: TermArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let name = args.name.unwrap_or_else(|| format!("{}-term", config.run.name));
+    crate::config::validate_run_name(&name)?;
+    let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
+    let (term, folder) = crate::app::term::run(&config, &name, &output_dir, args.force)?;
+    for warning in &term.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let (means, funding) = term.means();
+    let pct = |x: f64| if x.is_finite() { format!("{:+.2} %", x * 100.0) } else { "n/a".into() };
+    println!("{} contracts over {} steps: mean annualised basis per tenor", term.rows.iter().map(|r| r.contract.as_str()).collect::<std::collections::BTreeSet<_>>().len(), term.ts_ms.len());
+    for (tenor, mean, count) in &means {
+        println!("  {tenor:<8} {:>10}  ({count} steps)", pct(*mean));
+    }
+    println!("  perp     {:>10}  (funding APR, {}, mean)", pct(funding), term.lookback);
+    println!("  outputs  {}", folder.display());
+    Ok(())
 }
 
 fn run_caps(args: CapsArgs) -> Result<()> {

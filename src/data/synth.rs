@@ -315,7 +315,9 @@ pub struct SynthContract {
 
 /// Quarterly contracts over the sample, priced from its spot: F = S × (1 + a × days / 365) ×
 /// (1 + ε), where the annualised basis `a` follows the perp's smoothed premium (contango when
-/// funding is positive) and ε is noise of a few bp that fades as delivery nears, so the last
+/// funding is positive) for a near contract and leans to a long-run 8 % for a far one
+/// (a = 8 % + (a_near − 8 %) × e^(−days/90)), and ε is noise of a few bp that fades as delivery
+/// nears, so the last
 /// bar closes at the spot close (convergence). Each contract lists at the delivery two quarters
 /// before its own, so two trade at any time. Uses its own random stream: the other files do not
 /// change with it.
@@ -357,7 +359,9 @@ pub fn dated_contracts(market: &SynthMarket, spec: &SynthSpec) -> Vec<SynthContr
                 }
                 let days = (expiry_ms - close_ms) as f64 / MS_PER_DAY as f64;
                 let noise = 0.0003 * (days / 90.0).sqrt() * rng.normal();
-                let factor = (1.0 + basis_apr[k] * days / 365.0) * (1.0 + noise);
+                // Far contracts lean to the long-run contango: an upward or inverted curve.
+                let tenor_apr = LONG_RUN_BASIS_APR + (basis_apr[k] - LONG_RUN_BASIS_APR) * (-days / 90.0).exp();
+                let factor = (1.0 + tenor_apr * days / 365.0) * (1.0 + noise);
                 bars.push(SynthBar { open_ms: bar.open_ms, open: bar.open * factor, high: bar.high * factor, low: bar.low * factor, close: bar.close * factor, volume: (bar.volume * 0.4).round() });
             }
             if !bars.is_empty() {
@@ -372,6 +376,9 @@ pub fn dated_contracts(market: &SynthMarket, spec: &SynthSpec) -> Vec<SynthContr
     out.sort_by_key(|c| c.expiry_ms);
     out
 }
+
+/// The annualised basis far contracts drift to (the curve's long end), decimal APR.
+const LONG_RUN_BASIS_APR: f64 = 0.08;
 
 /// Write the contracts as monthly Binance delivery-kline files under `out_dir/dated/`.
 fn write_dated(contracts: &[SynthContract], spec: &SynthSpec, out_dir: &Path) -> Result<Vec<PathBuf>> {
