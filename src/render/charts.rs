@@ -291,8 +291,15 @@ pub fn basis(input: &ReportInput, area: &Area) -> Result<()> {
     let lines = decimate_min_max(ts, &bps, BUCKETS);
     let y = value_range(&lines, &[0.0]);
     let x = span(input);
-    let (plot, side) = panels(area, "Basis: perp last price over spot close")?;
-    let mut chart = time_chart(&plot, "perp / spot − 1 (bp)", x, y)?;
+    // A dated (or `best`) run's derivative leg is the instrument held at each step.
+    let dated = input.config.strategy.instrument != crate::config::InstrumentChoice::Perp;
+    let (title, y_desc, label) = if dated {
+        ("Basis: the derivative held (dated contract or perp) over spot close", "derivative / spot − 1 (bp)", "basis in bp (+ = derivative above spot; steps at rolls)")
+    } else {
+        ("Basis: perp last price over spot close", "perp / spot − 1 (bp)", "basis in bp (+ = perp above spot)")
+    };
+    let (plot, side) = panels(area, title)?;
+    let mut chart = time_chart(&plot, y_desc, x, y)?;
     let mut legend = Legend::default();
     if !input.stale_spans.is_empty() {
         // At least 1/600 of the width, so a one-hour outage in a seven-year run is visible.
@@ -310,7 +317,7 @@ pub fn basis(input: &ReportInput, area: &Area) -> Result<()> {
         legend.add(format!("stale spot: {} spans, {steps} steps ({what})", input.stale_spans.len()), Glyph::Band(band));
     }
     draw_zero(&mut chart, x)?;
-    draw_lines(&mut chart, &mut legend, &lines, ORANGE.mix(0.6).stroke_width(1), "basis in bp (+ = perp above spot)")?;
+    draw_lines(&mut chart, &mut legend, &lines, ORANGE.mix(0.6).stroke_width(1), label)?;
     let mean = series::trailing_mean(ts, &bps, 7 * crate::time::MS_PER_DAY);
     draw_lines(&mut chart, &mut legend, &decimate_min_max(ts, &mean, BUCKETS), BROWN.stroke_width(2), "trailing 7-day mean")?;
     draw_events(&mut chart, &mut legend, input, y, None)?;

@@ -120,7 +120,7 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
         input.initial_capital(),
     ))
     .len();
-    vec![
+    let mut specs: Vec<ChartSpec> = vec![
         ("equity.png", "Equity", "Equity of the carry against the same capital held in spot with no hedge, and below it the carry alone (funding, staking and borrow, cumulative) on its own scale. In the image, markers show entries, exits, rebalances, margin top-ups and liquidations.", charts::HEIGHT + 260, charts::equity),
         ("pnl_components.png", "PnL by component", "Cumulative PnL split by cause. Basis is the spot and perp price PnL together; for a hedged carry it stays near zero. The components add up to the total, which is the change in equity.", charts::HEIGHT, charts::pnl_components),
         ("drawdown.png", "Drawdown", "Equity below its running peak. In the image, the dot marks the deepest drawdown and the shaded band the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
@@ -132,7 +132,12 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
         ("return_distribution.png", "Distribution of daily returns", "A histogram of the daily returns (each UTC day's closing equity over the previous day's) against the normal curve with the same mean and deviation: mass beyond the curve is fat tails.", charts::HEIGHT, tearsheet::return_distribution_chart),
         ("monthly_funding.png", "Funding per month", "Funding received (green) or paid (red) in each calendar month (UTC), in the quote currency.", charts::HEIGHT, tearsheet::monthly_funding_chart),
         ("monthly_returns.png", "Monthly returns", "Return of each calendar month (UTC) on the equity at the previous month end, and each year's compounded return.", charts::heatmap_height(years), charts::monthly_heatmap),
-    ]
+    ];
+    if input.config.data.cash_rate.is_some() {
+        // After the rolling Sharpe: the carry measured over cash.
+        specs.insert(8, ("carry_vs_cash.png", "Carry vs the cash rate", "The carry's return over the trailing 30 days, annualised, against the cash rate ([data.cash_rate]): above the line the carry earned more than cash. Sharpe and Sortino in the metrics use the cash rate as the risk-free rate.", charts::HEIGHT, tearsheet::rolling_apr_vs_cash_chart));
+    }
+    specs
 }
 
 /// Render every chart (in parallel) as PNG.

@@ -216,3 +216,45 @@ pub fn drawdown_rows(input: &ReportInput) -> Vec<[String; 5]> {
         })
         .collect()
 }
+
+/// The carry's return over the trailing 30 days, annualised (simple), from the 30th day on:
+/// (day, APR in %).
+pub fn rolling_apr(closes: &[(i64, f64)], window: usize) -> (Vec<i64>, Vec<f64>) {
+    closes
+        .windows(window + 1)
+        .filter(|w| w[0].1 > 0.0)
+        .map(|w| (w[window].0, (w[window].1 / w[0].1 - 1.0) * 365.0 / window as f64 * 100.0))
+        .unzip()
+}
+
+/// The run's cash rate at each of `days` (decimal APR), read again from the config's
+/// `[data.cash_rate]`; `None` when it cannot be read (moved files): the window's mean stands in.
+fn cash_rate_on(input: &ReportInput, days: &[i64]) -> Option<Vec<f64>> {
+    let source = input.config.data.cash_rate.as_ref()?;
+    let series = crate::data::dated::load_rate(source, "cash_rate", &mut Vec::new()).ok()?;
+    series.on_clock(days).ok()
+}
+
+/// Rolling 30-day APR of the carry against the cash rate: above the line the carry earned more
+/// than cash.
+pub fn rolling_apr_vs_cash_chart(input: &ReportInput, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.ts_ms();
+    let closes = daily_closes(ts, column(input, "equity")?);
+    let (days, apr) = rolling_apr(&closes, 30);
+    let carry = decimate_min_max(&days, &apr, super::draw::BUCKETS);
+    let x = super::draw::time_span(ts);
+    let day_starts: Vec<i64> = closes.iter().map(|c| c.0).collect();
+    let (cash, label) = match cash_rate_on(input, &day_starts) {
+        Some(rates) => (decimate_min_max(&day_starts, &rates.iter().map(|r| r * 100.0).collect::<Vec<_>>(), super::draw::BUCKETS), "cash rate".to_string()),
+        None => (vec![vec![(x.0, input.metrics.cash_apr * 100.0), (x.1, input.metrics.cash_apr * 100.0)]], "cash rate (mean over the window)".to_string()),
+    };
+    let y = value_range(carry.iter().chain(cash.iter()), &[0.0]);
+    let (plot, side) = panels(area, "Rolling 30-day return (annualised) vs the cash rate")?;
+    let mut chart = time_chart(&plot, "APR, trailing 30 days (%)", x, y)?;
+    let mut legend = Legend::default();
+    draw_zero(&mut chart, x)?;
+    draw_lines(&mut chart, &mut legend, &carry, BLUE.stroke_width(2), if apr.is_empty() { "needs 30 days of returns" } else { "carry, trailing 30-day APR" })?;
+    draw_lines(&mut chart, &mut legend, &cash, RED_DARK.stroke_width(3), &label)?;
+    legend.draw(&side)
+}
