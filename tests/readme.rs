@@ -78,6 +78,11 @@ const SECTIONS: &[(&str, usize, &str)] = &[
     ),
     ("Stress: when the music stops", 0, "prose: open interest (stress.json), the capacity range and the net APRs at 10^5 and 10^9 (`stress` stdout)"),
     ("Portfolios: many pairs, one capital", 1, "output block: `backtest --config data/examples/portfolio-btc-eth-1h.toml`; the isolated and cross liquidation times are asserted in order by tests/portfolio.rs"),
+    (
+        "Dated futures and the cash rate",
+        3,
+        "output blocks: `backtest --config data/examples/dated-quarterly.toml` (dated and best) and `term`; prose: the 8 % long end is the generator's constant; the costs (2 × fee + slippage) are formulas",
+    ),
     ("Config reference", 0, "no figures"),
     ("How the simulation works", 0, "no figures"),
     ("Outputs: `reports/<run>/`", 0, "no figures"),
@@ -416,7 +421,7 @@ fn redirect(args: &[String], tmp: &Path) -> Result<Vec<String>, String> {
     let first = args.first().map(String::as_str).unwrap_or("");
     let second = args.get(1).map(String::as_str).unwrap_or("");
     match (first, second) {
-        ("backtest" | "caps" | "venues" | "sweep" | "stress" | "compare", _) => {
+        ("backtest" | "caps" | "venues" | "sweep" | "stress" | "compare" | "term", _) => {
             if args.iter().any(|a| a == "--output-dir" || a.starts_with("--output-dir=")) {
                 return Err("the command sets --output-dir itself; README's output blocks must use the default so the test can redirect it".into());
             }
