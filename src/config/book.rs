@@ -333,6 +333,9 @@ impl BookConfig {
             if config.venue.contract == super::Contract::Inverse {
                 bail_input!("config {origin}: [[pair]] {} ({name}): coin-margined (inverse) perps run as single-pair backtests for now; a book's accounts are in the quote currency", k + 1);
             }
+            if config.strategy.instrument != super::InstrumentChoice::Perp {
+                bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument = \"dated\" or \"best\" runs as a single-pair backtest for now; a book's pairs hold perps", k + 1);
+            }
             // The spot leg pays its own venue's spot fees, unless [costs] sets them.
             if spot_account != perp_account && account_configs[spot_account].venue != account_configs[perp_account].venue {
                 let spot_preset = crate::venue::Preset::load(&account_configs[spot_account].venue, base_dir)?;

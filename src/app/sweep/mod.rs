@@ -55,12 +55,18 @@ pub fn metric_values(m: &Metrics) -> [f64; METRIC_COUNT] {
 }
 
 /// The fields of a config that change its aligned market: the window, the staking APR used
-/// where there is no staking series, and counterfactual funding rules.
+/// where there is no staking series, counterfactual funding rules, and the dated leg's schedule
+/// (instrument, roll rules, and what `best` decides on: the funding lookback and the costs).
 fn market_key(config: &Config) -> String {
     let v = &config.venue;
+    let s = &config.strategy;
     let counterfactual = v.funding == crate::config::FundingRatesFrom::Counterfactual;
+    let dated = (s.instrument != crate::config::InstrumentChoice::Perp).then(|| {
+        format!("{:?}|{}|{}|{}|{}|{:?}|{:?}", s.instrument, s.min_days_to_expiry, s.roll_days_before, s.switch_horizon_days, s.lookback_settlements, s.lookback_hours, config.costs)
+    });
     format!(
-        "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        dated,
         config.strategy.start,
         config.strategy.end,
         config.portfolio.staking_apr.to_bits(),
