@@ -101,14 +101,10 @@ pub fn equity(input: &ReportInput, area: &Area) -> Result<()> {
     draw_lines(&mut chart, &mut legend, &equity_lines, BLUE.stroke_width(2), "carry equity")?;
     draw_events(&mut chart, &mut legend, input, y, Some(equity))?;
     legend.draw(&side)?;
-    let carry: Vec<f64> = {
-        let (funding, staking, borrow) = (column(input, "pnl_funding")?, column(input, "pnl_staking")?, column(input, "pnl_borrow")?);
-        let mut sum = 0.0;
-        (0..funding.len()).map(|i| { sum += funding[i] + staking[i] + borrow[i]; sum }).collect()
-    };
+    let (carry_label, carry) = carry_earned(input)?;
     let carry_lines = decimate_min_max(ts, &carry, BUCKETS);
     let carry_y = value_range(carry_lines.iter(), &[0.0]);
-    let (plot, side) = panels(&bottom, "The carry alone: funding + staking + borrow, cumulative")?;
+    let (plot, side) = panels(&bottom, &format!("The carry alone: {carry_label}, cumulative"))?;
     let mut chart = time_chart(&plot, &format!("carry ({quote})"), x, carry_y)?;
     let mut legend = Legend::default();
     draw_lines(&mut chart, &mut legend, &carry_lines, GREEN_DARK.stroke_width(2), "carry earned")?;
@@ -279,6 +275,20 @@ fn thin_by_time(ts: &[i64], indices: &[usize]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// The carry earned, cumulative, and what it sums: funding + staking + borrow; a dated (or
+/// `best`) run earns its carry as convergence, so the spot and derivative price PnL count too.
+pub(super) fn carry_earned(input: &ReportInput) -> Result<(&'static str, Vec<f64>)> {
+    let dated = input.config.strategy.instrument != crate::config::InstrumentChoice::Perp;
+    let mut names = vec!["pnl_funding", "pnl_staking", "pnl_borrow"];
+    if dated {
+        names.extend(["pnl_spot", "pnl_perp"]);
+    }
+    let parts: Vec<&[f64]> = names.iter().map(|n| column(input, n)).collect::<Result<_>>()?;
+    let mut sum = 0.0;
+    let values = (0..input.ledger.ts_ms().len()).map(|i| { sum += parts.iter().map(|p| p[i]).sum::<f64>(); sum }).collect();
+    Ok((if dated { "basis convergence + funding + staking + borrow" } else { "funding + staking + borrow" }, values))
 }
 
 /// Basis: perp last price over spot close, in basis points.

@@ -156,11 +156,9 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
         values.iter().map(|v| { sum += v; sum }).collect()
     };
     // The carry alone, on its own scale: cumulative funding, staking and borrow.
-    let carry: Vec<f64> = {
-        let (funding, staking, borrow) = (col("pnl_funding"), col("pnl_staking"), col("pnl_borrow"));
-        cumulate(&funding.iter().zip(&staking).zip(&borrow).map(|((f, s), b)| f + s + b).collect::<Vec<_>>())
-    };
-    out.push(plot("equity", &format!("carry earned ({quote})"), ts, vec![("carry: funding + staking + borrow".into(), carry)]));
+    // A ledger missing a column (an older run) draws an empty carry line, as `col` does.
+    let (carry_label, carry) = super::charts::carry_earned(input).unwrap_or(("funding + staking + borrow", Vec::new()));
+    out.push(plot("equity", &format!("carry earned ({quote})"), ts, vec![(format!("carry: {carry_label}"), carry)]));
     let mut components = Vec::new();
     for component in crate::model::Pnl::COMPONENTS {
         let values = col(component.column);
