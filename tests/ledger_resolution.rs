@@ -72,3 +72,50 @@ fn no_ledger_writes_no_rows_and_needs_report_off() {
     let err = Config::from_toml_str(&text, "test", Path::new(env!("CARGO_MANIFEST_DIR")).join("data").as_path()).err().expect("refused");
     assert!(format!("{err:#}").contains("set report = false"), "{err:#}");
 }
+
+/// A run longer than one row group and than the report's row limit, written as it runs: the
+/// file holds every row (values equal to the in-memory run's), in row groups of 65,536; the
+/// report draws from whole-minute periods whose PnL still adds up to the change in equity.
+#[test]
+fn a_long_run_streams_its_ledger_and_draws_from_bounded_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("minute");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_basis"))
+        .args(["data", "synth", "--days", "100", "--bar-minutes", "1", "--out", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "[run]\nname = \"minute\"\noutput_dir = {out:?}\nreport = true\n[data]\nsymbol = \"SYNTHUSDT\"\nsynthetic = true\n\
+         [data.spot]\nformat = \"binance_klines\"\npath = \"{d}/spot/*.csv\"\n[data.perp]\nformat = \"binance_klines\"\npath = \"{d}/perp/*.csv\"\n\
+         [data.funding]\nformat = \"binance_funding\"\npath = \"{d}/funding/*.csv\"\n",
+        out = dir.path().join("reports").to_string_lossy(),
+        d = data.to_string_lossy()
+    );
+    let config = Config::from_toml_str(&text, "test", dir.path()).unwrap();
+    let in_memory = basis::app::backtest::run(&config).unwrap();
+    let steps = in_memory.ledger.len();
+    assert!(steps > basis::measure::ledger::REPORT_ROWS && steps > 2 * basis::measure::ledger::ROW_GROUP_ROWS, "{steps} steps");
+    let (streamed, folder) = basis::app::backtest::run_to_folder(&config, None, false).unwrap();
+    let file = std::fs::File::open(folder.join("ledger.parquet")).unwrap();
+    let mut reader = polars::prelude::ParquetReader::new(file);
+    use polars::prelude::SerReader;
+    assert_eq!(reader.num_rows().unwrap(), steps);
+    let frame = reader.finish().unwrap();
+    let read_back = basis::measure::ledger::FullLedger::from_frame(&frame, "ledger.parquet").unwrap();
+    for name in ["equity", "pnl_funding", "pnl_total", "perp_qty"] {
+        assert_eq!(read_back.column(name).unwrap(), in_memory.ledger.column(name).unwrap(), "{name}");
+    }
+    assert_eq!(read_back.ts_ms(), in_memory.ledger.ts_ms());
+    // The report's rows: bounded, whole minutes, and each row's PnL is its change in equity.
+    let drawn = &streamed.ledger;
+    assert!(drawn.len() <= basis::measure::ledger::REPORT_ROWS, "{} rows drawn", drawn.len());
+    let mut previous = config.portfolio.initial_capital;
+    for row in drawn.rows() {
+        assert_close(row.pnl.total(), row.equity - previous, 1e-6);
+        previous = row.equity;
+    }
+    assert_eq!(drawn.row(drawn.len() - 1).equity, in_memory.summary.final_equity);
+    assert_eq!(streamed.metrics.sharpe, in_memory.metrics.sharpe);
+    assert!(folder.join("index.html").is_file());
+}

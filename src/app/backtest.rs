@@ -10,7 +10,7 @@ use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
 use crate::sim::RunSummary;
-use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, PeriodLedger, Settlement};
+use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
 use crate::output::{sha256_file, RunDir};
 use crate::render::{self, ReportInput};
@@ -263,11 +263,40 @@ impl BacktestResult {
 /// Write a finished backtest to `<output_dir>/<run name>/` and return the folder.
 pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &BacktestResult, force: bool) -> Result<PathBuf> {
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
-    let keep_ledger = config.run.ledger != crate::config::LedgerResolution::None;
-    if keep_ledger {
+    if config.run.ledger != crate::config::LedgerResolution::None {
         let mut ledger = result.ledger.to_frame()?;
         run_dir.write_parquet("ledger.parquet", &mut ledger)?;
     }
+    write_rest(run_dir, config, config_path, result)
+}
+
+/// Run a backtest straight into `<output_dir>/<run name>/`: with `[run] ledger = "full"` every
+/// row goes to `ledger.parquet` as the loop runs, one row group at a time, and only the rows the
+/// report draws stay in memory ([`ReportLedger`]: every row up to 131,072 steps, one row per
+/// period beyond). Returns the result (its `ledger` being the report's rows) and the folder.
+pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -> Result<(BacktestResult, PathBuf)> {
+    if config.run.ledger != crate::config::LedgerResolution::Full {
+        let result = run(config)?;
+        let folder = write_outputs(config, config_path, &result, force)?;
+        return Ok((result, folder));
+    }
+    let (timeline, files, warnings) = prepare(config)?;
+    let params = crate::config::engine_params(config);
+    let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
+    let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
+    let span = timeline.ts_ms.last().copied().unwrap_or(0) - timeline.ts_ms.first().copied().unwrap_or(0);
+    let mut drawn = ReportLedger::for_run(timeline.len(), span);
+    let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut Tee(&mut streamed, &mut drawn));
+    streamed.finish()?;
+    let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
+    let result = BacktestResult { timeline, ledger: drawn.finish(), summary, metrics, settlements, files, warnings };
+    let folder = write_rest(run_dir, config, config_path, &result)?;
+    Ok((result, folder))
+}
+
+/// Everything of a run's folder but `ledger.parquet`, then commit it.
+fn write_rest(run_dir: RunDir, config: &Config, config_path: Option<&Path>, result: &BacktestResult) -> Result<PathBuf> {
+    let keep_ledger = config.run.ledger != crate::config::LedgerResolution::None;
     let mut trades = trades_frame(&result.summary.trades)?;
     run_dir.write_parquet("trades.parquet", &mut trades)?;
     let mut funding = settlements_frame(&result.settlements)?;

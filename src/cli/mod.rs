@@ -231,11 +231,10 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
         config.run.output_dir = dir;
     }
     crate::config::validate_run_name(&config.run.name)?;
-    let result = backtest::run(&config)?;
+    let (result, folder) = backtest::run_to_folder(&config, Some(&args.config), args.force)?;
     for warning in &result.warnings {
         eprintln!("warning: {warning}");
     }
-    let folder = backtest::write_outputs(&config, Some(&args.config), &result, args.force)?;
     print!("{}", result.metrics.summary_text());
     println!("  outputs       {}", folder.display());
     if config.run.report {

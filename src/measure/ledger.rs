@@ -60,6 +60,16 @@ impl FullLedger {
         self.ts_ms.is_empty()
     }
 
+    /// Drop every row, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.ts_ms.clear();
+        self.state.clear();
+        self.events.clear();
+        for column in &mut self.floats {
+            column.clear();
+        }
+    }
+
     /// Row `i` as a [`StepRow`].
     pub fn row(&self, i: usize) -> StepRow {
         let f = |k: usize| self.floats[k][i];
@@ -303,4 +313,125 @@ pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settl
             amount: amount[i],
         })
         .collect())
+}
+
+/// Rows a [`ParquetLedger`] gathers before writing them as one row group.
+pub const ROW_GROUP_ROWS: usize = 65_536;
+
+/// Writes every row to a Parquet file as the run goes, one row group of [`ROW_GROUP_ROWS`] rows
+/// at a time, so memory does not grow with the number of steps. The file holds the same
+/// columns as [`FullLedger::to_frame`] (and the same bytes for a run of up to one row group).
+pub struct ParquetLedger {
+    chunk: FullLedger,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::io::BufWriter<std::fs::File>>>,
+    path: std::path::PathBuf,
+    /// The first write error, reported by [`ParquetLedger::finish`] (a recorder cannot fail).
+    error: Option<anyhow::Error>,
+    rows: usize,
+}
+
+impl ParquetLedger {
+    /// Start writing `path` (created or truncated).
+    pub fn create(path: &std::path::Path) -> Result<Self> {
+        let file = std::fs::File::create(path).map_err(|err| anyhow::anyhow!("creating {}: {err}", path.display()))?;
+        let schema = FullLedger::default().to_frame()?.schema().as_ref().clone();
+        let writer = ParquetWriter::new(std::io::BufWriter::with_capacity(1 << 20, file))
+            .with_compression(ParquetCompression::Lz4Raw)
+            .batched(&schema)
+            .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), writer: Some(writer), path: path.to_path_buf(), error: None, rows: 0 })
+    }
+
+    fn flush(&mut self) {
+        if self.chunk.is_empty() || self.error.is_some() {
+            return;
+        }
+        let written = self.chunk.to_frame().and_then(|frame| match &mut self.writer {
+            Some(writer) => writer.write_batch(&frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", self.path.display())),
+            None => Ok(()),
+        });
+        if let Err(err) = written {
+            self.error = Some(err);
+        }
+        self.rows += self.chunk.len();
+        self.chunk.clear();
+    }
+
+    /// Write the last rows and the footer; returns the number of rows written.
+    pub fn finish(mut self) -> Result<usize> {
+        self.flush();
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.finish().map_err(|err| anyhow::anyhow!("writing {}: {err}", self.path.display()))?;
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Recorder for ParquetLedger {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        self.chunk.record(row);
+        if self.chunk.len() == ROW_GROUP_ROWS {
+            self.flush();
+        }
+    }
+}
+
+/// Sends every row to two recorders.
+pub struct Tee<'a, A, B>(pub &'a mut A, pub &'a mut B);
+
+impl<A: Recorder, B: Recorder> Recorder for Tee<'_, A, B> {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        self.0.record(row);
+        self.1.record(row);
+    }
+}
+
+/// Rows the report draws from at most: a longer run is drawn from one row per period (see
+/// [`ReportLedger`]); `ledger.parquet` still holds every row.
+pub const REPORT_ROWS: usize = 131_072;
+
+/// The rows a report draws, in bounded memory: every row for a run of up to [`REPORT_ROWS`]
+/// steps, else one row per period (a whole number of minutes), its PnL summed over the period
+/// ([`PeriodLedger`]).
+pub enum ReportLedger {
+    /// Every row.
+    Full(FullLedger),
+    /// One row per period.
+    Period(PeriodLedger),
+}
+
+impl ReportLedger {
+    /// The recorder for a run of `steps` steps spanning `span_ms`.
+    pub fn for_run(steps: usize, span_ms: i64) -> Self {
+        if steps <= REPORT_ROWS {
+            return ReportLedger::Full(FullLedger::with_capacity(steps));
+        }
+        // The shortest whole-minute period that keeps the rows under the limit.
+        let minute = 60_000i64;
+        let period_ms = ((span_ms / REPORT_ROWS as i64) / minute + 1) * minute;
+        ReportLedger::Period(PeriodLedger::new(period_ms, (span_ms / period_ms) as usize + 2))
+    }
+
+    /// The rows kept.
+    pub fn finish(self) -> FullLedger {
+        match self {
+            ReportLedger::Full(rows) => rows,
+            ReportLedger::Period(rows) => rows.finish(),
+        }
+    }
+}
+
+impl Recorder for ReportLedger {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        match self {
+            ReportLedger::Full(rows) => rows.record(row),
+            ReportLedger::Period(rows) => rows.record(row),
+        }
+    }
 }
