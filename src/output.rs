@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::{bail_input, input_error};
 
@@ -107,13 +106,6 @@ impl Drop for RunDir {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("hashing {}", path.display()))?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Write a frame to a Parquet file atomically (temp file, then rename).

@@ -34,7 +34,13 @@ fn default_backtest_writes_a_complete_run_and_never_overwrites() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
     // 12 monthly files each of spot, perp and mark, 13 of funding (the last settles 2025-07-01), staking.
     assert_eq!(manifest["inputs"].as_array().unwrap().len(), 12 * 3 + 13 + 1);
-    assert_eq!(manifest["inputs"][0]["sha256"].as_str().unwrap().len(), 64);
+    // The fingerprints are taken as the loaders read the files: each equals the file's SHA-256.
+    for input in manifest["inputs"].as_array().unwrap() {
+        use sha2::Digest;
+        let bytes = std::fs::read(input["path"].as_str().unwrap()).unwrap();
+        let expected: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(input["sha256"].as_str().unwrap(), expected, "{}", input["path"]);
+    }
     // A second run keeps the first and takes a new name; --force replaces it.
     run(&[]);
     assert!(dir.path().join("sample-2/manifest.json").is_file());

@@ -12,7 +12,7 @@ use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
 use crate::sim::RunSummary;
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
-use crate::output::{sha256_file, RunDir};
+use crate::output::RunDir;
 use crate::render::{self, ReportInput};
 
 /// Everything a backtest produced, in memory.
@@ -214,7 +214,7 @@ pub fn input_files(files: &[PathBuf]) -> Result<Vec<InputFile>> {
         .iter()
         .map(|path| {
             let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            Ok(InputFile { path: path.display().to_string(), bytes, sha256: sha256_file(path)? })
+            Ok(InputFile { path: path.display().to_string(), bytes, sha256: crate::data::read::sha256_of(path)? })
         })
         .collect()
 }

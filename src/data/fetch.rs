@@ -146,6 +146,10 @@ pub fn verify_checksum(path: &Path) -> Result<bool> {
     let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(false) };
     let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
     let actual = sha256_hex(path)?;
+    // The manifest's fingerprint of this file needs no second read.
+    if let Ok(meta) = std::fs::metadata(path) {
+        crate::data::read::remember_hash(path, meta.len(), actual.clone());
+    }
     if actual != expected {
         bail_input!("{}: SHA-256 {actual} does not match {} ({expected}); the file is damaged: delete it and fetch it again", path.display(), sidecar.display());
     }

@@ -307,9 +307,72 @@ pub fn expand_glob(pattern: &str, what: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// SHA-256 of every input read so far, by path, with the length hashed: the manifest's
+/// fingerprints come from the bytes as the loaders read them, not from a second read.
+static READ_HASHES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, String)>>> = std::sync::LazyLock::new(Default::default);
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Remember the SHA-256 of `path`'s bytes as just read.
+pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
+    if let Ok(mut hashes) = READ_HASHES.lock() {
+        hashes.insert(path.to_path_buf(), (len, sha256_hex));
+    }
+}
+
+/// SHA-256 of a file, hex: from the loaders' read when it hashed the file (and the file still
+/// has that length), else streamed from disk in 1 MiB blocks.
+pub fn sha256_of(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let len = std::fs::metadata(path).map(|m| m.len()).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    if let Some((hashed_len, hash)) = READ_HASHES.lock().ok().and_then(|h| h.get(path).cloned()) {
+        if hashed_len == len {
+            return Ok(hash);
+        }
+    }
+    let mut file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let hash = hex(&hasher.finalize());
+    remember_hash(path, len, hash.clone());
+    Ok(hash)
+}
+
+/// A reader that hashes what passes through it and remembers the hash at the end of the file.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    len: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let hasher = std::mem::take(&mut self.hasher);
+            remember_hash(&self.path, self.len, hex(&hasher.finalize()));
+        } else {
+            self.hasher.update(&buf[..n]);
+            self.len += n as u64;
+        }
+        Ok(n)
+    }
+}
+
 /// Read a file's bytes, unpacking `.gz` and the first CSV in a `.zip`, and dropping a UTF-8 BOM.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let raw = read_hashed(path)?;
     let name = path.to_string_lossy().to_ascii_lowercase();
     let mut bytes = if name.ends_with(".gz") {
         let mut out = Vec::new();
@@ -336,6 +399,14 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
         bytes.drain(..3);
     }
     Ok(bytes)
+}
+
+/// A file's raw bytes, hashed as they are read (see [`sha256_of`]).
+pub fn read_hashed(path: &Path) -> Result<Vec<u8>> {
+    use sha2::Digest;
+    let raw = std::fs::read(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    remember_hash(path, raw.len() as u64, hex(&sha2::Sha256::digest(&raw)));
+    Ok(raw)
 }
 
 /// Whether a CSV's first line is a header: its first field does not start with a digit.
@@ -393,8 +464,10 @@ pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&st
             _ => Ok((header_lines, rows)),
         }
     };
+    // Plain and gzipped files are read to their end in order: hashed on the way.
+    let hashing = |file| HashingReader { inner: file, hasher: Default::default(), len: 0, path: path.to_path_buf() };
     if name.ends_with(".gz") {
-        let mut reader = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file));
+        let mut reader = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(hashing(file)));
         run(&mut reader).map_err(|err| gzip_context(err, path))
     } else if name.ends_with(".zip") {
         let mut archive = ::zip::ZipArchive::new(file).map_err(|err| input_error!("{}: not a valid zip file ({err}); re-download it", path.display()))?;
@@ -407,7 +480,7 @@ pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&st
         drop(reader);
         result
     } else {
-        run(&mut BufReader::with_capacity(1 << 20, file))
+        run(&mut BufReader::with_capacity(1 << 20, hashing(file)))
     }
 }
 
@@ -513,15 +586,13 @@ pub fn read_csv_text(path: &Path, has_header: Option<bool>) -> Result<RawTable> 
 pub fn read_table(path: &Path) -> Result<RawTable> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     if name.ends_with(".parquet") || name.ends_with(".pq") {
-        let file = std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}", path.display()))?;
-        let frame = ParquetReader::new(file)
+        let frame = ParquetReader::new(Cursor::new(read_hashed(path)?))
             .finish()
             .map_err(|err| input_error!("{}: not a readable Parquet file: {err}", path.display()))?;
         return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
     }
     if name.ends_with(".feather") || name.ends_with(".arrow") || name.ends_with(".ipc") {
-        let file = std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}", path.display()))?;
-        let frame = IpcReader::new(file)
+        let frame = IpcReader::new(Cursor::new(read_hashed(path)?))
             .finish()
             .map_err(|err| input_error!("{}: not a readable Feather/Arrow IPC file: {err}", path.display()))?;
         return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
