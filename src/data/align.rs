@@ -9,7 +9,6 @@
 //! starts). Each step's spot close is also checked for staleness ([`quality`]).
 
 use anyhow::Result;
-use polars::prelude::*;
 
 use super::quality;
 pub use crate::model::market::{annualise, Coverage, FundingEvent, MarketTimeline, SettledRate};
@@ -33,46 +32,29 @@ pub struct Window {
 }
 
 
-fn bars_frame(bars: &PriceBars, prefix: &str) -> Result<DataFrame> {
-    let frame = DataFrame::new(
-        bars.ts_ms.len(),
-        vec![
-            Column::new("ts_ms".into(), &bars.ts_ms),
-            Column::new(format!("{prefix}_ts").into(), &bars.ts_ms),
-            Column::new(format!("{prefix}_close").into(), &bars.close),
-            Column::new(format!("{prefix}_high").into(), &bars.high),
-            Column::new(format!("{prefix}_low").into(), &bars.low),
-            Column::new(
-                format!("{prefix}_volume").into(),
-                if bars.volume.is_empty() { vec![f64::NAN; bars.ts_ms.len()] } else { bars.volume.clone() },
-            ),
-        ],
-    )?;
-    Ok(frame)
-}
-
-/// Backward as-of join of `right` onto `left` by `ts_ms`, equality allowed (known at t => usable at t).
-fn asof_backward(left: DataFrame, right: DataFrame) -> Result<DataFrame> {
-    let options = AsOfOptions { strategy: AsofStrategy::Backward, allow_eq: true, ..Default::default() };
-    let joined = left
-        .lazy()
-        .join_builder()
-        .with(right.lazy())
-        .left_on([col("ts_ms")])
-        .right_on([col("ts_ms")])
-        .how(JoinType::AsOf(Box::new(options)))
-        .finish()
+/// For each time of `left` (ascending), the index of the last time of `right` (ascending) at
+/// or before it, `usize::MAX` when none: the backward as-of join, **equality allowed** (a value
+/// stamped at `t` is known at `t`). One pass over both.
+fn asof_backward(left: &[i64], right: &[i64]) -> Vec<usize> {
+    let mut j = 0usize;
+    left.iter()
+        .map(|&t| {
+            while j < right.len() && right[j] <= t {
+                j += 1;
+            }
+            if j == 0 { usize::MAX } else { j - 1 }
+        })
         .collect()
-        .map_err(|err| anyhow::anyhow!("as-of join: {err}"))?;
-    Ok(joined)
 }
 
-fn f64_column(frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    Ok(frame.column(name)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+/// `values` at the as-of indices, NaN where none (or where `values` is empty).
+fn gather(values: &[f64], index: &[usize]) -> Vec<f64> {
+    index.iter().map(|&k| values.get(k).copied().unwrap_or(f64::NAN)).collect()
 }
 
-fn i64_column(frame: &DataFrame, name: &str) -> Result<Vec<i64>> {
-    Ok(frame.column(name)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect())
+/// `times` at the as-of indices, `i64::MIN` where none.
+fn gather_ts(times: &[i64], index: &[usize]) -> Vec<i64> {
+    index.iter().map(|&k| times.get(k).copied().unwrap_or(i64::MIN)).collect()
 }
 
 /// Align loaded data onto the perp clock, inside `[start_ms, end_ms]`.
@@ -195,41 +177,23 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
         }
     }
     let window_range = first..last;
-    let clock = DataFrame::new(
-        window_range.len(),
-        vec![
-            Column::new("ts_ms".into(), &perp.ts_ms[window_range.clone()]),
-            Column::new("perp_close".into(), &perp.close[window_range.clone()]),
-            Column::new("perp_high".into(), &perp.high[window_range.clone()]),
-            Column::new("perp_low".into(), &perp.low[window_range.clone()]),
-        ],
-    )?;
-    let mut frame = asof_backward(clock, bars_frame(&data.spot, "spot")?)?;
-    if let Some(mark) = &data.mark {
-        frame = asof_backward(frame, bars_frame(mark, "mark")?)?;
-    }
-    if let Some(staking) = &data.staking {
-        let right = DataFrame::new(
-            staking.ts_ms.len(),
-            vec![Column::new("ts_ms".into(), &staking.ts_ms), Column::new("staking_apr".into(), &staking.apr)],
-        )?;
-        frame = asof_backward(frame, right)?;
-    }
-
-    let ts_ms = i64_column(&frame, "ts_ms")?;
-    let spot = f64_column(&frame, "spot_close")?;
-    let spot_ts = i64_column(&frame, "spot_ts")?;
-    let perp_close = f64_column(&frame, "perp_close")?;
-    let (mark, mark_high, mark_low) = if data.mark.is_some() {
-        let mark_ts = i64_column(&frame, "mark_ts")?;
-        let close = f64_column(&frame, "mark_close")?;
+    // Every series as of each step: plain index gathers over the sorted, de-duplicated times.
+    let ts_ms = perp.ts_ms[window_range.clone()].to_vec();
+    let perp_close = perp.close[window_range.clone()].to_vec();
+    let spot_at = asof_backward(&ts_ms, &data.spot.ts_ms);
+    let spot = gather(&data.spot.close, &spot_at);
+    let spot_ts = gather_ts(&data.spot.ts_ms, &spot_at);
+    let (mark, mark_high, mark_low) = if let Some(mark_bars) = &data.mark {
+        let mark_at = asof_backward(&ts_ms, &mark_bars.ts_ms);
+        let mark_ts = gather_ts(&mark_bars.ts_ms, &mark_at);
+        let close = gather(&mark_bars.close, &mark_at);
         // Where the mark's bar is not the one ending at this step (mark gap or mark starting
         // later), fall back to the perp's own bar so the liquidation check still sees the bar.
         let mut m = Vec::with_capacity(close.len());
         let mut h = Vec::with_capacity(close.len());
         let mut l = Vec::with_capacity(close.len());
-        let (mh, ml) = (f64_column(&frame, "mark_high")?, f64_column(&frame, "mark_low")?);
-        let (ph, pl) = (f64_column(&frame, "perp_high")?, f64_column(&frame, "perp_low")?);
+        let (mh, ml) = (gather(&mark_bars.high, &mark_at), gather(&mark_bars.low, &mark_at));
+        let (ph, pl) = (&perp.high[window_range.clone()], &perp.low[window_range.clone()]);
         let mut stand_in: Vec<usize> = Vec::new();
         for i in 0..close.len() {
             if mark_ts[i] == ts_ms[i] && close[i].is_finite() {
@@ -264,15 +228,15 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
         }
         (m, h, l)
     } else {
-        (perp_close.clone(), f64_column(&frame, "perp_high")?, f64_column(&frame, "perp_low")?)
+        (perp_close.clone(), perp.high[window_range.clone()].to_vec(), perp.low[window_range.clone()].to_vec())
     };
-    let staking_apr = if data.staking.is_some() {
-        f64_column(&frame, "staking_apr")?.into_iter().map(|v| if v.is_finite() { v } else { constant_staking_apr }).collect()
+    let staking_apr = if let Some(staking) = &data.staking {
+        gather(&staking.apr, &asof_backward(&ts_ms, &staking.ts_ms)).into_iter().map(|v| if v.is_finite() { v } else { constant_staking_apr }).collect()
     } else {
         vec![constant_staking_apr; ts_ms.len()]
     };
     let mut stale_spot_steps = 0;
-    let (spot_bar_high, spot_bar_low) = (f64_column(&frame, "spot_high")?, f64_column(&frame, "spot_low")?);
+    let (spot_bar_high, spot_bar_low) = (gather(&data.spot.high, &spot_at), gather(&data.spot.low, &spot_at));
     let mut spot_high = Vec::with_capacity(ts_ms.len());
     let mut spot_low = Vec::with_capacity(ts_ms.len());
     for i in 0..ts_ms.len() {
@@ -305,7 +269,7 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
         uncovered
     };
 
-    let spot_volume = f64_column(&frame, "spot_volume")?;
+    let spot_volume = gather(&data.spot.volume, &spot_at);
     let spot_stale = quality::stale_spot_flags(&ts_ms, &spot_ts, &spot, &spot_volume, &perp_close);
     let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
 
@@ -352,11 +316,7 @@ fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Ve
     let settle: Vec<i64> = inside.iter().map(|&i| funding.settle_ms[i]).collect();
     // Price known at settlement: the mark as of the settlement; before the mark series starts
     // (or with none), the perp's last.
-    let price_as_of = |bars: &PriceBars| -> Result<Vec<f64>> {
-        let left = DataFrame::new(settle.len(), vec![Column::new("ts_ms".into(), &settle)])?;
-        let right = DataFrame::new(bars.ts_ms.len(), vec![Column::new("ts_ms".into(), &bars.ts_ms), Column::new("price".into(), &bars.close)])?;
-        f64_column(&asof_backward(left, right)?, "price")
-    };
+    let price_as_of = |bars: &PriceBars| -> Result<Vec<f64>> { Ok(gather(&bars.close, &asof_backward(&settle, &bars.ts_ms))) };
     let mut bar_price = price_as_of(&data.perp)?;
     // Oracle-paid venues value the notional at the index where one is loaded; otherwise the
     // settlement row's own mark, else the mark (or perp) bar known at the settlement.

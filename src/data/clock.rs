@@ -69,9 +69,21 @@ impl Schedule {
 fn mode(values: impl Iterator<Item = i64>) -> Option<(i64, usize, usize)> {
     let mut counts: HashMap<i64, usize> = HashMap::new();
     let mut total = 0usize;
+    // Runs of equal values (a regular clock is one long run) are counted before hashing.
+    let mut run: Option<(i64, usize)> = None;
     for v in values {
-        *counts.entry(v).or_default() += 1;
         total += 1;
+        match &mut run {
+            Some((value, count)) if *value == v => *count += 1,
+            _ => {
+                if let Some((value, count)) = run.replace((v, 1)) {
+                    *counts.entry(value).or_default() += count;
+                }
+            }
+        }
+    }
+    if let Some((value, count)) = run {
+        *counts.entry(value).or_default() += count;
     }
     counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
 }

@@ -1,0 +1,160 @@
+//! The whole `basis backtest` process on generated 1-minute bars of 1, 2, 4 and 8 years
+//! (spot, perp with its high and low, funding; generic Parquet), always-on carry at 1x with
+//! the full ledger written and no report, beside the minimal numpy/polars script in
+//! `benches/python/carry_numpy.py` on the same files. Prints a table: wall time, steps per
+//! second and peak memory (the child's `ru_maxrss` from `wait4`).
+//!
+//! Run with `cargo bench --bench whole_run` (about a minute; `BASIS_BENCH_YEARS=1,2` for fewer).
+//! The script needs numpy and polars (`benches/python/requirements.txt`): it runs with
+//! `$BASIS_PYTHON`, else `python3`, and is skipped with a note when neither imports them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use basis::data::synth::{market_data, SynthSpec};
+use polars::prelude::*;
+
+/// Wall seconds and peak resident memory (MiB) of a command run to completion.
+fn measure(command: &mut Command) -> (f64, f64, bool, String) {
+    let started = Instant::now();
+    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    // Read the output on threads so a full pipe cannot block the child.
+    let mut child = child;
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).ok();
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    let ok = waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let text = format!("{}{}", out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    (seconds, usage.ru_maxrss as f64 / 1024.0, ok, text)
+}
+
+fn write_inputs(years: u32, dir: &Path) -> usize {
+    let data = market_data(&SynthSpec { bar_minutes: 1, days: 365 * years, ..SynthSpec::default() });
+    let write = |name: &str, mut frame: DataFrame| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        ParquetWriter::new(file).finish(&mut frame).unwrap();
+    };
+    let bars = |b: &basis::data::PriceBars, range: bool| {
+        let mut columns = vec![Column::new("ts".into(), &b.ts_ms), Column::new("close".into(), &b.close)];
+        if range {
+            columns.push(Column::new("high".into(), &b.high));
+            columns.push(Column::new("low".into(), &b.low));
+        }
+        DataFrame::new(b.ts_ms.len(), columns).unwrap()
+    };
+    write("spot.parquet", bars(&data.spot, false));
+    write("perp.parquet", bars(&data.perp, true));
+    let f = &data.funding;
+    write("funding.parquet", DataFrame::new(f.settle_ms.len(), vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)]).unwrap());
+    let config = format!(
+        r#"[run]
+name = "whole"
+output_dir = "{out}"
+report = false
+[data]
+symbol = "SYNTHUSDT"
+synthetic = true
+[data.spot]
+format = "generic"
+path = "spot.parquet"
+close_time_column = "ts"
+close_column = "close"
+[data.perp]
+format = "generic"
+path = "perp.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+[data.funding]
+format = "generic"
+path = "funding.parquet"
+time_column = "ts"
+rate_column = "rate"
+interval_hours_column = "interval_hours"
+[portfolio]
+leverage = 1.0
+reserve_fraction = 0.0
+"#,
+        out = dir.join("reports").display()
+    );
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    data.perp.ts_ms.len()
+}
+
+/// Where a measurement's inputs live.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Folder(std::path::PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(dir) => dir.path(),
+            Kept::Folder(path) => path,
+        }
+    }
+}
+
+fn python() -> Option<String> {
+    let candidates = std::env::var("BASIS_PYTHON").into_iter().chain(["python3".to_string()]);
+    candidates.into_iter().find(|py| Command::new(py).args(["-c", "import numpy, polars"]).output().is_ok_and(|o| o.status.success()))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let years: Vec<u32> = std::env::var("BASIS_BENCH_YEARS").ok().map(|v| v.split(',').filter_map(|y| y.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 2, 4, 8]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/carry_numpy.py");
+    let python = python();
+    println!("| years | steps | basis backtest (full ledger) | steps/s | peak MiB | numpy/polars script | peak MiB | basis / script |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for y in years {
+        let dir = tempfile::tempdir().unwrap();
+        // BASIS_BENCH_KEEP=<folder>: also leave the inputs there, for profiling.
+        let dir = match std::env::var("BASIS_BENCH_KEEP") {
+            Ok(keep) => {
+                let kept = Path::new(&keep).join(format!("{y}y"));
+                std::fs::create_dir_all(&kept).unwrap();
+                Kept::Folder(kept)
+            }
+            Err(_) => Kept::Temp(dir),
+        };
+        let steps = write_inputs(y, dir.path());
+        let config = dir.path().join("config.toml");
+        // One warm-up run (page cache), then the measured one.
+        let run = || measure(Command::new(env!("CARGO_BIN_EXE_basis")).args(["backtest", "--force", "--config"]).arg(&config));
+        let _ = run();
+        let (seconds, peak, ok, text) = run();
+        assert!(ok, "basis backtest failed: {text}");
+        let (script_cell, script_peak, ratio) = match &python {
+            Some(py) => {
+                let _ = measure(Command::new(py).arg(&script).arg(dir.path()));
+                let (s, m, ok, text) = measure(Command::new(py).arg(&script).arg(dir.path()));
+                assert!(ok, "the numpy script failed: {text}");
+                (format!("{s:.2} s"), format!("{m:.0}"), format!("{:.2}", seconds / s))
+            }
+            None => ("skipped (no numpy/polars: see benches/python/requirements.txt)".into(), "".into(), "".into()),
+        };
+        println!("| {y} | {steps} | {seconds:.2} s | {:.2} M | {peak:.0} | {script_cell} | {script_peak} | {ratio} |", steps as f64 / seconds / 1e6);
+    }
+}
