@@ -27,6 +27,37 @@ use rayon::prelude::*;
 
 use common::peak_rss_mib;
 
+/// Counts heap allocations, to show what one configuration allocates (allocation and its lock
+/// contention is what stops a sweep scaling with cores).
+struct Counting;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn sweep_file(dir: &Path, samples: u64) -> Sweep {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml");
     let text = format!(
@@ -66,9 +97,11 @@ fn main() {
     let out = tempfile::tempdir().expect("temp dir");
     let pool_all = rayon::ThreadPoolBuilder::new().num_threads(cores).build().expect("pool");
     let small = sweep_file(out.path(), 1_000);
+    let allocations_before = allocations();
     let summary = pool_all.install(|| run::run(&small, &SweepOptions::default())).expect("1,000-configuration sweep");
+    let per_configuration = (allocations() - allocations_before) as f64 / 1_000.0;
     let rss_small = peak_rss_mib();
-    println!("sweep 1,000 x 8,760 steps, {cores} threads: {:.2} s; peak RSS {:.0} MiB", summary.seconds, rss_small);
+    println!("sweep 1,000 x 8,760 steps, {cores} threads: {:.2} s; peak RSS {:.0} MiB; {per_configuration:.0} heap allocations per configuration (loading, report and results included)", summary.seconds, rss_small);
     let large = sweep_file(out.path(), 10_000);
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
@@ -92,6 +125,9 @@ fn main() {
     let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).expect("data/basis.toml");
     let params = basis::config::engine_params(&config);
     let steps = timeline.len() as f64;
+    let before = allocations();
+    std::hint::black_box(sim::run(&timeline, &params, &mut NoLedger));
+    println!("engine loop, 1 year of 1-minute bars: {} heap allocations per run (no ledger)", allocations() - before);
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let mut best = f64::MAX;
