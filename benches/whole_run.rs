@@ -119,10 +119,63 @@ fn python() -> Option<String> {
     candidates.into_iter().find(|py| Command::new(py).args(["-c", "import numpy, polars"]).output().is_ok_and(|o| o.status.success()))
 }
 
+/// Runner mode: read commands (tab-separated program and arguments) from stdin, run each, and
+/// answer `seconds<TAB>peak MiB<TAB>ok` per command.
+fn runner() {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let parts: Vec<&str> = line.split('\t').collect();
+        let (seconds, peak, ok, text) = measure(Command::new(parts[0]).args(&parts[1..]));
+        if !ok {
+            eprintln!("{text}");
+        }
+        let _ = writeln!(stdout, "{seconds}\t{peak}\t{ok}");
+        let _ = stdout.flush();
+    }
+}
+
+/// The runner process, started while this one is still small.
+struct Runner {
+    child: std::process::Child,
+    answers: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Runner {
+    fn start() -> Runner {
+        use std::io::BufRead;
+        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
+            .arg("--runner")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the runner");
+        let answers = std::io::BufReader::new(child.stdout.take().expect("runner stdout")).lines();
+        Runner { child, answers }
+    }
+
+    /// Wall seconds, peak MiB and success of `program args`.
+    fn run(&mut self, program: &str, args: &[&str]) -> (f64, f64, bool) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("runner stdin");
+        writeln!(stdin, "{}", std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join("\t")).expect("runner");
+        stdin.flush().expect("runner");
+        let answer = self.answers.next().and_then(Result::ok).unwrap_or_default();
+        let fields: Vec<&str> = answer.split('\t').collect();
+        (fields.first().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(2) == Some(&"true"))
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::args().any(|a| a == "--runner") {
+        return runner();
+    }
+    let mut runner = Runner::start();
     let years: Vec<u32> = std::env::var("BASIS_BENCH_YEARS").ok().map(|v| v.split(',').filter_map(|y| y.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 2, 4, 8]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/carry_numpy.py");
     let python = python();
@@ -142,15 +195,17 @@ fn main() {
         let steps = write_inputs(y, dir.path());
         let config = dir.path().join("config.toml");
         // One warm-up run (page cache), then the measured one.
-        let run = || measure(Command::new(env!("CARGO_BIN_EXE_basis")).args(["backtest", "--force", "--config"]).arg(&config));
-        let _ = run();
-        let (seconds, peak, ok, text) = run();
-        assert!(ok, "basis backtest failed: {text}");
+        let config_text = config.to_string_lossy().into_owned();
+        let basis_args = ["backtest", "--force", "--config", config_text.as_str()];
+        let _ = runner.run(env!("CARGO_BIN_EXE_basis"), &basis_args);
+        let (seconds, peak, ok) = runner.run(env!("CARGO_BIN_EXE_basis"), &basis_args);
+        assert!(ok, "basis backtest failed (its output is above)");
         let (script_cell, script_peak, ratio) = match &python {
             Some(py) => {
-                let _ = measure(Command::new(py).arg(&script).arg(dir.path()));
-                let (s, m, ok, text) = measure(Command::new(py).arg(&script).arg(dir.path()));
-                assert!(ok, "the numpy script failed: {text}");
+                let (script_text, dir_text) = (script.to_string_lossy().into_owned(), dir.path().to_string_lossy().into_owned());
+                let _ = runner.run(py, &[&script_text, &dir_text]);
+                let (s, m, ok) = runner.run(py, &[&script_text, &dir_text]);
+                assert!(ok, "the numpy script failed (its output is above)");
                 (format!("{s:.2} s"), format!("{m:.0}"), format!("{:.2}", seconds / s))
             }
             None => ("skipped (no numpy/polars: see benches/python/requirements.txt)".into(), "".into(), "".into()),
