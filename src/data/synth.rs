@@ -222,45 +222,10 @@ fn interval_label(bar_minutes: u32) -> String {
 pub fn write(market: &SynthMarket, spec: &SynthSpec, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let label = interval_label(spec.bar_minutes);
-    let kline_header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n";
     for (kind, bars, header) in [("spot", &market.spot, false), ("perp", &market.perp, true), ("mark", &market.mark, true)] {
-        let dir = out_dir.join(kind);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut start = 0;
-        while start < bars.len() {
-            let month = month_key(bars[start].open_ms);
-            let end = start + bars[start..].iter().take_while(|b| month_key(b.open_ms) == month).count();
-            let mut text = String::with_capacity((end - start) * 120);
-            if header {
-                text.push_str(kline_header);
-            }
-            for bar in &bars[start..end] {
-                let close_ms = bar.open_ms + market.bar_ms - 1;
-                let (open_t, close_t) = if kind == "spot" && spot_time_unit_is_us(bar.open_ms) {
-                    (bar.open_ms * 1000, close_ms * 1000 + 999)
-                } else {
-                    (bar.open_ms, close_ms)
-                };
-                let quote = bar.volume * bar.close;
-                let _ = writeln!(
-                    text,
-                    "{open_t},{:.2},{:.2},{:.2},{:.2},{:.3},{close_t},{:.2},{},{:.3},{:.2},0",
-                    bar.open,
-                    bar.high,
-                    bar.low,
-                    bar.close,
-                    bar.volume,
-                    quote,
-                    (bar.volume / 2.0).round() as i64,
-                    bar.volume / 2.0,
-                    quote / 2.0
-                );
-            }
-            let path = dir.join(format!("{}-{label}-{:04}-{:02}.csv", spec.symbol, month.0, month.1));
-            write_atomic(&path, &text)?;
-            written.push(path);
-            start = end;
-        }
+        // Binance spot dumps switched to µs on 2025-01-01; the futures dumps did not.
+        let micros = |open_ms: i64| kind == "spot" && spot_time_unit_is_us(open_ms);
+        written.extend(write_klines(bars, market.bar_ms, &out_dir.join(kind), &format!("{}-{label}", spec.symbol), header, micros)?);
     }
     let dir = out_dir.join("funding");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -382,41 +347,50 @@ const LONG_RUN_BASIS_APR: f64 = 0.08;
 
 /// Write the contracts as monthly Binance delivery-kline files under `out_dir/dated/`.
 fn write_dated(contracts: &[SynthContract], spec: &SynthSpec, out_dir: &Path) -> Result<Vec<PathBuf>> {
-    let dir = out_dir.join("dated");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let label = interval_label(spec.bar_minutes);
     let bar_ms = i64::from(spec.bar_minutes) * 60_000;
     let mut written = Vec::new();
     for contract in contracts {
-        let bars = &contract.bars;
-        let mut start = 0;
-        while start < bars.len() {
-            let month = month_key(bars[start].open_ms);
-            let end = start + bars[start..].iter().take_while(|b| month_key(b.open_ms) == month).count();
-            let mut text = String::from("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n");
-            for bar in &bars[start..end] {
-                let quote = bar.volume * bar.close;
-                let _ = writeln!(
-                    text,
-                    "{},{:.2},{:.2},{:.2},{:.2},{:.3},{},{:.2},{},{:.3},{:.2},0",
-                    bar.open_ms,
-                    bar.open,
-                    bar.high,
-                    bar.low,
-                    bar.close,
-                    bar.volume,
-                    bar.open_ms + bar_ms - 1,
-                    quote,
-                    (bar.volume / 2.0).round() as i64,
-                    bar.volume / 2.0,
-                    quote / 2.0
-                );
-            }
-            let path = dir.join(format!("{}-{label}-{:04}-{:02}.csv", contract.name, month.0, month.1));
-            write_atomic(&path, &text)?;
-            written.push(path);
-            start = end;
+        written.extend(write_klines(&contract.bars, bar_ms, &out_dir.join("dated"), &format!("{}-{label}", contract.name), true, |_| false)?);
+    }
+    Ok(written)
+}
+
+/// Write `bars` as monthly Binance kline files `<dir>/<prefix>-YYYY-MM.csv`, with the dumps'
+/// header when `header`, and µs times for the bars `micros` picks (ms otherwise).
+fn write_klines(bars: &[SynthBar], bar_ms: i64, dir: &Path, prefix: &str, header: bool, micros: impl Fn(i64) -> bool) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut start = 0;
+    while start < bars.len() {
+        let month = month_key(bars[start].open_ms);
+        let end = start + bars[start..].iter().take_while(|b| month_key(b.open_ms) == month).count();
+        let mut text = String::with_capacity((end - start) * 120);
+        if header {
+            text.push_str("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n");
         }
+        for bar in &bars[start..end] {
+            let close_ms = bar.open_ms + bar_ms - 1;
+            let (open_t, close_t) = if micros(bar.open_ms) { (bar.open_ms * 1000, close_ms * 1000 + 999) } else { (bar.open_ms, close_ms) };
+            let quote = bar.volume * bar.close;
+            let _ = writeln!(
+                text,
+                "{open_t},{:.2},{:.2},{:.2},{:.2},{:.3},{close_t},{:.2},{},{:.3},{:.2},0",
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                quote,
+                (bar.volume / 2.0).round() as i64,
+                bar.volume / 2.0,
+                quote / 2.0
+            );
+        }
+        let path = dir.join(format!("{prefix}-{:04}-{:02}.csv", month.0, month.1));
+        write_atomic(&path, &text)?;
+        written.push(path);
+        start = end;
     }
     Ok(written)
 }
