@@ -16,10 +16,13 @@ const SPOT_FEE: f64 = 0.001;
 const PERP_FEE: f64 = 0.0005;
 const SPOT_SLIP: f64 = 0.0002;
 const PERP_SLIP: f64 = 0.0001;
+/// The taker fee charged at delivery (the strategy's own perp fee may be a maker one).
+const DELIVERY_FEE: f64 = 0.0004;
 
 fn costly_params(capital: f64) -> basis::sim::EngineParams {
     let mut params = plain_params(capital);
     params.costs = Costs { spot_fee: SPOT_FEE, perp_fee: PERP_FEE, spot_slippage: SPOT_SLIP, perp_slippage: PERP_SLIP };
+    params.delivery_fee = DELIVERY_FEE;
     params
 }
 
@@ -67,7 +70,7 @@ fn a_dated_carry_held_to_delivery_earns_the_basis_locked_in_at_entry_less_costs(
     let q = capital / (s0 * (1.0 + SPOT_SLIP) * (1.0 + SPOT_FEE) + f0 + f0 * (PERP_FEE + PERP_SLIP));
     let spot_buy_costs = q * s0 * (1.0 + SPOT_SLIP) * SPOT_FEE + q * s0 * SPOT_SLIP;
     let future_sell_costs = q * f0 * (1.0 - PERP_SLIP) * PERP_FEE + q * f0 * PERP_SLIP;
-    let delivery_fee = q * settle * PERP_FEE; // no slippage at delivery
+    let delivery_fee = q * settle * DELIVERY_FEE; // no slippage at delivery
     let spot_sell_costs = q * settle * (1.0 - SPOT_SLIP) * SPOT_FEE + q * settle * SPOT_SLIP;
     let costs = spot_buy_costs + future_sell_costs + delivery_fee + spot_sell_costs;
     let expected = q * (f0 - s0) - costs;

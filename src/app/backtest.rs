@@ -103,7 +103,7 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
     use crate::sim::dated::{self as dated_leg, RollRules};
     let s = &config.strategy;
     let rules = RollRules { min_days_to_expiry: s.min_days_to_expiry, roll_days_before: s.roll_days_before };
-    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, &mut Vec::new());
+    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut Vec::new());
     let mut front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
     if s.instrument == InstrumentChoice::Dated {
         let Some(first) = front.iter().position(Option::is_some) else {
@@ -126,12 +126,12 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
             ));
             let grid = timeline.ts_ms[first..=last].to_vec();
             timeline = data::align::restrict_to_grid(&timeline, &grid);
-            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, &mut Vec::new());
+            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut Vec::new());
             front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
         }
     }
     // The settlement warning, once, for the contracts the run uses.
-    let _ = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, warnings);
+    let _ = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), warnings);
     let choice = match s.instrument {
         InstrumentChoice::Best => {
             let params = crate::config::engine_params(config);

@@ -210,11 +210,14 @@ fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut V
 /// Put the contracts on the run's clock (`ts_ms`, with the spot closes `spot` for settlements
 /// the data lacks). A contract has a close at step `i` when one of its bars closed in
 /// `(ts[i−1], ts[i]]` (for the first step: within one step before it) and it has not expired.
-pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], warnings: &mut Vec<String>) -> DatedContracts {
+/// A contract without a settlement price in the data settles at the mean of the index closes
+/// known in the 30 minutes up to expiry (Binance's rule since 2024-11-11, MARGIN.md §6) when
+/// `index` is given and has one, else at the spot close known at expiry; a warning says which.
+pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Option<&PriceBars>, warnings: &mut Vec<String>) -> DatedContracts {
     let n = ts_ms.len();
     let mut out = DatedContracts::default();
     let first_gap = if n > 1 { ts_ms[1] - ts_ms[0] } else { MS_PER_HOUR };
-    let mut stand_ins = Vec::new();
+    let (mut stand_ins, mut from_index) = (Vec::new(), Vec::new());
     for contract in contracts {
         let bars = &contract.bars;
         let mut close = vec![f64::NAN; n];
@@ -243,13 +246,19 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], warnings: &
         let (settlement, from_data) = match contract.settlement {
             Some(price) => (price, true),
             None => {
-                // The spot close known at expiry: the first step at or after it.
                 let at = ts_ms.partition_point(|&t| t < contract.expiry_ms);
-                if at < n && contract.expiry_ms >= ts_ms[0] {
-                    stand_ins.push(contract.name.clone());
-                    (spot[at], false)
-                } else {
-                    (f64::NAN, false)
+                let inside = at < n && contract.expiry_ms >= ts_ms[0];
+                match index.map(|bars| index_mean_before(bars, contract.expiry_ms)).filter(|p| p.is_finite() && inside) {
+                    Some(price) => {
+                        from_index.push(contract.name.clone());
+                        (price, false)
+                    }
+                    // The spot close known at expiry: the first step at or after it.
+                    None if inside => {
+                        stand_ins.push(contract.name.clone());
+                        (spot[at], false)
+                    }
+                    None => (f64::NAN, false),
                 }
             }
         };
@@ -261,6 +270,12 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], warnings: &
         out.high.push(high);
         out.low.push(low);
     }
+    if !from_index.is_empty() {
+        warnings.push(format!(
+            "dated: the data has no settlement price for {}; the mean index close over the 30 minutes before delivery stands in ([data.index])",
+            from_index.join(", ")
+        ));
+    }
     if !stand_ins.is_empty() {
         warnings.push(format!(
             "dated: the data has no settlement price for {}; the spot close at expiry stands in (Binance settles at the mean index over the last 30 minutes before delivery)",
@@ -268,6 +283,18 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], warnings: &
         ));
     }
     out
+}
+
+/// The mean of the index closes known in (expiry − 30 min, expiry]; the last close at or before
+/// expiry when the index is coarser; NaN when none is known by then.
+fn index_mean_before(index: &PriceBars, expiry_ms: i64) -> f64 {
+    let end = index.ts_ms.partition_point(|&t| t <= expiry_ms);
+    let start = index.ts_ms.partition_point(|&t| t <= expiry_ms - 30 * 60_000);
+    match (start < end, end > 0) {
+        (true, _) => index.close[start..end].iter().sum::<f64>() / (end - start) as f64,
+        (false, true) => index.close[end - 1],
+        (false, false) => f64::NAN,
+    }
 }
 
 /// A rate series (decimal APR known from each time on), or a constant.
@@ -368,6 +395,19 @@ mod tests {
         }
         let live: Vec<String> = quarterly_contracts("BTCUSDT", (2024, 1), (2024, 6)).into_iter().map(|c| c.0).collect();
         assert_eq!(live, ["BTCUSDT_240329", "BTCUSDT_240628", "BTCUSDT_240927", "BTCUSDT_241227"]);
+    }
+
+    #[test]
+    fn the_index_stand_in_is_the_mean_of_the_last_thirty_minutes() {
+        let expiry = 10 * 3_600_000;
+        let minute = 60_000;
+        let index = PriceBars { ts_ms: vec![expiry - 40 * minute, expiry - 20 * minute, expiry - 10 * minute, expiry, expiry + minute], close: vec![1.0, 2.0, 3.0, 4.0, 9.0], ..Default::default() };
+        // (expiry − 30 min, expiry]: 2, 3 and 4; nothing after delivery.
+        assert_eq!(index_mean_before(&index, expiry), 3.0);
+        // An hourly index: its last close at or before delivery.
+        let hourly = PriceBars { ts_ms: vec![expiry - 60 * minute], close: vec![7.0], ..Default::default() };
+        assert_eq!(index_mean_before(&hourly, expiry), 7.0);
+        assert!(index_mean_before(&hourly, expiry - 61 * minute).is_nan());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct EngineParams {
     pub inverse: bool,
     /// Idle cash (the spot account's free cash) earns the timeline's cash rate.
     pub cash_earns: bool,
+    /// Fee on a dated contract settled at delivery, decimal of notional (Binance: the taker fee,
+    /// MARGIN.md §6, whatever order type the strategy uses).
+    pub delivery_fee: f64,
     /// Largest perp notional an entry or an allocation increase may build, quote currency
     /// (a capacity cap, e.g. a share of open interest); infinite for none. Capital above it
     /// stays in cash.
@@ -1118,8 +1121,8 @@ impl<'a> PairRun<'a> {
             let costs = self.sim.costs();
             let qty = self.sim.book.perp_qty;
             if qty != 0.0 {
-                // Delivery: the settlement fee is the taker fee (MARGIN.md §6); nothing to slip.
-                let close_costs = if switch.reason == SwitchReason::Delivery { Costs { perp_slippage: 0.0, ..costs } } else { costs };
+                // Delivery: the settlement fee (the taker fee, MARGIN.md §6); nothing to slip.
+                let close_costs = if switch.reason == SwitchReason::Delivery { Costs { perp_slippage: 0.0, perp_fee: self.sim.params.delivery_fee, ..costs } } else { costs };
                 self.sim.book.trade_perp(-qty, &step.at, &close_costs, reason, &mut step.pnl, &mut self.sim.trades);
             }
             self.sim.book.dated = matches!(switch.to, Instrument::Dated(_));
