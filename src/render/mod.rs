@@ -243,8 +243,7 @@ impl SavedRun {
         let config_text = std::fs::read_to_string(&config_path).map_err(|err| input_error!("cannot read {}: {err}", config_path.display()))?;
         let config = Config::from_toml_str(&config_text, &config_path.display().to_string(), dir)?;
 
-        let ledger_frame = read_parquet(&dir.join("ledger.parquet"))?;
-        let ledger = FullLedger::from_frame(&ledger_frame, &dir.join("ledger.parquet").display().to_string()).map_err(|e| input_error!("{e:#}"))?;
+        let ledger = read_ledger_bounded(&dir.join("ledger.parquet"))?;
         let funding_path = dir.join("funding.parquet");
         let settlements = settlements_from_frame(&read_parquet(&funding_path)?, &funding_path.display().to_string()).map_err(|e| input_error!("{e:#}"))?;
         Ok(SavedRun { dir: dir.to_path_buf(), run_name, ledger, settlements, metrics, config, warnings, stale_spans, stale_spot_masked })
@@ -263,6 +262,37 @@ impl SavedRun {
             stale_spot_masked: self.stale_spot_masked,
         }
     }
+}
+
+/// The rows a report draws from a saved `ledger.parquet`, in bounded memory: read a row group's
+/// worth of rows at a time into a [`crate::measure::ledger::ReportLedger`] (every row up to
+/// 131,072, whole-minute periods beyond), as the run itself drew them.
+fn read_ledger_bounded(path: &Path) -> Result<FullLedger> {
+    use crate::measure::ledger::{Recorder, ReportLedger, ROW_GROUP_ROWS};
+    let name = path.display().to_string();
+    let open = || {
+        std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}; the run folder is incomplete or from an older basis: re-run the backtest", path.display()))
+    };
+    let slice = |offset: usize, len: usize| -> Result<FullLedger> {
+        let frame = ParquetReader::new(open()?)
+            .with_slice(Some((offset, len)))
+            .finish()
+            .map_err(|err| input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display()))?;
+        FullLedger::from_frame(&frame, &name).map_err(|e| input_error!("{e:#}"))
+    };
+    let rows = ParquetReader::new(open()?).num_rows().map_err(|err| input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display()))?;
+    if rows == 0 {
+        return slice(0, 0);
+    }
+    let (first, last) = (slice(0, 1)?, slice(rows - 1, 1)?);
+    let span = last.ts_ms()[0] - first.ts_ms()[0];
+    let mut drawn = ReportLedger::for_run(rows, span);
+    for offset in (0..rows).step_by(ROW_GROUP_ROWS) {
+        for row in slice(offset, ROW_GROUP_ROWS)?.rows() {
+            drawn.record(&row);
+        }
+    }
+    Ok(drawn.finish())
 }
 
 fn read_parquet(path: &Path) -> Result<DataFrame> {
