@@ -393,3 +393,19 @@ fn real_btc_sharpe_over_a_cash_rate_follows_the_formula() {
     // Over 2019–2026 the BTC carry earned more than 5 % cash, but by less than its APR.
     assert!(result.metrics.excess_apr_over_cash > 0.0 && result.metrics.excess_apr_over_cash < result.metrics.apr);
 }
+
+#[test]
+fn no_roll_at_the_last_step_when_everything_closes_there() {
+    // The roll falls on the last step: with close_at_end the old contract is simply closed.
+    let spot = [100.0; 4];
+    let mut timeline = flat_timeline(&spot, &spot, &spot, DAY);
+    let dated = contracts(&[("A", 5, f64::NAN, vec![101.0, 101.0, 101.0, 101.0]), ("B", 40, f64::NAN, vec![103.0; 4])]);
+    let front = front_schedule(&dated, &timeline.ts_ms, RollRules { min_days_to_expiry: 1.0, roll_days_before: 2.0 });
+    assert_eq!(front[3], Some(1), "day 3 has 2 days left: the schedule rolls");
+    let choice: Vec<Instrument> = front.iter().map(|f| f.map_or(Instrument::None, Instrument::Dated)).collect();
+    apply(&mut timeline, &dated, &choice);
+    let summary = basis::sim::run(&timeline, &costly_params(10_000.0), &mut basis::model::NoLedger);
+    assert!(summary.trades.iter().all(|t| t.reason != TradeReason::Roll));
+    let last_future = summary.trades.iter().rev().find(|t| t.leg == "dated").unwrap();
+    assert_eq!((last_future.reason, last_future.reference_price), (TradeReason::Final, 101.0));
+}

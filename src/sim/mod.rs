@@ -1111,8 +1111,14 @@ impl<'a> PairRun<'a> {
         use crate::model::{Instrument, SwitchReason};
         let Some(path) = self.timeline.derivative.as_ref() else { return };
         let trades_before = self.sim.trades.len();
+        // At the last step with `close_at_end` everything closes anyway: a roll or a switch then
+        // would only pay its costs twice (a delivery still settles the contract).
+        let closing = i + 1 == self.timeline.len() && self.sim.params.close_at_end;
         while let Some(switch) = path.switches.get(self.next_switch).filter(|s| s.step == i) {
             self.next_switch += 1;
+            if closing && switch.reason != SwitchReason::Delivery {
+                continue;
+            }
             let reason = match switch.reason {
                 SwitchReason::Roll => TradeReason::Roll,
                 SwitchReason::Delivery => TradeReason::Delivery,
