@@ -107,14 +107,16 @@ fn main() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let options = SweepOptions { force: true, ..SweepOptions::default() };
         let started = Instant::now();
+        let before = allocations();
         let summary = pool.install(|| run::run(&large, &options)).expect("10,000-configuration sweep");
         let wall = started.elapsed().as_secs_f64();
         let steps = 10_000.0 * 8_760.0;
         println!(
-            "sweep 10,000 x 8,760 steps, {n:>2} thread(s): {wall:.2} s wall ({:.1} M steps/s; {} timeline(s)); peak RSS {:.0} MiB",
+            "sweep 10,000 x 8,760 steps, {n:>2} thread(s): {wall:.2} s wall ({:.1} M steps/s; {} timeline(s)); peak RSS {:.0} MiB; {:.0} heap allocations per configuration",
             steps / wall / 1e6,
             summary.timelines,
-            peak_rss_mib()
+            peak_rss_mib(),
+            (allocations() - before) as f64 / 10_000.0
         );
     }
     println!("memory: peak RSS {rss_small:.0} MiB after 1,000 configurations, {:.0} MiB after 10,000", peak_rss_mib());

@@ -107,7 +107,7 @@ fn run_caps(args: CapsArgs) -> Result<()> {
         rule_sets.push(caps::RuleSet::Rules { label: preset.name.clone(), preset: Box::new(preset) });
     }
     let base = match &config.venue.loaded {
-        Some(preset) => preset.clone(),
+        Some(preset) => (**preset).clone(),
         None => Preset::load("binance_usdm", base_dir)?,
     };
     for cap in &args.caps {

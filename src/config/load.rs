@@ -33,7 +33,7 @@ impl Config {
         })?;
         config.resolve_paths(base_dir);
         if let Some(name) = config.venue.preset.clone() {
-            let preset = crate::venue::Preset::load(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
+            let preset = crate::venue::Preset::load_shared(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
             // Keys the user wrote win; the preset fills the rest.
             let given = |section: &str, key: &str| raw.get(section).and_then(|s| s.get(key)).is_some();
             let fees = &preset.fees;

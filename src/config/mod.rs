@@ -348,7 +348,7 @@ pub struct VenueConfig {
     pub premium_index: Option<String>,
     /// The loaded preset.
     #[serde(skip)]
-    pub loaded: Option<crate::venue::Preset>,
+    pub loaded: Option<std::sync::Arc<crate::venue::Preset>>,
     /// Label shown in reports, e.g. "Binance USDⓈ-M" (default: the preset's name).
     #[serde(default)]
     pub name: Option<String>,
@@ -421,7 +421,7 @@ impl VenueConfig {
     /// The preset with the config's cap and floor (when set) in place of its own, for
     /// counterfactual funding.
     pub fn effective_preset(&self) -> Option<crate::venue::Preset> {
-        let mut preset = self.loaded.clone()?;
+        let mut preset = (**self.loaded.as_ref()?).clone();
         if let Some((cap, floor)) = self.own_limits() {
             preset.funding.cap_per_hours = None;
             preset.funding.caps = vec![crate::venue::CapRule {

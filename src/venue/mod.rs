@@ -318,17 +318,23 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 impl Preset {
     /// A built-in preset by id, or a preset file (which may `extends = "<id or path>"`).
     pub fn load(name: &str, base_dir: &Path) -> Result<Preset> {
-        // Built-ins are parsed once per process (sweeps build thousands of configs).
-        static BUILT_IN_CACHE: std::sync::OnceLock<Vec<(String, Preset)>> = std::sync::OnceLock::new();
+        Ok((*Self::load_shared(name, base_dir)?).clone())
+    }
+
+    /// [`Preset::load`], shared: a built-in is parsed once per process and handed out by
+    /// reference count (a sweep builds thousands of configs; cloning the preset's rules and
+    /// sources for each was most of a configuration's allocations).
+    pub fn load_shared(name: &str, base_dir: &Path) -> Result<std::sync::Arc<Preset>> {
+        static BUILT_IN_CACHE: std::sync::OnceLock<Vec<(String, std::sync::Arc<Preset>)>> = std::sync::OnceLock::new();
         if BUILT_IN.iter().any(|(id, _)| *id == name) {
             let cache = BUILT_IN_CACHE.get_or_init(|| {
-                BUILT_IN.iter().filter_map(|(id, _)| Self::parse(id, base_dir).ok().map(|p| (id.to_string(), p))).collect()
+                BUILT_IN.iter().filter_map(|(id, _)| Self::parse(id, base_dir).ok().map(|p| (id.to_string(), std::sync::Arc::new(p)))).collect()
             });
             if let Some((_, preset)) = cache.iter().find(|(id, _)| id == name) {
                 return Ok(preset.clone());
             }
         }
-        Self::parse(name, base_dir)
+        Self::parse(name, base_dir).map(std::sync::Arc::new)
     }
 
     fn parse(name: &str, base_dir: &Path) -> Result<Preset> {
