@@ -253,6 +253,11 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
             spot_low.push(spot_bar_low[i].min(spot[i]));
         }
     }
+    // A spot source without a range (high = low = close everywhere) keeps no copies of its closes.
+    if spot_high.iter().zip(&spot_low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
+        spot_high = Vec::new();
+        spot_low = Vec::new();
+    }
     // Steps outside some source's coverage (only an explicit window with
     // allow_partial_coverage keeps them).
     let uncovered: Vec<bool> = ts_ms.iter().map(|&t| t < covered_first || t > covered_last).collect();
@@ -369,7 +374,10 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
     }
     let index: Vec<usize> = grid.iter().filter_map(|t| timeline.ts_ms.binary_search(t).ok()).collect();
     let pick = |values: &[f64]| -> Vec<f64> { if values.is_empty() { Vec::new() } else { index.iter().map(|&o| values[o]).collect() } };
-    let merged = |values: &[f64], max: bool| -> Vec<f64> {
+    // `fallback` stands in for an empty range (the closes): a merged step still sees the
+    // extremes of the steps merged into it.
+    let merged = |values: &[f64], fallback: &[f64], max: bool| -> Vec<f64> {
+        let values = if values.is_empty() { fallback } else { values };
         if values.is_empty() {
             return Vec::new();
         }
@@ -405,16 +413,16 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         spot: pick(&timeline.spot),
         perp: pick(&timeline.perp),
         mark: pick(&timeline.mark),
-        mark_high: merged(&timeline.mark_high, true),
-        mark_low: merged(&timeline.mark_low, false),
+        mark_high: merged(&timeline.mark_high, &[], true),
+        mark_low: merged(&timeline.mark_low, &[], false),
         staking_apr: pick(&timeline.staking_apr),
         funding,
         funding_history: timeline.funding_history.clone(),
         stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
         spot_stale,
         stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= first && s.from_ms <= last).cloned().collect(),
-        spot_high: merged(&timeline.spot_high, true),
-        spot_low: merged(&timeline.spot_low, false),
+        spot_high: merged(&timeline.spot_high, &timeline.spot, true),
+        spot_low: merged(&timeline.spot_low, &timeline.spot, false),
         uncovered,
         coverage: timeline.coverage.clone(),
         coverage_warnings: timeline.coverage_warnings.clone(),

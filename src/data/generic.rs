@@ -45,26 +45,18 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         let file = rows.sources.add(&table);
         let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
         let close = table.f64s(table.column(close_name)?)?;
-        let open = match &source.open_column {
-            Some(name) => table.f64s(table.column(name)?)?,
-            None => vec![f64::NAN; close.len()],
-        };
-        // Without a high/low column the bar's range is what is known of it: its open and close.
-        let high = match &source.high_column {
-            Some(name) => table.f64s(table.column(name)?)?,
-            None => close.iter().zip(&open).map(|(c, o)| if o.is_nan() { *c } else { c.max(*o) }).collect(),
-        };
-        let low = match &source.low_column {
-            Some(name) => table.f64s(table.column(name)?)?,
-            None => close.iter().zip(&open).map(|(c, o)| if o.is_nan() { *c } else { c.min(*o) }).collect(),
-        };
-        let volume = match &source.volume_column {
-            Some(name) => table.f64s(table.column(name)?)?,
-            None => vec![f64::NAN; close.len()],
-        };
+        // Optional columns are read only when named: no column of NaN per missing one.
+        let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
+        let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
         let keep = kept_rows(&table, &source.filter, time.len())?;
+        rows.rows.reserve(time.len());
         for i in (0..time.len()).filter(|&i| keep[i]) {
-            rows.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 }));
+            let o = open.as_ref().map_or(f64::NAN, |v| v[i]);
+            // Without a high/low column the bar's range is what is known of it: its open and close.
+            let h = high.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].max(o) }, |v| v[i]);
+            let l = low.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].min(o) }, |v| v[i]);
+            let v = volume.as_ref().map_or(f64::NAN, |v| v[i]);
+            rows.rows.push((time[i] + shift_ms, [close[i], h, l, v, o], Origin { file, row: i as u32 }));
         }
         files.push(path);
     }

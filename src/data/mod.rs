@@ -278,7 +278,9 @@ impl BarRows {
             }
             self.rows.sort_by_key(|row| row.0);
         }
-        let mut bars = PriceBars { label: label.to_string(), ..Default::default() };
+        // Sized once: pushing into empty vectors would leave up to half of each unused.
+        let n = self.rows.len();
+        let mut bars = PriceBars { label: label.to_string(), ts_ms: Vec::with_capacity(n), close: Vec::with_capacity(n), high: Vec::with_capacity(n), low: Vec::with_capacity(n), volume: Vec::with_capacity(n) };
         let mut dropped = 0usize;
         for i in 0..self.rows.len() {
             let (ts, values, origin) = &self.rows[i];
@@ -302,7 +304,8 @@ impl BarRows {
             bars.volume.push(values[3]);
         }
         if bars.volume.iter().all(|v| v.is_nan()) {
-            bars.volume.clear();
+            // Freed, not just emptied: a source without volume keeps no column of NaN.
+            bars.volume = Vec::new();
         }
         if dropped > 0 {
             warnings.push(format!("{label}: dropped {dropped} duplicate bars (identical rows in overlapping files)"));
