@@ -409,3 +409,24 @@ fn no_roll_at_the_last_step_when_everything_closes_there() {
     let last_future = summary.trades.iter().rev().find(|t| t.leg == "dated").unwrap();
     assert_eq!((last_future.reason, last_future.reference_price), (TradeReason::Final, 101.0));
 }
+
+#[test]
+fn after_the_last_delivery_nothing_is_re_hedged_and_a_delivery_counts_once() {
+    // The only contract delivers at the last step; with close_at_end = false the spot stays,
+    // and no perp is opened against it at the settled price.
+    let spot = [100.0, 100.0, 100.0];
+    let mut timeline = flat_timeline(&spot, &spot, &spot, DAY);
+    let dated = contracts(&[("A", 2, 100.0, vec![101.0, 100.5, f64::NAN])]);
+    let front = front_schedule(&dated, &timeline.ts_ms, RollRules { min_days_to_expiry: 1.0, roll_days_before: 0.0 });
+    let choice: Vec<Instrument> = front.iter().map(|f| f.map_or(Instrument::None, Instrument::Dated)).collect();
+    apply(&mut timeline, &dated, &choice);
+    let mut params = costly_params(10_000.0);
+    params.close_at_end = false;
+    let mut summary = basis::sim::run(&timeline, &params, &mut basis::model::NoLedger);
+    let after: Vec<_> = summary.trades.iter().filter(|t| t.step == 2).collect();
+    assert_eq!(after.len(), 1, "only the delivery at the last step: {after:?}");
+    assert_eq!(after[0].reason, TradeReason::Delivery);
+    summary.last_ts_ms = timeline.ts_ms[2];
+    let metrics = basis::measure::metrics::compute(&summary, "T", true);
+    assert_eq!((metrics.deliveries, metrics.rolls), (1, 0));
+}

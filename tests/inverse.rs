@@ -93,6 +93,26 @@ fn a_levered_inverse_short_is_liquidated_at_its_coin_price() {
     }
 }
 
+/// The same short liquidated in the first bar after entry: the bar starts from the entry's mark
+/// (100), so the fill is at the liquidation price 149.4 and every row stays finite and adds up.
+#[test]
+fn an_inverse_short_liquidated_in_the_first_bar_starts_from_its_entry_mark() {
+    let t = flat_timeline(&[100.0, 150.0], &[100.0, 160.0], &[100.0, 100.0], HOUR);
+    let mut p = inverse_params(3.0);
+    p.after_liquidation = basis::config::AfterLiquidation::Hold;
+    let mut ledger = FullLedger::default();
+    let summary = sim::run(&t, &p, &mut ledger);
+    let fill = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).expect("liquidated");
+    assert_eq!(fill.step, 1);
+    assert_close(fill.reference_price, 149.4, 1e-9);
+    let mut previous = 1000.0;
+    for row in ledger.rows() {
+        assert!(row.equity.is_finite(), "{row:?}");
+        assert_close(row.equity - previous, row.pnl.total(), 1e-9);
+        previous = row.equity;
+    }
+}
+
 /// `[venue] contract = "inverse"` runs the long carry only, and books refuse it for now.
 #[test]
 fn inverse_configs_are_checked() {

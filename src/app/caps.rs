@@ -135,6 +135,9 @@ struct CapsRow<'a> {
 
 /// Run the carry once per rule set, in parallel.
 pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, Vec<String>)> {
+    if config.strategy.instrument != crate::config::InstrumentChoice::Perp {
+        crate::bail_input!("`basis caps` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
+    }
     let market = data::load(&config.data)?;
     let window = crate::app::backtest::window_of(config)?;
     let base = align_window(&market, &window, config.portfolio.staking_apr)?;

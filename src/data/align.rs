@@ -421,6 +421,8 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
         spot_stale,
         stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= first && s.from_ms <= last).cloned().collect(),
+        cash_apr: if timeline.cash_apr.is_empty() { Vec::new() } else { pick(&timeline.cash_apr) },
+        borrow_apr: if timeline.borrow_apr.is_empty() { Vec::new() } else { pick(&timeline.borrow_apr) },
         spot_high: merged(&timeline.spot_high, &timeline.spot, true),
         spot_low: merged(&timeline.spot_low, &timeline.spot, false),
         uncovered,

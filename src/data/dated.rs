@@ -226,7 +226,8 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Opti
         let mut j = 0usize;
         for i in 0..n {
             let t = ts_ms[i];
-            if t > contract.expiry_ms {
+            // The step whose interval holds the delivery still sees the contract's last bars.
+            if i > 0 && ts_ms[i - 1] >= contract.expiry_ms {
                 break;
             }
             let from = if i == 0 { t - first_gap } else { ts_ms[i - 1] };

@@ -281,6 +281,13 @@ pub fn attach_cash_rate(summary: &mut RunSummary, timeline: &crate::model::Marke
     summary.cash_apr_mean = if total_span > 0 { total_weighted / total_span as f64 } else { apr[0] };
 }
 
+/// Steps with a fill for `reason` (a roll or a switch is two fills, a delivery one or two).
+fn steps_with(trades: &[crate::model::Trade], reason: crate::model::TradeReason) -> usize {
+    let mut steps: Vec<usize> = trades.iter().filter(|t| t.reason == reason).map(|t| t.step).collect();
+    steps.dedup();
+    steps.len()
+}
+
 /// Compute metrics from a run's summary.
 pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
     let years = ((summary.last_ts_ms - summary.first_ts_ms) as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
@@ -381,10 +388,9 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         staking_earned: summary.pnl.staking,
         borrow_paid: 0.0 - summary.pnl.borrow,
         interest_earned: summary.pnl.interest,
-        // Two fills (close, open) per roll or switch; one per delivery.
-        rolls: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Roll).count() / 2,
-        deliveries: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Delivery).count(),
-        instrument_switches: summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::Switch).count() / 2,
+        rolls: steps_with(&summary.trades, crate::model::TradeReason::Roll),
+        deliveries: steps_with(&summary.trades, crate::model::TradeReason::Delivery),
+        instrument_switches: steps_with(&summary.trades, crate::model::TradeReason::Switch),
         liquidation_loss: 0.0 - summary.pnl.liquidation,
         turnover: summary.traded_notional / summary.initial_capital,
         trades: summary.trades.len(),

@@ -37,6 +37,8 @@ pub fn trade(book: &mut Book, usd: f64, at: &Quote, costs: &Costs, reason: Trade
     let slippage_coin = usd * (1.0 / fill - 1.0 / at.perp);
     let gap_coin = usd * (1.0 / at.perp - 1.0 / at.mark);
     book.margin_coin += slippage_coin + gap_coin - fee_coin;
+    // The position is valued at this mark from now on (the next bar's liquidation fill starts here).
+    book.perp_mark = at.mark;
     let before = book.perp_qty;
     book.perp_qty += usd;
     if before == 0.0 || before.signum() != book.perp_qty.signum() {

@@ -460,7 +460,8 @@ impl Sim<'_> {
             return true;
         }
         let target = -self.params.hedge_ratio * self.book.spot_qty;
-        if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
+        // No derivative leg (the last dated contract delivered with no successor): nothing to resize.
+        if target == 0.0 || self.book.perp_qty == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
             return false;
         }
         let c = self.costs();

@@ -149,6 +149,9 @@ pub struct StressRun {
 
 /// Run the stress file against a config.
 pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) -> Result<StressRun> {
+    if config.strategy.instrument != crate::config::InstrumentChoice::Perp {
+        crate::bail_input!("`basis stress` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
+    }
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = crate::config::engine_params(config);
