@@ -132,13 +132,7 @@ pub fn load_contracts(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: 
 }
 
 fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
-    let shift_ms = match (&source.close_time_column, &source.open_time_column, source.bar_seconds) {
-        (Some(_), None, _) => 0,
-        (None, Some(_), Some(seconds)) if seconds > 0 => i64::from(seconds) * 1000,
-        (None, Some(_), _) => bail_input!("data.dated: `open_time_column` needs `bar_seconds` > 0 (values are known at open + bar length)"),
-        _ => bail_input!("data.dated: give exactly one of `close_time_column` or `open_time_column` (with `bar_seconds`)"),
-    };
-    let time_name = source.close_time_column.as_deref().or(source.open_time_column.as_deref()).unwrap_or_default();
+    let (time_name, shift_ms) = super::generic::bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, "data.dated")?;
     let fixed_expiry = source.expiry.as_deref().map(|text| crate::time::parse_time_ms("data.dated.expiry", text)).transpose()?;
     if source.contract_column.is_none() && source.contract.is_none() {
         bail_input!("data.dated: give `contract_column` (a column naming each row's contract) or `contract` (the one contract of the file)");

@@ -29,16 +29,22 @@ fn kept_rows(table: &super::read::RawTable, filter: &std::collections::BTreeMap<
     Ok(keep)
 }
 
+/// The time column of generic bars and the shift to the moment their values are known: 0 for
+/// a close-time column, the bar length for an open-time column (which needs `bar_seconds`).
+/// `key` names the config section in errors.
+pub fn bar_time<'a>(close_time_column: &'a Option<String>, open_time_column: &'a Option<String>, bar_seconds: Option<u32>, key: &str) -> Result<(&'a str, i64)> {
+    match (close_time_column, open_time_column, bar_seconds) {
+        (Some(name), None, _) => Ok((name.as_str(), 0)),
+        (None, Some(name), Some(seconds)) if seconds > 0 => Ok((name.as_str(), i64::from(seconds) * 1000)),
+        (None, Some(_), _) => bail_input!("{key}: `open_time_column` needs `bar_seconds` > 0 (values are known at open + bar length)"),
+        _ => bail_input!("{key}: give exactly one of `close_time_column` or `open_time_column` (with `bar_seconds`)"),
+    }
+}
+
 /// Load generic price bars. Bars stamped with their open time become known `bar_seconds` later.
 pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let close_name = required(&source.close_column, &format!("data.{label}.close_column"))?;
-    let shift_ms = match (&source.close_time_column, &source.open_time_column, source.bar_seconds) {
-        (Some(_), None, _) => 0,
-        (None, Some(_), Some(seconds)) if seconds > 0 => i64::from(seconds) * 1000,
-        (None, Some(_), _) => bail_input!("data.{label}: `open_time_column` needs `bar_seconds` > 0 (values are known at open + bar length)"),
-        _ => bail_input!("data.{label}: give exactly one of `close_time_column` or `open_time_column` (with `bar_seconds`)"),
-    };
-    let time_name = source.close_time_column.as_deref().or(source.open_time_column.as_deref()).unwrap_or_default();
+    let (time_name, shift_ms) = bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, &format!("data.{label}"))?;
     let mut rows = BarRows::default();
     for path in expand_glob(&source.path, &format!("{label} bars"))? {
         let table = read_table(&path)?;
