@@ -113,6 +113,22 @@ fn benches(c: &mut Criterion) {
             sim::run(&timeline, &params, &mut ledger)
         })
     });
+    // Every row recorded into one reused row group's worth of columns, as the streaming Parquet
+    // ledger does between writes (the recording cost without the whole run's page faults).
+    group.bench_function("loop_row_group_ledger", |b| {
+        struct RowGroup(FullLedger);
+        impl basis::model::Recorder for RowGroup {
+            #[inline]
+            fn record(&mut self, row: &basis::model::StepRow) {
+                self.0.record(row);
+                if self.0.len() == basis::measure::ledger::ROW_GROUP_ROWS {
+                    self.0.clear();
+                }
+            }
+        }
+        let mut chunk = RowGroup(FullLedger::with_capacity(basis::measure::ledger::ROW_GROUP_ROWS));
+        b.iter(|| sim::run(&timeline, &params, &mut chunk))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("backtest_1y_1m");
