@@ -187,7 +187,7 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
         out.push(plot("funding", "funding rate (% per settlement)", &settle_ms, vec![("rate per settlement".into(), rates)]));
     }
     // Rolling Sharpe on the daily clock.
-    let returns = super::tearsheet::daily_returns(&super::tearsheet::daily_closes(ts, &equity), input.initial_capital());
+    let returns = super::tearsheet::daily_excess_returns(input, &equity);
     let (days, sharpe) = super::tearsheet::rolling_sharpe(&returns, 90);
     if !days.is_empty() {
         out.push(plot("rolling_sharpe", "Sharpe, trailing 90 days", &days, vec![("rolling 90-day Sharpe".into(), sharpe)]));

@@ -111,16 +111,29 @@ pub fn monthly_funding(ts_ms: &[i64], funding: &[f64]) -> Vec<(i64, f64)> {
     out
 }
 
+/// The daily returns Sharpe is taken over: less the day's cash rate / 365 when the run has one
+/// (as the metric does), else as they are.
+pub fn daily_excess_returns(input: &ReportInput, equity: &[f64]) -> Vec<(i64, f64)> {
+    let returns = daily_returns(&daily_closes(input.ledger.ts_ms(), equity), input.initial_capital());
+    if input.config.data.cash_rate.is_none() {
+        return returns;
+    }
+    let days: Vec<i64> = returns.iter().map(|r| r.0).collect();
+    let rates = cash_rate_on(input, &days).unwrap_or_else(|| vec![input.metrics.cash_apr; days.len()]);
+    returns.iter().zip(rates).map(|(&(day, r), apr)| (day, r - apr / 365.0)).collect()
+}
+
 /// Rolling 90-day Sharpe of the daily returns.
 pub fn rolling_sharpe_chart(input: &ReportInput, area: &Area) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
     let ts = input.ledger.ts_ms();
-    let returns = daily_returns(&daily_closes(ts, column(input, "equity")?), input.initial_capital());
+    let returns = daily_excess_returns(input, column(input, "equity")?);
     let (days, sharpe) = rolling_sharpe(&returns, 90);
     let lines = decimate_min_max(&days, &sharpe, super::draw::BUCKETS);
     let y = value_range(lines.iter(), &[0.0]);
     let x = super::draw::time_span(ts);
-    let (plot, side) = panels(area, "Rolling 90-day Sharpe (daily returns, risk-free 0)")?;
+    let title = if input.config.data.cash_rate.is_some() { "Rolling 90-day Sharpe (daily returns, risk-free = the cash rate)" } else { "Rolling 90-day Sharpe (daily returns, risk-free 0)" };
+    let (plot, side) = panels(area, title)?;
     let mut chart = time_chart(&plot, "Sharpe, trailing 90 days", x, y)?;
     let mut legend = Legend::default();
     draw_zero(&mut chart, x)?;
