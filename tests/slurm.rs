@@ -90,6 +90,7 @@ fn the_readme_array_job_shards_a_sweep_on_a_real_slurm_cluster() {
     for sub in ["state", "spool", "log"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
+    // Addresses are given as 127.0.0.1: the cluster needs no name resolution of the host.
     let host = String::from_utf8(Command::new("hostname").arg("-s").output().unwrap().stdout).unwrap().trim().to_string();
     let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -97,12 +98,12 @@ fn the_readme_array_job_shards_a_sweep_on_a_real_slurm_cluster() {
     std::fs::write(
         &conf,
         format!(
-            "ClusterName=basis-test\nSlurmctldHost={host}\nSlurmctldPort={ctld}\nSlurmdPort={slurmd_port}\nSlurmUser={user}\nSlurmdUser={user}\n\
+            "ClusterName=basis-test\nSlurmctldHost={host}(127.0.0.1)\nSlurmctldPort={ctld}\nSlurmdPort={slurmd_port}\nSlurmUser={user}\nSlurmdUser={user}\n\
              AuthType=auth/munge\nCredType=cred/munge\nStateSaveLocation={r}/state\nSlurmdSpoolDir={r}/spool\n\
              SlurmctldPidFile={r}/slurmctld.pid\nSlurmdPidFile={r}/slurmd.pid\nSlurmctldLogFile={r}/log/slurmctld.log\nSlurmdLogFile={r}/log/slurmd.log\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
              ReturnToService=2\nSchedulerType=sched/builtin\nJobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
-             MpiDefault=none\nNodeName={host} CPUs={cpus} State=UNKNOWN\nPartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
+             MpiDefault=none\nNodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN\nPartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
             ctld = free_port(),
             slurmd_port = free_port(),
             r = root.display()
