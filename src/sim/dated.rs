@@ -104,7 +104,8 @@ pub fn best_schedule(front: &[Option<usize>], contracts: &DatedContracts, timeli
                 } else {
                     match current {
                         Instrument::Perp if dated.is_finite() && (perp.is_nan() || dated - perp > cost_apr) => Instrument::Dated(c),
-                        Instrument::Dated(_) if perp.is_finite() && (dated.is_nan() || perp - dated > cost_apr) => Instrument::Perp,
+                        // A missing contract bar (NaN basis) is no reason to move: the leg stays.
+                        Instrument::Dated(_) if perp.is_finite() && dated.is_finite() && perp - dated > cost_apr => Instrument::Perp,
                         other => other,
                     }
                 }
@@ -207,5 +208,19 @@ mod tests {
         let held = front_schedule(&contracts, &ts, RollRules { min_days_to_expiry: 1.0, roll_days_before: 0.0 });
         assert_eq!(held[9], Some(0));
         assert_eq!(held[10], Some(1));
+    }
+
+    #[test]
+    fn best_does_not_leave_a_contract_over_a_missing_bar() {
+        // Contract B's basis is 10 % a year; the perp's 9 % until step 3, then 30 %. B has no bar
+        // at step 2: the leg stays in B there, and moves to the perp at step 3.
+        let mut contracts = two_contracts(5);
+        contracts.close[1] = (0..5).map(|i| 100.0 * (1.0 + 0.10 * (40 - i) as f64 / 365.0)).collect();
+        contracts.close[1][2] = f64::NAN;
+        let timeline = MarketTimeline { ts_ms: (0..5).map(|i| i * MS_PER_DAY).collect(), spot: vec![100.0; 5], ..Default::default() };
+        let front = vec![Some(1); 5];
+        let perp_apr = [0.09, 0.09, 0.30, 0.30, 0.30];
+        let choice = best_schedule(&front, &contracts, &timeline, &perp_apr, 0.0012, 14.0, &[]);
+        assert_eq!(choice, vec![Instrument::Dated(1), Instrument::Dated(1), Instrument::Dated(1), Instrument::Perp, Instrument::Perp]);
     }
 }
