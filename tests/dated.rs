@@ -430,3 +430,30 @@ fn after_the_last_delivery_nothing_is_re_hedged_and_a_delivery_counts_once() {
     let metrics = basis::measure::metrics::compute(&summary, "T", true);
     assert_eq!((metrics.deliveries, metrics.rolls), (1, 0));
 }
+
+#[test]
+fn dated_and_cash_rate_configs_are_checked_with_the_key_named() {
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/examples/dated-quarterly.toml")).unwrap();
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/examples"));
+    let error = |text: &str| -> String {
+        match basis::config::Config::from_toml_str(text, "test", dir) {
+            Ok(config) => format!("{:#}", basis::app::backtest::run(&config).err().expect("an error")),
+            Err(err) => format!("{err:#}"),
+        }
+    };
+    // instrument = "dated" without contracts.
+    let no_contracts = base.replace("[data.dated]\nformat = \"binance_klines\"\npath = \"../sample/dated/SYNTHUSDT_*-1h-*.csv\"\n", "");
+    assert!(error(&no_contracts).contains("needs [data.dated]"), "{}", error(&no_contracts));
+    // cash_earns without a cash rate.
+    let no_rate = base.replace("[data.cash_rate]\napr = 0.045\n", "");
+    assert!(error(&no_rate).contains("cash_earns") && error(&no_rate).contains("[data.cash_rate]"), "{}", error(&no_rate));
+    // A percent given as a decimal APR.
+    let percent = base.replace("apr = 0.045", "apr = 4.5");
+    assert!(error(&percent).contains("percent = true"), "{}", error(&percent));
+    // The dated leg holds the long carry from the first step.
+    let threshold = base.replace("mode = \"always_on\"", "mode = \"funding_threshold\"");
+    assert!(error(&threshold).contains("always_on"), "{}", error(&threshold));
+    // No contract has enough days left in the window.
+    let too_long = base.replace("min_days_to_expiry = 14.0", "min_days_to_expiry = 300.0");
+    assert!(error(&too_long).contains("strategy.min_days_to_expiry"), "{}", error(&too_long));
+}
