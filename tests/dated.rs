@@ -33,7 +33,6 @@ fn contracts(list: &[(&str, i64, f64, Vec<f64>)]) -> DatedContracts {
         out.names.push(name.to_string());
         out.expiry_ms.push(T0 + expiry_day * DAY);
         out.settlement.push(*settlement);
-        out.settlement_from_data.push(true);
         out.high.push(closes.clone());
         out.low.push(closes.clone());
         out.close.push(closes.clone());

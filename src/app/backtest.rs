@@ -103,7 +103,9 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
     use crate::sim::dated::{self as dated_leg, RollRules};
     let s = &config.strategy;
     let rules = RollRules { min_days_to_expiry: s.min_days_to_expiry, roll_days_before: s.roll_days_before };
-    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut Vec::new());
+    // The settlement stand-in warning of the contracts on the final clock (recomputed if clipped).
+    let mut settlement_warnings = Vec::new();
+    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
     let mut front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
     if s.instrument == InstrumentChoice::Dated {
         let Some(first) = front.iter().position(Option::is_some) else {
@@ -126,12 +128,12 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
             ));
             let grid = timeline.ts_ms[first..=last].to_vec();
             timeline = data::align::restrict_to_grid(&timeline, &grid);
-            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut Vec::new());
+            settlement_warnings.clear();
+            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
             front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
         }
     }
-    // The settlement warning, once, for the contracts the run uses.
-    let _ = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), warnings);
+    warnings.extend(settlement_warnings);
     let choice = match s.instrument {
         InstrumentChoice::Best => {
             let params = crate::config::engine_params(config);
@@ -147,19 +149,12 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
         warnings.push(format!("dated: {stale} step(s) had no bar of the contract held; its last close stood in"));
     }
     if let Some(path) = &timeline.derivative {
+        use crate::model::{Instrument, SwitchReason};
         let count = |reason| path.switches.iter().filter(|w| w.reason == reason).count();
-        use crate::model::SwitchReason;
+        let used: std::collections::BTreeSet<usize> = choice.iter().filter_map(|c| if let Instrument::Dated(k) = c { Some(*k) } else { None }).collect();
         warnings.push(format!(
             "dated: {} contract(s) used, {} roll(s), {} delivery(ies), {} switch(es) between the perp and the dated contract",
-            {
-                let mut used: Vec<usize> = path.switches.iter().filter_map(|w| if let crate::model::Instrument::Dated(c) = w.to { Some(c) } else { None }).collect();
-                if let Some(crate::model::Instrument::Dated(c)) = path.first {
-                    used.push(c);
-                }
-                used.sort_unstable();
-                used.dedup();
-                used.len()
-            },
+            used.len(),
             count(SwitchReason::Roll),
             count(SwitchReason::Delivery),
             count(SwitchReason::Switch)
@@ -184,8 +179,7 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
     let resolution = config.run.ledger;
     let (ledger, (summary, metrics)) = match resolution.period_ms() {
         Some(period_ms) => {
-            let span = timeline.ts_ms.last().copied().unwrap_or(0) - timeline.ts_ms.first().copied().unwrap_or(0);
-            let mut kept = PeriodLedger::new(period_ms, (span / period_ms) as usize + 2);
+            let mut kept = PeriodLedger::new(period_ms, (timeline.span_ms() / period_ms) as usize + 2);
             let out = super::pipeline::simulate(&timeline, &params, &mut kept);
             (kept.finish(), out)
         }
@@ -284,8 +278,7 @@ pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -
     let params = crate::config::engine_params(config);
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
     let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
-    let span = timeline.ts_ms.last().copied().unwrap_or(0) - timeline.ts_ms.first().copied().unwrap_or(0);
-    let mut drawn = ReportLedger::for_run(timeline.len(), span);
+    let mut drawn = ReportLedger::for_run(timeline.len(), timeline.span_ms());
     let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut Tee(&mut streamed, &mut drawn));
     streamed.finish()?;
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);

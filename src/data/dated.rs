@@ -238,29 +238,28 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Opti
             }
             j = k;
         }
-        let (settlement, from_data) = match contract.settlement {
-            Some(price) => (price, true),
+        let settlement = match contract.settlement {
+            Some(price) => price,
             None => {
                 let at = ts_ms.partition_point(|&t| t < contract.expiry_ms);
                 let inside = at < n && contract.expiry_ms >= ts_ms[0];
                 match index.map(|bars| index_mean_before(bars, contract.expiry_ms)).filter(|p| p.is_finite() && inside) {
                     Some(price) => {
                         from_index.push(contract.name.clone());
-                        (price, false)
+                        price
                     }
                     // The spot close known at expiry: the first step at or after it.
                     None if inside => {
                         stand_ins.push(contract.name.clone());
-                        (spot[at], false)
+                        spot[at]
                     }
-                    None => (f64::NAN, false),
+                    None => f64::NAN,
                 }
             }
         };
         out.names.push(contract.name.clone());
         out.expiry_ms.push(contract.expiry_ms);
         out.settlement.push(settlement);
-        out.settlement_from_data.push(from_data);
         out.close.push(close);
         out.high.push(high);
         out.low.push(low);

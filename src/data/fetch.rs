@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
 
 use crate::{bail_input, input_error};
 
@@ -120,20 +119,6 @@ pub enum Outcome {
     Missing,
 }
 
-fn sha256_hex(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
 /// The SHA-256 in a `.CHECKSUM` text (`<hex>  <file name>`).
 fn checksum_of(text: &str) -> Option<String> {
     text.split_whitespace().next().filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).map(|h| h.to_ascii_lowercase())
@@ -145,7 +130,7 @@ pub fn verify_checksum(path: &Path) -> Result<bool> {
     let sidecar = PathBuf::from(format!("{}.CHECKSUM", path.display()));
     let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(false) };
     let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
-    let actual = sha256_hex(path)?;
+    let actual = crate::data::read::sha256_streamed(path)?;
     // The manifest's fingerprint of this file needs no second read.
     if let Ok(meta) = std::fs::metadata(path) {
         crate::data::read::remember_hash(path, meta.len(), actual.clone());
@@ -226,7 +211,7 @@ impl Fetcher {
         }
         file.sync_all().ok();
         drop(file);
-        let actual = sha256_hex(&part)?;
+        let actual = crate::data::read::sha256_streamed(&part)?;
         if actual != expected {
             std::fs::remove_file(&part).ok();
             bail_input!("{remote}: downloaded SHA-256 {actual} does not match the published {expected}; the partial file was removed, run the command again");

@@ -325,13 +325,21 @@ pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
 /// SHA-256 of a file, hex: from the loaders' read when it hashed the file (and the file still
 /// has that length), else streamed from disk in 1 MiB blocks.
 pub fn sha256_of(path: &Path) -> Result<String> {
-    use sha2::Digest;
     let len = std::fs::metadata(path).map(|m| m.len()).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
     if let Some((hashed_len, hash)) = READ_HASHES.lock().ok().and_then(|h| h.get(path).cloned()) {
         if hashed_len == len {
             return Ok(hash);
         }
     }
+    let hash = sha256_streamed(path)?;
+    remember_hash(path, len, hash.clone());
+    Ok(hash)
+}
+
+/// SHA-256 of a file as it is on disk now, hex, streamed in 1 MiB blocks (no cache: checksum
+/// verification wants the bytes there, whatever was read before).
+pub fn sha256_streamed(path: &Path) -> Result<String> {
+    use sha2::Digest;
     let mut file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
@@ -342,9 +350,7 @@ pub fn sha256_of(path: &Path) -> Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    let hash = hex(&hasher.finalize());
-    remember_hash(path, len, hash.clone());
-    Ok(hash)
+    Ok(hex(&hasher.finalize()))
 }
 
 /// A reader that hashes what passes through it and remembers the hash at the end of the file.

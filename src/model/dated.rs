@@ -12,8 +12,6 @@ pub struct DatedContracts {
     /// Settlement (delivery) price of each contract, quote currency; NaN when the contract does
     /// not expire inside the data.
     pub settlement: Vec<f64>,
-    /// Whether each settlement price came from the data (false: the spot close at expiry stood in).
-    pub settlement_from_data: Vec<bool>,
     /// Close known at each step, per contract (NaN: no bar of the contract closed in the step's
     /// interval, or the contract has expired).
     pub close: Vec<Vec<f64>>,

@@ -94,8 +94,8 @@ pub struct MarketTimeline {
 pub enum Instrument {
     /// The perpetual swap: pays and receives funding.
     Perp,
-    /// Dated contract `n` of [`DerivativePath::contracts`]: no funding; converges to its
-    /// settlement price at expiry.
+    /// Dated contract `n` (its index in the run's contracts, sorted by expiry): no funding;
+    /// converges to its settlement price at expiry.
     Dated(usize),
     /// Nothing (the last contract expired with no successor in the data).
     None,
@@ -104,23 +104,10 @@ pub enum Instrument {
 /// The instrument the derivative leg holds, step by step, and the steps where it changes.
 #[derive(Debug, Clone, Default)]
 pub struct DerivativePath {
-    /// The contracts the path uses: (name, expiry epoch ms UTC).
-    pub contracts: Vec<(String, i64)>,
     /// The instrument held from the first step until the first switch.
     pub first: Option<Instrument>,
     /// The switches, in step order.
     pub switches: Vec<LegSwitch>,
-}
-
-impl DerivativePath {
-    /// The name of an instrument, as trades and the ledger show it.
-    pub fn name(&self, instrument: Instrument) -> &str {
-        match instrument {
-            Instrument::Perp => "perp",
-            Instrument::Dated(n) => self.contracts.get(n).map_or("dated", |c| c.0.as_str()),
-            Instrument::None => "none",
-        }
-    }
 }
 
 /// Why the derivative leg changes instrument.
@@ -196,6 +183,14 @@ impl MarketTimeline {
     /// Whether there are no steps.
     pub fn is_empty(&self) -> bool {
         self.ts_ms.is_empty()
+    }
+
+    /// Time from the first step to the last, ms (0 when empty).
+    pub fn span_ms(&self) -> i64 {
+        match (self.ts_ms.first(), self.ts_ms.last()) {
+            (Some(first), Some(last)) => last - first,
+            _ => 0,
+        }
     }
 
     /// Whether step `i` lies outside some source's coverage.

@@ -171,11 +171,7 @@ pub fn apply(timeline: &mut MarketTimeline, contracts: &DatedContracts, choice: 
             switches.push(LegSwitch { step: i, reason, to: choice[i], open_price, open_mark });
         }
     }
-    timeline.derivative = Some(DerivativePath {
-        contracts: contracts.names.iter().cloned().zip(contracts.expiry_ms.iter().copied()).collect(),
-        first: choice.first().copied(),
-        switches,
-    });
+    timeline.derivative = Some(DerivativePath { first: choice.first().copied(), switches });
     stale
 }
 
@@ -190,7 +186,6 @@ mod tests {
             names: vec!["A".into(), "B".into()],
             expiry_ms: vec![10 * MS_PER_DAY, 40 * MS_PER_DAY],
             settlement: vec![100.0, f64::NAN],
-            settlement_from_data: vec![true, false],
             close: vec![(0..n).map(|i| if i <= 10 { 101.0 } else { f64::NAN }).collect(), (0..n).map(|i| if i >= 5 { 103.0 } else { f64::NAN }).collect()],
             high: vec![vec![102.0; n], vec![104.0; n]],
             low: vec![vec![100.0; n], vec![102.0; n]],

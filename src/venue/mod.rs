@@ -322,8 +322,8 @@ impl Preset {
     }
 
     /// [`Preset::load`], shared: a built-in is parsed once per process and handed out by
-    /// reference count (a sweep builds thousands of configs; cloning the preset's rules and
-    /// sources for each was most of a configuration's allocations).
+    /// reference count (a sweep builds thousands of configs; cloning the preset for each cost
+    /// about 54 heap allocations of a configuration's 2,700).
     pub fn load_shared(name: &str, base_dir: &Path) -> Result<std::sync::Arc<Preset>> {
         static BUILT_IN_CACHE: std::sync::OnceLock<Vec<(String, std::sync::Arc<Preset>)>> = std::sync::OnceLock::new();
         if BUILT_IN.iter().any(|(id, _)| *id == name) {
