@@ -1,6 +1,6 @@
-//! README's Slurm array job on a real one-node Slurm cluster brought up by the test: `munged`,
-//! `slurmctld` and `slurmd` on this machine with a minimal `slurm.conf` written here (ports picked
-//! free, state in a temporary folder). The README's script, made a 4-shard sweep, is submitted
+//! README's Slurm array job on a real one-node Slurm cluster brought up by the test: a private
+//! `munged` (its own key and socket), `slurmctld` and `slurmd` on this machine with a minimal
+//! `slurm.conf` written here (ports picked free, state in a temporary folder). The README's script, made a 4-shard sweep, is submitted
 //! with `sbatch`, waited for with `squeue`, and the shards' `results.parquet` files merged with
 //! polars must equal the unsharded sweep row for row.
 //!
@@ -66,7 +66,13 @@ fn read(path: &Path) -> DataFrame {
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool, log: &Path) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < limit, "{what}: not done after {limit:?}; slurm logs in {}:\n{}", log.display(), std::fs::read_to_string(log.join("slurmctld.log")).unwrap_or_default());
+        if started.elapsed() >= limit {
+            let logs: String = ["munged.log", "munged.err", "slurmctld.log", "slurmd.log"]
+                .iter()
+                .map(|name| format!("--- {name}\n{}\n", std::fs::read_to_string(log.join(name)).unwrap_or_default()))
+                .collect();
+            panic!("{what}: not done after {limit:?}; logs in {}:\n{logs}", log.display());
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -99,7 +105,7 @@ fn the_readme_array_job_shards_a_sweep_on_a_real_slurm_cluster() {
         &conf,
         format!(
             "ClusterName=basis-test\nSlurmctldHost={host}(127.0.0.1)\nSlurmctldPort={ctld}\nSlurmdPort={slurmd_port}\nSlurmUser={user}\nSlurmdUser={user}\n\
-             AuthType=auth/munge\nCredType=cred/munge\nStateSaveLocation={r}/state\nSlurmdSpoolDir={r}/spool\n\
+             AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket={r}/munge/munge.socket\nStateSaveLocation={r}/state\nSlurmdSpoolDir={r}/spool\n\
              SlurmctldPidFile={r}/slurmctld.pid\nSlurmdPidFile={r}/slurmd.pid\nSlurmctldLogFile={r}/log/slurmctld.log\nSlurmdLogFile={r}/log/slurmd.log\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
              ReturnToService=2\nSchedulerType=sched/builtin\nJobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
@@ -114,20 +120,41 @@ fn the_readme_array_job_shards_a_sweep_on_a_real_slurm_cluster() {
         command.env("SLURM_CONF", &conf);
     };
 
-    // munge: one daemon serves every cluster on the machine; start it unless it runs.
+    // munge: a private daemon with its own key and socket, so the test needs neither
+    // /etc/munge/munge.key nor the system daemon (a stale /run/munge socket once hung it).
+    // munged requires execute permission for all on the socket's folders.
     let mut daemons = Daemons(Vec::new());
-    if !Path::new("/run/munge/munge.socket.2").exists() {
-        let _ = std::fs::create_dir_all("/run/munge");
-        let status = Command::new(&munged).arg("--force").status().unwrap();
-        assert!(status.success(), "munged did not start (is /etc/munge/munge.key there?)");
+    let munge_dir = root.join("munge");
+    std::fs::create_dir_all(&munge_dir).unwrap();
+    for folder in [root, munge_dir.as_path()] {
+        std::fs::set_permissions(folder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
+    let key = munge_dir.join("munge.key");
+    // A random 1024-byte key, owner-only, as mungekey writes it.
+    let mut key_bytes = vec![0u8; 1024];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut key_bytes).unwrap();
+    std::fs::write(&key, &key_bytes).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let munge_socket = munge_dir.join("munge.socket");
+    let mut munge = Command::new(&munged);
+    munge
+        .arg("--foreground")
+        .arg(format!("--socket={}", munge_socket.display()))
+        .arg(format!("--key-file={}", key.display()))
+        .arg(format!("--pid-file={}", munge_dir.join("munged.pid").display()))
+        .arg(format!("--seed-file={}", munge_dir.join("munged.seed").display()))
+        .arg(format!("--log-file={}", root.join("log/munged.log").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(root.join("log/munged.err")).unwrap()));
+    daemons.0.push(munge.spawn().unwrap());
+    let log = root.join("log");
+    wait_for("munged to open its socket", Duration::from_secs(20), || munge_socket.exists(), &log);
     for daemon in [&slurmctld, &slurmd] {
         let mut command = Command::new(daemon);
         command.arg("-D").stdout(Stdio::null()).stderr(Stdio::null());
         env(&mut command);
         daemons.0.push(command.spawn().unwrap());
     }
-    let log = root.join("log");
     wait_for("the node to come up idle", Duration::from_secs(60), || {
         let mut command = Command::new(&sinfo);
         command.args(["-h", "-o", "%t"]);
