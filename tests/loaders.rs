@@ -243,3 +243,40 @@ fn generic_csv_and_parquet_with_a_column_mapping() {
     assert_eq!(series.rate, vec![0.0001, -0.0002]);
     assert_eq!(series.interval_hours, vec![4.0, 4.0]);
 }
+
+/// Rows of two files given newest first, overlapping by one identical bar: sorted, the overlap
+/// dropped with a warning (no "out of time order" one, since no file runs backwards), volume
+/// NaN where a row had none; a conflicting overlap names both files' lines.
+#[test]
+fn bar_rows_from_files_in_any_order_sort_drop_identical_overlaps_and_locate_conflicts() {
+    use basis::data::{BarRows, Origin};
+    let build = |overlap_close: f64| {
+        let mut rows = BarRows::new("spot");
+        let newer = rows.sources.add_csv(std::path::Path::new("newer.csv"), 1);
+        let older = rows.sources.add_csv(std::path::Path::new("older.csv"), 1);
+        for (row, (t, c, v)) in [(3_000, 3.0, 30.0), (4_000, 4.0, 40.0), (5_000, 5.0, f64::NAN)].into_iter().enumerate() {
+            rows.push(t, [c, c, c, v, f64::NAN], Origin { file: newer, row: row as u32 }).unwrap();
+        }
+        for (row, (t, c, v)) in [(1_000, 1.0, 10.0), (2_000, 2.0, 20.0), (3_000, overlap_close, 30.0)].into_iter().enumerate() {
+            rows.push(t, [c, c, c, v, f64::NAN], Origin { file: older, row: row as u32 }).unwrap();
+        }
+        let mut warnings = Vec::new();
+        (rows.finish(&mut warnings), warnings)
+    };
+    let (bars, warnings) = build(3.0);
+    let bars = bars.unwrap();
+    assert_eq!(bars.ts_ms, [1_000, 2_000, 3_000, 4_000, 5_000]);
+    assert_eq!(bars.close, [1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(bars.volume[..4], [10.0, 20.0, 30.0, 40.0]);
+    assert!(bars.volume[4].is_nan());
+    assert_eq!(warnings, ["spot: dropped 1 duplicate bars (identical rows in overlapping files)"]);
+    let (conflict, _) = build(3.5);
+    let err = format!("{:#}", conflict.err().expect("a conflicting overlap is refused"));
+    assert!(err.contains("newer.csv: line 2") && err.contains("older.csv: line 4") && err.contains("two different rows"), "{err}");
+    // A bad bar is refused as it is pushed, located by its own line.
+    let mut rows = BarRows::new("perp");
+    let file = rows.sources.add_csv(std::path::Path::new("perp.csv"), 1);
+    rows.push(1_000, [10.0, 11.0, 9.0, 1.0, 10.0], Origin { file, row: 0 }).unwrap();
+    let err = format!("{:#}", rows.push(2_000, [10.0, 11.0, 9.0, -1.0, 10.0], Origin { file, row: 1 }).unwrap_err());
+    assert!(err.contains("perp.csv: line 3") && err.contains("volume -1 is negative"), "{err}");
+}

@@ -1316,12 +1316,12 @@ fn load(path: &Path, choice: &Choice, sample: &Sample, options: &Options, warnin
                 let close = table.f64s(table.column("close")?)?;
                 let volume = table.f64s(table.column("volume")?)?;
                 let open = table.f64s(table.column("open")?)?;
-                let mut rows = BarRows::default();
+                let mut rows = BarRows::new("bars");
                 let file = rows.sources.add(&table);
                 for i in 0..date.len() {
-                    rows.rows.push((date[i] + bar_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 }));
+                    rows.push(date[i] + bar_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 })?;
                 }
-                let bars = rows.finish("bars", warnings)?;
+                let bars = rows.finish(warnings)?;
                 describe_bars(out, &bars, "bars");
             }
         }

@@ -31,7 +31,7 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
 
 /// Load the Binance kline CSVs `paths` (one instrument) as one bar series.
 pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
-    let mut rows = BarRows::default();
+    let mut rows = BarRows::new(label);
     for path in paths {
         // A dump fetched with its .CHECKSUM is verified before it is read.
         super::fetch::verify_checksum(&path)?;
@@ -43,6 +43,8 @@ pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_h
             if header_seen.is_none() {
                 header_seen = Some(usize::from(!header.is_empty()));
                 cells.header_lines = usize::from(!header.is_empty());
+                // Known now, so a bad bar pushed below is located by its true line.
+                rows.sources.set_header_lines(file, cells.header_lines);
             }
             let open = cells.time(row, fields, OPEN_TIME, "open_time")?;
             let open_price = cells.number(row, fields, OPEN, "open")?;
@@ -59,13 +61,13 @@ pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_h
                     crate::time::format_ms(open)
                 );
             }
-            rows.rows.push((known_at_close(close_time), [close, high, low, volume, open_price], Origin { file, row: row as u32 }));
+            rows.push(known_at_close(close_time), [close, high, low, volume, open_price], Origin { file, row: row as u32 })?;
             Ok(())
         })?;
         rows.sources.set_header_lines(file, header_lines);
         files.push(path);
     }
-    rows.finish(label, warnings)
+    rows.finish(warnings)
 }
 
 /// The instant a bar closing at `close_time_ms` is known: Binance stamps the bar's last

@@ -172,7 +172,7 @@ fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut V
             if names[i].is_empty() {
                 bail_input!("{}: empty contract name", table.locate(i));
             }
-            let entry = by_contract.entry(names[i].clone()).or_insert_with(|| (expiries[i], BarRows::default(), None));
+            let entry = by_contract.entry(names[i].clone()).or_insert_with(|| (expiries[i], BarRows::new(&names[i]), None));
             if entry.0 != expiries[i] {
                 bail_input!(
                     "{}: contract {} has expiry {} here but {} on an earlier row; one contract has one expiry",
@@ -189,13 +189,13 @@ fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut V
                 entry.2 = Some(settlements[i]);
             }
             let file = *file_ids.entry(names[i].clone()).or_insert_with(|| entry.1.sources.add(&table));
-            entry.1.rows.push((time[i] + shift_ms, [close[i], high[i], low[i], f64::NAN, f64::NAN], Origin { file, row: i as u32 }));
+            entry.1.push(time[i] + shift_ms, [close[i], high[i], low[i], f64::NAN, f64::NAN], Origin { file, row: i as u32 })?;
         }
         files.push(path);
     }
     let mut out = Vec::new();
     for (name, (expiry_ms, rows, settlement)) in by_contract {
-        let bars = rows.finish(&name, warnings)?;
+        let bars = rows.finish(warnings)?;
         out.push(Contract { name, expiry_ms, bars, settlement });
     }
     Ok(out)

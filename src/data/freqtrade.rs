@@ -158,7 +158,7 @@ pub fn read_candles(path: &Path) -> Result<RawTable> {
 /// Candles as bars known at their close (`date + timeframe`).
 fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let table = read_candles(path)?;
-    let mut rows = BarRows::default();
+    let mut rows = BarRows::new(label);
     let file = rows.sources.add(&table);
     let open = table.times_ms(table.column("date")?, TimeFormat::Auto)?;
     let high = table.f64s(table.column("high")?)?;
@@ -166,11 +166,11 @@ fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) 
     let close = table.f64s(table.column("close")?)?;
     let volume = table.f64s(table.column("volume")?)?;
     let open_price = table.f64s(table.column("open")?)?;
-    rows.rows.reserve(open.len());
+    rows.reserve(open.len());
     for i in 0..open.len() {
-        rows.rows.push((open[i] + bar_ms, [close[i], high[i], low[i], volume[i], open_price[i]], Origin { file, row: i as u32 }));
+        rows.push(open[i] + bar_ms, [close[i], high[i], low[i], volume[i], open_price[i]], Origin { file, row: i as u32 })?;
     }
-    rows.finish(label, warnings)
+    rows.finish(warnings)
 }
 
 /// Funding rows: a settlement at `date` with the rate in `open`.

@@ -45,7 +45,7 @@ pub fn bar_time<'a>(close_time_column: &'a Option<String>, open_time_column: &'a
 pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let close_name = required(&source.close_column, &format!("data.{label}.close_column"))?;
     let (time_name, shift_ms) = bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, &format!("data.{label}"))?;
-    let mut rows = BarRows::default();
+    let mut rows = BarRows::new(label);
     for path in expand_glob(&source.path, &format!("{label} bars"))? {
         let table = read_table(&path)?;
         let file = rows.sources.add(&table);
@@ -55,18 +55,18 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
         let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
         let keep = kept_rows(&table, &source.filter, time.len())?;
-        rows.rows.reserve(time.len());
+        rows.reserve(keep.iter().filter(|k| **k).count());
         for i in (0..time.len()).filter(|&i| keep[i]) {
             let o = open.as_ref().map_or(f64::NAN, |v| v[i]);
             // Without a high/low column the bar's range is what is known of it: its open and close.
             let h = high.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].max(o) }, |v| v[i]);
             let l = low.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].min(o) }, |v| v[i]);
             let v = volume.as_ref().map_or(f64::NAN, |v| v[i]);
-            rows.rows.push((time[i] + shift_ms, [close[i], h, l, v, o], Origin { file, row: i as u32 }));
+            rows.push(time[i] + shift_ms, [close[i], h, l, v, o], Origin { file, row: i as u32 })?;
         }
         files.push(path);
     }
-    rows.finish(label, warnings)
+    rows.finish(warnings)
 }
 
 /// Load generic funding settlements.

@@ -249,71 +249,161 @@ impl Sources {
     }
 }
 
-/// Rows of a bar series gathered from one or more files.
-#[derive(Default)]
+/// Rows of a bar series gathered from one or more files, kept as columns: each row is checked
+/// as it is pushed, and a single sorted file's columns become the [`PriceBars`] without a copy.
+/// Row origins are kept as runs (a file's consecutive rows are one entry), so a million-row
+/// file costs a few bytes of bookkeeping, not eight per row.
 pub struct BarRows {
     /// The files the rows came from, to locate a row in messages.
     pub sources: Sources,
-    /// (known at, [close, high, low, volume or NaN, open or NaN], origin).
-    pub rows: Vec<(i64, [f64; 5], Origin)>,
+    /// What the series is, for messages.
+    label: String,
+    ts_ms: Vec<i64>,
+    close: Vec<f64>,
+    high: Vec<f64>,
+    low: Vec<f64>,
+    /// Empty until a row has a volume; then one entry per row, NaN where a row has none.
+    volume: Vec<f64>,
+    /// Kept only to tell a conflicting duplicate from an identical one; empty like `volume`.
+    open: Vec<f64>,
+    /// (first row index, its origin): the rows after it up to the next run continue its file
+    /// one row at a time.
+    runs: Vec<(usize, Origin)>,
 }
 
 impl BarRows {
-    /// Check prices, sort by time, drop exact duplicates (overlapping dumps) and reject
-    /// conflicting ones.
-    pub fn finish(mut self, label: &str, warnings: &mut Vec<String>) -> Result<PriceBars> {
-        for (_, [close, high, low, volume, open], origin) in &self.rows {
-            check_bar(label, *open, *high, *low, *close, *volume).map_err(|why| crate::input_error!("{}: {why}", self.sources.locate(*origin)))?;
+    /// An empty series named `label` (`spot`, `perp`, a contract name) in messages.
+    pub fn new(label: &str) -> BarRows {
+        BarRows { sources: Sources::default(), label: label.to_string(), ts_ms: Vec::new(), close: Vec::new(), high: Vec::new(), low: Vec::new(), volume: Vec::new(), open: Vec::new(), runs: Vec::new() }
+    }
+
+    /// Room for `additional` more rows (price columns only; volume and open grow when used).
+    pub fn reserve(&mut self, additional: usize) {
+        self.ts_ms.reserve_exact(additional);
+        self.close.reserve_exact(additional);
+        self.high.reserve_exact(additional);
+        self.low.reserve_exact(additional);
+    }
+
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.ts_ms.len()
+    }
+
+    /// Whether no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.ts_ms.is_empty()
+    }
+
+    /// Add one bar known at `known_at_ms`: `[close, high, low, volume or NaN, open or NaN]`,
+    /// checked with [`check_bar`]; an error names the row's file and line.
+    pub fn push(&mut self, known_at_ms: i64, [close, high, low, volume, open]: [f64; 5], origin: Origin) -> Result<()> {
+        if let Err(why) = check_bar(&self.label, open, high, low, close, volume) {
+            bail_input!("{}: {why}", self.sources.locate(origin));
         }
-        if !self.rows.is_sorted_by_key(|row| row.0) {
+        let k = self.ts_ms.len();
+        let continues = self.runs.last().is_some_and(|(start, first)| first.file == origin.file && u64::from(first.row) + (k - start) as u64 == u64::from(origin.row));
+        if !continues {
+            self.runs.push((k, origin));
+        }
+        self.ts_ms.push(known_at_ms);
+        self.close.push(close);
+        self.high.push(high);
+        self.low.push(low);
+        for (column, value) in [(&mut self.volume, volume), (&mut self.open, open)] {
+            if !column.is_empty() {
+                column.push(value);
+            } else if !value.is_nan() {
+                column.resize(k, f64::NAN);
+                column.push(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where row `k` (in push order) came from.
+    fn origin(&self, k: usize) -> Origin {
+        let run = self.runs.partition_point(|(start, _)| *start <= k).saturating_sub(1);
+        let (start, first) = self.runs[run];
+        Origin { file: first.file, row: first.row + (k - start) as u32 }
+    }
+
+    /// Sort by time, drop exact duplicates (overlapping dumps) and reject conflicting ones.
+    pub fn finish(mut self, warnings: &mut Vec<String>) -> Result<PriceBars> {
+        let label = std::mem::take(&mut self.label);
+        let n = self.ts_ms.len();
+        let pad = |column: &mut Vec<f64>| {
+            if !column.is_empty() {
+                column.resize(n, f64::NAN);
+            }
+        };
+        pad(&mut self.volume);
+        pad(&mut self.open);
+        // The push-order index of each row once sorted (None: already in order).
+        let mut order: Option<Vec<u32>> = None;
+        if !self.ts_ms.is_sorted() {
             // Files may come in any order; rows going back in time inside one file are a repair
             // worth saying out loud.
-            let backwards: Vec<Origin> = self.rows.windows(2).filter(|w| w[0].2.file == w[1].2.file && w[1].0 < w[0].0).map(|w| w[1].2).collect();
+            let backwards: Vec<Origin> = (1..n).filter(|&k| self.ts_ms[k] < self.ts_ms[k - 1]).map(|k| (self.origin(k - 1), self.origin(k))).filter(|(a, b)| a.file == b.file).map(|(_, b)| b).collect();
             if let Some(first) = backwards.first() {
-                warnings.push(format!(
-                    "{label}: {} row(s) out of time order inside their file (first: {}); sorted by time",
-                    backwards.len(),
-                    self.sources.locate(*first)
-                ));
+                warnings.push(format!("{label}: {} row(s) out of time order inside their file (first: {}); sorted by time", backwards.len(), self.sources.locate(*first)));
             }
-            self.rows.sort_by_key(|row| row.0);
+            let mut by_time: Vec<u32> = (0..n as u32).collect();
+            by_time.sort_by_key(|&k| self.ts_ms[k as usize]);
+            let permute_f64 = |column: &mut Vec<f64>| {
+                if !column.is_empty() {
+                    *column = by_time.iter().map(|&k| column[k as usize]).collect();
+                }
+            };
+            permute_f64(&mut self.close);
+            permute_f64(&mut self.high);
+            permute_f64(&mut self.low);
+            permute_f64(&mut self.volume);
+            permute_f64(&mut self.open);
+            self.ts_ms = by_time.iter().map(|&k| self.ts_ms[k as usize]).collect();
+            order = Some(by_time);
         }
-        // Sized once: pushing into empty vectors would leave up to half of each unused.
-        let n = self.rows.len();
-        let mut bars = PriceBars { label: label.to_string(), ts_ms: Vec::with_capacity(n), close: Vec::with_capacity(n), high: Vec::with_capacity(n), low: Vec::with_capacity(n), volume: Vec::with_capacity(n) };
+        let pushed = |k: usize| order.as_ref().map_or(k, |o| o[k] as usize);
+        // De-duplicate in place: row `k` moves to `kept` unless it repeats the row before it.
+        let mut kept = 0usize;
         let mut dropped = 0usize;
-        for i in 0..self.rows.len() {
-            let (ts, values, origin) = &self.rows[i];
-            if i > 0 && self.rows[i - 1].0 == *ts {
+        let bits = |column: &[f64], k: usize| column.get(k).map_or(u64::MAX, |v| v.to_bits());
+        for k in 0..n {
+            if k > 0 && self.ts_ms[k] == self.ts_ms[k - 1] {
                 // Bitwise, so two rows without volume (NaN) still count as identical.
-                if self.rows[i - 1].1.map(f64::to_bits) == values.map(f64::to_bits) {
+                let same = [&self.close, &self.high, &self.low, &self.volume, &self.open].iter().all(|column| bits(column, k) == bits(column, k - 1));
+                if same {
                     dropped += 1;
                     continue;
                 }
                 bail_input!(
                     "{label} bars: two different rows for time {}: {} and {}. Remove one of the files or rows.",
-                    crate::time::format_ms(*ts),
-                    self.sources.locate(self.rows[i - 1].2),
-                    self.sources.locate(*origin)
+                    crate::time::format_ms(self.ts_ms[k]),
+                    self.sources.locate(self.origin(pushed(k - 1))),
+                    self.sources.locate(self.origin(pushed(k)))
                 );
             }
-            bars.ts_ms.push(*ts);
-            bars.close.push(values[0]);
-            bars.high.push(values[1]);
-            bars.low.push(values[2]);
-            bars.volume.push(values[3]);
+            if kept != k {
+                self.ts_ms[kept] = self.ts_ms[k];
+                for column in [&mut self.close, &mut self.high, &mut self.low, &mut self.volume] {
+                    if !column.is_empty() {
+                        column[kept] = column[k];
+                    }
+                }
+            }
+            kept += 1;
         }
-        if bars.volume.iter().all(|v| v.is_nan()) {
-            // Freed, not just emptied: a source without volume keeps no column of NaN.
-            bars.volume = Vec::new();
+        for column in [&mut self.close, &mut self.high, &mut self.low, &mut self.volume] {
+            column.truncate(kept);
         }
+        self.ts_ms.truncate(kept);
         if dropped > 0 {
             warnings.push(format!("{label}: dropped {dropped} duplicate bars (identical rows in overlapping files)"));
         }
-        if bars.ts_ms.is_empty() {
+        if self.ts_ms.is_empty() {
             bail_input!("{label}: no bars loaded");
         }
-        Ok(bars)
+        Ok(PriceBars { label, ts_ms: self.ts_ms, close: self.close, high: self.high, low: self.low, volume: self.volume })
     }
 }
 

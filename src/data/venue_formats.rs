@@ -199,7 +199,7 @@ fn load_tardis(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut 
 /// of `bar_seconds`, each known at its end: close = last trade, high/low, volume = Σ size.
 pub fn load_bybit_trades(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let bar_ms = i64::from(source.bar_seconds.filter(|s| *s > 0).ok_or_else(|| input_error!("data.{label}: bybit_trades needs bar_seconds (e.g. 3600)"))?) * 1000;
-    let mut rows = BarRows::default();
+    let mut rows = BarRows::new(label);
     for path in expand_glob(&source.path, &format!("{label} trades"))? {
         let file = rows.sources.add_csv(&path, 1);
         // bar end -> (close, high, low, volume, last trade time, row)
@@ -237,9 +237,9 @@ pub fn load_bybit_trades(source: &PriceSource, label: &str, files: &mut Vec<Path
             Ok(())
         })?;
         for (end, (close, high, low, volume, _, row)) in bars {
-            rows.rows.push((end, [close, high, low, volume, f64::NAN], Origin { file, row: row as u32 }));
+            rows.push(end, [close, high, low, volume, f64::NAN], Origin { file, row: row as u32 })?;
         }
         files.push(path);
     }
-    rows.finish(label, warnings)
+    rows.finish(warnings)
 }
