@@ -107,6 +107,8 @@ fn a_long_run_streams_its_ledger_and_draws_from_bounded_rows() {
         assert_eq!(read_back.column(name).unwrap(), in_memory.ledger.column(name).unwrap(), "{name}");
     }
     assert_eq!(read_back.ts_ms(), in_memory.ledger.ts_ms());
+    // Every column, bit for bit (the file is written by a writer thread, row group by row group).
+    assert!(frame.equals_missing(&in_memory.ledger.to_frame().unwrap()), "the streamed ledger differs from the in-memory one");
     // The report's rows: bounded, whole minutes, and each row's PnL is its change in equity.
     let drawn = &streamed.ledger;
     assert!(drawn.len() <= basis::measure::ledger::REPORT_ROWS, "{} rows drawn", drawn.len());

@@ -97,7 +97,8 @@ pub fn typical_spacing(ts_ms: &[i64]) -> i64 {
 fn centred_minutes(residual_ms: i64, period_ms: i64) -> i64 {
     // Rounded first, so a few ms of jitter on a half-period offset does not flip its sign.
     let period = (period_ms / MS_PER_MINUTE).max(1);
-    let minutes = ((residual_ms.rem_euclid(period_ms)) as f64 / MS_PER_MINUTE as f64).round() as i64 % period;
+    // Integer rounding (half up, as f64::round on a non-negative value): one pass per bar.
+    let minutes = ((residual_ms.rem_euclid(period_ms) + MS_PER_MINUTE / 2) / MS_PER_MINUTE) % period;
     if minutes > period / 2 { minutes - period } else { minutes }
 }
 

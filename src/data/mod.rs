@@ -298,8 +298,14 @@ impl BarRows {
     /// Add one bar known at `known_at_ms`: `[close, high, low, volume or NaN, open or NaN]`,
     /// checked with [`check_bar`]; an error names the row's file and line.
     pub fn push(&mut self, known_at_ms: i64, [close, high, low, volume, open]: [f64; 5], origin: Origin) -> Result<()> {
-        if let Err(why) = check_bar(&self.label, open, high, low, close, volume) {
-            bail_input!("{}: {why}", self.sources.locate(origin));
+        // The common case in one branch: 0 < low <= close <= high < inf (so every price is
+        // finite and positive), open (if any) inside the range, volume not negative. Anything
+        // else goes to check_bar for the message.
+        let plainly_good = low > 0.0 && low <= close && close <= high && high.is_finite() && (open.is_nan() || (low <= open && open <= high)) && !(volume < 0.0);
+        if !plainly_good {
+            if let Err(why) = check_bar(&self.label, open, high, low, close, volume) {
+                bail_input!("{}: {why}", self.sources.locate(origin));
+            }
         }
         let k = self.ts_ms.len();
         let continues = self.runs.last().is_some_and(|(start, first)| first.file == origin.file && u64::from(first.row) + (k - start) as u64 == u64::from(origin.row));

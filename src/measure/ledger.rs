@@ -7,6 +7,7 @@ use polars::prelude::*;
 pub use crate::model::pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
 pub use crate::model::trade::{Settlement, SettlementPaid, Trade, TradeReason};
 /// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
+#[derive(Clone)]
 pub struct FullLedger {
     ts_ms: Vec<i64>,
     state: Vec<i32>,
@@ -107,16 +108,23 @@ impl FullLedger {
 
     /// The ledger as a frame: `ts` (UTC), `state`, `events`, then the float columns.
     pub fn to_frame(&self) -> Result<DataFrame> {
+        self.clone().into_frame()
+    }
+
+    /// The rows as a frame, the column vectors moved into it (no copy).
+    pub fn into_frame(self) -> Result<DataFrame> {
+        let rows = self.len();
         let mut columns = vec![
-            Column::new("ts".into(), &self.ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
-            Column::new("state".into(), &self.state),
-            Column::new("events".into(), &self.events),
+            Column::new("ts".into(), self.ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+            Column::new("state".into(), self.state),
+            Column::new("events".into(), self.events),
         ];
-        for (name, values) in Self::float_columns().iter().zip(&self.floats) {
+        for (name, values) in Self::float_columns().iter().zip(self.floats) {
             columns.push(Column::new((*name).into(), values));
         }
-        Ok(DataFrame::new(self.len(), columns)?)
+        Ok(DataFrame::new(rows, columns)?)
     }
+
 }
 
 /// Keeps one row per period (UTC hour or day): the period's last row, with its PnL components
@@ -321,12 +329,14 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// Writes every row to a Parquet file as the run goes, one row group of [`ROW_GROUP_ROWS`] rows
 /// at a time, so memory does not grow with the number of steps. The file holds the same
 /// columns as [`FullLedger::to_frame`] (and the same bytes for a run of up to one row group).
+///
+/// Encoding and compressing a row group is most of a long run's cost, so it happens on a
+/// writer thread while the loop goes on: full chunks move to it through a channel of one
+/// (at most three chunks exist at once: the one filling, one queued, one being written).
 pub struct ParquetLedger {
     chunk: FullLedger,
-    writer: Option<polars::io::parquet::write::BatchedWriter<std::io::BufWriter<std::fs::File>>>,
-    path: std::path::PathBuf,
-    /// The first write error, reported by [`ParquetLedger::finish`] (a recorder cannot fail).
-    error: Option<anyhow::Error>,
+    sender: Option<std::sync::mpsc::SyncSender<FullLedger>>,
+    writer: Option<std::thread::JoinHandle<Result<()>>>,
     rows: usize,
 }
 
@@ -335,36 +345,43 @@ impl ParquetLedger {
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let file = std::fs::File::create(path).map_err(|err| anyhow::anyhow!("creating {}: {err}", path.display()))?;
         let schema = FullLedger::default().to_frame()?.schema().as_ref().clone();
-        let writer = ParquetWriter::new(std::io::BufWriter::with_capacity(1 << 20, file))
+        let mut writer = ParquetWriter::new(std::io::BufWriter::with_capacity(1 << 20, file))
             .with_compression(ParquetCompression::Lz4Raw)
             .batched(&schema)
             .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
-        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), writer: Some(writer), path: path.to_path_buf(), error: None, rows: 0 })
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<FullLedger>(1);
+        let shown = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || -> Result<()> {
+                for chunk in chunks {
+                    writer.write_batch(&chunk.into_frame()?).map_err(|err| anyhow::anyhow!("writing {shown}: {err}"))?;
+                }
+                writer.finish().map_err(|err| anyhow::anyhow!("writing {shown}: {err}"))?;
+                Ok(())
+            })
+            .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
+        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), writer: Some(thread), rows: 0 })
     }
 
     fn flush(&mut self) {
-        if self.chunk.is_empty() || self.error.is_some() {
+        if self.chunk.is_empty() {
             return;
         }
-        let written = self.chunk.to_frame().and_then(|frame| match &mut self.writer {
-            Some(writer) => writer.write_batch(&frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", self.path.display())),
-            None => Ok(()),
-        });
-        if let Err(err) = written {
-            self.error = Some(err);
+        let full = std::mem::replace(&mut self.chunk, FullLedger::with_capacity(ROW_GROUP_ROWS));
+        self.rows += full.len();
+        // A failed send means the writer stopped on an error, which `finish` reports.
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(full);
         }
-        self.rows += self.chunk.len();
-        self.chunk.clear();
     }
 
     /// Write the last rows and the footer; returns the number of rows written.
     pub fn finish(mut self) -> Result<usize> {
         self.flush();
-        if let Some(err) = self.error.take() {
-            return Err(err);
-        }
-        if let Some(writer) = self.writer.take() {
-            writer.finish().map_err(|err| anyhow::anyhow!("writing {}: {err}", self.path.display()))?;
+        self.sender = None;
+        if let Some(thread) = self.writer.take() {
+            thread.join().map_err(|_| anyhow::anyhow!("the ledger writer thread panicked"))??;
         }
         Ok(self.rows)
     }
