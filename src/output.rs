@@ -77,7 +77,7 @@ impl RunDir {
     pub fn write_parquet(&self, file: &str, frame: &mut DataFrame) -> Result<()> {
         let path = self.tmp.join(file);
         let handle = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        ParquetWriter::new(handle).with_compression(ParquetCompression::Lz4Raw).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        crate::parquet::write_frame(std::io::BufWriter::new(handle), frame, &path.display().to_string())?;
         Ok(())
     }
 
@@ -112,7 +112,7 @@ impl Drop for RunDir {
 pub fn write_parquet_atomic(path: &Path, frame: &mut DataFrame) -> Result<()> {
     let tmp = path.with_extension("parquet.tmp");
     let handle = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(handle).with_compression(ParquetCompression::Lz4Raw).finish(frame).map_err(|err| anyhow::anyhow!("writing {}: {err}", tmp.display()))?;
+    crate::parquet::write_frame(std::io::BufWriter::new(handle), frame, &tmp.display().to_string())?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }

@@ -332,10 +332,13 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 ///
 /// Encoding and compressing a row group is most of a long run's cost, so it happens on a
 /// writer thread while the loop goes on: full chunks move to it through a channel of one
-/// (at most three chunks exist at once: the one filling, one queued, one being written).
+/// (at most three chunks exist at once: the one filling, one queued, one being written), and
+/// come back emptied for reuse.
 pub struct ParquetLedger {
     chunk: FullLedger,
     sender: Option<std::sync::mpsc::SyncSender<FullLedger>>,
+    /// Chunks the writer is done with, emptied, to be filled again.
+    recycled: std::sync::mpsc::Receiver<FullLedger>,
     writer: Option<std::thread::JoinHandle<Result<()>>>,
     rows: usize,
 }
@@ -345,30 +348,31 @@ impl ParquetLedger {
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let file = std::fs::File::create(path).map_err(|err| anyhow::anyhow!("creating {}: {err}", path.display()))?;
         let schema = FullLedger::default().to_frame()?.schema().as_ref().clone();
-        let mut writer = ParquetWriter::new(std::io::BufWriter::with_capacity(1 << 20, file))
-            .with_compression(ParquetCompression::Lz4Raw)
-            .batched(&schema)
-            .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        let mut writer = crate::parquet::FrameWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &path.display().to_string())?;
         let (sender, chunks) = std::sync::mpsc::sync_channel::<FullLedger>(1);
-        let shown = path.display().to_string();
+        let (give_back, recycled) = std::sync::mpsc::channel::<FullLedger>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
-                for chunk in chunks {
-                    writer.write_batch(&chunk.into_frame()?).map_err(|err| anyhow::anyhow!("writing {shown}: {err}"))?;
+                for mut chunk in chunks {
+                    // Copied into the frame here, so the loop gets its warm buffers back and
+                    // does not fault in fresh pages for every row group.
+                    writer.write(&chunk.to_frame()?)?;
+                    chunk.clear();
+                    let _ = give_back.send(chunk);
                 }
-                writer.finish().map_err(|err| anyhow::anyhow!("writing {shown}: {err}"))?;
-                Ok(())
+                writer.finish()
             })
             .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
-        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), writer: Some(thread), rows: 0 })
+        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0 })
     }
 
     fn flush(&mut self) {
         if self.chunk.is_empty() {
             return;
         }
-        let full = std::mem::replace(&mut self.chunk, FullLedger::with_capacity(ROW_GROUP_ROWS));
+        let next = self.recycled.try_recv().unwrap_or_else(|_| FullLedger::with_capacity(ROW_GROUP_ROWS));
+        let full = std::mem::replace(&mut self.chunk, next);
         self.rows += full.len();
         // A failed send means the writer stopped on an error, which `finish` reports.
         if let Some(sender) = &self.sender {
