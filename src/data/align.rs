@@ -182,7 +182,8 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     let perp_close = perp.close[window_range.clone()].to_vec();
     let spot_at = asof_backward(&ts_ms, &data.spot.ts_ms);
     let spot = gather(&data.spot.close, &spot_at);
-    let spot_ts = gather_ts(&data.spot.ts_ms, &spot_at);
+    // Whether a spot bar closed at step i (else its last close is carried: stale).
+    let spot_fresh = |i: usize| data.spot.ts_ms.get(spot_at[i]).is_some_and(|t| *t == ts_ms[i]);
     let (mark, mark_high, mark_low) = if let Some(mark_bars) = &data.mark {
         let mark_at = asof_backward(&ts_ms, &mark_bars.ts_ms);
         let mark_ts = gather_ts(&mark_bars.ts_ms, &mark_at);
@@ -235,36 +236,30 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     } else {
         vec![constant_staking_apr; ts_ms.len()]
     };
-    let mut stale_spot_steps = 0;
-    let (spot_bar_high, spot_bar_low) = (gather(&data.spot.high, &spot_at), gather(&data.spot.low, &spot_at));
-    let mut spot_high = Vec::with_capacity(ts_ms.len());
-    let mut spot_low = Vec::with_capacity(ts_ms.len());
-    for i in 0..ts_ms.len() {
-        if !spot[i].is_finite() {
-            bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
-        }
-        if spot_ts[i] != ts_ms[i] {
-            stale_spot_steps += 1;
-            // No spot bar closed at this step: nothing is known of its range.
-            spot_high.push(spot[i]);
-            spot_low.push(spot[i]);
-        } else {
-            spot_high.push(spot_bar_high[i].max(spot[i]));
-            spot_low.push(spot_bar_low[i].min(spot[i]));
-        }
+    if let Some(i) = spot.iter().position(|v| !v.is_finite()) {
+        bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
     }
-    // A spot source without a range (high = low = close everywhere) keeps no copies of its closes.
-    if spot_high.iter().zip(&spot_low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
-        spot_high = Vec::new();
-        spot_low = Vec::new();
+    let stale_spot_steps = (0..ts_ms.len()).filter(|&i| !spot_fresh(i)).count();
+    // The spot bar's range where a bar closed at the step; nothing is known of it on a stale
+    // step (the close stands in). A source without a range (high = low = close) keeps none.
+    let spot_has_range = data.spot.high != data.spot.close || data.spot.low != data.spot.close;
+    let (mut spot_high, mut spot_low) = (Vec::new(), Vec::new());
+    if spot_has_range {
+        spot_high = (0..ts_ms.len()).map(|i| if spot_fresh(i) { data.spot.high[spot_at[i]].max(spot[i]) } else { spot[i] }).collect();
+        spot_low = (0..ts_ms.len()).map(|i| if spot_fresh(i) { data.spot.low[spot_at[i]].min(spot[i]) } else { spot[i] }).collect();
+        if spot_high.iter().zip(&spot_low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
+            spot_high = Vec::new();
+            spot_low = Vec::new();
+        }
     }
     // Steps outside some source's coverage (only an explicit window with
     // allow_partial_coverage keeps them).
-    let uncovered: Vec<bool> = ts_ms.iter().map(|&t| t < covered_first || t > covered_last).collect();
-    let uncovered_steps = uncovered.iter().filter(|u| **u).count();
+    let outside = |t: i64| t < covered_first || t > covered_last;
+    let uncovered_steps = ts_ms.iter().filter(|&&t| outside(t)).count();
     let uncovered = if uncovered_steps == 0 {
         Vec::new()
     } else {
+        let uncovered: Vec<bool> = ts_ms.iter().map(|&t| outside(t)).collect();
         let short: Vec<String> = coverage.iter().filter(|c| ts_ms.iter().any(|&t| t < c.first_ms || t > c.last_ms)).map(describe).collect();
         coverage_warnings.push(format!(
             "coverage: {uncovered_steps} of {} steps lie outside {} and are simulated anyway (allow_partial_coverage = true): no funding is known there; those ledger rows carry event bit 128 (UNCOVERED) and funding APRs count covered time only",
@@ -274,8 +269,9 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
         uncovered
     };
 
-    let spot_volume = gather(&data.spot.volume, &spot_at);
-    let spot_stale = quality::stale_spot_flags(&ts_ms, &spot_ts, &spot, &spot_volume, &perp_close);
+    let spot_volume = |i: usize| data.spot.volume.get(spot_at[i]).copied().unwrap_or(f64::NAN);
+    let spot_stale = quality::stale_spot_flags(&ts_ms, spot_fresh, &spot, spot_volume, &perp_close);
+    drop(spot_at);
     let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
 
     let funding = funding_events(data, &ts_ms, window.funding_at_index)?;

@@ -79,44 +79,49 @@ pub fn skip_listing_placeholders(perp: &mut PriceBars, warnings: &mut Vec<String
     dropped
 }
 
+/// The upper median (the element at `len / 2` in total order), found without a full sort.
 fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f64::total_cmp).1
 }
 
 /// Stale-spot flags per step (see [`stale`]), from what is known at each step.
-/// `spot_ts` is the close time of the spot bar in use at each step; `spot_volume` is NaN where
-/// unknown.
-pub fn stale_spot_flags(ts_ms: &[i64], spot_ts: &[i64], spot: &[f64], spot_volume: &[f64], perp: &[f64]) -> Vec<u8> {
+/// `spot_fresh(i)`: whether a spot bar closed at step `i` (else its close is carried over);
+/// `spot_volume(i)`: the volume of the spot bar in use at step `i`, NaN where unknown. Taken as
+/// functions so the aligner needs no per-step copies of the spot bars' times and volumes.
+pub fn stale_spot_flags(ts_ms: &[i64], spot_fresh: impl Fn(usize) -> bool, spot: &[f64], spot_volume: impl Fn(usize) -> f64, perp: &[f64]) -> Vec<u8> {
     let n = ts_ms.len();
     let mut flags = vec![0u8; n];
-    let basis: Vec<f64> = (0..n).map(|i| perp[i] / spot[i] - 1.0).collect();
+    let basis = |k: usize| perp[k] / spot[k] - 1.0;
     let mut window = Vec::with_capacity(TRAILING_STEPS);
     for i in 0..n {
-        let fresh = spot_ts[i] == ts_ms[i];
-        if !fresh {
+        if !spot_fresh(i) {
             flags[i] |= stale::GAP;
             continue;
         }
-        if spot_volume[i] == 0.0 {
+        let volume = spot_volume(i);
+        if volume == 0.0 {
             flags[i] |= stale::ZERO_VOLUME;
         }
         if i > 0 && spot[i] == spot[i - 1] && (perp[i] / perp[i - 1] - 1.0).abs() > 0.002 {
             flags[i] |= stale::FROZEN;
         }
-        if i >= TRAILING_STEPS && spot_volume[i].is_finite() {
+        if i >= TRAILING_STEPS && volume.is_finite() {
             let from = i - TRAILING_STEPS;
             window.clear();
-            window.extend(spot_volume[from..i].iter().copied().filter(|v| v.is_finite()));
+            window.extend((from..i).map(&spot_volume).filter(|v| v.is_finite()));
             let volume_median = median(&mut window);
-            window.clear();
-            window.extend_from_slice(&basis[from..i]);
-            let basis_median = median(&mut window);
-            if spot_volume[i] < 0.4 * volume_median && (basis[i] - basis_median).abs() > 0.003 {
-                flags[i] |= stale::THIN_AND_DISLOCATED;
+            // The basis median only matters on a thin bar.
+            if volume < 0.4 * volume_median {
+                window.clear();
+                window.extend((from..i).map(basis));
+                let basis_median = median(&mut window);
+                if (basis(i) - basis_median).abs() > 0.003 {
+                    flags[i] |= stale::THIN_AND_DISLOCATED;
+                }
             }
         }
     }
@@ -173,7 +178,7 @@ mod tests {
         // A real dislocation at step 26 on heavy volume is not stale.
         perp[26] = spot[26] * 0.97;
         volume[26] = 5000.0;
-        let flags = stale_spot_flags(&ts, &spot_ts, &spot, &volume, &perp);
+        let flags = stale_spot_flags(&ts, |i| spot_ts[i] == ts[i], &spot, |i| volume[i], &perp);
         assert_eq!(flags[30], stale::THIN_AND_DISLOCATED);
         assert_eq!(flags[31], stale::ZERO_VOLUME);
         assert_eq!(flags[32], stale::GAP);

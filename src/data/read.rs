@@ -61,6 +61,17 @@ impl RawTable {
     pub fn f64s(&self, column: &Column) -> Result<Vec<f64>> {
         let name = column.name().to_string();
         let series = column.as_materialized_series();
+        // The common case, a float column without nulls or non-finite values, copied slice by
+        // slice; anything else takes the row-by-row path below, which names the bad row.
+        if let Ok(floats) = series.f64() {
+            if floats.null_count() == 0 && floats.downcast_iter().all(|chunk| chunk.values().iter().all(|v| v.is_finite())) {
+                let mut out = Vec::with_capacity(floats.len());
+                for chunk in floats.downcast_iter() {
+                    out.extend_from_slice(chunk.values());
+                }
+                return Ok(out);
+            }
+        }
         let mut out = Vec::with_capacity(series.len());
         if let Ok(text) = series.str() {
             for (i, cell) in text.iter().enumerate() {
@@ -161,6 +172,9 @@ impl RawTable {
 
     /// Epoch numbers (Parquet/Feather integer or float columns) to ms, one unit per file.
     fn numeric_times_ms(&self, series: &Series, unit: TimeFormat) -> Result<Vec<i64>> {
+        if let Some(ms) = whole_column_epoch_ms(series, unit) {
+            return Ok(ms);
+        }
         let name = series.name().to_string();
         let values = series.cast(&DataType::Float64)?;
         let values = values.f64()?;
@@ -246,6 +260,37 @@ pub fn parse_time_cell_zoned(cell: &str, unit: TimeFormat) -> std::result::Resul
 }
 
 /// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
+/// An integer epoch column without nulls in one unit, as ms, in one pass (None: some row needs
+/// the row-by-row path and its message). The unit classes of [`detect_epoch_unit`] are ranges
+/// of magnitude, so when the smallest and largest magnitudes fall in one class every row does.
+fn whole_column_epoch_ms(series: &Series, unit: TimeFormat) -> Option<Vec<i64>> {
+    let ints = series.i64().ok().filter(|ints| ints.null_count() == 0 && !ints.is_empty())?;
+    let unit = match unit {
+        TimeFormat::Auto => {
+            let (mut smallest, mut largest) = (u64::MAX, 0u64);
+            for chunk in ints.downcast_iter() {
+                for v in chunk.values().iter() {
+                    smallest = smallest.min(v.unsigned_abs());
+                    largest = largest.max(v.unsigned_abs());
+                }
+            }
+            let (low, high) = (detect_epoch_unit(smallest as f64).ok()?, detect_epoch_unit(largest as f64).ok()?);
+            (low == high).then_some(low)?
+        }
+        TimeFormat::Iso => return None,
+        explicit => explicit,
+    };
+    let mut out = Vec::with_capacity(ints.len());
+    for chunk in ints.downcast_iter() {
+        match unit {
+            TimeFormat::S => out.extend(chunk.values().iter().map(|v| v.saturating_mul(1000))),
+            TimeFormat::Us => out.extend(chunk.values().iter().map(|v| v.div_euclid(1000))),
+            _ => out.extend_from_slice(chunk.values()),
+        }
+    }
+    Some(out)
+}
+
 fn detect_epoch_unit(value: f64) -> std::result::Result<TimeFormat, String> {
     if (1e8..1e10).contains(&value) {
         Ok(TimeFormat::S)
