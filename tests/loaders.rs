@@ -280,3 +280,30 @@ fn bar_rows_from_files_in_any_order_sort_drop_identical_overlaps_and_locate_conf
     let err = format!("{:#}", rows.push(2_000, [10.0, 11.0, 9.0, -1.0, 10.0], Origin { file, row: 1 }).unwrap_err());
     assert!(err.contains("perp.csv: line 3") && err.contains("volume -1 is negative"), "{err}");
 }
+
+/// Generic files are taken whole column by column: an open column without high/low gives the
+/// range open..close, two files in any order merge, volume is kept, and a bad row is named by
+/// its file and line.
+#[test]
+fn generic_bars_whole_columns_range_from_open_and_bad_rows_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.csv"), "t,o,c,v\n1704074400000,101,103,7\n1704078000000,103,102,8\n").unwrap();
+    std::fs::write(dir.path().join("a.csv"), "t,o,c,v\n1704067200000,100,99,5\n1704070800000,99,101,6\n").unwrap();
+    let source = |pattern: &str| PriceSource {
+        format: PriceFormat::Generic,
+        close_time_column: Some("t".into()),
+        close_column: Some("c".into()),
+        open_column: Some("o".into()),
+        volume_column: Some("v".into()),
+        ..PriceSource::binance_klines(dir.path().join(pattern).to_str().unwrap())
+    };
+    let bars = basis::data::generic::load_prices(&source("*.csv"), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(bars.ts_ms, [1704067200000, 1704070800000, 1704074400000, 1704078000000]);
+    assert_eq!(bars.close, [99.0, 101.0, 103.0, 102.0]);
+    assert_eq!(bars.high, [100.0, 101.0, 103.0, 103.0]);
+    assert_eq!(bars.low, [99.0, 99.0, 101.0, 102.0]);
+    assert_eq!(bars.volume, [5.0, 6.0, 7.0, 8.0]);
+    std::fs::write(dir.path().join("bad.csv"), "t,o,c,v\n1704067200000,100,99,5\n1704070800000,99,-101,6\n").unwrap();
+    let err = format!("{:#}", basis::data::generic::load_prices(&source("bad.csv"), "spot", &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    assert!(err.contains("bad.csv: line 3") && err.contains("not positive"), "{err}");
+}

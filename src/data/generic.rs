@@ -54,6 +54,21 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         // Optional columns are read only when named: no column of NaN per missing one.
         let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
         let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
+        if source.filter.is_empty() {
+            // Whole columns: no per-row copies (high and low default to the close inside).
+            let known_at: Vec<i64> = if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() };
+            let (high, low) = match (&open, high, low) {
+                // Without a high/low column the bar's range is what is known of it: open and close.
+                (Some(o), high, low) => (
+                    Some(high.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.max(*o)).collect())),
+                    Some(low.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.min(*o)).collect())),
+                ),
+                (None, high, low) => (high, low),
+            };
+            rows.extend_file(file, known_at, close, high, low, volume, open)?;
+            files.push(path);
+            continue;
+        }
         let keep = kept_rows(&table, &source.filter, time.len())?;
         rows.reserve(keep.iter().filter(|k| **k).count());
         for i in (0..time.len()).filter(|&i| keep[i]) {

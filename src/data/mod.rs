@@ -327,6 +327,49 @@ impl BarRows {
         Ok(())
     }
 
+    /// Add every row of one file at once, its columns given whole (`high`/`low` absent: the
+    /// close; `volume`/`open` absent: none): the same checks as [`BarRows::push`] in one pass,
+    /// then the columns moved in (the first file) or appended. Row `k` is the file's data row `k`.
+    pub fn extend_file(&mut self, file: u32, known_at_ms: Vec<i64>, close: Vec<f64>, high: Option<Vec<f64>>, low: Option<Vec<f64>>, volume: Option<Vec<f64>>, open: Option<Vec<f64>>) -> Result<()> {
+        let n = known_at_ms.len();
+        let at = |column: &Option<Vec<f64>>, k: usize, otherwise: f64| column.as_ref().map_or(otherwise, |v| v[k]);
+        for k in 0..n {
+            let (c, h, l) = (close[k], at(&high, k, close[k]), at(&low, k, close[k]));
+            let (v, o) = (at(&volume, k, f64::NAN), at(&open, k, f64::NAN));
+            let plainly_good = l > 0.0 && l <= c && c <= h && h.is_finite() && (o.is_nan() || (l <= o && o <= h)) && !(v < 0.0);
+            if !plainly_good {
+                if let Err(why) = check_bar(&self.label, o, h, l, c, v) {
+                    bail_input!("{}: {why}", self.sources.locate(Origin { file, row: k as u32 }));
+                }
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let start = self.ts_ms.len();
+        self.runs.push((start, Origin { file, row: 0 }));
+        let high = high.unwrap_or_else(|| close.clone());
+        let low = low.unwrap_or_else(|| close.clone());
+        let append_i64 = |column: &mut Vec<i64>, values: Vec<i64>| if column.is_empty() { *column = values } else { column.extend_from_slice(&values) };
+        let append = |column: &mut Vec<f64>, values: Vec<f64>| if column.is_empty() { *column = values } else { column.extend_from_slice(&values) };
+        append_i64(&mut self.ts_ms, known_at_ms);
+        append(&mut self.close, close);
+        append(&mut self.high, high);
+        append(&mut self.low, low);
+        // Volume and open are kept only once some row has one (NaN-padded before it).
+        for (column, values) in [(&mut self.volume, volume), (&mut self.open, open)] {
+            match values {
+                Some(values) if !column.is_empty() || values.iter().any(|v| !v.is_nan()) => {
+                    column.resize(start, f64::NAN);
+                    column.extend_from_slice(&values);
+                }
+                _ if !column.is_empty() => column.resize(start + n, f64::NAN),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Where row `k` (in push order) came from.
     fn origin(&self, k: usize) -> Origin {
         let run = self.runs.partition_point(|(start, _)| *start <= k).saturating_sub(1);
