@@ -136,8 +136,8 @@ fn benches(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("parquet_load_align_simulate_write", |b| {
         b.iter(|| {
-            let result = backtest::run(&config).unwrap();
-            backtest::write_outputs(&config, None, &result, true).unwrap()
+            // As `basis backtest` runs: the ledger streamed to ledger.parquet as the loop goes.
+            backtest::run_to_folder(&config, None, true).unwrap()
         })
     });
     group.finish();

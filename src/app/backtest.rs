@@ -35,16 +35,33 @@ pub struct BacktestResult {
 
 /// Load, align and prepare the market a config names.
 pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
-    let market = data::load(&config.data)?;
-    let (timeline, warnings) = align_for(&market, config)?;
+    let mut market = data::load(&config.data)?;
+    // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
+    let timeline = if counterfactual(config) {
+        data::align::align_window(&market, &window_of(config)?, config.portfolio.staking_apr)?
+    } else {
+        data::align::align_window_taking_perp(&mut market, &window_of(config)?, config.portfolio.staking_apr)?
+    };
+    let (timeline, warnings) = finish_alignment(timeline, &market, config)?;
     Ok((timeline, market.files, warnings))
+}
+
+/// Whether the run replaces the files' funding rates with a venue preset's rules.
+fn counterfactual(config: &Config) -> bool {
+    config.venue.funding == FundingRatesFrom::Counterfactual && config.venue.effective_preset().is_some()
 }
 
 /// Align loaded market data to a config's window, with counterfactual funding when the config
 /// asks for it, and the warnings a run reports (the loader's, and stale-spot findings).
 pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
+    let timeline = data::align::align_window(market, &window_of(config)?, config.portfolio.staking_apr)?;
+    finish_alignment(timeline, market, config)
+}
+
+/// The rest of [`align_for`] once the market is on the clock: counterfactual funding, the dated
+/// leg, the cash and borrow rates, and the warnings.
+fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
     let window = window_of(config)?;
-    let mut timeline = data::align::align_window(market, &window, config.portfolio.staking_apr)?;
     let mut warnings = market.warnings.clone();
     if market.index.is_none() && config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle) {
         warnings.push(format!(
@@ -64,8 +81,8 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
             market.funding.settle_ms.len(),
             premium_source
         ));
-        let swapped = MarketData { funding, funding_derived: true, ..market.clone() };
-        timeline = data::align::align_window(&swapped, &window, config.portfolio.staking_apr)?;
+        let mut swapped = MarketData { funding, funding_derived: true, ..market.clone() };
+        timeline = data::align::align_window_taking_perp(&mut swapped, &window, config.portfolio.staking_apr)?;
     }
     if config.strategy.instrument != InstrumentChoice::Perp {
         timeline = with_dated_leg(timeline, market, config, &mut warnings)?;
