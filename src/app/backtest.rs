@@ -36,6 +36,7 @@ pub struct BacktestResult {
 /// Load, align and prepare the market a config names.
 pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
     let mut market = data::load(&config.data)?;
+    return_freed_memory();
     // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
     let timeline = if counterfactual(config) {
         data::align::align_window(&market, &window_of(config)?, config.portfolio.staking_apr)?
@@ -44,6 +45,17 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     };
     let (timeline, warnings) = finish_alignment(timeline, &market, config)?;
     Ok((timeline, market.files, warnings))
+}
+
+/// Hand the memory the file decoders freed back to the system. They run on polars' worker
+/// threads, whose malloc arenas the loop never allocates from, so without this a long run
+/// carries its inputs' decoded copies (about 120 MiB for 8 years of minute bars) to the end.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Whether the run replaces the files' funding rates with a venue preset's rules.
