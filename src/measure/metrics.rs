@@ -312,14 +312,15 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
     let pnl: BTreeMap<String, f64> = crate::measure::ledger::Pnl::NAMES.iter().zip(summary.pnl.values()).map(|(k, v)| (k.to_string(), v)).collect();
 
     // Funding by year.
-    let mut by_year: BTreeMap<String, FundingYear> = BTreeMap::new();
-    let mut notional_by_year: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    // Keyed by the year as a number while summing (no string per settlement).
+    let mut by_year: BTreeMap<i32, FundingYear> = BTreeMap::new();
+    let mut notional_by_year: BTreeMap<i32, (f64, usize)> = BTreeMap::new();
     let mut rate_sum_all = 0.0;
     for s in &summary.settlements {
         // A settlement pays for the interval ending at it: 2025-01-01 00:00 belongs to 2024.
-        let year = year_of(s.settle_ms - 1).to_string();
+        let year = year_of(s.settle_ms - 1);
         let side = -s.perp_qty.signum();
-        let entry = by_year.entry(year.clone()).or_insert(FundingYear {
+        let entry = by_year.entry(year).or_insert(FundingYear {
             settlements_held: 0,
             funding_pnl: 0.0,
             funding_apr_over_window: 0.0,
@@ -333,13 +334,12 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         n.0 += (s.perp_qty * s.price).abs();
         n.1 += 1;
     }
-    for (year, stats) in by_year.iter_mut() {
-        let y: i32 = year.parse().unwrap_or(1970);
+    for (&y, stats) in by_year.iter_mut() {
         let from = summary.first_ts_ms.max(year_start_ms(y));
         let to = summary.last_ts_ms.min(year_start_ms(y + 1));
         let window_years = ((to - from) as f64 / MS_PER_YEAR).max(1e-9);
         stats.funding_apr_over_window /= window_years;
-        if let Some(&(sum, n)) = notional_by_year.get(year) {
+        if let Some(&(sum, n)) = notional_by_year.get(&y) {
             let mean_notional = sum / n as f64;
             stats.funding_return_on_notional_apr = stats.funding_pnl / mean_notional / window_years;
         }
@@ -378,7 +378,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         years_held: summary.perp_held_ms as f64 / MS_PER_YEAR,
         years_uncovered: summary.uncovered_ms as f64 / MS_PER_YEAR,
         funding_return_apr: summary.pnl.funding / summary.initial_capital / years,
-        funding_by_year: by_year,
+        funding_by_year: by_year.into_iter().map(|(year, stats)| (year.to_string(), stats)).collect(),
         settlements: window.len(),
         settlements_held: summary.settlements.len(),
         positive_settlement_share: share(|r| r > 0.0),
