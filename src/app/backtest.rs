@@ -36,7 +36,11 @@ pub struct BacktestResult {
 /// Load, align and prepare the market a config names.
 pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
     let mut market = data::load(&config.data)?;
-    return_freed_memory();
+    // Worth it for long inputs only: trimming walks the whole heap (milliseconds), which a
+    // small run would notice and a process calling this in a loop would pay every time.
+    if market.perp.ts_ms.len() + market.spot.ts_ms.len() >= 1 << 20 {
+        return_freed_memory();
+    }
     // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
     let timeline = if counterfactual(config) {
         data::align::align_window(&market, &window_of(config)?, config.portfolio.staking_apr)?
