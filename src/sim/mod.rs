@@ -208,6 +208,9 @@ struct Sim<'a> {
     slippage_until_ms: i64,
     /// Recoveries due from a defaulted venue: (when, amount).
     recoveries: Vec<(i64, f64)>,
+    /// The last bar length seen (ms) and its length in years: on a regular clock the division
+    /// is done once, with the same bits every step.
+    elapsed_years: (i64, f64),
 }
 
 impl Sim<'_> {
@@ -761,7 +764,11 @@ impl Sim<'_> {
     /// asset over the elapsed time at the APR known at its start.
     #[inline(always)]
     fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
-        let years = (step.at.ts_ms - timeline.ts_ms[i - 1]) as f64 / MS_PER_YEAR;
+        let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
+        if elapsed_ms != self.elapsed_years.0 {
+            self.elapsed_years = (elapsed_ms, elapsed_ms as f64 / MS_PER_YEAR);
+        }
+        let years = self.elapsed_years.1;
         if self.params.cash_earns {
             if let Some(&cash_apr) = timeline.cash_apr.get(i - 1) {
                 // Free cash (short-sale proceeds are collateral, not idle) earns the rate known at
@@ -1013,6 +1020,7 @@ impl<'a> PairRun<'a> {
                 slippage_scale: 1.0,
                 slippage_until_ms: i64::MIN,
                 recoveries: Vec::new(),
+                elapsed_years: (0, 0.0),
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
