@@ -17,6 +17,13 @@ use polars_parquet::write::{
 };
 use rayon::prelude::*;
 
+/// The threads that encode a row group's columns: a pool of its own, so a writer called from
+/// inside rayon's global pool (a parallel loop of backtests) can never wait on workers that
+/// are themselves waiting on it. None if the pool cannot be built: columns are then encoded
+/// one after another.
+static ENCODERS: std::sync::LazyLock<Option<rayon::ThreadPool>> =
+    std::sync::LazyLock::new(|| rayon::ThreadPoolBuilder::new().thread_name(|k| format!("parquet-encode-{k}")).build().ok());
+
 /// Writes data frames of one schema to a Parquet file, one row group per chunk of each frame.
 pub struct FrameWriter<W: Write> {
     writer: FileWriter<W>,
@@ -52,12 +59,7 @@ impl<W: Write> FrameWriter<W> {
                 continue;
             }
             // Columns are encoded and compressed in parallel, then written in order.
-            let columns: Vec<_> = batch
-                .columns()
-                .par_iter()
-                .zip(&fields)
-                .zip(&self.encodings)
-                .map(|((array, field), encoding)| -> Result<Vec<_>> {
+            let encode = |((array, field), encoding): ((&polars_arrow::array::ArrayRef, &polars_parquet::write::ParquetType), &Vec<Encoding>)| -> Result<Vec<_>> {
                     let pages = array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?;
                     Ok(pages
                         .into_iter()
@@ -66,8 +68,11 @@ impl<W: Write> FrameWriter<W> {
                             Ok(DynStreamingIterator::new(compressed.map_err(polars::prelude::PolarsError::from)))
                         })
                         .collect())
-                })
-                .collect::<Result<Vec<_>>>()?;
+            };
+            let columns: Vec<_> = match ENCODERS.as_ref() {
+                Some(pool) => pool.install(|| batch.columns().par_iter().zip(&fields).zip(&self.encodings).map(encode).collect::<Result<Vec<_>>>())?,
+                None => batch.columns().iter().zip(&fields).zip(&self.encodings).map(encode).collect::<Result<Vec<_>>>()?,
+            };
             let group = DynIter::new(columns.into_iter().flatten());
             self.writer.write(rows as u64, group).map_err(|err| anyhow!("writing {name}: {err}"))?;
         }

@@ -283,8 +283,10 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     let spot_has_range = data.spot.high != data.spot.close || data.spot.low != data.spot.close;
     let (mut spot_high, mut spot_low) = (Vec::new(), Vec::new());
     if spot_has_range {
-        spot_high = (0..ts_ms.len()).map(|i| if spot_fresh(i) { data.spot.high[spot_at[i]].max(spot[i]) } else { spot[i] }).collect();
-        spot_low = (0..ts_ms.len()).map(|i| if spot_fresh(i) { data.spot.low[spot_at[i]].min(spot[i]) } else { spot[i] }).collect();
+        // `get`: bars built without a range (empty high/low) fall back to the close.
+        let bar = |column: &[f64], i: usize| if spot_fresh(i) { column.get(spot_at[i]).copied() } else { None };
+        spot_high = (0..ts_ms.len()).map(|i| bar(&data.spot.high, i).map_or(spot[i], |h| h.max(spot[i]))).collect();
+        spot_low = (0..ts_ms.len()).map(|i| bar(&data.spot.low, i).map_or(spot[i], |l| l.min(spot[i]))).collect();
         if spot_high.iter().zip(&spot_low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
             spot_high = Vec::new();
             spot_low = Vec::new();

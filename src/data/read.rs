@@ -259,7 +259,6 @@ pub fn parse_time_cell_zoned(cell: &str, unit: TimeFormat) -> std::result::Resul
     }
 }
 
-/// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
 /// An integer epoch column without nulls in one unit, as ms, in one pass (None: some row needs
 /// the row-by-row path and its message). The unit classes of [`detect_epoch_unit`] are ranges
 /// of magnitude, so when the smallest and largest magnitudes fall in one class every row does.
@@ -291,6 +290,7 @@ fn whole_column_epoch_ms(series: &Series, unit: TimeFormat) -> Option<Vec<i64>> 
     Some(out)
 }
 
+/// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
 fn detect_epoch_unit(value: f64) -> std::result::Result<TimeFormat, String> {
     if (1e8..1e10).contains(&value) {
         Ok(TimeFormat::S)
