@@ -1,7 +1,7 @@
 //! Parquet files as basis writes them: LZ4-raw pages, statistics, and float columns
 //! PLAIN-encoded from the start. polars' own writer asks for a dictionary on every float column,
 //! estimates each column's cardinality to decide, and then falls back to PLAIN anyway (its cast
-//! of floats to a dictionary fails), so that estimate was a tenth of a long run's time for
+//! of floats to a dictionary fails), so that estimate was 7 % of a long run's time for
 //! nothing. The files are byte for byte the ones polars' writer makes (the golden-output test
 //! says so); integer and text columns keep polars' choice of encoding.
 //!
