@@ -151,3 +151,41 @@ fn aligning_with_the_perp_moved_in_equals_aligning_with_it_copied() {
         }
     }
 }
+
+/// A close-only spot source keeps no range after loading (no two extra copies of its closes);
+/// the timeline then has no spot range either, and `data convert` writes its closes as high
+/// and low.
+#[test]
+fn a_close_only_spot_keeps_no_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 3_600_000i64;
+    let t0 = 1_704_067_200_000i64;
+    let mut spot = String::from("ts,close\n");
+    let mut perp = String::from("ts,close,high,low\n");
+    for k in 1..=48 {
+        let price = 100.0 + k as f64 * 0.5;
+        spot.push_str(&format!("{},{price}\n", t0 + k * hour));
+        perp.push_str(&format!("{},{},{},{}\n", t0 + k * hour, price + 0.1, price + 0.6, price - 0.4));
+    }
+    let funding: String = std::iter::once("ts,rate\n".to_string()).chain((0..=6).map(|k| format!("{},0.0001\n", t0 + k * 8 * hour))).collect();
+    std::fs::write(dir.path().join("spot.csv"), spot).unwrap();
+    std::fs::write(dir.path().join("perp.csv"), perp).unwrap();
+    std::fs::write(dir.path().join("funding.csv"), funding).unwrap();
+    let text = "[data]\nsymbol = \"TESTUSDT\"\n\
+        [data.spot]\nformat = \"generic\"\npath = \"spot.csv\"\nclose_time_column = \"ts\"\nclose_column = \"close\"\n\
+        [data.perp]\nformat = \"generic\"\npath = \"perp.csv\"\nclose_time_column = \"ts\"\nclose_column = \"close\"\nhigh_column = \"high\"\nlow_column = \"low\"\n\
+        [data.funding]\nformat = \"generic\"\npath = \"funding.csv\"\ntime_column = \"ts\"\nrate_column = \"rate\"\ninterval_hours = 8\n";
+    let config = Config::from_toml_str(text, "test", dir.path()).unwrap();
+    let market = basis::data::load(&config.data).unwrap();
+    assert_eq!(market.spot.close.len(), 48);
+    assert!(market.spot.high.is_empty() && market.spot.low.is_empty(), "a close-only spot keeps no range");
+    assert_eq!(market.perp.high.len(), 48, "the perp keeps its range");
+    let timeline = basis::data::align::align_window(&market, &Default::default(), 0.0).unwrap();
+    assert!(timeline.spot_high.is_empty() && timeline.spot_low.is_empty());
+    assert_eq!(timeline.spot[..3], [100.5, 101.0, 101.5]);
+    let frame = basis::app::convert::bars_frame(&market.spot).unwrap();
+    for name in ["high", "low"] {
+        let column: Vec<f64> = frame.column(name).unwrap().f64().unwrap().into_no_null_iter().collect();
+        assert_eq!(column, market.spot.close, "{name}");
+    }
+}

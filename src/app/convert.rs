@@ -22,7 +22,9 @@ fn time_column(name: &str, ms: &[i64]) -> Result<Column> {
 /// Bars as a canonical frame.
 pub fn bars_frame(bars: &PriceBars) -> Result<DataFrame> {
     let n = bars.ts_ms.len();
-    let mut columns = vec![time_column("ts", &bars.ts_ms)?, Column::new("close".into(), &bars.close), Column::new("high".into(), &bars.high), Column::new("low".into(), &bars.low)];
+    // A series kept without its range (a close-only spot) writes its closes as high and low.
+    let range = |column: &[f64]| if column.is_empty() { bars.close.clone() } else { column.to_vec() };
+    let mut columns = vec![time_column("ts", &bars.ts_ms)?, Column::new("close".into(), &bars.close), Column::new("high".into(), range(&bars.high)), Column::new("low".into(), range(&bars.low))];
     if !bars.volume.is_empty() {
         columns.push(Column::new("volume".into(), &bars.volume));
     }

@@ -280,7 +280,7 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     let stale_spot_steps = (0..ts_ms.len()).filter(|&i| !spot_fresh(i)).count();
     // The spot bar's range where a bar closed at the step; nothing is known of it on a stale
     // step (the close stands in). A source without a range (high = low = close) keeps none.
-    let spot_has_range = data.spot.high != data.spot.close || data.spot.low != data.spot.close;
+    let spot_has_range = !data.spot.high.is_empty() && (data.spot.high != data.spot.close || data.spot.low != data.spot.close);
     let (mut spot_high, mut spot_low) = (Vec::new(), Vec::new());
     if spot_has_range {
         // `get`: bars built without a range (empty high/low) fall back to the close.

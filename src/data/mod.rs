@@ -33,9 +33,10 @@ pub struct PriceBars {
     pub ts_ms: Vec<i64>,
     /// Close price per bar, quote currency.
     pub close: Vec<f64>,
-    /// High price per bar, quote currency.
+    /// High price per bar, quote currency. Empty for a spot series loaded without a range
+    /// (every high and low equal to the close): read it as the close.
     pub high: Vec<f64>,
-    /// Low price per bar, quote currency.
+    /// Low price per bar, quote currency; empty where `high` is (see there).
     pub low: Vec<f64>,
     /// Traded volume per bar (base units); empty when the source has none, NaN for a row
     /// without it. Zero-volume spot bars are one sign of an exchange outage.
@@ -116,7 +117,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
         (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
         (None, Some(spot), Some(perp), Some(funding)) => {
-            let spot = load_prices(spot, "spot", &mut files, &mut warnings)?;
+            let spot = without_flat_range(load_prices(spot, "spot", &mut files, &mut warnings)?);
             let perp = load_prices(perp, "perp", &mut files, &mut warnings)?;
             let mark = match &config.mark {
                 Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
@@ -176,6 +177,17 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         files,
         warnings,
     })
+}
+
+/// A spot series without a range (high = low = close: a close-only source) keeps none, so a
+/// long run does not hold two more copies of its closes while the perp loads; the aligner reads
+/// a missing range as the close.
+fn without_flat_range(mut bars: PriceBars) -> PriceBars {
+    if bars.high == bars.close && bars.low == bars.close {
+        bars.high = Vec::new();
+        bars.low = Vec::new();
+    }
+    bars
 }
 
 /// The most common settlement interval, hours (8 when there is none).
