@@ -272,7 +272,8 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     let staking_apr = if let Some(staking) = &data.staking {
         gather(&staking.apr, &asof_backward(&ts_ms, &staking.ts_ms)).into_iter().map(|v| if v.is_finite() { v } else { constant_staking_apr }).collect()
     } else {
-        vec![constant_staking_apr; ts_ms.len()]
+        // One entry: the same APR at every step.
+        vec![constant_staking_apr]
     };
     if let Some(i) = spot.iter().position(|v| !v.is_finite()) {
         bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
@@ -450,7 +451,7 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         mark: pick(&timeline.mark),
         mark_high: merged(&timeline.mark_high, &[], true),
         mark_low: merged(&timeline.mark_low, &[], false),
-        staking_apr: pick(&timeline.staking_apr),
+        staking_apr: if timeline.staking_apr.len() == 1 { timeline.staking_apr.clone() } else { pick(&timeline.staking_apr) },
         funding,
         funding_history: timeline.funding_history.clone(),
         stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),

@@ -49,7 +49,9 @@ pub struct MarketTimeline {
     pub mark_high: Vec<f64>,
     /// Lowest mark (or perp) price inside the bar: a long's worst case.
     pub mark_low: Vec<f64>,
-    /// Staking APR known at the step, accrued over the following interval.
+    /// Staking APR known at the step, accrued over the following interval; a single entry is
+    /// the same APR at every step (no staking series). Read it with
+    /// [`MarketTimeline::staking_apr_at`].
     pub staking_apr: Vec<f64>,
     /// Settlements paid inside the window, in time order.
     pub funding: Vec<FundingEvent>,
@@ -190,6 +192,15 @@ impl MarketTimeline {
         match (self.ts_ms.first(), self.ts_ms.last()) {
             (Some(first), Some(last)) => last - first,
             _ => 0,
+        }
+    }
+
+    /// The staking APR known at step `i` (see `staking_apr`).
+    #[inline]
+    pub fn staking_apr_at(&self, i: usize) -> f64 {
+        match self.staking_apr.as_slice() {
+            [every_step] => *every_step,
+            per_step => per_step[i],
         }
     }
 

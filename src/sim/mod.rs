@@ -792,7 +792,7 @@ impl Sim<'_> {
             }
         }
         if spot_qty > 0.0 {
-            let earned = spot_qty * timeline.staking_apr[i - 1] * years;
+            let earned = spot_qty * timeline.staking_apr_at(i - 1) * years;
             self.book.spot_qty += earned;
             step.pnl.staking += earned * step.at.spot;
         } else if spot_qty < 0.0 {

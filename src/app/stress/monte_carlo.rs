@@ -167,7 +167,7 @@ fn path(source: &Source, spec: &MonteCarloSpec, steps: usize, block: usize, step
             t.mark.push(mark);
             t.mark_high.push(mark * h.mark_high[i] / h.mark[i]);
             t.mark_low.push(mark * h.mark_low[i] / h.mark[i]);
-            t.staking_apr.push(h.staking_apr[i]);
+            t.staking_apr.push(h.staking_apr_at(i));
             if j > 0 {
                 let (a, b) = source.events_at[i];
                 for e in &h.funding[a..b] {
