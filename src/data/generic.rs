@@ -54,17 +54,18 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         // Optional columns are read only when named: no column of NaN per missing one.
         let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
         let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
+        // Without a high/low column the bar's range is what is known of it: its open and close
+        // (without an open either, the close: left absent, which the bars read as the close).
+        let (high, low) = match &open {
+            Some(o) => (
+                Some(high.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.max(*o)).collect())),
+                Some(low.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.min(*o)).collect())),
+            ),
+            None => (high, low),
+        };
         if source.filter.is_empty() {
-            // Whole columns: no per-row copies (high and low default to the close inside).
+            // Whole columns: no per-row copies.
             let known_at: Vec<i64> = if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() };
-            let (high, low) = match (&open, high, low) {
-                // Without a high/low column the bar's range is what is known of it: open and close.
-                (Some(o), high, low) => (
-                    Some(high.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.max(*o)).collect())),
-                    Some(low.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.min(*o)).collect())),
-                ),
-                (None, high, low) => (high, low),
-            };
             rows.extend_file(file, known_at, close, high, low, volume, open)?;
             files.push(path);
             continue;
@@ -72,12 +73,8 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         let keep = kept_rows(&table, &source.filter, time.len())?;
         rows.reserve(keep.iter().filter(|k| **k).count());
         for i in (0..time.len()).filter(|&i| keep[i]) {
-            let o = open.as_ref().map_or(f64::NAN, |v| v[i]);
-            // Without a high/low column the bar's range is what is known of it: its open and close.
-            let h = high.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].max(o) }, |v| v[i]);
-            let l = low.as_ref().map_or(if o.is_nan() { close[i] } else { close[i].min(o) }, |v| v[i]);
-            let v = volume.as_ref().map_or(f64::NAN, |v| v[i]);
-            rows.push(time[i] + shift_ms, [close[i], h, l, v, o], Origin { file, row: i as u32 })?;
+            let at = |column: &Option<Vec<f64>>, otherwise: f64| column.as_ref().map_or(otherwise, |v| v[i]);
+            rows.push(time[i] + shift_ms, [close[i], at(&high, close[i]), at(&low, close[i]), at(&volume, f64::NAN), at(&open, f64::NAN)], Origin { file, row: i as u32 })?;
         }
         files.push(path);
     }

@@ -310,15 +310,7 @@ impl BarRows {
     /// Add one bar known at `known_at_ms`: `[close, high, low, volume or NaN, open or NaN]`,
     /// checked with [`check_bar`]; an error names the row's file and line.
     pub fn push(&mut self, known_at_ms: i64, [close, high, low, volume, open]: [f64; 5], origin: Origin) -> Result<()> {
-        // The common case in one branch: 0 < low <= close <= high < inf (so every price is
-        // finite and positive), open (if any) inside the range, volume not negative. Anything
-        // else goes to check_bar for the message.
-        let plainly_good = low > 0.0 && low <= close && close <= high && high.is_finite() && (open.is_nan() || (low <= open && open <= high)) && !(volume < 0.0);
-        if !plainly_good {
-            if let Err(why) = check_bar(&self.label, open, high, low, close, volume) {
-                bail_input!("{}: {why}", self.sources.locate(origin));
-            }
-        }
+        self.check(close, high, low, volume, open, origin)?;
         let k = self.ts_ms.len();
         let continues = self.runs.last().is_some_and(|(start, first)| first.file == origin.file && u64::from(first.row) + (k - start) as u64 == u64::from(origin.row));
         if !continues {
@@ -346,14 +338,7 @@ impl BarRows {
         let n = known_at_ms.len();
         let at = |column: &Option<Vec<f64>>, k: usize, otherwise: f64| column.as_ref().map_or(otherwise, |v| v[k]);
         for k in 0..n {
-            let (c, h, l) = (close[k], at(&high, k, close[k]), at(&low, k, close[k]));
-            let (v, o) = (at(&volume, k, f64::NAN), at(&open, k, f64::NAN));
-            let plainly_good = l > 0.0 && l <= c && c <= h && h.is_finite() && (o.is_nan() || (l <= o && o <= h)) && !(v < 0.0);
-            if !plainly_good {
-                if let Err(why) = check_bar(&self.label, o, h, l, c, v) {
-                    bail_input!("{}: {why}", self.sources.locate(Origin { file, row: k as u32 }));
-                }
-            }
+            self.check(close[k], at(&high, k, close[k]), at(&low, k, close[k]), at(&volume, k, f64::NAN), at(&open, k, f64::NAN), Origin { file, row: k as u32 })?;
         }
         if n == 0 {
             return Ok(());
@@ -362,9 +347,14 @@ impl BarRows {
         self.runs.push((start, Origin { file, row: 0 }));
         let high = high.unwrap_or_else(|| close.clone());
         let low = low.unwrap_or_else(|| close.clone());
-        let append_i64 = |column: &mut Vec<i64>, values: Vec<i64>| if column.is_empty() { *column = values } else { column.extend_from_slice(&values) };
-        let append = |column: &mut Vec<f64>, values: Vec<f64>| if column.is_empty() { *column = values } else { column.extend_from_slice(&values) };
-        append_i64(&mut self.ts_ms, known_at_ms);
+        fn append<T: Copy>(column: &mut Vec<T>, values: Vec<T>) {
+            if column.is_empty() {
+                *column = values;
+            } else {
+                column.extend_from_slice(&values);
+            }
+        }
+        append(&mut self.ts_ms, known_at_ms);
         append(&mut self.close, close);
         append(&mut self.high, high);
         append(&mut self.low, low);
@@ -377,6 +367,20 @@ impl BarRows {
                 }
                 _ if !column.is_empty() => column.resize(start + n, f64::NAN),
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// [`check_bar`] on one row, its error located at `origin`. The common case is one branch:
+    /// 0 < low <= close <= high < inf (so every price is finite and positive), open (if any)
+    /// inside the range, volume not negative; anything else goes to check_bar for the message.
+    #[inline]
+    fn check(&self, close: f64, high: f64, low: f64, volume: f64, open: f64, origin: Origin) -> Result<()> {
+        let plainly_good = low > 0.0 && low <= close && close <= high && high.is_finite() && (open.is_nan() || (low <= open && open <= high)) && !(volume < 0.0);
+        if !plainly_good {
+            if let Err(why) = check_bar(&self.label, open, high, low, close, volume) {
+                bail_input!("{}: {why}", self.sources.locate(origin));
             }
         }
         Ok(())

@@ -124,7 +124,6 @@ impl FullLedger {
         }
         Ok(DataFrame::new(rows, columns)?)
     }
-
 }
 
 /// Keeps one row per period (UTC hour or day): the period's last row, with its PnL components

@@ -270,17 +270,11 @@ impl SavedRun {
 fn read_ledger_bounded(path: &Path) -> Result<FullLedger> {
     use crate::measure::ledger::{Recorder, ReportLedger, ROW_GROUP_ROWS};
     let name = path.display().to_string();
-    let open = || {
-        std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}; the run folder is incomplete or from an older basis: re-run the backtest", path.display()))
-    };
     let slice = |offset: usize, len: usize| -> Result<FullLedger> {
-        let frame = ParquetReader::new(open()?)
-            .with_slice(Some((offset, len)))
-            .finish()
-            .map_err(|err| input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display()))?;
+        let frame = ParquetReader::new(open_run_file(path)?).with_slice(Some((offset, len))).finish().map_err(|err| unreadable(path, err))?;
         FullLedger::from_frame(&frame, &name).map_err(|e| input_error!("{e:#}"))
     };
-    let rows = ParquetReader::new(open()?).num_rows().map_err(|err| input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display()))?;
+    let rows = ParquetReader::new(open_run_file(path)?).num_rows().map_err(|err| unreadable(path, err))?;
     if rows == 0 {
         return slice(0, 0);
     }
@@ -295,10 +289,17 @@ fn read_ledger_bounded(path: &Path) -> Result<FullLedger> {
     Ok(drawn.finish())
 }
 
+/// A file of a saved run folder, opened for reading.
+fn open_run_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|err| input_error!("cannot open {}: {err}; the run folder is incomplete or from an older basis: re-run the backtest", path.display()))
+}
+
+fn unreadable(path: &Path, err: impl std::fmt::Display) -> anyhow::Error {
+    input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display())
+}
+
 fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let file = std::fs::File::open(path)
-        .map_err(|err| input_error!("cannot open {}: {err}; the run folder is incomplete or from an older basis: re-run the backtest", path.display()))?;
-    ParquetReader::new(file).finish().map_err(|err| input_error!("{}: not a readable Parquet file ({err}); re-run the backtest", path.display()))
+    ParquetReader::new(open_run_file(path)?).finish().map_err(|err| unreadable(path, err))
 }
 
 /// Re-render the report of a saved run in place (`basis report <run-dir>`). Every file is written
