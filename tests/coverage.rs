@@ -119,12 +119,13 @@ fn oracle_paid_venues_value_funding_at_the_index() {
     assert_eq!(result.warnings.iter().filter(|w| w.contains("oracle")).count(), 1, "{:?}", result.warnings);
 }
 
-/// Moving the perp's columns into the timeline (what `basis backtest` does) gives the same
-/// timeline as copying them, with and without a mark series, for the whole data and a window
-/// cut inside it.
+/// Moving the perp's columns into the timeline and letting the spot bars go (what `basis
+/// backtest` does) gives the same timeline as copying them, with and without a mark series,
+/// for the whole data and a window cut inside it; without a mark series the perp's last is
+/// kept once and read as the mark.
 #[test]
 fn aligning_with_the_perp_moved_in_equals_aligning_with_it_copied() {
-    use basis::data::align::{align_window, align_window_taking_perp, Window};
+    use basis::data::align::{align_window, align_window_taking_bars, Window};
     let data = basis::data::synth::market_data(&basis::data::synth::SynthSpec { days: 20, bar_minutes: 60, ..Default::default() });
     let day = 86_400_000;
     let t0 = data.perp.ts_ms[0];
@@ -135,7 +136,7 @@ fn aligning_with_the_perp_moved_in_equals_aligning_with_it_copied() {
                 market.mark = None;
             }
             let copied = align_window(&market, &window, 0.03).unwrap();
-            let moved = align_window_taking_perp(&mut market, &window, 0.03).unwrap();
+            let moved = align_window_taking_bars(&mut market, &window, 0.03).unwrap();
             assert!(market.perp.ts_ms.is_empty(), "the perp's columns were moved out");
             assert!(copied.len() > 100 && copied.len() < data.perp.ts_ms.len() || window.start_ms.is_none(), "{} steps", copied.len());
             assert_eq!(moved.ts_ms, copied.ts_ms);
@@ -145,8 +146,14 @@ fn aligning_with_the_perp_moved_in_equals_aligning_with_it_copied() {
             assert_eq!(moved.mark_low, copied.mark_low);
             assert_eq!(moved.spot, copied.spot);
             assert_eq!(moved.funding.len(), copied.funding.len());
+            assert!(market.spot.ts_ms.is_empty(), "the spot bars were let go");
             if !with_mark {
-                assert_eq!(moved.mark, moved.perp, "without a mark series the perp's last stands in");
+                // One copy of the perp's last, read as the mark.
+                assert!(moved.mark.is_empty());
+                assert_eq!(moved.mark_prices(), &moved.perp[..], "without a mark series the perp's last stands in");
+            } else {
+                assert_eq!(moved.mark_prices(), &moved.mark[..]);
+                assert_ne!(moved.mark, moved.perp);
             }
         }
     }

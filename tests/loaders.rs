@@ -307,3 +307,57 @@ fn generic_bars_whole_columns_range_from_open_and_bad_rows_located() {
     let err = format!("{:#}", basis::data::generic::load_prices(&source("bad.csv"), "spot", &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("bad.csv: line 3") && err.contains("not positive"), "{err}");
 }
+
+/// A Parquet file of several row groups is read one row group at a time: the bars equal those
+/// of the same rows as CSV (times, closes, the range from open and close, volume), columns the
+/// mapping does not name are never read (an unreadable-as-number text column is fine), a bad
+/// row in a later row group is located by its row in the file, a missing mapped column lists
+/// the file's columns, and the manifest's SHA-256 is that of the file's bytes.
+#[test]
+fn parquet_bars_are_read_a_row_group_at_a_time() {
+    use polars::prelude::*;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 1000usize;
+    let t: Vec<i64> = (0..rows as i64).map(|k| 1_704_067_200_000 + k * 60_000).collect();
+    let open: Vec<f64> = (0..rows).map(|k| 100.0 + (k % 7) as f64).collect();
+    let close: Vec<f64> = (0..rows).map(|k| 100.0 + (k % 5) as f64 + 0.5).collect();
+    let volume: Vec<f64> = (0..rows).map(|k| k as f64).collect();
+    let note: Vec<String> = (0..rows).map(|k| format!("note {k}")).collect();
+    let write = |name: &str, close: &[f64]| {
+        let mut frame = df!("t" => &t, "o" => &open, "c" => close, "v" => &volume, "note" => &note).unwrap();
+        ParquetWriter::new(std::fs::File::create(dir.path().join(name)).unwrap()).with_row_group_size(Some(128)).finish(&mut frame).unwrap();
+    };
+    write("bars.parquet", &close);
+    let csv: String = std::iter::once("t,o,c,v\n".to_string()).chain((0..rows).map(|k| format!("{},{},{},{}\n", t[k], open[k], close[k], volume[k]))).collect();
+    std::fs::write(dir.path().join("bars.csv"), csv).unwrap();
+    let source = |name: &str| PriceSource {
+        format: PriceFormat::Generic,
+        close_time_column: Some("t".into()),
+        close_column: Some("c".into()),
+        open_column: Some("o".into()),
+        volume_column: Some("v".into()),
+        ..PriceSource::binance_klines(dir.path().join(name).to_str().unwrap())
+    };
+    let load = |name: &str| basis::data::generic::load_prices(&source(name), "perp", &mut Vec::new(), &mut Vec::new());
+    let from_parquet = load("bars.parquet").unwrap();
+    let from_csv = load("bars.csv").unwrap();
+    assert_eq!(from_parquet.ts_ms, t);
+    assert_eq!(from_parquet.close, close);
+    assert_eq!(from_parquet.high[3], 103.5_f64.max(103.0));
+    assert_eq!(from_parquet.low[2], 102.0_f64.min(102.5));
+    assert_eq!((&from_parquet.ts_ms, &from_parquet.close, &from_parquet.high, &from_parquet.low, &from_parquet.volume), (&from_csv.ts_ms, &from_csv.close, &from_csv.high, &from_csv.low, &from_csv.volume));
+    // Row 701 (1-based) sits in the sixth row group.
+    let mut bad = close.clone();
+    bad[700] = -1.0;
+    write("bad.parquet", &bad);
+    let err = format!("{:#}", load("bad.parquet").unwrap_err());
+    assert!(err.contains("bad.parquet: row 701") && err.contains("not positive"), "{err}");
+    let mut missing = source("bars.parquet");
+    missing.close_column = Some("close".into());
+    let err = format!("{:#}", basis::data::generic::load_prices(&missing, "perp", &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    assert!(err.contains("missing column `close`; the file has columns [t, o, c, v, note]"), "{err}");
+    let path = dir.path().join("bars.parquet");
+    let expected: String = sha2::Sha256::digest(std::fs::read(&path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(basis::data::read::sha256_of(&path).unwrap(), expected);
+}

@@ -137,7 +137,7 @@ parts = [
     assert_eq!(stressed.start_ms, T0 + 6 * HOUR);
     assert_close(stressed.timeline.spot[5], 100.0, 1e-12);
     assert_close(stressed.timeline.spot[6], 80.0, 1e-12);
-    assert_close(stressed.timeline.mark[23], 80.0, 1e-12);
+    assert_close(stressed.timeline.mark_prices()[23], 80.0, 1e-12);
     let at: Vec<i64> = stressed.params.forced.iter().map(|e| e.at_ms).collect();
     assert_eq!(at, vec![T0 + 9 * HOUR, T0 + 11 * HOUR]);
     assert!(matches!(stressed.params.forced[0].event, Forced::Adl { share } if share == 0.5));

@@ -38,16 +38,21 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     let mut market = data::load(&config.data)?;
     // Worth it for long inputs only: trimming walks the whole heap (milliseconds), which a
     // small run would notice and a process calling this in a loop would pay every time.
-    if market.perp.ts_ms.len() + market.spot.ts_ms.len() >= 1 << 20 {
+    let long = market.perp.ts_ms.len() + market.spot.ts_ms.len() >= 1 << 20;
+    if long {
         return_freed_memory();
     }
     // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
     let timeline = if counterfactual(config) {
         data::align::align_window(&market, &window_of(config)?, config.portfolio.staking_apr)?
     } else {
-        data::align::align_window_taking_perp(&mut market, &window_of(config)?, config.portfolio.staking_apr)?
+        data::align::align_window_taking_bars(&mut market, &window_of(config)?, config.portfolio.staking_apr)?
     };
     let (timeline, warnings) = finish_alignment(timeline, &market, config)?;
+    if long {
+        // And what the aligner let go (the spot bars, its indices) before the loop starts.
+        return_freed_memory();
+    }
     Ok((timeline, market.files, warnings))
 }
 
@@ -98,7 +103,7 @@ fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &
             premium_source
         ));
         let mut swapped = MarketData { funding, funding_derived: true, ..market.clone() };
-        timeline = data::align::align_window_taking_perp(&mut swapped, &window, config.portfolio.staking_apr)?;
+        timeline = data::align::align_window_taking_bars(&mut swapped, &window, config.portfolio.staking_apr)?;
     }
     if config.strategy.instrument != InstrumentChoice::Perp {
         timeline = with_dated_leg(timeline, market, config, &mut warnings)?;
@@ -300,7 +305,8 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
 /// Run a backtest straight into `<output_dir>/<run name>/`: with `[run] ledger = "full"` every
 /// row goes to `ledger.parquet` as the loop runs, one row group at a time, and only the rows the
 /// report draws stay in memory ([`ReportLedger`]: every row up to 131,072 steps, one row per
-/// period beyond). Returns the result (its `ledger` being the report's rows) and the folder.
+/// period beyond; none without a report). Returns the result (its `ledger` being the report's
+/// rows) and the folder.
 pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -> Result<(BacktestResult, PathBuf)> {
     if config.run.ledger != crate::config::LedgerResolution::Full {
         let result = run(config)?;
@@ -311,11 +317,18 @@ pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -
     let params = crate::config::engine_params(config);
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
     let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
-    let mut drawn = ReportLedger::for_run(timeline.len(), timeline.span_ms());
-    let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut Tee(&mut streamed, &mut drawn));
+    // Without a report nothing draws the rows: none are kept.
+    let (summary, metrics, ledger) = if config.run.report {
+        let mut drawn = ReportLedger::for_run(timeline.len(), timeline.span_ms());
+        let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut Tee(&mut streamed, &mut drawn));
+        (summary, metrics, drawn.finish())
+    } else {
+        let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut streamed);
+        (summary, metrics, FullLedger::default())
+    };
     streamed.finish()?;
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
-    let result = BacktestResult { timeline, ledger: drawn.finish(), summary, metrics, settlements, files, warnings };
+    let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;
     Ok((result, folder))
 }

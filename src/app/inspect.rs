@@ -502,7 +502,7 @@ fn sniff_columnar(path: &Path) -> Result<Sample> {
     let table = read_table(path)?;
     let listing = table.frame.columns().iter().map(|c| format!("{} ({})", c.name(), c.dtype())).collect::<Vec<_>>().join(", ");
     let columns_line = format!("  {} rows; columns: {listing}\n", table.frame.height());
-    let head = RawTable { file: path.to_path_buf(), frame: table.frame.head(Some(SAMPLE_ROWS)), header_lines: 0, is_csv: false };
+    let head = RawTable { file: path.to_path_buf(), frame: table.frame.head(Some(SAMPLE_ROWS)), header_lines: 0, is_csv: false, first_row: 0 };
     let names: Vec<String> = head.frame.get_column_names().iter().map(|n| n.to_string()).collect();
     let columns: Vec<Vec<String>> = head.frame.columns().iter().map(|c| head.strings(c).unwrap_or_default()).collect();
     let rows: Vec<Vec<String>> = (0..head.frame.height()).map(|i| columns.iter().map(|c| c.get(i).cloned().unwrap_or_default()).collect()).collect();

@@ -33,28 +33,32 @@ pub struct Window {
 
 
 /// For each time of `left` (ascending), the index of the last time of `right` (ascending) at
-/// or before it, `usize::MAX` when none: the backward as-of join, **equality allowed** (a value
-/// stamped at `t` is known at `t`). One pass over both.
-fn asof_backward(left: &[i64], right: &[i64]) -> Vec<usize> {
+/// or before it, [`NONE`] when none: the backward as-of join, **equality allowed** (a value
+/// stamped at `t` is known at `t`). One pass over both. Indices are 32-bit (half the memory of
+/// a run-long index column); a series of 4 billion bars or more is refused before this.
+fn asof_backward(left: &[i64], right: &[i64]) -> Vec<u32> {
     let mut j = 0usize;
     left.iter()
         .map(|&t| {
             while j < right.len() && right[j] <= t {
                 j += 1;
             }
-            if j == 0 { usize::MAX } else { j - 1 }
+            if j == 0 { NONE } else { (j - 1) as u32 }
         })
         .collect()
 }
 
+/// No row of the right-hand series is at or before the time.
+const NONE: u32 = u32::MAX;
+
 /// `values` at the as-of indices, NaN where none (or where `values` is empty).
-fn gather(values: &[f64], index: &[usize]) -> Vec<f64> {
-    index.iter().map(|&k| values.get(k).copied().unwrap_or(f64::NAN)).collect()
+fn gather(values: &[f64], index: &[u32]) -> Vec<f64> {
+    index.iter().map(|&k| values.get(k as usize).copied().unwrap_or(f64::NAN)).collect()
 }
 
 /// `times` at the as-of indices, `i64::MIN` where none.
-fn gather_ts(times: &[i64], index: &[usize]) -> Vec<i64> {
-    index.iter().map(|&k| times.get(k).copied().unwrap_or(i64::MIN)).collect()
+fn gather_ts(times: &[i64], index: &[u32]) -> Vec<i64> {
+    index.iter().map(|&k| times.get(k as usize).copied().unwrap_or(i64::MIN)).collect()
 }
 
 /// Align loaded data onto the perp clock, inside `[start_ms, end_ms]`.
@@ -107,11 +111,13 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     Ok(timeline)
 }
 
-/// [`align_window`] for a caller done with the loaded perp bars: their columns are moved into
-/// the timeline (cut to the window in place) rather than copied, which saves four columns of
-/// the run's length at the moment memory peaks. `data.perp` is left empty.
-pub fn align_window_taking_perp(data: &mut MarketData, window: &Window, constant_staking_apr: f64) -> Result<MarketTimeline> {
+/// [`align_window`] for a caller done with the loaded spot and perp bars: the perp's columns
+/// are moved into the timeline (cut to the window in place) rather than copied, and the spot
+/// bars are let go before the timeline's last columns are made, which saves five columns of the
+/// run's length at the moment memory peaks. `data.perp` and `data.spot` are left empty.
+pub fn align_window_taking_bars(data: &mut MarketData, window: &Window, constant_staking_apr: f64) -> Result<MarketTimeline> {
     let (mut timeline, range, mark_from_perp) = align_all_but_perp(data, window, constant_staking_apr)?;
+    data.spot = PriceBars::default();
     let perp = std::mem::take(&mut data.perp);
     fn cut<T>(mut values: Vec<T>, range: &std::ops::Range<usize>) -> Vec<T> {
         values.truncate(range.end);
@@ -126,7 +132,7 @@ pub fn align_window_taking_perp(data: &mut MarketData, window: &Window, constant
 /// mark and its bar range.
 fn with_perp_columns(timeline: &mut MarketTimeline, mark_from_perp: bool, ts_ms: Vec<i64>, close: Vec<f64>, high: Vec<f64>, low: Vec<f64>) {
     if mark_from_perp {
-        timeline.mark = close.clone();
+        // The mark stays empty: the perp's last is read in its place (`mark_prices`).
         timeline.mark_high = high;
         timeline.mark_low = low;
     }
@@ -217,10 +223,7 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     // Every series as of each step: plain index gathers over the sorted, de-duplicated times.
     let ts_ms: &[i64] = &perp.ts_ms[window_range.clone()];
     let perp_close: &[f64] = &perp.close[window_range.clone()];
-    let spot_at = asof_backward(&ts_ms, &data.spot.ts_ms);
-    let spot = gather(&data.spot.close, &spot_at);
-    // Whether a spot bar closed at step i (else its last close is carried: stale).
-    let spot_fresh = |i: usize| data.spot.ts_ms.get(spot_at[i]).is_some_and(|t| *t == ts_ms[i]);
+    let (spot, spot_stale, spot_high, spot_low) = spot_on_clock(&data.spot, ts_ms, perp_close);
     let (mark, mark_high, mark_low) = if let Some(mark_bars) = &data.mark {
         let mark_at = asof_backward(&ts_ms, &mark_bars.ts_ms);
         let mark_ts = gather_ts(&mark_bars.ts_ms, &mark_at);
@@ -278,21 +281,7 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     if let Some(i) = spot.iter().position(|v| !v.is_finite()) {
         bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
     }
-    let stale_spot_steps = (0..ts_ms.len()).filter(|&i| !spot_fresh(i)).count();
-    // The spot bar's range where a bar closed at the step; nothing is known of it on a stale
-    // step (the close stands in). A source without a range (high = low = close) keeps none.
-    let spot_has_range = !data.spot.high.is_empty() && (data.spot.high != data.spot.close || data.spot.low != data.spot.close);
-    let (mut spot_high, mut spot_low) = (Vec::new(), Vec::new());
-    if spot_has_range {
-        // `get`: bars built without a range (empty high/low) fall back to the close.
-        let bar = |column: &[f64], i: usize| if spot_fresh(i) { column.get(spot_at[i]).copied() } else { None };
-        spot_high = (0..ts_ms.len()).map(|i| bar(&data.spot.high, i).map_or(spot[i], |h| h.max(spot[i]))).collect();
-        spot_low = (0..ts_ms.len()).map(|i| bar(&data.spot.low, i).map_or(spot[i], |l| l.min(spot[i]))).collect();
-        if spot_high.iter().zip(&spot_low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
-            spot_high = Vec::new();
-            spot_low = Vec::new();
-        }
-    }
+    let stale_spot_steps = spot_stale.iter().filter(|f| **f & quality::stale::GAP != 0).count();
     // Steps outside some source's coverage (only an explicit window with
     // allow_partial_coverage keeps them).
     let outside = |t: i64| t < covered_first || t > covered_last;
@@ -310,9 +299,6 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
         uncovered
     };
 
-    let spot_volume = |i: usize| data.spot.volume.get(spot_at[i]).copied().unwrap_or(f64::NAN);
-    let spot_stale = quality::stale_spot_flags(&ts_ms, spot_fresh, &spot, spot_volume, &perp_close);
-    drop(spot_at);
     let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
 
     let funding = funding_events(data, &ts_ms, window.funding_at_index)?;
@@ -344,6 +330,43 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
         ..Default::default()
     };
     Ok((timeline, window_range, data.mark.is_none()))
+}
+
+/// The spot on the clock `ts_ms`, in one pass over the steps and the spot bars (a backward
+/// as-of cursor, equality allowed), with no per-step index kept: the close known at each step,
+/// its stale-spot flags, and the range of the bar ending at the step (the close on a stale
+/// step; both empty when the source has no range). A step before the first spot bar gets NaN.
+fn spot_on_clock(bars: &PriceBars, ts_ms: &[i64], perp_close: &[f64]) -> (Vec<f64>, Vec<u8>, Vec<f64>, Vec<f64>) {
+    let n = ts_ms.len();
+    // A source without a range (high = low = close) keeps none.
+    let has_range = !bars.high.is_empty() && (bars.high != bars.close || bars.low != bars.close);
+    let mut spot = Vec::with_capacity(n);
+    let mut flags = Vec::with_capacity(n);
+    let (mut high, mut low) = if has_range { (Vec::with_capacity(n), Vec::with_capacity(n)) } else { (Vec::new(), Vec::new()) };
+    let mut check = quality::StaleSpotCheck::default();
+    let mut next = 0usize;
+    for (i, &t) in ts_ms.iter().enumerate() {
+        while next < bars.ts_ms.len() && bars.ts_ms[next] <= t {
+            next += 1;
+        }
+        let bar = next.checked_sub(1);
+        let close = bar.map_or(f64::NAN, |k| bars.close[k]);
+        // Whether a spot bar closed at this step (else its last close is carried: stale).
+        let fresh = bar.is_some_and(|k| bars.ts_ms[k] == t);
+        spot.push(close);
+        if has_range {
+            // Nothing is known of the range on a stale step: the close stands in.
+            let in_bar = |column: &[f64]| if fresh { bar.and_then(|k| column.get(k).copied()) } else { None };
+            high.push(in_bar(&bars.high).map_or(close, |h| h.max(close)));
+            low.push(in_bar(&bars.low).map_or(close, |l| l.min(close)));
+        }
+        let volume = bar.and_then(|k| bars.volume.get(k).copied()).unwrap_or(f64::NAN);
+        flags.push(check.step(fresh, volume, &spot, &perp_close[..=i]));
+    }
+    if has_range && high.iter().zip(&low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
+        (high, low) = (Vec::new(), Vec::new());
+    }
+    (spot, flags, high, low)
 }
 
 /// Settlements inside `(ts[0], ts[last]]`, each with its step and the price known at settlement.

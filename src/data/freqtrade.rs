@@ -152,7 +152,7 @@ pub fn read_candles(path: &Path) -> Result<RawTable> {
             Column::new("volume".into(), &columns[5]),
         ],
     )?;
-    Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false })
+    Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false, first_row: 0 })
 }
 
 /// Candles as bars known at their close (`date + timeframe`).

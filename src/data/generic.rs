@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::read::{expand_glob, read_table};
+use super::read::{expand_glob, is_parquet, read_table, ParquetPieces, RawTable};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars, StakingSeries};
 use crate::data::source::{FundingSource, PriceSource, StakingSource};
 use crate::{bail_input, input_error};
@@ -47,22 +47,28 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
     let (time_name, shift_ms) = bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, &format!("data.{label}"))?;
     let mut rows = BarRows::new(label);
     for path in expand_glob(&source.path, &format!("{label} bars"))? {
+        if source.filter.is_empty() && is_parquet(&path) {
+            // A row group at a time, the mapped columns only (a filter needs the whole file to
+            // tell "no row matches" from "none in this row group").
+            let mut wanted = vec![time_name, close_name];
+            wanted.extend([&source.open_column, &source.high_column, &source.low_column, &source.volume_column].into_iter().flatten().map(String::as_str));
+            let pieces = ParquetPieces::open(&path, &wanted)?;
+            rows.reserve(pieces.rows());
+            rows.reserve_optional(pieces.rows(), source.volume_column.is_some(), source.open_column.is_some());
+            for piece in pieces.pieces() {
+                let table = pieces.read(piece)?;
+                let file = rows.sources.add(&table);
+                let bars = TableBars::read(&table, source, time_name, close_name)?;
+                let known_at: Vec<i64> = if shift_ms == 0 { bars.time } else { bars.time.into_iter().map(|t| t + shift_ms).collect() };
+                rows.extend_rows(file, piece.0, known_at, bars.close, bars.high, bars.low, bars.volume, bars.open)?;
+            }
+            pieces.finish()?;
+            files.push(path);
+            continue;
+        }
         let table = read_table(&path)?;
         let file = rows.sources.add(&table);
-        let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
-        let close = table.f64s(table.column(close_name)?)?;
-        // Optional columns are read only when named: no column of NaN per missing one.
-        let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
-        let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
-        // Without a high/low column the bar's range is what is known of it: its open and close
-        // (without an open either, the close: left absent, which the bars read as the close).
-        let (high, low) = match &open {
-            Some(o) => (
-                Some(high.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.max(*o)).collect())),
-                Some(low.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.min(*o)).collect())),
-            ),
-            None => (high, low),
-        };
+        let TableBars { time, close, open, high, low, volume } = TableBars::read(&table, source, time_name, close_name)?;
         if source.filter.is_empty() {
             // Whole columns: no per-row copies.
             let known_at: Vec<i64> = if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() };
@@ -79,6 +85,36 @@ pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
         files.push(path);
     }
     rows.finish(warnings)
+}
+
+/// The mapped columns of one table of generic bars (times not yet shifted to when known).
+struct TableBars {
+    time: Vec<i64>,
+    close: Vec<f64>,
+    open: Option<Vec<f64>>,
+    high: Option<Vec<f64>>,
+    low: Option<Vec<f64>>,
+    volume: Option<Vec<f64>>,
+}
+
+impl TableBars {
+    fn read(table: &RawTable, source: &PriceSource, time_name: &str, close_name: &str) -> Result<Self> {
+        let time = table.local_times_ms(table.column(time_name)?, source.time_unit, source.utc_offset_hours)?;
+        let close = table.f64s(table.column(close_name)?)?;
+        // Optional columns are read only when named: no column of NaN per missing one.
+        let optional = |name: &Option<String>| -> Result<Option<Vec<f64>>> { name.as_ref().map(|n| table.f64s(table.column(n)?)).transpose() };
+        let (open, high, low, volume) = (optional(&source.open_column)?, optional(&source.high_column)?, optional(&source.low_column)?, optional(&source.volume_column)?);
+        // Without a high/low column the bar's range is what is known of it: its open and close
+        // (without an open either, the close: left absent, which the bars read as the close).
+        let (high, low) = match &open {
+            Some(o) => (
+                Some(high.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.max(*o)).collect())),
+                Some(low.unwrap_or_else(|| close.iter().zip(o).map(|(c, o)| c.min(*o)).collect())),
+            ),
+            None => (high, low),
+        };
+        Ok(TableBars { time, close, open, high, low, volume })
+    }
 }
 
 /// Load generic funding settlements.

@@ -297,6 +297,17 @@ impl BarRows {
         self.low.reserve_exact(additional);
     }
 
+    /// Room for `additional` more rows in the volume and open columns, for a source that has
+    /// them, so a file read in pieces does not grow them by doubling.
+    pub fn reserve_optional(&mut self, additional: usize, volume: bool, open: bool) {
+        let rows = self.ts_ms.len() + additional;
+        for (column, wanted) in [(&mut self.volume, volume), (&mut self.open, open)] {
+            if wanted {
+                column.reserve_exact(rows - column.len());
+            }
+        }
+    }
+
     /// Rows pushed so far.
     pub fn len(&self) -> usize {
         self.ts_ms.len()
@@ -335,20 +346,28 @@ impl BarRows {
     /// close; `volume`/`open` absent: none): the same checks as [`BarRows::push`] in one pass,
     /// then the columns moved in (the first file) or appended. Row `k` is the file's data row `k`.
     pub fn extend_file(&mut self, file: u32, known_at_ms: Vec<i64>, close: Vec<f64>, high: Option<Vec<f64>>, low: Option<Vec<f64>>, volume: Option<Vec<f64>>, open: Option<Vec<f64>>) -> Result<()> {
+        self.extend_rows(file, 0, known_at_ms, close, high, low, volume, open)
+    }
+
+    /// [`BarRows::extend_file`] for the file's rows from `first_row` on (one piece of a file read
+    /// a row group at a time).
+    #[allow(clippy::too_many_arguments)]
+    pub fn extend_rows(&mut self, file: u32, first_row: usize, known_at_ms: Vec<i64>, close: Vec<f64>, high: Option<Vec<f64>>, low: Option<Vec<f64>>, volume: Option<Vec<f64>>, open: Option<Vec<f64>>) -> Result<()> {
         let n = known_at_ms.len();
         let at = |column: &Option<Vec<f64>>, k: usize, otherwise: f64| column.as_ref().map_or(otherwise, |v| v[k]);
         for k in 0..n {
-            self.check(close[k], at(&high, k, close[k]), at(&low, k, close[k]), at(&volume, k, f64::NAN), at(&open, k, f64::NAN), Origin { file, row: k as u32 })?;
+            self.check(close[k], at(&high, k, close[k]), at(&low, k, close[k]), at(&volume, k, f64::NAN), at(&open, k, f64::NAN), Origin { file, row: (first_row + k) as u32 })?;
         }
         if n == 0 {
             return Ok(());
         }
         let start = self.ts_ms.len();
-        self.runs.push((start, Origin { file, row: 0 }));
+        self.runs.push((start, Origin { file, row: first_row as u32 }));
         let high = high.unwrap_or_else(|| close.clone());
         let low = low.unwrap_or_else(|| close.clone());
+        // Moved in when nothing was reserved (one whole file), else copied into the room made.
         fn append<T: Copy>(column: &mut Vec<T>, values: Vec<T>) {
-            if column.is_empty() {
+            if column.is_empty() && column.capacity() < values.len() {
                 *column = values;
             } else {
                 column.extend_from_slice(&values);
@@ -397,6 +416,10 @@ impl BarRows {
     pub fn finish(mut self, warnings: &mut Vec<String>) -> Result<PriceBars> {
         let label = std::mem::take(&mut self.label);
         let n = self.ts_ms.len();
+        // Row indices are 32-bit here and in the aligner.
+        if n >= u32::MAX as usize {
+            bail_input!("{label}: {n} bars is more than one series can hold (4,294,967,294); split the window into shorter runs");
+        }
         let pad = |column: &mut Vec<f64>| {
             if !column.is_empty() {
                 column.resize(n, f64::NAN);

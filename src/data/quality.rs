@@ -90,42 +90,58 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// Stale-spot flags per step (see [`stale`]), from what is known at each step.
 /// `spot_fresh(i)`: whether a spot bar closed at step `i` (else its close is carried over);
-/// `spot_volume(i)`: the volume of the spot bar in use at step `i`, NaN where unknown. Taken as
-/// functions so the aligner needs no per-step copies of the spot bars' times and volumes.
+/// `spot_volume(i)`: the volume of the spot bar in use at step `i`, NaN where unknown.
 pub fn stale_spot_flags(ts_ms: &[i64], spot_fresh: impl Fn(usize) -> bool, spot: &[f64], spot_volume: impl Fn(usize) -> f64, perp: &[f64]) -> Vec<u8> {
-    let n = ts_ms.len();
-    let mut flags = vec![0u8; n];
-    let basis = |k: usize| perp[k] / spot[k] - 1.0;
-    let mut window = Vec::with_capacity(TRAILING_STEPS);
-    for i in 0..n {
-        if !spot_fresh(i) {
-            flags[i] |= stale::GAP;
-            continue;
-        }
-        let volume = spot_volume(i);
+    let mut check = StaleSpotCheck::default();
+    (0..ts_ms.len()).map(|i| check.step(spot_fresh(i), spot_volume(i), &spot[..=i], &perp[..=i])).collect()
+}
+
+/// The stale-spot check fed one step at a time, in order (see [`stale_spot_flags`]): it keeps
+/// the trailing volumes itself, so the aligner needs no per-step index into the spot bars.
+#[derive(Default)]
+pub struct StaleSpotCheck {
+    /// The volumes of the last [`TRAILING_STEPS`] steps, by step modulo their number.
+    volumes: [f64; TRAILING_STEPS],
+    /// Scratch for the medians.
+    window: Vec<f64>,
+}
+
+impl StaleSpotCheck {
+    /// The flags of the step whose spot and perp closes end `spot` and `perp` (every step so
+    /// far): `fresh`, whether a spot bar closed at it; `volume`, that of the spot bar in use.
+    pub fn step(&mut self, fresh: bool, volume: f64, spot: &[f64], perp: &[f64]) -> u8 {
+        let i = spot.len() - 1;
+        let flags = if fresh { self.live_bar_flags(i, volume, spot, perp) } else { stale::GAP };
+        self.volumes[i % TRAILING_STEPS] = volume;
+        flags
+    }
+
+    fn live_bar_flags(&mut self, i: usize, volume: f64, spot: &[f64], perp: &[f64]) -> u8 {
+        let mut flags = 0u8;
         if volume == 0.0 {
-            flags[i] |= stale::ZERO_VOLUME;
+            flags |= stale::ZERO_VOLUME;
         }
         if i > 0 && spot[i] == spot[i - 1] && (perp[i] / perp[i - 1] - 1.0).abs() > 0.002 {
-            flags[i] |= stale::FROZEN;
+            flags |= stale::FROZEN;
         }
         if i >= TRAILING_STEPS && volume.is_finite() {
-            let from = i - TRAILING_STEPS;
-            window.clear();
-            window.extend((from..i).map(&spot_volume).filter(|v| v.is_finite()));
-            let volume_median = median(&mut window);
+            // The ring holds exactly the steps i - TRAILING_STEPS .. i (a median ignores order).
+            self.window.clear();
+            self.window.extend(self.volumes.iter().copied().filter(|v| v.is_finite()));
+            let volume_median = median(&mut self.window);
             // The basis median only matters on a thin bar.
             if volume < 0.4 * volume_median {
-                window.clear();
-                window.extend((from..i).map(basis));
-                let basis_median = median(&mut window);
+                let basis = |k: usize| perp[k] / spot[k] - 1.0;
+                self.window.clear();
+                self.window.extend((i - TRAILING_STEPS..i).map(basis));
+                let basis_median = median(&mut self.window);
                 if (basis(i) - basis_median).abs() > 0.003 {
-                    flags[i] |= stale::THIN_AND_DISLOCATED;
+                    flags |= stale::THIN_AND_DISLOCATED;
                 }
             }
         }
+        flags
     }
-    flags
 }
 
 /// Runs of consecutive flagged steps.

@@ -23,12 +23,14 @@ pub struct RawTable {
     pub header_lines: usize,
     /// Whether the file is CSV (line numbers are meaningful) or columnar.
     pub is_csv: bool,
+    /// The file's row that is the frame's first (a Parquet file read a row group at a time).
+    pub first_row: usize,
 }
 
 impl RawTable {
     /// Where row `index` (0-based) sits in the file, for error messages.
     pub fn locate(&self, index: usize) -> String {
-        locate(&self.file, self.header_lines, self.is_csv, index)
+        locate(&self.file, self.header_lines, self.is_csv, self.first_row + index)
     }
 
     /// The column called `name`, or an error that lists the columns the file has.
@@ -630,7 +632,88 @@ pub fn read_csv_text(path: &Path, has_header: Option<bool>) -> Result<RawTable> 
     if frame.height() == 0 {
         bail_input!("{}: the file has a header but no data rows", path.display());
     }
-    Ok(RawTable { file: path.to_path_buf(), frame, header_lines: usize::from(header), is_csv: true })
+    Ok(RawTable { file: path.to_path_buf(), frame, header_lines: usize::from(header), is_csv: true, first_row: 0 })
+}
+
+/// Whether `path` is read as Parquet (by its extension).
+pub fn is_parquet(path: &Path) -> bool {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    name.ends_with(".parquet") || name.ends_with(".pq")
+}
+
+/// A Parquet file to be read one row group at a time, only the columns asked for: a long
+/// input then never has its whole file, nor all of its decoded columns, in memory at once.
+/// polars maps the file for each piece, so a piece's pages leave memory with it. The file's
+/// SHA-256 (for the manifest) is computed on another thread meanwhile ([`ParquetPieces::finish`]).
+pub struct ParquetPieces {
+    path: PathBuf,
+    metadata: polars::io::parquet::metadata::FileMetadataRef,
+    columns: Vec<String>,
+    hash: Option<std::thread::JoinHandle<Result<(u64, String)>>>,
+}
+
+impl ParquetPieces {
+    /// Open `path` and check that it has every one of `columns` (the error lists the ones it has).
+    pub fn open(path: &Path, columns: &[&str]) -> Result<Self> {
+        let unreadable = |err: PolarsError| input_error!("{}: not a readable Parquet file: {err}", path.display());
+        let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+        let mut reader = ParquetReader::new(file);
+        let schema = reader.schema().map_err(unreadable)?;
+        if let Some(missing) = columns.iter().find(|name| schema.get(**name).is_none()) {
+            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+            bail_input!("{}: missing column `{missing}`; the file has columns [{}]. Check the column mapping in the config.", path.display(), names.join(", "));
+        }
+        let metadata = reader.get_metadata().map_err(unreadable)?.clone();
+        let hashed = path.to_path_buf();
+        let hash = std::thread::Builder::new()
+            .name("input-hash".into())
+            .spawn(move || -> Result<(u64, String)> {
+                let len = std::fs::metadata(&hashed).map(|m| m.len()).map_err(|err| input_error!("cannot read {}: {err}", hashed.display()))?;
+                Ok((len, sha256_streamed(&hashed)?))
+            })
+            .ok();
+        Ok(ParquetPieces { path: path.to_path_buf(), metadata, columns: columns.iter().map(|c| c.to_string()).collect(), hash })
+    }
+
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.metadata.num_rows
+    }
+
+    /// Each row group as (first row, rows).
+    pub fn pieces(&self) -> Vec<(usize, usize)> {
+        let mut first = 0usize;
+        self.metadata
+            .row_groups
+            .iter()
+            .map(|group| {
+                let piece = (first, group.num_rows());
+                first += group.num_rows();
+                piece
+            })
+            .filter(|(_, rows)| *rows > 0)
+            .collect()
+    }
+
+    /// The rows `first .. first + rows` (one row group) of the asked-for columns; errors locate
+    /// rows by their place in the file.
+    pub fn read(&self, (first, rows): (usize, usize)) -> Result<RawTable> {
+        let file = std::fs::File::open(&self.path).map_err(|err| input_error!("cannot read {}: {err}", self.path.display()))?;
+        let mut reader = ParquetReader::new(file).with_columns(Some(self.columns.clone())).with_slice(Some((first, rows)));
+        reader.set_metadata(self.metadata.clone());
+        let frame = reader.finish().map_err(|err| input_error!("{}: not a readable Parquet file: {err}", self.path.display()))?;
+        Ok(RawTable { file: self.path.clone(), frame, header_lines: 0, is_csv: false, first_row: first })
+    }
+
+    /// Wait for the file's hash and remember it for the manifest.
+    pub fn finish(mut self) -> Result<()> {
+        let (len, hash) = match self.hash.take() {
+            Some(thread) => thread.join().map_err(|_| anyhow::anyhow!("hashing {} failed", self.path.display()))??,
+            None => (std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0), sha256_streamed(&self.path)?),
+        };
+        remember_hash(&self.path, len, hash);
+        Ok(())
+    }
 }
 
 /// Read CSV (as text), Parquet or Feather/IPC, chosen by the file extension.
@@ -640,13 +723,13 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
         let frame = ParquetReader::new(Cursor::new(read_hashed(path)?))
             .finish()
             .map_err(|err| input_error!("{}: not a readable Parquet file: {err}", path.display()))?;
-        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
+        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false, first_row: 0 });
     }
     if name.ends_with(".feather") || name.ends_with(".arrow") || name.ends_with(".ipc") {
         let frame = IpcReader::new(Cursor::new(read_hashed(path)?))
             .finish()
             .map_err(|err| input_error!("{}: not a readable Feather/Arrow IPC file: {err}", path.display()))?;
-        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false });
+        return Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false, first_row: 0 });
     }
     read_csv_text(path, Some(true)).with_context(|| format!("reading {}", path.display()))
 }

@@ -330,9 +330,9 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// columns as [`FullLedger::to_frame`] (and the same bytes for a run of up to one row group).
 ///
 /// Encoding and compressing a row group is most of a long run's cost, so it happens on a
-/// writer thread while the loop goes on: full chunks move to it through a channel of one
-/// (at most three chunks exist at once: the one filling, one queued, one being written), and
-/// come back emptied for reuse.
+/// writer thread while the loop goes on: full chunks move to it through a channel of one, and
+/// come back emptied for reuse as soon as the writer has copied them into the frame it encodes
+/// (at most [`ParquetLedger::CHUNKS`] exist).
 pub struct ParquetLedger {
     chunk: FullLedger,
     sender: Option<std::sync::mpsc::SyncSender<FullLedger>>,
@@ -340,6 +340,8 @@ pub struct ParquetLedger {
     recycled: std::sync::mpsc::Receiver<FullLedger>,
     writer: Option<std::thread::JoinHandle<Result<()>>>,
     rows: usize,
+    /// Chunks made so far: at most [`ParquetLedger::CHUNKS`].
+    chunks: usize,
 }
 
 impl ParquetLedger {
@@ -354,23 +356,38 @@ impl ParquetLedger {
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
                 for mut chunk in chunks {
-                    // Copied into the frame here, so the loop gets its warm buffers back and
-                    // does not fault in fresh pages for every row group.
-                    writer.write(&chunk.to_frame()?)?;
+                    // Copied into the frame here, so the loop gets its warm buffers back (before
+                    // the frame is encoded) and does not fault in fresh pages for every row group.
+                    let frame = chunk.to_frame()?;
                     chunk.clear();
                     let _ = give_back.send(chunk);
+                    writer.write(&frame)?;
                 }
                 writer.finish()
             })
             .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
-        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0 })
+        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0, chunks: 1 })
     }
+
+    /// Chunks that exist at most: the one filling, one queued, one the writer is copying into
+    /// its frame. A fourth would not speed the loop up, as the writer keeps pace; it would only
+    /// hold memory (12.6 MB).
+    const CHUNKS: usize = 3;
 
     fn flush(&mut self) {
         if self.chunk.is_empty() {
             return;
         }
-        let next = self.recycled.try_recv().unwrap_or_else(|_| FullLedger::with_capacity(ROW_GROUP_ROWS));
+        let next = match self.recycled.try_recv() {
+            Ok(chunk) => chunk,
+            Err(_) if self.chunks < Self::CHUNKS => {
+                self.chunks += 1;
+                FullLedger::with_capacity(ROW_GROUP_ROWS)
+            }
+            // Wait for the writer to hand one back (a stopped writer: a fresh one, and `finish`
+            // reports its error).
+            Err(_) => self.recycled.recv().unwrap_or_else(|_| FullLedger::with_capacity(ROW_GROUP_ROWS)),
+        };
         let full = std::mem::replace(&mut self.chunk, next);
         self.rows += full.len();
         // A failed send means the writer stopped on an error, which `finish` reports.

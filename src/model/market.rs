@@ -43,7 +43,9 @@ pub struct MarketTimeline {
     pub spot: Vec<f64>,
     /// Perp last (close) at the step: the price perp orders fill at.
     pub perp: Vec<f64>,
-    /// Mark price at the step (perp last where no mark series exists): values the perp.
+    /// Mark price at the step, which values the perp; empty where no mark series exists (the
+    /// perp's last is the mark then, and a long run keeps one copy of it, not two). Read it with
+    /// [`MarketTimeline::mark_prices`]; [`MarketTimeline::own_mark`] before writing to it.
     pub mark: Vec<f64>,
     /// Highest mark (or perp) price inside the bar ending at the step: a short's worst case.
     pub mark_high: Vec<f64>,
@@ -180,6 +182,21 @@ impl MarketTimeline {
     /// Number of steps.
     pub fn len(&self) -> usize {
         self.ts_ms.len()
+    }
+
+    /// The mark price at every step: the mark series, or the perp's last where there is none.
+    #[inline]
+    pub fn mark_prices(&self) -> &[f64] {
+        if self.mark.is_empty() { &self.perp } else { &self.mark }
+    }
+
+    /// The mark as its own column, to be written to (a copy of the perp's last where it was
+    /// the mark).
+    pub fn own_mark(&mut self) -> &mut Vec<f64> {
+        if self.mark.is_empty() {
+            self.mark = self.perp.clone();
+        }
+        &mut self.mark
     }
 
     /// Whether there are no steps.

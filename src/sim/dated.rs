@@ -130,7 +130,9 @@ pub fn apply(timeline: &mut MarketTimeline, contracts: &DatedContracts, choice: 
     let mut stale = 0usize;
     let mut last_close = vec![f64::NAN; contracts.len()];
     let mut switches = Vec::new();
-    let (perp, mark, high, low) = (timeline.perp.clone(), timeline.mark.clone(), timeline.mark_high.clone(), timeline.mark_low.clone());
+    let (perp, mark, high, low) = (timeline.perp.clone(), timeline.mark_prices().to_vec(), timeline.mark_high.clone(), timeline.mark_low.clone());
+    // The mark now differs from the perp's last (a dated contract's own price): its own column.
+    timeline.own_mark();
     // (last, mark, high, low) of `instrument` at step `i`.
     let mut price_of = |instrument: Instrument, i: usize, stale: &mut usize| -> (f64, f64, f64, f64) {
         match instrument {

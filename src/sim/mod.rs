@@ -719,7 +719,7 @@ impl Sim<'_> {
         let spot_moved = self.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
         step.pnl.spot += spot_moved;
         if self.params.inverse {
-            inverse::mark_to(&mut self.book, timeline.mark[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
+            inverse::mark_to(&mut self.book, timeline.mark_prices()[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
         } else if self.book.perp_qty != 0.0 {
             let moved = self.book.perp_qty * (step.at.mark - self.book.perp_mark);
             step.pnl.perp += moved;
@@ -984,6 +984,8 @@ impl DrawdownTracker {
 pub(crate) struct PairRun<'a> {
     sim: Sim<'a>,
     timeline: &'a MarketTimeline,
+    /// The timeline's mark prices (its perp's last where it has no mark series), looked up once.
+    mark: &'a [f64],
     signal: Vec<f64>,
     /// The first funding event not yet settled.
     next_event: usize,
@@ -1025,6 +1027,7 @@ impl<'a> PairRun<'a> {
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
             timeline,
+            mark: timeline.mark_prices(),
             signal,
             next_event: 0,
             liquidation_price_carried: f64::NAN,
@@ -1042,7 +1045,7 @@ impl<'a> PairRun<'a> {
     pub(crate) fn begin(&mut self, i: usize) -> Step {
         let timeline = self.timeline;
         let params = self.sim.params;
-        let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: timeline.mark[i] }, pnl: Pnl::default(), flags: 0 };
+        let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
         if params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0) {
             step.flags |= events::MASKED;
         }

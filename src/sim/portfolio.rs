@@ -234,7 +234,7 @@ impl Path {
 /// the previous close to its path's end (theta = 0: the previous close).
 fn account_at(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) -> (f64, f64) {
     let along = |from: f64, to: f64| from + theta * (to - from);
-    account_value(runs, specs, account, mode, |t| (t.mark[i - 1], along(t.mark[i - 1], path.perp_end(t, i))), |t| along(t.spot[i - 1], path.spot_end(t, i)))
+    account_value(runs, specs, account, mode, |t| (t.mark_prices()[i - 1], along(t.mark_prices()[i - 1], path.perp_end(t, i))), |t| along(t.spot[i - 1], path.spot_end(t, i)))
 }
 
 /// Margin balance and maintenance of `account` with each perp moved from the mark it is booked
@@ -300,7 +300,7 @@ fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: 
         return f64::NAN;
     }
     let short_at = |scale: f64| {
-        let (balance, maintenance) = account_value(runs, specs, account, mode, |t| (t.mark[i], t.mark[i] * scale), |t| t.spot[i] * scale);
+        let (balance, maintenance) = account_value(runs, specs, account, mode, |t| (t.mark_prices()[i], t.mark_prices()[i] * scale), |t| t.spot[i] * scale);
         balance < threshold * maintenance
     };
     if short_at(1.0) {
@@ -341,7 +341,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
             continue;
         }
         let t = run.timeline;
-        let prev = t.mark[i - 1];
+        let prev = t.mark_prices()[i - 1];
         let price = prev + theta * (path.perp_end(t, i) - prev);
         let qty = run.sim.book.perp_qty;
         let moved = qty * (price - prev);
@@ -355,7 +355,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
     // with each perp at the price it is now booked at, less the perps' balances.
     let along = |from: f64, to: f64| from + theta * (to - from);
     let at_breach = |t: &MarketTimeline| {
-        let price = along(t.mark[i - 1], path.perp_end(t, i));
+        let price = along(t.mark_prices()[i - 1], path.perp_end(t, i));
         (price, price)
     };
     let collateral_balance = account_value(runs, specs, account, mode, at_breach, |t| along(t.spot[i - 1], path.spot_end(t, i))).0 - perp_balance;
@@ -671,7 +671,7 @@ fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account
     let mode = spec.mode;
     let mut row = AccountRow { ts_ms, ..Default::default() };
     let mut isolated_distance = f64::NAN;
-    (row.margin_balance, row.maintenance) = account_value(runs, specs, account, mode, |t| (t.mark[i], t.mark[i]), |t| t.spot[i]);
+    (row.margin_balance, row.maintenance) = account_value(runs, specs, account, mode, |t| (t.mark_prices()[i], t.mark_prices()[i]), |t| t.spot[i]);
     for (run, pair) in runs.iter().zip(specs) {
         let book = &run.sim.book;
         let t = run.timeline;
@@ -683,7 +683,7 @@ fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account
             row.perp_margin += book.perp_margin;
             if book.perp_qty != 0.0 {
                 if mode == MarginMode::Isolated {
-                    let d = super::margin::liquidation_distance(book.perp_qty, run.liquidation_price_carried, t.mark[i]);
+                    let d = super::margin::liquidation_distance(book.perp_qty, run.liquidation_price_carried, t.mark_prices()[i]);
                     if isolated_distance.is_nan() || d < isolated_distance {
                         isolated_distance = d;
                     }

@@ -96,7 +96,7 @@ pub fn premium_from_timeline(timeline: &MarketTimeline, source: PremiumSource) -
         }
         let price = match source {
             PremiumSource::PerpSpot => timeline.perp[i],
-            PremiumSource::MarkSpot => timeline.mark[i],
+            PremiumSource::MarkSpot => timeline.mark_prices()[i],
         };
         out.ts_ms.push(timeline.ts_ms[i]);
         out.premium.push(price / timeline.spot[i] - 1.0);

@@ -160,13 +160,13 @@ fn path(source: &Source, spec: &MonteCarloSpec, steps: usize, block: usize, step
             }
             let basis = h.perp[i] / h.spot[i];
             let perp = spot * basis;
-            let mark = perp * h.mark[i] / h.perp[i];
+            let mark = perp * h.mark_prices()[i] / h.perp[i];
             t.ts_ms.push(h.ts_ms[0] + j as i64 * step_ms);
             t.spot.push(spot);
             t.perp.push(perp);
             t.mark.push(mark);
-            t.mark_high.push(mark * h.mark_high[i] / h.mark[i]);
-            t.mark_low.push(mark * h.mark_low[i] / h.mark[i]);
+            t.mark_high.push(mark * h.mark_high[i] / h.mark_prices()[i]);
+            t.mark_low.push(mark * h.mark_low[i] / h.mark_prices()[i]);
             t.staking_apr.push(h.staking_apr_at(i));
             if j > 0 {
                 let (a, b) = source.events_at[i];

@@ -241,7 +241,10 @@ fn scale_perp(t: &mut MarketTimeline, from: usize, f: impl Fn(usize) -> f64) {
     for i in from..t.len() {
         let k = f(i);
         t.perp[i] *= k;
-        t.mark[i] *= k;
+        // Without a mark series the perp's last is the mark: scaled with it.
+        if !t.mark.is_empty() {
+            t.mark[i] *= k;
+        }
         t.mark_high[i] *= k;
         t.mark_low[i] *= k;
     }
@@ -366,7 +369,7 @@ pub fn apply(
                 if step == 0 || step >= t.len() {
                     continue;
                 }
-                t.funding.push(FundingEvent { step, settle_ms, rate: series.rate[k], interval_hours: series.interval_hours[k], price: t.mark[step] });
+                t.funding.push(FundingEvent { step, settle_ms, rate: series.rate[k], interval_hours: series.interval_hours[k], price: t.mark_prices()[step] });
             }
             t.funding.sort_by_key(|e| e.settle_ms);
             sync_history(&mut t);
