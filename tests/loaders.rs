@@ -308,7 +308,8 @@ fn generic_bars_whole_columns_range_from_open_and_bad_rows_located() {
     assert!(err.contains("bad.csv: line 3") && err.contains("not positive"), "{err}");
 }
 
-/// A Parquet file of several row groups is read one row group at a time: the bars equal those
+/// A Parquet file of several row groups is read one row group at a time (long files are; the
+/// threshold is set to 0 here): the bars equal those
 /// of the same rows as CSV (times, closes, the range from open and close, volume), columns the
 /// mapping does not name are never read (an unreadable-as-number text column is fine), a bad
 /// row in a later row group is located by its row in the file, a missing mapped column lists
@@ -339,7 +340,7 @@ fn parquet_bars_are_read_a_row_group_at_a_time() {
         volume_column: Some("v".into()),
         ..PriceSource::binance_klines(dir.path().join(name).to_str().unwrap())
     };
-    let load = |name: &str| basis::data::generic::load_prices(&source(name), "perp", &mut Vec::new(), &mut Vec::new());
+    let load = |name: &str| basis::data::generic::load_prices_piecewise_from(&source(name), "perp", 0, &mut Vec::new(), &mut Vec::new());
     let from_parquet = load("bars.parquet").unwrap();
     let from_csv = load("bars.csv").unwrap();
     assert_eq!(from_parquet.ts_ms, t);
@@ -355,8 +356,11 @@ fn parquet_bars_are_read_a_row_group_at_a_time() {
     assert!(err.contains("bad.parquet: row 701") && err.contains("not positive"), "{err}");
     let mut missing = source("bars.parquet");
     missing.close_column = Some("close".into());
-    let err = format!("{:#}", basis::data::generic::load_prices(&missing, "perp", &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    let err = format!("{:#}", basis::data::generic::load_prices_piecewise_from(&missing, "perp", 0, &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("missing column `close`; the file has columns [t, o, c, v, note]"), "{err}");
+    // Read whole (under the size threshold), the same bars.
+    let whole = basis::data::generic::load_prices(&source("bars.parquet"), "perp", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!((&whole.ts_ms, &whole.close, &whole.high, &whole.low, &whole.volume), (&from_parquet.ts_ms, &from_parquet.close, &from_parquet.high, &from_parquet.low, &from_parquet.volume));
     let path = dir.path().join("bars.parquet");
     let expected: String = sha2::Sha256::digest(std::fs::read(&path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(basis::data::read::sha256_of(&path).unwrap(), expected);
