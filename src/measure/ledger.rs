@@ -332,7 +332,7 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// Encoding and compressing a row group is most of a long run's cost, so it happens on a
 /// writer thread while the loop goes on: full chunks move to it through a channel of one, and
 /// come back emptied for reuse as soon as the writer has copied them into the frame it encodes
-/// (at most [`ParquetLedger::CHUNKS`] exist).
+/// (at most three exist: the one filling, one queued, one being copied).
 pub struct ParquetLedger {
     chunk: FullLedger,
     sender: Option<std::sync::mpsc::SyncSender<FullLedger>>,
