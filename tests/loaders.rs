@@ -244,6 +244,18 @@ fn generic_csv_and_parquet_with_a_column_mapping() {
     assert_eq!(series.interval_hours, vec![4.0, 4.0]);
 }
 
+/// Generic bars in columns `t` (close time), `o`, `c` and `v` at `path` (a file or a glob).
+fn time_open_close_volume(path: &std::path::Path) -> PriceSource {
+    PriceSource {
+        format: PriceFormat::Generic,
+        close_time_column: Some("t".into()),
+        close_column: Some("c".into()),
+        open_column: Some("o".into()),
+        volume_column: Some("v".into()),
+        ..PriceSource::binance_klines(path.to_str().unwrap())
+    }
+}
+
 /// Rows of two files given newest first, overlapping by one identical bar: sorted, the overlap
 /// dropped with a warning (no "out of time order" one, since no file runs backwards), volume
 /// NaN where a row had none; a conflicting overlap names both files' lines.
@@ -289,14 +301,7 @@ fn generic_bars_whole_columns_range_from_open_and_bad_rows_located() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.csv"), "t,o,c,v\n1704074400000,101,103,7\n1704078000000,103,102,8\n").unwrap();
     std::fs::write(dir.path().join("a.csv"), "t,o,c,v\n1704067200000,100,99,5\n1704070800000,99,101,6\n").unwrap();
-    let source = |pattern: &str| PriceSource {
-        format: PriceFormat::Generic,
-        close_time_column: Some("t".into()),
-        close_column: Some("c".into()),
-        open_column: Some("o".into()),
-        volume_column: Some("v".into()),
-        ..PriceSource::binance_klines(dir.path().join(pattern).to_str().unwrap())
-    };
+    let source = |pattern: &str| time_open_close_volume(&dir.path().join(pattern));
     let bars = basis::data::generic::load_prices(&source("*.csv"), "spot", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!(bars.ts_ms, [1704067200000, 1704070800000, 1704074400000, 1704078000000]);
     assert_eq!(bars.close, [99.0, 101.0, 103.0, 102.0]);
@@ -332,14 +337,7 @@ fn parquet_bars_are_read_a_row_group_at_a_time() {
     write("bars.parquet", &close);
     let csv: String = std::iter::once("t,o,c,v\n".to_string()).chain((0..rows).map(|k| format!("{},{},{},{}\n", t[k], open[k], close[k], volume[k]))).collect();
     std::fs::write(dir.path().join("bars.csv"), csv).unwrap();
-    let source = |name: &str| PriceSource {
-        format: PriceFormat::Generic,
-        close_time_column: Some("t".into()),
-        close_column: Some("c".into()),
-        open_column: Some("o".into()),
-        volume_column: Some("v".into()),
-        ..PriceSource::binance_klines(dir.path().join(name).to_str().unwrap())
-    };
+    let source = |name: &str| time_open_close_volume(&dir.path().join(name));
     let load = |name: &str| basis::data::generic::load_prices_piecewise_from(&source(name), "perp", 0, &mut Vec::new(), &mut Vec::new());
     let from_parquet = load("bars.parquet").unwrap();
     let from_csv = load("bars.csv").unwrap();

@@ -70,8 +70,7 @@ pub fn load_prices_piecewise_from(source: &PriceSource, label: &str, piecewise_b
                 let table = pieces.read(piece)?;
                 let file = rows.sources.add(&table);
                 let bars = TableBars::read(&table, source, time_name, close_name)?;
-                let known_at: Vec<i64> = if shift_ms == 0 { bars.time } else { bars.time.into_iter().map(|t| t + shift_ms).collect() };
-                rows.extend_rows(file, piece.0, known_at, bars.close, bars.high, bars.low, bars.volume, bars.open)?;
+                rows.extend_rows(file, piece.0, known_at(bars.time, shift_ms), bars.close, bars.high, bars.low, bars.volume, bars.open)?;
             }
             pieces.finish()?;
             files.push(path);
@@ -82,8 +81,7 @@ pub fn load_prices_piecewise_from(source: &PriceSource, label: &str, piecewise_b
         let TableBars { time, close, open, high, low, volume } = TableBars::read(&table, source, time_name, close_name)?;
         if source.filter.is_empty() {
             // Whole columns: no per-row copies.
-            let known_at: Vec<i64> = if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() };
-            rows.extend_file(file, known_at, close, high, low, volume, open)?;
+            rows.extend_file(file, known_at(time, shift_ms), close, high, low, volume, open)?;
             files.push(path);
             continue;
         }
@@ -96,6 +94,11 @@ pub fn load_prices_piecewise_from(source: &PriceSource, label: &str, piecewise_b
         files.push(path);
     }
     rows.finish(warnings)
+}
+
+/// Bar times shifted to when the bars are known (moved through when the shift is 0).
+fn known_at(time: Vec<i64>, shift_ms: i64) -> Vec<i64> {
+    if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() }
 }
 
 /// The mapped columns of one table of generic bars (times not yet shifted to when known).

@@ -88,16 +88,9 @@ fn median(values: &mut [f64]) -> f64 {
     *values.select_nth_unstable_by(middle, f64::total_cmp).1
 }
 
-/// Stale-spot flags per step (see [`stale`]), from what is known at each step.
-/// `spot_fresh(i)`: whether a spot bar closed at step `i` (else its close is carried over);
-/// `spot_volume(i)`: the volume of the spot bar in use at step `i`, NaN where unknown.
-pub fn stale_spot_flags(ts_ms: &[i64], spot_fresh: impl Fn(usize) -> bool, spot: &[f64], spot_volume: impl Fn(usize) -> f64, perp: &[f64]) -> Vec<u8> {
-    let mut check = StaleSpotCheck::default();
-    (0..ts_ms.len()).map(|i| check.step(spot_fresh(i), spot_volume(i), &spot[..=i], &perp[..=i])).collect()
-}
-
-/// The stale-spot check fed one step at a time, in order (see [`stale_spot_flags`]): it keeps
-/// the trailing volumes itself, so the aligner needs no per-step index into the spot bars.
+/// The stale-spot flags (see [`stale`]) of each step, from what is known at it, fed one step at
+/// a time in order: it keeps the trailing volumes itself, so the aligner needs no per-step
+/// index into the spot bars.
 #[derive(Default)]
 pub struct StaleSpotCheck {
     /// The volumes of the last [`TRAILING_STEPS`] steps, by step modulo their number.
@@ -194,7 +187,8 @@ mod tests {
         // A real dislocation at step 26 on heavy volume is not stale.
         perp[26] = spot[26] * 0.97;
         volume[26] = 5000.0;
-        let flags = stale_spot_flags(&ts, |i| spot_ts[i] == ts[i], &spot, |i| volume[i], &perp);
+        let mut check = StaleSpotCheck::default();
+        let flags: Vec<u8> = (0..n).map(|i| check.step(spot_ts[i] == ts[i], volume[i], &spot[..=i], &perp[..=i])).collect();
         assert_eq!(flags[30], stale::THIN_AND_DISLOCATED);
         assert_eq!(flags[31], stale::ZERO_VOLUME);
         assert_eq!(flags[32], stale::GAP);

@@ -35,14 +35,7 @@ impl RawTable {
 
     /// The column called `name`, or an error that lists the columns the file has.
     pub fn column(&self, name: &str) -> Result<&Column> {
-        self.frame.column(name).map_err(|_| {
-            let names: Vec<String> = self.frame.get_column_names().iter().map(|n| n.to_string()).collect();
-            input_error!(
-                "{}: missing column `{name}`; the file has columns [{}]. Check the column mapping in the config.",
-                self.file.display(),
-                names.join(", ")
-            )
-        })
+        self.frame.column(name).map_err(|_| missing_column(&self.file, name, self.frame.get_column_names().iter().map(|n| n.as_str())))
     }
 
     /// The `index`-th column (for headerless files).
@@ -206,6 +199,11 @@ impl RawTable {
         let series = column.as_materialized_series().cast(&DataType::String)?;
         Ok(series.str()?.iter().map(|v| v.unwrap_or("").trim().to_string()).collect())
     }
+}
+
+/// The error for a mapped column `name` that `file` lacks, listing the columns it has.
+fn missing_column<'a>(file: &Path, name: &str, has: impl Iterator<Item = &'a str>) -> anyhow::Error {
+    input_error!("{}: missing column `{name}`; the file has columns [{}]. Check the column mapping in the config.", file.display(), has.collect::<Vec<_>>().join(", "))
 }
 
 /// "file: line N" for CSV (counting header lines), "file: row N" for columnar files; `index` is 0-based.
@@ -660,8 +658,7 @@ impl ParquetPieces {
         let mut reader = ParquetReader::new(file);
         let schema = reader.schema().map_err(unreadable)?;
         if let Some(missing) = columns.iter().find(|name| schema.get(**name).is_none()) {
-            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-            bail_input!("{}: missing column `{missing}`; the file has columns [{}]. Check the column mapping in the config.", path.display(), names.join(", "));
+            return Err(missing_column(path, missing, schema.iter_names().map(|n| n.as_str())));
         }
         let metadata = reader.get_metadata().map_err(unreadable)?.clone();
         let hashed = path.to_path_buf();
@@ -719,7 +716,7 @@ impl ParquetPieces {
 /// Read CSV (as text), Parquet or Feather/IPC, chosen by the file extension.
 pub fn read_table(path: &Path) -> Result<RawTable> {
     let name = path.to_string_lossy().to_ascii_lowercase();
-    if name.ends_with(".parquet") || name.ends_with(".pq") {
+    if is_parquet(path) {
         let frame = ParquetReader::new(Cursor::new(read_hashed(path)?))
             .finish()
             .map_err(|err| input_error!("{}: not a readable Parquet file: {err}", path.display()))?;
