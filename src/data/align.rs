@@ -12,7 +12,8 @@ use anyhow::Result;
 
 use super::quality;
 pub use crate::model::market::{annualise, Coverage, FundingEvent, MarketTimeline, SettledRate};
-use super::{MarketData, PriceBars};
+use super::{FundingSeries, MarketData, PriceBars, StakingSeries};
+use crate::model::market::StaleSpan;
 use crate::bail_input;
 use crate::time::format_ms;
 
@@ -54,11 +55,6 @@ const NONE: u32 = u32::MAX;
 /// `values` at the as-of indices, NaN where none (or where `values` is empty).
 fn gather(values: &[f64], index: &[u32]) -> Vec<f64> {
     index.iter().map(|&k| values.get(k as usize).copied().unwrap_or(f64::NAN)).collect()
-}
-
-/// `times` at the as-of indices, `i64::MIN` where none.
-fn gather_ts(times: &[i64], index: &[u32]) -> Vec<i64> {
-    index.iter().map(|&k| times.get(k as usize).copied().unwrap_or(i64::MIN)).collect()
 }
 
 /// Align loaded data onto the perp clock, inside `[start_ms, end_ms]`.
@@ -144,10 +140,73 @@ fn with_perp_columns(timeline: &mut MarketTimeline, mark_from_perp: bool, ts_ms:
 /// perp bars, and whether the mark is the perp's (no mark series).
 fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: f64) -> Result<(MarketTimeline, std::ops::Range<usize>, bool)> {
     let perp = &data.perp;
-    let coverage = coverages(data);
+    let spacing = super::clock::typical_spacing(&perp.ts_ms);
+    let plan = plan_clock(coverages(data), spacing, data.spot.ts_ms[0], &mut PerpTimesInMemory(&perp.ts_ms), window)?;
+    let range = plan.range.clone();
+    let mut aligner = StepAligner::new(&plan, window, constant_staking_apr, &data.funding);
+    let sources = Sources { spot: &data.spot, perp, mark: data.mark.as_ref(), index: data.index.as_ref(), funding: &data.funding, staking: data.staking.as_ref() };
+    let (ts_ms, perp_close) = (&perp.ts_ms[range.clone()], &perp.close[range.clone()]);
+    let mut timeline = aligner.align(&sources, ts_ms, perp_close, &perp.high[range.clone()], &perp.low[range.clone()], 0)?;
+    let totals = aligner.finish(plan);
+    timeline.coverage = totals.coverage;
+    timeline.coverage_warnings = totals.coverage_warnings;
+    timeline.stale_spans = totals.stale_spans;
+    timeline.stale_spot_steps = totals.stale_spot_steps;
+    timeline.symbol = data.symbol.clone();
+    timeline.synthetic = data.synthetic;
+    Ok((timeline, range, data.mark.is_none()))
+}
+
+/// The perp's bar times, as [`plan_clock`] asks about them (a long input may not hold them).
+pub trait PerpTimes {
+    /// Number of bars.
+    fn len(&self) -> usize;
+    /// Bars closing before `t`.
+    fn count_before(&mut self, t: i64) -> Result<usize>;
+    /// Bars closing at or before `t`.
+    fn count_through(&mut self, t: i64) -> Result<usize>;
+    /// The close time of bar `k`.
+    fn at(&mut self, k: usize) -> Result<i64>;
+}
+
+/// Bar times held in memory.
+pub struct PerpTimesInMemory<'a>(pub &'a [i64]);
+
+impl PerpTimes for PerpTimesInMemory<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn count_before(&mut self, t: i64) -> Result<usize> {
+        Ok(self.0.partition_point(|&x| x < t))
+    }
+    fn count_through(&mut self, t: i64) -> Result<usize> {
+        Ok(self.0.partition_point(|&x| x <= t))
+    }
+    fn at(&mut self, k: usize) -> Result<i64> {
+        Ok(self.0[k])
+    }
+}
+
+/// Where the clock runs: the span every required source covers, the window's range of perp
+/// bars, and what the window lost to coverage.
+pub struct ClockPlan {
+    /// The span each required source covers.
+    pub coverage: Vec<Coverage>,
+    /// The latest first covered time, and the earliest last one.
+    covered: (i64, i64),
+    /// The perp bars that are the clock's steps (indices into the whole perp series).
+    pub range: std::ops::Range<usize>,
+    /// What a default window lost to a source other than the perp.
+    pub coverage_warnings: Vec<String>,
+}
+
+/// The clock's span inside `window`, from each source's coverage and the perp's bar times:
+/// an explicit window outside the coverage is refused (unless `allow_partial_coverage`), a
+/// default one is clipped with a warning. `spacing` is the perp's typical bar spacing and
+/// `spot_first` the spot's first close time.
+pub fn plan_clock(coverage: Vec<Coverage>, spacing: i64, spot_first: i64, perp: &mut impl PerpTimes, window: &Window) -> Result<ClockPlan> {
     let covered_first = coverage.iter().map(|c| c.first_ms).max().unwrap_or(i64::MIN);
     let covered_last = coverage.iter().map(|c| c.last_ms).min().unwrap_or(i64::MAX);
-    let spacing = super::clock::typical_spacing(&perp.ts_ms);
     let mut coverage_warnings = Vec::new();
     // An explicit window must lie inside every source's coverage, give or take one bar (a bar
     // closing at the first covered time spans the bar before it).
@@ -172,8 +231,8 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
         }
     }
     // The clock: perp closes inside the window; a default window is clipped to the covered span.
-    let (perp_first, perp_last) = (perp.ts_ms[0], *perp.ts_ms.last().unwrap_or(&perp.ts_ms[0]));
-    let spot_first = data.spot.ts_ms[0];
+    let bars = perp.len();
+    let (perp_first, perp_last) = (perp.at(0)?, perp.at(bars - 1)?);
     let lo = match window.start_ms {
         Some(start) if window.allow_partial_coverage => start.max(spot_first),
         Some(start) => start.max(covered_first),
@@ -184,8 +243,8 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
         Some(end) => end.min(covered_last),
         None => covered_last,
     };
-    let first = perp.ts_ms.partition_point(|&t| t < lo);
-    let last = perp.ts_ms.partition_point(|&t| t <= hi);
+    let first = perp.count_before(lo)?;
+    let last = perp.count_through(hi)?;
     if first >= last {
         bail_input!(
             "the sources have no common time inside the window{}: {}; check the files and strategy.start/end",
@@ -197,206 +256,319 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
         );
     }
     // Say what a default window lost to a source other than the perp (the clock itself).
-    if window.start_ms.is_none() && perp.ts_ms[first] > perp_first {
-        let cut = first;
+    let first_step = perp.at(first)?;
+    if window.start_ms.is_none() && first_step > perp_first {
         for c in coverage.iter().filter(|c| c.first_ms > perp_first && c.source != "perp") {
             coverage_warnings.push(format!(
-                "coverage: {} starts after the perp: the window starts at {} instead of {} ({cut} perp steps cut)",
+                "coverage: {} starts after the perp: the window starts at {} instead of {} ({first} perp steps cut)",
                 describe(c),
-                format_ms(perp.ts_ms[first]),
+                format_ms(first_step),
                 format_ms(perp_first)
             ));
         }
     }
-    if window.end_ms.is_none() && perp.ts_ms[last - 1] < perp_last {
-        let cut = perp.ts_ms.len() - last;
+    let last_step = perp.at(last - 1)?;
+    if window.end_ms.is_none() && last_step < perp_last {
+        let cut = bars - last;
         for c in coverage.iter().filter(|c| c.last_ms < perp_last && c.source != "perp") {
             coverage_warnings.push(format!(
                 "coverage: {} ends before the perp: the window ends at {} instead of {} ({cut} perp steps cut)",
                 describe(c),
-                format_ms(perp.ts_ms[last - 1]),
+                format_ms(last_step),
                 format_ms(perp_last)
             ));
         }
     }
-    let window_range = first..last;
-    // Every series as of each step: plain index gathers over the sorted, de-duplicated times.
-    let ts_ms: &[i64] = &perp.ts_ms[window_range.clone()];
-    let perp_close: &[f64] = &perp.close[window_range.clone()];
-    let (spot, spot_stale, spot_high, spot_low) = spot_on_clock(&data.spot, ts_ms, perp_close);
-    let (mark, mark_high, mark_low) = if let Some(mark_bars) = &data.mark {
-        let mark_at = asof_backward(&ts_ms, &mark_bars.ts_ms);
-        let mark_ts = gather_ts(&mark_bars.ts_ms, &mark_at);
-        let close = gather(&mark_bars.close, &mark_at);
-        // Where the mark's bar is not the one ending at this step (mark gap or mark starting
-        // later), fall back to the perp's own bar so the liquidation check still sees the bar.
-        let mut m = Vec::with_capacity(close.len());
-        let mut h = Vec::with_capacity(close.len());
-        let mut l = Vec::with_capacity(close.len());
-        let (mh, ml) = (gather(&mark_bars.high, &mark_at), gather(&mark_bars.low, &mark_at));
-        let (ph, pl) = (&perp.high[window_range.clone()], &perp.low[window_range.clone()]);
-        let mut stand_in: Vec<usize> = Vec::new();
-        for i in 0..close.len() {
-            if mark_ts[i] == ts_ms[i] && close[i].is_finite() {
-                m.push(close[i]);
-                h.push(mh[i]);
-                l.push(ml[i]);
-            } else {
-                m.push(perp_close[i]);
-                h.push(ph[i]);
-                l.push(pl[i]);
-                stand_in.push(i);
-            }
-        }
-        if !stand_in.is_empty() {
-            // Runs of consecutive steps without a mark bar, for the message.
-            let mut runs: Vec<(usize, usize)> = Vec::new();
-            for &i in &stand_in {
-                match runs.last_mut() {
-                    Some(run) if run.1 + 1 == i => run.1 = i,
-                    _ => runs.push((i, i)),
-                }
-            }
-            let shown: Vec<String> = runs.iter().take(3).map(|(a, b)| format!("{} .. {}", format_ms(ts_ms[*a]), format_ms(ts_ms[*b]))).collect();
-            coverage_warnings.push(format!(
-                "mark: {} of {} steps have no mark bar, in {} run(s) ({}{}); the perp's last price stands in for the mark there (valuation, funding and liquidation checks)",
-                stand_in.len(),
-                close.len(),
-                runs.len(),
-                shown.join(", "),
-                if runs.len() > 3 { ", ..." } else { "" }
-            ));
-        }
-        (m, h, l)
-    } else {
-        // Filled in with the perp's own columns (moved or copied) by the caller.
-        (Vec::new(), Vec::new(), Vec::new())
-    };
-    let staking_apr = if let Some(staking) = &data.staking {
-        gather(&staking.apr, &asof_backward(&ts_ms, &staking.ts_ms)).into_iter().map(|v| if v.is_finite() { v } else { constant_staking_apr }).collect()
-    } else {
-        // One entry: the same APR at every step.
-        vec![constant_staking_apr]
-    };
-    if let Some(i) = spot.iter().position(|v| !v.is_finite()) {
-        bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
-    }
-    let stale_spot_steps = spot_stale.iter().filter(|f| **f & quality::stale::GAP != 0).count();
-    // Steps outside some source's coverage (only an explicit window with
-    // allow_partial_coverage keeps them).
-    let outside = |t: i64| t < covered_first || t > covered_last;
-    let uncovered_steps = ts_ms.iter().filter(|&&t| outside(t)).count();
-    let uncovered = if uncovered_steps == 0 {
-        Vec::new()
-    } else {
-        let uncovered: Vec<bool> = ts_ms.iter().map(|&t| outside(t)).collect();
-        let short: Vec<String> = coverage.iter().filter(|c| ts_ms.iter().any(|&t| t < c.first_ms || t > c.last_ms)).map(describe).collect();
-        coverage_warnings.push(format!(
-            "coverage: {uncovered_steps} of {} steps lie outside {} and are simulated anyway (allow_partial_coverage = true): no funding is known there; those ledger rows carry event bit 128 (UNCOVERED) and funding APRs count covered time only",
-            ts_ms.len(),
-            short.join(", ")
-        ));
-        uncovered
-    };
-
-    let stale_spans = quality::stale_spans(&ts_ms, &spot_stale);
-
-    let funding = funding_events(data, &ts_ms, window.funding_at_index)?;
-    let funding_history = data
-        .funding
-        .settle_ms
-        .iter()
-        .zip(data.funding.rate.iter().zip(&data.funding.interval_hours))
-        .map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours })
-        .collect();
-    let timeline = MarketTimeline {
-        symbol: data.symbol.clone(),
-        synthetic: data.synthetic,
-        spot,
-        mark,
-        mark_high,
-        mark_low,
-        staking_apr,
-        funding,
-        funding_history,
-        stale_spot_steps,
-        spot_stale,
-        stale_spans,
-        spot_high,
-        spot_low,
-        uncovered,
-        coverage,
-        coverage_warnings,
-        ..Default::default()
-    };
-    Ok((timeline, window_range, data.mark.is_none()))
+    Ok(ClockPlan { coverage, covered: (covered_first, covered_last), range: first..last, coverage_warnings })
 }
 
-/// The spot on the clock `ts_ms`, in one pass over the steps and the spot bars (a backward
-/// as-of cursor, equality allowed), with no per-step index kept: the close known at each step,
-/// its stale-spot flags, and the range of the bar ending at the step (the close on a stale
-/// step; both empty when the source has no range). A step before the first spot bar gets NaN.
-fn spot_on_clock(bars: &PriceBars, ts_ms: &[i64], perp_close: &[f64]) -> (Vec<f64>, Vec<u8>, Vec<f64>, Vec<f64>) {
-    let n = ts_ms.len();
-    // A source without a range (high = low = close) keeps none.
-    let has_range = !bars.high.is_empty() && (bars.high != bars.close || bars.low != bars.close);
-    let mut spot = Vec::with_capacity(n);
-    let mut flags = Vec::with_capacity(n);
-    let (mut high, mut low) = if has_range { (Vec::with_capacity(n), Vec::with_capacity(n)) } else { (Vec::new(), Vec::new()) };
-    let mut check = quality::StaleSpotCheck::default();
-    let mut next = 0usize;
-    for (i, &t) in ts_ms.iter().enumerate() {
-        while next < bars.ts_ms.len() && bars.ts_ms[next] <= t {
-            next += 1;
+/// The series a run's steps are aligned from. For a chunk of steps, each bar series needs to
+/// hold only the bar known at the chunk's first step and those after it through its last.
+pub struct Sources<'a> {
+    /// Spot bars.
+    pub spot: &'a PriceBars,
+    /// Perp bars (the clock's own, and the price a settlement is valued at without a mark).
+    pub perp: &'a PriceBars,
+    /// Mark bars, if any.
+    pub mark: Option<&'a PriceBars>,
+    /// Index bars, if any.
+    pub index: Option<&'a PriceBars>,
+    /// Every settlement.
+    pub funding: &'a FundingSeries,
+    /// The staking APR series, if any.
+    pub staking: Option<&'a StakingSeries>,
+}
+
+/// Puts steps on the clock, one chunk of time after another, carrying what spans chunks: the
+/// stale-spot check's trailing history, the stale-spot spans, the runs of steps without a mark
+/// bar, and the counts the warnings give. Aligning the whole window as one chunk and as many
+/// gives the same steps.
+pub struct StepAligner {
+    covered: (i64, i64),
+    coverage: Vec<Coverage>,
+    funding_at_index: bool,
+    constant_staking_apr: f64,
+    funding_history: Vec<SettledRate>,
+    check: quality::StaleSpotCheck,
+    spans: quality::StaleSpans,
+    stale_spot_steps: usize,
+    /// The last step's stale flags (a chunk's first step repeats the previous chunk's last).
+    last_flags: u8,
+    /// Steps aligned so far.
+    steps: usize,
+    /// Steps without a mark bar, and their runs (first and last step).
+    stand_in_steps: usize,
+    stand_in_runs: Vec<(usize, usize, i64, i64)>,
+    stand_in_run_count: usize,
+    /// Steps outside some source's coverage, and which sources they lie outside.
+    uncovered_steps: usize,
+    short_sources: Vec<bool>,
+    /// The run has a mark series.
+    has_mark: bool,
+}
+
+/// What [`StepAligner::finish`] gives: the whole run's coverage, warnings and stale spans.
+pub struct AlignTotals {
+    /// The span each required source covers.
+    pub coverage: Vec<Coverage>,
+    /// What the window lost to coverage and where a stand-in price was used.
+    pub coverage_warnings: Vec<String>,
+    /// Runs of stale-spot steps.
+    pub stale_spans: Vec<StaleSpan>,
+    /// Steps whose spot close was older than the perp bar.
+    pub stale_spot_steps: usize,
+    /// Steps aligned.
+    pub steps: usize,
+    /// Steps outside some source's coverage.
+    pub uncovered_steps: usize,
+}
+
+/// Runs of steps without a mark bar named in the warning.
+const STAND_IN_RUNS_SHOWN: usize = 3;
+
+impl StepAligner {
+    /// An aligner for the clock `plan` describes.
+    pub fn new(plan: &ClockPlan, window: &Window, constant_staking_apr: f64, funding: &FundingSeries) -> Self {
+        let funding_history = funding
+            .settle_ms
+            .iter()
+            .zip(funding.rate.iter().zip(&funding.interval_hours))
+            .map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours })
+            .collect();
+        StepAligner {
+            covered: plan.covered,
+            coverage: plan.coverage.clone(),
+            funding_at_index: window.funding_at_index,
+            constant_staking_apr,
+            funding_history,
+            check: quality::StaleSpotCheck::default(),
+            spans: quality::StaleSpans::default(),
+            stale_spot_steps: 0,
+            last_flags: 0,
+            steps: 0,
+            stand_in_steps: 0,
+            stand_in_runs: Vec::new(),
+            stand_in_run_count: 0,
+            uncovered_steps: 0,
+            short_sources: vec![false; plan.coverage.len()],
+            has_mark: false,
         }
-        let bar = next.checked_sub(1);
-        let close = bar.map_or(f64::NAN, |k| bars.close[k]);
-        // Whether a spot bar closed at this step (else its last close is carried: stale).
-        let fresh = bar.is_some_and(|k| bars.ts_ms[k] == t);
-        spot.push(close);
-        if has_range {
-            // Nothing is known of the range on a stale step: the close stands in.
-            let in_bar = |column: &[f64]| if fresh { bar.and_then(|k| column.get(k).copied()) } else { None };
-            high.push(in_bar(&bars.high).map_or(close, |h| h.max(close)));
-            low.push(in_bar(&bars.low).map_or(close, |l| l.min(close)));
+    }
+
+    /// The steps `ts_ms` (perp closes, with the perp's close, high and low), everything but
+    /// the perp's own columns; the first `repeated` steps were aligned with the chunk before.
+    pub fn align(&mut self, sources: &Sources, ts_ms: &[i64], perp_close: &[f64], perp_high: &[f64], perp_low: &[f64], repeated: usize) -> Result<MarketTimeline> {
+        let (spot, spot_stale, spot_high, spot_low) = self.spot_on_clock(sources.spot, ts_ms, perp_close, repeated);
+        let (mark, mark_high, mark_low) = match sources.mark {
+            Some(mark_bars) => {
+                self.has_mark = true;
+                self.mark_on_clock(mark_bars, ts_ms, perp_close, perp_high, perp_low, repeated)
+            }
+            // Filled in with the perp's own columns (moved or copied) by the caller.
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        let staking_apr = if let Some(staking) = sources.staking {
+            gather(&staking.apr, &asof_backward(ts_ms, &staking.ts_ms)).into_iter().map(|v| if v.is_finite() { v } else { self.constant_staking_apr }).collect()
+        } else {
+            // One entry: the same APR at every step.
+            vec![self.constant_staking_apr]
+        };
+        if let Some(i) = spot.iter().position(|v| !v.is_finite()) {
+            bail_input!("spot: no spot price is known at {} (the first perp step); spot data starts later", format_ms(ts_ms[i]));
         }
-        let volume = bar.and_then(|k| bars.volume.get(k).copied()).unwrap_or(f64::NAN);
-        flags.push(check.step(fresh, volume, &spot, &perp_close[..=i]));
+        // Steps outside some source's coverage (only an explicit window with
+        // allow_partial_coverage keeps them).
+        let (covered_first, covered_last) = self.covered;
+        let outside = |t: i64| t < covered_first || t > covered_last;
+        let uncovered_here = ts_ms[repeated..].iter().filter(|&&t| outside(t)).count();
+        let uncovered = if ts_ms.iter().any(|&t| outside(t)) { ts_ms.iter().map(|&t| outside(t)).collect() } else { Vec::new() };
+        if uncovered_here > 0 {
+            self.uncovered_steps += uncovered_here;
+            for (c, short) in self.coverage.iter().zip(self.short_sources.iter_mut()) {
+                *short |= ts_ms[repeated..].iter().any(|&t| t < c.first_ms || t > c.last_ms);
+            }
+        }
+        self.steps += ts_ms.len() - repeated;
+        let funding = funding_events(sources, ts_ms, self.funding_at_index)?;
+        Ok(MarketTimeline { spot, mark, mark_high, mark_low, staking_apr, funding, funding_history: self.funding_history.clone(), spot_stale, spot_high, spot_low, uncovered, ..Default::default() })
     }
-    if has_range && high.iter().zip(&low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
-        (high, low) = (Vec::new(), Vec::new());
+
+    /// The spot on the clock `ts_ms`, in one pass over the steps and the spot bars (a backward
+    /// as-of cursor, equality allowed), with no per-step index kept: the close known at each
+    /// step, its stale-spot flags, and the range of the bar ending at the step (the close on a
+    /// stale step; both empty when the source has no range). A step before the first spot bar
+    /// gets NaN.
+    fn spot_on_clock(&mut self, bars: &PriceBars, ts_ms: &[i64], perp_close: &[f64], repeated: usize) -> (Vec<f64>, Vec<u8>, Vec<f64>, Vec<f64>) {
+        let n = ts_ms.len();
+        // A source without a range (high = low = close) keeps none.
+        let has_range = !bars.high.is_empty() && (bars.high != bars.close || bars.low != bars.close);
+        let mut spot = Vec::with_capacity(n);
+        let mut flags = Vec::with_capacity(n);
+        let (mut high, mut low) = if has_range { (Vec::with_capacity(n), Vec::with_capacity(n)) } else { (Vec::new(), Vec::new()) };
+        let mut next = 0usize;
+        for (i, &t) in ts_ms.iter().enumerate() {
+            while next < bars.ts_ms.len() && bars.ts_ms[next] <= t {
+                next += 1;
+            }
+            let bar = next.checked_sub(1);
+            let close = bar.map_or(f64::NAN, |k| bars.close[k]);
+            // Whether a spot bar closed at this step (else its last close is carried: stale).
+            let fresh = bar.is_some_and(|k| bars.ts_ms[k] == t);
+            spot.push(close);
+            if has_range {
+                // Nothing is known of the range on a stale step: the close stands in.
+                let in_bar = |column: &[f64]| if fresh { bar.and_then(|k| column.get(k).copied()) } else { None };
+                high.push(in_bar(&bars.high).map_or(close, |h| h.max(close)));
+                low.push(in_bar(&bars.low).map_or(close, |l| l.min(close)));
+            }
+            if i < repeated {
+                flags.push(self.last_flags);
+                continue;
+            }
+            let volume = bar.and_then(|k| bars.volume.get(k).copied()).unwrap_or(f64::NAN);
+            let step_flags = self.check.step(fresh, volume, close, perp_close[i]);
+            self.spans.push(t, step_flags);
+            if step_flags & quality::stale::GAP != 0 {
+                self.stale_spot_steps += 1;
+            }
+            self.last_flags = step_flags;
+            flags.push(step_flags);
+        }
+        if has_range && high.iter().zip(&low).zip(&spot).all(|((h, l), c)| h == c && l == c) {
+            (high, low) = (Vec::new(), Vec::new());
+        }
+        (spot, flags, high, low)
     }
-    (spot, flags, high, low)
+
+    /// The mark on the clock: where the mark's bar is not the one ending at the step (a mark
+    /// gap, or a mark starting later), the perp's own bar stands in, so the liquidation check
+    /// still sees the bar; those steps are counted for the warning.
+    fn mark_on_clock(&mut self, mark_bars: &PriceBars, ts_ms: &[i64], perp_close: &[f64], perp_high: &[f64], perp_low: &[f64], repeated: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = ts_ms.len();
+        let mut m = Vec::with_capacity(n);
+        let mut h = Vec::with_capacity(n);
+        let mut l = Vec::with_capacity(n);
+        let mut next = 0usize;
+        for (i, &t) in ts_ms.iter().enumerate() {
+            while next < mark_bars.ts_ms.len() && mark_bars.ts_ms[next] <= t {
+                next += 1;
+            }
+            let bar = next.checked_sub(1).filter(|&k| mark_bars.ts_ms[k] == t && mark_bars.close[k].is_finite());
+            match bar {
+                Some(k) => {
+                    m.push(mark_bars.close[k]);
+                    h.push(mark_bars.high.get(k).copied().unwrap_or(f64::NAN));
+                    l.push(mark_bars.low.get(k).copied().unwrap_or(f64::NAN));
+                }
+                None => {
+                    m.push(perp_close[i]);
+                    h.push(perp_high[i]);
+                    l.push(perp_low[i]);
+                    if i >= repeated {
+                        // Runs of consecutive steps without a mark bar, for the message.
+                        let step = self.steps + i - repeated;
+                        self.stand_in_steps += 1;
+                        match self.stand_in_runs.last_mut() {
+                            Some(run) if run.1 + 1 == step => {
+                                run.1 = step;
+                                run.3 = t;
+                            }
+                            _ => {
+                                self.stand_in_run_count += 1;
+                                if self.stand_in_runs.len() <= STAND_IN_RUNS_SHOWN {
+                                    self.stand_in_runs.push((step, step, t, t));
+                                } else if let Some(last) = self.stand_in_runs.last_mut() {
+                                    // Only the last run is kept beyond those shown: it may go on.
+                                    *last = (step, step, t, t);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (m, h, l)
+    }
+
+    /// The run's coverage, warnings and stale spans once every step is aligned.
+    pub fn finish(self, plan: ClockPlan) -> AlignTotals {
+        let mut coverage_warnings = plan.coverage_warnings;
+        if self.stand_in_steps > 0 {
+            let shown: Vec<String> = self.stand_in_runs.iter().take(STAND_IN_RUNS_SHOWN).map(|(_, _, a, b)| format!("{} .. {}", format_ms(*a), format_ms(*b))).collect();
+            coverage_warnings.push(format!(
+                "mark: {} of {} steps have no mark bar, in {} run(s) ({}{}); the perp's last price stands in for the mark there (valuation, funding and liquidation checks)",
+                self.stand_in_steps,
+                self.steps,
+                self.stand_in_run_count,
+                shown.join(", "),
+                if self.stand_in_run_count > STAND_IN_RUNS_SHOWN { ", ..." } else { "" }
+            ));
+        }
+        if self.uncovered_steps > 0 {
+            let short: Vec<String> = self.coverage.iter().zip(&self.short_sources).filter(|(_, short)| **short).map(|(c, _)| describe(c)).collect();
+            coverage_warnings.push(format!(
+                "coverage: {} of {} steps lie outside {} and are simulated anyway (allow_partial_coverage = true): no funding is known there; those ledger rows carry event bit 128 (UNCOVERED) and funding APRs count covered time only",
+                self.uncovered_steps,
+                self.steps,
+                short.join(", ")
+            ));
+        }
+        AlignTotals {
+            coverage: self.coverage,
+            coverage_warnings,
+            stale_spans: self.spans.finish(),
+            stale_spot_steps: self.stale_spot_steps,
+            steps: self.steps,
+            uncovered_steps: self.uncovered_steps,
+        }
+    }
 }
 
 /// Settlements inside `(ts[0], ts[last]]`, each with its step and the price known at settlement.
-fn funding_events(data: &MarketData, ts_ms: &[i64], at_index: bool) -> Result<Vec<FundingEvent>> {
-    let funding = &data.funding;
+fn funding_events(sources: &Sources, ts_ms: &[i64], at_index: bool) -> Result<Vec<FundingEvent>> {
+    let funding = sources.funding;
     let (first, last) = (ts_ms[0], ts_ms[ts_ms.len() - 1]);
-    let inside: Vec<usize> = (0..funding.settle_ms.len()).filter(|&i| funding.settle_ms[i] > first && funding.settle_ms[i] <= last).collect();
+    let inside = funding.settle_ms.partition_point(|&t| t <= first)..funding.settle_ms.partition_point(|&t| t <= last);
     if inside.is_empty() {
         return Ok(Vec::new());
     }
-    let settle: Vec<i64> = inside.iter().map(|&i| funding.settle_ms[i]).collect();
+    let settle = &funding.settle_ms[inside.clone()];
     // Price known at settlement: the mark as of the settlement; before the mark series starts
     // (or with none), the perp's last.
-    let price_as_of = |bars: &PriceBars| -> Result<Vec<f64>> { Ok(gather(&bars.close, &asof_backward(&settle, &bars.ts_ms))) };
-    let mut bar_price = price_as_of(&data.perp)?;
+    let price_as_of = |bars: &PriceBars| -> Vec<f64> { gather(&bars.close, &asof_backward(settle, &bars.ts_ms)) };
+    let mut bar_price = price_as_of(sources.perp);
     // Oracle-paid venues value the notional at the index where one is loaded; otherwise the
     // settlement row's own mark, else the mark (or perp) bar known at the settlement.
-    let index_price = match data.index.as_ref().filter(|_| at_index) {
-        Some(index) => Some(price_as_of(index)?),
-        None => None,
-    };
-    if let (None, Some(mark)) = (&index_price, &data.mark) {
-        for (price, mark_price) in bar_price.iter_mut().zip(price_as_of(mark)?) {
+    let index_price = sources.index.filter(|_| at_index).map(price_as_of);
+    if let (None, Some(mark)) = (&index_price, sources.mark) {
+        for (price, mark_price) in bar_price.iter_mut().zip(price_as_of(mark)) {
             if mark_price.is_finite() {
                 *price = mark_price;
             }
         }
     }
     let mut events = Vec::with_capacity(inside.len());
-    for (k, &i) in inside.iter().enumerate() {
+    for (k, i) in inside.enumerate() {
         let preferred = match &index_price {
             Some(index) => index[k],
             None => funding.mark_price[i],

@@ -89,46 +89,56 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The stale-spot flags (see [`stale`]) of each step, from what is known at it, fed one step at
-/// a time in order: it keeps the trailing volumes itself, so the aligner needs no per-step
-/// index into the spot bars.
+/// a time in order: it keeps the trailing volumes and bases itself, so the aligner needs no
+/// per-step index into the spot bars, and a run aligned in chunks of time carries it across.
 #[derive(Default)]
 pub struct StaleSpotCheck {
+    /// Steps seen so far.
+    steps: usize,
     /// The volumes of the last [`TRAILING_STEPS`] steps, by step modulo their number.
     volumes: [f64; TRAILING_STEPS],
+    /// Their bases (perp / spot − 1), likewise.
+    bases: [f64; TRAILING_STEPS],
+    /// The previous step's spot and perp closes.
+    previous: (f64, f64),
     /// Scratch for the medians.
     window: Vec<f64>,
 }
 
 impl StaleSpotCheck {
-    /// The flags of the step whose spot and perp closes end `spot` and `perp` (every step so
-    /// far): `fresh`, whether a spot bar closed at it; `volume`, that of the spot bar in use.
-    pub fn step(&mut self, fresh: bool, volume: f64, spot: &[f64], perp: &[f64]) -> u8 {
-        let i = spot.len() - 1;
-        let flags = if fresh { self.live_bar_flags(i, volume, spot, perp) } else { stale::GAP };
-        self.volumes[i % TRAILING_STEPS] = volume;
+    /// The flags of the next step: `fresh`, whether a spot bar closed at it; `volume`, that of
+    /// the spot bar in use; `spot` and `perp`, the closes known at it.
+    pub fn step(&mut self, fresh: bool, volume: f64, spot: f64, perp: f64) -> u8 {
+        let basis = perp / spot - 1.0;
+        let flags = if fresh { self.live_bar_flags(volume, spot, perp, basis) } else { stale::GAP };
+        let slot = self.steps % TRAILING_STEPS;
+        self.volumes[slot] = volume;
+        self.bases[slot] = basis;
+        self.previous = (spot, perp);
+        self.steps += 1;
         flags
     }
 
-    fn live_bar_flags(&mut self, i: usize, volume: f64, spot: &[f64], perp: &[f64]) -> u8 {
+    fn live_bar_flags(&mut self, volume: f64, spot: f64, perp: f64, basis: f64) -> u8 {
         let mut flags = 0u8;
         if volume == 0.0 {
             flags |= stale::ZERO_VOLUME;
         }
-        if i > 0 && spot[i] == spot[i - 1] && (perp[i] / perp[i - 1] - 1.0).abs() > 0.002 {
+        let (spot_before, perp_before) = self.previous;
+        if self.steps > 0 && spot == spot_before && (perp / perp_before - 1.0).abs() > 0.002 {
             flags |= stale::FROZEN;
         }
-        if i >= TRAILING_STEPS && volume.is_finite() {
-            // The ring holds exactly the steps i - TRAILING_STEPS .. i (a median ignores order).
+        if self.steps >= TRAILING_STEPS && volume.is_finite() {
+            // The rings hold exactly the last TRAILING_STEPS steps (a median ignores order).
             self.window.clear();
             self.window.extend(self.volumes.iter().copied().filter(|v| v.is_finite()));
             let volume_median = median(&mut self.window);
             // The basis median only matters on a thin bar.
             if volume < 0.4 * volume_median {
-                let basis = |k: usize| perp[k] / spot[k] - 1.0;
                 self.window.clear();
-                self.window.extend((i - TRAILING_STEPS..i).map(basis));
+                self.window.extend_from_slice(&self.bases);
                 let basis_median = median(&mut self.window);
-                if (basis(i) - basis_median).abs() > 0.003 {
+                if (basis - basis_median).abs() > 0.003 {
                     flags |= stale::THIN_AND_DISLOCATED;
                 }
             }
@@ -137,31 +147,50 @@ impl StaleSpotCheck {
     }
 }
 
+/// Runs of consecutive flagged steps, built one step at a time (a run may go on from one chunk
+/// of time into the next).
+#[derive(Default)]
+pub struct StaleSpans {
+    spans: Vec<StaleSpan>,
+    /// The run in progress: first and last step time, steps, reasons.
+    open: Option<(i64, i64, usize, u8)>,
+}
+
+impl StaleSpans {
+    /// The next step: its time and flags.
+    pub fn push(&mut self, ts_ms: i64, flags: u8) {
+        match (&mut self.open, flags) {
+            (None, 0) => {}
+            (Some(_), 0) => self.close(),
+            (Some((_, to, steps, reasons)), _) => {
+                *to = ts_ms;
+                *steps += 1;
+                *reasons |= flags;
+            }
+            (None, _) => self.open = Some((ts_ms, ts_ms, 1, flags)),
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((from_ms, to_ms, steps, reasons)) = self.open.take() {
+            self.spans.push(StaleSpan { from: format_ms(from_ms), to: format_ms(to_ms), from_ms, to_ms, steps, reasons: stale::describe(reasons) });
+        }
+    }
+
+    /// The runs, the last one closed at the last step pushed.
+    pub fn finish(mut self) -> Vec<StaleSpan> {
+        self.close();
+        self.spans
+    }
+}
+
 /// Runs of consecutive flagged steps.
 pub fn stale_spans(ts_ms: &[i64], flags: &[u8]) -> Vec<StaleSpan> {
-    let mut spans = Vec::new();
-    let mut i = 0;
-    while i < flags.len() {
-        if flags[i] == 0 {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut reasons = 0u8;
-        while i < flags.len() && flags[i] != 0 {
-            reasons |= flags[i];
-            i += 1;
-        }
-        spans.push(StaleSpan {
-            from: format_ms(ts_ms[start]),
-            to: format_ms(ts_ms[i - 1]),
-            from_ms: ts_ms[start],
-            to_ms: ts_ms[i - 1],
-            steps: i - start,
-            reasons: stale::describe(reasons),
-        });
+    let mut spans = StaleSpans::default();
+    for (&t, &f) in ts_ms.iter().zip(flags) {
+        spans.push(t, f);
     }
-    spans
+    spans.finish()
 }
 
 #[cfg(test)]
@@ -188,7 +217,7 @@ mod tests {
         perp[26] = spot[26] * 0.97;
         volume[26] = 5000.0;
         let mut check = StaleSpotCheck::default();
-        let flags: Vec<u8> = (0..n).map(|i| check.step(spot_ts[i] == ts[i], volume[i], &spot[..=i], &perp[..=i])).collect();
+        let flags: Vec<u8> = (0..n).map(|i| check.step(spot_ts[i] == ts[i], volume[i], spot[i], perp[i])).collect();
         assert_eq!(flags[30], stale::THIN_AND_DISLOCATED);
         assert_eq!(flags[31], stale::ZERO_VOLUME);
         assert_eq!(flags[32], stale::GAP);

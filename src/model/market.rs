@@ -179,6 +179,32 @@ pub struct StaleSpan {
 
 
 impl MarketTimeline {
+    /// A timeline of no steps, usable in a `static`.
+    pub const EMPTY: MarketTimeline = MarketTimeline {
+        symbol: String::new(),
+        synthetic: false,
+        ts_ms: Vec::new(),
+        spot: Vec::new(),
+        perp: Vec::new(),
+        mark: Vec::new(),
+        mark_high: Vec::new(),
+        mark_low: Vec::new(),
+        staking_apr: Vec::new(),
+        funding: Vec::new(),
+        funding_history: Vec::new(),
+        stale_spot_steps: 0,
+        spot_stale: Vec::new(),
+        stale_spans: Vec::new(),
+        spot_high: Vec::new(),
+        spot_low: Vec::new(),
+        uncovered: Vec::new(),
+        coverage: Vec::new(),
+        coverage_warnings: Vec::new(),
+        derivative: None,
+        cash_apr: Vec::new(),
+        borrow_apr: Vec::new(),
+    };
+
     /// Number of steps.
     pub fn len(&self) -> usize {
         self.ts_ms.len()

@@ -978,15 +978,30 @@ impl DrawdownTracker {
     }
 }
 
+/// The entry signal at each step of `timeline` (empty when the entry is always on): a function
+/// of the settled history and the step's time alone, so a chunk of time gets the same values
+/// as the whole run.
+fn signal_on(params: &EngineParams, timeline: &MarketTimeline) -> Vec<f64> {
+    if params.entry.mode == EntryMode::AlwaysOn || timeline.is_empty() { Vec::new() } else { params.entry.signal(&timeline.funding_history, &timeline.ts_ms) }
+}
+
 /// One pair's run in progress: the simulation state and what the loop carries from one step to
 /// the next. [`run`] drives one of these; [`portfolio::run`] drives several in lockstep, with
 /// the perp liquidation checked per account where accounts share margin.
-pub(crate) struct PairRun<'a> {
-    sim: Sim<'a>,
-    timeline: &'a MarketTimeline,
+pub(crate) struct PairRun<'p, 't> {
+    sim: Sim<'p>,
+    timeline: &'t MarketTimeline,
     /// The timeline's mark prices (its perp's last where it has no mark series), looked up once.
-    mark: &'a [f64],
+    mark: &'t [f64],
+    /// The entry signal at each of the timeline's steps (empty when always on).
     signal: Vec<f64>,
+    /// The run's step number of the timeline's first step: 0, or where its chunk of time starts
+    /// (see [`run_chunked`]).
+    step_offset: usize,
+    /// Whether the timeline ends where the run does (the final close happens at its last step).
+    last_chunk: bool,
+    /// The run's first step time.
+    first_ts_ms: i64,
     /// The first funding event not yet settled.
     next_event: usize,
     /// The book does not change between one close and the next bar, so the liquidation prices
@@ -1006,12 +1021,20 @@ pub(crate) struct PairRun<'a> {
     switch_due_step: usize,
 }
 
-impl<'a> PairRun<'a> {
-    pub(crate) fn new(timeline: &'a MarketTimeline, params: &'a EngineParams) -> Self {
+impl<'p, 't> PairRun<'p, 't> {
+    pub(crate) fn new(timeline: &'t MarketTimeline, params: &'p EngineParams) -> Self {
+        Self::starting(timeline, params, true)
+    }
+
+    /// A run whose first chunk of time is `timeline` (`last_chunk`: all of it).
+    fn starting(timeline: &'t MarketTimeline, params: &'p EngineParams, last_chunk: bool) -> Self {
         let n = timeline.len();
         let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
-        let signal = if params.entry.mode == EntryMode::AlwaysOn || n == 0 { Vec::new() } else { params.entry.signal(&timeline.funding_history, &timeline.ts_ms) };
         PairRun {
+            signal: signal_on(params, timeline),
+            step_offset: 0,
+            last_chunk,
+            first_ts_ms: timeline.ts_ms.first().copied().unwrap_or(0),
             sim: Sim {
                 params,
                 book: Book { cash: params.initial_capital, dated: timeline.derivative.as_ref().is_some_and(|d| matches!(d.first, Some(crate::model::Instrument::Dated(_)))), ..Default::default() },
@@ -1028,7 +1051,6 @@ impl<'a> PairRun<'a> {
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
             timeline,
             mark: timeline.mark_prices(),
-            signal,
             next_event: 0,
             liquidation_price_carried: f64::NAN,
             spot_liquidation_price_carried: f64::NAN,
@@ -1040,12 +1062,42 @@ impl<'a> PairRun<'a> {
         }
     }
 
+    /// The same run carried on over `next`, the following chunk of time, whose first step is
+    /// this timeline's last one (`step_offset` is its step number in the run); `last_chunk`:
+    /// the run ends with `next`. Everything a step carries to the next goes along; the
+    /// settlements and the signal are `next`'s own.
+    fn resume<'u>(self, next: &'u MarketTimeline, step_offset: usize, last_chunk: bool) -> PairRun<'p, 'u> {
+        debug_assert!(next.derivative.is_none(), "a derivative path is not split into chunks");
+        let mut summary = self.summary;
+        summary.steps = step_offset + next.len();
+        let signal = signal_on(self.sim.params, next);
+        PairRun {
+            sim: self.sim,
+            timeline: next,
+            mark: next.mark_prices(),
+            signal,
+            step_offset,
+            last_chunk,
+            first_ts_ms: self.first_ts_ms,
+            next_event: 0,
+            liquidation_price_carried: self.liquidation_price_carried,
+            spot_liquidation_price_carried: self.spot_liquidation_price_carried,
+            drawdown: self.drawdown,
+            summary,
+            held_before: self.held_before,
+            next_forced: self.next_forced,
+            forced_due_ms: self.forced_due_ms,
+            next_switch: self.next_switch,
+            switch_due_step: usize::MAX,
+        }
+    }
+
     /// Open step `i`: its prices, its flags, and the time spent since the previous step.
     #[inline(always)]
     pub(crate) fn begin(&mut self, i: usize) -> Step {
         let timeline = self.timeline;
         let params = self.sim.params;
-        let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
+        let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: self.step_offset + i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
         if params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0) {
             step.flags |= events::MASKED;
         }
@@ -1125,7 +1177,7 @@ impl<'a> PairRun<'a> {
         let trades_before = self.sim.trades.len();
         // At the last step with `close_at_end` everything closes anyway: a roll or a switch then
         // would only pay its costs twice (a delivery still settles the contract).
-        let closing = i + 1 == self.timeline.len() && self.sim.params.close_at_end;
+        let closing = i + 1 == self.timeline.len() && self.last_chunk && self.sim.params.close_at_end;
         while let Some(switch) = path.switches.get(self.next_switch).filter(|s| s.step == i) {
             self.next_switch += 1;
             if closing && switch.reason != SwitchReason::Delivery {
@@ -1201,7 +1253,7 @@ impl<'a> PairRun<'a> {
     #[inline(always)]
     pub(crate) fn decide(&mut self, i: usize, step: &mut Step) -> Option<f64> {
         let signal_apr = self.signal.get(i).copied().unwrap_or(f64::NAN);
-        let final_close = i + 1 == self.timeline.len() && self.sim.params.close_at_end;
+        let final_close = i + 1 == self.timeline.len() && self.last_chunk && self.sim.params.close_at_end;
         let trades_before = self.sim.trades.len();
         let masked = step.flags & events::MASKED != 0;
         let liquidation_price_now = self.sim.decide(step, signal_apr, masked, final_close, &mut self.summary);
@@ -1274,10 +1326,9 @@ impl<'a> PairRun<'a> {
 
     /// The run's summary, once every step is recorded.
     pub(crate) fn finish(mut self) -> RunSummary {
-        let ts = &self.timeline.ts_ms;
-        if let (Some(first), Some(last)) = (ts.first(), ts.last()) {
+        if let Some(last) = self.timeline.ts_ms.last() {
             self.drawdown.finish(&mut self.summary);
-            self.summary.first_ts_ms = *first;
+            self.summary.first_ts_ms = self.first_ts_ms;
             self.summary.last_ts_ms = *last;
         }
         self.summary.trades = self.sim.trades;
@@ -1290,7 +1341,14 @@ impl<'a> PairRun<'a> {
 /// records (see the module doc for the order's reasons).
 pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
     let mut pair = PairRun::new(timeline, params);
-    for i in 0..timeline.len() {
+    run_steps(&mut pair, 0, recorder);
+    pair.finish()
+}
+
+/// Steps `from..` of the pair's timeline.
+#[inline(always)]
+fn run_steps<R: Recorder>(pair: &mut PairRun<'_, '_>, from: usize, recorder: &mut R) {
+    for i in from..pair.timeline.len() {
         let mut step = pair.begin(i);
         if i > 0 {
             pair.liquidate_isolated(i, &mut step);
@@ -1299,5 +1357,33 @@ pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, record
         let liquidation_price_now = pair.decide(i, &mut step);
         pair.record(i, step, liquidation_price_now, recorder);
     }
-    pair.finish()
+}
+
+/// No steps: what a run holds between two chunks of time.
+static BETWEEN_CHUNKS: MarketTimeline = MarketTimeline::EMPTY;
+
+/// [`run`] over a timeline that arrives in chunks of time, so that no more than two chunks are
+/// in memory however long the run: `next_chunk` gives them in order, `None` after the last.
+/// Every chunk after the first starts with the previous chunk's last step (which is not run
+/// again: the step before a chunk's first new one is what liquidation checks, marking and
+/// accruals look back at), and numbers its settlements' steps from its own start. Rows,
+/// trades and the summary equal those of [`run`] over the whole timeline.
+pub fn run_chunked<R: Recorder, E>(params: &EngineParams, mut next_chunk: impl FnMut() -> Result<Option<MarketTimeline>, E>, recorder: &mut R) -> Result<RunSummary, E> {
+    let Some(mut current) = next_chunk()? else { return Ok(PairRun::new(&BETWEEN_CHUNKS, params).finish()) };
+    let mut carried: Option<PairRun<'_, 'static>> = None;
+    let mut step_offset = 0usize;
+    loop {
+        // One chunk ahead: whether this one is the last decides the final close.
+        let upcoming = next_chunk()?;
+        let last_chunk = upcoming.is_none();
+        let (mut pair, from) = match carried.take() {
+            None => (PairRun::starting(&current, params, last_chunk), 0),
+            Some(pair) => (pair.resume(&current, step_offset, last_chunk), 1),
+        };
+        run_steps(&mut pair, from, recorder);
+        let Some(upcoming) = upcoming else { return Ok(pair.finish()) };
+        step_offset += current.len() - 1;
+        carried = Some(pair.resume(&BETWEEN_CHUNKS, step_offset, false));
+        current = upcoming;
+    }
 }
