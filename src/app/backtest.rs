@@ -84,12 +84,7 @@ pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline
 fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
     let window = window_of(config)?;
     let mut warnings = market.warnings.clone();
-    if market.index.is_none() && config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle) {
-        warnings.push(format!(
-            "funding: {} pays funding on the oracle (index) price, but [data.index] is not given; the mark stands in for it",
-            config.venue.loaded.as_ref().map(|p| p.name.as_str()).unwrap_or("the venue")
-        ));
-    }
+    warnings.extend(oracle_warning(config, market.index.is_some()));
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
         let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &timeline, config.venue.premium_debias, config.venue.premium_debias_days)?;
@@ -114,14 +109,23 @@ fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &
     if let Some(rates) = &market.borrow_rate {
         timeline.borrow_apr = rates.on_clock(&timeline.ts_ms)?;
     }
+    let steps = timeline.len();
+    alignment_warnings(&timeline, steps, config, &mut warnings);
+    Ok((timeline, warnings))
+}
+
+/// The warnings alignment adds to the loader's: what the window lost to coverage, stand-in
+/// prices, stale-spot spans, and a window without settlements. `timeline` may be the run's
+/// header alone (a chunked run), so the steps are given.
+fn alignment_warnings(timeline: &MarketTimeline, steps: usize, config: &Config, warnings: &mut Vec<String>) {
     warnings.extend(timeline.coverage_warnings.iter().cloned());
     if !timeline.stale_spans.is_empty() {
-        let steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
+        let stale_steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
         let shown: Vec<String> = timeline.stale_spans.iter().take(4).map(|s| format!("{} ({})", s.from, s.reasons)).collect();
         warnings.push(format!(
-            "spot: {} stale-spot span(s), {steps} of {} steps ({} spot bars missing), {}: {}{}; the spans are listed in manifest.json and the report",
+            "spot: {} stale-spot span(s), {stale_steps} of {} steps ({} spot bars missing), {}: {}{}; the spans are listed in manifest.json and the report",
             timeline.stale_spans.len(),
-            timeline.len(),
+            steps,
             timeline.stale_spot_steps,
             if config.data.mask_stale_spot { "masked from decisions that need spot (liquidations are still checked)" } else { "NOT masked (data.mask_stale_spot = false)" },
             shown.join(", "),
@@ -131,7 +135,17 @@ fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &
     if timeline.funding.is_empty() {
         warnings.push("funding: no settlement falls inside the simulated window".into());
     }
-    Ok((timeline, warnings))
+}
+
+/// The oracle warning: funding paid on an index price that is not given.
+fn oracle_warning(config: &Config, index_given: bool) -> Option<String> {
+    if index_given || !config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle) {
+        return None;
+    }
+    Some(format!(
+        "funding: {} pays funding on the oracle (index) price, but [data.index] is not given; the mark stands in for it",
+        config.venue.loaded.as_ref().map(|p| p.name.as_str()).unwrap_or("the venue")
+    ))
 }
 
 /// The timeline with its derivative leg on dated contracts (`instrument = "dated"`) or on
@@ -308,6 +322,37 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
 /// period beyond; none without a report). Returns the result (its `ledger` being the report's
 /// rows) and the folder.
 pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -> Result<(BacktestResult, PathBuf)> {
+    run_to_folder_chunked_from(config, config_path, force, CHUNKED_FROM_PERP_BYTES)
+}
+
+/// A run whose perp files add up to this many bytes or more is loaded, aligned and simulated
+/// one chunk of time (one perp row group) at a time where it can be ([`data::stream`]): its
+/// memory then does not grow with its length. Shorter runs are faster loaded whole.
+pub const CHUNKED_FROM_PERP_BYTES: u64 = 32 << 20;
+
+/// Whether a config's run may go in chunks of time, its data permitting: a perp carry with the
+/// full ledger and none of what needs the whole timeline (counterfactual funding, dated
+/// contracts, cash or borrow rate series, steps outside the coverage).
+fn chunkable(config: &Config) -> bool {
+    let data = &config.data;
+    config.run.ledger == crate::config::LedgerResolution::Full
+        && config.strategy.instrument == InstrumentChoice::Perp
+        && !counterfactual(config)
+        && data.dated.is_none()
+        && data.cash_rate.is_none()
+        && data.borrow_rate.is_none()
+        && !data.allow_partial_coverage
+}
+
+/// [`run_to_folder`], in chunks of time when the perp's files add up to `chunked_from_bytes` or
+/// more and the run allows it (0: whenever it allows; `u64::MAX`: never). Both ways write the
+/// same files.
+pub fn run_to_folder_chunked_from(config: &Config, config_path: Option<&Path>, force: bool, chunked_from_bytes: u64) -> Result<(BacktestResult, PathBuf)> {
+    if chunkable(config) {
+        if let Some(market) = data::stream::ChunkedMarket::open(&config.data, &window_of(config)?, config.portfolio.staking_apr, chunked_from_bytes)? {
+            return run_chunked_to_folder(config, config_path, force, market);
+        }
+    }
     if config.run.ledger != crate::config::LedgerResolution::Full {
         let result = run(config)?;
         let folder = write_outputs(config, config_path, &result, force)?;
@@ -327,6 +372,31 @@ pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -
         (summary, metrics, FullLedger::default())
     };
     streamed.finish()?;
+    let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
+    let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
+    let folder = write_rest(run_dir, config, config_path, &result)?;
+    Ok((result, folder))
+}
+
+/// [`run_to_folder`] over a market aligned one chunk of time at a time: rows go to the ledger
+/// file as each chunk is simulated, and no chunk outlives the next.
+fn run_chunked_to_folder(config: &Config, config_path: Option<&Path>, force: bool, mut market: data::stream::ChunkedMarket) -> Result<(BacktestResult, PathBuf)> {
+    let params = crate::config::engine_params(config);
+    let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
+    let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
+    let steps = market.steps();
+    let (summary, ledger) = if config.run.report {
+        let mut drawn = ReportLedger::for_run(steps, market.span_ms());
+        let summary = crate::sim::run_chunked(&params, || market.next_chunk(), &mut Tee(&mut streamed, &mut drawn))?;
+        (summary, drawn.finish())
+    } else {
+        (crate::sim::run_chunked(&params, || market.next_chunk(), &mut streamed)?, FullLedger::default())
+    };
+    streamed.finish()?;
+    let (timeline, files, mut warnings) = market.finish()?;
+    warnings.extend(oracle_warning(config, config.data.index.is_some()));
+    alignment_warnings(&timeline, steps, config, &mut warnings);
+    let metrics = super::pipeline::measure(&summary, &timeline);
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;
@@ -364,7 +434,7 @@ fn write_rest(run_dir: RunDir, config: &Config, config_path: Option<&Path>, resu
         config_file: config_path.map(|p| p.display().to_string()),
         synthetic: result.timeline.synthetic,
         symbol: &result.timeline.symbol,
-        steps: result.timeline.len(),
+        steps: result.summary.steps,
         settlements_in_window: result.timeline.funding.len(),
         inputs,
         warnings: &result.warnings,

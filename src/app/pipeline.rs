@@ -10,6 +10,12 @@ use crate::sim::{self, EngineParams, RunSummary};
 pub fn simulate<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> (RunSummary, Metrics) {
     let mut summary = sim::run(timeline, params, recorder);
     metrics::attach_cash_rate(&mut summary, timeline);
-    let metrics = metrics::compute(&summary, &timeline.symbol, timeline.synthetic);
+    let metrics = measure(&summary, timeline);
     (summary, metrics)
+}
+
+/// The metrics of a run's summary, over the timeline it ran on (a chunked run's header will do:
+/// only its symbol and origin are read).
+pub fn measure(summary: &RunSummary, timeline: &MarketTimeline) -> Metrics {
+    metrics::compute(summary, &timeline.symbol, timeline.synthetic)
 }

@@ -70,22 +70,42 @@ fn coverage_of(source: &str, first_ms: i64, last_ms: i64) -> Coverage {
 /// The span each required source covers. A mark found by a freqtrade directory (not
 /// configured) is optional: the perp stands in where it is missing.
 pub fn coverages(data: &MarketData) -> Vec<Coverage> {
-    let bars = |label: &str, bars: &PriceBars| coverage_of(label, bars.ts_ms[0], *bars.ts_ms.last().unwrap_or(&bars.ts_ms[0]));
-    let mut out = vec![bars("spot", &data.spot), bars("perp", &data.perp)];
-    if let Some(mark) = data.mark.as_ref().filter(|_| !data.mark_optional) {
+    let span = |bars: &PriceBars| (bars.ts_ms[0], *bars.ts_ms.last().unwrap_or(&bars.ts_ms[0]));
+    let spans = BarSpans { spot: span(&data.spot), perp: span(&data.perp), mark: data.mark.as_ref().filter(|_| !data.mark_optional).map(span), index: data.index.as_ref().map(span) };
+    coverages_of(&spans, &data.funding, data.funding_derived, data.staking.as_ref())
+}
+
+/// First and last close time of each bar series.
+pub struct BarSpans {
+    /// The spot's.
+    pub spot: (i64, i64),
+    /// The perp's.
+    pub perp: (i64, i64),
+    /// The mark's, when it is required.
+    pub mark: Option<(i64, i64)>,
+    /// The index's, when given.
+    pub index: Option<(i64, i64)>,
+}
+
+/// [`coverages`] from the bar series' spans and the settlements (`derived`: counterfactual, which
+/// covers what the prices cover).
+pub fn coverages_of(spans: &BarSpans, funding: &FundingSeries, derived: bool, staking: Option<&StakingSeries>) -> Vec<Coverage> {
+    let bars = |label: &str, (first, last): (i64, i64)| coverage_of(label, first, last);
+    let mut out = vec![bars("spot", spans.spot), bars("perp", spans.perp)];
+    if let Some(mark) = spans.mark {
         out.push(bars("mark", mark));
     }
-    if let Some(index) = &data.index {
+    if let Some(index) = spans.index {
         out.push(bars("index", index));
     }
-    let f = &data.funding;
-    if let (Some(&first), Some(&last), false) = (f.settle_ms.first(), f.settle_ms.last(), data.funding_derived) {
+    let f = funding;
+    if let (Some(&first), Some(&last), false) = (f.settle_ms.first(), f.settle_ms.last(), derived) {
         let hours_ms = |h: f64| (h * 3_600_000.0).round() as i64;
         let first_interval = f.interval_hours.first().copied().unwrap_or(8.0);
         let last_interval = f.interval_hours.last().copied().unwrap_or(8.0);
         out.push(coverage_of("funding", first - hours_ms(first_interval), last + hours_ms(last_interval)));
     }
-    if let Some(staking) = data.staking.as_ref().filter(|s| !s.ts_ms.is_empty()) {
+    if let Some(staking) = staking.filter(|s| !s.ts_ms.is_empty()) {
         // A staking APR stays known after its last row.
         out.push(coverage_of("staking", staking.ts_ms[0], i64::MAX));
     }
@@ -349,12 +369,7 @@ const STAND_IN_RUNS_SHOWN: usize = 3;
 impl StepAligner {
     /// An aligner for the clock `plan` describes.
     pub fn new(plan: &ClockPlan, window: &Window, constant_staking_apr: f64, funding: &FundingSeries) -> Self {
-        let funding_history = funding
-            .settle_ms
-            .iter()
-            .zip(funding.rate.iter().zip(&funding.interval_hours))
-            .map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours })
-            .collect();
+        let funding_history = settled_history(funding);
         StepAligner {
             covered: plan.covered,
             coverage: plan.coverage.clone(),
@@ -542,6 +557,11 @@ impl StepAligner {
             uncovered_steps: self.uncovered_steps,
         }
     }
+}
+
+/// Every settlement loaded, as the trailing signal sees it.
+pub fn settled_history(funding: &FundingSeries) -> Vec<SettledRate> {
+    funding.settle_ms.iter().zip(funding.rate.iter().zip(&funding.interval_hours)).map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours }).collect()
 }
 
 /// Settlements inside `(ts[0], ts[last]]`, each with its step and the price known at settlement.

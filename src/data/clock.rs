@@ -65,32 +65,116 @@ impl Schedule {
     }
 }
 
-/// The most common value and its share of `values` (None when empty).
-fn mode(values: impl Iterator<Item = i64>) -> Option<(i64, usize, usize)> {
-    let mut counts: HashMap<i64, usize> = HashMap::new();
-    let mut total = 0usize;
-    // Runs of equal values (a regular clock is one long run) are counted before hashing.
-    let mut run: Option<(i64, usize)> = None;
-    for v in values {
-        total += 1;
-        match &mut run {
-            Some((value, count)) if *value == v => *count += 1,
+/// Counts of values, for their mode. Runs of equal values (a regular clock is one long run)
+/// are counted before hashing.
+#[derive(Default, Clone)]
+struct ModeCount {
+    counts: HashMap<i64, usize>,
+    total: usize,
+    run: Option<(i64, usize)>,
+}
+
+impl ModeCount {
+    /// Count `value` `times` times.
+    fn add(&mut self, value: i64, times: usize) {
+        self.total += times;
+        match &mut self.run {
+            Some((v, count)) if *v == value => *count += times,
             _ => {
-                if let Some((value, count)) = run.replace((v, 1)) {
-                    *counts.entry(value).or_default() += count;
+                if let Some((v, count)) = self.run.replace((value, times)) {
+                    *self.counts.entry(v).or_default() += count;
                 }
             }
         }
     }
-    if let Some((value, count)) = run {
-        *counts.entry(value).or_default() += count;
+
+    /// The most common value, its count and the total (None when empty).
+    fn mode(mut self) -> Option<(i64, usize, usize)> {
+        if let Some((v, count)) = self.run.take() {
+            *self.counts.entry(v).or_default() += count;
+        }
+        let total = self.total;
+        self.counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
     }
-    counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
+}
+
+/// The most common value and its share of `values` (None when empty).
+fn mode(values: impl Iterator<Item = i64>) -> Option<(i64, usize, usize)> {
+    let mut counts = ModeCount::default();
+    for v in values {
+        counts.add(v, 1);
+    }
+    counts.mode()
 }
 
 /// The most common spacing of a time series (the smaller on a tie), ms; 0 for one value.
 pub fn typical_spacing(ts_ms: &[i64]) -> i64 {
     mode(ts_ms.windows(2).map(|w| w[1] - w[0])).map_or(0, |(spacing, _, _)| spacing)
+}
+
+/// What the clock checks need of a bar series, gathered a piece at a time (a long series need
+/// not be held): its spacings and its close times within the day.
+#[derive(Default)]
+pub struct BarClock {
+    spacings: ModeCount,
+    times_of_day: ModeCount,
+    last_ms: Option<i64>,
+}
+
+impl BarClock {
+    /// The facts of `ts_ms` whole.
+    pub fn of(ts_ms: &[i64]) -> Self {
+        let mut clock = BarClock::default();
+        clock.extend(ts_ms);
+        clock
+    }
+
+    /// The next bars' close times, in order.
+    pub fn extend(&mut self, ts_ms: &[i64]) {
+        for &t in ts_ms {
+            if let Some(before) = self.last_ms {
+                self.spacings.add(t - before, 1);
+            }
+            self.last_ms = Some(t);
+            self.times_of_day.add(t.rem_euclid(MS_PER_DAY), 1);
+        }
+    }
+
+    /// The most common spacing (the smaller on a tie), ms; 0 for one bar.
+    pub fn typical_spacing(&self) -> i64 {
+        self.spacings.clone().mode().map_or(0, |(spacing, _, _)| spacing)
+    }
+
+    /// A warning when the close times do not sit on their own spacing (see
+    /// [`bar_offset_warning`]).
+    pub fn offset_warning(self, label: &str) -> Option<String> {
+        let spacing_ms = self.typical_spacing();
+        if spacing_ms <= 0 || spacing_ms > MS_PER_DAY || MS_PER_DAY % spacing_ms != 0 {
+            return None;
+        }
+        // The spacing divides a day, so a time's place on its grid follows from its time of day.
+        let ModeCount { mut counts, run, .. } = self.times_of_day;
+        if let Some((v, count)) = run {
+            *counts.entry(v).or_default() += count;
+        }
+        let mut offsets = ModeCount::default();
+        for (time_of_day, count) in counts {
+            offsets.add(centred_minutes(time_of_day, spacing_ms), count);
+        }
+        let (minutes, count, total) = offsets.mode()?;
+        if minutes == 0 || total < 3 || count * 2 < total {
+            return None;
+        }
+        let direction = if minutes > 0 { "after" } else { "before" };
+        let zones = candidate_offsets(minutes, spacing_ms / MS_PER_MINUTE);
+        Some(format!(
+            "{label}: bars close {} {direction} their {} grid ({count} of {total} bars, counted from 00:00 UTC): a file written in {}? If so, set utc_offset_hours = {} on the {label} source",
+            describe_minutes(minutes),
+            describe_minutes(spacing_ms / MS_PER_MINUTE),
+            if zones.is_empty() { "local time".to_string() } else { zones.join(" or ") },
+            minutes as f64 / 60.0,
+        ))
+    }
 }
 
 /// `residual` folded into (−period/2, period/2] and rounded to whole minutes.
@@ -161,23 +245,7 @@ pub fn funding_offset_warning(settle_ms: &[i64], interval_hours: &[f64], schedul
 /// UTC, or hourly bars closing at :30. `None` when aligned, or when the spacing does not divide
 /// a day (it has no natural grid).
 pub fn bar_offset_warning(label: &str, ts_ms: &[i64]) -> Option<String> {
-    let spacing_ms = typical_spacing(ts_ms);
-    if spacing_ms <= 0 || spacing_ms > MS_PER_DAY || MS_PER_DAY % spacing_ms != 0 {
-        return None;
-    }
-    let (minutes, count, total) = mode(ts_ms.iter().map(|t| centred_minutes(*t, spacing_ms)))?;
-    if minutes == 0 || total < 3 || count * 2 < total {
-        return None;
-    }
-    let direction = if minutes > 0 { "after" } else { "before" };
-    let zones = candidate_offsets(minutes, spacing_ms / MS_PER_MINUTE);
-    Some(format!(
-        "{label}: bars close {} {direction} their {} grid ({count} of {total} bars, counted from 00:00 UTC): a file written in {}? If so, set utc_offset_hours = {} on the {label} source",
-        describe_minutes(minutes),
-        describe_minutes(spacing_ms / MS_PER_MINUTE),
-        if zones.is_empty() { "local time".to_string() } else { zones.join(" or ") },
-        minutes as f64 / 60.0,
-    ))
+    BarClock::of(ts_ms).offset_warning(label)
 }
 
 #[cfg(test)]

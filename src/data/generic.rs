@@ -96,6 +96,91 @@ pub fn load_prices_piecewise_from(source: &PriceSource, label: &str, piecewise_b
     rows.finish(warnings)
 }
 
+/// Generic bars from Parquet files read one row group (piece) at a time, in file order, so a
+/// long run need not hold a series: a first pass may read the pieces' times alone
+/// ([`BarPieces::times`]), the run then the bars ([`BarPieces::bars`]). Every file is hashed
+/// for the manifest on a thread of its own meanwhile.
+pub struct BarPieces {
+    label: String,
+    source: PriceSource,
+    time_name: String,
+    close_name: String,
+    shift_ms: i64,
+    files: Vec<(PathBuf, ParquetPieces)>,
+    /// (file, (first row, rows)) of every piece, in order.
+    pieces: Vec<(usize, (usize, usize))>,
+}
+
+impl BarPieces {
+    /// The source's files as pieces, or `None` when it cannot be read so: a file that is not
+    /// Parquet, or a row filter (whether any row matches is a whole-file fact).
+    pub fn open(source: &PriceSource, label: &str) -> Result<Option<Self>> {
+        if source.format != crate::data::source::PriceFormat::Generic || !source.filter.is_empty() {
+            return Ok(None);
+        }
+        let paths = expand_glob(&source.path, &format!("{label} bars"))?;
+        if !paths.iter().all(|p| is_parquet(p)) {
+            return Ok(None);
+        }
+        let close_name = required(&source.close_column, &format!("data.{label}.close_column"))?.to_string();
+        let (time_name, shift_ms) = bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, &format!("data.{label}"))?;
+        let time_name = time_name.to_string();
+        let mut wanted = vec![time_name.as_str(), close_name.as_str()];
+        wanted.extend([&source.open_column, &source.high_column, &source.low_column, &source.volume_column].into_iter().flatten().map(String::as_str));
+        let mut files = Vec::with_capacity(paths.len());
+        let mut pieces = Vec::new();
+        for path in paths {
+            let file = ParquetPieces::open(&path, &wanted)?;
+            pieces.extend(file.pieces().into_iter().map(|piece| (files.len(), piece)));
+            files.push((path, file));
+        }
+        Ok(Some(BarPieces { label: label.to_string(), source: source.clone(), time_name, close_name, shift_ms, files, pieces }))
+    }
+
+    /// Number of pieces.
+    pub fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Whether the files hold no rows.
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Rows in piece `k`.
+    pub fn rows(&self, k: usize) -> usize {
+        self.pieces[k].1 .1
+    }
+
+    /// The times piece `k`'s bars are known at (its time column alone).
+    pub fn times(&self, k: usize) -> Result<Vec<i64>> {
+        let (file, piece) = self.pieces[k];
+        let table = self.files[file].1.with_columns(&[&self.time_name])?.read(piece)?;
+        Ok(known_at(table.local_times_ms(table.column(&self.time_name)?, self.source.time_unit, self.source.utc_offset_hours)?, self.shift_ms))
+    }
+
+    /// Piece `k`'s bars, each checked (an error names the file and row).
+    pub fn bars(&self, k: usize, warnings: &mut Vec<String>) -> Result<PriceBars> {
+        let (file, piece) = self.pieces[k];
+        let table = self.files[file].1.read(piece)?;
+        let mut rows = BarRows::new(&self.label);
+        let origin = rows.sources.add(&table);
+        let bars = TableBars::read(&table, &self.source, &self.time_name, &self.close_name)?;
+        rows.extend_rows(origin, piece.0, known_at(bars.time, self.shift_ms), bars.close, bars.high, bars.low, bars.volume, bars.open)?;
+        rows.finish(warnings)
+    }
+
+    /// Wait for the files' hashes (for the manifest) and give their paths.
+    pub fn finish(self) -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::with_capacity(self.files.len());
+        for (path, file) in self.files {
+            file.finish()?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+}
+
 /// Bar times shifted to when the bars are known (moved through when the shift is 0).
 fn known_at(time: Vec<i64>, shift_ms: i64) -> Vec<i64> {
     if shift_ms == 0 { time } else { time.into_iter().map(|t| t + shift_ms).collect() }

@@ -15,6 +15,7 @@ pub mod quality;
 pub mod read;
 pub mod synth;
 pub mod source;
+pub mod stream;
 pub mod venue_formats;
 
 use std::path::PathBuf;
@@ -123,11 +124,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
                 Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
                 None => None,
             };
-            let funding = match funding.format {
-                FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(funding, &config.symbol, &mut files, &mut warnings)?,
-                FundingFormat::Generic => generic::load_funding(funding, &mut files, &mut warnings)?,
-                _ => venue_formats::load_funding(funding, &mut files, &mut warnings)?,
-            };
+            let funding = load_funding(funding, &config.symbol, &mut files, &mut warnings)?;
             (spot, perp, mark, funding)
         }
         _ => bail_input!("[data] needs either [data.freqtrade] or all of [data.spot], [data.perp] and [data.funding]"),
@@ -149,17 +146,8 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     };
     let cash_rate = config.cash_rate.as_ref().map(|source| dated::load_rate(source, "cash_rate", &mut files)).transpose()?;
     let borrow_rate = config.borrow_rate.as_ref().map(|source| dated::load_rate(source, "borrow_rate", &mut files)).transpose()?;
-    // Clocks: settlements against the venue's schedule, bars against their own spacing.
-    let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
-        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::data::source::FundingFormat::BinanceFunding),
-        (None, Some(source)) => clock::Schedule::for_format(source.format),
-        _ => None,
-    });
-    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
-    warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
-    for bars in [Some(&spot), Some(&perp), mark.as_ref(), index.as_ref()].into_iter().flatten() {
-        warnings.extend(clock::bar_offset_warning(&bars.label, &bars.ts_ms));
-    }
+    let bar_clocks = [Some(&spot), Some(&perp), mark.as_ref(), index.as_ref()].into_iter().flatten().map(|bars| (bars.label.as_str(), clock::BarClock::of(&bars.ts_ms)));
+    clock_warnings(config, &funding, bar_clocks, &mut warnings);
     Ok(MarketData {
         symbol: config.symbol.clone(),
         synthetic: config.synthetic,
@@ -177,6 +165,30 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         files,
         warnings,
     })
+}
+
+/// Load the funding settlements of `source`.
+pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
+    match source.format {
+        FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(source, symbol, files, warnings),
+        FundingFormat::Generic => generic::load_funding(source, files, warnings),
+        _ => venue_formats::load_funding(source, files, warnings),
+    }
+}
+
+/// The clock checks' warnings: settlements against the venue's schedule, bars against their
+/// own spacing (each series' [`clock::BarClock`], labelled).
+pub fn clock_warnings<'a>(config: &DataConfig, funding: &FundingSeries, bar_clocks: impl Iterator<Item = (&'a str, clock::BarClock)>, warnings: &mut Vec<String>) {
+    let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
+        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::data::source::FundingFormat::BinanceFunding),
+        (None, Some(source)) => clock::Schedule::for_format(source.format),
+        _ => None,
+    });
+    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
+    warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
+    for (label, bar_clock) in bar_clocks {
+        warnings.extend(bar_clock.offset_warning(label));
+    }
 }
 
 /// A spot series without a range (high = low = close: a close-only source) keeps none, so a

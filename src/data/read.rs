@@ -672,6 +672,16 @@ impl ParquetPieces {
         Ok(ParquetPieces { path: path.to_path_buf(), metadata, columns: columns.iter().map(|c| c.to_string()).collect(), hash })
     }
 
+    /// The same file for reading `columns` instead (checked like [`ParquetPieces::open`]), not
+    /// hashed again: a first pass over its times, say.
+    pub fn with_columns(&self, columns: &[&str]) -> Result<Self> {
+        let has = |name: &str| self.metadata.schema().fields().iter().any(|f| f.name() == name);
+        if let Some(missing) = columns.iter().find(|name| !has(name)) {
+            return Err(missing_column(&self.path, missing, self.metadata.schema().fields().iter().map(|f| f.name())));
+        }
+        Ok(ParquetPieces { path: self.path.clone(), metadata: self.metadata.clone(), columns: columns.iter().map(|c| c.to_string()).collect(), hash: None })
+    }
+
     /// Rows in the file.
     pub fn rows(&self) -> usize {
         self.metadata.num_rows

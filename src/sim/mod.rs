@@ -591,9 +591,9 @@ impl Sim<'_> {
             return false;
         }
         summary.traded_notional += if self.params.inverse {
-            self.fill_inverse_liquidation(qty, liq, mark_prev, timeline.spot[i - 1], i, step.at.ts_ms, &mut step.pnl)
+            self.fill_inverse_liquidation(qty, liq, mark_prev, timeline.spot[i - 1], step.at.step, step.at.ts_ms, &mut step.pnl)
         } else {
-            self.fill_perp_liquidation(qty, liq, mark_prev, i, step.at.ts_ms, &mut step.pnl)
+            self.fill_perp_liquidation(qty, liq, mark_prev, step.at.step, step.at.ts_ms, &mut step.pnl)
         };
         true
     }
@@ -602,7 +602,7 @@ impl Sim<'_> {
     #[cold]
     #[inline(never)]
     /// Returns the traded notional.
-    fn fill_perp_liquidation(&mut self, qty: f64, liq: f64, mark_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+    fn fill_perp_liquidation(&mut self, qty: f64, liq: f64, mark_prev: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
         let moved = qty * (price - mark_prev);
@@ -613,7 +613,7 @@ impl Sim<'_> {
         self.book.perp_margin += fill.shortfall - fill.taken;
         self.trades.push(Trade {
             ts_ms,
-            step: i,
+            step: step_number,
             leg: "perp",
             reason: TradeReason::Liquidation,
             qty: -qty,
@@ -636,7 +636,7 @@ impl Sim<'_> {
     #[cold]
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn fill_inverse_liquidation(&mut self, usd: f64, liq: f64, mark_prev: f64, spot_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+    fn fill_inverse_liquidation(&mut self, usd: f64, liq: f64, mark_prev: f64, spot_prev: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         let price = if usd < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
         let coin = usd * (1.0 / mark_prev - 1.0 / price);
         self.book.margin_coin += coin;
@@ -649,7 +649,7 @@ impl Sim<'_> {
         };
         self.book.margin_coin += shortfall - fee;
         pnl.liquidation += (shortfall - fee) * spot_prev;
-        self.trades.push(Trade { ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -usd, reference_price: price, fill_price: price, fee: fee * spot_prev, slippage: 0.0 });
+        self.trades.push(Trade { ts_ms, step: step_number, leg: "perp", reason: TradeReason::Liquidation, qty: -usd, reference_price: price, fill_price: price, fee: fee * spot_prev, slippage: 0.0 });
         self.book.perp_qty = 0.0;
         let coins = self.book.margin_coin;
         inverse::move_coin_to_margin(&mut self.book, -coins, spot_prev);
@@ -665,7 +665,7 @@ impl Sim<'_> {
         if !(spot_qty < 0.0 && timeline.spot_high_at(i) >= liq) {
             return false;
         }
-        summary.traded_notional += self.fill_spot_liquidation(spot_qty, liq, timeline.spot[i - 1], i, step.at.ts_ms, &mut step.pnl);
+        summary.traded_notional += self.fill_spot_liquidation(spot_qty, liq, timeline.spot[i - 1], step.at.step, step.at.ts_ms, &mut step.pnl);
         true
     }
 
@@ -673,7 +673,7 @@ impl Sim<'_> {
     #[cold]
     #[inline(never)]
     /// Returns the traded notional.
-    fn fill_spot_liquidation(&mut self, spot_qty: f64, liq: f64, spot_prev: f64, i: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+    fn fill_spot_liquidation(&mut self, spot_qty: f64, liq: f64, spot_prev: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         let price = liq.max(spot_prev);
         let moved = spot_qty * (price - spot_prev);
         pnl.spot += moved;
@@ -689,7 +689,7 @@ impl Sim<'_> {
         self.book.spot_account_costs.liquidation += shortfall - fee;
         self.trades.push(Trade {
             ts_ms,
-            step: i,
+            step: step_number,
             leg: "spot",
             reason: TradeReason::Liquidation,
             qty: -spot_qty,
@@ -978,11 +978,16 @@ impl DrawdownTracker {
     }
 }
 
-/// The entry signal at each step of `timeline` (empty when the entry is always on): a function
-/// of the settled history and the step's time alone, so a chunk of time gets the same values
+/// The entry signal at each step of `timeline` (empty when the entry is always on), carrying on
+/// from `trailing` (where the chunk of time before left it), so a chunk gets the same values
 /// as the whole run.
-fn signal_on(params: &EngineParams, timeline: &MarketTimeline) -> Vec<f64> {
-    if params.entry.mode == EntryMode::AlwaysOn || timeline.is_empty() { Vec::new() } else { params.entry.signal(&timeline.funding_history, &timeline.ts_ms) }
+fn signal_on(params: &EngineParams, timeline: &MarketTimeline, trailing: &mut Option<policy::TrailingSignal>) -> Vec<f64> {
+    if params.entry.mode == EntryMode::AlwaysOn || timeline.is_empty() {
+        return Vec::new();
+    }
+    let history = &timeline.funding_history;
+    let signal = trailing.get_or_insert_with(|| policy::TrailingSignal::new(&params.entry, history));
+    timeline.ts_ms.iter().map(|&t| signal.at(history, t)).collect()
 }
 
 /// One pair's run in progress: the simulation state and what the loop carries from one step to
@@ -995,6 +1000,8 @@ pub(crate) struct PairRun<'p, 't> {
     mark: &'t [f64],
     /// The entry signal at each of the timeline's steps (empty when always on).
     signal: Vec<f64>,
+    /// Its running sums, carried to the next chunk of time.
+    trailing: Option<policy::TrailingSignal>,
     /// The run's step number of the timeline's first step: 0, or where its chunk of time starts
     /// (see [`run_chunked`]).
     step_offset: usize,
@@ -1030,8 +1037,10 @@ impl<'p, 't> PairRun<'p, 't> {
     fn starting(timeline: &'t MarketTimeline, params: &'p EngineParams, last_chunk: bool) -> Self {
         let n = timeline.len();
         let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+        let mut trailing = None;
         PairRun {
-            signal: signal_on(params, timeline),
+            signal: signal_on(params, timeline, &mut trailing),
+            trailing,
             step_offset: 0,
             last_chunk,
             first_ts_ms: timeline.ts_ms.first().copied().unwrap_or(0),
@@ -1070,12 +1079,14 @@ impl<'p, 't> PairRun<'p, 't> {
         debug_assert!(next.derivative.is_none(), "a derivative path is not split into chunks");
         let mut summary = self.summary;
         summary.steps = step_offset + next.len();
-        let signal = signal_on(self.sim.params, next);
+        let mut trailing = self.trailing;
+        let signal = signal_on(self.sim.params, next, &mut trailing);
         PairRun {
             sim: self.sim,
             timeline: next,
             mark: next.mark_prices(),
             signal,
+            trailing,
             step_offset,
             last_chunk,
             first_ts_ms: self.first_ts_ms,

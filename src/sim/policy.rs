@@ -61,62 +61,98 @@ impl EntryRule {
 
     /// The trailing signal at each step time under this rule's lookback.
     pub fn signal(&self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
-        match self.lookback_hours {
-            Some(hours) => trailing_funding_apr_hours(history, ts_ms, hours),
-            None => trailing_funding_apr(history, ts_ms, self.lookback_settlements),
-        }
+        let mut signal = TrailingSignal::new(self, history);
+        ts_ms.iter().map(|&t| signal.at(history, t)).collect()
     }
 }
 
 const HOURS_PER_YEAR: f64 = 8760.0;
+
+/// The trailing funding signal, one step time after another (in order; a time may repeat): the
+/// running sums are carried, so a run fed its steps in chunks of time gets the same bits as one
+/// fed them all at once.
+#[derive(Debug, Clone)]
+pub struct TrailingSignal {
+    /// `Some(ms)`: the settlements in `(t − ms, t]`; `None`: the last `settlements`.
+    lookback_ms: Option<i64>,
+    settlements: usize,
+    /// Where the history's first interval starts (the hours lookback needs that much history).
+    history_start: i64,
+    /// The first settlement not yet added, and the first not yet taken off.
+    head: usize,
+    tail: usize,
+    rate_sum: f64,
+    hours_sum: f64,
+}
+
+impl TrailingSignal {
+    /// The signal of `rule` over `history` (settled rates in time order), before any step.
+    pub fn new(rule: &EntryRule, history: &[SettledRate]) -> Self {
+        Self::over(history, rule.lookback_hours, rule.lookback_settlements)
+    }
+
+    /// Over `lookback_hours` when given, else the last `lookback_settlements`.
+    fn over(history: &[SettledRate], lookback_hours: Option<f64>, lookback_settlements: usize) -> Self {
+        TrailingSignal {
+            lookback_ms: lookback_hours.map(|hours| (hours * 3_600_000.0).round() as i64),
+            settlements: lookback_settlements,
+            history_start: history.first().map(|h| h.settle_ms - (h.interval_hours * 3_600_000.0).round() as i64).unwrap_or(i64::MAX),
+            head: 0,
+            tail: 0,
+            rate_sum: 0.0,
+            hours_sum: 0.0,
+        }
+    }
+
+    /// The signal at step time `t` (no earlier than the last asked for).
+    pub fn at(&mut self, history: &[SettledRate], t: i64) -> f64 {
+        match self.lookback_ms {
+            None => {
+                let lookback = self.settlements;
+                while self.head < history.len() && history[self.head].settle_ms <= t {
+                    self.rate_sum += history[self.head].rate;
+                    self.hours_sum += history[self.head].interval_hours;
+                    if self.head >= lookback {
+                        self.rate_sum -= history[self.head - lookback].rate;
+                        self.hours_sum -= history[self.head - lookback].interval_hours;
+                    }
+                    self.head += 1;
+                }
+                if self.head >= lookback && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN }
+            }
+            Some(lookback_ms) => {
+                while self.head < history.len() && history[self.head].settle_ms <= t {
+                    self.rate_sum += history[self.head].rate;
+                    self.hours_sum += history[self.head].interval_hours;
+                    self.head += 1;
+                }
+                while self.tail < self.head && history[self.tail].settle_ms <= t - lookback_ms {
+                    self.rate_sum -= history[self.tail].rate;
+                    self.hours_sum -= history[self.tail].interval_hours;
+                    self.tail += 1;
+                }
+                let known = self.history_start <= t - lookback_ms;
+                if known && self.head > self.tail && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN }
+            }
+        }
+    }
+}
 
 /// Time-weighted trailing APR over the last `lookback` settled rates at each step time: Σ rate
 /// / Σ interval hours × 8760, counting only settlements at or before the step. A 1 h rate of
 /// 0.3 % after eight 8 h rates of 0.01 % gives 51 % APR (the count-weighted mean of the
 /// annualised rates would say 302 %). NaN until `lookback` rates are known.
 pub fn trailing_funding_apr(history: &[SettledRate], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(ts_ms.len());
-    let mut next = 0usize;
-    let (mut rate_sum, mut hours_sum) = (0.0, 0.0);
-    for &t in ts_ms {
-        while next < history.len() && history[next].settle_ms <= t {
-            rate_sum += history[next].rate;
-            hours_sum += history[next].interval_hours;
-            if next >= lookback {
-                rate_sum -= history[next - lookback].rate;
-                hours_sum -= history[next - lookback].interval_hours;
-            }
-            next += 1;
-        }
-        out.push(if next >= lookback && hours_sum > 0.0 { rate_sum / hours_sum * HOURS_PER_YEAR } else { f64::NAN });
-    }
-    out
+    let mut signal = TrailingSignal::over(history, None, lookback);
+    ts_ms.iter().map(|&t| signal.at(history, t)).collect()
 }
 
 /// Time-weighted trailing APR over the settlements in `(t − lookback_hours, t]`: Σ rate / Σ
 /// interval hours × 8760. NaN until the history reaches back `lookback_hours` (its first
 /// settlement's interval starts at or before t − lookback), or when no settlement falls inside.
 pub fn trailing_funding_apr_hours(history: &[SettledRate], ts_ms: &[i64], lookback_hours: f64) -> Vec<f64> {
-    let lookback_ms = (lookback_hours * 3_600_000.0).round() as i64;
-    let history_start = history.first().map(|h| h.settle_ms - (h.interval_hours * 3_600_000.0).round() as i64).unwrap_or(i64::MAX);
-    let mut out = Vec::with_capacity(ts_ms.len());
-    let (mut head, mut tail) = (0usize, 0usize);
-    let (mut rate_sum, mut hours_sum) = (0.0, 0.0);
-    for &t in ts_ms {
-        while head < history.len() && history[head].settle_ms <= t {
-            rate_sum += history[head].rate;
-            hours_sum += history[head].interval_hours;
-            head += 1;
-        }
-        while tail < head && history[tail].settle_ms <= t - lookback_ms {
-            rate_sum -= history[tail].rate;
-            hours_sum -= history[tail].interval_hours;
-            tail += 1;
-        }
-        let known = history_start <= t - lookback_ms;
-        out.push(if known && head > tail && hours_sum > 0.0 { rate_sum / hours_sum * HOURS_PER_YEAR } else { f64::NAN });
-    }
-    out
+    let mut signal = TrailingSignal::over(history, Some(lookback_hours), 0);
+    ts_ms.iter().map(|&t| signal.at(history, t)).collect()
 }
 
 /// When to hold the position.

@@ -1,0 +1,460 @@
+//! A long run's market, read and aligned one chunk of time at a time, so that memory does not
+//! grow with the run's length.
+//!
+//! It applies where every bar series is generic Parquet (read a row group at a time,
+//! [`generic::BarPieces`]) and sorted. A first pass reads the bar times alone: each series'
+//! first and last close, its clock facts (spacing, grid offset), and whether it is strictly
+//! increasing. A series that is not (rows out of order or repeated, which the whole load sorts,
+//! drops or refuses) sends the run down the whole path, as does anything else this module does
+//! not do: the caller asks [`ChunkedMarket::open`], which answers `None` then. The clock is
+//! planned from those facts exactly as for a loaded market ([`align::plan_clock`]); each chunk
+//! is one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
+//! the other series that are known by its last step, and begins with the previous chunk's last
+//! step (see [`crate::sim::run_chunked`]). The whole path and this one give the same steps.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::align::{self, BarSpans, ClockPlan, PerpTimes, Sources, StepAligner, Window};
+use super::clock::BarClock;
+use super::generic::BarPieces;
+use super::{quality, FundingSeries, PriceBars, StakingSeries};
+use crate::data::source::DataConfig;
+use crate::input_error;
+use crate::model::market::{FundingEvent, MarketTimeline};
+
+/// One bar series read piece by piece, the bars not yet let go in memory.
+struct Buffered {
+    pieces: BarPieces,
+    /// The next piece to read.
+    next_piece: usize,
+    /// Leading bars of the series not to use (perp listing placeholders).
+    skip: usize,
+    /// The bars in memory: from the one known at the last aligned step on.
+    bars: PriceBars,
+    /// The series index (after `skip`) of `bars`' first bar.
+    start: usize,
+}
+
+impl Buffered {
+    fn new(pieces: BarPieces, label: &str, skip: usize) -> Self {
+        Buffered { pieces, next_piece: 0, skip, bars: PriceBars { label: label.to_string(), ..PriceBars::default() }, start: 0 }
+    }
+
+    /// The series index one past the last bar in memory.
+    fn end(&self) -> usize {
+        self.start + self.bars.ts_ms.len()
+    }
+
+    /// Read the next piece into memory; false when there is none.
+    fn read_piece(&mut self, warnings: &mut Vec<String>) -> Result<bool> {
+        if self.next_piece >= self.pieces.len() {
+            return Ok(false);
+        }
+        let mut piece = self.pieces.bars(self.next_piece, warnings)?;
+        self.next_piece += 1;
+        if self.skip > 0 {
+            let dropped = self.skip.min(piece.ts_ms.len());
+            drop_first(&mut piece, dropped);
+            self.skip -= dropped;
+        }
+        append_bars(&mut self.bars, piece);
+        Ok(true)
+    }
+
+    /// Read pieces until every bar closing at or before `t_ms` is in memory.
+    fn fill_through(&mut self, t_ms: i64, warnings: &mut Vec<String>) -> Result<()> {
+        while self.bars.ts_ms.last().is_none_or(|&last| last <= t_ms) {
+            if !self.read_piece(warnings)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Let go of the bars before the one known at `t_ms` (that one stays: it is what the next
+    /// chunk's first step knows).
+    fn release_before(&mut self, t_ms: i64) {
+        let known = self.bars.ts_ms.partition_point(|&t| t <= t_ms);
+        let dropped = known.saturating_sub(1);
+        drop_first(&mut self.bars, dropped);
+        self.start += dropped;
+    }
+}
+
+/// Drop the first `n` bars.
+fn drop_first(bars: &mut PriceBars, n: usize) {
+    if n == 0 {
+        return;
+    }
+    bars.ts_ms.drain(..n);
+    for column in [&mut bars.close, &mut bars.high, &mut bars.low, &mut bars.volume] {
+        if !column.is_empty() {
+            column.drain(..n);
+        }
+    }
+}
+
+/// Append `more` to `bars`. A column one side lacks is filled in: the close for a range, NaN
+/// for volume.
+fn append_bars(bars: &mut PriceBars, more: PriceBars) {
+    let had = bars.ts_ms.len();
+    let append = |column: &mut Vec<f64>, values: Vec<f64>, own_fill: &dyn Fn(usize) -> f64, more_fill: &dyn Fn(usize) -> f64| match (column.is_empty(), values.is_empty()) {
+        (true, true) => {}
+        (true, false) => {
+            *column = (0..had).map(own_fill).chain(values).collect();
+        }
+        (false, true) => column.extend((0..more.ts_ms.len()).map(more_fill)),
+        (false, false) => column.extend_from_slice(&values),
+    };
+    let (own_close, more_close) = (bars.close.clone(), more.close.clone());
+    append(&mut bars.high, more.high, &|k| own_close[k], &|k| more_close[k]);
+    append(&mut bars.low, more.low, &|k| own_close[k], &|k| more_close[k]);
+    append(&mut bars.volume, more.volume, &|_| f64::NAN, &|_| f64::NAN);
+    bars.ts_ms.extend_from_slice(&more.ts_ms);
+    bars.close.extend_from_slice(&more.close);
+}
+
+/// What the first pass finds of one series.
+struct SeriesFacts {
+    first_ms: i64,
+    last_ms: i64,
+    clock: BarClock,
+    /// (first close, last close, bars) of each piece, after the skipped bars.
+    pieces: Vec<(i64, i64, usize)>,
+}
+
+/// Read the times of every piece of `pieces`, past the first `skip` bars. `None` when the times
+/// are not strictly increasing (the whole load sorts, drops or refuses those).
+fn first_pass(pieces: &BarPieces, skip: usize) -> Result<Option<SeriesFacts>> {
+    let mut clock = BarClock::default();
+    let mut facts: Vec<(i64, i64, usize)> = Vec::with_capacity(pieces.len());
+    let mut skip = skip;
+    let mut last: Option<i64> = None;
+    for k in 0..pieces.len() {
+        let times = pieces.times(k)?;
+        let dropped = skip.min(times.len());
+        skip -= dropped;
+        let times = &times[dropped..];
+        let increasing = times.windows(2).all(|w| w[0] < w[1]) && match (last, times.first()) {
+            (Some(before), Some(&first)) => before < first,
+            _ => true,
+        };
+        if !increasing {
+            return Ok(None);
+        }
+        clock.extend(times);
+        if let (Some(&first), Some(&end)) = (times.first(), times.last()) {
+            facts.push((first, end, times.len()));
+            last = Some(end);
+        } else {
+            facts.push((last.unwrap_or(i64::MIN), last.unwrap_or(i64::MIN), 0));
+        }
+    }
+    let first_ms = facts.iter().find(|f| f.2 > 0).map(|f| f.0);
+    match (first_ms, last) {
+        (Some(first_ms), Some(last_ms)) => Ok(Some(SeriesFacts { first_ms, last_ms, clock, pieces: facts })),
+        // No bars at all: the whole load says so.
+        _ => Ok(None),
+    }
+}
+
+/// The perp's times as the clock plan asks about them: counted from the pieces' facts, a
+/// piece's own times read only where an answer falls inside it.
+struct PerpPieceTimes<'a> {
+    pieces: &'a BarPieces,
+    facts: &'a [(i64, i64, usize)],
+    skip: usize,
+    /// The piece whose times were read last, and those times.
+    cached: Option<(usize, Vec<i64>)>,
+}
+
+impl PerpPieceTimes<'_> {
+    /// The times of piece `k` past the skipped bars.
+    fn times(&mut self, k: usize) -> Result<&[i64]> {
+        if self.cached.as_ref().is_none_or(|(cached, _)| *cached != k) {
+            let times = self.pieces.times(k)?;
+            // The skipped bars all lie in the first pieces.
+            let before: usize = (0..k).map(|j| self.pieces.rows(j)).sum();
+            let dropped = self.skip.saturating_sub(before).min(times.len());
+            self.cached = Some((k, times[dropped..].to_vec()));
+        }
+        Ok(self.cached.as_ref().map(|(_, times)| times.as_slice()).unwrap_or(&[]))
+    }
+
+    /// Bars for which `before(t)` holds (a prefix, the times being increasing).
+    fn count_where(&mut self, before: impl Fn(i64) -> bool) -> Result<usize> {
+        let mut count = 0;
+        for k in 0..self.facts.len() {
+            let (first, last, rows) = self.facts[k];
+            if rows == 0 {
+                continue;
+            }
+            if before(last) {
+                count += rows;
+            } else {
+                if before(first) {
+                    count += self.times(k)?.partition_point(|&t| before(t));
+                }
+                break;
+            }
+        }
+        Ok(count)
+    }
+}
+
+impl PerpTimes for PerpPieceTimes<'_> {
+    fn len(&self) -> usize {
+        self.facts.iter().map(|f| f.2).sum()
+    }
+    fn count_before(&mut self, t: i64) -> Result<usize> {
+        self.count_where(|x| x < t)
+    }
+    fn count_through(&mut self, t: i64) -> Result<usize> {
+        self.count_where(|x| x <= t)
+    }
+    fn at(&mut self, k: usize) -> Result<i64> {
+        let mut left = k;
+        for piece in 0..self.facts.len() {
+            let rows = self.facts[piece].2;
+            if left < rows {
+                return Ok(self.times(piece)?[left]);
+            }
+            left -= rows;
+        }
+        Err(input_error!("perp: bar {k} is past the end of the series"))
+    }
+}
+
+/// A run's market, aligned one chunk of time after another ([`ChunkedMarket::next_chunk`]).
+pub struct ChunkedMarket {
+    symbol: String,
+    synthetic: bool,
+    perp: Buffered,
+    spot: Buffered,
+    mark: Option<Buffered>,
+    index: Option<Buffered>,
+    funding: FundingSeries,
+    staking: Option<StakingSeries>,
+    plan: ClockPlan,
+    aligner: StepAligner,
+    /// The perp bar of the next step not yet aligned (the plan's range holds the steps).
+    next_step: usize,
+    /// Steps aligned so far.
+    steps: usize,
+    /// First and last step time.
+    span: (i64, i64),
+    /// Every settlement in the window, its step counted in the whole run.
+    events: Vec<FundingEvent>,
+    /// Files read whole (funding, staking), in the order the whole load lists them.
+    files_before: Vec<PathBuf>,
+    files_after: Vec<PathBuf>,
+    warnings: Vec<String>,
+}
+
+/// The bar series of a config, as pieces, when every one can be read so.
+struct AllPieces {
+    spot: BarPieces,
+    perp: BarPieces,
+    mark: Option<BarPieces>,
+    index: Option<BarPieces>,
+}
+
+fn all_pieces(config: &DataConfig) -> Result<Option<AllPieces>> {
+    let (Some(spot), Some(perp), None) = (&config.spot, &config.perp, &config.freqtrade) else { return Ok(None) };
+    let (Some(spot), Some(perp)) = (BarPieces::open(spot, "spot")?, BarPieces::open(perp, "perp")?) else { return Ok(None) };
+    let optional = |source: &Option<super::source::PriceSource>, label: &str| -> Result<Option<Option<BarPieces>>> {
+        match source {
+            None => Ok(Some(None)),
+            Some(source) => Ok(BarPieces::open(source, label)?.map(Some)),
+        }
+    };
+    let (Some(mark), Some(index)) = (optional(&config.mark, "mark")?, optional(&config.index, "index")?) else { return Ok(None) };
+    Ok(Some(AllPieces { spot, perp, mark, index }))
+}
+
+/// Listing placeholders at the perp's start, when its first piece settles the question: `None`
+/// when the flat bars (or the real bars the check compares them with) run past it.
+fn placeholders(perp: &BarPieces, source: &super::source::PriceSource, warnings: &mut Vec<String>) -> Result<Option<usize>> {
+    if source.high_column.is_none() && source.low_column.is_none() && source.open_column.is_none() {
+        // No range: every bar is flat, and a series flat throughout has no placeholders.
+        return Ok(Some(0));
+    }
+    let mut first = perp.bars(0, warnings)?;
+    let flat = first.high.iter().zip(&first.low).take_while(|(h, l)| h == l).count();
+    let whole = perp.len() == 1;
+    if !whole && (flat >= first.ts_ms.len() || (flat > 0 && flat + 24 > first.ts_ms.len())) {
+        return Ok(None);
+    }
+    Ok(Some(quality::skip_listing_placeholders(&mut first, warnings)))
+}
+
+impl ChunkedMarket {
+    /// The market of `config` in chunks, or `None` when it must be loaded whole: a bar series
+    /// that is not generic Parquet or not strictly increasing in time, a freqtrade directory,
+    /// a perp whose files are shorter than `min_perp_bytes` in all (the whole path is faster
+    /// there), or listing placeholders past the perp's first row group.
+    pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, min_perp_bytes: u64) -> Result<Option<Self>> {
+        let Some(funding_source) = &config.funding else { return Ok(None) };
+        let Some(pieces) = all_pieces(config)? else { return Ok(None) };
+        let perp_bytes: u64 = super::read::expand_glob(config.perp.as_ref().map_or("", |p| p.path.as_str()), "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        if perp_bytes < min_perp_bytes || pieces.perp.is_empty() || pieces.spot.is_empty() {
+            return Ok(None);
+        }
+        // The warnings in the order the whole load gives them.
+        let mut placeholder_warnings = Vec::new();
+        let skip = if config.skip_listing_placeholders {
+            match placeholders(&pieces.perp, config.perp.as_ref().ok_or_else(|| input_error!("[data.perp] is missing"))?, &mut placeholder_warnings)? {
+                Some(skip) => skip,
+                None => return Ok(None),
+            }
+        } else {
+            0
+        };
+        let Some(spot_facts) = first_pass(&pieces.spot, 0)? else { return Ok(None) };
+        let Some(perp_facts) = first_pass(&pieces.perp, skip)? else { return Ok(None) };
+        let mark_facts = match &pieces.mark {
+            Some(mark) => match first_pass(mark, 0)? {
+                Some(facts) => Some(facts),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let index_facts = match &pieces.index {
+            Some(index) => match first_pass(index, 0)? {
+                Some(facts) => Some(facts),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let mut files_before = Vec::new();
+        let mut warnings = Vec::new();
+        let funding = super::load_funding(funding_source, &config.symbol, &mut files_before, &mut warnings)?;
+        warnings.extend(placeholder_warnings);
+        let mut files_after = Vec::new();
+        let staking = config.staking.as_ref().map(|source| super::generic::load_staking(source, &mut files_after)).transpose()?;
+        let span = |facts: &SeriesFacts| (facts.first_ms, facts.last_ms);
+        let spans = BarSpans {
+            spot: span(&spot_facts),
+            perp: span(&perp_facts),
+            mark: mark_facts.as_ref().filter(|_| !config.mark_optional).map(span),
+            index: index_facts.as_ref().map(span),
+        };
+        let coverage = align::coverages_of(&spans, &funding, false, staking.as_ref());
+        let spacing = perp_facts.clock.typical_spacing();
+        let mut perp_times = PerpPieceTimes { pieces: &pieces.perp, facts: &perp_facts.pieces, skip, cached: None };
+        let plan = align::plan_clock(coverage, spacing, spot_facts.first_ms, &mut perp_times, window)?;
+        let span = (perp_times.at(plan.range.start)?, perp_times.at(plan.range.end - 1)?);
+        let mut clocks = vec![("spot", spot_facts.clock), ("perp", perp_facts.clock)];
+        clocks.extend(mark_facts.map(|f| ("mark", f.clock)));
+        clocks.extend(index_facts.map(|f| ("index", f.clock)));
+        super::clock_warnings(config, &funding, clocks.into_iter(), &mut warnings);
+        let aligner = StepAligner::new(&plan, window, constant_staking_apr, &funding);
+        let mut market = ChunkedMarket {
+            symbol: config.symbol.clone(),
+            synthetic: config.synthetic,
+            perp: Buffered::new(pieces.perp, "perp", skip),
+            spot: Buffered::new(pieces.spot, "spot", 0),
+            mark: pieces.mark.map(|p| Buffered::new(p, "mark", 0)),
+            index: pieces.index.map(|p| Buffered::new(p, "index", 0)),
+            funding,
+            staking,
+            next_step: plan.range.start,
+            plan,
+            aligner,
+            steps: 0,
+            span,
+            events: Vec::new(),
+            files_before,
+            files_after,
+            warnings,
+        };
+        // Bars before the window are not kept: only the perp's from the first step on.
+        while market.perp.end() <= market.next_step && market.perp.read_piece(&mut market.warnings)? {
+            let first_step = market.next_step.saturating_sub(market.perp.start).min(market.perp.bars.ts_ms.len());
+            drop_first(&mut market.perp.bars, first_step);
+            market.perp.start += first_step;
+        }
+        Ok(Some(market))
+    }
+
+    /// Steps the run will have.
+    pub fn steps(&self) -> usize {
+        self.plan.range.len()
+    }
+
+    /// Time from the first step to the last, ms.
+    pub fn span_ms(&self) -> i64 {
+        self.span.1 - self.span.0
+    }
+
+    /// The next chunk of steps (after the first, starting with the previous chunk's last step),
+    /// `None` after the last.
+    pub fn next_chunk(&mut self) -> Result<Option<MarketTimeline>> {
+        if self.next_step >= self.plan.range.end {
+            return Ok(None);
+        }
+        while self.perp.end() <= self.next_step {
+            if !self.perp.read_piece(&mut self.warnings)? {
+                return Err(input_error!("perp: the files ended before the step the first pass counted; were they changed during the run?"));
+            }
+        }
+        let repeated = usize::from(self.steps > 0);
+        let new_end = self.plan.range.end.min(self.perp.end());
+        let (from, to) = (self.next_step - self.perp.start - repeated, new_end - self.perp.start);
+        let last_ms = self.perp.bars.ts_ms[to - 1];
+        for series in [Some(&mut self.spot), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
+            series.fill_through(last_ms, &mut self.warnings)?;
+        }
+        let perp = &self.perp.bars;
+        let sources = Sources { spot: &self.spot.bars, perp, mark: self.mark.as_ref().map(|m| &m.bars), index: self.index.as_ref().map(|i| &i.bars), funding: &self.funding, staking: self.staking.as_ref() };
+        let (ts_ms, close, high, low) = (&perp.ts_ms[from..to], &perp.close[from..to], &perp.high[from..to], &perp.low[from..to]);
+        let mut timeline = self.aligner.align(&sources, ts_ms, close, high, low, repeated)?;
+        timeline.ts_ms = ts_ms.to_vec();
+        timeline.perp = close.to_vec();
+        if self.mark.is_none() {
+            timeline.mark_high = high.to_vec();
+            timeline.mark_low = low.to_vec();
+        }
+        let first_step = self.steps - repeated;
+        self.events.extend(timeline.funding.iter().map(|e| FundingEvent { step: e.step + first_step, ..*e }));
+        self.steps += to - from - repeated;
+        self.next_step = new_end;
+        self.perp.release_before(last_ms);
+        for series in [Some(&mut self.spot), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
+            series.release_before(last_ms);
+        }
+        Ok(Some(timeline))
+    }
+
+    /// Once every chunk is out: the run's timeline without its per-step columns (symbol,
+    /// settlements, coverage, warnings, stale spans), the files read, and the loader's warnings.
+    pub fn finish(self) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
+        let totals = self.aligner.finish(self.plan);
+        let mut files = Vec::new();
+        files.extend(self.spot.pieces.finish()?);
+        files.extend(self.perp.pieces.finish()?);
+        if let Some(mark) = self.mark {
+            files.extend(mark.pieces.finish()?);
+        }
+        files.extend(self.files_before);
+        files.extend(self.files_after);
+        if let Some(index) = self.index {
+            files.extend(index.pieces.finish()?);
+        }
+        let funding_history = align::settled_history(&self.funding);
+        let header = MarketTimeline {
+            symbol: self.symbol,
+            synthetic: self.synthetic,
+            funding: self.events,
+            funding_history,
+            stale_spot_steps: totals.stale_spot_steps,
+            stale_spans: totals.stale_spans,
+            coverage: totals.coverage,
+            coverage_warnings: totals.coverage_warnings,
+            ..MarketTimeline::default()
+        };
+        Ok((header, files, self.warnings))
+    }
+}

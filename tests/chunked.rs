@@ -1,0 +1,221 @@
+//! A run loaded, aligned and simulated one chunk of time at a time (`data::stream`,
+//! `sim::run_chunked`) writes the same files as the same run loaded whole: every ledger row,
+//! trade, settlement, metric and manifest entry. The inputs are generic Parquet files written
+//! in small row groups (one chunk each), with what spans chunk boundaries: spot gaps and
+//! zero-volume bars (stale spans), mark gaps (stand-in runs), settlements, a trailing-funding
+//! signal, liquidations, and listing placeholders at the perp's start.
+
+use std::path::Path;
+
+use basis::app::backtest::run_to_folder_chunked_from;
+use basis::data::synth::{market_data, SynthSpec};
+use basis::data::PriceBars;
+use polars::prelude::*;
+
+mod common;
+
+/// Rows per row group: the chunk size of the chunked run.
+const ROW_GROUP: usize = 3_000;
+
+fn write(path: &Path, mut frame: DataFrame, row_group: usize) {
+    let file = std::fs::File::create(path).expect("create");
+    ParquetWriter::new(file).with_row_group_size(Some(row_group)).finish(&mut frame).expect("write parquet");
+}
+
+fn bars_frame(bars: &PriceBars, keep: impl Fn(usize) -> bool) -> DataFrame {
+    let rows: Vec<usize> = (0..bars.ts_ms.len()).filter(|&k| keep(k)).collect();
+    let pick_f = |v: &[f64]| rows.iter().map(|&k| v[k]).collect::<Vec<f64>>();
+    let columns = vec![
+        Column::new("ts".into(), rows.iter().map(|&k| bars.ts_ms[k]).collect::<Vec<i64>>()),
+        Column::new("close".into(), pick_f(&bars.close)),
+        Column::new("high".into(), pick_f(&bars.high)),
+        Column::new("low".into(), pick_f(&bars.low)),
+        Column::new("volume".into(), pick_f(&bars.volume)),
+    ];
+    DataFrame::new(rows.len(), columns).expect("frame")
+}
+
+/// Thirty days of minute bars in `dir`, with the gaps and oddities listed in the module doc.
+/// `placeholders`: flat, untraded perp bars before the perp really trades.
+fn write_market(dir: &Path, placeholders: usize) {
+    let mut data = market_data(&SynthSpec { bar_minutes: 1, days: 30, seed: 11, ..SynthSpec::default() });
+    let n = data.perp.ts_ms.len();
+    // Zero-volume spot bars and a thin, dislocated one, some at a row-group boundary.
+    for k in [ROW_GROUP - 1, ROW_GROUP, 7_777, 20_000] {
+        data.spot.volume[k] = 0.0;
+    }
+    if placeholders > 0 {
+        let first = data.perp.ts_ms[0];
+        let price = data.perp.close[0] * 0.9;
+        let mut perp = PriceBars { label: "perp".into(), ..PriceBars::default() };
+        for k in (1..=placeholders).rev() {
+            perp.ts_ms.push(first - 60_000 * k as i64);
+            perp.close.push(price);
+            perp.high.push(price);
+            perp.low.push(price);
+            perp.volume.push(0.0);
+        }
+        for column in [(&mut perp.close, &data.perp.close), (&mut perp.high, &data.perp.high), (&mut perp.low, &data.perp.low), (&mut perp.volume, &data.perp.volume)] {
+            column.0.extend_from_slice(column.1);
+        }
+        perp.ts_ms.extend_from_slice(&data.perp.ts_ms);
+        data.perp = perp;
+    }
+    // Spot gaps: single bars, a run across a row-group boundary, a long outage.
+    let spot_gap = |k: usize| k == 100 || (2 * ROW_GROUP - 5..2 * ROW_GROUP + 7).contains(&k) || (15_000..15_090).contains(&k) || k % 997 == 0 && k > 0;
+    write(&dir.join("spot.parquet"), bars_frame(&data.spot, |k| !spot_gap(k)), ROW_GROUP);
+    write(&dir.join("perp.parquet"), bars_frame(&data.perp, |_| true), ROW_GROUP);
+    // Mark gaps: more runs than the warning names, one across a boundary, one at the end.
+    let mark = data.mark.as_ref().expect("synthetic mark");
+    let mark_gap = |k: usize| (500..503).contains(&k) || (3 * ROW_GROUP - 2..3 * ROW_GROUP + 2).contains(&k) || k == 9_001 || k == 12_345 || (30_000..30_010).contains(&k) || k + 3 >= n;
+    write(&dir.join("mark.parquet"), bars_frame(mark, |k| !mark_gap(k)), ROW_GROUP);
+    let f = &data.funding;
+    let funding = DataFrame::new(
+        f.settle_ms.len(),
+        vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), f.rate.iter().map(|r| r * 3.0).collect::<Vec<f64>>()), Column::new("interval_hours".into(), &f.interval_hours)],
+    )
+    .expect("funding frame");
+    write(&dir.join("funding.parquet"), funding, 1_000);
+}
+
+fn config(dir: &Path, name: &str, strategy: &str, portfolio: &str, report: bool) -> basis::config::Config {
+    let text = format!(
+        r#"[run]
+name = "{name}"
+output_dir = "{out}"
+report = {report}
+[data]
+symbol = "SYNTHUSDT"
+synthetic = true
+[data.spot]
+format = "generic"
+path = "{dir}/spot.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+volume_column = "volume"
+[data.perp]
+format = "generic"
+path = "{dir}/perp.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+volume_column = "volume"
+[data.mark]
+format = "generic"
+path = "{dir}/mark.parquet"
+close_time_column = "ts"
+close_column = "close"
+high_column = "high"
+low_column = "low"
+[data.funding]
+format = "generic"
+path = "{dir}/funding.parquet"
+time_column = "ts"
+rate_column = "rate"
+interval_hours_column = "interval_hours"
+[strategy]
+{strategy}
+[portfolio]
+{portfolio}
+"#,
+        out = dir.join("reports").display(),
+        dir = dir.display(),
+    );
+    common::config_from(&text)
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).expect("open")).finish().expect("read")
+}
+
+/// The manifest without the moment it was written.
+fn manifest(dir: &Path) -> serde_json::Value {
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest")).expect("json");
+    manifest["created_utc"] = serde_json::Value::Null;
+    manifest["run_name"] = serde_json::Value::Null;
+    manifest
+}
+
+/// Run `config` whole and in chunks; assert both wrote the same and return the chunked
+/// manifest.
+fn same_both_ways(mut config: basis::config::Config) -> (serde_json::Value, basis::sim::RunSummary) {
+    let name = config.run.name.clone();
+    config.run.name = format!("{name}-whole");
+    let (whole, whole_dir) = run_to_folder_chunked_from(&config, None, false, u64::MAX).expect("whole run");
+    config.run.name = format!("{name}-chunked");
+    let (chunked, chunked_dir) = run_to_folder_chunked_from(&config, None, false, 0).expect("chunked run");
+    assert!(!whole.timeline.ts_ms.is_empty(), "the whole run holds its timeline");
+    assert!(chunked.timeline.ts_ms.is_empty(), "the chunked run went in chunks (it holds no timeline)");
+    for file in ["ledger.parquet", "trades.parquet", "funding.parquet"] {
+        let (a, b) = (read_parquet(&whole_dir.join(file)), read_parquet(&chunked_dir.join(file)));
+        assert!(a.height() > 0 || file == "trades.parquet", "{file} has rows");
+        assert_eq!(a.shape(), b.shape(), "{file}: shape");
+        for (x, y) in a.columns().iter().zip(b.columns()) {
+            let differs = x.as_materialized_series().not_equal_missing(y.as_materialized_series()).expect("compare");
+            let first = differs.iter().position(|d| d == Some(true));
+            if let Some(row) = first {
+                panic!("{file}: column {} differs first at row {row}: {:?} whole, {:?} chunked\n{}", x.name(), x.get(row), y.get(row), b.slice(row as i64 - 2, 5));
+            }
+        }
+    }
+    let metrics = |dir: &Path| std::fs::read_to_string(dir.join("metrics.json")).expect("metrics");
+    assert_eq!(metrics(&whole_dir), metrics(&chunked_dir), "metrics.json");
+    let (a, b) = (manifest(&whole_dir), manifest(&chunked_dir));
+    assert_eq!(a, b, "manifest.json");
+    assert_eq!(whole.summary.steps, chunked.summary.steps);
+    assert_eq!(whole.ledger.len(), chunked.ledger.len(), "report rows");
+    (b, chunked.summary)
+}
+
+#[test]
+fn a_chunked_run_writes_what_the_whole_run_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    let (manifest, summary) = same_both_ways(config(dir.path(), "always", "mode = \"always_on\"", "leverage = 3.0", true));
+    assert!(summary.settlements.len() > 80, "settlements held: {}", summary.settlements.len());
+    // The oddities were there to carry across chunks.
+    let warnings = manifest["warnings"].as_array().expect("warnings");
+    let stale = manifest["stale_spot_spans"].as_array().expect("spans");
+    assert!(stale.len() > 10, "stale spans: {}", stale.len());
+    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with("mark: ") && w.contains("run(s)") && w.contains(", ..."))), "{warnings:?}");
+    // The mark ends three bars early (its last gap): the window ends with it.
+    assert_eq!(manifest["steps"], 43_200 - 3);
+}
+
+#[test]
+fn a_chunked_run_with_a_signal_a_window_and_liquidations_writes_what_the_whole_run_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    let strategy = "mode = \"funding_threshold\"\ndirection = \"both\"\nentry_funding_apr = 0.05\nexit_funding_apr = 0.0\nlookback_hours = 24\nstart = \"2024-07-03\"\nend = \"2024-07-25T12:00:00Z\"\nreenter_after_liquidation = true";
+    let (_, signal) = same_both_ways(config(dir.path(), "signal", strategy, "leverage = 25.0\nreserve_fraction = 0.0\ntop_up_source = \"none\"\nstaking_apr = 0.04", false));
+    assert!(signal.entries >= 2 && signal.exits >= 1, "entries {} exits {}", signal.entries, signal.exits);
+    let strategy = "mode = \"always_on\"\nreenter_after_liquidation = true\nafter_liquidation = \"close\"";
+    let (_, liquidated) = same_both_ways(config(dir.path(), "liquidated", strategy, "leverage = 50.0\nreserve_fraction = 0.0\ntop_up_source = \"none\"", false));
+    assert!(liquidated.liquidations >= 2, "liquidations: {}", liquidated.liquidations);
+}
+
+#[test]
+fn listing_placeholders_are_dropped_the_same_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 40);
+    let (manifest, _) = same_both_ways(config(dir.path(), "listing", "mode = \"always_on\"", "leverage = 2.0", false));
+    let warnings = manifest["warnings"].as_array().expect("warnings");
+    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("dropped 40 listing placeholder"))), "{warnings:?}");
+}
+
+#[test]
+fn inputs_out_of_order_are_loaded_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    // Two row groups swapped: the whole load sorts them (with a warning); no chunks then.
+    let spot = read_parquet(&dir.path().join("spot.parquet"));
+    let swapped = spot.slice(ROW_GROUP as i64, ROW_GROUP).vstack(&spot.slice(0, ROW_GROUP)).and_then(|f| f.vstack(&spot.slice(2 * ROW_GROUP as i64, spot.height()))).expect("swap");
+    write(&dir.path().join("spot.parquet"), swapped, ROW_GROUP);
+    let config = config(dir.path(), "unsorted", "mode = \"always_on\"", "leverage = 2.0", false);
+    let (result, _) = run_to_folder_chunked_from(&config, None, false, 0).expect("run");
+    assert!(!result.timeline.ts_ms.is_empty(), "loaded whole");
+    assert!(result.warnings.iter().any(|w| w.contains("out of time order")), "{:?}", result.warnings);
+}
