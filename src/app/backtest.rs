@@ -330,13 +330,12 @@ pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -
 /// memory then does not grow with its length. Shorter runs are faster loaded whole.
 pub const CHUNKED_FROM_PERP_BYTES: u64 = 32 << 20;
 
-/// Whether a config's run may go in chunks of time, its data permitting: a perp carry with the
-/// full ledger and none of what needs the whole timeline (counterfactual funding, dated
-/// contracts, cash or borrow rate series, steps outside the coverage).
+/// Whether a config's run may go in chunks of time, its data permitting: a perp carry with none
+/// of what needs the whole timeline (counterfactual funding, dated contracts, cash or borrow
+/// rate series, steps outside the coverage).
 fn chunkable(config: &Config) -> bool {
     let data = &config.data;
-    config.run.ledger == crate::config::LedgerResolution::Full
-        && config.strategy.instrument == InstrumentChoice::Perp
+    config.strategy.instrument == InstrumentChoice::Perp
         && !counterfactual(config)
         && data.dated.is_none()
         && data.cash_rate.is_none()
@@ -378,21 +377,40 @@ pub fn run_to_folder_chunked_from(config: &Config, config_path: Option<&Path>, f
     Ok((result, folder))
 }
 
-/// [`run_to_folder`] over a market aligned one chunk of time at a time: rows go to the ledger
-/// file as each chunk is simulated, and no chunk outlives the next.
+/// [`run_to_folder`] over a market aligned one chunk of time at a time: with the full ledger,
+/// rows go to the ledger file as each chunk is simulated ("hourly" and "daily" keep a row a
+/// period, "none" none), and no chunk outlives the next.
 fn run_chunked_to_folder(config: &Config, config_path: Option<&Path>, force: bool, mut market: data::stream::ChunkedMarket) -> Result<(BacktestResult, PathBuf)> {
+    use crate::config::LedgerResolution;
     let params = crate::config::engine_params(config);
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
-    let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
-    let steps = market.steps();
-    let (summary, ledger) = if config.run.report {
-        let mut drawn = ReportLedger::for_run(steps, market.span_ms());
-        let summary = crate::sim::run_chunked(&params, || market.next_chunk(), &mut Tee(&mut streamed, &mut drawn))?;
-        (summary, drawn.finish())
-    } else {
-        (crate::sim::run_chunked(&params, || market.next_chunk(), &mut streamed)?, FullLedger::default())
+    let (steps, span_ms) = (market.steps(), market.span_ms());
+    fn simulate<R: crate::model::Recorder>(params: &crate::sim::EngineParams, market: &mut data::stream::ChunkedMarket, recorder: &mut R) -> Result<RunSummary> {
+        crate::sim::run_chunked(params, || market.next_chunk(), recorder)
+    }
+    let (summary, ledger) = match config.run.ledger {
+        LedgerResolution::Full => {
+            let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
+            let out = if config.run.report {
+                let mut drawn = ReportLedger::for_run(steps, span_ms);
+                let summary = simulate(&params, &mut market, &mut Tee(&mut streamed, &mut drawn))?;
+                (summary, drawn.finish())
+            } else {
+                (simulate(&params, &mut market, &mut streamed)?, FullLedger::default())
+            };
+            streamed.finish()?;
+            out
+        }
+        LedgerResolution::None => (simulate(&params, &mut market, &mut NoLedger)?, FullLedger::default()),
+        resolution => {
+            let period_ms = resolution.period_ms().unwrap_or(crate::time::MS_PER_DAY);
+            let mut kept = PeriodLedger::new(period_ms, (span_ms / period_ms) as usize + 2);
+            let summary = simulate(&params, &mut market, &mut kept)?;
+            let ledger = kept.finish();
+            run_dir.write_parquet("ledger.parquet", &mut ledger.to_frame()?)?;
+            (summary, ledger)
+        }
     };
-    streamed.finish()?;
     let (timeline, files, mut warnings) = market.finish()?;
     warnings.extend(oracle_warning(config, config.data.index.is_some()));
     alignment_warnings(&timeline, steps, config, &mut warnings);

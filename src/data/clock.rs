@@ -117,7 +117,10 @@ pub fn typical_spacing(ts_ms: &[i64]) -> i64 {
 #[derive(Default)]
 pub struct BarClock {
     spacings: ModeCount,
-    times_of_day: ModeCount,
+    /// Bars per whole second of the day (bars on whole seconds: nearly all), made on first use.
+    seconds_of_day: Vec<u32>,
+    /// Bars per time of day, ms, for the others.
+    other_times_of_day: ModeCount,
     last_ms: Option<i64>,
 }
 
@@ -136,7 +139,16 @@ impl BarClock {
                 self.spacings.add(t - before, 1);
             }
             self.last_ms = Some(t);
-            self.times_of_day.add(t.rem_euclid(MS_PER_DAY), 1);
+            // A slot per second of the day: counting needs no hashing.
+            let time_of_day = t.rem_euclid(MS_PER_DAY);
+            if time_of_day % 1000 == 0 {
+                if self.seconds_of_day.is_empty() {
+                    self.seconds_of_day = vec![0; (MS_PER_DAY / 1000) as usize];
+                }
+                self.seconds_of_day[(time_of_day / 1000) as usize] += 1;
+            } else {
+                self.other_times_of_day.add(time_of_day, 1);
+            }
         }
     }
 
@@ -153,12 +165,13 @@ impl BarClock {
             return None;
         }
         // The spacing divides a day, so a time's place on its grid follows from its time of day.
-        let ModeCount { mut counts, run, .. } = self.times_of_day;
+        let ModeCount { mut counts, run, .. } = self.other_times_of_day;
         if let Some((v, count)) = run {
             *counts.entry(v).or_default() += count;
         }
+        let seconds = self.seconds_of_day.iter().enumerate().filter(|(_, n)| **n > 0).map(|(second, n)| (second as i64 * 1000, *n as usize));
         let mut offsets = ModeCount::default();
-        for (time_of_day, count) in counts {
+        for (time_of_day, count) in counts.into_iter().chain(seconds) {
             offsets.add(centred_minutes(time_of_day, spacing_ms), count);
         }
         let (minutes, count, total) = offsets.mode()?;

@@ -8,7 +8,7 @@
 //! drops or refuses) sends the run down the whole path, as does anything else this module does
 //! not do: the caller asks [`ChunkedMarket::open`], which answers `None` then. The clock is
 //! planned from those facts exactly as for a loaded market ([`align::plan_clock`]); each chunk
-//! is one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
+//! is at most [`CHUNK_STEPS`] of one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
 //! the other series that are known by its last step, and begins with the previous chunk's last
 //! step (see [`crate::sim::run_chunked`]). The whole path and this one give the same steps.
 
@@ -23,6 +23,10 @@ use super::{quality, FundingSeries, PriceBars, StakingSeries};
 use crate::data::source::DataConfig;
 use crate::input_error;
 use crate::model::market::{FundingEvent, MarketTimeline};
+
+/// New steps in a chunk at most: a perp row group may hold millions of rows, and a chunk's
+/// aligned columns (about 41 bytes a step, two chunks at a time) should stay small.
+pub const CHUNK_STEPS: usize = 1 << 16;
 
 /// One bar series read piece by piece, the bars not yet let go in memory.
 struct Buffered {
@@ -401,7 +405,7 @@ impl ChunkedMarket {
             }
         }
         let repeated = usize::from(self.steps > 0);
-        let new_end = self.plan.range.end.min(self.perp.end());
+        let new_end = self.plan.range.end.min(self.perp.end()).min(self.next_step + CHUNK_STEPS);
         let (from, to) = (self.next_step - self.perp.start - repeated, new_end - self.perp.start);
         let last_ms = self.perp.bars.ts_ms[to - 1];
         for series in [Some(&mut self.spot), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
