@@ -299,4 +299,27 @@ mod tests {
         let half: Vec<i64> = hourly.iter().map(|t| t + 30 * MS_PER_MINUTE).collect();
         assert!(bar_offset_warning("perp", &half).unwrap().contains("30 min after"));
     }
+
+    #[test]
+    fn a_bar_clock_fed_in_pieces_finds_what_the_whole_series_shows() {
+        // Hourly bars 20 min off their grid, some with a few ms of jitter (not on a whole
+        // second), a gap, and a run of 30-min bars.
+        let mut ts: Vec<i64> = (0..300).map(|i| T0 + 20 * MS_PER_MINUTE + i * MS_PER_HOUR + if i % 7 == 0 { 3 } else { 0 }).collect();
+        ts.retain(|t| (t - T0) / MS_PER_HOUR != 150);
+        let last = *ts.last().unwrap();
+        ts.extend((1..40).map(|i| last + i * 30 * MS_PER_MINUTE));
+        let whole = BarClock::of(&ts);
+        let mut pieces = BarClock::default();
+        for piece in ts.chunks(37) {
+            pieces.extend(piece);
+        }
+        assert_eq!(whole.typical_spacing(), MS_PER_HOUR);
+        assert_eq!(pieces.typical_spacing(), MS_PER_HOUR);
+        let text = pieces.offset_warning("perp").expect("a warning");
+        assert_eq!(Some(text.clone()), whole.offset_warning("perp"));
+        // 299 hourly bars at :20 (those with jitter round to it too) and 39 half-hourly ones,
+        // of which those at :20 (every second one: 19) count with them: 299 + 19 of 338.
+        assert!(text.contains("20 min after their 1 h grid (318 of 338 bars"), "{text}");
+        assert_eq!(typical_spacing(&ts), MS_PER_HOUR);
+    }
 }
