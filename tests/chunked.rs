@@ -245,3 +245,25 @@ fn hourly_daily_and_no_ledgers_are_the_same_in_chunks() {
     assert!(chunked.timeline.ts_ms.is_empty() && !dir.join("ledger.parquet").exists());
     assert_eq!(serde_json::to_string(&whole.metrics).ok(), serde_json::to_string(&chunked.metrics).ok());
 }
+
+#[test]
+fn a_bad_row_late_in_the_file_is_refused_as_in_the_whole_run_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    // A negative close in the fourth row group of the perp.
+    let perp = read_parquet(&dir.path().join("perp.parquet"));
+    let mut close: Vec<f64> = perp.column("close").expect("close").f64().expect("f64").into_no_null_iter().collect();
+    close[10_000] = -close[10_000];
+    let mut bad = perp.clone();
+    bad.with_column(Column::new("close".into(), close)).expect("replace close");
+    write(&dir.path().join("perp.parquet"), bad, ROW_GROUP);
+    let mut config = config(dir.path(), "bad", "mode = \"always_on\"", "leverage = 2.0", false);
+    let whole = run_to_folder_chunked_from(&config, None, false, u64::MAX).err().expect("refused whole");
+    config.run.name = "bad-chunked".into();
+    let chunked = run_to_folder_chunked_from(&config, None, false, 0).err().expect("refused in chunks");
+    assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
+    assert!(format!("{chunked:#}").contains("perp.parquet"), "{chunked:#}");
+    // The run's folder was never committed: no half-written run is left.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("reports")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
