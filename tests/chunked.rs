@@ -267,3 +267,30 @@ fn a_bad_row_late_in_the_file_is_refused_as_in_the_whole_run_and_nothing_is_left
     let left: Vec<_> = std::fs::read_dir(dir.path().join("reports")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Binance BTC/USDT hourly history 2019–2026 (../shared/data, freqtrade layout) written as
+/// generic Parquet in row groups of 4,000 bars: real gaps, mark gaps and interval changes, in
+/// chunks and whole.
+#[test]
+fn real_history_in_chunks_is_the_history_whole() {
+    let datadir = common::real_data_dir().join("freqtrade-binance-1h");
+    if !datadir.is_dir() {
+        eprintln!("skipped: {} is not there", datadir.display());
+        return;
+    }
+    let source = common::config_from(&format!("[data]\nsymbol = \"BTCUSDT\"\n[data.freqtrade]\ndatadir = \"{}\"\npair = \"BTC/USDT\"\ntimeframe = \"1h\"\n", datadir.display()));
+    let market = basis::data::load(&source.data).expect("the freqtrade history loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&dir.path().join("spot.parquet"), bars_frame(&market.spot, |_| true), 4_000);
+    write(&dir.path().join("perp.parquet"), bars_frame(&market.perp, |_| true), 4_000);
+    write(&dir.path().join("mark.parquet"), bars_frame(market.mark.as_ref().expect("a mark series"), |_| true), 4_000);
+    let f = &market.funding;
+    let funding = DataFrame::new(f.settle_ms.len(), vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)]).expect("funding frame");
+    write(&dir.path().join("funding.parquet"), funding, 1_000);
+    let (manifest, summary) = same_both_ways(config(dir.path(), "btc", "mode = \"always_on\"", "leverage = 3.0", true));
+    assert!(manifest["steps"].as_u64().is_some_and(|s| s > 50_000), "{}", manifest["steps"]);
+    assert!(summary.settlements.len() > 6_000, "{}", summary.settlements.len());
+    let strategy = "mode = \"funding_threshold\"\ndirection = \"both\"\nentry_funding_apr = 0.08\nexit_funding_apr = 0.02\nlookback_hours = 72";
+    let (_, signal) = same_both_ways(config(dir.path(), "btc-signal", strategy, "leverage = 5.0\nreserve_fraction = 0.05", false));
+    assert!(signal.entries > 5, "entries: {}", signal.entries);
+}
