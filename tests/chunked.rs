@@ -78,51 +78,22 @@ fn write_market(dir: &Path, placeholders: usize) {
     write(&dir.join("funding.parquet"), funding, 1_000);
 }
 
+/// A `[data.<label>]` section for the generic Parquet bars `write_market` writes.
+fn bars_section(dir: &Path, label: &str, volume: bool) -> String {
+    let volume = if volume { "volume_column = \"volume\"\n" } else { "" };
+    format!("[data.{label}]\nformat = \"generic\"\npath = \"{}/{label}.parquet\"\nclose_time_column = \"ts\"\nclose_column = \"close\"\nhigh_column = \"high\"\nlow_column = \"low\"\n{volume}", dir.display())
+}
+
 fn config(dir: &Path, name: &str, strategy: &str, portfolio: &str, report: bool) -> basis::config::Config {
     let text = format!(
-        r#"[run]
-name = "{name}"
-output_dir = "{out}"
-report = {report}
-[data]
-symbol = "SYNTHUSDT"
-synthetic = true
-[data.spot]
-format = "generic"
-path = "{dir}/spot.parquet"
-close_time_column = "ts"
-close_column = "close"
-high_column = "high"
-low_column = "low"
-volume_column = "volume"
-[data.perp]
-format = "generic"
-path = "{dir}/perp.parquet"
-close_time_column = "ts"
-close_column = "close"
-high_column = "high"
-low_column = "low"
-volume_column = "volume"
-[data.mark]
-format = "generic"
-path = "{dir}/mark.parquet"
-close_time_column = "ts"
-close_column = "close"
-high_column = "high"
-low_column = "low"
-[data.funding]
-format = "generic"
-path = "{dir}/funding.parquet"
-time_column = "ts"
-rate_column = "rate"
-interval_hours_column = "interval_hours"
-[strategy]
-{strategy}
-[portfolio]
-{portfolio}
-"#,
+        "[run]\nname = \"{name}\"\noutput_dir = \"{out}\"\nreport = {report}\n[data]\nsymbol = \"SYNTHUSDT\"\nsynthetic = true\n{spot}{perp}{mark}\
+         [data.funding]\nformat = \"generic\"\npath = \"{dir}/funding.parquet\"\ntime_column = \"ts\"\nrate_column = \"rate\"\ninterval_hours_column = \"interval_hours\"\n\
+         [strategy]\n{strategy}\n[portfolio]\n{portfolio}\n",
         out = dir.join("reports").display(),
         dir = dir.display(),
+        spot = bars_section(dir, "spot", true),
+        perp = bars_section(dir, "perp", true),
+        mark = bars_section(dir, "mark", false),
     );
     common::config_from(&text)
 }
