@@ -2,7 +2,7 @@
 //! grow with the run's length.
 //!
 //! It applies where every bar series is generic Parquet (read a row group at a time,
-//! [`generic::BarPieces`]) and sorted. A first pass reads the bar times alone: each series'
+//! [`super::generic::BarPieces`]) and sorted. A first pass reads the bar times alone: each series'
 //! first and last close, its clock facts (spacing, grid offset), and whether it is strictly
 //! increasing. A series that is not (rows out of order or repeated, which the whole load sorts,
 //! drops or refuses) sends the run down the whole path, as does anything else this module does
