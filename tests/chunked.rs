@@ -265,3 +265,38 @@ fn real_history_in_chunks_is_the_history_whole() {
     let (_, signal) = same_both_ways(config(dir.path(), "btc-signal", strategy, "leverage = 5.0\nreserve_fraction = 0.05", false));
     assert!(signal.entries > 5, "entries: {}", signal.entries);
 }
+
+#[test]
+fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    // A spot bar whose high is below its low, days after strategy.end.
+    let spot = read_parquet(&dir.path().join("spot.parquet"));
+    let mut high: Vec<f64> = spot.column("high").expect("high").f64().expect("f64").into_no_null_iter().collect();
+    let last = high.len() - 100;
+    high[last] = 1.0;
+    let mut bad = spot.clone();
+    bad.with_column(Column::new("high".into(), high)).expect("replace high");
+    write(&dir.path().join("spot.parquet"), bad, ROW_GROUP);
+    let mut config = config(dir.path(), "late", "mode = \"always_on\"\nend = \"2024-07-10\"", "leverage = 2.0", false);
+    let whole = run_to_folder_chunked_from(&config, None, false, u64::MAX).err().expect("refused whole");
+    config.run.name = "late-chunked".into();
+    let chunked = run_to_folder_chunked_from(&config, None, false, 0).err().expect("refused in chunks");
+    assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
+    assert!(format!("{chunked:#}").contains("spot.parquet"), "{chunked:#}");
+}
+
+#[test]
+fn repeated_placeholder_rows_send_the_run_down_the_whole_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 10);
+    // The first (placeholder) row twice: the whole load drops the copy and says so.
+    let perp = read_parquet(&dir.path().join("perp.parquet"));
+    let doubled = perp.slice(0, 1).vstack(&perp).expect("stack");
+    write(&dir.path().join("perp.parquet"), doubled, ROW_GROUP);
+    let config = config(dir.path(), "doubled", "mode = \"always_on\"", "leverage = 2.0", false);
+    let (result, _) = run_to_folder_chunked_from(&config, None, false, 0).expect("run");
+    assert!(!result.timeline.ts_ms.is_empty(), "loaded whole");
+    assert!(result.warnings.iter().any(|w| w.contains("dropped 1 duplicate bars")), "{:?}", result.warnings);
+    assert!(result.warnings.iter().any(|w| w.contains("dropped 10 listing placeholder")), "{:?}", result.warnings);
+}

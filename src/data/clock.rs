@@ -94,7 +94,8 @@ impl ModeCount {
             *self.counts.entry(v).or_default() += count;
         }
         let total = self.total;
-        self.counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs())).map(|(v, c)| (v, c, total))
+        // Ties go to the smaller magnitude, then to the positive value: never to the hash order.
+        self.counts.into_iter().max_by_key(|(v, c)| (*c, -v.abs(), *v)).map(|(v, c)| (v, c, total))
     }
 }
 

@@ -99,7 +99,7 @@ pub fn load_prices_piecewise_from(source: &PriceSource, label: &str, piecewise_b
 /// Generic bars from Parquet files read one row group (piece) at a time, in file order, so a
 /// long run need not hold a series: a first pass may read the pieces' times alone
 /// ([`BarPieces::times`]), the run then the bars ([`BarPieces::bars`]). Every file is hashed
-/// for the manifest on a thread of its own meanwhile.
+/// for the manifest on a thread of its own meanwhile ([`BarPieces::hash_in_background`]).
 pub struct BarPieces {
     label: String,
     source: PriceSource,
@@ -130,7 +130,7 @@ impl BarPieces {
         let mut files = Vec::with_capacity(paths.len());
         let mut pieces = Vec::new();
         for path in paths {
-            let file = ParquetPieces::open(&path, &wanted)?;
+            let file = ParquetPieces::open_unhashed(&path, &wanted)?;
             pieces.extend(file.pieces().into_iter().map(|piece| (files.len(), piece)));
             files.push((path, file));
         }
@@ -140,6 +140,14 @@ impl BarPieces {
     /// Number of pieces.
     pub fn len(&self) -> usize {
         self.pieces.len()
+    }
+
+    /// Start hashing the files for the manifest, on threads of their own (once the caller knows
+    /// it will read them: a first pass that gives up must not hash them twice).
+    pub fn hash_in_background(&mut self) {
+        for (_, file) in &mut self.files {
+            file.hash_in_background();
+        }
     }
 
     /// Whether the files hold no rows.

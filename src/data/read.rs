@@ -653,6 +653,14 @@ pub struct ParquetPieces {
 impl ParquetPieces {
     /// Open `path` and check that it has every one of `columns` (the error lists the ones it has).
     pub fn open(path: &Path, columns: &[&str]) -> Result<Self> {
+        let mut pieces = Self::open_unhashed(path, columns)?;
+        pieces.hash_in_background();
+        Ok(pieces)
+    }
+
+    /// [`ParquetPieces::open`] without starting the hash: a caller that may not read the file
+    /// after all starts it with [`ParquetPieces::hash_in_background`] once it knows it will.
+    pub fn open_unhashed(path: &Path, columns: &[&str]) -> Result<Self> {
         let unreadable = |err: PolarsError| input_error!("{}: not a readable Parquet file: {err}", path.display());
         let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
         let mut reader = ParquetReader::new(file);
@@ -661,15 +669,22 @@ impl ParquetPieces {
             return Err(missing_column(path, missing, schema.iter_names().map(|n| n.as_str())));
         }
         let metadata = reader.get_metadata().map_err(unreadable)?.clone();
-        let hashed = path.to_path_buf();
-        let hash = std::thread::Builder::new()
+        Ok(ParquetPieces { path: path.to_path_buf(), metadata, columns: columns.iter().map(|c| c.to_string()).collect(), hash: None })
+    }
+
+    /// Hash the file for the manifest on another thread (once).
+    pub fn hash_in_background(&mut self) {
+        if self.hash.is_some() {
+            return;
+        }
+        let hashed = self.path.clone();
+        self.hash = std::thread::Builder::new()
             .name("input-hash".into())
             .spawn(move || -> Result<(u64, String)> {
                 let len = std::fs::metadata(&hashed).map(|m| m.len()).map_err(|err| input_error!("cannot read {}: {err}", hashed.display()))?;
                 Ok((len, sha256_streamed(&hashed)?))
             })
             .ok();
-        Ok(ParquetPieces { path: path.to_path_buf(), metadata, columns: columns.iter().map(|c| c.to_string()).collect(), hash })
     }
 
     /// The same file for reading `columns` instead (checked like [`ParquetPieces::open`]), not

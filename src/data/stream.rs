@@ -285,6 +285,11 @@ fn placeholders(perp: &BarPieces, source: &super::source::PriceSource, warnings:
         // No range: every bar is flat, and a series flat throughout has no placeholders.
         return Ok(Some(0));
     }
+    // The count is of bars as loaded (sorted, duplicates dropped); the pieces are read raw, so
+    // the first must already be in strict order for the two to agree.
+    if !perp.times(0)?.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(None);
+    }
     let mut first = perp.bars(0, warnings)?;
     let flat = first.high.iter().zip(&first.low).take_while(|(h, l)| h == l).count();
     let whole = perp.len() == 1;
@@ -300,16 +305,20 @@ impl ChunkedMarket {
     /// a perp whose files are shorter than `min_perp_bytes` in all (the whole path is faster
     /// there), or listing placeholders past the perp's first row group.
     pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, min_perp_bytes: u64) -> Result<Option<Self>> {
-        let Some(funding_source) = &config.funding else { return Ok(None) };
-        let Some(pieces) = all_pieces(config)? else { return Ok(None) };
-        let perp_bytes: u64 = super::read::expand_glob(config.perp.as_ref().map_or("", |p| p.path.as_str()), "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
-        if perp_bytes < min_perp_bytes || pieces.perp.is_empty() || pieces.spot.is_empty() {
+        let (Some(funding_source), Some(perp_source)) = (&config.funding, &config.perp) else { return Ok(None) };
+        // The size first: a short run opens nothing here.
+        let perp_bytes: u64 = super::read::expand_glob(&perp_source.path, "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        if perp_bytes < min_perp_bytes {
+            return Ok(None);
+        }
+        let Some(mut pieces) = all_pieces(config)? else { return Ok(None) };
+        if pieces.perp.is_empty() || pieces.spot.is_empty() {
             return Ok(None);
         }
         // The warnings in the order the whole load gives them.
         let mut placeholder_warnings = Vec::new();
         let skip = if config.skip_listing_placeholders {
-            match placeholders(&pieces.perp, config.perp.as_ref().ok_or_else(|| input_error!("[data.perp] is missing"))?, &mut placeholder_warnings)? {
+            match placeholders(&pieces.perp, perp_source, &mut placeholder_warnings)? {
                 Some(skip) => skip,
                 None => return Ok(None),
             }
@@ -355,6 +364,9 @@ impl ChunkedMarket {
         clocks.extend(index_facts.map(|f| ("index", f.clock)));
         super::clock_warnings(config, &funding, clocks.into_iter(), &mut warnings);
         let aligner = StepAligner::new(&plan, window, constant_staking_apr, &funding);
+        for series in [Some(&mut pieces.spot), Some(&mut pieces.perp), pieces.mark.as_mut(), pieces.index.as_mut()].into_iter().flatten() {
+            series.hash_in_background();
+        }
         let mut market = ChunkedMarket {
             symbol: config.symbol.clone(),
             synthetic: config.synthetic,
@@ -374,11 +386,18 @@ impl ChunkedMarket {
             files_after,
             warnings,
         };
-        // Bars before the window are not kept: only the perp's from the first step on.
+        // Bars before the window are read (and checked) but not kept: the perp's from the first
+        // step on, the others' from the one known at it.
         while market.perp.end() <= market.next_step && market.perp.read_piece(&mut market.warnings)? {
             let first_step = market.next_step.saturating_sub(market.perp.start).min(market.perp.bars.ts_ms.len());
             drop_first(&mut market.perp.bars, first_step);
             market.perp.start += first_step;
+        }
+        let first_ms = market.span.0;
+        for series in [Some(&mut market.spot), market.mark.as_mut(), market.index.as_mut()].into_iter().flatten() {
+            while series.bars.ts_ms.last().is_none_or(|&last| last <= first_ms) && series.read_piece(&mut market.warnings)? {
+                series.release_before(first_ms);
+            }
         }
         Ok(Some(market))
     }
@@ -434,7 +453,15 @@ impl ChunkedMarket {
 
     /// Once every chunk is out: the run's timeline without its per-step columns (symbol,
     /// settlements, coverage, warnings, stale spans), the files read, and the loader's warnings.
-    pub fn finish(self) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
+    pub fn finish(mut self) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
+        // The bars after the last step are checked too, as a whole load checks every row: a
+        // bad row there is refused the same way, not passed over.
+        for series in [Some(&mut self.spot), Some(&mut self.perp), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
+            series.bars = PriceBars::default();
+            while series.read_piece(&mut self.warnings)? {
+                series.bars = PriceBars::default();
+            }
+        }
         let totals = self.aligner.finish(self.plan);
         let mut files = Vec::new();
         files.extend(self.spot.pieces.finish()?);
