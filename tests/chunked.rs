@@ -7,15 +7,19 @@
 
 use std::path::Path;
 
-use basis::app::backtest::run_to_folder_chunked_from;
+use basis::app::backtest::run_to_folder_chunked;
+use basis::data::stream::Chunking;
 use basis::data::synth::{market_data, SynthSpec};
 use basis::data::PriceBars;
 use polars::prelude::*;
 
 mod common;
 
-/// Rows per row group: the chunk size of the chunked run.
+/// Rows per row group of the Parquet files written here.
 const ROW_GROUP: usize = 3_000;
+
+/// Chunks of 1,000 steps at most, whatever the size of the files.
+const SMALL_CHUNKS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1_000 };
 
 fn write(path: &Path, mut frame: DataFrame, row_group: usize) {
     let file = std::fs::File::create(path).expect("create");
@@ -115,9 +119,10 @@ fn manifest(dir: &Path) -> serde_json::Value {
 fn same_both_ways(mut config: basis::config::Config) -> (serde_json::Value, basis::sim::RunSummary) {
     let name = config.run.name.clone();
     config.run.name = format!("{name}-whole");
-    let (whole, whole_dir) = run_to_folder_chunked_from(&config, None, false, u64::MAX).expect("whole run");
+    let (whole, whole_dir) = run_to_folder_chunked(&config, None, false, Chunking::NEVER).expect("whole run");
     config.run.name = format!("{name}-chunked");
-    let (chunked, chunked_dir) = run_to_folder_chunked_from(&config, None, false, 0).expect("chunked run");
+    // Chunks shorter than a row group too: several per group, cut anywhere inside one.
+    let (chunked, chunked_dir) = run_to_folder_chunked(&config, None, false, SMALL_CHUNKS).expect("chunked run");
     assert!(!whole.timeline.ts_ms.is_empty(), "the whole run holds its timeline");
     assert!(chunked.timeline.ts_ms.is_empty(), "the chunked run went in chunks (it holds no timeline)");
     for file in ["ledger.parquet", "trades.parquet", "funding.parquet"] {
@@ -190,7 +195,7 @@ fn inputs_out_of_order_are_loaded_whole() {
     let swapped = spot.slice(ROW_GROUP as i64, ROW_GROUP).vstack(&spot.slice(0, ROW_GROUP)).and_then(|f| f.vstack(&spot.slice(2 * ROW_GROUP as i64, spot.height()))).expect("swap");
     write(&dir.path().join("spot.parquet"), swapped, ROW_GROUP);
     let config = config(dir.path(), "unsorted", "mode = \"always_on\"", "leverage = 2.0", false);
-    let (result, _) = run_to_folder_chunked_from(&config, None, false, 0).expect("run");
+    let (result, _) = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).expect("run");
     assert!(!result.timeline.ts_ms.is_empty(), "loaded whole");
     assert!(result.warnings.iter().any(|w| w.contains("out of time order")), "{:?}", result.warnings);
 }
@@ -210,9 +215,9 @@ fn hourly_daily_and_no_ledgers_are_the_same_in_chunks() {
     config.run.ledger = LedgerResolution::None;
     let name = config.run.name.clone();
     config.run.name = format!("{name}-whole");
-    let (whole, _) = run_to_folder_chunked_from(&config, None, false, u64::MAX).expect("whole run");
+    let (whole, _) = run_to_folder_chunked(&config, None, false, Chunking::NEVER).expect("whole run");
     config.run.name = format!("{name}-chunked");
-    let (chunked, dir) = run_to_folder_chunked_from(&config, None, false, 0).expect("chunked run");
+    let (chunked, dir) = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).expect("chunked run");
     assert!(chunked.timeline.ts_ms.is_empty() && !dir.join("ledger.parquet").exists());
     assert_eq!(serde_json::to_string(&whole.metrics).ok(), serde_json::to_string(&chunked.metrics).ok());
 }
@@ -229,9 +234,9 @@ fn a_bad_row_late_in_the_file_is_refused_as_in_the_whole_run_and_nothing_is_left
     bad.with_column(Column::new("close".into(), close)).expect("replace close");
     write(&dir.path().join("perp.parquet"), bad, ROW_GROUP);
     let mut config = config(dir.path(), "bad", "mode = \"always_on\"", "leverage = 2.0", false);
-    let whole = run_to_folder_chunked_from(&config, None, false, u64::MAX).err().expect("refused whole");
+    let whole = run_to_folder_chunked(&config, None, false, Chunking::NEVER).err().expect("refused whole");
     config.run.name = "bad-chunked".into();
-    let chunked = run_to_folder_chunked_from(&config, None, false, 0).err().expect("refused in chunks");
+    let chunked = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).err().expect("refused in chunks");
     assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
     assert!(format!("{chunked:#}").contains("perp.parquet"), "{chunked:#}");
     // The run's folder was never committed: no half-written run is left.
@@ -279,9 +284,9 @@ fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
     bad.with_column(Column::new("high".into(), high)).expect("replace high");
     write(&dir.path().join("spot.parquet"), bad, ROW_GROUP);
     let mut config = config(dir.path(), "late", "mode = \"always_on\"\nend = \"2024-07-10\"", "leverage = 2.0", false);
-    let whole = run_to_folder_chunked_from(&config, None, false, u64::MAX).err().expect("refused whole");
+    let whole = run_to_folder_chunked(&config, None, false, Chunking::NEVER).err().expect("refused whole");
     config.run.name = "late-chunked".into();
-    let chunked = run_to_folder_chunked_from(&config, None, false, 0).err().expect("refused in chunks");
+    let chunked = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).err().expect("refused in chunks");
     assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
     assert!(format!("{chunked:#}").contains("spot.parquet"), "{chunked:#}");
 }
@@ -295,8 +300,26 @@ fn repeated_placeholder_rows_send_the_run_down_the_whole_path() {
     let doubled = perp.slice(0, 1).vstack(&perp).expect("stack");
     write(&dir.path().join("perp.parquet"), doubled, ROW_GROUP);
     let config = config(dir.path(), "doubled", "mode = \"always_on\"", "leverage = 2.0", false);
-    let (result, _) = run_to_folder_chunked_from(&config, None, false, 0).expect("run");
+    let (result, _) = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).expect("run");
     assert!(!result.timeline.ts_ms.is_empty(), "loaded whole");
     assert!(result.warnings.iter().any(|w| w.contains("dropped 1 duplicate bars")), "{:?}", result.warnings);
     assert!(result.warnings.iter().any(|w| w.contains("dropped 10 listing placeholder")), "{:?}", result.warnings);
+}
+
+/// The shipped sample (Binance kline CSVs, a mark, a staking series), written as canonical
+/// Parquet by `basis data convert`, runs the same in chunks as whole.
+#[test]
+fn the_converted_sample_runs_the_same_in_chunks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = basis::config::Config::load(&root.join("data/basis.toml")).expect("the sample config");
+    let market = basis::data::load(&sample.data).expect("the sample loads");
+    let raw: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("data/basis.toml")).expect("read")).expect("toml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    basis::app::convert::write(&market, &raw, &root.join("data"), dir.path()).expect("convert");
+    let mut config = basis::config::Config::load(&dir.path().join("config.toml")).expect("the converted config");
+    config.run.output_dir = dir.path().join("reports");
+    config.run.name = "sample".into();
+    let (manifest, summary) = same_both_ways(config);
+    assert!(summary.steps > 8_000 && summary.settlements.len() > 1_000, "{} steps, {} settlements", summary.steps, summary.settlements.len());
+    assert!(manifest["inputs"].as_array().is_some_and(|inputs| inputs.iter().any(|i| i["path"].as_str().is_some_and(|p| p.ends_with("staking.parquet")))));
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::{parse_time_ms, Config, FundingRatesFrom, InstrumentChoice};
 use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
-use crate::data::{self, align::{Coverage, MarketTimeline, Window}, MarketData};
+use crate::data::{self, align::{Coverage, MarketTimeline, Window}, stream::Chunking, MarketData};
 use crate::sim::RunSummary;
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
@@ -322,13 +322,8 @@ pub fn write_outputs(config: &Config, config_path: Option<&Path>, result: &Backt
 /// period beyond; none without a report). Returns the result (its `ledger` being the report's
 /// rows) and the folder.
 pub fn run_to_folder(config: &Config, config_path: Option<&Path>, force: bool) -> Result<(BacktestResult, PathBuf)> {
-    run_to_folder_chunked_from(config, config_path, force, CHUNKED_FROM_PERP_BYTES)
+    run_to_folder_chunked(config, config_path, force, Chunking::DEFAULT)
 }
-
-/// A run whose perp files add up to this many bytes or more is loaded, aligned and simulated
-/// one chunk of time (one perp row group) at a time where it can be ([`data::stream`]): its
-/// memory then does not grow with its length. Shorter runs are faster loaded whole.
-pub const CHUNKED_FROM_PERP_BYTES: u64 = 32 << 20;
 
 /// Whether a config's run may go in chunks of time, its data permitting: a perp carry with none
 /// of what needs the whole timeline (counterfactual funding, dated contracts, cash or borrow
@@ -343,12 +338,12 @@ fn chunkable(config: &Config) -> bool {
         && !data.allow_partial_coverage
 }
 
-/// [`run_to_folder`], in chunks of time when the perp's files add up to `chunked_from_bytes` or
-/// more and the run allows it (0: whenever it allows; `u64::MAX`: never). Both ways write the
-/// same files.
-pub fn run_to_folder_chunked_from(config: &Config, config_path: Option<&Path>, force: bool, chunked_from_bytes: u64) -> Result<(BacktestResult, PathBuf)> {
+/// [`run_to_folder`], loaded, aligned and simulated one chunk of time at a time where
+/// `chunking` and the run allow it ([`data::stream`]): its memory then does not grow with its
+/// length. Both ways write the same files.
+pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force: bool, chunking: Chunking) -> Result<(BacktestResult, PathBuf)> {
     if chunkable(config) {
-        if let Some(market) = data::stream::ChunkedMarket::open(&config.data, &window_of(config)?, config.portfolio.staking_apr, chunked_from_bytes)? {
+        if let Some(market) = data::stream::ChunkedMarket::open(&config.data, &window_of(config)?, config.portfolio.staking_apr, chunking)? {
             return run_chunked_to_folder(config, config_path, force, market);
         }
     }

@@ -8,7 +8,7 @@
 //! drops or refuses) sends the run down the whole path, as does anything else this module does
 //! not do: the caller asks [`ChunkedMarket::open`], which answers `None` then. The clock is
 //! planned from those facts exactly as for a loaded market ([`align::plan_clock`]); each chunk
-//! is at most [`CHUNK_STEPS`] of one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
+//! is at most [`Chunking::max_steps`] of one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
 //! the other series that are known by its last step, and begins with the previous chunk's last
 //! step (see [`crate::sim::run_chunked`]). The whole path and this one give the same steps.
 
@@ -24,9 +24,26 @@ use crate::data::source::DataConfig;
 use crate::input_error;
 use crate::model::market::{FundingEvent, MarketTimeline};
 
-/// New steps in a chunk at most: a perp row group may hold millions of rows, and a chunk's
-/// aligned columns (about 41 bytes a step, two chunks at a time) should stay small.
-pub const CHUNK_STEPS: usize = 1 << 16;
+/// When a run goes in chunks of time, and how long they are.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunking {
+    /// Chunks when the perp's files add up to this many bytes or more (0: whenever the data
+    /// allows; `u64::MAX`: never). Shorter runs are faster loaded whole.
+    pub from_perp_bytes: u64,
+    /// New steps in a chunk at most: a perp row group may hold millions of rows, and a chunk's
+    /// aligned columns (about 41 bytes a step, two chunks at a time) should stay small.
+    pub max_steps: usize,
+}
+
+impl Chunking {
+    /// From 32 MiB of perp files on (about 2.7 years of minute bars with a range), chunks of
+    /// 65,536 steps.
+    pub const DEFAULT: Chunking = Chunking { from_perp_bytes: 32 << 20, max_steps: 1 << 16 };
+    /// Whenever the data allows.
+    pub const ALWAYS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1 << 16 };
+    /// Never: every run is loaded whole.
+    pub const NEVER: Chunking = Chunking { from_perp_bytes: u64::MAX, max_steps: 1 << 16 };
+}
 
 /// One bar series read piece by piece, the bars not yet let go in memory.
 struct Buffered {
@@ -247,6 +264,8 @@ pub struct ChunkedMarket {
     next_step: usize,
     /// Steps aligned so far.
     steps: usize,
+    /// New steps in a chunk at most.
+    max_steps: usize,
     /// First and last step time.
     span: (i64, i64),
     /// Every settlement in the window, its step counted in the whole run.
@@ -302,13 +321,13 @@ fn placeholders(perp: &BarPieces, source: &super::source::PriceSource, warnings:
 impl ChunkedMarket {
     /// The market of `config` in chunks, or `None` when it must be loaded whole: a bar series
     /// that is not generic Parquet or not strictly increasing in time, a freqtrade directory,
-    /// a perp whose files are shorter than `min_perp_bytes` in all (the whole path is faster
+    /// a perp whose files are shorter than `chunking.from_perp_bytes` in all (the whole path is faster
     /// there), or listing placeholders past the perp's first row group.
-    pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, min_perp_bytes: u64) -> Result<Option<Self>> {
+    pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, chunking: Chunking) -> Result<Option<Self>> {
         let (Some(funding_source), Some(perp_source)) = (&config.funding, &config.perp) else { return Ok(None) };
         // The size first: a short run opens nothing here.
         let perp_bytes: u64 = super::read::expand_glob(&perp_source.path, "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
-        if perp_bytes < min_perp_bytes {
+        if perp_bytes < chunking.from_perp_bytes {
             return Ok(None);
         }
         let Some(mut pieces) = all_pieces(config)? else { return Ok(None) };
@@ -380,6 +399,7 @@ impl ChunkedMarket {
             plan,
             aligner,
             steps: 0,
+            max_steps: chunking.max_steps,
             span,
             events: Vec::new(),
             files_before,
@@ -424,7 +444,7 @@ impl ChunkedMarket {
             }
         }
         let repeated = usize::from(self.steps > 0);
-        let new_end = self.plan.range.end.min(self.perp.end()).min(self.next_step + CHUNK_STEPS);
+        let new_end = self.plan.range.end.min(self.perp.end()).min(self.next_step + self.max_steps.max(1));
         let (from, to) = (self.next_step - self.perp.start - repeated, new_end - self.perp.start);
         let last_ms = self.perp.bars.ts_ms[to - 1];
         for series in [Some(&mut self.spot), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
