@@ -113,11 +113,11 @@ fn benches(c: &mut Criterion) {
             sim::run(&timeline, &params, &mut ledger)
         })
     });
-    // Every row recorded into one reused row group's worth of columns, as the streaming Parquet
-    // ledger does between writes (the recording cost without the whole run's page faults).
+    // Every row recorded into one reused row group, as the streaming Parquet ledger does
+    // between writes (the recording cost without the whole run's page faults).
     group.bench_function("loop_row_group_ledger", |b| {
-        struct RowGroup(FullLedger);
-        impl basis::model::Recorder for RowGroup {
+        struct Reused(basis::measure::ledger::RowGroup);
+        impl basis::model::Recorder for Reused {
             #[inline]
             fn record(&mut self, row: &basis::model::StepRow) {
                 self.0.record(row);
@@ -126,7 +126,7 @@ fn benches(c: &mut Criterion) {
                 }
             }
         }
-        let mut chunk = RowGroup(FullLedger::with_capacity(basis::measure::ledger::ROW_GROUP_ROWS));
+        let mut chunk = Reused(basis::measure::ledger::RowGroup::with_capacity(basis::measure::ledger::ROW_GROUP_ROWS));
         b.iter(|| sim::run(&timeline, &params, &mut chunk))
     });
     group.finish();

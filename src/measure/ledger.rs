@@ -174,18 +174,92 @@ impl Recorder for PeriodLedger {
 impl Recorder for FullLedger {
     #[inline]
     fn record(&mut self, row: &StepRow) {
+        self.push_packed(&PackedRow::of(row));
+    }
+}
+
+impl FullLedger {
+    /// Append one packed row to the columns.
+    #[inline]
+    fn push_packed(&mut self, row: &PackedRow) {
         self.ts_ms.push(row.ts_ms);
-        self.state.push(i32::from(row.state));
-        self.events.push(i32::from(row.events));
+        self.state.push(row.state);
+        self.events.push(row.events);
+        for (column, value) in self.floats.iter_mut().zip(row.values) {
+            column.push(value);
+        }
+    }
+}
+
+/// The float columns of a ledger row, in [`FullLedger::float_columns`] order.
+const FLOAT_COLUMNS: usize = FullLedger::STATE_COLUMNS.len() + Pnl::COUNT + 1 + FullLedger::TAIL_COLUMNS.len();
+
+/// One ledger row with its values in column order, stored whole: what the streaming ledger
+/// keeps until its row group is written.
+#[derive(Debug, Clone, Copy)]
+struct PackedRow {
+    ts_ms: i64,
+    state: i32,
+    events: i32,
+    values: [f64; FLOAT_COLUMNS],
+}
+
+impl PackedRow {
+    #[inline(always)]
+    fn of(row: &StepRow) -> Self {
         // A fixed-size array (not an iterator chain): this runs once per step.
         const STATE: usize = FullLedger::STATE_COLUMNS.len();
-        let mut values = [0.0; STATE + Pnl::COUNT + 1 + FullLedger::TAIL_COLUMNS.len()];
+        let mut values = [0.0; FLOAT_COLUMNS];
         values[..STATE].copy_from_slice(&[row.spot_price, row.perp_price, row.mark_price, row.spot_qty, row.perp_qty, row.cash, row.perp_margin, row.equity]);
         values[STATE..STATE + Pnl::COUNT].copy_from_slice(&row.pnl.values());
         values[STATE + Pnl::COUNT..].copy_from_slice(&[row.pnl.total(), row.liquidation_price, row.liquidation_distance, row.funding_signal_apr]);
-        for (column, value) in self.floats.iter_mut().zip(values) {
-            column.push(value);
+        PackedRow { ts_ms: row.ts_ms, state: i32::from(row.state), events: i32::from(row.events), values }
+    }
+}
+
+/// Rows gathered for one row group of the streaming ledger, each stored whole (row after row):
+/// the loop writes one contiguous record a step instead of a value into each of 25 columns,
+/// and the writer thread turns them into columns ([`RowGroup::to_columns`]).
+#[derive(Debug, Clone, Default)]
+pub struct RowGroup {
+    rows: Vec<PackedRow>,
+}
+
+impl RowGroup {
+    /// Room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        RowGroup { rows: Vec::with_capacity(rows) }
+    }
+
+    /// Rows gathered.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row was gathered.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Forget the rows, keeping the room.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
+
+    /// The rows as ledger columns.
+    pub fn to_columns(&self) -> FullLedger {
+        let mut columns = FullLedger::with_capacity(self.rows.len());
+        for row in &self.rows {
+            columns.push_packed(row);
         }
+        columns
+    }
+}
+
+impl Recorder for RowGroup {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        self.rows.push(PackedRow::of(row));
     }
 }
 
@@ -334,10 +408,10 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// come back emptied for reuse as soon as the writer has copied them into the frame it encodes
 /// (at most three exist: the one filling, one queued, one being copied).
 pub struct ParquetLedger {
-    chunk: FullLedger,
-    sender: Option<std::sync::mpsc::SyncSender<FullLedger>>,
+    chunk: RowGroup,
+    sender: Option<std::sync::mpsc::SyncSender<RowGroup>>,
     /// Chunks the writer is done with, emptied, to be filled again.
-    recycled: std::sync::mpsc::Receiver<FullLedger>,
+    recycled: std::sync::mpsc::Receiver<RowGroup>,
     writer: Option<std::thread::JoinHandle<Result<()>>>,
     rows: usize,
     /// Chunks made so far: at most [`ParquetLedger::CHUNKS`].
@@ -350,15 +424,16 @@ impl ParquetLedger {
         let file = std::fs::File::create(path).map_err(|err| anyhow::anyhow!("creating {}: {err}", path.display()))?;
         let schema = FullLedger::default().to_frame()?.schema().as_ref().clone();
         let mut writer = crate::parquet::FrameWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &path.display().to_string())?;
-        let (sender, chunks) = std::sync::mpsc::sync_channel::<FullLedger>(1);
-        let (give_back, recycled) = std::sync::mpsc::channel::<FullLedger>();
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<RowGroup>(1);
+        let (give_back, recycled) = std::sync::mpsc::channel::<RowGroup>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
                 for mut chunk in chunks {
-                    // Copied into the frame here, so the loop gets its warm buffers back (before
-                    // the frame is encoded) and does not fault in fresh pages for every row group.
-                    let frame = chunk.to_frame()?;
+                    // Turned into the frame's columns here, so the loop gets its warm buffer back
+                    // (before the frame is encoded) and does not fault in fresh pages for every
+                    // row group.
+                    let frame = chunk.to_columns().into_frame()?;
                     chunk.clear();
                     let _ = give_back.send(chunk);
                     writer.write(&frame)?;
@@ -366,7 +441,7 @@ impl ParquetLedger {
                 writer.finish()
             })
             .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
-        Ok(Self { chunk: FullLedger::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0, chunks: 1 })
+        Ok(Self { chunk: RowGroup::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0, chunks: 1 })
     }
 
     /// Chunks that exist at most: the one filling, one queued, one the writer is copying into
@@ -382,11 +457,11 @@ impl ParquetLedger {
             Ok(chunk) => chunk,
             Err(_) if self.chunks < Self::CHUNKS => {
                 self.chunks += 1;
-                FullLedger::with_capacity(ROW_GROUP_ROWS)
+                RowGroup::with_capacity(ROW_GROUP_ROWS)
             }
             // Wait for the writer to hand one back (a stopped writer: a fresh one, and `finish`
             // reports its error).
-            Err(_) => self.recycled.recv().unwrap_or_else(|_| FullLedger::with_capacity(ROW_GROUP_ROWS)),
+            Err(_) => self.recycled.recv().unwrap_or_else(|_| RowGroup::with_capacity(ROW_GROUP_ROWS)),
         };
         let full = std::mem::replace(&mut self.chunk, next);
         self.rows += full.len();
