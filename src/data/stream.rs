@@ -187,21 +187,29 @@ struct PerpPieceTimes<'a> {
     pieces: &'a BarPieces,
     facts: &'a [(i64, i64, usize)],
     skip: usize,
-    /// The piece whose times were read last, and those times.
-    cached: Option<(usize, Vec<i64>)>,
+    /// The last pieces whose times were read, and those times (the plan asks about the first
+    /// and the last piece, one after the other).
+    cached: Vec<(usize, Vec<i64>)>,
 }
 
 impl PerpPieceTimes<'_> {
     /// The times of piece `k` past the skipped bars.
     fn times(&mut self, k: usize) -> Result<&[i64]> {
-        if self.cached.as_ref().is_none_or(|(cached, _)| *cached != k) {
-            let times = self.pieces.times(k)?;
-            // The skipped bars all lie in the first pieces.
-            let before: usize = (0..k).map(|j| self.pieces.rows(j)).sum();
-            let dropped = self.skip.saturating_sub(before).min(times.len());
-            self.cached = Some((k, times[dropped..].to_vec()));
-        }
-        Ok(self.cached.as_ref().map(|(_, times)| times.as_slice()).unwrap_or(&[]))
+        let at = match self.cached.iter().position(|(cached, _)| *cached == k) {
+            Some(at) => at,
+            None => {
+                let times = self.pieces.times(k)?;
+                // The skipped bars all lie in the first pieces.
+                let before: usize = (0..k).map(|j| self.pieces.rows(j)).sum();
+                let dropped = self.skip.saturating_sub(before).min(times.len());
+                if self.cached.len() == 2 {
+                    self.cached.remove(0);
+                }
+                self.cached.push((k, times[dropped..].to_vec()));
+                self.cached.len() - 1
+            }
+        };
+        Ok(&self.cached[at].1)
     }
 
     /// Bars for which `before(t)` holds (a prefix, the times being increasing).
@@ -335,30 +343,39 @@ impl ChunkedMarket {
             return Ok(None);
         }
         // The warnings in the order the whole load gives them.
+        // The first passes run side by side (each reads its own files); errors are reported
+        // in the order the whole load meets them: spot, perp, mark, index.
         let mut placeholder_warnings = Vec::new();
-        let skip = if config.skip_listing_placeholders {
-            match placeholders(&pieces.perp, perp_source, &mut placeholder_warnings)? {
-                Some(skip) => skip,
-                None => return Ok(None),
-            }
-        } else {
-            0
+        let (spot_facts, perp_facts, mark_facts, index_facts) = std::thread::scope(|scope| {
+            let spot = scope.spawn(|| first_pass(&pieces.spot, 0));
+            let mark = pieces.mark.as_ref().map(|mark| scope.spawn(|| first_pass(mark, 0)));
+            let index = pieces.index.as_ref().map(|index| scope.spawn(|| first_pass(index, 0)));
+            let perp = (|| -> Result<Option<(SeriesFacts, usize)>> {
+                let skip = if config.skip_listing_placeholders {
+                    match placeholders(&pieces.perp, perp_source, &mut placeholder_warnings)? {
+                        Some(skip) => skip,
+                        None => return Ok(None),
+                    }
+                } else {
+                    0
+                };
+                Ok(first_pass(&pieces.perp, skip)?.map(|facts| (facts, skip)))
+            })();
+            let joined = |handle: std::thread::ScopedJoinHandle<'_, Result<Option<SeriesFacts>>>| handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a first pass over the bar times panicked")));
+            let spot = joined(spot);
+            let mark = mark.map(joined).transpose();
+            let index = index.map(joined).transpose();
+            (spot, perp, mark, index)
+        });
+        let Some(spot_facts) = spot_facts? else { return Ok(None) };
+        let Some((perp_facts, skip)) = perp_facts? else { return Ok(None) };
+        let mark_facts = match mark_facts? {
+            Some(None) => return Ok(None),
+            facts => facts.flatten(),
         };
-        let Some(spot_facts) = first_pass(&pieces.spot, 0)? else { return Ok(None) };
-        let Some(perp_facts) = first_pass(&pieces.perp, skip)? else { return Ok(None) };
-        let mark_facts = match &pieces.mark {
-            Some(mark) => match first_pass(mark, 0)? {
-                Some(facts) => Some(facts),
-                None => return Ok(None),
-            },
-            None => None,
-        };
-        let index_facts = match &pieces.index {
-            Some(index) => match first_pass(index, 0)? {
-                Some(facts) => Some(facts),
-                None => return Ok(None),
-            },
-            None => None,
+        let index_facts = match index_facts? {
+            Some(None) => return Ok(None),
+            facts => facts.flatten(),
         };
         let mut files_before = Vec::new();
         let mut warnings = Vec::new();
@@ -375,7 +392,7 @@ impl ChunkedMarket {
         };
         let coverage = align::coverages_of(&spans, &funding, false, staking.as_ref());
         let spacing = perp_facts.clock.typical_spacing();
-        let mut perp_times = PerpPieceTimes { pieces: &pieces.perp, facts: &perp_facts.pieces, skip, cached: None };
+        let mut perp_times = PerpPieceTimes { pieces: &pieces.perp, facts: &perp_facts.pieces, skip, cached: Vec::new() };
         let plan = align::plan_clock(coverage, spacing, spot_facts.first_ms, &mut perp_times, window)?;
         let span = (perp_times.at(plan.range.start)?, perp_times.at(plan.range.end - 1)?);
         let mut clocks = vec![("spot", spot_facts.clock), ("perp", perp_facts.clock)];
