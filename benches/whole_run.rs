@@ -128,6 +128,10 @@ fn runner() {
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let parts: Vec<&str> = line.split('\t').collect();
+        // Earlier runs' files (a ledger of 334 MB at eight years) are written back to disk
+        // first, not while this one is timed.
+        // SAFETY: sync takes no arguments and only schedules and waits for writeback.
+        unsafe { libc::sync() };
         let (seconds, peak, ok, text) = measure(Command::new(parts[0]).args(&parts[1..]));
         if !ok {
             eprintln!("{text}");
@@ -156,6 +160,17 @@ impl Runner {
         Runner { child, answers }
     }
 
+    /// The fastest of `runs` runs of `program args` (its wall seconds), the highest peak MiB,
+    /// and whether every run succeeded.
+    fn best_of(&mut self, runs: usize, program: &str, args: &[&str]) -> (f64, f64, bool) {
+        let mut best = (f64::INFINITY, 0.0f64, true);
+        for _ in 0..runs {
+            let (seconds, peak, ok) = self.run(program, args);
+            best = (best.0.min(seconds), best.1.max(peak), best.2 && ok);
+        }
+        best
+    }
+
     /// Wall seconds, peak MiB and success of `program args`.
     fn run(&mut self, program: &str, args: &[&str]) -> (f64, f64, bool) {
         use std::io::Write;
@@ -167,6 +182,9 @@ impl Runner {
         (fields.first().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(2) == Some(&"true"))
     }
 }
+
+/// Measured runs per program and size (after one warm-up); the fastest is reported.
+const MEASURED_RUNS: usize = 3;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -194,17 +212,18 @@ fn main() {
         };
         let steps = write_inputs(y, dir.path());
         let config = dir.path().join("config.toml");
-        // One warm-up run (page cache), then the measured one.
+        // One warm-up run (page cache), then the best of the measured ones: this machine's
+        // background varies a single run's time by a third.
         let config_text = config.to_string_lossy().into_owned();
         let basis_args = ["backtest", "--force", "--config", config_text.as_str()];
         let _ = runner.run(env!("CARGO_BIN_EXE_basis"), &basis_args);
-        let (seconds, peak, ok) = runner.run(env!("CARGO_BIN_EXE_basis"), &basis_args);
+        let (seconds, peak, ok) = runner.best_of(MEASURED_RUNS, env!("CARGO_BIN_EXE_basis"), &basis_args);
         assert!(ok, "basis backtest failed (its output is above)");
         let (script_cell, script_peak, ratio) = match &python {
             Some(py) => {
                 let (script_text, dir_text) = (script.to_string_lossy().into_owned(), dir.path().to_string_lossy().into_owned());
                 let _ = runner.run(py, &[&script_text, &dir_text]);
-                let (s, m, ok) = runner.run(py, &[&script_text, &dir_text]);
+                let (s, m, ok) = runner.best_of(MEASURED_RUNS, py, &[&script_text, &dir_text]);
                 assert!(ok, "the numpy script failed (its output is above)");
                 (format!("{s:.2} s"), format!("{m:.0}"), format!("{:.2}", seconds / s))
             }
