@@ -89,10 +89,15 @@ fn bars_section(dir: &Path, label: &str, volume: bool) -> String {
 }
 
 fn config(dir: &Path, name: &str, strategy: &str, portfolio: &str, report: bool) -> basis::config::Config {
+    config_with(dir, name, strategy, portfolio, report, "")
+}
+
+/// [`config`] with more sections (`[data.index]`, `[venue]`, ...) at the end.
+fn config_with(dir: &Path, name: &str, strategy: &str, portfolio: &str, report: bool, more: &str) -> basis::config::Config {
     let text = format!(
         "[run]\nname = \"{name}\"\noutput_dir = \"{out}\"\nreport = {report}\n[data]\nsymbol = \"SYNTHUSDT\"\nsynthetic = true\n{spot}{perp}{mark}\
          [data.funding]\nformat = \"generic\"\npath = \"{dir}/funding.parquet\"\ntime_column = \"ts\"\nrate_column = \"rate\"\ninterval_hours_column = \"interval_hours\"\n\
-         [strategy]\n{strategy}\n[portfolio]\n{portfolio}\n",
+         [strategy]\n{strategy}\n[portfolio]\n{portfolio}\n{more}\n",
         out = dir.join("reports").display(),
         dir = dir.display(),
         spot = bars_section(dir, "spot", true),
@@ -322,4 +327,40 @@ fn the_converted_sample_runs_the_same_in_chunks() {
     let (manifest, summary) = same_both_ways(config);
     assert!(summary.steps > 8_000 && summary.settlements.len() > 1_000, "{} steps, {} settlements", summary.steps, summary.settlements.len());
     assert!(manifest["inputs"].as_array().is_some_and(|inputs| inputs.iter().any(|i| i["path"].as_str().is_some_and(|p| p.ends_with("staking.parquet")))));
+}
+
+/// Funding valued at an index series (an oracle-paid venue), and a staking APR series: the
+/// index's bars and the staking rows are read along with the chunks.
+#[test]
+fn an_index_and_a_staking_series_are_the_same_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    // The index: the spot's closes 0.1 % up, with gaps of its own (one across a boundary).
+    let spot = read_parquet(&dir.path().join("spot.parquet"));
+    let column = |name: &str| -> Vec<f64> { spot.column(name).expect("column").f64().expect("f64").into_no_null_iter().collect() };
+    let ts: Vec<i64> = spot.column("ts").expect("ts").i64().expect("i64").into_no_null_iter().collect();
+    let kept: Vec<usize> = (0..ts.len()).filter(|&k| !(5_990..6_040).contains(&k)).collect();
+    let pick = |values: &[f64]| kept.iter().map(|&k| values[k] * 1.001).collect::<Vec<f64>>();
+    let index = DataFrame::new(
+        kept.len(),
+        vec![
+            Column::new("ts".into(), kept.iter().map(|&k| ts[k]).collect::<Vec<i64>>()),
+            Column::new("close".into(), pick(&column("close"))),
+            Column::new("high".into(), pick(&column("high"))),
+            Column::new("low".into(), pick(&column("low"))),
+        ],
+    )
+    .expect("index frame");
+    write(&dir.path().join("index.parquet"), index, ROW_GROUP);
+    // A staking APR that changes every day.
+    let first = ts[0];
+    let days: Vec<i64> = (0..31).map(|d| first - 86_400_000 + d * 86_400_000).collect();
+    let apr: Vec<f64> = (0..31).map(|d| 0.03 + 0.001 * f64::from(d % 7)).collect();
+    write(&dir.path().join("staking.parquet"), DataFrame::new(days.len(), vec![Column::new("time".into(), days), Column::new("apr".into(), apr)]).expect("staking"), 10);
+    let more = format!("{}[data.staking]\npath = \"{}/staking.parquet\"\n[venue]\npreset = \"hyperliquid\"\n", bars_section(dir.path(), "index", false), dir.path().display());
+    let (manifest, summary) = same_both_ways(config_with(dir.path(), "oracle", "mode = \"always_on\"", "leverage = 3.0", false, &more));
+    assert!(summary.settlements.len() > 80);
+    assert!(summary.pnl.staking > 0.0, "staking earned: {}", summary.pnl.staking);
+    let coverage = manifest["coverage"].as_array().expect("coverage");
+    assert!(coverage.iter().any(|c| c["source"] == "index") && coverage.iter().any(|c| c["source"] == "staking"), "{coverage:?}");
 }
