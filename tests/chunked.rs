@@ -227,26 +227,47 @@ fn hourly_daily_and_no_ledgers_are_the_same_in_chunks() {
     assert_eq!(serde_json::to_string(&whole.metrics).ok(), serde_json::to_string(&chunked.metrics).ok());
 }
 
+/// Change row `row` of column `column` of `file` in `dir` with `spoil`, rewriting the file.
+fn spoil(dir: &Path, file: &str, column: &str, row: usize, spoil: impl Fn(f64) -> f64) {
+    let frame = read_parquet(&dir.join(file));
+    let mut values: Vec<f64> = frame.column(column).expect("column").f64().expect("f64").into_no_null_iter().collect();
+    values[row] = spoil(values[row]);
+    let mut spoiled = frame.clone();
+    spoiled.with_column(Column::new(column.into(), values)).expect("replace the column");
+    write(&dir.join(file), spoiled, ROW_GROUP);
+}
+
+/// The error `config` is refused with, the same whole and in chunks.
+fn refused_both_ways(mut config: basis::config::Config) -> String {
+    let whole = run_to_folder_chunked(&config, None, false, Chunking::NEVER).err().expect("refused whole");
+    config.run.name = format!("{}-chunked", config.run.name);
+    let chunked = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).err().expect("refused in chunks");
+    assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
+    format!("{chunked:#}")
+}
+
 #[test]
 fn a_bad_row_late_in_the_file_is_refused_as_in_the_whole_run_and_nothing_is_left_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_market(dir.path(), 0);
     // A negative close in the fourth row group of the perp.
-    let perp = read_parquet(&dir.path().join("perp.parquet"));
-    let mut close: Vec<f64> = perp.column("close").expect("close").f64().expect("f64").into_no_null_iter().collect();
-    close[10_000] = -close[10_000];
-    let mut bad = perp.clone();
-    bad.with_column(Column::new("close".into(), close)).expect("replace close");
-    write(&dir.path().join("perp.parquet"), bad, ROW_GROUP);
-    let mut config = config(dir.path(), "bad", "mode = \"always_on\"", "leverage = 2.0", false);
-    let whole = run_to_folder_chunked(&config, None, false, Chunking::NEVER).err().expect("refused whole");
-    config.run.name = "bad-chunked".into();
-    let chunked = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).err().expect("refused in chunks");
-    assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
-    assert!(format!("{chunked:#}").contains("perp.parquet"), "{chunked:#}");
+    spoil(dir.path(), "perp.parquet", "close", 10_000, |close| -close);
+    let message = refused_both_ways(config(dir.path(), "bad", "mode = \"always_on\"", "leverage = 2.0", false));
+    assert!(message.contains("perp.parquet"), "{message}");
     // The run's folder was never committed: no half-written run is left.
     let left: Vec<_> = std::fs::read_dir(dir.path().join("reports")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    // A spot bar whose high is below its low, days after strategy.end.
+    let rows = read_parquet(&dir.path().join("spot.parquet")).height();
+    spoil(dir.path(), "spot.parquet", "high", rows - 100, |_| 1.0);
+    let message = refused_both_ways(config(dir.path(), "late", "mode = \"always_on\"\nend = \"2024-07-10\"", "leverage = 2.0", false));
+    assert!(message.contains("spot.parquet"), "{message}");
 }
 
 /// Binance BTC/USDT hourly history 2019–2026 (../shared/data, freqtrade layout) written as
@@ -274,26 +295,6 @@ fn real_history_in_chunks_is_the_history_whole() {
     let strategy = "mode = \"funding_threshold\"\ndirection = \"both\"\nentry_funding_apr = 0.08\nexit_funding_apr = 0.02\nlookback_hours = 72";
     let (_, signal) = same_both_ways(config(dir.path(), "btc-signal", strategy, "leverage = 5.0\nreserve_fraction = 0.05", false));
     assert!(signal.entries > 5, "entries: {}", signal.entries);
-}
-
-#[test]
-fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_market(dir.path(), 0);
-    // A spot bar whose high is below its low, days after strategy.end.
-    let spot = read_parquet(&dir.path().join("spot.parquet"));
-    let mut high: Vec<f64> = spot.column("high").expect("high").f64().expect("f64").into_no_null_iter().collect();
-    let last = high.len() - 100;
-    high[last] = 1.0;
-    let mut bad = spot.clone();
-    bad.with_column(Column::new("high".into(), high)).expect("replace high");
-    write(&dir.path().join("spot.parquet"), bad, ROW_GROUP);
-    let mut config = config(dir.path(), "late", "mode = \"always_on\"\nend = \"2024-07-10\"", "leverage = 2.0", false);
-    let whole = run_to_folder_chunked(&config, None, false, Chunking::NEVER).err().expect("refused whole");
-    config.run.name = "late-chunked".into();
-    let chunked = run_to_folder_chunked(&config, None, false, Chunking::ALWAYS).err().expect("refused in chunks");
-    assert_eq!(format!("{chunked:#}"), format!("{whole:#}"));
-    assert!(format!("{chunked:#}").contains("spot.parquet"), "{chunked:#}");
 }
 
 #[test]
