@@ -121,18 +121,22 @@ fn drop_first(bars: &mut PriceBars, n: usize) {
 /// for volume.
 fn append_bars(bars: &mut PriceBars, more: PriceBars) {
     let had = bars.ts_ms.len();
-    let append = |column: &mut Vec<f64>, values: Vec<f64>, own_fill: &dyn Fn(usize) -> f64, more_fill: &dyn Fn(usize) -> f64| match (column.is_empty(), values.is_empty()) {
-        (true, true) => {}
-        (true, false) => {
-            *column = (0..had).map(own_fill).chain(values).collect();
+    fn append(column: &mut Vec<f64>, values: &[f64], had: usize, own_fill: impl Fn(usize) -> f64, more_fill: impl Fn(usize) -> f64, adding: usize) {
+        match (column.is_empty(), values.is_empty()) {
+            (true, true) => {}
+            (true, false) => {
+                column.extend((0..had).map(own_fill));
+                column.extend_from_slice(values);
+            }
+            (false, true) => column.extend((0..adding).map(more_fill)),
+            (false, false) => column.extend_from_slice(values),
         }
-        (false, true) => column.extend((0..more.ts_ms.len()).map(more_fill)),
-        (false, false) => column.extend_from_slice(&values),
-    };
-    let (own_close, more_close) = (bars.close.clone(), more.close.clone());
-    append(&mut bars.high, more.high, &|k| own_close[k], &|k| more_close[k]);
-    append(&mut bars.low, more.low, &|k| own_close[k], &|k| more_close[k]);
-    append(&mut bars.volume, more.volume, &|_| f64::NAN, &|_| f64::NAN);
+    }
+    let adding = more.ts_ms.len();
+    let (close, more_close) = (&bars.close, &more.close);
+    append(&mut bars.high, &more.high, had, |k| close[k], |k| more_close[k], adding);
+    append(&mut bars.low, &more.low, had, |k| close[k], |k| more_close[k], adding);
+    append(&mut bars.volume, &more.volume, had, |_| f64::NAN, |_| f64::NAN, adding);
     bars.ts_ms.extend_from_slice(&more.ts_ms);
     bars.close.extend_from_slice(&more.close);
 }
@@ -524,5 +528,37 @@ impl ChunkedMarket {
             ..MarketTimeline::default()
         };
         Ok((header, files, self.warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bars(ts: &[i64], close: &[f64], range: bool, volume: Option<&[f64]>) -> PriceBars {
+        PriceBars {
+            label: "spot".into(),
+            ts_ms: ts.to_vec(),
+            close: close.to_vec(),
+            high: if range { close.iter().map(|c| c + 1.0).collect() } else { Vec::new() },
+            low: if range { close.iter().map(|c| c - 1.0).collect() } else { Vec::new() },
+            volume: volume.map(<[f64]>::to_vec).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn pieces_with_and_without_a_range_or_volume_append_as_one_series() {
+        let mut buffer = bars(&[1, 2], &[10.0, 11.0], false, None);
+        append_bars(&mut buffer, bars(&[3], &[12.0], true, Some(&[5.0])));
+        append_bars(&mut buffer, bars(&[4], &[13.0], false, None));
+        assert_eq!(buffer.ts_ms, vec![1, 2, 3, 4]);
+        // A missing range is the close; a missing volume is unknown.
+        assert_eq!(buffer.high, vec![10.0, 11.0, 13.0, 13.0]);
+        assert_eq!(buffer.low, vec![10.0, 11.0, 11.0, 13.0]);
+        assert_eq!(buffer.volume.len(), 4);
+        assert!(buffer.volume[0].is_nan() && buffer.volume[1].is_nan() && buffer.volume[3].is_nan());
+        assert_eq!(buffer.volume[2], 5.0);
+        drop_first(&mut buffer, 3);
+        assert_eq!((buffer.ts_ms, buffer.close, buffer.high, buffer.low), (vec![4], vec![13.0], vec![13.0], vec![13.0]));
     }
 }
