@@ -7,10 +7,11 @@
 //! increasing. A series that is not (rows out of order or repeated, which the whole load sorts,
 //! drops or refuses) sends the run down the whole path, as does anything else this module does
 //! not do: the caller asks [`ChunkedMarket::open`], which answers `None` then. The clock is
-//! planned from those facts exactly as for a loaded market ([`align::plan_clock`]); each chunk
-//! is at most [`Chunking::max_steps`] of one perp row group's steps, aligned by the same [`align::StepAligner`] with the bars of
-//! the other series that are known by its last step, and begins with the previous chunk's last
-//! step (see [`crate::sim::run_chunked`]). The whole path and this one give the same steps.
+//! planned from those facts exactly as for a loaded market ([`align::plan_clock`]). Each chunk
+//! is at most [`Chunking::max_steps`] of one perp row group's steps, aligned by the same
+//! [`align::StepAligner`] with the bars of the other series that are known by its last step, and
+//! begins with the previous chunk's last step (see [`crate::sim::run_chunked`]). The whole path
+//! and this one give the same steps (`tests/chunked.rs` compares every output file).
 
 use std::path::PathBuf;
 
@@ -333,8 +334,8 @@ fn placeholders(perp: &BarPieces, source: &super::source::PriceSource, warnings:
 impl ChunkedMarket {
     /// The market of `config` in chunks, or `None` when it must be loaded whole: a bar series
     /// that is not generic Parquet or not strictly increasing in time, a freqtrade directory,
-    /// a perp whose files are shorter than `chunking.from_perp_bytes` in all (the whole path is faster
-    /// there), or listing placeholders past the perp's first row group.
+    /// a perp whose files are shorter than `chunking.from_perp_bytes` in all (the whole path is
+    /// faster there), or listing placeholders past the perp's first row group.
     pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, chunking: Chunking) -> Result<Option<Self>> {
         let (Some(funding_source), Some(perp_source)) = (&config.funding, &config.perp) else { return Ok(None) };
         // The size first: a short run opens nothing here.
@@ -346,9 +347,9 @@ impl ChunkedMarket {
         if pieces.perp.is_empty() || pieces.spot.is_empty() {
             return Ok(None);
         }
-        // The warnings in the order the whole load gives them.
         // The first passes run side by side (each reads its own files); errors are reported
-        // in the order the whole load meets them: spot, perp, mark, index.
+        // in the order the whole load meets them (spot, perp, mark, index), and warnings are
+        // gathered in the order it gives them.
         let mut placeholder_warnings = Vec::new();
         let (spot_facts, perp_facts, mark_facts, index_facts) = std::thread::scope(|scope| {
             let spot = scope.spawn(|| first_pass(&pieces.spot, 0));
