@@ -343,8 +343,6 @@ pub struct StepAligner {
     /// Steps outside some source's coverage, and which sources they lie outside.
     uncovered_steps: usize,
     short_sources: Vec<bool>,
-    /// The run has a mark series.
-    has_mark: bool,
 }
 
 /// What [`StepAligner::finish`] gives: the whole run's coverage, warnings and stale spans.
@@ -386,7 +384,6 @@ impl StepAligner {
             stand_in_run_count: 0,
             uncovered_steps: 0,
             short_sources: vec![false; plan.coverage.len()],
-            has_mark: false,
         }
     }
 
@@ -395,10 +392,7 @@ impl StepAligner {
     pub fn align(&mut self, sources: &Sources, ts_ms: &[i64], perp_close: &[f64], perp_high: &[f64], perp_low: &[f64], repeated: usize) -> Result<MarketTimeline> {
         let (spot, spot_stale, spot_high, spot_low) = self.spot_on_clock(sources.spot, ts_ms, perp_close, repeated);
         let (mark, mark_high, mark_low) = match sources.mark {
-            Some(mark_bars) => {
-                self.has_mark = true;
-                self.mark_on_clock(mark_bars, ts_ms, perp_close, perp_high, perp_low, repeated)
-            }
+            Some(mark_bars) => self.mark_on_clock(mark_bars, ts_ms, perp_close, perp_high, perp_low, repeated),
             // Filled in with the perp's own columns (moved or copied) by the caller.
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
