@@ -42,7 +42,12 @@ fn bars_frame(bars: &PriceBars, keep: impl Fn(usize) -> bool) -> DataFrame {
 /// Thirty days of minute bars in `dir`, with the gaps and oddities listed in the module doc.
 /// `placeholders`: flat, untraded perp bars before the perp really trades.
 fn write_market(dir: &Path, placeholders: usize) {
-    let mut data = market_data(&SynthSpec { bar_minutes: 1, days: 30, seed: 11, ..SynthSpec::default() });
+    write_market_days(dir, placeholders, 30);
+}
+
+/// [`write_market`] over `days` days.
+fn write_market_days(dir: &Path, placeholders: usize, days: u32) {
+    let mut data = market_data(&SynthSpec { bar_minutes: 1, days, seed: 11, ..SynthSpec::default() });
     let n = data.perp.ts_ms.len();
     // Zero-volume spot bars and a thin, dislocated one, some at a row-group boundary.
     for k in [ROW_GROUP - 1, ROW_GROUP, 7_777, 20_000] {
@@ -364,4 +369,15 @@ fn an_index_and_a_staking_series_are_the_same_in_chunks() {
     assert!(summary.pnl.staking > 0.0, "staking earned: {}", summary.pnl.staking);
     let coverage = manifest["coverage"].as_array().expect("coverage");
     assert!(coverage.iter().any(|c| c["source"] == "index") && coverage.iter().any(|c| c["source"] == "staking"), "{coverage:?}");
+}
+
+/// A run longer than the report draws row by row (131,072 steps): the report's rows are one a
+/// period, the same in chunks as whole.
+#[test]
+fn a_long_run_with_a_report_draws_the_same_rows_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market_days(dir.path(), 0, 100);
+    let (manifest, _) = same_both_ways(config(dir.path(), "long", "mode = \"always_on\"", "leverage = 2.0", true));
+    assert!(manifest["steps"].as_u64().is_some_and(|s| s > 131_072), "{}", manifest["steps"]);
+    assert!(manifest["files"].as_array().is_some_and(|f| f.iter().any(|f| f == "index.html")));
 }
