@@ -31,6 +31,10 @@
 //! With `mask_stale_spot`, a step whose spot close is stale (see `data::quality`) makes no
 //! decision that needs the spot price: no entry, exit, re-hedge or top-up by selling spot. Its
 //! liquidation checks still run. Such rows carry the `MASKED` event flag.
+//!
+//! A long run may arrive in chunks of time ([`run_chunked`], fed by `data::stream`): the pair's
+//! state, the trailing signal's sums and the step count carry from one chunk to the next, and
+//! the rows are those of [`run`] over the whole timeline.
 
 pub mod book;
 pub mod dated;
