@@ -381,3 +381,25 @@ fn a_long_run_with_a_report_draws_the_same_rows_in_chunks() {
     assert!(manifest["steps"].as_u64().is_some_and(|s| s > 131_072), "{}", manifest["steps"]);
     assert!(manifest["files"].as_array().is_some_and(|f| f.iter().any(|f| f == "index.html")));
 }
+
+/// Bar times written as ISO-8601 text (as many exports do) are read the same in chunks.
+#[test]
+fn text_times_are_read_the_same_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    for file in ["spot.parquet", "perp.parquet", "mark.parquet"] {
+        let mut frame = read_parquet(&dir.path().join(file));
+        let text: Vec<String> = frame
+            .column("ts")
+            .expect("ts")
+            .i64()
+            .expect("i64")
+            .into_no_null_iter()
+            .map(|ms| chrono::DateTime::from_timestamp_millis(ms).expect("a time").format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .collect();
+        frame.with_column(Column::new("ts".into(), text)).expect("text times");
+        write(&dir.path().join(file), frame, ROW_GROUP);
+    }
+    let (manifest, _) = same_both_ways(config(dir.path(), "text", "mode = \"always_on\"", "leverage = 2.0", false));
+    assert_eq!(manifest["steps"], 43_200 - 3);
+}
