@@ -403,3 +403,24 @@ fn text_times_are_read_the_same_in_chunks() {
     let (manifest, _) = same_both_ways(config(dir.path(), "text", "mode = \"always_on\"", "leverage = 2.0", false));
     assert_eq!(manifest["steps"], 43_200 - 3);
 }
+
+/// Bars split over several files (monthly exports), read through a glob, run the same in chunks.
+#[test]
+fn bars_split_over_several_files_run_the_same_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    for (label, cuts) in [("spot", [0usize, 10_000, 25_555]), ("perp", [0, 14_400, 28_800]), ("mark", [0, 7_000, 40_000])] {
+        let frame = read_parquet(&dir.path().join(format!("{label}.parquet")));
+        std::fs::remove_file(dir.path().join(format!("{label}.parquet"))).expect("remove");
+        let ends = [cuts[1], cuts[2], frame.height()];
+        for (k, (&from, &to)) in cuts.iter().zip(&ends).enumerate() {
+            write(&dir.path().join(format!("{label}-{k}.parquet")), frame.slice(from as i64, to - from), ROW_GROUP);
+        }
+    }
+    let mut config = config(dir.path(), "split", "mode = \"always_on\"", "leverage = 2.0", false);
+    for source in [config.data.spot.as_mut(), config.data.perp.as_mut(), config.data.mark.as_mut()].into_iter().flatten() {
+        source.path = source.path.replace(".parquet", "-*.parquet");
+    }
+    let (manifest, _) = same_both_ways(config);
+    assert_eq!(manifest["inputs"].as_array().map(Vec::len), Some(10), "{}", manifest["inputs"]);
+}
