@@ -336,9 +336,10 @@ pub struct StepAligner {
     last_flags: u8,
     /// Steps aligned so far.
     steps: usize,
-    /// Steps without a mark bar, and their runs (first and last step).
+    /// Steps without a mark bar, and their runs (last step, first and last step time): the
+    /// first ones shown in the warning, and the one that may go on.
     stand_in_steps: usize,
-    stand_in_runs: Vec<(usize, usize, i64, i64)>,
+    stand_in_runs: Vec<(usize, i64, i64)>,
     stand_in_run_count: usize,
     /// Steps outside some source's coverage, and which sources they lie outside.
     uncovered_steps: usize,
@@ -355,10 +356,8 @@ pub struct AlignTotals {
     pub stale_spans: Vec<StaleSpan>,
     /// Steps whose spot close was older than the perp bar.
     pub stale_spot_steps: usize,
-    /// Steps aligned.
-    pub steps: usize,
-    /// Steps outside some source's coverage.
-    pub uncovered_steps: usize,
+    /// Every settlement loaded, as the trailing signal sees it.
+    pub funding_history: Vec<SettledRate>,
 }
 
 /// Runs of steps without a mark bar named in the warning.
@@ -498,17 +497,17 @@ impl StepAligner {
                         let step = self.steps + i - repeated;
                         self.stand_in_steps += 1;
                         match self.stand_in_runs.last_mut() {
-                            Some(run) if run.1 + 1 == step => {
-                                run.1 = step;
-                                run.3 = t;
+                            Some(run) if run.0 + 1 == step => {
+                                run.0 = step;
+                                run.2 = t;
                             }
                             _ => {
                                 self.stand_in_run_count += 1;
                                 if self.stand_in_runs.len() <= STAND_IN_RUNS_SHOWN {
-                                    self.stand_in_runs.push((step, step, t, t));
+                                    self.stand_in_runs.push((step, t, t));
                                 } else if let Some(last) = self.stand_in_runs.last_mut() {
                                     // Only the last run is kept beyond those shown: it may go on.
-                                    *last = (step, step, t, t);
+                                    *last = (step, t, t);
                                 }
                             }
                         }
@@ -523,7 +522,7 @@ impl StepAligner {
     pub fn finish(self, plan: ClockPlan) -> AlignTotals {
         let mut coverage_warnings = plan.coverage_warnings;
         if self.stand_in_steps > 0 {
-            let shown: Vec<String> = self.stand_in_runs.iter().take(STAND_IN_RUNS_SHOWN).map(|(_, _, a, b)| format!("{} .. {}", format_ms(*a), format_ms(*b))).collect();
+            let shown: Vec<String> = self.stand_in_runs.iter().take(STAND_IN_RUNS_SHOWN).map(|(_, a, b)| format!("{} .. {}", format_ms(*a), format_ms(*b))).collect();
             coverage_warnings.push(format!(
                 "mark: {} of {} steps have no mark bar, in {} run(s) ({}{}); the perp's last price stands in for the mark there (valuation, funding and liquidation checks)",
                 self.stand_in_steps,
@@ -547,8 +546,7 @@ impl StepAligner {
             coverage_warnings,
             stale_spans: self.spans.finish(),
             stale_spot_steps: self.stale_spot_steps,
-            steps: self.steps,
-            uncovered_steps: self.uncovered_steps,
+            funding_history: self.funding_history,
         }
     }
 }

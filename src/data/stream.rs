@@ -516,12 +516,11 @@ impl ChunkedMarket {
         if let Some(index) = self.index {
             files.extend(index.pieces.finish()?);
         }
-        let funding_history = align::settled_history(&self.funding);
         let header = MarketTimeline {
             symbol: self.symbol,
             synthetic: self.synthetic,
             funding: self.events,
-            funding_history,
+            funding_history: totals.funding_history,
             stale_spot_steps: totals.stale_spot_steps,
             stale_spans: totals.stale_spans,
             coverage: totals.coverage,

@@ -990,8 +990,7 @@ fn signal_on(params: &EngineParams, timeline: &MarketTimeline, trailing: &mut Op
         return Vec::new();
     }
     let history = &timeline.funding_history;
-    let signal = trailing.get_or_insert_with(|| policy::TrailingSignal::new(&params.entry, history));
-    timeline.ts_ms.iter().map(|&t| signal.at(history, t)).collect()
+    trailing.get_or_insert_with(|| policy::TrailingSignal::new(&params.entry, history)).along(history, &timeline.ts_ms)
 }
 
 /// One pair's run in progress: the simulation state and what the loop carries from one step to

@@ -61,8 +61,7 @@ impl EntryRule {
 
     /// The trailing signal at each step time under this rule's lookback.
     pub fn signal(&self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
-        let mut signal = TrailingSignal::new(self, history);
-        ts_ms.iter().map(|&t| signal.at(history, t)).collect()
+        TrailingSignal::new(self, history).along(history, ts_ms)
     }
 }
 
@@ -104,6 +103,12 @@ impl TrailingSignal {
         }
     }
 
+    /// The signal at each of the step times `ts_ms` (ascending, none earlier than the last
+    /// asked for).
+    pub fn along(&mut self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
+        ts_ms.iter().map(|&t| self.at(history, t)).collect()
+    }
+
     /// The signal at step time `t` (no earlier than the last asked for).
     pub fn at(&mut self, history: &[SettledRate], t: i64) -> f64 {
         match self.lookback_ms {
@@ -143,16 +148,14 @@ impl TrailingSignal {
 /// 0.3 % after eight 8 h rates of 0.01 % gives 51 % APR (the count-weighted mean of the
 /// annualised rates would say 302 %). NaN until `lookback` rates are known.
 pub fn trailing_funding_apr(history: &[SettledRate], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
-    let mut signal = TrailingSignal::over(history, None, lookback);
-    ts_ms.iter().map(|&t| signal.at(history, t)).collect()
+    TrailingSignal::over(history, None, lookback).along(history, ts_ms)
 }
 
 /// Time-weighted trailing APR over the settlements in `(t − lookback_hours, t]`: Σ rate / Σ
 /// interval hours × 8760. NaN until the history reaches back `lookback_hours` (its first
 /// settlement's interval starts at or before t − lookback), or when no settlement falls inside.
 pub fn trailing_funding_apr_hours(history: &[SettledRate], ts_ms: &[i64], lookback_hours: f64) -> Vec<f64> {
-    let mut signal = TrailingSignal::over(history, Some(lookback_hours), 0);
-    ts_ms.iter().map(|&t| signal.at(history, t)).collect()
+    TrailingSignal::over(history, Some(lookback_hours), 0).along(history, ts_ms)
 }
 
 /// When to hold the position.
