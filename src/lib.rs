@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod model;
+pub mod memory;
 pub mod parquet;
 pub mod rng;
 pub mod time;

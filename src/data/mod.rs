@@ -118,13 +118,20 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
         (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
         (None, Some(spot), Some(perp), Some(funding)) => {
-            let spot = without_flat_range(load_prices(spot, "spot", &mut files, &mut warnings)?);
-            let perp = load_prices(perp, "perp", &mut files, &mut warnings)?;
-            let mark = match &config.mark {
-                Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
-                None => None,
-            };
-            let funding = load_funding(funding, &config.symbol, &mut files, &mut warnings)?;
+            // Read side by side: each series' read, hash, decode and checks are mostly one
+            // thread's work. Files and warnings keep the order of a one-by-one load, and the
+            // first failure in that order is the one reported.
+            let (spot, perp, mark, funding) = std::thread::scope(|scope| {
+                let spot = scope.spawn(|| Loaded::of(|files, warnings| load_prices(spot, "spot", files, warnings).map(without_flat_range)));
+                let mark = config.mark.as_ref().map(|source| scope.spawn(|| Loaded::of(|files, warnings| load_prices(source, "mark", files, warnings))));
+                let funding = scope.spawn(|| Loaded::of(|files, warnings| load_funding(funding, &config.symbol, files, warnings)));
+                let perp = Loaded::of(|files, warnings| load_prices(perp, "perp", files, warnings));
+                (Loaded::joined(spot), perp, mark.map(Loaded::joined), Loaded::joined(funding))
+            });
+            let spot = spot.into(&mut files, &mut warnings)?;
+            let perp = perp.into(&mut files, &mut warnings)?;
+            let mark = mark.map(|mark| mark.into(&mut files, &mut warnings)).transpose()?;
+            let funding = funding.into(&mut files, &mut warnings)?;
             (spot, perp, mark, funding)
         }
         _ => bail_input!("[data] needs either [data.freqtrade] or all of [data.spot], [data.perp] and [data.funding]"),
@@ -165,6 +172,33 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         files,
         warnings,
     })
+}
+
+/// One series loaded on a thread of its own, with the files it read and the warnings it gave.
+struct Loaded<T> {
+    result: Result<T>,
+    files: Vec<PathBuf>,
+    warnings: Vec<String>,
+}
+
+impl<T> Loaded<T> {
+    fn of(load: impl FnOnce(&mut Vec<PathBuf>, &mut Vec<String>) -> Result<T>) -> Self {
+        let (mut files, mut warnings) = (Vec::new(), Vec::new());
+        let result = load(&mut files, &mut warnings);
+        Loaded { result, files, warnings }
+    }
+
+    fn joined(handle: std::thread::ScopedJoinHandle<'_, Self>) -> Self {
+        handle.join().unwrap_or_else(|_| Loaded { result: Err(anyhow::anyhow!("a loader thread panicked")), files: Vec::new(), warnings: Vec::new() })
+    }
+
+    /// The series, its files and warnings appended to the load's.
+    fn into(self, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<T> {
+        let value = self.result?;
+        files.extend(self.files);
+        warnings.extend(self.warnings);
+        Ok(value)
+    }
 }
 
 /// Load the funding settlements of `source`.

@@ -228,7 +228,9 @@ pub struct RowGroup {
 impl RowGroup {
     /// Room for `rows` rows.
     pub fn with_capacity(rows: usize) -> Self {
-        RowGroup { rows: Vec::with_capacity(rows) }
+        let rows: Vec<PackedRow> = Vec::with_capacity(rows);
+        crate::memory::prefer_huge_pages(rows.as_ptr().cast(), rows.capacity() * size_of::<PackedRow>());
+        RowGroup { rows }
     }
 
     /// Rows gathered.
