@@ -117,6 +117,16 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     let mark_optional = config.freqtrade.is_some() || config.mark_optional;
     let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
         (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
+        (None, Some(spot), Some(perp), Some(funding)) if !side_by_side(&[Some(spot), Some(perp), config.mark.as_ref()]) => {
+            let spot = without_flat_range(load_prices(spot, "spot", &mut files, &mut warnings)?);
+            let perp = load_prices(perp, "perp", &mut files, &mut warnings)?;
+            let mark = match &config.mark {
+                Some(source) => Some(load_prices(source, "mark", &mut files, &mut warnings)?),
+                None => None,
+            };
+            let funding = load_funding(funding, &config.symbol, &mut files, &mut warnings)?;
+            (spot, perp, mark, funding)
+        }
         (None, Some(spot), Some(perp), Some(funding)) => {
             // Read side by side: each series' read, hash, decode and checks are mostly one
             // thread's work. Files and warnings keep the order of a one-by-one load, and the
@@ -172,6 +182,22 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         files,
         warnings,
     })
+}
+
+/// Bar files up to this size in all are read side by side (a year of minute bars is about
+/// 17 MiB of Parquet): 11 % faster for a 1-year run. Longer inputs are read one by one, as
+/// two large decodes at once raise the peak memory (2 years: 152 -> 184 MiB).
+const SIDE_BY_SIDE_MAX_BYTES: u64 = 24 << 20;
+
+/// Whether the bar series' files are small enough to read side by side. Any path that cannot
+/// be listed says no: the one-by-one load then reports it.
+fn side_by_side(sources: &[Option<&PriceSource>]) -> bool {
+    let mut total = 0u64;
+    for source in sources.iter().flatten() {
+        let Ok(paths) = read::expand_glob(&source.path, "bars") else { return false };
+        total += paths.iter().map(|p| std::fs::metadata(p).map_or(u64::MAX / 4, |m| m.len())).sum::<u64>();
+    }
+    total <= SIDE_BY_SIDE_MAX_BYTES
 }
 
 /// One series loaded on a thread of its own, with the files it read and the warnings it gave.
