@@ -215,12 +215,6 @@ struct Sim<'a> {
     /// The last bar length seen (ms) and its length in years: on a regular clock the division
     /// is done once, with the same bits every step.
     elapsed_years: (i64, f64),
-    /// The spot and perp quantities (bits) last found within the rebalance band: the check is
-    /// skipped while they stay the same (the band and the hedge ratio do not change).
-    hedge_in_band: Option<(u64, u64)>,
-    /// The liquidation price and perp quantity (bits) the decisions last left in place, with
-    /// the distance they computed from them, so recording the step need not divide again.
-    decided_distance: (u64, u64, f64),
 }
 
 impl Sim<'_> {
@@ -472,14 +466,9 @@ impl Sim<'_> {
             inverse::trade(&mut self.book, usd, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
             return true;
         }
-        let quantities = (self.book.spot_qty.to_bits(), self.book.perp_qty.to_bits());
-        if self.hedge_in_band == Some(quantities) {
-            return false;
-        }
         let target = -self.params.hedge_ratio * self.book.spot_qty;
         // No derivative leg (the last dated contract delivered with no successor): nothing to resize.
         if target == 0.0 || self.book.perp_qty == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
-            self.hedge_in_band = Some(quantities);
             return false;
         }
         let c = self.costs();
@@ -920,7 +909,6 @@ impl Sim<'_> {
                     summary.top_ups += 1;
                 } else {
                     liquidation_price_now = Some(liq);
-                    self.decided_distance = (liq.to_bits(), self.book.perp_qty.to_bits(), distance);
                 }
             }
         }
@@ -1070,8 +1058,6 @@ impl<'p, 't> PairRun<'p, 't> {
                 slippage_until_ms: i64::MIN,
                 recoveries: Vec::new(),
                 elapsed_years: (0, 0.0),
-                hedge_in_band: None,
-                decided_distance: (f64::NAN.to_bits(), 0, f64::NAN),
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1305,10 +1291,7 @@ impl<'p, 't> PairRun<'p, 't> {
         let liquidation_price = liquidation_price_now.unwrap_or_else(|| self.sim.perp_liquidation_price(at.mark, at.spot));
         self.liquidation_price_carried = liquidation_price;
         self.spot_liquidation_price_carried = params.spot_margin.liquidation_price(self.sim.book.cash, -self.sim.book.spot_qty);
-        let distance = match self.sim.decided_distance {
-            (price, qty, distance) if liquidation_price_now.is_some() && price == liquidation_price.to_bits() && qty == self.sim.book.perp_qty.to_bits() => distance,
-            _ => liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark),
-        };
+        let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
         let spot_distance = if self.sim.book.spot_qty < 0.0 { self.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
         let summary = &mut self.summary;
         if matches!(self.sim.held, Held::Long | Held::Reverse) {
