@@ -14,7 +14,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 use polars::prelude::{CompatLevel, DataFrame, Schema, SchemaExt};
-use polars::prelude::PolarsResult;
+use polars::prelude::{PolarsError, PolarsResult};
 use polars_arrow::array::{Array, PrimitiveArray};
 use polars_arrow::datatypes::ArrowDataType;
 use polars_parquet::parquet::metadata::Descriptor;
@@ -24,7 +24,7 @@ use polars_parquet::parquet::schema::Repetition;
 use polars_parquet::parquet::statistics::PrimitiveStatistics;
 use polars_parquet::parquet::CowBuffer;
 use polars_parquet::write::{
-    array_to_columns, get_dtype_encoding, to_parquet_leaves, write_def_levels, CompressionOptions, Compressor, DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, Page,
+    array_to_columns, get_dtype_encoding, to_parquet_leaves, write_def_levels, CompressedPage, CompressionOptions, Compressor, DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, Page,
     ParquetType, StatisticsOptions, Version, WriteOptions,
 };
 use rayon::prelude::*;
@@ -76,13 +76,7 @@ impl<W: Write> FrameWriter<W> {
                         Some(pages) => vec![pages],
                         None => array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?,
                     };
-                    Ok(pages
-                        .into_iter()
-                        .map(|column| {
-                            let compressed = Compressor::new_from_vec(column.map(|page| page.map_err(|err| polars_parquet::parquet::error::ParquetError::FeatureNotSupported(err.to_string()))), options.compression, Vec::new());
-                            Ok(DynStreamingIterator::new(compressed.map_err(polars::prelude::PolarsError::from)))
-                        })
-                        .collect())
+                    Ok(pages.into_iter().map(|column| compressed(column, options)).collect())
             };
             let columns: Vec<_> = match ENCODERS.as_ref() {
                 Some(pool) => pool.install(|| batch.columns().par_iter().zip(&fields).zip(&self.encodings).map(encode).collect::<Result<Vec<_>>>())?,
@@ -94,11 +88,48 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// Append one row group whose first columns are `front`'s (one chunk) and whose other
+    /// columns, in schema order, are float `pages` of the same number of rows.
+    pub fn write_parts(&mut self, front: &DataFrame, pages: Vec<FloatPage>) -> Result<()> {
+        let (options, name) = (self.options, &self.name);
+        let fields = self.writer.parquet_schema().fields().to_vec();
+        let rows = front.height();
+        let mut batches = front.iter_chunks(CompatLevel::newest(), false);
+        let batch = batches.next().ok_or_else(|| anyhow!("writing {name}: a row group without columns"))?;
+        if batches.next().is_some() || batch.columns().len() + pages.len() != fields.len() {
+            return Err(anyhow!("writing {name}: {} columns in {} chunks and {} float pages for a schema of {} columns", front.width(), front.first_col_n_chunks(), pages.len(), fields.len()));
+        }
+        let split = batch.columns().len();
+        let mut columns = Vec::with_capacity(fields.len());
+        for ((array, field), encoding) in batch.columns().iter().zip(&fields).zip(&self.encodings) {
+            let leaves = match float_pages(array.as_ref(), field, options, encoding) {
+                Some(pages) => vec![pages],
+                None => array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?,
+            };
+            columns.extend(leaves.into_iter().map(|pages| compressed(pages, options)));
+        }
+        for (page, field) in pages.into_iter().zip(&fields[split..]) {
+            let [leaf] = <[ParquetPrimitiveType; 1]>::try_from(to_parquet_leaves(field.clone())).map_err(|_| anyhow!("writing {name}: a float page for a nested column"))?;
+            if page.rows != rows {
+                return Err(anyhow!("writing {name}: a float page of {} rows in a row group of {rows}", page.rows));
+            }
+            let page = page.into_page(leaf, options).map_err(|err| anyhow!("writing {name}: {err}"))?;
+            columns.push(compressed(DynIter::new(std::iter::once(Ok(page))), options));
+        }
+        self.writer.write(rows as u64, DynIter::new(columns.into_iter())).map_err(|err| anyhow!("writing {name}: {err}"))
+    }
+
     /// Write the footer (with the Arrow schema, as polars does).
     pub fn finish(mut self) -> Result<()> {
         self.writer.end(None).map_err(|err| anyhow!("writing {}: {err}", self.name))?;
         Ok(())
     }
+}
+
+/// A column's pages, compressed as the file writer pulls them.
+fn compressed(pages: DynIter<'static, PolarsResult<Page>>, options: WriteOptions) -> PolarsResult<DynStreamingIterator<'static, CompressedPage, PolarsError>> {
+    let compressor = Compressor::new_from_vec(pages.map(|page| page.map_err(|err| polars_parquet::parquet::error::ParquetError::FeatureNotSupported(err.to_string()))), options.compression, Vec::new());
+    Ok(DynStreamingIterator::new(compressor.map_err(PolarsError::from)))
 }
 
 /// The pages of a Float64 column with no validity bitmap, PLAIN-encoded with statistics, as
@@ -116,6 +147,7 @@ fn float_pages(array: &dyn Array, field: &ParquetType, options: WriteOptions, en
     const PAGE_BYTES: usize = 1024 * 1024;
     let bytes_per_row = if rows == 0 { 0 } else { ((rows * size_of::<f64>()) as f64 / rows as f64) as usize };
     let rows_per_page = (PAGE_BYTES / (bytes_per_row + 1)).max(1);
+    debug_assert!(rows == 0 || rows_per_page == FLOAT_PAGE_ROWS);
     let pages = (0..rows).step_by(rows_per_page).map(move |offset| {
         let page = &values[offset..(offset + rows_per_page).min(rows)];
         float_page(page, leaf.clone(), options)
@@ -123,68 +155,139 @@ fn float_pages(array: &dyn Array, field: &ParquetType, options: WriteOptions, en
     Some(DynIter::new(pages))
 }
 
-/// One PLAIN page of `values` (none missing): definition levels where the column is nullable,
-/// the values' little-endian bytes, and min/max/null-count statistics.
+/// One PLAIN page of `values` (none missing), as polars pages a float column.
 fn float_page(values: &[f64], leaf: ParquetPrimitiveType, options: WriteOptions) -> PolarsResult<Page> {
-    let optional = leaf.field_info.repetition != Repetition::Required;
-    let mut buffer = Vec::with_capacity(values.len() * size_of::<f64>() + 16);
-    write_def_levels(&mut buffer, optional, None, values.len(), options.version)?;
-    #[cfg(target_endian = "little")]
-    buffer.extend_from_slice(bytemuck::cast_slice(values));
-    #[cfg(not(target_endian = "little"))]
-    buffer.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    let (min_value, max_value) = match min_max_propagate_nan(values) {
-        // Parquet's normalised zeros: -0.0 as a minimum, +0.0 as a maximum.
-        Some((min, max)) => (Some(if min == 0.0 { -0.0 } else { min }), Some(if max == 0.0 { 0.0 } else { max })),
-        None => (None, None),
-    };
-    let statistics = PrimitiveStatistics::<f64> { primitive_type: leaf.clone(), null_count: Some(0), distinct_count: None, max_value, min_value };
-    let header = DataPageHeader::V1(DataPageHeaderV1 {
-        num_values: values.len() as i32,
-        encoding: Encoding::Plain.into(),
-        definition_level_encoding: Encoding::Rle.into(),
-        repetition_level_encoding: Encoding::Rle.into(),
-        statistics: Some(statistics.serialize()),
-    });
-    let descriptor = Descriptor { primitive_type: leaf, max_def_level: 0, max_rep_level: 0 };
-    Ok(Page::Data(DataPage::new(header, CowBuffer::Owned(buffer), descriptor, values.len())))
+    let mut page = FloatPage::for_rows(values.len(), leaf.field_info.repetition != Repetition::Required);
+    page.push(values);
+    page.into_page(leaf, options)
+}
+
+/// Rows a PLAIN float page holds at most: polars' split of a column into pages of about 1 MiB
+/// (1 MiB / (8 bytes + 1)).
+pub const FLOAT_PAGE_ROWS: usize = 1024 * 1024 / (size_of::<f64>() + 1);
+
+/// One float column's page (no missing values) filled a slice of values at a time, with its
+/// min/max statistics gathered as it fills: the ledger writer transposes its rows straight
+/// into these, without a column of floats in between ([`FrameWriter::write_parts`]).
+pub struct FloatPage {
+    /// Definition levels, then the values' little-endian bytes.
+    buffer: Vec<u8>,
+    optional: bool,
+    rows: usize,
+    filled: usize,
+    extremes: Extremes,
+}
+
+impl FloatPage {
+    /// An empty page for `rows` values of a column that is `optional` (nullable, as polars'
+    /// columns are) or not.
+    pub fn for_rows(rows: usize, optional: bool) -> Self {
+        let mut buffer = Vec::with_capacity(rows * size_of::<f64>() + 16);
+        // Writing run-length definition levels into a vector cannot fail.
+        let _ = write_def_levels(&mut buffer, optional, None, rows, Version::V1);
+        FloatPage { buffer, optional, rows, filled: 0, extremes: Extremes::default() }
+    }
+
+    /// Append `values`.
+    #[inline]
+    pub fn push(&mut self, values: &[f64]) {
+        self.extremes.push(values);
+        #[cfg(target_endian = "little")]
+        self.buffer.extend_from_slice(bytemuck::cast_slice(values));
+        #[cfg(not(target_endian = "little"))]
+        self.buffer.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        self.filled += values.len();
+    }
+
+    /// The page of column `leaf`, with its header and statistics.
+    fn into_page(self, leaf: ParquetPrimitiveType, options: WriteOptions) -> PolarsResult<Page> {
+        if options.version != Version::V1 || options.statistics != StatisticsOptions::default() {
+            polars::prelude::polars_bail!(ComputeError: "float pages are written as Parquet V1 pages with the default statistics");
+        }
+        if leaf.physical_type != polars_parquet::parquet::schema::types::PhysicalType::Double || self.filled != self.rows || self.optional != (leaf.field_info.repetition != Repetition::Required) || self.rows > FLOAT_PAGE_ROWS {
+            polars::prelude::polars_bail!(ComputeError: "float page of column {}: {} of {} rows, optional {}, at most {FLOAT_PAGE_ROWS} rows", leaf.field_info.name, self.filled, self.rows, self.optional);
+        }
+        let (min_value, max_value) = match self.extremes.finish() {
+            // Parquet's normalised zeros: -0.0 as a minimum, +0.0 as a maximum.
+            Some((min, max)) => (Some(if min == 0.0 { -0.0 } else { min }), Some(if max == 0.0 { 0.0 } else { max })),
+            None => (None, None),
+        };
+        let statistics = PrimitiveStatistics::<f64> { primitive_type: leaf.clone(), null_count: Some(0), distinct_count: None, max_value, min_value };
+        let header = DataPageHeader::V1(DataPageHeaderV1 {
+            num_values: self.rows as i32,
+            encoding: Encoding::Plain.into(),
+            definition_level_encoding: Encoding::Rle.into(),
+            repetition_level_encoding: Encoding::Rle.into(),
+            statistics: Some(statistics.serialize()),
+        });
+        let descriptor = Descriptor { primitive_type: leaf, max_def_level: 0, max_rep_level: 0 };
+        Ok(Page::Data(DataPage::new(header, CowBuffer::Owned(self.buffer), descriptor, self.rows)))
+    }
 }
 
 /// The minimum and maximum as polars' statistics fold them with NaN propagated: the first NaN
 /// (its bits) for both if there is one, else the extremes (the sign of a zero extreme is
-/// normalised by the caller). Eight independent lanes, so the comparisons run in parallel.
-fn min_max_propagate_nan(values: &[f64]) -> Option<(f64, f64)> {
+/// normalised by the caller). Kept in eight independent lanes, so the comparisons run in
+/// parallel instead of as one chain.
+#[derive(Clone, Copy)]
+struct Extremes {
+    mins: [f64; Extremes::LANES],
+    maxs: [f64; Extremes::LANES],
+    first_nan: Option<f64>,
+    any: bool,
+}
+
+impl Default for Extremes {
+    fn default() -> Self {
+        Extremes { mins: [f64::INFINITY; Self::LANES], maxs: [f64::NEG_INFINITY; Self::LANES], first_nan: None, any: false }
+    }
+}
+
+impl Extremes {
     const LANES: usize = 8;
-    if values.is_empty() {
-        return None;
-    }
-    let mut mins = [f64::INFINITY; LANES];
-    let mut maxs = [f64::NEG_INFINITY; LANES];
-    let mut nan = [false; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for k in 0..LANES {
-            let v = chunk[k];
-            nan[k] |= v.is_nan();
-            mins[k] = if v < mins[k] { v } else { mins[k] };
-            maxs[k] = if v > maxs[k] { v } else { maxs[k] };
+
+    #[inline]
+    fn push(&mut self, values: &[f64]) {
+        let mut nan = [false; Self::LANES];
+        let chunks = values.chunks_exact(Self::LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for k in 0..Self::LANES {
+                let v = chunk[k];
+                nan[k] |= v.is_nan();
+                self.mins[k] = if v < self.mins[k] { v } else { self.mins[k] };
+                self.maxs[k] = if v > self.maxs[k] { v } else { self.maxs[k] };
+            }
         }
+        for &v in rest {
+            nan[0] |= v.is_nan();
+            self.mins[0] = if v < self.mins[0] { v } else { self.mins[0] };
+            self.maxs[0] = if v > self.maxs[0] { v } else { self.maxs[0] };
+        }
+        if self.first_nan.is_none() && nan.iter().any(|&n| n) {
+            self.first_nan = values.iter().copied().find(|v| v.is_nan());
+        }
+        self.any |= !values.is_empty();
     }
-    let mut any_nan = nan.iter().any(|&n| n);
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    for &v in mins.iter().chain(rest) {
-        min = if v < min { v } else { min };
+
+    fn finish(&self) -> Option<(f64, f64)> {
+        if !self.any {
+            return None;
+        }
+        if let Some(nan) = self.first_nan {
+            return Some((nan, nan));
+        }
+        let min = self.mins.iter().copied().fold(f64::INFINITY, |m, v| if v < m { v } else { m });
+        let max = self.maxs.iter().copied().fold(f64::NEG_INFINITY, |m, v| if v > m { v } else { m });
+        Some((min, max))
     }
-    for &v in maxs.iter().chain(rest) {
-        max = if v > max { v } else { max };
-    }
-    any_nan |= rest.iter().any(|v| v.is_nan());
-    if any_nan {
-        let first = values.iter().copied().find(|v| v.is_nan())?;
-        return Some((first, first));
-    }
-    Some((min, max))
+}
+
+#[cfg(test)]
+fn min_max_propagate_nan(values: &[f64]) -> Option<(f64, f64)> {
+    let mut extremes = Extremes::default();
+    extremes.push(values);
+    extremes.finish()
 }
 
 /// Write `frame` to `sink` as one Parquet file, in row groups of at most 512 × 512 rows
@@ -294,5 +397,55 @@ mod tests {
         assert_eq!(normalised(&[1.0; 9].iter().copied().chain([-f64::NAN]).collect::<Vec<_>>()), Some(((-f64::NAN).to_bits(), (-f64::NAN).to_bits())));
         assert_eq!(normalised(&[-0.0, 0.0]), Some(((-0.0f64).to_bits(), 0.0f64.to_bits())));
         assert_eq!(normalised(&[f64::NEG_INFINITY]), Some((f64::NEG_INFINITY.to_bits(), f64::NEG_INFINITY.to_bits())));
+        // Pushed in pieces (a block at a time, as the ledger does): the same.
+        for seed in 0..20 {
+            let values = floats(1000, seed, true);
+            let mut extremes = Extremes::default();
+            for piece in values.chunks(64) {
+                extremes.push(piece);
+            }
+            let whole = min_max_propagate_nan(&values).map(|(a, b)| (a.to_bits(), b.to_bits()));
+            assert_eq!(extremes.finish().map(|(a, b)| (a.to_bits(), b.to_bits())), whole, "seed {seed}");
+        }
+    }
+
+    /// A row group written as a front frame plus float pages filled in blocks has the bytes of
+    /// the same frame written whole.
+    #[test]
+    fn row_groups_written_in_parts_equal_whole_frames() {
+        for (n, seed) in [(1usize, 11u64), (63, 12), (65_536, 13), (100_000, 14)] {
+            let ts: Vec<i64> = (0..n as i64).map(|i| 1_600_000_000_000 + i * 60_000).collect();
+            let state: Vec<i32> = (0..n).map(|i| (i % 3) as i32).collect();
+            let float_columns: Vec<Vec<f64>> = (0..4).map(|k| floats(n, seed + 100 * k, k % 2 == 1)).collect();
+            let front = DataFrame::new(n, vec![Column::new("ts".into(), &ts), Column::new("state".into(), &state)]).unwrap();
+            let mut whole = front.clone();
+            for (k, values) in float_columns.iter().enumerate() {
+                whole.with_column(Column::new(format!("f{k}").into(), values)).unwrap();
+            }
+            let expected = basis_bytes(&mut whole.clone());
+            let mut bytes = Vec::new();
+            let mut writer = FrameWriter::new(&mut bytes, whole.schema(), "test").unwrap();
+            let pages = float_columns
+                .iter()
+                .map(|values| {
+                    let mut page = FloatPage::for_rows(n, true);
+                    for block in values.chunks(64) {
+                        page.push(block);
+                    }
+                    page
+                })
+                .collect();
+            writer.write_parts(&front, pages).unwrap();
+            writer.finish().unwrap();
+            assert_eq!(bytes, expected, "{n} rows");
+        }
+        // A page of the wrong length is refused, not written.
+        let front = DataFrame::new(2, vec![Column::new("ts".into(), [1i64, 2])]).unwrap();
+        let mut whole = front.clone();
+        whole.with_column(Column::new("f".into(), [1.0f64, 2.0])).unwrap();
+        let mut writer = FrameWriter::new(Vec::new(), whole.schema(), "test").unwrap();
+        let mut short = FloatPage::for_rows(2, true);
+        short.push(&[1.0]);
+        assert!(writer.write_parts(&front, vec![short]).is_err());
     }
 }

@@ -114,15 +114,22 @@ impl FullLedger {
     /// The rows as a frame, the column vectors moved into it (no copy).
     pub fn into_frame(self) -> Result<DataFrame> {
         let rows = self.len();
-        let mut columns = vec![
-            Column::new("ts".into(), self.ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
-            Column::new("state".into(), self.state),
-            Column::new("events".into(), self.events),
-        ];
+        let mut columns = Self::front_columns(self.ts_ms, self.state, self.events)?;
         for (name, values) in Self::float_columns().iter().zip(self.floats) {
             columns.push(Column::new((*name).into(), values));
         }
         Ok(DataFrame::new(rows, columns)?)
+    }
+}
+
+impl FullLedger {
+    /// The columns before the float ones: time, state, events.
+    fn front_columns(ts_ms: Vec<i64>, state: Vec<i32>, events: Vec<i32>) -> Result<Vec<Column>> {
+        Ok(vec![
+            Column::new("ts".into(), ts_ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+            Column::new("state".into(), state),
+            Column::new("events".into(), events),
+        ])
     }
 }
 
@@ -219,7 +226,7 @@ impl PackedRow {
 
 /// Rows gathered for one row group of the streaming ledger, each stored whole (row after row):
 /// the loop writes one contiguous record a step instead of a value into each of 25 columns,
-/// and the writer thread turns them into columns ([`RowGroup::to_columns`]).
+/// and the writer thread turns them into columns ([`RowGroup::to_parts`]).
 #[derive(Debug, Clone, Default)]
 pub struct RowGroup {
     rows: Vec<PackedRow>,
@@ -248,20 +255,28 @@ impl RowGroup {
         self.rows.clear();
     }
 
-    /// The rows as ledger columns: a block of rows at a time (small enough to stay in the
-    /// first-level cache), each column filled from the block in one pass.
-    pub fn to_columns(&self) -> FullLedger {
+    /// The rows as the ledger file's row group: the time, state and events columns as a frame,
+    /// and each float column straight as its Parquet page, filled a block of rows at a time
+    /// (no column of floats in between, no second copy).
+    pub fn to_parts(&self) -> Result<(DataFrame, Vec<crate::parquet::FloatPage>)> {
         const BLOCK: usize = 64;
-        let mut columns = FullLedger::with_capacity(self.rows.len());
+        let rows = self.rows.len();
+        let (mut ts_ms, mut state, mut events) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+        // polars' columns are nullable: their pages carry definition levels.
+        let mut pages: Vec<crate::parquet::FloatPage> = (0..FLOAT_COLUMNS).map(|_| crate::parquet::FloatPage::for_rows(rows, true)).collect();
+        let mut values = [0.0; BLOCK];
         for block in self.rows.chunks(BLOCK) {
-            columns.ts_ms.extend(block.iter().map(|r| r.ts_ms));
-            columns.state.extend(block.iter().map(|r| r.state));
-            columns.events.extend(block.iter().map(|r| r.events));
-            for (k, column) in columns.floats.iter_mut().enumerate() {
-                column.extend(block.iter().map(|r| r.values[k]));
+            ts_ms.extend(block.iter().map(|r| r.ts_ms));
+            state.extend(block.iter().map(|r| r.state));
+            events.extend(block.iter().map(|r| r.events));
+            for (k, page) in pages.iter_mut().enumerate() {
+                for (value, row) in values.iter_mut().zip(block) {
+                    *value = row.values[k];
+                }
+                page.push(&values[..block.len()]);
             }
         }
-        columns
+        Ok((DataFrame::new(rows, FullLedger::front_columns(ts_ms, state, events)?)?, pages))
     }
 }
 
@@ -407,6 +422,8 @@ pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settl
 
 /// Rows a [`ParquetLedger`] gathers before writing them as one row group.
 pub const ROW_GROUP_ROWS: usize = 65_536;
+// A row group's float column is one Parquet page (RowGroup::to_parts).
+const _: () = assert!(ROW_GROUP_ROWS <= crate::parquet::FLOAT_PAGE_ROWS);
 
 /// Writes every row to a Parquet file as the run goes, one row group of [`ROW_GROUP_ROWS`] rows
 /// at a time, so memory does not grow with the number of steps. The file holds the same
@@ -442,10 +459,10 @@ impl ParquetLedger {
                     // Turned into the frame's columns here, so the loop gets its warm buffer back
                     // (before the frame is encoded) and does not fault in fresh pages for every
                     // row group.
-                    let frame = chunk.to_columns().into_frame()?;
+                    let (front, pages) = chunk.to_parts()?;
                     chunk.clear();
                     let _ = give_back.send(chunk);
-                    writer.write(&frame)?;
+                    writer.write_parts(&front, pages)?;
                 }
                 writer.finish()
             })
