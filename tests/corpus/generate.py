@@ -149,4 +149,7 @@ case("47-open-negative", 2, ["spot.csv: line 6", "column `open`", "-5"], spot=ed
 case("48-low-above-close", 2, ["spot.csv: line 6", "column `close`", "outside its low 100.5"], spot=edit(good, 5, 3, "100.5"))
 case("49-open-above-high", 2, ["perp.csv: line 4", "column `open`", "outside its low"], perp=edit(klines(100.1), 3, 1, "150"))
 case("50-negative-volume", 2, ["spot.csv: line 6", "column `volume`", "negative"], spot=edit(good, 5, 5, "-1"))
+# Parquet inputs are mapped, not read: an empty or cut file must still fail with the file's name.
+case("51-empty-parquet", 2, ["spot.parquet", "not a readable Parquet file"], spot=b"", spot_name="spot.parquet", spot_format="generic", spot_extra='close_time_column = "ts"\nclose_column = "close"')
+case("52-truncated-parquet", 2, ["spot.parquet", "not a readable Parquet file"], spot=b"PAR1" + b"\x15\x04\x15" * 40, spot_name="spot.parquet", spot_format="generic", spot_extra='close_time_column = "ts"\nclose_column = "close"')
 print(len(list(ROOT.iterdir())), "cases")
