@@ -2,7 +2,7 @@
 //! PLAIN-encoded from the start. polars' own writer asks for a dictionary on every float column,
 //! estimates each column's cardinality to decide, and then falls back to PLAIN anyway (its cast
 //! of floats to a dictionary fails), so that estimate was 7 % of a long run's time for
-//! nothing. Float columns without missing values are also paged here ([`float_pages`]): polars
+//! nothing. Float columns without missing values are also paged here ([`FloatPage`]): polars
 //! folds their min/max statistics one value at a time, a chain of dependent comparisons that
 //! was 11 % of a 1-year run's time, and copies the values one at a time. The files are byte
 //! for byte the ones polars' writer makes (the golden-output test and this module's tests say
