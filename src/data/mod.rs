@@ -138,10 +138,10 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
                 let perp = Loaded::of(|files, warnings| load_prices(perp, "perp", files, warnings));
                 (Loaded::joined(spot), perp, mark.map(Loaded::joined), Loaded::joined(funding))
             });
-            let spot = spot.into(&mut files, &mut warnings)?;
-            let perp = perp.into(&mut files, &mut warnings)?;
-            let mark = mark.map(|mark| mark.into(&mut files, &mut warnings)).transpose()?;
-            let funding = funding.into(&mut files, &mut warnings)?;
+            let spot = spot.append_to(&mut files, &mut warnings)?;
+            let perp = perp.append_to(&mut files, &mut warnings)?;
+            let mark = mark.map(|mark| mark.append_to(&mut files, &mut warnings)).transpose()?;
+            let funding = funding.append_to(&mut files, &mut warnings)?;
             (spot, perp, mark, funding)
         }
         _ => bail_input!("[data] needs either [data.freqtrade] or all of [data.spot], [data.perp] and [data.funding]"),
@@ -219,7 +219,7 @@ impl<T> Loaded<T> {
     }
 
     /// The series, its files and warnings appended to the load's.
-    fn into(self, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<T> {
+    fn append_to(self, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<T> {
         let value = self.result?;
         files.extend(self.files);
         warnings.extend(self.warnings);
