@@ -71,13 +71,7 @@ impl<W: Write> FrameWriter<W> {
                 continue;
             }
             // Columns are encoded and compressed in parallel, then written in order.
-            let encode = |((array, field), encoding): ((&polars_arrow::array::ArrayRef, &polars_parquet::write::ParquetType), &Vec<Encoding>)| -> Result<Vec<_>> {
-                    let pages = match float_pages(array.as_ref(), field, options, encoding) {
-                        Some(pages) => vec![pages],
-                        None => array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?,
-                    };
-                    Ok(pages.into_iter().map(|column| compressed(column, options)).collect())
-            };
+            let encode = |((array, field), encoding): ((&polars_arrow::array::ArrayRef, &ParquetType), &Vec<Encoding>)| column_pages(array, field, options, encoding, name);
             let columns: Vec<_> = match ENCODERS.as_ref() {
                 Some(pool) => pool.install(|| batch.columns().par_iter().zip(&fields).zip(&self.encodings).map(encode).collect::<Result<Vec<_>>>())?,
                 None => batch.columns().iter().zip(&fields).zip(&self.encodings).map(encode).collect::<Result<Vec<_>>>()?,
@@ -102,11 +96,7 @@ impl<W: Write> FrameWriter<W> {
         let split = batch.columns().len();
         let mut columns = Vec::with_capacity(fields.len());
         for ((array, field), encoding) in batch.columns().iter().zip(&fields).zip(&self.encodings) {
-            let leaves = match float_pages(array.as_ref(), field, options, encoding) {
-                Some(pages) => vec![pages],
-                None => array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?,
-            };
-            columns.extend(leaves.into_iter().map(|pages| compressed(pages, options)));
+            columns.extend(column_pages(array, field, options, encoding, name)?);
         }
         for (page, field) in pages.into_iter().zip(&fields[split..]) {
             let [leaf] = <[ParquetPrimitiveType; 1]>::try_from(to_parquet_leaves(field.clone())).map_err(|_| anyhow!("writing {name}: a float page for a nested column"))?;
@@ -126,6 +116,16 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
+/// One column's leaves, each as its pages compressed as the file writer pulls them: a float
+/// column without missing values paged by [`float_pages`], any other by polars.
+fn column_pages(array: &polars_arrow::array::ArrayRef, field: &ParquetType, options: WriteOptions, encoding: &[Encoding], name: &str) -> Result<Vec<PolarsResult<DynStreamingIterator<'static, CompressedPage, PolarsError>>>> {
+    let leaves = match float_pages(array.as_ref(), field, options, encoding) {
+        Some(pages) => vec![pages],
+        None => array_to_columns(array, field.clone(), options, encoding).map_err(|err| anyhow!("writing {name}: {err}"))?,
+    };
+    Ok(leaves.into_iter().map(|pages| compressed(pages, options)).collect())
+}
+
 /// A column's pages, compressed as the file writer pulls them.
 fn compressed(pages: DynIter<'static, PolarsResult<Page>>, options: WriteOptions) -> PolarsResult<DynStreamingIterator<'static, CompressedPage, PolarsError>> {
     let compressor = Compressor::new_from_vec(pages.map(|page| page.map_err(|err| polars_parquet::parquet::error::ParquetError::FeatureNotSupported(err.to_string()))), options.compression, Vec::new());
@@ -143,13 +143,8 @@ fn float_pages(array: &dyn Array, field: &ParquetType, options: WriteOptions, en
     let [leaf] = <[ParquetPrimitiveType; 1]>::try_from(to_parquet_leaves(field.clone())).ok()?;
     let values = values.values().clone();
     let rows = values.len();
-    // polars' split: pages of about 1 MiB, by the column's estimated bytes per row.
-    const PAGE_BYTES: usize = 1024 * 1024;
-    let bytes_per_row = if rows == 0 { 0 } else { ((rows * size_of::<f64>()) as f64 / rows as f64) as usize };
-    let rows_per_page = (PAGE_BYTES / (bytes_per_row + 1)).max(1);
-    debug_assert!(rows == 0 || rows_per_page == FLOAT_PAGE_ROWS);
-    let pages = (0..rows).step_by(rows_per_page).map(move |offset| {
-        let page = &values[offset..(offset + rows_per_page).min(rows)];
+    let pages = (0..rows).step_by(FLOAT_PAGE_ROWS).map(move |offset| {
+        let page = &values[offset..(offset + FLOAT_PAGE_ROWS).min(rows)];
         float_page(page, leaf.clone(), options)
     });
     Some(DynIter::new(pages))
@@ -162,8 +157,8 @@ fn float_page(values: &[f64], leaf: ParquetPrimitiveType, options: WriteOptions)
     page.into_page(leaf, options)
 }
 
-/// Rows a PLAIN float page holds at most: polars' split of a column into pages of about 1 MiB
-/// (1 MiB / (8 bytes + 1)).
+/// Rows a PLAIN float page holds at most: polars splits a column without a validity bitmap
+/// into pages of 1 MiB / (bytes per row + 1) rows, 8 bytes a row for a float.
 pub const FLOAT_PAGE_ROWS: usize = 1024 * 1024 / (size_of::<f64>() + 1);
 
 /// One float column's page (no missing values) filled a slice of values at a time, with its

@@ -481,20 +481,20 @@ pub fn map_hashed(path: &Path) -> Result<FileBytes> {
     // backtest's inputs are not written while it runs.
     let bytes = match (len > 0).then(|| unsafe { memmap2::Mmap::map(&file) }) {
         Some(Ok(map)) => FileBytes::Mapped(map),
-        _ => FileBytes::Read(read_hashed_unrecorded(path)?),
+        _ => FileBytes::Read(read_file(path)?),
     };
     remember_hash(path, bytes.as_ref().len() as u64, hex(&sha2::Sha256::digest(bytes.as_ref())));
     Ok(bytes)
 }
 
-fn read_hashed_unrecorded(path: &Path) -> Result<Vec<u8>> {
+fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))
 }
 
 /// A file's raw bytes, hashed as they are read (see [`sha256_of`]).
 pub fn read_hashed(path: &Path) -> Result<Vec<u8>> {
     use sha2::Digest;
-    let raw = std::fs::read(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let raw = read_file(path)?;
     remember_hash(path, raw.len() as u64, hex(&sha2::Sha256::digest(&raw)));
     Ok(raw)
 }

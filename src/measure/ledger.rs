@@ -120,9 +120,7 @@ impl FullLedger {
         }
         Ok(DataFrame::new(rows, columns)?)
     }
-}
 
-impl FullLedger {
     /// The columns before the float ones: time, state, events.
     fn front_columns(ts_ms: Vec<i64>, state: Vec<i32>, events: Vec<i32>) -> Result<Vec<Column>> {
         Ok(vec![
@@ -456,9 +454,9 @@ impl ParquetLedger {
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
                 for mut chunk in chunks {
-                    // Turned into the frame's columns here, so the loop gets its warm buffer back
-                    // (before the frame is encoded) and does not fault in fresh pages for every
-                    // row group.
+                    // Laid out as the row group's columns and pages here, so the loop gets its
+                    // warm buffer back (before they are compressed) and does not fault in fresh
+                    // pages for every row group.
                     let (front, pages) = chunk.to_parts()?;
                     chunk.clear();
                     let _ = give_back.send(chunk);
