@@ -15,7 +15,6 @@
 
 pub mod error;
 pub mod model;
-pub mod memory;
 pub mod parquet;
 pub mod rng;
 pub mod time;

@@ -167,6 +167,8 @@ pub const FLOAT_PAGE_ROWS: usize = 1024 * 1024 / (size_of::<f64>() + 1);
 pub struct FloatPage {
     /// Definition levels, then the values' little-endian bytes.
     buffer: Vec<u8>,
+    /// Where the values start in `buffer` (after the definition levels).
+    values_from: usize,
     optional: bool,
     rows: usize,
     filled: usize,
@@ -180,7 +182,19 @@ impl FloatPage {
         let mut buffer = Vec::with_capacity(rows * size_of::<f64>() + 16);
         // Writing run-length definition levels into a vector cannot fail.
         let _ = write_def_levels(&mut buffer, optional, None, rows, Version::V1);
-        FloatPage { buffer, optional, rows, filled: 0, extremes: Extremes::default() }
+        FloatPage { values_from: buffer.len(), buffer, optional, rows, filled: 0, extremes: Extremes::default() }
+    }
+
+    /// The page cut to the values pushed so far, for a row group that ended before the rows
+    /// the page was made for: the definition levels (which count the rows) are written again
+    /// and the values copied once.
+    pub fn cut_to_filled(self) -> FloatPage {
+        if self.filled == self.rows {
+            return self;
+        }
+        let mut cut = FloatPage::for_rows(self.filled, self.optional);
+        cut.buffer.extend_from_slice(&self.buffer[self.values_from..]);
+        FloatPage { filled: self.filled, extremes: self.extremes, ..cut }
     }
 
     /// Append `values`.
@@ -442,5 +456,24 @@ mod tests {
         let mut short = FloatPage::for_rows(2, true);
         short.push(&[1.0]);
         assert!(writer.write_parts(&front, vec![short]).is_err());
+    }
+
+    /// A page made for more rows than it got, once cut, has the bytes of a page made for the
+    /// rows it got (definition levels, values and statistics).
+    #[test]
+    fn cut_pages_equal_pages_made_to_size() {
+        for (made_for, got) in [(65_536usize, 0usize), (65_536, 1), (65_536, 63), (65_536, 8_191), (65_536, 8_192), (65_536, 65_535), (65_536, 65_536), (10, 3)] {
+            let values = floats(got, got as u64 + 7, true);
+            let mut made = FloatPage::for_rows(got, true);
+            let mut cut = FloatPage::for_rows(made_for, true);
+            for block in values.chunks(64) {
+                made.push(block);
+                cut.push(block);
+            }
+            let cut = cut.cut_to_filled();
+            assert_eq!((cut.rows, cut.filled, cut.values_from), (made.rows, made.filled, made.values_from), "{got} of {made_for}");
+            assert_eq!(cut.buffer, made.buffer, "{got} of {made_for}");
+            assert_eq!(cut.extremes.finish().map(|(a, b)| (a.to_bits(), b.to_bits())), made.extremes.finish().map(|(a, b)| (a.to_bits(), b.to_bits())), "{got} of {made_for}");
+        }
     }
 }

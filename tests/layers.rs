@@ -3,7 +3,7 @@
 //! cycle) fails here and names the file and the edge.
 //!
 //! Layers, bottom to top (README "Code map"):
-//! 0. `model`, `time`, `rng`, `error`, `parquet`, `memory` — plain types and helpers;
+//! 0. `model`, `time`, `rng`, `error`, `parquet` — plain types and helpers;
 //! 1. `data`, `venue`, `sim`, `measure` — loading and aligning, venue rules, the simulation,
 //!    the ledger and metrics;
 //! 2. `config`, `render`, `output` — the TOML at the boundary, charts and HTML, run folders;
@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const LAYERS: [&[&str]; 5] = [&["model", "time", "rng", "error", "parquet", "memory"], &["data", "venue", "sim", "measure"], &["config", "render", "output"], &["app"], &["cli"]];
+const LAYERS: [&[&str]; 5] = [&["model", "time", "rng", "error", "parquet"], &["data", "venue", "sim", "measure"], &["config", "render", "output"], &["app"], &["cli"]];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

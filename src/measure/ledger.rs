@@ -222,58 +222,85 @@ impl PackedRow {
     }
 }
 
-/// Rows gathered for one row group of the streaming ledger, each stored whole (row after row):
-/// the loop writes one contiguous record a step instead of a value into each of 25 columns,
-/// and the writer thread turns them into columns ([`RowGroup::to_parts`]).
-#[derive(Debug, Clone, Default)]
+/// One row group of the streaming ledger as it fills: the latest rows stored whole (row after
+/// row: the loop writes one contiguous record a step instead of a value into each of 25
+/// columns), laid out into the row group's columns and float pages every [`RowGroup::STAGED`]
+/// rows, while those rows are still in the cache.
 pub struct RowGroup {
-    rows: Vec<PackedRow>,
+    /// Rows not laid out yet: at most [`RowGroup::STAGED`].
+    staged: Vec<PackedRow>,
+    /// Rows the columns and pages are made for.
+    capacity: usize,
+    rows: usize,
+    ts_ms: Vec<i64>,
+    state: Vec<i32>,
+    events: Vec<i32>,
+    pages: Vec<crate::parquet::FloatPage>,
 }
 
 impl RowGroup {
-    /// Room for `rows` rows.
+    /// Rows gathered whole before they are laid out: 1,024 rows are 208 KiB, which stay in a
+    /// core's L2 cache between the loop writing them and the layout reading them back.
+    pub const STAGED: usize = 1024;
+
+    /// An empty row group for up to `rows` rows.
     pub fn with_capacity(rows: usize) -> Self {
-        let rows: Vec<PackedRow> = Vec::with_capacity(rows);
-        crate::memory::prefer_huge_pages(rows.as_ptr().cast(), rows.capacity() * size_of::<PackedRow>());
-        RowGroup { rows }
+        let staged = Vec::with_capacity(Self::STAGED.min(rows));
+        let (ts_ms, state, events, pages) = Self::columns_for(rows);
+        RowGroup { staged, capacity: rows, rows: 0, ts_ms, state, events, pages }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn columns_for(rows: usize) -> (Vec<i64>, Vec<i32>, Vec<i32>, Vec<crate::parquet::FloatPage>) {
+        // polars' columns are nullable: their pages carry definition levels.
+        let pages = (0..FLOAT_COLUMNS).map(|_| crate::parquet::FloatPage::for_rows(rows, true)).collect();
+        (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), pages)
     }
 
     /// Rows gathered.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows
     }
 
     /// Whether no row was gathered.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows == 0
     }
 
-    /// Forget the rows, keeping the room.
-    pub fn clear(&mut self) {
-        self.rows.clear();
-    }
-
-    /// The rows as the ledger file's row group: the time, state and events columns as a frame,
-    /// and each float column straight as its Parquet page, filled a block of rows at a time
-    /// (no column of floats in between, no second copy).
-    pub fn to_parts(&self) -> Result<(DataFrame, Vec<crate::parquet::FloatPage>)> {
+    /// Lay the staged rows out into the columns and pages, a block of 64 rows at a time: the
+    /// block is transposed whole first, so that each column's values were stored long before
+    /// its page reads them back (read back at once, they stall the core on store forwarding).
+    #[inline(never)]
+    fn lay_out_staged(&mut self) {
         const BLOCK: usize = 64;
-        let rows = self.rows.len();
-        let (mut ts_ms, mut state, mut events) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
-        // polars' columns are nullable: their pages carry definition levels.
-        let mut pages: Vec<crate::parquet::FloatPage> = (0..FLOAT_COLUMNS).map(|_| crate::parquet::FloatPage::for_rows(rows, true)).collect();
-        let mut values = [0.0; BLOCK];
-        for block in self.rows.chunks(BLOCK) {
-            ts_ms.extend(block.iter().map(|r| r.ts_ms));
-            state.extend(block.iter().map(|r| r.state));
-            events.extend(block.iter().map(|r| r.events));
-            for (k, page) in pages.iter_mut().enumerate() {
-                for (value, row) in values.iter_mut().zip(block) {
-                    *value = row.values[k];
+        let mut columns = [[0.0; BLOCK]; FLOAT_COLUMNS];
+        for block in self.staged.chunks(BLOCK) {
+            self.ts_ms.extend(block.iter().map(|r| r.ts_ms));
+            self.state.extend(block.iter().map(|r| r.state));
+            self.events.extend(block.iter().map(|r| r.events));
+            for (j, row) in block.iter().enumerate() {
+                for (column, &value) in columns.iter_mut().zip(&row.values) {
+                    column[j] = value;
                 }
-                page.push(&values[..block.len()]);
+            }
+            for (page, column) in self.pages.iter_mut().zip(&columns) {
+                page.push(&column[..block.len()]);
             }
         }
+        self.staged.clear();
+    }
+
+    /// The rows gathered as the ledger file's row group: the time, state and events columns as
+    /// a frame, and each float column as its Parquet page. The row group is left empty, with
+    /// fresh columns for as many rows as before.
+    pub fn take_parts(&mut self) -> Result<(DataFrame, Vec<crate::parquet::FloatPage>)> {
+        self.lay_out_staged();
+        let (ts_ms, state, events, pages) = Self::columns_for(self.capacity);
+        let ts_ms = std::mem::replace(&mut self.ts_ms, ts_ms);
+        let state = std::mem::replace(&mut self.state, state);
+        let events = std::mem::replace(&mut self.events, events);
+        let pages = std::mem::replace(&mut self.pages, pages).into_iter().map(crate::parquet::FloatPage::cut_to_filled).collect();
+        let rows = std::mem::take(&mut self.rows);
         Ok((DataFrame::new(rows, FullLedger::front_columns(ts_ms, state, events)?)?, pages))
     }
 }
@@ -281,7 +308,11 @@ impl RowGroup {
 impl Recorder for RowGroup {
     #[inline]
     fn record(&mut self, row: &StepRow) {
-        self.rows.push(PackedRow::of(row));
+        self.staged.push(PackedRow::of(row));
+        self.rows += 1;
+        if self.staged.len() == Self::STAGED {
+            self.lay_out_staged();
+        }
     }
 }
 
@@ -420,26 +451,24 @@ pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settl
 
 /// Rows a [`ParquetLedger`] gathers before writing them as one row group.
 pub const ROW_GROUP_ROWS: usize = 65_536;
-// A row group's float column is one Parquet page (RowGroup::to_parts).
+// A row group's float column is one Parquet page (RowGroup::take_parts).
 const _: () = assert!(ROW_GROUP_ROWS <= crate::parquet::FLOAT_PAGE_ROWS);
 
 /// Writes every row to a Parquet file as the run goes, one row group of [`ROW_GROUP_ROWS`] rows
 /// at a time, so memory does not grow with the number of steps. The file holds the same
 /// columns as [`FullLedger::to_frame`] (and the same bytes for a run of up to one row group).
 ///
-/// Encoding and compressing a row group is most of a long run's cost, so it happens on a
-/// writer thread while the loop goes on: full chunks move to it through a channel of one, and
-/// come back emptied for reuse as soon as the writer has copied them into the frame it encodes
-/// (at most three exist: the one filling, one queued, one being copied).
+/// The work is split between the two threads it keeps busy. The loop lays its rows out as the
+/// row group's columns and pages as it goes ([`RowGroup`]); a writer thread compresses and
+/// writes each full row group while the loop fills the next. At most two row groups' pages
+/// exist: one being written and one filling (the channel holds none).
 pub struct ParquetLedger {
     chunk: RowGroup,
-    sender: Option<std::sync::mpsc::SyncSender<RowGroup>>,
-    /// Chunks the writer is done with, emptied, to be filled again.
-    recycled: std::sync::mpsc::Receiver<RowGroup>,
+    sender: Option<std::sync::mpsc::SyncSender<(DataFrame, Vec<crate::parquet::FloatPage>)>>,
     writer: Option<std::thread::JoinHandle<Result<()>>>,
     rows: usize,
-    /// Chunks made so far: at most [`ParquetLedger::CHUNKS`].
-    chunks: usize,
+    /// A row group that could not be laid out, reported by [`ParquetLedger::finish`].
+    failed: Option<anyhow::Error>,
 }
 
 impl ParquetLedger {
@@ -448,50 +477,37 @@ impl ParquetLedger {
         let file = std::fs::File::create(path).map_err(|err| anyhow::anyhow!("creating {}: {err}", path.display()))?;
         let schema = FullLedger::default().to_frame()?.schema().as_ref().clone();
         let mut writer = crate::parquet::FrameWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &path.display().to_string())?;
-        let (sender, chunks) = std::sync::mpsc::sync_channel::<RowGroup>(1);
-        let (give_back, recycled) = std::sync::mpsc::channel::<RowGroup>();
+        // A rendezvous: the loop hands a row group over only once the writer is done with
+        // the one before, so no third row group's pages are ever held.
+        let (sender, groups) = std::sync::mpsc::sync_channel::<(DataFrame, Vec<crate::parquet::FloatPage>)>(0);
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
-                for mut chunk in chunks {
-                    // Laid out as the row group's columns and pages here, so the loop gets its
-                    // warm buffer back (before they are compressed) and does not fault in fresh
-                    // pages for every row group.
-                    let (front, pages) = chunk.to_parts()?;
-                    chunk.clear();
-                    let _ = give_back.send(chunk);
+                for (front, pages) in groups {
                     writer.write_parts(&front, pages)?;
                 }
                 writer.finish()
             })
             .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
-        Ok(Self { chunk: RowGroup::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), recycled, writer: Some(thread), rows: 0, chunks: 1 })
+        Ok(Self { chunk: RowGroup::with_capacity(ROW_GROUP_ROWS), sender: Some(sender), writer: Some(thread), rows: 0, failed: None })
     }
-
-    /// Chunks that exist at most: the one filling, one queued, one the writer is copying into
-    /// its frame. A fourth would not speed the loop up, as the writer keeps pace; it would only
-    /// hold memory (12.6 MB).
-    const CHUNKS: usize = 3;
 
     fn flush(&mut self) {
         if self.chunk.is_empty() {
             return;
         }
-        let next = match self.recycled.try_recv() {
-            Ok(chunk) => chunk,
-            Err(_) if self.chunks < Self::CHUNKS => {
-                self.chunks += 1;
-                RowGroup::with_capacity(ROW_GROUP_ROWS)
+        self.rows += self.chunk.len();
+        match self.chunk.take_parts() {
+            // A failed send means the writer stopped on an error, which `finish` reports.
+            Ok(parts) => {
+                if let Some(sender) = &self.sender {
+                    let _ = sender.send(parts);
+                }
             }
-            // Wait for the writer to hand one back (a stopped writer: a fresh one, and `finish`
-            // reports its error).
-            Err(_) => self.recycled.recv().unwrap_or_else(|_| RowGroup::with_capacity(ROW_GROUP_ROWS)),
-        };
-        let full = std::mem::replace(&mut self.chunk, next);
-        self.rows += full.len();
-        // A failed send means the writer stopped on an error, which `finish` reports.
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(full);
+            Err(err) => {
+                self.failed.get_or_insert(err);
+                self.sender = None;
+            }
         }
     }
 
@@ -502,7 +518,10 @@ impl ParquetLedger {
         if let Some(thread) = self.writer.take() {
             thread.join().map_err(|_| anyhow::anyhow!("the ledger writer thread panicked"))??;
         }
-        Ok(self.rows)
+        match self.failed.take() {
+            Some(err) => Err(err.context("laying out a row group of the ledger")),
+            None => Ok(self.rows),
+        }
     }
 }
 
