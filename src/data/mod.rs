@@ -115,8 +115,12 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
     let mark_optional = config.freqtrade.is_some() || config.mark_optional;
-    let (spot, mut perp, mark, funding) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
-        (Some(source), _, _, _) => freqtrade::load(source, &mut files, &mut warnings)?,
+    // The bar clocks of series read on threads of their own come with them (None: made below).
+    let (spot, mut perp, mark, funding, mut clocks) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
+        (Some(source), _, _, _) => {
+            let (spot, perp, mark, funding) = freqtrade::load(source, &mut files, &mut warnings)?;
+            (spot, perp, mark, funding, [None, None, None])
+        }
         (None, Some(spot), Some(perp), Some(funding)) if !side_by_side(&[Some(spot), Some(perp), config.mark.as_ref()]) => {
             let spot = without_flat_range(load_prices(spot, "spot", &mut files, &mut warnings)?);
             let perp = load_prices(perp, "perp", &mut files, &mut warnings)?;
@@ -125,29 +129,34 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
                 None => None,
             };
             let funding = load_funding(funding, &config.symbol, &mut files, &mut warnings)?;
-            (spot, perp, mark, funding)
+            (spot, perp, mark, funding, [None, None, None])
         }
         (None, Some(spot), Some(perp), Some(funding)) => {
-            // Read side by side: each series' read, hash, decode and checks are mostly one
-            // thread's work. Files and warnings keep the order of a one-by-one load, and the
-            // first failure in that order is the one reported.
+            // Read side by side: each series' read, hash, decode, checks and bar clock are
+            // mostly one thread's work. Files and warnings keep the order of a one-by-one load,
+            // and the first failure in that order is the one reported.
+            let with_clock = |bars: PriceBars| {
+                let clock = clock::BarClock::of(&bars.ts_ms);
+                (bars, clock)
+            };
             let (spot, perp, mark, funding) = std::thread::scope(|scope| {
-                let spot = scope.spawn(|| Loaded::of(|files, warnings| load_prices(spot, "spot", files, warnings).map(without_flat_range)));
-                let mark = config.mark.as_ref().map(|source| scope.spawn(|| Loaded::of(|files, warnings| load_prices(source, "mark", files, warnings))));
+                let spot = scope.spawn(|| Loaded::of(|files, warnings| load_prices(spot, "spot", files, warnings).map(without_flat_range).map(with_clock)));
+                let mark = config.mark.as_ref().map(|source| scope.spawn(|| Loaded::of(|files, warnings| load_prices(source, "mark", files, warnings).map(with_clock))));
                 let funding = scope.spawn(|| Loaded::of(|files, warnings| load_funding(funding, &config.symbol, files, warnings)));
-                let perp = Loaded::of(|files, warnings| load_prices(perp, "perp", files, warnings));
+                let perp = Loaded::of(|files, warnings| load_prices(perp, "perp", files, warnings).map(with_clock));
                 (Loaded::joined(spot), perp, mark.map(Loaded::joined), Loaded::joined(funding))
             });
-            let spot = spot.append_to(&mut files, &mut warnings)?;
-            let perp = perp.append_to(&mut files, &mut warnings)?;
-            let mark = mark.map(|mark| mark.append_to(&mut files, &mut warnings)).transpose()?;
+            let (spot, spot_clock) = spot.append_to(&mut files, &mut warnings)?;
+            let (perp, perp_clock) = perp.append_to(&mut files, &mut warnings)?;
+            let (mark, mark_clock) = mark.map(|mark| mark.append_to(&mut files, &mut warnings)).transpose()?.unzip();
             let funding = funding.append_to(&mut files, &mut warnings)?;
-            (spot, perp, mark, funding)
+            (spot, perp, mark, funding, [Some(spot_clock), Some(perp_clock), mark_clock])
         }
         _ => bail_input!("[data] needs either [data.freqtrade] or all of [data.spot], [data.perp] and [data.funding]"),
     };
-    if config.skip_listing_placeholders {
-        quality::skip_listing_placeholders(&mut perp, &mut warnings);
+    // Placeholder bars dropped from the perp: its clock is made again from the bars left.
+    if config.skip_listing_placeholders && quality::skip_listing_placeholders(&mut perp, &mut warnings) > 0 {
+        clocks[1] = None;
     }
     let staking = match &config.staking {
         Some(source) => Some(generic::load_staking(source, &mut files)?),
@@ -163,7 +172,10 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     };
     let cash_rate = config.cash_rate.as_ref().map(|source| dated::load_rate(source, "cash_rate", &mut files)).transpose()?;
     let borrow_rate = config.borrow_rate.as_ref().map(|source| dated::load_rate(source, "borrow_rate", &mut files)).transpose()?;
-    let bar_clocks = [Some(&spot), Some(&perp), mark.as_ref(), index.as_ref()].into_iter().flatten().map(|bars| (bars.label.as_str(), clock::BarClock::of(&bars.ts_ms)));
+    let [spot_clock, perp_clock, mark_clock] = clocks;
+    let bar_clocks = [(Some(&spot), spot_clock), (Some(&perp), perp_clock), (mark.as_ref(), mark_clock), (index.as_ref(), None)]
+        .into_iter()
+        .filter_map(|(bars, clock)| bars.map(|bars| (bars.label.as_str(), clock.unwrap_or_else(|| clock::BarClock::of(&bars.ts_ms)))));
     clock_warnings(config, &funding, bar_clocks, &mut warnings);
     Ok(MarketData {
         symbol: config.symbol.clone(),

@@ -354,7 +354,13 @@ pub fn expand_glob(pattern: &str, what: &str) -> Result<Vec<PathBuf>> {
 
 /// SHA-256 of every input read so far, by path, with the length hashed: the manifest's
 /// fingerprints come from the bytes as the loaders read them, not from a second read.
-static READ_HASHES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, String)>>> = std::sync::LazyLock::new(Default::default);
+static READ_HASHES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Fingerprint>>> = std::sync::LazyLock::new(Default::default);
+
+/// A file's length and SHA-256 (hex), known or still being computed on a thread of its own.
+enum Fingerprint {
+    Known(u64, String),
+    Pending(std::thread::JoinHandle<(u64, String)>),
+}
 
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -362,8 +368,29 @@ fn hex(digest: &[u8]) -> String {
 
 /// Remember the SHA-256 of `path`'s bytes as just read.
 pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
+    remember(path, Fingerprint::Known(len, sha256_hex));
+}
+
+fn remember(path: &Path, fingerprint: Fingerprint) {
     if let Ok(mut hashes) = READ_HASHES.lock() {
-        hashes.insert(path.to_path_buf(), (len, sha256_hex));
+        hashes.insert(path.to_path_buf(), fingerprint);
+    }
+}
+
+/// Hash `path`'s mapped bytes on a thread of their own (at once if no thread can start): the
+/// loader goes on decoding, and the hash fills a core the loaders and the aligner leave idle.
+fn hash_in_background(path: &Path, map: std::sync::Arc<memmap2::Mmap>) {
+    fn fingerprint(bytes: &[u8]) -> (u64, String) {
+        use sha2::Digest;
+        (bytes.len() as u64, hex(&sha2::Sha256::digest(bytes)))
+    }
+    let on_thread = std::sync::Arc::clone(&map);
+    match std::thread::Builder::new().name("input-hash".into()).spawn(move || fingerprint(&on_thread)) {
+        Ok(thread) => remember(path, Fingerprint::Pending(thread)),
+        Err(_) => {
+            let (len, sha256_hex) = fingerprint(&map);
+            remember_hash(path, len, sha256_hex);
+        }
     }
 }
 
@@ -371,7 +398,15 @@ pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
 /// has that length), else streamed from disk in 1 MiB blocks.
 pub fn sha256_of(path: &Path) -> Result<String> {
     let len = std::fs::metadata(path).map(|m| m.len()).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
-    if let Some((hashed_len, hash)) = READ_HASHES.lock().ok().and_then(|h| h.get(path).cloned()) {
+    let known = READ_HASHES.lock().ok().and_then(|mut hashes| hashes.remove(path));
+    let known = match known {
+        Some(Fingerprint::Known(len, hash)) => Some((len, hash)),
+        // A hash thread that panicked leaves no fingerprint: the file is hashed again below.
+        Some(Fingerprint::Pending(thread)) => thread.join().ok(),
+        None => None,
+    };
+    if let Some((hashed_len, hash)) = known {
+        remember_hash(path, hashed_len, hash.clone());
         if hashed_len == len {
             return Ok(hash);
         }
@@ -456,8 +491,8 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// allows (no copy, and a page fault per 64 KiB instead of one per 4 KiB page of a fresh
 /// buffer), else read into memory.
 pub enum FileBytes {
-    /// The file mapped read-only.
-    Mapped(memmap2::Mmap),
+    /// The file mapped read-only (shared with the thread hashing it).
+    Mapped(std::sync::Arc<memmap2::Mmap>),
     /// The file read into a buffer (an empty file, or one the system would not map).
     Read(Vec<u8>),
 }
@@ -471,7 +506,8 @@ impl AsRef<[u8]> for FileBytes {
     }
 }
 
-/// [`read_hashed`] without the copy: the file mapped where it can be, and hashed.
+/// [`read_hashed`] without the copy: the file mapped where it can be, and hashed (a mapped
+/// file on a thread of its own, while the caller decodes it; [`sha256_of`] waits for it).
 pub fn map_hashed(path: &Path) -> Result<FileBytes> {
     use sha2::Digest;
     let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
@@ -480,10 +516,13 @@ pub fn map_hashed(path: &Path) -> Result<FileBytes> {
     // while basis reads it would show the change (as polars' own scans of a path would); a
     // backtest's inputs are not written while it runs.
     let bytes = match (len > 0).then(|| unsafe { memmap2::Mmap::map(&file) }) {
-        Some(Ok(map)) => FileBytes::Mapped(map),
+        Some(Ok(map)) => FileBytes::Mapped(std::sync::Arc::new(map)),
         _ => FileBytes::Read(read_file(path)?),
     };
-    remember_hash(path, bytes.as_ref().len() as u64, hex(&sha2::Sha256::digest(bytes.as_ref())));
+    match &bytes {
+        FileBytes::Mapped(map) => hash_in_background(path, std::sync::Arc::clone(map)),
+        FileBytes::Read(raw) => remember_hash(path, raw.len() as u64, hex(&sha2::Sha256::digest(raw))),
+    }
     Ok(bytes)
 }
 
