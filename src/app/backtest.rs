@@ -10,7 +10,7 @@ use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline, Window}, stream::Chunking, MarketData};
 use crate::sim::RunSummary;
-use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
+use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, LayoutThread, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
 use crate::output::RunDir;
 use crate::render::{self, ReportInput};
@@ -355,7 +355,8 @@ pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force:
     let (timeline, files, warnings) = prepare(config)?;
     let params = crate::config::engine_params(config);
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
-    let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
+    // The market is in memory before the loop starts: its thread has room for the layout.
+    let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"), LayoutThread::Loop)?;
     // Without a report nothing draws the rows: none are kept.
     let (summary, metrics, ledger) = if config.run.report {
         let mut drawn = ReportLedger::for_run(timeline.len(), timeline.span_ms());
@@ -385,7 +386,8 @@ fn run_chunked_to_folder(config: &Config, config_path: Option<&Path>, force: boo
     }
     let (summary, ledger) = match config.run.ledger {
         LedgerResolution::Full => {
-            let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"))?;
+            // The loop's thread also loads and aligns each chunk: the writer lays the rows out.
+            let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"), LayoutThread::Writer)?;
             let out = if config.run.report {
                 let mut drawn = ReportLedger::for_run(steps, span_ms);
                 let summary = simulate(&params, &mut market, &mut Tee(&mut streamed, &mut drawn))?;
