@@ -455,25 +455,31 @@ impl Sim<'_> {
     /// Restore perp quantity to −hedge_ratio × spot quantity when it has drifted too far.
     #[inline(always)]
     fn rehedge(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
-        if self.params.inverse {
-            // The coin held (spot and margin) against the contracts' coin delta, n / mark.
-            let target = -self.params.hedge_ratio * (self.book.spot_qty + self.book.margin_coin) * at.mark;
-            if target == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
-                return false;
-            }
-            let c = self.costs();
-            let usd = target - self.book.perp_qty;
-            inverse::trade(&mut self.book, usd, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
-            return true;
-        }
-        let target = -self.params.hedge_ratio * self.book.spot_qty;
-        // No derivative leg (the last dated contract delivered with no successor): nothing to resize.
-        if target == 0.0 || self.book.perp_qty == 0.0 || ((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold {
-            return false;
-        }
+        let Some(target) = self.rebalance_target(at) else { return false };
         let c = self.costs();
-        self.book.trade_perp(target - self.book.perp_qty, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
+        let change = target - self.book.perp_qty;
+        if self.params.inverse {
+            inverse::trade(&mut self.book, change, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
+        } else {
+            self.book.trade_perp(change, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
+        }
         true
+    }
+
+    /// The perp quantity a rebalance trades to when the perp has drifted from the hedge by
+    /// more than the threshold (None: no rebalance due).
+    #[inline(always)]
+    fn rebalance_target(&self, at: &Quote) -> Option<f64> {
+        let (target, resizable) = if self.params.inverse {
+            // The coin held (spot and margin) against the contracts' coin delta, n / mark.
+            (-self.params.hedge_ratio * (self.book.spot_qty + self.book.margin_coin) * at.mark, true)
+        } else {
+            // No derivative leg (the last dated contract delivered with no successor): nothing to resize.
+            (-self.params.hedge_ratio * self.book.spot_qty, self.book.perp_qty != 0.0)
+        };
+        // Written as "not within" so that a NaN drift counts as drifted, as it always has.
+        let drifted = target != 0.0 && resizable && !(((self.book.perp_qty - target) / target).abs() <= self.params.rebalance_delta_threshold);
+        drifted.then_some(target)
     }
 
     /// Bring the perp margin back to notional / leverage when liquidation is too close.
@@ -1275,6 +1281,35 @@ impl<'p, 't> PairRun<'p, 't> {
         liquidation_price_now
     }
 
+    /// Step 5 for a held long carry that the close leaves as it is: the entry rule keeps it,
+    /// no rebalance or top-up is due, the spot is not stale and the run does not end here.
+    /// Returns the perp's liquidation price as [`PairRun::decide`] would, or None (having done
+    /// nothing) when the step is not such a one and the full decisions must run.
+    #[inline(always)]
+    pub(crate) fn decide_held_long(&mut self, i: usize, step: &Step) -> Option<f64> {
+        let p = self.sim.params;
+        let book = &self.sim.book;
+        // What `Sim::decide` does for such a step, without the branches for every other one.
+        if self.sim.held != Held::Long || step.flags & events::MASKED != 0 || p.spot_collateral_haircut != 0.0 || book.spot_qty < 0.0 {
+            return None;
+        }
+        if i + 1 == self.timeline.len() && self.last_chunk && p.close_at_end {
+            return None;
+        }
+        if p.entry.target(Target::Long, self.signal.get(i).copied().unwrap_or(f64::NAN)) != Target::Long {
+            return None;
+        }
+        let at = &step.at;
+        if self.sim.rebalance_target(at).is_some() {
+            return None;
+        }
+        let liquidation_price = self.sim.perp_liquidation_price(at.mark, at.spot);
+        if self.sim.wants_top_up(liquidation_distance(book.perp_qty, liquidation_price, at.mark), at) {
+            return None;
+        }
+        Some(liquidation_price)
+    }
+
     #[inline(always)]
     fn count_traded(&mut self, trades_before: usize) {
         for trade in &self.sim.trades[trades_before..] {
@@ -1355,20 +1390,33 @@ impl<'p, 't> PairRun<'p, 't> {
 /// records (see the module doc for the order's reasons).
 pub fn run<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
     let mut pair = PairRun::new(timeline, params);
-    run_steps(&mut pair, 0, recorder);
+    run_steps::<R, true>(&mut pair, 0, recorder);
     pair.finish()
 }
 
-/// Steps `from..` of the pair's timeline.
+/// [`run`] with every step's decisions taken the long way, for the tests that check that the
+/// shortcut for a held long carry (`PairRun::decide_held_long`) changes nothing.
+#[doc(hidden)]
+pub fn run_without_shortcuts<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> RunSummary {
+    let mut pair = PairRun::new(timeline, params);
+    run_steps::<R, false>(&mut pair, 0, recorder);
+    pair.finish()
+}
+
+/// Steps `from..` of the pair's timeline (`SHORTCUT`: a held long carry that stays as it is
+/// decides the short way).
 #[inline(always)]
-fn run_steps<R: Recorder>(pair: &mut PairRun<'_, '_>, from: usize, recorder: &mut R) {
+fn run_steps<R: Recorder, const SHORTCUT: bool>(pair: &mut PairRun<'_, '_>, from: usize, recorder: &mut R) {
     for i in from..pair.timeline.len() {
         let mut step = pair.begin(i);
         if i > 0 {
             pair.liquidate_isolated(i, &mut step);
             pair.advance(i, &mut step);
         }
-        let liquidation_price_now = pair.decide(i, &mut step);
+        let liquidation_price_now = match if SHORTCUT { pair.decide_held_long(i, &step) } else { None } {
+            Some(liquidation_price) => Some(liquidation_price),
+            None => pair.decide(i, &mut step),
+        };
         pair.record(i, step, liquidation_price_now, recorder);
     }
 }
@@ -1394,7 +1442,7 @@ pub fn run_chunked<R: Recorder, E>(params: &EngineParams, mut next_chunk: impl F
             None => (PairRun::starting(&current, params, last_chunk), 0),
             Some(pair) => (pair.resume(&current, step_offset, last_chunk), 1),
         };
-        run_steps(&mut pair, from, recorder);
+        run_steps::<R, true>(&mut pair, from, recorder);
         let Some(upcoming) = upcoming else { return Ok(pair.finish()) };
         step_offset += current.len() - 1;
         carried = Some(pair.resume(&BETWEEN_CHUNKS, step_offset, false));
