@@ -129,6 +129,23 @@ fn benches(c: &mut Criterion) {
         let mut chunk = Reused(basis::measure::ledger::RowGroup::with_capacity(basis::measure::ledger::ROW_GROUP_ROWS));
         b.iter(|| sim::run(&timeline, &params, &mut chunk))
     });
+    // Every row recorded whole into one reused batch of a row group's rows, as the streaming
+    // ledger does where the writer thread lays them out (runs loaded chunk by chunk).
+    group.bench_function("loop_packed_rows", |b| {
+        use basis::measure::ledger::{PackedRows, ROW_GROUP_ROWS};
+        struct Reused(PackedRows);
+        impl basis::model::Recorder for Reused {
+            #[inline]
+            fn record(&mut self, row: &basis::model::StepRow) {
+                self.0.record(row);
+                if self.0.len() == ROW_GROUP_ROWS {
+                    self.0.clear();
+                }
+            }
+        }
+        let mut rows = Reused(PackedRows::with_capacity(ROW_GROUP_ROWS));
+        b.iter(|| sim::run(&timeline, &params, &mut rows))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("backtest_1y_1m");

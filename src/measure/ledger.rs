@@ -337,6 +337,42 @@ impl Recorder for RowGroup {
     }
 }
 
+/// Rows stored whole, one contiguous record a step, for a thread other than the loop's to lay
+/// out ([`LayoutThread::Writer`]): the recording alone.
+#[derive(Default)]
+pub struct PackedRows {
+    rows: Vec<PackedRow>,
+}
+
+impl PackedRows {
+    /// Room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        PackedRows { rows: Vec::with_capacity(rows) }
+    }
+
+    /// Rows recorded.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Forget the rows, keeping the room.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
+}
+
+impl Recorder for PackedRows {
+    #[inline]
+    fn record(&mut self, row: &StepRow) {
+        self.rows.push(PackedRow::of(row));
+    }
+}
+
 /// Trades as a frame.
 pub fn trades_frame(trades: &[Trade]) -> Result<DataFrame> {
     let ts: Vec<i64> = trades.iter().map(|t| t.ts_ms).collect();
@@ -492,7 +528,7 @@ enum Handover {
     /// A row group laid out: its front columns and float pages.
     Group(DataFrame, Vec<crate::parquet::FloatPage>),
     /// Rows stored whole, for the writer to lay out.
-    Rows(Vec<PackedRow>),
+    Rows(PackedRows),
 }
 
 /// Where the loop's rows go until they are handed over.
@@ -501,7 +537,7 @@ enum Filling {
     Group(RowGroup),
     /// Gathered whole into a batch of [`ParquetLedger::BATCH_ROWS`] rows; batches the writer is
     /// done with come back through `recycled` (at most [`ParquetLedger::BATCHES`] exist).
-    Rows { batch: Vec<PackedRow>, recycled: std::sync::mpsc::Receiver<Vec<PackedRow>>, batches: usize },
+    Rows { batch: PackedRows, recycled: std::sync::mpsc::Receiver<PackedRows>, batches: usize },
 }
 
 /// Writes every row to a Parquet file as the run goes, one row group of [`ROW_GROUP_ROWS`] rows
@@ -536,7 +572,7 @@ impl ParquetLedger {
         // Laid-out row groups go over a rendezvous, so no third one's pages are ever held;
         // batches of rows through a channel as deep as there are batches.
         let (sender, handovers) = std::sync::mpsc::sync_channel::<Handover>(if layout == LayoutThread::Loop { 0 } else { 1 });
-        let (give_back, recycled) = std::sync::mpsc::channel::<Vec<PackedRow>>();
+        let (give_back, recycled) = std::sync::mpsc::channel::<PackedRows>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<()> {
@@ -546,7 +582,7 @@ impl ParquetLedger {
                         Handover::Group(front, pages) => writer.write_parts(&front, pages)?,
                         Handover::Rows(mut batch) => {
                             let group = group.get_or_insert_with(|| RowGroup::with_capacity(ROW_GROUP_ROWS));
-                            let mut rest = batch.as_slice();
+                            let mut rest = batch.rows.as_slice();
                             while !rest.is_empty() {
                                 let (now, later) = rest.split_at((ROW_GROUP_ROWS - group.len()).min(rest.len()));
                                 group.push_rows(now);
@@ -570,7 +606,7 @@ impl ParquetLedger {
             .map_err(|err| anyhow::anyhow!("starting the ledger writer for {}: {err}", path.display()))?;
         let filling = match layout {
             LayoutThread::Loop => Filling::Group(RowGroup::with_capacity(ROW_GROUP_ROWS)),
-            LayoutThread::Writer => Filling::Rows { batch: Vec::with_capacity(Self::BATCH_ROWS), recycled, batches: 1 },
+            LayoutThread::Writer => Filling::Rows { batch: PackedRows::with_capacity(Self::BATCH_ROWS), recycled, batches: 1 },
         };
         Ok(Self { filling, sender: Some(sender), writer: Some(thread), rows: 0, failed: None })
     }
@@ -596,11 +632,11 @@ impl ParquetLedger {
                     Ok(next) => next,
                     Err(_) if *batches < Self::BATCHES => {
                         *batches += 1;
-                        Vec::with_capacity(Self::BATCH_ROWS)
+                        PackedRows::with_capacity(Self::BATCH_ROWS)
                     }
                     // Wait for the writer to hand one back (a stopped writer: a fresh one, and
                     // `finish` reports its error).
-                    Err(_) => recycled.recv().unwrap_or_else(|_| Vec::with_capacity(Self::BATCH_ROWS)),
+                    Err(_) => recycled.recv().unwrap_or_else(|_| PackedRows::with_capacity(Self::BATCH_ROWS)),
                 };
                 let full = std::mem::replace(batch, next);
                 self.rows += full.len();
@@ -638,7 +674,7 @@ impl Recorder for ParquetLedger {
                 }
             }
             Filling::Rows { batch, .. } => {
-                batch.push(PackedRow::of(row));
+                batch.record(row);
                 if batch.len() == Self::BATCH_ROWS {
                     self.flush();
                 }
