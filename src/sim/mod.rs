@@ -1286,7 +1286,7 @@ impl<'p, 't> PairRun<'p, 't> {
     /// Returns the perp's liquidation price as [`PairRun::decide`] would, or None (having done
     /// nothing) when the step is not such a one and the full decisions must run.
     #[inline(always)]
-    pub(crate) fn decide_held_long(&mut self, i: usize, step: &Step) -> Option<f64> {
+    pub(crate) fn decide_held_long(&self, i: usize, step: &Step) -> Option<f64> {
         let p = self.sim.params;
         let book = &self.sim.book;
         // What `Sim::decide` does for such a step, without the branches for every other one.
@@ -1413,7 +1413,8 @@ fn run_steps<R: Recorder, const SHORTCUT: bool>(pair: &mut PairRun<'_, '_>, from
             pair.liquidate_isolated(i, &mut step);
             pair.advance(i, &mut step);
         }
-        let liquidation_price_now = match if SHORTCUT { pair.decide_held_long(i, &step) } else { None } {
+        let decided = if SHORTCUT { pair.decide_held_long(i, &step) } else { None };
+        let liquidation_price_now = match decided {
             Some(liquidation_price) => Some(liquidation_price),
             None => pair.decide(i, &mut step),
         };
