@@ -162,8 +162,8 @@ fn float_page(values: &[f64], leaf: ParquetPrimitiveType, options: WriteOptions)
 pub const FLOAT_PAGE_ROWS: usize = 1024 * 1024 / (size_of::<f64>() + 1);
 
 /// One float column's page (no missing values) filled a slice of values at a time, with its
-/// min/max statistics gathered as it fills: the ledger writer transposes its rows straight
-/// into these, without a column of floats in between ([`FrameWriter::write_parts`]).
+/// min/max statistics gathered as it fills: the streamed ledger lays its rows out into these a
+/// block at a time, without a whole column of floats in between ([`FrameWriter::write_parts`]).
 pub struct FloatPage {
     /// Definition levels, then the values' little-endian bytes.
     buffer: Vec<u8>,

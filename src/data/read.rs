@@ -366,6 +366,12 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The length and SHA-256 (hex) of `bytes`.
+fn fingerprint(bytes: &[u8]) -> (u64, String) {
+    use sha2::Digest;
+    (bytes.len() as u64, hex(&sha2::Sha256::digest(bytes)))
+}
+
 /// Remember the SHA-256 of `path`'s bytes as just read.
 pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
     remember(path, Fingerprint::Known(len, sha256_hex));
@@ -380,10 +386,6 @@ fn remember(path: &Path, fingerprint: Fingerprint) {
 /// Hash `path`'s mapped bytes on a thread of their own (at once if no thread can start): the
 /// loader goes on decoding, and the hash fills a core the loaders and the aligner leave idle.
 fn hash_in_background(path: &Path, map: std::sync::Arc<memmap2::Mmap>) {
-    fn fingerprint(bytes: &[u8]) -> (u64, String) {
-        use sha2::Digest;
-        (bytes.len() as u64, hex(&sha2::Sha256::digest(bytes)))
-    }
     let on_thread = std::sync::Arc::clone(&map);
     match std::thread::Builder::new().name("input-hash".into()).spawn(move || fingerprint(&on_thread)) {
         Ok(thread) => remember(path, Fingerprint::Pending(thread)),
@@ -509,7 +511,6 @@ impl AsRef<[u8]> for FileBytes {
 /// [`read_hashed`] without the copy: the file mapped where it can be, and hashed (a mapped
 /// file on a thread of its own, while the caller decodes it; [`sha256_of`] waits for it).
 pub fn map_hashed(path: &Path) -> Result<FileBytes> {
-    use sha2::Digest;
     let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     // SAFETY: the map is read-only and lives as long as the bytes are used. Changing the file
@@ -521,7 +522,10 @@ pub fn map_hashed(path: &Path) -> Result<FileBytes> {
     };
     match &bytes {
         FileBytes::Mapped(map) => hash_in_background(path, std::sync::Arc::clone(map)),
-        FileBytes::Read(raw) => remember_hash(path, raw.len() as u64, hex(&sha2::Sha256::digest(raw))),
+        FileBytes::Read(raw) => {
+            let (len, sha256_hex) = fingerprint(raw);
+            remember_hash(path, len, sha256_hex);
+        }
     }
     Ok(bytes)
 }
@@ -532,9 +536,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// A file's raw bytes, hashed as they are read (see [`sha256_of`]).
 pub fn read_hashed(path: &Path) -> Result<Vec<u8>> {
-    use sha2::Digest;
     let raw = read_file(path)?;
-    remember_hash(path, raw.len() as u64, hex(&sha2::Sha256::digest(&raw)));
+    let (len, sha256_hex) = fingerprint(&raw);
+    remember_hash(path, len, sha256_hex);
     Ok(raw)
 }
 
