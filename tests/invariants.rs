@@ -261,11 +261,12 @@ proptest! {
     /// row, trade or total, bit for bit: whatever the entry rule, liquidations, top-ups and
     /// rebalances, for a linear or an inverse perp, with or without spot as collateral.
     #[test]
-    fn the_held_carry_shortcut_changes_nothing(path in path_strategy(), knobs in knobs_strategy(), inverse in any::<bool>(), haircut in prop_oneof![Just(0.0f64), Just(0.9f64)]) {
-        let timeline = timeline_from(&path);
+    fn the_held_carry_shortcut_changes_nothing(path in path_strategy(), knobs in knobs_strategy(), inverse in any::<bool>(), haircut in prop_oneof![Just(0.0f64), Just(0.9f64)], extras in extras_strategy()) {
+        let mut timeline = timeline_from(&path);
         let mut params = params_from(&knobs);
         params.inverse = inverse;
         params.spot_collateral_haircut = if inverse { 0.0 } else { haircut };
+        extras.apply(&mut timeline, &mut params);
         let mut short_way = FullLedger::default();
         let summary = sim::run(&timeline, &params, &mut short_way);
         let mut long_way = FullLedger::default();
@@ -275,6 +276,75 @@ proptest! {
             prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {}", i);
         }
         prop_assert_eq!(format!("{:?}", expected), format!("{:?}", summary));
+    }
+
+    /// The drawdown the run tracks (it divides only at a new low since the peak) is the one
+    /// found by dividing at every row of the ledger.
+    #[test]
+    fn the_tracked_drawdown_is_the_ledgers(path in path_strategy(), knobs in knobs_strategy(), extras in extras_strategy()) {
+        let mut timeline = timeline_from(&path);
+        let mut params = params_from(&knobs);
+        extras.apply(&mut timeline, &mut params);
+        let mut ledger = FullLedger::default();
+        let summary = sim::run(&timeline, &params, &mut ledger);
+        let (mut peak, mut peak_ms) = (params.initial_capital, timeline.ts_ms[0]);
+        let (mut deepest, mut trough_ms, mut longest_ms) = (0.0f64, 0i64, 0i64);
+        for row in ledger.rows() {
+            if row.equity >= peak {
+                peak = row.equity;
+                peak_ms = row.ts_ms;
+            } else {
+                let drawdown = row.equity / peak - 1.0;
+                if drawdown < deepest {
+                    deepest = drawdown;
+                    trough_ms = row.ts_ms;
+                }
+                longest_ms = longest_ms.max(row.ts_ms - peak_ms);
+            }
+        }
+        prop_assert_eq!(summary.max_drawdown.to_bits(), deepest.to_bits(), "{} vs {}", summary.max_drawdown, deepest);
+        prop_assert_eq!(summary.max_drawdown_trough_ms, trough_ms);
+        prop_assert_eq!(summary.max_drawdown_duration_ms, longest_ms);
+    }
+}
+
+/// What the shortcut's conditions look at beyond the carry itself: interest on idle cash,
+/// margin transfers that take time, a forced event, steps outside a source's coverage.
+#[derive(Debug, Clone)]
+struct Extras {
+    cash_apr: Option<f64>,
+    transfer_delay_hours: i64,
+    /// (where in the run, decimal; which kind).
+    forced: Option<(f64, u8)>,
+    uncovered_every: Option<usize>,
+}
+
+fn extras_strategy() -> impl Strategy<Value = Extras> {
+    (prop::option::of(0.0f64..0.1), 0i64..4, prop::option::of((0.0f64..1.0, 0u8..3)), prop::option::of(2usize..20))
+        .prop_map(|(cash_apr, transfer_delay_hours, forced, uncovered_every)| Extras { cash_apr, transfer_delay_hours, forced, uncovered_every })
+}
+
+impl Extras {
+    fn apply(&self, timeline: &mut basis::data::align::MarketTimeline, params: &mut basis::sim::EngineParams) {
+        use basis::sim::forced::{DefaultedLeg, Forced, ForcedEvent};
+        let n = timeline.len();
+        if let Some(apr) = self.cash_apr {
+            params.cash_earns = true;
+            timeline.cash_apr = vec![apr; n];
+        }
+        params.transfer_delay_ms = self.transfer_delay_hours * HOUR;
+        params.transfer_fee = if self.transfer_delay_hours > 0 { 5.0 } else { 0.0 };
+        if let Some((at, kind)) = self.forced {
+            let event = match kind {
+                0 => Forced::Adl { share: 0.5 },
+                1 => Forced::SlippageSpike { multiplier: 5.0, duration_ms: 3 * HOUR },
+                _ => Forced::VenueDefault { leg: DefaultedLeg::Perp, recovery_rate: 0.5, recovery_delay_ms: 5 * HOUR },
+            };
+            params.forced = vec![ForcedEvent { at_ms: timeline.ts_ms[((at * n as f64) as usize).min(n - 1)], event }];
+        }
+        if let Some(every) = self.uncovered_every {
+            timeline.uncovered = (0..n).map(|i| i % every == 0).collect();
+        }
     }
 }
 

@@ -33,6 +33,13 @@ impl Brackets {
         k
     }
 
+    /// Whether `tier` is the tier of `notional` (`tier_index(notional) == tier` for ascending
+    /// floors), in two comparisons instead of a scan.
+    #[inline(always)]
+    fn is_tier_of(&self, tier: usize, notional: f64) -> bool {
+        (tier == 0 || self.tiers[tier].notional_floor <= notional) && self.tiers.get(tier + 1).is_none_or(|next| !(next.notional_floor <= notional))
+    }
+
     /// Maintenance margin for a position of `notional` (quote currency, ≥ 0).
     #[inline]
     pub fn maintenance_margin(&self, notional: f64) -> f64 {
@@ -43,7 +50,7 @@ impl Brackets {
     /// The mark price at which a position of signed `qty` with `margin` (wallet + uPnL at
     /// `mark`) reaches maintenance margin. NaN without a position; 0 for a long that cannot
     /// be liquidated at any positive price.
-    #[inline]
+    #[inline(always)]
     pub fn liquidation_price(&self, qty: f64, margin: f64, mark: f64) -> f64 {
         if qty == 0.0 {
             return f64::NAN;
@@ -60,11 +67,10 @@ impl Brackets {
                 (size * mark - margin - b.cum) / (size * (1.0 - b.mmr))
             };
             price = price.max(0.0);
-            let next = self.tier_index(size * price);
-            if next == tier {
+            if self.is_tier_of(tier, size * price) {
                 break;
             }
-            tier = next;
+            tier = self.tier_index(size * price);
         }
         price
     }
@@ -213,5 +219,31 @@ impl SpotMarginRules {
             return f64::NAN;
         }
         (assets / (self.liquidation_level * borrowed)).max(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-comparison tier check agrees with the scan for every tier, at every floor, just
+    /// either side of it, between floors, and at the odd values (NaN, ±∞, negative).
+    #[test]
+    fn is_tier_of_agrees_with_the_scan() {
+        let tiered = [(0.0, 0.004, 0.0), (50e3, 0.005, 50.0), (250e3, 0.01, 1_300.0), (3e6, 0.025, 46_300.0), (300e6, 0.5, 103_046_300.0)];
+        let single = [(0.0, 0.004, 0.0)];
+        for tiers in [&tiered[..], &single[..]] {
+            let brackets = Brackets::new(tiers.iter().map(|&(notional_floor, mmr, cum)| Bracket { notional_floor, mmr, cum }).collect());
+            let mut notionals = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0, -0.0, 1e-300, 1e12];
+            for tier in brackets.tiers() {
+                let floor = tier.notional_floor;
+                notionals.extend([floor, floor.next_up(), floor.next_down(), floor * 1.5 + 1.0]);
+            }
+            for &notional in &notionals {
+                for tier in 0..brackets.tiers().len() {
+                    assert_eq!(brackets.is_tier_of(tier, notional), brackets.tier_index(notional) == tier, "tier {tier}, notional {notional}");
+                }
+            }
+        }
     }
 }

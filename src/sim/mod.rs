@@ -952,30 +952,41 @@ struct DrawdownTracker {
     equity_prev: f64,
     peak: f64,
     peak_ms: i64,
+    /// The lowest equity since the peak: only a lower one can deepen the drawdown (for a fixed
+    /// peak, `equity / peak − 1` rises with equity, rounding included), so the division is done
+    /// only then.
+    low_since_peak: f64,
+    /// The UTC day of the last step, days since the epoch, and when the next one starts.
     day: i64,
+    next_day_ms: i64,
 }
 
 impl DrawdownTracker {
     #[inline(always)]
     fn new(initial_capital: f64, first_ms: i64) -> Self {
-        Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, day: first_ms.div_euclid(MS_PER_DAY) }
+        Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, low_since_peak: initial_capital, day: first_ms.div_euclid(MS_PER_DAY), next_day_ms: (first_ms.div_euclid(MS_PER_DAY) + 1) * MS_PER_DAY }
     }
 
     #[inline(always)]
     fn update(&mut self, ts_ms: i64, equity: f64, summary: &mut RunSummary) {
-        let today = ts_ms.div_euclid(MS_PER_DAY);
-        if today != self.day {
+        // Steps come in time order, so a new day is one that starts past the next midnight.
+        if ts_ms >= self.next_day_ms {
             summary.daily_equity.push((self.day * MS_PER_DAY, self.equity_prev));
-            self.day = today;
+            self.day = ts_ms.div_euclid(MS_PER_DAY);
+            self.next_day_ms = (self.day + 1) * MS_PER_DAY;
         }
         if equity >= self.peak {
             self.peak = equity;
             self.peak_ms = ts_ms;
+            self.low_since_peak = equity;
         } else {
-            let drawdown = equity / self.peak - 1.0;
-            if drawdown < summary.max_drawdown {
-                summary.max_drawdown = drawdown;
-                summary.max_drawdown_trough_ms = ts_ms;
+            if equity < self.low_since_peak {
+                self.low_since_peak = equity;
+                let drawdown = equity / self.peak - 1.0;
+                if drawdown < summary.max_drawdown {
+                    summary.max_drawdown = drawdown;
+                    summary.max_drawdown_trough_ms = ts_ms;
+                }
             }
             summary.max_drawdown_duration_ms = summary.max_drawdown_duration_ms.max(ts_ms - self.peak_ms);
         }
@@ -1035,6 +1046,10 @@ pub(crate) struct PairRun<'p, 't> {
     next_switch: usize,
     /// The step of that switch (`usize::MAX`: none): one comparison a step.
     switch_due_step: usize,
+    /// Whether the run's parameters and timeline let a held long carry's quiet steps take
+    /// [`PairRun::advance_held_long`] (linear perp, no cash interest, no spot collateral, no
+    /// coverage gaps, no derivative path).
+    quiet_steps_allowed: bool,
 }
 
 impl<'p, 't> PairRun<'p, 't> {
@@ -1077,6 +1092,7 @@ impl<'p, 't> PairRun<'p, 't> {
             held_before: Held::Flat,
             next_switch: 0,
             switch_due_step: timeline.derivative.as_ref().and_then(|d| d.switches.first()).map_or(usize::MAX, |s| s.step),
+            quiet_steps_allowed: quiet_steps_allowed(params, timeline),
         }
     }
 
@@ -1090,6 +1106,7 @@ impl<'p, 't> PairRun<'p, 't> {
         summary.steps = step_offset + next.len();
         let mut trailing = self.trailing;
         let signal = signal_on(self.sim.params, next, &mut trailing);
+        let quiet_steps_allowed = quiet_steps_allowed(self.sim.params, next);
         PairRun {
             sim: self.sim,
             timeline: next,
@@ -1109,6 +1126,7 @@ impl<'p, 't> PairRun<'p, 't> {
             forced_due_ms: self.forced_due_ms,
             next_switch: self.next_switch,
             switch_due_step: usize::MAX,
+            quiet_steps_allowed,
         }
     }
 
@@ -1183,6 +1201,57 @@ impl<'p, 't> PairRun<'p, 't> {
         if i == self.switch_due_step {
             self.switch_leg(i, step);
         }
+    }
+
+    /// Steps 1–4 of a quiet step of a held long carry: no liquidation, settlement, forced
+    /// event, transfer, switch, stale spot or coverage gap falls in it, so only the marks and
+    /// the staking move. Does what [`PairRun::begin`], [`PairRun::liquidate_isolated`] and
+    /// [`PairRun::advance`] would, without their branches for every other case; returns None
+    /// (having changed nothing) when the step is not such a one.
+    #[inline(always)]
+    pub(crate) fn advance_held_long(&mut self, i: usize) -> Option<Step> {
+        let timeline = self.timeline;
+        let params = self.sim.params;
+        let book = &self.sim.book;
+        let ts_ms = timeline.ts_ms[i];
+        let quiet = self.quiet_steps_allowed
+            && self.sim.held == Held::Long
+            && book.perp_qty < 0.0
+            && book.spot_qty >= 0.0
+            && !book.dated
+            && book.in_flight == 0.0
+            && ts_ms < self.forced_due_ms
+            && i != self.switch_due_step
+            && timeline.funding.get(self.next_event).is_none_or(|event| event.step > i)
+            && !(params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0))
+            // Written as the liquidation check's negation, so a NaN price reads the same.
+            && !(timeline.mark_high[i] >= self.liquidation_price_carried);
+        if !quiet {
+            return None;
+        }
+        let mut step = Step { at: Quote { ts_ms, step: self.step_offset + i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
+        self.held_before = Held::Long;
+        let elapsed_ms = ts_ms - timeline.ts_ms[i - 1];
+        self.summary.perp_held_ms += elapsed_ms;
+        let book = &mut self.sim.book;
+        book.spot_account_costs = Pnl::default();
+        book.moved_out_of_spot = 0.0;
+        book.moved_into_perp = 0.0;
+        let spot_qty = book.spot_qty;
+        step.pnl.spot += spot_qty * (step.at.spot - timeline.spot[i - 1]);
+        let moved = book.perp_qty * (step.at.mark - book.perp_mark);
+        step.pnl.perp += moved;
+        book.perp_margin += moved;
+        book.perp_mark = step.at.mark;
+        if elapsed_ms != self.sim.elapsed_years.0 {
+            self.sim.elapsed_years = (elapsed_ms, elapsed_ms as f64 / MS_PER_YEAR);
+        }
+        if spot_qty > 0.0 {
+            let earned = spot_qty * timeline.staking_apr_at(i - 1) * self.sim.elapsed_years.1;
+            book.spot_qty += earned;
+            step.pnl.staking += earned * step.at.spot;
+        }
+        Some(step)
     }
 
     /// The derivative leg's switches due at step `i` (rolls, deliveries, `best` moves): the leg
@@ -1283,10 +1352,10 @@ impl<'p, 't> PairRun<'p, 't> {
 
     /// Step 5 for a held long carry that the close leaves as it is: the entry rule keeps it,
     /// no rebalance or top-up is due, the spot is not stale and the run does not end here.
-    /// Returns the perp's liquidation price as [`PairRun::decide`] would, or None (having done
+    /// Returns the perp's liquidation price and distance at the close, or None (having done
     /// nothing) when the step is not such a one and the full decisions must run.
     #[inline(always)]
-    pub(crate) fn decide_held_long(&self, i: usize, step: &Step) -> Option<f64> {
+    pub(crate) fn decide_held_long(&self, i: usize, step: &Step) -> Option<(f64, f64)> {
         let p = self.sim.params;
         let book = &self.sim.book;
         // What `Sim::decide` does for such a step, without the branches for every other one.
@@ -1304,10 +1373,11 @@ impl<'p, 't> PairRun<'p, 't> {
             return None;
         }
         let liquidation_price = self.sim.perp_liquidation_price(at.mark, at.spot);
-        if self.sim.wants_top_up(liquidation_distance(book.perp_qty, liquidation_price, at.mark), at) {
+        let distance = liquidation_distance(book.perp_qty, liquidation_price, at.mark);
+        if self.sim.wants_top_up(distance, at) {
             return None;
         }
-        Some(liquidation_price)
+        Some((liquidation_price, distance))
     }
 
     #[inline(always)]
@@ -1328,14 +1398,40 @@ impl<'p, 't> PairRun<'p, 't> {
         self.spot_liquidation_price_carried = params.spot_margin.liquidation_price(self.sim.book.cash, -self.sim.book.spot_qty);
         let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
         let spot_distance = if self.sim.book.spot_qty < 0.0 { self.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
-        let summary = &mut self.summary;
         if matches!(self.sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {
-                if d < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !d.is_nan()) {
-                    summary.min_liquidation_distance = d;
-                }
+                self.note_liquidation_distance(d);
             }
         }
+        self.close_step(i, step, liquidation_price, distance, recorder)
+    }
+
+    /// [`PairRun::record`] for a step [`PairRun::decide_held_long`] decided: a held long carry
+    /// owns its spot, so nothing is borrowed to liquidate (the spot's price and distance are
+    /// NaN, which never lowers the smallest distance).
+    #[inline(always)]
+    fn record_held_long<R: Recorder>(&mut self, i: usize, step: Step, (liquidation_price, distance): (f64, f64), recorder: &mut R) -> StepRow {
+        self.liquidation_price_carried = liquidation_price;
+        self.spot_liquidation_price_carried = f64::NAN;
+        self.note_liquidation_distance(distance);
+        self.close_step(i, step, liquidation_price, distance, recorder)
+    }
+
+    /// Keep `distance` if it is the smallest to liquidation yet (NaN only replaces NaN's absence
+    /// of a value: never).
+    #[inline(always)]
+    fn note_liquidation_distance(&mut self, distance: f64) {
+        let smallest = &mut self.summary.min_liquidation_distance;
+        if distance < *smallest || (smallest.is_nan() && !distance.is_nan()) {
+            *smallest = distance;
+        }
+    }
+
+    /// The row of step `i` and the running totals, once the liquidation prices are carried.
+    #[inline(always)]
+    fn close_step<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
+        let at = step.at;
+        let summary = &mut self.summary;
         let equity = self.sim.book.equity(at.spot);
         let (state_code, state_index) = self.sim.state_code();
         summary.steps_in_state[state_index] += 1;
@@ -1408,18 +1504,35 @@ pub fn run_without_shortcuts<R: Recorder>(timeline: &MarketTimeline, params: &En
 #[inline(always)]
 fn run_steps<R: Recorder, const SHORTCUT: bool>(pair: &mut PairRun<'_, '_>, from: usize, recorder: &mut R) {
     for i in from..pair.timeline.len() {
-        let mut step = pair.begin(i);
-        if i > 0 {
-            pair.liquidate_isolated(i, &mut step);
-            pair.advance(i, &mut step);
-        }
-        let decided = if SHORTCUT { pair.decide_held_long(i, &step) } else { None };
-        let liquidation_price_now = match decided {
-            Some(liquidation_price) => Some(liquidation_price),
-            None => pair.decide(i, &mut step),
+        let quiet = if SHORTCUT && i > 0 { pair.advance_held_long(i) } else { None };
+        let step = match quiet {
+            Some(step) => step,
+            None => {
+                let mut step = pair.begin(i);
+                if i > 0 {
+                    pair.liquidate_isolated(i, &mut step);
+                    pair.advance(i, &mut step);
+                }
+                step
+            }
         };
-        pair.record(i, step, liquidation_price_now, recorder);
+        match if SHORTCUT { pair.decide_held_long(i, &step) } else { None } {
+            Some(decided) => {
+                pair.record_held_long(i, step, decided, recorder);
+            }
+            None => {
+                let mut step = step;
+                let liquidation_price_now = pair.decide(i, &mut step);
+                pair.record(i, step, liquidation_price_now, recorder);
+            }
+        }
     }
+}
+
+/// Whether `params` and `timeline` let a held long carry's quiet steps skip the general step
+/// (see [`PairRun::advance_held_long`]).
+fn quiet_steps_allowed(params: &EngineParams, timeline: &MarketTimeline) -> bool {
+    !params.inverse && !params.cash_earns && params.spot_collateral_haircut == 0.0 && timeline.uncovered.iter().all(|u| !u) && timeline.derivative.is_none()
 }
 
 /// No steps: what a run holds between two chunks of time.
