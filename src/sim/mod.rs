@@ -1417,8 +1417,8 @@ impl<'p, 't> PairRun<'p, 't> {
         self.close_step(i, step, liquidation_price, distance, recorder)
     }
 
-    /// Keep `distance` if it is the smallest to liquidation yet (NaN only replaces NaN's absence
-    /// of a value: never).
+    /// Keep `distance` if it is the smallest to liquidation yet: a number replaces the NaN that
+    /// stands for none seen, and a NaN distance (no position) never replaces a number.
     #[inline(always)]
     fn note_liquidation_distance(&mut self, distance: f64) {
         let smallest = &mut self.summary.min_liquidation_distance;
