@@ -193,6 +193,10 @@ proptest! {
             prop_assert!((change - row.pnl.total()).abs() <= 1e-9 * scale,
                 "step {i}: equity change {change} but components sum to {} ({:?})", row.pnl.total(), row.pnl);
             previous = row.equity;
+            // The liquidation price a row carries to the next bar is the one its own perp,
+            // margin and mark give at the close, whichever way the step was decided.
+            let expected = params.brackets.liquidation_price(row.perp_qty, row.perp_margin, row.mark_price);
+            prop_assert!(row.liquidation_price.to_bits() == expected.to_bits(), "step {i}: liquidation price {} vs {expected}", row.liquidation_price);
         }
         let total_change = summary.final_equity - params.initial_capital;
         prop_assert!((total_change - summary.pnl.total()).abs() <= 1e-8 * params.initial_capital);

@@ -295,6 +295,18 @@ proptest! {
             prop_assert!(rows.accounts[0][i].equity >= -1e-9 * scale);
             previous = row.equity;
         }
+        // Every pair row's liquidation price is the one its own perp, margin and mark give at the
+        // close, allocation rebalances included (a price decided before capital moved would be
+        // stale). With spot as collateral (portfolio margin) the price also counts the spot.
+        let brackets = Brackets::new(basis::config::default_brackets());
+        if mode != MarginMode::Portfolio {
+            for (k, pair_rows) in rows.pairs.iter().enumerate() {
+                for (i, (row, _)) in pair_rows.iter().enumerate() {
+                    let expected = brackets.liquidation_price(row.perp_qty, row.perp_margin, row.mark_price);
+                    prop_assert!(row.liquidation_price.to_bits() == expected.to_bits(), "pair {k} step {i}: liquidation price {} vs {} from the row's perp {} and margin {}", row.liquidation_price, expected, row.perp_qty, row.perp_margin);
+                }
+            }
+        }
         for (k, pair_rows) in rows.pairs.iter().enumerate() {
             let mut previous = summary.pairs[k].initial_capital;
             for (i, (row, transfer)) in pair_rows.iter().enumerate() {
