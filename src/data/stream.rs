@@ -53,15 +53,21 @@ struct Buffered {
     next_piece: usize,
     /// Leading bars of the series not to use (perp listing placeholders).
     skip: usize,
-    /// The bars in memory: from the one known at the last aligned step on.
+    /// The bars in memory: from the one known at the last aligned step on, after
+    /// `released` bars already let go of.
     bars: PriceBars,
     /// The series index (after `skip`) of `bars`' first bar.
     start: usize,
+    /// Leading bars of `bars` no chunk needs any more. They are dropped when the next piece is
+    /// read, when few bars are left to move; dropped at every chunk, the rest of a row group
+    /// was moved each time (7 % of an 8-year run's CPU with the reads' copies). An as-of
+    /// lookup passes over them to the same bar.
+    released: usize,
 }
 
 impl Buffered {
     fn new(pieces: BarPieces, label: &str, skip: usize) -> Self {
-        Buffered { pieces, next_piece: 0, skip, bars: PriceBars { label: label.to_string(), ..PriceBars::default() }, start: 0 }
+        Buffered { pieces, next_piece: 0, skip, bars: PriceBars { label: label.to_string(), ..PriceBars::default() }, start: 0, released: 0 }
     }
 
     /// The series index one past the last bar in memory.
@@ -81,6 +87,9 @@ impl Buffered {
             drop_first(&mut piece, dropped);
             self.skip -= dropped;
         }
+        let released = std::mem::take(&mut self.released).min(self.bars.ts_ms.len());
+        drop_first(&mut self.bars, released);
+        self.start += released;
         append_bars(&mut self.bars, piece);
         Ok(true)
     }
@@ -99,9 +108,7 @@ impl Buffered {
     /// chunk's first step knows).
     fn release_before(&mut self, t_ms: i64) {
         let known = self.bars.ts_ms.partition_point(|&t| t <= t_ms);
-        let dropped = known.saturating_sub(1);
-        drop_first(&mut self.bars, dropped);
-        self.start += dropped;
+        self.released = self.released.max(known.saturating_sub(1));
     }
 }
 
