@@ -285,11 +285,9 @@ impl Extremes {
     #[inline(always)]
     fn push_lanes(&mut self, values: &[f64; Self::LANES]) {
         let mut nan = false;
-        for k in 0..Self::LANES {
-            let v = values[k];
+        for (lane, &v) in values.iter().enumerate() {
             nan |= v.is_nan();
-            self.mins[k] = if v < self.mins[k] { v } else { self.mins[k] };
-            self.maxs[k] = if v > self.maxs[k] { v } else { self.maxs[k] };
+            self.fold(lane, v);
         }
         if nan && self.first_nan.is_none() {
             self.first_nan = values.iter().copied().find(|v| v.is_nan());
@@ -297,26 +295,25 @@ impl Extremes {
         self.any = true;
     }
 
+    /// Fold `v` into lane `lane`'s minimum and maximum (a NaN leaves them: `first_nan` has it).
+    #[inline(always)]
+    fn fold(&mut self, lane: usize, v: f64) {
+        self.mins[lane] = if v < self.mins[lane] { v } else { self.mins[lane] };
+        self.maxs[lane] = if v > self.maxs[lane] { v } else { self.maxs[lane] };
+    }
+
     #[inline]
     fn push(&mut self, values: &[f64]) {
-        let mut nan = [false; Self::LANES];
-        let chunks = values.chunks_exact(Self::LANES);
-        let rest = chunks.remainder();
+        let (chunks, rest) = values.as_chunks::<{ Self::LANES }>();
         for chunk in chunks {
-            for k in 0..Self::LANES {
-                let v = chunk[k];
-                nan[k] |= v.is_nan();
-                self.mins[k] = if v < self.mins[k] { v } else { self.mins[k] };
-                self.maxs[k] = if v > self.maxs[k] { v } else { self.maxs[k] };
-            }
+            self.push_lanes(chunk);
         }
+        // After every whole chunk: a NaN here is the first only if none came before.
         for &v in rest {
-            nan[0] |= v.is_nan();
-            self.mins[0] = if v < self.mins[0] { v } else { self.mins[0] };
-            self.maxs[0] = if v > self.maxs[0] { v } else { self.maxs[0] };
-        }
-        if self.first_nan.is_none() && nan.iter().any(|&n| n) {
-            self.first_nan = values.iter().copied().find(|v| v.is_nan());
+            self.fold(0, v);
+            if v.is_nan() && self.first_nan.is_none() {
+                self.first_nan = Some(v);
+            }
         }
         self.any |= !values.is_empty();
     }

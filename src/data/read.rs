@@ -372,6 +372,12 @@ fn fingerprint(bytes: &[u8]) -> (u64, String) {
     (bytes.len() as u64, hex(&sha2::Sha256::digest(bytes)))
 }
 
+/// Hash `bytes`, `path`'s as just read, and remember it.
+fn remember_hash_of(path: &Path, bytes: &[u8]) {
+    let (len, sha256_hex) = fingerprint(bytes);
+    remember_hash(path, len, sha256_hex);
+}
+
 /// Remember the SHA-256 of `path`'s bytes as just read.
 pub fn remember_hash(path: &Path, len: u64, sha256_hex: String) {
     remember(path, Fingerprint::Known(len, sha256_hex));
@@ -389,10 +395,7 @@ fn hash_in_background(path: &Path, map: std::sync::Arc<memmap2::Mmap>) {
     let on_thread = std::sync::Arc::clone(&map);
     match std::thread::Builder::new().name("input-hash".into()).spawn(move || fingerprint(&on_thread)) {
         Ok(thread) => remember(path, Fingerprint::Pending(thread)),
-        Err(_) => {
-            let (len, sha256_hex) = fingerprint(&map);
-            remember_hash(path, len, sha256_hex);
-        }
+        Err(_) => remember_hash_of(path, &map),
     }
 }
 
@@ -522,10 +525,7 @@ pub fn map_hashed(path: &Path) -> Result<FileBytes> {
     };
     match &bytes {
         FileBytes::Mapped(map) => hash_in_background(path, std::sync::Arc::clone(map)),
-        FileBytes::Read(raw) => {
-            let (len, sha256_hex) = fingerprint(raw);
-            remember_hash(path, len, sha256_hex);
-        }
+        FileBytes::Read(raw) => remember_hash_of(path, raw),
     }
     Ok(bytes)
 }
@@ -537,8 +537,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// A file's raw bytes, hashed as they are read (see [`sha256_of`]).
 pub fn read_hashed(path: &Path) -> Result<Vec<u8>> {
     let raw = read_file(path)?;
-    let (len, sha256_hex) = fingerprint(&raw);
-    remember_hash(path, len, sha256_hex);
+    remember_hash_of(path, &raw);
     Ok(raw)
 }
 

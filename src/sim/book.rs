@@ -57,6 +57,15 @@ pub struct Book {
 }
 
 impl Book {
+    /// Forget the last step's flows (the spot account's costs, the transfers): a step's row
+    /// reports its own.
+    #[inline(always)]
+    pub fn start_step(&mut self) {
+        self.spot_account_costs = Pnl::default();
+        self.moved_out_of_spot = 0.0;
+        self.moved_into_perp = 0.0;
+    }
+
     /// Equity at `spot` with the perp valued at the mark already in `perp_margin`.
     #[inline]
     pub fn equity(&self, spot: f64) -> f64 {

@@ -731,11 +731,37 @@ impl Sim<'_> {
         if self.params.inverse {
             inverse::mark_to(&mut self.book, timeline.mark_prices()[i - 1], step.at.mark, timeline.spot[i - 1], step.at.spot, &mut step.pnl);
         } else if self.book.perp_qty != 0.0 {
-            let moved = self.book.perp_qty * (step.at.mark - self.book.perp_mark);
-            step.pnl.perp += moved;
-            self.book.perp_margin += moved;
+            self.mark_linear_perp(step.at.mark, &mut step.pnl);
         }
         self.book.perp_mark = step.at.mark;
+    }
+
+    /// A linear perp's move from its last mark to `mark`, into its margin and the perp
+    /// component (the caller then sets the mark).
+    #[inline(always)]
+    fn mark_linear_perp(&mut self, mark: f64, pnl: &mut Pnl) {
+        let moved = self.book.perp_qty * (mark - self.book.perp_mark);
+        pnl.perp += moved;
+        self.book.perp_margin += moved;
+    }
+
+    /// `elapsed_ms` in years: on a regular clock the division is done once, with the same bits
+    /// every step.
+    #[inline(always)]
+    fn years_of(&mut self, elapsed_ms: i64) -> f64 {
+        if elapsed_ms != self.elapsed_years.0 {
+            self.elapsed_years = (elapsed_ms, elapsed_ms as f64 / MS_PER_YEAR);
+        }
+        self.elapsed_years.1
+    }
+
+    /// Staking on a long spot leg over `years` at `apr`, accrued in the asset and valued at
+    /// `spot`.
+    #[inline(always)]
+    fn stake(&mut self, apr: f64, years: f64, spot: f64, pnl: &mut Pnl) {
+        let earned = self.book.spot_qty * apr * years;
+        self.book.spot_qty += earned;
+        pnl.staking += earned * spot;
     }
 
     /// Step 3: funding settled in (ts[i-1], ts[i]] on the perp quantity held then.
@@ -774,11 +800,7 @@ impl Sim<'_> {
     /// asset over the elapsed time at the APR known at its start.
     #[inline(always)]
     fn accrue_carry(&mut self, timeline: &MarketTimeline, i: usize, step: &mut Step) {
-        let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
-        if elapsed_ms != self.elapsed_years.0 {
-            self.elapsed_years = (elapsed_ms, elapsed_ms as f64 / MS_PER_YEAR);
-        }
-        let years = self.elapsed_years.1;
+        let years = self.years_of(step.at.ts_ms - timeline.ts_ms[i - 1]);
         if self.params.cash_earns {
             if let Some(&cash_apr) = timeline.cash_apr.get(i - 1) {
                 // Free cash (short-sale proceeds are collateral, not idle) earns the rate known at
@@ -802,9 +824,7 @@ impl Sim<'_> {
             }
         }
         if spot_qty > 0.0 {
-            let earned = spot_qty * timeline.staking_apr_at(i - 1) * years;
-            self.book.spot_qty += earned;
-            step.pnl.staking += earned * step.at.spot;
+            self.stake(timeline.staking_apr_at(i - 1), years, step.at.spot, &mut step.pnl);
         } else if spot_qty < 0.0 {
             let borrow_apr = timeline.borrow_apr.get(i - 1).copied().unwrap_or(self.params.borrow_apr);
             let owed = -spot_qty * borrow_apr * years;
@@ -964,7 +984,8 @@ struct DrawdownTracker {
 impl DrawdownTracker {
     #[inline(always)]
     fn new(initial_capital: f64, first_ms: i64) -> Self {
-        Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, low_since_peak: initial_capital, day: first_ms.div_euclid(MS_PER_DAY), next_day_ms: (first_ms.div_euclid(MS_PER_DAY) + 1) * MS_PER_DAY }
+        let day = first_ms.div_euclid(MS_PER_DAY);
+        Self { equity_prev: initial_capital, peak: initial_capital, peak_ms: first_ms, low_since_peak: initial_capital, day, next_day_ms: (day + 1) * MS_PER_DAY }
     }
 
     #[inline(always)]
@@ -1144,10 +1165,7 @@ impl<'p, 't> PairRun<'p, 't> {
             step.flags |= events::UNCOVERED;
         }
         self.held_before = self.sim.held;
-        let book = &mut self.sim.book;
-        book.spot_account_costs = Pnl::default();
-        book.moved_out_of_spot = 0.0;
-        book.moved_into_perp = 0.0;
+        self.sim.book.start_step();
         if i > 0 {
             let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
             if self.sim.book.perp_qty != 0.0 && !self.sim.book.dated {
@@ -1233,23 +1251,14 @@ impl<'p, 't> PairRun<'p, 't> {
         self.held_before = Held::Long;
         let elapsed_ms = ts_ms - timeline.ts_ms[i - 1];
         self.summary.perp_held_ms += elapsed_ms;
-        let book = &mut self.sim.book;
-        book.spot_account_costs = Pnl::default();
-        book.moved_out_of_spot = 0.0;
-        book.moved_into_perp = 0.0;
-        let spot_qty = book.spot_qty;
-        step.pnl.spot += spot_qty * (step.at.spot - timeline.spot[i - 1]);
-        let moved = book.perp_qty * (step.at.mark - book.perp_mark);
-        step.pnl.perp += moved;
-        book.perp_margin += moved;
-        book.perp_mark = step.at.mark;
-        if elapsed_ms != self.sim.elapsed_years.0 {
-            self.sim.elapsed_years = (elapsed_ms, elapsed_ms as f64 / MS_PER_YEAR);
-        }
-        if spot_qty > 0.0 {
-            let earned = spot_qty * timeline.staking_apr_at(i - 1) * self.sim.elapsed_years.1;
-            book.spot_qty += earned;
-            step.pnl.staking += earned * step.at.spot;
+        let sim = &mut self.sim;
+        sim.book.start_step();
+        step.pnl.spot += sim.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
+        sim.mark_linear_perp(step.at.mark, &mut step.pnl);
+        sim.book.perp_mark = step.at.mark;
+        let years = sim.years_of(elapsed_ms);
+        if sim.book.spot_qty > 0.0 {
+            sim.stake(timeline.staking_apr_at(i - 1), years, step.at.spot, &mut step.pnl);
         }
         Some(step)
     }
