@@ -116,7 +116,10 @@ fn the_borrowed_spot_is_liquidated_at_margin_level_1_1_with_the_venues_fee() {
     let mut timeline = flat_timeline(&[100_000.0, 180_000.0], &[100_000.0, 180_000.0], &[100_000.0, 100_000.0], HOUR);
     timeline.spot_high = vec![100_000.0, 185_000.0];
     timeline.spot_low = vec![100_000.0, 100_000.0];
-    let (ledger, summary) = run(&timeline, &reverse_params());
+    // A venue whose liquidation buys the whole loan back (no stop level).
+    let mut params = reverse_params();
+    params.spot_margin.liquidation_stop_level = 1.0;
+    let (ledger, summary) = run(&timeline, &params);
     assert_close(ledger.row(0).cash, 133_333.3333, 1e-4); // D.A
     let row = ledger.row(1);
     assert_eq!(row.events & events::LIQUIDATION, events::LIQUIDATION);
@@ -131,6 +134,75 @@ fn the_borrowed_spot_is_liquidated_at_margin_level_1_1_with_the_venues_fee() {
     // "close": the long perp is sold at 180,000; the account keeps 9,696.97 (D[at P_liq].after).
     assert_close(summary.final_equity, 9_696.969697 + 33_333.33333 + 53_333.33333, 1e-5);
     assert!(summary.final_equity >= 0.0);
+}
+
+#[test]
+fn binance_spot_margin_liquidation_stops_at_margin_level_1_5() {
+    // D3: the same bar under Binance's rule: only x = 0.5556 of the 0.6667 borrowed is bought
+    // back at P_liq, the 2 % fee is on that part, and the margin level is back at 1.5. The
+    // carry goes on with the smaller loan; the close's rebalance trims the perp to it.
+    let mut timeline = flat_timeline(&[100_000.0, 180_000.0], &[100_000.0, 180_000.0], &[100_000.0, 100_000.0], HOUR);
+    timeline.spot_high = vec![100_000.0, 185_000.0];
+    timeline.spot_low = vec![100_000.0, 100_000.0];
+    let (ledger, summary) = run(&timeline, &reverse_params());
+    let liquidation = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).unwrap();
+    assert_eq!(liquidation.leg, "spot");
+    assert_close(liquidation.fill_price, 181_818.1818, 1e-4); // D3.P_liq
+    assert_close(liquidation.qty, 0.5555555556, 1e-9); // D3.x bought back
+    assert_close(liquidation.fee, 2_020.20202, 1e-5); // D3.fee
+    let row = ledger.row(1);
+    assert_eq!(row.events & events::LIQUIDATION, events::LIQUIDATION);
+    assert_close(row.pnl.liquidation, -2_020.20202, 1e-5);
+    assert_close(row.pnl.spot, -54_343.43434, 1e-5); // D3.spot pnl to the close
+    assert_close(row.pnl.perp, 53_333.33333, 1e-5); // D3.perp pnl
+    // The run ends at this close (final close at 180,000, no costs): D3.equity at the close.
+    assert_close(summary.final_equity, 96_969.69697, 1e-5);
+}
+
+#[test]
+fn a_liquidation_fill_that_slips_can_reach_hyperliquids_backstop() {
+    // G: the fill slips past LP = 148,148.15; at 50 bp the margin left at the fill (1,111.11) is
+    // under 2/3 of the maintenance there (1,240.74) and the backstop takes it; at 20 bp it is
+    // not (1,555.56 against 1,237.04) and the trader keeps it.
+    for (bps, fill, liquidation_component, final_equity) in [(50.0, 148_888.8889, -1_851.851852, 190_000.0), (20.0, 148_444.4444, -296.2962963, 191_555.5556)] {
+        let mut params = short_perp_params(0.0125, LiquidationStyle::MarketWithBackstop, 0.0);
+        params.liquidation.fill_slippage = bps * 1e-4;
+        let (ledger, summary) = run(&rally(), &params);
+        let liquidation = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).unwrap();
+        assert_close(liquidation.fill_price, fill, 1e-4); // G.fill
+        assert_close(ledger.row(2).pnl.liquidation, liquidation_component, 1e-6);
+        assert_close(summary.final_equity, final_equity, 1e-4);
+        assert_close(summary.pnl.total(), summary.final_equity - 150_000.0, 1e-8);
+    }
+    // The fill never goes past the bar's adverse extreme, and a gap fills at the open.
+    let params = short_perp_params(0.0125, LiquidationStyle::MarketWithBackstop, 0.0);
+    let mut slipping = params.liquidation;
+    slipping.fill_slippage = 0.5;
+    assert_eq!(slipping.fill_price(-1.0, 148_000.0, 140_000.0, 160_000.0), 160_000.0);
+    assert_eq!(slipping.fill_price(-1.0, 148_000.0, 150_000.0, 160_000.0), 150_000.0);
+    assert_eq!(slipping.fill_price(1.0, 50_000.0, 60_000.0, 40_000.0), 40_000.0);
+}
+
+#[test]
+fn gate_builds_the_taker_fee_into_its_liquidation_and_bankruptcy_prices() {
+    // H: the gate_usdt preset: maintenance 0.5 % + taker 0.05 % at every tier, and the
+    // bankruptcy-price fill where the margin less the fee to close is zero.
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let text = std::fs::read_to_string(data.join("basis.toml")).unwrap().replace("preset = \"binance_usdm\"", "preset = \"gate_usdt\"");
+    let config = basis::config::Config::from_toml_str(&text, "basis.toml (gate_usdt)", &data).unwrap();
+    let params = basis::config::engine_params(&config);
+    assert!(config.margin.taker_fee_in_liquidation_price);
+    assert_close(params.liquidation.fee_in_bankruptcy_price, 0.0005, 1e-15);
+    // basis.toml gives its own brackets (0.4 % first tier): the fee is added to them too.
+    assert_close(params.brackets.tiers()[0].mmr, 0.004 + 0.0005, 1e-15);
+    let mut gate = short_perp_params(0.0055, LiquidationStyle::BankruptcyPrice, 0.0);
+    gate.liquidation.fee_in_bankruptcy_price = 0.0005;
+    let (ledger, summary) = run(&rally(), &gate);
+    let liquidation = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).unwrap();
+    assert_close(liquidation.reference_price, 149_179.5127, 1e-4); // H.LP
+    assert_close(liquidation.fill_price, 149_925.0375, 1e-4); // H.BP
+    assert_close(liquidation.fee, 820.4873197, 1e-6); // H.margin at LP, all forfeited
+    assert_close(ledger.row(2).pnl.liquidation, -820.4873197, 1e-6);
 }
 
 #[test]

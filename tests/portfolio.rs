@@ -119,6 +119,121 @@ fn the_same_book_under_isolated_cross_and_portfolio_margin() {
     assert_close(last.maintenance, 0.01 * 10.0 * 300.0, 1e-12);
 }
 
+/// A pair whose perp sits in a cross account reports the account's liquidation: the price of
+/// its own asset at which the account breaches, the other prices held (expected values:
+/// `tests/expected/engine_truth.py`, section J). The isolated formula would say 148.51 for A at
+/// step 0; the account reaches maintenance only at 197.03. The account's own distance is the
+/// move of every price against it, and the book's smallest distance is the account's.
+#[test]
+fn cross_pairs_report_the_accounts_liquidation_price_and_distance() {
+    let a = scripted(&A_PRICES);
+    let b = scripted(&B_PRICES);
+    let pairs = [pair("A", &a, hand_params(1000.0), 0, 0), pair("B", &b, hand_params(1000.0), 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 6);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    let (a0, b0) = (ledger.pairs[0].row(0), ledger.pairs[1].row(0));
+    assert_close(a0.liquidation_price, 197.029703, 1e-6); // J.step0 P_A
+    assert_close(a0.liquidation_distance, 0.9702970297, 1e-9);
+    assert_close(b0.liquidation_price, 197.029703, 1e-6);
+    assert_close(ledger.accounts[0][0].liquidation_distance, 0.4851485149, 1e-9); // J.step0 account
+    assert_close(ledger.book.row(0).liquidation_distance, 0.4851485149, 1e-9);
+    let (a1, b1) = (ledger.pairs[0].row(1), ledger.pairs[1].row(1));
+    assert_close(a1.liquidation_price, 217.029703, 1e-6); // J.step1 P_A
+    assert_close(a1.liquidation_distance, 0.5502121641, 1e-9);
+    assert_close(b1.liquidation_price, 157.029703, 1e-6); // J.step1 P_B
+    assert_close(b1.liquidation_distance, 0.9628712871, 1e-9);
+    assert_close(ledger.accounts[0][1].liquidation_distance, 0.3501350135, 1e-9); // J.step1 account
+    // Never negative while the account lives; the book's smallest is the account's.
+    for i in 0..6 {
+        for k in 0..2 {
+            let d = ledger.pairs[k].row(i).liquidation_distance;
+            assert!(d.is_nan() || d >= 0.0, "pair {k} step {i}: {d}");
+        }
+    }
+    assert_eq!(summary.book.min_liquidation_distance, summary.accounts[0].min_liquidation_distance);
+    assert!(summary.book.min_liquidation_distance >= 0.0);
+}
+
+/// Top-ups in a cross account wait for the account, and use the margin it already holds first
+/// (section J): 2x, top-up below 10 %, selling spot. At step 1 A's isolated-equivalent distance
+/// is 6.1 % (148.51 vs 140) but the account's is 35 %: nothing is sold. At step 3 (A 200, B 80)
+/// the account's is 6.08 %: B's 200 of spare margin moves to A, and A sells 2.6667 spot for the
+/// other 800 (800 = x·(200 + 200/2)).
+#[test]
+fn cross_top_ups_wait_for_the_account_and_pool_its_free_margin_first() {
+    let a = scripted(&A_PRICES);
+    let b = scripted(&B_PRICES);
+    let make = || {
+        let mut p = hand_params(1000.0);
+        p.top_up_source = TopUpSource::SellSpot;
+        p.top_up_distance = 0.10;
+        p
+    };
+    let pairs = [pair("A", &a, make(), 0, 0), pair("B", &b, make(), 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 6);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    let top_ups: Vec<(usize, &basis::model::Trade)> = (0..2).flat_map(|k| summary.pairs[k].trades.iter().filter(|t| t.reason == basis::model::TradeReason::TopUp).map(move |t| (k, t))).collect();
+    assert!(top_ups.iter().all(|(_, t)| t.step == 3), "no top-up before the account is near: {top_ups:?}");
+    // (J.step3 account: 6.08 % before the decisions; the top-up leaves the account farther.)
+    assert!(ledger.accounts[0][3].liquidation_distance > 0.10);
+    assert_close(ledger.transfers_in[0][3], 200.0, 1e-9); // J.step3 B spare, pooled to A
+    assert_close(ledger.transfers_in[1][3], -200.0, 1e-9);
+    let (k, sold) = top_ups.iter().find(|(_, t)| t.leg == "spot").unwrap();
+    assert_eq!(*k, 0, "only A sells spot");
+    assert_close(sold.qty, -2.666666667, 1e-8); // J.step3 A spot sold
+    assert_eq!(top_ups.iter().filter(|(k, _)| *k == 1).count(), 0, "B does not sell");
+}
+
+/// A long carry beside a reverse carry in one cross account (section K): A's short perp is hurt
+/// by its high, B's long perp by its low. On all highs or all lows the account keeps 50 per unit
+/// against 2.5 or 1.5; at the corner (A 150, B 50) it has nothing, and it breaches at θ = 0.98.
+#[test]
+fn a_mixed_cross_account_is_checked_at_its_worst_corner() {
+    let a = scripted(&[100.0, 150.0, 150.0]);
+    let b = scripted(&[100.0, 50.0, 50.0]);
+    let mut reverse = hand_params(1000.0);
+    reverse.entry.direction = Direction::Reverse;
+    let pairs = [pair("A", &a, hand_params(1000.0), 0, 0), pair("B", &b, reverse, 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 3);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    assert_close(ledger.pairs[1].row(0).perp_qty, 20.0 / 3.0, 1e-12);
+    assert_eq!(liquidations(&ledger, 0), vec![1]);
+    assert_eq!(liquidations(&ledger, 1), vec![1]);
+    let fill = |k: usize| summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation && t.leg == "perp").unwrap().fill_price;
+    assert_close(fill(0), 149.0, 1e-9); // K.A fill
+    assert_close(fill(1), 51.0, 1e-9); // K.B fill
+    // The wallet keeps the maintenance at the breach, 0.01·(20/3)·200 = 13.33 (K.wallet left);
+    // the spot legs' +333.33 each and the perps' −326.67 each leave the book 2,000 + 13.33
+    // once both spot legs are unwound at the close.
+    assert_close(ledger.book.row(1).equity, 2000.0 + 13.333333333, 1e-6);
+}
+
+/// One Binance cross account, two short perps, the maintenance tier changing between entry and
+/// the breach, and a clearance fee capped at what is left (section I of the script).
+#[test]
+fn a_cross_breach_at_a_new_tier_takes_a_capped_fee() {
+    let a = flat_timeline(&[100_000.0, 140_000.0], &[100_000.0, 140_000.0], &[100_000.0, 100_000.0], HOUR);
+    let make = || {
+        let mut p = plain_params(60_000.0);
+        p.leverage = 3.0;
+        p.brackets = Brackets::new(basis::config::default_brackets());
+        p.close_at_end = false;
+        p
+    };
+    let pairs = [pair("A", &a, make(), 0, 0), pair("B", &a, make(), 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 2);
+    let summary = portfolio::run(&book(120_000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    assert_close(ledger.pairs[0].row(0).perp_qty, -0.45, 1e-12);
+    assert_close(ledger.pairs[0].row(0).liquidation_price, 165_550.0276, 1e-4); // I.step0 P_A
+    assert_close(ledger.accounts[0][0].liquidation_distance, 0.3278054174, 1e-9); // I.step0 account
+    for k in 0..2 {
+        let fill = summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation).unwrap();
+        assert_close(fill.fill_price, 132_780.5417, 1e-4); // I.breach price
+        assert_close(fill.fee, 248.7562189, 1e-6); // I.each pair's share of the capped fee
+    }
+    assert_close(ledger.book.row(1).equity, 126_000.0, 1e-6); // I.book equity after
+}
+
 /// Margin freed by the haircut: a pair whose spot covers the perp's margin at 0.95 posts no cash
 /// margin, so the same capital carries q = C/S instead of C/(S + S/leverage); at 1x the notional
 /// doubles less the haircut's shortfall: margin per unit = max(0, 100 − 95) = 5, q = 1,000/105.
@@ -247,6 +362,7 @@ proptest! {
         weight in 0.1f64..0.9,
         rebalance_steps in prop::option::of(3i64..20),
         reverse in prop::bool::ANY,
+        reverse_b in prop::bool::ANY,
         top_up in prop_oneof![Just(TopUpSource::None), Just(TopUpSource::SellSpot), Just(TopUpSource::ReserveThenSpot)],
     ) {
         let unzip = |s: &[(f64, f64, f64, f64)]| -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -257,7 +373,9 @@ proptest! {
         let (r, b, g, f) = unzip(&seed_b);
         let tb = random_timeline(&r, &b, &g, &f);
         let capital = 100_000.0;
-        let make = |share: f64| {
+        // Each pair its own direction, so one cross account mixes long and reverse carries; a
+        // borrowed spot leg in a portfolio account is refused by the config (not modelled).
+        let make = |share: f64, reverse: bool| {
             let mut p = plain_params(capital * share);
             p.leverage = leverage;
             p.top_up_source = top_up;
@@ -269,7 +387,7 @@ proptest! {
             p.borrow_apr = 0.1;
             p.reenter_after_liquidation = true;
             p.brackets = Brackets::new(basis::config::default_brackets());
-            if reverse {
+            if reverse && mode != MarginMode::Portfolio {
                 p.entry.direction = Direction::Reverse;
             }
             p.entry.mode = EntryMode::AlwaysOn;
@@ -281,8 +399,8 @@ proptest! {
         };
         let haircut = if mode == MarginMode::Portfolio { 0.9 } else { 0.0 };
         let pairs = [
-            PairSpec { spot_haircut: haircut, ..pair("A", &ta, make(weight), 0, 0) },
-            PairSpec { spot_haircut: haircut, ..pair("B", &tb, make(1.0 - weight), 0, 0) },
+            PairSpec { spot_haircut: haircut, ..pair("A", &ta, make(weight, reverse), 0, 0) },
+            PairSpec { spot_haircut: haircut, ..pair("B", &tb, make(1.0 - weight, reverse_b), 0, 0) },
         ];
         let mut rows = Rows::default();
         let summary = portfolio::run(&book(capital, vec![weight, 1.0 - weight], rebalance_steps.map(|s| s * HOUR)), &[account("v", mode)], &pairs, &mut rows);
@@ -295,17 +413,28 @@ proptest! {
             prop_assert!(rows.accounts[0][i].equity >= -1e-9 * scale);
             previous = row.equity;
         }
-        // Every pair row's liquidation price is the one its own perp, margin and mark give at the
+        // Every pair row's liquidation price is the one its perp, margin and mark give at the
         // close, allocation rebalances included (a price decided before capital moved would be
-        // stale). With spot as collateral (portfolio margin) the price also counts the spot.
+        // stale): in an isolated account its own formula; in a cross account the price of its
+        // own asset at which the whole account is at maintenance, the other pair at its mark.
         let brackets = Brackets::new(basis::config::default_brackets());
-        if mode != MarginMode::Portfolio {
-            for (k, pair_rows) in rows.pairs.iter().enumerate() {
-                for (i, (row, _)) in pair_rows.iter().enumerate() {
+        for (k, pair_rows) in rows.pairs.iter().enumerate() {
+            for (i, (row, _)) in pair_rows.iter().enumerate() {
+                prop_assert!(row.liquidation_distance.is_nan() || row.liquidation_distance >= 0.0, "pair {k} step {i}: distance {}", row.liquidation_distance);
+                if mode == MarginMode::Isolated {
                     let expected = brackets.liquidation_price(row.perp_qty, row.perp_margin, row.mark_price);
                     prop_assert!(row.liquidation_price.to_bits() == expected.to_bits(), "pair {k} step {i}: liquidation price {} vs {} from the row's perp {} and margin {}", row.liquidation_price, expected, row.perp_qty, row.perp_margin);
+                } else if mode == MarginMode::Cross && row.perp_qty != 0.0 && row.liquidation_distance.is_finite() && row.liquidation_distance > 0.0 {
+                    let other = &rows.pairs[1 - k][i].0;
+                    let at = row.liquidation_price;
+                    let balance = row.perp_margin + row.perp_qty * (at - row.mark_price) + other.perp_margin;
+                    let maintenance = brackets.maintenance_margin(row.perp_qty.abs() * at) + if other.perp_qty != 0.0 { brackets.maintenance_margin(other.perp_qty.abs() * other.mark_price) } else { 0.0 };
+                    prop_assert!((balance - maintenance).abs() <= 1e-6 * capital, "pair {k} step {i}: at its reported price {at} the account holds {balance} against maintenance {maintenance}");
                 }
             }
+        }
+        for (i, account_row) in rows.accounts[0].iter().enumerate() {
+            prop_assert!(account_row.liquidation_distance.is_nan() || account_row.liquidation_distance >= 0.0, "account step {i}: distance {}", account_row.liquidation_distance);
         }
         for (k, pair_rows) in rows.pairs.iter().enumerate() {
             let mut previous = summary.pairs[k].initial_capital;
@@ -692,7 +821,7 @@ fn a_cross_breach_above_the_backstop_keeps_its_margin() {
     let b = scripted(&B_PRICES);
     let params = || {
         let mut p = hand_params(1000.0);
-        p.liquidation = basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::MarketWithBackstop, fee_rate: 0.0, backstop_fraction: 2.0 / 3.0 };
+        p.liquidation = basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::MarketWithBackstop, fee_rate: 0.0, backstop_fraction: 2.0 / 3.0, fill_slippage: 0.0, fee_in_bankruptcy_price: 0.0 };
         p
     };
     let mut ledger = BookLedger::with_capacity(2, 1, 6);

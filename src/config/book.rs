@@ -336,6 +336,18 @@ impl BookConfig {
             if config.strategy.instrument != super::InstrumentChoice::Perp {
                 bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument = \"dated\" or \"best\" runs as a single-pair backtest for now; a book's pairs hold perps", k + 1);
             }
+            // A reverse carry's borrowed spot in a portfolio account would be a loan inside the
+            // account's uniMMR (MarginMM = loan × MMR, MARGIN.md §2.1), not the classic Cross
+            // Margin account the engine margins it in; until the loan is modelled there, refuse
+            // rather than apply both rules at once.
+            if accounts[spot_account].mode == MarginMode::Portfolio && config.strategy.direction != crate::sim::policy::Direction::Long {
+                bail_input!(
+                    "config {origin}: [[pair]] {} ({name}): strategy.direction = \"{}\" borrows spot, and account {:?} is a portfolio-margin account; a loan inside portfolio margin (its maintenance in uniMMR) is not modelled yet. Hold the spot leg in a `margin_mode = \"cross\"` or `\"isolated\"` account, or trade direction = \"long\" only",
+                    k + 1,
+                    if config.strategy.direction == crate::sim::policy::Direction::Both { "both" } else { "reverse" },
+                    accounts[spot_account].name
+                );
+            }
             // The spot leg pays its own venue's spot fees, unless [costs] sets them.
             if spot_account != perp_account && account_configs[spot_account].venue != account_configs[perp_account].venue {
                 let spot_preset = crate::venue::Preset::load(&account_configs[spot_account].venue, base_dir)?;

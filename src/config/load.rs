@@ -56,6 +56,12 @@ impl Config {
             if let (false, Some(fraction)) = (given("margin", "backstop_fraction"), preset.margin.backstop_fraction) {
                 config.margin.backstop_fraction = fraction;
             }
+            if let (false, Some(bps)) = (given("margin", "liquidation_slippage_bps"), preset.margin.liquidation_slippage_bps) {
+                config.margin.liquidation_slippage_bps = bps;
+            }
+            if let (false, Some(flag)) = (given("margin", "taker_fee_in_liquidation_price"), preset.margin.taker_fee_in_liquidation_price) {
+                config.margin.taker_fee_in_liquidation_price = flag;
+            }
             if let Some(spot) = &preset.margin.spot {
                 for (key, value, slot) in [
                     ("spot_margin_call_level", spot.margin_call_level, &mut config.margin.spot_margin_call_level),
@@ -66,6 +72,10 @@ impl Config {
                     if !given("margin", key) {
                         *slot = value;
                     }
+                }
+                // A venue whose liquidation is not known to stop early buys the whole loan back.
+                if !given("margin", "spot_liquidation_stop_level") {
+                    config.margin.spot_liquidation_stop_level = spot.liquidation_stop_level.unwrap_or(1.0);
                 }
             }
             if !given("margin", "brackets") {

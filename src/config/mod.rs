@@ -472,6 +472,21 @@ pub struct MarginConfig {
     /// (Binance: transfers need a collateral margin level above 2).
     #[serde(default = "default_spot_transfer")]
     pub spot_transfer_out_level: f64,
+    /// Spot margin: a liquidation buys back only what brings the margin level back to this,
+    /// and stops (Binance Cross Margin 3x: 1.5, MARGIN.md §4); at or below
+    /// `1 + spot_liquidation_fee_rate` the whole loan is bought back.
+    #[serde(default = "default_spot_stop")]
+    pub spot_liquidation_stop_level: f64,
+    /// How far a liquidated perp's closing fill slips past its liquidation price, bps of that
+    /// price, never past the bar's adverse extreme (a bar that opens past it fills at its open).
+    /// Default: the preset's, else 0 (at the liquidation price).
+    #[serde(default)]
+    pub liquidation_slippage_bps: f64,
+    /// Whether the venue builds the taker fee into the liquidation and bankruptcy prices (Gate,
+    /// MARGIN.md §3.3): the maintenance rates gain `perp_taker_bps`, and a bankruptcy-price
+    /// fill is where the margin less the fee to close is zero. Default: the preset's, else false.
+    #[serde(default)]
+    pub taker_fee_in_liquidation_price: bool,
     /// Tiers in ascending `notional_floor`, the first at 0. Default: Binance BTCUSDT (VENUES.md §2.1).
     #[serde(default = "default_brackets")]
     pub brackets: Vec<Bracket>,
@@ -487,6 +502,9 @@ impl Default for MarginConfig {
             spot_liquidation_level: default_spot_liquidation(),
             spot_liquidation_fee_rate: default_spot_liq_fee(),
             spot_transfer_out_level: default_spot_transfer(),
+            spot_liquidation_stop_level: default_spot_stop(),
+            liquidation_slippage_bps: 0.0,
+            taker_fee_in_liquidation_price: false,
             brackets: default_brackets(),
         }
     }
@@ -510,6 +528,9 @@ fn default_spot_liq_fee() -> f64 {
 }
 fn default_spot_transfer() -> f64 {
     crate::sim::BINANCE_CROSS_MARGIN.transfer_out_level
+}
+fn default_spot_stop() -> f64 {
+    crate::sim::BINANCE_CROSS_MARGIN.liquidation_stop_level
 }
 
 /// Binance BTCUSDT USDⓈ-M brackets (public fixture ~2022–23, VENUES.md §2.1 (B18a)).

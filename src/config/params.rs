@@ -13,6 +13,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
     let p = &config.portfolio;
     let s = &config.strategy;
     let m = &config.margin;
+    let fee_in_price = if m.taker_fee_in_liquidation_price { config.costs.perp_taker_bps * 1e-4 } else { 0.0 };
     EngineParams {
         initial_capital: p.initial_capital,
         leverage: p.leverage,
@@ -23,14 +24,23 @@ pub fn engine_params(config: &Config) -> EngineParams {
         top_up_source: p.top_up_source,
         borrow_apr: p.borrow_apr,
         costs: Costs::of(&config.costs),
-        liquidation: PerpLiquidation { style: m.liquidation, fee_rate: m.liquidation_fee_rate, backstop_fraction: m.backstop_fraction },
+        liquidation: PerpLiquidation {
+            style: m.liquidation,
+            fee_rate: m.liquidation_fee_rate,
+            backstop_fraction: m.backstop_fraction,
+            fill_slippage: m.liquidation_slippage_bps * 1e-4,
+            fee_in_bankruptcy_price: fee_in_price,
+        },
         spot_margin: SpotMarginRules {
             margin_call_level: m.spot_margin_call_level,
             liquidation_level: m.spot_liquidation_level,
             liquidation_fee_rate: m.spot_liquidation_fee_rate,
             transfer_out_level: m.spot_transfer_out_level,
+            liquidation_stop_level: m.spot_liquidation_stop_level,
         },
-        brackets: Brackets::new(m.brackets.clone()),
+        // A venue that counts the fee to close in its liquidation price needs that much more
+        // maintenance at every tier (the tiers' `cum` differences are unchanged).
+        brackets: Brackets::new(m.brackets.iter().map(|b| crate::model::Bracket { mmr: b.mmr + fee_in_price, ..*b }).collect()),
         entry: EntryRule {
             mode: s.mode,
             direction: s.direction,

@@ -150,6 +150,14 @@ pub struct PerpLiquidation {
     /// Equity below this share of the maintenance margin hands the position to the backstop
     /// ([`LiquidationStyle::MarketWithBackstop`]).
     pub backstop_fraction: f64,
+    /// How far past the liquidation price the closing fill goes, decimal of that price (0: at
+    /// the liquidation price). Never past the bar's adverse extreme; see
+    /// [`PerpLiquidation::fill_price`].
+    pub fill_slippage: f64,
+    /// Taker fee rate the venue builds into the bankruptcy price (Gate, MARGIN.md §3.3: the
+    /// price at which the margin, less the fee to close, is zero); 0 elsewhere. The same rate
+    /// is added to the maintenance rates of such a venue's brackets.
+    pub fee_in_bankruptcy_price: f64,
 }
 
 /// What a perp liquidation did to an isolated position.
@@ -168,6 +176,25 @@ pub struct LiquidationFill {
 }
 
 impl PerpLiquidation {
+    /// The price a position of signed `qty` liquidated at `liquidation` in a bar that opened at
+    /// `open` and reached `extreme` against it (a short's high, a long's low) is closed at: the
+    /// liquidation price moved `fill_slippage` further against the position, no further than
+    /// the extreme; a bar that opens past the liquidation price fills at its open (a gap).
+    #[inline]
+    pub fn fill_price(&self, qty: f64, liquidation: f64, open: f64, extreme: f64) -> f64 {
+        if qty < 0.0 {
+            if open >= liquidation {
+                return open;
+            }
+            (liquidation * (1.0 + self.fill_slippage)).min(extreme).max(liquidation)
+        } else {
+            if open <= liquidation {
+                return open;
+            }
+            (liquidation * (1.0 - self.fill_slippage)).max(extreme).min(liquidation)
+        }
+    }
+
     /// Close `qty` (signed) whose margin is `margin_at_mark` once marked to `mark_price` (the
     /// liquidation price or worse). Returns the fill, what the venue took, and any shortfall;
     /// the trader keeps `margin_at_mark − taken + shortfall` (never below zero).
@@ -175,8 +202,10 @@ impl PerpLiquidation {
         let size = qty.abs();
         let left = margin_at_mark.max(0.0);
         let shortfall = (-margin_at_mark).max(0.0);
-        // The bankruptcy price: where the position's margin is exactly zero.
-        let bankruptcy = mark_price - margin_at_mark / qty;
+        // The bankruptcy price: where the position's margin, less the fee to close where the
+        // venue counts it, is exactly zero: margin + qty·(P − mark) − size·P·fee = 0.
+        let fee = self.fee_in_bankruptcy_price;
+        let bankruptcy = (qty * mark_price - margin_at_mark) / (qty - size * fee);
         match self.style {
             LiquidationStyle::LiquidationPrice => {
                 let fee = (size * mark_price * self.fee_rate).min(left);
@@ -208,6 +237,9 @@ pub struct SpotMarginRules {
     pub liquidation_fee_rate: f64,
     /// Margin level a transfer out of the account may not go below.
     pub transfer_out_level: f64,
+    /// Margin level at which a liquidation stops: only the part of the loan that brings the
+    /// level back here is bought back (Binance Cross Margin 3x: 1.5, MARGIN.md §4).
+    pub liquidation_stop_level: f64,
 }
 
 impl SpotMarginRules {
@@ -219,6 +251,21 @@ impl SpotMarginRules {
             return f64::NAN;
         }
         (assets / (self.liquidation_level * borrowed)).max(0.0)
+    }
+
+    /// Units of a loan of `borrowed` units against `assets` a liquidation at `price` buys back:
+    /// those that leave the margin level at the stop level once the fee on them is paid,
+    /// (assets − x·P·(1 + fee)) / ((borrowed − x)·P) = stop, so
+    /// x = (stop·borrowed·P − assets) / (P·(stop − 1 − fee)); all of it when the stop level
+    /// cannot be reached that way.
+    #[inline]
+    pub fn liquidated_units(&self, assets: f64, borrowed: f64, price: f64) -> f64 {
+        let stop = self.liquidation_stop_level;
+        let room = stop - 1.0 - self.liquidation_fee_rate;
+        if !(room > 0.0) || !(price > 0.0) {
+            return borrowed;
+        }
+        ((stop * borrowed * price - assets) / (price * room)).clamp(0.0, borrowed)
     }
 }
 

@@ -118,7 +118,7 @@ pub struct EngineParams {
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
 /// liquidation at 1.1 (FAQ 360030493931), 2 % liquidation fee (2024-08 update), transfers out
 /// down to 2 (MARGIN.md §4).
-pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_level: 1.3, liquidation_level: 1.1, liquidation_fee_rate: 0.02, transfer_out_level: 2.0 };
+pub const BINANCE_CROSS_MARGIN: SpotMarginRules = SpotMarginRules { margin_call_level: 1.3, liquidation_level: 1.1, liquidation_fee_rate: 0.02, transfer_out_level: 2.0, liquidation_stop_level: 1.5 };
 
 /// What a run produced besides the per-step rows.
 #[derive(Debug, Clone, Default)]
@@ -215,6 +215,10 @@ struct Sim<'a> {
     /// The last bar length seen (ms) and its length in years: on a regular clock the division
     /// is done once, with the same bits every step.
     elapsed_years: (i64, f64),
+    /// The distance to liquidation of the shared (cross or portfolio) account the perp sits
+    /// in, set by the book before each step's decisions: top-ups trigger on it instead of the
+    /// pair's isolated-equivalent distance. NaN for a perp margined alone.
+    account_distance: f64,
 }
 
 impl Sim<'_> {
@@ -385,9 +389,15 @@ impl Sim<'_> {
     /// or (spot as collateral) the margin and haircut spot no longer covering the initial
     /// margin, since co-moving collateral keeps the liquidation price far while the account
     /// borrows ever more quote currency.
+    ///
+    /// In a shared (cross or portfolio) account the account's own distance decides instead:
+    /// a pair's isolated-equivalent distance says nothing about whether the account is at risk.
     #[inline(always)]
     fn wants_top_up(&self, distance: f64, at: &Quote) -> bool {
         let p = self.params;
+        if !self.account_distance.is_nan() {
+            return self.account_distance < p.top_up_distance;
+        }
         distance < p.top_up_distance
             || (p.spot_collateral_haircut > 0.0
                 && self.book.perp_qty.abs() * at.mark / p.leverage > self.book.perp_margin + p.spot_collateral_haircut * self.book.spot_qty.max(0.0) * at.spot)
@@ -603,7 +613,8 @@ impl Sim<'_> {
         summary.traded_notional += if self.params.inverse {
             self.fill_inverse_liquidation(qty, liq, mark_prev, timeline.spot[i - 1], step.at.step, step.at.ts_ms, &mut step.pnl)
         } else {
-            self.fill_perp_liquidation(qty, liq, mark_prev, step.at.step, step.at.ts_ms, &mut step.pnl)
+            let extreme = if qty < 0.0 { timeline.mark_high[i] } else { timeline.mark_low[i] };
+            self.fill_perp_liquidation(qty, liq, mark_prev, extreme, step.at.step, step.at.ts_ms, &mut step.pnl)
         };
         true
     }
@@ -612,13 +623,20 @@ impl Sim<'_> {
     #[cold]
     #[inline(never)]
     /// Returns the traded notional.
-    fn fill_perp_liquidation(&mut self, qty: f64, liq: f64, mark_prev: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
+    #[allow(clippy::too_many_arguments)]
+    fn fill_perp_liquidation(&mut self, qty: f64, liq: f64, mark_prev: f64, extreme: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
         let moved = qty * (price - mark_prev);
         pnl.perp += moved;
         self.book.perp_margin += moved;
-        let fill = self.params.liquidation.close(qty, price, self.book.perp_margin, &self.params.brackets);
+        // The fill may slip past it (the liquidation model): a loss of the liquidation, so the
+        // venue's rule (its fee, or a backstop) applies to the margin left at the fill.
+        let filled = self.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
+        let slipped = qty * (filled - price);
+        pnl.liquidation += slipped;
+        self.book.perp_margin += slipped;
+        let fill = self.params.liquidation.close(qty, filled, self.book.perp_margin, &self.params.brackets);
         pnl.liquidation += fill.shortfall - fill.taken;
         self.book.perp_margin += fill.shortfall - fill.taken;
         self.trades.push(Trade {
@@ -630,7 +648,7 @@ impl Sim<'_> {
             reference_price: price,
             fill_price: fill.fill_price,
             fee: fill.taken,
-            slippage: 0.0,
+            slippage: -slipped,
         });
         self.book.perp_qty = 0.0;
         let margin = self.book.perp_margin;
@@ -685,12 +703,15 @@ impl Sim<'_> {
     /// Returns the traded notional.
     fn fill_spot_liquidation(&mut self, spot_qty: f64, liq: f64, spot_prev: f64, step_number: usize, ts_ms: i64, pnl: &mut Pnl) -> f64 {
         let price = liq.max(spot_prev);
-        let moved = spot_qty * (price - spot_prev);
+        // Only what brings the margin level back to the stop level is bought back (Binance);
+        // the rest of the loan stays valued at the previous close until the close marks it.
+        let units = self.params.spot_margin.liquidated_units(self.book.cash, -spot_qty, price);
+        let moved = -units * (price - spot_prev);
         pnl.spot += moved;
         // Bought back at `price` (equity-neutral at that price), then the venue's fee.
-        self.book.cash += spot_qty * price;
-        self.book.spot_qty = 0.0;
-        let notional = -spot_qty * price;
+        self.book.cash -= units * price;
+        self.book.spot_qty = if units >= -spot_qty { 0.0 } else { spot_qty + units };
+        let notional = units * price;
         let fee = (notional * self.params.spot_margin.liquidation_fee_rate).min(self.book.cash.max(0.0));
         self.book.cash -= fee;
         let shortfall = (-self.book.cash).max(0.0);
@@ -702,7 +723,7 @@ impl Sim<'_> {
             step: step_number,
             leg: "spot",
             reason: TradeReason::Liquidation,
-            qty: -spot_qty,
+            qty: units,
             reference_price: price,
             fill_price: price,
             fee,
@@ -1100,6 +1121,7 @@ impl<'p, 't> PairRun<'p, 't> {
                 slippage_until_ms: i64::MIN,
                 recoveries: Vec::new(),
                 elapsed_years: (0, 0.0),
+                account_distance: f64::NAN,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1201,7 +1223,29 @@ impl<'p, 't> PairRun<'p, 't> {
         step.flags |= events::LIQUIDATION;
         self.summary.first_liquidation_ms.get_or_insert(step.at.ts_ms);
         self.summary.after_liquidation.get_or_insert(self.sim.params.after_liquidation);
-        self.sim.on_liquidation();
+        // A loan liquidated only in part (the venue stopped at its stop level) leaves both legs:
+        // the carry goes on, and the close's rebalance trims the perp to the smaller loan.
+        let partial = matches!(self.sim.held, Held::Long | Held::Reverse) && self.sim.book.spot_qty < 0.0 && self.sim.book.perp_qty != 0.0;
+        if !partial {
+            self.sim.on_liquidation();
+        }
+    }
+
+    /// The distance to liquidation of the shared account this pair's perp sits in (NaN: margined
+    /// alone); its top-ups trigger on it.
+    #[inline(always)]
+    pub(crate) fn set_account_distance(&mut self, distance: f64) {
+        self.sim.account_distance = distance;
+    }
+
+    /// The borrowed spot's distance to its liquidation price at the close just recorded (NaN
+    /// without a loan).
+    pub(crate) fn spot_loan_distance(&self, spot: f64) -> f64 {
+        if self.sim.book.spot_qty < 0.0 {
+            self.spot_liquidation_price_carried / spot - 1.0
+        } else {
+            f64::NAN
+        }
     }
 
     /// Steps 2–4: mark to the close, settle funding, accrue staking or borrow.
@@ -1400,12 +1444,22 @@ impl<'p, 't> PairRun<'p, 't> {
     /// running totals. Returns the row.
     #[inline(always)]
     pub(crate) fn record<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price_now: Option<f64>, recorder: &mut R) -> StepRow {
-        let params = self.sim.params;
         let at = step.at;
         let liquidation_price = liquidation_price_now.unwrap_or_else(|| self.sim.perp_liquidation_price(at.mark, at.spot));
+        let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
+        self.record_at(i, step, liquidation_price, distance, recorder)
+    }
+
+    /// Close step `i` with the perp's liquidation price and distance given: the pair's own
+    /// (isolated) ones from [`PairRun::record`], or, for a perp in a shared (cross or portfolio)
+    /// account, the account's as the book computes them (the price of the pair's asset at which
+    /// the account breaches, the other prices held at the close).
+    #[inline(always)]
+    pub(crate) fn record_at<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
+        let params = self.sim.params;
+        let at = step.at;
         self.liquidation_price_carried = liquidation_price;
         self.spot_liquidation_price_carried = params.spot_margin.liquidation_price(self.sim.book.cash, -self.sim.book.spot_qty);
-        let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
         let spot_distance = if self.sim.book.spot_qty < 0.0 { self.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
         if matches!(self.sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::margin::LiquidationStyle;
 use super::{EngineParams, Held, PairRun, RunSummary, Step};
+use super::policy::TopUpSource;
 use crate::model::{events, state, MarketTimeline, Recorder, StepRow, Trade, TradeReason};
 
 /// How an account margins the positions in it.
@@ -211,127 +212,232 @@ fn trailing_apr(timeline: &MarketTimeline, now_ms: i64, lookback_hours: f64) -> 
     }
 }
 
-/// A perp or spot price path inside the current bar: from the previous close towards its bar
-/// high (`up`) or low.
-#[derive(Clone, Copy)]
-struct Path {
-    up: bool,
-}
+/// Where each pair's prices go inside the current bar, one choice per pair: towards its bar
+/// high (`true`) or low. A pair's perp mark and its spot go the same way (one asset).
+type Corner = Vec<bool>;
 
-impl Path {
-    #[inline]
-    fn perp_end(self, t: &MarketTimeline, i: usize) -> f64 {
-        if self.up { t.mark_high[i] } else { t.mark_low[i] }
-    }
-    #[inline]
-    fn spot_end(self, t: &MarketTimeline, i: usize) -> f64 {
-        let range = if self.up { &t.spot_high } else { &t.spot_low };
-        range.get(i).copied().unwrap_or(t.spot[i])
+#[inline]
+fn mark_end(t: &MarketTimeline, i: usize, up: bool) -> f64 {
+    if up {
+        t.mark_high[i]
+    } else {
+        t.mark_low[i]
     }
 }
 
-/// Margin balance and maintenance of `account` with every price a share `theta` of the way from
-/// the previous close to its path's end (theta = 0: the previous close).
-fn account_at(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) -> (f64, f64) {
-    let along = |from: f64, to: f64| from + theta * (to - from);
-    account_value(runs, specs, account, mode, |t| (t.mark_prices()[i - 1], along(t.mark_prices()[i - 1], path.perp_end(t, i))), |t| along(t.spot[i - 1], path.spot_end(t, i)))
+#[inline]
+fn spot_end(t: &MarketTimeline, i: usize, up: bool) -> f64 {
+    let range = if up { &t.spot_high } else { &t.spot_low };
+    range.get(i).copied().unwrap_or(t.spot[i])
 }
 
-/// Margin balance and maintenance of `account` with each perp moved from the mark it is booked
-/// at to a new one (`perp`: (booked, new)) and the spot at `spot`: the perps' margin balances
-/// re-marked, plus in portfolio mode the cash and the spot at its haircut (a short spot at full
-/// value).
-fn account_value(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, perp: impl Fn(&MarketTimeline) -> (f64, f64), spot: impl Fn(&MarketTimeline) -> f64) -> (f64, f64) {
+/// A pair's part of `account`: the margin balance it brings and the maintenance it needs, with
+/// its perp moved from the mark it is booked at (`booked`) to `mark` and its spot at `spot`.
+/// The perp counts where the account holds it; the spot and the pair's cash count in a
+/// portfolio account that holds them (a long spot at its haircut, a short one at full value).
+#[inline]
+fn pair_part(run: &PairRun, spec: &PairSpec, account: usize, mode: MarginMode, booked: f64, mark: f64, spot: f64) -> (f64, f64) {
+    let book = &run.sim.book;
     let (mut balance, mut maintenance) = (0.0, 0.0);
-    for (run, pair) in runs.iter().zip(specs) {
-        let book = &run.sim.book;
-        if pair.perp_account == account && book.perp_qty != 0.0 {
-            let (booked, price) = perp(run.timeline);
-            balance += book.perp_margin + book.perp_qty * (price - booked);
-            maintenance += pair.params.brackets.maintenance_margin(book.perp_qty.abs() * price);
-        }
-        if mode == MarginMode::Portfolio && pair.spot_account == account {
-            let haircut = if book.spot_qty > 0.0 { pair.spot_haircut } else { 1.0 };
-            balance += book.cash + haircut * book.spot_qty * spot(run.timeline);
-        }
+    if spec.perp_account == account && book.perp_qty != 0.0 {
+        balance += book.perp_margin + book.perp_qty * (mark - booked);
+        maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * mark);
+    }
+    if mode == MarginMode::Portfolio && spec.spot_account == account {
+        let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
+        balance += book.cash + haircut * book.spot_qty * spot;
     }
     (balance, maintenance)
 }
 
-/// Where on the bar a shared account first falls to maintenance: the path and the share of the
-/// way along it, or `None` when it survives the bar.
-fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> Option<(Path, f64)> {
-    let has_perp = runs.iter().zip(specs).any(|(r, s)| s.perp_account == account && r.sim.book.perp_qty != 0.0);
-    if !has_perp {
+/// [`pair_part`] as headroom: balance less `threshold` × maintenance (below zero: the pair's
+/// part pulls the account under its liquidation level by that much).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn pair_headroom(run: &PairRun, spec: &PairSpec, account: usize, mode: MarginMode, threshold: f64, booked: f64, mark: f64, spot: f64) -> f64 {
+    let (balance, maintenance) = pair_part(run, spec, account, mode, booked, mark, spot);
+    balance - threshold * maintenance
+}
+
+/// Margin balance and maintenance of `account`, each pair's (booked mark, mark, spot) given by
+/// `prices`.
+fn account_value(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, prices: impl Fn(usize, &MarketTimeline) -> (f64, f64, f64)) -> (f64, f64) {
+    let (mut balance, mut maintenance) = (0.0, 0.0);
+    for (k, (run, spec)) in runs.iter().zip(specs).enumerate() {
+        let (booked, mark, spot) = prices(k, run.timeline);
+        let (b, m) = pair_part(run, spec, account, mode, booked, mark, spot);
+        balance += b;
+        maintenance += m;
+    }
+    (balance, maintenance)
+}
+
+/// Whether `account` holds a perp.
+fn holds_perp(runs: &[PairRun], specs: &[PairSpec], account: usize) -> bool {
+    runs.iter().zip(specs).any(|(r, s)| s.perp_account == account && r.sim.book.perp_qty != 0.0)
+}
+
+/// The corner of bar `i` that hurts `account` most: each pair's prices at the bar extreme (high
+/// or low) where its part of the account has the least headroom. Within a maintenance tier the
+/// headroom is linear in each price, and across tiers concave (the maintenance curve is convex),
+/// so its least value over the bar's box of prices is at a corner; the pairs' parts add up, so
+/// each pair chooses alone. This is the conservative assumption: a short perp's high and a long
+/// perp's low are taken to print at once, which the bars do not say.
+fn worst_corner(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> Corner {
+    runs.iter()
+        .zip(specs)
+        .map(|(run, spec)| {
+            let t = run.timeline;
+            let booked = t.mark_prices()[i - 1];
+            let at = |up: bool| pair_headroom(run, spec, account, mode, threshold, booked, mark_end(t, i, up), spot_end(t, i, up));
+            at(true) <= at(false)
+        })
+        .collect()
+}
+
+/// Margin balance and maintenance of `account` with every price a share `theta` of the way from
+/// the previous close to its corner of the bar (theta = 0: the previous close).
+fn account_at(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, i: usize, corner: &Corner, theta: f64) -> (f64, f64) {
+    account_value(runs, specs, account, mode, |k, t| corner_prices(t, i, corner[k], theta))
+}
+
+/// A pair's (booked mark, mark, spot) a share `theta` of the way from the previous close towards
+/// its bar high (`up`) or low.
+#[inline]
+fn corner_prices(t: &MarketTimeline, i: usize, up: bool, theta: f64) -> (f64, f64, f64) {
+    let along = |from: f64, to: f64| from + theta * (to - from);
+    let booked = t.mark_prices()[i - 1];
+    (booked, along(booked, mark_end(t, i, up)), along(t.spot[i - 1], spot_end(t, i, up)))
+}
+
+/// Where in bar `i` a shared account first falls to its liquidation level: the worst corner
+/// ([`worst_corner`]) and the share of the way towards it, or `None` when it survives the bar.
+fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> Option<(Corner, f64)> {
+    if !holds_perp(runs, specs, account) {
         return None;
     }
-    let mut best: Option<(Path, f64)> = None;
-    for path in [Path { up: true }, Path { up: false }] {
-        let short = |theta: f64| {
-            let (balance, maintenance) = account_at(runs, specs, account, mode, i, path, theta);
-            balance < threshold * maintenance
-        };
-        if short(0.0) {
-            return Some((path, 0.0));
-        }
-        if !short(1.0) {
-            continue;
-        }
-        let (mut lo, mut hi) = (0.0, 1.0);
-        for _ in 0..60 {
-            let mid = 0.5 * (lo + hi);
-            if short(mid) {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        if best.is_none_or(|(_, theta)| hi < theta) {
-            best = Some((path, hi));
-        }
-    }
-    best
-}
-
-/// The smallest uniform move (decimal, either direction) of the account's prices from the close
-/// at which it would be liquidated; NaN without a perp, infinite when none up to ×10 or to zero.
-fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> f64 {
-    if !runs.iter().zip(specs).any(|(r, s)| s.perp_account == account && r.sim.book.perp_qty != 0.0) {
-        return f64::NAN;
-    }
-    let short_at = |scale: f64| {
-        let (balance, maintenance) = account_value(runs, specs, account, mode, |t| (t.mark_prices()[i], t.mark_prices()[i] * scale), |t| t.spot[i] * scale);
+    let corner = worst_corner(runs, specs, account, mode, threshold, i);
+    let short = |theta: f64| {
+        let (balance, maintenance) = account_at(runs, specs, account, mode, i, &corner, theta);
         balance < threshold * maintenance
     };
-    if short_at(1.0) {
-        return 0.0;
+    if short(0.0) {
+        return Some((corner, 0.0));
     }
-    let mut distance = f64::INFINITY;
-    for (limit, up) in [(10.0, true), (1.0, false)] {
-        let scale_of = |x: f64| if up { 1.0 + x } else { 1.0 - x };
-        // Just short of a zero price: a long perp's loss is bounded there.
-        let far = if up { limit } else { limit - 1e-9 };
-        if !short_at(scale_of(far)) {
-            continue;
-        }
-        let (mut lo, mut hi) = (0.0, far);
-        for _ in 0..50 {
-            let mid = 0.5 * (lo + hi);
-            if short_at(scale_of(mid)) {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        distance = distance.min(hi);
+    if !short(1.0) {
+        return None;
     }
-    distance
+    // The headroom is concave along the way, so once short it stays short.
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if short(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some((corner, hi))
 }
 
-/// Liquidate every perp of a shared account at the point `theta` along `path`.
+/// Farthest move searched for a breach, decimal: a rise to ×11, or a fall to zero.
+const FARTHEST_RISE: f64 = 10.0;
+
+/// The smallest least `x` in [0, `far`] with `short(x)`, for a `short` that stays true once
+/// true; infinite when `short(far)` is false.
+fn first_short(far: f64, short: impl Fn(f64) -> bool) -> f64 {
+    if short(0.0) {
+        return 0.0;
+    }
+    if !short(far) {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (0.0, far);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if short(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// The account's distance to liquidation at close `i`: the smallest move `x` (decimal) such that
+/// moving every pair's prices by `x` from the close, each pair the way that hurts the account
+/// (up or down), liquidates it. NaN without a perp, infinite when no move up to ×11 or down to
+/// zero does. Never more than any of its pairs' own distances ([`pair_liquidation`]).
+fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> f64 {
+    if !holds_perp(runs, specs, account) {
+        return f64::NAN;
+    }
+    // Each pair's worst of a rise and a fall by x never grows with x (its headroom is concave
+    // in its price and at the close in between), so neither does the sum.
+    let short = |x: f64| {
+        let headroom: f64 = runs
+            .iter()
+            .zip(specs)
+            .map(|(run, spec)| {
+                let t = run.timeline;
+                let (mark, spot) = (t.mark_prices()[i], t.spot[i]);
+                let at = |scale: f64| pair_headroom(run, spec, account, mode, threshold, mark, mark * scale, spot * scale);
+                at(1.0 + x).min(at((1.0 - x).max(0.0)))
+            })
+            .sum();
+        headroom < 0.0
+    };
+    first_short(FARTHEST_RISE, short)
+}
+
+/// For a pair whose perp sits in shared `account`: the mark of the pair's own asset (its spot
+/// moving with it) at which the account is liquidated, every other price held at close `i`,
+/// and its distance from the mark (decimal, the nearer of a rise and a fall). Where neither a
+/// rise to ×11 nor a fall to zero liquidates it: an infinite price for a short perp (0 for a
+/// long) and an infinite distance.
+fn pair_liquidation(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize, k: usize, account_headroom: f64) -> (f64, f64) {
+    let (run, spec) = (&runs[k], &specs[k]);
+    let t = run.timeline;
+    let (mark, spot) = (t.mark_prices()[i], t.spot[i]);
+    let own = |scale: f64| pair_headroom(run, spec, account, mode, threshold, mark, mark * scale, spot * scale);
+    let others = account_headroom - own(1.0);
+    let rise = first_short(FARTHEST_RISE, |x| others + own(1.0 + x) < 0.0);
+    let fall = first_short(1.0, |x| others + own(1.0 - x) < 0.0);
+    if rise.is_infinite() && fall.is_infinite() {
+        let price = if run.sim.book.perp_qty < 0.0 { f64::INFINITY } else { 0.0 };
+        return (price, f64::INFINITY);
+    }
+    if rise <= fall {
+        (mark * (1.0 + rise), rise)
+    } else {
+        (mark * (1.0 - fall), fall)
+    }
+}
+
+/// Each pair's liquidation price and distance at close `i` for the pairs whose perp sits in a
+/// shared account ([`pair_liquidation`]); `None` for the others, whose own isolated price
+/// stands.
+fn shared_liquidations(runs: &[PairRun], specs: &[PairSpec], accounts: &[AccountSpec], i: usize) -> Vec<Option<(f64, f64)>> {
+    let mut out = vec![None; runs.len()];
+    for (a, account) in accounts.iter().enumerate() {
+        if account.mode == MarginMode::Isolated || !holds_perp(runs, specs, a) {
+            continue;
+        }
+        let (balance, maintenance) = account_value(runs, specs, a, account.mode, |_, t| (t.mark_prices()[i], t.mark_prices()[i], t.spot[i]));
+        let headroom = balance - account.liquidation_threshold * maintenance;
+        for k in 0..runs.len() {
+            if specs[k].perp_account == a && runs[k].sim.book.perp_qty != 0.0 {
+                out[k] = Some(pair_liquidation(runs, specs, a, account.mode, account.liquidation_threshold, i, k, headroom));
+            }
+        }
+    }
+    out
+}
+
+/// Liquidate every perp of a shared account at the point `theta` of the way to `corner`.
 #[cold]
 #[inline(never)]
-fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step], account: usize, mode: MarginMode, i: usize, path: Path, theta: f64) {
+fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step], account: usize, mode: MarginMode, i: usize, corner: &Corner, theta: f64) {
     // 1. Every perp marked to its price at the breach, and the account's take.
     let mut closing: Vec<(usize, f64, f64)> = Vec::new(); // (pair, price, notional)
     let mut perp_balance = 0.0;
@@ -342,23 +448,28 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         }
         let t = run.timeline;
         let prev = t.mark_prices()[i - 1];
-        let price = prev + theta * (path.perp_end(t, i) - prev);
+        let breach = corner_prices(t, i, corner[k], theta).1;
         let qty = run.sim.book.perp_qty;
-        let moved = qty * (price - prev);
+        let moved = qty * (breach - prev);
         steps[k].pnl.perp += moved;
         run.sim.book.perp_margin += moved;
+        // The closing fill may slip past the breach (the liquidation model), towards the
+        // corner's extreme; a breach at the bar's open fills there.
+        let price = if theta > 0.0 { spec.params.liquidation.fill_price(qty, breach, prev, mark_end(t, i, corner[k])) } else { breach };
+        let slipped = qty * (price - breach);
+        steps[k].pnl.liquidation += slipped;
+        run.sim.book.perp_margin += slipped;
         perp_balance += run.sim.book.perp_margin;
         maintenance += spec.params.brackets.maintenance_margin(qty.abs() * price);
         closing.push((k, price, qty.abs() * price));
     }
     // Cash and haircut spot (portfolio mode; 0 in cross) at the breach: the account's balance
     // with each perp at the price it is now booked at, less the perps' balances.
-    let along = |from: f64, to: f64| from + theta * (to - from);
-    let at_breach = |t: &MarketTimeline| {
-        let price = along(t.mark_prices()[i - 1], path.perp_end(t, i));
-        (price, price)
+    let at_breach = |k: usize, t: &MarketTimeline| {
+        let (_, mark, spot) = corner_prices(t, i, corner[k], theta);
+        (mark, mark, spot)
     };
-    let collateral_balance = account_value(runs, specs, account, mode, at_breach, |t| along(t.spot[i - 1], path.spot_end(t, i))).0 - perp_balance;
+    let collateral_balance = account_value(runs, specs, account, mode, at_breach).0 - perp_balance;
     let rules = specs[closing[0].0].params.liquidation;
     let total_notional: f64 = closing.iter().map(|c| c.2).sum();
     let left = (perp_balance + if mode == MarginMode::Portfolio { collateral_balance } else { 0.0 }).max(0.0);
@@ -380,7 +491,10 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         let qty = run.sim.book.perp_qty;
         run.sim.book.perp_margin -= share;
         steps[k].pnl.liquidation -= share;
-        run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price: price, fee: share, slippage: 0.0 });
+        // At the bankruptcy price the position's share of the wallet is exactly used up: the
+        // fill is that price (as for an isolated position), the share is what the venue took.
+        let fill_price = if rules.style == LiquidationStyle::BankruptcyPrice && share > 0.0 { price - share / qty } else { price };
+        run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price, fee: share, slippage: 0.0 });
         run.summary.traded_notional += notional;
         run.sim.book.perp_qty = 0.0;
     }
@@ -408,7 +522,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
             }
             let t = run.timeline;
             let prev = t.spot[i - 1];
-            let price = prev + theta * (path.spot_end(t, i) - prev);
+            let price = corner_prices(t, i, corner[k], theta).2;
             let fee_rate = spec.params.spot_margin.liquidation_fee_rate;
             let book = &mut run.sim.book;
             if book.spot_qty > 0.0 && price > 0.0 {
@@ -439,6 +553,47 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
     }
     for &(k, _, _) in &closing {
         runs[k].note_liquidation(&mut steps[k]);
+    }
+}
+
+/// In a shared account about to top up, the margin it already holds goes first to the pairs
+/// short of their initial margin (notional / leverage, less haircut spot in a portfolio account
+/// that holds it): a pair's margin above its own need is the account's free collateral, and
+/// selling spot while it sits idle in the same wallet would be a cost no desk pays. Booked as
+/// transfers between the pairs (through their cash, so each leg's record still closes); the
+/// account's balance does not change.
+fn pool_free_margin(runs: &mut [PairRun], specs: &[PairSpec], steps: &[Step], account: usize, mode: MarginMode, transfers: &mut [f64]) {
+    let mut needs = vec![0.0; runs.len()];
+    let (mut short, mut spare) = (0.0, 0.0);
+    for (k, (run, spec)) in runs.iter().zip(specs).enumerate() {
+        let book = &run.sim.book;
+        if spec.perp_account != account || book.perp_qty == 0.0 {
+            continue;
+        }
+        let at = &steps[k].at;
+        let collateral = if mode == MarginMode::Portfolio && spec.spot_account == account { spec.spot_haircut * book.spot_qty.max(0.0) * at.spot } else { 0.0 };
+        let need = book.perp_qty.abs() * at.mark / run.sim.params.leverage - book.perp_margin - collateral;
+        needs[k] = if need > 0.0 { need } else { -(-need).min(book.perp_margin.max(0.0)) };
+        if needs[k] > 0.0 {
+            short += needs[k];
+        } else {
+            spare -= needs[k];
+        }
+    }
+    let moved = short.min(spare);
+    if !(moved > 0.0) {
+        return;
+    }
+    for (k, run) in runs.iter_mut().enumerate() {
+        let amount = if needs[k] > 0.0 { moved * needs[k] / short } else if needs[k] < 0.0 { moved * needs[k] / spare } else { 0.0 };
+        if amount > 0.0 {
+            run.sim.book.cash += amount;
+            run.sim.book.transfer_to_margin(amount);
+        } else if amount < 0.0 {
+            run.sim.book.transfer_to_margin(amount);
+            run.sim.book.cash += amount;
+        }
+        transfers[k] += amount;
     }
 }
 
@@ -547,8 +702,8 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
                 if !shared[a] {
                     continue;
                 }
-                if let Some((path, theta)) = account_breach(&runs, pairs, a, account.mode, account.liquidation_threshold, i) {
-                    liquidate_account(&mut runs, pairs, &mut steps, a, account.mode, i, path, theta);
+                if let Some((corner, theta)) = account_breach(&runs, pairs, a, account.mode, account.liquidation_threshold, i) {
+                    liquidate_account(&mut runs, pairs, &mut steps, a, account.mode, i, &corner, theta);
                 }
             }
             // 2–4. Marks, funding, staking and borrow, per pair.
@@ -556,9 +711,26 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
                 run.advance(i, &mut steps[k]);
             }
         }
-        // 5. Decisions per pair, then the allocation schedule.
-        let mut liquidation_prices: Vec<Option<f64>> = runs.iter_mut().zip(steps.iter_mut()).map(|(r, s)| r.decide(i, s)).collect();
+        // 5. Decisions per pair, then the allocation schedule. A perp in a shared account tops
+        //    up on the account's distance, after the margin the account already holds has gone
+        //    to the pairs short of theirs.
         let mut transfers = vec![0.0; pairs.len()];
+        for (a, account) in accounts.iter().enumerate() {
+            if !shared[a] {
+                continue;
+            }
+            let distance = account_distance(&runs, pairs, a, account.mode, account.liquidation_threshold, i);
+            let triggered = runs.iter().zip(pairs).any(|(r, s)| s.perp_account == a && distance < r.sim.params.top_up_distance && r.sim.params.top_up_source != TopUpSource::None);
+            if triggered {
+                pool_free_margin(&mut runs, pairs, &steps, a, account.mode, &mut transfers);
+            }
+            for (run, spec) in runs.iter_mut().zip(pairs) {
+                if spec.perp_account == a {
+                    run.set_account_distance(distance);
+                }
+            }
+        }
+        let mut liquidation_prices: Vec<Option<f64>> = runs.iter_mut().zip(steps.iter_mut()).map(|(r, s)| r.decide(i, s)).collect();
         let due = next_rebalance_ms.is_some_and(|t| ts_ms >= t) && i + 1 < n;
         let masked = steps.iter().any(|s| s.flags & events::MASKED != 0);
         if due && !masked {
@@ -566,14 +738,14 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
             let w = weights(&book.allocation, pairs, i);
             let targets: Vec<f64> = w.iter().map(|w| w * equity.max(0.0)).collect();
             let trades_before: Vec<usize> = runs.iter().map(|r| r.sim.trades.len()).collect();
-            transfers = reallocate(&mut runs, &mut steps, &targets);
+            let moved = reallocate(&mut runs, &mut steps, &targets);
             for (k, run) in runs.iter_mut().enumerate() {
+                transfers[k] += moved[k];
                 run.count_traded(trades_before[k]);
                 if run.sim.trades.len() > trades_before[k] {
                     steps[k].flags |= events::REBALANCE;
                     liquidation_prices[k] = None;
                 }
-                transfers_total[k] += transfers[k];
             }
             allocation_rebalances += 1;
             if let (Some(next), Some(every)) = (next_rebalance_ms.as_mut(), book.rebalance_every_ms) {
@@ -582,11 +754,20 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
                 }
             }
         }
-        // Rows: pairs, accounts, book.
+        for (k, moved) in transfers.iter().enumerate() {
+            transfers_total[k] += moved;
+        }
+        // Rows: pairs, accounts, book. A perp in a shared account reports the account's
+        // liquidation (the price of its own asset at which the account breaches), never the
+        // isolated formula's.
+        let shared_prices = shared_liquidations(&runs, pairs, accounts, i);
         let mut book_row = StepRow { ts_ms, spot_price: f64::NAN, perp_price: f64::NAN, mark_price: f64::NAN, spot_qty: f64::NAN, perp_qty: f64::NAN, liquidation_price: f64::NAN, funding_signal_apr: f64::NAN, liquidation_distance: f64::NAN, ..Default::default() };
         let mut states = [0usize; 4];
         for (k, (run, step)) in runs.iter_mut().zip(steps.drain(..)).enumerate() {
-            let row = run.record(i, step, liquidation_prices[k], &mut NoRows);
+            let row = match shared_prices[k] {
+                Some((price, distance)) => run.record_at(i, step, price, distance, &mut NoRows),
+                None => run.record(i, step, liquidation_prices[k], &mut NoRows),
+            };
             recorder.pair(k, &row, transfers[k]);
             book_row.events |= row.events;
             book_row.cash += row.cash;
@@ -608,6 +789,17 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
                 book_row.liquidation_distance = row.liquidation_distance;
             }
             recorder.account(a, &row);
+        }
+        // A borrowed spot leg is margined in its own spot-margin account.
+        for (run, spec) in runs.iter().zip(pairs) {
+            let loan = run.spot_loan_distance(spec.timeline.spot[i]);
+            if loan < book_row.liquidation_distance || (book_row.liquidation_distance.is_nan() && !loan.is_nan()) {
+                book_row.liquidation_distance = loan;
+            }
+        }
+        let smallest = &mut book_summary.min_liquidation_distance;
+        if book_row.liquidation_distance < *smallest || (smallest.is_nan() && !book_row.liquidation_distance.is_nan()) {
+            *smallest = book_row.liquidation_distance;
         }
         for (a, summary) in account_summaries.iter_mut().enumerate() {
             let liquidated = runs.iter().zip(pairs).any(|(r, s)| s.perp_account == a && r.sim.trades.iter().rev().take_while(|t| t.ts_ms == ts_ms).any(|t| t.reason == TradeReason::Liquidation && t.leg == "perp"));
@@ -671,7 +863,7 @@ fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account
     let mode = spec.mode;
     let mut row = AccountRow { ts_ms, ..Default::default() };
     let mut isolated_distance = f64::NAN;
-    (row.margin_balance, row.maintenance) = account_value(runs, specs, account, mode, |t| (t.mark_prices()[i], t.mark_prices()[i]), |t| t.spot[i]);
+    (row.margin_balance, row.maintenance) = account_value(runs, specs, account, mode, |_, t| (t.mark_prices()[i], t.mark_prices()[i], t.spot[i]));
     for (run, pair) in runs.iter().zip(specs) {
         let book = &run.sim.book;
         let t = run.timeline;
@@ -698,7 +890,7 @@ fn account_row(runs: &[PairRun], specs: &[PairSpec], spec: &AccountSpec, account
 }
 
 /// The book's totals from its pairs: counts and fills summed, trades and settlements merged in
-/// time order.
+/// time order. (Its smallest distance to liquidation is its accounts', kept by [`run`].)
 fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
     for p in pairs {
         book.rebalances += p.rebalances;
@@ -712,9 +904,6 @@ fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
         book.uncovered_ms = book.uncovered_ms.max(p.uncovered_ms);
         if book.after_liquidation.is_none() {
             book.after_liquidation = p.after_liquidation;
-        }
-        if !p.min_liquidation_distance.is_nan() && (book.min_liquidation_distance.is_nan() || p.min_liquidation_distance < book.min_liquidation_distance) {
-            book.min_liquidation_distance = p.min_liquidation_distance;
         }
         book.trades.extend(p.trades.iter().cloned());
         book.settlements.extend(p.settlements.iter().cloned());

@@ -214,6 +214,12 @@ pub struct Margin {
     /// Backstop threshold as a share of maintenance margin (`market_with_backstop`).
     #[serde(default)]
     pub backstop_fraction: Option<f64>,
+    /// How far a liquidation's fill slips past the liquidation price, bps (`None`: 0).
+    #[serde(default)]
+    pub liquidation_slippage_bps: Option<f64>,
+    /// Whether the taker fee is built into the liquidation and bankruptcy prices (Gate).
+    #[serde(default)]
+    pub taker_fee_in_liquidation_price: Option<bool>,
     /// Maintenance margin brackets for symbols without their own, by notional floor (quote currency).
     pub brackets: Vec<Bracket>,
     /// Maintenance margin brackets of particular symbols (e.g. `ETHUSDT`), in place of `brackets`.
@@ -258,6 +264,9 @@ pub struct SpotMargin {
     pub liquidation_fee_rate: f64,
     /// Lowest margin level a transfer out may leave.
     pub transfer_out_level: f64,
+    /// Margin level at which a liquidation stops buying back the loan (`None`: the whole loan).
+    #[serde(default)]
+    pub liquidation_stop_level: Option<f64>,
     /// Where each value comes from.
     pub source: String,
 }

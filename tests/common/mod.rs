@@ -52,7 +52,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         top_up_source: TopUpSource::None,
         borrow_apr: 0.0,
         costs: Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 },
-        liquidation: basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::LiquidationPrice, fee_rate: 0.0125, backstop_fraction: 2.0 / 3.0 },
+        liquidation: basis::sim::margin::PerpLiquidation { style: basis::sim::margin::LiquidationStyle::LiquidationPrice, fee_rate: 0.0125, backstop_fraction: 2.0 / 3.0, fill_slippage: 0.0, fee_in_bankruptcy_price: 0.0 },
         spot_margin: basis::sim::BINANCE_CROSS_MARGIN,
         brackets: Brackets::new(vec![Bracket { notional_floor: 0.0, mmr: 0.004, cum: 0.0 }]),
         entry: EntryRule {

@@ -269,3 +269,119 @@ p("F.funding_apr_over_window = Σ/window_years", total / (window_h / 8760))
 p("F.note: 548 × 8 h = hours of settlements", n * 8)
 p("F.alt: Σ / (548·8 h / 8760)", total / (F(n * 8) / 8760))
 p("F.settlements at 0,8,...,4376 h inside [0, 4380 h]", len(range(0, 4380 + 1, 8)))
+
+# ============================================================================================
+section("D3. Binance Cross Margin 3x: the liquidation stops at margin level 1.5 (MARGIN.md §4)")
+# Scenario D exact (A = 400,000/3, q = 2/3, S0 = 100,000). The spot bar reaches past P_liq and
+# closes at 180,000; x units are bought back at P_liq with the 2 % fee on x·P_liq only.
+A, q, S0, S1 = F(400000, 3), F(2, 3), F(100000), F(180000)
+P_liq = A / (F(11, 10) * q)
+x = (F(15, 10) * q * P_liq - A) / (P_liq * (F(15, 10) - 1 - F(2, 100)))
+p("D3.P_liq", P_liq)
+p("D3.x bought back", x)
+p("D3.loan left q − x", q - x)
+p("D3.fee 2%·x·P_liq", F(2, 100) * x * P_liq)
+p("D3.cash after A − 1.02·x·P_liq", A - F(102, 100) * x * P_liq)
+p("D3.ML after at P_liq", (A - F(102, 100) * x * P_liq) / ((q - x) * P_liq))
+p("D3.spot pnl to the close −x(P_liq−S0) − (q−x)(S1−S0)", -x * (P_liq - S0) - (q - x) * (S1 - S0))
+p("D3.perp pnl q(S1−S0)", q * (S1 - S0))
+p("D3.equity at the close 100,000 − x(P_liq−S1) − fee", F(100000) - x * (P_liq - S1) - F(2, 100) * x * P_liq)
+
+# ============================================================================================
+section("G. Liquidation fill slippage: Hyperliquid's backstop becomes reachable (MARGIN.md §5)")
+# Scenario C (short 1 BTC at 100,000, WB 50,000, MMR 1.25 %): LP = 150,000/1.0125. The fill
+# slips s past LP (the bar's high, 200,000, does not bind). Margin at the fill vs 2/3 of MM there.
+LP = F(150000) / (1 + F(125, 10000))
+for bps in (F(50), F(20)):
+    fill = LP * (1 + bps / 10000)
+    m_fill = 50000 - (fill - 100000)
+    mm_fill = F(125, 10000) * fill
+    taken = m_fill if m_fill < F(2, 3) * mm_fill else F(0)
+    p(f"G[{int(bps)} bp].fill", fill)
+    p(f"G[{int(bps)} bp].slippage loss (fill − LP)", fill - LP)
+    p(f"G[{int(bps)} bp].margin at fill", m_fill)
+    p(f"G[{int(bps)} bp].2/3 MM at fill", F(2, 3) * mm_fill)
+    p(f"G[{int(bps)} bp].backstop takes", taken)
+    p(f"G[{int(bps)} bp].liquidation component −(fill−LP) − taken", -(fill - LP) - taken)
+    p(f"G[{int(bps)} bp].final equity (spot sold at 190,000)", 190000 + m_fill - taken)
+
+# ============================================================================================
+section("H. Gate: the taker fee inside the liquidation and bankruptcy prices (MARGIN.md §3.3)")
+# Isolated short 1 BTC at 100,000, WB 50,000, MMR 0.5 %, taker 0.05 %.
+# LP = (EP + margin/size)/(1 + MMR + taker); bankruptcy: margin − size·P·taker = 0 at P.
+mmr, taker = F(5, 1000), F(5, 10000)
+LP = (F(100000) + F(50000)) / (1 + mmr + taker)
+m_lp = 50000 - (LP - 100000)
+BP = (m_lp + LP) / (1 + taker)
+p("H.LP", LP)
+p("H.margin at LP", m_lp)
+p("H.BP = (margin + LP)/(1 + taker)", BP)
+p("H.BP check: (WB + EP)/(1 + taker)", F(150000) / (1 + taker))
+
+# ============================================================================================
+section("I. One Binance cross account, two short perps, a tier change at the breach, a capped fee")
+# Two long carries at 3x on 60,000 each: 0.45 BTC-like units short at 100,000, 15,000 margin each
+# (cash 0). Tiers (BTCUSDT, basis.toml): < 50k: 0.4 %, cum 0; 50k-250k: 0.5 %, cum 50.
+# Both series rally 100,000 -> 140,000 in one bar (high 140,000). Account breaches when
+#   30,000 − 0.9 (P − 100,000) = MM(0.45 P)·2.
+qs, m, S0 = F(45, 100), F(15000), F(100000)
+def mm(notional):
+    return notional * F(4, 1000) if notional < 50000 else notional * F(5, 1000) - 50
+# Tier 1 at the breach (0.45 P ≥ 50,000): 120,000 − 0.9 P = 0.0045 P − 100
+P = F(120100) / (F(9, 10) + F(45, 10000))
+p("I.breach price P", P)
+p("I.notional 0.45 P (≥ 50,000: tier 1, entry tier 0)", qs * P)
+p("I.check balance − MM at P", 2 * m - 2 * qs * (P - S0) - 2 * mm(qs * P))
+p("I.theta along 100,000 -> 140,000", (P - S0) / 40000)
+left = 2 * mm(qs * P)
+fee = F(125, 10000) * 2 * qs * P
+p("I.wallet left = MM", left)
+p("I.fee 1.25 % of 0.9 P (uncapped)", fee)
+p("I.fee taken = min(fee, left)", min(fee, left))
+p("I.each pair's share", min(fee, left) / 2)
+p("I.book equity after (spot sold at 140,000)", 2 * qs * 140000)
+# At step 0: the price of A's asset at which the account breaches (B at 100,000), tier 1 at it:
+#   30,000 − 0.45 (P_A − 100,000) = (0.00225 P_A − 50) + 0.004·45,000
+P_A = (2 * m + qs * S0 + 50 - F(4, 1000) * qs * S0) / (qs + F(5, 1000) * qs)
+p("I.step0 P_A (own-asset breach)", P_A)
+p("I.step0 notional at P_A (tier 1)", qs * P_A)
+p("I.step0 A's distance P_A/100,000 − 1", P_A / S0 - 1)
+p("I.step0 account distance (both rise by x)", P / S0 - 1)
+
+# ============================================================================================
+section("J. Cross account, hand book (2x, MMR 1 %, no fees): pairs' own-asset breach prices")
+# Two long carries on 1,000 at 2x: q = 20/3 short at 100, m = 1,000/3 each; per unit of q the
+# wallet is 2m/q = 100.
+q = F(20, 3)
+# Step 0 (A 100, B 100): 100 − (P_A − 100) = 0.01 (P_A + 100)  ->  P_A = 199/1.01
+p("J.step0 P_A", F(199) / F(101, 100))
+p("J.step0 distance", F(199) / F(101, 100) / 100 - 1)
+# Account: both rise by x: 100 − 200 x = 0.01·200 (1 + x)
+p("J.step0 account distance", F(98) / F(202))
+# Step 1 (A 140, B 80): A's: 100 − (P_A − 100) + 20 = 0.01 (P_A + 80) -> P_A = 219.2/1.01
+p("J.step1 P_A", F(2192, 10) / F(101, 100))
+p("J.step1 A distance", F(2192, 10) / F(101, 100) / 140 - 1)
+# B's: 100 − 40 − (P_B − 100) = 0.01 (140 + P_B) -> P_B = 158.6/1.01
+p("J.step1 P_B", F(1586, 10) / F(101, 100))
+p("J.step1 B distance", F(1586, 10) / F(101, 100) / 80 - 1)
+# Account: 80 − 220 x = 2.2 (1 + x)
+p("J.step1 account distance", F(778, 10) / F(2222, 10))
+# Step 3 (A 200, B 80): account 20 − 280 x = 2.8 (1 + x) -> x = 17.2/282.8 < 10 %: top-up.
+p("J.step3 account distance", F(172, 10) / F(2828, 10))
+# A needs IM − m = q·200/2 − (m − q·100) = 1,000; B has m + q·20 − q·80/2 = 200 to spare.
+p("J.step3 A need", q * 100 - (F(1000, 3) - q * 100))
+p("J.step3 B spare", F(1000, 3) + q * 20 - q * 40)
+# After 200 pooled, A sells x spot: 800 = x (200 + 200/2)
+p("J.step3 A spot sold", F(800) / 300)
+
+# ============================================================================================
+section("K. A long carry beside a reverse carry in one cross account: the worst corner")
+# Both 1,000 at 2x: |q| = 20/3, m = 1,000/3; A short perp, B long perp, MMR 1 %.
+# Bar 1: A 100 -> 150 (high 150), B 100 -> 50 (low 50). Per unit of q:
+#   all highs (A 150, B 100): 100 − 50 + 0 = 50 vs 2.5;  all lows (A 100, B 50): 50 vs 1.5;
+#   corner (A 150, B 50): 0 vs 2 -> breach on the way: 100 − 100 θ = 0.01 (100 + 50θ + 100 − 50θ)
+theta = F(98, 100)
+p("K.theta", theta)
+p("K.A fill 100 + 50θ", 100 + 50 * theta)
+p("K.B fill 100 − 50θ", 100 - 50 * theta)
+p("K.wallet left = MM = 0.01·q·200", F(1, 100) * q * 200)
