@@ -206,6 +206,25 @@ fn gate_builds_the_taker_fee_into_its_liquidation_and_bankruptcy_prices() {
 }
 
 #[test]
+fn bybit_puts_isolated_maintenance_on_the_entry_value() {
+    // L: short 1 BTC at 100,000 at 2x, MMR 0.5 %: Bybit's LP = EP(1 + IMR − MMR) = 149,500;
+    // maintenance at the mark (Binance's form) would give 149,253.73.
+    let mut params = short_perp_params(0.005, LiquidationStyle::BankruptcyPrice, 0.0);
+    params.brackets = params.brackets.clone().on(basis::sim::margin::MaintenanceBasis::Entry);
+    let (ledger, summary) = run(&rally(), &params);
+    assert_close(ledger.row(0).liquidation_price, 149_500.0, 1e-6); // L.LP (Bybit)
+    // Step 1 closes at 140,000: the maintenance stays on the entry value, so the price does not move.
+    assert_close(ledger.row(1).liquidation_price, 149_500.0, 1e-6);
+    let liquidation = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).unwrap();
+    assert_close(liquidation.reference_price, 149_500.0, 1e-6);
+    // The preset says so.
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let text = std::fs::read_to_string(data.join("basis.toml")).unwrap().replace("preset = \"binance_usdm\"", "preset = \"bybit_linear\"");
+    let config = basis::config::Config::from_toml_str(&text, "basis.toml (bybit_linear)", &data).unwrap();
+    assert_eq!(basis::config::engine_params(&config).brackets.basis(), basis::sim::margin::MaintenanceBasis::Entry);
+}
+
+#[test]
 fn the_reverse_carrys_long_perp_liquidates_on_a_crash_and_the_short_is_bought_back() {
     // D2: LP of the long perp (0.6667 BTC, 33,333.33 margin, MMR 0.4 %) is 50,200.80.
     let timeline = flat_timeline(&[100_000.0, 60_000.0, 45_000.0], &[100_000.0, 100_000.0, 60_000.0], &[100_000.0, 60_000.0, 40_000.0], HOUR);

@@ -62,6 +62,9 @@ impl Config {
             if let (false, Some(flag)) = (given("margin", "taker_fee_in_liquidation_price"), preset.margin.taker_fee_in_liquidation_price) {
                 config.margin.taker_fee_in_liquidation_price = flag;
             }
+            if let (false, Some(basis)) = (given("margin", "maintenance_on"), preset.margin.maintenance_on) {
+                config.margin.maintenance_on = basis;
+            }
             if let Some(spot) = &preset.margin.spot {
                 for (key, value, slot) in [
                     ("spot_margin_call_level", spot.margin_call_level, &mut config.margin.spot_margin_call_level),

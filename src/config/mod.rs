@@ -487,6 +487,11 @@ pub struct MarginConfig {
     /// fill is where the margin less the fee to close is zero. Default: the preset's, else false.
     #[serde(default)]
     pub taker_fee_in_liquidation_price: bool,
+    /// What an isolated position's maintenance margin is a share of: `mark` (the notional at
+    /// the mark; Binance) or `entry` (the position value at its entry price; Bybit's isolated
+    /// USDT perpetuals). Default: the preset's, else `mark`.
+    #[serde(default)]
+    pub maintenance_on: crate::sim::margin::MaintenanceBasis,
     /// Tiers in ascending `notional_floor`, the first at 0. Default: Binance BTCUSDT (VENUES.md §2.1).
     #[serde(default = "default_brackets")]
     pub brackets: Vec<Bracket>,
@@ -505,6 +510,7 @@ impl Default for MarginConfig {
             spot_liquidation_stop_level: default_spot_stop(),
             liquidation_slippage_bps: 0.0,
             taker_fee_in_liquidation_price: false,
+            maintenance_on: Default::default(),
             brackets: default_brackets(),
         }
     }

@@ -40,7 +40,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         },
         // A venue that counts the fee to close in its liquidation price needs that much more
         // maintenance at every tier (the tiers' `cum` differences are unchanged).
-        brackets: Brackets::new(m.brackets.iter().map(|b| crate::model::Bracket { mmr: b.mmr + fee_in_price, ..*b }).collect()),
+        brackets: Brackets::new(m.brackets.iter().map(|b| crate::model::Bracket { mmr: b.mmr + fee_in_price, ..*b }).collect()).on(m.maintenance_on),
         entry: EntryRule {
             mode: s.mode,
             direction: s.direction,

@@ -161,6 +161,12 @@ impl BarClock {
     /// A warning when the close times do not sit on their own spacing (see
     /// [`bar_offset_warning`]).
     pub fn offset_warning(self, label: &str) -> Option<String> {
+        self.offset_warning_on(label, None)
+    }
+
+    /// [`BarClock::offset_warning`], where bars on the venue's own funding grid (`venue`'s
+    /// anchor, e.g. BitMEX's 04/12/20 UTC for 8 h bars) are not an offset.
+    pub fn offset_warning_on(self, label: &str, venue: Option<&Schedule>) -> Option<String> {
         let spacing_ms = self.typical_spacing();
         if spacing_ms <= 0 || spacing_ms > MS_PER_DAY || MS_PER_DAY % spacing_ms != 0 {
             return None;
@@ -178,6 +184,12 @@ impl BarClock {
         let (minutes, count, total) = offsets.mode()?;
         if minutes == 0 || total < 3 || count * 2 < total {
             return None;
+        }
+        if let Some(schedule) = venue {
+            let anchor_ms = (schedule.offset_hours * MS_PER_HOUR as f64).round() as i64;
+            if centred_minutes(anchor_ms, spacing_ms) == minutes {
+                return None;
+            }
         }
         let direction = if minutes > 0 { "after" } else { "before" };
         let zones = candidate_offsets(minutes, spacing_ms / MS_PER_MINUTE);
@@ -288,6 +300,23 @@ mod tests {
         assert_eq!(funding_offset_warning(&settle, &[8.0; 9], &schedule), None);
         let utc = Schedule::utc_grid(8.0);
         assert!(funding_offset_warning(&settle, &[8.0; 9], &utc).unwrap().contains("4 h after"));
+    }
+
+    /// 8 h bars closing at 04/12/20 UTC sit on BitMEX's own funding grid: with the bitmex
+    /// schedule no warning; on a plain UTC grid, or with a venue anchored at 00, the 4 h offset.
+    #[test]
+    fn bars_on_the_venues_own_funding_grid_are_not_an_offset() {
+        let bitmex = Schedule::for_format(FundingFormat::BitmexJson).unwrap();
+        let bars: Vec<i64> = (0..12).map(|i| T0 + 4 * MS_PER_HOUR + i * 8 * MS_PER_HOUR).collect();
+        assert_eq!(BarClock::of(&bars).offset_warning_on("perp", Some(&bitmex)), None);
+        assert!(BarClock::of(&bars).offset_warning_on("perp", Some(&Schedule::utc_grid(8.0))).unwrap().contains("4 h after"));
+        assert!(BarClock::of(&bars).offset_warning("perp").unwrap().contains("4 h after"));
+        // Hourly bars on the hour stay quiet whatever the anchor; hourly bars 4 h off are on it.
+        let hourly: Vec<i64> = (0..12).map(|i| T0 + i * MS_PER_HOUR).collect();
+        assert_eq!(BarClock::of(&hourly).offset_warning_on("spot", Some(&bitmex)), None);
+        // 8 h bars at 02/10/18 are off both grids.
+        let off: Vec<i64> = bars.iter().map(|t| t - 2 * MS_PER_HOUR).collect();
+        assert!(BarClock::of(&off).offset_warning_on("perp", Some(&bitmex)).unwrap().contains("2 h after"));
     }
 
     #[test]

@@ -259,7 +259,7 @@ pub fn clock_warnings<'a>(config: &DataConfig, funding: &FundingSeries, bar_cloc
     let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
     warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
     for (label, bar_clock) in bar_clocks {
-        warnings.extend(bar_clock.offset_warning(label));
+        warnings.extend(bar_clock.offset_warning_on(label, Some(&schedule)));
     }
 }
 

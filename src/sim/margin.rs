@@ -7,16 +7,59 @@
 
 use crate::model::Bracket;
 
+/// Which value of an isolated position its maintenance margin is a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceBasis {
+    /// The notional at the mark (Binance, MARGIN.md §1.2): the liquidation price solves
+    /// margin + uPnL = MMR × size × price.
+    #[default]
+    Mark,
+    /// The position value at its average entry price (Bybit's isolated USDT perpetuals:
+    /// LP = EP − (IM − MM)/size for a long, MM = size × EP × MMR − deduction).
+    Entry,
+}
+
 /// Tiered maintenance-margin rules.
 #[derive(Debug, Clone)]
 pub struct Brackets {
     tiers: Vec<Bracket>,
+    basis: MaintenanceBasis,
 }
 
 impl Brackets {
-    /// Tiers in ascending `notional_floor`, the first at 0 (checked by config validation).
+    /// Tiers in ascending `notional_floor`, the first at 0 (checked by config validation),
+    /// maintenance on the notional at the mark.
     pub fn new(tiers: Vec<Bracket>) -> Self {
-        Self { tiers }
+        Self { tiers, basis: MaintenanceBasis::Mark }
+    }
+
+    /// The same tiers, with an isolated position's maintenance on `basis`.
+    pub fn on(mut self, basis: MaintenanceBasis) -> Self {
+        self.basis = basis;
+        self
+    }
+
+    /// What an isolated position's maintenance is a share of.
+    pub fn basis(&self) -> MaintenanceBasis {
+        self.basis
+    }
+
+    /// The mark at which an isolated position of signed `qty` with `margin` (wallet + uPnL at
+    /// `mark`) and average entry price `entry` reaches maintenance, by the brackets' basis:
+    /// [`Brackets::liquidation_price`] on the mark, or with the maintenance fixed at the entry
+    /// value, margin + qty·(P − mark) = MM(size·entry), so P = mark + (MM − margin)/qty.
+    #[inline(always)]
+    pub fn isolated_liquidation_price(&self, qty: f64, margin: f64, mark: f64, entry: f64) -> f64 {
+        match self.basis {
+            MaintenanceBasis::Mark => self.liquidation_price(qty, margin, mark),
+            MaintenanceBasis::Entry => {
+                if qty == 0.0 {
+                    return f64::NAN;
+                }
+                (mark + (self.maintenance_margin(qty.abs() * entry) - margin) / qty).max(0.0)
+            }
+        }
     }
 
     /// The tiers.

@@ -294,7 +294,7 @@ impl Sim<'_> {
             return inverse::liquidation_price(&p.brackets, self.book.perp_qty, self.book.margin_coin, mark);
         }
         if p.spot_collateral_haircut == 0.0 || self.book.spot_qty <= 0.0 {
-            p.brackets.liquidation_price(self.book.perp_qty, self.book.perp_margin, mark)
+            p.brackets.isolated_liquidation_price(self.book.perp_qty, self.book.perp_margin, mark, self.book.perp_entry_price)
         } else {
             let collateral = p.spot_collateral_haircut * self.book.spot_qty * spot;
             p.brackets.liquidation_price_with_collateral(self.book.perp_qty, self.book.perp_margin, mark, collateral)

@@ -18,14 +18,28 @@
 //!   short perp raises the collateral.
 //!
 //! Inside a bar only each series' high and low are known, not when they printed. A shared
-//! account is checked on two paths: every price of the account at its bar high, and every price
-//! at its bar low (prices in one account move together: a crash takes spot and perp down
-//! alike). The first point on either path where the balance falls to maintenance is where the
-//! account is liquidated; each perp closes at its price there by the venue's rule, the venue's
-//! take shared among the perps by notional. A remaining deficit is the insurance fund's, booked
-//! to the liquidation component, so no account ends below zero. In a portfolio account, cash
-//! left negative after the perps close is repaid by selling the spot collateral at once, with
-//! the spot-margin liquidation fee.
+//! account is checked on the way from the previous close to the bar's worst corner: each pair's
+//! prices at the extreme (high or low) that hurts the account most given the sign of its
+//! positions (a long carry's short perp at its high, a reverse carry's long perp at its low);
+//! a pair's spot and perp, one asset, go the same way. The margin balance is linear in each
+//! price within a maintenance tier and concave across tiers, so that corner is the worst case
+//! in the bar's box of prices; this is the conservative assumption, as the extremes need not
+//! have printed together. The first point on the way where the balance falls to maintenance
+//! is where the account is liquidated; each perp closes at its price there (or past it, by the
+//! liquidation-fill model) by the venue's rule, the venue's take shared among the perps by
+//! notional. A remaining deficit is the insurance fund's, booked to the liquidation component,
+//! so no account ends below zero. In a portfolio account, cash left negative after the perps
+//! close is repaid by selling the spot collateral at once, with the spot-margin liquidation fee.
+//!
+//! What a shared account reports is the account's: each pair's liquidation price is the price of
+//! its own asset at which the account breaches (the other prices held at the close), the
+//! account's distance is the smallest move of every price against it that breaches it, and the
+//! book's smallest distance is its accounts'. Top-ups trigger on the account's distance, and
+//! the margin the account already holds goes to the pairs short of theirs before any sells.
+//!
+//! A reverse carry's borrowed spot is margined in its own spot-margin account (per pair); in a
+//! portfolio account it would be a loan inside the account's uniMMR, which is not modelled, and
+//! the config refuses that combination.
 //!
 //! Moving capital between pairs (allocation rebalances) is a transfer, not PnL: each pair's
 //! change in equity is its PnL components plus its transfers, and the book's is its PnL alone.
@@ -33,8 +47,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::margin::LiquidationStyle;
-use super::{EngineParams, Held, PairRun, RunSummary, Step};
 use super::policy::TopUpSource;
+use super::{EngineParams, Held, PairRun, RunSummary, Step};
 use crate::model::{events, state, MarketTimeline, Recorder, StepRow, Trade, TradeReason};
 
 /// How an account margins the positions in it.

@@ -220,6 +220,9 @@ pub struct Margin {
     /// Whether the taker fee is built into the liquidation and bankruptcy prices (Gate).
     #[serde(default)]
     pub taker_fee_in_liquidation_price: Option<bool>,
+    /// What an isolated position's maintenance is a share of (`None`: the mark).
+    #[serde(default)]
+    pub maintenance_on: Option<crate::sim::margin::MaintenanceBasis>,
     /// Maintenance margin brackets for symbols without their own, by notional floor (quote currency).
     pub brackets: Vec<Bracket>,
     /// Maintenance margin brackets of particular symbols (e.g. `ETHUSDT`), in place of `brackets`.

@@ -385,3 +385,14 @@ p("K.theta", theta)
 p("K.A fill 100 + 50θ", 100 + 50 * theta)
 p("K.B fill 100 − 50θ", 100 - 50 * theta)
 p("K.wallet left = MM = 0.01·q·200", F(1, 100) * q * 200)
+
+# ============================================================================================
+section("L. Bybit isolated USDT perp: maintenance on the entry value (bybit help, USDT isolated)")
+# Short 1 BTC at 100,000 at 2x: IM = 50,000, MMR 0.5 %, MM = 1 × 100,000 × 0.5 % = 500 (fixed).
+# LP = EP + (IM − MM)/qty = EP × (1 + IMR − MMR).
+EP, IM, MMR = F(100000), F(50000), F(5, 1000)
+LP_bybit = EP + (IM - MMR * EP) / 1
+p("L.LP (Bybit, maintenance on entry)", LP_bybit)
+p("L.LP = EP(1 + 1/2 − MMR)", EP * (1 + F(1, 2) - MMR))
+p("L.LP if maintenance at the mark (Binance's form)", (IM + EP) / (1 + MMR))
+p("L.difference", LP_bybit - (IM + EP) / (1 + MMR))

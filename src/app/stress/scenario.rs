@@ -78,8 +78,9 @@ pub enum Scenario {
         #[serde(default)]
         recover_days: f64,
     },
-    /// No rebalancing or margin top-up for `hours`: decisions stop, and a breach in the
-    /// outage is liquidated when it ends (at the liquidation price, as the venue would have).
+    /// No rebalancing or margin top-up for `hours`: the strategy's decisions stop, but the
+    /// venue keeps liquidating, so a breach inside the outage is liquidated in its bar, by
+    /// the venue's rule.
     Outage {
         /// Label in tables and legends; default: one built from the parameters.
         name: Option<String>,
