@@ -85,6 +85,43 @@ fn a_dated_carry_held_to_delivery_earns_the_basis_locked_in_at_entry_less_costs(
     assert_rows_add_up(&ledger, capital);
 }
 
+/// A dated contract is liquidated on its mark, not its last price (MARGIN.md §1.1): a 2x short
+/// of 100 contracts at 100 with 5,000 of margin (15,000 of capital: q = 15,000 / (100 + 100/2))
+/// has LP = (5,000 + 100·100) / (100·1.004) = 149.4024. The last price never leaves 100; the
+/// mark's bar reaches 160. With the mark given the contract is liquidated at LP on step 1;
+/// with only last prices it is not.
+#[test]
+fn a_dated_contract_is_liquidated_on_its_mark() {
+    let spot = [100.0, 100.0, 100.0];
+    let run = |with_mark: bool| {
+        let mut timeline = flat_timeline(&spot, &spot, &spot, DAY);
+        let mut dated = contracts(&[("SYNTH_A", 30, f64::NAN, vec![100.0, 100.0, 100.0])]);
+        if with_mark {
+            dated.mark = vec![vec![100.0, 150.0, 150.0]];
+            dated.mark_high = vec![vec![100.0, 160.0, 150.0]];
+            dated.mark_low = vec![vec![100.0, 100.0, 150.0]];
+        }
+        let front = front_schedule(&dated, &timeline.ts_ms, RollRules { min_days_to_expiry: 1.0, roll_days_before: 0.0 });
+        let choice: Vec<Instrument> = front.iter().map(|f| f.map_or(Instrument::None, Instrument::Dated)).collect();
+        apply(&mut timeline, &dated, &choice);
+        let mut params = plain_params(15_000.0);
+        params.leverage = 2.0;
+        params.close_at_end = false;
+        let mut ledger = FullLedger::default();
+        let summary = basis::sim::run(&timeline, &params, &mut ledger);
+        assert_rows_add_up(&ledger, 15_000.0);
+        (ledger, summary)
+    };
+    let (ledger, summary) = run(true);
+    assert_close(ledger.row(0).perp_qty, -100.0, 1e-9);
+    assert_close(ledger.row(0).liquidation_price, 15_000.0 / 100.4, 1e-9);
+    let liquidation = summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).expect("liquidated on the mark");
+    assert_eq!(liquidation.step, 1);
+    assert_close(liquidation.fill_price, 149.402390438, 1e-6);
+    let (_, summary) = run(false);
+    assert!(summary.trades.iter().all(|t| t.reason != TradeReason::Liquidation), "the last price alone never reaches LP");
+}
+
 #[test]
 fn a_roll_closes_the_front_contract_and_opens_the_next_at_their_own_prices() {
     let spot = [100.0; 7];
@@ -274,7 +311,7 @@ fn generic_dated_files_load_long_tables_single_contracts_and_continuous_series()
     source.contract_column = Some("symbol".into());
     source.expiry_column = Some("expiry".into());
     source.settlement_column = Some("settle".into());
-    let contracts = basis::data::dated::load_contracts(&source, &mut Vec::new(), &mut Vec::new()).unwrap();
+    let contracts = basis::data::dated::load_contracts(&source, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!(contracts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Q1", "Q2"]);
     assert_eq!(contracts[0].settlement, Some(100.1));
     assert_eq!(contracts[1].settlement, None);
@@ -287,7 +324,7 @@ fn generic_dated_files_load_long_tables_single_contracts_and_continuous_series()
     one.close_time_column = Some("time".into());
     one.contract = Some("BTCUSDT_240927".into());
     one.expiry = Some("2024-09-27T08:00:00Z".into());
-    let contracts = basis::data::dated::load_contracts(&one, &mut Vec::new(), &mut Vec::new()).unwrap();
+    let contracts = basis::data::dated::load_contracts(&one, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!(basis::time::format_ms(contracts[0].expiry_ms), "2024-09-27 08:00:00Z");
 
     // A continuous series: the contract column changes at the roll dates.
@@ -300,21 +337,21 @@ fn generic_dated_files_load_long_tables_single_contracts_and_continuous_series()
     series.path = continuous;
     series.contract_column = Some("contract".into());
     series.settlement_column = None;
-    let contracts = basis::data::dated::load_contracts(&series, &mut Vec::new(), &mut Vec::new()).unwrap();
+    let contracts = basis::data::dated::load_contracts(&series, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap();
     assert_eq!((contracts[0].bars.ts_ms.len(), contracts[1].bars.ts_ms.len()), (1, 2));
 
     // Bad input names the file, the row and what to do.
     let clash = write(dir.path(), "clash.csv", "time,symbol,expiry,close,settle\n2024-03-28T00:00:00Z,Q1,2024-03-29T08:00:00Z,101,\n2024-03-29T00:00:00Z,Q1,2024-06-28T08:00:00Z,101,\n");
     let mut bad = source.clone();
     bad.path = clash;
-    let err = format!("{:#}", basis::data::dated::load_contracts(&bad, &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    let err = format!("{:#}", basis::data::dated::load_contracts(&bad, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("clash.csv: line 3") && err.contains("one contract has one expiry"), "{err}");
     let mut no_expiry = source.clone();
     no_expiry.expiry_column = None;
-    let err = format!("{:#}", basis::data::dated::load_contracts(&no_expiry, &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    let err = format!("{:#}", basis::data::dated::load_contracts(&no_expiry, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("expiry_column") && err.contains("expiry"), "{err}");
     let misnamed = write(dir.path(), "BTCUSDT-1h-2024-01.csv", "x\n");
-    let err = format!("{:#}", basis::data::dated::load_contracts(&basis::config::DatedSource::binance_klines(misnamed), &mut Vec::new(), &mut Vec::new()).unwrap_err());
+    let err = format!("{:#}", basis::data::dated::load_contracts(&basis::config::DatedSource::binance_klines(misnamed), "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("BTCUSDT_240329-1h-2024-01.csv"), "{err}");
 }
 

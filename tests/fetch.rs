@@ -186,7 +186,7 @@ fn delivery_klines_fetch_the_quarterlies_live_over_the_window_and_skip_missing_m
     assert!(!stdout.contains(&path("BTCUSDT_240329", "2024-04")), "delivered in March: {stdout}");
     // The fetched dumps load as dated contracts, expiry from the file name.
     let source = basis::config::DatedSource::binance_klines(dir.path().join("data/futures/um/monthly/klines/*/1h/*.zip").to_string_lossy().into_owned());
-    let contracts = basis::data::dated::load_contracts(&source, &mut Vec::new(), &mut Vec::new()).unwrap();
+    let contracts = basis::data::dated::load_contracts(&source, "data.dated", &mut Vec::new(), &mut Vec::new()).unwrap();
     let names: Vec<&str> = contracts.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["BTCUSDT_240329", "BTCUSDT_240628"]);
     assert_eq!(contracts[0].bars.ts_ms.len(), 744 + 696);

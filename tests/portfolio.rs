@@ -723,6 +723,13 @@ margin_mode = "portfolio"
     let legs = legs.finish().unwrap();
     let total: f64 = legs.column("pnl_total").unwrap().f64().unwrap().into_no_null_iter().sum();
     assert_close(total, result.summary.book.pnl.total(), 1e-6);
+    // The perp legs carry the account's liquidation price and distance, as the ledger does.
+    let distance = legs.column("liquidation_distance").unwrap().f64().unwrap();
+    let leg = legs.column("leg").unwrap().str().unwrap();
+    let perp_distances: Vec<f64> = leg.into_iter().zip(distance.into_iter()).filter(|(l, _)| *l == Some("perp")).map(|(_, d)| d.unwrap_or(f64::NAN)).collect();
+    let pair0: Vec<f64> = (0..result.ledger.pairs[0].len()).map(|i| result.ledger.pairs[0].row(i).liquidation_distance).collect();
+    assert_eq!(perp_distances[..pair0.len()].iter().map(|d| d.to_bits()).collect::<Vec<_>>(), pair0.iter().map(|d| d.to_bits()).collect::<Vec<_>>());
+    assert!(perp_distances.iter().all(|d| d.is_nan() || *d >= 0.0));
 }
 
 /// Funding-weighted allocation: A's trailing 24 h funding is 0.03 %/8 h (32.85 % APR), B's

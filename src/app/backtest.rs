@@ -157,7 +157,7 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
     let rules = RollRules { min_days_to_expiry: s.min_days_to_expiry, roll_days_before: s.roll_days_before };
     // The settlement stand-in warning of the contracts on the final clock (recomputed if clipped).
     let mut settlement_warnings = Vec::new();
-    let mut contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
+    let mut contracts = data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
     let mut front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
     if s.instrument == InstrumentChoice::Dated {
         let Some(first) = front.iter().position(Option::is_some) else {
@@ -181,11 +181,18 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
             let grid = timeline.ts_ms[first..=last].to_vec();
             timeline = data::align::restrict_to_grid(&timeline, &grid);
             settlement_warnings.clear();
-            contracts = data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
+            contracts = data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
             front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
         }
     }
     warnings.extend(settlement_warnings);
+    let unmarked: Vec<&str> = (0..contracts.len()).filter(|&c| !contracts.has_marks(c) && front.contains(&Some(c))).map(|c| contracts.names[c].as_str()).collect();
+    if !unmarked.is_empty() {
+        warnings.push(format!(
+            "dated: no mark prices for {} ([data.dated_mark]); their liquidation and unrealised PnL use the last price (Binance publishes markPriceKlines per delivery contract)",
+            unmarked.join(", ")
+        ));
+    }
     let choice = match s.instrument {
         InstrumentChoice::Best => {
             let params = crate::config::engine_params(config);

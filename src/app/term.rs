@@ -67,7 +67,7 @@ pub fn build(config: &Config) -> Result<Term> {
     plain.strategy.instrument = InstrumentChoice::Perp;
     let market = crate::data::load(&plain.data)?;
     let (timeline, mut warnings) = super::backtest::align_for(&market, &plain)?;
-    let contracts = crate::data::dated::on_clock(&market.dated, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut warnings);
+    let contracts = crate::data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut warnings);
     let params = crate::config::engine_params(&plain);
     let perp_funding_apr = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
     let lookback = match config.strategy.lookback_hours {

@@ -128,7 +128,7 @@ impl Config {
         if let Some(staking) = self.data.staking.as_mut() {
             resolve(&mut staking.path);
         }
-        if let Some(dated) = self.data.dated.as_mut() {
+        for dated in [self.data.dated.as_mut(), self.data.dated_mark.as_mut()].into_iter().flatten() {
             resolve(&mut dated.path);
         }
         for rate in [self.data.cash_rate.as_mut(), self.data.borrow_rate.as_mut()].into_iter().flatten() {

@@ -81,8 +81,9 @@ fn binance_contract_of(path: &Path) -> Option<String> {
     binance_expiry_ms(symbol).map(|_| symbol.to_string())
 }
 
-/// Load every contract the source names, sorted by expiry.
-pub fn load_contracts(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
+/// Load every contract the source names, sorted by expiry; `label` names the source in messages
+/// (`data.dated`, `data.dated_mark`).
+pub fn load_contracts(source: &DatedSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
     let mut contracts = match source.format {
         DatedFormat::BinanceKlines => {
             let mut by_contract: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
@@ -103,7 +104,7 @@ pub fn load_contracts(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: 
             }
             out
         }
-        DatedFormat::Generic => load_generic(source, files, warnings)?,
+        DatedFormat::Generic => load_generic(source, label, files, warnings)?,
     };
     for contract in &mut contracts {
         // A bar closing after delivery is not the contract's: the contract no longer trades.
@@ -125,20 +126,20 @@ pub fn load_contracts(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: 
     }
     contracts.retain(|c| !c.bars.ts_ms.is_empty());
     if contracts.is_empty() {
-        bail_input!("data.dated: no contract has a bar before its expiry in {:?}", source.path);
+        bail_input!("{label}: no contract has a bar before its expiry in {:?}", source.path);
     }
     contracts.sort_by_key(|c| c.expiry_ms);
     Ok(contracts)
 }
 
-fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
-    let (time_name, shift_ms) = super::generic::bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, "data.dated")?;
-    let fixed_expiry = source.expiry.as_deref().map(|text| crate::time::parse_time_ms("data.dated.expiry", text)).transpose()?;
+fn load_generic(source: &DatedSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Vec<Contract>> {
+    let (time_name, shift_ms) = super::generic::bar_time(&source.close_time_column, &source.open_time_column, source.bar_seconds, label)?;
+    let fixed_expiry = source.expiry.as_deref().map(|text| crate::time::parse_time_ms(&format!("{label}.expiry"), text)).transpose()?;
     if source.contract_column.is_none() && source.contract.is_none() {
-        bail_input!("data.dated: give `contract_column` (a column naming each row's contract) or `contract` (the one contract of the file)");
+        bail_input!("{label}: give `contract_column` (a column naming each row's contract) or `contract` (the one contract of the file)");
     }
     if source.expiry_column.is_none() && fixed_expiry.is_none() {
-        bail_input!("data.dated: give `expiry_column` (each row's contract expiry) or `expiry` (e.g. \"2024-03-29T08:00:00Z\")");
+        bail_input!("{label}: give `expiry_column` (each row's contract expiry) or `expiry` (e.g. \"2024-03-29T08:00:00Z\")");
     }
     // (expiry, rows, settlement) per contract.
     let mut by_contract: BTreeMap<String, (i64, BarRows, Option<f64>)> = BTreeMap::new();
@@ -207,37 +208,21 @@ fn load_generic(source: &DatedSource, files: &mut Vec<PathBuf>, warnings: &mut V
 /// A contract without a settlement price in the data settles at the mean of the index closes
 /// known in the 30 minutes up to expiry (Binance's rule since 2024-11-11, MARGIN.md §6) when
 /// `index` is given and has one, else at the spot close known at expiry; a warning says which.
-pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Option<&PriceBars>, warnings: &mut Vec<String>) -> DatedContracts {
+///
+/// `marks` are the contracts' mark-price bars (`[data.dated_mark]`, matched by name): where a
+/// contract has them, its mark (and the mark's range) is what the engine marks and liquidates
+/// on (MARGIN.md §1.1); without them, its last price stands in.
+pub fn on_clock(contracts: &[Contract], marks: &[Contract], ts_ms: &[i64], spot: &[f64], index: Option<&PriceBars>, warnings: &mut Vec<String>) -> DatedContracts {
     let n = ts_ms.len();
     let mut out = DatedContracts::default();
     let first_gap = if n > 1 { ts_ms[1] - ts_ms[0] } else { MS_PER_HOUR };
     let (mut stand_ins, mut from_index) = (Vec::new(), Vec::new());
     for contract in contracts {
-        let bars = &contract.bars;
-        let mut close = vec![f64::NAN; n];
-        let mut high = vec![f64::NAN; n];
-        let mut low = vec![f64::NAN; n];
-        let mut j = 0usize;
-        for i in 0..n {
-            let t = ts_ms[i];
-            // The step whose interval holds the delivery still sees the contract's last bars.
-            if i > 0 && ts_ms[i - 1] >= contract.expiry_ms {
-                break;
-            }
-            let from = if i == 0 { t - first_gap } else { ts_ms[i - 1] };
-            while j < bars.ts_ms.len() && bars.ts_ms[j] <= from {
-                j += 1;
-            }
-            // Bars closing inside (from, t]: the last one's close, the range of them all.
-            let mut k = j;
-            while k < bars.ts_ms.len() && bars.ts_ms[k] <= t {
-                close[i] = bars.close[k];
-                high[i] = if high[i].is_nan() { bars.high[k] } else { high[i].max(bars.high[k]) };
-                low[i] = if low[i].is_nan() { bars.low[k] } else { low[i].min(bars.low[k]) };
-                k += 1;
-            }
-            j = k;
-        }
+        let (close, high, low) = bars_on_clock(&contract.bars, contract.expiry_ms, ts_ms, first_gap);
+        let (mark, mark_high, mark_low) = match marks.iter().find(|m| m.name == contract.name) {
+            Some(m) => bars_on_clock(&m.bars, contract.expiry_ms, ts_ms, first_gap),
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
         let settlement = match contract.settlement {
             Some(price) => price,
             None => {
@@ -263,10 +248,13 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Opti
         out.close.push(close);
         out.high.push(high);
         out.low.push(low);
+        out.mark.push(mark);
+        out.mark_high.push(mark_high);
+        out.mark_low.push(mark_low);
     }
     if !from_index.is_empty() {
         warnings.push(format!(
-            "dated: the data has no settlement price for {}; the mean index close over the 30 minutes before delivery stands in ([data.index])",
+            "dated: the data has no settlement price for {}; the mean index close over the venue's window before delivery stands in ([data.index]; 60 minutes before 2024-11-11 08:00 UTC, 30 after)",
             from_index.join(", ")
         ));
     }
@@ -279,11 +267,58 @@ pub fn on_clock(contracts: &[Contract], ts_ms: &[i64], spot: &[f64], index: Opti
     out
 }
 
-/// The mean of the index closes known in (expiry − 30 min, expiry]; the last close at or before
-/// expiry when the index is coarser; NaN when none is known by then.
+/// A contract's bars on the run's clock: at step `i` the last close of the bars closing in
+/// `(ts[i−1], ts[i]]` (for the first step: within `first_gap` before it) and their range; NaN
+/// where none closed, and after the step that holds the expiry.
+fn bars_on_clock(bars: &PriceBars, expiry_ms: i64, ts_ms: &[i64], first_gap: i64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = ts_ms.len();
+    let mut close = vec![f64::NAN; n];
+    let mut high = vec![f64::NAN; n];
+    let mut low = vec![f64::NAN; n];
+    let mut j = 0usize;
+    for i in 0..n {
+        let t = ts_ms[i];
+        // The step whose interval holds the delivery still sees the contract's last bars.
+        if i > 0 && ts_ms[i - 1] >= expiry_ms {
+            break;
+        }
+        let from = if i == 0 { t - first_gap } else { ts_ms[i - 1] };
+        while j < bars.ts_ms.len() && bars.ts_ms[j] <= from {
+            j += 1;
+        }
+        // Bars closing inside (from, t]: the last one's close, the range of them all.
+        let mut k = j;
+        while k < bars.ts_ms.len() && bars.ts_ms[k] <= t {
+            close[i] = bars.close[k];
+            high[i] = if high[i].is_nan() { bars.high[k] } else { high[i].max(bars.high[k]) };
+            low[i] = if low[i].is_nan() { bars.low[k] } else { low[i].min(bars.low[k]) };
+            k += 1;
+        }
+        j = k;
+    }
+    (close, high, low)
+}
+
+/// When Binance's delivery price changed from the mean index of the last 60 minutes to that of
+/// the last 30 (2024-11-11 08:00 UTC, MARGIN.md §6).
+pub const SETTLEMENT_WINDOW_CHANGE_MS: i64 = 1_731_312_000_000;
+
+/// The minutes of index the delivery price averages for a delivery at `expiry_ms`: 60 before
+/// 2024-11-11 08:00 UTC, 30 from then on (MARGIN.md §6).
+pub fn settlement_window_minutes(expiry_ms: i64) -> i64 {
+    if expiry_ms < SETTLEMENT_WINDOW_CHANGE_MS {
+        60
+    } else {
+        30
+    }
+}
+
+/// The mean of the index closes known in (expiry − window, expiry], the window by the date of
+/// delivery ([`settlement_window_minutes`]); the last close at or before expiry when the index
+/// is coarser; NaN when none is known by then.
 fn index_mean_before(index: &PriceBars, expiry_ms: i64) -> f64 {
     let end = index.ts_ms.partition_point(|&t| t <= expiry_ms);
-    let start = index.ts_ms.partition_point(|&t| t <= expiry_ms - 30 * 60_000);
+    let start = index.ts_ms.partition_point(|&t| t <= expiry_ms - settlement_window_minutes(expiry_ms) * 60_000);
     match (start < end, end > 0) {
         (true, _) => index.close[start..end].iter().sum::<f64>() / (end - start) as f64,
         (false, true) => index.close[end - 1],
@@ -391,14 +426,26 @@ mod tests {
         assert_eq!(live, ["BTCUSDT_240329", "BTCUSDT_240628", "BTCUSDT_240927", "BTCUSDT_241227"]);
     }
 
+    /// The delivery price averages the index over the venue's window by the date of delivery:
+    /// the last 60 minutes before 2024-11-11 08:00 UTC, the last 30 from then on (MARGIN.md §6).
     #[test]
-    fn the_index_stand_in_is_the_mean_of_the_last_thirty_minutes() {
-        let expiry = 10 * 3_600_000;
+    fn the_index_stand_in_averages_the_venues_window_by_date() {
         let minute = 60_000;
-        let index = PriceBars { ts_ms: vec![expiry - 40 * minute, expiry - 20 * minute, expiry - 10 * minute, expiry, expiry + minute], close: vec![1.0, 2.0, 3.0, 4.0, 9.0], ..Default::default() };
-        // (expiry − 30 min, expiry]: 2, 3 and 4; nothing after delivery.
-        assert_eq!(index_mean_before(&index, expiry), 3.0);
+        for (expiry, expected) in [
+            // 2024-09-27 08:00 UTC (before the change): (expiry − 60 min, expiry] holds 1, 2, 3, 4.
+            (1_727_424_000_000_i64, 2.5),
+            // 2024-12-27 08:00 UTC (after): (expiry − 30 min, expiry] holds 2, 3, 4.
+            (1_735_286_400_000, 3.0),
+            // At the change itself the new window applies.
+            (SETTLEMENT_WINDOW_CHANGE_MS, 3.0),
+        ] {
+            let index = PriceBars { ts_ms: vec![expiry - 61 * minute, expiry - 40 * minute, expiry - 20 * minute, expiry - 10 * minute, expiry, expiry + minute], close: vec![100.0, 1.0, 2.0, 3.0, 4.0, 9.0], ..Default::default() };
+            assert_eq!(index_mean_before(&index, expiry), expected, "delivery at {}", format_ms(expiry));
+        }
+        assert_eq!(settlement_window_minutes(SETTLEMENT_WINDOW_CHANGE_MS - 1), 60);
+        assert_eq!(format_ms(SETTLEMENT_WINDOW_CHANGE_MS), "2024-11-11 08:00:00Z");
         // An hourly index: its last close at or before delivery.
+        let expiry = 1_735_286_400_000;
         let hourly = PriceBars { ts_ms: vec![expiry - 60 * minute], close: vec![7.0], ..Default::default() };
         assert_eq!(index_mean_before(&hourly, expiry), 7.0);
         assert!(index_mean_before(&hourly, expiry - 61 * minute).is_nan());

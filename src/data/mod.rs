@@ -100,6 +100,8 @@ pub struct MarketData {
     pub staking: Option<StakingSeries>,
     /// Dated futures contracts (`[data.dated]`), sorted by expiry; empty without.
     pub dated: Vec<dated::Contract>,
+    /// Their mark-price bars (`[data.dated_mark]`); empty without.
+    pub dated_mark: Vec<dated::Contract>,
     /// The cash rate (`[data.cash_rate]`).
     pub cash_rate: Option<dated::RateSeries>,
     /// The reverse carry's borrow rate over time (`[data.borrow_rate]`).
@@ -167,7 +169,11 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         None => None,
     };
     let dated = match &config.dated {
-        Some(source) => dated::load_contracts(source, &mut files, &mut warnings)?,
+        Some(source) => dated::load_contracts(source, "data.dated", &mut files, &mut warnings)?,
+        None => Vec::new(),
+    };
+    let dated_mark = match &config.dated_mark {
+        Some(source) => dated::load_contracts(source, "data.dated_mark", &mut files, &mut warnings)?,
         None => Vec::new(),
     };
     let cash_rate = config.cash_rate.as_ref().map(|source| dated::load_rate(source, "cash_rate", &mut files)).transpose()?;
@@ -189,6 +195,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
         funding,
         staking,
         dated,
+        dated_mark,
         cash_rate,
         borrow_rate,
         files,

@@ -57,6 +57,12 @@ pub struct DataConfig {
     /// `"best"`, and what `basis term` charts.
     #[serde(default)]
     pub dated: Option<DatedSource>,
+    /// The dated contracts' mark-price bars, in the same layout as `dated` (Binance publishes
+    /// `markPriceKlines` per delivery contract, e.g. `BTCUSDT_240329-1h-2024-01.csv`), matched
+    /// by contract name. A contract's liquidation and unrealised PnL use its mark (MARGIN.md
+    /// §1.1); without this, its last price stands in, with a warning.
+    #[serde(default)]
+    pub dated_mark: Option<DatedSource>,
     /// The cash rate (T-bill or stablecoin lending yield): the risk-free rate of Sharpe and
     /// Sortino, the benchmark of `excess_apr_over_cash`, and what idle cash earns with
     /// `portfolio.cash_earns`.

@@ -80,7 +80,9 @@ fn leg_pnl(pair: &Pnl, spot_leg: &Pnl) -> (Pnl, Pnl) {
     (*spot_leg, perp)
 }
 
-/// `legs.parquet`: per step, pair and leg, the account, quantity, price, margin, the capital
+/// `legs.parquet`: per step, pair and leg, the account, quantity, price, margin, the perp's
+/// liquidation price and distance (in a cross or portfolio account: the price of the pair's
+/// asset at which the account breaches; NaN on the spot leg), the capital
 /// moved into the leg's account (allocation, and transfers between the legs' accounts) and
 /// each PnL component, booked where the engine booked it (the two legs add up to the pair's
 /// row exactly, and each leg's change in value is its PnL plus what moved in).
@@ -92,6 +94,7 @@ pub fn legs_frame(ledger: &BookLedger, places: &[PairPlace]) -> Result<DataFrame
     let mut leg_names: Vec<&str> = Vec::with_capacity(rows);
     let mut accounts: Vec<&str> = Vec::with_capacity(rows);
     let (mut qty, mut price, mut margin, mut transfer) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let (mut liquidation_price, mut liquidation_distance) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let mut components: Vec<Vec<f64>> = (0..=Pnl::COUNT).map(|_| Vec::with_capacity(rows)).collect();
     for (k, place) in places.iter().enumerate() {
         let pair_ledger = &ledger.pairs[k];
@@ -99,10 +102,12 @@ pub fn legs_frame(ledger: &BookLedger, places: &[PairPlace]) -> Result<DataFrame
             let row = pair_ledger.row(i);
             let (spot_pnl, perp_pnl) = leg_pnl(&row.pnl, &ledger.spot_legs[k][i]);
             let (moved_out, moved_in) = ledger.moved[k][i];
-            for (leg, account, q, px, m, tr, pnl) in [
-                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i] - moved_out, spot_pnl),
-                ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, moved_in, perp_pnl),
+            for (leg, account, q, px, m, tr, pnl, liquidation) in [
+                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i] - moved_out, spot_pnl, (f64::NAN, f64::NAN)),
+                ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, moved_in, perp_pnl, (row.liquidation_price, row.liquidation_distance)),
             ] {
+                liquidation_price.push(liquidation.0);
+                liquidation_distance.push(liquidation.1);
                 ts.push(row.ts_ms);
                 pair_names.push(place.name.as_str());
                 leg_names.push(leg);
@@ -125,6 +130,8 @@ pub fn legs_frame(ledger: &BookLedger, places: &[PairPlace]) -> Result<DataFrame
         Column::new("qty".into(), qty),
         Column::new("price".into(), price),
         Column::new("margin".into(), margin),
+        Column::new("liquidation_price".into(), liquidation_price),
+        Column::new("liquidation_distance".into(), liquidation_distance),
         Column::new("transfer_in".into(), transfer),
     ];
     let names: Vec<&str> = Pnl::COMPONENTS.iter().map(|c| c.column).chain(["pnl_total"]).collect();

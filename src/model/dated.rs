@@ -19,6 +19,13 @@ pub struct DatedContracts {
     pub high: Vec<Vec<f64>>,
     /// Bar low at each step, per contract (NaN as `close`).
     pub low: Vec<Vec<f64>>,
+    /// Mark price known at each step, per contract (`[data.dated_mark]`); empty for a contract
+    /// without mark bars (its last price stands in).
+    pub mark: Vec<Vec<f64>>,
+    /// Mark bar high at each step, per contract (empty as `mark`).
+    pub mark_high: Vec<Vec<f64>>,
+    /// Mark bar low at each step, per contract (empty as `mark`).
+    pub mark_low: Vec<Vec<f64>>,
 }
 
 impl DatedContracts {
@@ -36,6 +43,19 @@ impl DatedContracts {
     #[inline]
     pub fn days_to_expiry(&self, c: usize, ts_ms: i64) -> f64 {
         (self.expiry_ms[c] - ts_ms) as f64 / crate::time::MS_PER_DAY as f64
+    }
+
+    /// Contract `c`'s mark at step `i`: (mark, high, low), NaN where it has no mark bar then (or
+    /// no mark series at all).
+    #[inline]
+    pub fn mark_at(&self, c: usize, i: usize) -> (f64, f64, f64) {
+        let at = |v: &Vec<Vec<f64>>| v.get(c).and_then(|m| m.get(i)).copied().unwrap_or(f64::NAN);
+        (at(&self.mark), at(&self.mark_high), at(&self.mark_low))
+    }
+
+    /// Whether contract `c` has mark prices (`[data.dated_mark]`).
+    pub fn has_marks(&self, c: usize) -> bool {
+        self.mark.get(c).is_some_and(|m| !m.is_empty())
     }
 
     /// Whether contract `c` trades (has a close) at step `i`.

@@ -129,6 +129,7 @@ pub fn apply(timeline: &mut MarketTimeline, contracts: &DatedContracts, choice: 
     let n = timeline.len().min(choice.len());
     let mut stale = 0usize;
     let mut last_close = vec![f64::NAN; contracts.len()];
+    let mut last_mark = vec![f64::NAN; contracts.len()];
     let mut switches = Vec::new();
     let (perp, mark, high, low) = (timeline.perp.clone(), timeline.mark_prices().to_vec(), timeline.mark_high.clone(), timeline.mark_low.clone());
     // The mark now differs from the perp's last (a dated contract's own price): its own column.
@@ -146,11 +147,23 @@ pub fn apply(timeline: &mut MarketTimeline, contracts: &DatedContracts, choice: 
                     (s, s, h, l)
                 } else if close.is_finite() {
                     last_close[c] = close;
-                    (close, close, contracts.high[c][i], contracts.low[c][i])
+                    // The mark where the contract has one (what the venue marks and liquidates
+                    // on, MARGIN.md §1.1), else its last price.
+                    let (mark, mark_high, mark_low) = contracts.mark_at(c, i);
+                    if mark.is_finite() {
+                        last_mark[c] = mark;
+                        let range = |x: f64| if x.is_finite() { x } else { mark };
+                        (close, mark, range(mark_high), range(mark_low))
+                    } else if last_mark[c].is_finite() {
+                        (close, last_mark[c], last_mark[c], last_mark[c])
+                    } else {
+                        (close, close, contracts.high[c][i], contracts.low[c][i])
+                    }
                 } else {
                     *stale += 1;
                     let p = last_close[c];
-                    (p, p, p, p)
+                    let m = if last_mark[c].is_finite() { last_mark[c] } else { p };
+                    (p, m, m, m)
                 }
             }
             Instrument::None => (f64::NAN, f64::NAN, f64::NAN, f64::NAN),
@@ -191,6 +204,7 @@ mod tests {
             close: vec![(0..n).map(|i| if i <= 10 { 101.0 } else { f64::NAN }).collect(), (0..n).map(|i| if i >= 5 { 103.0 } else { f64::NAN }).collect()],
             high: vec![vec![102.0; n], vec![104.0; n]],
             low: vec![vec![100.0; n], vec![102.0; n]],
+            ..Default::default()
         }
     }
 
