@@ -192,6 +192,10 @@ fn gate_builds_the_taker_fee_into_its_liquidation_and_bankruptcy_prices() {
     let config = basis::config::Config::from_toml_str(&text, "basis.toml (gate_usdt)", &data).unwrap();
     let params = basis::config::engine_params(&config);
     assert!(config.margin.taker_fee_in_liquidation_price);
+    // No preset or config sets the liquidation's slippage: it slips as the config's own market
+    // orders do (perp_slippage_bps = 1 in basis.toml).
+    assert_eq!(config.margin.liquidation_slippage_bps, None);
+    assert_close(params.liquidation.fill_slippage, 1e-4, 1e-15);
     assert_close(params.liquidation.fee_in_bankruptcy_price, 0.0005, 1e-15);
     // basis.toml gives its own brackets (0.4 % first tier): the fee is added to them too.
     assert_close(params.brackets.tiers()[0].mmr, 0.004 + 0.0005, 1e-15);

@@ -10,7 +10,7 @@ use basis::data::align::{FundingEvent, MarketTimeline, SettledRate};
 use basis::measure::book::BookLedger;
 use basis::measure::ledger::FullLedger;
 use basis::model::StepRow;
-use basis::sim::margin::Brackets;
+use basis::sim::margin::{Brackets, Collateral};
 use basis::sim::portfolio::{self, AccountRow, AccountSpec, Allocation, BookParams, BookRecorder, MarginMode, PairSpec};
 use basis::sim::{self, EngineParams};
 use common::*;
@@ -25,7 +25,7 @@ fn book(capital: f64, weights: Vec<f64>, rebalance_every_ms: Option<i64>) -> Boo
 }
 
 fn pair<'a>(name: &str, timeline: &'a MarketTimeline, params: EngineParams, spot_account: usize, perp_account: usize) -> PairSpec<'a> {
-    PairSpec { name: name.into(), timeline, params, spot_account, perp_account, spot_haircut: 0.0 }
+    PairSpec { name: name.into(), timeline, params, spot_account, perp_account, spot_collateral: Collateral::default() }
 }
 
 /// The hand-computed cases' market: spot = perp = mark, each bar's high the larger and low the
@@ -108,7 +108,7 @@ fn the_same_book_under_isolated_cross_and_portfolio_margin() {
     params_a.spot_collateral_haircut = 0.9;
     let mut params_b = hand_params(1000.0);
     params_b.spot_collateral_haircut = 0.9;
-    let pairs = [PairSpec { spot_haircut: 0.9, ..pair("A", &a, params_a, 0, 0) }, PairSpec { spot_haircut: 0.9, ..pair("B", &b, params_b, 0, 0) }];
+    let pairs = [PairSpec { spot_collateral: Collateral::flat(0.9), ..pair("A", &a, params_a, 0, 0) }, PairSpec { spot_collateral: Collateral::flat(0.9), ..pair("B", &b, params_b, 0, 0) }];
     let mut ledger = BookLedger::with_capacity(2, 1, 6);
     let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Portfolio)], &pairs, &mut ledger);
     assert_close(ledger.pairs[0].row(0).spot_qty, 10.0, 1e-12);
@@ -232,6 +232,39 @@ fn a_cross_breach_at_a_new_tier_takes_a_capped_fee() {
         assert_close(fill.fee, 248.7562189, 1e-6); // I.each pair's share of the capped fee
     }
     assert_close(ledger.book.row(1).equity, 126_000.0, 1e-6); // I.book equity after
+}
+
+/// A 50 M long carry in one portfolio account (section M of the script): with a flat 0.95
+/// haircut the spot keeps covering the short perp's losses up to a 36.9× rally; on tiers by coin
+/// quantity (Bybit's illustration: 0.98 for the first 10 BTC down to 0 above 50) only 44.8 of
+/// its 250 BTC count, and the account breaches at 242,424 on the way to 300,000.
+#[test]
+fn tiered_collateral_liquidates_a_large_book_far_sooner_than_a_flat_haircut() {
+    use basis::sim::margin::CollateralTier;
+    let tiers = [(0.0, 0.98), (10.0, 0.95), (20.0, 0.90), (30.0, 0.85), (40.0, 0.80), (50.0, 0.0)];
+    let tiered = Collateral::tiered(tiers.iter().map(|&(floor, ratio)| CollateralTier { floor, ratio }).collect(), true);
+    assert_close(tiered.value(250.0, 1.0), 44.8, 1e-9); // M.tiered: BTC counted of 250
+    let run = |prices: &[f64], collateral: Collateral| {
+        let t = scripted(prices);
+        let mut params = hand_params(50_000_000.0);
+        params.leverage = 1.0;
+        params.brackets = Brackets::new(vec![basis::config::Bracket { notional_floor: 0.0, mmr: 0.004, cum: 0.0 }]);
+        let pairs = [PairSpec { spot_collateral: collateral, ..pair("BTC", &t, params, 0, 0) }];
+        let mut ledger = BookLedger::with_capacity(1, 1, prices.len());
+        let summary = portfolio::run(&book(50_000_000.0, vec![1.0], None), &[account("pm", MarginMode::Portfolio)], &pairs, &mut ledger);
+        (ledger, summary)
+    };
+    let (ledger, summary) = run(&[100_000.0, 300_000.0], tiered.clone());
+    assert_close(ledger.pairs[0].row(0).spot_qty, 250.0, 1e-9);
+    assert_close(ledger.pairs[0].row(0).perp_margin, 25_000_000.0, 1e-6);
+    let fill = summary.pairs[0].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation && t.leg == "perp").expect("liquidated");
+    assert_close(fill.fill_price, 242_424.2424, 1e-3); // M.tiered: breach price
+    // The account's own-asset liquidation price at entry says the same.
+    assert_close(ledger.pairs[0].row(0).liquidation_price, 242_424.2424, 1e-3);
+    // Flat 0.95: nothing on the way to 300,000; the breach is at 3,690,036.9.
+    let (ledger, summary) = run(&[100_000.0, 300_000.0], Collateral::flat(0.95));
+    assert_eq!(summary.accounts[0].liquidations, 0);
+    assert_close(ledger.pairs[0].row(0).liquidation_price, 3_690_036.9, 1e-1); // M.flat 0.95
 }
 
 /// Margin freed by the haircut: a pair whose spot covers the perp's margin at 0.95 posts no cash
@@ -399,8 +432,8 @@ proptest! {
         };
         let haircut = if mode == MarginMode::Portfolio { 0.9 } else { 0.0 };
         let pairs = [
-            PairSpec { spot_haircut: haircut, ..pair("A", &ta, make(weight, reverse), 0, 0) },
-            PairSpec { spot_haircut: haircut, ..pair("B", &tb, make(1.0 - weight, reverse_b), 0, 0) },
+            PairSpec { spot_collateral: Collateral::flat(haircut), ..pair("A", &ta, make(weight, reverse), 0, 0) },
+            PairSpec { spot_collateral: Collateral::flat(haircut), ..pair("B", &tb, make(1.0 - weight, reverse_b), 0, 0) },
         ];
         let mut rows = Rows::default();
         let summary = portfolio::run(&book(capital, vec![weight, 1.0 - weight], rebalance_steps.map(|s| s * HOUR)), &[account("v", mode)], &pairs, &mut rows);
@@ -726,7 +759,7 @@ margin_mode = "portfolio"
     // The perp legs carry the account's liquidation price and distance, as the ledger does.
     let distance = legs.column("liquidation_distance").unwrap().f64().unwrap();
     let leg = legs.column("leg").unwrap().str().unwrap();
-    let perp_distances: Vec<f64> = leg.into_iter().zip(distance.into_iter()).filter(|(l, _)| *l == Some("perp")).map(|(_, d)| d.unwrap_or(f64::NAN)).collect();
+    let perp_distances: Vec<f64> = leg.iter().zip(distance.iter()).filter(|(l, _)| *l == Some("perp")).map(|(_, d)| d.unwrap_or(f64::NAN)).collect();
     let pair0: Vec<f64> = (0..result.ledger.pairs[0].len()).map(|i| result.ledger.pairs[0].row(i).liquidation_distance).collect();
     assert_eq!(perp_distances[..pair0.len()].iter().map(|d| d.to_bits()).collect::<Vec<_>>(), pair0.iter().map(|d| d.to_bits()).collect::<Vec<_>>());
     assert!(perp_distances.iter().all(|d| d.is_nan() || *d >= 0.0));

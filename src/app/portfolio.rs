@@ -74,7 +74,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         }
     }
     let mut params = Vec::with_capacity(book.pairs.len());
-    for p in &book.pairs {
+    for (k, p) in book.pairs.iter().enumerate() {
         let mut pair_params = crate::config::engine_params(&p.config);
         if let Some(cap) = &p.capacity {
             let open_interest = match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
@@ -89,7 +89,11 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         pair_params.transfer_fee = p.transfer_fee;
         // The spot backs the perp only when both sit in the one (portfolio) account.
         if p.spot_account == p.perp_account {
-            pair_params.spot_collateral_haircut = p.spot_haircut;
+            // Entry sizing and the pair's own top-ups take one ratio: the mean over the tiers
+            // a balance of the pair's capital fills at the first price (the account itself is
+            // checked on the tiers).
+            let first_spot = timelines[k].spot.first().copied().unwrap_or(f64::NAN);
+            pair_params.spot_collateral_haircut = p.spot_collateral.mean_ratio(pair_params.initial_capital, first_spot);
             pair_params.quote_borrow_apr = p.quote_borrow_apr;
         }
         params.push(pair_params);
@@ -99,7 +103,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         .iter()
         .zip(&timelines)
         .zip(params)
-        .map(|((p, t), params)| PairSpec { name: p.name.clone(), timeline: t, params, spot_account: p.spot_account, perp_account: p.perp_account, spot_haircut: p.spot_haircut })
+        .map(|((p, t), params)| PairSpec { name: p.name.clone(), timeline: t, params, spot_account: p.spot_account, perp_account: p.perp_account, spot_collateral: p.spot_collateral.clone() })
         .collect();
     let book_params = BookParams {
         initial_capital: book.initial_capital,
@@ -115,7 +119,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
     let places: Vec<PairPlace> = book
         .pairs
         .iter()
-        .map(|p| PairPlace { name: p.name.clone(), spot_account: book.accounts[p.spot_account].name.clone(), perp_account: book.accounts[p.perp_account].name.clone(), spot_haircut: p.spot_haircut })
+        .map(|p| PairPlace { name: p.name.clone(), spot_account: book.accounts[p.spot_account].name.clone(), perp_account: book.accounts[p.perp_account].name.clone(), spot_collateral: p.spot_collateral.clone() })
         .collect();
     let symbol = book.pairs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
     let synthetic = timelines.iter().any(|t| t.synthetic);

@@ -32,7 +32,11 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::{Config, RunConfig};
+pub use crate::sim::margin::{CollateralSchedule, TierUnit};
+use crate::sim::margin::Collateral;
 use crate::sim::portfolio::{AccountSpec, Allocation, MarginMode};
+
+
 use crate::{bail_input, input_error};
 
 /// One `[[account]]` table.
@@ -50,6 +54,10 @@ pub struct AccountConfig {
     /// Collateral ratio by asset (portfolio mode), over the preset's: `{ BTC = 0.95 }`.
     #[serde(default)]
     pub collateral: BTreeMap<String, f64>,
+    /// Tiered collateral ratios by asset (portfolio mode), over `collateral` and the preset's:
+    /// `{ BTC = { by = "quantity", tiers = [ { floor = 0, ratio = 0.98 }, { floor = 10, ratio = 0.95 } ] } }`.
+    #[serde(default)]
+    pub collateral_tiers: BTreeMap<String, CollateralSchedule>,
     /// Equity / maintenance at or below which a portfolio account is liquidated, over the
     /// preset's (Binance 1.05). Cross accounts are liquidated at 1 (margin ratio 100 %).
     #[serde(default)]
@@ -104,8 +112,9 @@ pub struct PairConfig {
     pub spot_account: usize,
     /// Index of the perp's account.
     pub perp_account: usize,
-    /// Collateral ratio of the pair's spot in its account (portfolio mode), else 0.
-    pub spot_haircut: f64,
+    /// How the pair's spot counts as margin in its account (portfolio mode: flat or tiered),
+    /// else not at all.
+    pub spot_collateral: Collateral,
     /// Weight under `allocation = "weights"` (normalised), else NaN.
     pub weight: f64,
     /// Interest on the spot account's negative quote balance (portfolio mode), decimal APR.
@@ -280,6 +289,7 @@ impl BookConfig {
 
         // Pairs.
         let mut pairs = Vec::new();
+        let mut portfolio_assets: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); accounts.len()];
         for (k, value) in pair_tables.iter().enumerate() {
             let pair = value.as_table().ok_or_else(|| input_error!("config {origin}: [[pair]] {}: expected a table", k + 1))?;
             if let Some(key) = pair.keys().find(|key| !PAIR_KEYS.contains(&key.as_str())) {
@@ -364,23 +374,36 @@ impl BookConfig {
             let cross_venue = account_configs[spot_account].venue != account_configs[perp_account].venue;
 
             let base = pair.get("base").and_then(|b| b.as_str()).map(str::to_string).unwrap_or_else(|| base_asset(&symbol));
-            let spot_haircut = if accounts[spot_account].mode == MarginMode::Portfolio {
+            let spot_collateral = if accounts[spot_account].mode == MarginMode::Portfolio {
+                // The tiers before a flat ratio, the account's before the preset's.
                 let account = &account_configs[spot_account];
-                match account.collateral.get(&base) {
-                    Some(r) => *r,
-                    None => {
-                        let preset = crate::venue::Preset::load(&account.venue, base_dir)?;
-                        preset.margin.portfolio.as_ref().and_then(|pm| pm.collateral.get(&base).copied()).ok_or_else(|| {
+                if !portfolio_assets[spot_account].insert(base.clone()) {
+                    bail_input!(
+                        "config {origin}: [[pair]] {} ({name}): a second pair holds {base} in portfolio account {:?}; its collateral tiers apply to the account's whole balance of the asset, which is not modelled across pairs. Hold one {base} pair per portfolio account",
+                        k + 1,
+                        accounts[spot_account].name
+                    );
+                }
+                let preset = crate::venue::Preset::load(&account.venue, base_dir)?;
+                let preset_pm = preset.margin.portfolio.as_ref();
+                if let Some(schedule) = account.collateral_tiers.get(&base).or_else(|| preset_pm.and_then(|pm| pm.collateral_tiers.get(&base))) {
+                    schedule.check().map_err(|err| input_error!("config {origin}: [[account]] {:?}: collateral_tiers.{base}: {err}", accounts[spot_account].name))?;
+                    schedule.collateral()
+                } else {
+                    let ratio = match account.collateral.get(&base) {
+                        Some(r) => *r,
+                        None => preset_pm.and_then(|pm| pm.collateral.get(&base).copied()).ok_or_else(|| {
                             input_error!(
-                                "config {origin}: [[pair]] {} ({name}): account {:?} is a portfolio account but has no collateral ratio for {base}; add `collateral = {{ {base} = 0.95 }}` (with its source) to the account, or set the pair's `base`",
+                                "config {origin}: [[pair]] {} ({name}): account {:?} is a portfolio account but has no collateral ratio for {base}; add `collateral = {{ {base} = 0.95 }}` or `collateral_tiers` (with their source) to the account, or set the pair's `base`",
                                 k + 1,
                                 accounts[spot_account].name
                             )
-                        })?
-                    }
+                        })?,
+                    };
+                    Collateral::flat(ratio)
                 }
             } else {
-                0.0
+                Collateral::default()
             };
             let weight = match pair.get("weight") {
                 None if allocation_rule == AllocationRule::Weights => bail_input!("config {origin}: [[pair]] {} ({name}): allocation = \"weights\" needs a `weight` on every pair", k + 1),
@@ -408,7 +431,7 @@ impl BookConfig {
                 }
             };
             let (transfer_delay_ms, pair_transfer_fee) = if cross_venue { ((transfer_hours * 3_600_000.0).round() as i64, transfer_fee) } else { (0, 0.0) };
-            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_haircut, weight, quote_borrow_apr: quote_borrow_aprs[spot_account], transfer_delay_ms, transfer_fee: pair_transfer_fee, capacity });
+            pairs.push(PairConfig { name, config, spot_account, perp_account, spot_collateral, weight, quote_borrow_apr: quote_borrow_aprs[spot_account], transfer_delay_ms, transfer_fee: pair_transfer_fee, capacity });
         }
         let n = pairs.len() as f64;
         let allocation = match allocation_rule {

@@ -57,7 +57,7 @@ impl Config {
                 config.margin.backstop_fraction = fraction;
             }
             if let (false, Some(bps)) = (given("margin", "liquidation_slippage_bps"), preset.margin.liquidation_slippage_bps) {
-                config.margin.liquidation_slippage_bps = bps;
+                config.margin.liquidation_slippage_bps = Some(bps);
             }
             if let (false, Some(flag)) = (given("margin", "taker_fee_in_liquidation_price"), preset.margin.taker_fee_in_liquidation_price) {
                 config.margin.taker_fee_in_liquidation_price = flag;

@@ -479,9 +479,10 @@ pub struct MarginConfig {
     pub spot_liquidation_stop_level: f64,
     /// How far a liquidated perp's closing fill slips past its liquidation price, bps of that
     /// price, never past the bar's adverse extreme (a bar that opens past it fills at its open).
-    /// Default: the preset's, else 0 (at the liquidation price).
+    /// Default: the preset's, else `costs.perp_slippage_bps` (a liquidation is a market order
+    /// and slips as the strategy's own do; 0 fills at the liquidation price).
     #[serde(default)]
-    pub liquidation_slippage_bps: f64,
+    pub liquidation_slippage_bps: Option<f64>,
     /// Whether the venue builds the taker fee into the liquidation and bankruptcy prices (Gate,
     /// MARGIN.md §3.3): the maintenance rates gain `perp_taker_bps`, and a bankruptcy-price
     /// fill is where the margin less the fee to close is zero. Default: the preset's, else false.
@@ -508,7 +509,7 @@ impl Default for MarginConfig {
             spot_liquidation_fee_rate: default_spot_liq_fee(),
             spot_transfer_out_level: default_spot_transfer(),
             spot_liquidation_stop_level: default_spot_stop(),
-            liquidation_slippage_bps: 0.0,
+            liquidation_slippage_bps: None,
             taker_fee_in_liquidation_price: false,
             maintenance_on: Default::default(),
             brackets: default_brackets(),

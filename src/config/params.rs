@@ -28,7 +28,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
             style: m.liquidation,
             fee_rate: m.liquidation_fee_rate,
             backstop_fraction: m.backstop_fraction,
-            fill_slippage: m.liquidation_slippage_bps * 1e-4,
+            fill_slippage: m.liquidation_slippage_bps.unwrap_or(config.costs.perp_slippage_bps) * 1e-4,
             fee_in_bankruptcy_price: fee_in_price,
         },
         spot_margin: SpotMarginRules {

@@ -136,7 +136,9 @@ impl Config {
             m.spot_liquidation_stop_level >= 1.0 && m.spot_liquidation_stop_level < 10.0,
             "[1, 10) (1: the whole loan is bought back)",
         )?;
-        check("margin.liquidation_slippage_bps", m.liquidation_slippage_bps, (0.0..=5000.0).contains(&m.liquidation_slippage_bps), "[0, 5000] bps")?;
+        if let Some(bps) = m.liquidation_slippage_bps {
+            check("margin.liquidation_slippage_bps", bps, (0.0..=5000.0).contains(&bps), "[0, 5000] bps")?;
+        }
         check("margin.spot_liquidation_fee_rate", m.spot_liquidation_fee_rate, (0.0..0.5).contains(&m.spot_liquidation_fee_rate), "[0, 0.5) (decimal)")?;
         if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
             bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");

@@ -69,8 +69,8 @@ pub struct PairPlace {
     pub spot_account: String,
     /// The perp's account name.
     pub perp_account: String,
-    /// The spot's collateral ratio in its account (portfolio mode), else 0.
-    pub spot_haircut: f64,
+    /// How the spot counts as margin in its account (portfolio mode), else not at all.
+    pub spot_collateral: crate::sim::margin::Collateral,
 }
 
 /// A pair's step split by leg: the spot leg's PnL is what the engine booked in the spot
@@ -103,7 +103,7 @@ pub fn legs_frame(ledger: &BookLedger, places: &[PairPlace]) -> Result<DataFrame
             let (spot_pnl, perp_pnl) = leg_pnl(&row.pnl, &ledger.spot_legs[k][i]);
             let (moved_out, moved_in) = ledger.moved[k][i];
             for (leg, account, q, px, m, tr, pnl, liquidation) in [
-                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_haircut * row.spot_qty.max(0.0) * row.spot_price, ledger.transfers_in[k][i] - moved_out, spot_pnl, (f64::NAN, f64::NAN)),
+                ("spot", place.spot_account.as_str(), row.spot_qty, row.spot_price, place.spot_collateral.value(row.spot_qty.max(0.0), row.spot_price), ledger.transfers_in[k][i] - moved_out, spot_pnl, (f64::NAN, f64::NAN)),
                 ("perp", place.perp_account.as_str(), row.perp_qty, row.mark_price, row.perp_margin, moved_in, perp_pnl, (row.liquidation_price, row.liquidation_distance)),
             ] {
                 liquidation_price.push(liquidation.0);

@@ -151,6 +151,138 @@ impl Brackets {
     }
 }
 
+/// One tier of a collateral schedule: from `floor` (quote currency, or units of the asset for a
+/// schedule by quantity) up to the next tier's floor, a share `ratio` of the value counts.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollateralTier {
+    /// Where the tier starts: a value in quote currency, or a quantity of the asset.
+    pub floor: f64,
+    /// Share of the value inside the tier that counts as margin, decimal.
+    pub ratio: f64,
+}
+
+/// How much of a positive balance of an asset a portfolio-margin account counts as margin: its
+/// value split into tiers, each at its own ratio, and summed (Binance PM Pro's USD tiers since
+/// 2024-09-11, Bybit's tiers by coin quantity; MARGIN.md §2.3, §3.1). A flat haircut is one
+/// tier. A negative balance counts at its full value (the `min` of uniMMR, MARGIN.md §2.1).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Collateral {
+    tiers: Vec<CollateralTier>,
+    by_quantity: bool,
+}
+
+impl Collateral {
+    /// One ratio for any balance (0: none counts).
+    pub fn flat(ratio: f64) -> Self {
+        Collateral { tiers: vec![CollateralTier { floor: 0.0, ratio }], by_quantity: false }
+    }
+
+    /// Tiers in ascending `floor`, the first at 0 (checked by config validation), by value in
+    /// quote currency or (`by_quantity`) by units of the asset.
+    pub fn tiered(tiers: Vec<CollateralTier>, by_quantity: bool) -> Self {
+        Collateral { tiers, by_quantity }
+    }
+
+    /// Whether no balance counts at all (no tiers, or every ratio 0).
+    pub fn is_none(&self) -> bool {
+        self.tiers.iter().all(|t| t.ratio == 0.0)
+    }
+
+    /// The margin value of `qty` units at `price`: each tier's share of the balance at the
+    /// tier's ratio, summed; a negative balance at its full value.
+    #[inline]
+    pub fn value(&self, qty: f64, price: f64) -> f64 {
+        if qty <= 0.0 {
+            return qty * price;
+        }
+        let amount = if self.by_quantity { qty } else { qty * price };
+        let mut counted = 0.0;
+        for (k, tier) in self.tiers.iter().enumerate() {
+            if amount <= tier.floor {
+                break;
+            }
+            let top = self.tiers.get(k + 1).map_or(f64::INFINITY, |next| next.floor);
+            counted += tier.ratio * (amount.min(top) - tier.floor);
+        }
+        if self.by_quantity {
+            counted * price
+        } else {
+            counted
+        }
+    }
+
+    /// The share of a balance worth `value` (quote currency, at `price`) that counts: the mean
+    /// ratio over its tiers; the first tier's ratio for a zero balance.
+    pub fn mean_ratio(&self, value: f64, price: f64) -> f64 {
+        if self.tiers.len() == 1 {
+            return self.tiers[0].ratio;
+        }
+        if !(value > 0.0 && price > 0.0) {
+            return self.tiers.first().map_or(0.0, |t| t.ratio);
+        }
+        self.value(value / price, price) / value
+    }
+}
+
+/// What a collateral schedule's tiers are measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierUnit {
+    /// The balance's value in quote currency (Binance PM Pro's USD tiers).
+    #[default]
+    Value,
+    /// The balance's quantity of the asset (Bybit's tiers by coin amount).
+    Quantity,
+}
+
+/// A tiered collateral schedule for one asset (portfolio margin): each tier's share of the
+/// balance counts at its ratio (MARGIN.md §2.3, §3.1).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollateralSchedule {
+    /// What the floors are measured in: `value` (quote currency) or `quantity` (units).
+    #[serde(default)]
+    pub by: TierUnit,
+    /// Tiers in ascending `floor`, the first at 0, ratios in [0, 1] and never rising.
+    pub tiers: Vec<CollateralTier>,
+    /// Where the values come from.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl CollateralSchedule {
+    /// Whether the tiers are usable: the first at 0, floors rising, ratios in [0, 1] and never
+    /// rising (a larger balance never counts at a higher share, which keeps the account's margin
+    /// concave in the price, as the bar's worst-corner check needs).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Some(first) = self.tiers.first() else { return Err("give at least one tier, e.g. tiers = [ { floor = 0, ratio = 0.95 } ]".into()) };
+        if first.floor != 0.0 {
+            return Err(format!("the first tier must start at floor = 0, found {}", first.floor));
+        }
+        for (k, tier) in self.tiers.iter().enumerate() {
+            if !(0.0..=1.0).contains(&tier.ratio) {
+                return Err(format!("tier {} ratio must be in [0, 1], found {}", k + 1, tier.ratio));
+            }
+            if k > 0 {
+                let before = self.tiers[k - 1];
+                if !(tier.floor > before.floor) {
+                    return Err(format!("tier {} floor {} must be above tier {}'s {}", k + 1, tier.floor, k, before.floor));
+                }
+                if tier.ratio > before.ratio {
+                    return Err(format!("tier {} ratio {} is above tier {}'s {}: ratios never rise with the balance", k + 1, tier.ratio, k, before.ratio));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The schedule as the engine's [`Collateral`].
+    pub fn collateral(&self) -> Collateral {
+        Collateral::tiered(self.tiers.clone(), self.by == TierUnit::Quantity)
+    }
+}
+
 /// How far the mark can move against the position before liquidation, as a fraction of the
 /// mark (0.1 = a 10 % adverse move liquidates). NaN without a position.
 #[inline]

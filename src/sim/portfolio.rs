@@ -46,7 +46,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::margin::LiquidationStyle;
+use super::margin::{Collateral, LiquidationStyle};
 use super::policy::TopUpSource;
 use super::{EngineParams, Held, PairRun, RunSummary, Step};
 use crate::model::{events, state, MarketTimeline, Recorder, StepRow, Trade, TradeReason};
@@ -90,9 +90,9 @@ pub struct PairSpec<'a> {
     pub spot_account: usize,
     /// Index of the account holding the perp.
     pub perp_account: usize,
-    /// Share of the spot's value the spot account counts as margin, decimal (portfolio mode;
-    /// 0 otherwise).
-    pub spot_haircut: f64,
+    /// How much of the spot's value the spot account counts as margin (portfolio mode: the
+    /// asset's collateral ratio, flat or tiered; none otherwise).
+    pub spot_collateral: Collateral,
 }
 
 /// How capital is split among the pairs.
@@ -258,8 +258,7 @@ fn pair_part(run: &PairRun, spec: &PairSpec, account: usize, mode: MarginMode, b
         maintenance += spec.params.brackets.maintenance_margin(book.perp_qty.abs() * mark);
     }
     if mode == MarginMode::Portfolio && spec.spot_account == account {
-        let haircut = if book.spot_qty > 0.0 { spec.spot_haircut } else { 1.0 };
-        balance += book.cash + haircut * book.spot_qty * spot;
+        balance += book.cash + spec.spot_collateral.value(book.spot_qty, spot);
     }
     (balance, maintenance)
 }
@@ -354,8 +353,9 @@ fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: Ma
     Some((corner, hi))
 }
 
-/// Farthest move searched for a breach, decimal: a rise to ×11, or a fall to zero.
-const FARTHEST_RISE: f64 = 10.0;
+/// Farthest move searched for a breach, decimal: a rise to ×1,001 (a hedged portfolio account
+/// can survive rallies of ×30 and more), or a fall to zero.
+const FARTHEST_RISE: f64 = 1000.0;
 
 /// The smallest least `x` in [0, `far`] with `short(x)`, for a `short` that stays true once
 /// true; infinite when `short(far)` is false.
@@ -380,7 +380,7 @@ fn first_short(far: f64, short: impl Fn(f64) -> bool) -> f64 {
 
 /// The account's distance to liquidation at close `i`: the smallest move `x` (decimal) such that
 /// moving every pair's prices by `x` from the close, each pair the way that hurts the account
-/// (up or down), liquidates it. NaN without a perp, infinite when no move up to ×11 or down to
+/// (up or down), liquidates it. NaN without a perp, infinite when no move up to ×1,001 or down to
 /// zero does. Never more than any of its pairs' own distances ([`pair_liquidation`]).
 fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> f64 {
     if !holds_perp(runs, specs, account) {
@@ -407,7 +407,7 @@ fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: 
 /// For a pair whose perp sits in shared `account`: the mark of the pair's own asset (its spot
 /// moving with it) at which the account is liquidated, every other price held at close `i`,
 /// and its distance from the mark (decimal, the nearer of a rise and a fall). Where neither a
-/// rise to ×11 nor a fall to zero liquidates it: an infinite price for a short perp (0 for a
+/// rise to ×1,001 nor a fall to zero liquidates it: an infinite price for a short perp (0 for a
 /// long) and an infinite distance.
 fn pair_liquidation(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize, k: usize, account_headroom: f64) -> (f64, f64) {
     let (run, spec) = (&runs[k], &specs[k]);
@@ -585,7 +585,7 @@ fn pool_free_margin(runs: &mut [PairRun], specs: &[PairSpec], steps: &[Step], ac
             continue;
         }
         let at = &steps[k].at;
-        let collateral = if mode == MarginMode::Portfolio && spec.spot_account == account { spec.spot_haircut * book.spot_qty.max(0.0) * at.spot } else { 0.0 };
+        let collateral = if mode == MarginMode::Portfolio && spec.spot_account == account { spec.spot_collateral.value(book.spot_qty.max(0.0), at.spot) } else { 0.0 };
         let need = book.perp_qty.abs() * at.mark / run.sim.params.leverage - book.perp_margin - collateral;
         needs[k] = if need > 0.0 { need } else { -(-need).min(book.perp_margin.max(0.0)) };
         if needs[k] > 0.0 {

@@ -249,6 +249,9 @@ pub struct PortfolioMargin {
     /// Collateral ratio by asset (`BTC = 0.95`): the share of a positive balance's value that
     /// counts as margin.
     pub collateral: BTreeMap<String, f64>,
+    /// Tiered collateral ratios by asset, in place of `collateral` for those assets.
+    #[serde(default)]
+    pub collateral_tiers: BTreeMap<String, crate::sim::margin::CollateralSchedule>,
     /// Interest on a negative quote (USDT) balance, decimal APR.
     pub quote_borrow_apr: f64,
     /// Where each value comes from, with UNCONFIRMED where no source was found.
@@ -415,6 +418,18 @@ impl Preset {
                 (Some(cap), Some(floor), None) if cap > 0.0 && floor < 0.0 => {}
                 (None, None, Some(m)) if m.value() > 0.0 => {}
                 _ => bail_input!("venue preset {id}: caps for {:?} need cap > 0 and floor < 0, or a margin_cap with initial > maintenance", c.symbol),
+            }
+        }
+        if let Some(pm) = &self.margin.portfolio {
+            for (asset, schedule) in &pm.collateral_tiers {
+                if let Err(err) = schedule.check() {
+                    bail_input!("venue preset {id}: margin.portfolio.collateral_tiers.{asset}: {err}");
+                }
+            }
+        }
+        if let Some(bps) = self.margin.liquidation_slippage_bps {
+            if !(0.0..=5000.0).contains(&bps) {
+                bail_input!("venue preset {id}: margin.liquidation_slippage_bps = {bps} is out of range [0, 5000]");
             }
         }
         if self.margin.liquidation.is_none() {

@@ -396,3 +396,22 @@ p("L.LP (Bybit, maintenance on entry)", LP_bybit)
 p("L.LP = EP(1 + 1/2 − MMR)", EP * (1 + F(1, 2) - MMR))
 p("L.LP if maintenance at the mark (Binance's form)", (IM + EP) / (1 + MMR))
 p("L.difference", LP_bybit - (IM + EP) / (1 + MMR))
+
+# ============================================================================================
+section("M. A 50 M long carry in a portfolio account: flat vs tiered collateral (MARGIN.md §2.3, §3.1)")
+# 50,000,000 at 1x with the perp's margin posted in cash: q = 50 M / (100,000 + 100,000) = 250,
+# margin 25 M, cash 0. Short perp and long spot in one portfolio account, liquidated at
+# balance = 1.05 × maintenance (MMR 0.4 %). Balance at P: 25 M − 250 (P − 100,000) + coll(P).
+q, m, P0, th, mmr = F(250), F(25000000), F(100000), F(105, 100), F(4, 1000)
+# Flat 0.95: coll = 0.95 × 250 × P.
+P_flat = (m + q * P0) / (q - F(95, 100) * q + th * mmr * q)
+p("M.flat 0.95: breach price", P_flat)
+p("M.flat 0.95: rally survived (× P0)", P_flat / P0)
+# Bybit's example tiers by coin quantity: 0-10: 0.98, 10-20: 0.95, 20-30: 0.90, 30-40: 0.85,
+# 40-50: 0.80, above 50: 0. 250 BTC count as 9.8 + 9.5 + 9 + 8.5 + 8 = 44.8 BTC.
+counted = F(98, 10) + F(95, 10) + 9 + F(85, 10) + 8
+p("M.tiered: BTC counted of 250", counted)
+P_tier = (m + q * P0) / (q - counted + th * mmr * q)
+p("M.tiered: breach price", P_tier)
+p("M.tiered: rally survived (× P0)", P_tier / P0)
+p("M.tiered: θ on a bar 100,000 -> 300,000", (P_tier - P0) / 200000)
