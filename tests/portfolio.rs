@@ -852,6 +852,55 @@ fn btc_eth_pairs(dir: &std::path::Path) -> String {
         .collect()
 }
 
+/// A reverse carry's borrowed spot inside a portfolio-margin account would be a loan inside
+/// uniMMR, which is not modelled: the config refuses it, naming the pair, the account and what
+/// to do, rather than margin the loan by two rules at once. The same pairs in a cross account,
+/// or long in the portfolio account, load.
+#[test]
+fn a_reverse_carry_in_a_portfolio_account_is_refused() {
+    let data = real_data_dir().join("freqtrade-binance-1h");
+    let text = |mode: &str, direction: &str| {
+        format!(
+            "[strategy]\nmode = \"always_on\"\ndirection = \"{direction}\"\n[portfolio]\ninitial_capital = 100_000\n[[account]]\nvenue = \"binance_usdm\"\nmargin_mode = \"{mode}\"\n{}",
+            btc_eth_pairs(&data)
+        )
+    };
+    let load = |mode: &str, direction: &str| BookConfig::from_toml_value(&toml::from_str(&text(mode, direction)).unwrap(), "book.toml", std::path::Path::new("."));
+    let err = format!("{:#}", load("portfolio", "reverse").unwrap_err());
+    for needle in ["[[pair]] 1 (BTCUSDT)", "direction = \"reverse\"", "\"binance_usdm\"", "portfolio-margin", "not modelled", "margin_mode = \"cross\""] {
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+    }
+    assert!(load("cross", "reverse").is_ok());
+    assert!(load("portfolio", "long").is_ok());
+}
+
+/// A cross account under the bankruptcy-price rule (Bybit, BitMEX, Gate): each perp's fill is
+/// the price at which its share of the wallet is used up. On the hand book (A 20/3 short at
+/// 100 → breach at 217.0297 with B at 80, wallet left 19.802 = MM), the wallet is shared by
+/// notional: A's share 19.802 × 217.0297/297.0297 = 14.4686, so its fill is
+/// 217.0297 + 14.4686/(20/3) = 219.2; B's 5.3333 gives 80 + 5.3333/(20/3) = 80.8.
+#[test]
+fn a_cross_bankruptcy_price_liquidation_fills_at_each_perps_bankruptcy_price() {
+    let a = scripted(&A_PRICES);
+    let b = scripted(&B_PRICES);
+    let mut params = hand_params(1000.0);
+    params.liquidation.style = basis::sim::margin::LiquidationStyle::BankruptcyPrice;
+    let pairs = [pair("A", &a, params.clone(), 0, 0), pair("B", &b, params, 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 6);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    let q = 20.0 / 3.0;
+    let breach = 200.0 + 20.0 * (114.666_666_666_666_67 / 134.666_666_666_666_67);
+    let wallet = 0.01 * q * (breach + 80.0);
+    let fill = |k: usize| summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation).unwrap().clone();
+    let (fa, fb) = (fill(0), fill(1));
+    assert_close(fa.reference_price, breach, 1e-9);
+    assert_close(fa.fee, wallet * breach / (breach + 80.0), 1e-9);
+    assert_close(fa.fill_price, breach + wallet * breach / (breach + 80.0) / q, 1e-9);
+    assert_close(fa.fill_price, 219.2, 1e-9);
+    assert_close(fb.fill_price, 80.8, 1e-9);
+    assert_close(fa.fee + fb.fee, wallet, 1e-9);
+}
+
 /// Cross margin under a market close with a backstop (Hyperliquid's rule): at the breach the
 /// wallet equals maintenance, 0.01·q·(217.0297 + 80) = 19.802, which is above the backstop's
 /// 2/3 of it, so the venue takes nothing and the account keeps the 19.802.
