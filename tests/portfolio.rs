@@ -232,6 +232,25 @@ fn a_cross_breach_at_a_new_tier_takes_a_capped_fee() {
         assert_close(fill.fee, 248.7562189, 1e-6); // I.each pair's share of the capped fee
     }
     assert_close(ledger.book.row(1).equity, 126_000.0, 1e-6); // I.book equity after
+
+    // N: the same breach with fills slipping 10 bp past it (the bar's high, 140,000, does not
+    // bind): the slip comes out of the wallet before the venue's capped fee.
+    let slipping = || {
+        let mut p = make();
+        p.liquidation.fill_slippage = 0.001;
+        p
+    };
+    let pairs = [pair("A", &a, slipping(), 0, 0), pair("B", &a, slipping(), 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 2);
+    let summary = portfolio::run(&book(120_000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    let fills: Vec<_> = (0..2).map(|k| summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation).unwrap().clone()).collect();
+    for fill in &fills {
+        assert_close(fill.reference_price, 132_780.5417, 1e-4); // I.breach price
+        assert_close(fill.fill_price, 132_913.3223, 1e-4); // N.fill
+    }
+    assert_close(fills[0].slippage + fills[1].slippage, 119.5024876, 1e-6); // N.slippage loss
+    assert_close(fills[0].fee + fills[1].fee, 378.0099502, 1e-6); // N.fee taken (capped)
+    assert_close(ledger.book.row(1).equity, 126_000.0, 1e-6); // the wallet is used up either way
 }
 
 /// A 50 M long carry in one portfolio account (section M of the script): with a flat 0.95

@@ -454,6 +454,8 @@ fn shared_liquidations(runs: &[PairRun], specs: &[PairSpec], accounts: &[Account
 fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step], account: usize, mode: MarginMode, i: usize, corner: &Corner, theta: f64) {
     // 1. Every perp marked to its price at the breach, and the account's take.
     let mut closing: Vec<(usize, f64, f64)> = Vec::new(); // (pair, price, notional)
+    // Each perp's breach price and how far its fill slipped past it, for the trade record.
+    let (mut breaches, mut slips) = (vec![f64::NAN; runs.len()], vec![0.0; runs.len()]);
     let mut perp_balance = 0.0;
     let mut maintenance = 0.0;
     for (k, (run, spec)) in runs.iter_mut().zip(specs).enumerate() {
@@ -471,6 +473,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         // corner's extreme; a breach at the bar's open fills there.
         let price = if theta > 0.0 { spec.params.liquidation.fill_price(qty, breach, prev, mark_end(t, i, corner[k])) } else { breach };
         let slipped = qty * (price - breach);
+        (breaches[k], slips[k]) = (breach, -slipped);
         steps[k].pnl.liquidation += slipped;
         run.sim.book.perp_margin += slipped;
         perp_balance += run.sim.book.perp_margin;
@@ -508,7 +511,7 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         // At the bankruptcy price the position's share of the wallet is exactly used up: the
         // fill is that price (as for an isolated position), the share is what the venue took.
         let fill_price = if rules.style == LiquidationStyle::BankruptcyPrice && share > 0.0 { price - share / qty } else { price };
-        run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price, fee: share, slippage: 0.0 });
+        run.sim.trades.push(Trade { ts_ms: steps[k].at.ts_ms, step: i, leg: "perp", reason: TradeReason::Liquidation, qty: -qty, reference_price: breaches[k], fill_price, fee: share, slippage: slips[k] });
         run.summary.traded_notional += notional;
         run.sim.book.perp_qty = 0.0;
     }
