@@ -32,7 +32,7 @@ fn debiasing_brings_premium_only_rules_near_the_actual_prints() {
             let preset = Preset::load(id, base_dir).unwrap();
             rule_sets.push(RuleSet::Rules { label: preset.name.clone(), preset: Box::new(preset) });
         }
-        let (outcomes, _) = caps::run(&config, &rule_sets).expect("caps runs");
+        let (outcomes, _) = caps::run(&config, &rule_sets, caps::CapsMode::FixedPath).expect("caps runs");
         outcomes.iter().map(|o| (o.label.clone(), (o.metrics.funding_apr_over_window * 1e4).round() / 100.0)).collect()
     };
     let figures = |rows: &[(String, f64)]| rows.iter().map(|r| r.1).collect::<Vec<f64>>();

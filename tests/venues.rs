@@ -97,7 +97,7 @@ fn caps_run_marks_the_capped_settlements_of_the_data_and_applies_user_caps() {
         caps::user_cap("0.04/1h", &base).unwrap(),
         RuleSet::Rules { label: "Hyperliquid".into(), preset: Box::new(preset("hyperliquid")) },
     ];
-    let (outcomes, _) = caps::run(&config, &rule_sets).unwrap();
+    let (outcomes, _) = caps::run(&config, &rule_sets, caps::CapsMode::Full).unwrap();
     let actual = &outcomes[0];
     let n = actual.settled.len();
     assert_eq!(n, 1098);
@@ -121,6 +121,49 @@ fn caps_run_marks_the_capped_settlements_of_the_data_and_applies_user_caps() {
     let hl = &outcomes[3];
     assert_eq!(hl.settled.len(), hourly.settled.len());
     assert!(outcomes.iter().all(|o| o.metrics.liquidations == 0));
+}
+
+/// `caps` on its default fixed path: every rule set holds the plain backtest's quantities, and
+/// its funding is what those quantities receive under its settlements: Σ −q × rate × mark, with
+/// q the perp held at the close before the settlement and the mark the one at it, re-priced
+/// here from the backtest's ledger to 1e-9. Everything but funding is the backtest's.
+#[test]
+fn caps_on_a_fixed_path_reprice_the_held_quantities_under_each_rule_set() {
+    // 2021 on Binance hourly BTC at 3x, so top-ups move the quantities held.
+    let mut config = freqtrade_config("BTC", "2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z", "");
+    config.portfolio.leverage = 3.0;
+    let base = config.venue.loaded.clone().unwrap();
+    // Presets paid on the mark (OKX, Bybit) and user caps on Binance's formula.
+    let rule_sets = vec![RuleSet::Actual, caps::user_cap("0.001", &base).unwrap(), caps::user_cap("0.04/1h", &base).unwrap(), RuleSet::Rules { label: "OKX".into(), preset: Box::new(preset("okx_swap")) }, RuleSet::Rules { label: "Bybit".into(), preset: Box::new(preset("bybit_linear")) }];
+    let (outcomes, _) = caps::run(&config, &rule_sets, caps::CapsMode::FixedPath).unwrap();
+    let plain = basis::app::backtest::run(&config).unwrap();
+    assert_eq!(plain.metrics.liquidations, 0);
+    assert!(plain.metrics.margin_top_ups > 0, "the path has top-ups");
+    let rows: Vec<_> = (0..plain.ledger.len()).map(|i| plain.ledger.row(i)).collect();
+    let reprice = |settled: &[basis::venue::funding::Settled]| -> f64 {
+        settled
+            .iter()
+            .map(|s| {
+                let at = rows.partition_point(|r| r.ts_ms < s.settle_ms);
+                if at == 0 || at >= rows.len() {
+                    return 0.0;
+                }
+                assert_eq!(rows[at].ts_ms, s.settle_ms, "settlements fall on hourly closes");
+                -rows[at - 1].perp_qty * s.rate * rows[at].mark_price
+            })
+            .sum()
+    };
+    let non_funding = plain.metrics.final_equity - plain.metrics.funding_pnl;
+    for o in &outcomes {
+        let expected = reprice(&o.settled);
+        assert_close(o.metrics.funding_pnl, expected, 1e-9 * expected.abs().max(1.0));
+        // Only funding differs: the rest of the PnL is the plain backtest's.
+        assert_close(o.metrics.final_equity - o.metrics.funding_pnl, non_funding, 1e-6);
+        assert_eq!(o.top_ups.len(), outcomes[0].top_ups.len());
+    }
+    // The data's own row is the backtest.
+    assert_close(outcomes[0].metrics.funding_pnl, plain.metrics.funding_pnl, 1e-9 * plain.metrics.funding_pnl.abs());
+    assert_eq!(outcomes[0].metrics.max_drawdown, plain.metrics.max_drawdown);
 }
 
 #[test]

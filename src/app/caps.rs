@@ -1,11 +1,20 @@
-//! `basis caps`: one carry run under several funding rule sets, side by side.
+//! `basis caps`: one carry under several funding rule sets, side by side.
 //!
 //! The market is loaded and aligned once. Each rule set (a venue preset, or the config's preset
 //! with a user cap) turns the same premium series into its own counterfactual settlements
-//! ([`crate::venue::funding::counterfactual`]); the run's funding is replaced by them and the carry is
-//! simulated again. The files' own settlements run first as the baseline ("actual"). Everything
-//! but funding is held constant: fees, slippage, brackets and liquidation fee are the config's in
-//! every rule set, so the differences in the table come from the funding rules alone.
+//! ([`crate::venue::funding::counterfactual`]); the files' own settlements are the baseline
+//! ("actual"). Two ways to compare them ([`CapsMode`]):
+//!
+//! - **Fixed path** (the default): the carry is simulated once, on the data's funding, and that
+//!   path (quantities held, top-ups, re-hedges, exits) is held fixed; each rule set's
+//!   settlements are re-priced on the quantities it held, as the engine pays funding
+//!   (−qty × rate × price at each settlement). Only funding differs between the rows, so the
+//!   funding APR and PnL columns measure the rules and nothing else.
+//! - **Full** (`--full`): each rule set is simulated in full. Funding then also moves the margin,
+//!   so top-ups, liquidations and the quantities held differ too: the table shows each rule
+//!   set's top-ups beside its PnL, labelled as including those path effects. Fees, slippage,
+//!   brackets and the liquidation rule are the config's in every row (a `backtest` with
+//!   `venue.preset` set to the rule set's venue changes those too).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +37,16 @@ use crate::render::html::{self, escape, money, pct, plain_number};
 use crate::render::{series, ChartImage};
 use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 use crate::{bail_input, input_error};
+
+/// How the rule sets are compared (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CapsMode {
+    /// One simulated path, held fixed; each rule set's funding re-priced on it.
+    #[default]
+    FixedPath,
+    /// Each rule set simulated in full, path effects included.
+    Full,
+}
 
 /// One way of producing the run's funding.
 #[derive(Debug, Clone)]
@@ -115,6 +134,8 @@ pub struct CapsOutcome {
     pub cumulative_funding: Vec<f64>,
     /// Equity at each step of `ts_ms`, quote currency.
     pub equity: Vec<f64>,
+    /// Times of the top-ups of the path the row ran on (the shared path's in fixed-path mode).
+    pub top_ups: Vec<i64>,
 }
 
 /// Row of `caps.json`.
@@ -130,11 +151,16 @@ struct CapsRow<'a> {
     max_drawdown: f64,
     liquidations: usize,
     fees_and_slippage: f64,
+    funding_apr_while_held: f64,
+    top_ups: usize,
     metrics: &'a Metrics,
 }
 
-/// Run the carry once per rule set, in parallel.
-pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, Vec<String>)> {
+/// Run the carry under every rule set, in parallel: on one fixed path, or in full (`mode`).
+pub fn run(config: &Config, rule_sets: &[RuleSet], mode: CapsMode) -> Result<(Vec<CapsOutcome>, Vec<String>)> {
+    if mode == CapsMode::FixedPath && config.venue.contract == crate::config::Contract::Inverse {
+        crate::bail_input!("`basis caps` on a fixed path re-prices a linear perp's funding; for a coin-margined (inverse) perp run `basis caps --full`");
+    }
     if config.strategy.instrument != crate::config::InstrumentChoice::Perp {
         crate::bail_input!("`basis caps` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
     }
@@ -147,6 +173,15 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
     let mut warnings = market.warnings.clone();
     warnings.extend(base.coverage_warnings.iter().cloned());
     warnings.push(format!("caps: {premium_source}; fees, slippage and brackets are the config's for every rule set"));
+    // The fixed path: the carry on the data's own funding, once.
+    let path = match mode {
+        CapsMode::FixedPath => {
+            let mut ledger = FullLedger::with_capacity(base.len());
+            let (summary, _) = super::pipeline::simulate(&base, &params, &mut ledger);
+            Some((summary, ledger))
+        }
+        CapsMode::Full => None,
+    };
     let outcomes = rule_sets
         .par_iter()
         .map(|rule_set| -> Result<CapsOutcome> {
@@ -176,11 +211,26 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
                 }
             };
             let timeline = timeline.as_ref().unwrap_or(&base);
-            let mut ledger = FullLedger::with_capacity(timeline.len());
-            let (_, metrics) = super::pipeline::simulate(timeline, &params, &mut ledger);
             let n = settled.len().max(1) as f64;
             let share_at_cap = settled.iter().filter(|s| s.capped && s.rate > 0.0).count() as f64 / n;
             let share_at_floor = settled.iter().filter(|s| s.capped && s.rate < 0.0).count() as f64 / n;
+            if let Some((summary, ledger)) = &path {
+                let (repriced, cumulative_funding, equity) = reprice_on_path(summary, ledger, &timeline.funding);
+                let metrics = super::pipeline::measure(&repriced, &base);
+                return Ok(CapsOutcome {
+                    label: rule_set.label().to_string(),
+                    settled,
+                    metrics,
+                    share_at_cap,
+                    share_at_floor,
+                    ts_ms: base.ts_ms.clone(),
+                    cumulative_funding,
+                    equity,
+                    top_ups: top_up_times(summary),
+                });
+            }
+            let mut ledger = FullLedger::with_capacity(timeline.len());
+            let (summary, metrics) = super::pipeline::simulate(timeline, &params, &mut ledger);
             let mut running = 0.0;
             let cumulative_funding = ledger
                 .column("pnl_funding")
@@ -200,10 +250,107 @@ pub fn run(config: &Config, rule_sets: &[RuleSet]) -> Result<(Vec<CapsOutcome>, 
                 ts_ms: timeline.ts_ms.clone(),
                 cumulative_funding,
                 equity: ledger.column("equity").unwrap_or(&[]).to_vec(),
+                top_ups: top_up_times(&summary),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((outcomes, warnings))
+}
+
+/// When the run topped its margin up (one time per step with a top-up fill).
+fn top_up_times(summary: &crate::sim::RunSummary) -> Vec<i64> {
+    let mut times: Vec<i64> = summary.trades.iter().filter(|t| t.reason == crate::model::TradeReason::TopUp).map(|t| t.ts_ms).collect();
+    times.dedup();
+    times
+}
+
+/// The fixed path (`summary`, `ledger`) with its funding replaced by `events`: each settlement
+/// paid as the engine pays it, −qty × rate × price, on the perp quantity held when the engine
+/// settles it (at step max(step, 1), after that step's liquidation check: the previous close's
+/// quantity, or none once the perp was liquidated in the step). Returns the path's summary
+/// with those settlements and what follows from them (funding PnL, final and daily equity,
+/// drawdown), the running funding at each step, and the equity at each step.
+pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, events: &[crate::model::FundingEvent]) -> (crate::sim::RunSummary, Vec<f64>, Vec<f64>) {
+    use crate::model::{SettlementPaid, TradeReason};
+    let n = ledger.len();
+    let liquidated_at: std::collections::BTreeSet<usize> = summary.trades.iter().filter(|t| t.reason == TradeReason::Liquidation && t.leg == "perp").map(|t| t.step).collect();
+    let held = |step: usize| -> f64 {
+        let j = step.max(1);
+        if j >= n || liquidated_at.contains(&j) {
+            0.0
+        } else {
+            ledger.row(j - 1).perp_qty
+        }
+    };
+    let mut out = summary.clone();
+    out.settlements.clear();
+    out.window_settlements = events.iter().map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
+    let mut funding_at = vec![0.0; n];
+    for e in events {
+        let qty = held(e.step);
+        if qty == 0.0 || e.step.max(1) >= n {
+            continue;
+        }
+        let amount = -qty * e.rate * e.price;
+        funding_at[e.step.max(1)] += amount;
+        out.settlements.push(SettlementPaid { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: e.price, perp_qty: qty, amount });
+    }
+    // The path's equity with its own funding swapped for these settlements.
+    let (mut running, mut base_running) = (0.0, 0.0);
+    let mut cumulative = Vec::with_capacity(n);
+    let mut equity = Vec::with_capacity(n);
+    for (i, paid) in funding_at.iter().enumerate() {
+        let row = ledger.row(i);
+        running += paid;
+        base_running += row.pnl.funding;
+        cumulative.push(running);
+        // Added as one difference, so a row whose funding is unchanged keeps its equity's bits.
+        equity.push(row.equity + (running - base_running));
+    }
+    let change = running - base_running;
+    out.pnl.funding += change;
+    out.final_equity += change;
+    // Each day's last equity moves by the funding difference accrued by then.
+    let mut k = 0;
+    for (day_ms, day_equity) in out.daily_equity.iter_mut() {
+        let day_end = *day_ms + crate::time::MS_PER_DAY;
+        while k + 1 < n && ledger.row(k + 1).ts_ms < day_end {
+            k += 1;
+        }
+        let row = ledger.row(k);
+        if row.ts_ms < day_end {
+            *day_equity = equity[k];
+        }
+    }
+    drawdown_of(&ledger_ts(ledger), &equity, summary.initial_capital, &mut out);
+    (out, cumulative, equity)
+}
+
+fn ledger_ts(ledger: &FullLedger) -> Vec<i64> {
+    (0..ledger.len()).map(|i| ledger.row(i).ts_ms).collect()
+}
+
+/// Deepest fall below a running peak (the first peak the initial capital), its trough, and the
+/// longest time spent below a peak, from an equity series.
+fn drawdown_of(ts_ms: &[i64], equity: &[f64], initial: f64, summary: &mut crate::sim::RunSummary) {
+    let (mut peak, mut peak_ms) = (initial, ts_ms.first().copied().unwrap_or(0));
+    let (mut deepest, mut trough_ms, mut longest) = (0.0f64, 0i64, 0i64);
+    for (&t, &e) in ts_ms.iter().zip(equity) {
+        if e >= peak {
+            peak = e;
+            peak_ms = t;
+        } else {
+            longest = longest.max(t - peak_ms);
+            let dd = e / peak - 1.0;
+            if dd < deepest {
+                deepest = dd;
+                trough_ms = t;
+            }
+        }
+    }
+    summary.max_drawdown = deepest;
+    summary.max_drawdown_trough_ms = trough_ms;
+    summary.max_drawdown_duration_ms = longest;
 }
 
 /// Trailing 7-day funding APR at each settlement: Σ rate over (T − 7 d, T] × 365 / 7, in %.
@@ -228,7 +375,7 @@ pub fn trailing_week_apr(settled: &[Settled]) -> (Vec<i64>, Vec<f64>) {
 }
 
 /// The comparison charts and page.
-pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) -> Result<(Vec<ChartImage>, String)> {
+pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String], mode: CapsMode) -> Result<(Vec<ChartImage>, String)> {
     let apr_lines: Vec<CompareLine> = outcomes
         .iter()
         .map(|o| {
@@ -303,36 +450,46 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
     let mut body = format!("<h1>Funding rules compared: {}</h1>\n", escape(symbol));
     if let Some(first) = outcomes.first() {
         body.push_str(&format!(
-            "<p class=\"sub\">{} → {} · {} rule sets · the same carry (initial capital {} {quote}) under each; only funding differs</p>\n",
+            "<p class=\"sub\">{} → {} · {} rule sets · the same carry (initial capital {} {quote}) under each · {}</p>\n",
             escape(&first.metrics.start),
             escape(&first.metrics.end),
             outcomes.len(),
-            money(config.portfolio.initial_capital)
+            money(config.portfolio.initial_capital),
+            match mode {
+                CapsMode::FixedPath => "one path (the carry on the data's funding: its quantities, top-ups and exits) held fixed, each rule set's funding re-priced on it: only funding differs",
+                CapsMode::Full => "each rule set simulated in full: the rows include path effects (top-ups, liquidations and the quantities held differ with the funding)",
+            }
         ));
         if first.metrics.synthetic {
             body.push_str("<div class=\"banner\">SYNTHETIC data (not market history).</div>\n");
         }
     }
-    body.push_str("<section class=\"table\" id=\"rule-sets\">\n<h2>Rule sets side by side</h2>\n<table>\n<tr><th>rule set</th><th class=\"num\">settlements</th><th class=\"num\">funding APR over window</th><th class=\"num\">at cap</th><th class=\"num\">at floor</th>");
+    let heading = match mode {
+        CapsMode::FixedPath => "Rule sets side by side, on one fixed path",
+        CapsMode::Full => "Rule sets side by side, each simulated in full (path effects included)",
+    };
+    body.push_str(&format!("<section class=\"table\" id=\"rule-sets\">\n<h2>{heading}</h2>\n<table>\n<tr><th>rule set</th><th class=\"num\">settlements</th><th class=\"num\">funding APR while held</th><th class=\"num\">funding APR over window</th><th class=\"num\">at cap</th><th class=\"num\">at floor</th>"));
     body.push_str(&format!(
-        "<th class=\"num\">funding PnL ({quote})</th><th class=\"num\">total PnL ({quote})</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidations</th></tr>\n"
+        "<th class=\"num\">funding PnL ({quote})</th><th class=\"num\">total PnL ({quote})</th><th class=\"num\">max drawdown</th><th class=\"num\">liquidations</th><th>top-ups</th></tr>\n"
     ));
     for o in outcomes {
         let m = &o.metrics;
         body.push_str(&format!(
-            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
             escape(&o.label),
             o.settled.len(),
+            pct(m.funding_apr_while_held),
             pct(m.funding_apr_over_window),
             share(o.share_at_cap, o.settled.len()),
             share(o.share_at_floor, o.settled.len()),
             html::compact(m.funding_pnl),
             html::compact(m.final_equity - m.initial_capital),
             pct(m.max_drawdown),
-            m.liquidations
+            m.liquidations,
+            escape(&top_up_schedule(&o.top_ups))
         ));
     }
-    body.push_str("</table>\n<p>Funding APR over window: the sum of settled rates on the side held, per year of the window. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
+    body.push_str("</table>\n<p>Funding APR while held: the sum of settled rates on the side held, per year with the perp open (funding per unit held); over window: the same per year of the window. On the fixed path every row holds the same quantities, so funding PnL differs by the rules alone; in full mode (`--full`) the top-ups column shows when each rule set's margin ran short, which moves the quantities held after it. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
     for image in &images {
         body.push_str(&html::chart_section(image));
     }
@@ -344,6 +501,15 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String]) ->
         body.push_str("</ul>\n</section>\n");
     }
     Ok((images, html::page(&format!("basis · caps · {symbol}"), &body)))
+}
+
+/// `3: 2021-03-01, 2021-11-09, 2024-11-11` (the first five dates), or `none`.
+fn top_up_schedule(times: &[i64]) -> String {
+    if times.is_empty() {
+        return "none".into();
+    }
+    let dates: Vec<String> = times.iter().take(5).map(|t| crate::time::format_ms(*t).chars().take(10).collect()).collect();
+    format!("{}: {}{}", times.len(), dates.join(", "), if times.len() > 5 { ", ..." } else { "" })
 }
 
 /// `12 (0.16 %)`: settlements at a limit and their share.
@@ -372,9 +538,9 @@ fn settlements_frame(outcomes: &[CapsOutcome]) -> Result<DataFrame> {
 }
 
 /// Run every rule set and write the comparison to `<output_dir>/<name>/`.
-pub fn write(config: &Config, rule_sets: &[RuleSet], output_dir: &Path, name: &str, force: bool) -> Result<(PathBuf, Vec<CapsOutcome>, Vec<String>)> {
-    let (outcomes, warnings) = run(config, rule_sets)?;
-    let (images, page) = render(config, &outcomes, &warnings)?;
+pub fn write(config: &Config, rule_sets: &[RuleSet], mode: CapsMode, output_dir: &Path, name: &str, force: bool) -> Result<(PathBuf, Vec<CapsOutcome>, Vec<String>)> {
+    let (outcomes, warnings) = run(config, rule_sets, mode)?;
+    let (images, page) = render(config, &outcomes, &warnings, mode)?;
     let dir = RunDir::create(output_dir, name, force)?;
     for image in &images {
         dir.write(image.file, &image.png)?;
@@ -392,10 +558,16 @@ pub fn write(config: &Config, rule_sets: &[RuleSet], output_dir: &Path, name: &s
             max_drawdown: o.metrics.max_drawdown,
             liquidations: o.metrics.liquidations,
             fees_and_slippage: o.metrics.fees_paid + o.metrics.slippage_paid,
+            funding_apr_while_held: o.metrics.funding_apr_while_held,
+            top_ups: o.top_ups.len(),
             metrics: &o.metrics,
         })
         .collect();
-    dir.write("caps.json", serde_json::to_string_pretty(&serde_json::json!({ "rule_sets": rows, "warnings": warnings }))?.as_bytes())?;
+    let mode_name = match mode {
+        CapsMode::FixedPath => "fixed_path",
+        CapsMode::Full => "full",
+    };
+    dir.write("caps.json", serde_json::to_string_pretty(&serde_json::json!({ "mode": mode_name, "rule_sets": rows, "warnings": warnings }))?.as_bytes())?;
     dir.write_parquet("caps_settlements.parquet", &mut settlements_frame(&outcomes)?)?;
     // index.html last, so a folder with it is complete.
     dir.write("index.html", page.as_bytes())?;
@@ -424,24 +596,40 @@ mod tests {
 }
 
 /// The rule sets side by side, as the `caps` command prints them.
-pub fn table_text(outcomes: &[CapsOutcome]) -> String {
+pub fn table_text(outcomes: &[CapsOutcome], mode: CapsMode) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<44} {:>11} {:>9} {:>9} {:>14} {:>14} {:>9} {:>5}", "rule set", "funding APR", "at cap", "at floor", "funding PnL", "total PnL", "max DD", "liq");
+    let _ = writeln!(
+        out,
+        "{}",
+        match mode {
+            CapsMode::FixedPath => "one path held fixed (the carry on the data's funding), each rule set's funding re-priced on it: only funding differs",
+            CapsMode::Full => "each rule set simulated in full: PnL includes path effects (top-ups, liquidations, quantities held)",
+        }
+    );
+    let _ = writeln!(out, "{:<44} {:>11} {:>11} {:>9} {:>9} {:>14} {:>14} {:>9} {:>5} {:>7}", "rule set", "APR held", "APR window", "at cap", "at floor", "funding PnL", "total PnL", "max DD", "liq", "top-ups");
     for o in outcomes {
         let m = &o.metrics;
         let _ = writeln!(
             out,
-            "{:<44} {:>10.2}% {:>8.2}% {:>8.2}% {:>14.2} {:>14.2} {:>8.2}% {:>5}",
+            "{:<44} {:>10.2}% {:>10.2}% {:>8.2}% {:>8.2}% {:>14.2} {:>14.2} {:>8.2}% {:>5} {:>7}",
             o.label,
+            m.funding_apr_while_held * 100.0,
             m.funding_apr_over_window * 100.0,
             o.share_at_cap * 100.0,
             o.share_at_floor * 100.0,
             m.funding_pnl,
             m.final_equity - m.initial_capital,
             m.max_drawdown * 100.0,
-            m.liquidations
+            m.liquidations,
+            o.top_ups.len()
         );
+    }
+    if mode == CapsMode::Full {
+        let _ = writeln!(out, "fees, slippage, brackets and the liquidation rule are the config's in every row; `backtest --set venue.preset=<id> --set venue.funding=counterfactual` uses the venue's own, so its figures differ by those");
+        for o in outcomes {
+            let _ = writeln!(out, "  top-ups under {}: {}", o.label, top_up_schedule(&o.top_ups));
+        }
     }
     out
 }

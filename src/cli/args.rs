@@ -54,16 +54,21 @@ pub struct CapsArgs {
     /// Config file (TOML) of the carry to run; its [costs] and [margin] hold for every rule set.
     #[arg(long, short, default_value = "data/basis.toml")]
     pub config: PathBuf,
-    /// Venue presets to apply, by id or file (default: every built-in preset).
+    /// Venue presets to apply, by id or file (default: every built-in preset, unless `--cap`
+    /// is given: then only the caps and the ones named here).
     #[arg(long = "venue", value_name = "PRESET")]
     pub venues: Vec<String>,
     /// A user cap: `0.003` (±0.3 % per settlement, on the config's preset or binance_usdm) or
     /// `0.04/1h` (settle hourly, ±4 % each). Repeat for several.
     #[arg(long = "cap", value_name = "CAP[/Nh]")]
     pub caps: Vec<String>,
-    /// Leave out the run on the data files' own funding.
+    /// Leave out the row of the data files' own funding (its path is still the one held fixed).
     #[arg(long)]
     pub no_actual: bool,
+    /// Simulate each rule set in full (top-ups, liquidations and quantities then differ with the
+    /// funding) instead of re-pricing funding on one fixed path.
+    #[arg(long)]
+    pub full: bool,
     /// Name of the output folder (default: <run.name>-caps).
     #[arg(long)]
     pub name: Option<String>,

@@ -119,11 +119,12 @@ fn run_caps(args: CapsArgs) -> Result<()> {
     let name = args.name.unwrap_or_else(|| format!("{}-caps", config.run.name));
     crate::config::validate_run_name(&name)?;
     let output_dir = args.output_dir.unwrap_or_else(|| config.run.output_dir.clone());
-    let (folder, outcomes, warnings) = caps::write(&config, &rule_sets, &output_dir, &name, args.force)?;
+    let mode = if args.full { caps::CapsMode::Full } else { caps::CapsMode::FixedPath };
+    let (folder, outcomes, warnings) = caps::write(&config, &rule_sets, mode, &output_dir, &name, args.force)?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    print!("{}", caps::table_text(&outcomes));
+    print!("{}", caps::table_text(&outcomes, mode));
     println!("  open {}", folder.join("index.html").display());
     Ok(())
 }
