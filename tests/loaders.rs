@@ -193,7 +193,35 @@ fn funding_in_percent_is_refused() {
     let rows: String = (0..30).map(|k| format!("{},8,0.0{}\n", 1_700_000_000_000i64 + k * 8 * HOUR, k % 5 + 1)).collect();
     std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
     let err = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut Vec::new()).unwrap_err();
-    assert!(format!("{err:#}").contains("looks like percent"), "{err:#}");
+    // A fifth of the settlements are exactly 0.01: the 0.01 % baseline written in percent.
+    assert!(format!("{err:#}").contains("looks like percent") && format!("{err:#}").contains("20 % of the settlements are exactly ±0.01"), "{err:#}");
+    // Told so, the rates are divided by 100.
+    let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
+    source.rates_in = Some(basis::data::source::RateUnits::Percent);
+    let series = load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_close(series.rate[0], 0.0001, 1e-15);
+    assert_close(series.rate[4], 0.0005, 1e-15);
+}
+
+/// A stretch of real capped altcoin funding (±0.75 % per 8 h, some at ±2 %) has a median above
+/// 0.003 too; with no settlement at the percent baseline it is read as decimals, with a
+/// warning, not refused. `rates_in = "decimal"` silences the check.
+#[test]
+fn capped_funding_in_a_squeeze_is_read_as_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    let rates = [0.0075, -0.0075, 0.0075, 0.02, -0.02, 0.0075, 0.0042, -0.0075, 0.0075, 0.0061];
+    let rows: String = rates.iter().enumerate().map(|(k, r)| format!("{},8,{r}\n", 1_700_000_000_000i64 + k as i64 * 8 * HOUR)).collect();
+    std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
+    let mut warnings = Vec::new();
+    let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut warnings).unwrap();
+    assert_eq!(series.rate[3], 0.02);
+    assert!(warnings.iter().any(|w| w.contains("read as decimals") && w.contains("rates_in = \"percent\"")), "{warnings:?}");
+    let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
+    source.rates_in = Some(basis::data::source::RateUnits::Decimal);
+    let mut warnings = Vec::new();
+    load_funding(&source, "X", &mut Vec::new(), &mut warnings).unwrap();
+    assert!(!warnings.iter().any(|w| w.contains("read as decimals")), "{warnings:?}");
 }
 
 #[test]

@@ -104,7 +104,7 @@ fn a_hostile_symbol_and_name_render_as_text() {
     let out = dir.path().to_str().unwrap();
     let hostile = "<script>alert(1)</script>";
     let output = basis()
-        .args(["backtest", "--output-dir", out, "--set", &format!("data.symbol=\"{hostile}\""), "--set", "venue.name=\"<img src=x onerror=alert(2)>\""])
+        .args(["backtest", "--output-dir", out, "--set", &format!("data.symbol=\"{hostile}\""), "--set", "data.allow_symbol_mismatch=true", "--set", "venue.name=\"<img src=x onerror=alert(2)>\""])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -87,7 +87,7 @@ pub fn round_to_second(ms: i64) -> i64 {
 
 /// Load Binance funding: `fundingRate` dumps or REST exports, a file or a glob.
 pub fn load_funding(source: &FundingSource, symbol: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
-    let mut rows = FundingRows::default();
+    let mut rows = FundingRows { units: source.rates_in, ..FundingRows::default() };
     for path in expand_glob(&source.path, "funding")? {
         let table = read_csv_text(&path, None)?;
         let file = rows.sources.add(&table);

@@ -228,7 +228,7 @@ impl TableBars {
 pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
     let time_name = required(&source.time_column, "data.funding.time_column")?;
     let rate_name = required(&source.rate_column, "data.funding.rate_column")?;
-    let mut rows = FundingRows::default();
+    let mut rows = FundingRows { units: source.rates_in, ..FundingRows::default() };
     for path in expand_glob(&source.path, "funding")? {
         let table = read_table(&path)?;
         let file = rows.sources.add(&table);

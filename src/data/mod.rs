@@ -11,6 +11,7 @@ pub mod dated;
 pub mod fetch;
 pub mod freqtrade;
 pub mod generic;
+pub mod matching;
 pub mod quality;
 pub mod read;
 pub mod synth;
@@ -116,6 +117,7 @@ pub struct MarketData {
 pub fn load(config: &DataConfig) -> Result<MarketData> {
     let mut files = Vec::new();
     let mut warnings = Vec::new();
+    matching::check_symbol(config)?;
     let mark_optional = config.freqtrade.is_some() || config.mark_optional;
     // The bar clocks of series read on threads of their own come with them (None: made below).
     let (spot, mut perp, mark, funding, mut clocks) = match (&config.freqtrade, &config.spot, &config.perp, &config.funding) {
@@ -160,6 +162,7 @@ pub fn load(config: &DataConfig) -> Result<MarketData> {
     if config.skip_listing_placeholders && quality::skip_listing_placeholders(&mut perp, &mut warnings) > 0 {
         clocks[1] = None;
     }
+    matching::check_prices(config, &spot, &perp, mark.as_ref())?;
     let staking = match &config.staking {
         Some(source) => Some(generic::load_staking(source, &mut files)?),
         None => None,
@@ -621,14 +624,50 @@ pub struct FundingRows {
     pub sources: Sources,
     /// (settle_ms epoch ms UTC, decimal rate per interval, interval hours or NaN, mark price or NaN, origin).
     pub rows: Vec<(i64, f64, f64, f64, Origin)>,
+    /// What the rates are in, as the source says (`None`: checked, see [`FundingRows::finish`]).
+    pub units: Option<source::RateUnits>,
 }
 
 impl FundingRows {
+    /// A file in percent is refused only on strong evidence, as a stretch of real capped
+    /// funding (±0.75 % or ±2 % per 8 h in a squeeze) has a high median too:
+    /// - a median |rate| above 0.03 (3 % per interval, the highest caps there are); or
+    /// - a high median (above 0.003) with at least a tenth of the settlements at exactly ±0.01:
+    ///   the 0.01 % per 8 h interest baseline most venues settle at, written in percent.
+    ///
+    /// A high median without either is read as decimals, with a warning. `rates_in` on the
+    /// source (`"percent"` or `"decimal"`) says which and skips the check.
+    fn check_not_percent(&self, warnings: &mut Vec<String>) -> Result<()> {
+        let mut magnitudes: Vec<f64> = self.rows.iter().map(|r| r.1.abs()).collect();
+        magnitudes.sort_by(f64::total_cmp);
+        let median = magnitudes[magnitudes.len() / 2];
+        if median <= 0.003 {
+            return Ok(());
+        }
+        let at_baseline = magnitudes.iter().filter(|m| (**m - 0.01).abs() < 1e-12).count() as f64 / magnitudes.len() as f64;
+        let first = self.sources.locate(self.rows[0].4);
+        if median > 0.03 || at_baseline >= 0.1 {
+            bail_input!(
+                "funding ({first}...): the file looks like percent: the median |rate| is {median}{}. Set `rates_in = \"percent\"` on the funding source to divide them by 100 (basis expects 0.0001 for 0.01 %), or `rates_in = \"decimal\"` if they are decimals",
+                if at_baseline >= 0.1 { format!(" and {:.0} % of the settlements are exactly ±0.01, the 0.01 % interest baseline written in percent", at_baseline * 100.0) } else { ", above every venue's cap as a decimal".to_string() }
+            );
+        }
+        warnings.push(format!(
+            "funding ({first}...): the median |rate| is {median} per interval, high for decimals (a stretch of capped funding?); read as decimals. If the file is in percent, set `rates_in = \"percent\"` on the funding source"
+        ));
+        Ok(())
+    }
+
     /// Validate magnitudes, sort, de-duplicate, infer missing intervals from row spacing, and
     /// report gaps (missing settlements are reported, never filled).
     pub fn finish(mut self, default_interval_hours: Option<f64>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
         if self.rows.is_empty() {
             bail_input!("funding: no settlements loaded");
+        }
+        if self.units == Some(source::RateUnits::Percent) {
+            for row in &mut self.rows {
+                row.1 /= 100.0;
+            }
         }
         for (_, rate, interval, mark, origin) in &self.rows {
             if rate.abs() > 0.1 {
@@ -645,14 +684,8 @@ impl FundingRows {
                 bail_input!("{}: mark price {mark} is not positive", self.sources.locate(*origin));
             }
         }
-        let mut magnitudes: Vec<f64> = self.rows.iter().map(|r| r.1.abs()).collect();
-        magnitudes.sort_by(f64::total_cmp);
-        let median = magnitudes[magnitudes.len() / 2];
-        if median > 0.003 {
-            bail_input!(
-                "funding ({}...): the median |rate| is {median}, about 100x a typical decimal rate; the file looks like percent. Divide the rates by 100 (basis expects 0.0001 for 0.01 %).",
-                self.sources.locate(self.rows[0].4)
-            );
+        if self.units.is_none() {
+            self.check_not_percent(warnings)?;
         }
         self.rows.sort_by_key(|row| row.0);
         let mut series = FundingSeries::default();

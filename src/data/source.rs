@@ -48,6 +48,15 @@ pub struct DataConfig {
     /// only. Off by default: such a window is an input error naming the source and its span.
     #[serde(default)]
     pub allow_partial_coverage: bool,
+    /// Let series load together whose median prices are more than 25 % apart (the perp over
+    /// the spot, the mark over the perp): a perp quoted per 1,000 units beside a spot per unit.
+    /// Off by default: such files are two markets, and the load refuses them.
+    #[serde(default)]
+    pub allow_price_mismatch: bool,
+    /// Let `symbol` differ from the market the files name (Binance dump file names, a
+    /// freqtrade pair). Off by default: the symbol picks the venue's tiers and caps.
+    #[serde(default)]
+    pub allow_symbol_mismatch: bool,
     /// The mark may start later or end earlier than the window: where it is missing the perp's
     /// last stands in (with a warning) instead of the window being clipped. Implied for a
     /// freqtrade directory, whose mark is found rather than configured.
@@ -267,6 +276,7 @@ impl FundingSource {
             mark_column: None,
             filter: Default::default(),
             utc_offset_hours: None,
+            rates_in: None,
         }
     }
 }
@@ -277,6 +287,10 @@ impl FundingSource {
 pub struct FundingSource {
     /// How the files are laid out.
     pub format: FundingFormat,
+    /// What the rates are in: `decimal` (0.0001 = 0.01 %) or `percent` (divided by 100 on
+    /// load). Omitted: decimals, with a file that is clearly in percent refused.
+    #[serde(default)]
+    pub rates_in: Option<RateUnits>,
     /// A file or a glob of files (e.g. monthly dumps); all load as one series.
     pub path: String,
     /// Unit of the settlement-time column (default `auto`: detected from the values).
@@ -353,6 +367,16 @@ pub struct RateSource {
     /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+}
+
+/// The unit of a funding file's rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnits {
+    /// Decimals per interval (0.0001 = 0.01 %).
+    Decimal,
+    /// Percent per interval (0.01 = 0.01 %), divided by 100 on load.
+    Percent,
 }
 
 /// How dated-futures files are laid out.

@@ -294,6 +294,9 @@ pub struct ChunkedMarket {
     files_before: Vec<PathBuf>,
     files_after: Vec<PathBuf>,
     warnings: Vec<String>,
+    /// The sources' config, until the first chunk's prices are checked against each other
+    /// ([`super::matching::check_prices`]).
+    unchecked: Option<Box<DataConfig>>,
 }
 
 /// The bar series of a config, as pieces, when every one can be read so.
@@ -345,6 +348,7 @@ impl ChunkedMarket {
     /// faster there), or listing placeholders past the perp's first row group.
     pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, chunking: Chunking) -> Result<Option<Self>> {
         let (Some(funding_source), Some(perp_source)) = (&config.funding, &config.perp) else { return Ok(None) };
+        super::matching::check_symbol(config)?;
         // The size first: a short run opens nothing here.
         let perp_bytes: u64 = super::read::expand_glob(&perp_source.path, "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
         if perp_bytes < chunking.from_perp_bytes {
@@ -434,6 +438,7 @@ impl ChunkedMarket {
             files_before,
             files_after,
             warnings,
+            unchecked: Some(Box::new(config.clone())),
         };
         // Bars before the window are read (and checked) but not kept: the perp's from the first
         // step on, the others' from the one known at it.
@@ -478,6 +483,10 @@ impl ChunkedMarket {
         let last_ms = self.perp.bars.ts_ms[to - 1];
         for series in [Some(&mut self.spot), self.mark.as_mut(), self.index.as_mut()].into_iter().flatten() {
             series.fill_through(last_ms, &mut self.warnings)?;
+        }
+        if let Some(config) = self.unchecked.take() {
+            // The first chunk's bars are a large sample of the whole: pairs of markets show there.
+            super::matching::check_prices(&config, &self.spot.bars, &self.perp.bars, self.mark.as_ref().map(|m| &m.bars))?;
         }
         let perp = &self.perp.bars;
         let sources = Sources { spot: &self.spot.bars, perp, mark: self.mark.as_ref().map(|m| &m.bars), index: self.index.as_ref().map(|i| &i.bars), funding: &self.funding, staking: self.staking.as_ref() };

@@ -86,7 +86,7 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
         return load_tardis(source, files, warnings);
     }
     let layout = layout(source.format).ok_or_else(|| input_error!("funding format {:?} has no venue layout", source.format))?;
-    let mut rows = FundingRows::default();
+    let mut rows = FundingRows { units: source.rates_in, ..FundingRows::default() };
     for path in expand_glob(&source.path, "funding")? {
         let records: Vec<Value> = if path.to_string_lossy().to_ascii_lowercase().ends_with(".json") {
             let bytes = read_bytes(&path)?;
@@ -151,7 +151,7 @@ pub fn load_funding(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: 
 
 /// Tardis `derivative_ticker`: the last rate quoted for each funding timestamp is what settled.
 fn load_tardis(source: &FundingSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
-    let mut rows = FundingRows::default();
+    let mut rows = FundingRows { units: source.rates_in, ..FundingRows::default() };
     for path in expand_glob(&source.path, "funding")? {
         let file = rows.sources.add_csv(&path, 1);
         // funding timestamp (µs) -> (quote time µs, rate, mark, row)
