@@ -475,7 +475,7 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String], mo
     for o in outcomes {
         let m = &o.metrics;
         body.push_str(&format!(
-            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td style=\"white-space: nowrap\">{}</td></tr>\n",
             escape(&o.label),
             o.settled.len(),
             pct(m.funding_apr_while_held),
@@ -486,10 +486,14 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String], mo
             html::compact(m.final_equity - m.initial_capital),
             pct(m.max_drawdown),
             m.liquidations,
-            escape(&top_up_schedule(&o.top_ups))
+            // The shared path's count on the fixed path; each rule set's dates in full mode.
+            match mode {
+                CapsMode::FixedPath => o.top_ups.len().to_string(),
+                CapsMode::Full => escape(&top_up_schedule(&o.top_ups)),
+            }
         ));
     }
-    body.push_str("</table>\n<p>Funding APR while held: the sum of settled rates on the side held, per year with the perp open (funding per unit held); over window: the same per year of the window. On the fixed path every row holds the same quantities, so funding PnL differs by the rules alone; in full mode (`--full`) the top-ups column shows when each rule set's margin ran short, which moves the quantities held after it. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
+    body.push_str("</table>\n<p>Funding APR while held: the sum of settled rates on the side held, per year with the perp open (funding per unit held); over window: the same per year of the window. On the fixed path every row holds the same quantities, so funding PnL differs by the rules alone; in full mode (<code>--full</code>) the top-ups column shows when each rule set's margin ran short, which moves the quantities held after it. Counterfactual rule sets apply each venue's formula, interval, timing and caps to the premium proxy (perp or mark over spot); their levels compare rule sets with each other rather than replicate the venues' printed rates.</p>\n</section>\n");
     for image in &images {
         body.push_str(&html::chart_section(image));
     }
@@ -503,13 +507,13 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String], mo
     Ok((images, html::page(&format!("basis · caps · {symbol}"), &body)))
 }
 
-/// `3: 2021-03-01, 2021-11-09, 2024-11-11` (the first five dates), or `none`.
+/// `3: 2021-03-01, 2021-11-09, 2024-11-11` (the first three dates), or `none`.
 fn top_up_schedule(times: &[i64]) -> String {
     if times.is_empty() {
         return "none".into();
     }
-    let dates: Vec<String> = times.iter().take(5).map(|t| crate::time::format_ms(*t).chars().take(10).collect()).collect();
-    format!("{}: {}{}", times.len(), dates.join(", "), if times.len() > 5 { ", ..." } else { "" })
+    let dates: Vec<String> = times.iter().take(3).map(|t| crate::time::format_ms(*t).chars().take(10).collect()).collect();
+    format!("{}: {}{}", times.len(), dates.join(", "), if times.len() > 3 { ", ..." } else { "" })
 }
 
 /// `12 (0.16 %)`: settlements at a limit and their share.
