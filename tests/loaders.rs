@@ -203,6 +203,20 @@ fn funding_in_percent_is_refused() {
     assert_close(series.rate[4], 0.0005, 1e-15);
 }
 
+/// A `binance_funding` dump with its columns in another order is read by its header, as
+/// `data inspect` reads it (by position the rate column would be the time: 800 % a settlement).
+#[test]
+fn a_funding_dump_with_reordered_columns_is_read_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    let rows: String = (0..6).map(|k| format!("0.0001,{},8\n", 1_700_000_000_000i64 + k * 8 * HOUR)).collect();
+    std::fs::write(&path, format!("last_funding_rate,calc_time,funding_interval_hours\n{rows}")).unwrap();
+    let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(series.rate, vec![0.0001; 6]);
+    assert_eq!(series.settle_ms[1] - series.settle_ms[0], 8 * HOUR);
+    assert_eq!(series.interval_hours, vec![8.0; 6]);
+}
+
 /// A stretch of real capped altcoin funding (±0.75 % per 8 h, some at ±2 %) has a median above
 /// 0.003 too; with no settlement at the percent baseline it is read as decimals, with a
 /// warning, not refused. `rates_in = "decimal"` silences the check.

@@ -38,8 +38,13 @@ impl RawTable {
         self.frame.column(name).map_err(|_| missing_column(&self.file, name, self.frame.get_column_names().iter().map(|n| n.as_str())))
     }
 
-    /// The `index`-th column (for headerless files).
+    /// The column the header names `what`, else the `index`-th (headerless files).
     pub fn column_at(&self, index: usize, what: &str) -> Result<&Column> {
+        // A header that names the column wins over its place, so a file with its columns in
+        // another order reads the same here as in `data inspect` (which reads by name).
+        if let Ok(column) = self.frame.column(what) {
+            return Ok(column);
+        }
         self.frame.columns().get(index).ok_or_else(|| {
             input_error!(
                 "{}: expected at least {} columns ({what} is column {}), found {}",
