@@ -189,3 +189,29 @@ fn stress_command_writes_its_report() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("price_shock"), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Small things a user tripped on: an end before the start says so; `presets` prints the
+/// config's spelling; `data convert` does not replace an earlier conversion without `--force`;
+/// one rebalance is "1 rebalance".
+#[test]
+fn messages_say_what_happened_in_the_configs_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let output = basis().args(["backtest", "--output-dir", out, "--set", "strategy.start=\"2025-03-01T00:00:00Z\"", "--set", "strategy.end=\"2025-01-01T00:00:00Z\""]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("strategy.end (2025-01-01 00:00:00Z) is not after strategy.start (2025-03-01 00:00:00Z)"), "{stderr}");
+
+    let presets = String::from_utf8(basis().arg("presets").output().unwrap().stdout).unwrap();
+    assert!(presets.contains("formula = clamped_interest") && presets.contains("paid_on = oracle") && !presets.contains("ClampedInterest"), "{presets}");
+
+    let target = dir.path().join("converted");
+    assert!(basis().args(["data", "convert", "--out"]).arg(&target).output().unwrap().status.success());
+    let again = basis().args(["data", "convert", "--out"]).arg(&target).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("pass --force"));
+    assert!(basis().args(["data", "convert", "--force", "--out"]).arg(&target).output().unwrap().status.success());
+
+    let stdout = String::from_utf8(basis().args(["backtest", "--output-dir", out]).output().unwrap().stdout).unwrap();
+    assert!(stdout.contains("activity      1 rebalance, 3 margin top-ups, 0 liquidations"), "{stdout}");
+}

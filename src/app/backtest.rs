@@ -227,6 +227,11 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
 pub fn window_of(config: &Config) -> Result<Window> {
     let start_ms = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
     let end_ms = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
+    if let (Some(start), Some(end)) = (start_ms, end_ms) {
+        if end <= start {
+            crate::bail_input!("strategy.end ({}) is not after strategy.start ({}): the window is empty; swap them or move one", crate::time::format_ms(end), crate::time::format_ms(start));
+        }
+    }
     let oracle = config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle);
     Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some() })
 }

@@ -42,6 +42,20 @@ fn price_source(file: &str, has_volume: bool) -> toml::Value {
     toml::Value::Table(table)
 }
 
+/// Refuse an `out` folder that already holds files, unless `force`: a conversion never
+/// replaces an earlier one unasked.
+pub fn check_out(out: &Path, force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    if let Ok(mut entries) = std::fs::read_dir(out) {
+        if entries.next().is_some() {
+            crate::bail_input!("{} already holds files (an earlier conversion?); pass --force to replace them, or choose another --out", out.display());
+        }
+    }
+    Ok(())
+}
+
 /// Write `data` into `out` and a config there that reads it; `raw` is the original config's
 /// TOML and `base_dir` its folder. Returns the files written.
 pub fn write(data: &MarketData, raw: &toml::Value, base_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {

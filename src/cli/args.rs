@@ -335,6 +335,9 @@ pub struct ConvertArgs {
     /// Output folder (spot/perp/mark/funding/staking.parquet and config.toml).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the files of an earlier conversion in `--out` (refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The sources `basis data fetch` can download from.

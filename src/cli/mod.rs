@@ -196,9 +196,17 @@ fn run_presets(args: PresetsArgs) -> Result<()> {
         None => {
             for preset in Preset::built_in()? {
                 let f = &preset.funding;
+                // The config's own spelling (`clamped_interest`, `mark`), as a preset file writes it.
+                let spelled = |value: serde_json::Value| value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
                 println!(
-                    "{:<14} {:<18} every {} h, {:?}, paid on {:?}, {:?}; perp taker {} bp",
-                    preset.id, preset.name, f.interval_hours, f.formula, f.paid_on, f.timing, preset.fees.perp_taker_bps
+                    "{:<14} {:<18} every {} h, formula = {}, paid_on = {}, timing = {}; perp taker {} bp",
+                    preset.id,
+                    preset.name,
+                    f.interval_hours,
+                    spelled(serde_json::to_value(f.formula)?),
+                    spelled(serde_json::to_value(f.paid_on)?),
+                    spelled(serde_json::to_value(f.timing)?),
+                    preset.fees.perp_taker_bps
                 );
             }
         }
@@ -300,6 +308,8 @@ fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
 }
 
 fn run_convert(args: ConvertArgs) -> Result<()> {
+    // Checked before the load: an earlier conversion is not overwritten unasked.
+    crate::app::convert::check_out(&args.out, args.force)?;
     let config = Config::load(&args.config)?;
     let text = std::fs::read_to_string(&args.config).map_err(|err| crate::input_error!("cannot read {}: {err}", args.config.display()))?;
     let raw: toml::Value = toml::from_str(&text).map_err(|err| crate::input_error!("config {}: {err}", args.config.display()))?;

@@ -446,10 +446,10 @@ impl Metrics {
             out.push_str(&format!("  cash          rate {} mean APR; interest earned {:+.2}; APR over cash {}\n", pct(self.cash_apr), self.interest_earned, pct(self.excess_apr_over_cash)));
         }
         out.push_str(&format!(
-            "  activity      {} rebalances, {} margin top-ups, {} liquidations; min distance to liquidation {}\n",
-            self.rebalances,
-            self.margin_top_ups,
-            self.liquidations,
+            "  activity      {}, {}, {}; min distance to liquidation {}\n",
+            counted(self.rebalances, "rebalance", "rebalances"),
+            counted(self.margin_top_ups, "margin top-up", "margin top-ups"),
+            counted(self.liquidations, "liquidation", "liquidations"),
             self.min_liquidation_distance.map(|d| format!("{:.1} %", d * 100.0)).unwrap_or_else(|| "n/a".into())
         ));
         if self.liquidations > 0 {
@@ -489,4 +489,9 @@ mod tests {
             assert!(numeric.iter().any(|k| k.as_str() == *name), "metrics::TABLE's `{name}` is not a number in metrics.json");
         }
     }
+}
+
+/// `1 rebalance`, `3 rebalances`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
