@@ -229,7 +229,9 @@ fn venue_studies(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("venues");
     group.sample_size(10);
-    group.bench_function("caps_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets).unwrap()));
+    // Each rule set simulated in full, and the default: one path, funding re-priced per rule set.
+    group.bench_function("caps_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets, caps::CapsMode::Full).unwrap()));
+    group.bench_function("caps_fixed_path_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets, caps::CapsMode::FixedPath).unwrap()));
     let table = shared.join("multivenue-hourly/funding_rates.parquet");
     group.bench_function("venues_study_115k_rows", |b| {
         b.iter(|| venues::study(&table, &venues::Columns::default(), "BTC", 7.0, 0.10, 2.0).unwrap())
