@@ -782,6 +782,15 @@ margin_mode = "portfolio"
     let pair0: Vec<f64> = (0..result.ledger.pairs[0].len()).map(|i| result.ledger.pairs[0].row(i).liquidation_distance).collect();
     assert_eq!(perp_distances[..pair0.len()].iter().map(|d| d.to_bits()).collect::<Vec<_>>(), pair0.iter().map(|d| d.to_bits()).collect::<Vec<_>>());
     assert!(perp_distances.iter().all(|d| d.is_nan() || *d >= 0.0));
+
+    // `basis report` and `basis compare` take a book's folder like any run's: the report is
+    // the book run again from its saved config (the inputs' hashes checked), the same page.
+    let written = basis::app::portfolio::rerender(&folder).expect("report re-renders a book");
+    assert!(written.iter().any(|p| p.ends_with("index.html")));
+    assert_eq!(std::fs::read_to_string(folder.join("index.html")).unwrap(), html, "the re-rendered page is the page the run wrote");
+    let compared = basis::render::compare::write(&[folder.clone(), folder.clone()], out.path(), "books-compared", false).expect("compare takes books");
+    let page = std::fs::read_to_string(compared.join("index.html")).unwrap();
+    assert!(page.contains("Metrics side by side") && page.contains("book-report"), "the comparison names the book");
 }
 
 /// Funding-weighted allocation: A's trailing 24 h funding is 0.03 %/8 h (32.85 % APR), B's

@@ -261,9 +261,12 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
 /// One input file as the manifest records it: path, size and SHA-256.
 #[derive(Serialize)]
 pub struct InputFile {
-    path: String,
-    bytes: u64,
-    sha256: String,
+    /// The path as the run read it.
+    pub path: String,
+    /// Its size, bytes.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
 }
 
 /// The manifest's record of every input file read.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::bail_input;
+use crate::{bail_input, input_error};
 use crate::config::book::BookConfig;
 use crate::data::align::{common_grid, restrict_to_grid};
 use crate::measure::book::{accounts_frame, compute, legs_frame, mode_name, BookLedger, BookMetrics, PairPlace};
@@ -204,6 +204,43 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
     };
     run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     run_dir.commit()
+}
+
+/// Re-render a book's report in its folder (`basis report` on a book). A book's pages draw on
+/// every pair's and account's rows, which its files keep only in part, so the book is run again
+/// from the config it saved (`config.toml`, its paths read from where `manifest.json` says the
+/// config was), and refused unless every input still has the hash the manifest recorded: the
+/// same inputs through the same engine give the same rows. Only the report files are replaced.
+pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
+    let manifest_path = dir.join("manifest.json");
+    let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(|| input_error!("{} has no readable manifest.json, so it is not a complete basis run; re-run the book", dir.display()))?;
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).map_err(|err| input_error!("cannot read {}: {err}", config_path.display()))?;
+    let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("{}: {err}", config_path.display()))?;
+    // Relative paths in the saved config are relative to where the original config was.
+    let base_dir = manifest.get("config_file").and_then(|v| v.as_str()).and_then(|f| Path::new(f).parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
+    let book = BookConfig::from_toml_value(&raw, &config_path.display().to_string(), &base_dir)
+        .map_err(|err| input_error!("{err:#}\n(re-rendering {} runs its saved config again, from {}: run `basis report` from the folder the book was run from)", dir.display(), base_dir.display()))?;
+    let result = run(&book)?;
+    let recorded: std::collections::BTreeMap<String, String> = manifest
+        .get("inputs")
+        .and_then(|v| v.as_array())
+        .map(|inputs| inputs.iter().filter_map(|i| Some((i.get("path")?.as_str()?.to_string(), i.get("sha256")?.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    for input in super::backtest::input_files(&result.files)? {
+        match recorded.get(&input.path) {
+            Some(hash) if *hash == input.sha256 => {}
+            Some(_) => bail_input!("{}: the file changed since the book was run (its hash differs from {}'s); re-run the book instead", input.path, manifest_path.display()),
+            None => bail_input!("{}: the book's saved config now reads a file its manifest does not list; re-run the book instead", input.path),
+        }
+    }
+    let run_name = manifest.get("run_name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let report = BookReport { run_name: &run_name, metrics: &result.metrics, ledger: &result.ledger, places: &result.places, accounts: &book.accounts, warnings: &result.warnings };
+    let files = crate::render::book::render(&report)?;
+    crate::render::replace_files(dir, &files)
 }
 
 /// The terminal summary of a book.

@@ -215,7 +215,8 @@ fn run_presets(args: PresetsArgs) -> Result<()> {
 }
 
 fn run_report(args: ReportArgs) -> Result<()> {
-    let written = crate::render::rerender(&args.run_dir)?;
+    // A book's folder holds legs.parquet; its report is re-rendered by running it again.
+    let written = if args.run_dir.join("legs.parquet").is_file() { crate::app::portfolio::rerender(&args.run_dir)? } else { crate::render::rerender(&args.run_dir)? };
     println!("re-rendered {} files in {}", written.len(), args.run_dir.display());
     println!("  open {}", args.run_dir.join("index.html").display());
     Ok(())

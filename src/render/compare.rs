@@ -1,5 +1,6 @@
 //! `basis compare`: several saved runs side by side: overlaid returns and drawdowns, and their
-//! metrics in one table. Written like a run, through a temporary folder, to
+//! metrics in one table. A book's folder (a portfolio run) compares as its book: its ledger, its
+//! book metrics and its capital. Written like a run, through a temporary folder, to
 //! `<output_dir>/<name>/` (or a suffixed name when that exists and `--force` is not given).
 
 use std::path::{Path, PathBuf};
@@ -10,11 +11,56 @@ use rayon::prelude::*;
 use super::charts::{self, CompareLine};
 use super::html::{self, escape};
 use super::{series, ChartImage, SavedRun};
+use crate::measure::ledger::FullLedger;
+use crate::measure::metrics::Metrics;
+
+/// What a comparison reads of a run folder: a single run's, or a book's as one run.
+pub struct ComparedRun {
+    /// The folder it was read from.
+    pub dir: PathBuf,
+    /// The run's name (`run_name` in its manifest, else the folder name).
+    pub run_name: String,
+    /// The per-step ledger (a book's: the book's rows).
+    pub ledger: FullLedger,
+    /// Its metrics (a book's: the book's own, `book` in its `metrics.json`).
+    pub metrics: Metrics,
+    /// Its initial capital, quote currency.
+    pub initial_capital: f64,
+}
+
+impl ComparedRun {
+    /// Read a run folder written by `basis backtest`, of one pair or of a book (a folder with
+    /// `legs.parquet`).
+    pub fn load(dir: &Path) -> Result<ComparedRun> {
+        if !dir.join("legs.parquet").is_file() {
+            let run = SavedRun::load(dir)?;
+            let initial_capital = run.config.portfolio.initial_capital;
+            return Ok(ComparedRun { dir: run.dir, run_name: run.run_name, ledger: run.ledger, metrics: run.metrics, initial_capital });
+        }
+        let manifest_path = dir.join("manifest.json");
+        let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| crate::input_error!("{} has no readable manifest.json, so it is not a complete basis run; re-run the book", dir.display()))?;
+        let run_name = manifest.get("run_name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let metrics_path = dir.join("metrics.json");
+        let text = std::fs::read_to_string(&metrics_path).map_err(|err| crate::input_error!("cannot read {}: {err}", metrics_path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| crate::input_error!("{}: not valid JSON ({err}); re-run the book", metrics_path.display()))?;
+        let metrics: Metrics = value
+            .get("book")
+            .cloned()
+            .ok_or_else(|| crate::input_error!("{}: a book's metrics hold a `book` section, and this one has none; re-run the book", metrics_path.display()))
+            .and_then(|book| serde_json::from_value(book).map_err(|err| crate::input_error!("{}: `book`: {err}; re-run the book", metrics_path.display())))?;
+        let ledger = super::read_ledger_bounded(&dir.join("ledger.parquet"))?;
+        let initial_capital = metrics.initial_capital;
+        Ok(ComparedRun { dir: dir.to_path_buf(), run_name, ledger, metrics, initial_capital })
+    }
+}
 use crate::bail_input;
 use crate::output::RunDir;
 
 /// Labels for the runs: their names, made unique with a position suffix where two share one.
-fn labels(runs: &[SavedRun]) -> Vec<String> {
+fn labels(runs: &[ComparedRun]) -> Vec<String> {
     runs.iter()
         .enumerate()
         .map(|(i, run)| {
@@ -40,7 +86,7 @@ pub fn overlay_images(specs: &[OverlaySpec]) -> Result<Vec<ChartImage>> {
 }
 
 /// Render the comparison charts and page for loaded runs.
-pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
+pub fn render(runs: &[ComparedRun]) -> Result<(Vec<ChartImage>, String)> {
     if runs.len() < 2 {
         bail_input!("compare needs at least two run folders");
     }
@@ -50,7 +96,7 @@ pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
     for (run, label) in runs.iter().zip(&names) {
         let ts = run.ledger.ts_ms();
         let equity = run.ledger.column("equity").unwrap_or(&[]);
-        let initial = run.config.portfolio.initial_capital;
+        let initial = run.initial_capital;
         let total: Vec<f64> = equity.iter().map(|e| (e / initial - 1.0) * 100.0).collect();
         returns.push(CompareLine { label: label.clone(), lines: charts::decimate_for_chart(ts, &total) });
         let under: Vec<f64> = series::underwater(ts, equity, initial).drawdown.iter().map(|d| d * 100.0).collect();
@@ -94,7 +140,7 @@ pub fn render(runs: &[SavedRun]) -> Result<(Vec<ChartImage>, String)> {
 
 /// Load runs, render the comparison and write it to `<output_dir>/<name>/`.
 pub fn write(run_dirs: &[PathBuf], output_dir: &Path, name: &str, force: bool) -> Result<PathBuf> {
-    let runs = run_dirs.iter().map(|d| SavedRun::load(d)).collect::<Result<Vec<_>>>()?;
+    let runs = run_dirs.iter().map(|d| ComparedRun::load(d)).collect::<Result<Vec<_>>>()?;
     let (images, page) = render(&runs)?;
     let dir = RunDir::create(output_dir, name, force)?;
     for image in &images {

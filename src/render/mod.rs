@@ -267,7 +267,7 @@ impl SavedRun {
 /// The rows a report draws from a saved `ledger.parquet`, in bounded memory: read a row group's
 /// worth of rows at a time into a [`crate::measure::ledger::ReportLedger`] (every row up to
 /// 131,072, whole-minute periods beyond), as the run itself drew them.
-fn read_ledger_bounded(path: &Path) -> Result<FullLedger> {
+pub(crate) fn read_ledger_bounded(path: &Path) -> Result<FullLedger> {
     use crate::measure::ledger::{Recorder, ReportLedger, ROW_GROUP_ROWS};
     let name = path.display().to_string();
     let slice = |offset: usize, len: usize| -> Result<FullLedger> {
