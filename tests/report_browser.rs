@@ -171,4 +171,59 @@ fn interactive_charts_zoom_and_show_values_offline() {
     let shown = |key: &str| result[key].as_array().unwrap().iter().filter(|v| v.as_str().is_some_and(|s| s != "--" && !s.is_empty())).count();
     assert!(shown("cursor_values") >= 2, "no values under the cursor: {result}");
     assert!(shown("linked_values") >= 2, "the crosshair did not reach the next chart: {result}");
+
+    // Every element a caption promises is in the interactive chart that replaces its PNG.
+    let elements = result["elements"].as_array().expect("the self-test lists each chart's elements");
+    let chart = |section: &str| elements.iter().find(|e| e["section"] == section).unwrap_or_else(|| panic!("no {section} chart: {result}"));
+    let labels = |e: &serde_json::Value| e["series"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let marked = |e: &serde_json::Value, prefix: &str| e["markers"].as_array().unwrap().iter().find(|m| m[0].as_str().unwrap().starts_with(prefix)).map(|m| m[1].as_u64().unwrap()).unwrap_or(0);
+    let funding = chart("funding");
+    assert!(labels(funding).iter().any(|l| l == "cap") && labels(funding).iter().any(|l| l == "floor"), "cap and floor lines: {funding}");
+    assert!(marked(funding, "at cap or floor") > 0, "settlements at the cap are circled: {funding}");
+    assert!(labels(chart("basis")).iter().any(|l| l == "trailing 7-day mean"), "the basis's 7-day mean");
+    assert!(labels(chart("margin")).iter().any(|l| l.starts_with("margin top-up threshold")), "the top-up threshold");
+    let equity = &elements[0];
+    assert_eq!(equity["section"], "equity");
+    for event in ["entry", "exit", "margin top-up"] {
+        assert!(marked(equity, event) > 0, "{event} markers on the equity chart: {equity}");
+    }
+    assert!(!labels(equity).iter().any(|l| l.contains("unhedged")), "the unhedged spot no longer flattens the carry");
+    let pnl = labels(chart("pnl_components"));
+    assert!(pnl.iter().any(|l| l == "basis (spot + perp)") && !pnl.iter().any(|l| l == "spot" || l == "perp"), "spot and perp as the basis: {pnl:?}");
+}
+
+/// The grey stale-spot bands of the basis chart, on real history that has stale spans (the
+/// sample has none): the interactive chart carries the same spans the PNG shades.
+#[test]
+fn interactive_basis_chart_shades_the_stale_spot_spans() {
+    let Some(browser) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("Chromium is not installed; .ci/run installs Debian's chromium package");
+        }
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_basis"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["backtest", "--config", "data/examples/freqtrade-btc-1h.toml", "--set", "strategy.start=\"2020-01-01T00:00:00Z\"", "--set", "strategy.end=\"2021-01-01T00:00:00Z\"", "--output-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let page = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.path().join("index.html")).find(|p| p.is_file()).unwrap();
+    let run = Command::new(&browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", tmp.path().join("profile").display()))
+        .arg("--window-size=1400,3000")
+        .arg("--dump-dom")
+        .arg(format!("file://{}#selftest", page.canonicalize().unwrap().display()))
+        .output()
+        .expect("Chromium starts");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let start = dom.find("<pre id=\"selftest-result\">").expect("the self-test reported");
+    let json = &dom[start + "<pre id=\"selftest-result\">".len()..];
+    let result: serde_json::Value = serde_json::from_str(&json[..json.find("</pre>").unwrap()].replace("&quot;", "\"").replace("&amp;", "&")).unwrap();
+    let basis = result["elements"].as_array().unwrap().iter().find(|e| e["section"] == "basis").unwrap();
+    assert!(basis["bands"].as_u64().unwrap() > 0, "{basis}");
+    assert!(basis["band_label"].as_str().unwrap().starts_with("grey bands: stale spot"), "{basis}");
 }

@@ -36,6 +36,8 @@ pub struct Line {
     pub stroke: &'static str,
     /// Dash pattern in pixels, empty for solid.
     pub dash: Vec<u32>,
+    /// Drawn as markers at its values (no line between them): events, settlements at a limit.
+    pub points: bool,
 }
 
 /// One interactive chart: the id of the section it belongs to, its y label and its lines on a
@@ -50,6 +52,10 @@ pub struct Plot {
     pub x: Vec<f64>,
     /// The lines.
     pub lines: Vec<Line>,
+    /// Shaded spans of x (epoch seconds, from and to), e.g. stale-spot steps.
+    pub bands: Vec<[f64; 2]>,
+    /// What the bands are, for the chart's note; empty without bands.
+    pub band_label: String,
 }
 
 /// Colours and dashes for the lines of one interactive chart: the first twelve colours of
@@ -135,9 +141,38 @@ fn plot(section: &str, y_label: &str, ts_ms: &[i64], lines: Vec<(String, Vec<f64
         .iter()
         .zip(values)
         .enumerate()
-        .map(|(k, ((label, _), values))| Line { label: label.clone(), values, stroke: STYLES[k % STYLES.len()].0, dash: STYLES[k % STYLES.len()].1.to_vec() })
+        .map(|(k, ((label, _), values))| Line { label: label.clone(), values, stroke: STYLES[k % STYLES.len()].0, dash: STYLES[k % STYLES.len()].1.to_vec(), points: false })
         .collect();
-    Plot { section: section.into(), y_label: y_label.into(), x, lines }
+    Plot { section: section.into(), y_label: y_label.into(), x, lines, bands: Vec::new(), band_label: String::new() }
+}
+
+/// Colours of the event markers, as the PNGs draw them.
+const EVENT_STYLES: [(u8, &str); 4] = [(crate::model::events::ENTRY, "#1a7f37"), (crate::model::events::EXIT, "#111111"), (crate::model::events::TOP_UP, "#e6550d"), (crate::model::events::LIQUIDATION, "#b30000")];
+
+/// Markers of `plot`'s events (entry, exit, margin top-up, liquidation) at `on` (a value per
+/// step), as the PNGs mark them: one points-only line each kind that occurred, on the plot's own
+/// (decimated) x, each marker at the row nearest its step.
+fn add_event_markers(plot: &mut Plot, input: &ReportInput, on: &[f64]) {
+    let ts = input.ledger.ts_ms();
+    let flags = input.ledger.event_flags();
+    for (flag, stroke) in EVENT_STYLES {
+        let name = super::series::EVENT_KINDS.iter().find(|(f, _)| *f == flag).map_or("event", |(_, n)| *n);
+        let buckets = if flag == crate::model::events::TOP_UP { BUCKETS } else { usize::MAX };
+        let steps = super::series::event_steps(ts, flags, flag, buckets);
+        if steps.is_empty() {
+            continue;
+        }
+        let mut values = vec![None; plot.x.len()];
+        for &i in &steps {
+            let t = ts[i] as f64 / 1000.0;
+            let at = plot.x.partition_point(|x| *x < t).min(plot.x.len().saturating_sub(1));
+            if on[i].is_finite() {
+                values[at] = Some(round_significant(on[i]));
+            }
+        }
+        let count = flags.iter().filter(|f| **f & i32::from(flag) != 0).count();
+        plot.lines.push(Line { label: format!("{name} ({count})"), values, stroke, dash: Vec::new(), points: true });
+    }
 }
 
 /// The interactive charts of a run, each tied to its PNG's section.
@@ -148,9 +183,11 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
     let quote = input.quote_currency();
     let equity = col("equity");
     let spot = col("spot_price");
-    let first_spot = spot.iter().copied().find(|p| p.is_finite()).unwrap_or(f64::NAN);
-    let held: Vec<f64> = spot.iter().map(|p| input.initial_capital() * p / first_spot).collect();
-    let mut out = vec![plot("equity", &format!("equity ({quote})"), ts, vec![("carry equity".into(), equity.clone()), ("spot held unhedged".into(), held)])];
+    // The carry's equity on its own scale (the spot held unhedged, often many times larger,
+    // stays in the PNG), with the entries, exits, top-ups and liquidations marked on it.
+    let mut equity_plot = plot("equity", &format!("equity ({quote})"), ts, vec![("carry equity".into(), equity.clone())]);
+    add_event_markers(&mut equity_plot, input, &equity);
+    let mut out = vec![equity_plot];
     let cumulate = |values: &[f64]| -> Vec<f64> {
         let mut sum = 0.0;
         values.iter().map(|v| { sum += v; sum }).collect()
@@ -159,8 +196,18 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
     // A ledger missing a column (an older run) draws an empty carry line, as `col` does.
     let (carry_label, carry) = super::charts::carry_earned(input).unwrap_or(("funding + staking + borrow", Vec::new()));
     out.push(plot("equity", &format!("carry earned ({quote})"), ts, vec![(format!("carry: {carry_label}"), carry)]));
+    // As the PNG: spot and perp together as the basis (their price moves mostly cancel, and
+    // apart they would dwarf the carry), then each other component.
     let mut components = Vec::new();
+    let (spot_pnl, perp_pnl) = (col("pnl_spot"), col("pnl_perp"));
+    if spot_pnl.iter().chain(&perp_pnl).any(|v| *v != 0.0) {
+        let basis: Vec<f64> = spot_pnl.iter().zip(&perp_pnl).map(|(s, p)| s + p).collect();
+        components.push(("basis (spot + perp)".to_string(), cumulate(&basis)));
+    }
     for component in crate::model::Pnl::COMPONENTS {
+        if component.column == "pnl_spot" || component.column == "pnl_perp" {
+            continue;
+        }
         let values = col(component.column);
         if values.iter().any(|v| *v != 0.0) {
             components.push((component.name.to_string(), cumulate(&values)));
@@ -175,16 +222,47 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
 
     let perp = col("perp_price");
     let basis_bp: Vec<f64> = perp.iter().zip(&spot).map(|(p, s)| (p / s - 1.0) * 1e4).collect();
-    out.push(plot("basis", "perp over spot (bp)", ts, vec![("basis".into(), basis_bp)]));
+    let mean = super::series::trailing_mean(ts, &basis_bp, 7 * crate::time::MS_PER_DAY);
+    let mut basis_plot = plot("basis", "perp over spot (bp)", ts, vec![("basis".into(), basis_bp), ("trailing 7-day mean".into(), mean)]);
+    if !input.stale_spans.is_empty() {
+        basis_plot.bands = input.stale_spans.iter().map(|s| [s.from_ms as f64 / 1000.0, s.to_ms as f64 / 1000.0]).collect();
+        let steps: usize = input.stale_spans.iter().map(|s| s.steps).sum();
+        basis_plot.band_label = format!("grey bands: stale spot, {} spans, {steps} steps ({})", input.stale_spans.len(), if input.stale_spot_masked { "masked" } else { "not masked" });
+    }
+    out.push(basis_plot);
 
     let distance: Vec<f64> = col("liquidation_distance").iter().map(|d| d * 100.0).collect();
-    out.push(plot("margin", "adverse move to liquidation (%)", ts, vec![("distance to liquidation".into(), distance)]));
+    let mut margin_lines = vec![("distance to liquidation".to_string(), distance.clone())];
+    if let Some(level) = input.top_up_distance() {
+        margin_lines.push((format!("margin top-up threshold ({:.1} %)", level * 100.0), vec![level * 100.0; ts.len()]));
+    }
+    let mut margin_plot = plot("margin", "adverse move to liquidation (%)", ts, margin_lines);
+    add_event_markers(&mut margin_plot, input, &distance);
+    out.push(margin_plot);
 
-    // The settlements on their own clock.
+    // The settlements on their own clock, with the cap and floor in force at each and a
+    // marker on every settlement at one of them.
     let settle_ms: Vec<i64> = input.settlements.iter().map(|s| s.settle_ms).collect();
     let rates: Vec<f64> = input.settlements.iter().map(|s| s.rate * 100.0).collect();
     if !settle_ms.is_empty() {
-        out.push(plot("funding", "funding rate (% per settlement)", &settle_ms, vec![("rate per settlement".into(), rates)]));
+        let limits = input.settlement_limits();
+        let mut lines = vec![("rate per settlement".to_string(), rates.clone())];
+        if limits.iter().any(|(c, f)| c.is_some() || f.is_some()) {
+            lines.push(("cap".into(), limits.iter().map(|l| l.0.map_or(f64::NAN, |v| v * 100.0)).collect()));
+            lines.push(("floor".into(), limits.iter().map(|l| l.1.map_or(f64::NAN, |v| v * 100.0)).collect()));
+        }
+        let mut funding_plot = plot("funding", "funding rate (% per settlement)", &settle_ms, lines);
+        let at_limit: Vec<usize> = (0..settle_ms.len()).filter(|&i| super::series::at_limit(input.settlements[i].rate, limits[i].0, limits[i].1)).collect();
+        if !at_limit.is_empty() {
+            let mut values = vec![None; funding_plot.x.len()];
+            for &i in &at_limit {
+                let t = settle_ms[i] as f64 / 1000.0;
+                let at = funding_plot.x.partition_point(|x| *x < t).min(funding_plot.x.len().saturating_sub(1));
+                values[at] = Some(round_significant(rates[i]));
+            }
+            funding_plot.lines.push(Line { label: format!("at cap or floor ({})", at_limit.len()), values, stroke: "#b30000", dash: Vec::new(), points: true });
+        }
+        out.push(funding_plot);
     }
     // Rolling Sharpe on the daily clock.
     let returns = super::tearsheet::daily_excess_returns(input, &equity);
@@ -261,9 +339,21 @@ const APP_JS: &str = r##"
     var width = Math.max(320, (img && img.parentElement ? img.parentElement.clientWidth : 900) - 8);
     var series = [{ value: function (u, v) { return v == null ? "--" : fmtTime(new Date(v * 1000)); } }];
     spec.lines.forEach(function (l) {
-      series.push({ label: l.label, stroke: l.stroke, dash: l.dash, width: 1.5, spanGaps: false,
-        value: function (u, v) { return v == null ? "--" : (Math.abs(v) >= 1000 ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : v.toPrecision(5)); } });
+      var s = { label: l.label, stroke: l.stroke, dash: l.dash, width: 1.5, spanGaps: false,
+        value: function (u, v) { return v == null ? "--" : (Math.abs(v) >= 1000 ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : v.toPrecision(5)); } };
+      if (l.points) {
+        // Markers only: events on a line, settlements at a limit.
+        s.paths = function () { return null; };
+        s.points = { show: true, size: 8, stroke: l.stroke, fill: l.stroke };
+      }
+      series.push(s);
     });
+    if (spec.band_label) {
+      var note = document.createElement("span");
+      note.className = "bands";
+      note.textContent = " · " + spec.band_label;
+      tools.appendChild(note);
+    }
     var pixels = Math.max(200, width - 80);
     var busy = false;
     var opts = {
@@ -272,7 +362,20 @@ const APP_JS: &str = r##"
       scales: { x: { time: true } },
       axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70 }],
       series: series,
-      hooks: { setScale: [function (u, key) {
+      hooks: { drawClear: [function (u) {
+        // Shaded spans (stale spot), at least a pixel wide, under the lines.
+        if (!spec.bands.length) return;
+        var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+        ctx.save();
+        ctx.fillStyle = "rgba(150, 150, 150, 0.35)";
+        spec.bands.forEach(function (b) {
+          var a = u.valToPos(b[0], "x", true), z = u.valToPos(b[1], "x", true);
+          var left = Math.max(u.bbox.left, Math.min(a, z)), right = Math.min(u.bbox.left + u.bbox.width, Math.max(a, z));
+          if (right + 1 < u.bbox.left || left - 1 > u.bbox.left + u.bbox.width) return;
+          ctx.fillRect(left, top, Math.max(1, right - left), height);
+        });
+        ctx.restore();
+      }], setScale: [function (u, key) {
         // On zoom, re-read the embedded rows of the visible range at the plot's width.
         if (key !== "x" || busy) return;
         busy = true;
@@ -307,7 +410,15 @@ const APP_JS: &str = r##"
   if (location.hash === "#selftest") setTimeout(selftest, 200);
   function selftest() {
     // uPlot commits scale and cursor changes in a microtask: each check reads after a tick.
-    var result = { charts: charts.length, errors: errors, resources: 0 };
+    var result = { charts: charts.length, errors: errors, resources: 0,
+      // What each chart shows: its section, its series' labels, how many are drawn as markers
+      // (with how many marked values), and its shaded bands.
+      elements: charts.map(function (c, k) {
+        var spec = plots.filter(function (p) { return document.getElementById(p.section); })[k];
+        return { section: spec.section, series: c.series.slice(1).map(function (s) { return s.label; }),
+          markers: spec.lines.filter(function (l) { return l.points; }).map(function (l) { return [l.label, l.values.filter(function (v) { return v != null; }).length]; }),
+          bands: spec.bands.length, band_label: spec.band_label };
+      }) };
     var u = charts[0];
     function legend(chart) { return Array.prototype.map.call(chart.root.querySelectorAll(".u-legend .u-value"), function (v) { return v.textContent; }); }
     function finish() {

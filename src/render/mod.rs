@@ -121,7 +121,7 @@ pub fn chart_specs(input: &ReportInput) -> Vec<ChartSpec> {
     ))
     .len();
     let mut specs: Vec<ChartSpec> = vec![
-        ("equity.png", "Equity", "Equity of the carry against the same capital held in spot with no hedge, and below it the carry alone (funding, staking and borrow, cumulative) on its own scale. In the image, markers show entries, exits, rebalances, margin top-ups and liquidations.", charts::HEIGHT + 260, charts::equity),
+        ("equity.png", "Equity", "Equity of the carry, with markers at entries, exits, margin top-ups and liquidations (the image also marks rebalances, and draws the same capital held in spot with no hedge), and below it the carry alone (funding, staking and borrow, cumulative) on its own scale.", charts::HEIGHT + 260, charts::equity),
         ("pnl_components.png", "PnL by component", "Cumulative PnL split by cause. Basis is the spot and perp price PnL together; for a hedged carry it stays near zero. The components add up to the total, which is the change in equity.", charts::HEIGHT, charts::pnl_components),
         ("drawdown.png", "Drawdown", "Equity below its running peak. In the image, the dot marks the deepest drawdown and the shaded band the longest time spent below a previous peak.", charts::HEIGHT, charts::drawdown),
         ("funding.png", "Funding rate", "The rate of every settlement in the window, per settlement interval, with the venue's cap and floor. Circles mark settlements at the cap or floor.", charts::HEIGHT, charts::funding),
