@@ -40,8 +40,12 @@ fn equity_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut chart = time_chart(&plot, "equity (quote currency)", time_span(ts), y)?;
     let mut legend = Legend::default();
     draw_lines(&mut chart, &mut legend, &book_lines, BLUE.stroke_width(3), "book")?;
-    for (k, lines) in pairs.iter().enumerate() {
-        draw_series_lines(&mut chart, &mut legend, lines, k + 1, &input.places[k].name)?;
+    // Solid lines first, dashed ones over them: pairs of equal size (an equal split) would
+    // otherwise hide one under the other.
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&k| crate::render::draw::series_style(k + 1).1);
+    for k in order {
+        draw_series_lines(&mut chart, &mut legend, &pairs[k], k + 1, &input.places[k].name)?;
     }
     legend.draw(&side)
 }
@@ -73,7 +77,10 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     let series = account_series(input, |r| if r.margin_ratio.is_finite() { r.margin_ratio * 100.0 } else { f64::NAN });
     let lines: Vec<_> = series.iter().map(|s| decimate_for_chart(ts, s)).collect();
     let thresholds: Vec<f64> = input.accounts.iter().map(|a| 100.0 / a.liquidation_threshold).collect();
-    let y = value_range(lines.iter().flatten(), &[0.0, 100.0]);
+    // Scaled to the ratios seen, so a healthy book's 0-5 % is readable; the liquidation level is
+    // drawn when it falls inside, and named in the legend either way.
+    let y = value_range(lines.iter().flatten(), &[0.0]);
+    let y = (y.0, y.1.max(1.0));
     let (plot, side) = panels(area, "Margin ratio per account: maintenance over margin balance")?;
     let mut chart = time_chart(&plot, "margin ratio (%)", time_span(ts), y)?;
     let mut legend = Legend::default();
@@ -83,7 +90,11 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     let mut drawn = Vec::new();
     for t in thresholds {
         if !drawn.iter().any(|d: &f64| (d - t).abs() < 1e-9) {
-            draw_level(&mut chart, &mut legend, time_span(ts), t, RED_DARK, &format!("liquidation at {t:.1} %"))?;
+            if t <= y.1 {
+                draw_level(&mut chart, &mut legend, time_span(ts), t, RED_DARK, &format!("liquidation at {t:.1} %"))?;
+            } else {
+                legend.add(format!("liquidation at {t:.1} % (above the chart)"), crate::render::draw::Glyph::Note);
+            }
             drawn.push(t);
         }
     }
@@ -94,8 +105,8 @@ type BookChart = (&'static str, &'static str, &'static str, fn(&BookReport, &Are
 
 const CHARTS: [BookChart; 3] = [
     ("book_equity.png", "Equity", "The book's equity (thick) and each pair's: a pair's line moves with its PnL and with the capital allocation moves in or out of it.", equity_chart),
-    ("account_distance.png", "Distance to liquidation", "For each account, the smallest uniform move of its prices, up or down, that would liquidate it (isolated: its nearest position), capped at 100 % for display.", distance_chart),
-    ("account_margin_ratio.png", "Margin ratio", "Each account's maintenance margin over its margin balance (cash and haircut spot count in portfolio mode); the account is liquidated where the line reaches the red level.", margin_ratio_chart),
+    ("account_distance.png", "Distance to liquidation", "For each account, the smallest move of every price against it (each pair's prices the way that hurts the account) that would liquidate it (isolated: its nearest position), capped at 100 % for display.", distance_chart),
+    ("account_margin_ratio.png", "Margin ratio", "Each account's maintenance margin over its margin balance (cash and haircut spot count in portfolio mode), on a scale fitted to the ratios seen; the account is liquidated at the level the legend names.", margin_ratio_chart),
 ];
 
 /// The book report's files: `index.html` and one PNG per chart.
@@ -146,6 +157,20 @@ fn page(input: &BookReport, charts: &[ChartImage]) -> String {
         escape(&b.end),
         b.steps
     );
+    // The single run's summary cards, on the book.
+    body.push_str("<div class=\"cards\">\n");
+    for (label, value, class) in [
+        ("Return on capital", pct(m.return_on_capital), if m.return_on_capital >= 0.0 { "pos" } else { "neg" }),
+        ("APR", pct(b.apr), if b.apr >= 0.0 { "pos" } else { "neg" }),
+        ("Sharpe", format!("{:.2}", b.sharpe), ""),
+        ("Max drawdown", pct(b.max_drawdown), if b.max_drawdown < 0.0 { "neg" } else { "" }),
+        ("Funding APR on capital", pct(m.funding_apr_on_capital), if m.funding_apr_on_capital >= 0.0 { "pos" } else { "neg" }),
+        ("Capital efficiency", format!("{:.2}x", m.capital_efficiency), ""),
+        ("Liquidations", b.liquidations.to_string(), if b.liquidations > 0 { "neg" } else { "" }),
+    ] {
+        body.push_str(&html::card(label, &value, class));
+    }
+    body.push_str("</div>\n");
     body.push_str("<section><h2>Summary</h2>\n");
     body.push_str(&table(
         &["measure", "value"],
@@ -155,6 +180,7 @@ fn page(input: &BookReport, charts: &[ChartImage]) -> String {
             vec!["return on capital".into(), pct(m.return_on_capital)],
             vec!["APR".into(), pct(b.apr)],
             vec!["max drawdown".into(), pct(b.max_drawdown)],
+            vec!["Sharpe".into(), format!("{:.2}", b.sharpe)],
             vec!["funding".into(), money(b.funding_pnl)],
             vec!["funding APR on capital".into(), pct(m.funding_apr_on_capital)],
             vec!["funding APR on mean margin posted".into(), pct(m.funding_apr_on_margin)],
@@ -203,10 +229,15 @@ fn page(input: &BookReport, charts: &[ChartImage]) -> String {
     body.push_str("<section><h2>Accounts</h2>\n");
     body.push_str(&table(&["account", "margin mode", "liquidated at balance / maintenance", "liquidations", "first liquidation", "min distance to liquidation", "max margin ratio"], &account_rows));
     body.push_str("</section>\n");
+    // Components down, accounts across: as many columns as accounts, so it fits the page.
     let components: Vec<String> = crate::model::Pnl::NAMES.iter().map(|n| n.to_string()).chain(["total".to_string()]).collect();
-    let venue_rows: Vec<Vec<String>> = m.pnl_by_account.iter().map(|(name, pnl)| std::iter::once(name.clone()).chain(components.iter().map(|c| money(pnl.get(c).copied().unwrap_or(0.0)))).collect()).collect();
-    let mut headers = vec!["account"];
-    headers.extend(components.iter().map(String::as_str));
+    let venue_rows: Vec<Vec<String>> = components
+        .iter()
+        .filter(|c| c.as_str() == "total" || m.pnl_by_account.values().any(|pnl| pnl.get(*c).copied().unwrap_or(0.0) != 0.0))
+        .map(|c| std::iter::once(c.clone()).chain(m.pnl_by_account.values().map(|pnl| money(pnl.get(c).copied().unwrap_or(0.0)))).collect())
+        .collect();
+    let mut headers = vec!["component"];
+    headers.extend(m.pnl_by_account.keys().map(String::as_str));
     body.push_str("<section><h2>PnL by account (venue)</h2>\n<p>Each leg's PnL where it was booked: the spot leg's in the spot account, the perp's in the perp account.</p>\n");
     body.push_str(&table(&headers, &venue_rows));
     body.push_str("</section>\n");

@@ -188,7 +188,8 @@ pub fn metric_rows(m: &Metrics, quote: &str) -> Vec<(String, String)> {
     rows
 }
 
-fn card(label: &str, value: &str, class: &str) -> String {
+/// One summary card: a label over a value (`class`: `pos`, `neg` or empty).
+pub fn card(label: &str, value: &str, class: &str) -> String {
     format!("<div class=\"card\"><div class=\"label\">{}</div><div class=\"value {class}\">{}</div></div>", escape(label), escape(value))
 }
 
