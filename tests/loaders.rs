@@ -217,6 +217,27 @@ fn a_funding_dump_with_reordered_columns_is_read_by_name() {
     assert_eq!(series.interval_hours, vec![8.0; 6]);
 }
 
+/// A funding dump written in London wall-clock time (00/08/16 in winter, 01/09/17 in summer)
+/// loads on the UTC schedule with `time_zone = "Europe/London"`, and `data.funding` refuses a
+/// zone beside a fixed offset and a name that is not a zone.
+#[test]
+fn a_funding_file_in_london_time_loads_on_the_utc_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    // 2024-03-30 00:00 UTC on, every 8 h across the spring change (2024-03-31 01:00 UTC).
+    let start = 1_711_756_800_000i64;
+    let utc: Vec<i64> = (0..9).map(|k| start + k * 8 * HOUR).collect();
+    let local: Vec<i64> = utc.iter().map(|t| if *t >= 1_711_846_800_000 { t + HOUR } else { *t }).collect();
+    let rows: String = local.iter().map(|t| format!("{t},8,0.0001\n")).collect();
+    std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
+    let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
+    source.time_zone = Some("Europe/London".into());
+    let series = basis::data::load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(series.settle_ms, utc);
+    source.time_zone = Some("Europe/Londres".into());
+    assert!(format!("{:#}", basis::data::load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap_err()).contains("IANA"));
+}
+
 /// A stretch of real capped altcoin funding (±0.75 % per 8 h, some at ±2 %) has a median above
 /// 0.003 too; with no settlement at the percent baseline it is read as decimals, with a
 /// warning, not refused. `rates_in = "decimal"` silences the check.

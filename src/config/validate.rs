@@ -91,6 +91,22 @@ impl Config {
                 check(key, hours, (-14.0..=14.0).contains(&hours), "[-14, 14] hours east of UTC (3 = a file written in UTC+3)")?;
             }
         }
+        // A zone's daylight-saving rules, or a fixed offset: one or the other.
+        let zones = [
+            ("spot", d.spot.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("perp", d.perp.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("mark", d.mark.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("index", d.index.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("funding", d.funding.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+        ];
+        for (label, source) in zones {
+            if let Some((Some(zone), offset)) = source {
+                crate::data::zone::parse(zone, &format!("data.{label}.time_zone"))?;
+                if offset.is_some() {
+                    bail_input!("data.{label}: give time_zone (a zone with daylight saving) or utc_offset_hours (a fixed offset), not both");
+                }
+            }
+        }
         if d.index.is_some() && d.freqtrade.is_some() {
             bail_input!("[data.index] needs [data.spot]/[data.perp]/[data.funding]; a [data.freqtrade] directory has no index series");
         }

@@ -245,11 +245,19 @@ pub fn funding_offset_warning(settle_ms: &[i64], interval_hours: &[f64], schedul
     let anchor_ms = (schedule.offset_hours * MS_PER_HOUR as f64).round() as i64;
     // Each settlement against the grid of its own interval (Binance's 4 h and 1 h rows sit on
     // 00:00-anchored grids too), folded to the nearest grid point.
-    let residuals = settle_ms.iter().zip(interval_hours).filter(|(_, h)| h.is_finite() && **h > 0.0).map(|(t, h)| {
-        let period_ms = (h * MS_PER_HOUR as f64).round() as i64;
-        centred_minutes(t - anchor_ms, period_ms.max(MS_PER_MINUTE))
-    });
-    let (minutes, count, total) = mode(residuals)?;
+    let residuals: Vec<i64> = settle_ms
+        .iter()
+        .zip(interval_hours)
+        .filter(|(_, h)| h.is_finite() && **h > 0.0)
+        .map(|(t, h)| {
+            let period_ms = (h * MS_PER_HOUR as f64).round() as i64;
+            centred_minutes(t - anchor_ms, period_ms.max(MS_PER_MINUTE))
+        })
+        .collect();
+    if let Some(warning) = daylight_saving_warning(&residuals, schedule) {
+        return Some(warning);
+    }
+    let (minutes, count, total) = mode(residuals.into_iter())?;
     // Most settlements off by the same amount: a clock shift, not a few odd rows.
     if minutes == 0 || total < 3 || count * 2 < total {
         return None;
@@ -264,6 +272,52 @@ pub fn funding_offset_warning(settle_ms: &[i64], interval_hours: &[f64], schedul
         schedule.hours_of_day(),
         if zones.is_empty() { "local time".to_string() } else { zones.join(" or ") },
         minutes as f64 / 60.0,
+    ))
+}
+
+/// Standard (winter) offsets east of UTC, minutes, of zones whose clocks move an hour forward in
+/// summer, with the zones to name (northern hemisphere: the winter offset is the smaller;
+/// Sydney's summer is the other way round, but its two offsets are the same pair).
+const DST_ZONES: [(i64, &str); 9] = [
+    (0, "Europe/London"),
+    (60, "Europe/Berlin or Europe/Paris"),
+    (120, "Europe/Athens or Europe/Kyiv"),
+    (-180, "America/Sao_Paulo (before 2019)"),
+    (-300, "America/New_York"),
+    (-360, "America/Chicago"),
+    (-420, "America/Denver"),
+    (-480, "America/Los_Angeles"),
+    (600, "Australia/Sydney"),
+];
+
+/// Settlements that sit at two offsets an hour apart, each for a good part of the year: a file
+/// written in local time with daylight saving, which no fixed `utc_offset_hours` can read. Names
+/// the likely zones and the `time_zone` key.
+fn daylight_saving_warning(residuals: &[i64], schedule: &Schedule) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for r in residuals {
+        *counts.entry(*r).or_default() += 1;
+    }
+    let total = residuals.len();
+    let mut ranked: Vec<(i64, usize)> = counts.into_iter().collect();
+    ranked.sort_by_key(|(v, c)| (std::cmp::Reverse(*c), *v));
+    let (&(a, ca), &(b, cb)) = (ranked.first()?, ranked.get(1)?);
+    let (winter, summer) = (a.min(b), a.max(b));
+    if total < 20 || summer - winter != 60 || ca * 5 < total || cb * 5 < total || (ca + cb) * 10 < total * 9 {
+        return None;
+    }
+    // Offsets are seen folded onto the schedule's grid: match the zones' the same way.
+    let period = ((schedule.interval_hours * 60.0).round() as i64).max(60);
+    let zones: Vec<&str> = DST_ZONES.iter().filter(|(offset, _)| (offset - winter).rem_euclid(period) == 0).map(|(_, z)| *z).collect();
+    let first_zone = zones.first().and_then(|z| z.split(' ').next()).unwrap_or("Europe/London");
+    let shift = |m: i64| if m == 0 { "on it".to_string() } else { format!("{} {}", describe_minutes(m), if m > 0 { "after" } else { "before" }) };
+    Some(format!(
+        "funding: against {}'s {} schedule, {ca} of {total} settlements sit {} and {cb} sit {}: an hour apart with the seasons, as a file written in a local time with daylight saving ({}?). If so, set time_zone = \"{first_zone}\" (the zone it was written in) on the funding source, and on price sources written the same way; a fixed utc_offset_hours cannot read it",
+        schedule.venue,
+        schedule.hours_of_day(),
+        shift(a),
+        shift(b),
+        if zones.is_empty() { "a zone an hour off in summer".to_string() } else { zones.join(", ") },
     ))
 }
 
@@ -300,6 +354,30 @@ mod tests {
         assert_eq!(funding_offset_warning(&settle, &[8.0; 9], &schedule), None);
         let utc = Schedule::utc_grid(8.0);
         assert!(funding_offset_warning(&settle, &[8.0; 9], &utc).unwrap().contains("4 h after"));
+    }
+
+    /// Settlements written in London wall-clock time: 00/08/16 in winter, 01/09/17 in summer.
+    /// No fixed offset reads them; the warning names the daylight-saving clock and `time_zone`,
+    /// and the times moved to UTC by the zone sit on the schedule.
+    #[test]
+    fn a_local_clock_with_daylight_saving_is_named() {
+        let london = crate::data::zone::parse("Europe/London", "time_zone").unwrap();
+        // Every 8 h through 2024, UTC, then written as London wall-clock times.
+        let start = 1_704_067_200_000i64; // 2024-01-01 00:00 UTC
+        let utc: Vec<i64> = (0..3 * 366).map(|k| start + k * 8 * MS_PER_HOUR).collect();
+        let local: Vec<i64> = utc.iter().map(|t| {
+            use chrono::{Offset, TimeZone};
+            let at = london.timestamp_millis_opt(*t).unwrap();
+            t + i64::from(at.offset().fix().local_minus_utc()) * 1000
+        }).collect();
+        let schedule = Schedule::for_format(FundingFormat::BinanceFunding).unwrap();
+        let hours = vec![8.0; local.len()];
+        let text = funding_offset_warning(&local, &hours, &schedule).expect("a warning");
+        assert!(text.contains("time_zone = \"Europe/London\"") && text.contains("daylight saving") && text.contains("sit on it") && text.contains("sit 1 h after"), "{text}");
+        let mut moved = local.clone();
+        crate::data::zone::to_utc(&mut moved, london, "funding").unwrap();
+        assert_eq!(moved, utc);
+        assert_eq!(funding_offset_warning(&moved, &hours, &schedule), None);
     }
 
     /// 8 h bars closing at 04/12/20 UTC sit on BitMEX's own funding grid: with the bitmex

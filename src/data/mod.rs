@@ -18,6 +18,7 @@ pub mod synth;
 pub mod source;
 pub mod stream;
 pub mod venue_formats;
+pub mod zone;
 
 use std::path::PathBuf;
 
@@ -251,11 +252,15 @@ impl<T> Loaded<T> {
 
 /// Load the funding settlements of `source`.
 pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
-    match source.format {
+    let mut series = match source.format {
         FundingFormat::BinanceFunding | FundingFormat::BinanceRest => binance::load_funding(source, symbol, files, warnings),
         FundingFormat::Generic => generic::load_funding(source, files, warnings),
         _ => venue_formats::load_funding(source, files, warnings),
+    }?;
+    if let Some(name) = &source.time_zone {
+        zone::to_utc(&mut series.settle_ms, zone::parse(name, "data.funding.time_zone")?, "funding")?;
     }
+    Ok(series)
 }
 
 /// The clock checks' warnings: settlements against the venue's schedule, bars against their
@@ -297,11 +302,15 @@ pub fn typical_interval_hours(interval_hours: &[f64]) -> f64 {
 }
 
 fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
-    match source.format {
+    let mut bars = match source.format {
         PriceFormat::BinanceKlines => binance::load_klines(source, label, files, warnings),
         PriceFormat::Generic => generic::load_prices(source, label, files, warnings),
         PriceFormat::BybitTrades => venue_formats::load_bybit_trades(source, label, files, warnings),
+    }?;
+    if let Some(name) = &source.time_zone {
+        zone::to_utc(&mut bars.ts_ms, zone::parse(name, &format!("data.{label}.time_zone"))?, label)?;
     }
+    Ok(bars)
 }
 
 /// Where a row came from (file index, 0-based row), for messages after files are merged.

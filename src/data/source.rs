@@ -205,6 +205,11 @@ pub struct PriceSource {
     /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (`Europe/London`), daylight
+    /// saving included: moved to UTC by the zone's rules on each date (see `data::zone`). In
+    /// place of `utc_offset_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 fn default_time_unit() -> TimeFormat {
@@ -258,6 +263,7 @@ impl PriceSource {
             open_column: None,
             filter: Default::default(),
             utc_offset_hours: None,
+            time_zone: None,
         }
     }
 }
@@ -276,6 +282,7 @@ impl FundingSource {
             mark_column: None,
             filter: Default::default(),
             utc_offset_hours: None,
+            time_zone: None,
             rates_in: None,
         }
     }
@@ -319,6 +326,11 @@ pub struct FundingSource {
     /// and text without a zone are shifted back to UTC; text with its own offset is honoured.
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (`Europe/London`), daylight
+    /// saving included: moved to UTC by the zone's rules on each date (see `data::zone`). In
+    /// place of `utc_offset_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A staking APR series (daily or any cadence), applied as known at each row's time.

@@ -349,6 +349,11 @@ impl ChunkedMarket {
     pub fn open(config: &DataConfig, window: &Window, constant_staking_apr: f64, chunking: Chunking) -> Result<Option<Self>> {
         let (Some(funding_source), Some(perp_source)) = (&config.funding, &config.perp) else { return Ok(None) };
         super::matching::check_symbol(config)?;
+        // Wall-clock times in a zone are moved to UTC on the whole series: the whole load.
+        let zoned = [config.spot.as_ref(), config.perp.as_ref(), config.mark.as_ref(), config.index.as_ref()].into_iter().flatten().any(|s| s.time_zone.is_some());
+        if zoned || funding_source.time_zone.is_some() {
+            return Ok(None);
+        }
         // The size first: a short run opens nothing here.
         let perp_bytes: u64 = super::read::expand_glob(&perp_source.path, "perp bars")?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
         if perp_bytes < chunking.from_perp_bytes {
