@@ -161,7 +161,9 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         summary.configurations, summary.seconds, summary.failed, summary.timelines
     );
     if let (Some(id), Some(value)) = (summary.best_id, summary.best_metric) {
-        println!("best by {}: configuration {id} ({value:.4})", sweep.file.metric);
+        let values = sweep.values(id);
+        let params: Vec<String> = sweep.params.iter().zip(&values).map(|(p, v)| format!("{} = {}", p.path, crate::app::sweep::spec::value_text(v))).collect();
+        println!("best by {}: configuration {id} ({value:.4}): {}", sweep.file.metric, params.join(", "));
     }
     println!("  results {}", summary.folder.join("results.parquet").display());
     println!("  open    {}", summary.folder.join("index.html").display());

@@ -29,6 +29,10 @@ pub struct Heatmap<'a> {
     pub centre: f64,
     /// Green for values above the centre (else below).
     pub higher_is_better: bool,
+    /// The smallest distance from the centre drawn at full colour: the scale spans at least
+    /// this much either way, so cells that differ by a few percent stay pale (0: the largest
+    /// difference seen is full colour).
+    pub min_half_range: f64,
     /// Formats a cell's value for printing in the cell.
     pub format: fn(f64) -> String,
 }
@@ -46,7 +50,7 @@ pub fn value_heatmap(map: &Heatmap, area: &Area) -> Result<()> {
     let cell_w = (width - left - right_key) / columns;
     let cell_h = (height - top - bottom) / rows;
     let values: Vec<f64> = map.cells.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
-    let scale = values.iter().map(|v| (v - map.centre).abs()).fold(1e-12, f64::max);
+    let scale = values.iter().map(|v| (v - map.centre).abs()).fold(map.min_half_range.max(1e-12), f64::max);
     let font_size = if columns > 12 { 12 } else { 15 };
     let label = TextStyle::from((FONT, font_size).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
     let axis = TextStyle::from((FONT, 17).into_font()).pos(Pos::new(HPos::Center, VPos::Center));

@@ -179,6 +179,9 @@ pub fn render(
         let flat: Vec<f64> = cells.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
         let straddles = flat.iter().any(|v| *v < 0.0) && flat.iter().any(|v| *v > 0.0);
         let centre = if straddles { 0.0 } else { flat.iter().sum::<f64>() / flat.len().max(1) as f64 };
+        // Around a mean, full colour only 25 % of it away: a spread of a few percent is noise
+        // across configurations and is drawn pale, not as signal.
+        let min_half_range = if straddles { 0.0 } else { 0.25 * centre.abs() };
         let height = (170 + 44 * y_labels.len() as u32).clamp(360, 900);
         let map = Heatmap {
             title: &title,
@@ -190,13 +193,14 @@ pub fn render(
             value_desc: &value_desc,
             centre,
             higher_is_better: sweep.file.maximize,
+            min_half_range,
             format: fmt,
         };
         let png = charts::render_png(charts::WIDTH, height, |area| charts::value_heatmap(&map, area)).context("drawing the heatmap")?;
         images.push(ChartImage {
             file: "sweep_heatmap.png",
             title: title.clone(),
-            description: "Each cell is the mean of the metric over every configuration with those two values (the other parameters averaged out). Colours run from red (worse) to green (better) around 0, or around the mean when every cell has the same sign. Grey: no valid configuration.",
+            description: "Each cell is the mean of the metric over every configuration with those two values (the other parameters averaged out). Colours run from red (worse) to green (better) around 0, or around the mean when every cell has the same sign, full colour at 25 % of the mean away from it (or the largest difference, if larger), so a few percent between cells stays pale. Grey: no valid configuration.",
             width: charts::WIDTH,
             height,
             png,
@@ -243,7 +247,9 @@ pub fn render(
     let shown = ["total_return", "apr", "sharpe", "max_drawdown", "funding_apr_over_window", "liquidations"];
     body.push_str(&format!("<section class=\"table\" id=\"top\">\n<h2>Top {} configurations by {}</h2>\n<table>\n<tr><th class=\"num\">rank</th><th class=\"num\">id</th>", sweep.file.top.min(ranked.len()), escape(metric)));
     for (name, _) in &table.params {
-        body.push_str(&format!("<th>{}</th>", escape(name)));
+        // The field's last part, the full path on hover: the table fits the page.
+        let short = name.rsplit('.').next().unwrap_or(name);
+        body.push_str(&format!("<th title=\"{}\">{}</th>", escape(name), escape(&short.replace('_', " "))));
     }
     let mut metric_columns: Vec<&str> = vec![metric];
     metric_columns.extend(shown.iter().filter(|m| **m != metric));
