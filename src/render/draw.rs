@@ -225,7 +225,12 @@ pub fn format_axis(v: f64) -> String {
         return format!("{}M", trim_zeros(format!("{:.2}", v / 1e6)));
     }
     let decimals = (3 - a.log10().floor() as i32).clamp(0, 5) as usize;
-    trim_zeros(format!("{v:.decimals$}"))
+    let text = trim_zeros(format!("{v:.decimals$}"));
+    // A tick a rounding error below zero prints as zero, never "-0".
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        return "0".into();
+    }
+    text
 }
 
 pub(super) fn trim_zeros(text: String) -> String {
@@ -439,5 +444,18 @@ mod tests {
             .collect();
         let (first, last) = (blue_rows[0], blue_rows[blue_rows.len() - 1]);
         assert!(first >= top - 2 && last <= bottom + 2, "line spans rows {first}..{last}, data spans {top}..{bottom}");
+    }
+}
+
+#[cfg(test)]
+mod axis_tests {
+    use super::format_axis;
+
+    #[test]
+    fn ticks_never_print_a_negative_zero() {
+        assert_eq!(format_axis(-1e-10), "0");
+        assert_eq!(format_axis(-0.0), "0");
+        assert_eq!(format_axis(-0.05), "-0.05");
+        assert_eq!(format_axis(2_500_000.0), "2.5M");
     }
 }

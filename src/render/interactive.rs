@@ -360,7 +360,9 @@ const APP_JS: &str = r##"
       width: width, height: 300,
       cursor: { sync: { key: "basis" }, drag: { x: true, y: false } },
       scales: { x: { time: true } },
-      axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70 }],
+      axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70,
+        // A tick a rounding error off zero prints as 0, never "-0.0".
+        values: function (u, splits) { return splits.map(function (v) { return Math.abs(v) < 1e-9 ? "0" : v.toLocaleString("en-US", { maximumFractionDigits: 6 }); }); } }],
       series: series,
       hooks: { drawClear: [function (u) {
         // Shaded spans (stale spot), at least a pixel wide, under the lines.
