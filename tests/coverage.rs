@@ -33,6 +33,26 @@ fn funding_that_ends_early_clips_the_default_window() {
     assert!(result.warnings.iter().any(|w| w.contains("(16 perp steps cut)")), "{:?}", result.warnings);
 }
 
+/// Only the source that sets the bound is blamed, once: the spot also ends before the perp, but
+/// after the funding does, so the 16 steps are the funding's cut alone.
+#[test]
+fn a_clipped_window_names_only_the_binding_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = corpus("39-funding-ends-early");
+    for file in ["config.toml", "funding.csv", "perp.csv"] {
+        std::fs::copy(case.join(file), dir.path().join(file)).unwrap();
+    }
+    // The spot's first 40 of 48 hourly bars: it ends at 2024-01-02 16:00, after the funding's
+    // cover (08:00) and before the perp (2024-01-03 00:00).
+    let spot = std::fs::read_to_string(case.join("spot.csv")).unwrap();
+    let kept: Vec<&str> = spot.lines().take(40 + usize::from(spot.starts_with("open_time"))).collect();
+    std::fs::write(dir.path().join("spot.csv"), kept.join("\n") + "\n").unwrap();
+    let result = backtest::run(&Config::load(&dir.path().join("config.toml")).unwrap()).unwrap();
+    let cut: Vec<&String> = result.warnings.iter().filter(|w| w.contains("perp steps cut")).collect();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert!(cut[0].starts_with("coverage: funding (") && cut[0].contains("(16 perp steps cut)") && !cut[0].contains("spot ("), "{cut:?}");
+}
+
 #[test]
 fn funding_that_starts_late_clips_the_front() {
     let result = backtest::run(&load("40-funding-starts-late")).unwrap();

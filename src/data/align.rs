@@ -275,13 +275,18 @@ pub fn plan_clock(coverage: Vec<Coverage>, spacing: i64, spot_first: i64, perp: 
             coverage.iter().map(describe).collect::<Vec<_>>().join(", ")
         );
     }
-    // Say what a default window lost to a source other than the perp (the clock itself).
+    // Say what a default window lost to a source other than the perp (the clock itself), once,
+    // naming only the sources that set the bound (the latest start, the earliest end): a source
+    // that starts after the perp but before the binding one cut nothing.
     let first_step = perp.at(first)?;
     if window.start_ms.is_none() && first_step > perp_first {
-        for c in coverage.iter().filter(|c| c.first_ms > perp_first && c.source != "perp") {
+        let late = coverage.iter().filter(|c| c.first_ms > perp_first && c.source != "perp");
+        if let Some(bound) = late.clone().map(|c| c.first_ms).max() {
+            let binding: Vec<String> = late.filter(|c| c.first_ms == bound).map(describe).collect();
             coverage_warnings.push(format!(
-                "coverage: {} starts after the perp: the window starts at {} instead of {} ({first} perp steps cut)",
-                describe(c),
+                "coverage: {} {} after the perp: the window starts at {} instead of {} ({first} perp steps cut)",
+                binding.join(" and "),
+                if binding.len() == 1 { "starts" } else { "start" },
                 format_ms(first_step),
                 format_ms(perp_first)
             ));
@@ -290,10 +295,13 @@ pub fn plan_clock(coverage: Vec<Coverage>, spacing: i64, spot_first: i64, perp: 
     let last_step = perp.at(last - 1)?;
     if window.end_ms.is_none() && last_step < perp_last {
         let cut = bars - last;
-        for c in coverage.iter().filter(|c| c.last_ms < perp_last && c.source != "perp") {
+        let early = coverage.iter().filter(|c| c.last_ms < perp_last && c.source != "perp");
+        if let Some(bound) = early.clone().map(|c| c.last_ms).min() {
+            let binding: Vec<String> = early.filter(|c| c.last_ms == bound).map(describe).collect();
             coverage_warnings.push(format!(
-                "coverage: {} ends before the perp: the window ends at {} instead of {} ({cut} perp steps cut)",
-                describe(c),
+                "coverage: {} {} before the perp: the window ends at {} instead of {} ({cut} perp steps cut)",
+                binding.join(" and "),
+                if binding.len() == 1 { "ends" } else { "end" },
                 format_ms(last_step),
                 format_ms(perp_last)
             ));
