@@ -105,9 +105,11 @@ fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &
     }
     if let Some(rates) = &market.cash_rate {
         timeline.cash_apr = rates.on_clock(&timeline.ts_ms)?;
+        warnings.extend(timeline.ts_ms.last().and_then(|last| rates.end_warning(*last)));
     }
     if let Some(rates) = &market.borrow_rate {
         timeline.borrow_apr = rates.on_clock(&timeline.ts_ms)?;
+        warnings.extend(timeline.ts_ms.last().and_then(|last| rates.end_warning(*last)));
     }
     let steps = timeline.len();
     alignment_warnings(&timeline, steps, config, &mut warnings);

@@ -119,11 +119,24 @@ pub fn write(data: &MarketData, raw: &toml::Value, base_dir: &Path, out: &Path) 
         data_table.insert("mark_optional".into(), toml::Value::Boolean(true));
     }
     data_table.extend(sources);
+    // The [data] sources not converted (rates, index, dated contracts) keep reading their own
+    // files: a relative path is made absolute from the original config's folder.
+    for key in ["cash_rate", "borrow_rate", "index", "dated", "dated_mark"] {
+        if let Some(path) = data_table.get_mut(key).and_then(|t| t.get_mut("path")) {
+            if let Some(text) = path.as_str() {
+                if Path::new(text).is_relative() {
+                    let absolute = std::path::absolute(base_dir.join(text)).unwrap_or_else(|_| base_dir.join(text));
+                    *path = toml::Value::String(absolute.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
     // Paths elsewhere in the config (a venue preset file) stay relative to the original folder.
     if let Some(preset) = config.get_mut("venue").and_then(|v| v.get_mut("preset")) {
         if let Some(name) = preset.as_str() {
             if !crate::venue::BUILT_IN.iter().any(|(id, _)| *id == name) && Path::new(name).is_relative() {
-                *preset = toml::Value::String(base_dir.join(name).to_string_lossy().into_owned());
+                let absolute = std::path::absolute(base_dir.join(name)).unwrap_or_else(|_| base_dir.join(name));
+                *preset = toml::Value::String(absolute.to_string_lossy().into_owned());
             }
         }
     }

@@ -357,8 +357,12 @@ pub fn load_rate(source: &RateSource, label: &str, files: &mut Vec<PathBuf>) -> 
             for path in expand_glob(pattern, label)? {
                 let table = read_table(&path)?;
                 let time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
-                let apr = table.f64s(table.column(&source.apr_column)?)?;
+                // An empty cell (a holiday in FRED's series) adds no row: the rate before it holds.
+                let apr = super::binance::optional_f64s(&table, table.column(&source.apr_column)?)?;
                 for i in 0..time.len() {
+                    if apr[i].is_nan() {
+                        continue;
+                    }
                     let value = check(apr[i], &|| format!("{}, column `{}`", table.locate(i), source.apr_column))?;
                     pairs.push((time[i], value));
                 }
@@ -376,6 +380,15 @@ pub fn load_rate(source: &RateSource, label: &str, files: &mut Vec<PathBuf>) -> 
 }
 
 impl RateSeries {
+    /// A warning when the series ends more than a week before `last_ms`: its last rate then
+    /// stands for the rest of the run.
+    pub fn end_warning(&self, last_ms: i64) -> Option<String> {
+        let end = *self.ts_ms.last()?;
+        (last_ms - end > 7 * crate::time::MS_PER_DAY).then(|| {
+            format!("data.{}: the series ends at {}, before the run's last step {}; its last rate ({:.2} %) stands for the rest", self.label, format_ms(end), format_ms(last_ms), self.apr.last().copied().unwrap_or(0.0) * 100.0)
+        })
+    }
+
     /// The APR known at each of `ts_ms` (the last row at or before it). A series that starts
     /// after the first step is refused: a rate before the data is unknown, not zero.
     pub fn on_clock(&self, ts_ms: &[i64]) -> Result<Vec<f64>> {

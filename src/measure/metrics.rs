@@ -426,7 +426,16 @@ impl Metrics {
         }
         out.push_str(&format!("{} {} -> {} ({} steps, {:.2} years)\n", self.symbol, self.start, self.end, self.steps, self.years));
         out.push_str(&format!("  equity        {:.2} -> {:.2}  (total {}, APR {}, CAGR {})\n", self.initial_capital, self.final_equity, pct(self.total_return), pct(self.apr), pct(self.cagr)));
-        out.push_str(&format!("  risk          Sharpe {:.2}, Sortino {:.2}, vol {}, max drawdown {} ({:.1} days underwater)\n", self.sharpe, self.sortino, pct(self.annualised_volatility), pct(self.max_drawdown), self.max_drawdown_duration_days));
+        // Which risk-free rate Sharpe and Sortino are over: the cash rate given, or none.
+        let over = if self.cash_apr != 0.0 { format!("over the cash rate, mean {}", pct(self.cash_apr)) } else { "over a 0 % risk-free rate: no [data.cash_rate]".to_string() };
+        out.push_str(&format!(
+            "  risk          Sharpe {:.2}, Sortino {:.2} ({over}), vol {}, max drawdown {} ({:.1} days underwater)\n",
+            self.sharpe,
+            self.sortino,
+            pct(self.annualised_volatility),
+            pct(self.max_drawdown),
+            self.max_drawdown_duration_days
+        ));
         out.push_str(&format!(
             "  funding       {:+.2} earned ({} settlements held; funding APR {} while held, {} over window)\n",
             self.funding_pnl,
