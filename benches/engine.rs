@@ -234,7 +234,7 @@ fn venue_studies(c: &mut Criterion) {
     group.bench_function("caps_fixed_path_btc_1h_2019_2026_13_rule_sets", |b| b.iter(|| caps::run(&config, &rule_sets, caps::CapsMode::FixedPath).unwrap()));
     let table = shared.join("multivenue-hourly/funding_rates.parquet");
     group.bench_function("venues_study_115k_rows", |b| {
-        b.iter(|| venues::study(&table, &venues::Columns::default(), "BTC", 7.0, 0.10, 2.0).unwrap())
+        b.iter(|| venues::study(&table, &venues::Columns::default(), "BTC", 7.0, 0.10, 2.0, false).unwrap())
     });
     group.finish();
 }

@@ -769,7 +769,9 @@ fn check_prose(ctx: &mut Ctx) {
                     }),
                     || format!("no `{venue} {coin}` row in:\n{}", indent(&run.stdout)),
                 )?;
-                let numbers = split_numbers(line).1;
+                // The window (`2025-03-08 .. 2026-03-07`) closes the row: its dates are not figures.
+                let figures = line.split(" .. ").next().map(|head| head.rsplitn(2, char::is_whitespace).last().unwrap_or(head)).unwrap_or(line);
+                let numbers = split_numbers(figures).1;
                 if numbers.len() != 4 {
                     return miss(format!("`{line}`: expected settlements, interval, APR and gap hours"));
                 }
@@ -883,7 +885,8 @@ fn check_prose(ctx: &mut Ctx) {
             let (mut rows, mut coins) = (0usize, BTreeSet::new());
             for line in run.stdout.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() == 6 && f[3].ends_with('h') {
+                // venue, coin, settlements, interval, APR, gap hours, and the window (3 fields).
+                if f.len() == 9 && f[3].ends_with('h') {
                     if let Ok(n) = f[2].parse::<usize>() {
                         rows += n;
                         coins.insert(f[1].to_string());

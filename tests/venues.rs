@@ -294,3 +294,21 @@ fn bad_multivenue_input_is_refused_with_its_row() {
     let err = format!("{:#}", venues::load(&path, &Columns { rate: "rate".into(), ..Columns::default() }).unwrap_err());
     assert!(err.contains("missing column `rate`") && err.contains("funding_rate"), "{err}");
 }
+
+/// APRs over different windows are flagged, and `--common-window` puts each coin's venues on
+/// the span all of them cover: on the multi-venue table dYdX's 1,000 hours (from 2026-01-24)
+/// sit beside Binance's year until the window is common.
+#[test]
+fn venues_flag_differing_windows_and_offer_a_common_one() {
+    let table = real_data_dir().join("multivenue-hourly/funding_rates.parquet");
+    let apart = venues::study(&table, &Columns::default(), "BTC", 7.0, 0.10, 2.0, false).unwrap();
+    let notes = venues::window_notes(&apart.aprs);
+    assert!(notes.iter().any(|n| n.starts_with("BTC:") && n.contains("dydx 2026-01-24") && n.contains("--common-window")), "{notes:?}");
+    assert!(venues::table_text(&apart).contains("note: BTC:"));
+    let common = venues::study(&table, &Columns::default(), "BTC", 7.0, 0.10, 2.0, true).unwrap();
+    assert!(venues::window_notes(&common.aprs).is_empty(), "{:?}", venues::window_notes(&common.aprs));
+    let btc: Vec<_> = common.aprs.iter().filter(|a| a.coin == "BTC").collect();
+    let starts: Vec<i64> = btc.iter().map(|a| basis::time::parse_time_ms("first", &a.first).unwrap()).collect();
+    // Every venue starts within one 8 h interval of the others.
+    assert!(starts.iter().max().unwrap() - starts.iter().min().unwrap() <= 8 * 3_600_000, "{btc:?}");
+}

@@ -163,6 +163,48 @@ pub fn load(path: &Path, columns: &Columns) -> Result<Vec<VenueSeries>> {
     Ok(out)
 }
 
+/// Trim each coin's series to the span every venue of that coin covers (the latest first
+/// settlement to the earliest last one), so their APRs are over the same time; intervals and
+/// gaps are worked out again on what is left. A coin whose venues share no time keeps none.
+pub fn common_window(series: &mut Vec<VenueSeries>) {
+    let coins: std::collections::BTreeSet<String> = series.iter().map(|s| s.coin.clone()).collect();
+    for coin in coins {
+        let of_coin = series.iter().filter(|s| s.coin == coin && !s.settle_ms.is_empty());
+        let from = of_coin.clone().map(|s| s.settle_ms[0]).max().unwrap_or(i64::MIN);
+        let to = of_coin.map(|s| *s.settle_ms.last().unwrap_or(&i64::MAX)).min().unwrap_or(i64::MAX);
+        for s in series.iter_mut().filter(|s| s.coin == coin) {
+            let keep: Vec<usize> = (0..s.settle_ms.len()).filter(|&i| s.settle_ms[i] >= from && s.settle_ms[i] <= to).collect();
+            s.settle_ms = keep.iter().map(|&i| s.settle_ms[i]).collect();
+            s.rate = keep.iter().map(|&i| s.rate[i]).collect();
+            assign_intervals(s);
+        }
+    }
+    series.retain(|s| !s.settle_ms.is_empty());
+}
+
+/// Per coin, a note when its venues' APRs cover windows that differ by more than a week at
+/// either end: the APRs are then over different times (a 1,000-hour venue beside a year).
+pub fn window_notes(aprs: &[VenueApr]) -> Vec<String> {
+    let coins: std::collections::BTreeSet<&String> = aprs.iter().map(|a| &a.coin).collect();
+    let mut notes = Vec::new();
+    for coin in coins {
+        let rows: Vec<&VenueApr> = aprs.iter().filter(|a| &a.coin == coin).collect();
+        if rows.len() < 2 {
+            continue;
+        }
+        let (firsts, lasts): (Vec<&str>, Vec<&str>) = rows.iter().map(|r| (r.first.as_str(), r.last.as_str())).unzip();
+        let spread = |values: &[&str]| -> i64 {
+            let ms: Vec<i64> = values.iter().filter_map(|v| crate::time::parse_time_ms("", v).ok()).collect();
+            ms.iter().max().copied().unwrap_or(0) - ms.iter().min().copied().unwrap_or(0)
+        };
+        if spread(&firsts) > 7 * crate::time::MS_PER_DAY || spread(&lasts) > 7 * crate::time::MS_PER_DAY {
+            let spans: Vec<String> = rows.iter().map(|r| format!("{} {} .. {}", r.venue, &r.first[..10.min(r.first.len())], &r.last[..10.min(r.last.len())])).collect();
+            notes.push(format!("{coin}: the venues' APRs cover different windows ({}); they are over different times. Pass --common-window to compare them over the span all cover", spans.join(", ")));
+        }
+    }
+    notes
+}
+
 /// Each row's interval: the spacing to the previous settlement, capped at the nominal interval
 /// (the rest of a longer spacing is a gap); the first row takes the next row's.
 pub fn assign_intervals(series: &mut VenueSeries) {
@@ -468,8 +510,11 @@ pub struct VenueStudy {
 }
 
 /// Load the table and compute every figure.
-pub fn study(path: &Path, columns: &Columns, chart_coin: &str, lookback_days: f64, switch_margin_apr: f64, slippage_bps: f64) -> Result<VenueStudy> {
-    let series = load(path, columns)?;
+pub fn study(path: &Path, columns: &Columns, chart_coin: &str, lookback_days: f64, switch_margin_apr: f64, slippage_bps: f64, common: bool) -> Result<VenueStudy> {
+    let mut series = load(path, columns)?;
+    if common {
+        common_window(&mut series);
+    }
     if series.is_empty() {
         bail_input!("{}: no funding rows", path.display());
     }
@@ -588,7 +633,12 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
     // The chart coin's APR per venue as bars, in the colours of its lines.
     let bars: Vec<(String, f64)> = venue_lines
         .iter()
-        .map(|line| (line.label.clone(), study.aprs.iter().find(|a| a.venue == line.label && &a.coin == coin).map(|a| a.funding_apr * 100.0).unwrap_or(f64::NAN)))
+        .map(|line| {
+            // Each bar labelled with the window its APR is over: they may differ.
+            let row = study.aprs.iter().find(|a| a.venue == line.label && &a.coin == coin);
+            let label = row.map(|a| format!("{} ({} .. {})", line.label, &a.first[..10.min(a.first.len())], &a.last[..10.min(a.last.len())])).unwrap_or_else(|| line.label.clone());
+            (label, row.map(|a| a.funding_apr * 100.0).unwrap_or(f64::NAN))
+        })
         .collect();
     let bar_height = 110 + 40 * bars.len() as u32;
     let png = charts::render_png(charts::WIDTH, bar_height, |area| crate::render::study::bar_chart(area, &format!("{coin} funding APR per venue"), "funding APR (%)", &bars))?;
@@ -616,7 +666,11 @@ pub fn render(study: &VenueStudy) -> Result<(Vec<ChartImage>, String)> {
             pct(row.positive_share)
         ));
     }
-    body.push_str("</table>\n</section>\n");
+    body.push_str("</table>\n");
+    for note in window_notes(&study.aprs) {
+        body.push_str(&format!("<p class=\"banner\">{}</p>\n", escape(&note)));
+    }
+    body.push_str("</section>\n");
     for image in &images {
         body.push_str(&html::chart_section(image));
     }
@@ -683,9 +737,23 @@ pub fn write(study: &VenueStudy, output_dir: &Path, name: &str, force: bool) -> 
 pub fn table_text(study: &VenueStudy) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours");
+    let _ = writeln!(out, "{:<12} {:<6} {:>11} {:>9} {:>12} {:>10}  {}", "venue", "coin", "settlements", "interval", "funding APR", "gap hours", "window");
     for row in &study.aprs {
-        let _ = writeln!(out, "{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}", row.venue, row.coin, row.settlements, row.typical_interval_hours, row.funding_apr * 100.0, row.gap_hours);
+        let _ = writeln!(
+            out,
+            "{:<12} {:<6} {:>11} {:>8}h {:>11.2}% {:>10}  {} .. {}",
+            row.venue,
+            row.coin,
+            row.settlements,
+            row.typical_interval_hours,
+            row.funding_apr * 100.0,
+            row.gap_hours,
+            &row.first[..10.min(row.first.len())],
+            &row.last[..10.min(row.last.len())]
+        );
+    }
+    for note in window_notes(&study.aprs) {
+        let _ = writeln!(out, "note: {note}");
     }
     for r in study.rotations.iter().filter(|r| r.switches > 0 || r.label.starts_with("best")) {
         let _ = writeln!(out, "{:<6} best venue: net APR {:+.2}% ({} switches, costs {:.3}% of notional)", r.coin, r.net_apr * 100.0, r.switches, r.costs * 100.0);

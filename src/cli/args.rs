@@ -118,6 +118,10 @@ pub struct VenuesArgs {
     /// Slippage per perp fill on a switch, bps of notional.
     #[arg(long, default_value_t = 2.0)]
     pub slippage_bps: f64,
+    /// Trim each coin's venues to the span all of them cover, so their APRs are over the same
+    /// time (the table says when they are not).
+    #[arg(long)]
+    pub common_window: bool,
     /// Column of the funding table holding settlement times.
     #[arg(long, default_value = "timestamp")]
     pub time_column: String,

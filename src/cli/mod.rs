@@ -133,7 +133,7 @@ fn run_venues(args: VenuesArgs) -> Result<()> {
     use crate::app::venues;
     let columns = venues::Columns { time: args.time_column, venue: args.venue_column, coin: args.coin_column, rate: args.rate_column };
     crate::config::validate_run_name(&args.name)?;
-    let study = venues::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps)?;
+    let study = venues::study(&args.funding, &columns, &args.coin, args.lookback_days, args.switch_margin_apr, args.slippage_bps, args.common_window)?;
     let folder = venues::write(&study, &args.output_dir, &args.name, args.force)?;
     print!("{}", venues::table_text(&study));
     println!("  open {}", folder.join("index.html").display());
