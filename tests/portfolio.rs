@@ -763,6 +763,11 @@ margin_mode = "portfolio"
         assert!(html.contains(&format!("<h2>{heading}</h2>")), "no {heading} section");
     }
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+    // Each PNG has its interactive chart over it, as on a single run's page.
+    let plots = &html[html.find("<script type=\"application/json\" id=\"plots\">").expect("the page embeds its charts' data")..];
+    for section in ["book_equity", "account_distance", "account_margin_ratio"] {
+        assert!(plots.contains(&format!("\"section\":\"{section}\"")), "no interactive {section}");
+    }
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "the page fetches nothing");
     let manifest = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
     for file in ["legs.parquet", "accounts.parquet", "index.html", "book_equity.png", "account_distance.png", "account_margin_ratio.png"] {

@@ -127,6 +127,28 @@ pub fn file_names() -> Vec<&'static str> {
     CHARTS.iter().map(|c| c.0).chain(["index.html"]).collect()
 }
 
+/// The book's interactive charts, one over each PNG (zoom, pan, values under the cursor):
+/// equity of the book and each pair, and each account's distance to liquidation and margin
+/// ratio.
+fn plots(input: &BookReport) -> Vec<crate::render::interactive::Plot> {
+    use crate::render::interactive::plot;
+    let ts = input.ledger.book.ts_ms();
+    let mut equity = vec![("book".to_string(), (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).equity).collect::<Vec<f64>>())];
+    for (k, ledger) in input.ledger.pairs.iter().enumerate() {
+        equity.push((input.places[k].name.clone(), (0..ledger.len()).map(|i| ledger.row(i).equity).collect()));
+    }
+    let per_account = |value: &dyn Fn(&crate::sim::portfolio::AccountRow) -> f64| -> Vec<(String, Vec<f64>)> {
+        input.ledger.accounts.iter().enumerate().map(|(a, rows)| (input.accounts[a].name.clone(), rows.iter().map(value).collect())).collect()
+    };
+    let distance = per_account(&|r| if r.liquidation_distance.is_finite() { (r.liquidation_distance * 100.0).min(100.0) } else if r.liquidation_distance.is_nan() { f64::NAN } else { 100.0 });
+    let ratio = per_account(&|r| if r.margin_ratio.is_finite() { r.margin_ratio * 100.0 } else { f64::NAN });
+    vec![
+        plot("book_equity", "equity (quote currency)", ts, equity),
+        plot("account_distance", "adverse move to liquidation (%, capped at 100)", ts, distance),
+        plot("account_margin_ratio", "margin ratio (%)", ts, ratio),
+    ]
+}
+
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     // Wide tables scroll inside their own box, never the page.
     let mut out = String::from("<div style=\"overflow-x:auto\">\n<table>\n<tr>");
@@ -262,5 +284,5 @@ fn page(input: &BookReport, charts: &[ChartImage]) -> String {
         }
         body.push_str("</ul>\n</section>\n");
     }
-    html::page(&format!("basis book: {}", input.run_name), &body)
+    html::page_with_scripts(&format!("basis book: {}", input.run_name), &body, &crate::render::interactive::page_scripts(&plots(input)))
 }

@@ -134,7 +134,9 @@ fn round_significant(v: f64) -> f64 {
     format!("{v:.5e}").parse().unwrap_or(v)
 }
 
-fn plot(section: &str, y_label: &str, ts_ms: &[i64], lines: Vec<(String, Vec<f64>)>) -> Plot {
+/// One interactive chart for `section`: `lines` on the steps `ts_ms`, decimated, in the
+/// palette's styles.
+pub fn plot(section: &str, y_label: &str, ts_ms: &[i64], lines: Vec<(String, Vec<f64>)>) -> Plot {
     let columns: Vec<&[f64]> = lines.iter().map(|(_, v)| v.as_slice()).collect();
     let (x, values) = decimate(ts_ms, &columns);
     let lines = lines
@@ -360,7 +362,9 @@ const APP_JS: &str = r##"
       width: width, height: 300,
       cursor: { sync: { key: "basis" }, drag: { x: true, y: false } },
       scales: { x: { time: true } },
-      axes: [{ label: "date (UTC)" }, { label: spec.y_label, size: 70,
+      axes: [{ label: "date (UTC)" }, { label: spec.y_label,
+        // Wide enough for the longest tick (a book's 1,750,000) beside the axis label.
+        size: function (u, values) { var n = values && values.length ? Math.max.apply(null, values.map(function (v) { return String(v).length; })) : 6; return 34 + 7 * n; },
         // A tick a rounding error off zero prints as 0, never "-0.0".
         values: function (u, splits) { return splits.map(function (v) { return Math.abs(v) < 1e-9 ? "0" : v.toLocaleString("en-US", { maximumFractionDigits: 6 }); }); } }],
       series: series,
