@@ -362,7 +362,25 @@ const APP_JS: &str = r##"
       width: width, height: 300,
       cursor: { sync: { key: "basis" }, drag: { x: true, y: false } },
       scales: { x: { time: true } },
-      axes: [{ label: "date (UTC)" }, { label: spec.y_label,
+      axes: [{ label: "date (UTC)", space: 90,
+        // Month names at every span, in UTC, as the PNGs label dates (never "9/29").
+        values: function (u, splits) {
+          var months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+          var span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+          var shown = "";
+          return splits.map(function (v) {
+            var d = new Date(v * 1000), m = months[d.getUTCMonth()];
+            if (span > 86400 * 60) {
+              // A month named once: later ticks inside it give their day.
+              var label = m + " " + d.getUTCFullYear();
+              if (label === shown) return String(d.getUTCDate());
+              shown = label;
+              return label;
+            }
+            if (span > 86400 * 2) return m + " " + d.getUTCDate();
+            return m + " " + d.getUTCDate() + " " + String(d.getUTCHours()).padStart(2, "0") + ":" + String(d.getUTCMinutes()).padStart(2, "0");
+          });
+        } }, { label: spec.y_label,
         // Wide enough for the longest tick (a book's 1,750,000) beside the axis label.
         size: function (u, values) { var n = values && values.length ? Math.max.apply(null, values.map(function (v) { return String(v).length; })) : 6; return 34 + 7 * n; },
         // A tick a rounding error off zero prints as 0, never "-0.0".
