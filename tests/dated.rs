@@ -400,7 +400,7 @@ fn real_btc_sharpe_over_a_cash_rate_follows_the_formula() {
         return;
     }
     let mut config = basis::config::Config::load(&path).unwrap();
-    config.data.cash_rate = Some(basis::config::RateSource { apr: Some(0.05), path: None, time_column: "time".into(), time_unit: basis::config::TimeFormat::Auto, apr_column: "apr".into(), percent: false, utc_offset_hours: None });
+    config.data.cash_rate = Some(basis::config::RateSource { apr: Some(0.05), path: None, time_column: "time".into(), time_unit: basis::config::TimeFormat::Auto, apr_column: "apr".into(), percent: false, utc_offset_hours: None, time_zone: None });
     let result = basis::app::backtest::run(&config).unwrap();
     let ts = result.ledger.ts_ms();
     let equity = result.ledger.column("equity").unwrap();

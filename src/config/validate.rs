@@ -98,6 +98,11 @@ impl Config {
             ("mark", d.mark.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
             ("index", d.index.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
             ("funding", d.funding.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("staking", d.staking.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("dated", d.dated.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("dated_mark", d.dated_mark.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("cash_rate", d.cash_rate.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
+            ("borrow_rate", d.borrow_rate.as_ref().map(|s| (&s.time_zone, s.utc_offset_hours))),
         ];
         for (label, source) in zones {
             if let Some((Some(zone), offset)) = source {

@@ -106,6 +106,12 @@ pub fn load_contracts(source: &DatedSource, label: &str, files: &mut Vec<PathBuf
         }
         DatedFormat::Generic => load_generic(source, label, files, warnings)?,
     };
+    if let Some(name) = &source.time_zone {
+        let zone = super::zone::parse(name, &format!("{label}.time_zone"))?;
+        for contract in &mut contracts {
+            super::zone::to_utc(&mut contract.bars.ts_ms, zone, &format!("{label} {}", contract.name))?;
+        }
+    }
     for contract in &mut contracts {
         // A bar closing after delivery is not the contract's: the contract no longer trades.
         let keep = contract.bars.ts_ms.partition_point(|&t| t <= contract.expiry_ms);
@@ -356,7 +362,10 @@ pub fn load_rate(source: &RateSource, label: &str, files: &mut Vec<PathBuf>) -> 
             let mut pairs: Vec<(i64, f64)> = Vec::new();
             for path in expand_glob(pattern, label)? {
                 let table = read_table(&path)?;
-                let time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
+                let mut time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
+                if let Some(name) = &source.time_zone {
+                    super::zone::to_utc(&mut time, super::zone::parse(name, &format!("data.{label}.time_zone"))?, label)?;
+                }
                 // An empty cell (a holiday in FRED's series) adds no row: the rate before it holds.
                 let apr = super::binance::optional_f64s(&table, table.column(&source.apr_column)?)?;
                 for i in 0..time.len() {

@@ -257,7 +257,10 @@ pub fn load_staking(source: &StakingSource, files: &mut Vec<PathBuf>) -> Result<
     let mut pairs: Vec<(i64, f64)> = Vec::new();
     for path in expand_glob(&source.path, "staking")? {
         let table = read_table(&path)?;
-        let time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
+        let mut time = table.local_times_ms(table.column(&source.time_column)?, source.time_unit, source.utc_offset_hours)?;
+        if let Some(name) = &source.time_zone {
+            super::zone::to_utc(&mut time, super::zone::parse(name, "data.staking.time_zone")?, "staking")?;
+        }
         let apr = table.f64s(table.column(&source.apr_column)?)?;
         for i in 0..time.len() {
             if !(0.0..=1.0).contains(&apr[i]) {

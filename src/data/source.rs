@@ -351,6 +351,9 @@ pub struct StakingSource {
     /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (see [`PriceSource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A rate that changes over time (decimal APR), or a constant: `{ apr = 0.045 }` or
@@ -379,6 +382,9 @@ pub struct RateSource {
     /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (see [`PriceSource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// The unit of a funding file's rates.
@@ -453,6 +459,9 @@ pub struct DatedSource {
     /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
     #[serde(default)]
     pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (see [`PriceSource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl DatedSource {
@@ -474,6 +483,7 @@ impl DatedSource {
             expiry: None,
             settlement_column: None,
             utc_offset_hours: None,
+            time_zone: None,
         }
     }
 }
