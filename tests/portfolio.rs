@@ -759,10 +759,10 @@ margin_mode = "portfolio"
     let result = basis::app::portfolio::run(&book).expect("runs");
     let folder = basis::app::portfolio::write_outputs(&book, None, &result, false).expect("writes");
     let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
-    for heading in ["Summary", "Pairs", "Accounts", "PnL by account (venue)", "Correlation of daily returns", "Equity", "Distance to liquidation", "Margin ratio"] {
+    for heading in ["Summary", "Pairs", "Accounts", "PnL by account (venue)", "Correlation of daily returns", "Equity", "Distance to liquidation", "Margin ratio", "Rolling 90-day Sharpe", "Funding per month", "Worst drawdowns of the book"] {
         assert!(html.contains(&format!("<h2>{heading}</h2>")), "no {heading} section");
     }
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 5);
     // Each PNG has its interactive chart over it, as on a single run's page.
     let plots = &html[html.find("<script type=\"application/json\" id=\"plots\">").expect("the page embeds its charts' data")..];
     for section in ["book_equity", "account_distance", "account_margin_ratio"] {
@@ -770,7 +770,7 @@ margin_mode = "portfolio"
     }
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "the page fetches nothing");
     let manifest = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
-    for file in ["legs.parquet", "accounts.parquet", "index.html", "book_equity.png", "account_distance.png", "account_margin_ratio.png"] {
+    for file in ["legs.parquet", "accounts.parquet", "index.html", "book_equity.png", "account_distance.png", "account_margin_ratio.png", "book_rolling_sharpe.png", "book_monthly_funding.png"] {
         assert!(folder.join(file).exists(), "{file} missing");
         assert!(manifest.contains(file), "{file} not in the manifest");
     }

@@ -1,7 +1,8 @@
-//! A portfolio's report: the book's summary, a section per pair and per account, PnL by venue,
-//! the correlation of the pairs' returns, and three charts (equity of the book and each pair,
-//! each account's distance to liquidation, each account's margin ratio), in one self-contained
-//! `index.html` with the PNGs beside it.
+//! A portfolio's report: the book's summary cards and table, a section per pair and per
+//! account, PnL by venue, the correlation of the pairs' returns, the worst drawdowns, and five
+//! charts (equity of the book and each pair, each account's distance to liquidation and margin
+//! ratio, the book's rolling 90-day Sharpe and its funding per month), interactive over their
+//! PNGs, in one self-contained `index.html` with the PNGs beside it.
 
 use anyhow::Result;
 use plotters::prelude::*;
@@ -101,12 +102,57 @@ fn margin_ratio_chart(input: &BookReport, area: &Area) -> Result<()> {
     legend.draw(&side)
 }
 
+/// The book's rolling 90-day Sharpe on its daily closes (risk-free 0: the book's pairs may
+/// each name a cash rate, the book has none of its own).
+fn rolling_sharpe_chart(input: &BookReport, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.book.ts_ms();
+    let equity: Vec<f64> = (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).equity).collect();
+    let closes = super::tearsheet::daily_closes(ts, &equity);
+    let returns = super::tearsheet::daily_returns(&closes, input.metrics.book.initial_capital);
+    let (days, sharpe) = super::tearsheet::rolling_sharpe(&returns, 90);
+    let lines = decimate_for_chart(&days, &sharpe);
+    let y = value_range(lines.iter(), &[0.0]);
+    let (plot, side) = panels(area, "Rolling 90-day Sharpe of the book (daily returns, risk-free 0)")?;
+    let mut chart = time_chart(&plot, "Sharpe, trailing 90 days", time_span(ts), y)?;
+    let mut legend = Legend::default();
+    draw_level(&mut chart, &mut legend, time_span(ts), 0.0, RGBColor(120, 120, 120), "zero")?;
+    draw_lines(&mut chart, &mut legend, &lines, BLUE.stroke_width(2), if sharpe.is_empty() { "needs 90 days of returns" } else { "rolling 90-day Sharpe" })?;
+    legend.draw(&side)
+}
+
+/// The book's funding per calendar month (UTC), received above zero and paid below.
+fn monthly_funding_chart(input: &BookReport, area: &Area) -> Result<()> {
+    area.fill(&WHITE).map_err(draw_err)?;
+    let ts = input.ledger.book.ts_ms();
+    let funding: Vec<f64> = (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).pnl.funding).collect();
+    let months = super::tearsheet::monthly_funding(ts, &funding);
+    let day = crate::time::MS_PER_DAY;
+    let y = value_range(std::iter::empty(), &months.iter().map(|m| m.1).chain([0.0]).collect::<Vec<f64>>());
+    let x = (months.first().map(|m| m.0).unwrap_or(0), months.last().map(|m| m.0 + 31 * day).unwrap_or(1));
+    let (plot, side) = panels(area, "Funding earned per month, the whole book")?;
+    let mut chart = time_chart(&plot, "funding (quote currency)", x, y)?;
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    chart
+        .draw_series(months.iter().map(|&(m, f)| {
+            let colour = if f >= 0.0 { RGBColor(26, 127, 55) } else { RGBColor(179, 0, 0) };
+            Rectangle::new([(at(m + 2 * day), 0.0), (at(m + 27 * day), f)], colour.filled())
+        }))
+        .map_err(draw_err)?;
+    let mut legend = Legend::default();
+    legend.add("received (month)", super::draw::Glyph::Line(RGBColor(26, 127, 55).stroke_width(8)));
+    legend.add("paid (month)", super::draw::Glyph::Line(RGBColor(179, 0, 0).stroke_width(8)));
+    legend.draw(&side)
+}
+
 type BookChart = (&'static str, &'static str, &'static str, fn(&BookReport, &Area) -> Result<()>);
 
-const CHARTS: [BookChart; 3] = [
+const CHARTS: [BookChart; 5] = [
     ("book_equity.png", "Equity", "The book's equity (thick) and each pair's: a pair's line moves with its PnL and with the capital allocation moves in or out of it.", equity_chart),
     ("account_distance.png", "Distance to liquidation", "For each account, the smallest move of every price against it (each pair's prices the way that hurts the account) that would liquidate it (isolated: its nearest position), capped at 100 % for display.", distance_chart),
     ("account_margin_ratio.png", "Margin ratio", "Each account's maintenance margin over its margin balance (cash and haircut spot count in portfolio mode), on a scale fitted to the ratios seen; the account is liquidated at the level the legend names.", margin_ratio_chart),
+    ("book_rolling_sharpe.png", "Rolling 90-day Sharpe", "The Sharpe ratio of the book's trailing 90 daily returns (mean over deviation, × √365, risk-free 0), from the 90th day on.", rolling_sharpe_chart),
+    ("book_monthly_funding.png", "Funding per month", "Funding the whole book received (green) or paid (red) in each calendar month (UTC), in the quote currency.", monthly_funding_chart),
 ];
 
 /// The book report's files: `index.html` and one PNG per chart.
@@ -142,10 +188,13 @@ fn plots(input: &BookReport) -> Vec<crate::render::interactive::Plot> {
     };
     let distance = per_account(&|r| if r.liquidation_distance.is_finite() { (r.liquidation_distance * 100.0).min(100.0) } else if r.liquidation_distance.is_nan() { f64::NAN } else { 100.0 });
     let ratio = per_account(&|r| if r.margin_ratio.is_finite() { r.margin_ratio * 100.0 } else { f64::NAN });
+    let closes = super::tearsheet::daily_closes(ts, &equity[0].1);
+    let (days, sharpe) = super::tearsheet::rolling_sharpe(&super::tearsheet::daily_returns(&closes, input.metrics.book.initial_capital), 90);
     vec![
-        plot("book_equity", "equity (quote currency)", ts, equity),
+        plot("book_equity", "equity (quote currency)", ts, equity.clone()),
         plot("account_distance", "adverse move to liquidation (%, capped at 100)", ts, distance),
         plot("account_margin_ratio", "margin ratio (%)", ts, ratio),
+        plot("book_rolling_sharpe", "Sharpe, trailing 90 days", &days, vec![("rolling 90-day Sharpe".into(), sharpe)]),
     ]
 }
 
@@ -277,6 +326,25 @@ fn page(input: &BookReport, charts: &[ChartImage]) -> String {
     for chart in charts {
         body.push_str(&html::chart_section(chart));
     }
+    // The tearsheet's worst drawdowns, on the book's equity.
+    let ts = input.ledger.book.ts_ms();
+    let equity: Vec<f64> = (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).equity).collect();
+    let drawdown_rows: Vec<Vec<String>> = super::tearsheet::worst_drawdowns(ts, &equity, 5)
+        .iter()
+        .map(|e| {
+            let end = e.recovery_ms.unwrap_or_else(|| ts.last().copied().unwrap_or(e.start_ms));
+            vec![
+                crate::time::format_ms(e.start_ms),
+                crate::time::format_ms(e.trough_ms),
+                e.recovery_ms.map(crate::time::format_ms).unwrap_or_else(|| "not recovered".into()),
+                format!("{:.2} %", e.depth * 100.0),
+                format!("{:.1}", (end - e.start_ms) as f64 / crate::time::MS_PER_DAY as f64),
+            ]
+        })
+        .collect();
+    body.push_str("<section><h2>Worst drawdowns of the book</h2>\n");
+    body.push_str(&table(&["from the peak", "trough", "recovered", "depth", "days"], &drawdown_rows));
+    body.push_str("</section>\n");
     if !input.warnings.is_empty() {
         body.push_str("<section><h2>Warnings</h2>\n<ul class=\"warn\">\n");
         for w in input.warnings {
