@@ -762,7 +762,7 @@ margin_mode = "portfolio"
     for heading in ["Summary", "Pairs", "Accounts", "PnL by account (venue)", "Correlation of daily returns", "Equity", "Distance to liquidation", "Margin ratio", "Rolling 90-day Sharpe", "Funding per month", "Worst drawdowns of the book"] {
         assert!(html.contains(&format!("<h2>{heading}</h2>")), "no {heading} section");
     }
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 5);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 6);
     // Each PNG has its interactive chart over it, as on a single run's page.
     let plots = &html[html.find("<script type=\"application/json\" id=\"plots\">").expect("the page embeds its charts' data")..];
     for section in ["book_equity", "account_distance", "account_margin_ratio"] {

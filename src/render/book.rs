@@ -1,7 +1,8 @@
 //! A portfolio's report: the book's summary cards and table, a section per pair and per
-//! account, PnL by venue, the correlation of the pairs' returns, the worst drawdowns, and five
+//! account, PnL by venue, the correlation of the pairs' returns, the worst drawdowns, and six
 //! charts (equity of the book and each pair, each account's distance to liquidation and margin
-//! ratio, the book's rolling 90-day Sharpe and its funding per month), interactive over their
+//! ratio, the book's rolling 90-day Sharpe, funding per month and daily returns' distribution),
+//! the time series interactive over their
 //! PNGs, in one self-contained `index.html` with the PNGs beside it.
 
 use anyhow::Result;
@@ -145,14 +146,21 @@ fn monthly_funding_chart(input: &BookReport, area: &Area) -> Result<()> {
     legend.draw(&side)
 }
 
+/// The histogram of the book's daily returns against the normal curve.
+fn return_distribution_chart(input: &BookReport, area: &Area) -> Result<()> {
+    let equity: Vec<f64> = (0..input.ledger.book.len()).map(|i| input.ledger.book.row(i).equity).collect();
+    super::tearsheet::return_distribution(input.ledger.book.ts_ms(), &equity, input.metrics.book.initial_capital, area)
+}
+
 type BookChart = (&'static str, &'static str, &'static str, fn(&BookReport, &Area) -> Result<()>);
 
-const CHARTS: [BookChart; 5] = [
+const CHARTS: [BookChart; 6] = [
     ("book_equity.png", "Equity", "The book's equity (thick) and each pair's: a pair's line moves with its PnL and with the capital allocation moves in or out of it.", equity_chart),
     ("account_distance.png", "Distance to liquidation", "For each account, the smallest move of every price against it (each pair's prices the way that hurts the account) that would liquidate it (isolated: its nearest position), capped at 100 % for display.", distance_chart),
     ("account_margin_ratio.png", "Margin ratio", "Each account's maintenance margin over its margin balance (cash and haircut spot count in portfolio mode), on a scale fitted to the ratios seen; the account is liquidated at the level the legend names.", margin_ratio_chart),
     ("book_rolling_sharpe.png", "Rolling 90-day Sharpe", "The Sharpe ratio of the book's trailing 90 daily returns (mean over deviation, × √365, risk-free 0), from the 90th day on.", rolling_sharpe_chart),
     ("book_monthly_funding.png", "Funding per month", "Funding the whole book received (green) or paid (red) in each calendar month (UTC), in the quote currency.", monthly_funding_chart),
+    ("book_return_distribution.png", "Distribution of daily returns", "A histogram of the book's daily returns (each UTC day's closing equity over the previous day's) against the normal curve with the same mean and deviation: mass beyond the curve is fat tails.", return_distribution_chart),
 ];
 
 /// The book report's files: `index.html` and one PNG per chart.

@@ -143,9 +143,13 @@ pub fn rolling_sharpe_chart(input: &ReportInput, area: &Area) -> Result<()> {
 
 /// Histogram of daily returns with the normal density of the same mean and deviation.
 pub fn return_distribution_chart(input: &ReportInput, area: &Area) -> Result<()> {
+    return_distribution(input.ledger.ts_ms(), column(input, "equity")?, input.initial_capital(), area)
+}
+
+/// [`return_distribution_chart`] of any equity series (a book's too) on its steps `ts`.
+pub fn return_distribution(ts: &[i64], equity: &[f64], initial_capital: f64, area: &Area) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
-    let ts = input.ledger.ts_ms();
-    let returns: Vec<f64> = daily_returns(&daily_closes(ts, column(input, "equity")?), input.initial_capital()).iter().map(|r| r.1 * 100.0).filter(|r| r.is_finite()).collect();
+    let returns: Vec<f64> = daily_returns(&daily_closes(ts, equity), initial_capital).iter().map(|r| r.1 * 100.0).filter(|r| r.is_finite()).collect();
     let n = returns.len().max(1) as f64;
     let mean = returns.iter().sum::<f64>() / n;
     let sd = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
