@@ -357,17 +357,25 @@ fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: Ma
 /// can survive rallies of ×30 and more), or a fall to zero.
 const FARTHEST_RISE: f64 = 1000.0;
 
-/// The smallest least `x` in [0, `far`] with `short(x)`, for a `short` that stays true once
-/// true; infinite when `short(far)` is false.
+/// The least `x` in [0, `far`] with `short(x)`, for a `short` that stays true once true;
+/// infinite when `short(far)` is false. The decade that holds it is found first (0.001, 0.01,
+/// ... up to `far`), then halved 42 times: a relative precision near 1e-12 in a few dozen looks.
 fn first_short(far: f64, short: impl Fn(f64) -> bool) -> f64 {
     if short(0.0) {
         return 0.0;
     }
-    if !short(far) {
-        return f64::INFINITY;
+    let (mut lo, mut hi) = (0.0, 1e-3f64.min(far));
+    loop {
+        if short(hi) {
+            break;
+        }
+        if hi >= far {
+            return f64::INFINITY;
+        }
+        lo = hi;
+        hi = (hi * 10.0).min(far);
     }
-    let (mut lo, mut hi) = (0.0, far);
-    for _ in 0..60 {
+    for _ in 0..42 {
         let mid = 0.5 * (lo + hi);
         if short(mid) {
             hi = mid;
@@ -386,13 +394,21 @@ fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: 
     if !holds_perp(runs, specs, account) {
         return f64::NAN;
     }
-    // Each pair's worst of a rise and a fall by x never grows with x (its headroom is concave
-    // in its price and at the close in between), so neither does the sum.
-    let short = |x: f64| {
-        let headroom: f64 = runs
+    let short = account_short_at(runs, specs, account, mode, threshold, i);
+    first_short(FARTHEST_RISE, short)
+}
+
+/// Whether moving every price of `account` by `x` against it (each pair's the way that hurts)
+/// from close `i` liquidates it. Each pair's worst of a rise and a fall by x never grows with x
+/// (its headroom is concave in its price and at the close in between), so neither does the
+/// sum: once true, true for every larger move. Only the account's own pairs are visited.
+fn account_short_at<'r>(runs: &'r [PairRun], specs: &'r [PairSpec], account: usize, mode: MarginMode, threshold: f64, i: usize) -> impl Fn(f64) -> bool + 'r {
+    let members: Vec<usize> = (0..runs.len()).filter(|&k| specs[k].perp_account == account || (mode == MarginMode::Portfolio && specs[k].spot_account == account)).collect();
+    move |x: f64| {
+        let headroom: f64 = members
             .iter()
-            .zip(specs)
-            .map(|(run, spec)| {
+            .map(|&k| {
+                let (run, spec) = (&runs[k], &specs[k]);
                 let t = run.timeline;
                 let (mark, spot) = (t.mark_prices()[i], t.spot[i]);
                 let at = |scale: f64| pair_headroom(run, spec, account, mode, threshold, mark, mark * scale, spot * scale);
@@ -400,8 +416,7 @@ fn account_distance(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: 
             })
             .sum();
         headroom < 0.0
-    };
-    first_short(FARTHEST_RISE, short)
+    }
 }
 
 /// For a pair whose perp sits in shared `account`: the mark of the pair's own asset (its spot
@@ -736,14 +751,27 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
             if !shared[a] {
                 continue;
             }
-            let distance = account_distance(&runs, pairs, a, account.mode, account.liquidation_threshold, i);
-            let triggered = runs.iter().zip(pairs).any(|(r, s)| s.perp_account == a && distance < r.sim.params.top_up_distance && r.sim.params.top_up_source != TopUpSource::None);
-            if triggered {
+            // A top-up asks only whether the account is nearer than each pair's threshold: one
+            // look at that move (the account's headroom falls with the move), not the distance.
+            let near: Vec<Option<bool>> = {
+                let holds = holds_perp(&runs, pairs, a);
+                let short = account_short_at(&runs, pairs, a, account.mode, account.liquidation_threshold, i);
+                runs.iter()
+                    .zip(pairs)
+                    .map(|(r, s)| (s.perp_account == a && holds).then(|| r.sim.params.top_up_source != TopUpSource::None && short(r.sim.params.top_up_distance.max(0.0)) && r.sim.params.top_up_distance > 0.0))
+                    .collect()
+            };
+            if near.iter().any(|n| *n == Some(true)) {
                 pool_free_margin(&mut runs, pairs, &steps, a, account.mode, &mut transfers);
             }
-            for (run, spec) in runs.iter_mut().zip(pairs) {
+            for ((run, spec), near) in runs.iter_mut().zip(pairs).zip(&near) {
                 if spec.perp_account == a {
-                    run.set_account_distance(distance);
+                    // Below the threshold (0) or not (infinite); NaN: no perp in the account.
+                    run.set_account_distance(match near {
+                        Some(true) => 0.0,
+                        Some(false) => f64::INFINITY,
+                        None => f64::NAN,
+                    });
                 }
             }
         }
