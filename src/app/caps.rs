@@ -307,50 +307,11 @@ pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, ev
         // Added as one difference, so a row whose funding is unchanged keeps its equity's bits.
         equity.push(row.equity + (running - base_running));
     }
-    let change = running - base_running;
-    out.pnl.funding += change;
-    out.final_equity += change;
-    // Each day's last equity moves by the funding difference accrued by then.
-    let mut k = 0;
-    for (day_ms, day_equity) in out.daily_equity.iter_mut() {
-        let day_end = *day_ms + crate::time::MS_PER_DAY;
-        while k + 1 < n && ledger.row(k + 1).ts_ms < day_end {
-            k += 1;
-        }
-        let row = ledger.row(k);
-        if row.ts_ms < day_end {
-            *day_equity = equity[k];
-        }
-    }
-    drawdown_of(&ledger_ts(ledger), &equity, summary.initial_capital, &mut out);
+    out.pnl.funding += running - base_running;
+    // The daily closes, final equity and drawdown of the re-priced equity, as a run records them.
+    let ts: Vec<i64> = (0..n).map(|i| ledger.row(i).ts_ms).collect();
+    crate::sim::record_equity(&mut out, &ts, &equity);
     (out, cumulative, equity)
-}
-
-fn ledger_ts(ledger: &FullLedger) -> Vec<i64> {
-    (0..ledger.len()).map(|i| ledger.row(i).ts_ms).collect()
-}
-
-/// Deepest fall below a running peak (the first peak the initial capital), its trough, and the
-/// longest time spent below a peak, from an equity series.
-fn drawdown_of(ts_ms: &[i64], equity: &[f64], initial: f64, summary: &mut crate::sim::RunSummary) {
-    let (mut peak, mut peak_ms) = (initial, ts_ms.first().copied().unwrap_or(0));
-    let (mut deepest, mut trough_ms, mut longest) = (0.0f64, 0i64, 0i64);
-    for (&t, &e) in ts_ms.iter().zip(equity) {
-        if e >= peak {
-            peak = e;
-            peak_ms = t;
-        } else {
-            longest = longest.max(t - peak_ms);
-            let dd = e / peak - 1.0;
-            if dd < deepest {
-                deepest = dd;
-                trough_ms = t;
-            }
-        }
-    }
-    summary.max_drawdown = deepest;
-    summary.max_drawdown_trough_ms = trough_ms;
-    summary.max_drawdown_duration_ms = longest;
 }
 
 /// Trailing 7-day funding APR at each settlement: Σ rate over (T − 7 d, T] × 365 / 7, in %.

@@ -184,11 +184,6 @@ impl Collateral {
         Collateral { tiers, by_quantity }
     }
 
-    /// Whether no balance counts at all (no tiers, or every ratio 0).
-    pub fn is_none(&self) -> bool {
-        self.tiers.iter().all(|t| t.ratio == 0.0)
-    }
-
     /// The margin value of `qty` units at `price`: each tier's share of the balance at the
     /// tier's ratio, summed; a negative balance at its full value.
     #[inline]

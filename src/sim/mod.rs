@@ -215,10 +215,11 @@ struct Sim<'a> {
     /// The last bar length seen (ms) and its length in years: on a regular clock the division
     /// is done once, with the same bits every step.
     elapsed_years: (i64, f64),
-    /// The distance to liquidation of the shared (cross or portfolio) account the perp sits
-    /// in, set by the book before each step's decisions: top-ups trigger on it instead of the
-    /// pair's isolated-equivalent distance. NaN for a perp margined alone.
-    account_distance: f64,
+    /// Whether the shared (cross or portfolio) account the perp sits in is nearer to
+    /// liquidation than `top_up_distance`, set by the book before each step's decisions: top-ups
+    /// trigger on it instead of the pair's isolated-equivalent distance. `None` for a perp
+    /// margined alone.
+    account_near: Option<bool>,
 }
 
 impl Sim<'_> {
@@ -395,8 +396,8 @@ impl Sim<'_> {
     #[inline(always)]
     fn wants_top_up(&self, distance: f64, at: &Quote) -> bool {
         let p = self.params;
-        if !self.account_distance.is_nan() {
-            return self.account_distance < p.top_up_distance;
+        if let Some(near) = self.account_near {
+            return near;
         }
         distance < p.top_up_distance
             || (p.spot_collateral_haircut > 0.0
@@ -988,6 +989,23 @@ impl Sim<'_> {
     }
 }
 
+/// Record `equity` (at `ts_ms`, from the summary's initial capital) into `summary` as a run
+/// records its own: the daily closes, the final equity and the drawdown, replacing what the
+/// summary held (a path whose equity was changed after it ran, e.g. funding re-priced).
+pub fn record_equity(summary: &mut RunSummary, ts_ms: &[i64], equity: &[f64]) {
+    summary.daily_equity.clear();
+    summary.max_drawdown = 0.0;
+    summary.max_drawdown_trough_ms = 0;
+    summary.max_drawdown_duration_ms = 0;
+    let mut tracker = DrawdownTracker::new(summary.initial_capital, ts_ms.first().copied().unwrap_or(0));
+    for (&t, &e) in ts_ms.iter().zip(equity) {
+        tracker.update(t, e, summary);
+    }
+    if !ts_ms.is_empty() {
+        tracker.finish(summary);
+    }
+}
+
 /// Daily closes and the drawdown, tracked step by step for the metrics.
 struct DrawdownTracker {
     equity_prev: f64,
@@ -1121,7 +1139,7 @@ impl<'p, 't> PairRun<'p, 't> {
                 slippage_until_ms: i64::MIN,
                 recoveries: Vec::new(),
                 elapsed_years: (0, 0.0),
-                account_distance: f64::NAN,
+                account_near: None,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1231,11 +1249,11 @@ impl<'p, 't> PairRun<'p, 't> {
         }
     }
 
-    /// The distance to liquidation of the shared account this pair's perp sits in (NaN: margined
-    /// alone); its top-ups trigger on it.
+    /// Whether the shared account this pair's perp sits in is nearer to liquidation than the
+    /// pair's top-up distance (`None`: margined alone); its top-ups trigger on it.
     #[inline(always)]
-    pub(crate) fn set_account_distance(&mut self, distance: f64) {
-        self.sim.account_distance = distance;
+    pub(crate) fn set_account_near(&mut self, near: Option<bool>) {
+        self.sim.account_near = near;
     }
 
     /// The borrowed spot's distance to its liquidation price at the close just recorded (NaN
@@ -1460,7 +1478,7 @@ impl<'p, 't> PairRun<'p, 't> {
         let at = step.at;
         self.liquidation_price_carried = liquidation_price;
         self.spot_liquidation_price_carried = params.spot_margin.liquidation_price(self.sim.book.cash, -self.sim.book.spot_qty);
-        let spot_distance = if self.sim.book.spot_qty < 0.0 { self.spot_liquidation_price_carried / at.spot - 1.0 } else { f64::NAN };
+        let spot_distance = self.spot_loan_distance(at.spot);
         if matches!(self.sim.held, Held::Long | Held::Reverse) {
             for d in [distance, spot_distance] {
                 self.note_liquidation_distance(d);

@@ -341,8 +341,14 @@ fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: Ma
         return None;
     }
     // The headroom is concave along the way, so once short it stays short.
-    let (mut lo, mut hi) = (0.0, 1.0);
-    for _ in 0..60 {
+    let theta = halve(0.0, 1.0, 60, short);
+    Some((corner, theta))
+}
+
+/// `rounds` halvings of (`lo`, `hi`], where `short` is false at `lo` and true at `hi` and stays
+/// true once true: the upper end of the last interval, where `short` is first true.
+fn halve(mut lo: f64, mut hi: f64, rounds: usize, short: impl Fn(f64) -> bool) -> f64 {
+    for _ in 0..rounds {
         let mid = 0.5 * (lo + hi);
         if short(mid) {
             hi = mid;
@@ -350,7 +356,15 @@ fn account_breach(runs: &[PairRun], specs: &[PairSpec], account: usize, mode: Ma
             lo = mid;
         }
     }
-    Some((corner, hi))
+    hi
+}
+
+/// Keep `candidate` in `smallest` if it is smaller; a number replaces the NaN that stands for
+/// none seen, and a NaN candidate never replaces a number.
+fn keep_smaller(smallest: &mut f64, candidate: f64) {
+    if candidate < *smallest || (smallest.is_nan() && !candidate.is_nan()) {
+        *smallest = candidate;
+    }
 }
 
 /// Farthest move searched for a breach, decimal: a rise to ×1,001 (a hedged portfolio account
@@ -375,15 +389,7 @@ fn first_short(far: f64, short: impl Fn(f64) -> bool) -> f64 {
         lo = hi;
         hi = (hi * 10.0).min(far);
     }
-    for _ in 0..42 {
-        let mid = 0.5 * (lo + hi);
-        if short(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    hi
+    halve(lo, hi, 42, short)
 }
 
 /// The account's distance to liquidation at close `i`: the smallest move `x` (decimal) such that
@@ -753,25 +759,24 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
             }
             // A top-up asks only whether the account is nearer than each pair's threshold: one
             // look at that move (the account's headroom falls with the move), not the distance.
+            // None: the account holds no perp, and the pair's own rule stands.
             let near: Vec<Option<bool>> = {
                 let holds = holds_perp(&runs, pairs, a);
                 let short = account_short_at(&runs, pairs, a, account.mode, account.liquidation_threshold, i);
                 runs.iter()
                     .zip(pairs)
-                    .map(|(r, s)| (s.perp_account == a && holds).then(|| r.sim.params.top_up_source != TopUpSource::None && short(r.sim.params.top_up_distance.max(0.0)) && r.sim.params.top_up_distance > 0.0))
+                    .map(|(r, s)| {
+                        let p = r.sim.params;
+                        (s.perp_account == a && holds).then(|| p.top_up_source != TopUpSource::None && p.top_up_distance > 0.0 && short(p.top_up_distance))
+                    })
                     .collect()
             };
-            if near.iter().any(|n| *n == Some(true)) {
+            if near.contains(&Some(true)) {
                 pool_free_margin(&mut runs, pairs, &steps, a, account.mode, &mut transfers);
             }
-            for ((run, spec), near) in runs.iter_mut().zip(pairs).zip(&near) {
+            for ((run, spec), near) in runs.iter_mut().zip(pairs).zip(near) {
                 if spec.perp_account == a {
-                    // Below the threshold (0) or not (infinite); NaN: no perp in the account.
-                    run.set_account_distance(match near {
-                        Some(true) => 0.0,
-                        Some(false) => f64::INFINITY,
-                        None => f64::NAN,
-                    });
+                    run.set_account_near(near);
                 }
             }
         }
@@ -826,26 +831,16 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
         for (a, account) in accounts.iter().enumerate() {
             let row = account_row(&runs, pairs, account, a, i, ts_ms);
             let summary = &mut account_summaries[a];
-            if row.liquidation_distance < summary.min_liquidation_distance || (summary.min_liquidation_distance.is_nan() && !row.liquidation_distance.is_nan()) {
-                summary.min_liquidation_distance = row.liquidation_distance;
-            }
+            keep_smaller(&mut summary.min_liquidation_distance, row.liquidation_distance);
             summary.max_margin_ratio = summary.max_margin_ratio.max(row.margin_ratio);
-            if book_row.liquidation_distance.is_nan() || row.liquidation_distance < book_row.liquidation_distance {
-                book_row.liquidation_distance = row.liquidation_distance;
-            }
+            keep_smaller(&mut book_row.liquidation_distance, row.liquidation_distance);
             recorder.account(a, &row);
         }
         // A borrowed spot leg is margined in its own spot-margin account.
         for (run, spec) in runs.iter().zip(pairs) {
-            let loan = run.spot_loan_distance(spec.timeline.spot[i]);
-            if loan < book_row.liquidation_distance || (book_row.liquidation_distance.is_nan() && !loan.is_nan()) {
-                book_row.liquidation_distance = loan;
-            }
+            keep_smaller(&mut book_row.liquidation_distance, run.spot_loan_distance(spec.timeline.spot[i]));
         }
-        let smallest = &mut book_summary.min_liquidation_distance;
-        if book_row.liquidation_distance < *smallest || (smallest.is_nan() && !book_row.liquidation_distance.is_nan()) {
-            *smallest = book_row.liquidation_distance;
-        }
+        keep_smaller(&mut book_summary.min_liquidation_distance, book_row.liquidation_distance);
         for (a, summary) in account_summaries.iter_mut().enumerate() {
             let liquidated = runs.iter().zip(pairs).any(|(r, s)| s.perp_account == a && r.sim.trades.iter().rev().take_while(|t| t.ts_ms == ts_ms).any(|t| t.reason == TradeReason::Liquidation && t.leg == "perp"));
             if liquidated {
