@@ -8,7 +8,8 @@
 //!   [`measure`] keeps the ledger and computes metrics. These import `model` and each other
 //!   without cycles (`measure` and `venue` read `sim` and `data` types, never the reverse).
 //! - [`config`] reads the TOML and builds the inputs of the layer below; [`render`] draws charts
-//!   and HTML; [`output`] writes run folders atomically.
+//!   and HTML; [`output`] writes run folders atomically; [`signal`] computes named signals on
+//!   the step clock and turns a `rules` or `target` strategy into the engine's decisions.
 //! - [`app`] composes them into commands; [`cli`] parses arguments and dispatches.
 
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod venue;
 pub mod config;
 pub mod output;
 pub mod render;
+pub mod signal;
 
 pub mod app;
 pub mod cli;

@@ -6,14 +6,15 @@
 //! 0. `model`, `time`, `rng`, `error`, `parquet` — plain types and helpers;
 //! 1. `data`, `venue`, `sim`, `measure` — loading and aligning, venue rules, the simulation,
 //!    the ledger and metrics;
-//! 2. `config`, `render`, `output` — the TOML at the boundary, charts and HTML, run folders;
+//! 2. `config`, `render`, `output`, `signal` — the TOML at the boundary, charts and HTML, run
+//!    folders, signals and rules;
 //! 3. `app` — the commands, each a pipeline over the layers below;
 //! 4. `cli` — arguments and dispatch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const LAYERS: [&[&str]; 5] = [&["model", "time", "rng", "error", "parquet"], &["data", "venue", "sim", "measure"], &["config", "render", "output"], &["app"], &["cli"]];
+const LAYERS: [&[&str]; 5] = [&["model", "time", "rng", "error", "parquet"], &["data", "venue", "sim", "measure"], &["config", "render", "output", "signal"], &["app"], &["cli"]];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

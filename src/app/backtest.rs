@@ -9,6 +9,7 @@ use crate::config::{parse_time_ms, Config, FundingRatesFrom, InstrumentChoice};
 use crate::venue::funding::{counterfactual_for, premium_for};
 use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline, Window}, stream::Chunking, MarketData};
+use crate::sim::policy::EntryMode;
 use crate::sim::RunSummary;
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, LayoutThread, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
@@ -240,8 +241,8 @@ pub fn window_of(config: &Config) -> Result<Window> {
 
 /// Run a backtest in memory, keeping every ledger row.
 pub fn run(config: &Config) -> Result<BacktestResult> {
-    let (timeline, files, warnings) = prepare(config)?;
-    let params = crate::config::engine_params(config);
+    let (timeline, mut files, mut warnings) = prepare(config)?;
+    let params = super::pipeline::engine_params_for(config, &timeline, &mut warnings, &mut files)?;
     let resolution = config.run.ledger;
     let (ledger, (summary, metrics)) = match resolution.period_ms() {
         Some(period_ms) => {
@@ -353,6 +354,7 @@ fn chunkable(config: &Config) -> bool {
         && data.cash_rate.is_none()
         && data.borrow_rate.is_none()
         && !data.allow_partial_coverage
+        && matches!(config.strategy.mode, EntryMode::AlwaysOn | EntryMode::FundingThreshold)
 }
 
 /// [`run_to_folder`], loaded, aligned and simulated one chunk of time at a time where
@@ -369,8 +371,8 @@ pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force:
         let folder = write_outputs(config, config_path, &result, force)?;
         return Ok((result, folder));
     }
-    let (timeline, files, warnings) = prepare(config)?;
-    let params = crate::config::engine_params(config);
+    let (timeline, mut files, mut warnings) = prepare(config)?;
+    let params = super::pipeline::engine_params_for(config, &timeline, &mut warnings, &mut files)?;
     let run_dir = RunDir::create(&config.run.output_dir, &config.run.name, force)?;
     // The market is in memory before the loop starts: its thread has room for the layout.
     let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"), LayoutThread::Loop)?;

@@ -164,6 +164,7 @@ pub fn run(config: &Config, rule_sets: &[RuleSet], mode: CapsMode) -> Result<(Ve
     if config.strategy.instrument != crate::config::InstrumentChoice::Perp {
         crate::bail_input!("`basis caps` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
     }
+    crate::app::pipeline::refuse_rules(config, "`basis caps`")?;
     let market = data::load(&config.data)?;
     let window = crate::app::backtest::window_of(config)?;
     let base = align_window(&market, &window, config.portfolio.staking_apr)?;

@@ -2,9 +2,35 @@
 //! and metrics out (load → align happen before, in [`super::backtest::prepare`]; report and
 //! write after, per command).
 
+use anyhow::Result;
+
+use crate::config::Config;
 use crate::measure::metrics::{self, Metrics};
 use crate::model::{MarketTimeline, Recorder};
 use crate::sim::{self, EngineParams, RunSummary};
+
+/// The engine parameters of `config` over `timeline`: [`crate::config::engine_params`], with a
+/// `rules` or `target` strategy's decisions computed on the timeline's clock. Warnings the
+/// signals raise (a proxy premium, a user series that ends early) go to `warnings`, the user
+/// series' files to `files`.
+pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
+    let mut params = crate::config::engine_params(config);
+    if let Some(compiled) = crate::signal::rules::compile(config, timeline, &params.costs, params.hedge_ratio)? {
+        warnings.extend(compiled.warnings);
+        files.extend(compiled.files);
+        params.rules = Some(std::sync::Arc::new(compiled.series));
+    }
+    Ok(params)
+}
+
+/// Refuse a `rules` or `target` strategy in a command that does not run one yet (`what`).
+pub fn refuse_rules(config: &Config, what: &str) -> Result<()> {
+    use crate::sim::policy::EntryMode;
+    if matches!(config.strategy.mode, EntryMode::Rules | EntryMode::Target) {
+        crate::bail_input!("{what} does not run strategy.mode = \"rules\" or \"target\" yet (its decisions are computed on one price path); use `basis backtest` or `basis sweep`, or mode = \"funding_threshold\"");
+    }
+    Ok(())
+}
 
 /// Simulate the carry over `timeline`, sending each row to `recorder`, and measure it.
 pub fn simulate<R: Recorder>(timeline: &MarketTimeline, params: &EngineParams, recorder: &mut R) -> (RunSummary, Metrics) {

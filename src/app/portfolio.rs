@@ -75,7 +75,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
     }
     let mut params = Vec::with_capacity(book.pairs.len());
     for (k, p) in book.pairs.iter().enumerate() {
-        let mut pair_params = crate::config::engine_params(&p.config);
+        let mut pair_params = super::pipeline::engine_params_for(&p.config, &timelines[k], &mut warnings, &mut files).with_context(|| format!("pair {}", p.name))?;
         if let Some(cap) = &p.capacity {
             let open_interest = match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
                 (Some(oi), ..) => *oi,

@@ -63,6 +63,7 @@ pub fn build(config: &Config) -> Result<Term> {
         crate::bail_input!("`basis term` needs [data.dated]: the dated contracts' files (see README, Dated futures)");
     }
     // The market as the perp carry sees it: no dated leg, no clipping to the contracts.
+    crate::app::pipeline::refuse_rules(config, "`basis term`")?;
     let mut plain = config.clone();
     plain.strategy.instrument = InstrumentChoice::Perp;
     let market = crate::data::load(&plain.data)?;

@@ -139,5 +139,8 @@ impl Config {
         if let Some(premium) = self.venue.premium_index.as_mut() {
             resolve(premium);
         }
+        for series in self.signals.iter_mut().chain(self.strategy.target.as_mut()) {
+            resolve(&mut series.path);
+        }
     }
 }

@@ -51,6 +51,9 @@ pub struct Config {
     /// `[venue]`: the venue preset and whether funding comes from the data or its rules.
     #[serde(default)]
     pub venue: VenueConfig,
+    /// User signals (`[[signal]]`): series of values over time that rules may name.
+    #[serde(default, rename = "signal", skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<crate::data::source::SeriesSource>,
 }
 
 /// Where the run's outputs go.
@@ -177,6 +180,44 @@ pub struct StrategyConfig {
     /// held by more than that, in APR.
     #[serde(default = "default_switch_horizon", skip_serializing_if = "is_default_switch_horizon")]
     pub switch_horizon_days: f64,
+    /// `rules`: when to enter, an expression over signals (e.g. `funding_predicted_apr > 0.10
+    /// and basis_bp > -5`); see `signal` for the names and functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enter: Option<String>,
+    /// `rules`: when to exit; `held` is +1 in a long carry and −1 in a reverse carry, so
+    /// `held * funding_trailing_apr < 0.02` exits either carry when it stops paying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
+    /// `rules`: which carry an entry takes, by the sign of the expression (> 0 long, < 0
+    /// reverse); default: the `direction` (`both` needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<String>,
+    /// `rules`: the target share of the allocated capital, clipped to [0, 1] (default 1). A held
+    /// carry is resized when it moves by more than `portfolio.rebalance_delta_threshold` of the
+    /// size held; 0 exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// `rules`/`target`: a rule exit waits until the carry has been held this many hours.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_hold_hours: f64,
+    /// `rules`/`target`: no entry for this many hours after an exit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cooldown_hours: f64,
+    /// `rules`: enter only when the carry expected over this many days (`hurdle_apr`, signed by
+    /// the side) pays for the round trip's fees and slippage on both legs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hurdle_days: Option<f64>,
+    /// `rules`: the APR the hurdle expects, an expression (default `funding_trailing_apr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hurdle_apr: Option<String>,
+    /// `target`: the user's series of target exposure in [−1, 1] per time (negative: reverse
+    /// carry; 0: flat), e.g. `{ path = "target.parquet", value_column = "target" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::data::source::SeriesSource>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_switch_horizon() -> f64 {
@@ -220,6 +261,15 @@ impl Default for StrategyConfig {
             min_days_to_expiry: default_min_days(),
             roll_days_before: default_roll_days(),
             switch_horizon_days: default_switch_horizon(),
+            enter: None,
+            exit: None,
+            side: None,
+            size: None,
+            min_hold_hours: 0.0,
+            cooldown_hours: 0.0,
+            hurdle_days: None,
+            hurdle_apr: None,
+            target: None,
         }
     }
 }

@@ -59,6 +59,7 @@ pub fn engine_params(config: &Config) -> EngineParams {
         transfer_fee: 0.0,
         forced: Vec::new(),
         max_perp_notional: f64::INFINITY,
+        rules: None,
         delivery_fee: config.costs.perp_taker_bps * 1e-4,
         cash_earns: p.cash_earns,
         inverse: config.venue.contract == super::Contract::Inverse,

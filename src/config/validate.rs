@@ -164,6 +164,7 @@ impl Config {
         if s.mode == EntryMode::AlwaysOn && s.direction == Direction::Both {
             bail_input!("`strategy.direction` = \"both\" needs `strategy.mode` = \"funding_threshold\" (always_on holds one direction)");
         }
+        self.validate_rules()?;
         if s.instrument != super::InstrumentChoice::Perp {
             let which = if s.instrument == super::InstrumentChoice::Dated { "dated" } else { "best" };
             if d.dated.is_none() {
@@ -186,6 +187,93 @@ impl Config {
             bail_input!("`portfolio.cash_earns` = true needs [data.cash_rate] (e.g. cash_rate = {{ apr = 0.045 }})");
         }
         validate_run_name(&self.run.name)?;
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The `rules` and `target` settings: present where their mode needs them, absent elsewhere
+    /// (a rule left in an `always_on` config would otherwise be silently ignored).
+    fn validate_rules(&self) -> Result<()> {
+        let s = &self.strategy;
+        let rule_keys = [("enter", s.enter.is_some()), ("exit", s.exit.is_some()), ("side", s.side.is_some()), ("size", s.size.is_some()), ("hurdle_days", s.hurdle_days.is_some()), ("hurdle_apr", s.hurdle_apr.is_some())];
+        let set: Vec<&str> = rule_keys.iter().filter(|k| k.1).map(|k| k.0).collect();
+        let position_keys = s.min_hold_hours != 0.0 || s.cooldown_hours != 0.0;
+        match s.mode {
+            EntryMode::Rules => {
+                for (key, given) in [("enter", s.enter.is_some()), ("exit", s.exit.is_some())] {
+                    if !given {
+                        bail_input!("strategy.mode = \"rules\" needs strategy.{key}, e.g. enter = \"funding_predicted_apr > 0.10\", exit = \"held * funding_trailing_apr < 0.02\"");
+                    }
+                }
+                if s.direction == Direction::Both && s.side.is_none() {
+                    bail_input!("strategy.direction = \"both\" with mode = \"rules\" needs strategy.side, an expression whose sign picks the carry (e.g. side = \"sign(funding_predicted_apr)\")");
+                }
+                if s.target.is_some() {
+                    bail_input!("[strategy.target] is read with mode = \"target\", not \"rules\"");
+                }
+                if s.hurdle_apr.is_some() && s.hurdle_days.is_none() {
+                    bail_input!("strategy.hurdle_apr needs strategy.hurdle_days (the horizon the carry must pay the round trip over)");
+                }
+                if let Some(days) = s.hurdle_days {
+                    if !(days > 0.0 && days <= 3650.0) {
+                        bail_input!("strategy.hurdle_days = {days}: give a horizon in (0, 3650] days");
+                    }
+                }
+            }
+            EntryMode::Target => {
+                if s.target.is_none() {
+                    bail_input!("strategy.mode = \"target\" needs [strategy.target]: path, time_column and value_column of a series of target exposure in [-1, 1]");
+                }
+                if !set.is_empty() {
+                    bail_input!("strategy.{} belong(s) to mode = \"rules\"; mode = \"target\" takes its decisions from [strategy.target]", set.join(", strategy."));
+                }
+            }
+            EntryMode::AlwaysOn | EntryMode::FundingThreshold => {
+                if !set.is_empty() || s.target.is_some() || position_keys {
+                    let mut keys = set;
+                    if s.target.is_some() {
+                        keys.push("target");
+                    }
+                    if s.min_hold_hours != 0.0 {
+                        keys.push("min_hold_hours");
+                    }
+                    if s.cooldown_hours != 0.0 {
+                        keys.push("cooldown_hours");
+                    }
+                    bail_input!("strategy.{} take(s) effect with mode = \"rules\" (or \"target\"); set the mode, or remove them", keys.join(", strategy."));
+                }
+            }
+        }
+        for (key, hours) in [("min_hold_hours", s.min_hold_hours), ("cooldown_hours", s.cooldown_hours)] {
+            if !(hours.is_finite() && (0.0..=24.0 * 3650.0).contains(&hours)) {
+                bail_input!("strategy.{key} = {hours}: give hours in [0, 87600]");
+            }
+        }
+        if matches!(s.mode, EntryMode::Rules | EntryMode::Target) {
+            if s.instrument != super::InstrumentChoice::Perp {
+                bail_input!("strategy.mode = \"rules\"/\"target\" trades the perp carry: set strategy.instrument = \"perp\"");
+            }
+            if self.venue.contract == super::Contract::Inverse {
+                bail_input!("strategy.mode = \"rules\"/\"target\" with [venue] contract = \"inverse\" is not supported yet: use a linear (USDⓈ-M) contract");
+            }
+        }
+        let builtin = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "held", "target"];
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, signal) in self.signals.iter().enumerate() {
+            let name = signal.name.as_str();
+            let valid = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            if !valid {
+                bail_input!("[[signal]] {}: name {name:?} must be a word of letters, digits and _ (it is how rules name the series)", k + 1);
+            }
+            if builtin.contains(&name) {
+                bail_input!("[[signal]] {}: name {name:?} is a built-in signal; choose another", k + 1);
+            }
+            if seen.contains(&name) {
+                bail_input!("[[signal]] {}: name {name:?} is given twice", k + 1);
+            }
+            seen.push(name);
+        }
         Ok(())
     }
 }

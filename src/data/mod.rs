@@ -14,6 +14,7 @@ pub mod generic;
 pub mod matching;
 pub mod quality;
 pub mod read;
+pub mod series;
 pub mod synth;
 pub mod source;
 pub mod stream;

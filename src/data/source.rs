@@ -499,3 +499,35 @@ fn default_apr_column() -> String {
 fn default_true() -> bool {
     true
 }
+
+/// A user's series of values over time: a `[[signal]]` (named) or `[strategy.target]`, e.g.
+/// `{ name = "my_alpha", path = "alpha.parquet", time_column = "time", value_column = "score" }`.
+/// Each value is known from its time on, never earlier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesSource {
+    /// The signal's name in rules (`[[signal]]`); `target` for `[strategy.target]`.
+    #[serde(default)]
+    pub name: String,
+    /// A CSV or Parquet file, or a glob of files.
+    pub path: String,
+    /// Column holding the time from which each value is known (default `time`).
+    #[serde(default = "default_time_column")]
+    pub time_column: String,
+    /// Unit of the time column (default `auto`: detected from the values).
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeFormat,
+    /// The value column (default `value`).
+    #[serde(default = "default_value_column")]
+    pub value_column: String,
+    /// The file's times are local time this many hours east of UTC (see [`PriceSource`]).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+    /// The file's times are wall-clock times in this IANA zone (see [`PriceSource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+fn default_value_column() -> String {
+    "value".into()
+}

@@ -29,6 +29,8 @@ pub enum TradeReason {
     Delivery,
     /// `instrument = "best"` moved the leg between the perp and the dated contract.
     Switch,
+    /// A held carry resized, both legs in proportion, to a rule strategy's new target size.
+    Resize,
 }
 
 impl TradeReason {
@@ -48,6 +50,7 @@ impl TradeReason {
             TradeReason::Roll => "roll",
             TradeReason::Delivery => "delivery",
             TradeReason::Switch => "switch",
+            TradeReason::Resize => "resize",
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct EngineParams {
     /// (a capacity cap, e.g. a share of open interest); infinite for none. Capital above it
     /// stays in cash.
     pub max_perp_notional: f64,
+    /// The decisions of a `rules` or `target` strategy, computed before the loop
+    /// (`signal::rules`); `None` for `always_on` and `funding_threshold`.
+    pub rules: Option<std::sync::Arc<policy::RuleSeries>>,
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -159,6 +162,8 @@ pub struct RunSummary {
     pub entries: usize,
     /// Positions closed: by the entry rule, after a liquidation, or at the end.
     pub exits: usize,
+    /// Held carries resized to a rule strategy's new target size.
+    pub resizes: usize,
     /// Smallest distance to liquidation seen at any close while hedged, over the perp (on the
     /// mark) and the borrowed spot (on the spot price); NaN if never hedged.
     pub min_liquidation_distance: f64,
@@ -220,19 +225,39 @@ struct Sim<'a> {
     /// trigger on it instead of the pair's isolated-equivalent distance. `None` for a perp
     /// margined alone.
     account_near: Option<bool>,
+    /// When the carry held was entered, and when the last one was exited (`i64::MIN`: never),
+    /// epoch ms: a rule strategy's minimum holding time and cooldown count from them.
+    entered_ms: i64,
+    exited_ms: i64,
+    /// The target share of allocated capital the carry held was last sized to (1 outside a
+    /// rule strategy with a size).
+    size_held: f64,
 }
 
 impl Sim<'_> {
-    fn enter(&mut self, target: Target, at: &Quote, pnl: &mut Pnl) {
-        let p = self.params;
-        let c = &self.costs();
-        let sign = if target == Target::Long { 1.0 } else { -1.0 };
-        let deploy = self.book.equity(at.spot) * (1.0 - p.reserve_fraction);
-        if deploy <= 0.0 {
-            return;
+    /// The position wanted at the close of `at`, holding `current`: the rule strategy's
+    /// decisions where there is one, else the entry rule on the trailing signal.
+    #[inline(always)]
+    fn wanted(&self, current: Target, signal_apr: f64, at: &Quote) -> Target {
+        match self.params.rules.as_deref() {
+            Some(rules) => rules.target(self.params.entry.direction, current, at.step, at.ts_ms, self.entered_ms, self.exited_ms),
+            None => self.params.entry.target(current, signal_apr),
         }
-        // Size so that, for a long carry, the spot purchase plus the perp margin (and the perp's
-        // own costs) use `deploy`; a reverse carry takes the same size, mirrored.
+    }
+
+    /// The rule strategy's target size at `at` when it differs from the size held by more
+    /// than the rebalance band (a held carry is then resized to it).
+    #[inline(always)]
+    fn resize_due(&self, at: &Quote) -> Option<f64> {
+        let rules = self.params.rules.as_deref().filter(|r| r.resize)?;
+        let size = *rules.size.get(at.step)?;
+        (size > 0.0 && !((size / self.size_held - 1.0).abs() <= self.params.rebalance_delta_threshold)).then_some(size)
+    }
+
+    /// Cost per unit of spot quantity of opening `target` at `at`: the spot bought (or sold)
+    /// with its costs, and the perp margin with the perp's costs.
+    fn unit_costs(&self, target: Target, at: &Quote, c: &Costs) -> (f64, f64) {
+        let p = self.params;
         let spot_per_unit = at.spot * (1.0 + c.spot_slippage) * (1.0 + c.spot_fee);
         let margin_per_unit = if p.spot_collateral_haircut > 0.0 && target == Target::Long {
             // The spot bought counts as margin at its haircut: cash covers only the rest.
@@ -240,6 +265,26 @@ impl Sim<'_> {
         } else {
             p.hedge_ratio * (at.mark / p.leverage + at.perp * (c.perp_fee + c.perp_slippage))
         };
+        (spot_per_unit, margin_per_unit)
+    }
+
+    fn enter(&mut self, target: Target, at: &Quote, pnl: &mut Pnl) {
+        let p = self.params;
+        let c = &self.costs();
+        let sign = if target == Target::Long { 1.0 } else { -1.0 };
+        let mut deploy = self.book.equity(at.spot) * (1.0 - p.reserve_fraction);
+        if let Some(rules) = p.rules.as_deref() {
+            let size = rules.size.get(at.step).copied().unwrap_or(1.0);
+            deploy *= size;
+            self.size_held = size;
+        }
+        self.entered_ms = at.ts_ms;
+        if !(deploy > 0.0) {
+            return;
+        }
+        // Size so that, for a long carry, the spot purchase plus the perp margin (and the perp's
+        // own costs) use `deploy`; a reverse carry takes the same size, mirrored.
+        let (spot_per_unit, margin_per_unit) = self.unit_costs(target, at, c);
         if p.inverse {
             // Buy the coin, post hedge_ratio / leverage of it as the coin margin, and short
             // hedge_ratio × its value in USD contracts (the fee is paid in coin).
@@ -260,7 +305,47 @@ impl Sim<'_> {
         self.carry = target;
     }
 
+    /// Resize the held carry to `size` of the allocated capital (a rule strategy's target):
+    /// both legs in proportion, the perp margin with them. Growing uses free cash only.
+    fn resize(&mut self, size: f64, at: &Quote, pnl: &mut Pnl) -> bool {
+        let p = self.params;
+        let c = &self.costs();
+        let (sign, target) = if self.book.spot_qty > 0.0 { (1.0, Target::Long) } else { (-1.0, Target::Reverse) };
+        let (spot_per_unit, margin_per_unit) = self.unit_costs(target, at, c);
+        let deploy = self.book.equity(at.spot) * (1.0 - p.reserve_fraction) * size;
+        let wanted_qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark)).max(0.0);
+        let qty = self.book.spot_qty.abs();
+        let change = wanted_qty - qty;
+        if change > 0.0 {
+            // A long carry buys spot and posts margin from cash; a reverse carry's sale brings
+            // its cash, and the margin comes from what may leave the spot-margin account.
+            let free = if sign > 0.0 { (self.book.cash - p.reserve_fraction * self.book.equity(at.spot)).max(0.0) } else { self.transferable_cash(at.spot) };
+            let per_unit = if sign > 0.0 { spot_per_unit + margin_per_unit } else { margin_per_unit };
+            let add = change.min(free / per_unit);
+            if !(add > 0.0) {
+                return false;
+            }
+            self.book.trade_spot(sign * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
+            self.book.transfer_to_margin(add * margin_per_unit);
+            self.book.trade_perp(-sign * p.hedge_ratio * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
+        } else {
+            let share = (-change / qty).min(1.0);
+            if !(share > 0.0) {
+                return false;
+            }
+            let perp_cut = -self.book.perp_qty * share;
+            self.book.trade_perp(perp_cut, at, c, TradeReason::Resize, pnl, &mut self.trades);
+            let margin = self.book.perp_margin * share;
+            self.book.transfer_to_margin(-margin);
+            let spot_cut = -self.book.spot_qty * share;
+            self.book.trade_spot(spot_cut, at, c, TradeReason::Resize, pnl, &mut self.trades);
+        }
+        self.size_held = size;
+        true
+    }
+
     fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
+        self.exited_ms = at.ts_ms;
         let c = self.costs();
         if self.params.inverse {
             let usd = -self.book.perp_qty;
@@ -866,8 +951,8 @@ impl Sim<'_> {
             Held::Reverse => Target::Reverse,
             Held::Flat | Held::Unhedged => Target::Flat,
         };
-        let wanted = if final_close { Target::Flat } else { p.entry.target(current, signal_apr) };
-        if self.blocked_after_liquidation && p.entry.mode == EntryMode::FundingThreshold && wanted == Target::Flat {
+        let wanted = if final_close { Target::Flat } else { self.wanted(current, signal_apr, &at) };
+        if self.blocked_after_liquidation && p.entry.mode != EntryMode::AlwaysOn && wanted == Target::Flat {
             // The signal said flat since the liquidation: a later entry is a new decision.
             self.blocked_after_liquidation = false;
         }
@@ -892,7 +977,7 @@ impl Sim<'_> {
                             summary.exits += 1;
                         }
                         AfterLiquidation::Rehedge => {
-                            let wanted_now = p.entry.target(self.carry, signal_apr);
+                            let wanted_now = self.wanted(self.carry, signal_apr, &at);
                             if wanted_now == self.carry && decide {
                                 if self.rehedge_leg(&at, pnl) {
                                     step.flags |= events::ENTRY;
@@ -941,6 +1026,12 @@ impl Sim<'_> {
                 }
             }
             Held::Long | Held::Reverse => {
+                if let Some(size) = self.resize_due(&at) {
+                    if self.resize(size, &at, pnl) {
+                        step.flags |= events::REBALANCE;
+                        summary.resizes += 1;
+                    }
+                }
                 if self.rehedge(&at, pnl) {
                     step.flags |= events::REBALANCE;
                     summary.rebalances += 1;
@@ -1140,6 +1231,9 @@ impl<'p, 't> PairRun<'p, 't> {
                 recoveries: Vec::new(),
                 elapsed_years: (0, 0.0),
                 account_near: None,
+                entered_ms: i64::MIN,
+                exited_ms: i64::MIN,
+                size_held: 1.0,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1436,11 +1530,11 @@ impl<'p, 't> PairRun<'p, 't> {
         if i + 1 == self.timeline.len() && self.last_chunk && p.close_at_end {
             return None;
         }
-        if p.entry.target(Target::Long, self.signal.get(i).copied().unwrap_or(f64::NAN)) != Target::Long {
+        let at = &step.at;
+        if self.sim.wanted(Target::Long, self.signal.get(i).copied().unwrap_or(f64::NAN), at) != Target::Long {
             return None;
         }
-        let at = &step.at;
-        if self.sim.rebalance_target(at).is_some() {
+        if self.sim.rebalance_target(at).is_some() || self.sim.resize_due(at).is_some() {
             return None;
         }
         let liquidation_price = self.sim.perp_liquidation_price(at.mark, at.spot);

@@ -166,6 +166,80 @@ pub enum EntryMode {
     AlwaysOn,
     /// Enter and exit on trailing realised funding against thresholds (settled rates only).
     FundingThreshold,
+    /// Enter, exit, side and size written as expressions over named signals
+    /// (`signal::rules`), evaluated into a [`RuleSeries`] before the loop.
+    Rules,
+    /// A user's series of target exposure in [−1, 1] per time (`[strategy.target]`); negative
+    /// is the reverse carry.
+    Target,
+}
+
+/// What a `rules` or `target` strategy decided before the loop, one value per step of the run
+/// (index: the run's step number). Only what depends on the position held (holding time,
+/// cooldown, liquidations) is left to the engine ([`RuleSeries::target`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSeries {
+    /// The entry rule holds (known true: an unknown value does not enter), the hurdle is
+    /// passed and the size is above zero.
+    pub enter: Vec<bool>,
+    /// Which carry an entry takes: +1 long, −1 reverse, 0 none (unknown or zero).
+    pub side: Vec<i8>,
+    /// The exit rule holds for a held long carry (its `held` = +1), or the size is zero.
+    pub exit_long: Vec<bool>,
+    /// The exit rule holds for a held reverse carry (its `held` = −1), or the size is zero.
+    pub exit_reverse: Vec<bool>,
+    /// Target share of the allocated capital, in [0, 1]; NaN where unknown (no entry, no resize).
+    pub size: Vec<f64>,
+    /// Whether the size may change while a carry is held (a size rule or a target series):
+    /// a held carry is resized when its target moves by more than `rebalance_delta_threshold`
+    /// of the size it was last given.
+    pub resize: bool,
+    /// A rule exit waits until the carry has been held this long, ms.
+    pub min_hold_ms: i64,
+    /// After an exit, no entry for this long, ms.
+    pub cooldown_ms: i64,
+}
+
+impl RuleSeries {
+    /// The position wanted at step `i` (time `t_ms`), holding `current`, entered at
+    /// `entered_ms` and last exited at `exited_ms` (`i64::MIN`: never).
+    /// - Flat: enter the side the rules say, once the cooldown has passed.
+    /// - Held: exit when the exit rule holds and the minimum holding time has passed; with no
+    ///   cooldown, the other carry opens at once when the entry rule asks for it. An exit and an
+    ///   entry into the same carry at one step keep the carry (no round trip for nothing).
+    #[inline(always)]
+    pub fn target(&self, direction: Direction, current: Target, i: usize, t_ms: i64, entered_ms: i64, exited_ms: i64) -> Target {
+        let Some(&enter) = self.enter.get(i) else { return current };
+        let entry = || {
+            if !enter {
+                return Target::Flat;
+            }
+            match (self.side[i], direction) {
+                (1, Direction::Long | Direction::Both) => Target::Long,
+                (-1, Direction::Reverse | Direction::Both) => Target::Reverse,
+                _ => Target::Flat,
+            }
+        };
+        match current {
+            Target::Flat => {
+                if t_ms.saturating_sub(exited_ms) >= self.cooldown_ms {
+                    entry()
+                } else {
+                    Target::Flat
+                }
+            }
+            Target::Long | Target::Reverse => {
+                let exit = if current == Target::Long { self.exit_long[i] } else { self.exit_reverse[i] };
+                if !exit || t_ms.saturating_sub(entered_ms) < self.min_hold_ms {
+                    return current;
+                }
+                if self.cooldown_ms > 0 {
+                    return Target::Flat;
+                }
+                entry()
+            }
+        }
+    }
 }
 
 /// Which carry to run.

@@ -73,6 +73,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         transfer_fee: 0.0,
         forced: Vec::new(),
         max_perp_notional: f64::INFINITY,
+        rules: None,
         delivery_fee: 0.0,
         cash_earns: false,
         inverse: false,

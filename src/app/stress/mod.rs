@@ -152,6 +152,7 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
     if config.strategy.instrument != crate::config::InstrumentChoice::Perp {
         crate::bail_input!("`basis stress` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
     }
+    crate::app::pipeline::refuse_rules(config, "`basis stress`")?;
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = crate::config::engine_params(config);

@@ -122,6 +122,6 @@ impl Markets {
 /// Run one configuration without a ledger.
 pub fn run_config(markets: &Markets, config: &Config) -> Result<Metrics> {
     let timeline = markets.timeline(config)?;
-    let params = crate::config::engine_params(config);
+    let params = crate::app::pipeline::engine_params_for(config, &timeline, &mut Vec::new(), &mut Vec::new())?;
     Ok(crate::app::pipeline::simulate(&timeline, &params, &mut NoLedger).1)
 }
