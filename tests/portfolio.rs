@@ -793,7 +793,8 @@ margin_mode = "portfolio"
     let written = basis::app::portfolio::rerender(&folder).expect("report re-renders a book");
     assert!(written.iter().any(|p| p.ends_with("index.html")));
     assert_eq!(std::fs::read_to_string(folder.join("index.html")).unwrap(), html, "the re-rendered page is the page the run wrote");
-    let compared = basis::render::compare::write(&[folder.clone(), folder.clone()], out.path(), "books-compared", false).expect("compare takes books");
+    let (compared, table) = basis::render::compare::write(&[folder.clone(), folder.clone()], out.path(), "books-compared", false).expect("compare takes books");
+    assert!(table.contains("round trips") && table.lines().count() == 3, "a header and a row per run:\n{table}");
     let page = std::fs::read_to_string(compared.join("index.html")).unwrap();
     assert!(page.contains("Metrics side by side") && page.contains("book-report"), "the comparison names the book");
 }

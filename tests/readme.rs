@@ -61,6 +61,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         1,
         "output block: `backtest --config data/examples/freqtrade-btc-1h.toml`; prose: window and step count, the listing placeholders (stderr), the stale-spot spans (manifest.json)",
     ),
+    ("Strategies: signals, rules and targets", 1, "output block: `compare` of the eight strategy configs on BTC and ETH hourly (the table)"),
     (
         "Data sources",
         0,

@@ -212,7 +212,8 @@ pub struct ReportArgs {
 /// Options of `basis compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Two or more run folders written by `basis backtest`.
+    /// Two or more run folders written by `basis backtest`, or config files (`.toml`), each
+    /// run first into the output folder (a new folder per run, never over an earlier one).
     #[arg(required = true, num_args = 2..)]
     pub run_dirs: Vec<PathBuf>,
     /// Name of the comparison folder.

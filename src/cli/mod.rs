@@ -3,7 +3,7 @@
 
 pub mod args;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 pub use args::*;
 use crate::app::backtest;
@@ -225,8 +225,25 @@ fn run_report(args: ReportArgs) -> Result<()> {
 }
 
 fn run_compare(args: CompareArgs) -> Result<()> {
-    let folder = crate::render::compare::write(&args.run_dirs, &args.output_dir, &args.name, args.force)?;
-    println!("compared {} runs", args.run_dirs.len());
+    // Config files are run first, each into its own new folder; folders are compared as saved.
+    let mut run_dirs = Vec::with_capacity(args.run_dirs.len());
+    for path in &args.run_dirs {
+        if !(path.is_file() && path.extension().is_some_and(|e| e == "toml")) {
+            run_dirs.push(path.clone());
+            continue;
+        }
+        let mut config = Config::load(path)?;
+        config.run.output_dir = args.output_dir.clone();
+        config.run.report = false;
+        let (result, folder) = backtest::run_to_folder(&config, Some(path), false).with_context(|| format!("running {}", path.display()))?;
+        for warning in &result.warnings {
+            eprintln!("warning: {}: {warning}", config.run.name);
+        }
+        run_dirs.push(folder);
+    }
+    let (folder, table) = crate::render::compare::write(&run_dirs, &args.output_dir, &args.name, args.force)?;
+    println!("compared {} runs", run_dirs.len());
+    print!("{table}");
     println!("  open {}", folder.join("index.html").display());
     Ok(())
 }

@@ -139,8 +139,9 @@ pub fn render(runs: &[ComparedRun]) -> Result<(Vec<ChartImage>, String)> {
 }
 
 /// Load runs, render the comparison and write it to `<output_dir>/<name>/`.
-pub fn write(run_dirs: &[PathBuf], output_dir: &Path, name: &str, force: bool) -> Result<PathBuf> {
+pub fn write(run_dirs: &[PathBuf], output_dir: &Path, name: &str, force: bool) -> Result<(PathBuf, String)> {
     let runs = run_dirs.iter().map(|d| ComparedRun::load(d)).collect::<Result<Vec<_>>>()?;
+    let table = text_table(&runs);
     let (images, page) = render(&runs)?;
     let dir = RunDir::create(output_dir, name, force)?;
     for image in &images {
@@ -154,5 +155,30 @@ pub fn write(run_dirs: &[PathBuf], output_dir: &Path, name: &str, force: bool) -
     dir.write("compare.json", serde_json::to_string_pretty(&runs_json)?.as_bytes())?;
     // index.html last, so a folder with it is complete.
     dir.write("index.html", page.as_bytes())?;
-    dir.commit()
+    Ok((dir.commit()?, table))
+}
+
+/// The runs' headline figures as a terminal table: APR, Sharpe, maximum drawdown, round trips
+/// (exits), the share of the window a carry was held, and the costs paid (fees, slippage and
+/// borrow) as a share of the initial capital.
+pub fn text_table(runs: &[ComparedRun]) -> String {
+    let labels = labels(runs);
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(3).max(3);
+    let mut out = format!("  {:<width$}  {:>8}  {:>6}  {:>8}  {:>11}  {:>9}  {:>7}\n", "run", "APR", "Sharpe", "max DD", "round trips", "in market", "costs");
+    for (run, label) in runs.iter().zip(&labels) {
+        let m = &run.metrics;
+        let costs: f64 = ["fees", "slippage", "borrow"].iter().map(|k| -m.pnl.get(*k).copied().unwrap_or(0.0)).sum();
+        let in_market = if m.years > 0.0 { m.years_held / m.years } else { 0.0 };
+        out.push_str(&format!(
+            "  {:<width$}  {:>+7.2}%  {:>6.2}  {:>+7.2}%  {:>11}  {:>8.1}%  {:>6.2}%\n",
+            label,
+            m.apr * 100.0,
+            m.sharpe,
+            m.max_drawdown * 100.0,
+            m.exits,
+            in_market * 100.0,
+            costs / run.initial_capital * 100.0
+        ));
+    }
+    out
 }
