@@ -107,6 +107,30 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(steps));
     group.sample_size(20);
     group.bench_function("loop_no_ledger", |b| b.iter(|| sim::run(&timeline, &params, &mut NoLedger)));
+    // The same carry held through a rule strategy's decisions (the rule holds from its first
+    // known value), and a realistic rule set compiled into decisions on the year's clock.
+    let mut ruled = config.clone();
+    ruled.strategy.mode = basis::config::EntryMode::Rules;
+    ruled.strategy.lookback_hours = Some(24.0);
+    ruled.strategy.enter = Some("funding_trailing_apr > -10".into());
+    ruled.strategy.exit = Some("funding_trailing_apr < -10".into());
+    let rule_params = basis::app::pipeline::engine_params_for(&ruled, &timeline, &mut Vec::new(), &mut Vec::new()).unwrap();
+    // The trailing threshold held the same way: the engine's own decisions on the same signal.
+    let mut threshold = config.clone();
+    threshold.strategy.mode = basis::config::EntryMode::FundingThreshold;
+    threshold.strategy.lookback_hours = Some(24.0);
+    threshold.strategy.entry_funding_apr = -10.0;
+    threshold.strategy.exit_funding_apr = -10.0;
+    let threshold_params = basis::config::engine_params(&threshold);
+    group.bench_function("loop_no_ledger_threshold", |b| b.iter(|| sim::run(&timeline, &threshold_params, &mut NoLedger)));
+    group.bench_function("loop_no_ledger_rules", |b| b.iter(|| sim::run(&timeline, &rule_params, &mut NoLedger)));
+    let mut realistic = ruled.clone();
+    realistic.strategy.enter = Some("ema(funding_trailing_apr, 72h) > 0.05 and zscore(basis_bp, 24h) < 2 and basis_bp > -5".into());
+    realistic.strategy.exit = Some("held * mean(funding_last_apr, 24h) < 0.0 or change(basis_bp, 8h) > 40".into());
+    realistic.strategy.size = Some("clip(funding_trailing_apr / 0.2, 0, 1)".into());
+    realistic.strategy.min_hold_hours = 24.0;
+    realistic.strategy.hurdle_days = Some(7.0);
+    group.bench_function("rules_compile", |b| b.iter(|| basis::app::pipeline::engine_params_for(&realistic, &timeline, &mut Vec::new(), &mut Vec::new()).unwrap()));
     group.bench_function("loop_full_ledger", |b| {
         b.iter(|| {
             let mut ledger = FullLedger::with_capacity(timeline.len());

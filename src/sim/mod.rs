@@ -1150,15 +1150,11 @@ impl DrawdownTracker {
     }
 }
 
-/// The entry signal at each step of `timeline` (empty when the entry is always on), carrying on
-/// from `trailing` (where the chunk of time before left it), so a chunk gets the same values
-/// as the whole run.
-fn signal_on(params: &EngineParams, timeline: &MarketTimeline, trailing: &mut Option<policy::TrailingSignal>) -> Vec<f64> {
-    if params.entry.mode == EntryMode::AlwaysOn || timeline.is_empty() {
-        return Vec::new();
-    }
-    let history = &timeline.funding_history;
-    trailing.get_or_insert_with(|| policy::TrailingSignal::new(&params.entry, history)).along(history, &timeline.ts_ms)
+/// The trailing funding signal's running state for a run (None when the entry is always on:
+/// nothing reads it). It is advanced step by step in the loop rather than laid out as a column
+/// first: a minute-bar year's column is 4 MB written and read back for one value a step.
+fn trailing_for(params: &EngineParams, timeline: &MarketTimeline) -> Option<policy::TrailingSignal> {
+    (params.entry.mode != EntryMode::AlwaysOn).then(|| policy::TrailingSignal::new(&params.entry, &timeline.funding_history))
 }
 
 /// One pair's run in progress: the simulation state and what the loop carries from one step to
@@ -1169,10 +1165,10 @@ pub(crate) struct PairRun<'p, 't> {
     timeline: &'t MarketTimeline,
     /// The timeline's mark prices (its perp's last where it has no mark series), looked up once.
     mark: &'t [f64],
-    /// The entry signal at each of the timeline's steps (empty when always on).
-    signal: Vec<f64>,
-    /// Its running sums, carried to the next chunk of time.
+    /// The trailing funding signal's running sums (None when always on), carried to the next
+    /// chunk of time, and its value at the step in progress (NaN when always on).
     trailing: Option<policy::TrailingSignal>,
+    signal_now: f64,
     /// The run's step number of the timeline's first step: 0, or where its chunk of time starts
     /// (see [`run_chunked`]).
     step_offset: usize,
@@ -1212,10 +1208,9 @@ impl<'p, 't> PairRun<'p, 't> {
     fn starting(timeline: &'t MarketTimeline, params: &'p EngineParams, last_chunk: bool) -> Self {
         let n = timeline.len();
         let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
-        let mut trailing = None;
         PairRun {
-            signal: signal_on(params, timeline, &mut trailing),
-            trailing,
+            trailing: trailing_for(params, timeline),
+            signal_now: f64::NAN,
             step_offset: 0,
             last_chunk,
             first_ts_ms: timeline.ts_ms.first().copied().unwrap_or(0),
@@ -1259,15 +1254,14 @@ impl<'p, 't> PairRun<'p, 't> {
         debug_assert!(next.derivative.is_none(), "a derivative path is not split into chunks");
         let mut summary = self.summary;
         summary.steps = step_offset + next.len();
-        let mut trailing = self.trailing;
-        let signal = signal_on(self.sim.params, next, &mut trailing);
+        let trailing = self.trailing;
         let quiet_steps_allowed = quiet_steps_allowed(self.sim.params, next);
         PairRun {
             sim: self.sim,
             timeline: next,
             mark: next.mark_prices(),
-            signal,
             trailing,
+            signal_now: self.signal_now,
             step_offset,
             last_chunk,
             first_ts_ms: self.first_ts_ms,
@@ -1288,6 +1282,7 @@ impl<'p, 't> PairRun<'p, 't> {
     /// Open step `i`: its prices, its flags, and the time spent since the previous step.
     #[inline(always)]
     pub(crate) fn begin(&mut self, i: usize) -> Step {
+        self.advance_signal(i);
         let timeline = self.timeline;
         let params = self.sim.params;
         let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: self.step_offset + i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
@@ -1384,6 +1379,7 @@ impl<'p, 't> PairRun<'p, 't> {
     /// (having changed nothing) when the step is not such a one.
     #[inline(always)]
     pub(crate) fn advance_held_long(&mut self, i: usize) -> Option<Step> {
+        self.advance_signal(i);
         let timeline = self.timeline;
         let params = self.sim.params;
         let book = &self.sim.book;
@@ -1506,7 +1502,7 @@ impl<'p, 't> PairRun<'p, 't> {
     /// decisions computed it and left the book unchanged since.
     #[inline(always)]
     pub(crate) fn decide(&mut self, i: usize, step: &mut Step) -> Option<f64> {
-        let signal_apr = self.signal.get(i).copied().unwrap_or(f64::NAN);
+        let signal_apr = self.signal_now;
         let final_close = i + 1 == self.timeline.len() && self.last_chunk && self.sim.params.close_at_end;
         let trades_before = self.sim.trades.len();
         let masked = step.flags & events::MASKED != 0;
@@ -1531,7 +1527,7 @@ impl<'p, 't> PairRun<'p, 't> {
             return None;
         }
         let at = &step.at;
-        if self.sim.wanted(Target::Long, self.signal.get(i).copied().unwrap_or(f64::NAN), at) != Target::Long {
+        if self.sim.wanted(Target::Long, self.signal_now, at) != Target::Long {
             return None;
         }
         if self.sim.rebalance_target(at).is_some() || self.sim.resize_due(at).is_some() {
@@ -1545,6 +1541,15 @@ impl<'p, 't> PairRun<'p, 't> {
         Some((liquidation_price, distance))
     }
 
+    /// Move the trailing funding signal to step `i` (every step opens with this; the
+    /// entry rule, the decisions and the ledger row then read `signal_now`).
+    #[inline(always)]
+    fn advance_signal(&mut self, i: usize) {
+        if let Some(trailing) = self.trailing.as_mut() {
+            self.signal_now = trailing.at(&self.timeline.funding_history, self.timeline.ts_ms[i]);
+        }
+    }
+
     #[inline(always)]
     fn count_traded(&mut self, trades_before: usize) {
         for trade in &self.sim.trades[trades_before..] {
@@ -1555,11 +1560,11 @@ impl<'p, 't> PairRun<'p, 't> {
     /// Close step `i`: the liquidation prices the next bar is checked against, the row, and the
     /// running totals. Returns the row.
     #[inline(always)]
-    pub(crate) fn record<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price_now: Option<f64>, recorder: &mut R) -> StepRow {
+    pub(crate) fn record<R: Recorder>(&mut self, step: Step, liquidation_price_now: Option<f64>, recorder: &mut R) -> StepRow {
         let at = step.at;
         let liquidation_price = liquidation_price_now.unwrap_or_else(|| self.sim.perp_liquidation_price(at.mark, at.spot));
         let distance = liquidation_distance(self.sim.book.perp_qty, liquidation_price, at.mark);
-        self.record_at(i, step, liquidation_price, distance, recorder)
+        self.record_at(step, liquidation_price, distance, recorder)
     }
 
     /// Close step `i` with the perp's liquidation price and distance given: the pair's own
@@ -1567,7 +1572,7 @@ impl<'p, 't> PairRun<'p, 't> {
     /// account, the account's as the book computes them (the price of the pair's asset at which
     /// the account breaches, the other prices held at the close).
     #[inline(always)]
-    pub(crate) fn record_at<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
+    pub(crate) fn record_at<R: Recorder>(&mut self, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
         let params = self.sim.params;
         let at = step.at;
         self.liquidation_price_carried = liquidation_price;
@@ -1578,18 +1583,18 @@ impl<'p, 't> PairRun<'p, 't> {
                 self.note_liquidation_distance(d);
             }
         }
-        self.close_step(i, step, liquidation_price, distance, recorder)
+        self.close_step(step, liquidation_price, distance, recorder)
     }
 
     /// [`PairRun::record`] for a step [`PairRun::decide_held_long`] decided: a held long carry
     /// owns its spot, so nothing is borrowed to liquidate (the spot's price and distance are
     /// NaN, which never lowers the smallest distance).
     #[inline(always)]
-    fn record_held_long<R: Recorder>(&mut self, i: usize, step: Step, (liquidation_price, distance): (f64, f64), recorder: &mut R) -> StepRow {
+    fn record_held_long<R: Recorder>(&mut self, step: Step, (liquidation_price, distance): (f64, f64), recorder: &mut R) -> StepRow {
         self.liquidation_price_carried = liquidation_price;
         self.spot_liquidation_price_carried = f64::NAN;
         self.note_liquidation_distance(distance);
-        self.close_step(i, step, liquidation_price, distance, recorder)
+        self.close_step(step, liquidation_price, distance, recorder)
     }
 
     /// Keep `distance` if it is the smallest to liquidation yet: a number replaces the NaN that
@@ -1604,8 +1609,9 @@ impl<'p, 't> PairRun<'p, 't> {
 
     /// The row of step `i` and the running totals, once the liquidation prices are carried.
     #[inline(always)]
-    fn close_step<R: Recorder>(&mut self, i: usize, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
+    fn close_step<R: Recorder>(&mut self, step: Step, liquidation_price: f64, distance: f64, recorder: &mut R) -> StepRow {
         let at = step.at;
+        let funding_signal_apr = self.signal_now;
         let summary = &mut self.summary;
         let equity = self.sim.book.equity(at.spot);
         let (state_code, state_index) = self.sim.state_code();
@@ -1625,7 +1631,7 @@ impl<'p, 't> PairRun<'p, 't> {
             pnl: step.pnl,
             liquidation_price,
             liquidation_distance: distance,
-            funding_signal_apr: self.signal.get(i).copied().unwrap_or(f64::NAN),
+            funding_signal_apr,
             spot_leg: {
                 // The spot, staking and borrow components are the spot leg's by nature; its
                 // costs are what the spot account paid.
@@ -1693,12 +1699,12 @@ fn run_steps<R: Recorder, const SHORTCUT: bool>(pair: &mut PairRun<'_, '_>, from
         };
         match if SHORTCUT { pair.decide_held_long(i, &step) } else { None } {
             Some(decided) => {
-                pair.record_held_long(i, step, decided, recorder);
+                pair.record_held_long(step, decided, recorder);
             }
             None => {
                 let mut step = step;
                 let liquidation_price_now = pair.decide(i, &mut step);
-                pair.record(i, step, liquidation_price_now, recorder);
+                pair.record(step, liquidation_price_now, recorder);
             }
         }
     }

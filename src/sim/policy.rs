@@ -82,6 +82,10 @@ pub struct TrailingSignal {
     tail: usize,
     rate_sum: f64,
     hours_sum: f64,
+    /// The value last computed, and whether the sums moved since: between settlements the
+    /// signal is the same number, so it is not divided out again.
+    last: f64,
+    stale: bool,
 }
 
 impl TrailingSignal {
@@ -100,6 +104,8 @@ impl TrailingSignal {
             tail: 0,
             rate_sum: 0.0,
             hours_sum: 0.0,
+            last: f64::NAN,
+            stale: true,
         }
     }
 
@@ -114,6 +120,9 @@ impl TrailingSignal {
         match self.lookback_ms {
             None => {
                 let lookback = self.settlements;
+                if !(self.head < history.len() && history[self.head].settle_ms <= t) && !self.stale {
+                    return self.last;
+                }
                 while self.head < history.len() && history[self.head].settle_ms <= t {
                     self.rate_sum += history[self.head].rate;
                     self.hours_sum += history[self.head].interval_hours;
@@ -123,9 +132,17 @@ impl TrailingSignal {
                     }
                     self.head += 1;
                 }
-                if self.head >= lookback && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN }
+                self.stale = false;
+                self.last = if self.head >= lookback && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN };
+                self.last
             }
             Some(lookback_ms) => {
+                let adds = self.head < history.len() && history[self.head].settle_ms <= t;
+                let drops = self.tail < self.head && history[self.tail].settle_ms <= t - lookback_ms;
+                // `known` only turns true once; until it does the value is recomputed.
+                if !adds && !drops && !self.stale {
+                    return self.last;
+                }
                 while self.head < history.len() && history[self.head].settle_ms <= t {
                     self.rate_sum += history[self.head].rate;
                     self.hours_sum += history[self.head].interval_hours;
@@ -137,7 +154,9 @@ impl TrailingSignal {
                     self.tail += 1;
                 }
                 let known = self.history_start <= t - lookback_ms;
-                if known && self.head > self.tail && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN }
+                self.stale = !known;
+                self.last = if known && self.head > self.tail && self.hours_sum > 0.0 { self.rate_sum / self.hours_sum * HOURS_PER_YEAR } else { f64::NAN };
+                self.last
             }
         }
     }

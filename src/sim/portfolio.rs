@@ -815,8 +815,8 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
         let mut states = [0usize; 4];
         for (k, (run, step)) in runs.iter_mut().zip(steps.drain(..)).enumerate() {
             let row = match shared_prices[k] {
-                Some((price, distance)) => run.record_at(i, step, price, distance, &mut NoRows),
-                None => run.record(i, step, liquidation_prices[k], &mut NoRows),
+                Some((price, distance)) => run.record_at(step, price, distance, &mut NoRows),
+                None => run.record(step, liquidation_prices[k], &mut NoRows),
             };
             recorder.pair(k, &row, transfers[k]);
             book_row.events |= row.events;
