@@ -178,6 +178,9 @@ proptest! {
             previous = row.equity;
         }
         prop_assert!((summary.final_equity - params.initial_capital - summary.pnl.total()).abs() <= 1e-8 * params.initial_capital);
+        // The funding regimes split the same PnL and the time the perp was held, nothing lost.
+        prop_assert!((summary.regime_pnl.iter().sum::<f64>() - summary.pnl.total()).abs() <= 1e-8 * params.initial_capital, "regime PnL {:?} vs {}", summary.regime_pnl, summary.pnl.total());
+        prop_assert_eq!(summary.regime_held_ms.iter().sum::<i64>(), summary.perp_held_ms);
     }
 
     #[test]

@@ -338,3 +338,37 @@ proptest! {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Regimes by hand: 5 units long (1000 at 100, 1x), flat prices, no costs. Settlements at
+/// steps 2 (0.01 %: the baseline), 4 (−0.02 %), 5 (−0.01 %) and 7 (+0.03 %) pay 500 × rate:
+/// +0.05, −0.10, −0.05, +0.15. Each interval's PnL and hours go to the rate that settled it:
+/// baseline 2 h / +0.05, negative 3 h / −0.15, positive 2 h / +0.15, and the 2 h after the last
+/// settlement (to the final close at 9) to `after_last_settlement`. One negative streak of two
+/// settlements (16 h of 8-hour rates).
+#[test]
+fn regimes_by_hand() {
+    let mut timeline = flat(10);
+    timeline.funding = vec![event_at(&timeline, 2, 0.0001, 100.0), event_at(&timeline, 4, -0.0002, 100.0), event_at(&timeline, 5, -0.0001, 100.0), event_at(&timeline, 7, 0.0003, 100.0)];
+    let (_, summary) = run(&timeline, &plain_params(1_000.0));
+    let metrics = basis::measure::metrics::compute(&summary, "TEST", true);
+    let r = metrics.regimes.expect("a pair run tracks regimes");
+    assert_close(r.pnl["baseline"], 0.05, 1e-12);
+    assert_close(r.pnl["negative"], -0.15, 1e-12);
+    assert_close(r.pnl["positive"], 0.15, 1e-12);
+    assert_close(r.pnl["after_last_settlement"], 0.0, 1e-12);
+    assert_close(r.pnl.values().sum::<f64>(), summary.final_equity - 1_000.0, 1e-9);
+    assert_close(r.held_days["baseline"] * 24.0, 2.0, 1e-9);
+    assert_close(r.held_days["negative"] * 24.0, 3.0, 1e-9);
+    assert_close(r.held_days["positive"] * 24.0, 2.0, 1e-9);
+    assert_close(r.held_days["after_last_settlement"] * 24.0, 2.0, 1e-9);
+    assert_eq!(r.at_baseline_share, 0.25);
+    assert_eq!((r.negative_streaks.count, r.negative_streaks.longest_settlements), (1, 2));
+    assert_eq!(r.negative_streaks.longest_hours, 16.0);
+    assert_eq!(r.negative_streaks.lengths.get("2-3"), Some(&1));
+    assert_eq!(r.round_trips, 1);
+    assert_close(r.time_in_market, 1.0, 1e-12);
+    // Cap and floor from the venue's limits: ±0.02 % here puts one settlement at each.
+    let mut r = r;
+    r.count_limits(&summary.window_settlements, &|_, _| (Some(0.0002), Some(-0.0002)));
+    assert_eq!((r.at_cap_share, r.at_floor_share), (Some(0.25), Some(0.25)));
+}

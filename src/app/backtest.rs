@@ -244,7 +244,7 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
     let (timeline, mut files, mut warnings) = prepare(config)?;
     let params = super::pipeline::engine_params_for(config, &timeline, &mut warnings, &mut files)?;
     let resolution = config.run.ledger;
-    let (ledger, (summary, metrics)) = match resolution.period_ms() {
+    let (ledger, (summary, mut metrics)) = match resolution.period_ms() {
         Some(period_ms) => {
             let mut kept = PeriodLedger::new(period_ms, (timeline.span_ms() / period_ms) as usize + 2);
             let out = super::pipeline::simulate(&timeline, &params, &mut kept);
@@ -257,6 +257,7 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
             (ledger, out)
         }
     };
+    super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     Ok(BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings })
 }
@@ -377,7 +378,7 @@ pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force:
     // The market is in memory before the loop starts: its thread has room for the layout.
     let mut streamed = ParquetLedger::create(&run_dir.path().join("ledger.parquet"), LayoutThread::Loop)?;
     // Without a report nothing draws the rows: none are kept.
-    let (summary, metrics, ledger) = if config.run.report {
+    let (summary, mut metrics, ledger) = if config.run.report {
         let mut drawn = ReportLedger::for_run(timeline.len(), timeline.span_ms());
         let (summary, metrics) = super::pipeline::simulate(&timeline, &params, &mut Tee(&mut streamed, &mut drawn));
         (summary, metrics, drawn.finish())
@@ -386,6 +387,7 @@ pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force:
         (summary, metrics, FullLedger::default())
     };
     streamed.finish()?;
+    super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;
@@ -430,7 +432,8 @@ fn run_chunked_to_folder(config: &Config, config_path: Option<&Path>, force: boo
     let (timeline, files, mut warnings) = market.finish()?;
     warnings.extend(oracle_warning(config, config.data.index.is_some()));
     alignment_warnings(&timeline, steps, config, &mut warnings);
-    let metrics = super::pipeline::measure(&summary, &timeline);
+    let mut metrics = super::pipeline::measure(&summary, &timeline);
+    super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;

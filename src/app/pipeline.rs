@@ -23,6 +23,14 @@ pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &
     Ok(params)
 }
 
+/// Count the window's settlements at the venue's cap and floor for `config`'s symbol into the
+/// metrics' regimes (the engine does not know the venue's limits).
+pub fn count_limits(metrics: &mut Metrics, summary: &RunSummary, config: &Config, symbol: &str) {
+    if let Some(regimes) = metrics.regimes.as_mut() {
+        regimes.count_limits(&summary.window_settlements, &|at, hours| config.venue.limits_at(symbol, at, hours));
+    }
+}
+
 /// Refuse a `rules` or `target` strategy in a command that does not run one yet (`what`).
 pub fn refuse_rules(config: &Config, what: &str) -> Result<()> {
     use crate::sim::policy::EntryMode;

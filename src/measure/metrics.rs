@@ -133,6 +133,10 @@ pub struct Metrics {
     /// Smallest distance to liquidation at any close while hedged (fraction of the mark);
     /// null if never hedged.
     pub min_liquidation_distance: Option<f64>,
+    /// The funding regimes of the window: settlements at the baseline, cap and floor,
+    /// negative streaks, and PnL and holding time by regime (absent for a book's own metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regimes: Option<Regimes>,
     /// Share of steps flat, 0–1.
     pub time_flat: f64,
     /// Share of steps in a long carry (long spot, short perp), 0–1.
@@ -400,6 +404,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         margin_top_ups: summary.top_ups,
         liquidations: summary.liquidations,
         min_liquidation_distance: if summary.min_liquidation_distance.is_finite() { Some(summary.min_liquidation_distance) } else { None },
+        regimes: regimes(summary, years),
         time_flat: summary.steps_in_state[0] as f64 / steps,
         time_long_carry: summary.steps_in_state[1] as f64 / steps,
         time_reverse_carry: summary.steps_in_state[2] as f64 / steps,
@@ -461,6 +466,34 @@ impl Metrics {
             counted(self.liquidations, "liquidation", "liquidations"),
             self.min_liquidation_distance.map(|d| format!("{:.1} %", d * 100.0)).unwrap_or_else(|| "n/a".into())
         ));
+        if let Some(r) = &self.regimes {
+            let share = |x: Option<f64>| x.map(|v| format!("{:.1} %", v * 100.0)).unwrap_or_else(|| "n/a".into());
+            let streaks = &r.negative_streaks;
+            out.push_str(&format!(
+                "  regimes       {:.1} % of settlements negative ({} streaks, longest {} settlements = {:.1} days), {:.1} % at the {:.4} % baseline, {} at the cap, {} at the floor\n",
+                self.negative_settlement_share * 100.0,
+                streaks.count,
+                streaks.longest_settlements,
+                streaks.longest_hours / 24.0,
+                r.at_baseline_share * 100.0,
+                r.baseline_rate_per_8h * 100.0,
+                share(r.at_cap_share),
+                share(r.at_floor_share)
+            ));
+            let pnl = |k: &str| r.pnl.get(k).copied().unwrap_or(0.0);
+            let days = |k: &str| r.held_days.get(k).copied().unwrap_or(0.0);
+            out.push_str(&format!(
+                "  by regime     PnL {:+.2} positive, {:+.2} baseline, {:+.2} negative ({:.0} / {:.0} / {:.0} days held); in market {:.1} %, {} round trips\n",
+                pnl("positive"),
+                pnl("baseline"),
+                pnl("negative"),
+                days("positive"),
+                days("baseline"),
+                days("negative"),
+                r.time_in_market * 100.0,
+                r.round_trips
+            ));
+        }
         if self.liquidations > 0 {
             let what = match self.after_liquidation.as_str() {
                 "hold" => "after_liquidation = \"hold\": the surviving leg was kept, so the rest of the run is a DIRECTIONAL position, not a carry",
@@ -503,4 +536,124 @@ mod tests {
 /// `1 rebalance`, `3 rebalances`.
 fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Runs of negative settlements in a row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Streaks {
+    /// Number of runs of one or more negative settlements in a row.
+    pub count: usize,
+    /// Settlements in the longest run.
+    pub longest_settlements: usize,
+    /// Hours the longest run covered (its settlements' intervals).
+    pub longest_hours: f64,
+    /// Runs by length in settlements: `1`, `2-3`, `4-9`, `10-29`, `30+`.
+    pub lengths: BTreeMap<String, usize>,
+}
+
+/// The window's funding regimes, and what the run made and held in each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Regimes {
+    /// The interest baseline the settlements are told apart by, decimal per 8 h (scaled to each
+    /// settlement's interval).
+    pub baseline_rate_per_8h: f64,
+    /// Share of the window's settlements at the baseline, 0–1.
+    pub at_baseline_share: f64,
+    /// Share at the venue's cap for the symbol and date; null where no cap is known.
+    pub at_cap_share: Option<f64>,
+    /// Share at the floor; null where no floor is known.
+    pub at_floor_share: Option<f64>,
+    /// Runs of negative settlements.
+    pub negative_streaks: Streaks,
+    /// PnL by the regime of the rate that settled each interval (`positive`, `baseline`,
+    /// `negative`; `after_last_settlement` for the steps after the window's last one), quote
+    /// currency; sums to the run's PnL.
+    pub pnl: BTreeMap<String, f64>,
+    /// Days a perp was held, by the same regimes.
+    pub held_days: BTreeMap<String, f64>,
+    /// Share of the window with a perp held, 0–1.
+    pub time_in_market: f64,
+    /// Round trips: positions closed (by the rules, after a liquidation, or at the end).
+    pub round_trips: usize,
+}
+
+/// Bucket of a streak length for [`Streaks::lengths`].
+fn streak_bucket(length: usize) -> &'static str {
+    match length {
+        1 => "1",
+        2..=3 => "2-3",
+        4..=9 => "4-9",
+        10..=29 => "10-29",
+        _ => "30+",
+    }
+}
+
+/// The regimes of a pair run's summary (None for a summary no pair run tracked).
+fn regimes(summary: &RunSummary, years: f64) -> Option<Regimes> {
+    let baseline = summary.funding_baseline_rate_per_8h;
+    if !baseline.is_finite() {
+        return None;
+    }
+    let window = &summary.window_settlements;
+    let at_baseline = window.iter().filter(|s| crate::sim::regime::of(s.1, s.2, baseline) == crate::sim::regime::BASELINE).count();
+    let mut streaks = Streaks::default();
+    let (mut run, mut run_hours) = (0usize, 0.0f64);
+    let close_run = |run: &mut usize, run_hours: &mut f64, streaks: &mut Streaks| {
+        if *run > 0 {
+            streaks.count += 1;
+            *streaks.lengths.entry(streak_bucket(*run).to_string()).or_default() += 1;
+            if *run > streaks.longest_settlements {
+                streaks.longest_settlements = *run;
+                streaks.longest_hours = *run_hours;
+            }
+        }
+        *run = 0;
+        *run_hours = 0.0;
+    };
+    for &(_, rate, hours) in window {
+        if rate < 0.0 {
+            run += 1;
+            run_hours += hours;
+        } else {
+            close_run(&mut run, &mut run_hours, &mut streaks);
+        }
+    }
+    close_run(&mut run, &mut run_hours, &mut streaks);
+    let names = crate::sim::regime::NAMES;
+    Some(Regimes {
+        baseline_rate_per_8h: baseline,
+        at_baseline_share: if window.is_empty() { 0.0 } else { at_baseline as f64 / window.len() as f64 },
+        at_cap_share: None,
+        at_floor_share: None,
+        negative_streaks: streaks,
+        pnl: names.iter().zip(summary.regime_pnl).map(|(k, v)| (k.to_string(), v)).collect(),
+        held_days: names.iter().zip(summary.regime_held_ms).map(|(k, v)| (k.to_string(), v as f64 / MS_PER_DAY as f64)).collect(),
+        time_in_market: if years > 0.0 { (summary.perp_held_ms as f64 / MS_PER_YEAR / years).min(1.0) } else { 0.0 },
+        round_trips: summary.exits,
+    })
+}
+
+impl Regimes {
+    /// The share of `settlements` (time, rate, interval hours) at the cap and at the floor
+    /// `limits` gives for each (cap, floor; None where the venue has none).
+    pub fn count_limits(&mut self, settlements: &[(i64, f64, f64)], limits: &dyn Fn(i64, f64) -> (Option<f64>, Option<f64>)) {
+        if settlements.is_empty() {
+            return;
+        }
+        let (mut caps, mut floors, mut cap_known, mut floor_known) = (0usize, 0usize, false, false);
+        for &(at, rate, hours) in settlements {
+            let (cap, floor) = limits(at, hours);
+            if let Some(cap) = cap {
+                cap_known = true;
+                caps += usize::from(rate >= cap - 1e-9);
+            }
+            if let Some(floor) = floor {
+                floor_known = true;
+                floors += usize::from(rate <= floor + 1e-9);
+            }
+        }
+        let n = settlements.len() as f64;
+        self.at_cap_share = cap_known.then_some(caps as f64 / n);
+        self.at_floor_share = floor_known.then_some(floors as f64 / n);
+    }
 }

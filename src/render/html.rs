@@ -297,6 +297,31 @@ pub fn run_page(input: &ReportInput, charts: &[ChartImage]) -> String {
         ));
     }
     body.push_str("</table>\n</section>\n");
+    if let Some(r) = &m.regimes {
+        let plain = |x: f64| format!("{:.2} %", x * 100.0);
+        let share = |x: Option<f64>| x.map(plain).unwrap_or_else(|| "n/a".into());
+        body.push_str(&format!(
+            "<section class=\"table\" id=\"regimes\">\n<h2>Funding regimes</h2>\n<p>Each settlement interval's PnL and holding time go to the regime of the rate that settled it; the baseline is {} per 8 h (scaled to the interval). {} of settlements at the baseline, {} at the cap, {} at the floor; {} negative streaks, the longest {} settlements ({:.1} days); in the market {} of the window, {} round trips.</p>\n<table>\n<tr><th>regime</th><th class=\"num\">PnL ({quote})</th><th class=\"num\">days held</th></tr>\n",
+            plain(r.baseline_rate_per_8h),
+            plain(r.at_baseline_share),
+            share(r.at_cap_share),
+            share(r.at_floor_share),
+            r.negative_streaks.count,
+            r.negative_streaks.longest_settlements,
+            r.negative_streaks.longest_hours / 24.0,
+            plain(r.time_in_market),
+            r.round_trips
+        ));
+        for name in crate::sim::regime::NAMES {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td></tr>\n",
+                name.replace('_', " "),
+                money(r.pnl.get(name).copied().unwrap_or(0.0)),
+                r.held_days.get(name).copied().unwrap_or(0.0)
+            ));
+        }
+        body.push_str("</table>\n</section>\n");
+    }
     body.push_str("<section class=\"table\" id=\"worst-drawdowns\">\n<h2>Five worst drawdowns</h2>\n<table>\n<tr><th>peak</th><th>trough</th><th>recovered</th><th class=\"num\">depth</th><th class=\"num\">days</th></tr>\n");
     let rows = super::tearsheet::drawdown_rows(input);
     if rows.is_empty() {

@@ -116,6 +116,36 @@ pub struct EngineParams {
     /// The decisions of a `rules` or `target` strategy, computed before the loop
     /// (`signal::rules`); `None` for `always_on` and `funding_threshold`.
     pub rules: Option<std::sync::Arc<policy::RuleSeries>>,
+    /// The venue's interest baseline, decimal per 8 h (Binance 0.0001): a settlement at it
+    /// (scaled to its interval) counts in the `baseline` funding regime.
+    pub funding_baseline_rate_per_8h: f64,
+}
+
+/// The funding regimes PnL and holding time are attributed to: each interval's to the rate
+/// that settled it.
+pub mod regime {
+    /// The rate settled above zero and off the baseline.
+    pub const POSITIVE: usize = 0;
+    /// The rate settled at the venue's interest baseline (scaled to its interval).
+    pub const BASELINE: usize = 1;
+    /// The rate settled below zero.
+    pub const NEGATIVE: usize = 2;
+    /// After the window's last settlement (no rate settled that time yet).
+    pub const UNSETTLED: usize = 3;
+    /// The names, in index order, as `metrics.json` writes them.
+    pub const NAMES: [&str; 4] = ["positive", "baseline", "negative", "after_last_settlement"];
+
+    /// The regime of a rate settled over `interval_hours`, against a baseline per 8 h.
+    #[inline]
+    pub fn of(rate: f64, interval_hours: f64, baseline_per_8h: f64) -> usize {
+        if (rate - baseline_per_8h * interval_hours / 8.0).abs() <= 1e-10 {
+            BASELINE
+        } else if rate < 0.0 {
+            NEGATIVE
+        } else {
+            POSITIVE
+        }
+    }
 }
 
 /// Binance's classic cross margin rules, the default spot-margin account: margin call at 1.3,
@@ -164,6 +194,15 @@ pub struct RunSummary {
     pub exits: usize,
     /// Held carries resized to a rule strategy's new target size.
     pub resizes: usize,
+    /// PnL by funding regime ([`regime`]): each settlement interval's to the regime of the
+    /// rate that settled it (the steps up to and including the one it settled in); the rest
+    /// after the window's last settlement. Sums to the run's PnL.
+    pub regime_pnl: [f64; 4],
+    /// Time a perp was held, ms, by the same regimes.
+    pub regime_held_ms: [i64; 4],
+    /// The baseline the regimes were told apart by, decimal per 8 h; NaN where no pair run
+    /// tracked them (a book's own summary).
+    pub funding_baseline_rate_per_8h: f64,
     /// Smallest distance to liquidation seen at any close while hedged, over the perp (on the
     /// mark) and the borrowed spot (on the spot price); NaN if never hedged.
     pub min_liquidation_distance: f64,
@@ -232,6 +271,8 @@ struct Sim<'a> {
     /// The target share of allocated capital the carry held was last sized to (1 outside a
     /// rule strategy with a size).
     size_held: f64,
+    /// The regime of the last rate settled in the step in progress (None: no settlement).
+    settled_regime: Option<usize>,
 }
 
 impl Sim<'_> {
@@ -879,6 +920,7 @@ impl Sim<'_> {
             let event = timeline.funding[*next_event];
             *next_event += 1;
             summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
+            self.settled_regime = Some(regime::of(event.rate, event.interval_hours, self.params.funding_baseline_rate_per_8h));
             // A dated contract pays no funding; the settlement still counts for the market's APR.
             if self.book.perp_qty != 0.0 && !self.book.dated {
                 let (amount, base_qty) = if self.params.inverse {
@@ -1169,6 +1211,10 @@ pub(crate) struct PairRun<'p, 't> {
     /// chunk of time, and its value at the step in progress (NaN when always on).
     trailing: Option<policy::TrailingSignal>,
     signal_now: f64,
+    /// PnL and perp holding time since the last settlement, waiting for the rate that settles
+    /// them to say their regime.
+    pending_pnl: f64,
+    pending_held_ms: i64,
     /// The run's step number of the timeline's first step: 0, or where its chunk of time starts
     /// (see [`run_chunked`]).
     step_offset: usize,
@@ -1207,10 +1253,12 @@ impl<'p, 't> PairRun<'p, 't> {
     /// A run whose first chunk of time is `timeline` (`last_chunk`: all of it).
     fn starting(timeline: &'t MarketTimeline, params: &'p EngineParams, last_chunk: bool) -> Self {
         let n = timeline.len();
-        let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+        let summary = RunSummary { steps: n, initial_capital: params.initial_capital, min_liquidation_distance: f64::NAN, funding_baseline_rate_per_8h: params.funding_baseline_rate_per_8h, ..Default::default() };
         PairRun {
             trailing: trailing_for(params, timeline),
             signal_now: f64::NAN,
+            pending_pnl: 0.0,
+            pending_held_ms: 0,
             step_offset: 0,
             last_chunk,
             first_ts_ms: timeline.ts_ms.first().copied().unwrap_or(0),
@@ -1229,6 +1277,7 @@ impl<'p, 't> PairRun<'p, 't> {
                 entered_ms: i64::MIN,
                 exited_ms: i64::MIN,
                 size_held: 1.0,
+                settled_regime: None,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1262,6 +1311,8 @@ impl<'p, 't> PairRun<'p, 't> {
             mark: next.mark_prices(),
             trailing,
             signal_now: self.signal_now,
+            pending_pnl: self.pending_pnl,
+            pending_held_ms: self.pending_held_ms,
             step_offset,
             last_chunk,
             first_ts_ms: self.first_ts_ms,
@@ -1299,6 +1350,7 @@ impl<'p, 't> PairRun<'p, 't> {
             let elapsed_ms = step.at.ts_ms - timeline.ts_ms[i - 1];
             if self.sim.book.perp_qty != 0.0 && !self.sim.book.dated {
                 self.summary.perp_held_ms += elapsed_ms;
+                self.pending_held_ms += elapsed_ms;
             }
             if self.held_before == Held::Unhedged {
                 self.summary.unhedged_ms += elapsed_ms;
@@ -1403,6 +1455,7 @@ impl<'p, 't> PairRun<'p, 't> {
         self.held_before = Held::Long;
         let elapsed_ms = ts_ms - timeline.ts_ms[i - 1];
         self.summary.perp_held_ms += elapsed_ms;
+        self.pending_held_ms += elapsed_ms;
         let sim = &mut self.sim;
         sim.book.start_step();
         step.pnl.spot += sim.book.spot_qty * (step.at.spot - timeline.spot[i - 1]);
@@ -1646,12 +1699,21 @@ impl<'p, 't> PairRun<'p, 't> {
             summary.unhedged_pnl += step.pnl.total();
         }
         summary.pnl.add(&step.pnl);
+        self.pending_pnl += step.pnl.total();
+        if let Some(settled) = self.sim.settled_regime.take() {
+            summary.regime_pnl[settled] += self.pending_pnl;
+            summary.regime_held_ms[settled] += self.pending_held_ms;
+            self.pending_pnl = 0.0;
+            self.pending_held_ms = 0;
+        }
         self.drawdown.update(at.ts_ms, equity, summary);
         row
     }
 
     /// The run's summary, once every step is recorded.
     pub(crate) fn finish(mut self) -> RunSummary {
+        self.summary.regime_pnl[regime::UNSETTLED] += self.pending_pnl;
+        self.summary.regime_held_ms[regime::UNSETTLED] += self.pending_held_ms;
         if let Some(last) = self.timeline.ts_ms.last() {
             self.drawdown.finish(&mut self.summary);
             self.summary.first_ts_ms = self.first_ts_ms;

@@ -715,7 +715,7 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
     let mut runs: Vec<PairRun> = pairs.iter().map(|p| PairRun::new(p.timeline, &p.params)).collect();
     let mut account_summaries: Vec<AccountSummary> = accounts.iter().map(|a| AccountSummary { name: a.name.clone(), mode: a.mode, min_liquidation_distance: f64::NAN, ..Default::default() }).collect();
     let mut transfers_total = vec![0.0; pairs.len()];
-    let mut book_summary = RunSummary { steps: n, initial_capital: book.initial_capital, min_liquidation_distance: f64::NAN, ..Default::default() };
+    let mut book_summary = RunSummary { steps: n, initial_capital: book.initial_capital, min_liquidation_distance: f64::NAN, funding_baseline_rate_per_8h: f64::NAN, ..Default::default() };
     let mut book_drawdown = super::DrawdownTracker::new(book.initial_capital, pairs.first().and_then(|p| p.timeline.ts_ms.first().copied()).unwrap_or(0));
     let mut next_rebalance_ms = book.rebalance_every_ms.and_then(|every| pairs.first().and_then(|p| p.timeline.ts_ms.first()).map(|t| t + every));
     let mut allocation_rebalances = 0usize;

@@ -74,6 +74,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         forced: Vec::new(),
         max_perp_notional: f64::INFINITY,
         rules: None,
+        funding_baseline_rate_per_8h: 0.0001,
         delivery_fee: 0.0,
         cash_earns: false,
         inverse: false,
