@@ -48,10 +48,10 @@ fn book(c: &mut Criterion) {
             let haircut = if account == 2 { 0.95 } else { 0.0 };
             params.spot_collateral_haircut = haircut;
             params.quote_borrow_apr = if account == 2 { 0.08 } else { 0.0 };
-            PairSpec { name: format!("P{k}"), timeline: t, params, spot_account: account, perp_account: account, spot_collateral: basis::sim::margin::Collateral::flat(haircut) }
+            PairSpec { name: format!("P{k}"), timeline: t, params, spot_account: account, perp_account: account, spot_collateral: basis::sim::margin::Collateral::flat(haircut), universe: None }
         })
         .collect();
-    let params = BookParams { initial_capital: 1_000_000.0, allocation: Allocation::Weights(vec![0.1; PAIRS]), rebalance_every_ms: Some(7 * 86_400_000) };
+    let params = BookParams { initial_capital: 1_000_000.0, allocation: Allocation::Weights(vec![0.1; PAIRS]), rebalance_every_ms: Some(7 * 86_400_000), universe: None };
     let mut group = c.benchmark_group("portfolio");
     group.throughput(Throughput::Elements((steps * PAIRS * 2) as u64));
     group.sample_size(20);

@@ -21,11 +21,11 @@ fn account(name: &str, mode: MarginMode) -> AccountSpec {
 }
 
 fn book(capital: f64, weights: Vec<f64>, rebalance_every_ms: Option<i64>) -> BookParams {
-    BookParams { initial_capital: capital, allocation: Allocation::Weights(weights), rebalance_every_ms }
+    BookParams { initial_capital: capital, allocation: Allocation::Weights(weights), rebalance_every_ms, universe: None }
 }
 
 fn pair<'a>(name: &str, timeline: &'a MarketTimeline, params: EngineParams, spot_account: usize, perp_account: usize) -> PairSpec<'a> {
-    PairSpec { name: name.into(), timeline, params, spot_account, perp_account, spot_collateral: Collateral::default() }
+    PairSpec { name: name.into(), timeline, params, spot_account, perp_account, spot_collateral: Collateral::default(), universe: None }
 }
 
 /// The hand-computed cases' market: spot = perp = mark, each bar's high the larger and low the
@@ -812,7 +812,7 @@ fn funding_weighted_allocation_resplits_by_trailing_apr() {
         t
     };
     let (a, b) = (make(0.0003), make(0.0001));
-    let params = BookParams { initial_capital: 1000.0, allocation: Allocation::FundingWeighted { lookback_hours: 24.0 }, rebalance_every_ms: Some(DAY) };
+    let params = BookParams { initial_capital: 1000.0, allocation: Allocation::FundingWeighted { lookback_hours: 24.0 }, rebalance_every_ms: Some(DAY), universe: None };
     let mut p = hand_params(500.0);
     p.leverage = 1.0;
     let mut ledger = BookLedger::with_capacity(2, 1, 30);

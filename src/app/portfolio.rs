@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{bail_input, input_error};
 use crate::config::book::BookConfig;
-use crate::data::align::{common_grid, restrict_to_grid};
+use crate::data::align::{common_grid, restrict_to_grid, spread_to_grid, union_grid};
 use crate::measure::book::{accounts_frame, compute, legs_frame, mode_name, BookLedger, BookMetrics, PairPlace};
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements};
 use crate::model::MarketTimeline;
@@ -44,14 +44,79 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
     let mut timelines = Vec::with_capacity(book.pairs.len());
     let mut files = Vec::new();
     let mut warnings = Vec::new();
+    // A universe's candidate whose own files cannot make a market (its spot and funding never
+    // overlap, say) is left out with a warning; the capital is split over the others.
+    let mut kept = book.clone();
+    kept.pairs.clear();
     for pair in &book.pairs {
         // Context keeps the pair's own error kind (an input error exits 2).
-        let (timeline, pair_files, pair_warnings) = super::backtest::prepare(&pair.config).with_context(|| format!("pair {}", pair.name))?;
-        warnings.extend(pair_warnings.into_iter().map(|w| format!("{}: {w}", pair.name)));
-        files.extend(pair_files);
-        timelines.push(timeline);
+        match super::backtest::prepare(&pair.config).with_context(|| format!("pair {}", pair.name)) {
+            Ok((timeline, pair_files, pair_warnings)) => {
+                warnings.extend(pair_warnings.into_iter().map(|w| format!("{}: {w}", pair.name)));
+                files.extend(pair_files);
+                timelines.push(timeline);
+                kept.pairs.push(pair.clone());
+            }
+            Err(err) if book.universe.is_some() => warnings.push(format!("{}: left out of the universe: {err:#}", pair.name)),
+            Err(err) => return Err(err),
+        }
     }
-    let grid = common_grid(&timelines.iter().collect::<Vec<_>>());
+    if kept.pairs.is_empty() {
+        bail_input!("no pair of the universe could be loaded; the warnings above say why for each");
+    }
+    if book.universe.is_some() {
+        let share = book.initial_capital / kept.pairs.len() as f64;
+        for pair in kept.pairs.iter_mut() {
+            pair.config.portfolio.initial_capital = share;
+        }
+    }
+    let book = &kept;
+    let mut universe_pairs: Vec<Option<portfolio::UniversePair>> = vec![None; book.pairs.len()];
+    let grid = match &book.universe {
+        Some(universe) => {
+            // The universe's clock: every bar of any candidate inside the window. Each pair
+            // holds its own bars there, and is flat and unselectable outside them.
+            let parse = |what: &str, text: &Option<String>| text.as_deref().map(|t| crate::time::parse_time_ms(what, t)).transpose();
+            let from = parse("strategy.start", &universe.start)?.unwrap_or(i64::MIN);
+            let to = parse("strategy.end", &universe.end)?.unwrap_or(i64::MAX);
+            let grid = union_grid(&timelines.iter().collect::<Vec<_>>(), from, to);
+            let score_expr = crate::signal::expr::parse(&universe.score).map_err(|e| input_error!("[universe] select.by = {:?}: {e}", universe.score))?;
+            for (k, (pair, timeline)) in book.pairs.iter().zip(timelines.iter_mut()).enumerate() {
+                crate::app::pipeline::refuse_rules(&pair.config, "a [universe] book")?;
+                // The score on the pair's own bars (its history before the window included),
+                // then put on the book's clock: unknown where the pair has no bar.
+                let own_score = crate::signal::Signals::new(&pair.config, timeline)
+                    .and_then(|mut signals| {
+                        let column = signals.eval(&score_expr, "[universe] select.by", f64::NAN)?;
+                        warnings.extend(signals.warnings.iter().map(|w| format!("{}: {w}", pair.name)));
+                        Ok(column)
+                    })
+                    .with_context(|| format!("pair {}", pair.name))?;
+                let (spread, active) = spread_to_grid(timeline, &grid);
+                let score: Vec<f64> = grid.iter().map(|t| timeline.ts_ms.binary_search(t).map(|o| own_score[o]).unwrap_or(f64::NAN)).collect();
+                match active {
+                    None => warnings.push(format!("{}: no bar inside the window: never selected", pair.name)),
+                    Some((first, last)) => {
+                        if first > 0 {
+                            warnings.push(format!("{}: its data begins at {}: a candidate from then on (listing)", pair.name, format_ms(grid[first])));
+                        }
+                        if last + 1 < grid.len() {
+                            warnings.push(format!("{}: its data ends at {}: closed at its last price at the next step (delisting)", pair.name, format_ms(grid[last])));
+                        }
+                    }
+                }
+                // History counts from the pair's own first bar, before the window too.
+                let eligible_from_ms = match (active, timeline.ts_ms.first()) {
+                    (Some(_), Some(&own_first)) => own_first + (universe.min_history_days * MS_PER_DAY as f64).round() as i64,
+                    _ => i64::MAX,
+                };
+                universe_pairs[k] = Some(portfolio::UniversePair { active, score, eligible_from_ms });
+                *timeline = spread;
+            }
+            grid
+        }
+        None => common_grid(&timelines.iter().collect::<Vec<_>>()),
+    };
     if grid.len() < 2 {
         bail_input!(
             "the pairs share {} step time(s): {}. A book needs its pairs on one clock over a common window; check that their bars have the same interval and overlap",
@@ -60,7 +125,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         );
     }
     for (pair, timeline) in book.pairs.iter().zip(timelines.iter_mut()) {
-        if timeline.ts_ms != grid {
+        if book.universe.is_none() && timeline.ts_ms != grid {
             let before = timeline.len();
             let clipped = timeline.ts_ms.iter().filter(|t| **t < grid[0] || **t > grid[grid.len() - 1]).count();
             let merged = before - clipped - grid.len();
@@ -103,12 +168,14 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
         .iter()
         .zip(&timelines)
         .zip(params)
-        .map(|((p, t), params)| PairSpec { name: p.name.clone(), timeline: t, params, spot_account: p.spot_account, perp_account: p.perp_account, spot_collateral: p.spot_collateral.clone() })
+        .zip(universe_pairs)
+        .map(|(((p, t), params), universe)| PairSpec { name: p.name.clone(), timeline: t, params, spot_account: p.spot_account, perp_account: p.perp_account, spot_collateral: p.spot_collateral.clone(), universe })
         .collect();
     let book_params = BookParams {
         initial_capital: book.initial_capital,
         allocation: book.allocation.clone(),
         rebalance_every_ms: book.rebalance_allocation_days.map(|d| (d * MS_PER_DAY as f64).round() as i64),
+        universe: book.universe.as_ref().map(|u| u.params.clone()),
     };
     let mut ledger = BookLedger::with_capacity(specs.len(), book.accounts.len(), grid.len());
     let mut summary = portfolio::run(&book_params, &book.accounts, &specs, &mut ledger);

@@ -101,6 +101,155 @@ pub struct CapacityCap {
     pub coin: Option<String>,
 }
 
+/// `[universe]`: the candidate coins of a book, and how the ones holding capital are chosen.
+///
+/// ```toml
+/// [universe]
+/// datadirs = ["../shared/data/freqtrade-binance-1h-alts", "../shared/data/freqtrade-binance-1h-marketlab"]
+/// symbols = ["ADAUSDT", "BCHUSDT"]   # default: every coin with spot, perp and funding files
+/// select = { top = 5, by = "funding_trailing_apr", window_hours = 168, min_history_days = 30 }
+/// rotate_days = 7
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniverseConfig {
+    /// freqtrade data directories, searched in order for each coin's files.
+    pub datadirs: Vec<String>,
+    /// The candidates, e.g. `ADAUSDT`; empty: every coin with spot, perp and funding files in
+    /// the directories (whether it lived to the end or not).
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Exchange folder (default `binance`).
+    #[serde(default = "default_universe_exchange")]
+    pub exchange: String,
+    /// Candle timeframe (default `1h`).
+    #[serde(default = "default_universe_timeframe")]
+    pub timeframe: String,
+    /// Quote currency of the pairs (default `USDT`).
+    #[serde(default = "default_universe_quote")]
+    pub quote: String,
+    /// The account holding both legs (default: the first `[[account]]`).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// How the selection is made.
+    pub select: SelectConfig,
+    /// Days between selections (the first at the window's first step).
+    pub rotate_days: f64,
+    /// `equal` (default) or `score_weighted`: the capital among the selected pairs.
+    #[serde(default)]
+    pub allocation: UniverseAllocation,
+}
+
+/// How a universe ranks its candidates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectConfig {
+    /// Pairs held at once.
+    pub top: usize,
+    /// The score, an expression over a pair's signals (README, "Strategies"); default
+    /// `funding_trailing_apr`.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// With a signal's name in `by`: its window, hours (`funding_trailing_apr(168h)`, or the
+    /// mean of another signal over it).
+    #[serde(default)]
+    pub window_hours: Option<f64>,
+    /// A pair may be selected only after this many days of its own bars.
+    #[serde(default)]
+    pub min_history_days: f64,
+    /// Only pairs scoring at least this are selected (e.g. 0: no negative funding).
+    #[serde(default)]
+    pub min: Option<f64>,
+}
+
+/// How a universe splits the capital among the selected pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UniverseAllocation {
+    /// The same share each.
+    #[default]
+    Equal,
+    /// In proportion to the (positive) scores.
+    ScoreWeighted,
+}
+
+fn default_universe_exchange() -> String {
+    "binance".into()
+}
+fn default_universe_timeframe() -> String {
+    "1h".into()
+}
+fn default_universe_quote() -> String {
+    "USDT".into()
+}
+
+/// A book's universe as the run needs it.
+#[derive(Debug, Clone)]
+pub struct UniverseSpec {
+    /// The selection's engine parameters.
+    pub params: crate::sim::portfolio::UniverseParams,
+    /// The score expression each pair is ranked by.
+    pub score: String,
+    /// Days of a pair's own bars before it may be selected.
+    pub min_history_days: f64,
+    /// The book's window (the pairs are loaded whole and put on the book's clock inside it).
+    pub start: Option<String>,
+    /// The window's last time.
+    pub end: Option<String>,
+    /// The universe as written.
+    pub config: UniverseConfig,
+}
+
+impl UniverseConfig {
+    /// The score expression: `by` as given, a windowed signal with `window_hours`.
+    pub fn score(&self) -> Result<String> {
+        let by = self.select.by.clone().unwrap_or_else(|| "funding_trailing_apr".into());
+        let is_name = by.chars().all(|c| c.is_alphanumeric() || c == '_');
+        Ok(match (self.select.window_hours, is_name) {
+            (None, _) => by,
+            (Some(h), true) if by == "funding_trailing_apr" => format!("funding_trailing_apr({h}h)"),
+            (Some(h), true) => format!("mean({by}, {h}h)"),
+            (Some(_), false) => bail_input!("[universe] select: `window_hours` applies to a signal's name in `by`; write the window into the expression instead (e.g. ema(basis_bp, 72h))"),
+        })
+    }
+
+    /// The coins of the universe: `symbols`, or every coin whose spot, perp and funding files
+    /// are found in the directories (relative to `base_dir`), sorted.
+    pub fn coins(&self, base_dir: &Path) -> Result<Vec<String>> {
+        let quote = self.quote.to_ascii_uppercase();
+        if !self.symbols.is_empty() {
+            return self
+                .symbols
+                .iter()
+                .map(|s| {
+                    let upper = s.to_ascii_uppercase();
+                    upper.strip_suffix(&quote).filter(|c| !c.is_empty()).map(str::to_string).ok_or_else(|| input_error!("[universe] symbols: {s:?} does not end in the quote {quote:?} (set `quote`)"))
+                })
+                .collect();
+        }
+        let bases: Vec<std::path::PathBuf> = self
+            .datadirs
+            .iter()
+            .map(|d| {
+                let dir = base_dir.join(d);
+                if dir.join(&self.exchange).is_dir() { dir.join(&self.exchange) } else { dir }
+            })
+            .collect();
+        let listed = |dir: &Path| -> Vec<String> { std::fs::read_dir(dir).map(|e| e.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default() };
+        let tf = &self.timeframe;
+        let perp_suffix = format!("_{quote}_{quote}-{tf}-futures.");
+        let mut coins: Vec<String> = bases.iter().flat_map(|b| listed(&b.join("futures"))).filter_map(|name| name.find(&perp_suffix).map(|at| name[..at].to_string())).collect();
+        coins.sort();
+        coins.dedup();
+        let has = |sub: &str, prefix: &str| bases.iter().any(|b| listed(&b.join(sub)).iter().any(|n| n.starts_with(prefix)));
+        coins.retain(|coin| has("", &format!("{coin}_{quote}-{tf}.")) && has("futures", &format!("{coin}_{quote}_{quote}-")) && bases.iter().any(|b| listed(&b.join("futures")).iter().any(|n| n.starts_with(&format!("{coin}_{quote}_{quote}-")) && n.contains("-funding_rate."))));
+        if coins.is_empty() {
+            bail_input!("[universe]: no coin with spot, perp and funding files ({quote}, {tf}) in {}", self.datadirs.join(", "));
+        }
+        Ok(coins)
+    }
+}
+
 /// A pair of the book: its complete single-pair config and where its legs are held.
 #[derive(Debug, Clone)]
 pub struct PairConfig {
@@ -148,11 +297,13 @@ pub struct BookConfig {
     pub pairs: Vec<PairConfig>,
     /// The file as parsed, written back as `config.toml`.
     pub raw: toml::Value,
+    /// The universe, when the pairs come from `[universe]`.
+    pub universe: Option<UniverseSpec>,
 }
 
 /// Whether a parsed config is a portfolio (has `[[pair]]` tables).
 pub fn is_book(raw: &toml::Value) -> bool {
-    raw.get("pair").is_some() || raw.get("account").is_some()
+    raw.get("pair").is_some() || raw.get("account").is_some() || raw.get("universe").is_some()
 }
 
 /// Whether the file at `path` is a portfolio config (false when it cannot be read or parsed:
@@ -194,7 +345,71 @@ impl BookConfig {
         // the pairs' configs are built.
         let mut root = table.clone();
         let accounts_value = root.remove("account");
-        let pairs_value = root.remove("pair");
+        let universe_value = root.remove("universe");
+        let mut pairs_value = root.remove("pair");
+        let universe_config: Option<UniverseConfig> = match &universe_value {
+            None => None,
+            Some(v) => Some(v.clone().try_into().map_err(|err: toml::de::Error| input_error!("config {origin}: [universe]: {}", err.to_string().trim_end()))?),
+        };
+        let mut universe = None;
+        if let Some(u) = &universe_config {
+            if pairs_value.is_some() {
+                bail_input!("config {origin}: a book takes its pairs from [[pair]] tables or from [universe], not both");
+            }
+            if u.select.top == 0 {
+                bail_input!("config {origin}: [universe] select.top must be at least 1");
+            }
+            if !(u.rotate_days > 0.0 && u.rotate_days.is_finite()) {
+                bail_input!("config {origin}: [universe] rotate_days must be a number of days > 0");
+            }
+            if !(u.select.min_history_days >= 0.0 && u.select.min_history_days.is_finite()) {
+                bail_input!("config {origin}: [universe] select.min_history_days must be days >= 0");
+            }
+            let account = match &u.account {
+                Some(name) => name.clone(),
+                None => account_tables_first_name(accounts_value.as_ref()).ok_or_else(|| input_error!("config {origin}: [universe] needs an [[account]] to hold its pairs"))?,
+            };
+            let coins = u.coins(base_dir).map_err(|e| input_error!("config {origin}: {e}"))?;
+            let quote = u.quote.to_ascii_uppercase();
+            let mut tables = Vec::with_capacity(coins.len());
+            for coin in &coins {
+                let mut freqtrade = toml::map::Map::new();
+                freqtrade.insert("datadir".into(), toml::Value::String(u.datadirs[0].clone()));
+                freqtrade.insert("more_datadirs".into(), toml::Value::Array(u.datadirs[1..].iter().cloned().map(toml::Value::String).collect()));
+                freqtrade.insert("exchange".into(), toml::Value::String(u.exchange.clone()));
+                freqtrade.insert("pair".into(), toml::Value::String(format!("{coin}/{quote}")));
+                freqtrade.insert("timeframe".into(), toml::Value::String(u.timeframe.clone()));
+                let mut data = toml::map::Map::new();
+                data.insert("freqtrade".into(), toml::Value::Table(freqtrade));
+                let leg = |account: &str| {
+                    let mut t = toml::map::Map::new();
+                    t.insert("account".into(), toml::Value::String(account.to_string()));
+                    toml::Value::Table(t)
+                };
+                let mut pair = toml::map::Map::new();
+                pair.insert("symbol".into(), toml::Value::String(format!("{coin}{quote}")));
+                pair.insert("data".into(), toml::Value::Table(data));
+                pair.insert("spot".into(), leg(&account));
+                pair.insert("perp".into(), leg(&account));
+                tables.push(toml::Value::Table(pair));
+            }
+            pairs_value = Some(toml::Value::Array(tables));
+            let strategy = root.get("strategy").and_then(|s| s.as_table());
+            let text = |key: &str| strategy.and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+            universe = Some(UniverseSpec {
+                params: crate::sim::portfolio::UniverseParams {
+                    top: u.select.top,
+                    rotate_every_ms: (u.rotate_days * 86_400_000.0).round() as i64,
+                    min_score: u.select.min,
+                    score_weighted: u.allocation == UniverseAllocation::ScoreWeighted,
+                },
+                score: u.score().map_err(|e| input_error!("config {origin}: {e}"))?,
+                min_history_days: u.select.min_history_days,
+                start: text("start"),
+                end: text("end"),
+                config: u.clone(),
+            });
+        }
         let Some(toml::Value::Array(pair_tables)) = pairs_value else {
             bail_input!("config {origin}: a portfolio needs [[pair]] tables (one per carry), each with `symbol`, `spot = {{ account, data }}` and `perp = {{ account, data, funding }}`");
         };
@@ -322,6 +537,14 @@ impl BookConfig {
             }
             let mut pair_root = root.clone();
             pair_root.insert("data".into(), toml::Value::Table(data));
+            if universe.is_some() {
+                // A candidate is loaded whole (it may list or delist inside the window); the book
+                // puts it on its clock inside the window.
+                if let Some(toml::Value::Table(strategy)) = pair_root.get_mut("strategy") {
+                    strategy.remove("start");
+                    strategy.remove("end");
+                }
+            }
             // The pair's own [strategy]/[portfolio]/[costs] keys win over the file's.
             for section in ["strategy", "portfolio", "costs"] {
                 if let Some(overrides) = pair.get(section).and_then(|s| s.as_table()) {
@@ -457,8 +680,14 @@ impl BookConfig {
         for (p, w) in pairs.iter_mut().zip(&start_weights) {
             p.config.portfolio.initial_capital = initial_capital * w;
         }
-        Ok(BookConfig { run, initial_capital, allocation_rule, allocation, rebalance_allocation_days, accounts, account_configs, pairs, raw: raw.clone() })
+        Ok(BookConfig { run, initial_capital, allocation_rule, allocation, rebalance_allocation_days, accounts, account_configs, pairs, raw: raw.clone(), universe })
     }
+}
+
+/// The name of the first `[[account]]` table (its `name`, else its `venue`).
+fn account_tables_first_name(accounts: Option<&toml::Value>) -> Option<String> {
+    let first = accounts?.as_array()?.first()?.as_table()?;
+    first.get("name").or_else(|| first.get("venue")).and_then(|v| v.as_str()).map(str::to_string)
 }
 
 fn number(value: &toml::Value) -> Option<f64> {

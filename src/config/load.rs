@@ -118,6 +118,9 @@ impl Config {
         };
         if let Some(freqtrade) = self.data.freqtrade.as_mut() {
             resolve(&mut freqtrade.datadir);
+            for dir in freqtrade.more_datadirs.iter_mut() {
+                resolve(dir);
+            }
         }
         for source in [self.data.spot.as_mut(), self.data.perp.as_mut(), self.data.mark.as_mut(), self.data.index.as_mut()].into_iter().flatten() {
             resolve(&mut source.path);

@@ -683,3 +683,98 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         ..Default::default()
     }
 }
+
+/// Every step time of `timelines` inside `[from_ms, to_ms]`: the clock of a universe, whose
+/// pairs list and delist at different times.
+pub fn union_grid(timelines: &[&MarketTimeline], from_ms: i64, to_ms: i64) -> Vec<i64> {
+    let mut grid: Vec<i64> = timelines.iter().flat_map(|t| t.ts_ms.iter().copied()).filter(|t| (from_ms..=to_ms).contains(t)).collect();
+    grid.sort_unstable();
+    grid.dedup();
+    grid
+}
+
+/// `timeline` on `grid`, a clock that may run before its first step and after its last (a
+/// universe's): the steps it has keep their values; the steps it lacks between its first and
+/// last hold its previous close (a flat bar, the spot flagged stale: no decision needs it);
+/// the steps before its first hold its first close and those after its last its last close.
+/// Those placeholder prices are never traded on: a pair out of its data is held flat and
+/// never selected. Settlements move to the step whose interval holds them (those after its
+/// listing only). Returns the grid indices of its first and last real steps (None: none in
+/// the grid).
+pub fn spread_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> (MarketTimeline, Option<(usize, usize)>) {
+    let n = grid.len();
+    let own = &timeline.ts_ms;
+    // For each grid step: the timeline's step its values come from, and whether it is its own.
+    let mut source = Vec::with_capacity(n);
+    let mut real = Vec::with_capacity(n);
+    for &t in grid {
+        let at = own.partition_point(|&x| x < t);
+        if at < own.len() && own[at] == t {
+            source.push(at);
+            real.push(true);
+        } else {
+            source.push(at.saturating_sub(1).min(own.len().saturating_sub(1)));
+            real.push(false);
+        }
+    }
+    let first = real.iter().position(|r| *r);
+    let last = real.iter().rposition(|r| *r);
+    let active = first.zip(last);
+    let pick = |values: &[f64]| -> Vec<f64> { if values.is_empty() || own.is_empty() { Vec::new() } else { source.iter().map(|&o| values[o]).collect() } };
+    // A placeholder bar is flat at its close: no extreme is invented.
+    let range = |values: &[f64], close: &[f64]| -> Vec<f64> {
+        if values.is_empty() || own.is_empty() {
+            return Vec::new();
+        }
+        source.iter().zip(&real).map(|(&o, &r)| if r { values[o] } else { close[o] }).collect()
+    };
+    let mark_close = timeline.mark_prices().to_vec();
+    let spot_stale: Vec<u8> = source
+        .iter()
+        .zip(&real)
+        .enumerate()
+        .map(|(g, (&o, &r))| {
+            let inside = active.is_some_and(|(a, b)| g > a && g < b);
+            if r {
+                timeline.spot_stale.get(o).copied().unwrap_or(0)
+            } else if inside {
+                crate::data::quality::stale::GAP
+            } else {
+                0
+            }
+        })
+        .collect();
+    let listed_ms = first.map(|f| grid[f]).unwrap_or(i64::MAX);
+    let (grid_first, grid_last) = (grid.first().copied().unwrap_or(0), grid.last().copied().unwrap_or(0));
+    let funding = timeline
+        .funding
+        .iter()
+        .filter(|e| e.settle_ms > grid_first.max(listed_ms - 1) && e.settle_ms <= grid_last)
+        .map(|e| FundingEvent { step: grid.partition_point(|&t| t < e.settle_ms), ..*e })
+        .collect();
+    let out = MarketTimeline {
+        symbol: timeline.symbol.clone(),
+        synthetic: timeline.synthetic,
+        spot: pick(&timeline.spot),
+        perp: pick(&timeline.perp),
+        mark: pick(&timeline.mark),
+        mark_high: range(&timeline.mark_high, &mark_close),
+        mark_low: range(&timeline.mark_low, &mark_close),
+        staking_apr: if timeline.staking_apr.len() == 1 { timeline.staking_apr.clone() } else { pick(&timeline.staking_apr) },
+        funding,
+        funding_history: timeline.funding_history.clone(),
+        stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
+        spot_stale,
+        stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= grid_first && s.from_ms <= grid_last).cloned().collect(),
+        cash_apr: pick(&timeline.cash_apr),
+        borrow_apr: pick(&timeline.borrow_apr),
+        spot_high: range(&timeline.spot_high, &timeline.spot),
+        spot_low: range(&timeline.spot_low, &timeline.spot),
+        uncovered: if timeline.uncovered.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| r && timeline.uncovered[o]).collect() },
+        coverage: timeline.coverage.clone(),
+        coverage_warnings: timeline.coverage_warnings.clone(),
+        ts_ms: grid.to_vec(),
+        ..Default::default()
+    };
+    (out, active)
+}

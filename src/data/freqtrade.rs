@@ -74,22 +74,28 @@ pub struct FreqtradeFiles {
 
 /// Find the spot, perp, mark and funding files a config names, or say what is missing.
 pub fn locate(source: &FreqtradeSource) -> Result<FreqtradeFiles> {
-    let datadir = Path::new(&source.datadir);
-    let base = if datadir.join(&source.exchange).is_dir() { datadir.join(&source.exchange) } else { datadir.to_path_buf() };
-    if !base.is_dir() {
-        bail_input!(
-            "freqtrade data directory {} does not exist; set `data.freqtrade.datadir` to freqtrade's user_data/data (holding {}/) or to the exchange folder",
-            datadir.display(),
-            source.exchange
-        );
+    let mut bases = Vec::with_capacity(1 + source.more_datadirs.len());
+    for dir in std::iter::once(&source.datadir).chain(&source.more_datadirs) {
+        let datadir = Path::new(dir);
+        let base = if datadir.join(&source.exchange).is_dir() { datadir.join(&source.exchange) } else { datadir.to_path_buf() };
+        if !base.is_dir() {
+            bail_input!(
+                "freqtrade data directory {} does not exist; set `data.freqtrade.datadir` (and `more_datadirs`) to freqtrade's user_data/data (holding {}/) or to the exchange folder",
+                datadir.display(),
+                source.exchange
+            );
+        }
+        bases.push(base);
     }
+    let base = bases[0].clone();
     let spot_stem = pair_to_filename(&source.pair);
     let perp_pair = source.perp_pair.clone().unwrap_or_else(|| default_perp_pair(&source.pair));
     let perp_stem = pair_to_filename(&perp_pair);
     let tf = &source.timeframe;
     timeframe_ms(tf)?;
     let exts = extensions(source.format);
-    let find = |dir: &Path, name: &str| exts.iter().map(|ext| dir.join(format!("{name}.{ext}"))).find(|p| p.is_file());
+    // A file is looked for in each directory in turn (`sub`: "" or "futures").
+    let find_in = |sub: &str, name: &str| bases.iter().flat_map(|b| exts.iter().map(move |ext| b.join(sub).join(format!("{name}.{ext}")))).find(|p| p.is_file());
     let futures = base.join("futures");
     let missing = |what: &str, dir: &Path, name: &str| {
         let mut present: Vec<String> = std::fs::read_dir(dir)
@@ -105,12 +111,12 @@ pub fn locate(source: &FreqtradeSource) -> Result<FreqtradeFiles> {
             if what == "spot" { "spot" } else { "futures" }
         )
     };
-    let spot = find(&base, &format!("{spot_stem}-{tf}")).ok_or_else(|| missing("spot", &base, &format!("{spot_stem}-{tf}")))?;
-    let perp = find(&futures, &format!("{perp_stem}-{tf}-futures")).ok_or_else(|| missing("perp", &futures, &format!("{perp_stem}-{tf}-futures")))?;
-    let mark = find(&futures, &format!("{perp_stem}-{tf}-mark"));
+    let spot = find_in("", &format!("{spot_stem}-{tf}")).ok_or_else(|| missing("spot", &base, &format!("{spot_stem}-{tf}")))?;
+    let perp = find_in("futures", &format!("{perp_stem}-{tf}-futures")).ok_or_else(|| missing("perp", &futures, &format!("{perp_stem}-{tf}-futures")))?;
+    let mark = find_in("futures", &format!("{perp_stem}-{tf}-mark"));
     // freqtrade stores funding under the exchange's funding timeframe (1h or 8h), whatever the candles'.
-    let funding = find(&futures, &format!("{perp_stem}-{tf}-funding_rate"))
-        .or_else(|| ["1h", "8h", "4h", "2h"].iter().find_map(|t| find(&futures, &format!("{perp_stem}-{t}-funding_rate"))))
+    let funding = find_in("futures", &format!("{perp_stem}-{tf}-funding_rate"))
+        .or_else(|| ["1h", "8h", "4h", "2h"].iter().find_map(|t| find_in("futures", &format!("{perp_stem}-{t}-funding_rate"))))
         .ok_or_else(|| missing("funding", &futures, &format!("{perp_stem}-{tf}-funding_rate")))?;
     Ok(FreqtradeFiles { spot, perp, mark, funding })
 }

@@ -119,6 +119,10 @@ pub struct FreqtradeSource {
     pub perp_pair: Option<String>,
     /// Candle timeframe, e.g. `1h`.
     pub timeframe: String,
+    /// Further data directories searched, in order, for any file `datadir` lacks (a coin's spot
+    /// in one download, its perp in another).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_datadirs: Vec<String>,
     /// File format to look for (default `auto`: the first that exists).
     #[serde(default = "default_freqtrade_format")]
     pub format: FreqtradeFormat,

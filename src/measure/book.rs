@@ -228,6 +228,10 @@ pub struct BookMetrics {
     pub capital_efficiency: f64,
     /// Allocation rebalances carried out.
     pub allocation_rebalances: usize,
+    /// A universe's rotations, and the pairs closed because their data ended (absent without
+    /// a universe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub universe: Option<UniverseMetrics>,
     /// Each pair's measures, by name.
     pub pairs: BTreeMap<String, PairMetrics>,
     /// Each account's measures, by name.
@@ -306,12 +310,28 @@ pub fn compute(summary: &BookSummary, ledger: &BookLedger, places: &[PairPlace],
         funding_apr_on_margin: if posted > 0.0 { summary.book.pnl.funding / posted / years } else { 0.0 },
         capital_efficiency: if posted > 0.0 { summary.book.initial_capital / posted } else { 0.0 },
         allocation_rebalances: summary.allocation_rebalances,
+        universe: (summary.rotations > 0).then(|| UniverseMetrics {
+            rotations: summary.rotations,
+            delistings: summary.delistings,
+            selections: summary.selections.iter().map(|(t, picked)| (crate::time::format_ms(*t), picked.iter().map(|&k| places[k].name.clone()).collect())).collect(),
+        }),
         pairs,
         accounts: accounts_out,
         pnl_by_account,
         correlation: correlation(summary, places),
         book,
     }
+}
+
+/// What a universe did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UniverseMetrics {
+    /// Selections made (the first included).
+    pub rotations: usize,
+    /// Pairs closed because their data ended.
+    pub delistings: usize,
+    /// Each selection: its time and the pairs chosen.
+    pub selections: Vec<(String, Vec<String>)>,
 }
 
 /// Pearson correlation of the pairs' daily returns (each day against the previous day's close).

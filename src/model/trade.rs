@@ -31,6 +31,11 @@ pub enum TradeReason {
     Switch,
     /// A held carry resized, both legs in proportion, to a rule strategy's new target size.
     Resize,
+    /// A universe's rotation closed a pair that left the selection.
+    Rotation,
+    /// A pair's data ended (the symbol was delisted, or the files stop): closed at its last
+    /// price at the first step without it.
+    Delisting,
 }
 
 impl TradeReason {
@@ -51,6 +56,8 @@ impl TradeReason {
             TradeReason::Delivery => "delivery",
             TradeReason::Switch => "switch",
             TradeReason::Resize => "resize",
+            TradeReason::Rotation => "rotation",
+            TradeReason::Delisting => "delisting",
         }
     }
 }

@@ -273,6 +273,9 @@ struct Sim<'a> {
     size_held: f64,
     /// The regime of the last rate settled in the step in progress (None: no settlement).
     settled_regime: Option<usize>,
+    /// Out of a universe's selection (or delisted): the pair wants no position whatever its
+    /// rule says.
+    benched: bool,
 }
 
 impl Sim<'_> {
@@ -280,6 +283,9 @@ impl Sim<'_> {
     /// decisions where there is one, else the entry rule on the trailing signal.
     #[inline(always)]
     fn wanted(&self, current: Target, signal_apr: f64, at: &Quote) -> Target {
+        if self.benched {
+            return Target::Flat;
+        }
         match self.params.rules.as_deref() {
             Some(rules) => rules.target(self.params.entry.direction, current, at.step, at.ts_ms, self.entered_ms, self.exited_ms),
             None => self.params.entry.target(current, signal_apr),
@@ -1278,6 +1284,7 @@ impl<'p, 't> PairRun<'p, 't> {
                 exited_ms: i64::MIN,
                 size_held: 1.0,
                 settled_regime: None,
+                benched: false,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),

@@ -47,7 +47,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::margin::{Collateral, LiquidationStyle};
-use super::policy::TopUpSource;
+use super::policy::{Target, TopUpSource};
 use super::{EngineParams, Held, PairRun, RunSummary, Step};
 use crate::model::{events, state, MarketTimeline, Recorder, StepRow, Trade, TradeReason};
 
@@ -93,6 +93,34 @@ pub struct PairSpec<'a> {
     /// How much of the spot's value the spot account counts as margin (portfolio mode: the
     /// asset's collateral ratio, flat or tiered; none otherwise).
     pub spot_collateral: Collateral,
+    /// In a universe: the steps the pair has data for (its first and last real bar on the
+    /// book's clock; None: none) and its selection score at each step, known at the step.
+    pub universe: Option<UniversePair>,
+}
+
+/// A pair's part in a universe.
+#[derive(Debug, Clone, Default)]
+pub struct UniversePair {
+    /// Grid indices of its first and last real bar (None: no bar inside the window).
+    pub active: Option<(usize, usize)>,
+    /// The score the selection ranks by, one per step (NaN: unknown).
+    pub score: Vec<f64>,
+    /// Earliest time it may be selected: its first bar plus the history required, epoch ms.
+    pub eligible_from_ms: i64,
+}
+
+/// A universe: which pairs hold capital, chosen anew on a schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniverseParams {
+    /// Pairs held at once.
+    pub top: usize,
+    /// Time between selections, ms (the first is at the first step).
+    pub rotate_every_ms: i64,
+    /// Only pairs whose score is at least this are selected.
+    pub min_score: Option<f64>,
+    /// Split the capital among the selected pairs in proportion to their (positive) scores
+    /// instead of equally.
+    pub score_weighted: bool,
 }
 
 /// How capital is split among the pairs.
@@ -118,6 +146,9 @@ pub struct BookParams {
     pub allocation: Allocation,
     /// Re-split the book's equity by the rule this often (ms); `None`: only at the start.
     pub rebalance_every_ms: Option<i64>,
+    /// A universe: the allocation goes to the pairs selected at each rotation (the allocation
+    /// schedule above is not used then).
+    pub universe: Option<UniverseParams>,
 }
 
 /// One account's state at a step's close.
@@ -187,6 +218,12 @@ pub struct BookSummary {
     pub allocation_rebalances: usize,
     /// Mean over steps of the cash posted as perp margin across the book, quote currency.
     pub mean_margin_posted: f64,
+    /// Universe rotations carried out.
+    pub rotations: usize,
+    /// Pairs closed because their data ended (delisted).
+    pub delistings: usize,
+    /// The selection at each rotation: (time, the selected pairs' indices).
+    pub selections: Vec<(i64, Vec<usize>)>,
 }
 
 /// Weights for the pairs under `allocation` at step `i` (sum 1).
@@ -721,6 +758,14 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
     let mut allocation_rebalances = 0usize;
     let mut margin_posted_sum = 0.0;
     let shared: Vec<bool> = accounts.iter().map(|a| a.mode != MarginMode::Isolated).collect();
+    let (mut rotations, mut delistings, mut selections) = (0usize, 0usize, Vec::new());
+    let mut next_rotation_ms = book.universe.as_ref().and_then(|_| pairs.first().and_then(|p| p.timeline.ts_ms.first().copied()));
+    if book.universe.is_some() {
+        // Nothing is held before the first selection.
+        for run in runs.iter_mut() {
+            run.sim.benched = true;
+        }
+    }
 
     for i in 0..n {
         let mut steps: Vec<Step> = runs.iter_mut().map(|r| r.begin(i)).collect();
@@ -780,8 +825,37 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
                 }
             }
         }
+        // A pair whose data has ended is closed at its last price, and stays out.
+        if book.universe.is_some() {
+            for (k, run) in runs.iter_mut().enumerate() {
+                let ended = pairs[k].universe.as_ref().and_then(|u| u.active).is_some_and(|(_, last)| i == last + 1);
+                if ended {
+                    run.sim.benched = true;
+                    if matches!(run.sim.held, Held::Long | Held::Reverse | Held::Unhedged) {
+                        let at = steps[k].at;
+                        run.sim.exit(&at, TradeReason::Delisting, &mut steps[k].pnl);
+                        steps[k].flags |= events::EXIT;
+                        run.summary.exits += 1;
+                    }
+                    delistings += 1;
+                }
+            }
+        }
         let mut liquidation_prices: Vec<Option<f64>> = runs.iter_mut().zip(steps.iter_mut()).map(|(r, s)| r.decide(i, s)).collect();
-        let due = next_rebalance_ms.is_some_and(|t| ts_ms >= t) && i + 1 < n;
+        if let Some(universe) = &book.universe {
+            if next_rotation_ms.is_some_and(|t| ts_ms >= t) && i + 1 < n {
+                let selected = select(universe, pairs, i, ts_ms);
+                rotate(universe, &mut runs, pairs, &mut steps, &selected, &mut transfers, &mut liquidation_prices);
+                selections.push((ts_ms, selected));
+                rotations += 1;
+                if let Some(next) = next_rotation_ms.as_mut() {
+                    while *next <= ts_ms {
+                        *next += universe.rotate_every_ms;
+                    }
+                }
+            }
+        }
+        let due = book.universe.is_none() && next_rebalance_ms.is_some_and(|t| ts_ms >= t) && i + 1 < n;
         let masked = steps.iter().any(|s| s.flags & events::MASKED != 0);
         if due && !masked {
             let equity: f64 = runs.iter().zip(&steps).map(|(r, s)| r.sim.book.equity(s.at.spot)).sum();
@@ -865,7 +939,88 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
     let pair_summaries: Vec<RunSummary> = runs.into_iter().map(|r| r.finish()).collect();
     merge_into(&mut book_summary, &pair_summaries);
     let posted = if n > 0 { margin_posted_sum / n as f64 } else { 0.0 };
-    BookSummary { book: book_summary, pairs: pair_summaries, transfers_in: transfers_total, accounts: account_summaries, allocation_rebalances, mean_margin_posted: posted }
+    BookSummary { book: book_summary, pairs: pair_summaries, transfers_in: transfers_total, accounts: account_summaries, allocation_rebalances, mean_margin_posted: posted, rotations, delistings, selections }
+}
+
+/// The pairs a universe holds from step `i` (time `ts_ms`): those with a bar at the step, past
+/// their required history, with a known score (at least the minimum), the `top` best by
+/// score (ties to the earlier pair). Nothing later than the step is read.
+fn select(universe: &UniverseParams, pairs: &[PairSpec], i: usize, ts_ms: i64) -> Vec<usize> {
+    let mut ranked: Vec<(usize, f64)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| {
+            let u = p.universe.as_ref()?;
+            let (first, last) = u.active?;
+            let score = u.score.get(i).copied().unwrap_or(f64::NAN);
+            let eligible = first <= i && i <= last && ts_ms >= u.eligible_from_ms && score.is_finite() && universe.min_score.is_none_or(|m| score >= m);
+            eligible.then_some((k, score))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut selected: Vec<usize> = ranked.into_iter().take(universe.top).map(|(k, _)| k).collect();
+    selected.sort_unstable();
+    selected
+}
+
+/// A rotation at the step's close: pairs leaving the selection are closed (reason `rotation`)
+/// and benched, the book's equity is split among the selected pairs (held ones resized, both
+/// legs, with their costs; cash moved by transfers), and selected pairs not yet in a carry
+/// open one when their own rule wants it.
+fn rotate(universe: &UniverseParams, runs: &mut [PairRun], pairs: &[PairSpec], steps: &mut [Step], selected: &[usize], transfers: &mut [f64], liquidation_prices: &mut [Option<f64>]) {
+    for (k, run) in runs.iter_mut().enumerate() {
+        let keep = selected.contains(&k);
+        if !keep && matches!(run.sim.held, Held::Long | Held::Reverse | Held::Unhedged) {
+            let at = steps[k].at;
+            let trades_before = run.sim.trades.len();
+            run.sim.exit(&at, TradeReason::Rotation, &mut steps[k].pnl);
+            run.count_traded(trades_before);
+            steps[k].flags |= events::EXIT;
+            run.summary.exits += 1;
+            liquidation_prices[k] = None;
+        }
+        run.sim.benched = !keep || pairs[k].universe.as_ref().and_then(|u| u.active).is_none();
+    }
+    let equity: f64 = runs.iter().zip(steps.iter()).map(|(r, s)| r.sim.book.equity(s.at.spot)).sum();
+    let weights: Vec<f64> = {
+        let scores: Vec<f64> = (0..runs.len()).map(|k| if selected.contains(&k) { pairs[k].universe.as_ref().and_then(|u| u.score.get(steps[k].at.step).copied()).unwrap_or(0.0) } else { 0.0 }).collect();
+        let positive: f64 = scores.iter().map(|s| s.max(0.0)).sum();
+        (0..runs.len())
+            .map(|k| {
+                if !selected.contains(&k) {
+                    0.0
+                } else if universe.score_weighted && positive > 0.0 {
+                    scores[k].max(0.0) / positive
+                } else {
+                    1.0 / selected.len() as f64
+                }
+            })
+            .collect()
+    };
+    let targets: Vec<f64> = weights.iter().map(|w| w * equity.max(0.0)).collect();
+    let trades_before: Vec<usize> = runs.iter().map(|r| r.sim.trades.len()).collect();
+    let moved = reallocate(runs, steps, &targets);
+    for (k, run) in runs.iter_mut().enumerate() {
+        transfers[k] += moved[k];
+        if run.sim.trades.len() > trades_before[k] {
+            steps[k].flags |= events::REBALANCE;
+            liquidation_prices[k] = None;
+        }
+        // A selected pair out of a carry opens one now, if its rule wants it.
+        if selected.contains(&k) && run.sim.held == Held::Flat {
+            let at = steps[k].at;
+            let wanted = run.sim.wanted(Target::Flat, run.signal_now, &at);
+            if wanted != Target::Flat {
+                run.sim.enter(wanted, &at, &mut steps[k].pnl);
+                if run.sim.held != Held::Flat {
+                    steps[k].flags |= events::ENTRY;
+                    run.summary.entries += 1;
+                    liquidation_prices[k] = None;
+                }
+            }
+        }
+        run.count_traded(trades_before[k]);
+    }
 }
 
 /// Rows the pairs' own recorders would get: the book recorder takes them instead.
