@@ -274,10 +274,7 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
 
 /// `basis backtest` on a portfolio config (`[[account]]` and `[[pair]]` tables).
 fn run_book(args: BacktestArgs) -> Result<()> {
-    if !args.set.is_empty() {
-        crate::bail_input!("--set is not supported for portfolio configs yet; edit the file instead");
-    }
-    let mut book = crate::config::book::BookConfig::load(&args.config)?;
+    let mut book = if args.set.is_empty() { crate::config::book::BookConfig::load(&args.config)? } else { crate::config::load_book_with_overrides(&args.config, &args.set)? };
     if let Some(name) = args.name {
         book.run.name = name;
     }

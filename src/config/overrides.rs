@@ -17,17 +17,36 @@ pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Config> 
     let full = toml::Value::try_from(&Config::from_toml_value(&raw, &path.display().to_string(), base_dir)?)
         .map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
     for item in overrides {
-        let Some((key, value)) = item.split_once('=') else {
-            bail_input!("--set {item:?}: expected KEY=VALUE, e.g. --set portfolio.leverage=2");
-        };
-        let (key, value) = (key.trim(), value.trim());
-        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let (key, parsed) = split_override(item)?;
         set_path(&mut raw, &full, key, parsed)?;
     }
     Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+}
+
+/// A portfolio config (`[[account]]`, `[[pair]]` or `[universe]`) with `KEY=VALUE` overrides
+/// applied to its TOML before validation: `portfolio.leverage=2`, `universe.select.top=3`, or a
+/// pair's own key by its place in the file, `pair.1.weight=0.4` (counting from 0).
+pub fn load_book_with_overrides(path: &Path, overrides: &[String]) -> Result<super::book::BookConfig> {
+    let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
+    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    // A book has no fully defaulted form: the file itself says where integers stand.
+    let typed = raw.clone();
+    for item in overrides {
+        let (key, value) = split_override(item)?;
+        set_path(&mut raw, &typed, key, value)?;
+    }
+    super::book::BookConfig::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+}
+
+/// `KEY=VALUE` as the key and the value read as TOML (text where it is not).
+fn split_override(item: &str) -> Result<(&str, toml::Value)> {
+    let Some((key, value)) = item.split_once('=') else {
+        bail_input!("--set {item:?}: expected KEY=VALUE, e.g. --set portfolio.leverage=2");
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(value.to_string()));
+    Ok((key, parsed))
 }
 
 /// Set `path` (dotted) in a TOML table to `value`, creating tables on the way. Floats with no
@@ -36,18 +55,33 @@ pub fn set_path(root: &mut toml::Value, full: &toml::Value, path: &str, value: t
     let parts: Vec<&str> = path.split('.').collect();
     let mut node = root;
     let mut typed = Some(full);
+    let last = parts.len() - 1;
     for (i, part) in parts.iter().enumerate() {
-        typed = typed.and_then(|t| t.get(part));
-        let table = node.as_table_mut().ok_or_else(|| input_error!("params.\"{path}\": `{}` is not a section", parts[..i].join(".")))?;
-        if i + 1 == parts.len() {
-            let value = match (value, typed) {
-                (toml::Value::Float(x), Some(toml::Value::Integer(_))) if x.fract() == 0.0 => toml::Value::Integer(x as i64),
-                (value, _) => value,
-            };
-            table.insert(part.to_string(), value);
-            return Ok(());
-        }
-        node = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        node = match node {
+            // An array of tables ([[pair]]) is entered by index.
+            toml::Value::Array(array) => {
+                let index: usize = part.parse().map_err(|_| input_error!("\"{path}\": `{}` is a list ([[...]] tables): name an entry by its place, e.g. {}.0", parts[..i].join("."), parts[..i].join(".")))?;
+                if i == last {
+                    bail_input!("\"{path}\": name a key inside the entry, e.g. {path}.weight");
+                }
+                let len = array.len();
+                typed = typed.and_then(|t| t.get(index));
+                array.get_mut(index).ok_or_else(|| input_error!("\"{path}\": `{}` has {len} entries (counting from 0)", parts[..i].join(".")))?
+            }
+            toml::Value::Table(table) => {
+                typed = typed.and_then(|t| t.get(part));
+                if i == last {
+                    let value = match (value, typed) {
+                        (toml::Value::Float(x), Some(toml::Value::Integer(_))) if x.fract() == 0.0 => toml::Value::Integer(x as i64),
+                        (value, _) => value,
+                    };
+                    table.insert(part.to_string(), value);
+                    return Ok(());
+                }
+                table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()))
+            }
+            _ => bail_input!("params.\"{path}\": `{}` is not a section", parts[..i].join(".")),
+        };
     }
     Ok(())
 }
