@@ -332,6 +332,11 @@ pub fn summary_text(result: &BookResult) -> String {
         m.mean_margin_posted,
         m.capital_efficiency
     );
+    out.push_str(&format!("  costs         fees {:.2}, slippage {:.2}, borrow {:.2}; {} entries, {} exits\n", b.fees_paid, b.slippage_paid, b.borrow_paid, b.entries, b.exits));
+    if let Some(u) = &m.universe {
+        let closed = result.summary.pairs.iter().filter(|p| p.trades.iter().any(|t| t.reason == crate::model::TradeReason::Delisting)).count();
+        out.push_str(&format!("  universe      {} selections, {} pairs whose data ended ({} closed as delistings while held)\n", u.rotations, u.delistings, closed));
+    }
     for (name, pair) in &m.pairs {
         out.push_str(&format!(
             "  pair {name:<10} {:>14.2} -> {:>14.2}  funding {:>12.2}  liquidations {}  (spot in {}, perp in {})\n",
