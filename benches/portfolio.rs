@@ -3,12 +3,15 @@
 //! per run and the throughput in steps × legs per second (criterion's elements: 2 legs per pair
 //! per step).
 //!
+//! And a universe: 20 pairs listing a week apart over the year, the top 5 by their trailing
+//! week of funding chosen weekly, put on the union clock and scored inside each iteration.
+//!
 //! Run with `cargo bench --bench portfolio`.
 
 use basis::data::align::{align, MarketTimeline};
 use basis::data::synth::{market_data, SynthSpec};
 use basis::measure::book::BookLedger;
-use basis::sim::portfolio::{self, AccountSpec, Allocation, BookParams, MarginMode, PairSpec};
+use basis::sim::portfolio::{self, AccountSpec, Allocation, BookParams, MarginMode, PairSpec, UniversePair, UniverseParams};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const PAIRS: usize = 10;
@@ -64,5 +67,51 @@ fn book(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(portfolio_benches, book);
+fn universe(c: &mut Criterion) {
+    const CANDIDATES: usize = 20;
+    let own: Vec<MarketTimeline> = (0..CANDIDATES)
+        .map(|k| {
+            let data = market_data(&SynthSpec { seed: 101 + k as u64, bar_minutes: 60, days: 365, initial_price: 50.0 * (k as f64 + 1.0), ..SynthSpec::default() });
+            let t = align(&data, None, None, 0.03).expect("synthetic data aligns");
+            // Pair k lists k weeks into the year.
+            let from = t.ts_ms[0] + k as i64 * 7 * 86_400_000;
+            basis::data::align::restrict_to_grid(&t, &t.ts_ms.iter().copied().filter(|&x| x >= from).collect::<Vec<_>>())
+        })
+        .collect();
+    let config = basis::config::Config::from_toml_str(
+        "[data]\nsymbol = \"SYNTHUSDT\"\n[data.freqtrade]\ndatadir = \"unread\"\npair = \"SYNTH/USDT\"\ntimeframe = \"1h\"\n[portfolio]\nleverage = 2.0\nreserve_fraction = 0.1\ntop_up_source = \"reserve_then_spot\"\n[venue]\npreset = \"binance_usdm\"\n",
+        "bench",
+        std::path::Path::new("."),
+    )
+    .expect("bench config");
+    let accounts = [AccountSpec { name: "binance".into(), mode: MarginMode::Isolated, liquidation_threshold: 1.0 }];
+    let universe = UniverseParams { top: 5, rotate_every_ms: 7 * 86_400_000, min_score: None, score_weighted: false };
+    let mut group = c.benchmark_group("universe");
+    group.sample_size(10);
+    group.bench_function("universe_20_pairs_top5_weekly_1y_1h", |b| {
+        b.iter(|| {
+            let grid = basis::data::align::union_grid(&own.iter().collect::<Vec<_>>(), i64::MIN, i64::MAX);
+            let spread: Vec<(MarketTimeline, Option<(usize, usize)>)> = own.iter().map(|t| basis::data::align::spread_to_grid(t, &grid)).collect();
+            let pairs: Vec<PairSpec> = spread
+                .iter()
+                .zip(&own)
+                .enumerate()
+                .map(|(k, ((t, active), o))| {
+                    let score_own = basis::sim::policy::trailing_funding_apr_hours(&o.funding_history, &o.ts_ms, 168.0);
+                    let score = grid.iter().map(|g| o.ts_ms.binary_search(g).map(|i| score_own[i]).unwrap_or(f64::NAN)).collect();
+                    let mut params = basis::config::engine_params(&config);
+                    params.initial_capital = 1_000_000.0 / CANDIDATES as f64;
+                    let universe = Some(UniversePair { active: *active, score, eligible_from_ms: o.ts_ms[0] });
+                    PairSpec { name: format!("P{k}"), timeline: t, params, spot_account: 0, perp_account: 0, spot_collateral: basis::sim::margin::Collateral::default(), universe }
+                })
+                .collect();
+            let params = BookParams { initial_capital: 1_000_000.0, allocation: Allocation::Weights(vec![1.0 / CANDIDATES as f64; CANDIDATES]), rebalance_every_ms: None, universe: Some(universe.clone()) };
+            let mut ledger = BookLedger::with_capacity(CANDIDATES, accounts.len(), grid.len());
+            portfolio::run(&params, &accounts, &pairs, &mut ledger)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(portfolio_benches, book, universe);
 criterion_main!(portfolio_benches);
