@@ -165,3 +165,30 @@ fn alts_universe_on_real_data() {
     assert!(result.summary.pairs[names.iter().position(|n| n == "INJUSDT").unwrap()].trades.iter().all(|t| t.ts_ms < 1_771_459_200_000 + DAY));
     assert_eq!(result.summary.rotations, 53);
 }
+
+/// A sweep over a book (`data/examples/sweep-universe.toml`): each configuration, run on the
+/// sweep's shared pair markets, gives the metrics of the same book run on its own with `--set`.
+#[test]
+fn a_book_sweep_runs_the_book_each_configuration_names() {
+    let root = real_data_dir();
+    if !root.join("freqtrade-binance-1h-alts").is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "{} is missing: under CI the book sweep must run on it", root.display());
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");
+    let sweep = basis::app::sweep::spec::Sweep::load(&dir.join("sweep-universe.toml")).unwrap();
+    assert!(sweep.book);
+    let markets = basis::app::sweep::Markets::for_book();
+    for id in [0u64, 7, 14] {
+        let values = sweep.values(id);
+        let swept = basis::app::sweep::run_values(&sweep, &markets, &values, &[]).unwrap();
+        let sets: Vec<String> = sweep.params.iter().zip(&values).map(|(p, v)| format!("{}={v}", p.path)).collect();
+        let book = basis::config::load_book_with_overrides(&dir.join("universe-majors-1h.toml"), &sets).unwrap();
+        let alone = basis::app::portfolio::run(&book).unwrap().metrics.book;
+        assert_eq!(swept.apr.to_bits(), alone.apr.to_bits(), "configuration {id} ({sets:?})");
+        assert_eq!(swept.final_equity.to_bits(), alone.final_equity.to_bits());
+        assert_eq!(swept.exits, alone.exits);
+    }
+    // Six pair markets, prepared once for all the configurations.
+    assert_eq!(markets.timelines_built(), 6);
+}

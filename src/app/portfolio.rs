@@ -39,8 +39,16 @@ pub struct BookResult {
     pub warnings: Vec<String>,
 }
 
+/// What preparing one pair's market gives: its timeline, the files read and the warnings.
+pub type Prepared = (MarketTimeline, Vec<PathBuf>, Vec<String>);
+
 /// Load every pair, put them on one clock, and run the book.
 pub fn run(book: &BookConfig) -> Result<BookResult> {
+    run_with(book, &|config| super::backtest::prepare(config))
+}
+
+/// [`run`] with each pair's market from `prepare` (a sweep hands in its cache).
+pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> Result<Prepared> + Sync)) -> Result<BookResult> {
     let mut timelines = Vec::with_capacity(book.pairs.len());
     let mut files = Vec::new();
     let mut warnings = Vec::new();
@@ -50,7 +58,7 @@ pub fn run(book: &BookConfig) -> Result<BookResult> {
     kept.pairs.clear();
     for pair in &book.pairs {
         // Context keeps the pair's own error kind (an input error exits 2).
-        match super::backtest::prepare(&pair.config).with_context(|| format!("pair {}", pair.name)) {
+        match prepare(&pair.config).with_context(|| format!("pair {}", pair.name)) {
             Ok((timeline, pair_files, pair_warnings)) => {
                 warnings.extend(pair_warnings.into_iter().map(|w| format!("{}: {w}", pair.name)));
                 files.extend(pair_files);

@@ -80,21 +80,52 @@ fn market_key(config: &Config) -> String {
 
 type Slot = Arc<OnceLock<std::result::Result<Arc<MarketTimeline>, String>>>;
 
+type PairSlot = Arc<OnceLock<std::result::Result<Arc<crate::app::portfolio::Prepared>, String>>>;
+
 /// Loaded market data, and its aligned timelines by market key (each built once, on first use).
+/// A book's sweep loads no data up front: each pair's market is prepared once, on first use.
 pub struct Markets {
-    /// The market data the sweep's base config names, loaded once.
-    pub data: MarketData,
+    /// The market data the sweep's base config names, loaded once (None for a book).
+    pub data: Option<MarketData>,
     timelines: Mutex<HashMap<String, Slot>>,
+    pairs: Mutex<HashMap<String, PairSlot>>,
 }
 
 impl Markets {
     /// Load the data a config names (its `[data]` section is the sweep's).
     pub fn load(config: &Config) -> Result<Markets> {
-        Ok(Markets { data: crate::data::load(&config.data)?, timelines: Mutex::new(HashMap::new()) })
+        Ok(Markets { data: Some(crate::data::load(&config.data)?), timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()) })
+    }
+
+    /// A book's markets: its pairs', prepared as they are asked for.
+    pub fn for_book() -> Markets {
+        Markets { data: None, timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()) }
+    }
+
+    /// A book pair's prepared market, shared: keyed by its data, window and funding settings.
+    pub fn pair(&self, config: &Config) -> Result<crate::app::portfolio::Prepared> {
+        let key = format!("{}|{}", serde_json::to_string(&config.data).map_err(|e| anyhow!("pair data: {e}"))?, market_key(config));
+        let slot = {
+            let mut map = self.pairs.lock().map_err(|_| anyhow!("pair cache poisoned"))?;
+            map.entry(key).or_default().clone()
+        };
+        let prepared = slot
+            .get_or_init(|| {
+                std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| crate::app::backtest::prepare(config).map(Arc::new).map_err(|e| format!("{e:#}")))
+                        .join()
+                        .unwrap_or_else(|_| Err("preparing the pair panicked".to_string()))
+                })
+            })
+            .clone()
+            .map_err(|e| crate::input_error!("{e}"))?;
+        Ok((*prepared).clone())
     }
 
     /// The aligned timeline for a config, shared.
     pub fn timeline(&self, config: &Config) -> Result<Arc<MarketTimeline>> {
+        let Some(data) = &self.data else { return Err(anyhow!("a book's sweep has no single market")) };
         let slot = {
             let mut map = self.timelines.lock().map_err(|_| anyhow!("timeline cache poisoned"))?;
             map.entry(market_key(config)).or_default().clone()
@@ -104,7 +135,7 @@ impl Markets {
         slot.get_or_init(|| {
             std::thread::scope(|scope| {
                 scope
-                    .spawn(|| align_for(&self.data, config).map(|(t, _)| Arc::new(t)).map_err(|e| format!("{e:#}")))
+                    .spawn(|| align_for(data, config).map(|(t, _)| Arc::new(t)).map_err(|e| format!("{e:#}")))
                     .join()
                     .unwrap_or_else(|_| Err("aligning the market panicked".to_string()))
             })
@@ -113,10 +144,21 @@ impl Markets {
             .map_err(|e| crate::input_error!("{e}"))
     }
 
-    /// Number of distinct timelines built so far.
+    /// Number of distinct timelines built so far (a book's: pair markets prepared).
     pub fn timelines_built(&self) -> usize {
-        self.timelines.lock().map(|m| m.len()).unwrap_or(0)
+        self.timelines.lock().map(|m| m.len()).unwrap_or(0) + self.pairs.lock().map(|m| m.len()).unwrap_or(0)
     }
+}
+
+/// Run configuration `values` of `sweep` (with `overrides` last, e.g. a walk-forward window):
+/// a single pair without a ledger, or a book on the cached pair markets (its book metrics).
+pub fn run_values(sweep: &spec::Sweep, markets: &Markets, values: &[toml::Value], overrides: &[(&str, toml::Value)]) -> Result<Metrics> {
+    if sweep.book {
+        let book = sweep.book_config(values, overrides)?;
+        let result = crate::app::portfolio::run_with(&book, &|config| markets.pair(config))?;
+        return Ok(result.metrics.book);
+    }
+    run_config(markets, &sweep.config(values, overrides)?)
 }
 
 /// Run one configuration without a ledger.

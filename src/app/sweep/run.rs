@@ -15,7 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::spec::{value_number, value_text, Sweep};
-use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
+use super::{metric_values, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::config::Config;
 use crate::output::{write_parquet_atomic, RunDir};
 use crate::{bail_input, input_error};
@@ -78,7 +78,7 @@ struct Row {
 
 fn evaluate(sweep: &Sweep, markets: &Markets, id: u64) -> Row {
     let values = sweep.values(id);
-    let outcome = sweep.config(&values, &[]).and_then(|config| run_config(markets, &config));
+    let outcome = super::run_values(sweep, markets, &values, &[]);
     match outcome {
         Ok(metrics) => Row { id, values, error: String::new(), metrics: metric_values(&metrics) },
         Err(err) => Row { id, values, error: format!("{err:#}"), metrics: [f64::NAN; METRIC_COUNT] },
@@ -190,8 +190,7 @@ pub fn run(sweep: &Sweep, options: &SweepOptions) -> Result<SweepSummary> {
         std::fs::rename(&tmp, &plan_path).with_context(|| format!("writing {}", plan_path.display()))?;
     }
 
-    let base: Config = Config::from_toml_value(&sweep.base_raw, "sweep base config", &sweep.base_dir)?;
-    let markets = Markets::load(&base)?;
+    let markets = if sweep.book { Markets::for_book() } else { Markets::load(&Config::from_toml_value(&sweep.base_raw, "sweep base config", &sweep.base_dir)?)? };
     let configurations = shard_len(sweep.total, options.shard);
     let chunks = configurations.div_ceil(CHUNK);
     let done: Vec<bool> = (0..chunks).map(|k| parts.join(format!("chunk-{k:06}.parquet")).is_file()).collect();

@@ -269,6 +269,8 @@ pub struct Sweep {
     pub base_full: toml::Value,
     /// The swept parameters, sorted by config path (the order of values and result columns).
     pub params: Vec<Param>,
+    /// The base is a book (`[[pair]]`/`[universe]`): each configuration runs the book.
+    pub book: bool,
     /// Number of configurations.
     pub total: u64,
 }
@@ -292,8 +294,15 @@ impl Sweep {
             .map_err(|err| input_error!("sweep file {origin}: cannot read base config {}: {err}", base_path.display()))?;
         let base_raw: toml::Value = toml::from_str(&base_text).map_err(|err| input_error!("base config {}: {}", base_path.display(), err.to_string().trim_end()))?;
         let base_dir = base_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let base_config = Config::from_toml_value(&base_raw, &base_path.display().to_string(), &base_dir)?;
-        let base_full = toml::Value::try_from(&base_config).map_err(|e| input_error!("base config: {e}"))?;
+        let book = crate::config::book::is_book(&base_raw);
+        // A book has no fully defaulted form: its file says where integers stand.
+        let base_full = if book {
+            crate::config::book::BookConfig::from_toml_value(&base_raw, &base_path.display().to_string(), &base_dir)?;
+            base_raw.clone()
+        } else {
+            let base_config = Config::from_toml_value(&base_raw, &base_path.display().to_string(), &base_dir)?;
+            toml::Value::try_from(&base_config).map_err(|e| input_error!("base config: {e}"))?
+        };
         if file.params.is_empty() {
             bail_input!("sweep file {origin}: [params] is empty: name at least one config field to vary, e.g. \"portfolio.leverage\" = [1, 2, 3]");
         }
@@ -309,7 +318,12 @@ impl Sweep {
             // The field must exist and accept the value: build the base with the first value.
             let mut probe = base_raw.clone();
             crate::config::set_path(&mut probe, &base_full, path, param.grid_value(0))?;
-            if let Err(err) = Config::from_toml_value(&probe, &format!("sweep {origin}, params.\"{path}\""), &base_dir) {
+            let probed = if book {
+                crate::config::book::BookConfig::from_toml_value(&probe, &format!("sweep {origin}, params.\"{path}\""), &base_dir).map(|_| ())
+            } else {
+                Config::from_toml_value(&probe, &format!("sweep {origin}, params.\"{path}\""), &base_dir).map(|_| ())
+            };
+            if let Err(err) = probed {
                 let message = format!("{err:#}");
                 if message.contains("unknown field") || message.contains("invalid type") || message.contains("unknown variant") {
                     return Err(err);
@@ -341,7 +355,7 @@ impl Sweep {
                 bail_input!("sweep file {origin}: [walk_forward] sets strategy.start and strategy.end itself; do not sweep them too");
             }
         }
-        Ok(Sweep { file, text: text.to_string(), base_raw, base_text, base_dir, base_full, params, total })
+        Ok(Sweep { file, text: text.to_string(), base_raw, base_text, base_dir, base_full, params, book, total })
     }
 
     /// The values of configuration `id`, one per parameter.
@@ -363,6 +377,18 @@ impl Sweep {
                 self.params.iter().map(|p| p.draw(&mut rng)).collect()
             }
         }
+    }
+
+    /// The book of configuration `id` (a book sweep), with `overrides` applied last.
+    pub fn book_config(&self, values: &[toml::Value], overrides: &[(&str, toml::Value)]) -> Result<crate::config::book::BookConfig> {
+        let mut raw = self.base_raw.clone();
+        for (param, value) in self.params.iter().zip(values) {
+            crate::config::set_path(&mut raw, &self.base_full, &param.path, value.clone())?;
+        }
+        for (path, value) in overrides {
+            crate::config::set_path(&mut raw, &self.base_full, path, value.clone())?;
+        }
+        crate::config::book::BookConfig::from_toml_value(&raw, "sweep configuration", &self.base_dir)
     }
 
     /// The config of configuration `id` (with `overrides` applied last, e.g. a walk-forward window).

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::spec::{value_number, value_text, Sweep, WalkForwardSpec};
-use super::{metric_values, run_config, Markets, METRIC_COUNT, METRIC_NAMES};
+use super::{metric_values, Markets, METRIC_COUNT, METRIC_NAMES};
 use crate::bail_input;
 use crate::config::Config;
 use crate::time::{format_ms, MS_PER_DAY};
@@ -50,9 +50,17 @@ fn as_time(ms: i64) -> toml::Value {
 
 /// Run the walk-forward over every configuration of the sweep.
 pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<WalkForward> {
-    let base = Config::from_toml_value(&sweep.base_raw, "sweep base config", &sweep.base_dir)?;
-    let timeline = markets.timeline(&base)?;
-    let (first, last) = (timeline.ts_ms[0], timeline.ts_ms[timeline.len() - 1]);
+    let (first, last) = if sweep.book {
+        // The book's own clock: run it once whole.
+        let book = sweep.book_config(&sweep.values(0), &[])?;
+        let result = crate::app::portfolio::run_with(&book, &|config| markets.pair(config))?;
+        let ts = &result.timelines[0].ts_ms;
+        (ts[0], ts[ts.len() - 1])
+    } else {
+        let base = Config::from_toml_value(&sweep.base_raw, "sweep base config", &sweep.base_dir)?;
+        let timeline = markets.timeline(&base)?;
+        (timeline.ts_ms[0], timeline.ts_ms[timeline.len() - 1])
+    };
     let days = |d: f64| (d * MS_PER_DAY as f64).round() as i64;
     let (is_len, oos_len) = (days(spec.in_sample_days), days(spec.out_of_sample_days));
     let step = days(spec.step_days.unwrap_or(spec.out_of_sample_days));
@@ -67,8 +75,7 @@ pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<W
         let scored: Vec<(u64, f64, [f64; METRIC_COUNT])> = (0..sweep.total)
             .into_par_iter()
             .filter_map(|id| {
-                let config = sweep.config(&sweep.values(id), &window_of(in_sample)).ok()?;
-                let metrics = metric_values(&run_config(markets, &config).ok()?);
+                let metrics = metric_values(&super::run_values(sweep, markets, &sweep.values(id), &window_of(in_sample)).ok()?);
                 metrics[metric_index].is_finite().then_some((id, metrics[metric_index], metrics))
             })
             .collect();
@@ -80,8 +87,7 @@ pub fn run(sweep: &Sweep, spec: &WalkForwardSpec, markets: &Markets) -> Result<W
         });
         if let Some(&(best_id, _, in_sample_metrics)) = best {
             let best_values = sweep.values(best_id);
-            let config = sweep.config(&best_values, &window_of(out_of_sample))?;
-            let out_of_sample_metrics = metric_values(&run_config(markets, &config)?);
+            let out_of_sample_metrics = metric_values(&super::run_values(sweep, markets, &best_values, &window_of(out_of_sample))?);
             windows.push(Window { in_sample, out_of_sample, best_id, best_values, in_sample_metrics, out_of_sample_metrics, evaluated: scored.len() as u64 });
         }
         start += step;
