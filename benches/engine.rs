@@ -181,6 +181,8 @@ fn benches(c: &mut Criterion) {
             backtest::run_to_folder(&config, None, true).unwrap()
         })
     });
+    // The same with the realistic rule set above: signals and rules compiled, then the loop.
+    group.bench_function("parquet_load_align_simulate_write_rules", |b| b.iter(|| backtest::run_to_folder(&realistic, None, true).unwrap()));
     group.finish();
 
     // The report alone: eight charts (decimated from 525,600 steps) and index.html.

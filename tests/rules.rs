@@ -372,3 +372,38 @@ fn regimes_by_hand() {
     r.count_limits(&summary.window_settlements, &|_, _| (Some(0.0002), Some(-0.0002)));
     assert_eq!((r.at_cap_share, r.at_floor_share), (Some(0.25), Some(0.25)));
 }
+
+/// The price and settlement signals by hand: perp 101 and mark 100.5 over spot 100 are 100 and
+/// 50 bp; the last settled rate of 0.02 % over 4 h is 0.0002 / 4 × 8760 = 43.8 % APR, from its
+/// settlement time on (NaN before).
+#[test]
+fn price_and_settlement_signals_by_hand() {
+    let dir = scratch("signals");
+    let mut timeline = flat(4);
+    timeline.perp = vec![101.0; 4];
+    timeline.mark = vec![100.5; 4];
+    timeline.funding_history = vec![SettledRate { settle_ms: timeline.ts_ms[2], rate: 0.0002, interval_hours: 4.0 }];
+    series_csv(&dir.join("expected.csv"), &timeline, &[0.0; 4]);
+    let config = rules_config(&dir, "mode = \"rules\"\nenter = \"1\"\nexit = \"0\"");
+    let mut signals = basis::signal::Signals::new(&config, &timeline).unwrap();
+    for v in signals.column("basis_bp").unwrap() {
+        assert_close(v, 100.0, 1e-9);
+    }
+    for v in signals.column("mark_basis_bp").unwrap() {
+        assert_close(v, 50.0, 1e-9);
+    }
+    let last = signals.column("funding_last_apr").unwrap();
+    assert!(last[0].is_nan() && last[1].is_nan());
+    assert_close(last[2], 0.438, 1e-12);
+    assert_close(last[3], 0.438, 1e-12);
+    let rate = signals.column("funding_rate").unwrap();
+    assert_eq!(rate[3], 0.0002);
+    // Without [data.dated] the dated basis says what it needs.
+    let err = signals.column("dated_basis_apr").unwrap_err().to_string();
+    assert!(err.contains("[data.dated]"), "{err}");
+    // The 1 h change of the last APR: unknown while the hour before is.
+    let e = basis::signal::expr::parse("change(funding_last_apr, 1h)").unwrap();
+    let change = signals.eval(&e, "test", f64::NAN).unwrap();
+    assert!(change[2].is_nan(), "the hour before the first settlement is unknown");
+    assert_eq!(change[3], 0.0);
+}

@@ -14,6 +14,7 @@
 //! | `funding_predicted_apr` | the rate the venue is computing for the interval in progress, APR |
 //! | `basis_bp` | perp last over spot close − 1, bp |
 //! | `mark_basis_bp` | mark over spot close − 1, bp |
+//! | `dated_basis_apr` | with `[data.dated]`: the front contract's basis, (F / S − 1) × 365 / days to expiry |
 //! | `held` | in `exit`: +1 in a long carry, −1 in a reverse carry |
 //! | `[[signal]]` names | the user's series |
 //! | `target` | `mode = "target"`: the target series |
@@ -28,6 +29,7 @@ pub mod transform;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::Result;
 
@@ -38,17 +40,18 @@ use expr::{Expr, Op};
 use transform::Statistic;
 
 /// The built-in signal names.
-pub const BUILTIN: [&str; 6] = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp"];
+pub const BUILTIN: [&str; 7] = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "dated_basis_apr"];
 
 /// The functions a rule may call.
 pub const FUNCTIONS: [&str; 12] = ["mean", "std", "zscore", "ema", "lag", "change", "sign", "abs", "clip", "min", "max", "funding_trailing_apr"];
 
-/// A value while evaluating: a number, a window length, or a column.
+/// A value while evaluating: a number, a window length, or a column (shared with the caches
+/// until an operation that owns it alone can reuse its memory).
 #[derive(Debug, Clone)]
 enum Value {
     Scalar(f64),
     Duration(i64),
-    Column(Vec<f64>),
+    Column(Rc<Vec<f64>>),
 }
 
 /// The signals of one run: its clock, its market and the user's series, computed on demand and
@@ -56,7 +59,10 @@ enum Value {
 pub struct Signals<'a> {
     config: &'a Config,
     timeline: &'a MarketTimeline,
-    columns: HashMap<String, Vec<f64>>,
+    columns: HashMap<String, Rc<Vec<f64>>>,
+    /// Function results already computed in this run (keyed by the call as written; a call
+    /// that names `held` is not kept, its value depends on the carry).
+    memo: HashMap<String, Rc<Vec<f64>>>,
     /// Names with a column, besides the built-ins (user signals, `target`).
     user_names: Vec<String>,
     /// What computing the signals found worth saying (a proxy premium, a series ending early).
@@ -75,7 +81,7 @@ impl<'a> Signals<'a> {
     /// The signals of `config` over `timeline`, with the user's `[[signal]]` series loaded and
     /// put on the clock (and the `[strategy.target]` series as `target` in target mode).
     pub fn new(config: &'a Config, timeline: &'a MarketTimeline) -> Result<Self> {
-        let mut signals = Signals { config, timeline, columns: HashMap::new(), user_names: Vec::new(), warnings: Vec::new(), files: Vec::new() };
+        let mut signals = Signals { config, timeline, columns: HashMap::new(), memo: HashMap::new(), user_names: Vec::new(), warnings: Vec::new(), files: Vec::new() };
         let target = config.strategy.target.iter().map(|s| (s, "target".to_string(), "strategy.target".to_string()));
         let user = config.signals.iter().map(|s| (s, s.name.clone(), format!("signal {}", s.name)));
         for (source, name, label) in user.chain(target) {
@@ -83,7 +89,7 @@ impl<'a> Signals<'a> {
             let series = crate::data::series::load(source, &label, &check, &mut signals.files)?;
             let (column, warning) = series.on_clock(&timeline.ts_ms)?;
             signals.warnings.extend(warning);
-            signals.columns.insert(name.clone(), column);
+            signals.columns.insert(name.clone(), Rc::new(column));
             signals.user_names.push(name);
         }
         Ok(signals)
@@ -96,6 +102,10 @@ impl<'a> Signals<'a> {
 
     /// The column of a named signal.
     pub fn column(&mut self, name: &str) -> Result<Vec<f64>> {
+        Ok(self.shared_column(name)?.as_ref().clone())
+    }
+
+    fn shared_column(&mut self, name: &str) -> Result<Rc<Vec<f64>>> {
         if let Some(column) = self.columns.get(name) {
             return Ok(column.clone());
         }
@@ -107,12 +117,41 @@ impl<'a> Signals<'a> {
             "basis_bp" => timeline.perp.iter().zip(&timeline.spot).map(|(p, s)| (p / s - 1.0) * 1e4).collect(),
             "mark_basis_bp" => timeline.mark_prices().iter().zip(&timeline.spot).map(|(m, s)| (m / s - 1.0) * 1e4).collect(),
             "funding_predicted_apr" => self.predicted()?,
+            "dated_basis_apr" => self.dated_basis()?,
             _ => {
                 return Err(input_error!("unknown signal `{name}`; this config has: {}", self.available().join(", ")));
             }
         };
+        let column = Rc::new(column);
         self.columns.insert(name.to_string(), column.clone());
         Ok(column)
+    }
+
+    /// The front dated contract's annualised basis at each step: the nearest contract with at
+    /// least `strategy.min_days_to_expiry` days left (rolled `roll_days_before` expiry), its
+    /// close against the spot close; NaN where none is live.
+    fn dated_basis(&mut self) -> Result<Vec<f64>> {
+        let config = self.config;
+        let Some(source) = &config.data.dated else {
+            bail_input!("signal dated_basis_apr needs [data.dated]: the dated contracts' files (README, Dated futures)");
+        };
+        let timeline = self.timeline;
+        let contracts = crate::data::dated::load_contracts(source, "data.dated", &mut self.files, &mut self.warnings)?;
+        let marks = match &config.data.dated_mark {
+            Some(marks) => crate::data::dated::load_contracts(marks, "data.dated_mark", &mut self.files, &mut self.warnings)?,
+            None => Vec::new(),
+        };
+        let on_clock = crate::data::dated::on_clock(&contracts, &marks, &timeline.ts_ms, &timeline.spot, None, &mut self.warnings);
+        let rules = crate::sim::dated::RollRules { min_days_to_expiry: config.strategy.min_days_to_expiry, roll_days_before: config.strategy.roll_days_before };
+        let front = crate::sim::dated::front_schedule(&on_clock, &timeline.ts_ms, rules);
+        Ok(front
+            .iter()
+            .enumerate()
+            .map(|(i, held)| match held {
+                Some(c) => crate::model::dated::annualised_basis(on_clock.close[*c][i], timeline.spot[i], on_clock.days_to_expiry(*c, timeline.ts_ms[i])),
+                None => f64::NAN,
+            })
+            .collect())
     }
 
     fn predicted(&mut self) -> Result<Vec<f64>> {
@@ -136,7 +175,7 @@ impl<'a> Signals<'a> {
         let n = self.timeline.len();
         match self.value(expr, what, held)? {
             Value::Scalar(x) => Ok(vec![x; n]),
-            Value::Column(c) => Ok(c),
+            Value::Column(c) => Ok(Rc::try_unwrap(c).unwrap_or_else(|shared| shared.as_ref().clone())),
             Value::Duration(_) => Err(input_error!("{what}: a duration alone is not a rule; durations are window arguments, e.g. ema(basis_bp, 72h)")),
         }
     }
@@ -151,29 +190,39 @@ impl<'a> Signals<'a> {
                 }
                 Value::Scalar(held)
             }
-            Expr::Name(name) => Value::Column(self.column(name).map_err(|e| input_error!("{what}: {e}"))?),
+            Expr::Name(name) => Value::Column(self.shared_column(name).map_err(|e| input_error!("{what}: {e}"))?),
             Expr::Neg(x) => map(self.value(x, what, held)?, what, |v| -v)?,
             Expr::Not(x) => map(self.value(x, what, held)?, what, |v| if v.is_nan() { f64::NAN } else if truthy(v) { 0.0 } else { 1.0 })?,
             Expr::Binary(op, a, b) => {
                 let (a, b) = (self.value(a, what, held)?, self.value(b, what, held)?);
-                let f: fn(f64, f64) -> f64 = match op {
-                    Op::Add => |x, y| x + y,
-                    Op::Sub => |x, y| x - y,
-                    Op::Mul => |x, y| x * y,
-                    Op::Div => |x, y| x / y,
-                    Op::Lt => |x, y| compare(x, y, x < y),
-                    Op::Le => |x, y| compare(x, y, x <= y),
-                    Op::Gt => |x, y| compare(x, y, x > y),
-                    Op::Ge => |x, y| compare(x, y, x >= y),
-                    Op::Eq => |x, y| compare(x, y, x == y),
-                    Op::Ne => |x, y| compare(x, y, x != y),
+                // One instance of `zip` per operator: the element loop inlines its arithmetic.
+                match op {
+                    Op::Add => zip(a, b, what, |x, y| x + y)?,
+                    Op::Sub => zip(a, b, what, |x, y| x - y)?,
+                    Op::Mul => zip(a, b, what, |x, y| x * y)?,
+                    Op::Div => zip(a, b, what, |x, y| x / y)?,
+                    Op::Lt => zip(a, b, what, |x, y| compare(x, y, x < y))?,
+                    Op::Le => zip(a, b, what, |x, y| compare(x, y, x <= y))?,
+                    Op::Gt => zip(a, b, what, |x, y| compare(x, y, x > y))?,
+                    Op::Ge => zip(a, b, what, |x, y| compare(x, y, x >= y))?,
+                    Op::Eq => zip(a, b, what, |x, y| compare(x, y, x == y))?,
+                    Op::Ne => zip(a, b, what, |x, y| compare(x, y, x != y))?,
                     // Kleene's three values: a known false decides an `and`, a known true an `or`.
-                    Op::And => |x, y| if (x == 0.0) || (y == 0.0) { 0.0 } else if x.is_nan() || y.is_nan() { f64::NAN } else { 1.0 },
-                    Op::Or => |x, y| if truthy(x) || truthy(y) { 1.0 } else if x.is_nan() || y.is_nan() { f64::NAN } else { 0.0 },
-                };
-                zip(a, b, what, f)?
+                    Op::And => zip(a, b, what, |x, y| if (x == 0.0) || (y == 0.0) { 0.0 } else if x.is_nan() || y.is_nan() { f64::NAN } else { 1.0 })?,
+                    Op::Or => zip(a, b, what, |x, y| if truthy(x) || truthy(y) { 1.0 } else if x.is_nan() || y.is_nan() { f64::NAN } else { 0.0 })?,
+                }
             }
-            Expr::Call(name, args) => self.call(name, args, what, held)?,
+            Expr::Call(name, args) => {
+                let key = (!expr.mentions("held")).then(|| format!("{expr:?}"));
+                if let Some(done) = key.as_ref().and_then(|k| self.memo.get(k)) {
+                    return Ok(Value::Column(done.clone()));
+                }
+                let value = self.call(name, args, what, held)?;
+                if let (Some(key), Value::Column(column)) = (key, &value) {
+                    self.memo.insert(key, column.clone());
+                }
+                value
+            }
         })
     }
 
@@ -185,11 +234,11 @@ impl<'a> Signals<'a> {
             }
             Ok(())
         };
-        let window = |this: &mut Self, usage: &str| -> Result<(Vec<f64>, i64)> {
+        let window = |this: &mut Self, usage: &str| -> Result<(Rc<Vec<f64>>, i64)> {
             arity(2, usage)?;
             let x = match this.value(&args[0], what, held)? {
                 Value::Column(c) => c,
-                Value::Scalar(s) => vec![s; ts.len()],
+                Value::Scalar(s) => Rc::new(vec![s; ts.len()]),
                 Value::Duration(_) => bail_input!("{what}: the first argument of {name}() is a signal: {usage}"),
             };
             match this.value(&args[1], what, held)? {
@@ -205,25 +254,25 @@ impl<'a> Signals<'a> {
                     "std" => Statistic::Std,
                     _ => Statistic::ZScore,
                 };
-                Value::Column(transform::rolling(ts, &x, ms, statistic))
+                Value::Column(Rc::new(transform::rolling(ts, &x, ms, statistic)))
             }
             "ema" => {
                 let (x, ms) = window(self, "ema(signal, 72h)")?;
-                Value::Column(transform::ema(ts, &x, ms))
+                Value::Column(Rc::new(transform::ema(ts, &x, ms)))
             }
             "lag" => {
                 let (x, ms) = window(self, "lag(signal, 8h)")?;
-                Value::Column(transform::lag(ts, &x, ms))
+                Value::Column(Rc::new(transform::lag(ts, &x, ms)))
             }
             "change" => {
                 let (x, ms) = window(self, "change(signal, 24h)")?;
                 let before = transform::lag(ts, &x, ms);
-                Value::Column(x.iter().zip(&before).map(|(a, b)| a - b).collect())
+                Value::Column(Rc::new(x.iter().zip(&before).map(|(a, b)| a - b).collect()))
             }
             "funding_trailing_apr" => {
                 arity(1, "funding_trailing_apr(72h)")?;
                 let Value::Duration(ms) = self.value(&args[0], what, held)? else { bail_input!("{what}: funding_trailing_apr() takes a window with a unit, e.g. funding_trailing_apr(72h)") };
-                Value::Column(crate::sim::policy::trailing_funding_apr_hours(&self.timeline.funding_history, ts, ms as f64 / 3_600_000.0))
+                Value::Column(Rc::new(crate::sim::policy::trailing_funding_apr_hours(&self.timeline.funding_history, ts, ms as f64 / 3_600_000.0)))
             }
             "sign" | "abs" => {
                 arity(1, &format!("{name}(x)"))?;
@@ -268,17 +317,30 @@ fn compare(x: f64, y: f64, holds: bool) -> f64 {
 fn map(x: Value, what: &str, f: impl Fn(f64) -> f64) -> Result<Value> {
     Ok(match x {
         Value::Scalar(v) => Value::Scalar(f(v)),
-        Value::Column(c) => Value::Column(c.into_iter().map(f).collect()),
+        // A column no cache holds is rewritten where it lies.
+        Value::Column(c) => Value::Column(Rc::new(match Rc::try_unwrap(c) {
+            Ok(mut owned) => {
+                owned.iter_mut().for_each(|v| *v = f(*v));
+                owned
+            }
+            Err(shared) => shared.iter().map(|&v| f(v)).collect(),
+        })),
         Value::Duration(_) => bail_input!("{what}: a duration is only a window argument, e.g. ema(x, 72h)"),
     })
 }
 
-fn zip(a: Value, b: Value, what: &str, f: fn(f64, f64) -> f64) -> Result<Value> {
+fn zip(a: Value, b: Value, what: &str, f: impl Fn(f64, f64) -> f64 + Copy) -> Result<Value> {
     Ok(match (a, b) {
         (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(f(x, y)),
-        (Value::Column(c), Value::Scalar(y)) => Value::Column(c.into_iter().map(|x| f(x, y)).collect()),
-        (Value::Scalar(x), Value::Column(c)) => Value::Column(c.into_iter().map(|y| f(x, y)).collect()),
-        (Value::Column(c), Value::Column(d)) => Value::Column(c.into_iter().zip(d).map(|(x, y)| f(x, y)).collect()),
+        (Value::Column(c), Value::Scalar(y)) => map(Value::Column(c), what, |x| f(x, y))?,
+        (Value::Scalar(x), Value::Column(c)) => map(Value::Column(c), what, |y| f(x, y))?,
+        (Value::Column(c), Value::Column(d)) => Value::Column(Rc::new(match Rc::try_unwrap(c) {
+            Ok(mut owned) => {
+                owned.iter_mut().zip(d.iter()).for_each(|(x, &y)| *x = f(*x, y));
+                owned
+            }
+            Err(shared) => shared.iter().zip(d.iter()).map(|(&x, &y)| f(x, y)).collect(),
+        })),
         _ => bail_input!("{what}: a duration is only a window argument, e.g. ema(x, 72h)"),
     })
 }
