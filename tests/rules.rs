@@ -407,3 +407,26 @@ fn price_and_settlement_signals_by_hand() {
     assert!(change[2].is_nan(), "the hour before the first settlement is unknown");
     assert_eq!(change[3], 0.0);
 }
+
+/// The funding spread between two venues, by hand, time-weighted: A settles 0.03 % every 8 h,
+/// B 0.002 % every hour. Over 24 h, A pays 3 × 0.0003 / 24 h × 8760 = 32.85 % APR and B
+/// 24 × 0.00002 / 24 h × 8760 = 17.52 %: the spread is 15.33 points at every step (the history
+/// reaches back 48 h before the first).
+#[test]
+fn the_funding_spread_between_venues_by_hand() {
+    let dir = scratch("spread");
+    let mut a = flat(30);
+    let mut b = flat(30);
+    a.funding_history = (0..12).map(|k| SettledRate { settle_ms: T0 - 48 * HOUR + k * 8 * HOUR, rate: 0.0003, interval_hours: 8.0 }).collect();
+    b.funding_history = (0..96).map(|k| SettledRate { settle_ms: T0 - 48 * HOUR + k * HOUR, rate: 0.00002, interval_hours: 1.0 }).collect();
+    series_csv(&dir.join("expected.csv"), &a, &[0.0; 30]);
+    let config = rules_config(&dir, "mode = \"rules\"\nenter = \"1\"\nexit = \"0\"\nlookback_hours = 24");
+    let mut signals = basis::signal::Signals::new(&config, &a).unwrap().with_peers(vec![("B".into(), &b)]);
+    let spread = signals.column("funding_spread_apr").unwrap();
+    for v in &spread[..] {
+        assert_close(*v, 0.3285 - 0.1752, 1e-12);
+    }
+    // Alone, it says what it needs.
+    let mut alone = basis::signal::Signals::new(&config, &a).unwrap();
+    assert!(alone.column("funding_spread_apr").unwrap_err().to_string().contains("another pair of the same coin"));
+}

@@ -14,8 +14,14 @@ use crate::sim::{self, EngineParams, RunSummary};
 /// signals raise (a proxy premium, a user series that ends early) go to `warnings`, the user
 /// series' files to `files`.
 pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
+    engine_params_in_book(config, timeline, &[], warnings, files)
+}
+
+/// [`engine_params_for`] for a book's pair: `peers` are the same coin's other pairs (other
+/// venues) on the book's clock, which `funding_spread_apr` compares with.
+pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: &[(String, &MarketTimeline)], warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
     let mut params = crate::config::engine_params(config);
-    if let Some(compiled) = crate::signal::rules::compile(config, timeline, &params.costs, params.hedge_ratio)? {
+    if let Some(compiled) = crate::signal::rules::compile_with_peers(config, timeline, peers, &params.costs, params.hedge_ratio)? {
         warnings.extend(compiled.warnings);
         files.extend(compiled.files);
         params.rules = Some(std::sync::Arc::new(compiled.series));

@@ -148,7 +148,16 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
     }
     let mut params = Vec::with_capacity(book.pairs.len());
     for (k, p) in book.pairs.iter().enumerate() {
-        let mut pair_params = super::pipeline::engine_params_for(&p.config, &timelines[k], &mut warnings, &mut files).with_context(|| format!("pair {}", p.name))?;
+        // The same coin on other accounts: what `funding_spread_apr` compares with.
+        let base = crate::config::book::base_asset(&p.config.data.symbol);
+        let peers: Vec<(String, &MarketTimeline)> = book
+            .pairs
+            .iter()
+            .zip(&timelines)
+            .filter(|(q, _)| q.name != p.name && crate::config::book::base_asset(&q.config.data.symbol) == base)
+            .map(|(q, t)| (q.name.clone(), t))
+            .collect();
+        let mut pair_params = super::pipeline::engine_params_in_book(&p.config, &timelines[k], &peers, &mut warnings, &mut files).with_context(|| format!("pair {}", p.name))?;
         if let Some(cap) = &p.capacity {
             let open_interest = match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
                 (Some(oi), ..) => *oi,

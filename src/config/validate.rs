@@ -258,7 +258,7 @@ impl Config {
                 bail_input!("strategy.mode = \"rules\"/\"target\" with [venue] contract = \"inverse\" is not supported yet: use a linear (USDⓈ-M) contract");
             }
         }
-        let builtin = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "dated_basis_apr", "held", "target"];
+        let builtin = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "dated_basis_apr", "funding_spread_apr", "held", "target"];
         let mut seen: Vec<&str> = Vec::new();
         for (k, signal) in self.signals.iter().enumerate() {
             let name = signal.name.as_str();

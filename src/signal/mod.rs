@@ -15,6 +15,7 @@
 //! | `basis_bp` | perp last over spot close − 1, bp |
 //! | `mark_basis_bp` | mark over spot close − 1, bp |
 //! | `dated_basis_apr` | with `[data.dated]`: the front contract's basis, (F / S − 1) × 365 / days to expiry |
+//! | `funding_spread_apr` | in a book: this pair's trailing funding APR less the mean of the same coin's other pairs' (other venues), each time-weighted over its own intervals; `funding_spread_apr(72h)` for another window |
 //! | `held` | in `exit`: +1 in a long carry, −1 in a reverse carry |
 //! | `[[signal]]` names | the user's series |
 //! | `target` | `mode = "target"`: the target series |
@@ -40,10 +41,10 @@ use expr::{Expr, Op};
 use transform::Statistic;
 
 /// The built-in signal names.
-pub const BUILTIN: [&str; 7] = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "dated_basis_apr"];
+pub const BUILTIN: [&str; 8] = ["funding_trailing_apr", "funding_rate", "funding_last_apr", "funding_predicted_apr", "basis_bp", "mark_basis_bp", "dated_basis_apr", "funding_spread_apr"];
 
 /// The functions a rule may call.
-pub const FUNCTIONS: [&str; 12] = ["mean", "std", "zscore", "ema", "lag", "change", "sign", "abs", "clip", "min", "max", "funding_trailing_apr"];
+pub const FUNCTIONS: [&str; 13] = ["mean", "std", "zscore", "ema", "lag", "change", "sign", "abs", "clip", "min", "max", "funding_trailing_apr", "funding_spread_apr"];
 
 /// A value while evaluating: a number, a window length, or a column (shared with the caches
 /// until an operation that owns it alone can reuse its memory).
@@ -65,6 +66,8 @@ pub struct Signals<'a> {
     memo: HashMap<String, Rc<Vec<f64>>>,
     /// Names with a column, besides the built-ins (user signals, `target`).
     user_names: Vec<String>,
+    /// In a book: the same coin's other pairs (other venues), by name, on the book's clock.
+    peers: Vec<(String, &'a MarketTimeline)>,
     /// What computing the signals found worth saying (a proxy premium, a series ending early).
     pub warnings: Vec<String>,
     /// The user files read.
@@ -81,7 +84,7 @@ impl<'a> Signals<'a> {
     /// The signals of `config` over `timeline`, with the user's `[[signal]]` series loaded and
     /// put on the clock (and the `[strategy.target]` series as `target` in target mode).
     pub fn new(config: &'a Config, timeline: &'a MarketTimeline) -> Result<Self> {
-        let mut signals = Signals { config, timeline, columns: HashMap::new(), memo: HashMap::new(), user_names: Vec::new(), warnings: Vec::new(), files: Vec::new() };
+        let mut signals = Signals { config, timeline, columns: HashMap::new(), memo: HashMap::new(), user_names: Vec::new(), peers: Vec::new(), warnings: Vec::new(), files: Vec::new() };
         let target = config.strategy.target.iter().map(|s| (s, "target".to_string(), "strategy.target".to_string()));
         let user = config.signals.iter().map(|s| (s, s.name.clone(), format!("signal {}", s.name)));
         for (source, name, label) in user.chain(target) {
@@ -93,6 +96,28 @@ impl<'a> Signals<'a> {
             signals.user_names.push(name);
         }
         Ok(signals)
+    }
+
+    /// The same coin's other pairs of a book (on the same clock), for `funding_spread_apr`.
+    pub fn with_peers(mut self, peers: Vec<(String, &'a MarketTimeline)>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// This pair's trailing funding APR less the mean of its peers', each over `lookback_hours`
+    /// (None: the strategy's lookback).
+    fn funding_spread(&self, lookback_hours: Option<f64>) -> Result<Vec<f64>> {
+        if self.peers.is_empty() {
+            bail_input!("signal funding_spread_apr compares venues: it needs another pair of the same coin in the book (a [[pair]] with the same base on another account)");
+        }
+        let ts = &self.timeline.ts_ms;
+        let trailing = |history: &[crate::model::SettledRate]| match lookback_hours {
+            Some(hours) => crate::sim::policy::trailing_funding_apr_hours(history, ts, hours),
+            None => crate::config::engine_params(self.config).entry.signal(history, ts),
+        };
+        let own = trailing(&self.timeline.funding_history);
+        let others: Vec<Vec<f64>> = self.peers.iter().map(|(_, t)| trailing(&t.funding_history)).collect();
+        Ok((0..ts.len()).map(|i| own[i] - others.iter().map(|o| o[i]).sum::<f64>() / others.len() as f64).collect())
     }
 
     /// Every name a rule may use in this config.
@@ -118,6 +143,7 @@ impl<'a> Signals<'a> {
             "mark_basis_bp" => timeline.mark_prices().iter().zip(&timeline.spot).map(|(m, s)| (m / s - 1.0) * 1e4).collect(),
             "funding_predicted_apr" => self.predicted()?,
             "dated_basis_apr" => self.dated_basis()?,
+            "funding_spread_apr" => self.funding_spread(None)?,
             _ => {
                 return Err(input_error!("unknown signal `{name}`; this config has: {}", self.available().join(", ")));
             }
@@ -273,6 +299,11 @@ impl<'a> Signals<'a> {
                 arity(1, "funding_trailing_apr(72h)")?;
                 let Value::Duration(ms) = self.value(&args[0], what, held)? else { bail_input!("{what}: funding_trailing_apr() takes a window with a unit, e.g. funding_trailing_apr(72h)") };
                 Value::Column(Rc::new(crate::sim::policy::trailing_funding_apr_hours(&self.timeline.funding_history, ts, ms as f64 / 3_600_000.0)))
+            }
+            "funding_spread_apr" => {
+                arity(1, "funding_spread_apr(72h)")?;
+                let Value::Duration(ms) = self.value(&args[0], what, held)? else { bail_input!("{what}: funding_spread_apr() takes a window with a unit, e.g. funding_spread_apr(72h)") };
+                Value::Column(Rc::new(self.funding_spread(Some(ms as f64 / 3_600_000.0))?))
             }
             "sign" | "abs" => {
                 arity(1, &format!("{name}(x)"))?;

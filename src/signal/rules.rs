@@ -33,11 +33,16 @@ pub fn round_trip_cost(costs: &Costs, hedge_ratio: f64) -> f64 {
 /// The decisions of `config`'s strategy over `timeline`; `None` for `always_on` and
 /// `funding_threshold` (the engine decides those itself).
 pub fn compile(config: &Config, timeline: &MarketTimeline, costs: &Costs, hedge_ratio: f64) -> Result<Option<Compiled>> {
+    compile_with_peers(config, timeline, &[], costs, hedge_ratio)
+}
+
+/// [`compile`] for a book's pair, with the same coin's other pairs for `funding_spread_apr`.
+pub fn compile_with_peers(config: &Config, timeline: &MarketTimeline, peers: &[(String, &MarketTimeline)], costs: &Costs, hedge_ratio: f64) -> Result<Option<Compiled>> {
     let s = &config.strategy;
     if !matches!(s.mode, EntryMode::Rules | EntryMode::Target) {
         return Ok(None);
     }
-    let mut signals = Signals::new(config, timeline)?;
+    let mut signals = Signals::new(config, timeline)?.with_peers(peers.to_vec());
     let n = timeline.len();
     let hours = |h: f64| (h * 3_600_000.0).round() as i64;
     let series = if s.mode == EntryMode::Target {
