@@ -32,3 +32,9 @@ pub mod signal;
 
 pub mod app;
 pub mod cli;
+
+/// The polars this crate is built with, for the Python extension (the same build: no second
+/// polars, no features that could drift).
+pub use polars;
+/// polars' Arrow layer (its C data interface moves tables to Python without copies).
+pub use polars_arrow;

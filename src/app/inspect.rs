@@ -171,6 +171,16 @@ pub struct Inspection {
     pub error: Option<anyhow::Error>,
 }
 
+/// The report on one file with every reader sniffed (`basis data inspect FILE`), or why it could
+/// not be read.
+pub fn inspect_text(path: &Path) -> anyhow::Result<String> {
+    let inspection = inspect(path, &Options::default());
+    match inspection.error {
+        Some(err) => Err(err),
+        None => Ok(inspection.text),
+    }
+}
+
 /// Inspect one file: sniff its reader (or use the one `options` names), read it, describe it.
 pub fn inspect(path: &Path, options: &Options) -> Inspection {
     let mut text = format!("{}\n", path.display());

@@ -250,15 +250,8 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
     run_dir.write_parquet("ledger.parquet", &mut result.ledger.book.to_frame()?)?;
     run_dir.write_parquet("legs.parquet", &mut legs_frame(&result.ledger, &result.places)?)?;
     run_dir.write_parquet("accounts.parquet", &mut accounts_frame(&result.ledger, &book.accounts)?)?;
-    let trades = result.places.iter().zip(&result.summary.pairs).map(|(p, s)| Ok((p.name.clone(), trades_frame(&s.trades)?))).collect::<Result<Vec<_>>>()?;
-    run_dir.write_parquet("trades.parquet", &mut with_pair_column(trades)?)?;
-    let funding = result
-        .places
-        .iter()
-        .zip(&result.summary.pairs)
-        .map(|(p, s)| Ok((p.name.clone(), settlements_frame(&window_settlements(&s.window_settlements, &s.settlements))?)))
-        .collect::<Result<Vec<_>>>()?;
-    run_dir.write_parquet("funding.parquet", &mut with_pair_column(funding)?)?;
+    run_dir.write_parquet("trades.parquet", &mut trades_frame_of(result)?)?;
+    run_dir.write_parquet("funding.parquet", &mut funding_frame(result)?)?;
     run_dir.write("metrics.json", serde_json::to_string_pretty(&result.metrics)?.as_bytes())?;
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut files = vec!["metrics.json", "ledger.parquet", "legs.parquet", "accounts.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"];
@@ -325,6 +318,23 @@ pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
     let report = BookReport { run_name: &run_name, metrics: &result.metrics, ledger: &result.ledger, places: &result.places, accounts: &book.accounts, warnings: &result.warnings };
     let files = crate::render::book::render(&report)?;
     crate::render::replace_files(dir, &files)
+}
+
+/// `trades.parquet` of a book: every pair's trades with a `pair` column.
+pub fn trades_frame_of(result: &BookResult) -> Result<DataFrame> {
+    let trades = result.places.iter().zip(&result.summary.pairs).map(|(p, s)| Ok((p.name.clone(), trades_frame(&s.trades)?))).collect::<Result<Vec<_>>>()?;
+    with_pair_column(trades)
+}
+
+/// `funding.parquet` of a book: every pair's settlements in the window with a `pair` column.
+pub fn funding_frame(result: &BookResult) -> Result<DataFrame> {
+    let funding = result
+        .places
+        .iter()
+        .zip(&result.summary.pairs)
+        .map(|(p, s)| Ok((p.name.clone(), settlements_frame(&window_settlements(&s.window_settlements, &s.settlements))?)))
+        .collect::<Result<Vec<_>>>()?;
+    with_pair_column(funding)
 }
 
 /// The terminal summary of a book.

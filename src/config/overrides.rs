@@ -12,15 +12,33 @@ use crate::{bail_input, input_error};
 /// read as TOML: numbers, booleans, or text).
 pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
-    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let full = toml::Value::try_from(&Config::from_toml_value(&raw, &path.display().to_string(), base_dir)?)
-        .map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
+    from_value_with_overrides(raw, &path.display().to_string(), base_dir, overrides)
+}
+
+/// A config from parsed TOML (`origin` names it in messages; `base_dir` resolves its relative
+/// paths) with `KEY=VALUE` overrides applied before validation.
+pub fn from_value_with_overrides(mut raw: toml::Value, origin: &str, base_dir: &Path, overrides: &[String]) -> Result<Config> {
+    if overrides.is_empty() {
+        return Config::from_toml_value(&raw, origin, base_dir);
+    }
+    let full = toml::Value::try_from(&Config::from_toml_value(&raw, origin, base_dir)?).map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
     for item in overrides {
         let (key, parsed) = split_override(item)?;
         set_path(&mut raw, &full, key, parsed)?;
     }
-    Config::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+    Config::from_toml_value(&raw, &format!("{origin} with --set"), base_dir)
+}
+
+/// A book from parsed TOML with `KEY=VALUE` overrides (see [`load_book_with_overrides`]).
+pub fn book_from_value_with_overrides(mut raw: toml::Value, origin: &str, base_dir: &Path, overrides: &[String]) -> Result<super::book::BookConfig> {
+    let typed = raw.clone();
+    for item in overrides {
+        let (key, value) = split_override(item)?;
+        set_path(&mut raw, &typed, key, value)?;
+    }
+    super::book::BookConfig::from_toml_value(&raw, origin, base_dir)
 }
 
 /// A portfolio config (`[[account]]`, `[[pair]]` or `[universe]`) with `KEY=VALUE` overrides
@@ -28,15 +46,10 @@ pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Config> 
 /// pair's own key by its place in the file, `pair.1.weight=0.4` (counting from 0).
 pub fn load_book_with_overrides(path: &Path, overrides: &[String]) -> Result<super::book::BookConfig> {
     let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
-    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     // A book has no fully defaulted form: the file itself says where integers stand.
-    let typed = raw.clone();
-    for item in overrides {
-        let (key, value) = split_override(item)?;
-        set_path(&mut raw, &typed, key, value)?;
-    }
-    super::book::BookConfig::from_toml_value(&raw, &format!("{} with --set", path.display()), base_dir)
+    book_from_value_with_overrides(raw, &format!("{} with --set", path.display()), base_dir, overrides)
 }
 
 /// `KEY=VALUE` as the key and the value read as TOML (text where it is not).

@@ -1,0 +1,300 @@
+//! `basis._basis`: the Python extension, a thin layer over the `basis` library crate.
+//!
+//! Every function here loads a config the way the CLI does, calls the same library function
+//! the CLI calls, and hands the results back: tables through the Arrow C stream interface
+//! (`__arrow_c_stream__`, read by `polars.DataFrame(...)` without copying the buffers), metrics
+//! as JSON text. No backtesting logic lives here. Long work runs with the GIL released.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use basis::app::backtest::{self, BacktestResult};
+use basis::app::portfolio::{self, BookResult};
+use basis::config::book::{file_is_book, is_book, BookConfig};
+use basis::config::Config;
+use basis::polars::prelude::*;
+use basis::polars_arrow::array::{Array, StructArray};
+use basis::polars_arrow::datatypes::{ArrowDataType, Field as ArrowField};
+use basis::polars_arrow::ffi;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+
+create_exception!(_basis, BasisError, PyException, "Any error basis raises; the message is the CLI's.");
+create_exception!(_basis, ConfigError, BasisError, "The config (or a `set` override) is invalid: the CLI would exit 2 before loading data.");
+create_exception!(_basis, DataError, BasisError, "The data is unusable: a file, row or column the CLI would refuse (exit 2).");
+
+/// Which step failed, to choose the exception: loading the config, or what came after.
+#[derive(Clone, Copy)]
+enum Phase {
+    Config,
+    Run,
+}
+
+fn to_py(err: anyhow::Error, phase: Phase) -> PyErr {
+    let message = format!("{err:#}");
+    match (basis::error::is_input_error(&err), phase) {
+        (true, Phase::Config) => ConfigError::new_err(message),
+        (true, Phase::Run) => DataError::new_err(message),
+        (false, _) => BasisError::new_err(message),
+    }
+}
+
+/// A config as Python gives it: a file, TOML text, or JSON text (from a dict).
+enum Source {
+    Path(PathBuf),
+    Toml(String),
+    Json(String),
+}
+
+impl Source {
+    fn parse(kind: &str, text: String) -> PyResult<Source> {
+        match kind {
+            "path" => Ok(Source::Path(PathBuf::from(text))),
+            "toml" => Ok(Source::Toml(text)),
+            "json" => Ok(Source::Json(text)),
+            other => Err(BasisError::new_err(format!("unknown config kind {other:?}"))),
+        }
+    }
+}
+
+/// A loaded config: one pair, or a book.
+enum Loaded {
+    Pair(Config),
+    Book(BookConfig),
+}
+
+/// Load a config with `KEY=VALUE` overrides, exactly as `basis backtest --set` does. Text and
+/// dicts resolve relative paths against the working directory.
+fn load(source: &Source, overrides: &[String]) -> anyhow::Result<(Loaded, Option<PathBuf>)> {
+    let (raw, origin, base_dir, path) = match source {
+        Source::Path(path) => {
+            if file_is_book(path) {
+                let book = if overrides.is_empty() { BookConfig::load(path)? } else { basis::config::load_book_with_overrides(path, overrides)? };
+                return Ok((Loaded::Book(book), Some(path.clone())));
+            }
+            let config = if overrides.is_empty() { Config::load(path)? } else { basis::config::load_with_overrides(path, overrides)? };
+            return Ok((Loaded::Pair(config), Some(path.clone())));
+        }
+        Source::Toml(text) => {
+            let raw: toml::Value = toml::from_str(text).map_err(|e| basis::input_error!("config (TOML text): {}", e.to_string().trim_end()))?;
+            (raw, "config (TOML text)", std::env::current_dir()?, None)
+        }
+        Source::Json(text) => {
+            let raw: toml::Value = serde_json::from_str(text).map_err(|e| basis::input_error!("config (dict): {e}"))?;
+            (raw, "config (dict)", std::env::current_dir()?, None)
+        }
+    };
+    if is_book(&raw) {
+        Ok((Loaded::Book(basis::config::book_from_value_with_overrides(raw, origin, &base_dir, overrides)?), path))
+    } else {
+        Ok((Loaded::Pair(basis::config::from_value_with_overrides(raw, origin, &base_dir, overrides)?), path))
+    }
+}
+
+/// A table handed to Python through the Arrow C stream interface (once: the stream moves out).
+#[pyclass(frozen, module = "basis._basis")]
+struct ArrowFrame(Mutex<Option<DataFrame>>);
+
+impl ArrowFrame {
+    fn new(frame: DataFrame) -> ArrowFrame {
+        ArrowFrame(Mutex::new(Some(frame)))
+    }
+}
+
+#[pymethods]
+impl ArrowFrame {
+    /// The Arrow PyCapsule stream protocol: `polars.DataFrame(frame)` or `pyarrow.table(frame)`.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(&self, py: Python<'py>, requested_schema: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyCapsule>> {
+        // The schema request is best effort in the protocol; the frame goes as it is.
+        let _ = requested_schema;
+        let mut frame = self.0.lock().map_err(|_| BasisError::new_err("frame lock poisoned"))?.take().ok_or_else(|| BasisError::new_err("this table was already read"))?;
+        frame.rechunk_mut_par();
+        let fields: Vec<ArrowField> = frame.schema().to_arrow(CompatLevel::newest()).into_iter_values().collect();
+        let dtype = ArrowDataType::Struct(fields);
+        let columns: Vec<Series> = frame.columns().iter().map(|c| c.as_materialized_series().clone()).collect();
+        let (chunks, height, struct_type) = (frame.first_col_n_chunks().max(1), frame.height(), dtype.clone());
+        let batches = (0..chunks).map(move |i| {
+            let arrays: Vec<Box<dyn Array>> = columns.iter().map(|s| s.to_arrow(i, CompatLevel::newest())).collect();
+            let len = arrays.first().map_or(height, |a| a.len());
+            Ok(Box::new(StructArray::new(struct_type.clone(), len, arrays, None)) as Box<dyn Array>)
+        });
+        let stream = ffi::export_iterator(Box::new(batches), ArrowField::new(PlSmallStr::EMPTY, dtype, false));
+        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
+    }
+}
+
+/// What a backtest produced.
+enum Outcome {
+    Pair(Box<BacktestResult>),
+    Book(Box<BookResult>),
+}
+
+/// One backtest's results, in memory (`basis.Run` wraps it).
+#[pyclass(module = "basis._basis")]
+struct RunResult {
+    loaded: Loaded,
+    path: Option<PathBuf>,
+    outcome: Outcome,
+}
+
+#[pymethods]
+impl RunResult {
+    /// `metrics.json`'s content, as JSON text.
+    fn metrics_json(&self) -> PyResult<String> {
+        let json = match &self.outcome {
+            Outcome::Pair(r) => serde_json::to_string(&r.metrics),
+            Outcome::Book(r) => serde_json::to_string(&r.metrics),
+        };
+        json.map_err(|e| BasisError::new_err(format!("metrics: {e}")))
+    }
+
+    /// The text the CLI prints after a run.
+    fn summary(&self) -> String {
+        match &self.outcome {
+            Outcome::Pair(r) => r.metrics.summary_text(),
+            Outcome::Book(r) => portfolio::summary_text(r),
+        }
+    }
+
+    /// The warnings the CLI prints to stderr.
+    fn warnings(&self) -> Vec<String> {
+        match &self.outcome {
+            Outcome::Pair(r) => r.warnings.clone(),
+            Outcome::Book(r) => r.warnings.clone(),
+        }
+    }
+
+    /// A table of the run by its file's name: `ledger`, `trades`, `funding` (and for a book
+    /// `legs`, `accounts`), the columns and values of the `.parquet` the CLI writes.
+    fn table(&self, name: &str) -> PyResult<ArrowFrame> {
+        let frame = match (&self.outcome, name) {
+            (Outcome::Pair(r), "ledger") => r.ledger.to_frame(),
+            (Outcome::Pair(r), "trades") => basis::measure::ledger::trades_frame(&r.summary.trades),
+            (Outcome::Pair(r), "funding") => basis::measure::ledger::settlements_frame(&r.settlements),
+            (Outcome::Book(r), "ledger") => r.ledger.book.to_frame(),
+            (Outcome::Book(r), "legs") => basis::measure::book::legs_frame(&r.ledger, &r.places),
+            (Outcome::Book(r), "accounts") => match &self.loaded {
+                Loaded::Book(book) => basis::measure::book::accounts_frame(&r.ledger, &book.accounts),
+                Loaded::Pair(_) => return Err(BasisError::new_err("accounts: not a book")),
+            },
+            (Outcome::Book(r), "trades") => portfolio::trades_frame_of(r),
+            (Outcome::Book(r), "funding") => portfolio::funding_frame(r),
+            (_, other) => return Err(BasisError::new_err(format!("no table {other:?}: a run has ledger, trades and funding; a book also legs and accounts"))),
+        };
+        frame.map(ArrowFrame::new).map_err(|e| to_py(e, Phase::Run))
+    }
+
+    /// Write the run's folder as `basis backtest` does (`<output_dir>/<name>/`, a new folder
+    /// unless `force`); returns its path.
+    #[pyo3(signature = (output_dir, name=None, report=true, force=false))]
+    fn write(&self, py: Python<'_>, output_dir: PathBuf, name: Option<String>, report: bool, force: bool) -> PyResult<String> {
+        let path = self.path.clone();
+        py.detach(|| -> anyhow::Result<PathBuf> {
+            match (&self.loaded, &self.outcome) {
+                (Loaded::Pair(config), Outcome::Pair(result)) => {
+                    let mut config = config.clone();
+                    config.run.output_dir = output_dir;
+                    config.run.report = report;
+                    if let Some(name) = name {
+                        config.run.name = name;
+                    }
+                    backtest::write_outputs(&config, path.as_deref(), result, force)
+                }
+                (Loaded::Book(book), Outcome::Book(result)) => {
+                    let mut book = book.clone();
+                    book.run.output_dir = output_dir;
+                    book.run.report = report;
+                    if let Some(name) = name {
+                        book.run.name = name;
+                    }
+                    portfolio::write_outputs(&book, path.as_deref(), result, force)
+                }
+                _ => Err(anyhow::anyhow!("a run and its config disagree")),
+            }
+        })
+        .map(|p| p.display().to_string())
+        .map_err(|e| to_py(e, Phase::Run))
+    }
+}
+
+/// Run a backtest (a pair or a book) in memory, as `basis backtest` does.
+#[pyfunction(name = "backtest")]
+#[pyo3(signature = (kind, config, set=Vec::new()))]
+fn run_backtest(py: Python<'_>, kind: &str, config: String, set: Vec<String>) -> PyResult<RunResult> {
+    let source = Source::parse(kind, config)?;
+    let (loaded, path) = py.detach(|| load(&source, &set)).map_err(|e| to_py(e, Phase::Config))?;
+    let outcome = py
+        .detach(|| -> anyhow::Result<Outcome> {
+            Ok(match &loaded {
+                Loaded::Pair(config) => Outcome::Pair(Box::new(backtest::run(config)?)),
+                Loaded::Book(book) => Outcome::Book(Box::new(portfolio::run(book)?)),
+            })
+        })
+        .map_err(|e| to_py(e, Phase::Run))?;
+    Ok(RunResult { loaded, path, outcome })
+}
+
+/// Run a sweep file as `basis sweep` does; returns the finished folder (results.parquet,
+/// report, walk_forward.parquet).
+#[pyfunction]
+#[pyo3(signature = (path, threads=None, shard=None, name=None, output_dir=None, force=false))]
+fn sweep(py: Python<'_>, path: PathBuf, threads: Option<usize>, shard: Option<(u64, u64)>, name: Option<String>, output_dir: Option<PathBuf>, force: bool) -> PyResult<String> {
+    let spec = py.detach(|| basis::app::sweep::spec::Sweep::load(&path)).map_err(|e| to_py(e, Phase::Config))?;
+    if let Some((i, n)) = shard {
+        if n == 0 || i >= n {
+            return Err(ConfigError::new_err(format!("shard=({i}, {n}): expected (i, n) with 0 <= i < n")));
+        }
+    }
+    let options = basis::app::sweep::run::SweepOptions { shard, force, name, output_dir, progress: false };
+    py.detach(|| -> anyhow::Result<PathBuf> {
+        let run = || basis::app::sweep::run::run(&spec, &options).map(|s| s.folder);
+        match threads {
+            Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build().map_err(|e| anyhow::anyhow!("thread pool: {e}"))?.install(run),
+            None => run(),
+        }
+    })
+    .map(|p| p.display().to_string())
+    .map_err(|e| to_py(e, Phase::Run))
+}
+
+/// Run any CLI command in this process (`["caps", "--config", ...]`), its output written where
+/// the CLI writes it; for the commands the package wraps (caps, venues, term, stress).
+#[pyfunction]
+fn cli(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
+    use clap::Parser;
+    let parsed = basis::cli::Cli::try_parse_from(std::iter::once("basis".to_string()).chain(args)).map_err(|e| ConfigError::new_err(e.to_string()))?;
+    py.detach(|| basis::cli::run(parsed)).map_err(|e| to_py(e, Phase::Run))
+}
+
+/// The built-in venue presets, as JSON text (a list of presets).
+#[pyfunction]
+fn presets_json() -> PyResult<String> {
+    let presets = basis::venue::Preset::built_in().map_err(|e| to_py(e, Phase::Config))?;
+    serde_json::to_string(&presets).map_err(|e| BasisError::new_err(format!("presets: {e}")))
+}
+
+/// `basis data inspect FILE`'s report of one file (every reader sniffed), as text.
+#[pyfunction]
+fn inspect_text(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| basis::app::inspect::inspect_text(Path::new(&path))).map_err(|e| to_py(e, Phase::Run))
+}
+
+/// The extension module.
+#[pymodule]
+fn _basis(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("BasisError", m.py().get_type::<BasisError>())?;
+    m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add("DataError", m.py().get_type::<DataError>())?;
+    m.add_class::<ArrowFrame>()?;
+    m.add_class::<RunResult>()?;
+    m.add_function(wrap_pyfunction!(run_backtest, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(cli, m)?)?;
+    m.add_function(wrap_pyfunction!(presets_json, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect_text, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
