@@ -1,4 +1,6 @@
-"""Helpers the notebooks share: find the repository and the `basis` binary, run it, read outputs.
+"""Helpers the notebooks share: the repository's paths, and (for commands the Python package
+does not wrap) the `basis` binary and a run folder's files. The notebooks run basis through the
+package (`import basis`).
 
 The binary is, in order: $BASIS_BIN; target/release/basis (or $CARGO_TARGET_DIR/release/basis)
 when it exists; otherwise `cargo run --release --quiet --` (builds it on first use).

@@ -62,6 +62,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         "output block: `backtest --config data/examples/freqtrade-btc-1h.toml`; prose: window and step count, the listing placeholders (stderr), the stale-spot spans (manifest.json)",
     ),
     ("Strategies: signals, rules and targets", 1, "output block: `compare` of the eight strategy configs on BTC and ETH hourly (the table)"),
+    ("From Python", 0, "no figure printed by a README command: the Python code is run by tests/python.rs (python/tests), the build time is a timing"),
     (
         "Data sources",
         0,
