@@ -131,12 +131,9 @@ fn size_sets_the_share_and_resizes_outside_the_band() {
     assert_eq!(summary.resizes, 2);
 }
 
-/// A test folder under the target directory, fresh.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("basis-rules-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh temporary folder, removed when dropped.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("basis-rules-{name}-")).tempdir().unwrap()
 }
 
 /// A CSV of (time, value) rows, one per hour of `timeline` from step `from`.
@@ -163,7 +160,8 @@ fn rules_config(dir: &std::path::Path, strategy: &str) -> basis::config::Config 
 fn the_hurdle_enters_only_when_the_expected_carry_pays_the_round_trip() {
     // Round trip: 2 × ((10 + 2) + (5 + 2)) bp = 38 bp. Over 7 days an APR must beat
     // 0.0038 × 365 / 7 = 19.814 %: 19.8 % does not, 19.9 % does; a reverse side needs −19.9 %.
-    let dir = scratch("hurdle");
+    let dir_guard = scratch("hurdle");
+    let dir = dir_guard.path();
     let timeline = flat(4);
     series_csv(&dir.join("expected.csv"), &timeline, &[0.198, 0.199, -0.199, f64::NAN]);
     let config = rules_config(&dir, "mode = \"rules\"\ndirection = \"both\"\nenter = \"1\"\nexit = \"0\"\nside = \"sign(expected)\"\nhurdle_days = 7\nhurdle_apr = \"expected\"");
@@ -177,7 +175,8 @@ fn the_hurdle_enters_only_when_the_expected_carry_pays_the_round_trip() {
 
 #[test]
 fn a_target_series_sizes_sides_and_exits() {
-    let dir = scratch("target");
+    let dir_guard = scratch("target");
+    let dir = dir_guard.path();
     let timeline = flat(6);
     series_csv(&dir.join("expected.csv"), &timeline, &[0.0; 6]);
     series_csv(&dir.join("target.csv"), &timeline, &[0.0, 0.5, 0.5, -1.0, 0.0, 0.0]);
@@ -208,7 +207,8 @@ fn a_target_series_sizes_sides_and_exits() {
 
 #[test]
 fn unknown_names_and_bad_rules_say_what_is_available() {
-    let dir = scratch("errors");
+    let dir_guard = scratch("errors");
+    let dir = dir_guard.path();
     let timeline = flat(3);
     series_csv(&dir.join("expected.csv"), &timeline, &[0.0; 3]);
     let compile = |strategy: &str| -> String {
@@ -233,7 +233,8 @@ fn unknown_names_and_bad_rules_say_what_is_available() {
 /// funding, metrics) on Binance BTC hourly 2019–2026.
 #[test]
 fn funding_threshold_written_as_a_rule_gives_the_same_bytes_on_real_data() {
-    let out = scratch("same-bytes");
+    let out_guard = scratch("same-bytes");
+    let out = out_guard.path();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples/freqtrade-btc-1h.toml");
     let run_with = |name: &str, sets: &[&str]| -> std::path::PathBuf {
         let mut all: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
@@ -295,7 +296,8 @@ proptest! {
         cut in 5usize..55,
         shock in 0.5f64..1.5,
     ) {
-        let dir = scratch(&format!("lookahead-{cut}-{}", (shock * 1e6) as i64));
+        let dir_guard = scratch(&format!("lookahead-{cut}-{}", (shock * 1e6) as i64));
+    let dir = dir_guard.path();
         let mut prices = vec![100.0];
         for m in &moves { let last = *prices.last().unwrap(); prices.push(last * (1.0 + m)); }
         let base = market(&prices, &rates);
@@ -335,7 +337,6 @@ proptest! {
         }
         let before = |s: &sim::RunSummary| s.trades.iter().filter(|t| t.step <= k).map(|t| (t.step, t.reason, t.qty)).collect::<Vec<_>>();
         prop_assert_eq!(before(&sa), before(&sb));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -378,7 +379,8 @@ fn regimes_by_hand() {
 /// settlement time on (NaN before).
 #[test]
 fn price_and_settlement_signals_by_hand() {
-    let dir = scratch("signals");
+    let dir_guard = scratch("signals");
+    let dir = dir_guard.path();
     let mut timeline = flat(4);
     timeline.perp = vec![101.0; 4];
     timeline.mark = vec![100.5; 4];
@@ -414,7 +416,8 @@ fn price_and_settlement_signals_by_hand() {
 /// reaches back 48 h before the first).
 #[test]
 fn the_funding_spread_between_venues_by_hand() {
-    let dir = scratch("spread");
+    let dir_guard = scratch("spread");
+    let dir = dir_guard.path();
     let mut a = flat(30);
     let mut b = flat(30);
     a.funding_history = (0..12).map(|k| SettledRate { settle_ms: T0 - 48 * HOUR + k * 8 * HOUR, rate: 0.0003, interval_hours: 8.0 }).collect();

@@ -39,6 +39,7 @@ __all__ = [
     "presets",
     "stress",
     "sweep",
+    "sweep_to_folder",
     "term",
     "venues",
 ]
@@ -157,19 +158,23 @@ def backtest(config: Any, set: Mapping[str, Any] | Sequence[str] | None = None, 
             scratch.cleanup()
 
 
+def sweep_to_folder(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+    """Run a sweep file as ``basis sweep`` does; return its folder (``results.parquet``, the
+    report, ``walk_forward.parquet``). ``shard=(i, n)`` runs the configurations with
+    ``id % n == i`` into ``<name>.shard-i-of-n``; ``threads`` sizes the pool (default: every core)."""
+    return Path(_basis.sweep(Path(config), threads, shard, name, Path(output_dir) if output_dir is not None else None, force))
+
+
 def sweep(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False) -> pl.DataFrame:
-    """Run a sweep file as ``basis sweep`` does and return ``results.parquet``.
-
-    ``shard=(i, n)`` runs the configurations with ``id % n == i`` (a Ray task per shard, then
-    :func:`merge_shards`). ``threads`` sizes the pool (default: every core).
-    """
-    folder = _basis.sweep(Path(config), threads, shard, name, Path(output_dir) if output_dir is not None else None, force)
-    return pl.read_parquet(Path(folder) / "results.parquet")
+    """Run a sweep file as ``basis sweep`` does and return its ``results.parquet``
+    (see :func:`sweep_to_folder` for the arguments)."""
+    return pl.read_parquet(sweep_to_folder(config, threads, shard, name, output_dir, force) / "results.parquet")
 
 
-def merge_shards(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """The shards of one sweep as the unsharded ``results.parquet``: rows by ``config_id``."""
-    return pl.concat(list(frames)).sort("config_id")
+def merge_shards(folders: Sequence[str | os.PathLike[str]], output_dir: str | os.PathLike[str], name: str, force: bool = False) -> Path:
+    """Merge the folders of a sweep's shards (from any machines) into
+    ``<output_dir>/<name>/results.parquet``: the same bytes as the unsharded sweep's."""
+    return Path(_basis.merge_shards([Path(f) for f in folders], Path(output_dir), name, force))
 
 
 def _command(args: list[str], output_dir: str | os.PathLike[str] | None) -> None:

@@ -132,19 +132,28 @@ enum Outcome {
     Book(Box<BookResult>),
 }
 
-/// One backtest's results, in memory (`basis.Run` wraps it).
+/// One backtest's results, in memory (`basis.Run` wraps it). A single run's ledger is moved
+/// into a polars frame once (no copy), and handed to Python from there without copies; it goes
+/// back into the result only to write the run's folder.
 #[pyclass(module = "basis._basis")]
 struct RunResult {
     loaded: Loaded,
     path: Option<PathBuf>,
-    outcome: Outcome,
+    outcome: Mutex<Outcome>,
+    ledger: Option<DataFrame>,
+}
+
+impl RunResult {
+    fn outcome(&self) -> PyResult<std::sync::MutexGuard<'_, Outcome>> {
+        self.outcome.lock().map_err(|_| BasisError::new_err("run lock poisoned"))
+    }
 }
 
 #[pymethods]
 impl RunResult {
     /// `metrics.json`'s content, as JSON text.
     fn metrics_json(&self) -> PyResult<String> {
-        let json = match &self.outcome {
+        let json = match &*self.outcome()? {
             Outcome::Pair(r) => serde_json::to_string(&r.metrics),
             Outcome::Book(r) => serde_json::to_string(&r.metrics),
         };
@@ -152,26 +161,29 @@ impl RunResult {
     }
 
     /// The text the CLI prints after a run.
-    fn summary(&self) -> String {
-        match &self.outcome {
+    fn summary(&self) -> PyResult<String> {
+        Ok(match &*self.outcome()? {
             Outcome::Pair(r) => r.metrics.summary_text(),
             Outcome::Book(r) => portfolio::summary_text(r),
-        }
+        })
     }
 
     /// The warnings the CLI prints to stderr.
-    fn warnings(&self) -> Vec<String> {
-        match &self.outcome {
+    fn warnings(&self) -> PyResult<Vec<String>> {
+        Ok(match &*self.outcome()? {
             Outcome::Pair(r) => r.warnings.clone(),
             Outcome::Book(r) => r.warnings.clone(),
-        }
+        })
     }
 
     /// A table of the run by its file's name: `ledger`, `trades`, `funding` (and for a book
     /// `legs`, `accounts`), the columns and values of the `.parquet` the CLI writes.
     fn table(&self, name: &str) -> PyResult<ArrowFrame> {
-        let frame = match (&self.outcome, name) {
-            (Outcome::Pair(r), "ledger") => r.ledger.to_frame(),
+        if let (Some(ledger), "ledger") = (&self.ledger, name) {
+            return Ok(ArrowFrame::new(ledger.clone()));
+        }
+        let outcome = self.outcome()?;
+        let frame = match (&*outcome, name) {
             (Outcome::Pair(r), "trades") => basis::measure::ledger::trades_frame(&r.summary.trades),
             (Outcome::Pair(r), "funding") => basis::measure::ledger::settlements_frame(&r.settlements),
             (Outcome::Book(r), "ledger") => r.ledger.book.to_frame(),
@@ -193,7 +205,8 @@ impl RunResult {
     fn write(&self, py: Python<'_>, output_dir: PathBuf, name: Option<String>, report: bool, force: bool) -> PyResult<String> {
         let path = self.path.clone();
         py.detach(|| -> anyhow::Result<PathBuf> {
-            match (&self.loaded, &self.outcome) {
+            let mut outcome = self.outcome.lock().map_err(|_| anyhow::anyhow!("run lock poisoned"))?;
+            match (&self.loaded, &mut *outcome) {
                 (Loaded::Pair(config), Outcome::Pair(result)) => {
                     let mut config = config.clone();
                     config.run.output_dir = output_dir;
@@ -201,7 +214,15 @@ impl RunResult {
                     if let Some(name) = name {
                         config.run.name = name;
                     }
-                    backtest::write_outputs(&config, path.as_deref(), result, force)
+                    // The ledger back in the result for the writer (and the report), then out.
+                    if let Some(ledger) = &self.ledger {
+                        result.ledger = basis::measure::ledger::FullLedger::from_frame(ledger, "ledger")?;
+                    }
+                    let written = backtest::write_outputs(&config, path.as_deref(), result, force);
+                    if self.ledger.is_some() {
+                        result.ledger = Default::default();
+                    }
+                    written
                 }
                 (Loaded::Book(book), Outcome::Book(result)) => {
                     let mut book = book.clone();
@@ -226,15 +247,19 @@ impl RunResult {
 fn run_backtest(py: Python<'_>, kind: &str, config: String, set: Vec<String>) -> PyResult<RunResult> {
     let source = Source::parse(kind, config)?;
     let (loaded, path) = py.detach(|| load(&source, &set)).map_err(|e| to_py(e, Phase::Config))?;
-    let outcome = py
-        .detach(|| -> anyhow::Result<Outcome> {
+    let (outcome, ledger) = py
+        .detach(|| -> anyhow::Result<(Outcome, Option<DataFrame>)> {
             Ok(match &loaded {
-                Loaded::Pair(config) => Outcome::Pair(Box::new(backtest::run(config)?)),
-                Loaded::Book(book) => Outcome::Book(Box::new(portfolio::run(book)?)),
+                Loaded::Pair(config) => {
+                    let mut result = backtest::run(config)?;
+                    let ledger = std::mem::take(&mut result.ledger).into_frame()?;
+                    (Outcome::Pair(Box::new(result)), Some(ledger))
+                }
+                Loaded::Book(book) => (Outcome::Book(Box::new(portfolio::run(book)?)), None),
             })
         })
         .map_err(|e| to_py(e, Phase::Run))?;
-    Ok(RunResult { loaded, path, outcome })
+    Ok(RunResult { loaded, path, outcome: Mutex::new(outcome), ledger })
 }
 
 /// Run a sweep file as `basis sweep` does; returns the finished folder (results.parquet,
@@ -258,6 +283,14 @@ fn sweep(py: Python<'_>, path: PathBuf, threads: Option<usize>, shard: Option<(u
     })
     .map(|p| p.display().to_string())
     .map_err(|e| to_py(e, Phase::Run))
+}
+
+/// Merge sweep shards' folders into `<output_dir>/<name>/results.parquet` (the unsharded
+/// sweep's bytes); returns the folder.
+#[pyfunction]
+#[pyo3(signature = (folders, output_dir, name, force=false))]
+fn merge_shards(py: Python<'_>, folders: Vec<PathBuf>, output_dir: PathBuf, name: String, force: bool) -> PyResult<String> {
+    py.detach(|| basis::app::sweep::run::merge_shards(&folders, &output_dir, &name, force)).map(|p| p.display().to_string()).map_err(|e| to_py(e, Phase::Run))
 }
 
 /// Run any CLI command in this process (`["caps", "--config", ...]`), its output written where
@@ -293,6 +326,7 @@ fn _basis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_backtest, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
     m.add_function(wrap_pyfunction!(cli, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_shards, m)?)?;
     m.add_function(wrap_pyfunction!(presets_json, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_text, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

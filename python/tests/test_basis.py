@@ -100,9 +100,11 @@ def test_sweep_shards_merge_into_the_whole_sweep(tmp_path: Path) -> None:
     )
     whole = basis.sweep(sweep_file, output_dir=tmp_path / "whole", threads=2)
     assert whole.height == 6 and whole["error"].to_list() == [""] * 6
-    shards = [basis.sweep(sweep_file, shard=(i, 3), output_dir=tmp_path / f"shard{i}") for i in range(3)]
-    merged = basis.merge_shards(shards)
-    assert merged.equals(whole)
+    folders = [basis.sweep_to_folder(sweep_file, shard=(i, 3), output_dir=tmp_path / f"shard{i}") for i in (2, 0, 1)]
+    merged = basis.merge_shards(folders, tmp_path, "merged")
+    assert (merged / "results.parquet").read_bytes() == (tmp_path / "whole" / "s" / "results.parquet").read_bytes()
+    with pytest.raises(basis.DataError, match="two shards"):
+        basis.merge_shards([folders[0], folders[0]], tmp_path, "twice")
     # The sweep's file is what the CLI writes.
     cli("sweep", "--config", str(sweep_file), "--output-dir", str(tmp_path / "cli"))
     assert pl.read_parquet(tmp_path / "cli" / "s" / "results.parquet").equals(whole)

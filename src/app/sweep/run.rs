@@ -128,6 +128,35 @@ fn id_at(position: u64, shard: Option<(u64, u64)>) -> u64 {
     }
 }
 
+/// Merge the `results.parquet` of a sweep's shards (`--shard i/n` folders, each its own
+/// machine's, in any order) into `<output_dir>/<name>/results.parquet`: every row once, sorted
+/// by `config_id`, written as the unsharded sweep writes it, so the two files are the same bytes.
+pub fn merge_shards(folders: &[PathBuf], output_dir: &Path, name: &str, force: bool) -> Result<PathBuf> {
+    crate::config::validate_run_name(name)?;
+    let mut all: Option<DataFrame> = None;
+    for folder in folders {
+        let path = folder.join("results.parquet");
+        let file = std::fs::File::open(&path).map_err(|e| input_error!("{}: {e}; give the folders `basis sweep --shard i/n` wrote", path.display()))?;
+        let frame = ParquetReader::new(file).finish().map_err(|e| input_error!("{}: {e}", path.display()))?;
+        match all.as_mut() {
+            None => all = Some(frame),
+            Some(acc) => {
+                acc.vstack_mut(&frame).map_err(|e| input_error!("{}: its columns differ from the first shard's ({e}); were the shards of one sweep?", path.display()))?;
+            }
+        }
+    }
+    let merged = all.ok_or_else(|| input_error!("no shard folders to merge"))?;
+    let mut merged = merged.sort(["config_id"], SortMultipleOptions::default())?;
+    let ids: Vec<u64> = merged.column("config_id")?.u64()?.into_no_null_iter().collect();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        bail_input!("configuration {} is in two shards; give each shard of the sweep once", w[0]);
+    }
+    merged.rechunk_mut();
+    let dir = RunDir::create(output_dir, name, force)?;
+    dir.write_parquet("results.parquet", &mut merged)?;
+    dir.commit()
+}
+
 /// Read every part of a partial folder, in chunk order, as one frame sorted by config_id.
 fn read_parts(parts: &Path, chunks: u64) -> Result<DataFrame> {
     let mut all: Option<DataFrame> = None;
