@@ -158,17 +158,47 @@ def backtest(config: Any, set: Mapping[str, Any] | Sequence[str] | None = None, 
             scratch.cleanup()
 
 
-def sweep_to_folder(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+def _progress_callback(progress: Any) -> Any:
+    """`progress=True`: a tqdm bar (tqdm.auto: a widget in a notebook) when tqdm is installed;
+    a callable is called as `progress(done, total)`."""
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="config")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def sweep_to_folder(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False, progress: Any = None) -> Path:
     """Run a sweep file as ``basis sweep`` does; return its folder (``results.parquet``, the
-    report, ``walk_forward.parquet``). ``shard=(i, n)`` runs the configurations with
-    ``id % n == i`` into ``<name>.shard-i-of-n``; ``threads`` sizes the pool (default: every core)."""
-    return Path(_basis.sweep(Path(config), threads, shard, name, Path(output_dir) if output_dir is not None else None, force))
+    report, ``walk_forward.parquet``).
+
+    ``shard=(i, n)`` runs the configurations with ``id % n == i`` into ``<name>.shard-i-of-n``;
+    ``threads`` sizes the pool (default: every core). ``progress``: ``True`` for a tqdm bar, or
+    a callable ``progress(done, total)``. Ctrl-C stops the sweep at its next chunk; running it
+    again resumes there.
+    """
+    folder = _basis.sweep(Path(config), threads, shard, name, Path(output_dir) if output_dir is not None else None, force, _progress_callback(progress))
+    return Path(folder)
 
 
-def sweep(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False) -> pl.DataFrame:
+def sweep(config: str | os.PathLike[str], threads: int | None = None, shard: tuple[int, int] | None = None, name: str | None = None, output_dir: str | os.PathLike[str] | None = None, force: bool = False, progress: Any = None) -> pl.DataFrame:
     """Run a sweep file as ``basis sweep`` does and return its ``results.parquet``
     (see :func:`sweep_to_folder` for the arguments)."""
-    return pl.read_parquet(sweep_to_folder(config, threads, shard, name, output_dir, force) / "results.parquet")
+    return pl.read_parquet(sweep_to_folder(config, threads, shard, name, output_dir, force, progress) / "results.parquet")
 
 
 def merge_shards(folders: Sequence[str | os.PathLike[str]], output_dir: str | os.PathLike[str], name: str, force: bool = False) -> Path:

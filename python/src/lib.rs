@@ -263,26 +263,64 @@ fn run_backtest(py: Python<'_>, kind: &str, config: String, set: Vec<String>) ->
 }
 
 /// Run a sweep file as `basis sweep` does; returns the finished folder (results.parquet,
-/// report, walk_forward.parquet).
+/// report, walk_forward.parquet). With `progress`, it is called as `progress(done, total)` from
+/// this thread about five times a second while the sweep runs off the GIL; Ctrl-C (or an
+/// exception from `progress`) stops the sweep at its next chunk of 1,024 configurations, and
+/// running it again resumes there.
 #[pyfunction]
-#[pyo3(signature = (path, threads=None, shard=None, name=None, output_dir=None, force=false))]
-fn sweep(py: Python<'_>, path: PathBuf, threads: Option<usize>, shard: Option<(u64, u64)>, name: Option<String>, output_dir: Option<PathBuf>, force: bool) -> PyResult<String> {
+#[pyo3(signature = (path, threads=None, shard=None, name=None, output_dir=None, force=false, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn sweep(py: Python<'_>, path: PathBuf, threads: Option<usize>, shard: Option<(u64, u64)>, name: Option<String>, output_dir: Option<PathBuf>, force: bool, progress: Option<Py<PyAny>>) -> PyResult<String> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
     let spec = py.detach(|| basis::app::sweep::spec::Sweep::load(&path)).map_err(|e| to_py(e, Phase::Config))?;
     if let Some((i, n)) = shard {
         if n == 0 || i >= n {
             return Err(ConfigError::new_err(format!("shard=({i}, {n}): expected (i, n) with 0 <= i < n")));
         }
     }
-    let options = basis::app::sweep::run::SweepOptions { shard, force, name, output_dir, progress: false };
-    py.detach(|| -> anyhow::Result<PathBuf> {
-        let run = || basis::app::sweep::run::run(&spec, &options).map(|s| s.folder);
-        match threads {
-            Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build().map_err(|e| anyhow::anyhow!("thread pool: {e}"))?.install(run),
-            None => run(),
-        }
-    })
-    .map(|p| p.display().to_string())
-    .map_err(|e| to_py(e, Phase::Run))
+    let total = basis::app::sweep::run::shard_len(spec.total, shard);
+    let (done, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let options = basis::app::sweep::run::SweepOptions { shard, force, name, output_dir, progress: false, done: Some(done.clone()), stop: Some(stop.clone()) };
+    let mut interrupted: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|scope| {
+            let job = scope.spawn(|| -> anyhow::Result<PathBuf> {
+                let run = || basis::app::sweep::run::run(&spec, &options).map(|s| s.folder);
+                match threads {
+                    Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build().map_err(|e| anyhow::anyhow!("thread pool: {e}"))?.install(run),
+                    None => run(),
+                }
+            });
+            let mut reported = u64::MAX;
+            while !job.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let now = done.load(Ordering::Relaxed);
+                let polled = Python::attach(|py| -> PyResult<()> {
+                    py.check_signals()?;
+                    if let (Some(callback), true) = (&progress, now != reported) {
+                        callback.call1(py, (now, total))?;
+                    }
+                    Ok(())
+                });
+                reported = now;
+                if let Err(err) = polled {
+                    stop.store(true, Ordering::Relaxed);
+                    interrupted = Some(err);
+                    break;
+                }
+            }
+            job.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the sweep panicked")))
+        })
+    });
+    if let Some(err) = interrupted {
+        return Err(err);
+    }
+    let folder = outcome.map_err(|e| to_py(e, Phase::Run))?;
+    if let Some(callback) = &progress {
+        callback.call1(py, (done.load(Ordering::Relaxed), total))?;
+    }
+    Ok(folder.display().to_string())
 }
 
 /// Merge sweep shards' folders into `<output_dir>/<name>/results.parquet` (the unsharded

@@ -98,8 +98,11 @@ def test_sweep_shards_merge_into_the_whole_sweep(tmp_path: Path) -> None:
     sweep_file.write_text(
         f'base = "{SAMPLE}"\nname = "s"\nmetric = "apr"\n[params]\n"portfolio.leverage" = [1.0, 2.0, 3.0]\n"portfolio.reserve_fraction" = [0.0, 0.1]\n'
     )
-    whole = basis.sweep(sweep_file, output_dir=tmp_path / "whole", threads=2)
+    seen: list[tuple[int, int]] = []
+    whole = basis.sweep(sweep_file, output_dir=tmp_path / "whole", threads=2, progress=lambda done, total: seen.append((done, total)))
     assert whole.height == 6 and whole["error"].to_list() == [""] * 6
+    # Progress is reported as the sweep goes, and ends at its total.
+    assert seen and seen[-1] == (6, 6) and all(t == 6 for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     folders = [basis.sweep_to_folder(sweep_file, shard=(i, 3), output_dir=tmp_path / f"shard{i}") for i in (2, 0, 1)]
     merged = basis.merge_shards(folders, tmp_path, "merged")
     assert (merged / "results.parquet").read_bytes() == (tmp_path / "whole" / "s" / "results.parquet").read_bytes()
@@ -128,3 +131,34 @@ def test_a_book_on_real_data(tmp_path: Path) -> None:
     folder = run.write(tmp_path / "py", name="b", report=False)
     for name in ["ledger.parquet", "legs.parquet", "accounts.parquet", "trades.parquet", "funding.parquet", "metrics.json"]:
         assert (folder / name).read_bytes() == (tmp_path / "cli" / "b" / name).read_bytes(), name
+
+
+def test_a_progress_callback_that_raises_stops_the_sweep_and_a_rerun_resumes(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "big.toml"
+    # 6,000 configurations: six chunks of up to 1,024 (each a fraction of a second here).
+    sweep_file.write_text(f'base = "{SAMPLE}"\nname = "big"\nmetric = "apr"\nmode = "random"\nsamples = 6000\n[params]\n"portfolio.leverage" = {{ min = 1.0, max = 3.0 }}\n')
+
+    def stop(done: int, total: int) -> None:
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        basis.sweep(sweep_file, output_dir=tmp_path, progress=stop)
+    assert (tmp_path / ".big.partial").is_dir(), "the finished chunk stays for the rerun"
+    results = basis.sweep(sweep_file, output_dir=tmp_path)
+    assert results.height == 6000
+
+
+def test_caps_term_and_stress_write_the_cli_files(tmp_path: Path) -> None:
+    cli("caps", "--config", str(SAMPLE), "--venue", "binance_usdm", "--cap", "0.003", "--output-dir", str(tmp_path / "cli"), "--name", "caps")
+    basis.caps(SAMPLE, venues=["binance_usdm"], caps=["0.003"], output_dir=tmp_path / "py", extra=["--name", "caps"])
+    for name in ["caps.json", "caps_settlements.parquet"]:
+        assert (tmp_path / "py" / "caps" / name).read_bytes() == (tmp_path / "cli" / "caps" / name).read_bytes(), name
+    dated = ROOT / "data" / "examples" / "dated-quarterly.toml"
+    cli("term", "--config", str(dated), "--output-dir", str(tmp_path / "cli"), "--name", "term")
+    basis.term(dated, output_dir=tmp_path / "py", extra=["--name", "term"])
+    assert (tmp_path / "py" / "term" / "term.parquet").read_bytes() == (tmp_path / "cli" / "term" / "term.parquet").read_bytes()
+    stress_file = ROOT / "data" / "examples" / "stress.toml"
+    cli("stress", "--config", str(SAMPLE), "--stress", str(stress_file), "--output-dir", str(tmp_path / "cli"), "--name", "stress")
+    basis.stress(SAMPLE, stress_file, output_dir=tmp_path / "py", extra=["--name", "stress"])
+    assert (tmp_path / "py" / "stress" / "stress.json").read_bytes() == (tmp_path / "cli" / "stress" / "stress.json").read_bytes()

@@ -144,6 +144,8 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     use crate::app::sweep::{run, spec::Sweep};
     let sweep = Sweep::load(&args.config)?;
     let options = run::SweepOptions {
+        done: None,
+        stop: None,
         shard: args.shard.as_deref().map(run::parse_shard).transpose()?,
         force: args.force,
         name: args.name,

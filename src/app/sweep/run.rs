@@ -5,6 +5,8 @@
 //! and the partial folder is removed.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -36,6 +38,12 @@ pub struct SweepOptions {
     pub output_dir: Option<PathBuf>,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Configurations finished so far (those of resumed chunks included), for a caller that
+    /// reports progress itself (the Python package polls it).
+    pub done: Option<Arc<AtomicU64>>,
+    /// Set to stop at the next chunk: the chunks finished stay, and running the sweep again
+    /// resumes after them.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What a sweep did.
@@ -113,8 +121,8 @@ struct Plan<'a> {
     chunk: u64,
 }
 
-/// The ids of a shard's configurations, by position.
-fn shard_len(total: u64, shard: Option<(u64, u64)>) -> u64 {
+/// The number of a shard's configurations (all of them without a shard).
+pub fn shard_len(total: u64, shard: Option<(u64, u64)>) -> u64 {
     match shard {
         None => total,
         Some((i, n)) => (total + n - 1 - i) / n,
@@ -232,13 +240,28 @@ pub fn run(sweep: &Sweep, options: &SweepOptions) -> Result<SweepSummary> {
     );
     bar.set_position(resumed);
     bar.reset_eta();
+    if let Some(counter) = &options.done {
+        counter.store(resumed, Ordering::Relaxed);
+    }
     for k in 0..chunks {
         if done[k as usize] {
             continue;
         }
+        if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            bail_input!("the sweep was interrupted after {} of {configurations} configurations; run it again to resume", options.done.as_ref().map_or(0, |d| d.load(Ordering::Relaxed)));
+        }
         let first = k * CHUNK;
         let last = (first + CHUNK).min(configurations);
-        let rows: Vec<Row> = (first..last).into_par_iter().map(|pos| evaluate(sweep, &markets, id_at(pos, options.shard))).collect();
+        let rows: Vec<Row> = (first..last)
+            .into_par_iter()
+            .map(|pos| {
+                let row = evaluate(sweep, &markets, id_at(pos, options.shard));
+                if let Some(counter) = &options.done {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                row
+            })
+            .collect();
         let mut frame = rows_frame(sweep, &rows)?;
         write_parquet_atomic(&parts.join(format!("chunk-{k:06}.parquet")), &mut frame)?;
         bar.inc(last - first);
