@@ -85,7 +85,7 @@ fn universe(c: &mut Criterion) {
     )
     .expect("bench config");
     let accounts = [AccountSpec { name: "binance".into(), mode: MarginMode::Isolated, liquidation_threshold: 1.0 }];
-    let universe = UniverseParams { top: 5, rotate_every_ms: 7 * 86_400_000, min_score: None, score_weighted: false };
+    let universe = UniverseParams { top: 5, rotate_every_ms: 7 * 86_400_000, min_score: None, weighted: false };
     let mut group = c.benchmark_group("universe");
     group.sample_size(10);
     group.bench_function("universe_20_pairs_top5_weekly_1y_1h", |b| {
@@ -101,7 +101,7 @@ fn universe(c: &mut Criterion) {
                     let score = grid.iter().map(|g| o.ts_ms.binary_search(g).map(|i| score_own[i]).unwrap_or(f64::NAN)).collect();
                     let mut params = basis::config::engine_params(&config);
                     params.initial_capital = 1_000_000.0 / CANDIDATES as f64;
-                    let universe = Some(UniversePair { active: *active, score, eligible_from_ms: o.ts_ms[0] });
+                    let universe = Some(UniversePair { active: *active, score, weight: Vec::new(), eligible_from_ms: o.ts_ms[0] });
                     PairSpec { name: format!("P{k}"), timeline: t, params, spot_account: 0, perp_account: 0, spot_collateral: basis::sim::margin::Collateral::default(), universe }
                 })
                 .collect();

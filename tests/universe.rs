@@ -34,7 +34,7 @@ fn spec<'a>(name: &str, timeline: &'a MarketTimeline, capital: f64, active: (usi
         spot_account: 0,
         perp_account: 0,
         spot_collateral: Collateral::default(),
-        universe: Some(UniversePair { active: Some(active), score, eligible_from_ms: i64::MIN }),
+        universe: Some(UniversePair { active: Some(active), score, weight: Vec::new(), eligible_from_ms: i64::MIN }),
     }
 }
 
@@ -61,7 +61,7 @@ fn listing_rotation_and_delisting_by_hand() {
         initial_capital: 1000.0,
         allocation: Allocation::Weights(vec![1.0 / 3.0; 3]),
         rebalance_every_ms: None,
-        universe: Some(UniverseParams { top: 1, rotate_every_ms: 2 * HOUR, min_score: None, score_weighted: false }),
+        universe: Some(UniverseParams { top: 1, rotate_every_ms: 2 * HOUR, min_score: None, weighted: false }),
     };
     let mut ledger = BookLedger::with_capacity(3, 1, 6);
     let summary = portfolio::run(&book, &[AccountSpec { name: "v".into(), mode: MarginMode::Isolated, liquidation_threshold: 1.0 }], &pairs, &mut ledger);
@@ -191,4 +191,33 @@ fn a_book_sweep_runs_the_book_each_configuration_names() {
     }
     // Six pair markets, prepared once for all the configurations.
     assert_eq!(markets.timelines_built(), 6);
+}
+
+/// A weighted split among the selected (`score_weighted` or `funding_weighted`): the top 2 of
+/// three, weights 3 and 1, share 1,000 as 750 and 250; each buys at 100 with 100 of margin a
+/// unit (1x, no fees): 3.75 and 1.25 units. The third pair's weight does not count.
+#[test]
+fn a_weighted_split_among_the_selected_by_hand() {
+    let t = flat(4);
+    let mut pairs = [spec("A", &t, 1000.0 / 3.0, (0, 3), vec![2.0; 4]), spec("B", &t, 1000.0 / 3.0, (0, 3), vec![1.0; 4]), spec("C", &t, 1000.0 / 3.0, (0, 3), vec![0.5; 4])];
+    for (p, w) in pairs.iter_mut().zip([3.0, 1.0, 100.0]) {
+        p.params.costs.spot_fee = 0.0;
+        p.params.costs.perp_fee = 0.0;
+        if let Some(u) = p.universe.as_mut() {
+            u.weight = vec![w; 4];
+        }
+    }
+    let book = BookParams {
+        initial_capital: 1000.0,
+        allocation: Allocation::Weights(vec![1.0 / 3.0; 3]),
+        rebalance_every_ms: None,
+        universe: Some(UniverseParams { top: 2, rotate_every_ms: 100 * HOUR, min_score: None, weighted: true }),
+    };
+    let mut ledger = BookLedger::with_capacity(3, 1, 4);
+    let summary = portfolio::run(&book, &[AccountSpec { name: "v".into(), mode: MarginMode::Isolated, liquidation_threshold: 1.0 }], &pairs, &mut ledger);
+    let first_spot = |k: usize| summary.pairs[k].trades.iter().find(|x| x.leg == "spot").map(|x| x.qty);
+    assert_close(first_spot(0).unwrap(), 3.75, 1e-12);
+    assert_close(first_spot(1).unwrap(), 1.25, 1e-12);
+    assert_eq!(first_spot(2), None);
+    assert_close(ledger.pairs[2].row(0).equity, 0.0, 1e-12);
 }

@@ -101,7 +101,16 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
                     })
                     .with_context(|| format!("pair {}", pair.name))?;
                 let (spread, active) = spread_to_grid(timeline, &grid);
-                let score: Vec<f64> = grid.iter().map(|t| timeline.ts_ms.binary_search(t).map(|o| own_score[o]).unwrap_or(f64::NAN)).collect();
+                let on_grid = |own: &[f64]| -> Vec<f64> { grid.iter().map(|t| timeline.ts_ms.binary_search(t).map(|o| own[o]).unwrap_or(f64::NAN)).collect() };
+                let score = on_grid(&own_score);
+                let weight = match universe.config.allocation {
+                    crate::config::book::UniverseAllocation::Equal => Vec::new(),
+                    crate::config::book::UniverseAllocation::ScoreWeighted => score.clone(),
+                    crate::config::book::UniverseAllocation::FundingWeighted => {
+                        let hours = universe.config.select.window_hours.unwrap_or(168.0);
+                        on_grid(&crate::sim::policy::trailing_funding_apr_hours(&timeline.funding_history, &timeline.ts_ms, hours))
+                    }
+                };
                 match active {
                     None => warnings.push(format!("{}: no bar inside the window: never selected", pair.name)),
                     Some((first, last)) => {
@@ -118,7 +127,7 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
                     (Some(_), Some(&own_first)) => own_first + (universe.min_history_days * MS_PER_DAY as f64).round() as i64,
                     _ => i64::MAX,
                 };
-                universe_pairs[k] = Some(portfolio::UniversePair { active, score, eligible_from_ms });
+                universe_pairs[k] = Some(portfolio::UniversePair { active, score, weight, eligible_from_ms });
                 *timeline = spread;
             }
             grid

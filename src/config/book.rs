@@ -135,7 +135,8 @@ pub struct UniverseConfig {
     pub select: SelectConfig,
     /// Days between selections (the first at the window's first step).
     pub rotate_days: f64,
-    /// `equal` (default) or `score_weighted`: the capital among the selected pairs.
+    /// `equal` (default), `score_weighted` or `funding_weighted`: the capital among the
+    /// selected pairs.
     #[serde(default)]
     pub allocation: UniverseAllocation,
 }
@@ -171,6 +172,9 @@ pub enum UniverseAllocation {
     Equal,
     /// In proportion to the (positive) scores.
     ScoreWeighted,
+    /// In proportion to the (positive) trailing funding APR over `select.window_hours`
+    /// (default a week), time-weighted.
+    FundingWeighted,
 }
 
 fn default_universe_exchange() -> String {
@@ -401,7 +405,7 @@ impl BookConfig {
                     top: u.select.top,
                     rotate_every_ms: (u.rotate_days * 86_400_000.0).round() as i64,
                     min_score: u.select.min,
-                    score_weighted: u.allocation == UniverseAllocation::ScoreWeighted,
+                    weighted: u.allocation != UniverseAllocation::Equal,
                 },
                 score: u.score().map_err(|e| input_error!("config {origin}: {e}"))?,
                 min_history_days: u.select.min_history_days,

@@ -105,6 +105,9 @@ pub struct UniversePair {
     pub active: Option<(usize, usize)>,
     /// The score the selection ranks by, one per step (NaN: unknown).
     pub score: Vec<f64>,
+    /// What a weighted allocation splits the capital by, one per step (the score, or the
+    /// trailing funding APR); empty for an equal split.
+    pub weight: Vec<f64>,
     /// Earliest time it may be selected: its first bar plus the history required, epoch ms.
     pub eligible_from_ms: i64,
 }
@@ -118,9 +121,9 @@ pub struct UniverseParams {
     pub rotate_every_ms: i64,
     /// Only pairs whose score is at least this are selected.
     pub min_score: Option<f64>,
-    /// Split the capital among the selected pairs in proportion to their (positive) scores
+    /// Split the capital among the selected pairs in proportion to their (positive) `weight`
     /// instead of equally.
-    pub score_weighted: bool,
+    pub weighted: bool,
 }
 
 /// How capital is split among the pairs.
@@ -983,13 +986,15 @@ fn rotate(universe: &UniverseParams, runs: &mut [PairRun], pairs: &[PairSpec], s
     }
     let equity: f64 = runs.iter().zip(steps.iter()).map(|(r, s)| r.sim.book.equity(s.at.spot)).sum();
     let weights: Vec<f64> = {
-        let scores: Vec<f64> = (0..runs.len()).map(|k| if selected.contains(&k) { pairs[k].universe.as_ref().and_then(|u| u.score.get(steps[k].at.step).copied()).unwrap_or(0.0) } else { 0.0 }).collect();
+        let scores: Vec<f64> = (0..runs.len())
+            .map(|k| if selected.contains(&k) { pairs[k].universe.as_ref().and_then(|u| u.weight.get(steps[k].at.step).copied()).filter(|w| w.is_finite()).unwrap_or(0.0) } else { 0.0 })
+            .collect();
         let positive: f64 = scores.iter().map(|s| s.max(0.0)).sum();
         (0..runs.len())
             .map(|k| {
                 if !selected.contains(&k) {
                     0.0
-                } else if universe.score_weighted && positive > 0.0 {
+                } else if universe.weighted && positive > 0.0 {
                     scores[k].max(0.0) / positive
                 } else {
                     1.0 / selected.len() as f64
