@@ -1059,8 +1059,11 @@ impl Sim<'_> {
             Held::Flat => {
                 if wanted != Target::Flat && !self.blocked_after_liquidation {
                     self.enter(wanted, &at, pnl);
-                    step.flags |= events::ENTRY;
-                    summary.entries += 1;
+                    // Nothing to deploy (no equity, or a universe pair given no capital) opens nothing.
+                    if self.held != Held::Flat {
+                        step.flags |= events::ENTRY;
+                        summary.entries += 1;
+                    }
                 }
             }
             _ if wanted != current => {
@@ -1069,8 +1072,10 @@ impl Sim<'_> {
                 summary.exits += 1;
                 if wanted != Target::Flat {
                     self.enter(wanted, &at, pnl);
-                    step.flags |= events::ENTRY;
-                    summary.entries += 1;
+                    if self.held != Held::Flat {
+                        step.flags |= events::ENTRY;
+                        summary.entries += 1;
+                    }
                 }
             }
             Held::Long | Held::Reverse => {
