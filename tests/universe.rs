@@ -191,6 +191,10 @@ fn a_book_sweep_runs_the_book_each_configuration_names() {
     }
     // Six pair markets, prepared once for all the configurations.
     assert_eq!(markets.timelines_built(), 6);
+    // A listed symbol that cannot load is an error, not a warning.
+    let book = basis::config::load_book_with_overrides(&dir.join("universe-majors-1h.toml"), &["universe.symbols=[\"BTCUSDT\", \"NOPEUSDT\"]".to_string()]).unwrap();
+    let err = format!("{:#}", basis::app::portfolio::run(&book).err().expect("NOPEUSDT has no files"));
+    assert!(err.contains("NOPEUSDT") && err.contains("no spot file"), "{err}");
 }
 
 /// A weighted split among the selected (`score_weighted` or `funding_weighted`): the top 2 of

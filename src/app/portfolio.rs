@@ -52,8 +52,9 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
     let mut timelines = Vec::with_capacity(book.pairs.len());
     let mut files = Vec::new();
     let mut warnings = Vec::new();
-    // A universe's candidate whose own files cannot make a market (its spot and funding never
-    // overlap, say) is left out with a warning; the capital is split over the others.
+    // A universe's candidate found in its folders whose own files cannot make a market (its spot
+    // and funding never overlap, say) is left out with a warning, and the capital is split over
+    // the others; a symbol listed in `symbols` that cannot load is an error.
     let mut kept = book.clone();
     kept.pairs.clear();
     for pair in &book.pairs {
@@ -65,7 +66,8 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
                 timelines.push(timeline);
                 kept.pairs.push(pair.clone());
             }
-            Err(err) if book.universe.is_some() => warnings.push(format!("{}: left out of the universe: {err:#}", pair.name)),
+            // Candidates found in the folders may lack a market; a symbol the user listed must load.
+            Err(err) if book.universe.as_ref().is_some_and(|u| u.config.symbols.is_empty()) => warnings.push(format!("{}: left out of the universe: {err:#}", pair.name)),
             Err(err) => return Err(err),
         }
     }
