@@ -152,7 +152,7 @@ fn main() {
     }
 
     // 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
-    let (history, _, _) = basis::app::backtest::prepare(&config).expect("the sample");
+    let (history, _, _) = basis::app::pipeline::prepare(&config).expect("the sample");
     for &n in &threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let spec = MonteCarloSpec { paths: 10_000, years: 1.0, block_days: 7.0, seed: 7 };

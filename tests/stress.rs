@@ -183,7 +183,7 @@ fn recovery_time_by_hand() {
 #[test]
 fn bootstrap_is_seeded_and_thread_count_free() {
     let config = basis::config::Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
-    let (history, _, _) = basis::app::backtest::prepare(&config).unwrap();
+    let (history, _, _) = basis::app::pipeline::prepare(&config).unwrap();
     let params = basis::config::engine_params(&config);
     let spec = |seed| MonteCarloSpec { paths: 64, years: 0.5, block_days: 7.0, seed };
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{parse_time_ms, Config, FundingRatesFrom, InstrumentChoice};
-use crate::venue::funding::{counterfactual_for, premium_for};
+use crate::config::{Config, InstrumentChoice};
 use crate::data::quality::StaleSpan;
-use crate::data::{self, align::{Coverage, MarketTimeline, Window}, stream::Chunking, MarketData};
+use crate::data::{self, align::{Coverage, MarketTimeline}, stream::Chunking};
 use crate::sim::policy::EntryMode;
 use crate::sim::RunSummary;
 use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, LayoutThread, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
 use crate::measure::metrics::Metrics;
 use crate::output::RunDir;
 use crate::render::{self, ReportInput};
+use super::pipeline::{alignment_warnings, counterfactual, oracle_warning, prepare, window_of};
 
 /// Everything a backtest produced, in memory.
 pub struct BacktestResult {
@@ -32,211 +32,6 @@ pub struct BacktestResult {
     pub files: Vec<PathBuf>,
     /// Repairs and data-quality findings.
     pub warnings: Vec<String>,
-}
-
-/// Load, align and prepare the market a config names.
-pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<String>)> {
-    let mut market = data::load(&config.data)?;
-    // Worth it for long inputs only: trimming walks the whole heap (milliseconds), which a
-    // small run would notice and a process calling this in a loop would pay every time.
-    let long = market.perp.ts_ms.len() + market.spot.ts_ms.len() >= 1 << 20;
-    if long {
-        return_freed_memory();
-    }
-    // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
-    let timeline = if counterfactual(config) {
-        data::align::align_window(&market, &window_of(config)?, config.portfolio.staking_apr)?
-    } else {
-        data::align::align_window_taking_bars(&mut market, &window_of(config)?, config.portfolio.staking_apr)?
-    };
-    let (timeline, warnings) = finish_alignment(timeline, &market, config)?;
-    if long {
-        // And what the aligner let go (the spot bars, its indices) before the loop starts.
-        return_freed_memory();
-    }
-    Ok((timeline, market.files, warnings))
-}
-
-/// Hand the memory the file decoders freed back to the system. They run on polars' worker
-/// threads, whose malloc arenas the loop never allocates from, so without this a long run
-/// carries its inputs' decoded copies (about 120 MiB for 8 years of minute bars) to the end.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Whether the run replaces the files' funding rates with a venue preset's rules.
-fn counterfactual(config: &Config) -> bool {
-    config.venue.funding == FundingRatesFrom::Counterfactual && config.venue.effective_preset().is_some()
-}
-
-/// Align loaded market data to a config's window, with counterfactual funding when the config
-/// asks for it, and the warnings a run reports (the loader's, and stale-spot findings).
-pub fn align_for(market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
-    let timeline = data::align::align_window(market, &window_of(config)?, config.portfolio.staking_apr)?;
-    finish_alignment(timeline, market, config)
-}
-
-/// The rest of [`align_for`] once the market is on the clock: counterfactual funding, the dated
-/// leg, the cash and borrow rates, and the warnings.
-fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &Config) -> Result<(MarketTimeline, Vec<String>)> {
-    let window = window_of(config)?;
-    let mut warnings = market.warnings.clone();
-    warnings.extend(oracle_warning(config, market.index.is_some()));
-    if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
-        // The preset's rules applied to the premium known at each step, in place of the files' rates.
-        let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &timeline, config.venue.premium_debias, config.venue.premium_debias_days)?;
-        let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
-        warnings.push(format!(
-            "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
-            settled.len(),
-            preset.name,
-            settled.iter().filter(|s| s.capped).count(),
-            market.funding.settle_ms.len(),
-            premium_source
-        ));
-        let mut swapped = MarketData { funding, funding_derived: true, ..market.clone() };
-        timeline = data::align::align_window_taking_bars(&mut swapped, &window, config.portfolio.staking_apr)?;
-    }
-    if config.strategy.instrument != InstrumentChoice::Perp {
-        timeline = with_dated_leg(timeline, market, config, &mut warnings)?;
-    }
-    if let Some(rates) = &market.cash_rate {
-        timeline.cash_apr = rates.on_clock(&timeline.ts_ms)?;
-        warnings.extend(timeline.ts_ms.last().and_then(|last| rates.end_warning(*last)));
-    }
-    if let Some(rates) = &market.borrow_rate {
-        timeline.borrow_apr = rates.on_clock(&timeline.ts_ms)?;
-        warnings.extend(timeline.ts_ms.last().and_then(|last| rates.end_warning(*last)));
-    }
-    let steps = timeline.len();
-    alignment_warnings(&timeline, steps, config, &mut warnings);
-    Ok((timeline, warnings))
-}
-
-/// The warnings alignment adds to the loader's: what the window lost to coverage, stand-in
-/// prices, stale-spot spans, and a window without settlements. `timeline` may be the run's
-/// header alone (a chunked run), so the steps are given.
-fn alignment_warnings(timeline: &MarketTimeline, steps: usize, config: &Config, warnings: &mut Vec<String>) {
-    warnings.extend(timeline.coverage_warnings.iter().cloned());
-    if !timeline.stale_spans.is_empty() {
-        let stale_steps: usize = timeline.stale_spans.iter().map(|s| s.steps).sum();
-        let shown: Vec<String> = timeline.stale_spans.iter().take(4).map(|s| format!("{} ({})", s.from, s.reasons)).collect();
-        warnings.push(format!(
-            "spot: {} stale-spot span(s), {stale_steps} of {} steps ({} spot bars missing), {}: {}{}; the spans are listed in manifest.json and the report",
-            timeline.stale_spans.len(),
-            steps,
-            timeline.stale_spot_steps,
-            if config.data.mask_stale_spot { "masked from decisions that need spot (liquidations are still checked)" } else { "NOT masked (data.mask_stale_spot = false)" },
-            shown.join(", "),
-            if timeline.stale_spans.len() > 4 { ", ..." } else { "" }
-        ));
-    }
-    if timeline.funding.is_empty() {
-        warnings.push("funding: no settlement falls inside the simulated window".into());
-    }
-}
-
-/// The oracle warning: funding paid on an index price that is not given.
-fn oracle_warning(config: &Config, index_given: bool) -> Option<String> {
-    if index_given || !config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle) {
-        return None;
-    }
-    Some(format!(
-        "funding: {} pays funding on the oracle (index) price, but [data.index] is not given; the mark stands in for it",
-        config.venue.loaded.as_ref().map(|p| p.name.as_str()).unwrap_or("the venue")
-    ))
-}
-
-/// The timeline with its derivative leg on dated contracts (`instrument = "dated"`) or on
-/// whichever of the perp and the dated contract pays more (`"best"`): the window clipped to the
-/// steps a dated contract covers (dated), the schedule of contracts, and the switches.
-fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Config, warnings: &mut Vec<String>) -> Result<MarketTimeline> {
-    use crate::sim::dated::{self as dated_leg, RollRules};
-    let s = &config.strategy;
-    let rules = RollRules { min_days_to_expiry: s.min_days_to_expiry, roll_days_before: s.roll_days_before };
-    // The settlement stand-in warning of the contracts on the final clock (recomputed if clipped).
-    let mut settlement_warnings = Vec::new();
-    let mut contracts = data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
-    let mut front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
-    if s.instrument == InstrumentChoice::Dated {
-        let Some(first) = front.iter().position(Option::is_some) else {
-            crate::bail_input!(
-                "data.dated: no contract with at least {} days to expiry (strategy.min_days_to_expiry) trades between {} and {}; the contracts are {}",
-                rules.min_days_to_expiry.max(rules.roll_days_before),
-                crate::time::format_ms(timeline.ts_ms.first().copied().unwrap_or(0)),
-                crate::time::format_ms(timeline.ts_ms.last().copied().unwrap_or(0)),
-                market.dated.iter().map(|c| format!("{} (expiry {})", c.name, crate::time::format_ms(c.expiry_ms))).collect::<Vec<_>>().join(", ")
-            );
-        };
-        // The run ends at the delivery of the last contract with no successor.
-        let last = front[first..].iter().position(Option::is_none).map_or(front.len() - 1, |k| first + k);
-        if first > 0 || last + 1 < front.len() {
-            warnings.push(format!(
-                "dated: the window is clipped to {} .. {}, the span a dated contract with at least {} days to expiry covers",
-                crate::time::format_ms(timeline.ts_ms[first]),
-                crate::time::format_ms(timeline.ts_ms[last]),
-                rules.min_days_to_expiry.max(rules.roll_days_before)
-            ));
-            let grid = timeline.ts_ms[first..=last].to_vec();
-            timeline = data::align::restrict_to_grid(&timeline, &grid);
-            settlement_warnings.clear();
-            contracts = data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut settlement_warnings);
-            front = dated_leg::front_schedule(&contracts, &timeline.ts_ms, rules);
-        }
-    }
-    warnings.extend(settlement_warnings);
-    let unmarked: Vec<&str> = (0..contracts.len()).filter(|&c| !contracts.has_marks(c) && front.contains(&Some(c))).map(|c| contracts.names[c].as_str()).collect();
-    if !unmarked.is_empty() {
-        warnings.push(format!(
-            "dated: no mark prices for {} ([data.dated_mark]); their liquidation and unrealised PnL use the last price (Binance publishes markPriceKlines per delivery contract)",
-            unmarked.join(", ")
-        ));
-    }
-    let choice = match s.instrument {
-        InstrumentChoice::Best => {
-            let params = crate::config::engine_params(config);
-            let signal = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
-            let switch_cost = 2.0 * (params.costs.perp_fee + params.costs.perp_slippage);
-            let masked: Vec<bool> = if config.data.mask_stale_spot { timeline.spot_stale.iter().map(|f| *f != 0).collect() } else { Vec::new() };
-            dated_leg::best_schedule(&front, &contracts, &timeline, &signal, switch_cost, s.switch_horizon_days, &masked)
-        }
-        _ => dated_leg::dated_schedule(&front),
-    };
-    let stale = dated_leg::apply(&mut timeline, &contracts, &choice);
-    if stale > 0 {
-        warnings.push(format!("dated: {stale} step(s) had no bar of the contract held; its last close stood in"));
-    }
-    if let Some(path) = &timeline.derivative {
-        use crate::model::{Instrument, SwitchReason};
-        let count = |reason| path.switches.iter().filter(|w| w.reason == reason).count();
-        let used: std::collections::BTreeSet<usize> = choice.iter().filter_map(|c| if let Instrument::Dated(k) = c { Some(*k) } else { None }).collect();
-        warnings.push(format!(
-            "dated: {} contract(s) used, {} roll(s), {} delivery(ies), {} switch(es) between the perp and the dated contract",
-            used.len(),
-            count(SwitchReason::Roll),
-            count(SwitchReason::Delivery),
-            count(SwitchReason::Switch)
-        ));
-    }
-    Ok(timeline)
-}
-
-/// The window a config asks for: its explicit start and end, whether a partly covered window is
-/// allowed, and whether funding is valued at the index (oracle-paid venue with an index series).
-pub fn window_of(config: &Config) -> Result<Window> {
-    let start_ms = config.strategy.start.as_deref().map(|s| parse_time_ms("strategy.start", s)).transpose()?;
-    let end_ms = config.strategy.end.as_deref().map(|s| parse_time_ms("strategy.end", s)).transpose()?;
-    if let (Some(start), Some(end)) = (start_ms, end_ms) {
-        if end <= start {
-            crate::bail_input!("strategy.end ({}) is not after strategy.start ({}): the window is empty; swap them or move one", crate::time::format_ms(end), crate::time::format_ms(start));
-        }
-    }
-    let oracle = config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle);
-    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some() })
 }
 
 /// Run a backtest in memory, keeping every ledger row.

@@ -166,7 +166,7 @@ pub fn run(config: &Config, rule_sets: &[RuleSet], mode: CapsMode) -> Result<(Ve
     }
     crate::app::pipeline::refuse_rules(config, "`basis caps`")?;
     let market = data::load(&config.data)?;
-    let window = crate::app::backtest::window_of(config)?;
+    let window = crate::app::pipeline::window_of(config)?;
     let base = align_window(&market, &window, config.portfolio.staking_apr)?;
     let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &base, config.venue.premium_debias, config.venue.premium_debias_days)?;
     let (from_ms, to_ms) = (base.ts_ms[0], base.ts_ms[base.len() - 1]);

@@ -44,7 +44,7 @@ pub type Prepared = (MarketTimeline, Vec<PathBuf>, Vec<String>);
 
 /// Load every pair, put them on one clock, and run the book.
 pub fn run(book: &BookConfig) -> Result<BookResult> {
-    run_with(book, &|config| super::backtest::prepare(config))
+    run_with(book, &|config| super::pipeline::prepare(config))
 }
 
 /// [`run`] with each pair's market from `prepare` (a sweep hands in its cache).

@@ -67,7 +67,7 @@ pub fn build(config: &Config) -> Result<Term> {
     let mut plain = config.clone();
     plain.strategy.instrument = InstrumentChoice::Perp;
     let market = crate::data::load(&plain.data)?;
-    let (timeline, mut warnings) = super::backtest::align_for(&market, &plain)?;
+    let (timeline, mut warnings) = super::pipeline::align_for(&market, &plain)?;
     let contracts = crate::data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut warnings);
     let params = crate::config::engine_params(&plain);
     let perp_funding_apr = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);

@@ -335,7 +335,7 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
     let data = crate::data::load(&config.data)?;
     // The same coverage rules as a backtest: an explicit window past the data is refused, and
     // what a default window would lose is said (the files are still written whole).
-    let timeline = crate::data::align::align_window(&data, &crate::app::backtest::window_of(&config)?, config.portfolio.staking_apr)?;
+    let timeline = crate::data::align::align_window(&data, &crate::app::pipeline::window_of(&config)?, config.portfolio.staking_apr)?;
     for warning in data.warnings.iter().chain(&timeline.coverage_warnings) {
         eprintln!("warning: {warning}");
     }

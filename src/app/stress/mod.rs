@@ -13,7 +13,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::app::backtest::align_for;
+use crate::app::pipeline::align_for;
 use crate::config::Config;
 use crate::data::align::MarketTimeline;
 use crate::sim::EngineParams;

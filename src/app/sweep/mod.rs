@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, Result};
 
-use crate::app::backtest::align_for;
+use crate::app::pipeline::align_for;
 use crate::config::Config;
 use crate::data::align::MarketTimeline;
 use crate::data::MarketData;
@@ -113,7 +113,7 @@ impl Markets {
             .get_or_init(|| {
                 std::thread::scope(|scope| {
                     scope
-                        .spawn(|| crate::app::backtest::prepare(config).map(Arc::new).map_err(|e| format!("{e:#}")))
+                        .spawn(|| crate::app::pipeline::prepare(config).map(Arc::new).map_err(|e| format!("{e:#}")))
                         .join()
                         .unwrap_or_else(|_| Err("preparing the pair panicked".to_string()))
                 })
