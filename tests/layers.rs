@@ -124,13 +124,25 @@ fn the_checker_sees_imports() {
 }
 
 /// `super::<name>` references of a file (the siblings it imports), groups included.
-fn sibling_imports(text: &str) -> BTreeSet<String> {
+fn sibling_imports(text: &str, parent: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    // A sibling is named `super::x`, or by its full path `crate::<parent>::x`.
+    let full = format!("crate::{parent}::");
+    let prefixes: Vec<&str> = if parent.is_empty() { vec!["super::"] } else { vec!["super::", full.as_str()] };
     for line in text.lines() {
         let code = line.split("//").next().unwrap_or("");
+        for prefix in &prefixes {
+            scan(code, prefix, &mut out);
+        }
+    }
+    out
+}
+
+fn scan(code: &str, prefix: &str, out: &mut BTreeSet<String>) {
+    {
         let mut rest = code;
-        while let Some(at) = rest.find("super::") {
-            let after = &rest[at + "super::".len()..];
+        while let Some(at) = rest.find(prefix) {
+            let after = &rest[at + prefix.len()..];
             if let Some(group) = after.strip_prefix('{') {
                 for item in group.split(|c: char| c == ',' || c == '}') {
                     let name: String = item.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
@@ -145,7 +157,6 @@ fn sibling_imports(text: &str) -> BTreeSet<String> {
             rest = after;
         }
     }
-    out
 }
 
 #[test]
@@ -182,7 +193,8 @@ fn files_of_one_module_do_not_import_each_other_in_a_cycle() {
             }
             for file in files.iter().filter(|f| f.is_file()) {
                 let text = std::fs::read_to_string(file).unwrap();
-                let targets: BTreeSet<String> = sibling_imports(&text).into_iter().filter(|t| names.contains(t) && *t != name).collect();
+                let parent = dir.strip_prefix(&src).unwrap_or(&dir).to_string_lossy().replace('/', "::");
+                let targets: BTreeSet<String> = sibling_imports(&text, &parent).into_iter().filter(|t| names.contains(t) && *t != name).collect();
                 graph.entry(name.clone()).or_default().extend(targets);
             }
         }

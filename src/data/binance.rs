@@ -34,7 +34,7 @@ pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_h
     let mut rows = BarRows::new(label);
     for path in paths {
         // A dump fetched with its .CHECKSUM is verified before it is read.
-        super::fetch::verify_checksum(&path)?;
+        super::read::verify_checksum(&path)?;
         // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
         let file = rows.sources.add_csv(&path, 0);
         let mut cells = CellParser::new(&path, 0, time_unit).with_utc_offset(utc_offset_hours);
@@ -175,7 +175,7 @@ pub fn optional_f64s(table: &super::read::RawTable, column: &polars::prelude::Co
 pub fn load_premium_index(pattern: &str) -> Result<crate::model::PremiumSeries> {
     let mut samples: Vec<(i64, f64)> = Vec::new();
     for path in expand_glob(pattern, "premium index klines")? {
-        super::fetch::verify_checksum(&path)?;
+        super::read::verify_checksum(&path)?;
         let mut cells = CellParser::new(&path, 0, TimeFormat::Auto);
         stream_csv(&path, |row, header, fields| {
             cells.header_lines = usize::from(!header.is_empty());

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use crate::data::source::FundingFormat;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_MINUTE: i64 = 60_000;
@@ -28,22 +27,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The schedule a venue funding format implies; `None` for formats that name no venue.
-    pub fn for_format(format: FundingFormat) -> Option<Schedule> {
-        let (venue, interval_hours, offset_hours) = match format {
-            FundingFormat::BinanceFunding | FundingFormat::BinanceRest => ("Binance", 8.0, 0.0),
-            FundingFormat::BybitJson => ("Bybit", 8.0, 0.0),
-            FundingFormat::Okx => ("OKX", 8.0, 0.0),
-            FundingFormat::GateJson => ("Gate", 8.0, 0.0),
-            FundingFormat::BitmexJson => ("BitMEX", 8.0, 4.0),
-            FundingFormat::HyperliquidJson => ("Hyperliquid", 1.0, 0.0),
-            FundingFormat::DydxJson => ("dYdX", 1.0, 0.0),
-            FundingFormat::DeribitJson => ("Deribit", 1.0, 0.0),
-            FundingFormat::Generic | FundingFormat::CcxtJson | FundingFormat::Tardis => return None,
-        };
-        Some(Schedule { venue: venue.into(), interval_hours, offset_hours })
-    }
-
     /// A grid anchored at 00:00 UTC with `interval_hours` (files that name no venue).
     pub fn utc_grid(interval_hours: f64) -> Schedule {
         Schedule { venue: "a 00:00 UTC-anchored".into(), interval_hours, offset_hours: 0.0 }
@@ -338,7 +321,7 @@ mod tests {
     fn three_hours_off_binance_is_named() {
         let settle: Vec<i64> = (0..30).map(|i| T0 + 3 * MS_PER_HOUR + i * 8 * MS_PER_HOUR).collect();
         let hours = vec![8.0; settle.len()];
-        let schedule = Schedule::for_format(FundingFormat::BinanceFunding).unwrap();
+        let schedule = Schedule { venue: "Binance".into(), interval_hours: 8.0, offset_hours: 0.0 };
         let text = funding_offset_warning(&settle, &hours, &schedule).expect("a warning");
         assert!(text.contains("3 h after Binance's 00/08/16 UTC schedule (30 of 30"), "{text}");
         assert!(text.contains("UTC+3 or UTC-5"), "{text}");
@@ -349,7 +332,7 @@ mod tests {
 
     #[test]
     fn bitmex_anchor_and_jitter() {
-        let schedule = Schedule::for_format(FundingFormat::BitmexJson).unwrap();
+        let schedule = Schedule { venue: "BitMEX".into(), interval_hours: 8.0, offset_hours: 4.0 };
         let settle: Vec<i64> = (0..9).map(|i| T0 + 4 * MS_PER_HOUR + i * 8 * MS_PER_HOUR + 2).collect();
         assert_eq!(funding_offset_warning(&settle, &[8.0; 9], &schedule), None);
         let utc = Schedule::utc_grid(8.0);
@@ -370,7 +353,7 @@ mod tests {
             let at = london.timestamp_millis_opt(*t).unwrap();
             t + i64::from(at.offset().fix().local_minus_utc()) * 1000
         }).collect();
-        let schedule = Schedule::for_format(FundingFormat::BinanceFunding).unwrap();
+        let schedule = Schedule { venue: "Binance".into(), interval_hours: 8.0, offset_hours: 0.0 };
         let hours = vec![8.0; local.len()];
         let text = funding_offset_warning(&local, &hours, &schedule).expect("a warning");
         assert!(text.contains("time_zone = \"Europe/London\"") && text.contains("daylight saving") && text.contains("sit on it") && text.contains("sit 1 h after"), "{text}");
@@ -384,7 +367,7 @@ mod tests {
     /// schedule no warning; on a plain UTC grid, or with a venue anchored at 00, the 4 h offset.
     #[test]
     fn bars_on_the_venues_own_funding_grid_are_not_an_offset() {
-        let bitmex = Schedule::for_format(FundingFormat::BitmexJson).unwrap();
+        let bitmex = Schedule { venue: "BitMEX".into(), interval_hours: 8.0, offset_hours: 4.0 };
         let bars: Vec<i64> = (0..12).map(|i| T0 + 4 * MS_PER_HOUR + i * 8 * MS_PER_HOUR).collect();
         assert_eq!(BarClock::of(&bars).offset_warning_on("perp", Some(&bitmex)), None);
         assert!(BarClock::of(&bars).offset_warning_on("perp", Some(&Schedule::utc_grid(8.0))).unwrap().contains("4 h after"));

@@ -119,28 +119,6 @@ pub enum Outcome {
     Missing,
 }
 
-/// The SHA-256 in a `.CHECKSUM` text (`<hex>  <file name>`).
-fn checksum_of(text: &str) -> Option<String> {
-    text.split_whitespace().next().filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).map(|h| h.to_ascii_lowercase())
-}
-
-/// Verify a downloaded dump against the `.CHECKSUM` beside it, when there is one. Returns
-/// whether a checksum was found.
-pub fn verify_checksum(path: &Path) -> Result<bool> {
-    let sidecar = PathBuf::from(format!("{}.CHECKSUM", path.display()));
-    let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(false) };
-    let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
-    let actual = crate::data::read::sha256_streamed(path)?;
-    // The manifest's fingerprint of this file needs no second read.
-    if let Ok(meta) = std::fs::metadata(path) {
-        crate::data::read::remember_hash(path, meta.len(), actual.clone());
-    }
-    if actual != expected {
-        bail_input!("{}: SHA-256 {actual} does not match {} ({expected}); the file is damaged: delete it and fetch it again", path.display(), sidecar.display());
-    }
-    Ok(true)
-}
-
 /// Fetches files from a base URL with one HTTP agent.
 pub struct Fetcher {
     agent: ureq::Agent,
@@ -172,7 +150,7 @@ impl Fetcher {
     pub fn fetch(&self, remote: &str, cache: &Path) -> Result<Outcome> {
         let local = cache.join(remote);
         let sidecar = PathBuf::from(format!("{}.CHECKSUM", local.display()));
-        if local.is_file() && sidecar.is_file() && verify_checksum(&local).is_ok() {
+        if local.is_file() && sidecar.is_file() && super::read::verify_checksum(&local).is_ok() {
             return Ok(Outcome::Present);
         }
         let (status, mut response) = self.get(&format!("{remote}.CHECKSUM"), 0)?;
@@ -182,7 +160,7 @@ impl Fetcher {
             other => bail_input!("GET {}/{remote}.CHECKSUM: HTTP {other}", self.base_url),
         }
         let checksum_text = response.body_mut().read_to_string().map_err(|e| input_error!("reading {remote}.CHECKSUM: {e}"))?;
-        let expected = checksum_of(&checksum_text).ok_or_else(|| input_error!("{remote}.CHECKSUM: not a SHA-256 checksum"))?;
+        let expected = super::read::checksum_of(&checksum_text).ok_or_else(|| input_error!("{remote}.CHECKSUM: not a SHA-256 checksum"))?;
         if let Some(parent) = local.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }

@@ -268,8 +268,8 @@ pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Ve
 /// own spacing (each series' [`clock::BarClock`], labelled).
 pub fn clock_warnings<'a>(config: &DataConfig, funding: &FundingSeries, bar_clocks: impl Iterator<Item = (&'a str, clock::BarClock)>, warnings: &mut Vec<String>) {
     let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
-        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => clock::Schedule::for_format(crate::data::source::FundingFormat::BinanceFunding),
-        (None, Some(source)) => clock::Schedule::for_format(source.format),
+        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => crate::data::source::FundingFormat::BinanceFunding.schedule(),
+        (None, Some(source)) => source.format.schedule(),
         _ => None,
     });
     let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));

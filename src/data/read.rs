@@ -847,3 +847,25 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     }
     read_csv_text(path, Some(true)).with_context(|| format!("reading {}", path.display()))
 }
+
+/// The SHA-256 in a `.CHECKSUM` text (`<hex>  <file name>`).
+pub fn checksum_of(text: &str) -> Option<String> {
+    text.split_whitespace().next().filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).map(|h| h.to_ascii_lowercase())
+}
+
+/// Verify a downloaded dump against the `.CHECKSUM` beside it, when there is one. Returns
+/// whether a checksum was found.
+pub fn verify_checksum(path: &Path) -> Result<bool> {
+    let sidecar = PathBuf::from(format!("{}.CHECKSUM", path.display()));
+    let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(false) };
+    let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
+    let actual = sha256_streamed(path)?;
+    // The manifest's fingerprint of this file needs no second read.
+    if let Ok(meta) = std::fs::metadata(path) {
+        remember_hash(path, meta.len(), actual.clone());
+    }
+    if actual != expected {
+        bail_input!("{}: SHA-256 {actual} does not match {} ({expected}); the file is damaged: delete it and fetch it again", path.display(), sidecar.display());
+    }
+    Ok(true)
+}

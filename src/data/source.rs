@@ -250,6 +250,25 @@ pub enum FundingFormat {
     Tardis,
 }
 
+impl FundingFormat {
+    /// The settlement schedule a venue's funding format implies; `None` for formats that name
+    /// no venue.
+    pub fn schedule(self) -> Option<super::clock::Schedule> {
+        let (venue, interval_hours, offset_hours) = match self {
+            FundingFormat::BinanceFunding | FundingFormat::BinanceRest => ("Binance", 8.0, 0.0),
+            FundingFormat::BybitJson => ("Bybit", 8.0, 0.0),
+            FundingFormat::Okx => ("OKX", 8.0, 0.0),
+            FundingFormat::GateJson => ("Gate", 8.0, 0.0),
+            FundingFormat::BitmexJson => ("BitMEX", 8.0, 4.0),
+            FundingFormat::HyperliquidJson => ("Hyperliquid", 1.0, 0.0),
+            FundingFormat::DydxJson => ("dYdX", 1.0, 0.0),
+            FundingFormat::DeribitJson => ("Deribit", 1.0, 0.0),
+            FundingFormat::Generic | FundingFormat::CcxtJson | FundingFormat::Tardis => return None,
+        };
+        Some(super::clock::Schedule { venue: venue.into(), interval_hours, offset_hours })
+    }
+}
+
 impl PriceSource {
     /// Binance kline files (a path or glob) with every option at its default.
     pub fn binance_klines(path: impl Into<String>) -> Self {
@@ -534,4 +553,18 @@ pub struct SeriesSource {
 
 fn default_value_column() -> String {
     "value".into()
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::FundingFormat;
+
+    #[test]
+    fn venue_formats_imply_their_settlement_grids() {
+        let bitmex = FundingFormat::BitmexJson.schedule().unwrap();
+        assert_eq!((bitmex.interval_hours, bitmex.offset_hours), (8.0, 4.0));
+        let hyperliquid = FundingFormat::HyperliquidJson.schedule().unwrap();
+        assert_eq!((hyperliquid.interval_hours, hyperliquid.offset_hours), (1.0, 0.0));
+        assert!(FundingFormat::Generic.schedule().is_none());
+    }
 }
