@@ -1,5 +1,5 @@
 //! What a run produces besides its rows: the [`RunSummary`] the loop fills, and the equity
-//! curve's daily closes and drawdown, tracked step by step ([`DrawdownTracker`]) or recorded
+//! curve's daily closes and drawdown, tracked step by step (`DrawdownTracker`) or recorded
 //! from a finished path ([`record_equity`]).
 
 use super::policy::AfterLiquidation;
@@ -47,7 +47,7 @@ pub struct RunSummary {
     pub exits: usize,
     /// Held carries resized to a rule strategy's new target size.
     pub resizes: usize,
-    /// PnL by funding regime ([`regime`]): each settlement interval's to the regime of the
+    /// PnL by funding regime ([`super::regime`]): each settlement interval's to the regime of the
     /// rate that settled it (the steps up to and including the one it settled in); the rest
     /// after the window's last settlement. Sums to the run's PnL.
     pub regime_pnl: [f64; 4],
