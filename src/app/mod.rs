@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod caps;
 pub mod convert;
 pub mod inspect;
+pub mod perp_perp;
 pub mod pipeline;
 pub mod portfolio;
 pub mod stress;

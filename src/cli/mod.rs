@@ -251,6 +251,9 @@ fn run_compare(args: CompareArgs) -> Result<()> {
 }
 
 fn run_backtest(args: BacktestArgs) -> Result<()> {
+    if crate::config::perp_perp::file_is_perp_perp(&args.config) {
+        return run_perp_perp(args);
+    }
     if crate::config::book::file_is_book(&args.config) {
         return run_book(args);
     }
@@ -269,6 +272,32 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
     print!("{}", result.metrics.summary_text());
     println!("  outputs       {}", folder.display());
     if config.run.report {
+        println!("  report        {}", folder.join("index.html").display());
+    }
+    Ok(())
+}
+
+/// `basis backtest` on a book of perp-perp pairs (`[[pair]] kind = "perp_perp"`).
+fn run_perp_perp(args: BacktestArgs) -> Result<()> {
+    if !args.set.is_empty() {
+        crate::bail_input!("--set is not taken by perp_perp books yet; edit the config file");
+    }
+    let mut book = crate::config::perp_perp::PerpPerpBook::load(&args.config)?;
+    if let Some(name) = args.name {
+        book.run.name = name;
+    }
+    if let Some(dir) = args.output_dir {
+        book.run.output_dir = dir;
+    }
+    crate::config::validate_run_name(&book.run.name)?;
+    let result = crate::app::perp_perp::run(&book)?;
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let folder = crate::app::perp_perp::write_outputs(&book, Some(&args.config), &result, args.force)?;
+    print!("{}", crate::app::perp_perp::summary_text(&result));
+    println!("  outputs       {}", folder.display());
+    if book.run.report {
         println!("  report        {}", folder.join("index.html").display());
     }
     Ok(())

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod book;
+pub mod perp_perp;
 mod load;
 mod overrides;
 mod params;

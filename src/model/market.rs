@@ -216,6 +216,12 @@ impl MarketTimeline {
         if self.mark.is_empty() { &self.perp } else { &self.mark }
     }
 
+    /// The mark at step `i` (the perp's last where there is no mark series).
+    #[inline]
+    pub fn mark_at(&self, i: usize) -> f64 {
+        if self.mark.is_empty() { self.perp[i] } else { self.mark[i] }
+    }
+
     /// The mark as its own column, to be written to (a copy of the perp's last where it was
     /// the mark).
     pub fn own_mark(&mut self) -> &mut Vec<f64> {

@@ -13,6 +13,7 @@ pub mod tearsheet;
 pub mod compare;
 pub mod html;
 pub mod interactive;
+pub mod perp_perp;
 pub mod series;
 
 use std::path::{Path, PathBuf};

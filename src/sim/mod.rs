@@ -41,6 +41,7 @@ pub mod dated;
 pub mod forced;
 pub mod inverse;
 pub mod margin;
+pub mod perp_perp;
 pub mod policy;
 pub mod portfolio;
 pub mod summary;

@@ -1,0 +1,361 @@
+//! A perp-perp book end to end: each pair's two legs loaded and aligned as single-venue runs
+//! would be, put on their common clock, simulated by `sim::perp_perp`, measured, and written
+//! (`ledger.parquet` with a row per pair and step, `trades.parquet`, `funding.parquet` with each
+//! leg's settlements, `metrics.json`, `config.toml`, `manifest.json`, and the report's PNG and
+//! HTML).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::config::perp_perp::PerpPerpBook;
+use crate::data::align::{common_grid, restrict_to_grid};
+use crate::measure::metrics::{self, Metrics};
+use crate::model::MarketTimeline;
+use crate::output::RunDir;
+use crate::sim::perp_perp::{self, PerpPerpRow, PerpPerpSummary, LEG_NAMES};
+use crate::sim::{record_equity, RunSummary};
+
+/// One pair's run.
+pub struct PairResult {
+    /// The pair's name.
+    pub name: String,
+    /// Each leg's account name and venue.
+    pub accounts: [(String, String); 2],
+    /// Each leg's market on the pair's clock.
+    pub timelines: [MarketTimeline; 2],
+    /// Every step's row.
+    pub rows: Vec<PerpPerpRow>,
+    /// The engine's totals.
+    pub summary: PerpPerpSummary,
+    /// The pair's measures.
+    pub metrics: Metrics,
+}
+
+/// Everything a perp-perp book run produced, in memory.
+pub struct PerpPerpResult {
+    /// Each pair's run.
+    pub pairs: Vec<PairResult>,
+    /// The book's measures (all pairs' equity summed on their common clock).
+    pub metrics: Metrics,
+    /// Input files read.
+    pub files: Vec<PathBuf>,
+    /// Data findings, prefixed with the pair and leg.
+    pub warnings: Vec<String>,
+}
+
+/// Load every leg, put each pair's legs on one clock, and run the pairs.
+pub fn run(book: &PerpPerpBook) -> Result<PerpPerpResult> {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    let mut pairs = Vec::with_capacity(book.pairs.len());
+    for pair in &book.pairs {
+        let mut legs = Vec::with_capacity(2);
+        for (k, config) in pair.legs.iter().enumerate() {
+            let leg = if k == 0 { "a" } else { "b" };
+            let (timeline, leg_files, leg_warnings) = super::pipeline::prepare(config).with_context(|| format!("pair {} leg {leg} ({})", pair.name, pair.accounts[k].0))?;
+            warnings.extend(leg_warnings.into_iter().map(|w| format!("{} leg {leg}: {}", pair.name, w.replace("spot", "perp (as spot)"))));
+            files.extend(leg_files);
+            legs.push(timeline);
+        }
+        let grid = common_grid(&[&legs[0], &legs[1]]);
+        if grid.len() < 2 {
+            crate::bail_input!(
+                "pair {}: legs a ({} .. {}) and b ({} .. {}) share fewer than 2 bar times; give both legs bars on one clock over a common window",
+                pair.name,
+                span_start(&legs[0]),
+                span_end(&legs[0]),
+                span_start(&legs[1]),
+                span_end(&legs[1])
+            );
+        }
+        for (k, t) in legs.iter().enumerate() {
+            let dropped = t.ts_ms.len() - grid.len();
+            if dropped > 0 {
+                warnings.push(format!("{} leg {}: {dropped} of its {} bars are not bars of the other leg; the pair runs on the {} they share", pair.name, LEG_NAMES[k], t.ts_ms.len(), grid.len()));
+            }
+        }
+        let a = restrict_to_grid(&legs[0], &grid);
+        let b = restrict_to_grid(&legs[1], &grid);
+        let params_a = crate::config::engine_params(&pair.legs[0]);
+        let params_b = crate::config::engine_params(&pair.legs[1]);
+        let mut rows = Vec::with_capacity(grid.len());
+        let summary = perp_perp::run((&a, &params_a), (&b, &params_b), &pair.params, |row| rows.push(*row));
+        let metrics = metrics::compute(&summary.run, &pair.name, a.synthetic || b.synthetic);
+        pairs.push(PairResult { name: pair.name.clone(), accounts: pair.accounts.clone(), timelines: [a, b], rows, summary, metrics });
+    }
+    let metrics = book_metrics(book, &pairs);
+    Ok(PerpPerpResult { pairs, metrics, files, warnings })
+}
+
+fn span_start(t: &MarketTimeline) -> String {
+    t.ts_ms.first().map(|m| crate::time::format_ms(*m)).unwrap_or_else(|| "no bars".into())
+}
+
+fn span_end(t: &MarketTimeline) -> String {
+    t.ts_ms.last().map(|m| crate::time::format_ms(*m)).unwrap_or_else(|| "no bars".into())
+}
+
+/// The book's measures: every pair's equity summed on the times all pairs share.
+fn book_metrics(book: &PerpPerpBook, pairs: &[PairResult]) -> Metrics {
+    if pairs.len() == 1 {
+        return pairs[0].metrics.clone();
+    }
+    let clocks: Vec<&MarketTimeline> = pairs.iter().map(|p| &p.timelines[0]).collect();
+    let grid = common_grid(&clocks);
+    let mut equity = vec![0.0; grid.len()];
+    let mut summary = RunSummary { initial_capital: book.initial_capital, steps: grid.len(), first_ts_ms: grid.first().copied().unwrap_or(0), last_ts_ms: grid.last().copied().unwrap_or(0), min_liquidation_distance: f64::NAN, ..RunSummary::default() };
+    for pair in pairs {
+        let run = &pair.summary.run;
+        for (e, t) in equity.iter_mut().zip(&grid) {
+            if let Ok(i) = pair.timelines[0].ts_ms.binary_search(t) {
+                *e += pair.rows[i].equity;
+            }
+        }
+        summary.pnl.add(&run.pnl);
+        summary.trades.extend(run.trades.iter().copied());
+        summary.settlements.extend(run.settlements.iter().copied());
+        summary.entries += run.entries;
+        summary.exits += run.exits;
+        summary.liquidations += run.liquidations;
+        summary.top_ups += run.top_ups;
+        summary.traded_notional += run.traded_notional;
+        summary.perp_held_ms = summary.perp_held_ms.max(run.perp_held_ms);
+        if run.min_liquidation_distance < summary.min_liquidation_distance || summary.min_liquidation_distance.is_nan() {
+            summary.min_liquidation_distance = run.min_liquidation_distance;
+        }
+        for s in 0..4 {
+            summary.steps_in_state[s] += run.steps_in_state[s];
+        }
+    }
+    record_equity(&mut summary, &grid, &equity);
+    let name = pairs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
+    metrics::compute(&summary, &name, pairs.iter().any(|p| p.timelines[0].synthetic))
+}
+
+/// `ledger.parquet`: one row per pair and step.
+pub fn ledger_frame(result: &PerpPerpResult) -> Result<DataFrame> {
+    let rows: Vec<(&str, &PerpPerpRow)> = result.pairs.iter().flat_map(|p| p.rows.iter().map(move |r| (p.name.as_str(), r))).collect();
+    let f = |get: &dyn Fn(&PerpPerpRow) -> f64| rows.iter().map(|(_, r)| get(r)).collect::<Vec<f64>>();
+    let ts: Vec<i64> = rows.iter().map(|(_, r)| r.ts_ms).collect();
+    let columns = vec![
+        Column::new("pair".into(), rows.iter().map(|(n, _)| *n).collect::<Vec<&str>>()),
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("state".into(), rows.iter().map(|(_, r)| r.state as i32).collect::<Vec<i32>>()),
+        Column::new("events".into(), rows.iter().map(|(_, r)| r.events as u32).collect::<Vec<u32>>()),
+        Column::new("last_a".into(), f(&|r| r.last[0])),
+        Column::new("last_b".into(), f(&|r| r.last[1])),
+        Column::new("mark_a".into(), f(&|r| r.mark[0])),
+        Column::new("mark_b".into(), f(&|r| r.mark[1])),
+        Column::new("qty_a".into(), f(&|r| r.qty[0])),
+        Column::new("qty_b".into(), f(&|r| r.qty[1])),
+        Column::new("margin_a".into(), f(&|r| r.margin[0])),
+        Column::new("margin_b".into(), f(&|r| r.margin[1])),
+        Column::new("in_transit".into(), f(&|r| r.in_transit)),
+        Column::new("equity".into(), f(&|r| r.equity)),
+        Column::new("pnl_price_a".into(), f(&|r| r.price_pnl[0])),
+        Column::new("pnl_price_b".into(), f(&|r| r.price_pnl[1])),
+        Column::new("pnl_funding_a".into(), f(&|r| r.funding[0])),
+        Column::new("pnl_funding_b".into(), f(&|r| r.funding[1])),
+        Column::new("pnl_fees".into(), f(&|r| r.fees)),
+        Column::new("pnl_slippage".into(), f(&|r| r.slippage)),
+        Column::new("pnl_liquidation".into(), f(&|r| r.liquidation)),
+        Column::new("liquidation_price_a".into(), f(&|r| r.liquidation_price[0])),
+        Column::new("liquidation_price_b".into(), f(&|r| r.liquidation_price[1])),
+        Column::new("spread_apr".into(), f(&|r| r.spread_apr)),
+    ];
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// `trades.parquet`: every fill, with its pair, leg and account.
+pub fn trades_frame(result: &PerpPerpResult) -> Result<DataFrame> {
+    let mut pair = Vec::new();
+    let mut account = Vec::new();
+    let mut frames = Vec::new();
+    for p in &result.pairs {
+        for t in &p.summary.run.trades {
+            pair.push(p.name.clone());
+            account.push(p.accounts[if t.leg == LEG_NAMES[0] { 0 } else { 1 }].0.clone());
+        }
+        frames.push(crate::measure::ledger::trades_frame(&p.summary.run.trades)?);
+    }
+    let mut stacked = match frames.split_first() {
+        None => crate::measure::ledger::trades_frame(&[])?,
+        Some((first, rest)) => {
+            let mut out = first.clone();
+            for f in rest {
+                out.vstack_mut(f)?;
+            }
+            out
+        }
+    };
+    stacked.insert_column(0, Column::new("pair".into(), pair))?;
+    stacked.insert_column(1, Column::new("account".into(), account))?;
+    Ok(stacked)
+}
+
+/// `funding.parquet`: each leg's settlements met with a position.
+pub fn funding_frame(result: &PerpPerpResult) -> Result<DataFrame> {
+    let (mut pair, mut leg, mut account, mut ts, mut rate, mut hours, mut price, mut qty, mut amount) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for p in &result.pairs {
+        for k in 0..2 {
+            for s in &p.summary.settlements[k] {
+                pair.push(p.name.clone());
+                leg.push(LEG_NAMES[k]);
+                account.push(p.accounts[k].0.clone());
+                ts.push(s.settle_ms);
+                rate.push(s.rate);
+                hours.push(s.interval_hours);
+                price.push(s.price);
+                qty.push(s.perp_qty);
+                amount.push(s.amount);
+            }
+        }
+    }
+    let columns = vec![
+        Column::new("pair".into(), pair),
+        Column::new("leg".into(), leg),
+        Column::new("account".into(), account),
+        Column::new("settle_ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
+        Column::new("rate".into(), rate),
+        Column::new("interval_hours".into(), hours),
+        Column::new("price".into(), price),
+        Column::new("perp_qty".into(), qty),
+        Column::new("amount".into(), amount),
+    ];
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// What `metrics.json` holds: the book's measures and each pair's legs.
+#[derive(Serialize)]
+struct MetricsFile<'a> {
+    book: &'a Metrics,
+    pairs: Vec<PairMetrics<'a>>,
+}
+
+#[derive(Serialize)]
+struct PairMetrics<'a> {
+    name: &'a str,
+    account_a: &'a str,
+    venue_a: &'a str,
+    account_b: &'a str,
+    venue_b: &'a str,
+    funding_a: f64,
+    funding_b: f64,
+    price_pnl_a: f64,
+    price_pnl_b: f64,
+    transfers: usize,
+    deleveragings: usize,
+    settlements_a: usize,
+    settlements_b: usize,
+    metrics: &'a Metrics,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    created_utc: String,
+    run_name: String,
+    config_file: Option<String>,
+    pairs: Vec<&'a str>,
+    inputs: Vec<super::backtest::InputFile>,
+    warnings: &'a [String],
+    files: Vec<String>,
+}
+
+/// Write a run folder (temp path, then renamed; an existing run is kept unless `force`).
+pub fn write_outputs(book: &PerpPerpBook, config_path: Option<&Path>, result: &PerpPerpResult, force: bool) -> Result<PathBuf> {
+    let run_dir = RunDir::create(&book.run.output_dir, &book.run.name, force)?;
+    run_dir.write_parquet("ledger.parquet", &mut ledger_frame(result)?)?;
+    run_dir.write_parquet("trades.parquet", &mut trades_frame(result)?)?;
+    run_dir.write_parquet("funding.parquet", &mut funding_frame(result)?)?;
+    let file = MetricsFile {
+        book: &result.metrics,
+        pairs: result
+            .pairs
+            .iter()
+            .map(|p| PairMetrics {
+                name: &p.name,
+                account_a: &p.accounts[0].0,
+                venue_a: &p.accounts[0].1,
+                account_b: &p.accounts[1].0,
+                venue_b: &p.accounts[1].1,
+                funding_a: p.summary.funding[0],
+                funding_b: p.summary.funding[1],
+                price_pnl_a: p.summary.price_pnl[0],
+                price_pnl_b: p.summary.price_pnl[1],
+                transfers: p.summary.transfers,
+                deleveragings: p.summary.deleveragings,
+                settlements_a: p.summary.settlements[0].len(),
+                settlements_b: p.summary.settlements[1].len(),
+                metrics: &p.metrics,
+            })
+            .collect(),
+    };
+    run_dir.write("metrics.json", serde_json::to_string_pretty(&file)?.as_bytes())?;
+    let mut files: Vec<String> = ["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"].map(String::from).to_vec();
+    let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if book.run.report {
+        let report = crate::render::perp_perp::PerpPerpReport {
+            run_name: &run_name,
+            metrics: &result.metrics,
+            pairs: result.pairs.iter().zip(&book.pairs).map(|(p, c)| crate::render::perp_perp::PairView { name: &p.name, accounts: &p.accounts, rows: &p.rows, top_up_distance: c.params.top_up_distance }).collect(),
+            warnings: &result.warnings,
+        };
+        for chart in crate::render::perp_perp::render(&report)? {
+            run_dir.write(&chart.name, &chart.bytes)?;
+        }
+        files.extend(crate::render::perp_perp::file_names(result.pairs.len()));
+    }
+    let config_text = toml::to_string_pretty(&book.raw).unwrap_or_default();
+    run_dir.write("config.toml", format!("# The perp-perp book's config as run.\n{config_text}").as_bytes())?;
+    let manifest = Manifest {
+        tool: "basis",
+        version: env!("CARGO_PKG_VERSION"),
+        created_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run_name,
+        config_file: config_path.map(|p| p.display().to_string()),
+        pairs: result.pairs.iter().map(|p| p.name.as_str()).collect(),
+        inputs: super::backtest::input_files(&result.files)?,
+        warnings: &result.warnings,
+        files,
+    };
+    run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    run_dir.commit()
+}
+
+/// The terminal summary: the book's lines, then each pair's two funding streams and the
+/// price PnL of each leg (their sum is the mark spread between the venues).
+pub fn summary_text(result: &PerpPerpResult) -> String {
+    let mut out = result.metrics.summary_text();
+    for p in &result.pairs {
+        let s = &p.summary;
+        out.push_str(&format!(
+            "  {} legs      a {} ({}): funding {:+.2} over {} settlements, price {:+.2}; b {} ({}): funding {:+.2} over {} settlements, price {:+.2}\n",
+            p.name,
+            p.accounts[0].0,
+            p.accounts[0].1,
+            s.funding[0],
+            s.settlements[0].len(),
+            s.price_pnl[0],
+            p.accounts[1].0,
+            p.accounts[1].1,
+            s.funding[1],
+            s.settlements[1].len(),
+            s.price_pnl[1]
+        ));
+        out.push_str(&format!(
+            "  {} spread    funding a + b {:+.2}, mark spread (price a + b) {:+.2}, {} transfers between the accounts, {} times both legs shrunk to the leverage, {} liquidations\n",
+            p.name,
+            s.funding[0] + s.funding[1],
+            s.price_pnl[0] + s.price_pnl[1],
+            s.transfers,
+            s.deleveragings,
+            s.run.liquidations
+        ));
+    }
+    out
+}

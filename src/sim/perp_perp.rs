@@ -1,0 +1,529 @@
+//! A perp-vs-perp carry: a long perp in one venue's account and a short perp on the same coin in
+//! another's, collecting the difference between the two funding streams.
+//!
+//! Each leg is its own isolated position in its own account, margined by its venue's brackets
+//! and liquidated by its venue's rule ([`super::margin`]), paid its own venue's funding at its
+//! own interval on its own price basis (the mark where the venue's data has one, else the last).
+//! Leg `a` and leg `b` run on one clock (both timelines restricted to their common bars).
+//!
+//! Per step, in order:
+//! 1. liquidations: each leg on its bar's worst mark (a long's low, a short's high) against
+//!    the liquidation price left at the previous close; the other leg is closed at the step's
+//!    close (`unwind`);
+//! 2. marking: each leg's quantity × its mark's change;
+//! 3. funding: each leg's settlements inside the bar, `−qty × rate × price`;
+//! 4. transfers: a top-up in flight lands; a leg whose distance to liquidation fell below
+//!    `top_up_distance` is sent half the margin difference from the other account (with the
+//!    transfer fee and delay: while in flight it is in neither account, and the leg is exposed);
+//!    when the accounts are already about even, both legs shrink back to the leverage instead
+//!    (trade reason `top_up`);
+//! 5. decisions: on the interval-weighted trailing funding spread, `apr(b) − apr(a)`, each
+//!    leg's settled rates summed over the same hours and divided by the hours they cover (an
+//!    hourly venue and an 8-hourly one are compared over the same time, never by count).
+//!    [`Target::Long`] is long `a`, short `b` (earns when `b` pays more); [`Target::Reverse`]
+//!    long `b`, short `a`.
+//!
+//! Both legs hold the same quantity of the coin, so the position is delta-neutral in the coin;
+//! what moves the equity besides funding and costs is the spread between the venues' marks.
+//! The components (each leg's price PnL and funding, fees, slippage, liquidation) sum to the
+//! change in equity at every step.
+
+use super::margin::liquidation_distance;
+use super::policy::{EntryMode, EntryRule, Target, TrailingSignal};
+use super::summary::DrawdownTracker;
+use super::{EngineParams, RunSummary};
+use crate::model::{events, MarketTimeline, Pnl, SettlementPaid, Trade, TradeReason};
+
+/// The pair's own parameters (each leg's venue rules are its [`EngineParams`]).
+#[derive(Debug, Clone)]
+pub struct PerpPerpParams {
+    /// The pair's capital, quote currency: half starts in each leg's account.
+    pub initial_capital: f64,
+    /// Each leg's notional at entry over its account's share of the equity.
+    pub leverage: f64,
+    /// When to hold which side, on the spread `apr(b) − apr(a)`. `direction = "long"` holds
+    /// long `a` / short `b` only, `"reverse"` the other way only, `"both"` either.
+    pub entry: EntryRule,
+    /// Hours each leg's trailing funding looks back over.
+    pub lookback_hours: f64,
+    /// Send margin to a leg whose distance to liquidation falls below this, decimal of the mark.
+    pub top_up_distance: f64,
+    /// Time a transfer between the two venues takes, ms.
+    pub transfer_delay_ms: i64,
+    /// Fee per transfer between the venues, quote currency.
+    pub transfer_fee: f64,
+    /// Close both legs at the last step.
+    pub close_at_end: bool,
+    /// Open again after a liquidation when the rule allows.
+    pub reenter_after_liquidation: bool,
+}
+
+/// One step of a perp-perp pair: prices, positions, accounts and the PnL split by cause.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerpPerpRow {
+    /// Step time, epoch ms UTC.
+    pub ts_ms: i64,
+    /// [`Target`] held after the step: 0 flat, 1 long `a` / short `b`, −1 long `b` / short `a`.
+    pub state: i8,
+    /// What happened ([`events`] flags).
+    pub events: u8,
+    /// Last price of each leg's perp.
+    pub last: [f64; 2],
+    /// Mark (the price the leg is valued and paid funding at) of each leg.
+    pub mark: [f64; 2],
+    /// Signed quantity of each leg after the step, base asset.
+    pub qty: [f64; 2],
+    /// Margin balance of each leg's account (wallet plus unrealised PnL), quote currency.
+    pub margin: [f64; 2],
+    /// A transfer between the accounts on its way, quote currency.
+    pub in_transit: f64,
+    /// Equity: both margins plus what is in transit.
+    pub equity: f64,
+    /// Each leg's quantity × its mark's change, plus the mark-vs-last gap on its fills.
+    pub price_pnl: [f64; 2],
+    /// Each leg's funding received (+) or paid (−).
+    pub funding: [f64; 2],
+    /// Trading fees and transfer fees (≤ 0).
+    pub fees: f64,
+    /// Fill price versus last (≤ 0).
+    pub slippage: f64,
+    /// What liquidations took (−) or the insurance fund gave back (+).
+    pub liquidation: f64,
+    /// Each leg's liquidation price after the step (NaN when flat).
+    pub liquidation_price: [f64; 2],
+    /// The trailing funding spread `apr(b) − apr(a)`, decimal APR (NaN until both lookbacks
+    /// are covered).
+    pub spread_apr: f64,
+}
+
+impl PerpPerpRow {
+    /// The step's PnL components summed: the change in equity.
+    pub fn pnl_total(&self) -> f64 {
+        self.price_pnl[0] + self.price_pnl[1] + self.funding[0] + self.funding[1] + self.fees + self.slippage + self.liquidation
+    }
+}
+
+/// What a perp-perp run produced besides its rows.
+#[derive(Debug, Clone, Default)]
+pub struct PerpPerpSummary {
+    /// Totals in the single-pair summary's shape (price PnL of both legs under `perp`, both
+    /// funding streams under `funding`), for the metrics.
+    pub run: RunSummary,
+    /// Each leg's funding, total.
+    pub funding: [f64; 2],
+    /// Each leg's price PnL, total.
+    pub price_pnl: [f64; 2],
+    /// Each leg's settlements met with a position.
+    pub settlements: [Vec<SettlementPaid>; 2],
+    /// Transfers sent between the accounts.
+    pub transfers: usize,
+    /// Times both legs were shrunk back to the leverage (the accounts even, a leg still near
+    /// its liquidation price).
+    pub deleveragings: usize,
+}
+
+/// The trade-record name of leg `k`.
+pub const LEG_NAMES: [&str; 2] = ["perp_a", "perp_b"];
+
+struct Leg<'a> {
+    timeline: &'a MarketTimeline,
+    params: &'a EngineParams,
+    qty: f64,
+    /// Margin balance: wallet plus unrealised PnL at `mark_prev`.
+    margin: f64,
+    /// Average entry price (the maintenance basis of an entry-valued venue).
+    entry: f64,
+    mark_prev: f64,
+    next_event: usize,
+    signal: TrailingSignal,
+}
+
+impl Leg<'_> {
+    fn liquidation_price(&self) -> f64 {
+        self.params.brackets.isolated_liquidation_price(self.qty, self.margin, self.mark_prev, self.entry)
+    }
+}
+
+/// Everything one step booked, before it becomes a row.
+#[derive(Default)]
+struct StepPnl {
+    price: [f64; 2],
+    funding: [f64; 2],
+    fees: f64,
+    slippage: f64,
+    liquidation: f64,
+    events: u8,
+}
+
+struct Run<'a> {
+    legs: [Leg<'a>; 2],
+    p: &'a PerpPerpParams,
+    current: Target,
+    in_transit: f64,
+    /// Which leg the transfer in flight goes to, and when it lands.
+    transit_to: usize,
+    transit_lands_ms: i64,
+    liquidated: bool,
+    summary: PerpPerpSummary,
+}
+
+impl Run<'_> {
+    fn equity(&self) -> f64 {
+        self.legs[0].margin + self.legs[1].margin + self.in_transit
+    }
+
+    /// Fill `qty` (signed) of leg `k` at step `i`'s last with the leg's slippage and fee; the
+    /// gap between the fill's reference (the last) and the mark is price PnL.
+    fn fill(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, s: &mut StepPnl) {
+        let leg = &mut self.legs[k];
+        let last = leg.timeline.perp[i];
+        let mark = leg.timeline.mark_at(i);
+        let costs = leg.params.costs;
+        let fill_price = last * (1.0 + qty.signum() * costs.perp_slippage);
+        let slippage = qty.abs() * last * costs.perp_slippage;
+        let fee = qty.abs() * fill_price * costs.perp_fee;
+        // Bought at the last, valued at the mark from here on.
+        let gap = qty * (mark - last);
+        let new_qty = leg.qty + qty;
+        let closed = new_qty.abs() <= 1e-12 * qty.abs();
+        if closed {
+            leg.qty = 0.0;
+            leg.entry = f64::NAN;
+        } else {
+            if leg.qty == 0.0 {
+                leg.entry = fill_price;
+            } else if leg.qty.signum() == qty.signum() {
+                leg.entry = (leg.entry * leg.qty + fill_price * qty) / new_qty;
+            }
+            leg.qty = new_qty;
+        }
+        leg.margin += gap - slippage - fee;
+        leg.mark_prev = mark;
+        s.price[k] += gap;
+        s.slippage -= slippage;
+        s.fees -= fee;
+        self.summary.run.traded_notional += (qty * fill_price).abs();
+        self.summary.run.trades.push(Trade { ts_ms: leg.timeline.ts_ms[i], step: i, leg: LEG_NAMES[k], reason, qty, reference_price: last, fill_price, fee, slippage });
+    }
+
+    fn close_all(&mut self, i: usize, reason: TradeReason, s: &mut StepPnl) {
+        for k in 0..2 {
+            let q = self.legs[k].qty;
+            if q != 0.0 {
+                self.fill(k, i, -q, reason, s);
+            }
+        }
+        self.current = Target::Flat;
+        s.events |= events::EXIT;
+    }
+
+    /// Open `target` with the equity split evenly between the accounts (a transfer with its
+    /// fee when they differ), the same coin quantity on both legs.
+    fn open(&mut self, i: usize, target: Target, s: &mut StepPnl) {
+        let equity = self.equity();
+        if equity <= 0.0 {
+            return;
+        }
+        let half = equity / 2.0;
+        let gap = self.legs[0].margin - half;
+        if self.in_transit == 0.0 && gap.abs() > 1e-9 * equity {
+            // Flat accounts are evened out at once; the fee is charged to the receiving side.
+            let (from, to) = if gap > 0.0 { (0, 1) } else { (1, 0) };
+            self.legs[from].margin -= gap.abs();
+            self.legs[to].margin += gap.abs() - self.p.transfer_fee;
+            s.fees -= self.p.transfer_fee;
+            if self.p.transfer_fee > 0.0 {
+                self.summary.transfers += 1;
+            }
+        }
+        let reference = 0.5 * (self.legs[0].timeline.perp[i] + self.legs[1].timeline.perp[i]);
+        let qty = half.min(self.legs[0].margin).min(self.legs[1].margin) * self.p.leverage / reference;
+        if !(qty > 0.0 && qty.is_finite()) {
+            return;
+        }
+        let (long, short) = if target == Target::Long { (0, 1) } else { (1, 0) };
+        self.fill(long, i, qty, TradeReason::Entry, s);
+        self.fill(short, i, -qty, TradeReason::Entry, s);
+        self.current = target;
+        s.events |= events::ENTRY;
+        self.summary.run.entries += 1;
+    }
+
+    /// Step 1: leg `k` on its bar's worst mark; closed by its venue's rule.
+    fn liquidate(&mut self, k: usize, i: usize, s: &mut StepPnl) -> bool {
+        let leg = &mut self.legs[k];
+        let qty = leg.qty;
+        if qty == 0.0 {
+            return false;
+        }
+        let liq = leg.liquidation_price();
+        let t = leg.timeline;
+        let extreme = if qty < 0.0 { t.mark_high[i] } else { t.mark_low[i] };
+        let touched = if qty < 0.0 { extreme >= liq } else { extreme <= liq };
+        if !touched {
+            return false;
+        }
+        let mark_prev = leg.mark_prev;
+        let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
+        let moved = qty * (price - mark_prev);
+        s.price[k] += moved;
+        leg.margin += moved;
+        let filled = leg.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
+        let slipped = qty * (filled - price);
+        s.liquidation += slipped;
+        leg.margin += slipped;
+        let fill = leg.params.liquidation.close(qty, filled, leg.margin, &leg.params.brackets);
+        s.liquidation += fill.shortfall - fill.taken;
+        leg.margin += fill.shortfall - fill.taken;
+        self.summary.run.trades.push(Trade { ts_ms: t.ts_ms[i], step: i, leg: LEG_NAMES[k], reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price: fill.fill_price, fee: fill.taken, slippage: -slipped });
+        self.summary.run.traded_notional += (qty * fill.fill_price).abs();
+        leg.qty = 0.0;
+        // Marked from the liquidation price: the rest of the bar moves nothing it holds.
+        leg.mark_prev = t.mark_at(i);
+        true
+    }
+
+    fn mark(&mut self, k: usize, i: usize, s: &mut StepPnl) {
+        let leg = &mut self.legs[k];
+        let mark = leg.timeline.mark_at(i);
+        if leg.qty != 0.0 {
+            let moved = leg.qty * (mark - leg.mark_prev);
+            leg.margin += moved;
+            s.price[k] += moved;
+        }
+        leg.mark_prev = mark;
+    }
+
+    fn settle(&mut self, k: usize, i: usize, s: &mut StepPnl) {
+        let leg = &mut self.legs[k];
+        let events = &leg.timeline.funding;
+        while leg.next_event < events.len() && events[leg.next_event].step <= i {
+            let e = events[leg.next_event];
+            leg.next_event += 1;
+            if e.step < i || leg.qty == 0.0 {
+                continue;
+            }
+            let amount = -leg.qty * e.rate * e.price;
+            leg.margin += amount;
+            s.funding[k] += amount;
+            s.events |= events::FUNDING;
+            let paid = SettlementPaid { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: e.price, perp_qty: leg.qty, amount };
+            self.summary.settlements[k].push(paid);
+            // Both legs' in the run's list: Σ side × rate over them is the spread earned.
+            self.summary.run.settlements.push(paid);
+        }
+    }
+
+    /// Step 4: land a transfer, then send margin to a leg near its liquidation price.
+    fn transfers(&mut self, i: usize, ts_ms: i64, s: &mut StepPnl) {
+        if self.in_transit != 0.0 && ts_ms >= self.transit_lands_ms {
+            self.legs[self.transit_to].margin += self.in_transit;
+            self.in_transit = 0.0;
+        }
+        if self.in_transit != 0.0 || self.current == Target::Flat {
+            return;
+        }
+        for k in 0..2 {
+            let leg = &self.legs[k];
+            if leg.qty == 0.0 {
+                continue;
+            }
+            let distance = liquidation_distance(leg.qty, leg.liquidation_price(), leg.timeline.mark_at(i));
+            if !(distance < self.p.top_up_distance) {
+                continue;
+            }
+            let other = 1 - k;
+            let amount = 0.5 * (self.legs[other].margin - self.legs[k].margin) - self.p.transfer_fee;
+            // A transfer worth making raises the leg's margin by a twentieth at least; short of
+            // that the accounts are about even and the pair as a whole has outgrown its
+            // leverage (the coin rallied or fell a long way): both legs shrink back to it.
+            if amount > 0.05 * self.legs[k].margin.max(0.0) {
+                self.legs[other].margin -= amount + self.p.transfer_fee;
+                s.fees -= self.p.transfer_fee;
+                s.events |= events::TOP_UP;
+                self.summary.transfers += 1;
+                self.summary.run.top_ups += 1;
+                if self.p.transfer_delay_ms > 0 {
+                    self.in_transit = amount;
+                    self.transit_to = k;
+                    self.transit_lands_ms = ts_ms + self.p.transfer_delay_ms;
+                } else {
+                    self.legs[k].margin += amount;
+                }
+            } else {
+                self.deleverage(i, s);
+            }
+            break;
+        }
+    }
+
+    /// Shrink both legs, by the same quantity, to the pair's leverage on the smaller account.
+    fn deleverage(&mut self, i: usize, s: &mut StepPnl) {
+        let reference = 0.5 * (self.legs[0].timeline.perp[i] + self.legs[1].timeline.perp[i]);
+        let target = self.legs[0].margin.min(self.legs[1].margin).max(0.0) * self.p.leverage / reference;
+        let held = self.legs[0].qty.abs();
+        if !(target < held * (1.0 - 1e-9)) {
+            return;
+        }
+        let cut = held - target;
+        for k in 0..2 {
+            let sign = self.legs[k].qty.signum();
+            self.fill(k, i, -sign * cut, TradeReason::TopUp, s);
+        }
+        s.events |= events::TOP_UP;
+        self.summary.run.top_ups += 1;
+        self.summary.deleveragings += 1;
+    }
+
+    fn spread(&mut self, ts_ms: i64) -> f64 {
+        let [a, b] = &mut self.legs;
+        let apr_a = a.signal.at(&a.timeline.funding_history, ts_ms);
+        let apr_b = b.signal.at(&b.timeline.funding_history, ts_ms);
+        apr_b - apr_a
+    }
+}
+
+/// Run the pair over legs `a` and `b` (timelines on one clock), sending each row to `record`.
+pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline, &'t EngineParams), p: &PerpPerpParams, mut record: impl FnMut(&PerpPerpRow)) -> PerpPerpSummary {
+    let n = a.0.ts_ms.len();
+    debug_assert_eq!(n, b.0.ts_ms.len(), "the legs run on one clock");
+    let mut rule = p.entry;
+    rule.lookback_hours = Some(p.lookback_hours);
+    let leg = |(timeline, params): (&'t MarketTimeline, &'t EngineParams), margin: f64| Leg {
+        timeline,
+        params,
+        qty: 0.0,
+        margin,
+        entry: f64::NAN,
+        mark_prev: if n > 0 { timeline.mark_at(0) } else { f64::NAN },
+        next_event: 0,
+        signal: TrailingSignal::new(&rule, &timeline.funding_history),
+    };
+    let half = p.initial_capital / 2.0;
+    let mut run = Run { legs: [leg(a, half), leg(b, half)], p, current: Target::Flat, in_transit: 0.0, transit_to: 0, transit_lands_ms: 0, liquidated: false, summary: PerpPerpSummary::default() };
+    run.summary.run.initial_capital = p.initial_capital;
+    run.summary.run.steps = n;
+    run.summary.run.min_liquidation_distance = f64::NAN;
+    if n == 0 {
+        run.summary.run.final_equity = p.initial_capital;
+        return run.summary;
+    }
+    run.summary.run.first_ts_ms = a.0.ts_ms[0];
+    run.summary.run.last_ts_ms = a.0.ts_ms[n - 1];
+    let mut drawdown = DrawdownTracker::new(p.initial_capital, a.0.ts_ms[0]);
+    let mut equity_prev = p.initial_capital;
+    for i in 0..n {
+        let ts_ms = a.0.ts_ms[i];
+        let mut s = StepPnl::default();
+        let held_before = run.current != Target::Flat;
+        if i > 0 {
+            let hit = [run.liquidate(0, i, &mut s), run.liquidate(1, i, &mut s)];
+            if hit[0] || hit[1] {
+                s.events |= events::LIQUIDATION;
+                run.summary.run.liquidations += 1;
+                run.summary.run.first_liquidation_ms.get_or_insert(ts_ms);
+                run.liquidated = true;
+            }
+            for k in 0..2 {
+                run.mark(k, i, &mut s);
+                run.settle(k, i, &mut s);
+            }
+            if hit[0] || hit[1] {
+                for k in 0..2 {
+                    if run.legs[k].qty != 0.0 {
+                        let q = run.legs[k].qty;
+                        run.fill(k, i, -q, TradeReason::Unwind, &mut s);
+                    }
+                }
+                run.current = Target::Flat;
+                run.summary.run.exits += 1;
+                s.events |= events::EXIT;
+            }
+        } else {
+            for k in 0..2 {
+                run.settle(k, i, &mut s);
+            }
+        }
+        if held_before {
+            run.summary.run.perp_held_ms += ts_ms - a.0.ts_ms[i - 1];
+        }
+        run.transfers(i, ts_ms, &mut s);
+        let spread = run.spread(ts_ms);
+        let last = i + 1 == n;
+        let masked = a.0.uncovered.get(i).copied().unwrap_or(false) || b.0.uncovered.get(i).copied().unwrap_or(false);
+        let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation);
+        let wanted = if last && p.close_at_end {
+            Target::Flat
+        } else if may_trade {
+            p.entry.target(run.current, spread)
+        } else {
+            run.current
+        };
+        if wanted != run.current {
+            if run.current != Target::Flat {
+                let reason = if last && p.close_at_end { TradeReason::Final } else { TradeReason::Exit };
+                run.close_all(i, reason, &mut s);
+                run.summary.run.exits += 1;
+            }
+            if wanted != Target::Flat {
+                run.open(i, wanted, &mut s);
+            }
+        }
+        let equity = run.equity();
+        let liquidation_price = [run.legs[0].liquidation_price(), run.legs[1].liquidation_price()];
+        for k in 0..2 {
+            let d = liquidation_distance(run.legs[k].qty, liquidation_price[k], run.legs[k].timeline.mark_at(i));
+            if d < run.summary.run.min_liquidation_distance || (run.summary.run.min_liquidation_distance.is_nan() && !d.is_nan()) {
+                run.summary.run.min_liquidation_distance = d;
+            }
+        }
+        let row = PerpPerpRow {
+            ts_ms,
+            state: match run.current {
+                Target::Flat => 0,
+                Target::Long => 1,
+                Target::Reverse => -1,
+            },
+            events: s.events | if masked { events::UNCOVERED } else { 0 },
+            last: [a.0.perp[i], b.0.perp[i]],
+            mark: [a.0.mark_at(i), b.0.mark_at(i)],
+            qty: [run.legs[0].qty, run.legs[1].qty],
+            margin: [run.legs[0].margin, run.legs[1].margin],
+            in_transit: run.in_transit,
+            equity,
+            price_pnl: s.price,
+            funding: s.funding,
+            fees: s.fees,
+            slippage: s.slippage,
+            liquidation: s.liquidation,
+            liquidation_price,
+            spread_apr: spread,
+        };
+        debug_assert!(((equity - equity_prev) - row.pnl_total()).abs() <= 1e-6 * equity_prev.abs().max(1.0), "the components sum to the change in equity");
+        equity_prev = equity;
+        let totals = &mut run.summary;
+        for k in 0..2 {
+            totals.price_pnl[k] += s.price[k];
+            totals.funding[k] += s.funding[k];
+        }
+        let pnl = Pnl { perp: s.price[0] + s.price[1], funding: s.funding[0] + s.funding[1], fees: s.fees, slippage: s.slippage, liquidation: s.liquidation, ..Pnl::default() };
+        totals.run.pnl.add(&pnl);
+        totals.run.steps_in_state[match run.current {
+            Target::Flat => 0,
+            Target::Long => 1,
+            Target::Reverse => 2,
+        }] += 1;
+        drawdown.update(ts_ms, equity, &mut totals.run);
+        record(&row);
+    }
+    drawdown.finish(&mut run.summary.run);
+    run.summary.run.final_equity = run.equity();
+    run.summary.run.window_settlements = a.0.funding.iter().chain(&b.0.funding).map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
+    run.summary.run.window_settlements.sort_by_key(|s| s.0);
+    run.summary
+}
+
+/// Whether `mode` is one a perp-perp pair runs (the spread signal decides, or always on).
+pub fn runs_mode(mode: EntryMode) -> bool {
+    matches!(mode, EntryMode::AlwaysOn | EntryMode::FundingThreshold)
+}
