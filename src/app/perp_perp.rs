@@ -83,7 +83,9 @@ pub fn run(book: &PerpPerpBook) -> Result<PerpPerpResult> {
         let params_b = crate::config::engine_params(&pair.legs[1]);
         let mut rows = Vec::with_capacity(grid.len());
         let summary = perp_perp::run((&a, &params_a), (&b, &params_b), &pair.params, |row| rows.push(*row));
-        let metrics = metrics::compute(&summary.run, &pair.name, a.synthetic || b.synthetic);
+        let mut metrics = metrics::compute(&summary.run, &pair.name, a.synthetic || b.synthetic);
+        // The funding regimes are one venue's rates; a pair has two streams.
+        metrics.regimes = None;
         pairs.push(PairResult { name: pair.name.clone(), accounts: pair.accounts.clone(), timelines: [a, b], rows, summary, metrics });
     }
     let metrics = book_metrics(book, &pairs);
@@ -130,9 +132,19 @@ fn book_metrics(book: &PerpPerpBook, pairs: &[PairResult]) -> Metrics {
             summary.steps_in_state[s] += run.steps_in_state[s];
         }
     }
+    // Time in each state is the pairs' average share.
+    let total: usize = summary.steps_in_state.iter().sum();
+    if total > 0 {
+        for s in summary.steps_in_state.iter_mut() {
+            *s = (*s as f64 / total as f64 * grid.len() as f64).round() as usize;
+        }
+    }
     record_equity(&mut summary, &grid, &equity);
+    summary.window_settlements = pairs.iter().flat_map(|p| p.summary.run.window_settlements.iter().copied()).collect();
     let name = pairs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
-    metrics::compute(&summary, &name, pairs.iter().any(|p| p.timelines[0].synthetic))
+    let mut metrics = metrics::compute(&summary, &name, pairs.iter().any(|p| p.timelines[0].synthetic));
+    metrics.regimes = None;
+    metrics
 }
 
 /// `ledger.parquet`: one row per pair and step.

@@ -11,7 +11,8 @@
 //!    the liquidation price left at the previous close; the other leg is closed at the step's
 //!    close (`unwind`);
 //! 2. marking: each leg's quantity × its mark's change;
-//! 3. funding: each leg's settlements inside the bar, `−qty × rate × price`;
+//! 3. funding: each leg's settlements inside the bar, `−qty × rate × price`; a leg the payment
+//!    leaves under maintenance at the close is liquidated there by its venue's rule;
 //! 4. transfers: a top-up in flight lands; a leg whose distance to liquidation fell below
 //!    `top_up_distance` is sent half the margin difference from the other account (with the
 //!    transfer fee and delay: while in flight it is in neither account, and the leg is exposed);
@@ -226,7 +227,9 @@ impl Run<'_> {
         }
         let half = equity / 2.0;
         let gap = self.legs[0].margin - half;
-        if self.in_transit == 0.0 && gap.abs() > 1e-9 * equity {
+        // Evened out only where the transfer is worth its fee (a pair whose equity is down to
+        // the fee opens on what each account holds, or not at all).
+        if self.in_transit == 0.0 && gap.abs() > 1e-9 * equity && gap.abs() > self.p.transfer_fee && half > self.p.transfer_fee {
             // Flat accounts are evened out at once; the fee is charged to the receiving side.
             let (from, to) = if gap > 0.0 { (0, 1) } else { (1, 0) };
             self.legs[from].margin -= gap.abs();
@@ -251,7 +254,7 @@ impl Run<'_> {
 
     /// Step 1: leg `k` on its bar's worst mark; closed by its venue's rule.
     fn liquidate(&mut self, k: usize, i: usize, s: &mut StepPnl) -> bool {
-        let leg = &mut self.legs[k];
+        let leg = &self.legs[k];
         let qty = leg.qty;
         if qty == 0.0 {
             return false;
@@ -264,11 +267,39 @@ impl Run<'_> {
             return false;
         }
         let mark_prev = leg.mark_prev;
+        // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
-        let moved = qty * (price - mark_prev);
+        let filled = leg.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
+        self.close_by_venue(k, i, price, filled, s);
+        true
+    }
+
+    /// A leg whose funding payment took its margin below maintenance at the close is
+    /// liquidated there, by its venue's rule (funding is taken from the margin, and the venue's
+    /// next mark check finds the position under maintenance).
+    fn liquidate_after_funding(&mut self, k: usize, i: usize, s: &mut StepPnl) -> bool {
+        let leg = &self.legs[k];
+        if leg.qty == 0.0 {
+            return false;
+        }
+        let mark = leg.timeline.mark_at(i);
+        if leg.margin >= leg.params.brackets.maintenance_margin(leg.qty.abs() * mark) {
+            return false;
+        }
+        self.close_by_venue(k, i, mark, mark, s);
+        true
+    }
+
+    /// Close leg `k` by its venue's liquidation rule: marked to `price`, filled at `filled`
+    /// (the slip past it is a loss of the liquidation), the venue's fee or the forfeited margin
+    /// taken, a deficit covered by the insurance fund.
+    fn close_by_venue(&mut self, k: usize, i: usize, price: f64, filled: f64, s: &mut StepPnl) {
+        let leg = &mut self.legs[k];
+        let qty = leg.qty;
+        let t = leg.timeline;
+        let moved = qty * (price - leg.mark_prev);
         s.price[k] += moved;
         leg.margin += moved;
-        let filled = leg.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
         let slipped = qty * (filled - price);
         s.liquidation += slipped;
         leg.margin += slipped;
@@ -278,9 +309,9 @@ impl Run<'_> {
         self.summary.run.trades.push(Trade { ts_ms: t.ts_ms[i], step: i, leg: LEG_NAMES[k], reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price: fill.fill_price, fee: fill.taken, slippage: -slipped });
         self.summary.run.traded_notional += (qty * fill.fill_price).abs();
         leg.qty = 0.0;
-        // Marked from the liquidation price: the rest of the bar moves nothing it holds.
+        leg.entry = f64::NAN;
+        // Nothing held from here: the rest of the bar moves nothing.
         leg.mark_prev = t.mark_at(i);
-        true
     }
 
     fn mark(&mut self, k: usize, i: usize, s: &mut StepPnl) {
@@ -417,18 +448,19 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         let mut s = StepPnl::default();
         let held_before = run.current != Target::Flat;
         if i > 0 {
-            let hit = [run.liquidate(0, i, &mut s), run.liquidate(1, i, &mut s)];
+            let mut hit = [run.liquidate(0, i, &mut s), run.liquidate(1, i, &mut s)];
+            for k in 0..2 {
+                run.mark(k, i, &mut s);
+                run.settle(k, i, &mut s);
+            }
+            for k in 0..2 {
+                hit[k] |= run.liquidate_after_funding(k, i, &mut s);
+            }
             if hit[0] || hit[1] {
                 s.events |= events::LIQUIDATION;
                 run.summary.run.liquidations += 1;
                 run.summary.run.first_liquidation_ms.get_or_insert(ts_ms);
                 run.liquidated = true;
-            }
-            for k in 0..2 {
-                run.mark(k, i, &mut s);
-                run.settle(k, i, &mut s);
-            }
-            if hit[0] || hit[1] {
                 for k in 0..2 {
                     if run.legs[k].qty != 0.0 {
                         let q = run.legs[k].qty;

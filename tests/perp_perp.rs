@@ -1,0 +1,366 @@
+//! Perp-vs-perp pairs (`sim::perp_perp`, `kind = "perp_perp"` books): a hand-computed path with
+//! an hourly and an 8-hourly venue, the interval-weighted funding spread by hand, a liquidation
+//! at the bankruptcy price, the attribution over random paths, and real Binance / Bybit /
+//! Hyperliquid data whose funding streams are summed here from the raw files.
+
+mod common;
+
+use basis::config::{Direction, EntryMode};
+use basis::data::align::{FundingEvent, MarketTimeline, SettledRate};
+use basis::sim::margin::LiquidationStyle;
+use basis::sim::perp_perp::{run, PerpPerpParams, PerpPerpRow};
+use basis::sim::policy::EntryRule;
+use common::{assert_close, flat_timeline, plain_params, real_data_dir, HOUR, T0};
+use proptest::prelude::*;
+
+fn pp_params(capital: f64, leverage: f64) -> PerpPerpParams {
+    PerpPerpParams {
+        initial_capital: capital,
+        leverage,
+        entry: EntryRule { mode: EntryMode::AlwaysOn, direction: Direction::Long, entry_funding_apr: 0.0, exit_funding_apr: 0.0, lookback_settlements: 3, lookback_hours: None },
+        lookback_hours: 24.0,
+        top_up_distance: 0.0,
+        transfer_delay_ms: 0,
+        transfer_fee: 0.0,
+        close_at_end: true,
+        reenter_after_liquidation: false,
+    }
+}
+
+fn event(t: &MarketTimeline, step: usize, rate: f64, hours: f64) -> FundingEvent {
+    FundingEvent { step, settle_ms: t.ts_ms[step], rate, interval_hours: hours, price: t.mark[step] }
+}
+
+fn rows_of(a: &MarketTimeline, b: &MarketTimeline, pa: &basis::sim::EngineParams, pb: &basis::sim::EngineParams, p: &PerpPerpParams) -> (Vec<PerpPerpRow>, basis::sim::perp_perp::PerpPerpSummary) {
+    let mut rows = Vec::new();
+    let summary = run((a, pa), (b, pb), p, |r| rows.push(*r));
+    (rows, summary)
+}
+
+/// Long a (hourly funding, 5 bp fee) and short b (8-hourly funding, 10 bp fee), 20,000 at 1x:
+/// 100 coins each. By hand:
+/// - step 0: fees 5 + 10, margins 9,995 and 9,990;
+/// - step 1: a +1,000 and funding −100 × 0.0001 × 110 = −1.1; b −1,100;
+/// - step 2: a −500 and −1.05; b +700 and +100 × 0.0008 × 104 = +8.32;
+/// - step 3: a −500 and −1.0; b +400; both closed, fees 5 + 10.
+/// Funding a −3.15, funding b +8.32, price 0 and 0, fees −30: equity 19,975.17.
+#[test]
+fn hand_path_two_intervals() {
+    let mut a = flat_timeline(&[100.0, 110.0, 105.0, 100.0], &[100.0, 110.0, 105.0, 100.0], &[100.0, 110.0, 105.0, 100.0], HOUR);
+    let mut b = flat_timeline(&[100.0, 111.0, 104.0, 100.0], &[100.0, 111.0, 104.0, 100.0], &[100.0, 111.0, 104.0, 100.0], HOUR);
+    a.funding = vec![event(&a, 1, 0.0001, 1.0), event(&a, 2, 0.0001, 1.0), event(&a, 3, 0.0001, 1.0)];
+    b.funding = vec![event(&b, 2, 0.0008, 8.0)];
+    let mut pa = plain_params(0.0);
+    pa.costs.perp_fee = 0.0005;
+    let mut pb = plain_params(0.0);
+    pb.costs.perp_fee = 0.001;
+    let (rows, summary) = rows_of(&a, &b, &pa, &pb, &pp_params(20_000.0, 1.0));
+    assert_eq!(rows[0].qty, [100.0, -100.0]);
+    assert_close(rows[0].margin[0], 9_995.0, 1e-9);
+    assert_close(rows[0].margin[1], 9_990.0, 1e-9);
+    assert_close(rows[1].funding[0], -1.1, 1e-12);
+    assert_close(rows[1].margin[0], 10_993.9, 1e-9);
+    assert_close(rows[1].margin[1], 8_890.0, 1e-9);
+    assert_close(rows[2].funding[1], 8.32, 1e-12);
+    assert_close(rows[2].equity, 20_091.17, 1e-9);
+    assert_close(rows[3].margin[0], 9_986.85, 1e-9);
+    assert_close(rows[3].margin[1], 9_988.32, 1e-9);
+    assert_close(rows[3].equity, 19_975.17, 1e-9);
+    assert_eq!(rows[3].qty, [0.0, 0.0]);
+    assert_close(summary.funding[0], -3.15, 1e-12);
+    assert_close(summary.funding[1], 8.32, 1e-12);
+    assert_close(summary.price_pnl[0], 0.0, 1e-9);
+    assert_close(summary.price_pnl[1], 0.0, 1e-9);
+    assert_close(summary.run.pnl.fees, -30.0, 1e-12);
+    assert_eq!(summary.settlements[0].len(), 3);
+    assert_eq!(summary.settlements[1].len(), 1);
+}
+
+/// The spread compares the same 24 hours on both venues. Leg a (hourly) paid 0 for 16 hours,
+/// then 0.0002 an hour for 8: 0.0016 over 24 h, 58.4 % APR. Leg b (8-hourly) paid 0.0004 three
+/// times: 0.0012 over 24 h, 43.8 % APR. The spread apr(b) − apr(a) is −14.6 % APR: a pays more,
+/// so with a 10 % threshold the pair goes long b and short a. (The last three settlements of
+/// each, by count, would have said a pays 175.2 % APR.)
+#[test]
+fn spread_is_interval_weighted() {
+    let n = 26;
+    let prices = vec![100.0; n];
+    let mut a = flat_timeline(&prices, &prices, &prices, HOUR);
+    let mut b = flat_timeline(&prices, &prices, &prices, HOUR);
+    a.funding_history = (1..=24).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate: if h > 16 { 0.0002 } else { 0.0 }, interval_hours: 1.0 }).collect();
+    b.funding_history = [8, 16, 24].iter().map(|&h| SettledRate { settle_ms: T0 + h * HOUR, rate: 0.0004, interval_hours: 8.0 }).collect();
+    let mut p = pp_params(20_000.0, 1.0);
+    p.entry = EntryRule { mode: EntryMode::FundingThreshold, direction: Direction::Both, entry_funding_apr: 0.10, exit_funding_apr: 0.0, lookback_settlements: 3, lookback_hours: None };
+    p.close_at_end = false;
+    let pa = plain_params(0.0);
+    let (rows, _) = rows_of(&a, &b, &pa, &pa, &p);
+    assert!(rows[23].spread_apr.is_nan(), "the lookback is not covered before 24 h");
+    assert_close(rows[24].spread_apr, 0.0012 / 24.0 * 8760.0 - 0.0016 / 24.0 * 8760.0, 1e-12);
+    assert_close(rows[24].spread_apr, -0.146, 1e-12);
+    assert_eq!(rows[23].state, 0);
+    assert_eq!(rows[24].state, -1, "long b, short a");
+    assert!(rows[24].qty[0] < 0.0 && rows[24].qty[1] > 0.0);
+}
+
+/// A short b at 5x on a bankruptcy-price venue (Bybit's rule): 500 coins on 10,000 of margin,
+/// liquidation price (10,000 + 500 × 100) / (500 × 1.004) = 119.5219…; the bar's high of 125
+/// reaches it. Marked there (−9,760.96), the remaining margin (239.04) is forfeited, and leg a
+/// (+2,000 to the close of 104) is closed at the close: equity 12,000, the PnL split adds up.
+#[test]
+fn liquidation_at_bankruptcy_price_unwinds_other_leg() {
+    let a = flat_timeline(&[100.0, 104.0, 104.0], &[100.0, 104.0, 104.0], &[100.0, 104.0, 104.0], HOUR);
+    let b = flat_timeline(&[100.0, 104.0, 104.0], &[100.0, 125.0, 104.0], &[100.0, 100.0, 104.0], HOUR);
+    let pa = plain_params(0.0);
+    let mut pb = plain_params(0.0);
+    pb.liquidation.style = LiquidationStyle::BankruptcyPrice;
+    let (rows, summary) = rows_of(&a, &b, &pa, &pb, &pp_params(20_000.0, 5.0));
+    let liq = 60_000.0 / 502.0;
+    assert_close(rows[0].liquidation_price[1], liq, 1e-9);
+    assert_close(rows[1].price_pnl[1], -500.0 * (liq - 100.0), 1e-9);
+    assert_close(rows[1].liquidation, -(10_000.0 - 500.0 * (liq - 100.0)), 1e-9);
+    assert_close(rows[1].price_pnl[0], 2_000.0, 1e-9);
+    assert_close(rows[1].equity, 12_000.0, 1e-9);
+    assert_eq!(rows[1].qty, [0.0, 0.0]);
+    assert_eq!(rows[2].state, 0, "no re-entry after a liquidation unless asked");
+    assert_eq!(summary.run.liquidations, 1);
+    assert_close(rows[1].pnl_total(), 12_000.0 - 20_000.0, 1e-9);
+}
+
+/// A leg near its liquidation price is sent half the margin difference; the transfer is on its
+/// way for `transfer_delay_ms`, in neither account; when the accounts are even the legs shrink.
+#[test]
+fn transfers_travel_and_then_legs_shrink() {
+    // Leg b (short) loses as the coin rises 100 → 130 → 160; at 3x and a 25 % threshold the
+    // first step sends margin from a to b, which lands an hour later.
+    let path = [100.0, 130.0, 130.0, 160.0, 160.0];
+    let a = flat_timeline(&path, &path, &path, HOUR);
+    let b = flat_timeline(&path, &path, &path, HOUR);
+    let pa = plain_params(0.0);
+    let mut p = pp_params(20_000.0, 3.0);
+    p.top_up_distance = 0.25;
+    p.transfer_delay_ms = HOUR;
+    p.transfer_fee = 1.0;
+    p.close_at_end = false;
+    let (rows, summary) = rows_of(&a, &b, &pa, &pa, &p);
+    // Step 1: a 10,000 + 300 × 30 = 19,000, b 1,000; half the difference less the fee (8,999)
+    // leaves a and travels.
+    assert_close(rows[1].in_transit, 8_999.0, 1e-9);
+    assert_close(rows[1].margin[0], 19_000.0 - 9_000.0, 1e-9);
+    assert_close(rows[1].margin[1], 1_000.0, 1e-9);
+    assert_close(rows[1].fees, -1.0, 1e-12);
+    // Step 2: it lands.
+    assert_close(rows[2].in_transit, 0.0, 0.0);
+    assert_close(rows[2].margin[1], 9_999.0, 1e-9);
+    // Step 3: a 10,000 + 9,000 = 19,000, b 9,999 − 9,000 = 999: sent again; step 4 it lands.
+    assert_close(rows[3].in_transit, 0.5 * (19_000.0 - 999.0) - 1.0, 1e-9);
+    assert_eq!(summary.transfers, 2);
+    // Step 4: both about 10,000 at 160 with 300 coins: 4.8x, the distance below 25 %; the legs
+    // shrink to 3x of the smaller account: qty = min margin × 3 / 160.
+    let smaller = rows[4].margin[0].min(rows[4].margin[1]);
+    assert_close(rows[4].qty[0], smaller * 3.0 / 160.0, 1e-6);
+    assert_eq!(summary.deleveragings, 1);
+    assert!((rows[4].equity - rows[3].equity - rows[4].pnl_total()).abs() < 1e-9);
+}
+
+fn arb_path(n: usize) -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>)> {
+    (
+        proptest::collection::vec(-0.08f64..0.08, n),
+        proptest::collection::vec(-0.01f64..0.01, n),
+        proptest::collection::vec(0.0f64..0.12, n),
+    )
+}
+
+fn timeline_from(returns: &[f64], spread: &[f64], wick: &[f64], own: f64) -> MarketTimeline {
+    let mut price = 100.0;
+    let mut closes = Vec::new();
+    let mut highs = Vec::new();
+    let mut lows = Vec::new();
+    for ((r, s), w) in returns.iter().zip(spread).zip(wick) {
+        price *= 1.0 + r;
+        let close = price * (1.0 + own * s);
+        closes.push(close);
+        highs.push(close * (1.0 + w));
+        lows.push(close * (1.0 - w));
+    }
+    flat_timeline(&closes, &highs, &lows, HOUR)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// On random paths with wicks, random funding on an hourly and an 8-hourly venue, costs,
+    /// leverage up to 10, transfers with a delay and a fee, and both liquidation rules: every
+    /// step's components add up to its change in equity, and equity never goes below zero.
+    #[test]
+    fn attribution_closes_and_equity_stays_positive(
+        (returns, spread, wick) in arb_path(120),
+        rates in proptest::collection::vec(-0.002f64..0.002, 120),
+        leverage in 1.0f64..10.0,
+        fee_bps in 0.0f64..10.0,
+        slip_bps in 0.0f64..10.0,
+        delay in 0i64..3,
+        bankruptcy in any::<bool>(),
+        threshold in any::<bool>(),
+    ) {
+        let mut a = timeline_from(&returns, &spread, &wick, 1.0);
+        let mut b = timeline_from(&returns, &spread, &wick, -1.0);
+        a.funding = (1..120).map(|i| event(&a, i, rates[i], 1.0)).collect();
+        b.funding = (1..120).filter(|i| i % 8 == 0).map(|i| event(&b, i, rates[i] * 4.0, 8.0)).collect();
+        a.funding_history = a.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 1.0 }).collect();
+        b.funding_history = b.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
+        let mut pa = plain_params(0.0);
+        pa.costs.perp_fee = fee_bps * 1e-4;
+        pa.costs.perp_slippage = slip_bps * 1e-4;
+        let mut pb = pa.clone();
+        if bankruptcy {
+            pb.liquidation.style = LiquidationStyle::BankruptcyPrice;
+        }
+        let mut p = pp_params(50_000.0, leverage);
+        p.top_up_distance = 0.1;
+        p.transfer_delay_ms = delay * HOUR;
+        p.transfer_fee = 2.0;
+        p.reenter_after_liquidation = true;
+        if threshold {
+            p.entry = EntryRule { mode: EntryMode::FundingThreshold, direction: Direction::Both, entry_funding_apr: 0.5, exit_funding_apr: 0.1, lookback_settlements: 3, lookback_hours: None };
+            p.lookback_hours = 8.0;
+        }
+        let (rows, summary) = rows_of(&a, &b, &pa, &pb, &p);
+        let mut before = 50_000.0;
+        for r in &rows {
+            prop_assert!((r.equity - before - r.pnl_total()).abs() <= 1e-7 * before.max(1.0), "step {}: {} vs {}", r.ts_ms, r.equity - before, r.pnl_total());
+            prop_assert!(r.equity >= -1e-9, "equity {} below zero", r.equity);
+            prop_assert!(r.margin[0] >= -1e-9 && r.margin[1] >= -1e-9, "a margin below zero: {:?}", r.margin);
+            before = r.equity;
+        }
+        let total: f64 = summary.run.pnl.total();
+        prop_assert!((summary.run.final_equity - 50_000.0 - total).abs() <= 1e-6 * 50_000.0);
+    }
+}
+
+/// Funding of leg `leg` summed here from the raw files: every settlement of the venue's feather
+/// file inside the pair's window (after its first step, up to its last), paid on the position
+/// held before the step whose bar holds it (from `trades.parquet`'s quantities, summed here)
+/// at the venue's last known price then (its stamp rounded to the second first) (the close of the bar that closed at or before it: the
+/// mark file's where the leg has one, else the perp's).
+fn independent_funding(funding_file: &std::path::Path, price_file: &std::path::Path, trades: &[(i64, f64)], clock: &[i64]) -> (f64, usize) {
+    use polars::prelude::*;
+    let read = |path: &std::path::Path| {
+        let frame = IpcReader::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).finish().unwrap();
+        let date: Vec<i64> = frame.column("date").unwrap().cast(&DataType::Datetime(TimeUnit::Milliseconds, None)).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().map(|v| v.unwrap()).collect();
+        let values = |name: &str| -> Vec<f64> { frame.column(name).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect() };
+        (date, values("open"), values("close"))
+    };
+    let (settle, rate, _) = read(funding_file);
+    let (open_time, _, close) = read(price_file);
+    let (first, last) = (clock[0], *clock.last().unwrap());
+    let mut sum = 0.0;
+    let mut count = 0;
+    for (&stamp, &r) in settle.iter().zip(&rate) {
+        // A settlement stamped a few ms late (03:00:00.027) is the 03:00 one: rounded to the second.
+        let t = (stamp + 500).div_euclid(1000) * 1000;
+        if t <= first || t > last {
+            continue;
+        }
+        let step_ts = clock[clock.partition_point(|&c| c < t)];
+        let qty: f64 = trades.iter().filter(|(ts, _)| *ts < step_ts).map(|(_, q)| q).sum();
+        if qty.abs() < 1e-12 {
+            continue;
+        }
+        // The bar closing at or before the settlement: open + 1 h <= t.
+        let k = open_time.partition_point(|&o| o + HOUR <= t) - 1;
+        sum += -qty * r * close[k];
+        count += 1;
+    }
+    (sum, count)
+}
+
+fn load_example(name: &str, edit: impl FnOnce(&mut toml::Value)) -> basis::config::perp_perp::PerpPerpBook {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    let mut raw: toml::Value = toml::from_str(&text).unwrap();
+    edit(&mut raw);
+    basis::config::perp_perp::PerpPerpBook::from_toml_value(&raw, name, &dir).unwrap()
+}
+
+fn trades_of(result: &basis::app::perp_perp::PerpPerpResult, pair: usize, leg: &str) -> Vec<(i64, f64)> {
+    result.pairs[pair].summary.run.trades.iter().filter(|t| t.leg == leg).map(|t| (t.ts_ms, t.qty)).collect()
+}
+
+/// Binance against Bybit, BTC 2023-12 → 2026-02, always long Binance / short Bybit: each
+/// funding stream equals the sum over that venue's own file to 1e-9 (relative), every row's
+/// components add up to its change in equity, and the totals add up to the final equity.
+#[test]
+fn binance_bybit_on_real_data() {
+    let root = real_data_dir();
+    if !root.join("freqtrade-bybit-1h").is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "{} is missing: under CI the perp-perp pair must run on it", root.display());
+        return;
+    }
+    let book = load_example("perp-perp-binance-bybit-btc.toml", |raw| {
+        let s = raw.get_mut("strategy").unwrap().as_table_mut().unwrap();
+        s.insert("mode".into(), "always_on".into());
+        s.insert("direction".into(), "long".into());
+    });
+    let result = basis::app::perp_perp::run(&book).unwrap();
+    let pair = &result.pairs[0];
+    let clock = &pair.timelines[0].ts_ms;
+    let files = [
+        (root.join("freqtrade-binance-1h/binance/futures/BTC_USDT_USDT-1h-funding_rate.feather"), root.join("freqtrade-binance-1h/binance/futures/BTC_USDT_USDT-1h-mark.feather")),
+        (root.join("freqtrade-bybit-1h/bybit/futures/BTC_USDT_USDT-1h-funding_rate.feather"), root.join("freqtrade-bybit-1h/bybit/futures/BTC_USDT_USDT-1h-futures.feather")),
+    ];
+    for (k, leg) in ["perp_a", "perp_b"].iter().enumerate() {
+        let (expected, count) = independent_funding(&files[k].0, &files[k].1, &trades_of(&result, 0, leg), clock);
+        assert_eq!(pair.summary.settlements[k].len(), count, "leg {leg}: settlements met");
+        assert!((pair.summary.funding[k] - expected).abs() <= 1e-9 * expected.abs().max(1.0), "leg {leg}: engine {} vs files {expected}", pair.summary.funding[k]);
+        assert!(count > 2_000, "leg {leg}: {count} settlements");
+    }
+    let mut before = book.pairs[0].params.initial_capital;
+    for r in &pair.rows {
+        assert!((r.equity - before - r.pnl_total()).abs() <= 1e-7 * before, "the attribution closes at {}", r.ts_ms);
+        before = r.equity;
+    }
+    let s = &pair.summary;
+    let total = s.funding[0] + s.funding[1] + s.price_pnl[0] + s.price_pnl[1] + s.run.pnl.fees + s.run.pnl.slippage + s.run.pnl.liquidation;
+    assert_close(s.run.final_equity - 100_000.0, total, 1e-6);
+    // The two venues' funding is close but not equal: long Binance / short Bybit collects
+    // Bybit's and pays Binance's, tens of thousands each way over two years.
+    assert!(s.funding[0] < -20_000.0 && s.funding[1] > 20_000.0, "{:?}", s.funding);
+    assert_eq!(s.run.liquidations, 0);
+}
+
+/// Hyperliquid (hourly funding, stamped a few ms late) against Binance (8-hourly), BTC and ETH
+/// 2024-09 → 2025-07, on the spread: each leg's funding equals the sum over its own file; the
+/// Hyperliquid legs met about eight settlements for each of Binance's.
+#[test]
+fn hyperliquid_binance_on_real_data() {
+    let root = real_data_dir();
+    if !root.join("freqtrade-hyperliquid-1h").is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "{} is missing: under CI the perp-perp pair must run on it", root.display());
+        return;
+    }
+    let book = load_example("perp-perp-hyperliquid-binance.toml", |_| {});
+    let result = basis::app::perp_perp::run(&book).unwrap();
+    for (p, coin) in ["BTC", "ETH"].iter().enumerate() {
+        let pair = &result.pairs[p];
+        let clock = &pair.timelines[0].ts_ms;
+        let hl = root.join(format!("freqtrade-hyperliquid-1h/hyperliquid/futures/{coin}_USDC_USDC-1h"));
+        let bn = root.join(format!("freqtrade-binance-1h/binance/futures/{coin}_USDT_USDT-1h"));
+        let files = [
+            (hl.with_file_name(format!("{coin}_USDC_USDC-1h-funding_rate.feather")), hl.with_file_name(format!("{coin}_USDC_USDC-1h-futures.feather"))),
+            (bn.with_file_name(format!("{coin}_USDT_USDT-1h-funding_rate.feather")), bn.with_file_name(format!("{coin}_USDT_USDT-1h-mark.feather"))),
+        ];
+        for (k, leg) in ["perp_a", "perp_b"].iter().enumerate() {
+            let (expected, count) = independent_funding(&files[k].0, &files[k].1, &trades_of(&result, p, leg), clock);
+            assert_eq!(pair.summary.settlements[k].len(), count, "{coin} leg {leg}: settlements met");
+            assert!((pair.summary.funding[k] - expected).abs() <= 1e-9 * expected.abs().max(1.0), "{coin} leg {leg}: engine {} vs files {expected}", pair.summary.funding[k]);
+        }
+        let (hourly, eight_hourly) = (pair.summary.settlements[0].len(), pair.summary.settlements[1].len());
+        assert!(hourly > 7 * eight_hourly && hourly < 9 * eight_hourly, "{coin}: {hourly} hourly vs {eight_hourly} 8-hourly settlements");
+        assert!(pair.summary.settlements[0].iter().all(|s| s.interval_hours == 1.0), "{coin}: Hyperliquid's intervals read as 1 h");
+        assert!(pair.summary.settlements[1].iter().all(|s| s.interval_hours == 8.0));
+        let mut before = book.pairs[p].params.initial_capital;
+        for r in &pair.rows {
+            assert!((r.equity - before - r.pnl_total()).abs() <= 1e-7 * before);
+            before = r.equity;
+        }
+    }
+}
