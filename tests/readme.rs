@@ -79,6 +79,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         "prose: the metric count of results.parquet (basis::app::sweep::metric_names); `resumed: 3072 of 10000` illustrates a killed run and is not reproducible; the chunk size is a constant",
     ),
     ("Stress: when the music stops", 0, "prose: open interest (stress.json), the capacity range and the net APRs at 10^5 and 10^9 (`stress` stdout)"),
+    ("Perp against perp: two venues, one coin", 2, "output blocks: the Hyperliquid/Binance and Binance/Bybit perp-perp books (`perp-perp-hyperliquid-binance.toml`, `perp-perp-binance-bybit-btc.toml`); each leg's funding is summed from its venue's file by tests/perp_perp.rs"),
     ("Portfolios: many pairs, one capital", 3, "output blocks: `backtest --config data/examples/portfolio-btc-eth-1h.toml` and the two universes (`universe-alts-1h.toml`, `universe-majors-1h.toml`); the isolated and cross liquidation times are asserted in order by tests/portfolio.rs; the fee share (4.4 %) is the block's figures over the capital"),
     (
         "Dated futures and the cash rate",
