@@ -197,3 +197,36 @@ fn delivery_klines_fetch_the_quarterlies_live_over_the_window_and_skip_missing_m
     let output = basis(&["data", "fetch", "binance", "--symbol", "BTCUSDT", "--from", "2024-01", "--to", "2024-01", "--kinds", "delivery-1h", "--contracts", "monthly", "--out", out, "--base-url", &base]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// `--catalog`: the fetched dumps are also written into the catalog (bars by their open time,
+/// funding with its interval), listed by `basis data list`, and a config reads them by venue.
+#[test]
+fn binance_dumps_into_the_catalog() {
+    let files: Files = Arc::default();
+    let base = serve(files.clone(), Arc::default());
+    let jan = 1_704_067_200_000i64;
+    for (kind, name) in [("spot/monthly/klines", "ETHUSDT-1h-2024-01"), ("futures/um/monthly/klines", "ETHUSDT-1h-2024-01")] {
+        publish(&files, &format!("data/{kind}/ETHUSDT/1h/{name}.zip"), zipped(&format!("{name}.csv"), &klines_csv(jan, 744, true)));
+    }
+    let funding_csv: String = std::iter::once("calc_time,funding_interval_hours,last_funding_rate\n".to_string()).chain((1..=93).map(|k| format!("{},8,0.0001\n", jan + k * 8 * 3_600_000))).collect();
+    publish(&files, "data/futures/um/monthly/fundingRate/ETHUSDT/ETHUSDT-fundingRate-2024-01.zip", zipped("ETHUSDT-fundingRate-2024-01.csv", &funding_csv));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let catalog = dir.path().join("catalog");
+    let output = basis(&["data", "fetch", "binance", "--symbol", "ETHUSDT", "--from", "2024-01", "--to", "2024-01", "--kinds", "spot-1h,perp-1h,funding", "--out", cache.to_str().unwrap(), "--base-url", &base, "--catalog", catalog.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("binance perp ETHUSDT") && stdout.contains("744 rows fetched"), "{stdout}");
+    let list = String::from_utf8(basis(&["data", "list", "--root", catalog.to_str().unwrap()]).stdout).unwrap();
+    let line = |kind: &str| list.lines().find(|l| l.starts_with("binance") && l.split_whitespace().nth(1) == Some(kind)).unwrap_or_else(|| panic!("{kind}: {list}")).to_string();
+    assert!(line("perp").contains("744") && line("perp").contains("2024-01-01 00:00:00Z") && line("perp").contains("2024-01-31 23:00:00Z"), "{list}");
+    assert!(line("funding").contains(" 93 ") && line("funding").contains("8h") && line("funding").contains("none"), "{list}");
+    // Read by catalog: the same bars as the dumps.
+    let text = format!("[data]\nsymbol = \"ETHUSDT\"\ncatalog = \"{}\"\nvenue = \"binance\"\n\n[venue]\npreset = \"binance_usdm\"\n", catalog.display());
+    let config = basis::config::Config::from_toml_str(&text, "test", Path::new(".")).unwrap();
+    let market = basis::data::load(&config.data).unwrap();
+    let dumps = basis::data::binance::load_klines(&basis::config::PriceSource::binance_klines(cache.join("data/futures/um/monthly/klines/ETHUSDT/1h/*.zip").to_string_lossy().into_owned()), "perp", &mut Vec::new(), &mut Vec::new()).unwrap();
+    assert_eq!(market.perp.ts_ms, dumps.ts_ms);
+    assert_eq!(market.perp.close, dumps.close);
+    assert_eq!(market.funding.settle_ms.len(), 93);
+}

@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod caps;
+pub mod catalog;
 pub mod convert;
 pub mod inspect;
 pub mod perp_perp;

@@ -258,9 +258,19 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Write a config's market data as canonical Parquet, with a config that reads it.
     Convert(ConvertArgs),
-    /// Download public history (verified, resumable) into a local cache.
+    /// Download public history (verified, resumable) into a local cache or catalog.
     #[command(subcommand)]
     Fetch(FetchCommand),
+    /// Show what a catalog holds: each venue, kind and symbol with its rows, span and gaps.
+    List(ListArgs),
+}
+
+/// Options of `basis data list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The catalog folder.
+    #[arg(long, default_value = "data/catalog")]
+    pub root: PathBuf,
 }
 
 /// Options of `basis data inspect`.
@@ -351,6 +361,55 @@ pub enum FetchCommand {
     /// Binance monthly dumps from data.binance.vision, e.g.
     /// `basis data fetch binance --symbol ETHUSDT --from 2023-01 --to 2024-12 --kinds spot-1h,perp-1h,funding`.
     Binance(FetchBinanceArgs),
+    /// Bybit v5 REST history into the catalog, e.g.
+    /// `basis data fetch bybit --symbols BTCUSDT --kinds funding,perp --start 2024-01-01 --end 2024-07-01`.
+    Bybit(FetchRestArgs),
+    /// OKX v5 REST history into the catalog (funding reaches back about 3 months).
+    Okx(FetchRestArgs),
+    /// Hyperliquid info-endpoint history into the catalog (candles: the newest 5000 per interval).
+    Hyperliquid(FetchRestArgs),
+    /// dYdX v4 indexer history into the catalog (perps only; rates per hour).
+    Dydx(FetchRestArgs),
+    /// Deribit v2 public history into the catalog (hourly funding records).
+    Deribit(FetchRestArgs),
+    /// BitMEX v1 history into the catalog (buckets stamped at their end are stored by their open).
+    Bitmex(FetchRestArgs),
+}
+
+/// Options of `basis data fetch VENUE` for the REST venues.
+#[derive(Debug, Args)]
+pub struct FetchRestArgs {
+    /// Comma-separated symbols: BTCUSDT (cut at its quote where the venue names coins: BTC on
+    /// Hyperliquid, BTC-USD on dYdX, BTC-USDT-SWAP on OKX), or the venue's own name.
+    #[arg(long)]
+    pub symbols: String,
+    /// Comma-separated kinds: funding, perp, spot, mark, index, premium, open_interest.
+    #[arg(long, default_value = "funding,perp")]
+    pub kinds: String,
+    /// First time (UTC): 2024-01-01 or 2024-01-01T08:00:00Z.
+    #[arg(long)]
+    pub start: String,
+    /// End (UTC, exclusive).
+    #[arg(long)]
+    pub end: String,
+    /// Bar length of bar kinds: 1m, 5m, 15m, 1h, 4h, 1d.
+    #[arg(long, default_value = "1h")]
+    pub bar: String,
+    /// The catalog folder; rows land under <out>/<venue>/<kind>/<SYMBOL>/<year>.parquet.
+    #[arg(long, default_value = "data/catalog")]
+    pub out: PathBuf,
+    /// API base URL (default: the venue's public API); tests, mirrors and proxies point it elsewhere.
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Milliseconds between pages (stay under the venue's rate limit).
+    #[arg(long, default_value_t = 100)]
+    pub pace_ms: u64,
+    /// First back-off after a 429 or 5xx without Retry-After, ms (doubled on each retry).
+    #[arg(long, default_value_t = 1000)]
+    pub backoff_ms: u64,
+    /// Tries per page before giving up.
+    #[arg(long, default_value_t = 6)]
+    pub attempts: u32,
 }
 
 /// Options of `basis data fetch binance`.
@@ -381,6 +440,9 @@ pub struct FetchBinanceArgs {
     /// Site to download from (a mirror of data.binance.vision's layout).
     #[arg(long, default_value = "https://data.binance.vision")]
     pub base_url: String,
+    /// Also write the fetched dumps into this catalog folder (<catalog>/binance/<kind>/<SYMBOL>/<year>.parquet).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Options of `basis data synth`.

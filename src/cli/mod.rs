@@ -25,6 +25,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stress(args) => run_stress(args),
         Command::Data(DataCommand::Synth(args)) => run_synth(args),
         Command::Data(DataCommand::Fetch(FetchCommand::Binance(args))) => run_fetch_binance(args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Bybit(args))) => run_fetch_rest("bybit", args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Okx(args))) => run_fetch_rest("okx", args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Hyperliquid(args))) => run_fetch_rest("hyperliquid", args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Dydx(args))) => run_fetch_rest("dydx", args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Deribit(args))) => run_fetch_rest("deribit", args),
+        Command::Data(DataCommand::Fetch(FetchCommand::Bitmex(args))) => run_fetch_rest("bitmex", args),
+        Command::Data(DataCommand::List(args)) => {
+            print!("{}", crate::data::catalog::list_text(&crate::data::catalog::list(&args.root)?));
+            Ok(())
+        }
         Command::Data(DataCommand::Inspect(args)) => {
             let options = crate::app::inspect::Options {
                 format: args.format,
@@ -352,6 +362,32 @@ fn run_fetch_binance(args: FetchBinanceArgs) -> Result<()> {
         println!("  not on the site: {remote}");
     }
     println!("  cache {}", args.out.join("data").display());
+    if let Some(root) = &args.catalog {
+        let outcomes = crate::app::catalog::binance_into_catalog(&args.out, root, &args.symbol, &kinds, &months)?;
+        print!("{}", crate::app::catalog::outcome_text(&outcomes, root));
+    }
+    Ok(())
+}
+
+fn run_fetch_rest(venue: &str, args: FetchRestArgs) -> Result<()> {
+    let split = |text: &str| -> Vec<String> { text.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() };
+    let kinds = split(&args.kinds).iter().map(|k| crate::data::rest::SeriesKind::parse(k)).collect::<Result<Vec<_>>>()?;
+    let symbols = split(&args.symbols);
+    if symbols.is_empty() || kinds.is_empty() {
+        crate::bail_input!("--symbols and --kinds need at least one entry each");
+    }
+    let job = crate::app::catalog::RestFetch {
+        venue,
+        symbols,
+        kinds,
+        window: (parse_time_ms("--start", &args.start)?, parse_time_ms("--end", &args.end)?),
+        bar_ms: crate::data::rest::parse_bar(&args.bar)?,
+        root: &args.out,
+        base_url: args.base_url.as_deref(),
+        retry: crate::data::rest::Retry { attempts: args.attempts.max(1), base_ms: args.backoff_ms, max_ms: 60_000, pace_ms: args.pace_ms },
+    };
+    let outcomes = crate::app::catalog::fetch_rest(&job)?;
+    print!("{}", crate::app::catalog::outcome_text(&outcomes, &args.out));
     Ok(())
 }
 

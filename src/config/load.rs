@@ -32,6 +32,7 @@ impl Config {
             )
         })?;
         config.resolve_paths(base_dir);
+        config.fill_from_catalog().map_err(|err| input_error!("config {origin}: [data] catalog: {err:#}"))?;
         if let Some(name) = config.venue.preset.clone() {
             let preset = crate::venue::Preset::load_shared(&name, base_dir).map_err(|err| input_error!("config {origin}: [venue] preset: {err:#}"))?;
             // Keys the user wrote win; the preset fills the rest.
@@ -110,7 +111,55 @@ impl Config {
         Config::from_toml_str(&text, &path.display().to_string(), base_dir)
     }
 
+    /// Name the series `[data]` leaves out by the catalog's files: each of spot, perp, mark,
+    /// index and funding the catalog holds for the venue and symbol (perp and funding must be
+    /// there; the rest are optional, as in any config).
+    fn fill_from_catalog(&mut self) -> Result<()> {
+        use crate::data::catalog;
+        use crate::data::rest::SeriesKind;
+        let d = &mut self.data;
+        let (root, venue) = match (&d.catalog, &d.venue) {
+            (None, None) => return Ok(()),
+            (Some(root), Some(venue)) => (std::path::PathBuf::from(root), venue.clone()),
+            (Some(_), None) => crate::bail_input!("`venue` is missing: name the catalog's venue folder (venue = \"bybit\")"),
+            (None, Some(_)) => crate::bail_input!("`venue` needs `catalog` (the folder basis data fetch wrote)"),
+        };
+        if d.freqtrade.is_some() {
+            crate::bail_input!("give `catalog` or `freqtrade`, not both");
+        }
+        if !root.is_dir() {
+            crate::bail_input!("{} is not a folder; fetch into it first: basis data fetch {venue} --symbols {} --out {}", root.display(), d.symbol, root.display());
+        }
+        let symbol = d.symbol.clone();
+        let missing = |kind: SeriesKind| input_error!("the catalog {} has no {venue} {} for {symbol}; fetch it: basis data fetch {venue} --symbols {symbol} --kinds {} --start ... --end ... --out {}", root.display(), kind.name(), kind.name(), root.display());
+        if d.perp.is_none() {
+            d.perp = Some(catalog::price_source(&root, &venue, SeriesKind::Perp, &symbol)?.ok_or_else(|| missing(SeriesKind::Perp))?);
+        }
+        if d.funding.is_none() {
+            d.funding = Some(catalog::funding_source(&root, &venue, &symbol)?.ok_or_else(|| missing(SeriesKind::Funding))?);
+        }
+        if d.spot.is_none() {
+            d.spot = Some(catalog::price_source(&root, &venue, SeriesKind::Spot, &symbol)?.ok_or_else(|| {
+                input_error!("the catalog {} has no {venue} spot for {symbol} (some venues have none: dYdX, Deribit); give [data.spot] from another source, or fetch it", root.display())
+            })?);
+        }
+        if d.mark.is_none() {
+            d.mark = catalog::price_source(&root, &venue, SeriesKind::Mark, &symbol)?;
+        }
+        if d.index.is_none() {
+            d.index = catalog::price_source(&root, &venue, SeriesKind::Index, &symbol)?;
+        }
+        Ok(())
+    }
+
     fn resolve_paths(&mut self, base_dir: &Path) {
+        if let Some(root) = self.data.catalog.as_mut() {
+            if let (Some(rest), Some(home)) = (root.strip_prefix("~/"), std::env::var_os("HOME")) {
+                *root = Path::new(&home).join(rest).to_string_lossy().into_owned();
+            } else if !Path::new(root.as_str()).is_absolute() {
+                *root = base_dir.join(root.as_str()).to_string_lossy().into_owned();
+            }
+        }
         let resolve = |p: &mut String| {
             if !Path::new(p.as_str()).is_absolute() {
                 *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();

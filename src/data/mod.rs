@@ -14,6 +14,8 @@ pub mod generic;
 pub mod matching;
 pub mod quality;
 pub mod read;
+pub mod rest;
+pub mod catalog;
 pub mod series;
 pub mod synth;
 pub mod source;
@@ -302,7 +304,8 @@ pub fn typical_interval_hours(interval_hours: &[f64]) -> f64 {
     counts.into_iter().max_by_key(|(_, c)| *c).map(|(h, _)| h).unwrap_or(8.0)
 }
 
-fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+/// Load one price series (any price format) as canonical bars.
+pub fn load_prices(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let mut bars = match source.format {
         PriceFormat::BinanceKlines => binance::load_klines(source, label, files, warnings),
         PriceFormat::Generic => generic::load_prices(source, label, files, warnings),
@@ -731,14 +734,21 @@ impl FundingRows {
 /// Fill missing per-row intervals from the spacing to the previous settlement (rounded to whole
 /// hours, when it is a standard 1/2/4/8 h), else from the configured default, else 8 h.
 fn infer_intervals(series: &mut FundingSeries, default_hours: Option<f64>) {
-    let n = series.settle_ms.len();
+    infer_interval_hours(&series.settle_ms, &mut series.interval_hours, default_hours);
+}
+
+/// The rule of [`infer_intervals`] over plain slices: each NaN in `interval_hours` becomes the
+/// spacing from the previous settlement in `settle_ms` (the first row: to the next), in whole
+/// hours when that is 1, 2, 4 or 8, else `default_hours` (else 8).
+pub fn infer_interval_hours(settle_ms: &[i64], interval_hours: &mut [f64], default_hours: Option<f64>) {
+    let n = settle_ms.len();
     for i in 0..n {
-        if !series.interval_hours[i].is_nan() {
+        if !interval_hours[i].is_nan() {
             continue;
         }
-        let spacing = |a: usize, b: usize| ((series.settle_ms[b] - series.settle_ms[a]) as f64 / 3.6e6).round();
+        let spacing = |a: usize, b: usize| ((settle_ms[b] - settle_ms[a]) as f64 / 3.6e6).round();
         let guess = if i > 0 { spacing(i - 1, i) } else if n > 1 { spacing(0, 1) } else { 0.0 };
-        series.interval_hours[i] = if [1.0, 2.0, 4.0, 8.0].contains(&guess) { guess } else { default_hours.unwrap_or(8.0) };
+        interval_hours[i] = if [1.0, 2.0, 4.0, 8.0].contains(&guess) { guess } else { default_hours.unwrap_or(8.0) };
     }
 }
 

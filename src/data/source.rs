@@ -16,6 +16,14 @@ pub struct DataConfig {
     /// Replaces `spot`, `perp`, `mark` and `funding`.
     #[serde(default)]
     pub freqtrade: Option<FreqtradeSource>,
+    /// A catalog folder written by `basis data fetch` (`<catalog>/<venue>/<kind>/<symbol>/`):
+    /// with `venue`, the series the config does not name by path (spot, perp, mark, index,
+    /// funding) are read from it.
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// The catalog's venue folder (`bybit`); needs `catalog`.
+    #[serde(default)]
+    pub venue: Option<String>,
     /// Spot bars.
     #[serde(default)]
     pub spot: Option<PriceSource>,
@@ -270,6 +278,11 @@ impl FundingFormat {
 }
 
 impl PriceSource {
+    /// Generic (CSV, Parquet, Feather) files at a path or glob, every option at its default.
+    pub fn generic(path: impl Into<String>) -> Self {
+        PriceSource { format: PriceFormat::Generic, ..PriceSource::binance_klines(path) }
+    }
+
     /// Binance kline files (a path or glob) with every option at its default.
     pub fn binance_klines(path: impl Into<String>) -> Self {
         PriceSource {
