@@ -29,6 +29,14 @@
 //! b = { account = "bybit_linear", data = { ... }, funding = { ... } }
 //! ```
 //!
+//! A `kind = "dated_perp"` pair is a calendar spread: `perp = { account, data, funding, mark }`
+//! and `dated = { account, data, mark }` (the contracts, in `[data.dated]`'s layout). With
+//! `direction = "long"` it is long the perp and short the front dated contract, rolled
+//! `roll_days_before` its expiry (a roll closes one contract and opens the next, with costs) or
+//! delivered at its settlement price; the dated leg pays no funding. Both legs may sit in one
+//! account (a venue's perp and its quarterlies): margin then moves between them at once and
+//! free.
+//!
 //! Each leg becomes a complete single-pair [`Config`] as a book's pair does: the file's own
 //! sections, the leg's data (its perp bars stand as the "spot" the loaders require, which the
 //! perp-perp engine never reads), and its account's venue preset, so each leg is loaded,
@@ -45,9 +53,14 @@ use crate::sim::portfolio::MarginMode;
 use crate::{bail_input, input_error};
 
 /// Keys a perp-perp `[[pair]]` takes.
-const PAIR_KEYS: [&str; 9] = ["kind", "symbol", "name", "weight", "a", "b", "strategy", "portfolio", "costs"];
+const PAIR_KEYS: [&str; 10] = ["kind", "symbol", "name", "weight", "a", "b", "strategy", "portfolio", "costs", "synthetic"];
+/// Keys a dated-perp `[[pair]]` takes.
+const DATED_PAIR_KEYS: [&str; 10] = ["kind", "symbol", "name", "weight", "perp", "dated", "strategy", "portfolio", "costs", "synthetic"];
 /// Keys a leg takes.
 const LEG_KEYS: [&str; 5] = ["account", "data", "funding", "mark", "index"];
+/// Keys a dated leg takes: its account, the contracts' bars (`[data.dated]`'s layout) and
+/// their marks (`[data.dated_mark]`'s).
+const DATED_LEG_KEYS: [&str; 3] = ["account", "data", "mark"];
 
 /// One perp-perp pair: both legs' configs and the pair's own parameters.
 #[derive(Debug, Clone)]
@@ -75,9 +88,10 @@ pub struct PerpPerpBook {
     pub raw: toml::Value,
 }
 
-/// Whether a parsed config is a perp-perp book (some `[[pair]]` has `kind = "perp_perp"`).
+/// Whether a parsed config is a perp-perp book (some `[[pair]]` has `kind = "perp_perp"` or
+/// `"dated_perp"`).
 pub fn is_perp_perp(raw: &toml::Value) -> bool {
-    raw.get("pair").and_then(|p| p.as_array()).is_some_and(|pairs| pairs.iter().any(|p| p.get("kind").and_then(|k| k.as_str()) == Some("perp_perp")))
+    raw.get("pair").and_then(|p| p.as_array()).is_some_and(|pairs| pairs.iter().any(|p| matches!(p.get("kind").and_then(|k| k.as_str()), Some("perp_perp" | "dated_perp"))))
 }
 
 /// Whether the file at `path` is a perp-perp book (unreadable files are not: the single-pair
@@ -152,13 +166,15 @@ impl PerpPerpBook {
         let mut used: Vec<(String, String)> = Vec::new();
         for (k, value) in pair_tables.iter().enumerate() {
             let pair = value.as_table().ok_or_else(|| input_error!("config {origin}: [[pair]] {}: expected a table", k + 1))?;
-            match pair.get("kind").and_then(|v| v.as_str()) {
-                Some("perp_perp") => {}
-                Some(other) => bail_input!("config {origin}: [[pair]] {}: kind = {other:?}: a book holds spot_perp pairs or perp_perp pairs, not both, for now; run them as two books", k + 1),
-                None => bail_input!("config {origin}: [[pair]] {}: a book with perp_perp pairs needs `kind = \"perp_perp\"` on every pair (spot_perp pairs run as another book)", k + 1),
-            }
-            if let Some(key) = pair.keys().find(|key| !PAIR_KEYS.contains(&key.as_str())) {
-                bail_input!("config {origin}: [[pair]] {}: unknown key `{key}`; a perp_perp pair takes {}", k + 1, PAIR_KEYS.join(", "));
+            let dated_kind = match pair.get("kind").and_then(|v| v.as_str()) {
+                Some("perp_perp") => false,
+                Some("dated_perp") => true,
+                Some(other) => bail_input!("config {origin}: [[pair]] {}: kind = {other:?}: a book holds spot_perp pairs, or perp_perp and dated_perp pairs, not both, for now; run them as two books", k + 1),
+                None => bail_input!("config {origin}: [[pair]] {}: a book with perp_perp or dated_perp pairs needs `kind` on every pair (spot_perp pairs run as another book)", k + 1),
+            };
+            let allowed: &[&str] = if dated_kind { &DATED_PAIR_KEYS } else { &PAIR_KEYS };
+            if let Some(key) = pair.keys().find(|key| !allowed.contains(&key.as_str())) {
+                bail_input!("config {origin}: [[pair]] {}: unknown key `{key}`; a {} pair takes {}", k + 1, if dated_kind { "dated_perp" } else { "perp_perp" }, allowed.join(", "));
             }
             let symbol = pair.get("symbol").and_then(|s| s.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {}: `symbol` is missing (e.g. symbol = \"BTCUSDT\")", k + 1))?.to_string();
             let name = pair.get("name").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| symbol.clone());
@@ -167,11 +183,27 @@ impl PerpPerpBook {
             }
             let mut legs = Vec::with_capacity(2);
             let mut leg_accounts = Vec::with_capacity(2);
-            for key in ["a", "b"] {
-                let leg = pair.get(key).and_then(|v| v.as_table()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): `{key} = {{ account = ..., data = ..., funding = ... }}` is missing", k + 1))?;
-                if let Some(bad) = leg.keys().find(|x| !LEG_KEYS.contains(&x.as_str())) {
-                    bail_input!("config {origin}: [[pair]] {} ({name}): {key}.{bad} is not a key of a leg; it takes {}", k + 1, LEG_KEYS.join(", "));
+            let table_of = |key: &str, keys: &[&str]| -> Result<toml::map::Map<String, toml::Value>> {
+                let leg = pair.get(key).and_then(|v| v.as_table()).cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): `{key} = {{ account = ..., data = ... }}` is missing", k + 1))?;
+                if let Some(bad) = leg.keys().find(|x| !keys.contains(&x.as_str())) {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): {key}.{bad} is not a key of this leg; it takes {}", k + 1, keys.join(", "));
                 }
+                Ok(leg)
+            };
+            // (label, the leg's table, the dated contracts' table for a dated leg)
+            let specs: Vec<(&str, toml::map::Map<String, toml::Value>, Option<toml::map::Map<String, toml::Value>>)> = if dated_kind {
+                // The dated leg is the perp leg's market with the contracts beside it, held in
+                // the dated table's account: the dated engine's path of contracts and rolls.
+                let perp = table_of("perp", &LEG_KEYS)?;
+                let dated = table_of("dated", &DATED_LEG_KEYS)?;
+                let mut leg_b = perp.clone();
+                leg_b.insert("account".into(), dated.get("account").cloned().unwrap_or(toml::Value::String(String::new())));
+                vec![("perp", perp, None), ("dated", leg_b, Some(dated))]
+            } else {
+                vec![("a", table_of("a", &LEG_KEYS)?, None), ("b", table_of("b", &LEG_KEYS)?, None)]
+            };
+            for (key, leg, dated) in &specs {
+                let key = *key;
                 let account_name = leg.get("account").and_then(|v| v.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): {key}.account is missing: name the [[account]] holding leg {key}", k + 1))?;
                 let account = accounts.iter().find(|a| a.0 == account_name).ok_or_else(|| {
                     input_error!("config {origin}: [[pair]] {} ({name}): {key}.account = {account_name:?} is not an [[account]]; the accounts are {}", k + 1, accounts.iter().map(|a| format!("{:?}", a.0)).collect::<Vec<_>>().join(", "))
@@ -182,6 +214,10 @@ impl PerpPerpBook {
                 used.push((account_name.to_string(), name.clone()));
                 let mut data = toml::map::Map::new();
                 data.insert("symbol".into(), toml::Value::String(symbol.clone()));
+                // `synthetic = true` on the pair: data made by `basis data synth`, said on every output.
+                if let Some(flag) = pair.get("synthetic") {
+                    data.insert("synthetic".into(), flag.clone());
+                }
                 let bars = leg.get("data").cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): {key}.data (the leg's perp bars) is missing", k + 1))?;
                 data.insert("spot".into(), bars.clone());
                 data.insert("perp".into(), bars);
@@ -190,6 +226,13 @@ impl PerpPerpBook {
                 for extra in ["mark", "index"] {
                     if let Some(source) = leg.get(extra) {
                         data.insert(extra.into(), source.clone());
+                    }
+                }
+                if let Some(dated) = dated {
+                    let contracts = dated.get("data").cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): dated.data (the contracts' bars, as [data.dated]) is missing", k + 1))?;
+                    data.insert("dated".into(), contracts);
+                    if let Some(mark) = dated.get("mark") {
+                        data.insert("dated_mark".into(), mark.clone());
                     }
                 }
                 let mut leg_root = root.clone();
@@ -209,12 +252,20 @@ impl PerpPerpBook {
                 }
                 venue.insert("preset".into(), toml::Value::String(account.1.clone()));
                 leg_root.insert("venue".into(), toml::Value::Table(venue));
+                if dated.is_some() {
+                    let mut strategy = leg_root.get("strategy").and_then(|s| s.as_table()).cloned().unwrap_or_default();
+                    strategy.insert("instrument".into(), toml::Value::String("dated".into()));
+                    leg_root.insert("strategy".into(), toml::Value::Table(strategy));
+                }
                 let mut config = Config::from_toml_value(&toml::Value::Table(leg_root), &format!("{origin} [[pair]] {} ({name}) leg {key}", k + 1), base_dir)?;
                 if config.venue.contract == super::Contract::Inverse {
                     bail_input!("config {origin}: [[pair]] {} ({name}): leg {key} is a coin-margined (inverse) perp; perp_perp legs are linear (quote-margined) for now", k + 1);
                 }
-                if config.strategy.instrument != super::InstrumentChoice::Perp {
-                    bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument must be \"perp\" in a perp_perp pair", k + 1);
+                if dated.is_none() && config.strategy.instrument != super::InstrumentChoice::Perp {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument must be \"perp\" in a perp_perp pair (a dated_perp pair names its dated leg)", k + 1);
+                }
+                if dated_kind && config.strategy.mode != crate::sim::policy::EntryMode::AlwaysOn {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): a dated_perp pair runs strategy.mode = \"always_on\" for now (direction \"long\": long the perp, short the dated contract; \"reverse\": the other way)", k + 1);
                 }
                 if !crate::sim::perp_perp::runs_mode(config.strategy.mode) {
                     bail_input!(
@@ -226,7 +277,7 @@ impl PerpPerpBook {
                 legs.push(config);
                 leg_accounts.push((account.0.clone(), account.1.clone()));
             }
-            if leg_accounts[0].0 == leg_accounts[1].0 {
+            if leg_accounts[0].0 == leg_accounts[1].0 && !dated_kind {
                 bail_input!("config {origin}: [[pair]] {} ({name}): legs a and b are both in account {:?}; a perp_perp pair holds its legs in two accounts (two venues, or two sub-accounts named apart)", k + 1, leg_accounts[0].0);
             }
             let weight = match pair.get("weight") {

@@ -178,7 +178,11 @@ pub fn write(root: &Path, venue: &str, kind: SeriesKind, symbol: &str, rows: &[R
     for (year, year_rows) in &by_year {
         let name = format!("{year}.parquet");
         let path = dir.join(&name);
-        crate::output::write_parquet_atomic(&path, &mut frame_of(kind, year_rows)?)?;
+        // Whole or absent: a temporary name, then renamed.
+        let temp = dir.join(format!(".{name}.tmp"));
+        let handle = std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        crate::parquet::write_frame(std::io::BufWriter::new(handle), &mut frame_of(kind, year_rows)?, &temp.display().to_string())?;
+        std::fs::rename(&temp, &path).with_context(|| format!("moving {} into place", path.display()))?;
         files.push(ManifestFile { name, rows: year_rows.len(), sha256: super::read::sha256_streamed(&path)? });
     }
     let (covered_from, covered_to) = match &previous {

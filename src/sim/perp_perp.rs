@@ -137,9 +137,21 @@ struct Leg<'a> {
     mark_prev: f64,
     next_event: usize,
     signal: TrailingSignal,
+    /// Whether the leg holds the perp (pays funding) rather than a dated contract.
+    on_perp: bool,
+    /// The next instrument switch of a dated leg (`timeline.derivative`).
+    next_switch: usize,
+    /// The last and mark of the instrument reopened at this step's switch (the bar's prices
+    /// are the closed contract's): fills and the row use them until the next step.
+    switched_to: Option<(f64, f64)>,
 }
 
 impl Leg<'_> {
+    /// The last and mark an order fills and is valued at, at step `i`.
+    fn prices(&self, i: usize) -> (f64, f64) {
+        self.switched_to.unwrap_or((self.timeline.perp[i], self.timeline.mark_at(i)))
+    }
+
     fn liquidation_price(&self) -> f64 {
         self.params.brackets.isolated_liquidation_price(self.qty, self.margin, self.mark_prev, self.entry)
     }
@@ -176,10 +188,14 @@ impl Run<'_> {
     /// Fill `qty` (signed) of leg `k` at step `i`'s last with the leg's slippage and fee; the
     /// gap between the fill's reference (the last) and the mark is price PnL.
     fn fill(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, s: &mut StepPnl) {
+        let costs = self.legs[k].params.costs;
+        self.fill_with(k, i, qty, reason, costs, s);
+    }
+
+    /// [`Run::fill`] with the given costs (a delivery pays its settlement fee, no slippage).
+    fn fill_with(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, costs: crate::model::Costs, s: &mut StepPnl) {
         let leg = &mut self.legs[k];
-        let last = leg.timeline.perp[i];
-        let mark = leg.timeline.mark_at(i);
-        let costs = leg.params.costs;
+        let (last, mark) = leg.prices(i);
         let fill_price = last * (1.0 + qty.signum() * costs.perp_slippage);
         let slippage = qty.abs() * last * costs.perp_slippage;
         let fee = qty.abs() * fill_price * costs.perp_fee;
@@ -239,7 +255,7 @@ impl Run<'_> {
                 self.summary.transfers += 1;
             }
         }
-        let reference = 0.5 * (self.legs[0].timeline.perp[i] + self.legs[1].timeline.perp[i]);
+        let reference = 0.5 * (self.legs[0].prices(i).0 + self.legs[1].prices(i).0);
         let qty = half.min(self.legs[0].margin).min(self.legs[1].margin) * self.p.leverage / reference;
         if !(qty > 0.0 && qty.is_finite()) {
             return;
@@ -331,7 +347,7 @@ impl Run<'_> {
         while leg.next_event < events.len() && events[leg.next_event].step <= i {
             let e = events[leg.next_event];
             leg.next_event += 1;
-            if e.step < i || leg.qty == 0.0 {
+            if e.step < i || leg.qty == 0.0 || !leg.on_perp {
                 continue;
             }
             let amount = -leg.qty * e.rate * e.price;
@@ -343,6 +359,45 @@ impl Run<'_> {
             // Both legs' in the run's list: Σ side × rate over them is the spread earned.
             self.summary.run.settlements.push(paid);
         }
+    }
+
+    /// Step 3b: a dated leg's roll or delivery at this close: the contract held is closed at
+    /// the step's price (a delivery at its settlement price, with the delivery fee and no
+    /// slippage) and the same quantity reopened in the next contract at its price. Returns
+    /// whether the leg was left with no instrument (the last contract expired).
+    fn switch(&mut self, k: usize, i: usize, closing: bool, s: &mut StepPnl) -> bool {
+        use crate::model::{Instrument, SwitchReason};
+        let Some(path) = self.legs[k].timeline.derivative.as_ref() else { return false };
+        let mut ended = false;
+        while let Some(switch) = path.switches.get(self.legs[k].next_switch).filter(|sw| sw.step == i).copied() {
+            self.legs[k].next_switch += 1;
+            if closing && switch.reason != SwitchReason::Delivery {
+                continue;
+            }
+            let reason = match switch.reason {
+                SwitchReason::Roll => TradeReason::Roll,
+                SwitchReason::Delivery => TradeReason::Delivery,
+                SwitchReason::Switch => TradeReason::Switch,
+            };
+            let qty = self.legs[k].qty;
+            if qty != 0.0 {
+                let costs = self.legs[k].params.costs;
+                let close_costs = if switch.reason == SwitchReason::Delivery { crate::model::Costs { perp_slippage: 0.0, perp_fee: self.legs[k].params.delivery_fee, ..costs } } else { costs };
+                self.fill_with(k, i, -qty, reason, close_costs, s);
+            }
+            let leg = &mut self.legs[k];
+            leg.on_perp = switch.to == Instrument::Perp;
+            if switch.open_price.is_finite() {
+                leg.switched_to = Some((switch.open_price, switch.open_mark));
+                leg.mark_prev = switch.open_mark;
+                if qty != 0.0 {
+                    self.fill(k, i, qty, reason, s);
+                }
+            } else {
+                ended = qty != 0.0 || switch.to == Instrument::None;
+            }
+        }
+        ended
     }
 
     /// Step 4: land a transfer, then send margin to a leg near its liquidation price.
@@ -359,7 +414,7 @@ impl Run<'_> {
             if leg.qty == 0.0 {
                 continue;
             }
-            let distance = liquidation_distance(leg.qty, leg.liquidation_price(), leg.timeline.mark_at(i));
+            let distance = liquidation_distance(leg.qty, leg.liquidation_price(), leg.prices(i).1);
             if !(distance < self.p.top_up_distance) {
                 continue;
             }
@@ -390,7 +445,7 @@ impl Run<'_> {
 
     /// Shrink both legs, by the same quantity, to the pair's leverage on the smaller account.
     fn deleverage(&mut self, i: usize, s: &mut StepPnl) {
-        let reference = 0.5 * (self.legs[0].timeline.perp[i] + self.legs[1].timeline.perp[i]);
+        let reference = 0.5 * (self.legs[0].prices(i).0 + self.legs[1].prices(i).0);
         let target = self.legs[0].margin.min(self.legs[1].margin).max(0.0) * self.p.leverage / reference;
         let held = self.legs[0].qty.abs();
         if !(target < held * (1.0 - 1e-9)) {
@@ -429,6 +484,9 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         mark_prev: if n > 0 { timeline.mark_at(0) } else { f64::NAN },
         next_event: 0,
         signal: TrailingSignal::new(&rule, &timeline.funding_history),
+        on_perp: timeline.derivative.as_ref().is_none_or(|d| d.first.is_none_or(|f| f == crate::model::Instrument::Perp)),
+        next_switch: 0,
+        switched_to: None,
     };
     let half = p.initial_capital / 2.0;
     let mut run = Run { legs: [leg(a, half), leg(b, half)], p, current: Target::Flat, in_transit: 0.0, transit_to: 0, transit_lands_ms: 0, liquidated: false, summary: PerpPerpSummary::default() };
@@ -447,6 +505,10 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         let ts_ms = a.0.ts_ms[i];
         let mut s = StepPnl::default();
         let held_before = run.current != Target::Flat;
+        let last = i + 1 == n;
+        for leg in run.legs.iter_mut() {
+            leg.switched_to = None;
+        }
         if i > 0 {
             let mut hit = [run.liquidate(0, i, &mut s), run.liquidate(1, i, &mut s)];
             for k in 0..2 {
@@ -479,9 +541,17 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         if held_before {
             run.summary.run.perp_held_ms += ts_ms - a.0.ts_ms[i - 1];
         }
+        // A dated leg rolls or is delivered at this close; with no contract left, the pair closes.
+        let mut ended = false;
+        for k in 0..2 {
+            ended |= run.switch(k, i, last && p.close_at_end, &mut s);
+        }
+        if ended && run.current != Target::Flat {
+            run.close_all(i, TradeReason::Exit, &mut s);
+            run.summary.run.exits += 1;
+        }
         run.transfers(i, ts_ms, &mut s);
         let spread = run.spread(ts_ms);
-        let last = i + 1 == n;
         let masked = a.0.uncovered.get(i).copied().unwrap_or(false) || b.0.uncovered.get(i).copied().unwrap_or(false);
         let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation);
         let wanted = if last && p.close_at_end {
@@ -504,7 +574,7 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         let equity = run.equity();
         let liquidation_price = [run.legs[0].liquidation_price(), run.legs[1].liquidation_price()];
         for k in 0..2 {
-            let d = liquidation_distance(run.legs[k].qty, liquidation_price[k], run.legs[k].timeline.mark_at(i));
+            let d = liquidation_distance(run.legs[k].qty, liquidation_price[k], run.legs[k].prices(i).1);
             if d < run.summary.run.min_liquidation_distance || (run.summary.run.min_liquidation_distance.is_nan() && !d.is_nan()) {
                 run.summary.run.min_liquidation_distance = d;
             }
@@ -517,8 +587,8 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
                 Target::Reverse => -1,
             },
             events: s.events | if masked { events::UNCOVERED } else { 0 },
-            last: [a.0.perp[i], b.0.perp[i]],
-            mark: [a.0.mark_at(i), b.0.mark_at(i)],
+            last: [run.legs[0].prices(i).0, run.legs[1].prices(i).0],
+            mark: [run.legs[0].prices(i).1, run.legs[1].prices(i).1],
             qty: [run.legs[0].qty, run.legs[1].qty],
             margin: [run.legs[0].margin, run.legs[1].margin],
             in_transit: run.in_transit,
