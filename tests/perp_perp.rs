@@ -24,6 +24,8 @@ fn pp_params(capital: f64, leverage: f64) -> PerpPerpParams {
         transfer_fee: 0.0,
         close_at_end: true,
         reenter_after_liquidation: false,
+        rotate_every_ms: None,
+        spot_a: false,
     }
 }
 
@@ -188,7 +190,8 @@ fn timeline_from(returns: &[f64], spread: &[f64], wick: &[f64], own: f64) -> Mar
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     /// On random paths with wicks, random funding on an hourly and an 8-hourly venue, costs,
-    /// leverage up to 10, transfers with a delay and a fee, and both liquidation rules: every
+    /// leverage up to 10, transfers with a delay and a fee, both liquidation rules, and leg b
+    /// rotating between two venues (or not), leg a a perp or spot bought with cash: every
     /// step's components add up to its change in equity, and equity never goes below zero.
     #[test]
     fn attribution_closes_and_equity_stays_positive(
@@ -200,6 +203,8 @@ proptest! {
         delay in 0i64..3,
         bankruptcy in any::<bool>(),
         threshold in any::<bool>(),
+        rotate_hours in 0i64..24,
+        spot in any::<bool>(),
     ) {
         let mut a = timeline_from(&returns, &spread, &wick, 1.0);
         let mut b = timeline_from(&returns, &spread, &wick, -1.0);
@@ -223,7 +228,21 @@ proptest! {
             p.entry = EntryRule { mode: EntryMode::FundingThreshold, direction: Direction::Both, entry_funding_apr: 0.5, exit_funding_apr: 0.1, lookback_settlements: 3, lookback_hours: None };
             p.lookback_hours = 8.0;
         }
-        let (rows, summary) = rows_of(&a, &b, &pa, &pb, &p);
+        // A third venue for leg b, priced off its own spread, that leg b may rotate to.
+        let mut b2 = timeline_from(&returns, &spread.iter().map(|x| -0.5 * x).collect::<Vec<_>>(), &wick, 1.0);
+        b2.funding = (1..120).filter(|i| i % 4 == 0).map(|i| event(&b2, i, rates[(i * 7) % 120] * 2.0, 4.0)).collect();
+        b2.funding_history = b2.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 4.0 }).collect();
+        if rotate_hours > 0 {
+            p.rotate_every_ms = Some(rotate_hours * HOUR);
+            p.lookback_hours = 8.0;
+        }
+        if spot {
+            // Leg a as spot bought with cash: a long carry only.
+            p.spot_a = true;
+            p.entry.direction = Direction::Long;
+        }
+        let mut rows = Vec::new();
+        let summary = basis::sim::perp_perp::run_rotating((&a, &pa), &[(&b, &pb), (&b2, &pa)], &p, |r| rows.push(*r));
         let mut before = 50_000.0;
         for r in &rows {
             prop_assert!((r.equity - before - r.pnl_total()).abs() <= 1e-7 * before.max(1.0), "step {}: {} vs {}", r.ts_ms, r.equity - before, r.pnl_total());
@@ -454,4 +473,123 @@ fn dated_perp_calendar_spread_on_the_sample() {
     }
     assert_eq!(s.settlements[0].len(), count);
     assert!((s.funding[0] - expected).abs() <= 1e-9 * expected.abs(), "engine {} vs files {expected}", s.funding[0]);
+}
+
+/// Leg b on two venues, rotating every 3 hours to the one paying more (the pair is short leg b):
+/// venue 1 pays 0.0003 an hour against venue 0's 0.0001, so at 3 h leg b (100 coins) is closed
+/// at venue 0, its margin (10,003 after three settlements of +1) sent to venue 1 less the 1 USDT
+/// fee, an hour on the way. Leg a is held alone meanwhile: its rally to 110 in that hour
+/// (+1,000) is unhedged. When the margin lands, leg b reopens at venue 1 at 110; venue 1's
+/// settlement in that hour is not paid (leg b was not held there), the next ones are
+/// (100 × 0.0003 × 110 = 3.3).
+#[test]
+fn leg_b_rotates_between_venues_with_the_transfer_time_exposed() {
+    let a_prices = [100.0, 100.0, 100.0, 100.0, 110.0, 110.0, 110.0, 110.0];
+    let v0_prices = [100.0; 8];
+    let a = flat_timeline(&a_prices, &a_prices, &a_prices, HOUR);
+    let mut v0 = flat_timeline(&v0_prices, &v0_prices, &v0_prices, HOUR);
+    let mut v1 = flat_timeline(&a_prices, &a_prices, &a_prices, HOUR);
+    for (t, rate) in [(&mut v0, 0.0001), (&mut v1, 0.0003)] {
+        t.funding = (1..8).map(|i| event(t, i, rate, 1.0)).collect();
+        t.funding_history = (1..8).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate, interval_hours: 1.0 }).collect();
+    }
+    let params = plain_params(0.0);
+    let mut p = pp_params(20_000.0, 1.0);
+    p.lookback_hours = 2.0;
+    p.rotate_every_ms = Some(3 * HOUR);
+    p.transfer_delay_ms = HOUR;
+    p.transfer_fee = 1.0;
+    p.close_at_end = false;
+    let mut rows = Vec::new();
+    let summary = basis::sim::perp_perp::run_rotating((&a, &params), &[(&v0, &params), (&v1, &params)], &p, |r| rows.push(*r));
+    assert_eq!(rows[2].venue_b, 0);
+    assert_close(rows[3].funding[1], 1.0, 1e-12);
+    assert_eq!((rows[3].venue_b, rows[3].qty[1], rows[3].unhedged), (1, 0.0, true));
+    assert_close(rows[3].in_transit, 10_002.0, 1e-9);
+    assert_close(rows[3].equity, 20_002.0, 1e-9);
+    assert_close(rows[4].price_pnl[0], 1_000.0, 1e-9);
+    assert_eq!(rows[4].price_pnl[1], 0.0);
+    assert_eq!(rows[4].funding[1], 0.0, "not held at venue 1 during that hour");
+    assert_eq!((rows[4].qty[1], rows[4].unhedged), (-100.0, false));
+    assert_close(rows[4].margin[1], 10_002.0, 1e-9);
+    assert_close(rows[5].funding[1], 3.3, 1e-9);
+    assert_eq!(summary.rotations, 1, "venue 1 stays the best at 6 h");
+    let rotation: Vec<(f64, f64, u8)> = summary.run.trades.iter().zip(&summary.trade_venues).filter(|(t, _)| t.reason == basis::model::TradeReason::Rotation).map(|(t, v)| (t.qty, t.fill_price, *v)).collect();
+    assert_eq!(rotation, vec![(100.0, 100.0, 1), (-100.0, 110.0, 2)]);
+    assert_eq!(summary.run.unhedged_ms, HOUR);
+    assert_close(summary.run.unhedged_pnl, 1_000.0, 1e-9);
+    assert_eq!(summary.settlement_venues_b, vec![0, 0, 0, 1, 1, 1]);
+    let mut before = 20_000.0;
+    for r in &rows {
+        assert!((r.equity - before - r.pnl_total()).abs() < 1e-9);
+        before = r.equity;
+    }
+}
+
+/// The classic carry with its perp rotating (`spot_a`): spot bought with cash in one account,
+/// the perp short on whichever of two venues pays more. 30,000 at 2x: 20,000 of spot (200
+/// coins at 100) and 10,000 of perp margin. Venue 1 pays more, so at 3 h the perp (with its
+/// three settlements of 200 × 0.0001 × 100 = +2) moves there, an hour on the way; the spot's
+/// rally to 110 in that hour (+2,000) is unhedged; the short reopens at venue 1 at 110 and is
+/// paid 200 × 0.0003 × 110 = 6.6 an hour. The spot is paid no funding and never liquidated.
+#[test]
+fn spot_carry_rotates_its_perp_between_venues() {
+    let a_prices = [100.0, 100.0, 100.0, 100.0, 110.0, 110.0, 110.0, 110.0];
+    let v0_prices = [100.0; 8];
+    let mut spot = flat_timeline(&a_prices, &a_prices, &a_prices, HOUR);
+    let mut v0 = flat_timeline(&v0_prices, &v0_prices, &v0_prices, HOUR);
+    let mut v1 = flat_timeline(&a_prices, &a_prices, &a_prices, HOUR);
+    spot.funding = (1..8).map(|i| event(&spot, i, 0.01, 1.0)).collect();
+    for (t, rate) in [(&mut v0, 0.0001), (&mut v1, 0.0003)] {
+        t.funding = (1..8).map(|i| event(t, i, rate, 1.0)).collect();
+        t.funding_history = (1..8).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate, interval_hours: 1.0 }).collect();
+    }
+    let params = plain_params(0.0);
+    let mut p = pp_params(30_000.0, 2.0);
+    p.spot_a = true;
+    p.lookback_hours = 2.0;
+    p.rotate_every_ms = Some(3 * HOUR);
+    p.transfer_delay_ms = HOUR;
+    p.close_at_end = false;
+    let mut rows = Vec::new();
+    let summary = basis::sim::perp_perp::run_rotating((&spot, &params), &[(&v0, &params), (&v1, &params)], &p, |r| rows.push(*r));
+    assert_eq!(rows[0].qty, [200.0, -200.0]);
+    assert_close(rows[0].margin[0], 20_000.0, 1e-9);
+    assert_close(rows[0].margin[1], 10_000.0, 1e-9);
+    assert!(rows[0].liquidation_price[0].is_nan(), "spot has no liquidation price");
+    assert!(rows.iter().all(|r| r.funding[0] == 0.0), "spot is paid no funding");
+    assert_close(rows[3].funding[1], 2.0, 1e-12);
+    assert_eq!((rows[3].venue_b, rows[3].qty[1], rows[3].unhedged), (1, 0.0, true));
+    assert_close(rows[3].in_transit, 10_006.0, 1e-9);
+    assert_close(rows[4].price_pnl[0], 2_000.0, 1e-9);
+    assert_eq!(rows[4].qty[1], -200.0);
+    assert_close(rows[5].funding[1], 6.6, 1e-9);
+    assert_close(summary.run.unhedged_pnl, 2_000.0, 1e-9);
+    assert_eq!(summary.rotations, 1);
+}
+
+/// A spot carry whose perp nears its liquidation price after a rally (100 → 140 at 2x: the
+/// perp's margin is down to 2,000 on 28,000 of notional) shrinks both legs to what the
+/// equity (30,000) carries at the leverage, 30,000 / (140 + 140 / 2) = 142.857… coins, and sends
+/// the spot account's freed cash (57.14… × 140 = 8,000) to the perp, whose margin is then
+/// 10,000 = 142.857… × 140 / 2.
+#[test]
+fn spot_carry_tops_up_its_perp_by_selling_spot() {
+    let path = [100.0, 140.0, 140.0];
+    let spot = flat_timeline(&path, &path, &path, HOUR);
+    let perp = flat_timeline(&path, &path, &path, HOUR);
+    let params = plain_params(0.0);
+    let mut p = pp_params(30_000.0, 2.0);
+    p.spot_a = true;
+    p.top_up_distance = 0.3;
+    p.close_at_end = false;
+    let (rows, summary) = rows_of(&spot, &perp, &params, &params, &p);
+    let q = 30_000.0 / 210.0;
+    assert_close(rows[1].qty[0], q, 1e-9);
+    assert_close(rows[1].qty[1], -q, 1e-9);
+    assert_close(rows[1].margin[1], 10_000.0, 1e-9);
+    assert_close(rows[1].margin[0], q * 140.0, 1e-9);
+    assert_close(rows[1].equity, 30_000.0, 1e-9);
+    assert_eq!(summary.run.top_ups, 1);
+    assert!(summary.run.trades.iter().filter(|t| t.reason == basis::model::TradeReason::TopUp).count() == 2);
 }

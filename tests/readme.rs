@@ -66,7 +66,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
     (
         "Data sources",
         0,
-        "no figure printed by a README command: `data fetch` needs the network, the quoted coverage and clock warnings illustrate message formats (no figures of a run), the CSV/Parquet load times are benchmarks",
+        "no figure printed by a README command: `data fetch` needs the network (the venue fetchers are run against a local server by tests/fetch_venues.rs), the quoted coverage and clock warnings illustrate message formats (no figures of a run), the CSV/Parquet load times are benchmarks",
     ),
     (
         "Venues: presets, counterfactual funding, cap comparison",
@@ -79,7 +79,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         "prose: the metric count of results.parquet (basis::app::sweep::metric_names); `resumed: 3072 of 10000` illustrates a killed run and is not reproducible; the chunk size is a constant",
     ),
     ("Stress: when the music stops", 0, "prose: open interest (stress.json), the capacity range and the net APRs at 10^5 and 10^9 (`stress` stdout)"),
-    ("Perp against perp: two venues, one coin", 2, "output blocks: the Hyperliquid/Binance and Binance/Bybit perp-perp books (`perp-perp-hyperliquid-binance.toml`, `perp-perp-binance-bybit-btc.toml`); each leg's funding is summed from its venue's file by tests/perp_perp.rs"),
+    ("Perp against perp: two venues, one coin", 5, "output blocks: the Hyperliquid/Binance and Binance/Bybit perp-perp books (`perp-perp-hyperliquid-binance.toml`, `perp-perp-binance-bybit-btc.toml`), the rotation between Bybit and Hyperliquid (`perp-perp-rotation-btc.toml`), the spot carry rotating its perp (`spot-perp-rotation-btc.toml`) and the calendar spread on the sample (`dated-perp-sample.toml`); each leg's funding is summed from its venue's file by tests/perp_perp.rs; the static carry's +4.49 % APR is a run of the same config with one venue, not checked"),
     ("Portfolios: many pairs, one capital", 3, "output blocks: `backtest --config data/examples/portfolio-btc-eth-1h.toml` and the two universes (`universe-alts-1h.toml`, `universe-majors-1h.toml`); the isolated and cross liquidation times are asserted in order by tests/portfolio.rs; the fee share (4.4 %) is the block's figures over the capital"),
     (
         "Dated futures and the cash rate",

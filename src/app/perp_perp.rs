@@ -22,8 +22,10 @@ use crate::sim::{record_equity, RunSummary};
 pub struct PairResult {
     /// The pair's name.
     pub name: String,
-    /// Each leg's account name and venue.
+    /// Each leg's account name and venue (leg b's first venue).
     pub accounts: [(String, String); 2],
+    /// Leg b's venues (account name, venue), the first as in `accounts`.
+    pub b_accounts: Vec<(String, String)>,
     /// Each leg's market on the pair's clock.
     pub timelines: [MarketTimeline; 2],
     /// Every step's row.
@@ -52,41 +54,50 @@ pub fn run(book: &PerpPerpBook) -> Result<PerpPerpResult> {
     let mut warnings = Vec::new();
     let mut pairs = Vec::with_capacity(book.pairs.len());
     for pair in &book.pairs {
-        let mut legs = Vec::with_capacity(2);
-        for (k, config) in pair.legs.iter().enumerate() {
-            let leg = if k == 0 { "a" } else { "b" };
-            let (timeline, leg_files, leg_warnings) = super::pipeline::prepare(config).with_context(|| format!("pair {} leg {leg} ({})", pair.name, pair.accounts[k].0))?;
-            warnings.extend(leg_warnings.into_iter().map(|w| format!("{} leg {leg}: {}", pair.name, w.replace("spot", "perp (as spot)"))));
+        let configs: Vec<(&crate::config::Config, &(String, String))> = pair.legs.iter().zip(pair.accounts.iter()).chain(pair.b_more.iter().map(|(c, a)| (c, a))).collect();
+        let mut legs = Vec::with_capacity(configs.len());
+        for (k, (config, account)) in configs.iter().enumerate() {
+            let leg = if k == 0 { "a".to_string() } else if configs.len() > 2 { format!("b ({})", account.0) } else { "b".to_string() };
+            let (timeline, leg_files, leg_warnings) = super::pipeline::prepare(config).with_context(|| format!("pair {} leg {leg} ({})", pair.name, account.0))?;
+            // A perp leg's bars stand as the "spot" the loaders require: say so in its warnings.
+            let as_spot = k > 0 || !pair.params.spot_a;
+            warnings.extend(leg_warnings.into_iter().map(|w| format!("{} leg {leg}: {}", pair.name, if as_spot { w.replace("spot", "perp (as spot)") } else { w })));
             files.extend(leg_files);
             legs.push(timeline);
         }
-        let grid = common_grid(&[&legs[0], &legs[1]]);
+        let grid = common_grid(&legs.iter().collect::<Vec<_>>());
         if grid.len() < 2 {
             crate::bail_input!(
-                "pair {}: legs a ({} .. {}) and b ({} .. {}) share fewer than 2 bar times; give both legs bars on one clock over a common window",
+                "pair {}: its legs share fewer than 2 bar times ({}); give every leg bars on one clock over a common window",
                 pair.name,
-                span_start(&legs[0]),
-                span_end(&legs[0]),
-                span_start(&legs[1]),
-                span_end(&legs[1])
+                legs.iter().map(|t| format!("{} .. {}", span_start(t), span_end(t))).collect::<Vec<_>>().join("; ")
             );
         }
         for (k, t) in legs.iter().enumerate() {
             let dropped = t.ts_ms.len() - grid.len();
             if dropped > 0 {
-                warnings.push(format!("{} leg {}: {dropped} of its {} bars are not bars of the other leg; the pair runs on the {} they share", pair.name, LEG_NAMES[k], t.ts_ms.len(), grid.len()));
+                warnings.push(format!("{} leg {} ({}): {dropped} of its {} bars are not bars of the other legs; the pair runs on the {} they share", pair.name, if k == 0 { "a" } else { "b" }, configs[k].1 .0, t.ts_ms.len(), grid.len()));
             }
         }
-        let a = restrict_to_grid(&legs[0], &grid);
-        let b = restrict_to_grid(&legs[1], &grid);
-        let params_a = crate::config::engine_params(&pair.legs[0]);
-        let params_b = crate::config::engine_params(&pair.legs[1]);
+        let on_grid: Vec<MarketTimeline> = legs.iter().map(|t| restrict_to_grid(t, &grid)).collect();
+        let mut params: Vec<crate::sim::EngineParams> = configs.iter().map(|(c, _)| crate::config::engine_params(c)).collect();
+        if pair.params.spot_a {
+            // The spot leg trades at the spot fee and slippage.
+            let costs = &mut params[0].costs;
+            costs.perp_fee = costs.spot_fee;
+            costs.perp_slippage = costs.spot_slippage;
+        }
+        let b_venues: Vec<(&MarketTimeline, &crate::sim::EngineParams)> = on_grid[1..].iter().zip(&params[1..]).collect();
         let mut rows = Vec::with_capacity(grid.len());
-        let summary = perp_perp::run((&a, &params_a), (&b, &params_b), &pair.params, |row| rows.push(*row));
+        let summary = perp_perp::run_rotating((&on_grid[0], &params[0]), &b_venues, &pair.params, |row| rows.push(*row));
+        drop(b_venues);
+        let mut on_grid = on_grid.into_iter();
+        let (a, b) = (on_grid.next().unwrap_or_default(), on_grid.next().unwrap_or_default());
+        let b_accounts: Vec<(String, String)> = configs[1..].iter().map(|(_, acc)| (*acc).clone()).collect();
         let mut metrics = metrics::compute(&summary.run, &pair.name, a.synthetic || b.synthetic);
         // The funding regimes are one venue's rates; a pair has two streams.
         metrics.regimes = None;
-        pairs.push(PairResult { name: pair.name.clone(), accounts: pair.accounts.clone(), timelines: [a, b], rows, summary, metrics });
+        pairs.push(PairResult { name: pair.name.clone(), accounts: pair.accounts.clone(), b_accounts, timelines: [a, b], rows, summary, metrics });
     }
     let metrics = book_metrics(book, &pairs);
     Ok(PerpPerpResult { pairs, metrics, files, warnings })
@@ -177,6 +188,8 @@ pub fn ledger_frame(result: &PerpPerpResult) -> Result<DataFrame> {
         Column::new("liquidation_price_a".into(), f(&|r| r.liquidation_price[0])),
         Column::new("liquidation_price_b".into(), f(&|r| r.liquidation_price[1])),
         Column::new("spread_apr".into(), f(&|r| r.spread_apr)),
+        Column::new("account_b".into(), rows.iter().map(|(n, r)| result.pairs.iter().find(|p| p.name == *n).and_then(|p| p.b_accounts.get(r.venue_b as usize)).map(|a| a.0.clone()).unwrap_or_default()).collect::<Vec<String>>()),
+        Column::new("unhedged".into(), rows.iter().map(|(_, r)| r.unhedged).collect::<Vec<bool>>()),
     ];
     Ok(DataFrame::new_infer_height(columns)?)
 }
@@ -187,9 +200,9 @@ pub fn trades_frame(result: &PerpPerpResult) -> Result<DataFrame> {
     let mut account = Vec::new();
     let mut frames = Vec::new();
     for p in &result.pairs {
-        for t in &p.summary.run.trades {
+        for (t, venue) in p.summary.run.trades.iter().zip(&p.summary.trade_venues) {
             pair.push(p.name.clone());
-            account.push(p.accounts[if t.leg == LEG_NAMES[0] { 0 } else { 1 }].0.clone());
+            account.push(if t.leg == LEG_NAMES[0] { p.accounts[0].0.clone() } else { p.b_accounts[(*venue as usize).saturating_sub(1)].0.clone() });
         }
         frames.push(crate::measure::ledger::trades_frame(&p.summary.run.trades)?);
     }
@@ -213,10 +226,10 @@ pub fn funding_frame(result: &PerpPerpResult) -> Result<DataFrame> {
     let (mut pair, mut leg, mut account, mut ts, mut rate, mut hours, mut price, mut qty, mut amount) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for p in &result.pairs {
         for k in 0..2 {
-            for s in &p.summary.settlements[k] {
+            for (n, s) in p.summary.settlements[k].iter().enumerate() {
                 pair.push(p.name.clone());
                 leg.push(LEG_NAMES[k]);
-                account.push(p.accounts[k].0.clone());
+                account.push(if k == 0 { p.accounts[0].0.clone() } else { p.b_accounts[p.summary.settlement_venues_b.get(n).copied().unwrap_or(0) as usize].0.clone() });
                 ts.push(s.settle_ms);
                 rate.push(s.rate);
                 hours.push(s.interval_hours);
@@ -260,6 +273,8 @@ struct PairMetrics<'a> {
     price_pnl_b: f64,
     transfers: usize,
     deleveragings: usize,
+    rotations: usize,
+    venues_b: Vec<&'a str>,
     settlements_a: usize,
     settlements_b: usize,
     metrics: &'a Metrics,
@@ -301,6 +316,8 @@ pub fn write_outputs(book: &PerpPerpBook, config_path: Option<&Path>, result: &P
                 price_pnl_b: p.summary.price_pnl[1],
                 transfers: p.summary.transfers,
                 deleveragings: p.summary.deleveragings,
+                rotations: p.summary.rotations,
+                venues_b: p.b_accounts.iter().map(|a| a.0.as_str()).collect(),
                 settlements_a: p.summary.settlements[0].len(),
                 settlements_b: p.summary.settlements[1].len(),
                 metrics: &p.metrics,
@@ -353,12 +370,23 @@ pub fn summary_text(result: &PerpPerpResult) -> String {
             s.funding[0],
             s.settlements[0].len(),
             s.price_pnl[0],
-            p.accounts[1].0,
-            p.accounts[1].1,
+            p.b_accounts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join("+"),
+            p.b_accounts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>().join("+"),
             s.funding[1],
             s.settlements[1].len(),
             s.price_pnl[1]
         ));
+        if p.b_accounts.len() > 1 {
+            let held: Vec<String> = p.b_accounts.iter().enumerate().map(|(v, acc)| format!("{} {:.1} days", acc.0, p.rows.windows(2).filter(|w| w[1].venue_b as usize == v && w[1].qty[1] != 0.0).map(|w| (w[1].ts_ms - w[0].ts_ms) as f64 / 86_400_000.0).sum::<f64>())).collect();
+            out.push_str(&format!(
+                "  {} rotation  leg b moved {} times; held at {}; {:.1} days with leg a alone (moving), PnL then {:+.2}\n",
+                p.name,
+                s.rotations,
+                held.join(", "),
+                s.run.unhedged_ms as f64 / 86_400_000.0,
+                s.run.unhedged_pnl
+            ));
+        }
         out.push_str(&format!(
             "  {} spread    funding a + b {:+.2}, mark spread (price a + b) {:+.2}, {} transfers between the accounts, {} times both legs shrunk to the leverage, {} liquidations\n",
             p.name,

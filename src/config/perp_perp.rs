@@ -53,8 +53,12 @@ use crate::sim::portfolio::MarginMode;
 use crate::{bail_input, input_error};
 
 /// Keys a perp-perp `[[pair]]` takes.
-const PAIR_KEYS: [&str; 10] = ["kind", "symbol", "name", "weight", "a", "b", "strategy", "portfolio", "costs", "synthetic"];
+const PAIR_KEYS: [&str; 11] = ["kind", "symbol", "name", "weight", "a", "b", "strategy", "portfolio", "costs", "synthetic", "rotate_days"];
 /// Keys a dated-perp `[[pair]]` takes.
+/// Keys a spot-perp pair rotating its perp leg takes.
+const SPOT_ROTATING_KEYS: [&str; 11] = ["kind", "symbol", "name", "weight", "spot", "perp", "strategy", "portfolio", "costs", "synthetic", "rotate_days"];
+/// Keys a spot leg takes.
+const SPOT_LEG_KEYS: [&str; 2] = ["account", "data"];
 const DATED_PAIR_KEYS: [&str; 10] = ["kind", "symbol", "name", "weight", "perp", "dated", "strategy", "portfolio", "costs", "synthetic"];
 /// Keys a leg takes.
 const LEG_KEYS: [&str; 5] = ["account", "data", "funding", "mark", "index"];
@@ -73,6 +77,9 @@ pub struct PerpPerpPair {
     pub accounts: [(String, String); 2],
     /// The pair's parameters; `initial_capital` is its share of the book.
     pub params: PerpPerpParams,
+    /// Leg b's other venues (`b = [{...}, {...}]` with `rotate_days`): each one's config and
+    /// account (name, venue). Leg b starts at the first, `legs[1]`.
+    pub b_more: Vec<(Config, (String, String))>,
 }
 
 /// A book of perp-perp pairs.
@@ -91,7 +98,14 @@ pub struct PerpPerpBook {
 /// Whether a parsed config is a perp-perp book (some `[[pair]]` has `kind = "perp_perp"` or
 /// `"dated_perp"`).
 pub fn is_perp_perp(raw: &toml::Value) -> bool {
-    raw.get("pair").and_then(|p| p.as_array()).is_some_and(|pairs| pairs.iter().any(|p| matches!(p.get("kind").and_then(|k| k.as_str()), Some("perp_perp" | "dated_perp"))))
+    raw.get("pair").and_then(|p| p.as_array()).is_some_and(|pairs| {
+        pairs.iter().any(|p| match p.get("kind").and_then(|k| k.as_str()) {
+            Some("perp_perp" | "dated_perp") => true,
+            // A spot-perp pair whose perp leg rotates among venues runs in this engine too.
+            None | Some("spot_perp") => p.get("perp").is_some_and(|perp| perp.is_array()),
+            _ => false,
+        })
+    })
 }
 
 /// Whether the file at `path` is a perp-perp book (unreadable files are not: the single-pair
@@ -166,15 +180,25 @@ impl PerpPerpBook {
         let mut used: Vec<(String, String)> = Vec::new();
         for (k, value) in pair_tables.iter().enumerate() {
             let pair = value.as_table().ok_or_else(|| input_error!("config {origin}: [[pair]] {}: expected a table", k + 1))?;
-            let dated_kind = match pair.get("kind").and_then(|v| v.as_str()) {
-                Some("perp_perp") => false,
-                Some("dated_perp") => true,
-                Some(other) => bail_input!("config {origin}: [[pair]] {}: kind = {other:?}: a book holds spot_perp pairs, or perp_perp and dated_perp pairs, not both, for now; run them as two books", k + 1),
-                None => bail_input!("config {origin}: [[pair]] {}: a book with perp_perp or dated_perp pairs needs `kind` on every pair (spot_perp pairs run as another book)", k + 1),
+            let (dated_kind, spot_kind) = match pair.get("kind").and_then(|v| v.as_str()) {
+                Some("perp_perp") => (false, false),
+                Some("dated_perp") => (true, false),
+                None | Some("spot_perp") if pair.get("perp").is_some_and(|p| p.is_array()) => (false, true),
+                None | Some("spot_perp") => bail_input!(
+                    "config {origin}: [[pair]] {}: a spot_perp pair with one perp venue runs in a book of its own (the portfolio engine); this book holds perp_perp, dated_perp and spot_perp pairs whose perp rotates among venues (perp = [{{...}}, {{...}}])",
+                    k + 1
+                ),
+                Some(other) => bail_input!("config {origin}: [[pair]] {}: kind = {other:?} is not a pair kind; use spot_perp, perp_perp or dated_perp", k + 1),
             };
-            let allowed: &[&str] = if dated_kind { &DATED_PAIR_KEYS } else { &PAIR_KEYS };
+            let (allowed, kind_name): (&[&str], &str) = if dated_kind {
+                (&DATED_PAIR_KEYS, "dated_perp")
+            } else if spot_kind {
+                (&SPOT_ROTATING_KEYS, "rotating spot_perp")
+            } else {
+                (&PAIR_KEYS, "perp_perp")
+            };
             if let Some(key) = pair.keys().find(|key| !allowed.contains(&key.as_str())) {
-                bail_input!("config {origin}: [[pair]] {}: unknown key `{key}`; a {} pair takes {}", k + 1, if dated_kind { "dated_perp" } else { "perp_perp" }, allowed.join(", "));
+                bail_input!("config {origin}: [[pair]] {}: unknown key `{key}`; a {kind_name} pair takes {}", k + 1, allowed.join(", "));
             }
             let symbol = pair.get("symbol").and_then(|s| s.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {}: `symbol` is missing (e.g. symbol = \"BTCUSDT\")", k + 1))?.to_string();
             let name = pair.get("name").and_then(|s| s.as_str()).map(str::to_string).unwrap_or_else(|| symbol.clone());
@@ -191,7 +215,26 @@ impl PerpPerpBook {
                 Ok(leg)
             };
             // (label, the leg's table, the dated contracts' table for a dated leg)
-            let specs: Vec<(&str, toml::map::Map<String, toml::Value>, Option<toml::map::Map<String, toml::Value>>)> = if dated_kind {
+            let specs: Vec<(&str, toml::map::Map<String, toml::Value>, Option<toml::map::Map<String, toml::Value>>)> = if spot_kind {
+                // Leg a is the spot (its bars stand as the perp the loaders require; the first
+                // perp venue's funding only aligns it: spot is paid none); leg b the perps.
+                let spot = table_of("spot", &SPOT_LEG_KEYS)?;
+                let Some(toml::Value::Array(venues)) = pair.get("perp") else { unreachable!("checked above") };
+                let mut perps = Vec::new();
+                for (v, venue) in venues.iter().enumerate() {
+                    let table = venue.as_table().cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): perp[{v}] is not a table {{ account, data, funding }}", k + 1))?;
+                    if let Some(bad) = table.keys().find(|x| !LEG_KEYS.contains(&x.as_str())) {
+                        bail_input!("config {origin}: [[pair]] {} ({name}): perp[{v}].{bad} is not a key of a perp leg; it takes {}", k + 1, LEG_KEYS.join(", "));
+                    }
+                    perps.push(table);
+                }
+                let first_funding = perps.first().and_then(|p| p.get("funding")).cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): perp = [] names no venue", k + 1))?;
+                let mut leg_a = spot.clone();
+                leg_a.insert("funding".into(), first_funding);
+                let mut specs = vec![("spot", leg_a, None)];
+                specs.extend(perps.into_iter().map(|t| ("perp", t, None)));
+                specs
+            } else if dated_kind {
                 // The dated leg is the perp leg's market with the contracts beside it, held in
                 // the dated table's account: the dated engine's path of contracts and rolls.
                 let perp = table_of("perp", &LEG_KEYS)?;
@@ -200,8 +243,34 @@ impl PerpPerpBook {
                 leg_b.insert("account".into(), dated.get("account").cloned().unwrap_or(toml::Value::String(String::new())));
                 vec![("perp", perp, None), ("dated", leg_b, Some(dated))]
             } else {
-                vec![("a", table_of("a", &LEG_KEYS)?, None), ("b", table_of("b", &LEG_KEYS)?, None)]
+                let mut specs = vec![("a", table_of("a", &LEG_KEYS)?, None)];
+                match pair.get("b") {
+                    // Leg b on several venues: it rotates among them (`rotate_days`).
+                    Some(toml::Value::Array(venues)) => {
+                        if venues.is_empty() {
+                            bail_input!("config {origin}: [[pair]] {} ({name}): b = [] names no venue", k + 1);
+                        }
+                        for (v, venue) in venues.iter().enumerate() {
+                            let table = venue.as_table().cloned().ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): b[{v}] is not a table {{ account, data, funding }}", k + 1))?;
+                            if let Some(bad) = table.keys().find(|x| !LEG_KEYS.contains(&x.as_str())) {
+                                bail_input!("config {origin}: [[pair]] {} ({name}): b[{v}].{bad} is not a key of a leg; it takes {}", k + 1, LEG_KEYS.join(", "));
+                            }
+                            specs.push(("b", table, None));
+                        }
+                    }
+                    _ => specs.push(("b", table_of("b", &LEG_KEYS)?, None)),
+                }
+                specs
             };
+            let rotate_days = match pair.get("rotate_days") {
+                None => None,
+                Some(v) => Some(number(v).filter(|d| *d > 0.0 && d.is_finite()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): rotate_days must be a number of days > 0", k + 1))?),
+            };
+            match (specs.len() > 2, rotate_days) {
+                (true, None) => bail_input!("config {origin}: [[pair]] {} ({name}): leg b names {} venues: give `rotate_days` (how often it may move to the best of them)", k + 1, specs.len() - 1),
+                (false, Some(_)) => bail_input!("config {origin}: [[pair]] {} ({name}): rotate_days needs leg b on several venues: b = [{{ account = ... }}, {{ account = ... }}]", k + 1),
+                _ => {}
+            }
             for (key, leg, dated) in &specs {
                 let key = *key;
                 let account_name = leg.get("account").and_then(|v| v.as_str()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): {key}.account is missing: name the [[account]] holding leg {key}", k + 1))?;
@@ -264,6 +333,9 @@ impl PerpPerpBook {
                 if dated.is_none() && config.strategy.instrument != super::InstrumentChoice::Perp {
                     bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument must be \"perp\" in a perp_perp pair (a dated_perp pair names its dated leg)", k + 1);
                 }
+                if spot_kind && config.strategy.direction != crate::sim::policy::Direction::Long {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): a spot_perp pair rotating its perp is a long carry (spot bought with cash, the perp short): strategy.direction = \"long\"", k + 1);
+                }
                 if dated_kind && config.strategy.mode != crate::sim::policy::EntryMode::AlwaysOn {
                     bail_input!("config {origin}: [[pair]] {} ({name}): a dated_perp pair runs strategy.mode = \"always_on\" for now (direction \"long\": long the perp, short the dated contract; \"reverse\": the other way)", k + 1);
                 }
@@ -277,7 +349,7 @@ impl PerpPerpBook {
                 legs.push(config);
                 leg_accounts.push((account.0.clone(), account.1.clone()));
             }
-            if leg_accounts[0].0 == leg_accounts[1].0 && !dated_kind {
+            if !dated_kind && !spot_kind && leg_accounts[1..].iter().any(|b| b.0 == leg_accounts[0].0) {
                 bail_input!("config {origin}: [[pair]] {} ({name}): legs a and b are both in account {:?}; a perp_perp pair holds its legs in two accounts (two venues, or two sub-accounts named apart)", k + 1, leg_accounts[0].0);
             }
             let weight = match pair.get("weight") {
@@ -285,6 +357,7 @@ impl PerpPerpBook {
                 Some(v) => number(v).filter(|w| *w >= 0.0 && w.is_finite()).ok_or_else(|| input_error!("config {origin}: [[pair]] {} ({name}): weight must be a number >= 0", k + 1))?,
             };
             weights.push(weight);
+            let b_more: Vec<(Config, (String, String))> = legs.drain(2..).zip(leg_accounts.drain(2..)).collect();
             let legs: [Config; 2] = legs.try_into().map_err(|_| input_error!("two legs"))?;
             let leg_a = crate::config::engine_params(&legs[0]);
             let s = &legs[0].strategy;
@@ -304,9 +377,17 @@ impl PerpPerpBook {
                 transfer_fee: if leg_accounts[0].1 != leg_accounts[1].1 { transfer_fee } else { 0.0 },
                 close_at_end: leg_a.close_at_end,
                 reenter_after_liquidation: leg_a.reenter_after_liquidation,
+                rotate_every_ms: rotate_days.map(|d| (d * 86_400_000.0).round() as i64),
+                spot_a: spot_kind,
             };
             let accounts: [(String, String); 2] = leg_accounts.try_into().map_err(|_| input_error!("two legs"))?;
-            pairs.push(PerpPerpPair { name, legs, accounts, params });
+            // Transfers between leg a's venue and any of leg b's take the transfer time and fee.
+            let mut params = params;
+            if b_more.iter().any(|(_, acc)| acc.1 != accounts[0].1) && params.transfer_delay_ms == 0 && params.transfer_fee == 0.0 {
+                params.transfer_delay_ms = (transfer_hours * 3_600_000.0).round() as i64;
+                params.transfer_fee = transfer_fee;
+            }
+            pairs.push(PerpPerpPair { name, legs, accounts, params, b_more });
         }
         let total: f64 = weights.iter().sum();
         if !(total > 0.0) {

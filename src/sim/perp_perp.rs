@@ -18,7 +18,10 @@
 //!    transfer fee and delay: while in flight it is in neither account, and the leg is exposed);
 //!    when the accounts are already about even, both legs shrink back to the leverage instead
 //!    (trade reason `top_up`);
-//! 5. decisions: on the interval-weighted trailing funding spread, `apr(b) − apr(a)`, each
+//! 5. rotation (leg b with several venues, every `rotate_every_ms`): leg b moves to the venue
+//!    whose trailing funding suits its side best: closed, its margin sent across (fee, transfer
+//!    time: leg a is held alone, unhedged, until it lands), reopened there;
+//! 6. decisions (none while leg b is moving): on the interval-weighted trailing funding spread, `apr(b) − apr(a)`, each
 //!    leg's settled rates summed over the same hours and divided by the hours they cover (an
 //!    hourly venue and an 8-hourly one are compared over the same time, never by count).
 //!    [`Target::Long`] is long `a`, short `b` (earns when `b` pays more); [`Target::Reverse`]
@@ -57,6 +60,15 @@ pub struct PerpPerpParams {
     pub close_at_end: bool,
     /// Open again after a liquidation when the rule allows.
     pub reenter_after_liquidation: bool,
+    /// With several venues for leg b ([`run_rotating`]): how often leg b may move to the venue
+    /// whose trailing funding suits its side best, ms.
+    pub rotate_every_ms: Option<i64>,
+    /// Leg a is spot bought with cash (the classic carry, its perp leg b rotating among
+    /// venues): no leverage, funding or liquidation on it; the capital is split so that the
+    /// spot is paid in full and leg b's margin is its notional over `leverage`, and a leg b
+    /// near its liquidation price is topped up by selling spot and buying back as much of leg
+    /// b. Long carry only (`Target::Long`).
+    pub spot_a: bool,
 }
 
 /// One step of a perp-perp pair: prices, positions, accounts and the PnL split by cause.
@@ -95,6 +107,11 @@ pub struct PerpPerpRow {
     /// The trailing funding spread `apr(b) − apr(a)`, decimal APR (NaN until both lookbacks
     /// are covered).
     pub spread_apr: f64,
+    /// Which of leg b's venues holds it (or will, while a move is on its way): an index into
+    /// the venues given to [`run_rotating`]; 0 for a pair with one.
+    pub venue_b: u8,
+    /// Leg a is held without leg b: leg b is moving between venues.
+    pub unhedged: bool,
 }
 
 impl PerpPerpRow {
@@ -121,6 +138,12 @@ pub struct PerpPerpSummary {
     /// Times both legs were shrunk back to the leverage (the accounts even, a leg still near
     /// its liquidation price).
     pub deleveragings: usize,
+    /// The venue of each trade in `run.trades`: 0 for leg a, 1 + the venue index for leg b.
+    pub trade_venues: Vec<u8>,
+    /// The venue index of each of leg b's settlements (`settlements[1]`).
+    pub settlement_venues_b: Vec<u8>,
+    /// Moves of leg b between venues.
+    pub rotations: usize,
 }
 
 /// The trade-record name of leg `k`.
@@ -171,6 +194,13 @@ struct StepPnl {
 struct Run<'a> {
     legs: [Leg<'a>; 2],
     p: &'a PerpPerpParams,
+    /// Leg b's venues, the one holding it, and each one's trailing funding.
+    b_venues: &'a [(&'a MarketTimeline, &'a EngineParams)],
+    b_current: usize,
+    b_signals: Vec<TrailingSignal>,
+    /// Leg b's quantity to reopen at its new venue when the margin in transit lands.
+    reopen_b: Option<f64>,
+    next_rotation_ms: i64,
     current: Target,
     in_transit: f64,
     /// Which leg the transfer in flight goes to, and when it lands.
@@ -221,9 +251,11 @@ impl Run<'_> {
         s.fees -= fee;
         self.summary.run.traded_notional += (qty * fill_price).abs();
         self.summary.run.trades.push(Trade { ts_ms: leg.timeline.ts_ms[i], step: i, leg: LEG_NAMES[k], reason, qty, reference_price: last, fill_price, fee, slippage });
+        self.summary.trade_venues.push(if k == 0 { 0 } else { 1 + self.b_current as u8 });
     }
 
     fn close_all(&mut self, i: usize, reason: TradeReason, s: &mut StepPnl) {
+        self.reopen_b = None;
         for k in 0..2 {
             let q = self.legs[k].qty;
             if q != 0.0 {
@@ -241,11 +273,14 @@ impl Run<'_> {
         if equity <= 0.0 {
             return;
         }
-        let half = equity / 2.0;
-        let gap = self.legs[0].margin - half;
+        // Each account's share: halves for two perps; for spot and a perp, the spot paid in
+        // full and the perp's margin its notional over the leverage.
+        let share_a = if self.p.spot_a { self.p.leverage / (1.0 + self.p.leverage) } else { 0.5 };
+        let want_a = equity * share_a;
+        let gap = self.legs[0].margin - want_a;
         // Evened out only where the transfer is worth its fee (a pair whose equity is down to
         // the fee opens on what each account holds, or not at all).
-        if self.in_transit == 0.0 && gap.abs() > 1e-9 * equity && gap.abs() > self.p.transfer_fee && half > self.p.transfer_fee {
+        if self.in_transit == 0.0 && gap.abs() > 1e-9 * equity && gap.abs() > self.p.transfer_fee && want_a.min(equity - want_a) > self.p.transfer_fee {
             // Flat accounts are evened out at once; the fee is charged to the receiving side.
             let (from, to) = if gap > 0.0 { (0, 1) } else { (1, 0) };
             self.legs[from].margin -= gap.abs();
@@ -256,7 +291,13 @@ impl Run<'_> {
             }
         }
         let reference = 0.5 * (self.legs[0].prices(i).0 + self.legs[1].prices(i).0);
-        let qty = half.min(self.legs[0].margin).min(self.legs[1].margin) * self.p.leverage / reference;
+        let qty = if self.p.spot_a {
+            // The spot's cost and fee from leg a's account, the perp's margin from leg b's.
+            let spot = self.legs[0].prices(i).0 * (1.0 + self.legs[0].params.costs.perp_slippage) * (1.0 + self.legs[0].params.costs.perp_fee);
+            (self.legs[0].margin / spot).min(self.legs[1].margin * self.p.leverage / self.legs[1].prices(i).0)
+        } else {
+            (equity / 2.0).min(self.legs[0].margin).min(self.legs[1].margin) * self.p.leverage / reference
+        };
         if !(qty > 0.0 && qty.is_finite()) {
             return;
         }
@@ -272,7 +313,8 @@ impl Run<'_> {
     fn liquidate(&mut self, k: usize, i: usize, s: &mut StepPnl) -> bool {
         let leg = &self.legs[k];
         let qty = leg.qty;
-        if qty == 0.0 {
+        // Spot bought with cash is not liquidated.
+        if qty == 0.0 || (k == 0 && self.p.spot_a) {
             return false;
         }
         let liq = leg.liquidation_price();
@@ -295,7 +337,7 @@ impl Run<'_> {
     /// next mark check finds the position under maintenance).
     fn liquidate_after_funding(&mut self, k: usize, i: usize, s: &mut StepPnl) -> bool {
         let leg = &self.legs[k];
-        if leg.qty == 0.0 {
+        if leg.qty == 0.0 || (k == 0 && self.p.spot_a) {
             return false;
         }
         let mark = leg.timeline.mark_at(i);
@@ -323,6 +365,7 @@ impl Run<'_> {
         s.liquidation += fill.shortfall - fill.taken;
         leg.margin += fill.shortfall - fill.taken;
         self.summary.run.trades.push(Trade { ts_ms: t.ts_ms[i], step: i, leg: LEG_NAMES[k], reason: TradeReason::Liquidation, qty: -qty, reference_price: price, fill_price: fill.fill_price, fee: fill.taken, slippage: -slipped });
+        self.summary.trade_venues.push(if k == 0 { 0 } else { 1 + self.b_current as u8 });
         self.summary.run.traded_notional += (qty * fill.fill_price).abs();
         leg.qty = 0.0;
         leg.entry = f64::NAN;
@@ -347,7 +390,7 @@ impl Run<'_> {
         while leg.next_event < events.len() && events[leg.next_event].step <= i {
             let e = events[leg.next_event];
             leg.next_event += 1;
-            if e.step < i || leg.qty == 0.0 || !leg.on_perp {
+            if e.step < i || leg.qty == 0.0 || !leg.on_perp || (k == 0 && self.p.spot_a) {
                 continue;
             }
             let amount = -leg.qty * e.rate * e.price;
@@ -356,6 +399,9 @@ impl Run<'_> {
             s.events |= events::FUNDING;
             let paid = SettlementPaid { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: e.price, perp_qty: leg.qty, amount };
             self.summary.settlements[k].push(paid);
+            if k == 1 {
+                self.summary.settlement_venues_b.push(self.b_current as u8);
+            }
             // Both legs' in the run's list: Σ side × rate over them is the spread earned.
             self.summary.run.settlements.push(paid);
         }
@@ -405,16 +451,30 @@ impl Run<'_> {
         if self.in_transit != 0.0 && ts_ms >= self.transit_lands_ms {
             self.legs[self.transit_to].margin += self.in_transit;
             self.in_transit = 0.0;
+            // Leg b, moved to another venue, reopens now against leg a (if still held).
+            if let Some(_planned) = self.reopen_b.take() {
+                let q = -self.legs[0].qty;
+                if q != 0.0 && self.current != Target::Flat {
+                    self.fill(1, i, q, TradeReason::Rotation, s);
+                    return;
+                }
+            }
         }
         if self.in_transit != 0.0 || self.current == Target::Flat {
             return;
         }
         for k in 0..2 {
             let leg = &self.legs[k];
-            if leg.qty == 0.0 {
+            if leg.qty == 0.0 || (k == 0 && self.p.spot_a) {
                 continue;
             }
             let distance = liquidation_distance(leg.qty, leg.liquidation_price(), leg.prices(i).1);
+            if self.p.spot_a {
+                if distance < self.p.top_up_distance {
+                    self.rebalance_spot(i, s);
+                }
+                break;
+            }
             if !(distance < self.p.top_up_distance) {
                 continue;
             }
@@ -443,6 +503,39 @@ impl Run<'_> {
         }
     }
 
+    /// A spot-and-perp pair whose perp came near its liquidation price: both legs shrink to the
+    /// quantity the equity carries at the leverage (spot sold, perp bought back: trade reason
+    /// `top_up`), and the spot account's freed cash goes to the perp's account (the transfer fee
+    /// and time).
+    fn rebalance_spot(&mut self, i: usize, s: &mut StepPnl) {
+        let (spot, perp) = (self.legs[0].prices(i).0, self.legs[1].prices(i).0);
+        let equity = self.legs[0].margin + self.legs[1].margin;
+        let target = equity / (spot + perp / self.p.leverage);
+        let held = self.legs[0].qty;
+        if !(target < held * (1.0 - 1e-9)) || !(target > 0.0) {
+            return;
+        }
+        let cut = held - target;
+        self.fill(0, i, -cut, TradeReason::TopUp, s);
+        self.fill(1, i, cut, TradeReason::TopUp, s);
+        // The spot account keeps its coins; its cash goes to the perp.
+        let free = self.legs[0].margin - self.legs[0].qty * self.legs[0].prices(i).1 - self.p.transfer_fee;
+        if free > 0.0 {
+            self.legs[0].margin -= free + self.p.transfer_fee;
+            s.fees -= self.p.transfer_fee;
+            self.summary.transfers += 1;
+            if self.p.transfer_delay_ms > 0 {
+                self.in_transit = free;
+                self.transit_to = 1;
+                self.transit_lands_ms = self.legs[0].timeline.ts_ms[i] + self.p.transfer_delay_ms;
+            } else {
+                self.legs[1].margin += free;
+            }
+        }
+        s.events |= events::TOP_UP;
+        self.summary.run.top_ups += 1;
+    }
+
     /// Shrink both legs, by the same quantity, to the pair's leverage on the smaller account.
     fn deleverage(&mut self, i: usize, s: &mut StepPnl) {
         let reference = 0.5 * (self.legs[0].prices(i).0 + self.legs[1].prices(i).0);
@@ -461,18 +554,81 @@ impl Run<'_> {
         self.summary.deleveragings += 1;
     }
 
-    fn spread(&mut self, ts_ms: i64) -> f64 {
-        let [a, b] = &mut self.legs;
+    /// Each of leg b's venues' trailing funding APR at `ts_ms` (all advanced, held or not).
+    fn b_aprs(&mut self, ts_ms: i64) -> Vec<f64> {
+        self.b_venues.iter().zip(self.b_signals.iter_mut()).map(|((t, _), signal)| signal.at(&t.funding_history, ts_ms)).collect()
+    }
+
+    fn spread(&mut self, ts_ms: i64, b_aprs: &[f64]) -> f64 {
+        if self.p.spot_a {
+            // Spot earns no funding: the signal is leg b's own.
+            return b_aprs[self.b_current];
+        }
+        let a = &mut self.legs[0];
         let apr_a = a.signal.at(&a.timeline.funding_history, ts_ms);
-        let apr_b = b.signal.at(&b.timeline.funding_history, ts_ms);
-        apr_b - apr_a
+        b_aprs[self.b_current] - apr_a
+    }
+
+    /// Leg b's move to venue `to` at step `i`: closed where it is (trade reason `rotation`),
+    /// its account's margin sent to the new venue's account (the transfer fee; on its way for
+    /// the transfer time, in neither account, leg a held alone meanwhile), and reopened there
+    /// when the margin lands, at the quantity that hedges leg a then.
+    fn rotate(&mut self, i: usize, to: usize, s: &mut StepPnl) {
+        let qty = self.legs[1].qty;
+        if qty != 0.0 {
+            self.fill(1, i, -qty, TradeReason::Rotation, s);
+        }
+        if self.in_transit != 0.0 {
+            // A top-up on its way lands first (it belongs to the pair either way).
+            self.legs[self.transit_to].margin += self.in_transit;
+            self.in_transit = 0.0;
+        }
+        let (timeline, params) = self.b_venues[to];
+        let leg = &mut self.legs[1];
+        // An account holding no more than the fee is not worth a transfer: nothing is sent.
+        let fee = if leg.margin > self.p.transfer_fee { self.p.transfer_fee } else { 0.0 };
+        let moved = leg.margin - fee;
+        s.fees -= fee;
+        leg.margin = 0.0;
+        leg.timeline = timeline;
+        leg.params = params;
+        leg.mark_prev = timeline.mark_at(i);
+        leg.entry = f64::NAN;
+        leg.next_event = timeline.funding.partition_point(|e| e.step <= i);
+        self.b_current = to;
+        self.summary.rotations += 1;
+        if fee > 0.0 {
+            self.summary.transfers += 1;
+        }
+        s.events |= events::TOP_UP;
+        let reopen = if qty != 0.0 { Some(-self.legs[0].qty) } else { None };
+        if self.p.transfer_delay_ms > 0 {
+            self.in_transit = moved;
+            self.transit_to = 1;
+            self.transit_lands_ms = self.legs[1].timeline.ts_ms[i] + self.p.transfer_delay_ms;
+            self.reopen_b = reopen;
+        } else {
+            self.legs[1].margin = moved;
+            if let Some(q) = reopen.filter(|q| *q != 0.0) {
+                self.fill(1, i, q, TradeReason::Rotation, s);
+            }
+        }
     }
 }
 
 /// Run the pair over legs `a` and `b` (timelines on one clock), sending each row to `record`.
-pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline, &'t EngineParams), p: &PerpPerpParams, mut record: impl FnMut(&PerpPerpRow)) -> PerpPerpSummary {
+pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline, &'t EngineParams), p: &PerpPerpParams, record: impl FnMut(&PerpPerpRow)) -> PerpPerpSummary {
+    run_rotating(a, &[b], p, record)
+}
+
+/// [`run`] with leg b able to move among `b_venues` (all on leg a's clock) every
+/// `p.rotate_every_ms`: to the venue with the highest trailing funding while the pair is short
+/// leg b (or flat), the lowest while it is long leg b. Leg b starts at the first venue.
+pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t [(&'t MarketTimeline, &'t EngineParams)], p: &PerpPerpParams, mut record: impl FnMut(&PerpPerpRow)) -> PerpPerpSummary {
     let n = a.0.ts_ms.len();
-    debug_assert_eq!(n, b.0.ts_ms.len(), "the legs run on one clock");
+    assert!(!b_venues.is_empty(), "leg b needs a venue");
+    let b = b_venues[0];
+    debug_assert!(b_venues.iter().all(|v| v.0.ts_ms.len() == n), "the legs run on one clock");
     let mut rule = p.entry;
     rule.lookback_hours = Some(p.lookback_hours);
     let leg = |(timeline, params): (&'t MarketTimeline, &'t EngineParams), margin: f64| Leg {
@@ -489,7 +645,22 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         switched_to: None,
     };
     let half = p.initial_capital / 2.0;
-    let mut run = Run { legs: [leg(a, half), leg(b, half)], p, current: Target::Flat, in_transit: 0.0, transit_to: 0, transit_lands_ms: 0, liquidated: false, summary: PerpPerpSummary::default() };
+    let b_signals = b_venues.iter().map(|(t, _)| TrailingSignal::new(&rule, &t.funding_history)).collect();
+    let mut run = Run {
+        legs: [leg(a, half), leg(b, half)],
+        p,
+        b_venues,
+        b_current: 0,
+        b_signals,
+        reopen_b: None,
+        next_rotation_ms: p.rotate_every_ms.filter(|_| b_venues.len() > 1).map_or(i64::MAX, |every| a.0.ts_ms.first().copied().unwrap_or(0) + every),
+        current: Target::Flat,
+        in_transit: 0.0,
+        transit_to: 0,
+        transit_lands_ms: 0,
+        liquidated: false,
+        summary: PerpPerpSummary::default(),
+    };
     run.summary.run.initial_capital = p.initial_capital;
     run.summary.run.steps = n;
     run.summary.run.min_liquidation_distance = f64::NAN;
@@ -530,6 +701,7 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
                     }
                 }
                 run.current = Target::Flat;
+                run.reopen_b = None;
                 run.summary.run.exits += 1;
                 s.events |= events::EXIT;
             }
@@ -541,6 +713,7 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
         if held_before {
             run.summary.run.perp_held_ms += ts_ms - a.0.ts_ms[i - 1];
         }
+        let unhedged_before = run.reopen_b.is_some();
         // A dated leg rolls or is delivered at this close; with no contract left, the pair closes.
         let mut ended = false;
         for k in 0..2 {
@@ -551,9 +724,29 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
             run.summary.run.exits += 1;
         }
         run.transfers(i, ts_ms, &mut s);
-        let spread = run.spread(ts_ms);
-        let masked = a.0.uncovered.get(i).copied().unwrap_or(false) || b.0.uncovered.get(i).copied().unwrap_or(false);
-        let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation);
+        let b_aprs = run.b_aprs(ts_ms);
+        if ts_ms >= run.next_rotation_ms {
+            while run.next_rotation_ms <= ts_ms {
+                run.next_rotation_ms = run.next_rotation_ms.saturating_add(p.rotate_every_ms.unwrap_or(i64::MAX));
+            }
+            // Short leg b (or flat): the venue paying the most; long leg b: the least. Only a
+            // venue whose trailing funding is known, and better than the one held.
+            let long_b = run.current == Target::Reverse;
+            let better = |x: f64, y: f64| if long_b { x < y } else { x > y };
+            let mut best = run.b_current;
+            for (v, &apr) in b_aprs.iter().enumerate() {
+                if apr.is_finite() && (!b_aprs[best].is_finite() || better(apr, b_aprs[best])) {
+                    best = v;
+                }
+            }
+            if best != run.b_current && run.reopen_b.is_none() && !(last && p.close_at_end) {
+                run.rotate(i, best, &mut s);
+            }
+        }
+        let spread = run.spread(ts_ms, &b_aprs);
+        let masked = a.0.uncovered.get(i).copied().unwrap_or(false) || run.legs[1].timeline.uncovered.get(i).copied().unwrap_or(false);
+        // No new decision while leg b is on its way to another venue.
+        let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation) && run.reopen_b.is_none();
         let wanted = if last && p.close_at_end {
             Target::Flat
         } else if may_trade {
@@ -572,7 +765,7 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
             }
         }
         let equity = run.equity();
-        let liquidation_price = [run.legs[0].liquidation_price(), run.legs[1].liquidation_price()];
+        let liquidation_price = [if p.spot_a { f64::NAN } else { run.legs[0].liquidation_price() }, run.legs[1].liquidation_price()];
         for k in 0..2 {
             let d = liquidation_distance(run.legs[k].qty, liquidation_price[k], run.legs[k].prices(i).1);
             if d < run.summary.run.min_liquidation_distance || (run.summary.run.min_liquidation_distance.is_nan() && !d.is_nan()) {
@@ -600,6 +793,8 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
             liquidation: s.liquidation,
             liquidation_price,
             spread_apr: spread,
+            venue_b: run.b_current as u8,
+            unhedged: run.reopen_b.is_some(),
         };
         debug_assert!(((equity - equity_prev) - row.pnl_total()).abs() <= 1e-6 * equity_prev.abs().max(1.0), "the components sum to the change in equity");
         equity_prev = equity;
@@ -615,6 +810,10 @@ pub fn run<'t>(a: (&'t MarketTimeline, &'t EngineParams), b: (&'t MarketTimeline
             Target::Long => 1,
             Target::Reverse => 2,
         }] += 1;
+        if unhedged_before {
+            totals.run.unhedged_ms += ts_ms - a.0.ts_ms[i - 1];
+            totals.run.unhedged_pnl += pnl.total();
+        }
         drawdown.update(ts_ms, equity, &mut totals.run);
         record(&row);
     }
