@@ -331,7 +331,12 @@ pub fn write_outputs(book: &PerpPerpBook, config_path: Option<&Path>, result: &P
         let report = crate::render::perp_perp::PerpPerpReport {
             run_name: &run_name,
             metrics: &result.metrics,
-            pairs: result.pairs.iter().zip(&book.pairs).map(|(p, c)| crate::render::perp_perp::PairView { name: &p.name, accounts: &p.accounts, rows: &p.rows, top_up_distance: c.params.top_up_distance }).collect(),
+            pairs: result.pairs.iter().zip(&book.pairs).map(|(p, c)| crate::render::perp_perp::PairView {
+                    name: &p.name,
+                    accounts: [p.accounts[0].clone(), (p.b_accounts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join("+"), p.b_accounts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>().join("+"))],
+                    rows: &p.rows,
+                    top_up_distance: c.params.top_up_distance,
+                }).collect(),
             warnings: &result.warnings,
         };
         for chart in crate::render::perp_perp::render(&report)? {

@@ -17,8 +17,8 @@ use crate::sim::perp_perp::PerpPerpRow;
 pub struct PairView<'a> {
     /// The pair's name.
     pub name: &'a str,
-    /// Each leg's account and venue.
-    pub accounts: &'a [(String, String); 2],
+    /// Each leg's account and venue (leg b's venues joined with `+` when it rotates).
+    pub accounts: [(String, String); 2],
     /// Its rows.
     pub rows: &'a [PerpPerpRow],
     /// The top-up threshold the transfers trigger at, decimal of the mark.
