@@ -648,3 +648,36 @@ fn spot_carry_rotation_on_real_data() {
     }
     assert!(s.rotations >= 3 && s.run.unhedged_ms > 0);
 }
+
+/// `basis backtest` on a perp-perp book writes the run folder (ledger, trades, funding,
+/// metrics, the report), never overwrites it unasked (a second run goes to `<name>-2`), and
+/// `basis report` re-renders it.
+#[test]
+fn cli_writes_and_rerenders_a_perp_perp_book() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["backtest", "--config", "data/examples/dated-perp-sample.toml", "--output-dir", out.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_basis")).current_dir(env!("CARGO_MANIFEST_DIR")).args(&args).output().unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let dir = out.path().join("dated-perp-sample");
+    for file in ["ledger.parquet", "trades.parquet", "funding.parquet", "metrics.json", "manifest.json", "config.toml", "index.html", "pp_pnl.png", "pp_distance.png", "pp_spread.png"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["pairs"][0]["funding_b"], 0.0);
+    assert!(metrics["book"]["synthetic"].as_bool().unwrap());
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("PnL by cause") && html.contains("data:image/png;base64,") && !html.contains("http://") && !html.contains("https://"));
+    let before = std::fs::read(dir.join("ledger.parquet")).unwrap();
+    let again = run(&[]);
+    assert!(again.status.success());
+    assert!(out.path().join("dated-perp-sample-2/ledger.parquet").is_file(), "a second run goes beside the first");
+    assert_eq!(std::fs::read(dir.join("ledger.parquet")).unwrap(), before);
+    std::fs::remove_file(dir.join("pp_pnl.png")).unwrap();
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_basis")).current_dir(env!("CARGO_MANIFEST_DIR")).args(["report", dir.to_str().unwrap()]).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert!(dir.join("pp_pnl.png").is_file());
+}

@@ -328,18 +328,7 @@ pub fn write_outputs(book: &PerpPerpBook, config_path: Option<&Path>, result: &P
     let mut files: Vec<String> = ["metrics.json", "ledger.parquet", "trades.parquet", "funding.parquet", "config.toml", "manifest.json"].map(String::from).to_vec();
     let run_name = run_dir.destination().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if book.run.report {
-        let report = crate::render::perp_perp::PerpPerpReport {
-            run_name: &run_name,
-            metrics: &result.metrics,
-            pairs: result.pairs.iter().zip(&book.pairs).map(|(p, c)| crate::render::perp_perp::PairView {
-                    name: &p.name,
-                    accounts: [p.accounts[0].clone(), (p.b_accounts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join("+"), p.b_accounts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>().join("+"))],
-                    rows: &p.rows,
-                    top_up_distance: c.params.top_up_distance,
-                }).collect(),
-            warnings: &result.warnings,
-        };
-        for chart in crate::render::perp_perp::render(&report)? {
+        for chart in render_report(book, result, &run_name)? {
             run_dir.write(&chart.name, &chart.bytes)?;
         }
         files.extend(crate::render::perp_perp::file_names(result.pairs.len()));
@@ -359,6 +348,36 @@ pub fn write_outputs(book: &PerpPerpBook, config_path: Option<&Path>, result: &P
     };
     run_dir.write("manifest.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     run_dir.commit()
+}
+
+fn render_report(book: &PerpPerpBook, result: &PerpPerpResult, run_name: &str) -> Result<Vec<crate::render::ReportFile>> {
+    let report = crate::render::perp_perp::PerpPerpReport {
+        run_name,
+        metrics: &result.metrics,
+        pairs: result
+            .pairs
+            .iter()
+            .zip(&book.pairs)
+            .map(|(p, c)| crate::render::perp_perp::PairView {
+                name: &p.name,
+                accounts: [p.accounts[0].clone(), (p.b_accounts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join("+"), p.b_accounts.iter().map(|a| a.1.as_str()).collect::<Vec<_>>().join("+"))],
+                rows: &p.rows,
+                top_up_distance: c.params.top_up_distance,
+            })
+            .collect(),
+        warnings: &result.warnings,
+    };
+    crate::render::perp_perp::render(&report)
+}
+
+/// Re-render a perp-perp book's report in its folder (`basis report`): the book is run again
+/// from its saved config, refused unless every input still has the hash the manifest recorded.
+pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
+    let saved = super::portfolio::SavedConfig::read(dir)?;
+    let book = PerpPerpBook::from_toml_value(&saved.raw, &saved.config_path.display().to_string(), &saved.base_dir).map_err(|err| saved.explain(err))?;
+    let result = run(&book)?;
+    saved.check_inputs(&result.files)?;
+    crate::render::replace_files(dir, &render_report(&book, &result, &saved.run_name)?)
 }
 
 /// The terminal summary: the book's lines, then each pair's two funding streams and the

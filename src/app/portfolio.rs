@@ -300,35 +300,70 @@ pub fn write_outputs(book: &BookConfig, config_path: Option<&Path>, result: &Boo
 /// config was), and refused unless every input still has the hash the manifest recorded: the
 /// same inputs through the same engine give the same rows. Only the report files are replaced.
 pub fn rerender(dir: &Path) -> Result<Vec<PathBuf>> {
-    let manifest_path = dir.join("manifest.json");
-    let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .ok_or_else(|| input_error!("{} has no readable manifest.json, so it is not a complete basis run; re-run the book", dir.display()))?;
-    let config_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).map_err(|err| input_error!("cannot read {}: {err}", config_path.display()))?;
-    let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("{}: {err}", config_path.display()))?;
-    // Relative paths in the saved config are relative to where the original config was.
-    let base_dir = manifest.get("config_file").and_then(|v| v.as_str()).and_then(|f| Path::new(f).parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
-    let book = BookConfig::from_toml_value(&raw, &config_path.display().to_string(), &base_dir)
-        .map_err(|err| input_error!("{err:#}\n(re-rendering {} runs its saved config again, from {}: run `basis report` from the folder the book was run from)", dir.display(), base_dir.display()))?;
+    let saved = SavedConfig::read(dir)?;
+    let book = BookConfig::from_toml_value(&saved.raw, &saved.config_path.display().to_string(), &saved.base_dir).map_err(|err| saved.explain(err))?;
     let result = run(&book)?;
-    let recorded: std::collections::BTreeMap<String, String> = manifest
-        .get("inputs")
-        .and_then(|v| v.as_array())
-        .map(|inputs| inputs.iter().filter_map(|i| Some((i.get("path")?.as_str()?.to_string(), i.get("sha256")?.as_str()?.to_string()))).collect())
-        .unwrap_or_default();
-    for input in super::backtest::input_files(&result.files)? {
-        match recorded.get(&input.path) {
-            Some(hash) if *hash == input.sha256 => {}
-            Some(_) => bail_input!("{}: the file changed since the book was run (its hash differs from {}'s); re-run the book instead", input.path, manifest_path.display()),
-            None => bail_input!("{}: the book's saved config now reads a file its manifest does not list; re-run the book instead", input.path),
-        }
-    }
-    let run_name = manifest.get("run_name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let report = BookReport { run_name: &run_name, metrics: &result.metrics, ledger: &result.ledger, places: &result.places, accounts: &book.accounts, warnings: &result.warnings };
+    saved.check_inputs(&result.files)?;
+    let report = BookReport { run_name: &saved.run_name, metrics: &result.metrics, ledger: &result.ledger, places: &result.places, accounts: &book.accounts, warnings: &result.warnings };
     let files = crate::render::book::render(&report)?;
     crate::render::replace_files(dir, &files)
+}
+
+/// A run folder's saved config and manifest, for re-running it to re-render its report.
+pub(crate) struct SavedConfig {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its `manifest.json`.
+    pub manifest: serde_json::Value,
+    /// Its `config.toml`, parsed.
+    pub raw: toml::Value,
+    /// Where that file is.
+    pub config_path: PathBuf,
+    /// The folder the original config was in (relative paths are relative to it).
+    pub base_dir: PathBuf,
+    /// The run's name.
+    pub run_name: String,
+}
+
+impl SavedConfig {
+    /// Read `dir`'s manifest and config.
+    pub fn read(dir: &Path) -> Result<SavedConfig> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| input_error!("{} has no readable manifest.json, so it is not a complete basis run; re-run the book", dir.display()))?;
+        let config_path = dir.join("config.toml");
+        let text = std::fs::read_to_string(&config_path).map_err(|err| input_error!("cannot read {}: {err}", config_path.display()))?;
+        let raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("{}: {err}", config_path.display()))?;
+        // Relative paths in the saved config are relative to where the original config was.
+        let base_dir = manifest.get("config_file").and_then(|v| v.as_str()).and_then(|f| Path::new(f).parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."));
+        let run_name = manifest.get("run_name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        Ok(SavedConfig { dir: dir.to_path_buf(), manifest, raw, config_path, base_dir, run_name })
+    }
+
+    /// A config error, with where the saved config is read from.
+    pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
+        input_error!("{err:#}\n(re-rendering {} runs its saved config again, from {}: run `basis report` from the folder the book was run from)", self.dir.display(), self.base_dir.display())
+    }
+
+    /// Refuse unless every input still has the hash the manifest recorded.
+    pub fn check_inputs(&self, files: &[PathBuf]) -> Result<()> {
+        let recorded: std::collections::BTreeMap<String, String> = self
+            .manifest
+            .get("inputs")
+            .and_then(|v| v.as_array())
+            .map(|inputs| inputs.iter().filter_map(|i| Some((i.get("path")?.as_str()?.to_string(), i.get("sha256")?.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        for input in super::backtest::input_files(files)? {
+            match recorded.get(&input.path) {
+                Some(hash) if *hash == input.sha256 => {}
+                Some(_) => bail_input!("{}: the file changed since the book was run (its hash differs from {}'s); re-run the book instead", input.path, self.dir.join("manifest.json").display()),
+                None => bail_input!("{}: the book's saved config now reads a file its manifest does not list; re-run the book instead", input.path),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `trades.parquet` of a book: every pair's trades with a `pair` column.

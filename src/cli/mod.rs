@@ -230,7 +230,15 @@ fn run_presets(args: PresetsArgs) -> Result<()> {
 
 fn run_report(args: ReportArgs) -> Result<()> {
     // A book's folder holds legs.parquet; its report is re-rendered by running it again.
-    let written = if args.run_dir.join("legs.parquet").is_file() { crate::app::portfolio::rerender(&args.run_dir)? } else { crate::render::rerender(&args.run_dir)? };
+    let saved_config = std::fs::read_to_string(args.run_dir.join("config.toml")).ok().and_then(|text| toml::from_str::<toml::Value>(&text).ok());
+    let written = if saved_config.as_ref().is_some_and(crate::config::perp_perp::is_perp_perp) {
+        // A perp-perp book's report is re-rendered by running it again, as a book's is.
+        crate::app::perp_perp::rerender(&args.run_dir)?
+    } else if args.run_dir.join("legs.parquet").is_file() {
+        crate::app::portfolio::rerender(&args.run_dir)?
+    } else {
+        crate::render::rerender(&args.run_dir)?
+    };
     println!("re-rendered {} files in {}", written.len(), args.run_dir.display());
     println!("  open {}", args.run_dir.join("index.html").display());
     Ok(())
