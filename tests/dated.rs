@@ -21,7 +21,7 @@ const DELIVERY_FEE: f64 = 0.0004;
 
 fn costly_params(capital: f64) -> basis::sim::EngineParams {
     let mut params = plain_params(capital);
-    params.costs = Costs { spot_fee: SPOT_FEE, perp_fee: PERP_FEE, spot_slippage: SPOT_SLIP, perp_slippage: PERP_SLIP };
+    params.costs = Costs { spot_fee: SPOT_FEE, perp_fee: PERP_FEE, spot_slippage: SPOT_SLIP, perp_slippage: PERP_SLIP, ..Costs::FREE };
     params.delivery_fee = DELIVERY_FEE;
     params
 }

@@ -150,6 +150,8 @@ fn chunkable(config: &Config) -> bool {
         && data.cash_rate.is_none()
         && data.borrow_rate.is_none()
         && !data.allow_partial_coverage
+        // Market cost models read the whole run's bars (trailing windows over them).
+        && !config.costs.market_dependent()
         && matches!(config.strategy.mode, EntryMode::AlwaysOn | EntryMode::FundingThreshold)
 }
 

@@ -26,6 +26,11 @@ pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &
 /// venues) on the book's clock, which `funding_spread_apr` compares with.
 pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: &[(String, &MarketTimeline)], warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
     let mut params = crate::config::engine_params(config);
+    if config.costs.market_dependent() {
+        let (costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
+        warnings.extend(notes);
+        params.market_costs = Some(std::sync::Arc::new(costs));
+    }
     if let Some(compiled) = crate::signal::rules::compile_with_peers(config, timeline, peers, &params.costs, params.hedge_ratio)? {
         warnings.extend(compiled.warnings);
         files.extend(compiled.files);
@@ -267,5 +272,5 @@ pub fn window_of(config: &Config) -> Result<Window> {
         }
     }
     let oracle = config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle);
-    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some() })
+    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some(), bar_detail: config.costs.market_dependent() })
 }

@@ -330,6 +330,9 @@ impl PerpPerpBook {
                 if config.venue.contract == super::Contract::Inverse {
                     bail_input!("config {origin}: [[pair]] {} ({name}): leg {key} is a coin-margined (inverse) perp; perp_perp legs are linear (quote-margined) for now", k + 1);
                 }
+                if config.costs.market_dependent() {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): costs.model other than \"fixed_bps\" is not wired to {kind_name} pairs yet; use fixed_bps (the `*_slippage_bps`)", k + 1);
+                }
                 if dated.is_none() && config.strategy.instrument != super::InstrumentChoice::Perp {
                     bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument must be \"perp\" in a perp_perp pair (a dated_perp pair names its dated leg)", k + 1);
                 }

@@ -52,6 +52,16 @@ impl Config {
         ] {
             check(key, value, (0.0..=1000.0).contains(&value), "[0, 1000] bps")?;
         }
+        if c.market_dependent() {
+            check("costs.impact_k", c.impact_k, c.impact_k > 0.0 && c.impact_k <= 100.0, "(0, 100] (the square-root law's prefactor, of order 1)")?;
+            check("costs.impact_window_days", c.impact_window_days, c.impact_window_days >= 1.0 && c.impact_window_days <= 365.0, "[1, 365] days")?;
+            if !(2..=100_000).contains(&c.spread_window_bars) {
+                bail_input!("`costs.spread_window_bars` = {} is out of range: expected [2, 100000] bars", c.spread_window_bars);
+            }
+            if self.venue.contract == super::Contract::Inverse {
+                bail_input!("`costs.model` other than \"fixed_bps\" is not supported for coin-margined (inverse) perps yet (their orders are in USD contracts); use fixed_bps");
+            }
+        }
         let m = &self.margin;
         check(
             "margin.liquidation_fee_rate",

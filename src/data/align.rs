@@ -30,6 +30,9 @@ pub struct Window {
     /// Value funding at the index (oracle) price where an index series is loaded (venues that
     /// pay on the oracle), instead of the mark.
     pub funding_at_index: bool,
+    /// Keep the perp's own high and low and both legs' volumes on the timeline (a market cost
+    /// model estimates spreads and impact from them).
+    pub bar_detail: bool,
 }
 
 
@@ -123,8 +126,25 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     let (mut timeline, range, mark_from_perp) = align_all_but_perp(data, window, constant_staking_apr)?;
     let perp = &data.perp;
     let copy = |values: &[f64]| values[range.clone()].to_vec();
+    if window.bar_detail {
+        keep_bar_detail(&mut timeline, data, &range);
+    }
     with_perp_columns(&mut timeline, mark_from_perp, perp.ts_ms[range.clone()].to_vec(), copy(&perp.close), copy(&perp.high), copy(&perp.low));
     Ok(timeline)
+}
+
+/// The perp's own range and both legs' volumes on the clock (`Window::bar_detail`).
+fn keep_bar_detail(timeline: &mut MarketTimeline, data: &MarketData, range: &std::ops::Range<usize>) {
+    let perp = &data.perp;
+    let column = |values: &[f64], fallback: &[f64]| -> Vec<f64> { if values.len() == perp.ts_ms.len() { values[range.clone()].to_vec() } else { fallback[range.clone()].to_vec() } };
+    timeline.perp_high = column(&perp.high, &perp.close);
+    timeline.perp_low = column(&perp.low, &perp.close);
+    timeline.perp_volume = if perp.volume.len() == perp.ts_ms.len() { perp.volume[range.clone()].to_vec() } else { vec![f64::NAN; range.len()] };
+    // The spot bar ending at the step (none on a stale step: its volume is unknown).
+    let ts = &perp.ts_ms[range.clone()];
+    let spot = &data.spot;
+    let at = asof_backward(ts, &spot.ts_ms);
+    timeline.spot_volume = ts.iter().zip(&at).map(|(&t, &k)| if k != NONE && spot.ts_ms[k as usize] == t { spot.volume.get(k as usize).copied().unwrap_or(f64::NAN) } else { f64::NAN }).collect();
 }
 
 /// [`align_window`] for a caller done with the loaded spot and perp bars: the perp's columns
@@ -133,6 +153,9 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
 /// run's length at the moment memory peaks. `data.perp` and `data.spot` are left empty.
 pub fn align_window_taking_bars(data: &mut MarketData, window: &Window, constant_staking_apr: f64) -> Result<MarketTimeline> {
     let (mut timeline, range, mark_from_perp) = align_all_but_perp(data, window, constant_staking_apr)?;
+    if window.bar_detail {
+        keep_bar_detail(&mut timeline, data, &range);
+    }
     data.spot = PriceBars::default();
     let perp = std::mem::take(&mut data.perp);
     fn cut<T>(mut values: Vec<T>, range: &std::ops::Range<usize>) -> Vec<T> {
@@ -641,6 +664,19 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         }
         out
     };
+    // Volumes of the steps merged into a kept step add up.
+    let summed = |values: &[f64]| -> Vec<f64> {
+        if values.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(index.len());
+        let mut from = 0usize;
+        for &o in &index {
+            out.push(values[from.min(o)..=o].iter().sum());
+            from = o + 1;
+        }
+        out
+    };
     let mut uncovered = Vec::new();
     if !timeline.uncovered.is_empty() {
         let mut from = 0usize;
@@ -679,6 +715,10 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         uncovered,
         coverage: timeline.coverage.clone(),
         coverage_warnings: timeline.coverage_warnings.clone(),
+        perp_high: if timeline.perp_high.is_empty() { Vec::new() } else { merged(&timeline.perp_high, &[], true) },
+        perp_low: if timeline.perp_low.is_empty() { Vec::new() } else { merged(&timeline.perp_low, &[], false) },
+        spot_volume: summed(&timeline.spot_volume),
+        perp_volume: summed(&timeline.perp_volume),
         ts_ms,
         ..Default::default()
     }
@@ -773,6 +813,10 @@ pub fn spread_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> (MarketTimelin
         uncovered: if timeline.uncovered.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| r && timeline.uncovered[o]).collect() },
         coverage: timeline.coverage.clone(),
         coverage_warnings: timeline.coverage_warnings.clone(),
+        perp_high: range(&timeline.perp_high, &timeline.perp),
+        perp_low: range(&timeline.perp_low, &timeline.perp),
+        spot_volume: if timeline.spot_volume.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| if r { timeline.spot_volume[o] } else { 0.0 }).collect() },
+        perp_volume: if timeline.perp_volume.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| if r { timeline.perp_volume[o] } else { 0.0 }).collect() },
         ts_ms: grid.to_vec(),
         ..Default::default()
     };

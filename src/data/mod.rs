@@ -737,7 +737,7 @@ fn infer_intervals(series: &mut FundingSeries, default_hours: Option<f64>) {
     infer_interval_hours(&series.settle_ms, &mut series.interval_hours, default_hours);
 }
 
-/// The rule of [`infer_intervals`] over plain slices: each NaN in `interval_hours` becomes the
+/// The funding loaders' interval rule over plain slices: each NaN in `interval_hours` becomes the
 /// spacing from the previous settlement in `settle_ms` (the first row: to the next), in whole
 /// hours when that is 1, 2, 4 or 8, else `default_hours` (else 8).
 pub fn infer_interval_hours(settle_ms: &[i64], interval_hours: &mut [f64], default_hours: Option<f64>) {

@@ -1,5 +1,7 @@
 //! What trading costs: the schedule in basis points a config or venue preset states
-//! ([`CostSchedule`]), and the decimals the engine charges per fill ([`Costs`]).
+//! ([`CostSchedule`]), the model that makes slippage depend on the market ([`CostModel`]), the
+//! decimals the engine charges per fill ([`Costs`]), and the per-step series a market model
+//! gives ([`MarketCosts`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,105 @@ pub struct CostSchedule {
     /// Where the figures come from (a URL or a reference of VENUES.md); venue presets must say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// How slippage is charged on both legs: `fixed_bps` (the `*_slippage_bps` above, the
+    /// default), `spread_from_bars` (half the spread the bars imply) or `sqrt_impact` (the
+    /// fixed slippage plus the square-root law's impact of the order's size).
+    #[serde(default, skip_serializing_if = "is_default_model")]
+    pub model: CostModel,
+    /// The spot leg's model where it differs from `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_model: Option<CostModel>,
+    /// The perp leg's model where it differs from `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perp_model: Option<CostModel>,
+    /// `spread_from_bars`: the estimator of the spread from the bars' high, low and close.
+    #[serde(default, skip_serializing_if = "is_default_estimator")]
+    pub spread_estimator: SpreadEstimator,
+    /// `spread_from_bars`: bars the estimate is averaged over (trailing, the step's own bar
+    /// included: its values are known at its close).
+    #[serde(default = "default_spread_window", skip_serializing_if = "is_default_spread_window")]
+    pub spread_window_bars: usize,
+    /// `sqrt_impact`: the square-root law's prefactor Y in impact = Y × σ_daily × √(Q / ADV).
+    /// Of order one across markets (Tóth et al. 2011, Phys. Rev. X 1, 021006; Bouchaud,
+    /// Bonart, Donier and Gould 2018, *Trades, Quotes and Prices*, ch. 12), confirmed on
+    /// Bitcoin by Donier and Bonart 2015 (arXiv:1412.4503).
+    #[serde(default = "default_impact_k", skip_serializing_if = "is_default_impact_k")]
+    pub impact_k: f64,
+    /// `sqrt_impact`: days the volatility and the average daily volume are measured over
+    /// (trailing, point in time).
+    #[serde(default = "default_impact_window", skip_serializing_if = "is_default_impact_window")]
+    pub impact_window_days: f64,
+}
+
+/// How a leg's fills are charged beyond the fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostModel {
+    /// A fixed slippage in basis points (`*_slippage_bps`), whatever the market and the size.
+    #[default]
+    FixedBps,
+    /// Half the bid-ask spread the bars imply ([`SpreadEstimator`]), averaged over
+    /// `spread_window_bars`, point in time; the fixed slippage until the window is full.
+    SpreadFromBars,
+    /// The fixed slippage plus impact = `impact_k` × σ_daily × √(|q| / ADV), σ and ADV trailing
+    /// over `impact_window_days`: size dependent.
+    SqrtImpact,
+}
+
+/// A published estimator of the spread from bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpreadEstimator {
+    /// Corwin and Schultz (2012, Journal of Finance 67(2)): from two consecutive bars' highs
+    /// and lows; negative estimates count as 0.
+    #[default]
+    CorwinSchultz,
+    /// Abdi and Ranaldo (2017, Review of Financial Studies 30(12)): from a bar's close and the
+    /// mid-range of it and the next; here the previous bar's close against its own and the
+    /// current bar's mid-range, so only closed bars are used.
+    AbdiRanaldo,
+}
+
+fn is_default_model(m: &CostModel) -> bool {
+    *m == CostModel::FixedBps
+}
+fn is_default_estimator(e: &SpreadEstimator) -> bool {
+    *e == SpreadEstimator::CorwinSchultz
+}
+fn default_spread_window() -> usize {
+    24
+}
+fn is_default_spread_window(w: &usize) -> bool {
+    *w == default_spread_window()
+}
+fn default_impact_k() -> f64 {
+    1.0
+}
+fn is_default_impact_k(k: &f64) -> bool {
+    *k == default_impact_k()
+}
+fn default_impact_window() -> f64 {
+    30.0
+}
+fn is_default_impact_window(d: &f64) -> bool {
+    *d == default_impact_window()
+}
+
+impl CostSchedule {
+    /// The spot leg's model.
+    pub fn spot_cost_model(&self) -> CostModel {
+        self.spot_model.unwrap_or(self.model)
+    }
+
+    /// The perp leg's model.
+    pub fn perp_cost_model(&self) -> CostModel {
+        self.perp_model.unwrap_or(self.model)
+    }
+
+    /// Whether either leg's slippage depends on the market (a per-step series is built).
+    pub fn market_dependent(&self) -> bool {
+        self.spot_cost_model() != CostModel::FixedBps || self.perp_cost_model() != CostModel::FixedBps
+    }
 }
 
 impl Default for CostSchedule {
@@ -56,6 +157,13 @@ impl Default for CostSchedule {
             spot_slippage_bps: default_slippage(),
             perp_slippage_bps: default_slippage(),
             source: None,
+            model: CostModel::FixedBps,
+            spot_model: None,
+            perp_model: None,
+            spread_estimator: SpreadEstimator::CorwinSchultz,
+            spread_window_bars: default_spread_window(),
+            impact_k: default_impact_k(),
+            impact_window_days: default_impact_window(),
         }
     }
 }
@@ -88,9 +196,35 @@ pub struct Costs {
     pub spot_slippage: f64,
     /// Adverse perp fill versus the last price, decimal of price.
     pub perp_slippage: f64,
+    /// Spot impact per √(base units) of the order, decimal of price: a fill of `q` slips
+    /// `spot_slippage + spot_impact × √|q|` (0 but for `sqrt_impact`).
+    pub spot_impact: f64,
+    /// Perp impact per √(base units) of the order, decimal of price (see `spot_impact`).
+    pub perp_impact: f64,
 }
 
 impl Costs {
+    /// No fee, no slippage.
+    pub const FREE: Costs = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0, spot_impact: 0.0, perp_impact: 0.0 };
+
+    /// The spot fill's slippage for `qty`, decimal of price.
+    #[inline(always)]
+    pub fn spot_slippage_for(&self, qty: f64) -> f64 {
+        self.spot_slippage + self.spot_impact * qty.abs().sqrt()
+    }
+
+    /// The perp fill's slippage for `qty`, decimal of price.
+    #[inline(always)]
+    pub fn perp_slippage_for(&self, qty: f64) -> f64 {
+        self.perp_slippage + self.perp_impact * qty.abs().sqrt()
+    }
+
+    /// These costs with the impact of an order of `spot_qty` (and `perp_qty`) folded into the
+    /// slippage: what sizing an order before it is placed assumes.
+    pub fn at_size(&self, spot_qty: f64, perp_qty: f64) -> Costs {
+        Costs { spot_slippage: self.spot_slippage_for(spot_qty), perp_slippage: self.perp_slippage_for(perp_qty), spot_impact: 0.0, perp_impact: 0.0, ..*self }
+    }
+
     /// The decimals a schedule charges: the maker or taker fee per the order type, and the
     /// slippage, each bps × 1e-4.
     pub fn of(schedule: &CostSchedule) -> Costs {
@@ -100,6 +234,42 @@ impl Costs {
             perp_fee: if taker { schedule.perp_taker_bps } else { schedule.perp_maker_bps } * 1e-4,
             spot_slippage: schedule.spot_slippage_bps * 1e-4,
             perp_slippage: schedule.perp_slippage_bps * 1e-4,
+            spot_impact: 0.0,
+            perp_impact: 0.0,
+        }
+    }
+}
+
+/// Per-step slippage from a market model, point in time (built from bars closed by each step).
+/// An empty series leaves that part of the costs as configured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarketCosts {
+    /// Spot slippage at each step, decimal of price (NaN: the configured one).
+    pub spot_slippage: Vec<f64>,
+    /// Perp slippage at each step, decimal of price (NaN: the configured one).
+    pub perp_slippage: Vec<f64>,
+    /// Spot impact per √(base units) at each step (NaN: none known yet, the impact is 0).
+    pub spot_impact: Vec<f64>,
+    /// Perp impact per √(base units) at each step.
+    pub perp_impact: Vec<f64>,
+}
+
+impl MarketCosts {
+    /// `costs` at `step`: the slippage and impact the series give there.
+    #[inline]
+    pub fn apply(&self, step: usize, costs: &mut Costs) {
+        let at = |series: &[f64]| series.get(step).copied().filter(|v| v.is_finite());
+        if let Some(s) = at(&self.spot_slippage) {
+            costs.spot_slippage = s;
+        }
+        if let Some(s) = at(&self.perp_slippage) {
+            costs.perp_slippage = s;
+        }
+        if let Some(k) = at(&self.spot_impact) {
+            costs.spot_impact = k;
+        }
+        if let Some(k) = at(&self.perp_impact) {
+            costs.perp_impact = k;
         }
     }
 }

@@ -91,6 +91,16 @@ pub struct MarketTimeline {
     /// Borrow APR of a short spot leg known at each step, accrued over the following interval
     /// (empty: the constant `borrow_apr`).
     pub borrow_apr: Vec<f64>,
+    /// The perp's own (last-price) high and low of the bar ending at each step, and the volume
+    /// (base units) of the spot bar (NaN on a stale step) and the perp bar ending there: kept
+    /// only when a market cost model asks for them (`Window::bar_detail`), else empty.
+    pub perp_high: Vec<f64>,
+    /// The perp's own low of the bar ending at each step (see `perp_high`).
+    pub perp_low: Vec<f64>,
+    /// Spot volume of the bar ending at each step (see `perp_high`).
+    pub spot_volume: Vec<f64>,
+    /// Perp volume of the bar ending at each step (see `perp_high`).
+    pub perp_volume: Vec<f64>,
 }
 
 /// What the derivative leg holds: the perp or one dated contract.
@@ -203,6 +213,10 @@ impl MarketTimeline {
         derivative: None,
         cash_apr: Vec::new(),
         borrow_apr: Vec::new(),
+        perp_high: Vec::new(),
+        perp_low: Vec::new(),
+        spot_volume: Vec::new(),
+        perp_volume: Vec::new(),
     };
 
     /// Number of steps.

@@ -10,7 +10,7 @@ pub mod pnl;
 pub mod trade;
 
 pub use bracket::Bracket;
-pub use costs::{CostSchedule, Costs, OrderType};
+pub use costs::{CostModel, CostSchedule, Costs, MarketCosts, OrderType, SpreadEstimator};
 pub use dated::DatedContracts;
 pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};

@@ -83,7 +83,7 @@ impl Book {
         if qty == 0.0 {
             return;
         }
-        let fill = at.spot * (1.0 + qty.signum() * costs.spot_slippage);
+        let fill = at.spot * (1.0 + qty.signum() * costs.spot_slippage_for(qty));
         let fee = qty.abs() * fill * costs.spot_fee;
         let slippage = qty * (at.spot - fill);
         self.cash -= qty * fill + fee;
@@ -101,7 +101,7 @@ impl Book {
         if qty == 0.0 {
             return;
         }
-        let fill = at.perp * (1.0 + qty.signum() * costs.perp_slippage);
+        let fill = at.perp * (1.0 + qty.signum() * costs.perp_slippage_for(qty));
         let fee = qty.abs() * fill * costs.perp_fee;
         let mark_gap = qty * (at.mark - at.perp);
         let slippage = qty * (at.perp - fill);

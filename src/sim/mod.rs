@@ -41,6 +41,7 @@ pub mod dated;
 pub mod forced;
 pub mod inverse;
 pub mod margin;
+pub mod market_costs;
 pub mod perp_perp;
 pub mod policy;
 pub mod portfolio;
@@ -123,6 +124,9 @@ pub struct EngineParams {
     /// The venue's interest baseline, decimal per 8 h (Binance 0.0001): a settlement at it
     /// (scaled to its interval) counts in the `baseline` funding regime.
     pub funding_baseline_rate_per_8h: f64,
+    /// Slippage that depends on the market, per step ([`market_costs`]); `None`: `costs` as
+    /// configured at every step.
+    pub market_costs: Option<std::sync::Arc<crate::model::MarketCosts>>,
 }
 
 /// The funding regimes PnL and holding time are attributed to: each interval's to the rate
@@ -203,6 +207,8 @@ struct Sim<'a> {
     /// Out of a universe's selection (or delisted): the pair wants no position whatever its
     /// rule says.
     benched: bool,
+    /// The timeline step the fills are at (the market cost series' index).
+    cost_step: usize,
 }
 
 impl Sim<'_> {
@@ -271,7 +277,18 @@ impl Sim<'_> {
             self.carry = target;
             return;
         }
-        let qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
+        let mut qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
+        let mut sized = *c;
+        let mut margin_per_unit = margin_per_unit;
+        if c.spot_impact > 0.0 || c.perp_impact > 0.0 {
+            // Size-dependent slippage: sized again with the impact of the first size folded in
+            // (the order only shrinks, so its own impact is no more than assumed).
+            sized = c.at_size(qty, p.hedge_ratio * qty);
+            let (spot_per_unit, per_unit_margin) = self.unit_costs(target, at, &sized);
+            margin_per_unit = per_unit_margin;
+            qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
+        }
+        let c = &sized;
         self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.book.transfer_to_margin(qty * margin_per_unit);
         self.book.trade_perp(-sign * p.hedge_ratio * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
@@ -295,10 +312,21 @@ impl Sim<'_> {
             // its cash, and the margin comes from what may leave the spot-margin account.
             let free = if sign > 0.0 { (self.book.cash - p.reserve_fraction * self.book.equity(at.spot)).max(0.0) } else { self.transferable_cash(at.spot) };
             let per_unit = if sign > 0.0 { spot_per_unit + margin_per_unit } else { margin_per_unit };
-            let add = change.min(free / per_unit);
+            let mut add = change.min(free / per_unit);
             if !(add > 0.0) {
                 return false;
             }
+            let mut sized = *c;
+            let mut margin_per_unit = margin_per_unit;
+            if c.spot_impact > 0.0 || c.perp_impact > 0.0 {
+                // As at entry: sized again with the first size's impact folded in.
+                sized = c.at_size(add, p.hedge_ratio * add);
+                let (spot_per_unit, per_unit_margin) = self.unit_costs(target, at, &sized);
+                margin_per_unit = per_unit_margin;
+                let per_unit = if sign > 0.0 { spot_per_unit + margin_per_unit } else { margin_per_unit };
+                add = change.min(free / per_unit);
+            }
+            let c = &sized;
             self.book.trade_spot(sign * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
             self.book.transfer_to_margin(add * margin_per_unit);
             self.book.trade_perp(-sign * p.hedge_ratio * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
@@ -365,9 +393,14 @@ impl Sim<'_> {
     #[inline(always)]
     fn costs(&self) -> Costs {
         let mut c = self.params.costs;
+        if let Some(market) = self.params.market_costs.as_deref() {
+            market.apply(self.cost_step, &mut c);
+        }
         if self.slippage_scale != 1.0 {
             c.spot_slippage *= self.slippage_scale;
             c.perp_slippage *= self.slippage_scale;
+            c.spot_impact *= self.slippage_scale;
+            c.perp_impact *= self.slippage_scale;
         }
         c
     }
@@ -417,7 +450,7 @@ impl Sim<'_> {
                 if in_profit {
                     let closed = -share.clamp(0.0, 1.0) * qty;
                     let at_mark = Quote { perp: at.mark, ..*at };
-                    let free = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0 };
+                    let free = Costs::FREE;
                     if self.params.inverse {
                         inverse::trade(&mut self.book, closed, &at_mark, &free, TradeReason::Adl, pnl, &mut self.trades);
                     } else {
@@ -1148,6 +1181,7 @@ impl<'p, 't> PairRun<'p, 't> {
                 size_held: 1.0,
                 settled_regime: None,
                 benched: false,
+                cost_step: 0,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1204,6 +1238,7 @@ impl<'p, 't> PairRun<'p, 't> {
     #[inline(always)]
     pub(crate) fn begin(&mut self, i: usize) -> Step {
         self.advance_signal(i);
+        self.sim.cost_step = i;
         let timeline = self.timeline;
         let params = self.sim.params;
         let mut step = Step { at: Quote { ts_ms: timeline.ts_ms[i], step: self.step_offset + i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
@@ -1322,6 +1357,7 @@ impl<'p, 't> PairRun<'p, 't> {
             return None;
         }
         let mut step = Step { at: Quote { ts_ms, step: self.step_offset + i, spot: timeline.spot[i], perp: timeline.perp[i], mark: self.mark[i] }, pnl: Pnl::default(), flags: 0 };
+        self.sim.cost_step = i;
         self.held_before = Held::Long;
         let elapsed_ms = ts_ms - timeline.ts_ms[i - 1];
         self.summary.perp_held_ms += elapsed_ms;

@@ -226,8 +226,9 @@ impl Run<'_> {
     fn fill_with(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, costs: crate::model::Costs, s: &mut StepPnl) {
         let leg = &mut self.legs[k];
         let (last, mark) = leg.prices(i);
-        let fill_price = last * (1.0 + qty.signum() * costs.perp_slippage);
-        let slippage = qty.abs() * last * costs.perp_slippage;
+        let rate = costs.perp_slippage_for(qty);
+        let fill_price = last * (1.0 + qty.signum() * rate);
+        let slippage = qty.abs() * last * rate;
         let fee = qty.abs() * fill_price * costs.perp_fee;
         // Bought at the last, valued at the mark from here on.
         let gap = qty * (mark - last);

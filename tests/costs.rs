@@ -1,0 +1,178 @@
+//! Costs that depend on the market (`[costs] model`): the spread estimators and the
+//! square-root impact coefficient by hand (values from the formulas, computed in Python in the
+//! comments' numbers), fills that pay the impact of their own size, entries sized with it,
+//! look-ahead (a cost at a step uses only bars closed by then), and configs that ask for them.
+
+mod common;
+
+use basis::model::{CostModel, CostSchedule, MarketCosts};
+use basis::sim::market_costs::{abdi_ranaldo, corwin_schultz, impact_coefficient, trailing_mean};
+use common::{assert_close, flat_timeline, plain_params, HOUR};
+use proptest::prelude::*;
+
+/// Corwin–Schultz: two bars with the same range (101/99) and no drift give α = ln(101/99), so
+/// S = 2(e^α − 1)/(1 + e^α) = 0.019999999999999914 (the spread ≈ the log range); a third bar
+/// (102/99.5) after them gives 0.0048741834608645625. Python:
+/// `b = ln(H1/L1)² + ln(H0/L0)²; g = ln(max H / min L)²; a = (√(2b) − √b)/k − √(g/k)`, k = 3 − 2√2.
+#[test]
+fn corwin_schultz_by_hand() {
+    let s = corwin_schultz(&[101.0, 101.0, 102.0], &[99.0, 99.0, 99.5]);
+    assert!(s[0].is_nan(), "no pair of bars at the first step");
+    assert_close(s[1], 0.019999999999999914, 1e-15);
+    assert_close(s[2], 0.0048741834608645625, 1e-15);
+    // A trend wider than the bars' own ranges gives a negative estimate: 0.
+    let trend = corwin_schultz(&[101.0, 102.0, 103.5], &[99.0, 100.0, 101.0]);
+    assert_eq!(&trend[1..], &[0.0, 0.0]);
+}
+
+/// Abdi–Ranaldo: the close at the top of its bar (101 in 99..101) before a bar whose mid-range
+/// is lower (98.5..100.5): S² = 4 (ln 101 − ln √(101·99)) (ln 101 − ln √(100.5·98.5)),
+/// S = 0.024506227354425113.
+#[test]
+fn abdi_ranaldo_by_hand() {
+    let s = abdi_ranaldo(&[101.0, 100.5], &[99.0, 98.5], &[101.0, 99.0]);
+    assert!(s[0].is_nan());
+    assert_close(s[1], 0.024506227354425113, 1e-15);
+}
+
+/// The trailing mean waits for a full window and skips unknown values.
+#[test]
+fn trailing_mean_waits_for_its_window() {
+    let m = trailing_mean(&[f64::NAN, 1.0, 2.0, 3.0, f64::NAN, 5.0], 3);
+    assert!(m[0].is_nan() && m[1].is_nan());
+    assert_close(m[2], 1.5, 1e-15);
+    assert_close(m[3], 2.0, 1e-15);
+    assert_close(m[4], 2.5, 1e-15);
+    assert_close(m[5], 4.0, 1e-15);
+}
+
+/// Square-root impact: hourly closes alternating ±1 % log returns, 10 coins a bar, a one-day
+/// window: σ_daily = stdev of the 24 returns × √24, ADV = 240, coefficient = σ_daily / √240 =
+/// 0.0032302914123489663 at step 24 (Python `statistics.stdev`).
+#[test]
+fn impact_coefficient_by_hand() {
+    let n = 30;
+    let mut close = vec![100.0];
+    for i in 1..n {
+        let r: f64 = if i % 2 == 1 { 0.01 } else { -0.01 };
+        close.push(close[i - 1] * r.exp());
+    }
+    let ts: Vec<i64> = (0..n as i64).map(|i| i * HOUR).collect();
+    let k = impact_coefficient(&ts, &close, &vec![10.0; n], 1.0, 1.0);
+    assert!(k[10].is_nan(), "the window is not full");
+    assert_close(k[24], 0.0032302914123489663, 1e-15);
+    let doubled = impact_coefficient(&ts, &close, &vec![10.0; n], 1.0, 2.0);
+    assert_close(doubled[24], 2.0 * k[24], 1e-18);
+    // Four times the volume halves the impact of the same order.
+    let deep = impact_coefficient(&ts, &close, &vec![40.0; n], 1.0, 1.0);
+    assert_close(deep[24], k[24] / 2.0, 1e-15);
+}
+
+/// A carry held through a run pays the impact of its own size: at entry the order is sized
+/// with the impact of the first size folded in, and the exit of q coins slips coef × √q. With
+/// no fee and no fixed slippage, capital 10,000 at 1x, price 100 and a coefficient of 0.001 on
+/// both legs: the first size is 10,000 / (100 + 100) = 50 coins, the entry slips 0.001 × √50 on
+/// each leg, the size is then 10,000 / (100 (1 + s) + 100 (1 + s)) with s = 0.001 √50, and the
+/// exit at the end slips 0.001 × √q on the q held.
+#[test]
+fn fills_pay_the_impact_of_their_size() {
+    let prices = vec![100.0; 4];
+    let timeline = flat_timeline(&prices, &prices, &prices, HOUR);
+    let mut params = plain_params(10_000.0);
+    params.market_costs = Some(std::sync::Arc::new(MarketCosts { spot_impact: vec![0.001; 4], perp_impact: vec![0.001; 4], ..Default::default() }));
+    let summary = basis::sim::run(&timeline, &params, &mut basis::model::NoLedger);
+    let s = 0.001 * 50f64.sqrt();
+    let q = 10_000.0 / (100.0 * (1.0 + s) + 100.0 * (1.0 + s));
+    let entry_spot = &summary.trades[0];
+    assert_eq!(entry_spot.leg, "spot");
+    assert_close(entry_spot.qty, q, 1e-9);
+    assert_close(entry_spot.fill_price, 100.0 * (1.0 + s), 1e-12);
+    let exit_spot = summary.trades.iter().rfind(|t| t.leg == "spot").unwrap();
+    assert_close(exit_spot.fill_price, 100.0 * (1.0 - 0.001 * q.sqrt()), 1e-12);
+    assert_close(exit_spot.slippage, q * 100.0 * 0.001 * q.sqrt(), 1e-9);
+    let total = summary.trades.iter().map(|t| t.slippage).sum::<f64>();
+    assert_close(summary.pnl.slippage, -total, 1e-9);
+    assert_close(summary.final_equity - 10_000.0, summary.pnl.total(), 1e-9);
+}
+
+/// The spread model's series replaces the fixed slippage step by step: a fill at a step pays
+/// that step's half-spread.
+#[test]
+fn a_fill_pays_its_steps_half_spread() {
+    let prices = vec![100.0; 3];
+    let timeline = flat_timeline(&prices, &prices, &prices, HOUR);
+    let mut params = plain_params(10_000.0);
+    params.costs.spot_slippage = 0.5;
+    params.market_costs = Some(std::sync::Arc::new(MarketCosts { spot_slippage: vec![0.002, 0.003, 0.004], perp_slippage: vec![0.001, 0.001, 0.001], ..Default::default() }));
+    let summary = basis::sim::run(&timeline, &params, &mut basis::model::NoLedger);
+    assert_close(summary.trades[0].fill_price, 100.2, 1e-12);
+    let exit_spot = summary.trades.iter().rfind(|t| t.leg == "spot").unwrap();
+    assert_close(exit_spot.fill_price, 99.6, 1e-12);
+}
+
+fn random_bars(n: usize, seed: &[f64]) -> (Vec<i64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut close = vec![100.0];
+    for i in 1..n {
+        close.push(close[i - 1] * (1.0 + 0.02 * (seed[i % seed.len()] - 0.5)));
+    }
+    let high: Vec<f64> = close.iter().enumerate().map(|(i, c)| c * (1.0 + 0.01 * seed[(i * 7) % seed.len()])).collect();
+    let low: Vec<f64> = close.iter().enumerate().map(|(i, c)| c * (1.0 - 0.01 * seed[(i * 3) % seed.len()])).collect();
+    let volume: Vec<f64> = (0..n).map(|i| 5.0 + 10.0 * seed[(i * 5) % seed.len()]).collect();
+    ((0..n as i64).map(|i| i * HOUR).collect(), close, high, low, volume)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// Look-ahead: changing every bar after step k (prices, ranges, volumes) changes no cost
+    /// at or before k, for both estimators and the impact coefficient.
+    #[test]
+    fn costs_use_only_bars_closed_by_their_step(seed in proptest::collection::vec(0.0f64..1.0, 17), k in 30usize..90, shift in 0.5f64..2.0) {
+        let (ts, close, high, low, volume) = random_bars(120, &seed);
+        let later = |v: &[f64]| -> Vec<f64> { v.iter().enumerate().map(|(i, x)| if i > k { x * shift } else { *x }).collect() };
+        let (close2, high2, low2, volume2) = (later(&close), later(&high), later(&low), later(&volume));
+        let high2: Vec<f64> = high2.iter().zip(&close2).map(|(h, c)| h.max(*c)).collect();
+        let low2: Vec<f64> = low2.iter().zip(&close2).map(|(l, c)| l.min(*c)).collect();
+        let same = |a: &[f64], b: &[f64]| a[..=k].iter().zip(&b[..=k]).all(|(x, y)| x.to_bits() == y.to_bits());
+        prop_assert!(same(&trailing_mean(&corwin_schultz(&high, &low), 12), &trailing_mean(&corwin_schultz(&high2, &low2), 12)));
+        prop_assert!(same(&abdi_ranaldo(&high, &low, &close), &abdi_ranaldo(&high2, &low2, &close2)));
+        prop_assert!(same(&impact_coefficient(&ts, &close, &volume, 1.0, 1.0), &impact_coefficient(&ts, &close2, &volume2, 1.0, 1.0)));
+    }
+}
+
+/// `[costs] model` in a config: the default is fixed_bps; a leg may differ; bad values are
+/// input errors naming the key.
+#[test]
+fn configs_ask_for_a_model() {
+    let base = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let with = |extra: &str| basis::config::Config::from_toml_str(&format!("{base}\n{extra}"), "test", &dir);
+    let plain = with("").unwrap();
+    assert_eq!(plain.costs.model, CostModel::FixedBps);
+    assert!(!plain.costs.market_dependent());
+    let c = basis::config::Config::from_toml_str(&base.replacen("\n[costs]\n", "\n[costs]\nmodel = \"sqrt_impact\"\nspot_model = \"spread_from_bars\"\nimpact_k = 0.7\n", 1), "test", &dir).unwrap();
+    assert_eq!((c.costs.spot_cost_model(), c.costs.perp_cost_model()), (CostModel::SpreadFromBars, CostModel::SqrtImpact));
+    assert_eq!(c.costs.impact_k, 0.7);
+    let bad = basis::config::Config::from_toml_str(&base.replacen("\n[costs]\n", "\n[costs]\nmodel = \"sqrt_impact\"\nimpact_k = -1\n", 1), "test", &dir).unwrap_err().to_string();
+    assert!(bad.contains("costs.impact_k"), "{bad}");
+    let unknown = basis::config::Config::from_toml_str(&base.replacen("\n[costs]\n", "\n[costs]\nmodel = \"magic\"\n", 1), "test", &dir).unwrap_err().to_string();
+    assert!(unknown.contains("magic") || unknown.contains("model"), "{unknown}");
+    let _ = CostSchedule::default();
+}
+
+/// On the sample: the spread model charges the half-spread the sample's bars imply (not the
+/// 1 bp fixed slippage), and the run's attribution still closes.
+#[test]
+fn sample_runs_with_each_model() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let base = std::fs::read_to_string(dir.join("basis.toml")).unwrap();
+    let mut slippage = Vec::new();
+    for model in ["fixed_bps", "spread_from_bars", "sqrt_impact"] {
+        let config = basis::config::Config::from_toml_str(&base.replacen("\n[costs]\n", &format!("\n[costs]\nmodel = \"{model}\"\n"), 1), "test", &dir).unwrap();
+        let result = basis::app::backtest::run(&config).unwrap();
+        let s = &result.summary;
+        assert!((s.final_equity - s.initial_capital - s.pnl.total()).abs() < 1e-6 * s.initial_capital, "{model}: the attribution closes");
+        slippage.push(-s.pnl.slippage);
+    }
+    assert!(slippage[1] != slippage[0], "the spread model charges its own slippage: {slippage:?}");
+    assert!(slippage[2] > slippage[0], "impact adds to the fixed slippage: {slippage:?}");
+}
