@@ -176,3 +176,52 @@ fn sample_runs_with_each_model() {
     assert!(slippage[1] != slippage[0], "the spread model charges its own slippage: {slippage:?}");
     assert!(slippage[2] > slippage[0], "impact adds to the fixed slippage: {slippage:?}");
 }
+
+/// README's table of the cost models at 1 M, 10 M and 100 M on BTC hourly 2019–2026: each row
+/// is what the sweep `data/examples/sweep-costs.toml` measures (APR to 0.01 %, fees and
+/// slippage to the USDT, slippage in bp of capital to 0.1).
+#[test]
+fn readme_cost_table_matches_the_sweep() {
+    let root = common::real_data_dir();
+    if !root.join("freqtrade-binance-1h").is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "{} is missing: under CI the README's cost table is checked", root.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_basis"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["sweep", "--config", "data/examples/sweep-costs.toml", "--output-dir", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    use polars::prelude::*;
+    let frame = ParquetReader::new(std::fs::File::open(out.path().join("sweep-costs/results.parquet")).unwrap()).finish().unwrap();
+    let text = |name: &str| -> Vec<String> { frame.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect() };
+    let num = |name: &str| -> Vec<f64> { frame.column(name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect() };
+    let (model, capital, apr, fees, slippage) = (text("costs.model"), num("portfolio.initial_capital"), num("apr"), num("fees_paid"), num("slippage_paid"));
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let group = |x: f64| -> String {
+        let digits = format!("{:.0}", x);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut found = 0;
+    for k in 0..model.len() {
+        let size = match capital[k] as i64 {
+            1_000_000 => "1 M",
+            10_000_000 => "10 M",
+            100_000_000 => "100 M",
+            other => panic!("capital {other}"),
+        };
+        let row = format!("| {size} | `{}` | {:+.2} % | {} | {} | {:.1} |", model[k], apr[k] * 100.0, group(fees[k]), group(slippage[k]), slippage[k] / capital[k] * 1e4);
+        assert!(readme.lines().any(|l| l == row), "README's cost table should have the row\n{row}");
+        found += 1;
+    }
+    assert_eq!(found, 9);
+}

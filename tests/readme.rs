@@ -68,6 +68,7 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         0,
         "no figure printed by a README command: `data fetch` needs the network (the venue fetchers are run against a local server by tests/fetch_venues.rs), the quoted coverage and clock warnings illustrate message formats (no figures of a run), the CSV/Parquet load times are benchmarks",
     ),
+    ("Costs that depend on the market", 0, "the table's rows are checked against the sweep (`data/examples/sweep-costs.toml`) by tests/costs.rs; the perp exposure averages (42 %, 49 %) are a ledger study, not checked"),
     (
         "Venues: presets, counterfactual funding, cap comparison",
         0,

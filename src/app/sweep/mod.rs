@@ -56,7 +56,8 @@ pub fn metric_values(m: &Metrics) -> [f64; METRIC_COUNT] {
 
 /// The fields of a config that change its aligned market: the window, the staking APR used
 /// where there is no staking series, counterfactual funding rules, and the dated leg's schedule
-/// (instrument, roll rules, and what `best` decides on: the funding lookback and the costs).
+/// (instrument, roll rules, and what `best` decides on: the funding lookback and the costs), and
+/// whether a market cost model needs the bars' detail.
 fn market_key(config: &Config) -> String {
     let v = &config.venue;
     let s = &config.strategy;
@@ -65,8 +66,10 @@ fn market_key(config: &Config) -> String {
         format!("{:?}|{}|{}|{}|{}|{:?}|{:?}", s.instrument, s.min_days_to_expiry, s.roll_days_before, s.switch_horizon_days, s.lookback_settlements, s.lookback_hours, config.costs)
     });
     format!(
-        "{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
         dated,
+        // A market cost model needs the bars' ranges and volumes kept on the timeline.
+        config.costs.market_dependent(),
         config.strategy.start,
         config.strategy.end,
         config.portfolio.staking_apr.to_bits(),
