@@ -152,6 +152,7 @@ fn chunkable(config: &Config) -> bool {
         && !data.allow_partial_coverage
         // Market cost models read the whole run's bars (trailing windows over them).
         && !config.costs.market_dependent()
+        && data.borrow_available.is_none()
         && matches!(config.strategy.mode, EntryMode::AlwaysOn | EntryMode::FundingThreshold)
 }
 

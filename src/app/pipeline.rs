@@ -26,6 +26,12 @@ pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &
 /// venues) on the book's clock, which `funding_spread_apr` compares with.
 pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: &[(String, &MarketTimeline)], warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
     let mut params = crate::config::engine_params(config);
+    if let Some(source) = &config.data.borrow_available {
+        let series = data::series::load(source, "data.borrow_available", &|v| (v < 0.0).then(|| "is negative (a quantity of the coin that can be borrowed)".to_string()), files)?;
+        let (on_clock, warning) = series.on_clock(&timeline.ts_ms)?;
+        warnings.extend(warning);
+        params.borrow_available = Some(std::sync::Arc::new(on_clock));
+    }
     if config.costs.market_dependent() {
         let (costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
         warnings.extend(notes);

@@ -191,7 +191,7 @@ impl Config {
         if let Some(premium) = self.venue.premium_index.as_mut() {
             resolve(premium);
         }
-        for series in self.signals.iter_mut().chain(self.strategy.target.as_mut()) {
+        for series in self.signals.iter_mut().chain(self.strategy.target.as_mut()).chain(self.data.borrow_available.as_mut()) {
             resolve(&mut series.path);
         }
     }

@@ -89,6 +89,11 @@ pub struct DataConfig {
     /// replaces `portfolio.borrow_apr`.
     #[serde(default)]
     pub borrow_rate: Option<RateSource>,
+    /// The largest quantity of the coin a reverse carry can borrow over time (base units, each
+    /// row known from its time on): entries are cut to it, and a fall below the loan recalls
+    /// the excess (bought back at market).
+    #[serde(default)]
+    pub borrow_available: Option<SeriesSource>,
     /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
     /// the clock check of the funding times.
     #[serde(skip)]

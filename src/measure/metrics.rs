@@ -27,6 +27,15 @@ pub struct FundingYear {
     pub funding_return_on_notional_apr: f64,
 }
 
+/// How the borrowable quantity limited a reverse carry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct BorrowStats {
+    /// Entries and resizes cut to the borrowable quantity.
+    pub capped: usize,
+    /// Steps where the lender recalled part or all of the loan.
+    pub recalls: usize,
+}
+
 /// Everything in `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
@@ -153,6 +162,10 @@ pub struct Metrics {
     pub first_liquidation: String,
     /// What the run did after a liquidation (`close`, `rehedge`, `hold`), empty when none.
     pub after_liquidation: String,
+    /// With `[data.borrow_available]`: how often the reverse carry was cut to the borrowable
+    /// quantity, and recalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrow: Option<BorrowStats>,
 }
 
 /// How a metric's value reads: what the report formats it as.
@@ -405,6 +418,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         liquidations: summary.liquidations,
         min_liquidation_distance: if summary.min_liquidation_distance.is_finite() { Some(summary.min_liquidation_distance) } else { None },
         regimes: regimes(summary, years),
+        borrow: summary.borrow_limited.then_some(BorrowStats { capped: summary.borrow_capped, recalls: summary.recalls }),
         time_flat: summary.steps_in_state[0] as f64 / steps,
         time_long_carry: summary.steps_in_state[1] as f64 / steps,
         time_reverse_carry: summary.steps_in_state[2] as f64 / steps,
@@ -493,6 +507,9 @@ impl Metrics {
                 r.time_in_market * 100.0,
                 r.round_trips
             ));
+        }
+        if let Some(b) = &self.borrow {
+            out.push_str(&format!("  borrow        {} reverse-carry entries or resizes cut to the borrowable quantity, {} recalls bought back\n", b.capped, b.recalls));
         }
         if self.liquidations > 0 {
             let what = match self.after_liquidation.as_str() {

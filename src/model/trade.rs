@@ -36,6 +36,9 @@ pub enum TradeReason {
     /// A pair's data ended (the symbol was delisted, or the files stop): closed at its last
     /// price at the first step without it.
     Delisting,
+    /// The lender recalled borrowed spot (the borrowable quantity fell below the loan): the
+    /// excess bought back at market, and as much of the long perp closed.
+    Recall,
 }
 
 impl TradeReason {
@@ -58,6 +61,7 @@ impl TradeReason {
             TradeReason::Resize => "resize",
             TradeReason::Rotation => "rotation",
             TradeReason::Delisting => "delisting",
+            TradeReason::Recall => "recall",
         }
     }
 }

@@ -127,6 +127,9 @@ pub struct EngineParams {
     /// Slippage that depends on the market, per step ([`market_costs`]); `None`: `costs` as
     /// configured at every step.
     pub market_costs: Option<std::sync::Arc<crate::model::MarketCosts>>,
+    /// The largest quantity of spot a reverse carry can borrow at each step, base units
+    /// (`[data.borrow_available]`; NaN: unknown, so nothing new is borrowed); `None`: no limit.
+    pub borrow_available: Option<std::sync::Arc<Vec<f64>>>,
 }
 
 /// The funding regimes PnL and holding time are attributed to: each interval's to the rate
@@ -209,6 +212,12 @@ struct Sim<'a> {
     benched: bool,
     /// The timeline step the fills are at (the market cost series' index).
     cost_step: usize,
+    /// Reverse-carry entries and resizes cut to the borrowable quantity, and recalls.
+    borrow_capped: usize,
+    recalls: usize,
+    /// The coins a reverse carry borrowed (its principal: the interest accrued in the coin on
+    /// top is the borrower's debt, not a new loan the lender must have).
+    borrowed_principal: f64,
 }
 
 impl Sim<'_> {
@@ -288,6 +297,18 @@ impl Sim<'_> {
             margin_per_unit = per_unit_margin;
             qty = (deploy / (spot_per_unit + margin_per_unit)).min(p.max_perp_notional / (p.hedge_ratio * at.mark));
         }
+        if target == Target::Reverse {
+            // A reverse carry borrows no more spot than the lender has.
+            let limit = self.borrowable();
+            if qty > limit {
+                qty = limit;
+                self.borrow_capped += 1;
+            }
+            if !(qty > 0.0) {
+                return;
+            }
+            self.borrowed_principal = qty;
+        }
         let c = &sized;
         self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.book.transfer_to_margin(qty * margin_per_unit);
@@ -326,6 +347,17 @@ impl Sim<'_> {
                 let per_unit = if sign > 0.0 { spot_per_unit + margin_per_unit } else { margin_per_unit };
                 add = change.min(free / per_unit);
             }
+            if sign < 0.0 {
+                let room = (self.borrowable() - self.borrowed_principal).max(0.0);
+                if add > room {
+                    add = room;
+                    self.borrow_capped += 1;
+                }
+                if !(add > 0.0) {
+                    return false;
+                }
+                self.borrowed_principal += add;
+            }
             let c = &sized;
             self.book.trade_spot(sign * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
             self.book.transfer_to_margin(add * margin_per_unit);
@@ -340,6 +372,7 @@ impl Sim<'_> {
             let margin = self.book.perp_margin * share;
             self.book.transfer_to_margin(-margin);
             let spot_cut = -self.book.spot_qty * share;
+            self.borrowed_principal *= 1.0 - share;
             self.book.trade_spot(spot_cut, at, c, TradeReason::Resize, pnl, &mut self.trades);
         }
         self.size_held = size;
@@ -387,6 +420,51 @@ impl Sim<'_> {
             let collateral = p.spot_collateral_haircut * self.book.spot_qty * spot;
             p.brackets.liquidation_price_with_collateral(self.book.perp_qty, self.book.perp_margin, mark, collateral)
         }
+    }
+
+    /// The spot a reverse carry may have borrowed at this step, base units (infinite: no limit;
+    /// 0 where the series does not know).
+    #[inline]
+    fn borrowable(&self) -> f64 {
+        match self.params.borrow_available.as_deref() {
+            None => f64::INFINITY,
+            Some(series) => series.get(self.cost_step).copied().filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0),
+        }
+    }
+
+    /// Step 5a for a reverse carry: the lender recalls what exceeds the borrowable quantity.
+    /// The excess spot is bought back at market and as much of the long perp closed (its
+    /// margin share back to cash). Returns whether anything was recalled.
+    fn recall(&mut self, at: &Quote, pnl: &mut Pnl) -> bool {
+        let borrowed = -self.book.spot_qty;
+        // Top-ups and resizes that bought spot back shrank the loan too.
+        let principal = self.borrowed_principal.min(borrowed);
+        let limit = self.borrowable();
+        if !(borrowed > 0.0 && principal > 0.0) || !(principal > limit * (1.0 + 1e-12)) {
+            return false;
+        }
+        let c = self.costs();
+        // The share of the loan recalled; the interest accrued on it is bought back with it.
+        let share = ((principal - limit) / principal).min(1.0);
+        let perp_cut = -self.book.perp_qty * share;
+        self.book.trade_perp(perp_cut, at, &c, TradeReason::Recall, pnl, &mut self.trades);
+        let margin = self.book.perp_margin * share;
+        self.book.transfer_to_margin(-margin);
+        self.book.trade_spot(borrowed * share, at, &c, TradeReason::Recall, pnl, &mut self.trades);
+        self.borrowed_principal = limit.min(principal);
+        if share >= 1.0 {
+            self.book.spot_qty = 0.0;
+            let rest = self.book.perp_qty;
+            if rest != 0.0 {
+                self.book.trade_perp(-rest, at, &c, TradeReason::Recall, pnl, &mut self.trades);
+            }
+            let margin = self.book.perp_margin;
+            self.book.transfer_to_margin(-margin);
+            self.held = Held::Flat;
+            self.borrowed_principal = 0.0;
+        }
+        self.recalls += 1;
+        true
     }
 
     /// The costs fills pay now: the configured ones, with slippage scaled during a forced spike.
@@ -1039,6 +1117,14 @@ impl Sim<'_> {
                 }
             }
             Held::Long | Held::Reverse => {
+                if self.held == Held::Reverse && self.params.borrow_available.is_some() && self.recall(&at, pnl) {
+                    step.flags |= events::REBALANCE;
+                    if self.held == Held::Flat {
+                        step.flags |= events::EXIT;
+                        summary.exits += 1;
+                        return None;
+                    }
+                }
                 if let Some(size) = self.resize_due(&at) {
                     if self.resize(size, &at, pnl) {
                         step.flags |= events::REBALANCE;
@@ -1182,6 +1268,9 @@ impl<'p, 't> PairRun<'p, 't> {
                 settled_regime: None,
                 benched: false,
                 cost_step: 0,
+                borrow_capped: 0,
+                recalls: 0,
+                borrowed_principal: 0.0,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -1626,6 +1715,9 @@ impl<'p, 't> PairRun<'p, 't> {
             self.summary.last_ts_ms = *last;
         }
         self.summary.trades = self.sim.trades;
+        self.summary.borrow_capped = self.sim.borrow_capped;
+        self.summary.recalls = self.sim.recalls;
+        self.summary.borrow_limited = self.sim.params.borrow_available.is_some();
         self.summary
     }
 }

@@ -69,6 +69,14 @@ pub struct RunSummary {
     pub unhedged_ms: i64,
     /// PnL made over steps that started with one leg unhedged.
     pub unhedged_pnl: f64,
+    /// Reverse-carry entries (and resizes) cut to the borrowable quantity
+    /// (`[data.borrow_available]`).
+    pub borrow_capped: usize,
+    /// Recalls: steps where the borrowable quantity fell below the borrowed spot and the
+    /// excess was bought back (trade reason `recall`).
+    pub recalls: usize,
+    /// The run had a borrowable-quantity series (`borrow_capped` and `recalls` apply).
+    pub borrow_limited: bool,
     /// Total time simulated outside some source's coverage (`allow_partial_coverage`), ms.
     pub uncovered_ms: i64,
     /// What happened after the first liquidation, for the summary ("hold": the rest of the run
