@@ -177,7 +177,7 @@ fn sample_runs_with_each_model() {
     assert!(slippage[2] > slippage[0], "impact adds to the fixed slippage: {slippage:?}");
 }
 
-/// README's table of the cost models at 1 M, 10 M and 100 M on BTC hourly 2019–2026: each row
+/// The cost table (docs/costs.md) of the cost models at 1 M, 10 M and 100 M on BTC hourly 2019–2026: each row
 /// is what the sweep `data/examples/sweep-costs.toml` measures (APR to 0.01 %, fees and
 /// slippage to the USDT, slippage in bp of capital to 0.1).
 #[test]
@@ -199,7 +199,7 @@ fn readme_cost_table_matches_the_sweep() {
     let text = |name: &str| -> Vec<String> { frame.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect() };
     let num = |name: &str| -> Vec<f64> { frame.column(name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect() };
     let (model, capital, apr, fees, slippage) = (text("costs.model"), num("portfolio.initial_capital"), num("apr"), num("fees_paid"), num("slippage_paid"));
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = common::docs_text();
     let group = |x: f64| -> String {
         let digits = format!("{:.0}", x);
         let mut out = String::new();
@@ -220,7 +220,7 @@ fn readme_cost_table_matches_the_sweep() {
             other => panic!("capital {other}"),
         };
         let row = format!("| {size} | `{}` | {:+.2} % | {} | {} | {:.1} |", model[k], apr[k] * 100.0, group(fees[k]), group(slippage[k]), slippage[k] / capital[k] * 1e4);
-        assert!(readme.lines().any(|l| l == row), "README's cost table should have the row\n{row}");
+        assert!(readme.lines().any(|l| l == row), "docs/costs.md's cost table should have the row\n{row}");
         found += 1;
     }
     assert_eq!(found, 9);

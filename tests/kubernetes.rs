@@ -3,6 +3,8 @@
 //! The validator is `$BASIS_VENV/bin/kubernetes-validate`, else the one on PATH. Under CI it must
 //! be there; elsewhere the test says plainly that it skipped.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,7 +19,7 @@ fn validator() -> Option<PathBuf> {
 
 /// The README's first ```yaml block.
 fn readme_manifest() -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = common::docs_text();
     let start = readme.find("```yaml\n").expect("README has a ```yaml block (the Kubernetes Job)") + "```yaml\n".len();
     let end = start + readme[start..].find("```").unwrap();
     readme[start..end].to_string()

@@ -1,4 +1,6 @@
-//! Every figure README.md presents as program output, checked by running the program.
+//! Every figure README.md and the docs/*.md pages present as program output, checked by running
+//! the program. The pages are read as one text, README first, then the pages in name order; a
+//! finding names its file and line. "README" below means that text.
 //!
 //! **Output blocks.** A fenced block with no language (or `text`) is output: it must come right
 //! after a ```` ```sh ```` block holding exactly one `cargo run --release -- ARGS` (or
@@ -54,6 +56,7 @@ const README_OUTPUT_DIR: &str = "reports";
 
 /// Every `## ` section of README: how many output blocks it has, and how its figures are checked.
 const SECTIONS: &[(&str, usize, &str)] = &[
+    ("Where to read on", 0, "links to the docs pages, no figures"),
     ("Two commands", 1, "output block: `cargo run --release -- backtest`, every line of the sample's summary"),
     ("On real Binance data", 1, "output block: `backtest --config data/examples/binance-btc-daily.toml`"),
     (
@@ -266,6 +269,18 @@ impl Block {
     }
 }
 
+/// Each documentation file and the line of the joined text it starts after.
+static PAGES: std::sync::OnceLock<Vec<(String, usize)>> = std::sync::OnceLock::new();
+
+/// `file:line` of line `line` (1-based) of the joined documentation.
+fn at(line: usize) -> String {
+    let pages = PAGES.get().map(Vec::as_slice).unwrap_or(&[]);
+    match pages.iter().rev().find(|(_, start)| *start < line) {
+        Some((file, start)) => format!("{file}:{}", line - start),
+        None => format!("README.md:{line}"),
+    }
+}
+
 struct Readme {
     lines: Vec<String>,
     /// The whole text, numbers masked, whitespace squashed.
@@ -278,7 +293,23 @@ struct Readme {
 
 impl Readme {
     fn load() -> Readme {
-        let text = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
+        // README.md, then every docs/*.md page in name order: one text, its lines located by
+        // `at` (which file, which line).
+        let mut pages = vec![Path::new(ROOT).join("README.md")];
+        let mut docs: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("docs")).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect()).unwrap_or_default();
+        docs.sort();
+        pages.extend(docs);
+        let mut text = String::new();
+        let mut starts = Vec::new();
+        for page in &pages {
+            let body = std::fs::read_to_string(page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+            starts.push((page.strip_prefix(ROOT).unwrap_or(page).display().to_string(), text.lines().count()));
+            text.push_str(&body);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        let _ = PAGES.set(starts);
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
         let mut masked = Vec::new();
         let mut numbers = Vec::new();
@@ -515,16 +546,16 @@ impl Ctx {
         let want: Vec<String> = figures.iter().map(|(f, _)| f.replace('−', "-")).collect();
         let line = figures.first().map(|f| f.1).unwrap_or(0);
         match got(self, &want) {
-            Err(Miss::Skipped) => self.skipped.push(format!("README.md:{line} ({what})")),
+            Err(Miss::Skipped) => self.skipped.push(format!("{} ({what})", at(line))),
             Err(Miss::Recorded) => {}
-            Err(Miss::Error(e)) => self.errors.push(format!("README.md:{line} ({what}): {e}")),
+            Err(Miss::Error(e)) => self.errors.push(format!("{} ({what}): {e}", at(line))),
             Ok(got) if got.len() != want.len() => {
-                self.errors.push(format!("README.md:{line} ({what}): tests/readme.rs gives {} figures for `{template}`, README has {}", got.len(), want.len()))
+                self.errors.push(format!("{} ({what}): tests/readme.rs gives {} figures for `{template}`, the docs have {}", at(line), got.len(), want.len()))
             }
             Ok(got) => {
                 for (i, ((w, (_, l)), g)) in want.iter().zip(&figures).zip(&got).enumerate() {
                     if w != g {
-                        self.errors.push(format!("README.md:{l} ({what}): figure {} of `{template}`: README {w}, program {g}", i + 1));
+                        self.errors.push(format!("{} ({what}): figure {} of `{template}`: the docs {w}, program {g}", at(*l), i + 1));
                     }
                 }
             }
@@ -554,7 +585,8 @@ fn compare_block(command: &str, block: &Block, stdout: &str, errors: &mut Vec<St
         let Some(k) = program[cursor..].iter().position(|p| p.0 == key).map(|k| k + cursor) else {
             let problem = if program.iter().any(|p| p.0 == key) { "is printed, but out of README's order" } else { "is not printed" };
             errors.push(format!(
-                "README.md:{line_no} (`{command}`): the line `{}` {problem} (numbers masked as #; the words must match exactly). The program printed:\n{}",
+                "{} (`{command}`): the line `{}` {problem} (numbers masked as #; the words must match exactly). The program printed:\n{}",
+                at(*line_no),
                 shown(&key),
                 indent(stdout)
             ));
@@ -563,7 +595,7 @@ fn compare_block(command: &str, block: &Block, stdout: &str, errors: &mut Vec<St
         cursor = k + 1;
         for (i, (want, got)) in numbers.iter().zip(&program[k].1).enumerate() {
             if want != got {
-                errors.push(format!("README.md:{line_no} (`{command}`): number {} of `{}`: README {want}, program {got}", i + 1, line.trim()));
+                errors.push(format!("{} (`{command}`): number {} of `{}`: the docs {want}, program {got}", at(*line_no), i + 1, line.trim()));
             }
         }
     }
@@ -580,8 +612,8 @@ fn check_output_blocks(ctx: &mut Ctx) -> usize {
         let commands = k.checked_sub(1).map(|j| &blocks[j]).filter(|b| b.lang == "sh").map(Block::commands).unwrap_or_default();
         let [args] = commands.as_slice() else {
             ctx.errors.push(format!(
-                "README.md:{}: an output block must follow a ```sh block holding exactly one `cargo run --release -- ...` command; found {commands:?}",
-                block.line
+                "{}: an output block must follow a ```sh block holding exactly one `cargo run --release -- ...` command; found {commands:?}",
+                at(block.line)
             ));
             continue;
         };
@@ -591,7 +623,7 @@ fn check_output_blocks(ctx: &mut Ctx) -> usize {
                 compare_block(&command, block, &run.stdout, &mut ctx.errors);
                 compared += 1;
             }
-            Err(Miss::Error(e)) => ctx.errors.push(format!("README.md:{} (`{command}`): {e}", block.line)),
+            Err(Miss::Error(e)) => ctx.errors.push(format!("{} (`{command}`): {e}", at(block.line))),
             Err(Miss::Skipped | Miss::Recorded) => {}
         }
     }

@@ -1,6 +1,8 @@
 //! The README's "Output schemas" tables against the files basis writes: every Parquet file's
 //! columns, their order and Polars types, and the keys of metrics.json.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +11,7 @@ use polars::prelude::*;
 
 /// README tables by heading: `### \`file\`` -> rows of (name, type) from the first two cells.
 fn documented() -> BTreeMap<String, Vec<(String, String)>> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = common::docs_text();
     let section = readme.split("## Output schemas").nth(1).expect("README has an Output schemas section");
     let section = section.split("\n## ").next().unwrap();
     let mut tables = BTreeMap::new();

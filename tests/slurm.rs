@@ -8,6 +8,8 @@
 //! test says so and passes, except under CI, where it fails unless `.ci/run` reported that it
 //! could not install or start them (`BASIS_SLURM_SKIP`, printed with the skip).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ impl Drop for Daemons {
 
 /// The README's array-job script (the ```sh block with `#SBATCH`).
 fn readme_script() -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = common::docs_text();
     readme
         .split("```sh\n")
         .skip(1)

@@ -119,3 +119,16 @@ pub fn chromium() -> Option<std::path::PathBuf> {
         .flat_map(|name| std::env::split_paths(&paths).map(move |dir| dir.join(name)))
         .find(|candidate| candidate.is_file())
 }
+
+/// README.md and every docs/*.md page (in name order), joined: the documentation's text.
+pub fn docs_text() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut pages: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("docs")).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect()).unwrap_or_default();
+    pages.sort();
+    for page in pages {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display())));
+    }
+    text
+}
