@@ -1,0 +1,158 @@
+//! Step 5 of the loop: the decisions at the close (the after-liquidation policy, entries, exits
+//! and flips, resizes, re-hedges, recalls and top-ups), and the position's state code.
+
+use super::*;
+
+impl Sim<'_> {
+    /// Step 5: the decisions at the close. Returns the perp's liquidation price when the
+    /// decisions computed it and left the book unchanged since.
+    #[inline(always)]
+    pub(super) fn decide(&mut self, step: &mut Step, signal_apr: f64, masked: bool, final_close: bool, summary: &mut RunSummary) -> Option<f64> {
+        let p = self.params;
+        let at = step.at;
+        let current = match self.held {
+            Held::Long => Target::Long,
+            Held::Reverse => Target::Reverse,
+            Held::Flat | Held::Unhedged => Target::Flat,
+        };
+        let wanted = if final_close { Target::Flat } else { self.wanted(current, signal_apr, &at) };
+        if self.blocked_after_liquidation && p.entry.mode != EntryMode::AlwaysOn && wanted == Target::Flat {
+            // The signal said flat since the liquidation: a later entry is a new decision.
+            self.blocked_after_liquidation = false;
+        }
+        let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
+        let pnl = &mut step.pnl;
+        let mut liquidation_price_now = None;
+        // A stale-spot step decides nothing that needs spot (the final close still happens);
+        // closing a lone perp leg needs no spot price.
+        let decide = !masked || final_close;
+        match self.held {
+            Held::Unhedged => {
+                let lone_perp = self.book.spot_qty == 0.0;
+                if final_close {
+                    self.exit(&at, TradeReason::Final, pnl);
+                    step.flags |= events::EXIT;
+                    summary.exits += 1;
+                } else if decide || lone_perp {
+                    match p.after_liquidation {
+                        AfterLiquidation::Close => {
+                            self.exit(&at, TradeReason::Unwind, pnl);
+                            step.flags |= events::EXIT;
+                            summary.exits += 1;
+                        }
+                        AfterLiquidation::Rehedge => {
+                            let wanted_now = self.wanted(self.carry, signal_apr, &at);
+                            if wanted_now == self.carry && decide {
+                                if self.rehedge_leg(&at, pnl) {
+                                    step.flags |= events::ENTRY;
+                                    summary.entries += 1;
+                                }
+                            } else if wanted_now != self.carry {
+                                self.exit(&at, reason, pnl);
+                                step.flags |= events::EXIT;
+                                summary.exits += 1;
+                            }
+                        }
+                        AfterLiquidation::Hold => {
+                            // The surviving leg stays until the entry rule says flat, or until a
+                            // new carry may open (reenter_after_liquidation).
+                            if decide && wanted == Target::Flat && p.entry.mode != EntryMode::AlwaysOn {
+                                self.exit(&at, reason, pnl);
+                                step.flags |= events::EXIT;
+                                summary.exits += 1;
+                            } else if decide && wanted != Target::Flat && p.reenter_after_liquidation {
+                                self.exit(&at, TradeReason::Exit, pnl);
+                                self.enter(wanted, &at, pnl);
+                                step.flags |= events::EXIT | events::ENTRY;
+                                summary.exits += 1;
+                                summary.entries += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ if !decide => {}
+            Held::Flat => {
+                if wanted != Target::Flat && !self.blocked_after_liquidation {
+                    self.enter(wanted, &at, pnl);
+                    // Nothing to deploy (no equity, or a universe pair given no capital) opens nothing.
+                    if self.held != Held::Flat {
+                        step.flags |= events::ENTRY;
+                        summary.entries += 1;
+                    }
+                }
+            }
+            _ if wanted != current => {
+                self.exit(&at, reason, pnl);
+                step.flags |= events::EXIT;
+                summary.exits += 1;
+                if wanted != Target::Flat {
+                    self.enter(wanted, &at, pnl);
+                    if self.held != Held::Flat {
+                        step.flags |= events::ENTRY;
+                        summary.entries += 1;
+                    }
+                }
+            }
+            Held::Long | Held::Reverse => {
+                if self.held == Held::Reverse && self.params.borrow_available.is_some() && self.recall(&at, pnl) {
+                    step.flags |= events::REBALANCE;
+                    if self.held == Held::Flat {
+                        step.flags |= events::EXIT;
+                        summary.exits += 1;
+                        return None;
+                    }
+                }
+                if let Some(size) = self.resize_due(&at) {
+                    if self.resize(size, &at, pnl) {
+                        step.flags |= events::REBALANCE;
+                        summary.resizes += 1;
+                    }
+                }
+                if self.rehedge(&at, pnl) {
+                    step.flags |= events::REBALANCE;
+                    summary.rebalances += 1;
+                }
+                let liq = self.perp_liquidation_price(at.mark, at.spot);
+                // The checks first, inline: the top-ups themselves are rare.
+                let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+                let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, true, pnl);
+                if self.book.spot_qty < 0.0 {
+                    topped |= self.spot_margin_top_up(&at, true, pnl);
+                }
+                if topped {
+                    step.flags |= events::TOP_UP;
+                    summary.top_ups += 1;
+                } else {
+                    liquidation_price_now = Some(liq);
+                }
+            }
+        }
+        // A masked step still answers a margin call with cash that is already there.
+        if masked && !final_close && matches!(self.held, Held::Long | Held::Reverse) {
+            let liq = self.perp_liquidation_price(at.mark, at.spot);
+            let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+            let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
+            if self.book.spot_qty < 0.0 {
+                topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+            }
+            if topped {
+                step.flags |= events::TOP_UP;
+                summary.top_ups += 1;
+                liquidation_price_now = None;
+            }
+        }
+        liquidation_price_now
+    }
+
+    /// The ledger state code of the position held.
+    #[inline(always)]
+    pub(super) fn state_code(&self) -> (i8, usize) {
+        match self.held {
+            Held::Flat => (state::FLAT, 0),
+            Held::Long => (state::LONG_CARRY, 1),
+            Held::Reverse => (state::REVERSE_CARRY, 2),
+            Held::Unhedged => (state::UNHEDGED_SPOT, 3),
+        }
+    }
+}
