@@ -225,3 +225,33 @@ fn readme_cost_table_matches_the_sweep() {
     }
     assert_eq!(found, 9);
 }
+
+/// The bars before the window feed the trailing estimates: a window starting two months into
+/// the sample has an impact estimate at its first step, so its entry pays more than the fixed
+/// slippage; the same window starting at the data's first bar has none there.
+#[test]
+fn the_window_s_first_step_sees_the_bars_before_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let base = std::fs::read_to_string(dir.join("basis.toml")).unwrap();
+    let run = |start: Option<&str>| {
+        let mut text = base.replacen("\n[costs]\n", "\n[costs]\nmodel = \"sqrt_impact\"\nimpact_window_days = 14\n", 1);
+        if let Some(start) = start {
+            text = text.replacen("\n[strategy]\n", &format!("\n[strategy]\nstart = \"{start}\"\n"), 1);
+        }
+        let config = basis::config::Config::from_toml_str(&text, "test", &dir).unwrap();
+        let result = basis::app::backtest::run(&config).unwrap();
+        let entry = result.summary.trades.iter().find(|t| t.reason == basis::model::TradeReason::Entry && t.leg == "spot").copied().unwrap();
+        (entry.slippage / (entry.qty.abs() * entry.reference_price), result.warnings)
+    };
+    let fixed = config_fixed_spot_slippage(&base, &dir);
+    let (late, late_warnings) = run(Some("2024-09-01T00:00:00Z"));
+    assert!(late > fixed * 1.01, "the entry two months in pays impact: {late} vs fixed {fixed}");
+    assert!(!late_warnings.iter().any(|w| w.contains("sqrt_impact has no estimate")), "{late_warnings:?}");
+    let (first, first_warnings) = run(None);
+    assert!((first - fixed).abs() < 1e-12, "no bars before the data's first: the fixed slippage only ({first})");
+    assert!(first_warnings.iter().any(|w| w.contains("sqrt_impact has no estimate for the window's first")), "{first_warnings:?}");
+}
+
+fn config_fixed_spot_slippage(base: &str, dir: &std::path::Path) -> f64 {
+    basis::config::Config::from_toml_str(base, "test", dir).unwrap().costs.spot_slippage_bps * 1e-4
+}

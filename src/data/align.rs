@@ -145,6 +145,29 @@ fn keep_bar_detail(timeline: &mut MarketTimeline, data: &MarketData, range: &std
     let spot = &data.spot;
     let at = asof_backward(ts, &spot.ts_ms);
     timeline.spot_volume = ts.iter().zip(&at).map(|(&t, &k)| if k != NONE && spot.ts_ms[k as usize] == t { spot.volume.get(k as usize).copied().unwrap_or(f64::NAN) } else { f64::NAN }).collect();
+    // The bars before the window, for trailing estimates known from its first step.
+    let first = perp.ts_ms.get(range.start).copied().unwrap_or(i64::MAX);
+    let from = perp.ts_ms[..range.start].partition_point(|&t| t < first.saturating_sub(crate::model::WarmUp::DAYS * crate::time::MS_PER_DAY));
+    if from < range.start {
+        let before = from..range.start;
+        let ts = &perp.ts_ms[before.clone()];
+        let at = asof_backward(ts, &spot.ts_ms);
+        let fresh = |t: i64, k: u32| k != NONE && spot.ts_ms[k as usize] == t;
+        let spot_close: Vec<f64> = at.iter().map(|&k| if k == NONE { f64::NAN } else { spot.close[k as usize] }).collect();
+        let spot_range = |column: &[f64]| -> Vec<f64> { ts.iter().zip(&at).zip(&spot_close).map(|((&t, &k), &c)| if fresh(t, k) { column.get(k as usize).copied().unwrap_or(c) } else { c }).collect() };
+        let own = |values: &[f64], fallback: &[f64]| -> Vec<f64> { if values.len() == perp.ts_ms.len() { values[before.clone()].to_vec() } else { fallback[before.clone()].to_vec() } };
+        timeline.warm_up = Some(std::sync::Arc::new(crate::model::WarmUp {
+            ts_ms: ts.to_vec(),
+            spot_high: spot_range(&spot.high),
+            spot_low: spot_range(&spot.low),
+            spot_volume: ts.iter().zip(&at).map(|(&t, &k)| if fresh(t, k) { spot.volume.get(k as usize).copied().unwrap_or(f64::NAN) } else { f64::NAN }).collect(),
+            spot: spot_close,
+            perp: perp.close[before.clone()].to_vec(),
+            perp_high: own(&perp.high, &perp.close),
+            perp_low: own(&perp.low, &perp.close),
+            perp_volume: if perp.volume.len() == perp.ts_ms.len() { perp.volume[before.clone()].to_vec() } else { vec![f64::NAN; before.len()] },
+        }));
+    }
 }
 
 /// [`align_window`] for a caller done with the loaded spot and perp bars: the perp's columns
@@ -719,6 +742,7 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         perp_low: if timeline.perp_low.is_empty() { Vec::new() } else { merged(&timeline.perp_low, &[], false) },
         spot_volume: summed(&timeline.spot_volume),
         perp_volume: summed(&timeline.perp_volume),
+        warm_up: timeline.warm_up.clone(),
         ts_ms,
         ..Default::default()
     }
@@ -817,6 +841,7 @@ pub fn spread_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> (MarketTimelin
         perp_low: range(&timeline.perp_low, &timeline.perp),
         spot_volume: if timeline.spot_volume.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| if r { timeline.spot_volume[o] } else { 0.0 }).collect() },
         perp_volume: if timeline.perp_volume.is_empty() { Vec::new() } else { source.iter().zip(&real).map(|(&o, &r)| if r { timeline.perp_volume[o] } else { 0.0 }).collect() },
+        warm_up: timeline.warm_up.clone(),
         ts_ms: grid.to_vec(),
         ..Default::default()
     };

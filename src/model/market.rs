@@ -101,6 +101,38 @@ pub struct MarketTimeline {
     pub spot_volume: Vec<f64>,
     /// Perp volume of the bar ending at each step (see `perp_high`).
     pub perp_volume: Vec<f64>,
+    /// The bars before the window (up to [`WarmUp::DAYS`]), kept with `perp_high`: trailing
+    /// estimates over them are known at the window's first step.
+    pub warm_up: Option<std::sync::Arc<WarmUp>>,
+}
+
+/// Bars before a timeline's first step, on the perp's clock: what trailing market estimates
+/// (spreads, volatility, volume) read so that they are known from the first step on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WarmUp {
+    /// Perp bar closes, epoch ms UTC.
+    pub ts_ms: Vec<i64>,
+    /// Spot close known at each (NaN before the spot starts).
+    pub spot: Vec<f64>,
+    /// Spot bar high at each (the close where the bar is not fresh).
+    pub spot_high: Vec<f64>,
+    /// Spot bar low at each.
+    pub spot_low: Vec<f64>,
+    /// Spot volume of the bar ending at each (NaN where none ended there).
+    pub spot_volume: Vec<f64>,
+    /// Perp close.
+    pub perp: Vec<f64>,
+    /// Perp high.
+    pub perp_high: Vec<f64>,
+    /// Perp low.
+    pub perp_low: Vec<f64>,
+    /// Perp volume.
+    pub perp_volume: Vec<f64>,
+}
+
+impl WarmUp {
+    /// Days of bars kept before the window.
+    pub const DAYS: i64 = 90;
 }
 
 /// What the derivative leg holds: the perp or one dated contract.
@@ -217,6 +249,7 @@ impl MarketTimeline {
         perp_low: Vec::new(),
         spot_volume: Vec::new(),
         perp_volume: Vec::new(),
+        warm_up: None,
     };
 
     /// Number of steps.

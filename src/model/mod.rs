@@ -12,6 +12,6 @@ pub mod trade;
 pub use bracket::Bracket;
 pub use costs::{CostModel, CostSchedule, Costs, MarketCosts, OrderType, SpreadEstimator};
 pub use dated::DatedContracts;
-pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason};
+pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason, WarmUp};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
 pub use trade::{Settlement, SettlementPaid, Trade, TradeReason};

@@ -130,27 +130,33 @@ fn typical_bar_ms(ts_ms: &[i64]) -> i64 {
 pub fn estimate(timeline: &MarketTimeline, schedule: &CostSchedule) -> (MarketCosts, Vec<String>) {
     let mut notes = Vec::new();
     let mut costs = MarketCosts::default();
-    let spot_close = &timeline.spot;
-    let perp_close = &timeline.perp;
+    // The bars before the window first (where kept), so the trailing windows are full, point in
+    // time, from the window's first step; their own values are dropped after.
+    let empty = crate::model::WarmUp::default();
+    let warm = timeline.warm_up.as_deref().unwrap_or(&empty);
+    let skip = warm.ts_ms.len();
+    let join = |before: &[f64], during: &[f64]| -> Vec<f64> { before.iter().chain(during).copied().collect() };
     let or_close = |range: &[f64], close: &[f64]| -> Vec<f64> { if range.len() == close.len() { range.to_vec() } else { close.to_vec() } };
+    let ts: Vec<i64> = warm.ts_ms.iter().chain(&timeline.ts_ms).copied().collect();
     for (leg, model) in [("spot", schedule.spot_cost_model()), ("perp", schedule.perp_cost_model())] {
         let (close, high, low, volume) = if leg == "spot" {
-            (spot_close, or_close(&timeline.spot_high, spot_close), or_close(&timeline.spot_low, spot_close), &timeline.spot_volume)
+            (join(&warm.spot, &timeline.spot), join(&warm.spot_high, &or_close(&timeline.spot_high, &timeline.spot)), join(&warm.spot_low, &or_close(&timeline.spot_low, &timeline.spot)), join(&warm.spot_volume, &timeline.spot_volume))
         } else {
-            (perp_close, or_close(&timeline.perp_high, perp_close), or_close(&timeline.perp_low, perp_close), &timeline.perp_volume)
+            (join(&warm.perp, &timeline.perp), join(&warm.perp_high, &or_close(&timeline.perp_high, &timeline.perp)), join(&warm.perp_low, &or_close(&timeline.perp_low, &timeline.perp)), join(&warm.perp_volume, &timeline.perp_volume))
         };
+        let volume = if volume.len() == ts.len() { volume } else { vec![f64::NAN; ts.len()] };
         match model {
             CostModel::FixedBps => {}
             CostModel::SpreadFromBars => {
                 let spreads = match schedule.spread_estimator {
                     SpreadEstimator::CorwinSchultz => corwin_schultz(&high, &low),
-                    SpreadEstimator::AbdiRanaldo => abdi_ranaldo(&high, &low, close),
+                    SpreadEstimator::AbdiRanaldo => abdi_ranaldo(&high, &low, &close),
                 };
                 // Half the spread: a market order crosses from the mid to one side.
-                let half: Vec<f64> = trailing_mean(&spreads, schedule.spread_window_bars).into_iter().map(|s| 0.5 * s).collect();
-                let unknown = half.iter().filter(|h| !h.is_finite()).count();
+                let half: Vec<f64> = trailing_mean(&spreads, schedule.spread_window_bars).into_iter().skip(skip).map(|s| 0.5 * s).collect();
+                let unknown = half.iter().take_while(|h| !h.is_finite()).count();
                 if unknown > 0 {
-                    notes.push(format!("costs: {leg} spread_from_bars has no estimate for its first {unknown} step(s) (the window of {} bars is not full, or the bars have no range): the fixed slippage stands in there", schedule.spread_window_bars));
+                    notes.push(format!("costs: {leg} spread_from_bars has no estimate for the window's first {unknown} step(s) (fewer than {} bars with a range before them): the fixed slippage stands in there", schedule.spread_window_bars));
                 }
                 if leg == "spot" {
                     costs.spot_slippage = half;
@@ -162,7 +168,11 @@ pub fn estimate(timeline: &MarketTimeline, schedule: &CostSchedule) -> (MarketCo
                 if volume.iter().all(|v| !v.is_finite()) {
                     notes.push(format!("costs: {leg} sqrt_impact needs the bars' volume and the {leg} source has none: no impact is charged on the {leg} leg"));
                 }
-                let coefficient = impact_coefficient(&timeline.ts_ms, close, volume, schedule.impact_window_days, schedule.impact_k);
+                let coefficient: Vec<f64> = impact_coefficient(&ts, &close, &volume, schedule.impact_window_days, schedule.impact_k).into_iter().skip(skip).collect();
+                let unknown = coefficient.iter().take_while(|c| !c.is_finite()).count();
+                if unknown > 0 && volume.iter().any(|v| v.is_finite()) {
+                    notes.push(format!("costs: {leg} sqrt_impact has no estimate for the window's first {unknown} step(s) (fewer than {} days of bars before them): no impact is charged there", schedule.impact_window_days));
+                }
                 if leg == "spot" {
                     costs.spot_impact = coefficient;
                 } else {
