@@ -862,11 +862,11 @@ fn check_prose(ctx: &mut Ctx) {
         let oi = need(json["capacity"]["open_interest_usd"].as_f64(), || "stress.json has no capacity.open_interest_usd".into())?;
         Ok(vec![like(oi / 1e9, &want[0])])
     });
-    // aum, net APR, funding factor, impact
+    // aum, net APR, funding factor, entry impact, slippage paid, top-ups
     let capacity = |run: &Run| -> Result<(Vec<String>, Vec<String>), Miss> {
         let lines: Vec<Vec<String>> = run.stdout.lines().filter(|l| l.starts_with("capacity ")).map(|l| split_numbers(l).1).collect();
         match (lines.first(), lines.last()) {
-            (Some(first), Some(last)) if first.len() == 4 && last.len() == 4 => Ok((first.clone(), last.clone())),
+            (Some(first), Some(last)) if first.len() == 6 && last.len() == 6 => Ok((first.clone(), last.clone())),
             _ => miss(format!("no `capacity AUM: net APR ...` lines in:\n{}", indent(&run.stdout))),
         }
     };

@@ -133,6 +133,19 @@ pub fn align_window(data: &MarketData, window: &Window, constant_staking_apr: f6
     Ok(timeline)
 }
 
+/// [`Window::bar_detail`] for a timeline aligned without it: the perp's range, both legs'
+/// volumes and the bars before the window, from the loaded `data`. Nothing is attached unless
+/// the timeline's steps are exactly the perp's bars over its span (a timeline put on another
+/// clock keeps none).
+pub fn attach_bar_detail(timeline: &mut MarketTimeline, data: &MarketData) {
+    let (Some(&first), Some(&last)) = (timeline.ts_ms.first(), timeline.ts_ms.last()) else { return };
+    let start = data.perp.ts_ms.partition_point(|&t| t < first);
+    let end = data.perp.ts_ms.partition_point(|&t| t <= last);
+    if data.perp.ts_ms.get(start..end) == Some(timeline.ts_ms.as_slice()) {
+        keep_bar_detail(timeline, data, &(start..end));
+    }
+}
+
 /// The perp's own range and both legs' volumes on the clock (`Window::bar_detail`).
 fn keep_bar_detail(timeline: &mut MarketTimeline, data: &MarketData, range: &std::ops::Range<usize>) {
     let perp = &data.perp;

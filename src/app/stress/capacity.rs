@@ -4,10 +4,14 @@
 //! - **Funding compression.** Capital crowding into the short-perp side pushes the premium
 //!   down. Positive settlements are scaled by max(0, 1 − elasticity × notional / open
 //!   interest); negative ones are left as they are (the crowd does not make them worse).
-//! - **Market impact.** Every fill pays extra slippage by the square-root law,
-//!   `impact_coefficient × σ_daily × sqrt(notional / ADV)`, with σ_daily the spot's daily
-//!   volatility and ADV the perp's average daily traded value, both from the run's own data.
-//!   It is sized at the entry notional, so rebalances (smaller fills) are charged conservatively.
+//! - **Market impact.** Every fill pays the square-root law's impact of its own size, the
+//!   engine's `sqrt_impact` cost model (`sim::market_costs`): `impact_coefficient` × σ_daily ×
+//!   √(q / ADV), σ and ADV trailing over 30 days, point in time (the bars before the window
+//!   included), on top of the configured slippage.
+//!
+//! A bigger book's perp also sits in higher maintenance tiers, so the same rallies bring it to
+//! its top-up distance sooner: its top-ups come earlier and shrink the carry (each point reports
+//! them). That path difference, not the costs, can move net APR up or down between sizes.
 //!
 //! Open interest is a number you give (`open_interest_usd`) or the mean of a venue and coin in
 //! an open-interest table (`timestamp, venue, coin, oi_usd`, as in
@@ -69,8 +73,14 @@ pub struct CapacityPoint {
     pub share_of_open_interest: f64,
     /// Factor on positive funding.
     pub funding_factor: f64,
-    /// Extra slippage per fill, bps.
+    /// The entry's impact on the perp leg (its coefficient at the first step × √ quantity),
+    /// bps; 0 where the bars before the window were too few to estimate it.
     pub impact_bps: f64,
+    /// Slippage paid over the run (fixed and impact), quote currency.
+    pub slippage_paid: f64,
+    /// Margin top-ups over the run: a bigger book's perp reaches higher maintenance tiers and
+    /// is topped up (and the carry shrunk) sooner.
+    pub margin_top_ups: usize,
     /// Simple annualised return of the run after compression and impact, decimal.
     pub net_apr: f64,
     /// Funding APR over the window after compression, decimal (see `Metrics::funding_apr_over_window`).
@@ -160,6 +170,13 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
     if adv.is_nan() || adv <= 0.0 {
         bail_input!("[capacity]: the perp bars carry no traded volume, so market impact cannot be sized; use data with volume");
     }
+    // The engine's sqrt_impact model on both legs, point in time.
+    let mut detailed = base.clone();
+    crate::data::align::attach_bar_detail(&mut detailed, data);
+    let schedule = crate::model::CostSchedule { model: crate::model::CostModel::SqrtImpact, impact_k: spec.impact_coefficient, ..crate::model::CostSchedule::default() };
+    let (market, _) = crate::sim::market_costs::estimate(&detailed, &schedule);
+    let entry_coefficient = market.perp_impact.first().copied().filter(|c| c.is_finite()).unwrap_or(0.0);
+    let market = std::sync::Arc::new(market);
     let aum: Vec<f64> = if spec.aum.is_empty() { (0..=8).map(|k| 10f64.powf(5.0 + k as f64 * 0.5)).collect() } else { spec.aum.clone() };
     // Perp notional per unit of capital, as the engine sizes it: spot + margin = capital.
     let notional_per_capital = params.hedge_ratio * (1.0 - params.reserve_fraction) / (1.0 + params.hedge_ratio / params.leverage);
@@ -169,22 +186,22 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
             let notional = capital * notional_per_capital;
             let share = notional / open_interest;
             let funding_factor = (1.0 - spec.elasticity * share).max(0.0);
-            let impact = spec.impact_coefficient * sigma * (notional / adv).sqrt();
             let mut t = base.clone();
             for e in t.funding.iter_mut().filter(|e| e.rate > 0.0) {
                 e.rate *= funding_factor;
             }
             let mut p = params.clone();
             p.initial_capital = capital;
-            p.costs.spot_slippage += impact;
-            p.costs.perp_slippage += impact;
-            let (_, m) = crate::app::pipeline::simulate(&t, &p, &mut NoLedger);
+            p.market_costs = Some(market.clone());
+            let (summary, m) = crate::app::pipeline::simulate(&t, &p, &mut NoLedger);
             CapacityPoint {
                 aum: capital,
                 perp_notional: notional,
                 share_of_open_interest: share,
                 funding_factor,
-                impact_bps: impact * 1e4,
+                impact_bps: entry_coefficient * (notional / base.perp[0]).sqrt() * 1e4,
+                slippage_paid: -summary.pnl.slippage,
+                margin_top_ups: summary.top_ups,
                 net_apr: m.apr,
                 funding_apr_over_window: m.funding_apr_over_window,
                 max_drawdown: m.max_drawdown,

@@ -153,6 +153,10 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
         crate::bail_input!("`basis stress` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
     }
     crate::app::pipeline::refuse_rules(config, "`basis stress`")?;
+    if config.costs.market_dependent() {
+        // Its scenarios reshape and replay the history; the cost series are the base run's.
+        crate::bail_input!("`basis stress` prices fills at the fixed bps for now: remove [costs] model (its [capacity] study charges the square-root impact itself)");
+    }
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = crate::config::engine_params(config);
@@ -272,7 +276,7 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
     }
     if let Some(cap) = &run.capacity {
         body.push_str(&format!(
-            "<section class=\"table\" id=\"capacity\">\n<h2>Capacity</h2>\n<p>Open interest {} ({}); spot daily volatility {:.2} %; perp value traded {} per day; elasticity {}; impact coefficient {}.</p>\n<table>\n<tr><th class=\"num\">initial capital</th><th class=\"num\">perp notional</th><th class=\"num\">share of OI</th><th class=\"num\">funding factor</th><th class=\"num\">impact (bp/fill)</th><th class=\"num\">net APR</th><th class=\"num\">funding APR</th><th class=\"num\">liquidations</th></tr>\n",
+            "<section class=\"table\" id=\"capacity\">\n<h2>Capacity</h2>\n<p>Open interest {} ({}); spot daily volatility {:.2} %; perp value traded {} per day; elasticity {}; impact coefficient {}.</p>\n<table>\n<tr><th class=\"num\">initial capital</th><th class=\"num\">perp notional</th><th class=\"num\">share of OI</th><th class=\"num\">funding factor</th><th class=\"num\">entry impact (bp)</th><th class=\"num\">slippage paid</th><th class=\"num\">top-ups</th><th class=\"num\">net APR</th><th class=\"num\">funding APR</th><th class=\"num\">liquidations</th></tr>\n",
             money(cap.open_interest_usd),
             escape(&cap.open_interest_source),
             cap.daily_volatility * 100.0,
@@ -282,18 +286,20 @@ pub fn render(run: &StressRun) -> Result<(Vec<ChartImage>, String)> {
         ));
         for p in &cap.points {
             body.push_str(&format!(
-                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3} %</td><td class=\"num\">{:.3}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3} %</td><td class=\"num\">{:.3}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
                 html::compact(p.aum),
                 html::compact(p.perp_notional),
                 p.share_of_open_interest * 100.0,
                 p.funding_factor,
                 p.impact_bps,
+                html::compact(p.slippage_paid),
+                p.margin_top_ups,
                 pct(p.net_apr),
                 pct(p.funding_apr_over_window),
                 p.liquidations
             ));
         }
-        body.push_str("</table>\n</section>\n");
+        body.push_str("</table>\n<p>Every fill pays the square-root impact of its own size on top of the configured slippage. A bigger book's perp sits in higher maintenance tiers, so rallies bring it to its top-up distance sooner: its top-ups come earlier and shrink the carry (the top-ups column), which can move net APR up or down between sizes apart from the costs.</p>\n</section>\n");
     }
     if let Some(mc) = &run.monte_carlo {
         body.push_str(&format!(
@@ -374,7 +380,7 @@ pub fn summary_text(run: &StressRun) -> String {
     }
     if let Some(cap) = &run.capacity {
         for p in &cap.points {
-            let _ = writeln!(out, "capacity {:>16.0}: net APR {:+.2}% (funding x{:.3}, impact {:.2} bp)", p.aum, p.net_apr * 100.0, p.funding_factor, p.impact_bps);
+            let _ = writeln!(out, "capacity {:>16.0}: net APR {:+.2}% (funding x{:.3}, entry impact {:.2} bp, slippage paid {:.0}, {} top-ups)", p.aum, p.net_apr * 100.0, p.funding_factor, p.impact_bps, p.slippage_paid, p.margin_top_ups);
         }
     }
     if let Some(mc) = &run.monte_carlo {
