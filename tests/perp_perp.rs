@@ -676,6 +676,13 @@ fn cli_writes_and_rerenders_a_perp_perp_book() {
     assert!(again.status.success());
     assert!(out.path().join("dated-perp-sample-2/ledger.parquet").is_file(), "a second run goes beside the first");
     assert_eq!(std::fs::read(dir.join("ledger.parquet")).unwrap(), before);
+    // --set overrides the file, as for any config.
+    let set = run(&["--set", "portfolio.initial_capital=50000", "--name", "dated-perp-set"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("dated-perp-set/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["book"]["initial_capital"], 50_000.0);
+    let bad = run(&["--set", "portfolio.leverage=-1", "--name", "dated-perp-bad"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad override is an input error");
     std::fs::remove_file(dir.join("pp_pnl.png")).unwrap();
     let report = std::process::Command::new(env!("CARGO_BIN_EXE_basis")).current_dir(env!("CARGO_MANIFEST_DIR")).args(["report", dir.to_str().unwrap()]).output().unwrap();
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));

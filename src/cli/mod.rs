@@ -297,10 +297,7 @@ fn run_backtest(args: BacktestArgs) -> Result<()> {
 
 /// `basis backtest` on a book of perp-perp pairs (`[[pair]] kind = "perp_perp"`).
 fn run_perp_perp(args: BacktestArgs) -> Result<()> {
-    if !args.set.is_empty() {
-        crate::bail_input!("--set is not taken by perp_perp books yet; edit the config file");
-    }
-    let mut book = crate::config::perp_perp::PerpPerpBook::load(&args.config)?;
+    let mut book = if args.set.is_empty() { crate::config::perp_perp::PerpPerpBook::load(&args.config)? } else { crate::config::load_perp_perp_with_overrides(&args.config, &args.set)? };
     if let Some(name) = args.name {
         book.run.name = name;
     }

@@ -25,7 +25,7 @@ pub use crate::output::validate_run_name;
 pub use crate::sim::dated::InstrumentChoice;
 pub use crate::sim::policy::{AfterLiquidation, Direction, EntryMode, TopUpSource};
 pub use crate::time::parse_time_ms;
-pub use overrides::{book_from_value_with_overrides, from_value_with_overrides, load_book_with_overrides, load_with_overrides, set_path};
+pub use overrides::{book_from_value_with_overrides, from_value_with_overrides, load_book_with_overrides, load_with_overrides, set_path, load_perp_perp_with_overrides};
 pub use params::engine_params;
 
 /// A complete run configuration.

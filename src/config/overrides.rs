@@ -52,6 +52,20 @@ pub fn load_book_with_overrides(path: &Path, overrides: &[String]) -> Result<sup
     book_from_value_with_overrides(raw, &format!("{} with --set", path.display()), base_dir, overrides)
 }
 
+/// A perp-perp book (`kind = "perp_perp"` / `"dated_perp"` pairs) with `KEY=VALUE` overrides
+/// applied to its TOML before validation, as for a book: `strategy.entry_funding_apr=0.05`,
+/// `pair.0.rotate_days=14`.
+pub fn load_perp_perp_with_overrides(path: &Path, overrides: &[String]) -> Result<super::perp_perp::PerpPerpBook> {
+    let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read config {}: {err}", path.display()))?;
+    let mut raw: toml::Value = toml::from_str(&text).map_err(|err| input_error!("config {}: {}", path.display(), err.to_string().trim_end()))?;
+    let typed = raw.clone();
+    for item in overrides {
+        let (key, value) = split_override(item)?;
+        set_path(&mut raw, &typed, key, value)?;
+    }
+    super::perp_perp::PerpPerpBook::from_toml_value(&raw, &format!("{} with --set", path.display()), path.parent().unwrap_or(Path::new(".")))
+}
+
 /// `KEY=VALUE` as the key and the value read as TOML (text where it is not).
 fn split_override(item: &str) -> Result<(&str, toml::Value)> {
     let Some((key, value)) = item.split_once('=') else {
