@@ -255,3 +255,28 @@ fn the_window_s_first_step_sees_the_bars_before_it() {
 fn config_fixed_spot_slippage(base: &str, dir: &std::path::Path) -> f64 {
     basis::config::Config::from_toml_str(base, "test", dir).unwrap().costs.spot_slippage_bps * 1e-4
 }
+
+/// A liquidation is a market order of the whole position: with `sqrt_impact` it slips past the
+/// liquidation price by its size's impact too. A 5x carry of 10,000 shorts q coins with 20 of
+/// margin each (q = 10,000 / 120 without impact; with it, q = 10,000 / (120 + 100 s), s =
+/// 0.001 × √(10,000 / 120) the entry's impact); either way LP = (20 q + 100 q) / (1.004 q) =
+/// 119.52…, and a bar to 150 liquidates it, filled at LP × (1 + 0.001 × √q) rather than at LP.
+#[test]
+fn a_liquidation_slips_its_size_s_impact() {
+    let closes = [100.0, 100.0, 100.0];
+    let timeline = flat_timeline(&closes, &[100.0, 100.0, 150.0], &[100.0, 100.0, 100.0], HOUR);
+    let mut params = plain_params(10_000.0);
+    params.leverage = 5.0;
+    let q = 10_000.0 / 120.0;
+    let liq = 10_000.0 / (q * 1.004);
+    let liquidation_fill = |params: &basis::sim::EngineParams| {
+        let summary = basis::sim::run(&timeline, params, &mut basis::model::NoLedger);
+        summary.trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation).map(|t| t.fill_price).expect("liquidated")
+    };
+    assert_close(liquidation_fill(&params), liq, 1e-9);
+    params.market_costs = Some(std::sync::Arc::new(MarketCosts { perp_impact: vec![0.001; 3], ..Default::default() }));
+    let entry_impact = 0.001 * q.sqrt();
+    let q_with_impact = 10_000.0 / (120.0 + 100.0 * entry_impact);
+    assert_close(liq, 120.0 / 1.004, 1e-9);
+    assert_close(liquidation_fill(&params), liq * (1.0 + 0.001 * q_with_impact.sqrt()), 1e-9);
+}

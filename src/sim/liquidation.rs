@@ -40,7 +40,13 @@ impl Sim<'_> {
         self.book.perp_margin += moved;
         // The fill may slip past it (the liquidation model): a loss of the liquidation, so the
         // venue's rule (its fee, or a backstop) applies to the margin left at the fill.
-        let filled = self.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
+        let mut rule = self.params.liquidation;
+        if self.params.market_costs.is_some() {
+            // A liquidation is a market order of the whole position: with a market cost model
+            // it also slips its size's impact (still no further than the bar's extreme).
+            rule.fill_slippage += self.costs().perp_impact * qty.abs().sqrt();
+        }
+        let filled = rule.fill_price(qty, liq, mark_prev, extreme);
         let slipped = qty * (filled - price);
         pnl.liquidation += slipped;
         self.book.perp_margin += slipped;
