@@ -219,6 +219,12 @@ impl Costs {
         self.perp_slippage + self.perp_impact * qty.abs().sqrt()
     }
 
+    /// What closing a dated contract at `reason` costs: a delivery pays the settlement fee
+    /// `delivery_fee` and slips nothing (MARGIN.md §6); a roll or a switch pays these costs.
+    pub fn closing_dated(&self, delivery: bool, delivery_fee: f64) -> Costs {
+        if delivery { Costs { perp_slippage: 0.0, perp_impact: 0.0, perp_fee: delivery_fee, ..*self } } else { *self }
+    }
+
     /// These costs with the impact of an order of `spot_qty` (and `perp_qty`) folded into the
     /// slippage: what sizing an order before it is placed assumes.
     pub fn at_size(&self, spot_qty: f64, perp_qty: f64) -> Costs {

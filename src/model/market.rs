@@ -167,6 +167,17 @@ pub enum SwitchReason {
     Switch,
 }
 
+impl SwitchReason {
+    /// The reason the switch's trades are recorded with.
+    pub fn trade_reason(self) -> crate::model::TradeReason {
+        match self {
+            SwitchReason::Roll => crate::model::TradeReason::Roll,
+            SwitchReason::Delivery => crate::model::TradeReason::Delivery,
+            SwitchReason::Switch => crate::model::TradeReason::Switch,
+        }
+    }
+}
+
 /// At the close of `step` (after funding, before the decisions), the derivative leg held
 /// during the bar is closed (at the step's price; at the settlement price on delivery) and the
 /// same quantity reopened in `to` at `open_price`.

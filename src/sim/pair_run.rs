@@ -304,16 +304,12 @@ impl<'p, 't> PairRun<'p, 't> {
             if closing && switch.reason != SwitchReason::Delivery {
                 continue;
             }
-            let reason = match switch.reason {
-                SwitchReason::Roll => TradeReason::Roll,
-                SwitchReason::Delivery => TradeReason::Delivery,
-                SwitchReason::Switch => TradeReason::Switch,
-            };
+            let reason = switch.reason.trade_reason();
             let costs = self.sim.costs();
             let qty = self.sim.book.perp_qty;
             if qty != 0.0 {
                 // Delivery: the settlement fee (the taker fee, MARGIN.md §6); nothing to slip.
-                let close_costs = if switch.reason == SwitchReason::Delivery { Costs { perp_slippage: 0.0, perp_fee: self.sim.params.delivery_fee, ..costs } } else { costs };
+                let close_costs = costs.closing_dated(switch.reason == SwitchReason::Delivery, self.sim.params.delivery_fee);
                 self.sim.book.trade_perp(-qty, &step.at, &close_costs, reason, &mut step.pnl, &mut self.sim.trades);
             }
             self.sim.book.dated = matches!(switch.to, Instrument::Dated(_));

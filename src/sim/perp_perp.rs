@@ -421,15 +421,11 @@ impl Run<'_> {
             if closing && switch.reason != SwitchReason::Delivery {
                 continue;
             }
-            let reason = match switch.reason {
-                SwitchReason::Roll => TradeReason::Roll,
-                SwitchReason::Delivery => TradeReason::Delivery,
-                SwitchReason::Switch => TradeReason::Switch,
-            };
+            let reason = switch.reason.trade_reason();
             let qty = self.legs[k].qty;
             if qty != 0.0 {
                 let costs = self.legs[k].params.costs;
-                let close_costs = if switch.reason == SwitchReason::Delivery { crate::model::Costs { perp_slippage: 0.0, perp_fee: self.legs[k].params.delivery_fee, ..costs } } else { costs };
+                let close_costs = costs.closing_dated(switch.reason == SwitchReason::Delivery, self.legs[k].params.delivery_fee);
                 self.fill_with(k, i, -qty, reason, close_costs, s);
             }
             let leg = &mut self.legs[k];
