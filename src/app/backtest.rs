@@ -151,7 +151,9 @@ fn chunkable(config: &Config) -> bool {
         && data.borrow_rate.is_none()
         && !data.allow_partial_coverage
         // Market cost models read the whole run's bars (trailing windows over them).
-        && !config.costs.market_dependent()
+        && !config.costs.needs_bar_detail()
+        // A delayed leg looks at the next close's time, which a chunk's last step lacks.
+        && !config.costs.worked()
         && data.borrow_available.is_none()
         && matches!(config.strategy.mode, EntryMode::AlwaysOn | EntryMode::FundingThreshold)
 }

@@ -37,12 +37,31 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         warnings.extend(notes);
         params.market_costs = Some(std::sync::Arc::new(costs));
     }
+    if let Some(share) = config.costs.max_participation {
+        warnings.extend(volume_gaps(timeline, share)?);
+    }
     if let Some(compiled) = crate::signal::rules::compile_with_peers(config, timeline, peers, &params.costs, params.hedge_ratio)? {
         warnings.extend(compiled.warnings);
         files.extend(compiled.files);
         params.rules = Some(std::sync::Arc::new(compiled.series));
     }
     Ok(params)
+}
+
+/// Refuse a participation cap on a leg whose bars carry no volume at all (nothing could ever
+/// fill), and warn of the steps where a leg's volume is unknown (no fill there).
+fn volume_gaps(timeline: &MarketTimeline, share: f64) -> Result<Option<String>> {
+    let mut gaps = Vec::new();
+    for (leg, volume) in [("spot", &timeline.spot_volume), ("perp", &timeline.perp_volume)] {
+        let unknown = volume.iter().filter(|v| !v.is_finite()).count();
+        if !volume.is_empty() && unknown == volume.len() {
+            crate::bail_input!("costs.max_participation = {share} caps fills at a share of each bar's volume, but the {leg} bars carry no volume: give [data.{leg}] a file with a volume column, or remove max_participation");
+        }
+        if unknown > 0 {
+            gaps.push(format!("{unknown} {leg} steps"));
+        }
+    }
+    Ok((!gaps.is_empty()).then(|| format!("costs.max_participation: the bar's volume is unknown at {} (a stale or missing bar): no fill of that leg there, the order waits for the next bar with volume", gaps.join(" and "))))
 }
 
 /// Count the window's settlements at the venue's cap and floor for `config`'s symbol into the
@@ -278,5 +297,5 @@ pub fn window_of(config: &Config) -> Result<Window> {
         }
     }
     let oracle = config.venue.loaded.as_ref().is_some_and(|p| p.funding.paid_on == crate::venue::PaidOn::Oracle);
-    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some(), bar_detail: config.costs.market_dependent() })
+    Ok(Window { start_ms, end_ms, allow_partial_coverage: config.data.allow_partial_coverage, funding_at_index: oracle && config.data.index.is_some(), bar_detail: config.costs.needs_bar_detail() })
 }

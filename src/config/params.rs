@@ -63,6 +63,11 @@ pub fn engine_params(config: &Config) -> EngineParams {
         // The preset's interest at the window's start where a preset is set, else Binance's.
         market_costs: None,
         borrow_available: None,
+        execution: crate::sim::execution::Execution {
+            max_participation: config.costs.max_participation.unwrap_or(f64::INFINITY),
+            leg_delay_ms: config.costs.leg_delay_ms,
+            first_leg: config.costs.first_leg,
+        },
         funding_baseline_rate_per_8h: config.venue.effective_preset().map(|p| p.formula_at(config.strategy.start.as_deref().and_then(|t| crate::time::parse_time_ms("strategy.start", t).ok()).unwrap_or(0)).interest_per_8h).unwrap_or(0.0001),
         delivery_fee: config.costs.perp_taker_bps * 1e-4,
         cash_earns: p.cash_earns,

@@ -62,6 +62,20 @@ impl Config {
                 bail_input!("`costs.model` other than \"fixed_bps\" is not supported for coin-margined (inverse) perps yet (their orders are in USD contracts); use fixed_bps");
             }
         }
+        if let Some(share) = c.max_participation {
+            check("costs.max_participation", share, share > 0.0 && share <= 1.0, "(0, 1] (a decimal share of each bar's volume: 0.1 = 10 %)")?;
+        }
+        if c.worked() {
+            if !(0..=7 * crate::time::MS_PER_DAY).contains(&c.leg_delay_ms) {
+                bail_input!("`costs.leg_delay_ms` = {} is out of range: expected [0, 604800000] ms (up to a week)", c.leg_delay_ms);
+            }
+            if self.venue.contract == super::Contract::Inverse {
+                bail_input!("`costs.max_participation` and `costs.leg_delay_ms` are not supported for coin-margined (inverse) perps yet (their orders are in USD contracts); remove them");
+            }
+            if self.strategy.instrument != super::InstrumentChoice::Perp {
+                bail_input!("`costs.max_participation` and `costs.leg_delay_ms` work orders on a perp carry for now (a dated leg's rolls fill at once); set strategy.instrument = \"perp\" or remove them");
+            }
+        }
         let m = &self.margin;
         check(
             "margin.liquidation_fee_rate",

@@ -36,6 +36,24 @@ pub struct BorrowStats {
     pub recalls: usize,
 }
 
+/// What working orders over time came to (`costs.max_participation`, `costs.leg_delay_ms`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ExecutionMetrics {
+    /// Orders worked (entries, exits, resizes, re-hedges placed as worked orders).
+    pub orders_worked: usize,
+    /// Closes at which an order was being worked.
+    pub steps_working: usize,
+    /// Days the legs stood apart (one leg's fills ahead of the other's).
+    pub days_partially_hedged: f64,
+    /// Price PnL of the unmatched part of the legs over that time, quote currency (inside the
+    /// spot and perp components).
+    pub legging_pnl: f64,
+    /// Bars where a leg had an order to fill but no volume was known (nothing filled there).
+    pub bars_without_volume: usize,
+    /// An order was still being worked at the run's end (the final close took the rest).
+    pub unfinished: bool,
+}
+
 /// Everything in `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
@@ -166,6 +184,10 @@ pub struct Metrics {
     /// quantity, and recalled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrow: Option<BorrowStats>,
+    /// With orders worked over time: how many, for how long the legs stood apart, and the PnL
+    /// of that exposure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionMetrics>,
 }
 
 /// How a metric's value reads: what the report formats it as.
@@ -419,6 +441,14 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         min_liquidation_distance: if summary.min_liquidation_distance.is_finite() { Some(summary.min_liquidation_distance) } else { None },
         regimes: regimes(summary, years),
         borrow: summary.borrow_limited.then_some(BorrowStats { capped: summary.borrow_capped, recalls: summary.recalls }),
+        execution: summary.execution.map(|e| ExecutionMetrics {
+            orders_worked: e.orders_worked,
+            steps_working: e.steps_working,
+            days_partially_hedged: e.partially_hedged_ms as f64 / MS_PER_DAY as f64,
+            legging_pnl: e.legging_pnl,
+            bars_without_volume: e.bars_without_volume,
+            unfinished: e.unfinished,
+        }),
         time_flat: summary.steps_in_state[0] as f64 / steps,
         time_long_carry: summary.steps_in_state[1] as f64 / steps,
         time_reverse_carry: summary.steps_in_state[2] as f64 / steps,
@@ -510,6 +540,17 @@ impl Metrics {
         }
         if let Some(b) = &self.borrow {
             out.push_str(&format!("  borrow        {} reverse-carry entries or resizes cut to the borrowable quantity, {} recalls bought back\n", b.capped, b.recalls));
+        }
+        if let Some(e) = &self.execution {
+            out.push_str(&format!(
+                "  execution     {} orders worked over {} closes; legs apart {:.2} days, legging PnL {:+.2}{}{}\n",
+                e.orders_worked,
+                e.steps_working,
+                e.days_partially_hedged,
+                e.legging_pnl,
+                if e.bars_without_volume > 0 { format!("; {} bars without volume (no fill)", e.bars_without_volume) } else { String::new() },
+                if e.unfinished { "; an order was still being worked at the end (the final close took the rest)" } else { "" }
+            ));
         }
         if self.liquidations > 0 {
             let what = match self.after_liquidation.as_str() {

@@ -73,6 +73,36 @@ pub struct CostSchedule {
     /// (trailing, point in time).
     #[serde(default = "default_impact_window", skip_serializing_if = "is_default_impact_window")]
     pub impact_window_days: f64,
+    /// The largest share of a bar's volume one leg's fills may take, decimal (0.1 = 10 %); an
+    /// order larger than that is worked over as many bars as it needs. None: every order
+    /// fills at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_participation: Option<f64>,
+    /// Time from the first leg's fill to the second's, ms: the second leg fills at the last
+    /// close known at that time (the same bar's while the delay is shorter than a bar).
+    #[serde(default, skip_serializing_if = "is_zero_ms")]
+    pub leg_delay_ms: i64,
+    /// Which leg trades first when the legs are delayed: `spot` (default) or `perp`.
+    #[serde(default, skip_serializing_if = "is_default_first_leg")]
+    pub first_leg: FirstLeg,
+}
+
+/// Which leg of a carry an order trades first (`leg_delay_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstLeg {
+    /// The spot leg fills first, the perp `leg_delay_ms` later.
+    #[default]
+    Spot,
+    /// The perp leg fills first, the spot `leg_delay_ms` later.
+    Perp,
+}
+
+fn is_zero_ms(ms: &i64) -> bool {
+    *ms == 0
+}
+fn is_default_first_leg(leg: &FirstLeg) -> bool {
+    *leg == FirstLeg::Spot
 }
 
 /// How a leg's fills are charged beyond the fee.
@@ -144,6 +174,18 @@ impl CostSchedule {
     pub fn market_dependent(&self) -> bool {
         self.spot_cost_model() != CostModel::FixedBps || self.perp_cost_model() != CostModel::FixedBps
     }
+
+    /// Whether orders are worked over time (a participation cap or a delay between the legs)
+    /// rather than filled at once.
+    pub fn worked(&self) -> bool {
+        self.max_participation.is_some() || self.leg_delay_ms != 0
+    }
+
+    /// Whether the run needs the bars' ranges and volumes on its timeline (a market cost model
+    /// or a participation cap reads them).
+    pub fn needs_bar_detail(&self) -> bool {
+        self.market_dependent() || self.max_participation.is_some()
+    }
 }
 
 impl Default for CostSchedule {
@@ -164,6 +206,9 @@ impl Default for CostSchedule {
             spread_window_bars: default_spread_window(),
             impact_k: default_impact_k(),
             impact_window_days: default_impact_window(),
+            max_participation: None,
+            leg_delay_ms: 0,
+            first_leg: FirstLeg::Spot,
         }
     }
 }

@@ -140,6 +140,9 @@ pub mod state {
     /// One leg left unhedged after the other was liquidated (`after_liquidation = "hold"`, or
     /// until the surviving leg is closed or re-hedged at the next decision).
     pub const UNHEDGED_SPOT: i8 = 2;
+    /// An order is being worked (`max_participation`, `leg_delay_ms`) and the legs stand apart:
+    /// one leg's fills are ahead of the other's.
+    pub const LEGGING: i8 = 3;
 }
 
 /// One step, as the engine reports it.

@@ -21,6 +21,14 @@ impl Sim<'_> {
             self.blocked_after_liquidation = false;
         }
         let reason = if final_close { TradeReason::Final } else { TradeReason::Exit };
+        if self.work.is_some() {
+            if !final_close {
+                return self.decide_working(step, wanted, masked, summary);
+            }
+            // The run ends with an order still being worked: the final close takes the rest.
+            self.work = None;
+            self.execution.unfinished = true;
+        }
         let pnl = &mut step.pnl;
         let mut liquidation_price_now = None;
         // A stale-spot step decides nothing that needs spot (the final close still happens);
@@ -81,6 +89,12 @@ impl Sim<'_> {
                         summary.entries += 1;
                     }
                 }
+            }
+            _ if wanted != current && p.execution.worked() && !final_close => {
+                // Worked: the exit first; a flip's entry follows once it is done.
+                self.place_exit(&at, reason, pnl);
+                step.flags |= events::EXIT;
+                summary.exits += 1;
             }
             _ if wanted != current => {
                 self.exit(&at, reason, pnl);
@@ -145,9 +159,49 @@ impl Sim<'_> {
         liquidation_price_now
     }
 
+    /// Step 5 while an order is being worked ([`super::execution`]): the order's fills at this
+    /// close, unless the entry rule turned against the carry being built, which is then closed
+    /// (worked in turn); margin top-ups from cash only. Returns no liquidation price (the book
+    /// computes it at the record).
+    #[cold]
+    #[inline(never)]
+    fn decide_working(&mut self, step: &mut Step, wanted: Target, masked: bool, summary: &mut RunSummary) -> Option<f64> {
+        let at = step.at;
+        let carry = match self.held {
+            Held::Long => Target::Long,
+            Held::Reverse => Target::Reverse,
+            Held::Flat | Held::Unhedged => Target::Flat,
+        };
+        let exiting = self.work.is_some_and(|w| w.spot_target == 0.0 && w.perp_target == 0.0);
+        if !masked && !exiting && wanted != carry {
+            self.place_exit(&at, TradeReason::Exit, &mut step.pnl);
+            step.flags |= events::EXIT;
+            summary.exits += 1;
+        } else {
+            self.work_fills(&at, !masked, &mut step.pnl);
+        }
+        if matches!(self.held, Held::Long | Held::Reverse) {
+            let liq = self.perp_liquidation_price(at.mark, at.spot);
+            let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+            let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
+            if self.book.spot_qty < 0.0 {
+                topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+            }
+            if topped {
+                step.flags |= events::TOP_UP;
+                summary.top_ups += 1;
+            }
+        }
+        None
+    }
+
     /// The ledger state code of the position held.
     #[inline(always)]
     pub(super) fn state_code(&self) -> (i8, usize) {
+        if self.work.is_some() && self.legging().is_some() {
+            // Time legging counts toward the carry it builds or unwinds.
+            return (state::LEGGING, if self.held == Held::Reverse { 2 } else { 1 });
+        }
         match self.held {
             Held::Flat => (state::FLAT, 0),
             Held::Long => (state::LONG_CARRY, 1),

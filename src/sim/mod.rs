@@ -40,6 +40,7 @@ pub mod book;
 mod carry;
 pub mod dated;
 mod decide;
+pub mod execution;
 pub mod forced;
 pub mod inverse;
 mod liquidation;
@@ -137,6 +138,9 @@ pub struct EngineParams {
     /// The largest quantity of spot a reverse carry can borrow at each step, base units
     /// (`[data.borrow_available]`; NaN: unknown, so nothing new is borrowed); `None`: no limit.
     pub borrow_available: Option<std::sync::Arc<Vec<f64>>>,
+    /// How orders reach the market: at once, or worked under a participation cap and a delay
+    /// between the legs ([`execution`]).
+    pub execution: execution::Execution,
 }
 
 /// The funding regimes PnL and holding time are attributed to: each interval's to the rate
@@ -225,6 +229,16 @@ struct Sim<'a> {
     /// The coins a reverse carry borrowed (its principal: the interest accrued in the coin on
     /// top is the borrower's debt, not a new loan the lender must have).
     borrowed_principal: f64,
+    /// The order being worked ([`execution`]), if any.
+    work: Option<execution::Work>,
+    /// What the run's worked orders came to.
+    execution: execution::ExecutionStats,
+    /// The largest spot and perp fills the participation cap allows at this close, base units
+    /// (infinite: no cap; NaN: the bar's volume is unknown).
+    fill_caps: (f64, f64),
+    /// The next close's time (`i64::MAX`: none): a delayed leg fills at the last close known at
+    /// its due time.
+    next_close_ms: i64,
 }
 
 

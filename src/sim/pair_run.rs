@@ -54,6 +54,9 @@ pub(crate) struct PairRun<'p, 't> {
     /// [`PairRun::advance_held_long`] (linear perp, no cash interest, no spot collateral, no
     /// coverage gaps, no derivative path).
     pub(super) quiet_steps_allowed: bool,
+    /// The legs' unmatched parts at the last close while an order was worked, with that
+    /// close's spot, mark and time: the next close's price moves on them are legging PnL.
+    pub(super) legging: Option<(f64, f64, f64, f64, i64)>,
 }
 
 impl<'p, 't> PairRun<'p, 't> {
@@ -94,6 +97,10 @@ impl<'p, 't> PairRun<'p, 't> {
                 borrow_capped: 0,
                 recalls: 0,
                 borrowed_principal: 0.0,
+                work: None,
+                execution: execution::ExecutionStats::default(),
+                fill_caps: (f64::INFINITY, f64::INFINITY),
+                next_close_ms: i64::MAX,
             },
             next_forced: 0,
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
@@ -108,6 +115,7 @@ impl<'p, 't> PairRun<'p, 't> {
             next_switch: 0,
             switch_due_step: timeline.derivative.as_ref().and_then(|d| d.switches.first()).map_or(usize::MAX, |s| s.step),
             quiet_steps_allowed: quiet_steps_allowed(params, timeline),
+            legging: None,
         }
     }
 
@@ -143,6 +151,7 @@ impl<'p, 't> PairRun<'p, 't> {
             next_switch: self.next_switch,
             switch_due_step: usize::MAX,
             quiet_steps_allowed,
+            legging: self.legging,
         }
     }
 
@@ -255,6 +264,7 @@ impl<'p, 't> PairRun<'p, 't> {
         let ts_ms = timeline.ts_ms[i];
         let quiet = self.quiet_steps_allowed
             && self.sim.held == Held::Long
+            && self.sim.work.is_none()
             && book.perp_qty < 0.0
             && book.spot_qty >= 0.0
             && !book.dated
@@ -373,6 +383,15 @@ impl<'p, 't> PairRun<'p, 't> {
         let final_close = i + 1 == self.timeline.len() && self.last_chunk && self.sim.params.close_at_end;
         let trades_before = self.sim.trades.len();
         let masked = step.flags & events::MASKED != 0;
+        let execution = self.sim.params.execution;
+        if execution.worked() {
+            let timeline = self.timeline;
+            let cap = execution.max_participation;
+            // The bar that just closed: its volume is known at this close.
+            let volume = |series: &[f64]| if cap.is_finite() { cap * series.get(i).copied().unwrap_or(f64::NAN) } else { f64::INFINITY };
+            self.sim.fill_caps = (volume(&timeline.spot_volume), volume(&timeline.perp_volume));
+            self.sim.next_close_ms = timeline.ts_ms.get(i + 1).copied().unwrap_or(i64::MAX);
+        }
         let liquidation_price_now = self.sim.decide(step, signal_apr, masked, final_close, &mut self.summary);
         self.count_traded(trades_before);
         liquidation_price_now
@@ -387,7 +406,7 @@ impl<'p, 't> PairRun<'p, 't> {
         let p = self.sim.params;
         let book = &self.sim.book;
         // What `Sim::decide` does for such a step, without the branches for every other one.
-        if self.sim.held != Held::Long || step.flags & events::MASKED != 0 || p.spot_collateral_haircut != 0.0 || book.spot_qty < 0.0 {
+        if self.sim.held != Held::Long || self.sim.work.is_some() || step.flags & events::MASKED != 0 || p.spot_collateral_haircut != 0.0 || book.spot_qty < 0.0 {
             return None;
         }
         if i + 1 == self.timeline.len() && self.last_chunk && p.close_at_end {
@@ -521,7 +540,25 @@ impl<'p, 't> PairRun<'p, 't> {
             self.pending_held_ms = 0;
         }
         self.drawdown.update(at.ts_ms, equity, summary);
+        if self.sim.params.execution.worked() {
+            self.note_legging(&at);
+        }
         row
+    }
+
+    /// Legging PnL and time since the last close, on the unmatched parts it left, and the
+    /// unmatched parts this close leaves.
+    #[cold]
+    pub(super) fn note_legging(&mut self, at: &Quote) {
+        let stats = &mut self.sim.execution;
+        if let Some((spot, perp, spot_price, mark, ts_ms)) = self.legging.take() {
+            stats.legging_pnl += spot * (at.spot - spot_price) + perp * (at.mark - mark);
+            stats.partially_hedged_ms += at.ts_ms - ts_ms;
+        }
+        if self.sim.work.is_some() {
+            self.sim.execution.steps_working += 1;
+        }
+        self.legging = self.sim.legging().map(|(spot, perp)| (spot, perp, at.spot, at.mark, at.ts_ms));
     }
 
     /// The run's summary, once every step is recorded.
@@ -537,6 +574,9 @@ impl<'p, 't> PairRun<'p, 't> {
         self.summary.borrow_capped = self.sim.borrow_capped;
         self.summary.recalls = self.sim.recalls;
         self.summary.borrow_limited = self.sim.params.borrow_available.is_some();
+        if self.sim.params.execution.worked() {
+            self.summary.execution = Some(self.sim.execution);
+        }
         self.summary
     }
 }

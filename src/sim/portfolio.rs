@@ -1041,6 +1041,8 @@ fn state_index(code: i8) -> usize {
         state::LONG_CARRY => 1,
         state::REVERSE_CARRY => 2,
         state::UNHEDGED_SPOT => 3,
+        // A pair whose order is being worked is in the carry it builds or unwinds.
+        state::LEGGING => 1,
         _ => 0,
     }
 }
@@ -1102,6 +1104,16 @@ fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
         book.unhedged_ms = book.unhedged_ms.max(p.unhedged_ms);
         book.unhedged_pnl += p.unhedged_pnl;
         book.uncovered_ms = book.uncovered_ms.max(p.uncovered_ms);
+        if let Some(pair) = &p.execution {
+            let stats = book.execution.get_or_insert_with(Default::default);
+            stats.orders_worked += pair.orders_worked;
+            stats.steps_working += pair.steps_working;
+            // Pairs legging at the same time count once in the book's time partially hedged.
+            stats.partially_hedged_ms = stats.partially_hedged_ms.max(pair.partially_hedged_ms);
+            stats.legging_pnl += pair.legging_pnl;
+            stats.bars_without_volume += pair.bars_without_volume;
+            stats.unfinished |= pair.unfinished;
+        }
         if book.after_liquidation.is_none() {
             book.after_liquidation = p.after_liquidation;
         }

@@ -77,6 +77,8 @@ pub struct RunSummary {
     pub recalls: usize,
     /// The run had a borrowable-quantity series (`borrow_capped` and `recalls` apply).
     pub borrow_limited: bool,
+    /// With orders worked (`max_participation`, `leg_delay_ms`): what working them came to.
+    pub execution: Option<super::execution::ExecutionStats>,
     /// Total time simulated outside some source's coverage (`allow_partial_coverage`), ms.
     pub uncovered_ms: i64,
     /// What happened after the first liquidation, for the summary ("hold": the rest of the run

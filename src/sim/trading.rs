@@ -93,12 +93,9 @@ impl Sim<'_> {
             }
             self.borrowed_principal = qty;
         }
-        let c = &sized;
-        self.book.trade_spot(sign * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
-        self.book.transfer_to_margin(qty * margin_per_unit);
-        self.book.trade_perp(-sign * p.hedge_ratio * qty, at, c, TradeReason::Entry, pnl, &mut self.trades);
         self.held = if sign > 0.0 { Held::Long } else { Held::Reverse };
         self.carry = target;
+        self.place(sign * qty, -sign * p.hedge_ratio * qty, qty * margin_per_unit, TradeReason::Entry, at, &sized, pnl);
     }
 
     /// Resize the held carry to `size` of the allocated capital (a rule strategy's target):
@@ -142,14 +139,17 @@ impl Sim<'_> {
                 }
                 self.borrowed_principal += add;
             }
-            let c = &sized;
-            self.book.trade_spot(sign * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
-            self.book.transfer_to_margin(add * margin_per_unit);
-            self.book.trade_perp(-sign * p.hedge_ratio * add, at, c, TradeReason::Resize, pnl, &mut self.trades);
+            self.place(sign * add, -sign * p.hedge_ratio * add, add * margin_per_unit, TradeReason::Resize, at, &sized, pnl);
         } else {
             let share = (-change / qty).min(1.0);
             if !(share > 0.0) {
                 return false;
+            }
+            if p.execution.worked() {
+                self.borrowed_principal *= 1.0 - share;
+                self.place(-self.book.spot_qty * share, -self.book.perp_qty * share, 0.0, TradeReason::Resize, at, c, pnl);
+                self.size_held = size;
+                return true;
             }
             let perp_cut = -self.book.perp_qty * share;
             self.book.trade_perp(perp_cut, at, c, TradeReason::Resize, pnl, &mut self.trades);
@@ -423,7 +423,9 @@ impl Sim<'_> {
         let Some(target) = self.rebalance_target(at) else { return false };
         let c = self.costs();
         let change = target - self.book.perp_qty;
-        if self.params.inverse {
+        if self.params.execution.worked() {
+            self.place(0.0, change, 0.0, TradeReason::Rebalance, at, &c, pnl);
+        } else if self.params.inverse {
             inverse::trade(&mut self.book, change, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);
         } else {
             self.book.trade_perp(change, at, &c, TradeReason::Rebalance, pnl, &mut self.trades);

@@ -77,6 +77,7 @@ pub fn plain_params(capital: f64) -> EngineParams {
         funding_baseline_rate_per_8h: 0.0001,
         market_costs: None,
         borrow_available: None,
+        execution: Default::default(),
         delivery_fee: 0.0,
         cash_earns: false,
         inverse: false,

@@ -157,6 +157,9 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
         // Its scenarios reshape and replay the history; the cost series are the base run's.
         crate::bail_input!("`basis stress` prices fills at the fixed bps for now: remove [costs] model (its [capacity] study charges the square-root impact itself)");
     }
+    if config.costs.worked() {
+        crate::bail_input!("`basis stress` fills orders at once for now: remove costs.max_participation and costs.leg_delay_ms");
+    }
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = crate::config::engine_params(config);

@@ -69,7 +69,7 @@ fn market_key(config: &Config) -> String {
         "{:?}|{}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
         dated,
         // A market cost model needs the bars' ranges and volumes kept on the timeline.
-        config.costs.market_dependent(),
+        config.costs.needs_bar_detail(),
         config.strategy.start,
         config.strategy.end,
         config.portfolio.staking_apr.to_bits(),
