@@ -177,9 +177,11 @@ fn sample_runs_with_each_model() {
     assert!(slippage[2] > slippage[0], "impact adds to the fixed slippage: {slippage:?}");
 }
 
-/// The cost table (docs/costs.md) of the cost models at 1 M, 10 M and 100 M on BTC hourly 2019–2026: each row
-/// is what the sweep `data/examples/sweep-costs.toml` measures (APR to 0.01 %, fees and
-/// slippage to the USDT, slippage in bp of capital to 0.1).
+/// The cost table (docs/costs.md) of the cost models at 1 M, 10 M and 100 M on BTC hourly
+/// 2019–2026, each order capped at 10 % of a bar's volume: each row is what the sweep
+/// `data/examples/sweep-costs.toml` measures (APR to 0.01 %, fees and slippage to the USDT,
+/// slippage in bp of capital to 0.1), with the days the legs stood apart and their PnL from
+/// the same configuration's backtest.
 #[test]
 fn readme_cost_table_matches_the_sweep() {
     let root = common::real_data_dir();
@@ -212,6 +214,7 @@ fn readme_cost_table_matches_the_sweep() {
         out
     };
     let mut found = 0;
+    let mut bars_per_entry = Vec::new();
     for k in 0..model.len() {
         let size = match capital[k] as i64 {
             1_000_000 => "1 M",
@@ -219,11 +222,31 @@ fn readme_cost_table_matches_the_sweep() {
             100_000_000 => "100 M",
             other => panic!("capital {other}"),
         };
-        let row = format!("| {size} | `{}` | {:+.2} % | {} | {} | {:.1} |", model[k], apr[k] * 100.0, group(fees[k]), group(slippage[k]), slippage[k] / capital[k] * 1e4);
+        // The time the legs stood apart and its PnL, from the same configuration's backtest.
+        let run = out.path().join(format!("run-{k}"));
+        let backtest = std::process::Command::new(env!("CARGO_BIN_EXE_basis"))
+            .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples"))
+            .args(["backtest", "--config", "freqtrade-btc-1h.toml", "--output-dir", out.path().to_str().unwrap(), "--name", &format!("run-{k}")])
+            .args(["--set", &format!("costs.model={}", model[k]), "--set", &format!("portfolio.initial_capital={}", capital[k]), "--set", "costs.max_participation=0.1"])
+            .output()
+            .unwrap();
+        assert!(backtest.status.success(), "{}", String::from_utf8_lossy(&backtest.stderr));
+        let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+        let days = metrics["execution"]["days_partially_hedged"].as_f64().expect("execution metrics");
+        let legging = metrics["execution"]["legging_pnl"].as_f64().expect("execution metrics");
+        if model[k] == "sqrt_impact" {
+            bars_per_entry.push((capital[k] as i64, metrics["execution"]["steps_working"].as_u64().expect("steps working")));
+        }
+        let legging = if legging < 0.0 { format!("-{}", group(-legging)) } else { group(legging) };
+        let row = format!("| {size} | `{}` | {:+.2} % | {} | {} | {:.1} | {days:.2} | {legging} |", model[k], apr[k] * 100.0, group(fees[k]), group(slippage[k]), slippage[k] / capital[k] * 1e4);
         assert!(readme.lines().any(|l| l == row), "docs/costs.md's cost table should have the row\n{row}");
         found += 1;
     }
     assert_eq!(found, 9);
+    // The prose: how many closes the entry was worked over at each size.
+    bars_per_entry.sort_unstable();
+    let sentence = format!("the entry is filled over {} closes at 1 M, {} at 10 M and {} at 100 M", bars_per_entry[0].1, bars_per_entry[1].1, bars_per_entry[2].1);
+    assert!(readme.replace('\n', " ").contains(&sentence), "docs/costs.md should say: {sentence}");
 }
 
 /// The bars before the window feed the trailing estimates: a window starting two months into

@@ -44,7 +44,7 @@ fn a_three_bar_entry_by_hand() {
     }
     let stats = summary.execution.expect("worked orders are reported");
     assert_eq!(stats.orders_worked, 1);
-    assert_eq!(stats.steps_working, 2);
+    assert_eq!(stats.steps_working, 3);
     assert_eq!(stats.partially_hedged_ms, 2 * HOUR);
     assert_close(stats.legging_pnl, 10.0, 1e-9);
     assert!(!stats.unfinished);

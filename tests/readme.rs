@@ -71,7 +71,9 @@ const SECTIONS: &[(&str, usize, &str)] = &[
         0,
         "no figure printed by a README command: `data fetch` needs the network (the venue fetchers are run against a local server by tests/fetch_venues.rs), the quoted coverage and clock warnings illustrate message formats (no figures of a run), the CSV/Parquet load times are benchmarks",
     ),
-    ("Costs that depend on the market", 0, "the table's rows are checked against the sweep (`data/examples/sweep-costs.toml`) by tests/costs.rs; the perp exposure averages (42 %, 49 %) are a ledger study, not checked"),
+    ("Costs that depend on the market", 0, "the models' rules, no figures"),
+    ("Orders that take time", 0, "the rules of worked orders, no figures; tests/execution.rs checks them by hand"),
+    ("The cost models against capital, on real data", 0, "the table's rows are checked against the sweep (`data/examples/sweep-costs.toml`) and each configuration's backtest by tests/costs.rs; with the closes each entry was filled over (2, 14, 85); the perp exposure averages (42 %, 49 %) a ledger study, not checked"),
     (
         "Venues: presets, counterfactual funding, cap comparison",
         0,

@@ -41,7 +41,8 @@ pub struct BorrowStats {
 pub struct ExecutionMetrics {
     /// Orders worked (entries, exits, resizes, re-hedges placed as worked orders).
     pub orders_worked: usize,
-    /// Closes at which an order was being worked.
+    /// Closes at which a worked order filled or waited (the one placing it and the one
+    /// completing it included).
     pub steps_working: usize,
     /// Days the legs stood apart (one leg's fills ahead of the other's).
     pub days_partially_hedged: f64,

@@ -73,7 +73,8 @@ pub(super) struct Work {
 pub struct ExecutionStats {
     /// Orders worked over more than one close or with a delayed leg.
     pub orders_worked: usize,
-    /// Closes at which an order was being worked.
+    /// Closes at which a worked order filled or waited (the one placing it and the one
+    /// completing it included).
     pub steps_working: usize,
     /// Time the legs stood apart while an order was worked, ms.
     pub partially_hedged_ms: i64,
@@ -156,6 +157,7 @@ impl Sim<'_> {
     /// flat with its margin back in cash. Returns whether anything traded.
     pub(super) fn work_fills(&mut self, at: &Quote, spot_live: bool, pnl: &mut Pnl) -> bool {
         let Some(mut work) = self.work else { return false };
+        self.execution.steps_working += 1;
         let p = self.params;
         let c = self.costs();
         let next_close_ms = self.next_close_ms;

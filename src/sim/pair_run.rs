@@ -555,9 +555,6 @@ impl<'p, 't> PairRun<'p, 't> {
             stats.legging_pnl += spot * (at.spot - spot_price) + perp * (at.mark - mark);
             stats.partially_hedged_ms += at.ts_ms - ts_ms;
         }
-        if self.sim.work.is_some() {
-            self.sim.execution.steps_working += 1;
-        }
         self.legging = self.sim.legging().map(|(spot, perp)| (spot, perp, at.spot, at.mark, at.ts_ms));
     }
 
