@@ -7,10 +7,12 @@
 //!   that memory does not grow with the number of configurations.
 //!
 //! - the engine loop with `[costs] model = "sqrt_impact"` against fixed bps, and the time to
-//!   build the impact series;
+//!   build the impact series; the same with every order capped at 10 % of a bar's volume
+//!   (`max_participation`, orders worked over bars);
 //! - 10,000 Monte Carlo paths of a year of hourly steps (`basis stress`).
 //!
-//! Run with `cargo bench --bench sweep` (`-- --threads 1,2,4,8,16` to choose thread counts).
+//! Run with `cargo bench --bench sweep` (`-- --threads 1,2,4,8,16` to choose thread counts;
+//! `-- --engine-only` for the engine loops alone).
 
 mod common;
 
@@ -95,7 +97,25 @@ fn main() {
         .unwrap_or_else(|| if cores > 1 { vec![1, cores] } else { vec![1] });
     println!("sweep benchmark on {cores} core(s); thread counts {threads:?}");
 
-    // 1. Sweeps over a year of hourly bars, memory first (the high-water mark only rises).
+    let engine_only = args.iter().any(|a| a == "--engine-only");
+    let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).expect("data/basis.toml");
+    let params = basis::config::engine_params(&config);
+    if !engine_only {
+        sweeps(cores, &threads);
+    }
+
+    // 2. The engine loop over a year of 1-minute bars.
+    engine_loops(&config, &params, &threads);
+
+    // 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
+    if !engine_only {
+        monte_carlo_paths(&config, &params, &threads);
+    }
+    println!("peak RSS at the end: {:.0} MiB", peak_rss_mib());
+}
+
+/// 1. Sweeps over a year of hourly bars, memory first (the high-water mark only rises).
+fn sweeps(cores: usize, threads: &[usize]) {
     let out = tempfile::tempdir().expect("temp dir");
     let pool_all = rayon::ThreadPoolBuilder::new().num_threads(cores).build().expect("pool");
     let small = sweep_file(out.path(), 1_000);
@@ -105,7 +125,7 @@ fn main() {
     let rss_small = peak_rss_mib();
     println!("sweep 1,000 x 8,760 steps, {cores} threads: {:.2} s; peak RSS {:.0} MiB; {per_configuration:.0} heap allocations per configuration (loading, report and results included)", summary.seconds, rss_small);
     let large = sweep_file(out.path(), 10_000);
-    for &n in &threads {
+    for &n in threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let options = SweepOptions { force: true, ..SweepOptions::default() };
         let started = Instant::now();
@@ -122,17 +142,19 @@ fn main() {
         );
     }
     println!("memory: peak RSS {rss_small:.0} MiB after 1,000 configurations, {:.0} MiB after 10,000", peak_rss_mib());
+}
 
-    // 2. The engine loop over a year of 1-minute bars.
+/// 2. The engine loop over a year of 1-minute bars: fixed costs on 1 thread and on every core,
+/// then `sqrt_impact`, and `sqrt_impact` with orders worked under a participation cap.
+fn engine_loops(config: &Config, params: &sim::EngineParams, threads: &[usize]) {
+    let params = params.clone();
     let data = market_data(&SynthSpec { bar_minutes: 1, days: 365, ..SynthSpec::default() });
     let timeline = align(&data, None, None, 0.03).expect("aligning the 1-minute year");
-    let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).expect("data/basis.toml");
-    let params = basis::config::engine_params(&config);
     let steps = timeline.len() as f64;
     let before = allocations();
     std::hint::black_box(sim::run(&timeline, &params, &mut NoLedger));
     println!("engine loop, 1 year of 1-minute bars: {} heap allocations per run (no ledger)", allocations() - before);
-    for &n in &threads {
+    for &n in threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let mut best = f64::MAX;
         for _ in 0..7 {
@@ -163,7 +185,12 @@ fn main() {
     let estimate_s = started.elapsed().as_secs_f64();
     let mut impact_params = params.clone();
     impact_params.market_costs = Some(std::sync::Arc::new(market));
-    let (mut fixed_best, mut impact_best) = (f64::MAX, f64::MAX);
+    // Every order at most 10 % of a bar's volume: on minute bars the entry and the re-hedges
+    // are worked over several bars.
+    let mut worked_params = impact_params.clone();
+    worked_params.execution = sim::execution::Execution { max_participation: 0.1, ..sim::execution::Execution::AT_ONCE };
+    let (mut fixed_best, mut impact_best, mut worked_best) = (f64::MAX, f64::MAX, f64::MAX);
+    let mut worked_summary = None;
     for _ in 0..7 {
         let started = Instant::now();
         std::hint::black_box(sim::run(&detailed, &params, &mut NoLedger));
@@ -171,6 +198,9 @@ fn main() {
         let started = Instant::now();
         std::hint::black_box(sim::run(&detailed, &impact_params, &mut NoLedger));
         impact_best = impact_best.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        worked_summary = Some(std::hint::black_box(sim::run(&detailed, &worked_params, &mut NoLedger)));
+        worked_best = worked_best.min(started.elapsed().as_secs_f64());
     }
     println!(
         "engine loop, 1 year of 1-minute bars, 1 thread: fixed_bps {:.1} M steps/s, sqrt_impact {:.1} M steps/s ({:+.1} %), the impact series built in {:.0} ms (best of 7)",
@@ -179,14 +209,25 @@ fn main() {
         (impact_best / fixed_best - 1.0) * 100.0,
         estimate_s * 1e3
     );
+    let stats = worked_summary.and_then(|s| s.execution).unwrap_or_default();
+    println!(
+        "engine loop, 1 year of 1-minute bars, 1 thread: sqrt_impact with max_participation 0.1 {:.1} M steps/s ({:+.1} % time over fixed_bps; {} orders worked over {} closes); with the impact series' build: {:+.1} % (best of 7)",
+        steps / worked_best / 1e6,
+        (worked_best / fixed_best - 1.0) * 100.0,
+        stats.orders_worked,
+        stats.steps_working,
+        ((worked_best + estimate_s) / fixed_best - 1.0) * 100.0
+    );
+}
 
-    // 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
-    let (history, _, _) = basis::app::pipeline::prepare(&config).expect("the sample");
-    for &n in &threads {
+/// 3. Monte Carlo: 10,000 bootstrapped paths of one year of hourly steps from the sample.
+fn monte_carlo_paths(config: &Config, params: &sim::EngineParams, threads: &[usize]) {
+    let (history, _, _) = basis::app::pipeline::prepare(config).expect("the sample");
+    for &n in threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
         let spec = MonteCarloSpec { paths: 10_000, years: 1.0, block_days: 7.0, seed: 7 };
         let started = Instant::now();
-        let mc = pool.install(|| monte_carlo::run(&history, &params, &spec, false)).expect("monte carlo");
+        let mc = pool.install(|| monte_carlo::run(&history, params, &spec, false)).expect("monte carlo");
         let wall = started.elapsed().as_secs_f64();
         println!(
             "monte carlo 10,000 paths x {} steps, {n:>2} thread(s): {wall:.2} s wall ({:.1} M steps/s); P(liquidation) {:.2} %, APR p5/p50/p95 {:+.2} / {:+.2} / {:+.2} %",
@@ -198,5 +239,4 @@ fn main() {
             mc.quantile(0.95, |p| p.apr) * 100.0
         );
     }
-    println!("peak RSS at the end: {:.0} MiB", peak_rss_mib());
 }

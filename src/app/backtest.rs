@@ -53,6 +53,7 @@ pub fn run(config: &Config) -> Result<BacktestResult> {
         }
     };
     super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
+    warnings.extend(super::pipeline::fill_warnings(&params, &summary));
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     Ok(BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings })
 }
@@ -188,6 +189,7 @@ pub fn run_to_folder_chunked(config: &Config, config_path: Option<&Path>, force:
     };
     streamed.finish()?;
     super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
+    warnings.extend(super::pipeline::fill_warnings(&params, &summary));
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;
@@ -234,6 +236,7 @@ fn run_chunked_to_folder(config: &Config, config_path: Option<&Path>, force: boo
     alignment_warnings(&timeline, steps, config, &mut warnings);
     let mut metrics = super::pipeline::measure(&summary, &timeline);
     super::pipeline::count_limits(&mut metrics, &summary, config, &timeline.symbol);
+    warnings.extend(super::pipeline::fill_warnings(&params, &summary));
     let settlements = window_settlements(&summary.window_settlements, &summary.settlements);
     let result = BacktestResult { timeline, ledger, summary, metrics, settlements, files, warnings };
     let folder = write_rest(run_dir, config, config_path, &result)?;

@@ -33,8 +33,23 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         params.borrow_available = Some(std::sync::Arc::new(on_clock));
     }
     if config.costs.market_dependent() {
-        let (costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
+        let (mut costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
         warnings.extend(notes);
+        for (leg, model, source) in [("spot", config.costs.spot_cost_model(), &config.data.spot_book), ("perp", config.costs.perp_cost_model(), &config.data.perp_book)] {
+            if model != crate::model::CostModel::Orderbook {
+                continue;
+            }
+            let Some(source) = source else { crate::bail_input!("costs: the {leg} leg's model is \"orderbook\" but [data.{leg}_book] is not set: name a file of L2 snapshots (Tardis book_snapshot layout)") };
+            let label = format!("data.{leg}_book");
+            let book = data::book::load(source, &label, files)?;
+            let (series, notes) = book.on_clock(&timeline.ts_ms, source.max_age_ms);
+            warnings.extend(notes);
+            if leg == "spot" {
+                costs.spot_book = series;
+            } else {
+                costs.perp_book = series;
+            }
+        }
         params.market_costs = Some(std::sync::Arc::new(costs));
     }
     if let Some(share) = config.costs.max_participation {
@@ -46,6 +61,23 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         params.rules = Some(std::sync::Arc::new(compiled.series));
     }
     Ok(params)
+}
+
+/// Warnings from a run's fills: orders larger than the book's visible levels (priced at the
+/// deepest level beyond them, which understates their cost).
+pub fn fill_warnings(params: &EngineParams, summary: &RunSummary) -> Vec<String> {
+    let Some(market) = params.market_costs.as_deref() else { return Vec::new() };
+    let mut out = Vec::new();
+    for (leg, book) in [("spot", &market.spot_book), ("perp", &market.perp_book)] {
+        if book.at_step.is_empty() {
+            continue;
+        }
+        let deeper = summary.trades.iter().filter(|t| t.leg == leg && book.at(t.step).is_some_and(|d| t.qty.abs() > d.visible(t.qty))).count();
+        if deeper > 0 {
+            out.push(format!("costs: data.{leg}_book: {deeper} {leg} fill(s) took more than the snapshot's visible levels held: the part beyond them is priced at the deepest level, which understates its cost (cap orders with costs.max_participation, or use a deeper book)"));
+        }
+    }
+    out
 }
 
 /// Refuse a participation cap on a leg whose bars carry no volume at all (nothing could ever

@@ -194,5 +194,8 @@ impl Config {
         for series in self.signals.iter_mut().chain(self.strategy.target.as_mut()).chain(self.data.borrow_available.as_mut()) {
             resolve(&mut series.path);
         }
+        for book in [self.data.spot_book.as_mut(), self.data.perp_book.as_mut()].into_iter().flatten() {
+            resolve(&mut book.path);
+        }
     }
 }

@@ -62,6 +62,11 @@ impl Config {
                 bail_input!("`costs.model` other than \"fixed_bps\" is not supported for coin-margined (inverse) perps yet (their orders are in USD contracts); use fixed_bps");
             }
         }
+        for (leg, model, book) in [("spot", c.spot_cost_model(), self.data.spot_book.is_some()), ("perp", c.perp_cost_model(), self.data.perp_book.is_some())] {
+            if model == crate::model::CostModel::Orderbook && !book {
+                bail_input!("costs: the {leg} leg's model is \"orderbook\", which walks L2 snapshots, but [data.{leg}_book] is not set: add [data.{leg}_book] path = \"...\" (Tardis book_snapshot CSV), or choose another model for that leg ({leg}_model)");
+            }
+        }
         if let Some(share) = c.max_participation {
             check("costs.max_participation", share, share > 0.0 && share <= 1.0, "(0, 1] (a decimal share of each bar's volume: 0.1 = 10 %)")?;
         }

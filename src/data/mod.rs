@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod binance;
+pub mod book;
 pub mod clock;
 pub mod dated;
 pub mod fetch;

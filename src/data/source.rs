@@ -94,6 +94,13 @@ pub struct DataConfig {
     /// the excess (bought back at market).
     #[serde(default)]
     pub borrow_available: Option<SeriesSource>,
+    /// L2 snapshots of the spot book (`costs.spot_model = "orderbook"`): Tardis'
+    /// `book_snapshot_N` CSV layout, or the same columns under a `ts` time column.
+    #[serde(default)]
+    pub spot_book: Option<BookSource>,
+    /// L2 snapshots of the perp book (`costs.perp_model = "orderbook"`).
+    #[serde(default)]
+    pub perp_book: Option<BookSource>,
     /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
     /// the clock check of the funding times.
     #[serde(skip)]
@@ -567,6 +574,27 @@ pub struct SeriesSource {
     /// The file's times are wall-clock times in this IANA zone (see [`PriceSource`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+}
+
+/// A file (or glob) of L2 order-book snapshots: one row per snapshot, the levels as columns
+/// `asks[k].price`, `asks[k].amount`, `bids[k].price`, `bids[k].amount` (k from 0, best first;
+/// Tardis' `book_snapshot_5` / `_25` layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookSource {
+    /// A CSV (plain or `.gz`) or Parquet file, or a glob of files.
+    pub path: String,
+    /// The column of the time each snapshot is known from; default: `local_timestamp` (when
+    /// Tardis received it), else `timestamp`, else `ts`, whichever the file has.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// Unit of the time column (default `auto`: detected; Tardis writes µs).
+    #[serde(default = "default_time_unit")]
+    pub time_unit: TimeFormat,
+    /// A snapshot older than this at a fill is stale, and the fixed slippage stands in, ms
+    /// (default: one bar of the run's clock).
+    #[serde(default)]
+    pub max_age_ms: Option<i64>,
 }
 
 fn default_value_column() -> String {

@@ -243,6 +243,7 @@ pub fn write(market: &SynthMarket, spec: &SynthSpec, out_dir: &Path) -> Result<V
         start = end;
     }
     written.extend(write_dated(&dated_contracts(market, spec), spec, out_dir)?);
+    written.extend(write_books(market, spec, out_dir)?);
     let mut text = String::from("time,apr\n");
     for (t, apr) in &market.staking {
         let _ = writeln!(text, "{},{apr}", crate::time::format_ms(*t).replace(" 00:00:00Z", ""));
@@ -255,6 +256,8 @@ pub fn write(market: &SynthMarket, spec: &SynthSpec, out_dir: &Path) -> Result<V
          Symbol {}: spot, perp and mark klines and funding in Binance public-dump layouts, plus a daily staking APR series.\n\
          `dated/` holds quarterly futures (Binance delivery-kline layout, `<SYMBOL>_<YYMMDD>-<interval>-<month>.csv`): contango tied to the\n\
          perp's premium, converging to spot at delivery (last Friday of Mar/Jun/Sep/Dec, 08:00 UTC), each listed two quarters before it delivers.\n\
+         `book/` holds L2 snapshots of the spot and perp books over the first 31 days (Tardis book_snapshot_5 layout, gzip): a second before\n\
+         each bar's close, level k at (k + 1/2) bp from the close holding 2 (k + 1) coins.\n\
          Regimes: steady positive carry, negative funding in a sell-off, a sharp rally with funding at its cap, then a calm market.\n\
          Regenerate with the command above; the files are identical for the same seed.\n",
         spec.seed,
@@ -264,6 +267,51 @@ pub fn write(market: &SynthMarket, spec: &SynthSpec, out_dir: &Path) -> Result<V
         spec.symbol
     );
     std::fs::write(out_dir.join("README.md"), readme).with_context(|| format!("writing {}/README.md", out_dir.display()))?;
+    Ok(written)
+}
+
+/// Levels per side of the generated books.
+const BOOK_LEVELS: usize = 5;
+
+/// L2 snapshots of the spot and perp books over the sample's first 31 days, in Tardis'
+/// `book_snapshot_5` CSV layout (gzip): one snapshot a second before each bar's close
+/// (`timestamp`; `local_timestamp` 100 ms later), centred on the bar's close, level k (from 0)
+/// at (k + ½) bp from it on each side holding 2 (k + 1) coins. Deterministic: no random draws.
+fn write_books(market: &SynthMarket, spec: &SynthSpec, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    use std::io::Write as _;
+    let mut written = Vec::new();
+    let mut header = String::from("exchange,symbol,timestamp,local_timestamp");
+    for k in 0..BOOK_LEVELS {
+        let _ = write!(header, ",asks[{k}].price,asks[{k}].amount,bids[{k}].price,bids[{k}].amount");
+    }
+    for (kind, bars) in [("spot", &market.spot), ("perp", &market.perp)] {
+        let Some(first) = bars.first() else { continue };
+        let until = first.open_ms + 31 * MS_PER_DAY;
+        let mut text = header.clone();
+        text.push('\n');
+        for bar in bars.iter().take_while(|b| b.open_ms < until) {
+            let close_ms = bar.open_ms + market.bar_ms;
+            let taken_us = (close_ms - 1_000) * 1_000;
+            let _ = write!(text, "binance,{},{taken_us},{}", spec.symbol, taken_us + 100_000);
+            for k in 0..BOOK_LEVELS {
+                let distance = (k as f64 + 0.5) * 1e-4;
+                let amount = 2 * (k + 1);
+                let _ = write!(text, ",{:.4},{amount},{:.4},{amount}", bar.close * (1.0 + distance), bar.close * (1.0 - distance));
+            }
+            text.push('\n');
+        }
+        let dir = out_dir.join("book").join(kind);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{}-book_snapshot_5-{}.csv.gz", spec.symbol, crate::time::format_ms(first.open_ms).get(..7).unwrap_or("start")));
+        // gzip with no file name and a zero mtime: the same bytes on every run.
+        let mut encoder = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).context("compressing the book")?;
+        let bytes = encoder.finish().context("compressing the book")?;
+        let tmp = path.with_extension("gz.tmp");
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+        written.push(path);
+    }
     Ok(written)
 }
 

@@ -118,6 +118,10 @@ pub enum CostModel {
     /// The fixed slippage plus impact = `impact_k` × σ_daily × √(|q| / ADV), σ and ADV trailing
     /// over `impact_window_days`: size dependent.
     SqrtImpact,
+    /// The order walks the last L2 snapshot known at the fill (`[data.spot_book]`,
+    /// `[data.perp_book]`): its average price against the snapshot's mid is the slippage; the
+    /// fixed slippage where no fresh snapshot is known.
+    Orderbook,
 }
 
 /// A published estimator of the spread from bars.
@@ -230,6 +234,69 @@ fn default_slippage() -> f64 {
     1.0
 }
 
+/// The most levels a side of an L2 snapshot keeps (Tardis' `book_snapshot_25`).
+pub const DEPTH_LEVELS: usize = 25;
+
+/// One L2 snapshot, relative to its mid: each level's distance from the mid (a decimal of the
+/// mid, ≥ 0 on both sides) and quantity (base units), best first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Depth {
+    /// Ask levels: (ask / mid − 1, quantity).
+    pub asks: [(f64, f64); DEPTH_LEVELS],
+    /// Bid levels: (1 − bid / mid, quantity).
+    pub bids: [(f64, f64); DEPTH_LEVELS],
+    /// Levels used on each side.
+    pub ask_levels: u8,
+    /// See `ask_levels`.
+    pub bid_levels: u8,
+}
+
+impl Depth {
+    /// The slippage of a market order of `qty` (> 0 buys from the asks, < 0 sells to the bids):
+    /// its average price's distance from the mid, decimal. What the visible levels do not hold
+    /// fills at the deepest level's price.
+    pub fn slippage(&self, qty: f64) -> f64 {
+        let levels = if qty > 0.0 { &self.asks[..self.ask_levels as usize] } else { &self.bids[..self.bid_levels as usize] };
+        let wanted = qty.abs();
+        if !(wanted > 0.0) || levels.is_empty() {
+            return 0.0;
+        }
+        let (mut left, mut cost) = (wanted, 0.0);
+        for &(distance, size) in levels {
+            let take = left.min(size);
+            cost += take * distance;
+            left -= take;
+            if left <= 0.0 {
+                return cost / wanted;
+            }
+        }
+        (cost + left * levels[levels.len() - 1].0) / wanted
+    }
+
+    /// The quantity the visible levels hold on the side an order of `qty` takes.
+    pub fn visible(&self, qty: f64) -> f64 {
+        let levels = if qty > 0.0 { &self.asks[..self.ask_levels as usize] } else { &self.bids[..self.bid_levels as usize] };
+        levels.iter().map(|l| l.1).sum()
+    }
+}
+
+/// The L2 snapshots a leg's fills walk, on the run's clock: the snapshot known at each step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DepthSeries {
+    /// The snapshots some step uses.
+    pub snapshots: Vec<Depth>,
+    /// The snapshot at each step (`u32::MAX`: none fresh enough).
+    pub at_step: Vec<u32>,
+}
+
+impl DepthSeries {
+    /// The snapshot known at `step`.
+    #[inline]
+    pub fn at(&self, step: usize) -> Option<&Depth> {
+        self.at_step.get(step).and_then(|&k| self.snapshots.get(k as usize))
+    }
+}
+
 /// Fee and slippage rates (decimals, not bps) that strategy orders pay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Costs {
@@ -246,34 +313,44 @@ pub struct Costs {
     pub spot_impact: f64,
     /// Perp impact per √(base units) of the order, decimal of price (see `spot_impact`).
     pub perp_impact: f64,
+    /// The spot book a fill walks (`orderbook`): its slippage replaces the rest.
+    pub spot_depth: Option<Depth>,
+    /// The perp book a fill walks (see `spot_depth`).
+    pub perp_depth: Option<Depth>,
 }
 
 impl Costs {
     /// No fee, no slippage.
-    pub const FREE: Costs = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0, spot_impact: 0.0, perp_impact: 0.0 };
+    pub const FREE: Costs = Costs { spot_fee: 0.0, perp_fee: 0.0, spot_slippage: 0.0, perp_slippage: 0.0, spot_impact: 0.0, perp_impact: 0.0, spot_depth: None, perp_depth: None };
 
     /// The spot fill's slippage for `qty`, decimal of price.
     #[inline(always)]
     pub fn spot_slippage_for(&self, qty: f64) -> f64 {
-        self.spot_slippage + self.spot_impact * qty.abs().sqrt()
+        match &self.spot_depth {
+            Some(depth) => depth.slippage(qty),
+            None => self.spot_slippage + self.spot_impact * qty.abs().sqrt(),
+        }
     }
 
     /// The perp fill's slippage for `qty`, decimal of price.
     #[inline(always)]
     pub fn perp_slippage_for(&self, qty: f64) -> f64 {
-        self.perp_slippage + self.perp_impact * qty.abs().sqrt()
+        match &self.perp_depth {
+            Some(depth) => depth.slippage(qty),
+            None => self.perp_slippage + self.perp_impact * qty.abs().sqrt(),
+        }
     }
 
     /// What closing a dated contract at `reason` costs: a delivery pays the settlement fee
     /// `delivery_fee` and slips nothing (MARGIN.md §6); a roll or a switch pays these costs.
     pub fn closing_dated(&self, delivery: bool, delivery_fee: f64) -> Costs {
-        if delivery { Costs { perp_slippage: 0.0, perp_impact: 0.0, perp_fee: delivery_fee, ..*self } } else { *self }
+        if delivery { Costs { perp_slippage: 0.0, perp_impact: 0.0, perp_depth: None, perp_fee: delivery_fee, ..*self } } else { *self }
     }
 
     /// These costs with the impact of an order of `spot_qty` (and `perp_qty`) folded into the
     /// slippage: what sizing an order before it is placed assumes.
     pub fn at_size(&self, spot_qty: f64, perp_qty: f64) -> Costs {
-        Costs { spot_slippage: self.spot_slippage_for(spot_qty), perp_slippage: self.perp_slippage_for(perp_qty), spot_impact: 0.0, perp_impact: 0.0, ..*self }
+        Costs { spot_slippage: self.spot_slippage_for(spot_qty), perp_slippage: self.perp_slippage_for(perp_qty), spot_impact: 0.0, perp_impact: 0.0, spot_depth: None, perp_depth: None, ..*self }
     }
 
     /// The decimals a schedule charges: the maker or taker fee per the order type, and the
@@ -287,6 +364,8 @@ impl Costs {
             perp_slippage: schedule.perp_slippage_bps * 1e-4,
             spot_impact: 0.0,
             perp_impact: 0.0,
+            spot_depth: None,
+            perp_depth: None,
         }
     }
 }
@@ -303,6 +382,10 @@ pub struct MarketCosts {
     pub spot_impact: Vec<f64>,
     /// Perp impact per √(base units) at each step.
     pub perp_impact: Vec<f64>,
+    /// The spot book at each step (`orderbook`; empty: none).
+    pub spot_book: DepthSeries,
+    /// The perp book at each step.
+    pub perp_book: DepthSeries,
 }
 
 impl MarketCosts {
@@ -321,6 +404,12 @@ impl MarketCosts {
         }
         if let Some(k) = at(&self.perp_impact) {
             costs.perp_impact = k;
+        }
+        if let Some(depth) = self.spot_book.at(step) {
+            costs.spot_depth = Some(*depth);
+        }
+        if let Some(depth) = self.perp_book.at(step) {
+            costs.perp_depth = Some(*depth);
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod pnl;
 pub mod trade;
 
 pub use bracket::Bracket;
-pub use costs::{CostModel, CostSchedule, Costs, FirstLeg, MarketCosts, OrderType, SpreadEstimator};
+pub use costs::{CostModel, CostSchedule, Costs, Depth, DepthSeries, FirstLeg, MarketCosts, OrderType, SpreadEstimator, DEPTH_LEVELS};
 pub use dated::DatedContracts;
 pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason, WarmUp};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};

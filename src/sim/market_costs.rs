@@ -146,7 +146,8 @@ pub fn estimate(timeline: &MarketTimeline, schedule: &CostSchedule) -> (MarketCo
         };
         let volume = if volume.len() == ts.len() { volume } else { vec![f64::NAN; ts.len()] };
         match model {
-            CostModel::FixedBps => {}
+            // The book is read from its own files (`data::book`), not from the bars.
+            CostModel::FixedBps | CostModel::Orderbook => {}
             CostModel::SpreadFromBars => {
                 let spreads = match schedule.spread_estimator {
                     SpreadEstimator::CorwinSchultz => corwin_schultz(&high, &low),
