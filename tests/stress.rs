@@ -232,3 +232,32 @@ fn historical_replays_and_open_interest_on_binance_hourly() {
 
 /// 2020-03-01 00:00 UTC.
 const T0_2020_03_01: i64 = 1_583_020_800_000;
+
+/// The scenarios price fills with the config's cost model, each on its own timeline: a
+/// liquidity drought of k under `sqrt_impact` multiplies the fixed slippage and the impact by
+/// k, so its run equals a backtest whose slippage bps and `impact_k` are k times the config's
+/// (the impact coefficient is linear in `impact_k`). The sample has no liquidation (whose fill
+/// slippage the drought leaves as it is).
+#[test]
+fn scenarios_reuse_the_cost_model() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = std::fs::read_to_string(root.join("data/basis.toml")).unwrap();
+    let with_costs = |k: f64| {
+        let text = base.replacen("\n[costs]\n", &format!("\n[costs]\nmodel = \"sqrt_impact\"\nimpact_k = {k}\n"), 1);
+        let text = text.replace("spot_slippage_bps = 1.0", &format!("spot_slippage_bps = {k}")).replace("perp_slippage_bps = 1.0", &format!("perp_slippage_bps = {k}"));
+        basis::config::Config::from_toml_str(&text, "test", &root.join("data")).unwrap()
+    };
+    let file: basis::app::stress::StressFile = toml::from_str("[[scenario]]\nkind = \"liquidity_drought\"\nk = 3\n").unwrap();
+    let run = basis::app::stress::run(&with_costs(1.0), &file, &root.join("data"), false).unwrap();
+    assert_eq!(run.baseline.liquidations, 0);
+    let plain = basis::app::backtest::run(&with_costs(1.0)).unwrap();
+    assert_close(run.baseline.final_equity, plain.summary.final_equity, 1e-9);
+    let thin = basis::app::backtest::run(&with_costs(3.0)).unwrap();
+    assert!(thin.metrics.slippage_paid > 2.5 * plain.metrics.slippage_paid, "{} vs {}", thin.metrics.slippage_paid, plain.metrics.slippage_paid);
+    assert_close(run.scenarios[0].final_equity, thin.summary.final_equity, 1e-6);
+    // The order book model has no snapshots for reshaped history: refused.
+    let text = base.replacen("\n[costs]\n", "\n[costs]\nmodel = \"orderbook\"\n", 1) + "\n[data.spot_book]\npath = \"sample/book/spot/*.csv.gz\"\n[data.perp_book]\npath = \"sample/book/perp/*.csv.gz\"\n";
+    let config = basis::config::Config::from_toml_str(&text, "test", &root.join("data")).unwrap();
+    let Err(err) = basis::app::stress::run(&config, &file, &root.join("data"), false) else { panic!("an orderbook model in stress should be refused") };
+    assert!(format!("{err:#}").contains("order books"), "{err:#}");
+}

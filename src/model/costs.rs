@@ -389,6 +389,16 @@ pub struct MarketCosts {
 }
 
 impl MarketCosts {
+    /// Every slippage and impact the series give multiplied by `k` (a stress scenario's
+    /// thinner market); books are left as they are.
+    pub fn scale(&mut self, k: f64) {
+        for series in [&mut self.spot_slippage, &mut self.perp_slippage, &mut self.spot_impact, &mut self.perp_impact] {
+            for v in series.iter_mut() {
+                *v *= k;
+            }
+        }
+    }
+
     /// `costs` at `step`: the slippage and impact the series give there.
     #[inline]
     pub fn apply(&self, step: usize, costs: &mut Costs) {

@@ -153,9 +153,9 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
         crate::bail_input!("`basis stress` runs perp carries for now: set strategy.instrument = \"perp\" (its shocks and rule sets act on the perp and its funding, not on a dated leg's contracts)");
     }
     crate::app::pipeline::refuse_rules(config, "`basis stress`")?;
-    if config.costs.market_dependent() {
-        // Its scenarios reshape and replay the history; the cost series are the base run's.
-        crate::bail_input!("`basis stress` prices fills at the fixed bps for now: remove [costs] model (its [capacity] study charges the square-root impact itself)");
+    if config.costs.spot_cost_model() == crate::model::CostModel::Orderbook || config.costs.perp_cost_model() == crate::model::CostModel::Orderbook {
+        // Its scenarios reshape and replay the history, for which no snapshots exist.
+        crate::bail_input!("`basis stress` does not walk order books: its scenarios reshape and replay the history, for which there are no snapshots; use costs.model = \"sqrt_impact\" or \"spread_from_bars\"");
     }
     if config.costs.worked() {
         crate::bail_input!("`basis stress` fills orders at once for now: remove costs.max_participation and costs.leg_delay_ms");
@@ -163,7 +163,20 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
     let data = crate::data::load(&config.data)?;
     let (base, _) = align_for(&data, config)?;
     let params = crate::config::engine_params(config);
-    let baseline = outcome(BASELINE.into(), &base, &params, base.ts_ms[0], None, true);
+    // A market cost model prices each run's fills from its own timeline's bars (a replay's, or
+    // the history's under a shock); a liquidity drought multiplies what it gives.
+    let priced = |timeline: &MarketTimeline, params: &EngineParams, drought: Option<f64>| -> EngineParams {
+        let mut params = params.clone();
+        if config.costs.market_dependent() {
+            let (mut market, _) = crate::sim::market_costs::estimate(timeline, &config.costs);
+            if let Some(k) = drought {
+                market.scale(k);
+            }
+            params.market_costs = Some(std::sync::Arc::new(market));
+        }
+        params
+    };
+    let baseline = outcome(BASELINE.into(), &base, &priced(&base, &params, None), base.ts_ms[0], None, true);
     let floor_at = |settle_ms: i64, interval: f64| config.venue.limits_at(&base.symbol, settle_ms, interval).1;
     let replay = |from: i64, to: i64| -> Result<MarketTimeline> {
         let mut window = config.clone();
@@ -182,7 +195,8 @@ pub fn run(config: &Config, file: &StressFile, base_dir: &Path, progress: bool) 
         let s = &s;
         let stressed = scenario::apply(s, &base, &params, &floor_at, &replay).with_context(|| format!("scenario {:?}", s.label()))?;
         let is_replay = matches!(s, Scenario::Replay { .. });
-        scenarios.push(outcome(s.label(), &stressed.timeline, &stressed.params, stressed.start_ms, (!is_replay).then_some(baseline.final_equity), false));
+        let stressed_params = priced(&stressed.timeline, &stressed.params, s.slippage_factor());
+        scenarios.push(outcome(s.label(), &stressed.timeline, &stressed_params, stressed.start_ms, (!is_replay).then_some(baseline.final_equity), false));
     }
     let capacity = file.capacity.as_ref().map(|spec| capacity::run(spec, &data, &base, &params, base_dir)).transpose()?;
     let monte_carlo = file.monte_carlo.as_ref().map(|spec| monte_carlo::run(&base, &params, spec, progress)).transpose()?;

@@ -254,6 +254,19 @@ fn scale_perp(t: &mut MarketTimeline, from: usize, f: impl Fn(usize) -> f64) {
     }
 }
 
+impl Scenario {
+    /// The factor a scenario puts on every fill's slippage for the whole run (a liquidity
+    /// drought's `k`; within a combination, the product of its droughts'), applied to a market
+    /// cost model's series too.
+    pub fn slippage_factor(&self) -> Option<f64> {
+        match self {
+            Scenario::LiquidityDrought { k, .. } => Some(*k),
+            Scenario::Combined { parts, .. } => parts.iter().filter_map(Scenario::slippage_factor).reduce(|a, b| a * b),
+            _ => None,
+        }
+    }
+}
+
 /// Apply a scenario to the baseline. `replay` realigns the config's own data for a window.
 pub fn apply(
     scenario: &Scenario,
