@@ -59,6 +59,11 @@ pub fn run(book: &PerpPerpBook) -> Result<PerpPerpResult> {
         for (k, (config, account)) in configs.iter().enumerate() {
             let leg = if k == 0 { "a".to_string() } else if configs.len() > 2 { format!("b ({})", account.0) } else { "b".to_string() };
             let (timeline, leg_files, leg_warnings) = super::pipeline::prepare(config).with_context(|| format!("pair {} leg {leg} ({})", pair.name, account.0))?;
+            if let Some(share) = config.costs.max_participation {
+                // A cap on a leg whose bars carry no volume could never fill.
+                let gaps = super::pipeline::volume_gaps(&timeline, share).with_context(|| format!("pair {} leg {leg} ({}): name the bars' volume column (volume_column)", pair.name, account.0))?;
+                warnings.extend(gaps.map(|w| format!("{} leg {leg}: {w}", pair.name)));
+            }
             // A perp leg's bars stand as the "spot" the loaders require: say so in its warnings.
             let as_spot = k > 0 || !pair.params.spot_a;
             warnings.extend(leg_warnings.into_iter().map(|w| format!("{} leg {leg}: {}", pair.name, if as_spot { w.replace("spot", "perp (as spot)") } else { w })));

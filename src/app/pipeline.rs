@@ -82,7 +82,7 @@ pub fn fill_warnings(params: &EngineParams, summary: &RunSummary) -> Vec<String>
 
 /// Refuse a participation cap on a leg whose bars carry no volume at all (nothing could ever
 /// fill), and warn of the steps where a leg's volume is unknown (no fill there).
-fn volume_gaps(timeline: &MarketTimeline, share: f64) -> Result<Option<String>> {
+pub(crate) fn volume_gaps(timeline: &MarketTimeline, share: f64) -> Result<Option<String>> {
     let mut gaps = Vec::new();
     for (leg, volume) in [("spot", &timeline.spot_volume), ("perp", &timeline.perp_volume)] {
         let unknown = volume.iter().filter(|v| !v.is_finite()).count();

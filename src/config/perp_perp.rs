@@ -333,8 +333,8 @@ impl PerpPerpBook {
                 if config.costs.market_dependent() {
                     bail_input!("config {origin}: [[pair]] {} ({name}): costs.model other than \"fixed_bps\" is not wired to {kind_name} pairs yet; use fixed_bps (the `*_slippage_bps`)", k + 1);
                 }
-                if config.costs.worked() {
-                    bail_input!("config {origin}: [[pair]] {} ({name}): costs.max_participation and costs.leg_delay_ms are not wired to {kind_name} pairs yet (their legs and rotations fill at once); remove them", k + 1);
+                if dated.is_some() && config.costs.worked() {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): costs.max_participation and costs.leg_delay_ms are not wired to dated_perp pairs yet (a dated leg's rolls fill at once); remove them", k + 1);
                 }
                 if dated.is_none() && config.strategy.instrument != super::InstrumentChoice::Perp {
                     bail_input!("config {origin}: [[pair]] {} ({name}): strategy.instrument must be \"perp\" in a perp_perp pair (a dated_perp pair names its dated leg)", k + 1);

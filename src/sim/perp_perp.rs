@@ -208,6 +208,39 @@ struct Run<'a> {
     transit_lands_ms: i64,
     liquidated: bool,
     summary: PerpPerpSummary,
+    /// Whether orders are worked (leg a's `costs.max_participation` or `leg_delay_ms`, or leg
+    /// b's cap): entries, exits and rotations then fill over as many closes as they need.
+    worked: bool,
+    /// The order being worked, if any.
+    work: Option<PairWork>,
+    /// While an order is worked and the legs stand apart: the excess quantity, its leg, that
+    /// leg's mark and the time at the last close (the next close's move on it is legging PnL).
+    legging: Option<(f64, usize, f64, i64)>,
+    execution: super::execution::ExecutionStats,
+    /// The next close's time (`i64::MAX`: none), for a delayed leg's due time.
+    next_close_ms: i64,
+}
+
+/// What follows a worked order once both legs reach their targets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Then {
+    Nothing,
+    /// An exit: the pair is flat.
+    Flat,
+    /// Leg b closed for a rotation: its margin moves to venue `to` and it reopens there.
+    Rotate { to: usize },
+}
+
+/// An order being worked on the pair: each leg's target quantity and when it may first fill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PairWork {
+    target: [f64; 2],
+    reason: TradeReason,
+    due_ms: [i64; 2],
+    then: Then,
+    /// The close it last filled at: one slice per close (a rotation starts it before the
+    /// decisions' turn).
+    filled_at: Option<usize>,
 }
 
 impl Run<'_> {
@@ -257,6 +290,12 @@ impl Run<'_> {
 
     fn close_all(&mut self, i: usize, reason: TradeReason, s: &mut StepPnl) {
         self.reopen_b = None;
+        if self.worked && reason == TradeReason::Exit {
+            s.events |= events::EXIT;
+            self.place(i, [0.0, 0.0], reason, Then::Flat, s);
+            return;
+        }
+        self.work = None;
         for k in 0..2 {
             let q = self.legs[k].qty;
             if q != 0.0 {
@@ -303,8 +342,16 @@ impl Run<'_> {
             return;
         }
         let (long, short) = if target == Target::Long { (0, 1) } else { (1, 0) };
-        self.fill(long, i, qty, TradeReason::Entry, s);
-        self.fill(short, i, -qty, TradeReason::Entry, s);
+        if self.worked {
+            let mut wanted = [0.0; 2];
+            wanted[long] = qty;
+            wanted[short] = -qty;
+            self.current = target;
+            self.place(i, wanted, TradeReason::Entry, Then::Nothing, s);
+        } else {
+            self.fill(long, i, qty, TradeReason::Entry, s);
+            self.fill(short, i, -qty, TradeReason::Entry, s);
+        }
         self.current = target;
         s.events |= events::ENTRY;
         self.summary.run.entries += 1;
@@ -452,7 +499,7 @@ impl Run<'_> {
             if let Some(_planned) = self.reopen_b.take() {
                 let q = -self.legs[0].qty;
                 if q != 0.0 && self.current != Target::Flat {
-                    self.fill(1, i, q, TradeReason::Rotation, s);
+                    self.reopen_leg_b(i, q, s);
                     return;
                 }
             }
@@ -535,6 +582,10 @@ impl Run<'_> {
 
     /// Shrink both legs, by the same quantity, to the pair's leverage on the smaller account.
     fn deleverage(&mut self, i: usize, s: &mut StepPnl) {
+        // Not while an order is worked: its legs stand apart, and it sets their sizes.
+        if self.work.is_some() {
+            return;
+        }
         let reference = 0.5 * (self.legs[0].prices(i).0 + self.legs[1].prices(i).0);
         let target = self.legs[0].margin.min(self.legs[1].margin).max(0.0) * self.p.leverage / reference;
         let held = self.legs[0].qty.abs();
@@ -572,9 +623,21 @@ impl Run<'_> {
     /// when the margin lands, at the quantity that hedges leg a then.
     fn rotate(&mut self, i: usize, to: usize, s: &mut StepPnl) {
         let qty = self.legs[1].qty;
+        if self.worked && qty != 0.0 {
+            // Leg b is closed over as many closes as it needs; the move follows.
+            let a = self.legs[0].qty;
+            self.place(i, [a, 0.0], TradeReason::Rotation, Then::Rotate { to }, s);
+            return;
+        }
         if qty != 0.0 {
             self.fill(1, i, -qty, TradeReason::Rotation, s);
         }
+        self.move_b(i, to, qty != 0.0, s);
+    }
+
+    /// Leg b's margin sent to venue `to` (closed there already), and the leg reopened against
+    /// leg a when it lands (`reopen`: it was held).
+    fn move_b(&mut self, i: usize, to: usize, reopen: bool, s: &mut StepPnl) {
         if self.in_transit != 0.0 {
             // A top-up on its way lands first (it belongs to the pair either way).
             self.legs[self.transit_to].margin += self.in_transit;
@@ -598,7 +661,7 @@ impl Run<'_> {
             self.summary.transfers += 1;
         }
         s.events |= events::TOP_UP;
-        let reopen = if qty != 0.0 { Some(-self.legs[0].qty) } else { None };
+        let reopen = if reopen { Some(-self.legs[0].qty) } else { None };
         if self.p.transfer_delay_ms > 0 {
             self.in_transit = moved;
             self.transit_to = 1;
@@ -607,7 +670,96 @@ impl Run<'_> {
         } else {
             self.legs[1].margin = moved;
             if let Some(q) = reopen.filter(|q| *q != 0.0) {
-                self.fill(1, i, q, TradeReason::Rotation, s);
+                self.reopen_leg_b(i, q, s);
+            }
+        }
+    }
+
+    /// Leg b reopened with `qty` against leg a after a move: at once, or worked.
+    fn reopen_leg_b(&mut self, i: usize, qty: f64, s: &mut StepPnl) {
+        if self.worked {
+            let a = self.legs[0].qty;
+            self.place(i, [a, qty], TradeReason::Rotation, Then::Nothing, s);
+        } else {
+            self.fill(1, i, qty, TradeReason::Rotation, s);
+        }
+    }
+
+    /// Start working an order toward `target` (each leg's quantity); its first fills are at
+    /// this close.
+    fn place(&mut self, i: usize, target: [f64; 2], reason: TradeReason, then: Then, s: &mut StepPnl) {
+        let ts_ms = self.legs[0].timeline.ts_ms[i];
+        let execution = self.legs[0].params.execution;
+        let delayed = ts_ms + execution.leg_delay_ms;
+        let due_ms = match execution.first_leg {
+            crate::model::FirstLeg::Spot => [ts_ms, delayed],
+            crate::model::FirstLeg::Perp => [delayed, ts_ms],
+        };
+        self.work = Some(PairWork { target, reason, due_ms, then, filled_at: None });
+        self.execution.orders_worked += 1;
+        self.work_fills(i, s);
+    }
+
+    /// The fills of the order being worked at close `i`: each leg due now trades toward its
+    /// target by no more than its venue's cap on the bar's volume; when both are there, what
+    /// follows the order happens.
+    fn work_fills(&mut self, i: usize, s: &mut StepPnl) {
+        let Some(mut work) = self.work else { return };
+        if work.filled_at == Some(i) {
+            return;
+        }
+        work.filled_at = Some(i);
+        self.work = Some(work);
+        self.execution.steps_working += 1;
+        let ts_ms = self.legs[0].timeline.ts_ms[i];
+        let order = match self.legs[0].params.execution.first_leg {
+            crate::model::FirstLeg::Spot => [0, 1],
+            crate::model::FirstLeg::Perp => [1, 0],
+        };
+        let reached = |q: f64, t: f64| (q - t).abs() <= 1e-12 * q.abs().max(t.abs());
+        for k in order {
+            let remaining = work.target[k] - self.legs[k].qty;
+            if reached(self.legs[k].qty, work.target[k]) || !(work.due_ms[k] <= ts_ms || self.next_close_ms > work.due_ms[k]) {
+                continue;
+            }
+            let share = self.legs[k].params.execution.max_participation;
+            let cap = if share.is_finite() { share * self.legs[k].timeline.perp_volume.get(i).copied().unwrap_or(f64::NAN) } else { f64::INFINITY };
+            let cap = if cap.is_nan() {
+                self.execution.bars_without_volume += 1;
+                0.0
+            } else {
+                cap.max(0.0)
+            };
+            // The last slice is the exact rest, so a closed leg is exactly zero.
+            let fill = if remaining.abs() <= cap { remaining } else { remaining.signum() * cap };
+            if fill != 0.0 {
+                self.fill(k, i, fill, work.reason, s);
+            }
+        }
+        if reached(self.legs[0].qty, work.target[0]) && reached(self.legs[1].qty, work.target[1]) {
+            self.work = None;
+            match work.then {
+                Then::Nothing => {}
+                Then::Flat => self.current = Target::Flat,
+                Then::Rotate { to } => self.move_b(i, to, true, s),
+            }
+        }
+    }
+
+    /// Legging PnL and time since the last close, and the legs' unmatched part at this one.
+    fn note_legging(&mut self, i: usize) {
+        let ts_ms = self.legs[0].timeline.ts_ms[i];
+        if let Some((excess, k, mark, since)) = self.legging.take() {
+            self.execution.legging_pnl += excess * (self.legs[k].prices(i).1 - mark);
+            self.execution.partially_hedged_ms += ts_ms - since;
+        }
+        if self.work.is_some() {
+            let (a, b) = (self.legs[0].qty, self.legs[1].qty);
+            let apart = a + b;
+            if apart.abs() > 1e-9 * a.abs().max(b.abs()) {
+                // The excess is the larger leg's.
+                let k = if a.abs() >= b.abs() { 0 } else { 1 };
+                self.legging = Some((apart, k, self.legs[k].prices(i).1, ts_ms));
             }
         }
     }
@@ -657,6 +809,11 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         transit_lands_ms: 0,
         liquidated: false,
         summary: PerpPerpSummary::default(),
+        worked: a.1.execution.worked() || b_venues.iter().any(|v| v.1.execution.worked()),
+        work: None,
+        legging: None,
+        execution: super::execution::ExecutionStats::default(),
+        next_close_ms: i64::MAX,
     };
     run.summary.run.initial_capital = p.initial_capital;
     run.summary.run.steps = n;
@@ -677,6 +834,7 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         for leg in run.legs.iter_mut() {
             leg.switched_to = None;
         }
+        run.next_close_ms = a.0.ts_ms.get(i + 1).copied().unwrap_or(i64::MAX);
         if i > 0 {
             let mut hit = [run.liquidate(0, i, &mut s), run.liquidate(1, i, &mut s)];
             for k in 0..2 {
@@ -699,6 +857,7 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
                 }
                 run.current = Target::Flat;
                 run.reopen_b = None;
+                run.work = None;
                 run.summary.run.exits += 1;
                 s.events |= events::EXIT;
             }
@@ -736,14 +895,23 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
                     best = v;
                 }
             }
-            if best != run.b_current && run.reopen_b.is_none() && !(last && p.close_at_end) {
+            if best != run.b_current && run.reopen_b.is_none() && run.work.is_none() && !(last && p.close_at_end) {
                 run.rotate(i, best, &mut s);
             }
         }
         let spread = run.spread(ts_ms, &b_aprs);
         let masked = a.0.uncovered.get(i).copied().unwrap_or(false) || run.legs[1].timeline.uncovered.get(i).copied().unwrap_or(false);
         // No new decision while leg b is on its way to another venue.
-        let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation) && run.reopen_b.is_none();
+        let may_trade = !masked && !(run.liquidated && !p.reenter_after_liquidation) && run.reopen_b.is_none() && run.work.is_none();
+        // An order being worked fills its next slices (the final close takes what is left).
+        if run.work.is_some() {
+            if last && p.close_at_end {
+                run.work = None;
+                run.execution.unfinished = true;
+            } else if !masked {
+                run.work_fills(i, &mut s);
+            }
+        }
         let wanted = if last && p.close_at_end {
             Target::Flat
         } else if may_trade {
@@ -751,15 +919,18 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         } else {
             run.current
         };
-        if wanted != run.current {
+        if wanted != run.current && run.work.is_none() {
             if run.current != Target::Flat {
                 let reason = if last && p.close_at_end { TradeReason::Final } else { TradeReason::Exit };
                 run.close_all(i, reason, &mut s);
                 run.summary.run.exits += 1;
             }
-            if wanted != Target::Flat {
+            if wanted != Target::Flat && run.work.is_none() {
                 run.open(i, wanted, &mut s);
             }
+        }
+        if run.worked {
+            run.note_legging(i);
         }
         let equity = run.equity();
         let liquidation_price = [if p.spot_a { f64::NAN } else { run.legs[0].liquidation_price() }, run.legs[1].liquidation_price()];
@@ -772,6 +943,7 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         let row = PerpPerpRow {
             ts_ms,
             state: match run.current {
+                _ if run.legging.is_some() => crate::model::state::LEGGING,
                 Target::Flat => 0,
                 Target::Long => 1,
                 Target::Reverse => -1,
@@ -815,6 +987,9 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         record(&row);
     }
     drawdown.finish(&mut run.summary.run);
+    if run.worked {
+        run.summary.run.execution = Some(run.execution);
+    }
     run.summary.run.final_equity = run.equity();
     run.summary.run.window_settlements = a.0.funding.iter().chain(&b.0.funding).map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
     run.summary.run.window_settlements.sort_by_key(|s| s.0);
