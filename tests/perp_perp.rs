@@ -755,3 +755,24 @@ fn a_rotation_is_worked_over_bars() {
         before = r.equity;
     }
 }
+
+/// A leg's market cost model prices its fills: leg b with an impact of 0.001 × √q (as
+/// `sqrt_impact` gives it) shorts 100 coins at 100 × (1 − 0.001 × 10) = 99 and buys them back
+/// at 101: 100 + 100 of slippage, leg a (fixed, free) none: 20,000 → 19,800.
+#[test]
+fn a_leg_s_cost_model_prices_its_fills() {
+    let prices = [100.0; 4];
+    let a = flat_timeline(&prices, &prices, &prices, HOUR);
+    let b = flat_timeline(&prices, &prices, &prices, HOUR);
+    let pa = plain_params(0.0);
+    let mut pb = plain_params(0.0);
+    pb.market_costs = Some(std::sync::Arc::new(basis::model::MarketCosts { perp_impact: vec![0.001; 4], ..Default::default() }));
+    let (rows, summary) = rows_of(&a, &b, &pa, &pb, &pp_params(20_000.0, 1.0));
+    let fills: Vec<(&str, f64, f64)> = summary.run.trades.iter().map(|t| (t.leg, t.qty, t.fill_price)).collect();
+    assert_eq!(fills[0], ("perp_a", 100.0, 100.0));
+    assert_eq!(fills[1].0, "perp_b");
+    assert_close(fills[1].2, 99.0, 1e-12);
+    assert_close(fills[3].2, 101.0, 1e-12);
+    assert_close(summary.run.final_equity, 19_800.0, 1e-9);
+    assert_close(rows.last().unwrap().equity, 19_800.0, 1e-9);
+}

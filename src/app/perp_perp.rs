@@ -86,11 +86,24 @@ pub fn run(book: &PerpPerpBook) -> Result<PerpPerpResult> {
         }
         let on_grid: Vec<MarketTimeline> = legs.iter().map(|t| restrict_to_grid(t, &grid)).collect();
         let mut params: Vec<crate::sim::EngineParams> = configs.iter().map(|(c, _)| crate::config::engine_params(c)).collect();
+        for (k, ((config, _), timeline)) in configs.iter().zip(&on_grid).enumerate() {
+            // Each leg's market cost model on its own bars, on the pair's clock.
+            let mut notes = Vec::new();
+            params[k].market_costs = super::pipeline::market_costs_for(config, timeline, &mut notes, &mut files)?;
+            warnings.extend(notes.into_iter().map(|w| format!("{} leg {}: {w}", pair.name, if k == 0 { "a" } else { "b" })));
+        }
         if pair.params.spot_a {
-            // The spot leg trades at the spot fee and slippage.
+            // The spot leg trades at the spot fee and slippage (and its spot model's series).
             let costs = &mut params[0].costs;
             costs.perp_fee = costs.spot_fee;
             costs.perp_slippage = costs.spot_slippage;
+            if let Some(market) = params[0].market_costs.as_deref() {
+                let mut spot = market.clone();
+                spot.perp_slippage = std::mem::take(&mut spot.spot_slippage);
+                spot.perp_impact = std::mem::take(&mut spot.spot_impact);
+                spot.perp_book = std::mem::take(&mut spot.spot_book);
+                params[0].market_costs = Some(std::sync::Arc::new(spot));
+            }
         }
         let b_venues: Vec<(&MarketTimeline, &crate::sim::EngineParams)> = on_grid[1..].iter().zip(&params[1..]).collect();
         let mut rows = Vec::with_capacity(grid.len());

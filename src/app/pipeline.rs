@@ -32,26 +32,7 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         warnings.extend(warning);
         params.borrow_available = Some(std::sync::Arc::new(on_clock));
     }
-    if config.costs.market_dependent() {
-        let (mut costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
-        warnings.extend(notes);
-        for (leg, model, source) in [("spot", config.costs.spot_cost_model(), &config.data.spot_book), ("perp", config.costs.perp_cost_model(), &config.data.perp_book)] {
-            if model != crate::model::CostModel::Orderbook {
-                continue;
-            }
-            let Some(source) = source else { crate::bail_input!("costs: the {leg} leg's model is \"orderbook\" but [data.{leg}_book] is not set: name a file of L2 snapshots (Tardis book_snapshot layout)") };
-            let label = format!("data.{leg}_book");
-            let book = data::book::load(source, &label, files)?;
-            let (series, notes) = book.on_clock(&timeline.ts_ms, source.max_age_ms);
-            warnings.extend(notes);
-            if leg == "spot" {
-                costs.spot_book = series;
-            } else {
-                costs.perp_book = series;
-            }
-        }
-        params.market_costs = Some(std::sync::Arc::new(costs));
-    }
+    params.market_costs = market_costs_for(config, timeline, warnings, files)?;
     if let Some(share) = config.costs.max_participation {
         warnings.extend(volume_gaps(timeline, share)?);
     }
@@ -61,6 +42,32 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         params.rules = Some(std::sync::Arc::new(compiled.series));
     }
     Ok(params)
+}
+
+/// The per-step costs `config`'s market cost models give on `timeline` (None for fixed bps):
+/// the bars' estimates, and the order books read from their files (added to `files`).
+pub fn market_costs_for(config: &Config, timeline: &MarketTimeline, warnings: &mut Vec<String>, files: &mut Vec<PathBuf>) -> Result<Option<std::sync::Arc<crate::model::MarketCosts>>> {
+    if !config.costs.market_dependent() {
+        return Ok(None);
+    }
+    let (mut costs, notes) = sim::market_costs::estimate(timeline, &config.costs);
+    warnings.extend(notes);
+    for (leg, model, source) in [("spot", config.costs.spot_cost_model(), &config.data.spot_book), ("perp", config.costs.perp_cost_model(), &config.data.perp_book)] {
+        if model != crate::model::CostModel::Orderbook {
+            continue;
+        }
+        let Some(source) = source else { crate::bail_input!("costs: the {leg} leg's model is \"orderbook\" but [data.{leg}_book] is not set: name a file of L2 snapshots (Tardis book_snapshot layout)") };
+        let label = format!("data.{leg}_book");
+        let book = data::book::load(source, &label, files)?;
+        let (series, notes) = book.on_clock(&timeline.ts_ms, source.max_age_ms);
+        warnings.extend(notes);
+        if leg == "spot" {
+            costs.spot_book = series;
+        } else {
+            costs.perp_book = series;
+        }
+    }
+    Ok(Some(std::sync::Arc::new(costs)))
 }
 
 /// Warnings from a run's fills: orders larger than the book's visible levels (priced at the

@@ -330,8 +330,8 @@ impl PerpPerpBook {
                 if config.venue.contract == super::Contract::Inverse {
                     bail_input!("config {origin}: [[pair]] {} ({name}): leg {key} is a coin-margined (inverse) perp; perp_perp legs are linear (quote-margined) for now", k + 1);
                 }
-                if config.costs.market_dependent() {
-                    bail_input!("config {origin}: [[pair]] {} ({name}): costs.model other than \"fixed_bps\" is not wired to {kind_name} pairs yet; use fixed_bps (the `*_slippage_bps`)", k + 1);
+                if config.costs.market_dependent() && dated.is_some() {
+                    bail_input!("config {origin}: [[pair]] {} ({name}): costs.model other than \"fixed_bps\" is not wired to dated_perp pairs yet (a dated leg's contracts have bars of their own); use fixed_bps (the `*_slippage_bps`)", k + 1);
                 }
                 if dated.is_some() && config.costs.worked() {
                     bail_input!("config {origin}: [[pair]] {} ({name}): costs.max_participation and costs.leg_delay_ms are not wired to dated_perp pairs yet (a dated leg's rolls fill at once); remove them", k + 1);

@@ -251,7 +251,12 @@ impl Run<'_> {
     /// Fill `qty` (signed) of leg `k` at step `i`'s last with the leg's slippage and fee; the
     /// gap between the fill's reference (the last) and the mark is price PnL.
     fn fill(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, s: &mut StepPnl) {
-        let costs = self.legs[k].params.costs;
+        let params = self.legs[k].params;
+        let mut costs = params.costs;
+        if let Some(market) = params.market_costs.as_deref() {
+            // The leg's market cost model at this step (its own venue's bars or book).
+            market.apply(i, &mut costs);
+        }
         self.fill_with(k, i, qty, reason, costs, s);
     }
 
