@@ -134,3 +134,23 @@ fn the_sample_entry_walks_the_generated_book() {
     // The snapshots cover the first 31 days: every step of the window has one.
     assert!(!result.warnings.iter().any(|w| w.contains("no snapshot known")), "{:?}", result.warnings);
 }
+
+/// The generic long layout, one row per level (`ts`, `side`, `price`, `amount`), levels in any
+/// order: read into the same snapshot as the wide layout (asks 100.1 × 2, 100.3 × 3; bids
+/// 99.9 × 1, 99.5 × 5), so buying 4 pays 20 bp; a side that is neither bid nor ask is refused.
+#[test]
+fn the_long_layout_reads_the_same_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("levels.csv");
+    std::fs::write(&path, format!("ts,side,price,amount\n{t},ask,100.3,3\n{t},bid,99.9,1\n{t},ask,100.1,2\n{t},bid,99.5,5\n", t = T0)).unwrap();
+    let mut files = Vec::new();
+    let book = load(&source(&path), "data.spot_book", &mut files).unwrap();
+    assert_eq!(book.asks[0], vec![(100.1, 2.0), (100.3, 3.0)]);
+    assert_eq!(book.bids[0], vec![(99.9, 1.0), (99.5, 5.0)]);
+    let (series, _) = book.on_clock(&[T0, T0 + HOUR], None);
+    assert_close(series.at(0).unwrap().slippage(4.0), 0.002, 1e-12);
+    assert_close(series.at(1).unwrap().slippage(-3.0), 1.0 - (99.9 + 2.0 * 99.5) / 3.0 / 100.0, 1e-12);
+    std::fs::write(&path, format!("ts,side,price,amount\n{T0},middle,100.3,3\n")).unwrap();
+    let err = format!("{:#}", load(&source(&path), "data.spot_book", &mut files).unwrap_err());
+    assert!(err.contains("line 2") && err.contains("bid or ask"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! L2 order-book snapshots (`[data.spot_book]`, `[data.perp_book]`) for the `orderbook` cost
-//! model: read from Tardis' `book_snapshot_N` CSV layout (or the same level columns under a
-//! `ts` column), checked, and put on the run's clock point in time: each step gets the last
-//! snapshot known at its time, unless that one is older than the stale limit.
+//! model: read from Tardis' `book_snapshot_N` CSV layout (one row per snapshot, the same level
+//! columns under a `ts` column also), or a generic long layout (one row per level: time,
+//! `side`, `price`, `amount`), checked, and put on the run's clock point in time: each step
+//! gets the last snapshot known at its time, unless that one is older than the stale limit.
 
 use std::path::PathBuf;
 
@@ -44,6 +45,11 @@ pub fn load(source: &BookSource, label: &str, files: &mut Vec<PathBuf>) -> Resul
             })?,
         };
         let time = table.times_ms(table.column(&time_name)?, source.time_unit)?;
+        if names.iter().any(|n| n == "side") && names.iter().any(|n| n == "price") && !names.iter().any(|n| n == "asks[0].price") {
+            rows.extend(long_layout(&table, &time, &names)?);
+            files.push(path);
+            continue;
+        }
         let levels = (0..).take_while(|k| names.iter().any(|n| *n == format!("asks[{k}].price")) || names.iter().any(|n| *n == format!("bids[{k}].price"))).count();
         if levels == 0 {
             bail_input!("{}: no book levels: expected columns asks[0].price, asks[0].amount, bids[0].price, bids[0].amount, ... (Tardis book_snapshot layout)", path.display());
@@ -101,6 +107,48 @@ pub fn load(source: &BookSource, label: &str, files: &mut Vec<PathBuf>) -> Resul
         asks: rows.iter().map(|r| r.1.clone()).collect(),
         bids: rows.into_iter().map(|r| r.2).collect(),
     })
+}
+
+/// Snapshots from the long layout: one row per level, `side` (`bid`/`ask`, or `b`/`a`,
+/// `buy`/`sell`), `price` and `amount` (or `qty`, `size`), rows of one snapshot sharing their
+/// time. Levels are put best first by price; a snapshot is checked as the wide layout's are.
+fn long_layout(table: &super::read::RawTable, time: &[i64], names: &[String]) -> Result<Vec<(i64, Vec<(f64, f64)>, Vec<(f64, f64)>)>> {
+    let amount_name = ["amount", "qty", "size", "quantity"].into_iter().find(|c| names.iter().any(|n| n == c)).ok_or_else(|| input_error!("{}: a book in the long layout needs an `amount` (or `qty`, `size`, `quantity`) column beside `side` and `price`", table.file.display()))?;
+    let side = table.strings(table.column("side")?)?;
+    let price = table.f64s(table.column("price")?)?;
+    let amount = table.f64s(table.column(amount_name)?)?;
+    let mut out: Vec<(i64, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
+    let mut rows_of: Vec<usize> = Vec::new();
+    for i in 0..time.len() {
+        if !(price[i] > 0.0 && amount[i] > 0.0) {
+            bail_input!("{}: price {} and {amount_name} {} must both be positive", table.locate(i), price[i], amount[i]);
+        }
+        if out.last().is_none_or(|last| last.0 != time[i]) {
+            if out.iter().rev().take(1).any(|last| last.0 > time[i]) {
+                bail_input!("{}: snapshots must come in time order (this row's time is before the previous snapshot's)", table.locate(i));
+            }
+            out.push((time[i], Vec::new(), Vec::new()));
+            rows_of.push(i);
+        }
+        let Some(snapshot) = out.last_mut() else { continue };
+        match side[i].trim().to_ascii_lowercase().as_str() {
+            "ask" | "asks" | "a" | "sell" => snapshot.1.push((price[i], amount[i])),
+            "bid" | "bids" | "b" | "buy" => snapshot.2.push((price[i], amount[i])),
+            other => bail_input!("{}, column `side`: expected bid or ask, found {other:?}", table.locate(i)),
+        }
+    }
+    for (snapshot, &first_row) in out.iter_mut().zip(&rows_of) {
+        snapshot.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+        snapshot.2.sort_by(|a, b| b.0.total_cmp(&a.0));
+        snapshot.1.truncate(DEPTH_LEVELS);
+        snapshot.2.truncate(DEPTH_LEVELS);
+        if let (Some(a), Some(b)) = (snapshot.1.first(), snapshot.2.first()) {
+            if a.0 <= b.0 {
+                bail_input!("{}: the snapshot starting here is crossed (best ask {} at or below best bid {})", table.locate(first_row), a.0, b.0);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl BookSnapshots {
