@@ -162,6 +162,7 @@ proptest! {
             let scale = previous.abs().max(row.equity.abs()).max(1.0);
             prop_assert!((row.equity - previous - row.pnl.total()).abs() <= 1e-9 * scale, "step {i}: equity change {} but components sum to {}", row.equity - previous, row.pnl.total());
             prop_assert!(row.equity >= -1e-9 * params.initial_capital, "step {i}: equity {}", row.equity);
+            prop_assert!(row.cash >= -1e-9 * params.initial_capital, "step {i}: cash {} below zero", row.cash);
             if row.state == state::LONG_CARRY || row.state == state::REVERSE_CARRY {
                 // Outside LEGGING the legs are matched to the re-hedge band.
                 let gap = (row.spot_qty + row.perp_qty).abs();
@@ -235,4 +236,46 @@ fn books_work_their_pairs_orders() {
         let sum: f64 = columns.iter().map(|c| c[i]).sum();
         assert!((equity[i] - equity[i - 1] - sum).abs() <= 1e-9 * equity[i - 1], "step {i}: equity change {} but components {sum}", equity[i] - equity[i - 1]);
     }
+}
+
+/// A liquidation ends the order being worked: perp first, the spot two bars later; a rally to
+/// 150 liquidates the 5x short perp before the spot fills, and nothing is bought after it (the
+/// pair stays flat, as `reenter_after_liquidation = false` says).
+#[test]
+fn a_liquidation_ends_the_worked_order() {
+    let closes = [100.0, 100.0, 150.0, 150.0, 150.0];
+    let timeline = flat_timeline(&closes, &closes, &closes, HOUR);
+    let mut params = plain_params(10_000.0);
+    params.leverage = 5.0;
+    params.execution = Execution { leg_delay_ms: 2 * HOUR, first_leg: FirstLeg::Perp, ..Execution::AT_ONCE };
+    let mut ledger = FullLedger::default();
+    let summary = basis::sim::run(&timeline, &params, &mut ledger);
+    assert_eq!(summary.liquidations, 1);
+    assert!(summary.trades.iter().all(|t| t.leg == "perp"), "no spot bought once the perp was liquidated: {:?}", summary.trades);
+    let last = ledger.rows().last().unwrap();
+    assert_eq!((last.spot_qty, last.perp_qty), (0.0, 0.0));
+}
+
+/// A reverse carry's worked sales borrow no more than the lender has at each close: an entry of
+/// 50 coins at 10 coins a bar, the lender's limit falling from 50 to 25 at the third close.
+#[test]
+fn worked_sales_respect_the_lender() {
+    let prices = [100.0; 8];
+    let mut timeline = flat_timeline(&prices, &prices, &prices, HOUR);
+    timeline.spot_volume = vec![100.0; 8];
+    timeline.perp_volume = vec![100.0; 8];
+    let mut params = plain_params(10_000.0);
+    params.entry.direction = basis::config::Direction::Reverse;
+    params.execution = Execution { max_participation: 0.1, ..Execution::AT_ONCE };
+    let limit = vec![50.0, 50.0, 25.0, 25.0, 25.0, 25.0, 25.0, 25.0];
+    params.borrow_available = Some(std::sync::Arc::new(limit.clone()));
+    let mut ledger = FullLedger::default();
+    let summary = basis::sim::run(&timeline, &params, &mut ledger);
+    for (i, row) in ledger.rows().enumerate() {
+        assert!(-row.spot_qty <= limit[i] + 1e-9, "step {i}: {} borrowed, the lender has {}", -row.spot_qty, limit[i]);
+    }
+    let rows: Vec<_> = ledger.rows().collect();
+    assert_close(rows[4].spot_qty, -25.0, 1e-9);
+    assert_close(rows[4].perp_qty, 25.0, 1e-9);
+    assert!(summary.borrow_capped >= 1);
 }

@@ -123,7 +123,8 @@ impl Sim<'_> {
                         summary.resizes += 1;
                     }
                 }
-                if self.rehedge(&at, pnl) {
+                // A resize worked over bars sets both legs' targets: no re-hedge beside it.
+                if self.work.is_none() && self.rehedge(&at, pnl) {
                     step.flags |= events::REBALANCE;
                     summary.rebalances += 1;
                 }
@@ -173,6 +174,17 @@ impl Sim<'_> {
             Held::Flat | Held::Unhedged => Target::Flat,
         };
         let exiting = self.work.is_some_and(|w| w.spot_target == 0.0 && w.perp_target == 0.0);
+        if self.held == Held::Reverse && self.params.borrow_available.is_some() && !masked && self.recall(&at, &mut step.pnl) {
+            // The lender recalled part of the loan: the order ends with what is held (a
+            // re-hedge then matches the legs).
+            self.work = None;
+            step.flags |= events::REBALANCE;
+            if self.held == Held::Flat {
+                step.flags |= events::EXIT;
+                summary.exits += 1;
+            }
+            return None;
+        }
         if !masked && !exiting && wanted != carry {
             self.place_exit(&at, TradeReason::Exit, &mut step.pnl);
             step.flags |= events::EXIT;

@@ -1,7 +1,7 @@
 //! Orders worked over time instead of filled at once: each leg's fills capped at a share of its
 //! bar's volume (`max_participation`), and the second leg filled `leg_delay_ms` after the first.
 //!
-//! A decision (an entry, an exit, a resize, a re-hedge) becomes a [`Work`]: the quantities each
+//! A decision (an entry, an exit, a resize, a re-hedge) becomes a `Work`: the quantities each
 //! leg is to reach. At each close from the decision's on, each leg trades toward its target, by
 //! no more than the cap allows on the volume of the bar that just closed (known at the close),
 //! and not before its due time. Each slice pays the costs of its own size (a `sqrt_impact` model
@@ -187,6 +187,18 @@ impl Sim<'_> {
                         work.perp_target = -p.hedge_ratio * work.spot_target;
                     }
                 }
+                if fill < 0.0 && self.book.spot_qty + fill < 0.0 {
+                    // Borrowing more for a reverse carry: no more than the lender has now.
+                    let room = (self.borrowable() - (-self.book.spot_qty).max(0.0)).max(0.0);
+                    let borrowed_by_fill = -(self.book.spot_qty + fill).min(0.0) - (-self.book.spot_qty).max(0.0);
+                    if borrowed_by_fill > room {
+                        fill += borrowed_by_fill - room;
+                        work.spot_target = self.book.spot_qty + fill;
+                        work.perp_target = -p.hedge_ratio * work.spot_target;
+                        self.borrow_capped += 1;
+                        self.borrowed_principal = self.borrowed_principal.min(-work.spot_target);
+                    }
+                }
                 if fill != 0.0 {
                     self.book.trade_spot(fill, at, &c, work.reason, pnl, &mut self.trades);
                     traded = true;
@@ -196,11 +208,20 @@ impl Sim<'_> {
                 if reached(self.book.perp_qty, work.perp_target) || !due(work.perp_due_ms) {
                     continue;
                 }
-                let fill = remaining.signum() * remaining.abs().min(self.leg_cap(self.fill_caps.1));
+                let mut fill = remaining.signum() * remaining.abs().min(self.leg_cap(self.fill_caps.1));
+                let held = self.book.perp_qty;
+                let opening = held == 0.0 || fill.signum() == held.signum();
+                if opening && fill != 0.0 && work.margin_per_perp > 0.0 && fill.abs() * work.margin_per_perp > self.book.cash {
+                    // The margin this slice needs is more than the cash left (a cash top-up
+                    // spent some): the order shrinks to what the cash margins, the spot's target
+                    // with it.
+                    fill = fill.signum() * (self.book.cash.max(0.0) / work.margin_per_perp);
+                    work.perp_target = held + fill;
+                    work.spot_target = -work.perp_target / p.hedge_ratio;
+                }
                 if fill == 0.0 {
                     continue;
                 }
-                let held = self.book.perp_qty;
                 if held != 0.0 && fill.signum() != held.signum() {
                     // Closing: the margin of the part closed comes back to cash (all of it on
                     // the last slice), as a resize's cut releases it.

@@ -156,6 +156,8 @@ impl Sim<'_> {
     #[cold]
     #[inline(never)]
     pub(super) fn on_liquidation(&mut self) {
+        // An order being worked ends with the position it was building or unwinding.
+        self.work = None;
         self.blocked_after_liquidation = !self.params.reenter_after_liquidation;
         if matches!(self.held, Held::Long | Held::Reverse) {
             self.carry = if self.held == Held::Long { Target::Long } else { Target::Reverse };

@@ -557,6 +557,10 @@ impl Run<'_> {
     /// `top_up`), and the spot account's freed cash goes to the perp's account (the transfer fee
     /// and time).
     fn rebalance_spot(&mut self, i: usize, s: &mut StepPnl) {
+        // Not while an order is worked: its legs stand apart, and it sets their sizes.
+        if self.work.is_some() {
+            return;
+        }
         let (spot, perp) = (self.legs[0].prices(i).0, self.legs[1].prices(i).0);
         let equity = self.legs[0].margin + self.legs[1].margin;
         let target = equity / (spot + perp / self.p.leverage);
@@ -723,6 +727,8 @@ impl Run<'_> {
         };
         let reached = |q: f64, t: f64| (q - t).abs() <= 1e-12 * q.abs().max(t.abs());
         for k in order {
+            // Re-read: the first leg's slice may have shrunk the order.
+            let Some(work) = self.work else { return };
             let remaining = work.target[k] - self.legs[k].qty;
             if reached(self.legs[k].qty, work.target[k]) || !(work.due_ms[k] <= ts_ms || self.next_close_ms > work.due_ms[k]) {
                 continue;
@@ -736,11 +742,25 @@ impl Run<'_> {
                 cap.max(0.0)
             };
             // The last slice is the exact rest, so a closed leg is exactly zero.
-            let fill = if remaining.abs() <= cap { remaining } else { remaining.signum() * cap };
+            let mut fill = if remaining.abs() <= cap { remaining } else { remaining.signum() * cap };
+            if k == 0 && self.p.spot_a && fill > 0.0 {
+                // Spot bought with leg a's cash: no more than it buys now; the order shrinks to
+                // it, leg b's target with it.
+                let costs = self.legs[0].params.costs;
+                let unit = self.legs[0].prices(i).0 * (1.0 + costs.perp_slippage_for(fill)) * (1.0 + costs.perp_fee);
+                let affordable = (self.legs[0].margin / unit).max(0.0);
+                if fill > affordable {
+                    fill = affordable;
+                    let mut shrunk = work;
+                    shrunk.target = [self.legs[0].qty + fill, -(self.legs[0].qty + fill)];
+                    self.work = Some(shrunk);
+                }
+            }
             if fill != 0.0 {
                 self.fill(k, i, fill, work.reason, s);
             }
         }
+        let Some(work) = self.work else { return };
         if reached(self.legs[0].qty, work.target[0]) && reached(self.legs[1].qty, work.target[1]) {
             self.work = None;
             match work.then {

@@ -691,6 +691,11 @@ fn reallocate(runs: &mut [PairRun], steps: &mut [Step], targets: &[f64]) -> Vec<
             continue;
         }
         let keep = targets[k] / equity;
+        if let Some(work) = run.sim.work.as_mut() {
+            // An order being worked shrinks with the pair's allocation.
+            work.spot_target *= keep;
+            work.perp_target *= keep;
+        }
         if matches!(run.sim.held, Held::Long | Held::Reverse) {
             let c = run.sim.params.costs;
             let (spot_cut, perp_cut) = ((1.0 - keep) * run.sim.book.spot_qty, (1.0 - keep) * run.sim.book.perp_qty);

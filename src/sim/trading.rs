@@ -165,6 +165,9 @@ impl Sim<'_> {
 
     pub(super) fn exit(&mut self, at: &Quote, reason: TradeReason, pnl: &mut Pnl) {
         self.exited_ms = at.ts_ms;
+        // Closed at once (the final close, a universe's exit, after a liquidation): an order
+        // being worked ends here.
+        self.work = None;
         let c = self.costs();
         if self.params.inverse {
             let usd = -self.book.perp_qty;
