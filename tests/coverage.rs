@@ -96,7 +96,7 @@ fn a_local_time_funding_file_reads_correctly_with_its_offset() {
     let mut config = load("46-funding-local-time-read-with-offset");
     config.data.funding.as_mut().unwrap().utc_offset_hours = None;
     let result = backtest::run(&config).unwrap();
-    assert!(result.warnings.iter().any(|w| w.contains("3 h after Binance's 00/08/16 UTC schedule")), "{:?}", result.warnings);
+    assert!(result.warnings.iter().any(|w| w.contains("3 h after Binance USD-M's 00/08/16 UTC schedule")), "{:?}", result.warnings);
 }
 
 #[test]
@@ -215,4 +215,23 @@ fn a_close_only_spot_keeps_no_range() {
         let column: Vec<f64> = frame.column(name).unwrap().f64().unwrap().into_no_null_iter().collect();
         assert_eq!(column, market.spot.close, "{name}");
     }
+}
+
+/// A venue's schedule comes from its preset, whether the config names the preset or only a
+/// format of that venue's data: a BitMEX funding file without `[venue] preset` is checked
+/// against BitMEX's 04/12/20 UTC grid, a Binance dump against 00/08/16.
+#[test]
+fn a_venue_format_takes_its_schedule_from_the_preset() {
+    let bitmex = basis::venue::Preset::load_shared("bitmex", std::path::Path::new(".")).unwrap().schedule();
+    assert_eq!((bitmex.interval_hours, bitmex.offset_hours), (8.0, 4.0));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    // data/basis.toml without its `[venue] preset`: the dump format alone names the venue.
+    let text = std::fs::read_to_string(dir.join("basis.toml")).unwrap().replace("preset = \"binance_usdm\"", "");
+    let config = basis::config::Config::from_toml_str(&text, "test", &dir).unwrap();
+    assert!(config.venue.preset.is_none());
+    let schedule = config.data.funding_schedule.expect("the Binance dump format implies Binance's schedule");
+    assert_eq!((schedule.venue.as_str(), schedule.interval_hours, schedule.offset_hours), ("Binance USD-M", 8.0, 0.0));
+    let generic = text.replace("format = \"binance_funding\"", "format = \"generic\"");
+    let config = basis::config::Config::from_toml_str(&generic, "test", &dir).unwrap();
+    assert!(config.data.funding_schedule.is_none(), "a generic file implies no venue");
 }

@@ -168,7 +168,7 @@ fn funding_three_hours_off_the_binance_grid_is_named() {
     let file = write(dir.path(), "local.csv", &dump(9, 3));
     let out = assert_ok(&inspect(&[&file]));
     assert!(out.contains("9 settlements, 2024-01-01 03:00:00Z -> 2024-01-03 19:00:00Z"), "{out}");
-    assert!(out.contains("3 h after Binance's"), "{out}");
+    assert!(out.contains("3 h after Binance USD-M's"), "{out}");
     // Read as a file written in UTC+3, it sits on the grid.
     let out = assert_ok(&inspect(&[&file, "--utc-offset-hours", "3"]));
     assert!(out.contains("9 settlements, 2024-01-01 00:00:00Z -> 2024-01-03 16:00:00Z"), "{out}");

@@ -261,3 +261,27 @@ fn scenarios_reuse_the_cost_model() {
     let Err(err) = basis::app::stress::run(&config, &file, &root.join("data"), false) else { panic!("an orderbook model in stress should be refused") };
     assert!(format!("{err:#}").contains("order books"), "{err:#}");
 }
+
+/// A book pair's `capacity` and a stress file's `[capacity]` take one set of open-interest keys
+/// (`config::book::OpenInterestSource`): a number, or a table's mean for a venue and coin; both
+/// refuse a key they do not know, and a file without venue and coin.
+#[test]
+fn capacity_tables_share_their_open_interest_keys() {
+    use basis::config::book::OpenInterestSource;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oi.csv"), "timestamp,venue,coin,oi_usd\n2024-01-01,binance,BTC,100\n2024-01-02,Binance,btc,300\n2024-01-02,bybit,BTC,50\n").unwrap();
+    let from_file = OpenInterestSource { open_interest_file: Some("oi.csv".into()), venue: Some("binance".into()), coin: Some("BTC".into()), ..Default::default() };
+    assert_eq!(from_file.resolve(dir.path(), "[capacity]").unwrap().0, 200.0);
+    let given = OpenInterestSource { open_interest_usd: Some(5e9), ..Default::default() };
+    assert_eq!(given.resolve(dir.path(), "[capacity]").unwrap(), (5e9, "given".to_string()));
+    let no_coin = OpenInterestSource { open_interest_file: Some("oi.csv".into()), venue: Some("binance".into()), ..Default::default() };
+    assert!(format!("{:#}", no_coin.resolve(dir.path(), "[capacity]").unwrap_err()).contains("needs venue"));
+    // Unknown keys are refused in both tables.
+    let stress = dir.path().join("stress.toml");
+    std::fs::write(&stress, "[capacity]\nopen_interest_usd = 5e9\nopen_interest = 3\n").unwrap();
+    let err = format!("{:#}", basis::app::stress::StressFile::load(&stress).unwrap_err());
+    assert!(err.contains("unknown key `open_interest`"), "{err}");
+    std::fs::write(&stress, "[capacity]\nopen_interest_usd = 5e9\naum = [1e5, 1e6]\n").unwrap();
+    let file = basis::app::stress::StressFile::load(&stress).unwrap();
+    assert_eq!(file.capacity.unwrap().open_interest.open_interest_usd, Some(5e9));
+}

@@ -1477,7 +1477,7 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
         },
         None => out.push_str("  cap / floor: not checked (the reader implies no venue; `basis caps` checks a config's funding against presets)\n"),
     }
-    let venue_schedule = implied.and_then(|format| format.schedule());
+    let venue_schedule = implied.and_then(|format| format.venue_preset()).and_then(|id| crate::venue::Preset::load_shared(id, std::path::Path::new(".")).ok()).map(|preset| preset.schedule());
     let on_schedule = match &venue_schedule {
         Some(s) => format!("on {}'s schedule ({} h from {} h UTC)", s.venue, s.interval_hours, s.offset_hours),
         None => format!("on a {} h grid anchored at 00:00 UTC", crate::data::typical_interval_hours(&f.interval_hours)),

@@ -170,11 +170,7 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
             .collect();
         let mut pair_params = super::pipeline::engine_params_in_book(&p.config, &timelines[k], &peers, &mut warnings, &mut files).with_context(|| format!("pair {}", p.name))?;
         if let Some(cap) = &p.capacity {
-            let open_interest = match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
-                (Some(oi), ..) => *oi,
-                (None, Some(file), Some(venue), Some(coin)) => super::stress::capacity::mean_open_interest(Path::new(file), venue, coin)?,
-                _ => bail_input!("pair {}: capacity needs open_interest_usd, or open_interest_file with venue and coin", p.name),
-            };
+            let (open_interest, _) = cap.open_interest.resolve(Path::new(""), &format!("pair {}: capacity", p.name))?;
             pair_params.max_perp_notional = cap.open_interest_share * open_interest;
             warnings.push(format!("{}: capacity cap: perp notional at most {:.0} ({} of open interest {:.0})", p.name, pair_params.max_perp_notional, cap.open_interest_share, open_interest));
         }

@@ -80,25 +80,57 @@ pub enum AllocationRule {
     Weights,
 }
 
+/// Where a capacity's open interest comes from: a number (`open_interest_usd`), or the mean of
+/// `venue` and `coin` in a table (`open_interest_file`: `timestamp, venue, coin, oi_usd`).
+/// One set of keys for a book pair's `capacity` and a stress file's `[capacity]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenInterestSource {
+    /// Open interest, quote currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest_usd: Option<f64>,
+    /// Or an open-interest table whose mean for `venue` and `coin` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest_file: Option<String>,
+    /// Venue to match in `open_interest_file` (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    /// Coin to match in `open_interest_file` (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coin: Option<String>,
+}
+
+impl OpenInterestSource {
+    /// The open interest (quote currency, > 0) and where it came from (`given`, or the table's
+    /// mean); a relative file is read from `base_dir`. `what` names the table in errors.
+    pub fn resolve(&self, base_dir: &Path, what: &str) -> anyhow::Result<(f64, String)> {
+        let (open_interest, source) = match (&self.open_interest_usd, &self.open_interest_file, &self.venue, &self.coin) {
+            (Some(oi), None, _, _) => (*oi, "given".to_string()),
+            (None, Some(file), Some(venue), Some(coin)) => {
+                let path = base_dir.join(file);
+                (crate::data::series::mean_open_interest(&path, venue, coin)?, format!("mean of {venue} {coin} in {}", path.display()))
+            }
+            (Some(_), Some(_), _, _) => bail_input!("{what}: give open_interest_usd or open_interest_file, not both"),
+            (None, Some(_), _, _) => bail_input!("{what}: open_interest_file needs venue = \"...\" and coin = \"...\""),
+            (None, None, _, _) => bail_input!("{what}: needs open_interest_usd = N, or open_interest_file with venue and coin"),
+        };
+        if !(open_interest > 0.0) {
+            bail_input!("{what}: open interest must be > 0, found {open_interest}");
+        }
+        Ok((open_interest, source))
+    }
+}
+
 /// A pair's capacity cap: its perp notional kept to a share of the perp's open interest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CapacityCap {
     /// Largest share of open interest the perp may hold, decimal (0.01 = 1 %).
     pub open_interest_share: f64,
-    /// Open interest, quote currency.
-    #[serde(default)]
-    pub open_interest_usd: Option<f64>,
-    /// Or an open-interest table (`timestamp, venue, coin, oi_usd`) whose mean for `venue` and
-    /// `coin` is used, as in `[capacity]` of a stress file.
-    #[serde(default)]
-    pub open_interest_file: Option<String>,
-    /// Venue to match in `open_interest_file`.
-    #[serde(default)]
-    pub venue: Option<String>,
-    /// Coin to match in `open_interest_file`.
-    #[serde(default)]
-    pub coin: Option<String>,
+    /// Where the open interest comes from.
+    #[serde(flatten)]
+    pub open_interest: OpenInterestSource,
+    /// Keys beyond these: refused when the book loads.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// `[universe]`: the candidate coins of a book, and how the ones holding capital are chosen.
@@ -644,12 +676,16 @@ impl BookConfig {
                     if !(cap.open_interest_share > 0.0 && cap.open_interest_share <= 1.0) {
                         bail_input!("config {origin}: [[pair]] {} ({name}): capacity.open_interest_share must be in (0, 1], e.g. 0.01 for 1 % of open interest", k + 1);
                     }
-                    match (&cap.open_interest_usd, &cap.open_interest_file, &cap.venue, &cap.coin) {
+                    if let Some(key) = cap.unknown.keys().next() {
+                        bail_input!("config {origin}: [[pair]] {} ({name}): capacity: unknown key `{key}`; expected open_interest_share, open_interest_usd, open_interest_file, venue, coin", k + 1);
+                    }
+                    let oi = &cap.open_interest;
+                    match (&oi.open_interest_usd, &oi.open_interest_file, &oi.venue, &oi.coin) {
                         (Some(oi), None, _, _) if *oi > 0.0 => {}
                         (None, Some(_), Some(_), Some(_)) => {}
                         _ => bail_input!("config {origin}: [[pair]] {} ({name}): capacity needs open_interest_usd > 0, or open_interest_file with venue and coin", k + 1),
                     }
-                    if let Some(file) = cap.open_interest_file.as_mut() {
+                    if let Some(file) = cap.open_interest.open_interest_file.as_mut() {
                         if !Path::new(file.as_str()).is_absolute() {
                             *file = base_dir.join(file.as_str()).to_string_lossy().into_owned();
                         }

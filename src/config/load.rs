@@ -88,12 +88,14 @@ impl Config {
             if config.venue.name.is_none() {
                 config.venue.name = Some(preset.name.clone());
             }
-            config.data.funding_schedule = Some(crate::data::clock::Schedule {
-                venue: preset.name.clone(),
-                interval_hours: preset.funding.interval_hours,
-                offset_hours: preset.funding.interval_offset_hours,
-            });
+            config.data.funding_schedule = Some(preset.schedule());
             config.venue.loaded = Some(preset);
+        } else if let Some(id) = implied_preset(&config.data) {
+            // No preset named, but the data's format names its venue: the clock check uses that
+            // venue's preset schedule (the presets are the one source of the schedules).
+            if let Ok(preset) = crate::venue::Preset::load_shared(id, base_dir) {
+                config.data.funding_schedule = Some(preset.schedule());
+            }
         }
         config.validate().map_err(|err| input_error!("config {origin}: {err:#}"))?;
         Ok(config)
@@ -197,5 +199,15 @@ impl Config {
         for book in [self.data.spot_book.as_mut(), self.data.perp_book.as_mut()].into_iter().flatten() {
             resolve(&mut book.path);
         }
+    }
+}
+
+/// The built-in preset a config's funding data implies when it names none: its funding format's
+/// venue, or a freqtrade folder's Binance exchange.
+fn implied_preset(data: &crate::data::source::DataConfig) -> Option<&'static str> {
+    match (&data.freqtrade, &data.funding) {
+        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => Some("binance_usdm"),
+        (None, Some(source)) => source.format.venue_preset(),
+        _ => None,
     }
 }

@@ -270,12 +270,9 @@ pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Ve
 /// The clock checks' warnings: settlements against the venue's schedule, bars against their
 /// own spacing (each series' [`clock::BarClock`], labelled).
 pub fn clock_warnings<'a>(config: &DataConfig, funding: &FundingSeries, bar_clocks: impl Iterator<Item = (&'a str, clock::BarClock)>, warnings: &mut Vec<String>) {
-    let schedule = config.funding_schedule.clone().or_else(|| match (&config.freqtrade, &config.funding) {
-        (Some(ft), _) if ft.exchange.eq_ignore_ascii_case("binance") => crate::data::source::FundingFormat::BinanceFunding.schedule(),
-        (None, Some(source)) => source.format.schedule(),
-        _ => None,
-    });
-    let schedule = schedule.unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
+    // The config layer sets the venue's schedule from its preset; without one, the UTC grid of
+    // the data's own interval.
+    let schedule = config.funding_schedule.clone().unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
     warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
     for (label, bar_clock) in bar_clocks {
         warnings.extend(bar_clock.offset_warning_on(label, Some(&schedule)));

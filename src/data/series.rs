@@ -122,3 +122,17 @@ mod tests {
         assert!(s.on_clock(&[-1, 5]).unwrap_err().to_string().contains("starts at"));
     }
 }
+
+/// Mean open interest of `venue`/`coin` in a table (`timestamp, venue, coin, oi_usd`; venue and
+/// coin matched case-insensitively), quote currency.
+pub fn mean_open_interest(path: &std::path::Path, venue: &str, coin: &str) -> Result<f64> {
+    let table = read_table(path)?;
+    let venues = table.strings(table.column("venue")?)?;
+    let coins = table.strings(table.column("coin")?)?;
+    let oi = table.f64s(table.column("oi_usd")?)?;
+    let values: Vec<f64> = (0..oi.len()).filter(|&i| venues[i].eq_ignore_ascii_case(venue) && coins[i].eq_ignore_ascii_case(coin)).map(|i| oi[i]).collect();
+    if values.is_empty() {
+        bail_input!("{}: no open interest for venue {venue:?} and coin {coin:?}", path.display());
+    }
+    Ok(values.iter().sum::<f64>() / values.len() as f64)
+}

@@ -101,8 +101,9 @@ pub struct DataConfig {
     /// L2 snapshots of the perp book (`costs.perp_model = "orderbook"`).
     #[serde(default)]
     pub perp_book: Option<BookSource>,
-    /// The venue's settlement schedule, from `[venue] preset` (set when the config loads), for
-    /// the clock check of the funding times.
+    /// The venue's settlement schedule, from `[venue] preset` or the preset the funding format
+    /// (or a freqtrade folder's exchange) implies, set when the config loads, for the clock
+    /// check of the funding times.
     #[serde(skip)]
     pub funding_schedule: Option<crate::data::clock::Schedule>,
 }
@@ -271,21 +272,21 @@ pub enum FundingFormat {
 }
 
 impl FundingFormat {
-    /// The settlement schedule a venue's funding format implies; `None` for formats that name
-    /// no venue.
-    pub fn schedule(self) -> Option<super::clock::Schedule> {
-        let (venue, interval_hours, offset_hours) = match self {
-            FundingFormat::BinanceFunding | FundingFormat::BinanceRest => ("Binance", 8.0, 0.0),
-            FundingFormat::BybitJson => ("Bybit", 8.0, 0.0),
-            FundingFormat::Okx => ("OKX", 8.0, 0.0),
-            FundingFormat::GateJson => ("Gate", 8.0, 0.0),
-            FundingFormat::BitmexJson => ("BitMEX", 8.0, 4.0),
-            FundingFormat::HyperliquidJson => ("Hyperliquid", 1.0, 0.0),
-            FundingFormat::DydxJson => ("dYdX", 1.0, 0.0),
-            FundingFormat::DeribitJson => ("Deribit", 1.0, 0.0),
+    /// The built-in venue preset (`data/venues/<id>.toml`) a venue's funding format implies,
+    /// whose schedule the settlements are checked against; `None` for formats that name no
+    /// venue. The presets are the one source of the venues' schedules.
+    pub fn venue_preset(self) -> Option<&'static str> {
+        Some(match self {
+            FundingFormat::BinanceFunding | FundingFormat::BinanceRest => "binance_usdm",
+            FundingFormat::BybitJson => "bybit_linear",
+            FundingFormat::Okx => "okx_swap",
+            FundingFormat::GateJson => "gate_usdt",
+            FundingFormat::BitmexJson => "bitmex",
+            FundingFormat::HyperliquidJson => "hyperliquid",
+            FundingFormat::DydxJson => "dydx_v4",
+            FundingFormat::DeribitJson => "deribit",
             FundingFormat::Generic | FundingFormat::CcxtJson | FundingFormat::Tardis => return None,
-        };
-        Some(super::clock::Schedule { venue: venue.into(), interval_hours, offset_hours })
+        })
     }
 }
 
@@ -606,11 +607,9 @@ mod schedule_tests {
     use super::FundingFormat;
 
     #[test]
-    fn venue_formats_imply_their_settlement_grids() {
-        let bitmex = FundingFormat::BitmexJson.schedule().unwrap();
-        assert_eq!((bitmex.interval_hours, bitmex.offset_hours), (8.0, 4.0));
-        let hyperliquid = FundingFormat::HyperliquidJson.schedule().unwrap();
-        assert_eq!((hyperliquid.interval_hours, hyperliquid.offset_hours), (1.0, 0.0));
-        assert!(FundingFormat::Generic.schedule().is_none());
+    fn venue_formats_name_their_presets() {
+        assert_eq!(FundingFormat::BitmexJson.venue_preset(), Some("bitmex"));
+        assert_eq!(FundingFormat::HyperliquidJson.venue_preset(), Some("hyperliquid"));
+        assert!(FundingFormat::Generic.venue_preset().is_none());
     }
 }

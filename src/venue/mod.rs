@@ -336,6 +336,12 @@ impl Preset {
         Ok((*Self::load_shared(name, base_dir)?).clone())
     }
 
+    /// The venue's settlement schedule (interval and anchor), which the clock check of funding
+    /// times compares with.
+    pub fn schedule(&self) -> crate::data::clock::Schedule {
+        crate::data::clock::Schedule { venue: self.name.clone(), interval_hours: self.funding.interval_hours, offset_hours: self.funding.interval_offset_hours }
+    }
+
     /// [`Preset::load`], shared: a built-in is parsed once per process and handed out by
     /// reference count (a sweep builds thousands of configs; cloning the preset for each cost
     /// about 54 heap allocations of a configuration's 2,700).

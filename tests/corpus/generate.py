@@ -141,7 +141,7 @@ case("42-window-beyond-coverage", 2, ["strategy.end = 2024-01-05 00:00:00Z is af
 case("43-window-before-coverage", 2, ["strategy.start = 2023-12-01 00:00:00Z is before the data covers it", "perp (2024-01-01 01:00:00Z"], extra='[strategy]\nstart = "2023-12-01"')
 case("44-partial-coverage-allowed", 0, ["16 of 48 steps lie outside funding (2024-01-01 00:00:00Z .. 2024-01-02 08:00:00Z)", "event bit 128"], fund="\n".join(funding(n=3)) + "\n", config=CONFIG.format(spot_format="binance_klines", spot="spot.csv", perp="perp.csv", funding_format="binance_funding", funding="funding.csv", spot_extra="", extra='[strategy]\nend = "2024-01-03"').replace('symbol = "TESTUSDT"', 'symbol = "TESTUSDT"\nallow_partial_coverage = true'))
 shifted = ["calc_time,funding_interval_hours,last_funding_rate"] + [f"{T0 + k * 8 * H + 3 * H},8,0.0001" for k in range(0, 6)]
-case("45-funding-3h-off-schedule", 0, ["funding: settlement times are 3 h after Binance's 00/08/16 UTC schedule (6 of 6 settlements)", "UTC+3 or UTC-5", "utc_offset_hours = 3"], fund="\n".join(shifted) + "\n")
+case("45-funding-3h-off-schedule", 0, ["funding: settlement times are 3 h after Binance USD-M's 00/08/16 UTC schedule (6 of 6 settlements)", "UTC+3 or UTC-5", "utc_offset_hours = 3"], fund="\n".join(shifted) + "\n")
 from datetime import datetime, timezone, timedelta
 local = ["calc_time,funding_interval_hours,last_funding_rate"] + [(datetime.fromtimestamp((T0 + k * 8 * H) / 1000, timezone.utc) + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S") + ",8,0.0001" for k in range(1, 7)]
 case("46-funding-local-time-read-with-offset", 0, [], fund="\n".join(local) + "\n", absent=["schedule", "coverage"], funding_extra="utc_offset_hours = 3")

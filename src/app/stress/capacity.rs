@@ -25,37 +25,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::align::MarketTimeline;
 use crate::data::MarketData;
-use crate::data::read::read_table;
 use crate::sim::EngineParams;
 use crate::measure::ledger::NoLedger;
 use crate::time::MS_PER_DAY;
-use crate::{bail_input, input_error};
+use crate::bail_input;
 
 /// `[capacity]` in the stress file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
     /// Book sizes (initial capital, quote currency) to run; default 10^5 .. 10^9 in half decades.
     #[serde(default)]
     pub aum: Vec<f64>,
-    /// Open interest of the perp, quote currency.
-    #[serde(default)]
-    pub open_interest_usd: Option<f64>,
-    /// Or an open-interest table and the venue and coin to average.
-    #[serde(default)]
-    pub open_interest_file: Option<String>,
-    /// Venue to match in `open_interest_file`'s `venue` column (case-insensitive).
-    #[serde(default)]
-    pub venue: Option<String>,
-    /// Coin to match in `open_interest_file`'s `coin` column (case-insensitive).
-    #[serde(default)]
-    pub coin: Option<String>,
+    /// Where the perp's open interest comes from (the keys `open_interest_usd`, or
+    /// `open_interest_file` with `venue` and `coin`), as a book pair's `capacity` takes it.
+    #[serde(flatten)]
+    pub open_interest: crate::config::book::OpenInterestSource,
     /// Funding compression per unit of notional / open interest.
     #[serde(default = "default_one")]
     pub elasticity: f64,
     /// Y in Y × σ × sqrt(Q / ADV).
     #[serde(default = "default_one")]
     pub impact_coefficient: f64,
+    /// Keys the table has beyond these: refused when the file is read.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: std::collections::BTreeMap<String, toml::Value>,
 }
 
 fn default_one() -> f64 {
@@ -110,18 +103,6 @@ pub struct Capacity {
     pub points: Vec<CapacityPoint>,
 }
 
-/// Mean open interest of `venue`/`coin` in a table.
-pub fn mean_open_interest(path: &Path, venue: &str, coin: &str) -> Result<f64> {
-    let table = read_table(path)?;
-    let venues = table.strings(table.column("venue")?)?;
-    let coins = table.strings(table.column("coin")?)?;
-    let oi = table.f64s(table.column("oi_usd")?)?;
-    let values: Vec<f64> = (0..oi.len()).filter(|&i| venues[i].eq_ignore_ascii_case(venue) && coins[i].eq_ignore_ascii_case(coin)).map(|i| oi[i]).collect();
-    if values.is_empty() {
-        bail_input!("{}: no open interest for venue {venue:?} and coin {coin:?}", path.display());
-    }
-    Ok(values.iter().sum::<f64>() / values.len() as f64)
-}
 
 /// σ of daily spot log returns (closes at each UTC day's last step).
 fn daily_volatility(t: &MarketTimeline) -> f64 {
@@ -150,18 +131,7 @@ fn average_daily_value(data: &MarketData, t: &MarketTimeline) -> f64 {
 
 /// Run the curve.
 pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params: &EngineParams, base_dir: &Path) -> Result<Capacity> {
-    let (open_interest, source) = match (&spec.open_interest_usd, &spec.open_interest_file) {
-        (Some(oi), _) => (*oi, "given".to_string()),
-        (None, Some(file)) => {
-            let (venue, coin) = (
-                spec.venue.as_deref().ok_or_else(|| input_error!("[capacity] open_interest_file needs venue = \"...\""))?,
-                spec.coin.as_deref().ok_or_else(|| input_error!("[capacity] open_interest_file needs coin = \"...\""))?,
-            );
-            let path = base_dir.join(file);
-            (mean_open_interest(&path, venue, coin)?, format!("mean of {venue} {coin} in {}", path.display()))
-        }
-        (None, None) => bail_input!("[capacity] needs open_interest_usd = N or open_interest_file (with venue and coin)"),
-    };
+    let (open_interest, source) = spec.open_interest.resolve(base_dir, "[capacity]")?;
     if !(open_interest > 0.0 && spec.elasticity >= 0.0 && spec.impact_coefficient >= 0.0) {
         bail_input!("[capacity]: open interest must be > 0, elasticity and impact_coefficient >= 0");
     }

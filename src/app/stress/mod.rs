@@ -47,9 +47,13 @@ impl StressFile {
     /// Read a stress file.
     pub fn load(path: &Path) -> Result<StressFile> {
         let text = std::fs::read_to_string(path).map_err(|err| input_error!("cannot read stress file {}: {err}", path.display()))?;
-        toml::from_str(&text).map_err(|err| {
+        let file: StressFile = toml::from_str(&text).map_err(|err| {
             input_error!("stress file {}: {}\nSee data/examples/stress.toml for every scenario and key.", path.display(), err.to_string().trim_end())
-        })
+        })?;
+        if let Some(key) = file.capacity.as_ref().and_then(|c| c.unknown.keys().next()) {
+            crate::bail_input!("stress file {}: [capacity]: unknown key `{key}`; expected aum, open_interest_usd, open_interest_file, venue, coin, elasticity, impact_coefficient\nSee data/examples/stress.toml for every scenario and key.", path.display());
+        }
+        Ok(file)
     }
 }
 
