@@ -272,7 +272,7 @@ fn top_up_times(summary: &crate::sim::RunSummary) -> Vec<i64> {
 /// with those settlements and what follows from them (funding PnL, final and daily equity,
 /// drawdown), the running funding at each step, and the equity at each step.
 pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, events: &[crate::model::FundingEvent]) -> (crate::sim::RunSummary, Vec<f64>, Vec<f64>) {
-    use crate::model::{SettlementPaid, TradeReason};
+    use crate::model::{Settlement, TradeReason};
     let n = ledger.len();
     let liquidated_at: std::collections::BTreeSet<usize> = summary.trades.iter().filter(|t| t.reason == TradeReason::Liquidation && t.leg == "perp").map(|t| t.step).collect();
     let held = |step: usize| -> f64 {
@@ -294,7 +294,7 @@ pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, ev
         }
         let amount = -qty * e.rate * e.price;
         funding_at[e.step.max(1)] += amount;
-        out.settlements.push(SettlementPaid { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: e.price, perp_qty: qty, amount });
+        out.settlements.push(Settlement::paid(e.settle_ms, e.rate, e.interval_hours, e.price, qty, amount));
     }
     // The path's equity with its own funding swapped for these settlements.
     let (mut running, mut base_running) = (0.0, 0.0);

@@ -5,7 +5,7 @@ use anyhow::Result;
 use polars::prelude::*;
 
 pub use crate::model::pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
-pub use crate::model::trade::{Settlement, SettlementPaid, Trade, TradeReason};
+pub use crate::model::trade::{Settlement, Trade, TradeReason};
 /// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
 #[derive(Clone)]
 pub struct FullLedger {
@@ -385,7 +385,7 @@ pub fn trades_frame(trades: &[Trade]) -> Result<DataFrame> {
 }
 
 /// Every settlement in the window, merged with what the position paid or received at each.
-pub fn window_settlements(window: &[(i64, f64, f64)], paid: &[SettlementPaid]) -> Vec<Settlement> {
+pub fn window_settlements(window: &[(i64, f64, f64)], paid: &[Settlement]) -> Vec<Settlement> {
     let mut paid_iter = paid.iter().peekable();
     window
         .iter()

@@ -14,4 +14,4 @@ pub use costs::{CostModel, CostSchedule, Costs, Depth, DepthSeries, FirstLeg, Ma
 pub use dated::DatedContracts;
 pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason, WarmUp};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
-pub use trade::{Settlement, SettlementPaid, Trade, TradeReason};
+pub use trade::{Settlement, Trade, TradeReason};

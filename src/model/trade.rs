@@ -89,25 +89,9 @@ pub struct Trade {
     pub slippage: f64,
 }
 
-/// One funding settlement applied to a position.
-#[derive(Debug, Clone, Copy)]
-pub struct SettlementPaid {
-    /// Settlement time, epoch ms UTC.
-    pub settle_ms: i64,
-    /// Decimal rate per interval; positive means longs pay shorts.
-    pub rate: f64,
-    /// Hours the rate covers.
-    pub interval_hours: f64,
-    /// Price the notional was valued at.
-    pub price: f64,
-    /// Perp quantity held at the settlement (signed).
-    pub perp_qty: f64,
-    /// Funding received (+) or paid (−): −perp_qty × rate × price.
-    pub amount: f64,
-}
-
-/// One settlement inside the simulated window, held or not: what `funding.parquet` stores and
-/// what the funding chart draws.
+/// One funding settlement inside the simulated window, held or not: what the engine records for
+/// each settlement paid on a position (`held`), what `funding.parquet` stores (the window's
+/// settlements, held or not) and what the funding chart draws.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settlement {
     /// Settlement time, epoch ms UTC.
@@ -122,6 +106,14 @@ pub struct Settlement {
     pub perp_qty: f64,
     /// Price the notional was valued at (NaN when not held).
     pub price: f64,
-    /// Funding received (+) or paid (−), quote currency (0 when not held).
+    /// Funding received (+) or paid (−), quote currency: −perp_qty × rate × price (0 when not
+    /// held).
     pub amount: f64,
+}
+
+impl Settlement {
+    /// A settlement paid on `perp_qty` held, valued at `price`: `amount` = −perp_qty × rate × price.
+    pub fn paid(settle_ms: i64, rate: f64, interval_hours: f64, price: f64, perp_qty: f64, amount: f64) -> Settlement {
+        Settlement { settle_ms, rate, interval_hours, held: true, perp_qty, price, amount }
+    }
 }

@@ -67,14 +67,7 @@ impl Sim<'_> {
                     (amount, self.book.perp_qty)
                 };
                 step.flags |= events::FUNDING;
-                summary.settlements.push(SettlementPaid {
-                    settle_ms: event.settle_ms,
-                    rate: event.rate,
-                    interval_hours: event.interval_hours,
-                    price: event.price,
-                    perp_qty: base_qty,
-                    amount,
-                });
+                summary.settlements.push(Settlement::paid(event.settle_ms, event.rate, event.interval_hours, event.price, base_qty, amount));
             }
         }
     }

@@ -55,7 +55,7 @@ mod trading;
 
 pub(crate) use pair_run::PairRun;
 
-use crate::model::{events, state, MarketTimeline, Pnl, Recorder, SettlementPaid, StepRow, Trade, TradeReason};
+use crate::model::{events, state, MarketTimeline, Pnl, Recorder, Settlement, StepRow, Trade, TradeReason};
 use margin::{liquidation_distance, Brackets, PerpLiquidation, SpotMarginRules};
 use policy::{AfterLiquidation, EntryMode, EntryRule, Target, TopUpSource};
 use crate::time::MS_PER_YEAR;

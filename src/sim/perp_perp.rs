@@ -36,7 +36,7 @@ use super::margin::liquidation_distance;
 use super::policy::{EntryMode, EntryRule, Target, TrailingSignal};
 use super::summary::DrawdownTracker;
 use super::{EngineParams, RunSummary};
-use crate::model::{events, MarketTimeline, Pnl, SettlementPaid, Trade, TradeReason};
+use crate::model::{events, MarketTimeline, Pnl, Settlement, Trade, TradeReason};
 
 /// The pair's own parameters (each leg's venue rules are its [`EngineParams`]).
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub struct PerpPerpSummary {
     /// Each leg's price PnL, total.
     pub price_pnl: [f64; 2],
     /// Each leg's settlements met with a position.
-    pub settlements: [Vec<SettlementPaid>; 2],
+    pub settlements: [Vec<Settlement>; 2],
     /// Transfers sent between the accounts.
     pub transfers: usize,
     /// Times both legs were shrunk back to the leverage (the accounts even, a leg still near
@@ -450,7 +450,7 @@ impl Run<'_> {
             leg.margin += amount;
             s.funding[k] += amount;
             s.events |= events::FUNDING;
-            let paid = SettlementPaid { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: e.price, perp_qty: leg.qty, amount };
+            let paid = Settlement::paid(e.settle_ms, e.rate, e.interval_hours, e.price, leg.qty, amount);
             self.summary.settlements[k].push(paid);
             if k == 1 {
                 self.summary.settlement_venues_b.push(self.b_current as u8);

@@ -3,7 +3,7 @@
 //! from a finished path ([`record_equity`]).
 
 use super::policy::AfterLiquidation;
-use crate::model::{Pnl, SettlementPaid, Trade};
+use crate::model::{Pnl, Settlement, Trade};
 use crate::time::MS_PER_DAY;
 
 /// What a run produced besides the per-step rows.
@@ -89,7 +89,7 @@ pub struct RunSummary {
     /// Every fill, in time order.
     pub trades: Vec<Trade>,
     /// Settlements inside the window that met a position.
-    pub settlements: Vec<SettlementPaid>,
+    pub settlements: Vec<Settlement>,
     /// Every settlement inside the window, (settle_ms, rate, interval_hours), held or not.
     pub window_settlements: Vec<(i64, f64, f64)>,
 }
