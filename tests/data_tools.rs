@@ -18,7 +18,7 @@ fn inspect_reports_intervals_rates_and_cap_hits() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("93 settlements, 2020-03-01 00:00:00Z -> 2020-03-31 16:00:00Z"), "{text}");
-    assert!(text.contains("min -0.3000 %") && text.contains("at Binance's cap / floor for BTCUSDT: 0 / 1"), "{text}");
+    assert!(text.contains("min -0.3000 %") && text.contains("at Binance USD-M's cap / floor for BTCUSDT: 0 / 1"), "{text}");
     assert!(text.contains("intervals: 2 h x99, 4 h x2, 8 h x64"), "{text}");
     assert!(text.contains("1 gap(s)"), "{text}");
     assert!(text.contains("klines: 744 bars of 3600 s") && text.contains("gaps: 0"), "{text}");

@@ -62,7 +62,7 @@ fn funding_dump_is_recognised_by_its_header_not_its_name() {
     assert!(text.contains("6 settlements, 2024-01-01 00:00:00Z -> 2024-01-02 16:00:00Z"), "{text}");
     assert!(text.contains("intervals: 8 h x6"), "{text}");
     assert!(text.contains("rows: 6 in the file, in time order"), "{text}");
-    assert!(text.contains("at Binance's cap / floor for BTC: 0 / 0"), "{text}");
+    assert!(text.contains("at Binance USD-M's cap / floor for BTC: 0 / 0"), "{text}");
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn gzipped_long_dump_with_symbol_column_reads_one_symbol() {
     assert!(out.contains("reader: binance_funding (sniffed: header symbol,calc_time,funding_interval_hours,last_funding_rate"), "{out}");
     assert!(out.contains("symbols: ETHUSDT x3, BTCUSDT x9; reading BTCUSDT"), "{out}");
     assert!(out.contains("9 settlements, 2024-01-01 00:00:00Z -> 2024-01-03 16:00:00Z"), "{out}");
-    assert!(out.contains("at Binance's cap / floor for BTCUSDT: 0 / 0"), "{out}");
+    assert!(out.contains("at Binance USD-M's cap / floor for BTCUSDT: 0 / 0"), "{out}");
 
     let out = assert_ok(&inspect(&[&file, "--symbol", "ETHUSDT"]));
     assert!(out.contains("3 settlements, 2024-01-01 00:00:00Z -> 2024-01-01 16:00:00Z"), "{out}");

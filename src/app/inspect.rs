@@ -568,20 +568,6 @@ fn venue_fields(format: FundingFormat) -> Option<&'static VenueFields> {
     VENUES.iter().find(|v| v.format == format)
 }
 
-/// The venue preset whose caps a format's rates are checked against, and the venue's short name.
-fn preset_for(format: FundingFormat) -> Option<(&'static str, &'static str)> {
-    match format {
-        FundingFormat::BinanceFunding | FundingFormat::BinanceRest => Some(("binance_usdm", "Binance")),
-        FundingFormat::BybitJson => Some(("bybit_linear", "Bybit")),
-        FundingFormat::Okx => Some(("okx_swap", "OKX")),
-        FundingFormat::HyperliquidJson => Some(("hyperliquid", "Hyperliquid")),
-        FundingFormat::DydxJson => Some(("dydx_v4", "dYdX")),
-        FundingFormat::BitmexJson => Some(("bitmex", "BitMEX")),
-        FundingFormat::DeribitJson => Some(("deribit", "Deribit")),
-        FundingFormat::GateJson => Some(("gate_usdt", "Gate")),
-        _ => None,
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Choosing the reader.
@@ -1462,9 +1448,11 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
         f.rate.iter().filter(|r| **r > 0.0).count() as f64 / n.max(1) as f64 * 100.0,
         f.rate.iter().sum::<f64>() / hours.max(1e-9) * 8760.0 * 100.0
     ));
-    match implied.and_then(preset_for) {
-        Some((id, venue)) => match crate::venue::Preset::load(id, Path::new(".")) {
+    // The venue preset the format names (`FundingFormat::venue_preset`): its caps and floors.
+    match implied.and_then(FundingFormat::venue_preset) {
+        Some(id) => match crate::venue::Preset::load(id, Path::new(".")) {
             Ok(preset) => {
+                let venue = preset.name.as_str();
                 let (mut at_cap, mut at_floor) = (0, 0);
                 for i in 0..n {
                     let (cap, floor) = preset.limits_at(symbol, f.settle_ms[i], f.interval_hours[i]);
