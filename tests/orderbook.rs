@@ -95,6 +95,10 @@ fn bad_books_are_refused_with_their_row() {
     let disorder = write_book(dir.path(), &["binance,X,1704067200000000,1704067200000000,100.1,2,99.9,2,100.0,3,99.7,3"]);
     let err = format!("{:#}", load(&source(&disorder), "data.spot_book", &mut files).unwrap_err());
     assert!(err.contains("asks[1]") && err.contains("out of order"), "{err}");
+    // A level of zero size ends its side, as an empty one does.
+    let padded = write_book(dir.path(), &["binance,X,1704067200000000,1704067200000000,100.1,2,99.9,2,0,0,0,0"]);
+    let book = load(&source(&padded), "data.spot_book", &mut files).unwrap();
+    assert_eq!((book.asks[0].len(), book.bids[0].len()), (1, 1));
     let negative = write_book(dir.path(), &["binance,X,1704067200000000,1704067200000000,100.1,-2,99.9,2,100.2,3,99.7,3"]);
     let err = format!("{:#}", load(&source(&negative), "data.spot_book", &mut files).unwrap_err());
     assert!(err.contains("asks[0]") && err.contains("positive"), "{err}");

@@ -402,6 +402,9 @@ pub fn summary_text(result: &BookResult) -> String {
         m.capital_efficiency
     );
     out.push_str(&format!("  costs         fees {:.2}, slippage {:.2}, borrow {:.2}; {} entries, {} exits\n", b.fees_paid, b.slippage_paid, b.borrow_paid, b.entries, b.exits));
+    if let Some(e) = &b.execution {
+        out.push_str(&e.summary_line());
+    }
     if let Some(u) = &m.universe {
         let closed = result.summary.pairs.iter().filter(|p| p.trades.iter().any(|t| t.reason == crate::model::TradeReason::Delisting)).count();
         out.push_str(&format!("  universe      {} selections, {} pairs whose data ended ({} closed as delistings while held)\n", u.rotations, u.delistings, closed));

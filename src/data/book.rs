@@ -71,7 +71,9 @@ pub fn load(source: &BookSource, label: &str, files: &mut Vec<PathBuf>) -> Resul
                 let mut out: Vec<(f64, f64)> = Vec::new();
                 for (k, (price, amount)) in columns.iter().enumerate() {
                     let (p, q) = (price[i], amount[i]);
-                    if p.is_nan() || q.is_nan() {
+                    // An empty level (or one of zero size, as some feeds pad a thin book) ends
+                    // the side.
+                    if p.is_nan() || q.is_nan() || q == 0.0 {
                         break;
                     }
                     if !(p > 0.0 && q > 0.0) {
@@ -120,6 +122,10 @@ fn long_layout(table: &super::read::RawTable, time: &[i64], names: &[String]) ->
     let mut out: Vec<(i64, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
     let mut rows_of: Vec<usize> = Vec::new();
     for i in 0..time.len() {
+        if amount[i] == 0.0 {
+            // A level of zero size holds nothing (some feeds write removed levels so).
+            continue;
+        }
         if !(price[i] > 0.0 && amount[i] > 0.0) {
             bail_input!("{}: price {} and {amount_name} {} must both be positive", table.locate(i), price[i], amount[i]);
         }

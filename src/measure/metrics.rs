@@ -55,6 +55,21 @@ pub struct ExecutionMetrics {
     pub unfinished: bool,
 }
 
+impl ExecutionMetrics {
+    /// The summary's `execution` line (single runs and books).
+    pub fn summary_line(&self) -> String {
+        format!(
+            "  execution     {} orders worked over {} closes; legs apart {:.2} days, legging PnL {:+.2}{}{}\n",
+            self.orders_worked,
+            self.steps_working,
+            self.days_partially_hedged,
+            self.legging_pnl,
+            if self.bars_without_volume > 0 { format!("; {} bars without volume (no fill)", self.bars_without_volume) } else { String::new() },
+            if self.unfinished { "; an order was still being worked at the end (the final close took the rest)" } else { "" }
+        )
+    }
+}
+
 /// Everything in `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
@@ -543,15 +558,7 @@ impl Metrics {
             out.push_str(&format!("  borrow        {} reverse-carry entries or resizes cut to the borrowable quantity, {} recalls bought back\n", b.capped, b.recalls));
         }
         if let Some(e) = &self.execution {
-            out.push_str(&format!(
-                "  execution     {} orders worked over {} closes; legs apart {:.2} days, legging PnL {:+.2}{}{}\n",
-                e.orders_worked,
-                e.steps_working,
-                e.days_partially_hedged,
-                e.legging_pnl,
-                if e.bars_without_volume > 0 { format!("; {} bars without volume (no fill)", e.bars_without_volume) } else { String::new() },
-                if e.unfinished { "; an order was still being worked at the end (the final close took the rest)" } else { "" }
-            ));
+            out.push_str(&e.summary_line());
         }
         if self.liquidations > 0 {
             let what = match self.after_liquidation.as_str() {
