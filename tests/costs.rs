@@ -303,3 +303,27 @@ fn a_liquidation_slips_its_size_s_impact() {
     assert_close(liq, 120.0 / 1.004, 1e-9);
     assert_close(liquidation_fill(&params), liq * (1.0 + 0.001 * q_with_impact.sqrt()), 1e-9);
 }
+
+/// A sweep builds a timeline's market cost series once per cost model: configurations that
+/// differ in other keys (the capital) share it; another `impact_k` builds its own. The shared
+/// series prices fills as a backtest's own does (the sweep's rows equal the backtests', checked
+/// in `readme_cost_table_matches_the_sweep`).
+#[test]
+fn a_sweep_shares_the_cost_series() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let base = std::fs::read_to_string(dir.join("basis.toml")).unwrap().replacen("\n[costs]\n", "\n[costs]\nmodel = \"sqrt_impact\"\n", 1);
+    let config = |text: &str| basis::config::Config::from_toml_str(text, "test", &dir).unwrap();
+    let first = config(&base);
+    let markets = basis::app::sweep::Markets::load(&first).unwrap();
+    let timeline = markets.timeline(&first).unwrap();
+    let a = markets.market_costs(&first, &timeline).unwrap().expect("a series");
+    let richer = config(&base.replace("initial_capital = 100000.0", "initial_capital = 5000000.0"));
+    assert_eq!(richer.portfolio.initial_capital, 5_000_000.0);
+    let b = markets.market_costs(&richer, &timeline).unwrap().expect("a series");
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "the same timeline and cost model share one series");
+    let steeper = config(&base.replacen("model = \"sqrt_impact\"\n", "model = \"sqrt_impact\"\nimpact_k = 2.0\n", 1));
+    let c = markets.market_costs(&steeper, &timeline).unwrap().expect("a series");
+    assert!(!std::sync::Arc::ptr_eq(&a, &c));
+    let k = a.perp_impact.iter().rposition(|v| v.is_finite()).expect("an estimate");
+    assert_close(c.perp_impact[k], 2.0 * a.perp_impact[k], 1e-15);
+}

@@ -25,6 +25,20 @@ pub fn engine_params_for(config: &Config, timeline: &MarketTimeline, warnings: &
 /// [`engine_params_for`] for a book's pair: `peers` are the same coin's other pairs (other
 /// venues) on the book's clock, which `funding_spread_apr` compares with.
 pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: &[(String, &MarketTimeline)], warnings: &mut Vec<String>, files: &mut Vec<std::path::PathBuf>) -> Result<EngineParams> {
+    engine_params_with_costs(config, timeline, peers, None, warnings, files)
+}
+
+/// [`engine_params_in_book`] with the market cost series already built for this config's
+/// timeline and cost model (`Some`: a sweep's cache, see [`market_costs_key`]); `None` builds
+/// them.
+pub fn engine_params_with_costs(
+    config: &Config,
+    timeline: &MarketTimeline,
+    peers: &[(String, &MarketTimeline)],
+    market_costs: Option<Option<std::sync::Arc<crate::model::MarketCosts>>>,
+    warnings: &mut Vec<String>,
+    files: &mut Vec<std::path::PathBuf>,
+) -> Result<EngineParams> {
     let mut params = crate::config::engine_params(config);
     if let Some(source) = &config.data.borrow_available {
         let series = data::series::load(source, "data.borrow_available", &|v| (v < 0.0).then(|| "is negative (a quantity of the coin that can be borrowed)".to_string()), files)?;
@@ -32,7 +46,10 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         warnings.extend(warning);
         params.borrow_available = Some(std::sync::Arc::new(on_clock));
     }
-    params.market_costs = market_costs_for(config, timeline, warnings, files)?;
+    params.market_costs = match market_costs {
+        Some(built) => built,
+        None => market_costs_for(config, timeline, warnings, files)?,
+    };
     if let Some(share) = config.costs.max_participation {
         warnings.extend(volume_gaps(timeline, share)?);
     }
@@ -42,6 +59,24 @@ pub fn engine_params_in_book(config: &Config, timeline: &MarketTimeline, peers: 
         params.rules = Some(std::sync::Arc::new(compiled.series));
     }
     Ok(params)
+}
+
+/// What the market cost series of a config depend on besides its timeline: the models and their
+/// settings, and the order books' sources. Two configs with the same key on the same timeline
+/// share one series (a sweep builds it once).
+pub fn market_costs_key(config: &Config) -> String {
+    let c = &config.costs;
+    format!(
+        "{:?}|{:?}|{:?}|{}|{}|{}|{:?}|{:?}",
+        c.spot_cost_model(),
+        c.perp_cost_model(),
+        c.spread_estimator,
+        c.spread_window_bars,
+        c.impact_k.to_bits(),
+        c.impact_window_days.to_bits(),
+        config.data.spot_book,
+        config.data.perp_book
+    )
 }
 
 /// The per-step costs `config`'s market cost models give on `timeline` (None for fixed bps):

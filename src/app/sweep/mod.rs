@@ -92,17 +92,20 @@ pub struct Markets {
     pub data: Option<MarketData>,
     timelines: Mutex<HashMap<String, Slot>>,
     pairs: Mutex<HashMap<String, PairSlot>>,
+    /// Market cost series, by timeline and cost model (built once, shared by the
+    /// configurations that differ in other keys).
+    costs: Mutex<HashMap<String, Arc<std::sync::OnceLock<Result<Option<Arc<crate::model::MarketCosts>>, String>>>>>,
 }
 
 impl Markets {
     /// Load the data a config names (its `[data]` section is the sweep's).
     pub fn load(config: &Config) -> Result<Markets> {
-        Ok(Markets { data: Some(crate::data::load(&config.data)?), timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()) })
+        Ok(Markets { data: Some(crate::data::load(&config.data)?), timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()), costs: Mutex::new(HashMap::new()) })
     }
 
     /// A book's markets: its pairs', prepared as they are asked for.
     pub fn for_book() -> Markets {
-        Markets { data: None, timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()) }
+        Markets { data: None, timelines: Mutex::new(HashMap::new()), pairs: Mutex::new(HashMap::new()), costs: Mutex::new(HashMap::new()) }
     }
 
     /// A book pair's prepared market, shared: keyed by its data, window and funding settings.
@@ -147,6 +150,31 @@ impl Markets {
             .map_err(|e| crate::input_error!("{e}"))
     }
 
+    /// The market cost series of `config` on `timeline` (its [`Markets::timeline`]), shared by
+    /// every configuration with the same timeline and cost model; None for fixed bps.
+    pub fn market_costs(&self, config: &Config, timeline: &MarketTimeline) -> Result<Option<Arc<crate::model::MarketCosts>>> {
+        if !config.costs.market_dependent() {
+            return Ok(None);
+        }
+        let key = format!("{}|{}", market_key(config), crate::app::pipeline::market_costs_key(config));
+        let slot = {
+            let mut map = self.costs.lock().map_err(|_| anyhow!("cost cache poisoned"))?;
+            map.entry(key).or_default().clone()
+        };
+        // Built on a plain thread, as the timelines are: a rayon worker waiting on polars (an
+        // order book's reader) could steal a job that re-enters this OnceLock.
+        slot.get_or_init(|| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| crate::app::pipeline::market_costs_for(config, timeline, &mut Vec::new(), &mut Vec::new()).map_err(|e| format!("{e:#}")))
+                    .join()
+                    .unwrap_or_else(|_| Err("building the cost series panicked".to_string()))
+            })
+        })
+        .clone()
+        .map_err(|e| crate::input_error!("{e}"))
+    }
+
     /// Number of distinct timelines built so far (a book's: pair markets prepared).
     pub fn timelines_built(&self) -> usize {
         self.timelines.lock().map(|m| m.len()).unwrap_or(0) + self.pairs.lock().map(|m| m.len()).unwrap_or(0)
@@ -167,6 +195,7 @@ pub fn run_values(sweep: &spec::Sweep, markets: &Markets, values: &[toml::Value]
 /// Run one configuration without a ledger.
 pub fn run_config(markets: &Markets, config: &Config) -> Result<Metrics> {
     let timeline = markets.timeline(config)?;
-    let params = crate::app::pipeline::engine_params_for(config, &timeline, &mut Vec::new(), &mut Vec::new())?;
+    let costs = markets.market_costs(config, &timeline)?;
+    let params = crate::app::pipeline::engine_params_with_costs(config, &timeline, &[], Some(costs), &mut Vec::new(), &mut Vec::new())?;
     Ok(crate::app::pipeline::simulate(&timeline, &params, &mut NoLedger).1)
 }
