@@ -202,17 +202,7 @@ fn readme_cost_table_matches_the_sweep() {
     let num = |name: &str| -> Vec<f64> { frame.column(name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect() };
     let (model, capital, apr, fees, slippage) = (text("costs.model"), num("portfolio.initial_capital"), num("apr"), num("fees_paid"), num("slippage_paid"));
     let readme = common::docs_text();
-    let group = |x: f64| -> String {
-        let digits = format!("{:.0}", x);
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    };
+    let group = |x: f64| -> String { common::grouped(&format!("{:.0}", x)) };
     let mut found = 0;
     let mut bars_per_entry = Vec::new();
     for k in 0..model.len() {

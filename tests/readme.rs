@@ -38,6 +38,9 @@
 //! line reads README's text: paste the new output the same way. When a sentence is reworded,
 //! update its template here.
 
+mod common;
+use common::grouped;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -167,17 +170,6 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
-/// `58585` as README writes it: `58,585`.
-fn grouped(digits: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// `value` written the way README writes `like`: as many decimals, and a `+` where README has one.
 fn like(value: f64, like: &str) -> String {

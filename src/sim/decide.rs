@@ -10,11 +10,7 @@ impl Sim<'_> {
     pub(super) fn decide(&mut self, step: &mut Step, signal_apr: f64, masked: bool, final_close: bool, summary: &mut RunSummary) -> Option<f64> {
         let p = self.params;
         let at = step.at;
-        let current = match self.held {
-            Held::Long => Target::Long,
-            Held::Reverse => Target::Reverse,
-            Held::Flat | Held::Unhedged => Target::Flat,
-        };
+        let current = self.carry_held();
         let wanted = if final_close { Target::Flat } else { self.wanted(current, signal_apr, &at) };
         if self.blocked_after_liquidation && p.entry.mode != EntryMode::AlwaysOn && wanted == Target::Flat {
             // The signal said flat since the liquidation: a later entry is a new decision.
@@ -144,20 +140,39 @@ impl Sim<'_> {
             }
         }
         // A masked step still answers a margin call with cash that is already there.
-        if masked && !final_close && matches!(self.held, Held::Long | Held::Reverse) {
-            let liq = self.perp_liquidation_price(at.mark, at.spot);
-            let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
-            let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
-            if self.book.spot_qty < 0.0 {
-                topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
-            }
-            if topped {
-                step.flags |= events::TOP_UP;
-                summary.top_ups += 1;
-                liquidation_price_now = None;
-            }
+        if masked && !final_close && self.cash_top_ups(step, summary) {
+            liquidation_price_now = None;
         }
         liquidation_price_now
+    }
+
+    /// Margin calls answered with cash only (no spot sold), for a held carry: the perp's top-up
+    /// and the borrowed spot's. Returns whether margin moved.
+    fn cash_top_ups(&mut self, step: &mut Step, summary: &mut RunSummary) -> bool {
+        if !matches!(self.held, Held::Long | Held::Reverse) {
+            return false;
+        }
+        let at = step.at;
+        let liq = self.perp_liquidation_price(at.mark, at.spot);
+        let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
+        let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
+        if self.book.spot_qty < 0.0 {
+            topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
+        }
+        if topped {
+            step.flags |= events::TOP_UP;
+            summary.top_ups += 1;
+        }
+        topped
+    }
+
+    /// The carry the position held belongs to (flat for none, or a lone leg).
+    fn carry_held(&self) -> Target {
+        match self.held {
+            Held::Long => Target::Long,
+            Held::Reverse => Target::Reverse,
+            Held::Flat | Held::Unhedged => Target::Flat,
+        }
     }
 
     /// Step 5 while an order is being worked ([`super::execution`]): the order's fills at this
@@ -168,11 +183,7 @@ impl Sim<'_> {
     #[inline(never)]
     fn decide_working(&mut self, step: &mut Step, wanted: Target, masked: bool, summary: &mut RunSummary) -> Option<f64> {
         let at = step.at;
-        let carry = match self.held {
-            Held::Long => Target::Long,
-            Held::Reverse => Target::Reverse,
-            Held::Flat | Held::Unhedged => Target::Flat,
-        };
+        let carry = self.carry_held();
         let exiting = self.work.is_some_and(|w| w.spot_target == 0.0 && w.perp_target == 0.0);
         if self.held == Held::Reverse && self.params.borrow_available.is_some() && !masked && self.recall(&at, &mut step.pnl) {
             // The lender recalled part of the loan: the order ends with what is held (a
@@ -192,18 +203,7 @@ impl Sim<'_> {
         } else {
             self.work_fills(&at, !masked, &mut step.pnl);
         }
-        if matches!(self.held, Held::Long | Held::Reverse) {
-            let liq = self.perp_liquidation_price(at.mark, at.spot);
-            let distance = liquidation_distance(self.book.perp_qty, liq, at.mark);
-            let mut topped = self.wants_top_up(distance, &at) && self.top_up(&at, distance, false, &mut step.pnl);
-            if self.book.spot_qty < 0.0 {
-                topped |= self.spot_margin_top_up(&at, false, &mut step.pnl);
-            }
-            if topped {
-                step.flags |= events::TOP_UP;
-                summary.top_ups += 1;
-            }
-        }
+        self.cash_top_ups(step, summary);
         None
     }
 

@@ -133,3 +133,15 @@ pub fn docs_text() -> String {
     }
     text
 }
+
+/// `58585` as the docs write it: `58,585` (digits only; a sign goes in front of the result).
+pub fn grouped(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
