@@ -12,42 +12,13 @@
 //! is removed before it, untimed. (Replacing a run with `--force` also deletes the old one's
 //! files, which at one year is a 41 MB ledger: about 15 ms more.)
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use basis::data::synth::{market_data, SynthSpec};
 use polars::prelude::*;
-
-/// Wall seconds and peak resident memory (MiB) of a command run to completion.
-fn measure(command: &mut Command) -> (f64, f64, bool, String) {
-    let started = Instant::now();
-    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    // Read the output on threads so a full pipe cannot block the child.
-    let mut child = child;
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).ok();
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
-        text
-    });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 writes it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child, not yet waited for.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
-    let ok = waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    let text = format!("{}{}", out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    (seconds, usage.ru_maxrss as f64 / 1024.0, ok, text)
-}
 
 fn write_inputs(years: u32, dir: &Path) -> usize {
     let data = market_data(&SynthSpec { bar_minutes: 1, days: 365 * years, ..SynthSpec::default() });
@@ -123,73 +94,6 @@ fn python() -> Option<String> {
     candidates.into_iter().find(|py| Command::new(py).args(["-c", "import numpy, polars"]).output().is_ok_and(|o| o.status.success()))
 }
 
-/// Runner mode: read commands (tab-separated program and arguments) from stdin, run each, and
-/// answer `seconds<TAB>peak MiB<TAB>ok` per command.
-fn runner() {
-    use std::io::{BufRead, Write};
-    let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        let parts: Vec<&str> = line.split('\t').collect();
-        // Earlier runs' files (a ledger of 334 MB at eight years) are written back to disk
-        // first, not while this one is timed.
-        // SAFETY: sync takes no arguments and only schedules and waits for writeback.
-        unsafe { libc::sync() };
-        let (seconds, peak, ok, text) = measure(Command::new(parts[0]).args(&parts[1..]));
-        if !ok {
-            eprintln!("{text}");
-        }
-        let _ = writeln!(stdout, "{seconds}\t{peak}\t{ok}");
-        let _ = stdout.flush();
-    }
-}
-
-/// The runner process, started while this one is still small.
-struct Runner {
-    child: std::process::Child,
-    answers: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-impl Runner {
-    fn start() -> Runner {
-        use std::io::BufRead;
-        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
-            .arg("--runner")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting the runner");
-        let answers = std::io::BufReader::new(child.stdout.take().expect("runner stdout")).lines();
-        Runner { child, answers }
-    }
-
-    /// The fastest of `runs` runs of `program args` (its wall seconds), the highest peak MiB,
-    /// and whether every run succeeded; `output`, if any, is removed before each run.
-    fn best_of(&mut self, runs: usize, program: &str, args: &[&str], output: Option<&Path>) -> (f64, f64, bool) {
-        let mut best = (f64::INFINITY, 0.0f64, true);
-        for _ in 0..runs {
-            if let Some(output) = output {
-                let _ = std::fs::remove_dir_all(output);
-            }
-            let (seconds, peak, ok) = self.run(program, args);
-            best = (best.0.min(seconds), best.1.max(peak), best.2 && ok);
-        }
-        best
-    }
-
-    /// Wall seconds, peak MiB and success of `program args`.
-    fn run(&mut self, program: &str, args: &[&str]) -> (f64, f64, bool) {
-        use std::io::Write;
-        let stdin = self.child.stdin.as_mut().expect("runner stdin");
-        writeln!(stdin, "{}", std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join("\t")).expect("runner");
-        stdin.flush().expect("runner");
-        let answer = self.answers.next().and_then(Result::ok).unwrap_or_default();
-        let fields: Vec<&str> = answer.split('\t').collect();
-        (fields.first().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN), fields.get(2) == Some(&"true"))
-    }
-}
-
 /// Measured runs per program and size (after one warm-up); the fastest is reported.
 const MEASURED_RUNS: usize = 3;
 
@@ -198,9 +102,9 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--runner") {
-        return runner();
+        return common::runner();
     }
-    let mut runner = Runner::start();
+    let mut runner = common::Runner::start();
     let years: Vec<u32> = std::env::var("BASIS_BENCH_YEARS").ok().map(|v| v.split(',').filter_map(|y| y.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 2, 4, 8]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/carry_numpy.py");
     let python = python();
@@ -225,13 +129,13 @@ fn main() {
         let basis_args = ["backtest", "--force", "--config", config_text.as_str()];
         let _ = runner.run(env!("CARGO_BIN_EXE_basis"), &basis_args);
         let output = dir.path().join("reports");
-        let (seconds, peak, ok) = runner.best_of(MEASURED_RUNS, env!("CARGO_BIN_EXE_basis"), &basis_args, Some(&output));
+        let (seconds, peak, ok) = runner.best_of(MEASURED_RUNS, env!("CARGO_BIN_EXE_basis"), &basis_args, &[output.as_path()]);
         assert!(ok, "basis backtest failed (its output is above)");
         let (script_cell, script_peak, ratio) = match &python {
             Some(py) => {
                 let (script_text, dir_text) = (script.to_string_lossy().into_owned(), dir.path().to_string_lossy().into_owned());
                 let _ = runner.run(py, &[&script_text, &dir_text]);
-                let (s, m, ok) = runner.best_of(MEASURED_RUNS, py, &[&script_text, &dir_text], None);
+                let (s, m, ok) = runner.best_of(MEASURED_RUNS, py, &[&script_text, &dir_text], &[]);
                 assert!(ok, "the numpy script failed (its output is above)");
                 (format!("{s:.2} s"), format!("{m:.0}"), format!("{:.2}", seconds / s))
             }

@@ -48,6 +48,12 @@ pub struct FrameWriter<W: Write> {
 impl<W: Write> FrameWriter<W> {
     /// A writer of frames with `schema` to `sink`; `name` (the file) is used in messages.
     pub fn new(sink: W, schema: &Schema, name: &str) -> Result<Self> {
+        Self::with_compression(sink, schema, name, CompressionOptions::Lz4Raw)
+    }
+
+    /// [`FrameWriter::new`] with pages compressed by `compression` (a cache whose files are
+    /// read back at once is faster written and read uncompressed).
+    pub fn with_compression(sink: W, schema: &Schema, name: &str, compression: CompressionOptions) -> Result<Self> {
         let arrow_schema = schema.to_arrow(CompatLevel::newest());
         let encodings = arrow_schema
             .iter_values()
@@ -56,7 +62,7 @@ impl<W: Write> FrameWriter<W> {
                 other => get_dtype_encoding(other),
             })
             .collect();
-        let options = WriteOptions { statistics: StatisticsOptions::default(), compression: CompressionOptions::Lz4Raw, version: Version::V1, data_page_size: None };
+        let options = WriteOptions { statistics: StatisticsOptions::default(), compression, version: Version::V1, data_page_size: None };
         let writer = FileWriter::try_new(sink, arrow_schema, options).map_err(|err| anyhow!("writing {name}: {err}"))?;
         Ok(Self { writer, encodings, options, name: name.to_string() })
     }
@@ -110,8 +116,14 @@ impl<W: Write> FrameWriter<W> {
     }
 
     /// Write the footer (with the Arrow schema, as polars does).
-    pub fn finish(mut self) -> Result<()> {
-        self.writer.end(None).map_err(|err| anyhow!("writing {}: {err}", self.name))?;
+    pub fn finish(self) -> Result<()> {
+        self.finish_with_metadata(Vec::new())
+    }
+
+    /// [`FrameWriter::finish`], with `key_value` pairs in the footer's key-value metadata.
+    pub fn finish_with_metadata(mut self, key_value: Vec<(String, String)>) -> Result<()> {
+        let pairs = (!key_value.is_empty()).then(|| key_value.into_iter().map(|(key, value)| polars_parquet::write::KeyValue { key, value: Some(value) }).collect());
+        self.writer.end(pairs).map_err(|err| anyhow!("writing {}: {err}", self.name))?;
         Ok(())
     }
 }

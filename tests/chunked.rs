@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use basis::app::backtest::run_to_folder_chunked;
+use basis::data::dump_cache::CacheChoice;
 use basis::data::stream::Chunking;
 use basis::data::synth::{market_data, SynthSpec};
 use basis::data::PriceBars;
@@ -19,7 +20,7 @@ mod common;
 const ROW_GROUP: usize = 3_000;
 
 /// Chunks of 1,000 steps at most, whatever the size of the files.
-const SMALL_CHUNKS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1_000 };
+const SMALL_CHUNKS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1_000, cache: CacheChoice::Private };
 
 fn write(path: &Path, mut frame: DataFrame, row_group: usize) {
     let file = std::fs::File::create(path).expect("create");

@@ -176,7 +176,7 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     // small run would notice and a process calling this in a loop would pay every time.
     let long = market.perp.ts_ms.len() + market.spot.ts_ms.len() >= 1 << 20;
     if long {
-        return_freed_memory();
+        crate::data::return_freed_memory();
     }
     // Done with the perp bars once aligned (unless a counterfactual realigns): moved, not copied.
     let timeline = if counterfactual(config) {
@@ -187,20 +187,9 @@ pub fn prepare(config: &Config) -> Result<(MarketTimeline, Vec<PathBuf>, Vec<Str
     let (timeline, warnings) = finish_alignment(timeline, &market, config)?;
     if long {
         // And what the aligner let go (the spot bars, its indices) before the loop starts.
-        return_freed_memory();
+        crate::data::return_freed_memory();
     }
     Ok((timeline, market.files, warnings))
-}
-
-/// Hand the memory the file decoders freed back to the system. They run on polars' worker
-/// threads, whose malloc arenas the loop never allocates from, so without this a long run
-/// carries its inputs' decoded copies (about 120 MiB for 8 years of minute bars) to the end.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Whether the run replaces the files' funding rates with a venue preset's rules.

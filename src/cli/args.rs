@@ -15,6 +15,14 @@ pub struct Cli {
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Parse Binance kline dumps into a folder of this run's own, removed when it ends, instead
+    /// of the shared dump cache (also BASIS_NO_CACHE=1; see `basis data cache`).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// The dump cache folder (default: $BASIS_CACHE_DIR, else $XDG_CACHE_HOME/basis, else
+    /// ~/.cache/basis).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The subcommands of `basis`.
@@ -258,6 +266,9 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Write a config's market data as canonical Parquet, with a config that reads it.
     Convert(ConvertArgs),
+    /// Show the dump cache (kline dumps parsed once, for long runs): its folder, entries and
+    /// size; `--clear` empties it.
+    Cache(CacheArgs),
     /// Download public history (verified, resumable) into a local cache or catalog.
     #[command(subcommand)]
     Fetch(FetchCommand),
@@ -339,6 +350,14 @@ pub struct InspectArgs {
     /// Symbol: the series to read from a dump holding several, and whose cap rules are checked.
     #[arg(long)]
     pub symbol: Option<String>,
+}
+
+/// Options of `basis data cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Remove every entry (they are rebuilt from the dumps when next needed).
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// Options of `basis data convert`.

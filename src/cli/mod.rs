@@ -13,6 +13,7 @@ use crate::data::synth::{self, SynthSpec};
 
 /// Run the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
+    crate::data::dump_cache::configure(cli.no_cache, cli.cache_dir.clone());
     match cli.command {
         Command::Backtest(args) => run_backtest(args),
         Command::Report(args) => run_report(args),
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Data(DataCommand::Convert(args)) => run_convert(args),
+        Command::Data(DataCommand::Cache(args)) => run_cache(args),
     }
 }
 
@@ -413,6 +415,23 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
     let written = crate::app::convert::write(&data, &raw, base_dir, &args.out)?;
     println!("wrote {} files to {}", written.len(), args.out.display());
     println!("  run it: basis backtest --config {}", args.out.join("config.toml").display());
+    Ok(())
+}
+
+fn run_cache(args: CacheArgs) -> Result<()> {
+    use crate::data::dump_cache;
+    let Some(root) = dump_cache::shared_dir() else {
+        println!("dump cache: off (--no-cache or BASIS_NO_CACHE); long runs over kline dumps parse them into a folder of their own");
+        return Ok(());
+    };
+    if args.clear {
+        let (entries, bytes) = dump_cache::usage(&root);
+        dump_cache::clear(&root)?;
+        println!("dump cache {}: removed {entries} entries ({:.1} MiB)", root.display(), bytes as f64 / 1048576.0);
+        return Ok(());
+    }
+    let (entries, bytes) = dump_cache::usage(&root);
+    println!("dump cache {}: {entries} entries, {:.1} MiB (limit {:.0} MiB, BASIS_CACHE_MAX_MIB)", root.display(), bytes as f64 / 1048576.0, dump_cache::max_bytes()? as f64 / 1048576.0);
     Ok(())
 }
 

@@ -9,19 +9,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::klines::{read_kline_file, KlineBatch, KlineFile, CLOSE, CLOSE_TIME};
 use super::read::{expand_glob, read_csv_text, stream_csv, CellParser};
 use super::{BarRows, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::bail_input;
 use crate::data::source::{FundingFormat, FundingSource, PriceSource, TimeFormat};
 
-/// Kline column positions (the dump layout is positional; header names vary).
-const OPEN_TIME: usize = 0;
-const OPEN: usize = 1;
-const HIGH: usize = 2;
-const LOW: usize = 3;
-const CLOSE: usize = 4;
-const VOLUME: usize = 5;
-const CLOSE_TIME: usize = 6;
+pub use super::klines::known_at_close;
 
 /// Load Binance kline CSVs (a file or a glob of monthly/daily dumps) as one bar series.
 pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
@@ -29,55 +23,40 @@ pub fn load_klines(source: &PriceSource, label: &str, files: &mut Vec<PathBuf>, 
     load_kline_files(paths, source.time_unit, source.utc_offset_hours, label, files, warnings)
 }
 
-/// Load the Binance kline CSVs `paths` (one instrument) as one bar series.
+/// Files parsed side by side at a time: enough to keep the cores busy, few enough that the
+/// parsed months waiting to be appended stay small.
+const FILES_AT_ONCE: usize = 8;
+
+/// Load the Binance kline CSVs `paths` (one instrument) as one bar series. The files are
+/// parsed in parallel ([`super::klines::read_kline_file`]) and appended in order, so an error is
+/// the one a file-by-file read meets first.
 pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<PriceBars> {
+    use rayon::prelude::*;
     let mut rows = BarRows::new(label);
-    for path in paths {
-        // A dump fetched with its .CHECKSUM is verified before it is read.
-        super::read::verify_checksum(&path)?;
-        // Streamed: a multi-GB dump is never held as text, only as the parsed rows.
-        let file = rows.sources.add_csv(&path, 0);
-        let mut cells = CellParser::new(&path, 0, time_unit).with_utc_offset(utc_offset_hours);
-        let mut header_seen = None;
-        let (header_lines, _) = stream_csv(&path, |row, header, fields| {
-            if header_seen.is_none() {
-                header_seen = Some(usize::from(!header.is_empty()));
-                cells.header_lines = usize::from(!header.is_empty());
-                // Known now, so a bad bar pushed below is located by its true line.
-                rows.sources.set_header_lines(file, cells.header_lines);
+    for group in paths.chunks(FILES_AT_ONCE) {
+        let parsed: Vec<Result<(KlineFile, Vec<KlineBatch>)>> = group
+            .par_iter()
+            .map(|path| {
+                // A dump fetched with its .CHECKSUM is verified before it is read.
+                super::read::verify_checksum(path)?;
+                let mut batches = Vec::new();
+                let file = read_kline_file(path, time_unit, utc_offset_hours, label, usize::MAX, |batch| {
+                    batches.push(batch);
+                    Ok(())
+                })?;
+                Ok((file, batches))
+            })
+            .collect();
+        for (path, parsed) in group.iter().zip(parsed) {
+            let (file, batches) = parsed?;
+            let origin = rows.sources.add_csv(path, file.header_lines);
+            for batch in batches {
+                rows.extend_rows(origin, batch.first_row, batch.known_at_ms, batch.close, Some(batch.high), Some(batch.low), Some(batch.volume), Some(batch.open))?;
             }
-            let open = cells.time(row, fields, OPEN_TIME, "open_time")?;
-            let open_price = cells.number(row, fields, OPEN, "open")?;
-            let high = cells.number(row, fields, HIGH, "high")?;
-            let low = cells.number(row, fields, LOW, "low")?;
-            let close = cells.number(row, fields, CLOSE, "close")?;
-            let volume = cells.number(row, fields, VOLUME, "volume")?;
-            let close_time = cells.time(row, fields, CLOSE_TIME, "close_time")?;
-            if close_time < open {
-                bail_input!(
-                    "{}: close_time {} is before open_time {}; is this a Binance kline file (open_time, open, high, low, close, volume, close_time, ...)?",
-                    super::read::locate(&path, cells.header_lines, true, row),
-                    crate::time::format_ms(close_time),
-                    crate::time::format_ms(open)
-                );
-            }
-            rows.push(known_at_close(close_time), [close, high, low, volume, open_price], Origin { file, row: row as u32 })?;
-            Ok(())
-        })?;
-        rows.sources.set_header_lines(file, header_lines);
-        files.push(path);
+            files.push(path.clone());
+        }
     }
     rows.finish(warnings)
-}
-
-/// The instant a bar closing at `close_time_ms` is known: Binance stamps the bar's last
-/// millisecond (…999), so round that up to the bar boundary.
-pub fn known_at_close(close_time_ms: i64) -> i64 {
-    if (close_time_ms + 1) % 1000 == 0 {
-        close_time_ms + 1
-    } else {
-        close_time_ms
-    }
 }
 
 /// Round a settlement time to the nearest second (Binance's `calc_time` carries a few ms of jitter).

@@ -107,6 +107,10 @@ pub struct BarPieces {
     close_name: String,
     shift_ms: i64,
     files: Vec<(PathBuf, ParquetPieces)>,
+    /// Per file, when it is a kline dump read from the dump cache: the dump's header lines. Its
+    /// rows are then located at the dump's lines, and the dump (hashed when its entry was
+    /// found) is what the manifest lists, not the entry.
+    dumps: Vec<Option<usize>>,
     /// (file, (first row, rows)) of every piece, in order.
     pieces: Vec<(usize, (usize, usize))>,
 }
@@ -134,7 +138,53 @@ impl BarPieces {
             pieces.extend(file.pieces().into_iter().map(|piece| (files.len(), piece)));
             files.push((path, file));
         }
-        Ok(Some(BarPieces { label: label.to_string(), source: source.clone(), time_name, close_name, shift_ms, files, pieces }))
+        let dumps = vec![None; files.len()];
+        Ok(Some(BarPieces { label: label.to_string(), source: source.clone(), time_name, close_name, shift_ms, files, dumps, pieces }))
+    }
+
+    /// The source's files as pieces, as [`BarPieces::open`], with Binance kline dumps read
+    /// through `cache` ([`super::dump_cache`]): each dump is parsed once into an entry, and the
+    /// entries are read as Parquet. `None` for what cannot be read so (a zoned source: its
+    /// times move as a whole series).
+    pub fn open_with(source: &PriceSource, label: &str, cache: Option<&super::dump_cache::DumpCache>) -> Result<Option<Self>> {
+        match (source.format, cache) {
+            (crate::data::source::PriceFormat::BinanceKlines, Some(cache)) if source.time_zone.is_none() => {
+                let paths = expand_glob(&source.path, &format!("{label} klines"))?;
+                let entries = cache.klines(&paths, source.time_unit, source.utc_offset_hours, label)?;
+                Ok(Some(Self::from_cached_klines(entries, label)?))
+            }
+            _ => Self::open(source, label),
+        }
+    }
+
+    /// Pieces over dump cache entries (in the dumps' order).
+    fn from_cached_klines(entries: Vec<super::dump_cache::CachedKlines>, label: &str) -> Result<Self> {
+        let column = |name: &str| Some(name.to_string());
+        let source = PriceSource {
+            format: crate::data::source::PriceFormat::Generic,
+            path: String::new(),
+            close_time_column: column("known_at_ms"),
+            open_time_column: None,
+            bar_seconds: None,
+            time_unit: crate::data::source::TimeFormat::Ms,
+            close_column: column("close"),
+            high_column: column("high"),
+            low_column: column("low"),
+            volume_column: column("volume"),
+            open_column: column("open"),
+            filter: Default::default(),
+            utc_offset_hours: None,
+            time_zone: None,
+        };
+        let wanted = ["known_at_ms", "close", "open", "high", "low", "volume"];
+        let (mut files, mut dumps, mut pieces) = (Vec::with_capacity(entries.len()), Vec::with_capacity(entries.len()), Vec::new());
+        for cached in entries {
+            let file = ParquetPieces::open_unhashed(&cached.entry, &wanted)?;
+            pieces.extend(file.pieces().into_iter().map(|piece| (files.len(), piece)));
+            files.push((cached.dump, file));
+            dumps.push(Some(cached.header_lines));
+        }
+        Ok(BarPieces { label: label.to_string(), source, time_name: "known_at_ms".into(), close_name: "close".into(), shift_ms: 0, files, dumps, pieces })
     }
 
     /// Number of pieces.
@@ -145,8 +195,10 @@ impl BarPieces {
     /// Start hashing the files for the manifest, on threads of their own (once the caller knows
     /// it will read them: a first pass that gives up must not hash them twice).
     pub fn hash_in_background(&mut self) {
-        for (_, file) in &mut self.files {
-            file.hash_in_background();
+        for ((_, file), dump) in self.files.iter_mut().zip(&self.dumps) {
+            if dump.is_none() {
+                file.hash_in_background();
+            }
         }
     }
 
@@ -170,7 +222,10 @@ impl BarPieces {
     /// Piece `k`'s bars, each checked (an error names the file and row).
     pub fn bars(&self, k: usize, warnings: &mut Vec<String>) -> Result<PriceBars> {
         let (file, piece) = self.pieces[k];
-        let table = self.files[file].1.read(piece)?;
+        let mut table = self.files[file].1.read(piece)?;
+        if let Some(header_lines) = self.dumps[file] {
+            (table.file, table.header_lines, table.is_csv) = (self.files[file].0.clone(), header_lines, true);
+        }
         let mut rows = BarRows::new(&self.label);
         let origin = rows.sources.add(&table);
         let bars = TableBars::read(&table, &self.source, &self.time_name, &self.close_name)?;
@@ -178,11 +233,18 @@ impl BarPieces {
         rows.finish(warnings)
     }
 
+    /// The dump cache entries read (none unless the pieces are over kline dumps).
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        self.files.iter().zip(&self.dumps).filter(|(_, dump)| dump.is_some()).map(|((_, file), _)| file.path().to_path_buf()).collect()
+    }
+
     /// Wait for the files' hashes (for the manifest) and give their paths.
     pub fn finish(self) -> Result<Vec<PathBuf>> {
         let mut paths = Vec::with_capacity(self.files.len());
-        for (path, file) in self.files {
-            file.finish()?;
+        for ((path, file), dump) in self.files.into_iter().zip(self.dumps) {
+            if dump.is_none() {
+                file.finish()?;
+            }
             paths.push(path);
         }
         Ok(paths)

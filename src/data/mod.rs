@@ -9,9 +9,11 @@ pub mod binance;
 pub mod book;
 pub mod clock;
 pub mod dated;
+pub mod dump_cache;
 pub mod fetch;
 pub mod freqtrade;
 pub mod generic;
+pub mod klines;
 pub mod matching;
 pub mod quality;
 pub mod read;
@@ -300,6 +302,18 @@ pub fn typical_interval_hours(interval_hours: &[f64]) -> f64 {
         }
     }
     counts.into_iter().max_by_key(|(_, c)| *c).map(|(h, _)| h).unwrap_or(8.0)
+}
+
+/// Hand the memory the file decoders and parsers freed back to the system. They run on worker
+/// threads (polars', rayon's), whose malloc arenas the loop never allocates from, so without
+/// this a long run carries its inputs' decoded copies (about 120 MiB for 8 years of minute
+/// bars) to the end.
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Load one price series (any price format) as canonical bars.

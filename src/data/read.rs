@@ -296,7 +296,7 @@ fn whole_column_epoch_ms(series: &Series, unit: TimeFormat) -> Option<Vec<i64>> 
 }
 
 /// Tell seconds, milliseconds and microseconds apart by magnitude, for dates 1973..2286.
-fn detect_epoch_unit(value: f64) -> std::result::Result<TimeFormat, String> {
+pub(crate) fn detect_epoch_unit(value: f64) -> std::result::Result<TimeFormat, String> {
     if (1e8..1e10).contains(&value) {
         Ok(TimeFormat::S)
     } else if (1e11..1e13).contains(&value) {
@@ -559,9 +559,8 @@ pub fn csv_has_header(bytes: &[u8]) -> bool {
 /// detected as for [`read_csv_text`]; empty and header-only files are errors.
 pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&str]) -> Result<()>) -> Result<(usize, usize)> {
     use std::io::{BufRead, BufReader};
-    let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
-    let name = path.to_string_lossy().to_ascii_lowercase();
-    let mut run = |reader: &mut dyn BufRead| -> Result<(usize, usize)> {
+    with_csv_bytes(path, |decoded| {
+        let mut reader = BufReader::with_capacity(1 << 20, decoded);
         let mut line = Vec::with_capacity(256);
         let mut header: Option<Vec<String>> = None;
         let (mut header_lines, mut rows, mut physical) = (0usize, 0usize, 0usize);
@@ -572,18 +571,11 @@ pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&st
                 break;
             }
             physical += 1;
-            let mut bytes: &[u8] = &line;
-            if physical == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                bytes = &bytes[3..];
-            }
-            while let Some((last, rest)) = bytes.split_last() {
-                if *last == b'\n' || *last == b'\r' { bytes = rest } else { break }
-            }
+            let bytes = trim_line(&line, physical);
             if bytes.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            let text = std::str::from_utf8(bytes).map_err(|_| input_error!("{}: line {physical} is not UTF-8 text", path.display()))?;
-            let fields: Vec<&str> = text.split(',').map(|f| f.trim().trim_matches('"')).collect();
+            let fields = split_fields(path, bytes, physical)?;
             if header.is_none() {
                 if csv_has_header(bytes) {
                     header = Some(fields.iter().map(|f| f.to_string()).collect());
@@ -596,28 +588,62 @@ pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&st
             rows += 1;
         }
         match (header, rows) {
-            (None, _) => bail_input!("{}: the file is empty; expected CSV rows", path.display()),
-            (Some(_), 0) => bail_input!("{}: the file has a header but no data rows", path.display()),
+            (None, _) => Err(empty_csv(path)),
+            (Some(_), 0) => Err(header_only_csv(path)),
             _ => Ok((header_lines, rows)),
         }
-    };
-    // Plain and gzipped files are read to their end in order: hashed on the way.
+    })
+}
+
+/// The error for a CSV with no rows at all.
+pub fn empty_csv(path: &Path) -> anyhow::Error {
+    input_error!("{}: the file is empty; expected CSV rows", path.display())
+}
+
+/// The error for a CSV with a header and no data rows.
+pub fn header_only_csv(path: &Path) -> anyhow::Error {
+    input_error!("{}: the file has a header but no data rows", path.display())
+}
+
+/// A CSV line as [`stream_csv`] reads it: without its line ending (`\n`, `\r\n`) and, on the
+/// file's first line (`physical` 1), without a UTF-8 byte-order mark.
+pub fn trim_line(line: &[u8], physical: usize) -> &[u8] {
+    let mut bytes = line;
+    if physical == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes = &bytes[3..];
+    }
+    while let Some((last, rest)) = bytes.split_last() {
+        if *last == b'\n' || *last == b'\r' { bytes = rest } else { break }
+    }
+    bytes
+}
+
+/// A line's cells as [`stream_csv`] gives them: split at commas, trimmed and unquoted; a line
+/// that is not UTF-8 is an error naming it.
+pub fn split_fields<'a>(path: &Path, bytes: &'a [u8], physical: usize) -> Result<Vec<&'a str>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| input_error!("{}: line {physical} is not UTF-8 text", path.display()))?;
+    Ok(text.split(',').map(|f| f.trim().trim_matches('"')).collect())
+}
+
+/// Open a CSV file (plain, `.gz`, or the first `.csv` in a `.zip`) and hand `read` its decoded
+/// bytes, without holding them. Plain and gzipped files are read to their end in order and
+/// hashed on the way (for the manifest, [`sha256_of`]); a read error inside a gzip stream is
+/// reported as a corrupt file.
+pub fn with_csv_bytes<T>(path: &Path, read: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+    let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
+    let name = path.to_string_lossy().to_ascii_lowercase();
     let hashing = |file| HashingReader { inner: file, hasher: Default::default(), len: 0, path: path.to_path_buf() };
     if name.ends_with(".gz") {
-        let mut reader = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(hashing(file)));
-        run(&mut reader).map_err(|err| gzip_context(err, path))
+        read(&mut flate2::read::MultiGzDecoder::new(hashing(file))).map_err(|err| gzip_context(err, path))
     } else if name.ends_with(".zip") {
         let mut archive = ::zip::ZipArchive::new(file).map_err(|err| input_error!("{}: not a valid zip file ({err}); re-download it", path.display()))?;
         let index = (0..archive.len())
             .find(|&i| archive.by_index(i).map(|f| f.name().to_ascii_lowercase().ends_with(".csv")).unwrap_or(false))
             .ok_or_else(|| input_error!("{}: the zip holds no .csv file", path.display()))?;
-        let entry = archive.by_index(index).map_err(|err| input_error!("{}: corrupt zip entry ({err}); re-download it", path.display()))?;
-        let mut reader = BufReader::with_capacity(1 << 20, entry);
-        let result = run(&mut reader);
-        drop(reader);
-        result
+        let mut entry = archive.by_index(index).map_err(|err| input_error!("{}: corrupt zip entry ({err}); re-download it", path.display()))?;
+        read(&mut entry)
     } else {
-        run(&mut BufReader::with_capacity(1 << 20, hashing(file)))
+        read(&mut hashing(file))
     }
 }
 
@@ -676,6 +702,24 @@ impl<'a> CellParser<'a> {
             bail_input!("{}, column `{name}`: expected a finite number, found {value}", self.at(row));
         }
         Ok(value)
+    }
+
+    /// The unit time column `index` was first read in, if it was.
+    pub fn unit_of(&self, index: usize) -> Option<TimeFormat> {
+        self.units.get(index).copied().flatten()
+    }
+
+    /// Record that time column `index` is in `unit` (its first row's), as [`CellParser::time`] does.
+    pub fn set_unit(&mut self, index: usize, unit: TimeFormat) {
+        if self.units.len() <= index {
+            self.units.resize(index + 1, None);
+        }
+        self.units[index] = Some(unit);
+    }
+
+    /// Milliseconds subtracted from epoch times (the source's `utc_offset_hours`).
+    pub fn utc_offset_ms(&self) -> i64 {
+        self.utc_offset_ms
     }
 
     /// A timestamp in ms; one unit per column per file.
@@ -788,6 +832,11 @@ impl ParquetPieces {
         self.metadata.num_rows
     }
 
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Each row group as (first row, rows).
     pub fn pieces(&self) -> Vec<(usize, usize)> {
         let mut first = 0usize;
@@ -856,16 +905,34 @@ pub fn checksum_of(text: &str) -> Option<String> {
 /// Verify a downloaded dump against the `.CHECKSUM` beside it, when there is one. Returns
 /// whether a checksum was found.
 pub fn verify_checksum(path: &Path) -> Result<bool> {
-    let sidecar = PathBuf::from(format!("{}.CHECKSUM", path.display()));
-    let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(false) };
-    let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
+    let Some((sidecar, expected)) = checksum_beside(path)? else { return Ok(false) };
     let actual = sha256_streamed(path)?;
     // The manifest's fingerprint of this file needs no second read.
     if let Ok(meta) = std::fs::metadata(path) {
         remember_hash(path, meta.len(), actual.clone());
     }
+    compare_checksum(path, &sidecar, &expected, &actual)?;
+    Ok(true)
+}
+
+/// [`verify_checksum`] for a dump whose SHA-256 (hex) is already known.
+pub fn verify_checksum_against(path: &Path, sha256_hex: &str) -> Result<bool> {
+    let Some((sidecar, expected)) = checksum_beside(path)? else { return Ok(false) };
+    compare_checksum(path, &sidecar, &expected, sha256_hex)?;
+    Ok(true)
+}
+
+/// The `.CHECKSUM` beside `path` and the hash it holds, if there is one.
+fn checksum_beside(path: &Path) -> Result<Option<(PathBuf, String)>> {
+    let sidecar = PathBuf::from(format!("{}.CHECKSUM", path.display()));
+    let Ok(text) = std::fs::read_to_string(&sidecar) else { return Ok(None) };
+    let expected = checksum_of(&text).ok_or_else(|| input_error!("{}: not a SHA-256 checksum file", sidecar.display()))?;
+    Ok(Some((sidecar, expected)))
+}
+
+fn compare_checksum(path: &Path, sidecar: &Path, expected: &str, actual: &str) -> Result<()> {
     if actual != expected {
         bail_input!("{}: SHA-256 {actual} does not match {} ({expected}); the file is damaged: delete it and fetch it again", path.display(), sidecar.display());
     }
-    Ok(true)
+    Ok(())
 }

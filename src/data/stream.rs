@@ -19,6 +19,7 @@ use anyhow::Result;
 
 use super::align::{self, BarSpans, ClockPlan, PerpTimes, Sources, StepAligner, Window};
 use super::clock::BarClock;
+use super::dump_cache::{CacheChoice, DumpCache};
 use super::generic::BarPieces;
 use super::{quality, FundingSeries, PriceBars, StakingSeries};
 use crate::data::source::DataConfig;
@@ -34,16 +35,18 @@ pub struct Chunking {
     /// New steps in a chunk at most: a perp row group may hold millions of rows, and a chunk's
     /// aligned columns (about 41 bytes a step, two chunks at a time) should stay small.
     pub max_steps: usize,
+    /// Where kline dumps are parsed to before a run reads them in chunks ([`DumpCache`]).
+    pub cache: CacheChoice,
 }
 
 impl Chunking {
-    /// From 32 MiB of perp files on (about 2.7 years of minute bars with a range), chunks of
-    /// 65,536 steps.
-    pub const DEFAULT: Chunking = Chunking { from_perp_bytes: 32 << 20, max_steps: 1 << 16 };
+    /// From 32 MiB of perp files on (about 2.7 years of minute bars with a range in Parquet,
+    /// 9 months in CSV dumps), chunks of 65,536 steps.
+    pub const DEFAULT: Chunking = Chunking { from_perp_bytes: 32 << 20, max_steps: 1 << 16, cache: CacheChoice::Shared };
     /// Whenever the data allows.
-    pub const ALWAYS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1 << 16 };
+    pub const ALWAYS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1 << 16, cache: CacheChoice::Shared };
     /// Never: every run is loaded whole.
-    pub const NEVER: Chunking = Chunking { from_perp_bytes: u64::MAX, max_steps: 1 << 16 };
+    pub const NEVER: Chunking = Chunking { from_perp_bytes: u64::MAX, max_steps: 1 << 16, cache: CacheChoice::Shared };
 }
 
 /// One bar series read piece by piece, the bars not yet let go in memory.
@@ -297,6 +300,9 @@ pub struct ChunkedMarket {
     /// The sources' config, until the first chunk's prices are checked against each other
     /// ([`super::matching::check_prices`]).
     unchecked: Option<Box<DataConfig>>,
+    /// The dump cache the kline dumps were read through, and the entries this run reads (kept
+    /// when the cache is trimmed at the end). Last, so a run's own folder goes after the rest.
+    cache: Option<(DumpCache, Vec<PathBuf>)>,
 }
 
 /// The bar series of a config, as pieces, when every one can be read so.
@@ -307,13 +313,13 @@ struct AllPieces {
     index: Option<BarPieces>,
 }
 
-fn all_pieces(config: &DataConfig) -> Result<Option<AllPieces>> {
+fn all_pieces(config: &DataConfig, cache: Option<&DumpCache>) -> Result<Option<AllPieces>> {
     let (Some(spot), Some(perp), None) = (&config.spot, &config.perp, &config.freqtrade) else { return Ok(None) };
-    let (Some(spot), Some(perp)) = (BarPieces::open(spot, "spot")?, BarPieces::open(perp, "perp")?) else { return Ok(None) };
+    let (Some(spot), Some(perp)) = (BarPieces::open_with(spot, "spot", cache)?, BarPieces::open_with(perp, "perp", cache)?) else { return Ok(None) };
     let optional = |source: &Option<super::source::PriceSource>, label: &str| -> Result<Option<Option<BarPieces>>> {
         match source {
             None => Ok(Some(None)),
-            Some(source) => Ok(BarPieces::open(source, label)?.map(Some)),
+            Some(source) => Ok(BarPieces::open_with(source, label, cache)?.map(Some)),
         }
     };
     let (Some(mark), Some(index)) = (optional(&config.mark, "mark")?, optional(&config.index, "index")?) else { return Ok(None) };
@@ -359,7 +365,11 @@ impl ChunkedMarket {
         if perp_bytes < chunking.from_perp_bytes {
             return Ok(None);
         }
-        let Some(mut pieces) = all_pieces(config)? else { return Ok(None) };
+        // Kline dumps are parsed into the dump cache first (those not there yet).
+        let dumps = [config.spot.as_ref(), config.perp.as_ref(), config.mark.as_ref(), config.index.as_ref()].into_iter().flatten().any(|s| s.format == super::source::PriceFormat::BinanceKlines);
+        let cache = dumps.then(|| DumpCache::open(chunking.cache)).transpose()?;
+        let Some(mut pieces) = all_pieces(config, cache.as_ref())? else { return Ok(None) };
+        let cache_entries: Vec<PathBuf> = [Some(&pieces.spot), Some(&pieces.perp), pieces.mark.as_ref(), pieces.index.as_ref()].into_iter().flatten().flat_map(BarPieces::cache_entries).collect();
         if pieces.perp.is_empty() || pieces.spot.is_empty() {
             return Ok(None);
         }
@@ -444,6 +454,7 @@ impl ChunkedMarket {
             files_after,
             warnings,
             unchecked: Some(Box::new(config.clone())),
+            cache: cache.map(|cache| (cache, cache_entries)),
         };
         // Bars before the window are read (and checked) but not kept: the perp's from the first
         // step on, the others' from the one known at it.
@@ -524,6 +535,9 @@ impl ChunkedMarket {
             while series.read_piece(&mut self.warnings)? {
                 series.bars = PriceBars::default();
             }
+        }
+        if let Some((cache, in_use)) = &self.cache {
+            cache.trim(in_use);
         }
         let totals = self.aligner.finish(self.plan);
         let mut files = Vec::new();
