@@ -7,6 +7,7 @@
 //! - polars' read: every kline file read by polars' CSV reader (its threads, the seven columns
 //!   basis reads, typed), in this process; a zip is inflated first, as basis inflates it;
 //! - the first run: `basis backtest` with an empty dump cache (each dump parsed and cached);
+//!   also with a one-day window, which still reads and checks every dump (the load alone);
 //! - the next run: the same with the cache filled;
 //! - the Parquet run: `basis backtest` on the converted files.
 //!
@@ -54,19 +55,24 @@ fn main() {
     }
     let bin = env!("CARGO_BIN_EXE_basis");
     let reports = root.join("reports");
-    let config = |name: &str, kline_dir: &Path, extension: &str| -> String {
+    let config = |name: &str, kline_dir: &Path, extension: &str, one_day: bool| -> String {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/basis.toml")).expect("data/basis.toml");
         let mut text = text.replace("report = true ", "report = false").replace("output_dir = \"reports\"", &format!("output_dir = {:?}", reports.display().to_string()));
         for kind in KINDS {
             text = text.replace(&format!("\"sample/{kind}/SYNTHUSDT-1h-*.csv\""), &format!("{:?}", kline_dir.join(kind).join(format!("SYNTHUSDT-1m-*.{extension}")).display().to_string()));
         }
-        let text = text.replace("\"sample/", &format!("\"{}/", csv.display()));
+        let mut text = text.replace("\"sample/", &format!("\"{}/", csv.display()));
+        if one_day {
+            text = text.replacen("# start = \"2024-08-01\"", "start = \"2017-01-02\"", 1).replacen("# end = \"2025-06-30\"", "end = \"2017-01-03\"", 1);
+        }
         let path = root.join(format!("{name}.toml"));
         std::fs::write(&path, text).expect("config");
         path.display().to_string()
     };
-    let csv_config = config("csv", &csv, "csv");
-    let zip_config = config("zip", &root.join("zip"), "zip");
+    let csv_config = config("csv", &csv, "csv", false);
+    let zip_config = config("zip", &root.join("zip"), "zip", false);
+    let csv_day = config("csv-day", &csv, "csv", true);
+    let zip_day = config("zip-day", &root.join("zip"), "zip", true);
     let parquet = root.join("parquet");
     if !parquet.join("config.toml").exists() {
         let (_, _, ok) = runner.run(bin, &["data", "convert", "--config", &csv_config, "--out", &parquet.display().to_string()]);
@@ -89,18 +95,21 @@ fn main() {
     println!("{years} years of 1-minute bars: spot, perp and mark klines in {} monthly files each, funding dumps", csv_files.len() / 3);
     println!("Parquet run (basis data convert's files): {parquet_s:.2} s, peak {parquet_mib:.0} MiB");
     println!();
-    println!("| dumps | bytes | polars' read | basis, first run | / polars | peak MiB | basis, cached | / Parquet run | peak MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, dump_files, bytes, config) in [("CSV", &csv_files, csv_bytes, &csv_config), ("zip", &zip_files, zip_bytes, &zip_config)] {
+    println!("| dumps | bytes | polars' read | basis, first load (one day) | / polars | basis, first run | / polars | peak MiB | basis, cached | / Parquet run | peak MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, dump_files, bytes, config, day) in [("CSV", &csv_files, csv_bytes, &csv_config, &csv_day), ("zip", &zip_files, zip_bytes, &zip_config, &zip_day)] {
         let polars_s = (0..=MEASURED_RUNS).map(|_| polars_read(dump_files)).fold(f64::INFINITY, f64::min);
         let cache = root.join(format!("cache-{name}"));
+        let (load_s, _, ok) = best(&mut runner, bin, day, &[&reports, &cache], Some(&cache));
+        assert!(ok, "the one-day {name} run failed");
         let (first_s, first_mib, ok) = best(&mut runner, bin, config, &[&reports, &cache], Some(&cache));
         assert!(ok, "the first {name} run failed");
         let (next_s, next_mib, ok) = best(&mut runner, bin, config, &[&reports], Some(&cache));
         assert!(ok, "the cached {name} run failed");
         println!(
-            "| {name} | {:.0} MiB | {polars_s:.2} s | {first_s:.2} s | {:.2} | {first_mib:.0} | {next_s:.2} s | {:.2} | {next_mib:.0} |",
+            "| {name} | {:.0} MiB | {polars_s:.2} s | {load_s:.2} s | {:.2} | {first_s:.2} s | {:.2} | {first_mib:.0} | {next_s:.2} s | {:.2} | {next_mib:.0} |",
             bytes as f64 / 1048576.0,
+            load_s / polars_s,
             first_s / polars_s,
             next_s / parquet_s
         );
@@ -131,24 +140,22 @@ fn polars_read(files: &[PathBuf]) -> f64 {
     let started = Instant::now();
     let mut rows = 0usize;
     for path in files {
-        let bytes = if path.extension().is_some_and(|x| x == "zip") {
-            let mut archive = ::zip::ZipArchive::new(std::fs::File::open(path).expect("zip")).expect("zip");
-            let mut entry = archive.by_index(0).expect("zip entry");
-            let mut out = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut out).expect("inflate");
-            out
-        } else {
-            std::fs::read(path).expect("csv")
-        };
-        let header = bytes.first().is_some_and(|b| !b.is_ascii_digit());
-        let frame = CsvReadOptions::default()
-            .with_has_header(header)
-            .with_schema(Some(schema.clone()))
-            .with_projection(Some(Arc::new((0..7).collect())))
-            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
-            .finish()
-            .expect("polars read");
-        rows += frame.height();
+        let header = |first: Option<u8>| first.is_some_and(|b| !b.is_ascii_digit());
+        let options = |header: bool| CsvReadOptions::default().with_has_header(header).with_schema(Some(schema.clone())).with_projection(Some(Arc::new((0..7).collect())));
+        if path.extension().is_some_and(|x| x == "csv") {
+            // polars' own read of a path (it maps the file).
+            let mut first = [0u8; 1];
+            let has_header = header(std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut first)).ok().map(|_| first[0]));
+            rows += options(has_header).try_into_reader_with_file_path(Some(path.clone())).expect("polars reader").finish().expect("polars read").height();
+            continue;
+        }
+        // A zip: its entry inflated, then read from memory.
+        let mut archive = ::zip::ZipArchive::new(std::fs::File::open(path).expect("zip")).expect("zip");
+        let mut entry = archive.by_index(0).expect("zip entry");
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).expect("inflate");
+        let has_header = header(bytes.first().copied());
+        rows += options(has_header).into_reader_with_file_handle(std::io::Cursor::new(bytes)).finish().expect("polars read").height();
     }
     assert!(rows > 0);
     started.elapsed().as_secs_f64()

@@ -67,6 +67,17 @@ impl<W: Write> FrameWriter<W> {
         Ok(Self { writer, encodings, options, name: name.to_string() })
     }
 
+    /// Write 64-bit integer columns delta-encoded (a column of times a bar apart packs to about
+    /// a byte a row, where PLAIN takes eight).
+    pub fn delta_encoded_integers(mut self) -> Self {
+        for (encoding, field) in self.encodings.iter_mut().zip(self.writer.schema().iter_values()) {
+            if matches!(field.dtype(), ArrowDataType::Int64) {
+                *encoding = vec![Encoding::DeltaBinaryPacked];
+            }
+        }
+        self
+    }
+
     /// Append `frame` (its schema must be the writer's) as one row group per chunk.
     pub fn write(&mut self, frame: &DataFrame) -> Result<()> {
         let (options, name) = (self.options, &self.name);

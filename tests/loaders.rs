@@ -426,3 +426,92 @@ fn parquet_bars_are_read_a_row_group_at_a_time() {
     let expected: String = sha2::Sha256::digest(std::fs::read(&path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(basis::data::read::sha256_of(&path).unwrap(), expected);
 }
+
+/// Kline rows as (open ms, open, high, low, close, volume), varied and with up to eight
+/// decimals, as dumps hold them.
+fn kline_rows(n: usize) -> Vec<(i64, [f64; 5])> {
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..n)
+        .map(|k| {
+            let mut cents = |scale: u64| (next() % scale) as f64;
+            let low = 20_000.0 + cents(1_000_000) / 100.0;
+            let high = low + cents(50_000) / 100.0;
+            let open = low + (high - low) * 0.25;
+            let close = ((low + (high - low) * 0.75) * 1e8).round() / 1e8;
+            let volume = cents(10_000_000_000) / 1e8;
+            (ms("2024-02-01T00:00:00Z") + k as i64 * 60_000, [open, high, low, close, volume])
+        })
+        .collect()
+}
+
+/// The same bars, written as Binance writes them (read from their bytes) and in every other way
+/// a kline cell may come (read by the cell parser): quoted, padded, in exponent notation, with
+/// CRLF endings, a byte-order mark and blank lines; and with ISO-8601 times throughout (one
+/// unit per column per file). Every way reads to the same bars, bit for bit.
+#[test]
+fn klines_read_the_same_however_their_cells_are_written() {
+    let rows = kline_rows(600);
+    let dir = tempfile::tempdir().unwrap();
+    let line = |open_ms: i64, cells: [String; 5], close_time: String| format!("{open_ms},{},{},{},{},{},{close_time},1,1,1,1,0\n", cells[0], cells[1], cells[2], cells[3], cells[4]);
+    let plain: String = rows.iter().map(|(t, v)| line(*t, v.map(|x| format!("{x}")), (t + 59_999).to_string())).collect();
+    let mut mixed = String::from("\u{feff}");
+    mixed.push_str(HEADER);
+    for (k, (t, v)) in rows.iter().enumerate() {
+        let cells = v.map(|x| match k % 6 {
+            1 => format!("\"{x}\""),
+            2 => format!(" {x} "),
+            3 => format!("{x:e}"),
+            _ => format!("{x}"),
+        });
+        let text = line(*t, cells, (t + 59_999).to_string());
+        match k % 6 {
+            4 => mixed.push_str(&text.replace('\n', "\r\n")),
+            5 => mixed.push_str(&format!("\n  \n{text}")),
+            _ => mixed.push_str(&text),
+        }
+    }
+    let iso: String = rows
+        .iter()
+        .map(|(t, v)| {
+            let text = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            format!("{},{},{},{},{},{},{},1,1,1,1,0\n", text(*t), v[0], v[1], v[2], v[3], v[4], text(t + 59_999))
+        })
+        .collect();
+    let load = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        load_klines(&kline_source(path.to_str().unwrap()), "perp", &mut Vec::new(), &mut Vec::new()).unwrap()
+    };
+    let expected = load("plain.csv", &plain);
+    assert_eq!(expected.ts_ms.len(), rows.len());
+    // Known at the close: the bar's last millisecond rounded up to the minute.
+    assert_eq!(expected.ts_ms[0], ms("2024-02-01T00:01:00Z"));
+    assert_eq!(expected.close[7].to_bits(), rows[7].1[3].to_bits());
+    for (name, body) in [("mixed.csv", mixed.as_str()), ("iso.csv", iso.as_str())] {
+        let bars = load(name, body);
+        assert_eq!(bars.ts_ms, expected.ts_ms, "{name}");
+        for (what, a, b) in [("close", &bars.close, &expected.close), ("high", &bars.high, &expected.high), ("low", &bars.low, &expected.low), ("volume", &bars.volume, &expected.volume)] {
+            let differs = a.iter().zip(b.iter()).position(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(differs, None, "{name}: {what} differs");
+        }
+    }
+}
+
+/// A row read from its bytes is checked as any other: a close above the high is refused at
+/// its line, and a file whose rows are plain but whose units change is refused too.
+#[test]
+fn plain_kline_rows_are_checked_and_located_like_any_other() {
+    let good = "1706745600000,33.1,33.2,33.0,33.1,1,1706745659999,1,1,1,1,0\n";
+    let err = kline_error(&format!("{HEADER}{good}{good}1706745720000,33.1,33.2,33.0,33.5,1,1706745779999,1,1,1,1,0\n"));
+    assert!(err.contains("bad.csv: line 4") && err.contains("close 33.5 is outside its low 33 .. high 33.2"), "{err}");
+    let err = kline_error(&format!("{good}1706745660000,33.1,33.2,33.0,33.1,1,1706745659999,1,1,1,1,0\n"));
+    assert!(err.contains("line 2") && err.contains("close_time") && err.contains("before open_time"), "{err}");
+    let err = kline_error(&format!("{good}1706745660000,33.1,33.2,33.0\n"));
+    assert!(err.contains("line 2") && err.contains("expected at least 5 columns"), "{err}");
+}

@@ -2,10 +2,12 @@
 //! monthly CSV or zip dumps at the speed of Parquet, a month at a time.
 //!
 //! Each dump file is parsed once ([`super::klines::read_kline_file`], every row checked) into an
-//! entry: a Parquet file of its bars (`known_at_ms, close, high, low, volume, open`), named by the
+//! entry: a Parquet file of its bars (`known_at_ms, close, high, low, volume`; the open was
+//! only needed for the checks, done by then), uncompressed and with the times delta-encoded
+//! (writing and reading it costs less than compressing it would save), named by the
 //! SHA-256 of the dump's bytes and the options that change what it reads as (time unit, UTC
-//! offset) plus a format version. A renamed or copied dump finds its entry; a changed one
-//! (another hash) gets a new one. The long-run path ([`super::stream::ChunkedMarket`]) then reads
+//! offset) plus a format version. A renamed or copied dump has the same name, so it shares the
+//! entry; a changed one (another hash) gets a new one. The long-run path ([`super::stream::ChunkedMarket`]) then reads
 //! the entries a row group at a time, as it reads converted Parquet, so memory stays flat.
 //!
 //! Hashing 2 GB of dumps on every run would cost more than reading them, so the cache keeps a
@@ -33,7 +35,7 @@ use crate::data::source::TimeFormat;
 use crate::input_error;
 
 /// Bumped whenever an entry's content or layout changes, so old entries are never read.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// The key-value metadata key holding an entry's facts (JSON).
 const FACTS_KEY: &str = "basis.kline_entry";
@@ -348,10 +350,10 @@ fn entry_facts(entry: &Path, sha256: &str) -> Option<EntryFacts> {
 fn write_entry(dump: &Path, entry: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str) -> Result<(usize, usize, String)> {
     let file = std::fs::File::create(entry).with_context(|| format!("writing the dump cache entry {}", entry.display()))?;
     let schema = Schema::from_iter(
-        std::iter::once(Field::new("known_at_ms".into(), DataType::Int64)).chain(["close", "high", "low", "volume", "open"].into_iter().map(|name| Field::new(name.into(), DataType::Float64))),
+        std::iter::once(Field::new("known_at_ms".into(), DataType::Int64)).chain(["close", "high", "low", "volume"].into_iter().map(|name| Field::new(name.into(), DataType::Float64))),
     );
     let compression = polars_parquet::write::CompressionOptions::Uncompressed;
-    let mut writer = crate::parquet::FrameWriter::with_compression(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &entry.display().to_string(), compression)?;
+    let mut writer = crate::parquet::FrameWriter::with_compression(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &entry.display().to_string(), compression)?.delta_encoded_integers();
     let parsed = read_kline_file(dump, unit, utc_offset_hours, label, ENTRY_ROW_GROUP, |batch: KlineBatch| {
         let rows = batch.len();
         let frame = DataFrame::new(rows, vec![
@@ -360,7 +362,6 @@ fn write_entry(dump: &Path, entry: &Path, unit: TimeFormat, utc_offset_hours: Op
             Column::new("high".into(), batch.high),
             Column::new("low".into(), batch.low),
             Column::new("volume".into(), batch.volume),
-            Column::new("open".into(), batch.open),
         ])?;
         writer.write(&frame)
     })?;

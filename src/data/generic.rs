@@ -171,12 +171,13 @@ impl BarPieces {
             high_column: column("high"),
             low_column: column("low"),
             volume_column: column("volume"),
-            open_column: column("open"),
+            // Checked when the entry was written; not kept in it.
+            open_column: None,
             filter: Default::default(),
             utc_offset_hours: None,
             time_zone: None,
         };
-        let wanted = ["known_at_ms", "close", "open", "high", "low", "volume"];
+        let wanted = ["known_at_ms", "close", "high", "low", "volume"];
         let (mut files, mut dumps, mut pieces) = (Vec::with_capacity(entries.len()), Vec::with_capacity(entries.len()), Vec::new());
         for cached in entries {
             let file = ParquetPieces::open_unhashed(&cached.entry, &wanted)?;
