@@ -1,7 +1,7 @@
-//! Large input: a multi-GB Binance kline CSV loaded with bounded memory. The loader streams the
-//! file record by record (plain, gzip or zip), keeping only the parsed rows, so peak memory
-//! follows the number of bars (about 48 bytes each while loading, 40 after), not the size of
-//! the text.
+//! Large input: a multi-GB Binance kline CSV loaded with bounded memory. The loader reads the
+//! file a block of whole lines at a time (plain, gzip or zip), keeping only the parsed rows, so
+//! peak memory follows the number of bars (about 48 bytes each while loading, 40 after), not the
+//! size of the text.
 //!
 //! `cargo bench --bench large_input` writes a CSV of BASIS_LARGE_ROWS rows (default 8,000,000,
 //! about 1 GB; 16,000,000 gives 2 GB) to a temporary folder, loads it, and prints the file size,

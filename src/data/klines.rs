@@ -224,7 +224,15 @@ impl<S: FnMut(KlineBatch) -> Result<()>> Lines<'_, S> {
             return Ok(());
         }
         let next = KlineBatch::with_capacity(self.rows, self.batch_rows.min(1 << 16));
-        (self.sink)(std::mem::replace(&mut self.batch, next))
+        let mut batch = std::mem::replace(&mut self.batch, next);
+        // A batch grown by doubling may hold twice its rows: a whole-file batch is kept.
+        if batch.close.capacity() > batch.len() + batch.len() / 8 {
+            for column in [&mut batch.close, &mut batch.high, &mut batch.low, &mut batch.volume, &mut batch.open] {
+                column.shrink_to_fit();
+            }
+            batch.known_at_ms.shrink_to_fit();
+        }
+        (self.sink)(batch)
     }
 
     /// A line as Binance writes it, read from its bytes; `None` for anything else (the general

@@ -499,6 +499,8 @@ impl BarRows {
         // Volume and open are kept only once some row has one (NaN-padded before it).
         for (column, values) in [(&mut self.volume, volume), (&mut self.open, open)] {
             match values {
+                // The first rows of a column: moved in, not copied.
+                Some(values) if start == 0 && column.is_empty() && column.capacity() < values.len() && values.iter().any(|v| !v.is_nan()) => *column = values,
                 Some(values) if !column.is_empty() || values.iter().any(|v| !v.is_nan()) => {
                     column.resize(start, f64::NAN);
                     column.extend_from_slice(&values);
