@@ -165,11 +165,17 @@ fn trimming_removes_the_least_recently_used_entries_but_never_those_in_use() {
     let unlimited = DumpCache::at(&cache_dir, u64::MAX).expect("cache");
     let cached = unlimited.klines(&paths, TimeFormat::Auto, None, "perp").expect("entries");
     let sizes: Vec<u64> = cached.iter().map(|e| std::fs::metadata(&e.entry).expect("entry").len()).collect();
-    // Used long ago, oldest first.
-    for (k, entry) in cached.iter().enumerate() {
+    // Used hours ago, oldest first, but for the last, used just now (by another run, say):
+    // entries used in the last hour are never trimmed.
+    for (k, entry) in cached.iter().enumerate().take(11) {
         let file = std::fs::File::options().append(true).open(&entry.entry).expect("entry");
-        file.set_modified(SystemTime::now() - Duration::from_secs(1_000 - k as u64)).expect("mtime");
+        file.set_modified(SystemTime::now() - Duration::from_secs(10_000 - k as u64)).expect("mtime");
     }
+    // What earlier runs left: an old temporary file and an older format's folder.
+    let stale = cache_dir.join("klines/v2/.entry.1.2.3.tmp");
+    std::fs::write(&stale, b"half").expect("tmp");
+    std::fs::File::options().append(true).open(&stale).expect("tmp").set_modified(SystemTime::now() - Duration::from_secs(7_200)).expect("mtime");
+    std::fs::create_dir_all(cache_dir.join("klines/v1")).expect("old format");
     // Room for the first entry (in use) and the newest three.
     let limit: u64 = sizes[0] + sizes[9..].iter().sum::<u64>();
     let limited = DumpCache::at(&cache_dir, limit).expect("cache");
@@ -180,4 +186,32 @@ fn trimming_removes_the_least_recently_used_entries_but_never_those_in_use() {
     expected_sorted.sort();
     assert_eq!(left, expected_sorted, "the in-use entry and the newest that fit");
     assert_eq!(removed, sizes[1..9].iter().sum::<u64>());
+    assert!(!stale.exists() && !cache_dir.join("klines/v1").exists(), "leftovers are removed");
+    // With no room at all, the entry used just now still stays.
+    let none = DumpCache::at(&cache_dir, 0).expect("cache");
+    none.trim(&[]);
+    assert_eq!(entries(&cache_dir), vec![cached[11].entry.clone()]);
+}
+
+/// A cache folder that cannot be created is refused by name (saying how to get round it), and a
+/// run asking for the shared cache then parses into a folder of its own, with a warning, and
+/// removes it at the end.
+#[test]
+fn a_cache_folder_that_cannot_be_made_gives_way_to_a_folder_of_the_runs_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"a file where the cache folder should be").expect("file");
+    let err = DumpCache::at(&blocker.join("cache"), u64::MAX).err().expect("refused");
+    assert!(format!("{err:#}").contains("--no-cache"), "{err:#}");
+    // The command line's --cache-dir (this test binary's only use of the shared cache).
+    basis::data::dump_cache::configure(false, Some(blocker.join("cache")));
+    let mut warnings = Vec::new();
+    let cache = DumpCache::open(basis::data::dump_cache::CacheChoice::Shared, &mut warnings).expect("a folder of its own");
+    assert!(warnings.len() == 1 && warnings[0].contains("a folder of this run's own"), "{warnings:?}");
+    let paths = sample_dumps(dir.path());
+    let cached = cache.klines(&paths[..1], TimeFormat::Auto, None, "perp").expect("entry");
+    let own = cached[0].entry.parent().and_then(Path::parent).and_then(Path::parent).expect("its root").to_path_buf();
+    assert!(own.exists() && !own.starts_with(dir.path()));
+    drop(cache);
+    assert!(!own.exists(), "the run's own folder is removed");
 }

@@ -515,3 +515,28 @@ fn plain_kline_rows_are_checked_and_located_like_any_other() {
     let err = kline_error(&format!("{good}1706745660000,33.1,33.2,33.0\n"));
     assert!(err.contains("line 2") && err.contains("expected at least 5 columns"), "{err}");
 }
+
+/// A gzipped dump cut short (an interrupted download) is refused as a damaged file at the line
+/// the reading stopped, after the whole lines before it were read: a bad row among those is
+/// the error a line-by-line read meets first.
+#[test]
+fn a_truncated_gzip_is_refused_at_the_line_where_it_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let gzip = |name: &str, body: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(body.as_bytes()).unwrap();
+        let mut bytes = encoder.finish().unwrap();
+        // The 8-byte trailer (CRC and length) lost.
+        bytes.truncate(bytes.len() - 8);
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_klines(&kline_source(path.to_str().unwrap()), "perp", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        assert!(is_input_error(&err), "{err:#}");
+        format!("{err:#}")
+    };
+    let good = "1500000000000,1,1,1,1,1,1500000059999\n1500000060000,1,1,1,1,1,1500000119999\n";
+    let err = gzip("cut.csv.gz", good);
+    assert!(err.contains("not a valid gzip file") && err.contains("cannot read line 3"), "{err}");
+    let err = gzip("cut-bad.csv.gz", &good.replace("1500000060000,1,1,1,1,1", "1500000060000,1,0.5,1,1,1"));
+    assert!(err.contains("cut-bad.csv.gz: line 2") && err.contains("below its low"), "{err}");
+}

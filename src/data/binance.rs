@@ -37,10 +37,10 @@ pub fn load_kline_files(paths: Vec<PathBuf>, time_unit: TimeFormat, utc_offset_h
         let parsed: Vec<Result<(KlineFile, Vec<KlineBatch>)>> = group
             .par_iter()
             .map(|path| {
-                // A dump fetched with its .CHECKSUM is verified before it is read.
-                super::read::verify_checksum(path)?;
+                // A dump fetched with its .CHECKSUM is verified (and so hashed) before it is read.
+                let verified = super::read::verify_checksum(path)?;
                 let mut batches = Vec::new();
-                let file = read_kline_file(path, time_unit, utc_offset_hours, label, usize::MAX, |batch| {
+                let file = read_kline_file(path, time_unit, utc_offset_hours, label, usize::MAX, !verified, |batch| {
                     batches.push(batch);
                     Ok(())
                 })?;

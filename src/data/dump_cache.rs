@@ -11,15 +11,17 @@
 //! the entries a row group at a time, as it reads converted Parquet, so memory stays flat.
 //!
 //! Hashing 2 GB of dumps on every run would cost more than reading them, so the cache keeps a
-//! stat record per dump path (length, modification time, inode → hash), as git's index does; a
-//! record written within two seconds of the file's modification is not trusted (the file could
-//! change again within the clock's resolution) and the file is hashed instead.
+//! stat record per dump path (length, modification and change times, inode, device → hash), as
+//! git's index does; a file read within two seconds of its modification gets no record (it
+//! could change again within the clock's resolution) and is hashed again next time.
 //!
 //! Where: `--cache-dir`, else `$BASIS_CACHE_DIR`, else `$XDG_CACHE_HOME/basis`, else
-//! `~/.cache/basis`. `--no-cache` (or `BASIS_NO_CACHE=1`) keeps entries in a folder of the run's
-//! own, removed when it ends. After a run the least recently used entries are removed until
-//! the cache holds at most `$BASIS_CACHE_MAX_MIB` (default 4096 MiB); a run's own entries are
-//! never removed while it runs. Entries are written to a temporary name and renamed, so
+//! `~/.cache/basis`. `--no-cache` (or `BASIS_NO_CACHE=1`), or a folder that cannot be created
+//! (with a warning), keeps entries in a folder of the run's own, removed when it ends. After a
+//! run the least recently used entries are removed until the cache holds at most
+//! `$BASIS_CACHE_MAX_MIB` (default 4096 MiB), but never one used in the last hour: another run
+//! sharing the cache may be reading it. A dump that changes while it is read is refused (its
+//! entry could hold other bytes than its name says). Entries are written to a temporary name and renamed, so
 //! processes sharing a cache (a sweep's workers) never see half an entry.
 
 use std::path::{Path, PathBuf};
@@ -44,8 +46,13 @@ const FACTS_KEY: &str = "basis.kline_entry";
 /// is written, and later read, a million bars at a time.
 const ENTRY_ROW_GROUP: usize = 1 << 20;
 
-/// A modification this recent is not trusted to a stat record (see the module doc).
+/// A file modified less than this before its reading began gets no stat record: on a file
+/// system with coarse times (2 s on FAT) a change during or after the read could leave its
+/// modification time as it was.
 const RACY: Duration = Duration::from_secs(2);
+
+/// An entry used this recently may be in use by another run: never trimmed.
+const IN_USE: Duration = Duration::from_secs(3600);
 
 /// Default size limit, MiB.
 const DEFAULT_MAX_MIB: u64 = 4096;
@@ -133,23 +140,24 @@ struct EntryFacts {
 }
 
 impl DumpCache {
-    /// Open the cache `choice` names. A shared folder that cannot be created is a clear error
-    /// (naming `--no-cache` as the way around it).
-    pub fn open(choice: CacheChoice) -> Result<Self> {
+    /// Open the cache `choice` names. A shared folder that cannot be created gives way to a
+    /// folder of the run's own, and a warning saying how to fix it.
+    pub fn open(choice: CacheChoice, warnings: &mut Vec<String>) -> Result<Self> {
         let shared = match choice {
             CacheChoice::Shared => shared_dir(),
             CacheChoice::Private => None,
         };
-        match shared {
-            Some(root) => Self::at(&root, max_bytes()?),
-            None => {
-                let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-                let root = std::env::temp_dir().join(format!("basis-cache-{}-{stamp}", std::process::id()));
-                let mut cache = Self::at(&root, u64::MAX)?;
-                cache.private_root = Some(root);
-                Ok(cache)
+        if let Some(root) = shared {
+            match Self::at(&root, max_bytes()?) {
+                Ok(cache) => return Ok(cache),
+                Err(err) => warnings.push(format!("{err:#}; kline dumps are parsed into a folder of this run's own instead")),
             }
         }
+        let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let root = std::env::temp_dir().join(format!("basis-cache-{}-{stamp}", std::process::id()));
+        let mut cache = Self::at(&root, u64::MAX)?;
+        cache.private_root = Some(root);
+        Ok(cache)
     }
 
     /// The cache in folder `root`, keeping at most `max_bytes` of entries after a run.
@@ -189,16 +197,26 @@ impl DumpCache {
     }
 
     fn entry_for(&self, dump: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str) -> Result<CachedKlines> {
+        // Before the file is looked at: a later change shows in its times (see `RACY`).
+        let read_started = SystemTime::now();
         let meta = std::fs::metadata(dump).map_err(|err| input_error!("cannot read {}: {err}", dump.display()))?;
         let stat = Stat::of(&meta);
         let record = self.entries.join("stat").join(path_key(dump));
-        let known = stat.as_ref().and_then(|stat| stat.matches(&std::fs::read_to_string(&record).ok()?));
-        if let Some(sha256) = known {
-            // A dump fetched with its .CHECKSUM is verified before it is read.
-            read::verify_checksum_against(dump, &sha256)?;
+        let recorded = stat.as_ref().and_then(|stat| stat.matches(&std::fs::read_to_string(&record).ok()?));
+        // A dump fetched with its .CHECKSUM is verified before it is read (hashing it, unless
+        // its stat record gives the hash).
+        let known = match recorded {
+            Some(sha256) => {
+                read::verify_checksum_against(dump, &sha256)?;
+                Some(sha256)
+            }
+            None if read::verify_checksum(dump)? => read::take_read_hash(dump).map(|(_, sha256)| sha256),
+            None => None,
+        };
+        if let Some(sha256) = &known {
             read::remember_hash(dump, meta.len(), sha256.clone());
-            let entry = self.entry_path(&sha256, unit, utc_offset_hours);
-            if let Some(facts) = entry_facts(&entry, &sha256) {
+            let entry = self.entry_path(sha256, unit, utc_offset_hours);
+            if let Some(facts) = entry_facts(&entry, sha256) {
                 // Used now: the last to go when the cache is trimmed.
                 if let Ok(file) = std::fs::File::options().append(true).open(&entry) {
                     let _ = file.set_modified(SystemTime::now());
@@ -206,11 +224,28 @@ impl DumpCache {
                 return Ok(CachedKlines { dump: dump.to_path_buf(), entry, header_lines: facts.header_lines, rows: facts.rows });
             }
         }
-        // Not known (or its entry is gone): parse it, hashing it on the way, into a temporary
-        // entry, named once the hash is known.
+        // Parse it into a temporary entry, hashing it as it is read unless the hash is known,
+        // and name the entry once the hash is known.
         let temporary = temporary_beside(&self.entries.join("entry"));
-        let written = write_entry(dump, &temporary, unit, utc_offset_hours, label);
-        let (header_lines, rows, sha256) = match written {
+        let hash_of_what_was_read = || -> Result<String> {
+            let sha256 = match &known {
+                Some(sha256) => sha256.clone(),
+                // Plain and gzipped dumps were hashed as read; a zip is hashed now, and the
+                // check below says it is the file that was read.
+                None => match read::take_read_hash(dump) {
+                    Some((_, sha256)) => sha256,
+                    None => read::sha256_streamed(dump)?,
+                },
+            };
+            // A file that changed while it was read would name an entry of other bytes.
+            let after = std::fs::metadata(dump).ok().as_ref().and_then(Stat::of);
+            if after.is_none() || after.as_ref().map(Stat::identity) != stat.as_ref().map(Stat::identity) {
+                crate::bail_input!("{}: the file changed while it was read; run again once it is complete (or pass --no-cache)", dump.display());
+            }
+            read::remember_hash(dump, meta.len(), sha256.clone());
+            Ok(sha256)
+        };
+        let (header_lines, rows, sha256) = match write_entry(dump, &temporary, unit, utc_offset_hours, label, known.is_none(), hash_of_what_was_read) {
             Ok(written) => written,
             Err(err) => {
                 let _ = std::fs::remove_file(&temporary);
@@ -219,9 +254,13 @@ impl DumpCache {
         };
         let entry = self.entry_path(&sha256, unit, utc_offset_hours);
         let placed = if entry_facts(&entry, &sha256).is_some() { std::fs::remove_file(&temporary) } else { std::fs::rename(&temporary, &entry) };
-        placed.with_context(|| format!("writing the dump cache entry {}", entry.display()))?;
-        // A file modified within the clock's resolution of now could change again unseen.
-        if let Some(stat) = stat.filter(|s| SystemTime::now().duration_since(s.modified).is_ok_and(|age| age > RACY)) {
+        if let Err(err) = placed {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(err).with_context(|| format!("writing the dump cache entry {}", entry.display()));
+        }
+        // A file modified within the clock's resolution before its reading began could change
+        // again unseen (its modification time would not move): such a file gets no record.
+        if let Some(stat) = stat.filter(|s| read_started.duration_since(s.modified).is_ok_and(|age| age > RACY)) {
             let _ = write_atomically(&record, stat.record(&sha256).as_bytes());
         }
         Ok(CachedKlines { dump: dump.to_path_buf(), entry, header_lines, rows })
@@ -233,23 +272,39 @@ impl DumpCache {
     }
 
     /// Remove the least recently used entries until the cache is within its limit, never one
-    /// of `in_use`. Returns the bytes removed.
+    /// of `in_use` nor one used in the last hour (another run sharing the cache may be reading
+    /// it), and what earlier runs left: temporary files over an hour old, entries of older
+    /// formats. Returns the bytes of entries removed.
     pub fn trim(&self, in_use: &[PathBuf]) -> u64 {
         if self.private_root.is_some() {
             return 0;
         }
-        let mut entries: Vec<(SystemTime, u64, PathBuf)> = std::fs::read_dir(&self.entries)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-            .filter_map(|e| e.metadata().ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), e.path())))
-            .collect();
+        let now = SystemTime::now();
+        let idle = |modified: SystemTime| now.duration_since(modified).is_ok_and(|age| age > IN_USE);
+        if let Some(klines) = self.entries.parent() {
+            for older in std::fs::read_dir(klines).into_iter().flatten().flatten() {
+                if older.path() != self.entries && older.file_name().to_string_lossy().starts_with('v') {
+                    let _ = std::fs::remove_dir_all(older.path());
+                }
+            }
+        }
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+        for found in std::fs::read_dir(&self.entries).into_iter().flatten().flatten() {
+            let (path, Ok(meta)) = (found.path(), found.metadata()) else { continue };
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if path.extension().is_some_and(|x| x == "tmp") {
+                if idle(modified) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                entries.push((modified, meta.len(), path));
+            }
+        }
         let mut total: u64 = entries.iter().map(|e| e.1).sum();
         entries.sort();
         let mut removed = 0;
-        for (_, len, path) in entries {
-            if total <= self.max_bytes {
+        for (modified, len, path) in entries {
+            if total <= self.max_bytes || !idle(modified) {
                 break;
             }
             if in_use.contains(&path) {
@@ -280,12 +335,15 @@ pub fn clear(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A file's identity as a stat record keeps it.
+/// A file's identity as a stat record keeps it: length, modification and change times (ns),
+/// inode and device, as git's index keeps them.
 struct Stat {
     len: u64,
     modified: SystemTime,
     modified_ns: u128,
+    changed_ns: i128,
     inode: u64,
+    device: u64,
 }
 
 impl Stat {
@@ -293,22 +351,28 @@ impl Stat {
         let modified = meta.modified().ok()?;
         let modified_ns = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos();
         #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        let (changed_ns, inode, device) = {
+            use std::os::unix::fs::MetadataExt;
+            (i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()), meta.ino(), meta.dev())
+        };
         #[cfg(not(unix))]
-        let inode = 0;
-        Some(Stat { len: meta.len(), modified, modified_ns, inode })
+        let (changed_ns, inode, device) = (0, 0, 0);
+        Some(Stat { len: meta.len(), modified, modified_ns, changed_ns, inode, device })
+    }
+
+    /// What a record compares.
+    fn identity(&self) -> String {
+        format!("{} {} {} {} {}", self.len, self.modified_ns, self.changed_ns, self.inode, self.device)
     }
 
     fn record(&self, sha256: &str) -> String {
-        format!("{} {} {} {sha256}\n", self.len, self.modified_ns, self.inode)
+        format!("{} {sha256}\n", self.identity())
     }
 
     /// The hash a record holds, if it is this file's.
     fn matches(&self, text: &str) -> Option<String> {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let [len, modified_ns, inode, sha256] = fields[..] else { return None };
-        let same = len == self.len.to_string() && modified_ns == self.modified_ns.to_string() && inode == self.inode.to_string();
-        (same && sha256.len() == 64).then(|| sha256.to_string())
+        let (identity, sha256) = text.trim_end().rsplit_once(' ')?;
+        (identity == self.identity() && sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha256.to_string())
     }
 }
 
@@ -333,7 +397,8 @@ fn temporary_beside(path: &Path) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(".{name}.{}.{nanos}.{n}.tmp", std::process::id()))
 }
 
 /// An entry's stored facts, if it is a readable entry of this format for the dump `sha256`.
@@ -345,16 +410,17 @@ fn entry_facts(entry: &Path, sha256: &str) -> Option<EntryFacts> {
     serde_json::from_str(text).ok().filter(|f: &EntryFacts| f.version == FORMAT_VERSION && f.sha256 == sha256)
 }
 
-/// Parse `dump` (every row checked) into an entry at `entry`, and verify it against a
-/// `.CHECKSUM` beside it: (header lines, rows, the dump's SHA-256).
-fn write_entry(dump: &Path, entry: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str) -> Result<(usize, usize, String)> {
+/// Parse `dump` (every row checked) into an entry at `entry` (hashing it as it is read when
+/// `hash`), its name's hash from `sha256_of_read` once the rows are in: (header lines, rows,
+/// the dump's SHA-256).
+fn write_entry(dump: &Path, entry: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, hash: bool, sha256_of_read: impl FnOnce() -> Result<String>) -> Result<(usize, usize, String)> {
     let file = std::fs::File::create(entry).with_context(|| format!("writing the dump cache entry {}", entry.display()))?;
     let schema = Schema::from_iter(
         std::iter::once(Field::new("known_at_ms".into(), DataType::Int64)).chain(["close", "high", "low", "volume"].into_iter().map(|name| Field::new(name.into(), DataType::Float64))),
     );
     let compression = polars_parquet::write::CompressionOptions::Uncompressed;
     let mut writer = crate::parquet::FrameWriter::with_compression(std::io::BufWriter::with_capacity(1 << 20, file), &schema, &entry.display().to_string(), compression)?.delta_encoded_integers();
-    let parsed = read_kline_file(dump, unit, utc_offset_hours, label, ENTRY_ROW_GROUP, |batch: KlineBatch| {
+    let parsed = read_kline_file(dump, unit, utc_offset_hours, label, ENTRY_ROW_GROUP, hash, |batch: KlineBatch| {
         let rows = batch.len();
         let frame = DataFrame::new(rows, vec![
             Column::new("known_at_ms".into(), batch.known_at_ms),
@@ -365,9 +431,7 @@ fn write_entry(dump: &Path, entry: &Path, unit: TimeFormat, utc_offset_hours: Op
         ])?;
         writer.write(&frame)
     })?;
-    // Plain and gzipped dumps were hashed as they were read; a zip is hashed here.
-    let sha256 = read::sha256_of(dump)?;
-    read::verify_checksum_against(dump, &sha256)?;
+    let sha256 = sha256_of_read()?;
     let facts = EntryFacts { version: FORMAT_VERSION, sha256: sha256.clone(), header_lines: parsed.header_lines, rows: parsed.rows };
     writer.finish_with_metadata(vec![(FACTS_KEY.to_string(), serde_json::to_string(&facts)?)])?;
     Ok((parsed.header_lines, parsed.rows, sha256))

@@ -96,9 +96,11 @@ pub fn known_at_close(close_time_ms: i64) -> i64 {
 /// Read the kline CSV `path` (plain, `.gz`, or the first `.csv` in a `.zip`; with or without
 /// a header row), checking every row, and hand its rows to `sink` in file order, in batches of
 /// at most `batch_rows`. `label` names the series in messages. Errors name the file and line.
-pub fn read_kline_file(path: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, batch_rows: usize, sink: impl FnMut(KlineBatch) -> Result<()>) -> Result<KlineFile> {
+/// With `hash`, a plain or gzipped file's SHA-256 is taken from the bytes as read (see
+/// [`read::with_csv_bytes`]); a caller that already has it (a verified `.CHECKSUM`) passes false.
+pub fn read_kline_file(path: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str, batch_rows: usize, hash: bool, sink: impl FnMut(KlineBatch) -> Result<()>) -> Result<KlineFile> {
     let batch_rows = batch_rows.max(1);
-    read::with_csv_bytes(path, |decoded| {
+    read::with_csv_bytes(path, hash, |decoded| {
         let mut lines = Lines {
             path,
             label,
@@ -120,18 +122,20 @@ pub fn read_kline_file(path: &Path, unit: TimeFormat, utc_offset_hours: Option<f
     })
 }
 
-/// Feed `decoded`'s lines to `lines`, a block of whole lines at a time.
+/// Feed `decoded`'s lines to `lines`, a block of whole lines at a time. A read error is
+/// reported after the whole lines before it, at the line it struck (as a line-by-line read
+/// meets it).
 fn read_blocks<S: FnMut(KlineBatch) -> Result<()>>(path: &Path, decoded: &mut dyn Read, lines: &mut Lines<'_, S>) -> Result<()> {
     let mut buffer: Vec<u8> = Vec::with_capacity(BLOCK_BYTES * 2);
-    let mut at_end = false;
-    while !at_end {
-        // Fill the buffer to a block past what the last one left (a partial line).
-        let wanted = buffer.len() + BLOCK_BYTES;
+    let (mut at_end, mut failed) = (false, None);
+    while !at_end && failed.is_none() {
+        // Fill the buffer to a block past what the last one left (a partial line), looking for
+        // the last newline only in what was added (the part before holds none).
+        let (kept, wanted) = (buffer.len(), buffer.len() + BLOCK_BYTES);
         while buffer.len() < wanted {
             let filled = buffer.len();
             buffer.resize(wanted, 0);
-            let read = decoded.read(&mut buffer[filled..]);
-            match read {
+            match decoded.read(&mut buffer[filled..]) {
                 Ok(0) => {
                     buffer.truncate(filled);
                     at_end = true;
@@ -139,11 +143,15 @@ fn read_blocks<S: FnMut(KlineBatch) -> Result<()>>(path: &Path, decoded: &mut dy
                 }
                 Ok(n) => buffer.truncate(filled + n),
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => buffer.truncate(filled),
-                Err(err) => bail_input!("{}: cannot read line {} ({err}); re-download the file", path.display(), lines.physical + 1),
+                Err(err) => {
+                    buffer.truncate(filled);
+                    failed = Some(err);
+                    break;
+                }
             }
         }
         // Whole lines now; at the end the last line may lack its newline.
-        let whole = if at_end { buffer.len() } else { memchr::memrchr(b'\n', &buffer).map_or(0, |last| last + 1) };
+        let whole = if at_end { buffer.len() } else { memchr::memrchr(b'\n', &buffer[kept..]).map_or(0, |last| kept + last + 1) };
         let region = &buffer[..whole];
         // A block that is not UTF-8 goes line by line through the general parser, which names
         // the line (as it would have).
@@ -156,7 +164,10 @@ fn read_blocks<S: FnMut(KlineBatch) -> Result<()>>(path: &Path, decoded: &mut dy
         }
         buffer.drain(..whole);
     }
-    Ok(())
+    match failed {
+        Some(err) => bail_input!("{}: cannot read line {} ({err}); re-download the file", path.display(), lines.physical + 1),
+        None => Ok(()),
+    }
 }
 
 /// The state of one file's reading: where it is, what it has found, and the batch being filled.

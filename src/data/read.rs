@@ -404,6 +404,18 @@ fn hash_in_background(path: &Path, map: std::sync::Arc<memmap2::Mmap>) {
     }
 }
 
+/// The length and SHA-256 (hex) of `path`'s bytes as a reader hashed them to their end, if one
+/// did: the hash of exactly the bytes that were read, whatever the file holds now.
+pub fn take_read_hash(path: &Path) -> Option<(u64, String)> {
+    let known = READ_HASHES.lock().ok().and_then(|mut hashes| hashes.remove(path))?;
+    let (len, hash) = match known {
+        Fingerprint::Known(len, hash) => (len, hash),
+        Fingerprint::Pending(thread) => thread.join().ok()?,
+    };
+    remember_hash(path, len, hash.clone());
+    Some((len, hash))
+}
+
 /// SHA-256 of a file, hex: from the loaders' read when it hashed the file (and the file still
 /// has that length), else streamed from disk in 1 MiB blocks.
 pub fn sha256_of(path: &Path) -> Result<String> {
@@ -443,18 +455,23 @@ pub fn sha256_streamed(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// A reader that hashes what passes through it and remembers the hash at the end of the file.
+/// A reader that hashes what passes through it and remembers the hash at the end of the file
+/// (when `on`; else it only passes the bytes on).
 struct HashingReader<R> {
     inner: R,
     hasher: sha2::Sha256,
     len: u64,
     path: PathBuf,
+    on: bool,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use sha2::Digest;
         let n = self.inner.read(buf)?;
+        if !self.on {
+            return Ok(n);
+        }
         if n == 0 && !buf.is_empty() {
             let hasher = std::mem::take(&mut self.hasher);
             remember_hash(&self.path, self.len, hex(&hasher.finalize()));
@@ -559,7 +576,7 @@ pub fn csv_has_header(bytes: &[u8]) -> bool {
 /// detected as for [`read_csv_text`]; empty and header-only files are errors.
 pub fn stream_csv(path: &Path, mut on_record: impl FnMut(usize, &[String], &[&str]) -> Result<()>) -> Result<(usize, usize)> {
     use std::io::{BufRead, BufReader};
-    with_csv_bytes(path, |decoded| {
+    with_csv_bytes(path, true, |decoded| {
         let mut reader = BufReader::with_capacity(1 << 20, decoded);
         let mut line = Vec::with_capacity(256);
         let mut header: Option<Vec<String>> = None;
@@ -626,13 +643,13 @@ pub fn split_fields<'a>(path: &Path, bytes: &'a [u8], physical: usize) -> Result
 }
 
 /// Open a CSV file (plain, `.gz`, or the first `.csv` in a `.zip`) and hand `read` its decoded
-/// bytes, without holding them. Plain and gzipped files are read to their end in order and
-/// hashed on the way (for the manifest, [`sha256_of`]); a read error inside a gzip stream is
-/// reported as a corrupt file.
-pub fn with_csv_bytes<T>(path: &Path, read: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+/// bytes, without holding them. With `hash`, plain and gzipped files are hashed on the way as
+/// they are read to their end (for the manifest, [`sha256_of`], and [`take_read_hash`]); a read
+/// error inside a gzip stream is reported as a corrupt file.
+pub fn with_csv_bytes<T>(path: &Path, hash: bool, read: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
     let file = std::fs::File::open(path).map_err(|err| input_error!("cannot read {}: {err}", path.display()))?;
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let hashing = |file| HashingReader { inner: file, hasher: Default::default(), len: 0, path: path.to_path_buf() };
+    let hashing = |file| HashingReader { inner: file, hasher: Default::default(), len: 0, path: path.to_path_buf(), on: hash };
     if name.ends_with(".gz") {
         read(&mut flate2::read::MultiGzDecoder::new(hashing(file))).map_err(|err| gzip_context(err, path))
     } else if name.ends_with(".zip") {

@@ -367,7 +367,8 @@ impl ChunkedMarket {
         }
         // Kline dumps are parsed into the dump cache first (those not there yet).
         let dumps = [config.spot.as_ref(), config.perp.as_ref(), config.mark.as_ref(), config.index.as_ref()].into_iter().flatten().any(|s| s.format == super::source::PriceFormat::BinanceKlines);
-        let cache = dumps.then(|| DumpCache::open(chunking.cache)).transpose()?;
+        let mut cache_warnings = Vec::new();
+        let cache = dumps.then(|| DumpCache::open(chunking.cache, &mut cache_warnings)).transpose()?;
         let Some(mut pieces) = all_pieces(config, cache.as_ref())? else { return Ok(None) };
         let cache_entries: Vec<PathBuf> = [Some(&pieces.spot), Some(&pieces.perp), pieces.mark.as_ref(), pieces.index.as_ref()].into_iter().flatten().flat_map(BarPieces::cache_entries).collect();
         if pieces.perp.is_empty() || pieces.spot.is_empty() {
@@ -409,7 +410,7 @@ impl ChunkedMarket {
             facts => facts.flatten(),
         };
         let mut files_before = Vec::new();
-        let mut warnings = Vec::new();
+        let mut warnings = cache_warnings;
         let funding = super::load_funding(funding_source, &config.symbol, &mut files_before, &mut warnings)?;
         warnings.extend(placeholder_warnings);
         let mut files_after = Vec::new();
