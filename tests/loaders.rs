@@ -540,3 +540,24 @@ fn a_truncated_gzip_is_refused_at_the_line_where_it_breaks() {
     let err = gzip("cut-bad.csv.gz", &good.replace("1500000060000,1,1,1,1,1", "1500000060000,1,0.5,1,1,1"));
     assert!(err.contains("cut-bad.csv.gz: line 2") && err.contains("below its low"), "{err}");
 }
+
+/// The long funding dump (symbol first) read through the loaders' one dump reader
+/// (`binance::read_funding_dump`, which `basis data inspect` uses too): with its header in
+/// capitals, and without a header, it loads the config's symbol's rows as with the header.
+#[test]
+fn the_long_funding_dump_reads_in_any_case_and_without_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = "BTCUSDT,1704067200002,8,0.00010000\nETHUSDT,1704067200001,8,0.00020000\nBTCUSDT,1704096000003,8,0.00015000\nBTCUSDT,1704124800000,8,-0.00005000\n";
+    let mut loaded = Vec::new();
+    for (name, header) in [("lower.csv", "symbol,calc_time,funding_interval_hours,last_funding_rate\n"), ("upper.csv", "SYMBOL,CALC_TIME,FUNDING_INTERVAL_HOURS,LAST_FUNDING_RATE\n"), ("none.csv", "")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{header}{rows}")).unwrap();
+        let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
+        loaded.push((series.settle_ms, series.rate));
+    }
+    // BTCUSDT's three settlements, their ms of jitter rounded away.
+    let expected = (vec![ms("2024-01-01T00:00:00Z"), ms("2024-01-01T08:00:00Z"), ms("2024-01-01T16:00:00Z")], vec![0.0001, 0.00015, -0.00005]);
+    for got in loaded {
+        assert_eq!(got, expected);
+    }
+}

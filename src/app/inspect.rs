@@ -74,12 +74,11 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::Result;
-use polars::prelude::Column;
 use serde_json::Value;
 
 use crate::data::clock::{bar_offset_warning, funding_offset_warning, Schedule};
-use crate::data::read::{parse_iso_ms, parse_time_cell, read_bytes, read_csv_text, read_table, stream_csv, RawTable};
-use crate::data::{binance, freqtrade, generic, venue_formats as venues, BarRows, FundingRows, FundingSeries, Origin, PriceBars};
+use crate::data::read::{parse_iso_ms, parse_time_cell, read_bytes, read_table, stream_csv, RawTable};
+use crate::data::{binance, freqtrade, generic, venue_formats as venues, FundingRows, FundingSeries, Origin, PriceBars};
 use crate::config::{FundingFormat, FundingSource, PriceFormat, PriceSource, TimeFormat};
 use crate::time::format_ms;
 use crate::{bail_input, input_error};
@@ -1294,30 +1293,12 @@ fn load(path: &Path, choice: &Choice, sample: &Sample, options: &Options, warnin
             describe_funding(out, &dump.series, &symbol, choice.implied);
         }
         Plan::FreqtradeJson { funding, bar_ms } => {
-            let table = freqtrade::read_candles(path)?;
-            let date = table.local_times_ms(table.column("date")?, TimeFormat::Auto, options.utc_offset_hours)?;
             if *funding {
-                let rate = table.f64s(table.column("open")?)?;
-                let mut rows = FundingRows::default();
-                let file = rows.sources.add(&table);
-                for i in 0..date.len() {
-                    rows.rows.push((binance::round_to_second(date[i]), rate[i], f64::NAN, f64::NAN, Origin { file, row: i as u32 }));
-                }
-                let series = rows.finish(options.interval_hours, warnings)?;
+                let series = freqtrade::load_funding(path, options.interval_hours, options.utc_offset_hours, warnings)?;
                 describe_funding(out, &series, &symbol_of(path, sample, options), None);
             } else {
                 let bar_ms = bar_ms.ok_or_else(|| input_error!("{}: freqtrade candles are stamped with their open time: pass --bar-seconds (the timeframe, e.g. 3600 for 1h)", path.display()))?;
-                let high = table.f64s(table.column("high")?)?;
-                let low = table.f64s(table.column("low")?)?;
-                let close = table.f64s(table.column("close")?)?;
-                let volume = table.f64s(table.column("volume")?)?;
-                let open = table.f64s(table.column("open")?)?;
-                let mut rows = BarRows::new("bars");
-                let file = rows.sources.add(&table);
-                for i in 0..date.len() {
-                    rows.push(date[i] + bar_ms, [close[i], high[i], low[i], volume[i], open[i]], Origin { file, row: i as u32 })?;
-                }
-                let bars = rows.finish(warnings)?;
+                let bars = freqtrade::load_bars(path, "bars", bar_ms, options.utc_offset_hours, warnings)?;
                 describe_bars(out, &bars, "bars");
             }
         }
@@ -1332,31 +1313,8 @@ struct Dump {
     symbol: Option<String>,
 }
 
-/// A column of a dump: by name (case-insensitive) with a header, by position without.
-fn dump_column<'t>(table: &'t RawTable, header: bool, name: &str, index: usize) -> Option<&'t Column> {
-    if header {
-        table.frame.columns().iter().find(|c| c.name().as_str().eq_ignore_ascii_case(name))
-    } else {
-        table.frame.columns().get(index)
-    }
-}
-
 fn load_binance_dump(path: &Path, header: bool, source: &FundingSource, wanted: Option<&str>, warnings: &mut Vec<String>, out: &mut String) -> Result<Dump> {
-    let table = read_csv_text(path, Some(header))?;
-    let missing = |name: &str| {
-        let names: Vec<String> = table.frame.get_column_names().iter().map(|n| n.to_string()).collect();
-        input_error!("{}: a Binance funding dump needs a `{name}` column; the file has [{}]", path.display(), names.join(", "))
-    };
-    let time = table.local_times_ms(dump_column(&table, header, "calc_time", 1).ok_or_else(|| missing("calc_time"))?, source.time_unit, source.utc_offset_hours)?;
-    let rate = table.f64s(dump_column(&table, header, "last_funding_rate", 3).ok_or_else(|| missing("last_funding_rate"))?)?;
-    let interval = match dump_column(&table, header, "funding_interval_hours", 2) {
-        Some(column) => table.f64s(column)?,
-        None => vec![source.interval_hours.unwrap_or(f64::NAN); time.len()],
-    };
-    let symbols = match dump_column(&table, header, "symbol", 0) {
-        Some(column) => Some(table.strings(column)?),
-        None => None,
-    };
+    let binance::FundingDump { table, symbols, time_ms: time, interval_hours: interval, rate } = binance::read_funding_dump(path, Some(header), source)?;
     // Symbols in order of first appearance, with their row counts.
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut position: HashMap<String, usize> = HashMap::new();

@@ -161,12 +161,13 @@ pub fn read_candles(path: &Path) -> Result<RawTable> {
     Ok(RawTable { file: path.to_path_buf(), frame, header_lines: 0, is_csv: false, first_row: 0 })
 }
 
-/// Candles as bars known at their close (`date + timeframe`).
-fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) -> Result<PriceBars> {
+/// The candles of `path` as bars known at their close (`date + bar_ms`); dates read as local
+/// time `utc_offset_hours` east of UTC when given.
+pub fn load_bars(path: &Path, label: &str, bar_ms: i64, utc_offset_hours: Option<f64>, warnings: &mut Vec<String>) -> Result<PriceBars> {
     let table = read_candles(path)?;
     let mut rows = BarRows::new(label);
     let file = rows.sources.add(&table);
-    let open = table.times_ms(table.column("date")?, TimeFormat::Auto)?;
+    let open = table.local_times_ms(table.column("date")?, TimeFormat::Auto, utc_offset_hours)?;
     let high = table.f64s(table.column("high")?)?;
     let low = table.f64s(table.column("low")?)?;
     let close = table.f64s(table.column("close")?)?;
@@ -179,38 +180,40 @@ fn load_bars(path: &Path, label: &str, bar_ms: i64, warnings: &mut Vec<String>) 
     rows.finish(warnings)
 }
 
-/// Funding rows: a settlement at `date` with the rate in `open`.
-fn load_funding(path: &Path, warnings: &mut Vec<String>) -> Result<FundingSeries> {
+/// The funding file `path` (candles with the rate in `open`) as settlements at `date`, every
+/// `interval_hours` when given (else as spaced); dates read as local time `utc_offset_hours`
+/// east of UTC when given.
+pub fn load_funding(path: &Path, interval_hours: Option<f64>, utc_offset_hours: Option<f64>, warnings: &mut Vec<String>) -> Result<FundingSeries> {
     let table = read_candles(path)?;
     let mut rows = FundingRows::default();
     let file = rows.sources.add(&table);
-    let settle = table.times_ms(table.column("date")?, TimeFormat::Auto)?;
+    let settle = table.local_times_ms(table.column("date")?, TimeFormat::Auto, utc_offset_hours)?;
     let rate = table.f64s(table.column("open")?)?;
     for i in 0..settle.len() {
         rows.rows.push((super::binance::round_to_second(settle[i]), rate[i], f64::NAN, f64::NAN, Origin { file, row: i as u32 }));
     }
-    rows.finish(None, warnings)
+    rows.finish(interval_hours, warnings)
 }
 
 /// Load spot, perp, mark (when present) and funding of a freqtrade data directory.
 pub fn load(source: &FreqtradeSource, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<(PriceBars, PriceBars, Option<PriceBars>, FundingSeries)> {
     let found = locate(source)?;
     let bar_ms = timeframe_ms(&source.timeframe)?;
-    let spot = load_bars(&found.spot, "spot", bar_ms, warnings)?;
+    let spot = load_bars(&found.spot, "spot", bar_ms, None, warnings)?;
     files.push(found.spot.clone());
-    let perp = load_bars(&found.perp, "perp", bar_ms, warnings)?;
+    let perp = load_bars(&found.perp, "perp", bar_ms, None, warnings)?;
     files.push(found.perp.clone());
     let mark = match &found.mark {
         Some(path) => {
             files.push(path.clone());
-            Some(load_bars(path, "mark", bar_ms, warnings)?)
+            Some(load_bars(path, "mark", bar_ms, None, warnings)?)
         }
         None => {
             warnings.push(format!("freqtrade: no mark-price file for {}; funding and liquidation use the perp's last price", source.pair));
             None
         }
     };
-    let funding = load_funding(&found.funding, warnings)?;
+    let funding = load_funding(&found.funding, None, None, warnings)?;
     files.push(found.funding.clone());
     Ok((spot, perp, mark, funding))
 }

@@ -763,11 +763,17 @@ impl<'a> CellParser<'a> {
 
 /// Read a CSV file with every column as text. `has_header: None` detects it.
 pub fn read_csv_text(path: &Path, has_header: Option<bool>) -> Result<RawTable> {
+    read_csv_text_with_header(path, |bytes| has_header.unwrap_or_else(|| csv_has_header(bytes)))
+}
+
+/// [`read_csv_text`], whether the first line is a header decided by `has_header` from the
+/// file's bytes (a layout whose data rows start with text needs more than the first cell).
+pub fn read_csv_text_with_header(path: &Path, has_header: impl FnOnce(&[u8]) -> bool) -> Result<RawTable> {
     let bytes = read_bytes(path)?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         bail_input!("{}: the file is empty; expected CSV rows", path.display());
     }
-    let header = has_header.unwrap_or_else(|| csv_has_header(&bytes));
+    let header = has_header(&bytes);
     let frame = CsvReadOptions::default()
         .with_has_header(header)
         .with_infer_schema_length(Some(0))
