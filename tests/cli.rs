@@ -215,3 +215,28 @@ fn messages_say_what_happened_in_the_configs_words() {
     let stdout = String::from_utf8(basis().args(["backtest", "--output-dir", out]).output().unwrap().stdout).unwrap();
     assert!(stdout.contains("activity      1 rebalance, 3 margin top-ups, 0 liquidations"), "{stdout}");
 }
+
+/// `basis data cache` names the dump cache's folder (`--cache-dir` first), counts its entries
+/// and empties it with `--clear`; with `--no-cache` it says the cache is off.
+#[test]
+fn data_cache_shows_and_clears_the_dump_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let entries = cache.join("klines/v2");
+    std::fs::create_dir_all(&entries).unwrap();
+    std::fs::write(entries.join("a-auto-0.parquet"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(entries.join("b-auto-0.parquet"), vec![0u8; 1 << 19]).unwrap();
+    let show = |args: &[&str]| {
+        let out = basis().args(args).env_remove("BASIS_NO_CACHE").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cache_arg = cache.to_str().unwrap();
+    let text = show(&["--cache-dir", cache_arg, "data", "cache"]);
+    assert!(text.contains(&format!("dump cache {cache_arg}: 2 entries, 1.5 MiB (limit 4096 MiB")), "{text}");
+    let text = show(&["data", "cache", "--clear", "--cache-dir", cache_arg]);
+    assert!(text.contains("removed 2 entries (1.5 MiB)"), "{text}");
+    assert!(!entries.exists());
+    assert!(show(&["--cache-dir", cache_arg, "data", "cache"]).contains(": 0 entries, 0.0 MiB"));
+    assert!(show(&["--no-cache", "data", "cache"]).contains("dump cache: off"));
+}
