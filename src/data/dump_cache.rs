@@ -176,15 +176,22 @@ impl DumpCache {
         // pool of its own, and a rayon worker waiting on another pool runs more of its own
         // jobs meanwhile, so conversions would nest on one stack, each holding its buffers.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len()).max(1);
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        // Files after the first that failed are not started: the error is that one's, or an
+        // earlier file's.
+        let first_failed = AtomicUsize::new(usize::MAX);
         let mut entries: Vec<Option<Result<CachedKlines>>> = (0..paths.len()).map(|_| None).collect();
         let slots = std::sync::Mutex::new(&mut entries);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(path) = paths.get(k) else { break };
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(k).filter(|_| k < first_failed.load(Ordering::Relaxed)) else { break };
                     let entry = self.entry_for(path, unit, utc_offset_hours, label);
+                    if entry.is_err() {
+                        first_failed.fetch_min(k, Ordering::Relaxed);
+                    }
                     if let Ok(mut slots) = slots.lock() {
                         slots[k] = Some(entry);
                     }
@@ -193,7 +200,14 @@ impl DumpCache {
         });
         // The parsers' buffers were freed on those threads: hand them back before the run.
         super::return_freed_memory();
-        entries.into_iter().map(|entry| entry.unwrap_or_else(|| Err(anyhow::anyhow!("a dump cache worker stopped before its file")))).collect()
+        let mut found = Vec::with_capacity(paths.len());
+        for entry in entries {
+            match entry {
+                Some(entry) => found.push(entry?),
+                None => return Err(anyhow::anyhow!("a dump cache worker stopped before its file")),
+            }
+        }
+        Ok(found)
     }
 
     fn entry_for(&self, dump: &Path, unit: TimeFormat, utc_offset_hours: Option<f64>, label: &str) -> Result<CachedKlines> {
