@@ -70,8 +70,8 @@ impl ExecutionMetrics {
     }
 }
 
-/// Everything in `metrics.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Everything in `metrics.json` (written from [`TABLE`]; read back by field name).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Metrics {
     /// Traded symbol, e.g. `BTCUSDT`.
     pub symbol: String,
@@ -178,7 +178,7 @@ pub struct Metrics {
     pub min_liquidation_distance: Option<f64>,
     /// The funding regimes of the window: settlements at the baseline, cap and floor,
     /// negative streaks, and PnL and holding time by regime (absent for a book's own metrics).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub regimes: Option<Regimes>,
     /// Share of steps flat, 0–1.
     pub time_flat: f64,
@@ -198,11 +198,11 @@ pub struct Metrics {
     pub after_liquidation: String,
     /// With `[data.borrow_available]`: how often the reverse carry was cut to the borrowable
     /// quantity, and recalled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub borrow: Option<BorrowStats>,
     /// With orders worked over time: how many, for how long the legs stood apart, and the PnL
     /// of that exposure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub execution: Option<ExecutionMetrics>,
 }
 
@@ -226,14 +226,17 @@ pub enum Unit {
 }
 
 /// One numeric metric of a run: its `metrics.json` key (and `results.parquet` column when
-/// `swept`), the report's label, its unit, and how to read it from [`Metrics`].
+/// `swept`), the report's label and place, its unit, and how to read it from [`Metrics`].
 #[derive(Clone, Copy)]
 pub struct MetricSpec {
     /// Key in `metrics.json` and [`Metrics`] field name (also the `results.parquet` column).
     pub name: &'static str,
     /// Label in the report's metrics table.
     pub label: &'static str,
-    /// How the value reads, and so how the report formats it.
+    /// Place in the report's metrics table (and among a sweep's result columns): 0 first.
+    pub report: u8,
+    /// How the value reads, and so how the report formats it (and a count is written as an
+    /// integer).
     pub unit: Unit,
     /// Recorded per configuration by sweeps (a column of `results.parquet`).
     pub swept: bool,
@@ -241,68 +244,178 @@ pub struct MetricSpec {
     pub value: fn(&Metrics) -> f64,
 }
 
+/// One key of `metrics.json`.
+pub enum Entry {
+    /// A numeric metric, also a row of the report's table.
+    Metric(MetricSpec),
+    /// Any other key: text, a flag, or a table of its own (an absent one is left out).
+    Field(&'static str, fn(&Metrics) -> FieldValue<'_>),
+}
+
+/// The value of a key of `metrics.json` that is not a numeric metric.
+pub enum FieldValue<'a> {
+    /// Text.
+    Text(&'a str),
+    /// A flag.
+    Flag(bool),
+    /// Amounts by name.
+    Amounts(&'a BTreeMap<String, f64>),
+    /// Funding by calendar year.
+    Years(&'a BTreeMap<String, FundingYear>),
+    /// The funding regimes, when measured.
+    Regimes(Option<&'a Regimes>),
+    /// Borrow limits' effect, when a borrow series was given.
+    Borrow(Option<&'a BorrowStats>),
+    /// Worked orders, when orders were worked.
+    Execution(Option<&'a ExecutionMetrics>),
+}
+
+impl FieldValue<'_> {
+    /// Whether the key is left out (an absent table).
+    fn absent(&self) -> bool {
+        matches!(self, FieldValue::Regimes(None) | FieldValue::Borrow(None) | FieldValue::Execution(None))
+    }
+}
+
+impl Serialize for FieldValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Text(text) => serializer.serialize_str(text),
+            FieldValue::Flag(flag) => serializer.serialize_bool(*flag),
+            FieldValue::Amounts(amounts) => amounts.serialize(serializer),
+            FieldValue::Years(years) => years.serialize(serializer),
+            FieldValue::Regimes(regimes) => regimes.serialize(serializer),
+            FieldValue::Borrow(borrow) => borrow.serialize(serializer),
+            FieldValue::Execution(execution) => execution.serialize(serializer),
+        }
+    }
+}
+
 macro_rules! metric {
-    ($name:ident, $label:literal, $unit:ident, swept) => {
-        MetricSpec { name: stringify!($name), label: $label, unit: Unit::$unit, swept: true, value: |m| m.$name as f64 }
+    ($name:ident, $report:literal, $label:literal, $unit:ident, swept) => {
+        Entry::Metric(MetricSpec { name: stringify!($name), label: $label, report: $report, unit: Unit::$unit, swept: true, value: |m| m.$name as f64 })
     };
-    ($name:ident, $label:literal, $unit:ident) => {
-        MetricSpec { name: stringify!($name), label: $label, unit: Unit::$unit, swept: false, value: |m| m.$name as f64 }
+    ($name:ident, $report:literal, $label:literal, $unit:ident) => {
+        Entry::Metric(MetricSpec { name: stringify!($name), label: $label, report: $report, unit: Unit::$unit, swept: false, value: |m| m.$name as f64 })
     };
 }
 
-/// The one table of numeric metrics, in report order: it drives the sweep's `results.parquet`
-/// columns (the `swept` rows, in this order) and the report's metrics table, and a test checks
-/// that it and `metrics.json` name the same metrics.
-pub const TABLE: &[MetricSpec] = &[
-    metric!(initial_capital, "Initial capital", Quote),
-    metric!(total_return, "Total return", Decimal, swept),
-    metric!(apr, "APR (simple)", Decimal, swept),
-    metric!(cagr, "CAGR", Decimal, swept),
-    metric!(annualised_volatility, "Annualised volatility (daily)", Decimal, swept),
-    metric!(sharpe, "Sharpe (daily, rf = cash rate)", Ratio, swept),
-    metric!(sortino, "Sortino (rf = cash rate)", Ratio, swept),
-    metric!(cash_apr, "Cash rate (mean APR)", Decimal),
-    metric!(excess_apr_over_cash, "APR over the cash rate", Decimal, swept),
-    metric!(calmar, "Calmar", Ratio, swept),
-    metric!(max_drawdown, "Max drawdown", Decimal, swept),
-    metric!(max_drawdown_duration_days, "Longest underwater (days)", Days, swept),
-    metric!(final_equity, "Final equity", Quote, swept),
-    metric!(funding_pnl, "Funding PnL", Quote, swept),
-    metric!(funding_apr_over_window, "Funding APR over window (Σ side × rate / years of window)", Decimal, swept),
-    metric!(funding_apr_while_held, "Funding APR while held (Σ side × rate / years in position)", Decimal, swept),
-    metric!(funding_return_apr, "Funding return on capital (APR)", Decimal, swept),
-    metric!(settlements, "Settlements in window", Count),
-    metric!(settlements_held, "Settlements held", Count, swept),
-    metric!(positive_settlement_share, "Positive settlements (share)", Share, swept),
-    metric!(negative_settlement_share, "Negative settlements (share)", Share),
-    metric!(fees_paid, "Fees paid", Quote, swept),
-    metric!(slippage_paid, "Slippage paid", Quote, swept),
-    metric!(staking_earned, "Staking earned", Quote, swept),
-    metric!(borrow_paid, "Borrow paid", Quote, swept),
-    metric!(interest_earned, "Interest earned on cash", Quote),
-    metric!(rolls, "Dated contract rolls", Count),
-    metric!(deliveries, "Dated contract deliveries", Count),
-    metric!(instrument_switches, "Switches between perp and dated", Count),
-    metric!(liquidation_loss, "Liquidation loss", Quote, swept),
-    metric!(turnover, "Turnover (× capital)", Ratio, swept),
-    metric!(trades, "Trades", Count, swept),
-    metric!(entries, "Entries", Count),
-    metric!(exits, "Exits", Count),
-    metric!(rebalances, "Rebalances", Count, swept),
-    metric!(margin_top_ups, "Margin top-ups", Count, swept),
-    metric!(liquidations, "Liquidations", Count, swept),
-    MetricSpec { name: "min_liquidation_distance", label: "Min distance to liquidation", unit: Unit::Share, swept: true, value: |m| m.min_liquidation_distance.unwrap_or(f64::NAN) },
-    metric!(time_long_carry, "Time in long carry", Share, swept),
-    metric!(time_reverse_carry, "Time in reverse carry", Share, swept),
-    metric!(time_flat, "Time flat", Share, swept),
-    metric!(time_unhedged_spot, "Time unhedged", Share),
-    metric!(days_unhedged, "Days unhedged after a liquidation", Days),
-    metric!(unhedged_pnl, "PnL while unhedged", Quote),
-    metric!(years, "Years", Years, swept),
-    metric!(years_held, "Years with a perp position", Years),
-    metric!(years_uncovered, "Years outside the data's coverage", Years),
-    metric!(steps, "Steps", Count),
+/// `metrics.json`, key by key in the file's order: the file is written from this table (so a
+/// numeric metric is in the file exactly when it is here), as are the report's metrics table
+/// and a sweep's metric columns (the numeric rows, in their `report` order: see
+/// [`report_rows`]).
+pub const TABLE: &[Entry] = &[
+    Entry::Field("symbol", |m| FieldValue::Text(&m.symbol)),
+    Entry::Field("synthetic", |m| FieldValue::Flag(m.synthetic)),
+    Entry::Field("start", |m| FieldValue::Text(&m.start)),
+    Entry::Field("end", |m| FieldValue::Text(&m.end)),
+    metric!(steps, 47, "Steps", Count),
+    metric!(years, 44, "Years", Years, swept),
+    metric!(initial_capital, 0, "Initial capital", Quote),
+    metric!(final_equity, 12, "Final equity", Quote, swept),
+    metric!(total_return, 1, "Total return", Decimal, swept),
+    metric!(cagr, 3, "CAGR", Decimal, swept),
+    metric!(apr, 2, "APR (simple)", Decimal, swept),
+    metric!(annualised_volatility, 4, "Annualised volatility (daily)", Decimal, swept),
+    metric!(sharpe, 5, "Sharpe (daily, rf = cash rate)", Ratio, swept),
+    metric!(sortino, 6, "Sortino (rf = cash rate)", Ratio, swept),
+    metric!(cash_apr, 7, "Cash rate (mean APR)", Decimal),
+    metric!(excess_apr_over_cash, 8, "APR over the cash rate", Decimal, swept),
+    metric!(calmar, 9, "Calmar", Ratio, swept),
+    metric!(max_drawdown, 10, "Max drawdown", Decimal, swept),
+    Entry::Field("max_drawdown_trough", |m| FieldValue::Text(&m.max_drawdown_trough)),
+    metric!(max_drawdown_duration_days, 11, "Longest underwater (days)", Days, swept),
+    Entry::Field("pnl", |m| FieldValue::Amounts(&m.pnl)),
+    metric!(funding_pnl, 13, "Funding PnL", Quote, swept),
+    metric!(funding_apr_over_window, 14, "Funding APR over window (Σ side × rate / years of window)", Decimal, swept),
+    metric!(funding_apr_while_held, 15, "Funding APR while held (Σ side × rate / years in position)", Decimal, swept),
+    metric!(years_held, 45, "Years with a perp position", Years),
+    metric!(years_uncovered, 46, "Years outside the data's coverage", Years),
+    metric!(funding_return_apr, 16, "Funding return on capital (APR)", Decimal, swept),
+    Entry::Field("funding_by_year", |m| FieldValue::Years(&m.funding_by_year)),
+    metric!(settlements, 17, "Settlements in window", Count),
+    metric!(settlements_held, 18, "Settlements held", Count, swept),
+    metric!(positive_settlement_share, 19, "Positive settlements (share)", Share, swept),
+    metric!(negative_settlement_share, 20, "Negative settlements (share)", Share),
+    metric!(fees_paid, 21, "Fees paid", Quote, swept),
+    metric!(slippage_paid, 22, "Slippage paid", Quote, swept),
+    metric!(staking_earned, 23, "Staking earned", Quote, swept),
+    metric!(borrow_paid, 24, "Borrow paid", Quote, swept),
+    metric!(interest_earned, 25, "Interest earned on cash", Quote),
+    metric!(rolls, 26, "Dated contract rolls", Count),
+    metric!(deliveries, 27, "Dated contract deliveries", Count),
+    metric!(instrument_switches, 28, "Switches between perp and dated", Count),
+    metric!(liquidation_loss, 29, "Liquidation loss", Quote, swept),
+    metric!(turnover, 30, "Turnover (× capital)", Ratio, swept),
+    metric!(trades, 31, "Trades", Count, swept),
+    metric!(entries, 32, "Entries", Count),
+    metric!(exits, 33, "Exits", Count),
+    metric!(rebalances, 34, "Rebalances", Count, swept),
+    metric!(margin_top_ups, 35, "Margin top-ups", Count, swept),
+    metric!(liquidations, 36, "Liquidations", Count, swept),
+    Entry::Metric(MetricSpec {
+        name: "min_liquidation_distance",
+        label: "Min distance to liquidation",
+        report: 37,
+        unit: Unit::Share,
+        swept: true,
+        value: |m| m.min_liquidation_distance.unwrap_or(f64::NAN),
+    }),
+    Entry::Field("regimes", |m| FieldValue::Regimes(m.regimes.as_ref())),
+    metric!(time_flat, 40, "Time flat", Share, swept),
+    metric!(time_long_carry, 38, "Time in long carry", Share, swept),
+    metric!(time_reverse_carry, 39, "Time in reverse carry", Share, swept),
+    metric!(time_unhedged_spot, 41, "Time unhedged", Share),
+    metric!(days_unhedged, 42, "Days unhedged after a liquidation", Days),
+    metric!(unhedged_pnl, 43, "PnL while unhedged", Quote),
+    Entry::Field("first_liquidation", |m| FieldValue::Text(&m.first_liquidation)),
+    Entry::Field("after_liquidation", |m| FieldValue::Text(&m.after_liquidation)),
+    Entry::Field("borrow", |m| FieldValue::Borrow(m.borrow.as_ref())),
+    Entry::Field("execution", |m| FieldValue::Execution(m.execution.as_ref())),
 ];
+
+/// The numeric metrics in the report's order (their `report` places).
+pub fn report_rows() -> Vec<&'static MetricSpec> {
+    let mut rows: Vec<&'static MetricSpec> = TABLE
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Metric(spec) => Some(spec),
+            Entry::Field(..) => None,
+        })
+        .collect();
+    rows.sort_by_key(|spec| spec.report);
+    rows
+}
+
+/// `metrics.json` is written from [`TABLE`], key by key: a count as an integer, a missing
+/// distance to liquidation (NaN) as null, an absent table left out.
+impl Serialize for Metrics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for entry in TABLE {
+            match entry {
+                Entry::Metric(spec) => {
+                    let value = (spec.value)(self);
+                    if spec.unit == Unit::Count {
+                        map.serialize_entry(spec.name, &(value as u64))?;
+                    } else if value.is_nan() {
+                        map.serialize_entry(spec.name, &Option::<f64>::None)?;
+                    } else {
+                        map.serialize_entry(spec.name, &value)?;
+                    }
+                }
+                Entry::Field(name, read) => {
+                    let value = read(self);
+                    if !value.absent() {
+                        map.serialize_entry(name, &value)?;
+                    }
+                }
+            }
+        }
+        map.end()
+    }
+}
 
 fn finite_or_zero(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
@@ -582,20 +695,30 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    /// The table and `metrics.json` name the same numeric metrics: a metric added to one and
-    /// not the other fails here.
+    /// The report's places are 0, 1, 2, ... once each.
     #[test]
-    fn the_table_covers_every_numeric_metric_of_metrics_json() {
+    fn the_report_places_are_a_permutation() {
+        let places: Vec<u8> = report_rows().iter().map(|spec| spec.report).collect();
+        assert_eq!(places, (0..places.len() as u8).collect::<Vec<_>>());
+    }
+
+    /// Every field of [`Metrics`] is written (reading the file back gives the same metrics, and
+    /// a field the table leaves out would be missing), each key once, and a missing distance
+    /// to liquidation is null.
+    #[test]
+    fn metrics_json_holds_every_field_once_and_reads_back_the_same() {
         let summary = RunSummary { steps: 2, first_ts_ms: 0, last_ts_ms: 86_400_000, initial_capital: 1.0, final_equity: 1.0, ..Default::default() };
-        let json = serde_json::to_value(compute(&summary, "T", true)).unwrap();
-        let numeric: Vec<&String> = json.as_object().unwrap().iter().filter(|(_, v)| v.is_number() || v.is_null()).map(|(k, _)| k).collect();
-        let names: Vec<&str> = TABLE.iter().map(|s| s.name).collect();
-        for key in &numeric {
-            assert!(names.contains(&key.as_str()), "metrics.json's `{key}` is not in metrics::TABLE");
-        }
-        for name in &names {
-            assert!(numeric.iter().any(|k| k.as_str() == *name), "metrics::TABLE's `{name}` is not a number in metrics.json");
-        }
+        let metrics = compute(&summary, "T", true);
+        let text = serde_json::to_string_pretty(&metrics).unwrap();
+        let back: Metrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{metrics:?}"));
+        let keys: Vec<&str> = TABLE.iter().map(|e| match e { Entry::Metric(spec) => spec.name, Entry::Field(name, _) => name }).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "a key twice in metrics::TABLE");
+        assert!(text.contains("\"min_liquidation_distance\": null"), "{text}");
+        assert!(text.contains("\"steps\": 2,"), "counts are integers: {text}");
     }
 }
 

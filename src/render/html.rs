@@ -161,7 +161,8 @@ fn sign_class(x: f64) -> &'static str {
 }
 
 /// The metrics table's rows: label and formatted value (plain text, escaped by the caller).
-/// The run's identity first, then every row of [`metrics::TABLE`], formatted by its unit.
+/// The run's identity first, then every numeric metric in the report's order
+/// ([`metrics::report_rows`]), formatted by its unit.
 pub fn metric_rows(m: &Metrics, quote: &str) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = vec![
         ("Symbol".into(), m.symbol.clone()),
@@ -172,7 +173,7 @@ pub fn metric_rows(m: &Metrics, quote: &str) -> Vec<(String, String)> {
     if !m.first_liquidation.is_empty() {
         rows.push(("First liquidation / then".into(), format!("{} / {}", m.first_liquidation, m.after_liquidation)));
     }
-    for spec in metrics::TABLE {
+    for spec in metrics::report_rows() {
         let value = (spec.value)(m);
         let (label, text) = match spec.unit {
             Unit::Decimal => (spec.label.to_string(), pct(value)),

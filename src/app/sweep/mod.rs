@@ -25,19 +25,19 @@ use crate::data::MarketData;
 use crate::measure::ledger::NoLedger;
 use crate::measure::metrics::{self, Metrics};
 
-/// Number of metrics a sweep records per configuration: the `swept` rows of
+/// Number of metrics a sweep records per configuration: the `swept` metrics of
 /// [`metrics::TABLE`].
 pub const METRIC_COUNT: usize = 32;
 
-/// Result columns after the parameters, in order (all f64; counts as floats): the `swept` rows
-/// of [`metrics::TABLE`].
+/// Result columns after the parameters, in order (all f64; counts as floats): the `swept`
+/// metrics of [`metrics::TABLE`], in the report's order.
 pub static METRIC_NAMES: std::sync::LazyLock<[&'static str; METRIC_COUNT]> = std::sync::LazyLock::new(|| {
     let names: Vec<&'static str> = swept().map(|spec| spec.name).collect();
     names.try_into().unwrap_or_else(|v: Vec<&str>| panic!("metrics::TABLE has {} swept metrics, METRIC_COUNT says {METRIC_COUNT}", v.len()))
 });
 
 fn swept() -> impl Iterator<Item = &'static metrics::MetricSpec> {
-    metrics::TABLE.iter().filter(|spec| spec.swept)
+    metrics::report_rows().into_iter().filter(|spec| spec.swept)
 }
 
 /// The metric columns a sweep can rank on.
