@@ -717,8 +717,10 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), keys.len(), "a key twice in metrics::TABLE");
-        assert!(text.contains("\"min_liquidation_distance\": null"), "{text}");
         assert!(text.contains("\"steps\": 2,"), "counts are integers: {text}");
+        let never_hedged = Metrics { min_liquidation_distance: None, ..metrics };
+        let text = serde_json::to_string_pretty(&never_hedged).unwrap();
+        assert!(text.contains("\"min_liquidation_distance\": null,"), "{text}");
     }
 }
 
