@@ -32,13 +32,7 @@ const MEASURED_RUNS: usize = 3;
 const KINDS: [&str; 3] = ["spot", "perp", "mark"];
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if std::env::args().any(|a| a == "--runner") {
-        return common::runner();
-    }
-    let mut runner = common::Runner::start();
+    let Some(mut runner) = common::Runner::for_bench() else { return };
     let years: u32 = std::env::var("BASIS_BENCH_DUMP_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     let temp = tempfile::tempdir().expect("temp dir");
     let root = match std::env::var("BASIS_BENCH_KEEP") {

@@ -98,13 +98,7 @@ fn python() -> Option<String> {
 const MEASURED_RUNS: usize = 3;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if std::env::args().any(|a| a == "--runner") {
-        return common::runner();
-    }
-    let mut runner = common::Runner::start();
+    let Some(mut runner) = common::Runner::for_bench() else { return };
     let years: Vec<u32> = std::env::var("BASIS_BENCH_YEARS").ok().map(|v| v.split(',').filter_map(|y| y.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 2, 4, 8]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/carry_numpy.py");
     let python = python();

@@ -75,7 +75,21 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn start() -> Runner {
+    /// A printing bench's start: `None` when this process is only listing (`--list`, as
+    /// `cargo bench` asks) or is itself the runner (`--runner`, served here to the end);
+    /// otherwise the runner, started while this process is still small.
+    pub fn for_bench() -> Option<Runner> {
+        if std::env::args().any(|a| a == "--list") {
+            return None;
+        }
+        if std::env::args().any(|a| a == "--runner") {
+            runner();
+            return None;
+        }
+        Some(Runner::start())
+    }
+
+    fn start() -> Runner {
         use std::io::BufRead;
         let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
             .arg("--runner")

@@ -41,7 +41,7 @@ pub struct Chunking {
 
 impl Chunking {
     /// From 32 MiB of perp files on (about 2.7 years of minute bars with a range in Parquet,
-    /// 9 months in CSV dumps), chunks of 65,536 steps.
+    /// about seven months of Binance's minute kline dumps in CSV), chunks of 65,536 steps.
     pub const DEFAULT: Chunking = Chunking { from_perp_bytes: 32 << 20, max_steps: 1 << 16, cache: CacheChoice::Shared };
     /// Whenever the data allows.
     pub const ALWAYS: Chunking = Chunking { from_perp_bytes: 0, max_steps: 1 << 16, cache: CacheChoice::Shared };
