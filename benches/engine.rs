@@ -87,8 +87,8 @@ fn write_parquet_inputs(data: &MarketData, dir: &Path) {
     }
     let f = &data.funding;
     let frame = DataFrame::new(
-        f.settle_ms.len(),
-        vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)],
+        f.len(),
+        vec![Column::new("ts".into(), &f.settle_ms()), Column::new("rate".into(), &f.rates()), Column::new("interval_hours".into(), &f.interval_hours())],
     )
     .unwrap();
     write("funding.parquet", frame);

@@ -97,7 +97,7 @@ fn universe(c: &mut Criterion) {
                 .zip(&own)
                 .enumerate()
                 .map(|(k, ((t, active), o))| {
-                    let score_own = basis::sim::policy::trailing_funding_apr_hours(&o.funding_history, &o.ts_ms, 168.0);
+                    let score_own = basis::sim::policy::trailing_funding_apr_hours(&o.funding, &o.ts_ms, 168.0);
                     let score = grid.iter().map(|g| o.ts_ms.binary_search(g).map(|i| score_own[i]).unwrap_or(f64::NAN)).collect();
                     let mut params = basis::config::engine_params(&config);
                     params.initial_capital = 1_000_000.0 / CANDIDATES as f64;

@@ -37,7 +37,7 @@ fn write_inputs(years: u32, dir: &Path) -> usize {
     write("spot.parquet", bars(&data.spot, false));
     write("perp.parquet", bars(&data.perp, true));
     let f = &data.funding;
-    write("funding.parquet", DataFrame::new(f.settle_ms.len(), vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)]).unwrap());
+    write("funding.parquet", DataFrame::new(f.len(), vec![Column::new("ts".into(), &f.settle_ms()), Column::new("rate".into(), &f.rates()), Column::new("interval_hours".into(), &f.interval_hours())]).unwrap());
     let config = format!(
         r#"[run]
 name = "whole"

@@ -81,8 +81,8 @@ fn write_market_days(dir: &Path, placeholders: usize, days: u32) {
     write(&dir.join("mark.parquet"), bars_frame(mark, |k| !mark_gap(k)), ROW_GROUP);
     let f = &data.funding;
     let funding = DataFrame::new(
-        f.settle_ms.len(),
-        vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), f.rate.iter().map(|r| r * 3.0).collect::<Vec<f64>>()), Column::new("interval_hours".into(), &f.interval_hours)],
+        f.len(),
+        vec![Column::new("ts".into(), &f.settle_ms()), Column::new("rate".into(), f.rates().iter().map(|r| r * 3.0).collect::<Vec<f64>>()), Column::new("interval_hours".into(), &f.interval_hours())],
     )
     .expect("funding frame");
     write(&dir.join("funding.parquet"), funding, 1_000);
@@ -293,7 +293,7 @@ fn real_history_in_chunks_is_the_history_whole() {
     write(&dir.path().join("perp.parquet"), bars_frame(&market.perp, |_| true), 4_000);
     write(&dir.path().join("mark.parquet"), bars_frame(market.mark.as_ref().expect("a mark series"), |_| true), 4_000);
     let f = &market.funding;
-    let funding = DataFrame::new(f.settle_ms.len(), vec![Column::new("ts".into(), &f.settle_ms), Column::new("rate".into(), &f.rate), Column::new("interval_hours".into(), &f.interval_hours)]).expect("funding frame");
+    let funding = DataFrame::new(f.len(), vec![Column::new("ts".into(), &f.settle_ms()), Column::new("rate".into(), &f.rates()), Column::new("interval_hours".into(), &f.interval_hours())]).expect("funding frame");
     write(&dir.path().join("funding.parquet"), funding, 1_000);
     let (manifest, summary) = same_both_ways(config(dir.path(), "btc", "mode = \"always_on\"", "leverage = 3.0", true));
     assert!(manifest["steps"].as_u64().is_some_and(|s| s > 50_000), "{}", manifest["steps"]);

@@ -90,7 +90,7 @@ fn a_local_time_funding_file_reads_correctly_with_its_offset() {
     assert!(result.warnings.iter().all(|w| !w.contains("schedule")), "{:?}", result.warnings);
     // The file says 11:00, 19:00, ... in UTC+3: settlements at 08:00, 16:00, ... UTC.
     let first = result.settlements.first().expect("settlements");
-    assert_eq!(first.settle_ms, T0 + 8 * HOUR);
+    assert_eq!(first.settlement.settle_ms, T0 + 8 * HOUR);
     assert_eq!(result.metrics.settlements_held, 6);
     // Without the offset the same file is three hours late, and says so.
     let mut config = load("46-funding-local-time-read-with-offset");

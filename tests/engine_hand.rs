@@ -12,7 +12,7 @@ use common::*;
 fn funding_and_fees_at_constant_prices() {
     // 4 hourly steps at 100; one settlement of +0.01 % at step 2; spot fee 10 bp, perp 5 bp.
     let mut timeline = flat_timeline(&[100.0; 4], &[100.0; 4], &[100.0; 4], HOUR);
-    timeline.funding = vec![event_at(&timeline, 2, 0.0001, 100.0)];
+    timeline.funding = vec![event_at(&timeline, 2, 0.0001, 100.0)].into();
     let mut params = plain_params(10_000.0);
     params.costs.spot_fee = 0.001;
     params.costs.perp_fee = 0.0005;
@@ -35,6 +35,39 @@ fn funding_and_fees_at_constant_prices() {
     assert_close(ledger.row(3).spot_qty, 0.0, 1e-12);
     assert_eq!(ledger.row(3).state, state::FLAT);
     assert_eq!(summary.trades.len(), 4);
+}
+
+/// A timeline holds every settlement loaded: the engine pays only those inside the window
+/// (after the first step, up to the last) that are priced. Steps at 0, 1 h, 2 h, 3 h; settlements
+/// at −1 h (before the window, priced as a loader might leave it), 0 (the first step: its
+/// interval lies before the run), 1 h unpriced (no price known: not paid), 2 h at 0.01 % on 100,
+/// and 4 h (after the last step). Only 2 h is paid: q × 0.0001 × 100, with q = 10,000 / 200 at
+/// 1x and no costs.
+#[test]
+fn only_priced_settlements_inside_the_window_are_paid() {
+    use basis::model::Settlement;
+    let mut timeline = flat_timeline(&[100.0; 4], &[100.0; 4], &[100.0; 4], HOUR);
+    timeline.funding = vec![
+        Settlement { settle_ms: T0 - HOUR, rate: 0.01, interval_hours: 1.0, price: 100.0 },
+        Settlement { settle_ms: T0, rate: 0.01, interval_hours: 1.0, price: 100.0 },
+        Settlement::unpriced(T0 + HOUR, 0.01, 1.0),
+        Settlement { settle_ms: T0 + 2 * HOUR, rate: 0.0001, interval_hours: 1.0, price: 100.0 },
+        Settlement { settle_ms: T0 + 4 * HOUR, rate: 0.01, interval_hours: 1.0, price: 100.0 },
+    ]
+    .into();
+    let mut ledger = FullLedger::default();
+    let summary = sim::run(&timeline, &plain_params(10_000.0), &mut ledger);
+    let q = 10_000.0 / 200.0;
+    let funding: Vec<f64> = (0..4).map(|i| ledger.row(i).pnl.funding).collect();
+    assert_eq!(funding[0], 0.0);
+    assert_eq!(funding[1], 0.0, "the unpriced settlement is not paid");
+    assert_close(funding[2], q * 0.0001 * 100.0, 1e-12);
+    assert_eq!(funding[3], 0.0);
+    assert_eq!(summary.settlements.len(), 1);
+    assert_eq!(summary.settlements[0].settlement.settle_ms, T0 + 2 * HOUR);
+    // The window's settlements (held or not) are the paid one only.
+    assert_eq!(summary.window_settlements.iter().map(|s| s.settle_ms).collect::<Vec<_>>(), vec![T0 + 2 * HOUR]);
+    assert_eq!(timeline.paid_settlements().count(), 1);
 }
 
 #[test]
@@ -150,7 +183,7 @@ fn settlement_is_paid_on_the_position_held_before_the_step() {
     // A settlement stamped exactly at step 0 is before the window; one at step 1 is paid on
     // the position opened at step 0's close.
     let mut timeline = flat_timeline(&[50.0; 3], &[50.0; 3], &[50.0; 3], 8 * HOUR);
-    timeline.funding = vec![event_at(&timeline, 1, -0.0002, 49.0)];
+    timeline.funding = vec![event_at(&timeline, 1, -0.0002, 49.0)].into();
     let params = plain_params(1_000.0);
     let mut ledger = FullLedger::default();
     let summary = sim::run(&timeline, &params, &mut ledger);
@@ -164,7 +197,7 @@ fn settlement_is_paid_on_the_position_held_before_the_step() {
 #[test]
 fn reverse_carry_earns_negative_funding_and_pays_borrow() {
     let mut timeline = flat_timeline(&[100.0; 3], &[100.0; 3], &[100.0; 3], DAY);
-    timeline.funding = vec![event_at(&timeline, 1, -0.001, 100.0)];
+    timeline.funding = vec![event_at(&timeline, 1, -0.001, 100.0)].into();
     let mut params = plain_params(10_000.0);
     params.entry.direction = basis::config::Direction::Reverse;
     params.borrow_apr = 0.073;
@@ -186,9 +219,9 @@ fn threshold_entry_uses_settled_rates_only() {
     use basis::config::EntryMode;
     // Settled history: three rates of 0.0003 per 8 h (32.85 % APR) known by step 1.
     let mut timeline = flat_timeline(&[100.0; 4], &[100.0; 4], &[100.0; 4], 8 * HOUR);
-    timeline.funding_history = [T0 - 16 * HOUR, T0 - 8 * HOUR, T0 + 8 * HOUR]
+    timeline.funding = [T0 - 16 * HOUR, T0 - 8 * HOUR, T0 + 8 * HOUR]
         .into_iter()
-        .map(|settle_ms| basis::data::align::SettledRate { settle_ms, rate: 0.0003, interval_hours: 8.0 })
+        .map(|settle_ms| basis::model::Settlement::unpriced(settle_ms, 0.0003, 8.0))
         .collect();
     let mut params = plain_params(1_000.0);
     params.entry.mode = EntryMode::FundingThreshold;

@@ -7,7 +7,7 @@
 mod common;
 
 use basis::config::{AfterLiquidation, Direction, EntryMode, TopUpSource};
-use basis::data::align::SettledRate;
+use basis::data::align::Settlement;
 use basis::sim::{self, EngineParams};
 use basis::measure::ledger::{events, state, FullLedger, TradeReason};
 use basis::sim::margin::{Brackets, LiquidationStyle};
@@ -294,7 +294,7 @@ fn masking_never_defers_a_perp_liquidation() {
     let mut timeline = rally();
     timeline.spot_stale = vec![0, 1, 1];
     let mut settled = timeline.clone();
-    settled.funding = vec![event_at(&settled, 2, 0.0001, 190_000.0)];
+    settled.funding = vec![event_at(&settled, 2, 0.0001, 190_000.0)].into();
     let (ledger, summary) = run(&settled, &short_perp_params(0.005, LiquidationStyle::LiquidationPrice, 0.0125));
     assert_eq!(ledger.row(2).events & (events::LIQUIDATION | events::MASKED), events::LIQUIDATION | events::MASKED);
     assert_close(summary.trades.iter().find(|t| t.reason == TradeReason::Liquidation).unwrap().fill_price, 149_253.7313, 1e-4);
@@ -307,8 +307,8 @@ fn masking_never_defers_a_perp_liquidation() {
 fn the_signal_is_weighted_by_time() {
     // E: eight 8 h settlements at 0.01 % and one 1 h settlement at 0.3 %.
     let t0 = T0;
-    let mut history: Vec<SettledRate> = (0..8).map(|k| SettledRate { settle_ms: t0 + k * 8 * HOUR, rate: 0.0001, interval_hours: 8.0 }).collect();
-    history.push(SettledRate { settle_ms: t0 + 64 * HOUR, rate: 0.003, interval_hours: 1.0 });
+    let mut history: Vec<Settlement> = (0..8).map(|k| Settlement::unpriced(t0 + k * 8 * HOUR, 0.0001, 8.0)).collect();
+    history.push(Settlement::unpriced(t0 + 64 * HOUR, 0.003, 1.0));
     let at = [t0 + 64 * HOUR];
     assert_close(trailing_funding_apr(&history, &at, 9)[0], 0.5121230769, 1e-9); // not 3.0173
     // lookback 24 h at t = t0 + 65 h: settlements at t−1h, t−9h and t−17h, 17 hours in all.

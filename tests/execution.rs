@@ -149,7 +149,6 @@ proptest! {
             // Funding every 2 steps, the carry entered, exited and flipped on its sign: worked
             // exits, and flips whose entry follows the exit.
             timeline.funding = (1..n).filter(|i| i % 2 == 0).map(|i| common::event_at(&timeline, i, rates[i], prices[i - 1])).collect();
-            timeline.funding_history = timeline.funding.iter().map(|e| basis::data::align::SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
             params.entry.mode = basis::config::EntryMode::FundingThreshold;
             params.entry.direction = basis::config::Direction::Both;
             params.entry.lookback_settlements = 1;

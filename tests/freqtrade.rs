@@ -334,12 +334,12 @@ fn every_freqtrade_format_loads_the_same_candles_known_at_their_close() {
         assert_eq!(market.spot.ts_ms[0], T0 + HOUR, "{format}");
         assert_eq!(market.perp.ts_ms.len(), 48);
         assert_eq!(market.mark.as_ref().unwrap().close[0], 100.1);
-        assert_eq!(market.funding.settle_ms[1], T0 + 8 * HOUR);
-        assert_eq!(market.funding.rate, vec![0.0001, 0.0002, -0.0001, 0.0003, 0.0, 0.0001]);
-        assert_eq!(market.funding.interval_hours[0], 8.0);
+        assert_eq!(market.funding[1].settle_ms, T0 + 8 * HOUR);
+        assert_eq!(market.funding.rates(), vec![0.0001, 0.0002, -0.0001, 0.0003, 0.0, 0.0001]);
+        assert_eq!(market.funding[0].interval_hours, 8.0);
         assert_eq!(market.spot.volume[0], 10.0);
         assert_eq!(market.files.len(), 4);
-        loaded.push((market.spot.close.clone(), market.perp.high.clone(), market.funding.settle_ms.clone()));
+        loaded.push((market.spot.close.clone(), market.perp.high.clone(), market.funding.settle_ms().clone()));
     }
     assert!(loaded.windows(2).all(|w| w[0] == w[1]), "formats disagree");
 }

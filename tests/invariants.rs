@@ -4,7 +4,7 @@
 mod common;
 
 use basis::config::{Direction, EntryMode, TopUpSource};
-use basis::data::align::{align, FundingEvent, SettledRate};
+use basis::data::align::{align, Settlement};
 use basis::data::MarketData;
 use basis::sim;
 use basis::measure::ledger::FullLedger;
@@ -50,9 +50,8 @@ fn timeline_from(path: &Path) -> basis::data::align::MarketTimeline {
     timeline.staking_apr = vec![0.04; spot.len()];
     timeline.funding = (1..spot.len())
         .filter(|i| i % path.funding_every == 0)
-        .map(|i| FundingEvent { step: i, settle_ms: timeline.ts_ms[i], rate: path.rates[i], interval_hours: 8.0, price: mark[i - 1] })
+        .map(|i| Settlement { settle_ms: timeline.ts_ms[i], rate: path.rates[i], interval_hours: 8.0, price: mark[i - 1] })
         .collect();
-    timeline.funding_history = timeline.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
     timeline.spot_stale = path.stale.iter().map(|&s| u8::from(s)).collect();
     timeline
 }
@@ -207,11 +206,10 @@ proptest! {
 }
 
 /// Steps `from..to` of `timeline` as a chunk of time (see `sim::run_chunked`): every per-step
-/// column cut, the settlements of the steps after `from` (those of `from` belong to the chunk
-/// before, unless it is the first) with their steps counted from `from`.
+/// column cut, and every settlement (the engine pays those after the chunk's first step: the
+/// first step's belong to the chunk before, unless it is the first).
 fn chunk_of(timeline: &basis::data::align::MarketTimeline, from: usize, to: usize) -> basis::data::align::MarketTimeline {
     let cut = |values: &Vec<f64>| if values.len() > 1 { values[from..to].to_vec() } else { values.clone() };
-    let first_new = if from == 0 { 0 } else { from + 1 };
     basis::data::align::MarketTimeline {
         ts_ms: timeline.ts_ms[from..to].to_vec(),
         spot: cut(&timeline.spot),
@@ -223,8 +221,8 @@ fn chunk_of(timeline: &basis::data::align::MarketTimeline, from: usize, to: usiz
         spot_high: cut(&timeline.spot_high),
         spot_low: cut(&timeline.spot_low),
         spot_stale: if timeline.spot_stale.is_empty() { Vec::new() } else { timeline.spot_stale[from..to].to_vec() },
-        funding: timeline.funding.iter().filter(|e| e.step >= first_new && e.step < to).map(|e| FundingEvent { step: e.step - from, ..*e }).collect(),
-        funding_history: timeline.funding_history.clone(),
+        // Every settlement: the engine pays those after the chunk's first step, up to its last.
+        funding: timeline.funding.clone(),
         ..Default::default()
     }
 }
@@ -370,10 +368,8 @@ fn perturb_after(data: &mut MarketData, cutoff_ms: i64, factor: f64) {
             }
         }
     }
-    for i in 0..data.funding.settle_ms.len() {
-        if data.funding.settle_ms[i] > cutoff_ms {
-            data.funding.rate[i] = -data.funding.rate[i] * 3.0;
-        }
+    for s in data.funding.iter_mut().filter(|s| s.settle_ms > cutoff_ms) {
+        s.rate = -s.rate * 3.0;
     }
 }
 

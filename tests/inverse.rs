@@ -50,7 +50,7 @@ fn a_one_x_inverse_carry_is_a_synthetic_dollar() {
 #[test]
 fn inverse_funding_is_paid_in_coin() {
     let mut t = flat_timeline(&[100.0, 100.0, 100.0], &[100.0; 3], &[100.0; 3], HOUR);
-    t.funding = vec![event_at(&t, 1, 0.0001, 100.0)];
+    t.funding = vec![event_at(&t, 1, 0.0001, 100.0)].into();
     let mut ledger = FullLedger::default();
     let summary = sim::run(&t, &inverse_params(1.0), &mut ledger);
     assert_close(ledger.row(1).pnl.funding, 0.1, 1e-12);

@@ -46,13 +46,13 @@ fn binance_funding_dumps_glob_as_one_series() {
     let mut files = Vec::new();
     let series = load_funding(&funding_source(pattern.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut files, &mut Vec::new()).unwrap();
     assert_eq!(files.len(), 48);
-    assert_eq!(series.settle_ms.len(), 4383);
+    assert_eq!(series.len(), 4383);
     // calc_time 1609459200000 + jitter rounds to the settlement second.
-    assert_eq!(series.settle_ms[0], ms("2021-01-01T00:00:00Z"));
-    assert_eq!(*series.settle_ms.last().unwrap(), ms("2024-12-31T16:00:00Z"));
-    assert!(series.interval_hours.iter().all(|&h| h == 8.0));
+    assert_eq!(series[0].settle_ms, ms("2021-01-01T00:00:00Z"));
+    assert_eq!(*series.settle_ms().last().unwrap(), ms("2024-12-31T16:00:00Z"));
+    assert!(series.interval_hours().iter().all(|&h| h == 8.0));
     // The largest BTC rate of 2021-2024 (the ±0.3 % cap prints are in 2020).
-    let max = series.rate.iter().cloned().fold(f64::MIN, f64::max);
+    let max = series.rates().iter().cloned().fold(f64::MIN, f64::max);
     assert_eq!(max, 0.00248993);
 }
 
@@ -64,9 +64,9 @@ fn the_long_format_dump_with_a_symbol_column_reads_one_symbol() {
     let from_all = load_funding(&source, "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
     let monthly = real_data_dir().join("binance-funding/BTCUSDT-fundingRate-*.csv");
     let from_monthly = load_funding(&funding_source(monthly.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(from_all.settle_ms.len(), 7119);
-    assert_eq!(from_all.settle_ms, from_monthly.settle_ms);
-    assert_eq!(from_all.rate, from_monthly.rate);
+    assert_eq!(from_all.len(), 7119);
+    assert_eq!(from_all.settle_ms(), from_monthly.settle_ms());
+    assert_eq!(from_all.rates(), from_monthly.rates());
     let err = format!("{:#}", load_funding(&source, "NOPEUSDT", &mut Vec::new(), &mut Vec::new()).unwrap_err());
     assert!(err.contains("no rows for data.symbol \"NOPEUSDT\"") && err.contains("63 symbols"), "{err}");
 }
@@ -75,24 +75,24 @@ fn the_long_format_dump_with_a_symbol_column_reads_one_symbol() {
 fn solusdt_ftx_week_has_2h_and_4h_settlements_per_row() {
     let path = real_data_dir().join("binance-funding/SOLUSDT-fundingRate-2022-11.csv");
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "SOLUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(series.settle_ms.len(), 165);
-    let count = |h: f64| series.interval_hours.iter().filter(|&&x| x == h).count();
+    assert_eq!(series.len(), 165);
+    let count = |h: f64| series.interval_hours().iter().filter(|&&x| x == h).count();
     assert_eq!((count(2.0), count(4.0), count(8.0)), (99, 2, 64));
-    let (i, min) = series.rate.iter().enumerate().fold((0, f64::MAX), |acc, (i, &r)| if r < acc.1 { (i, r) } else { acc });
+    let (i, min) = series.rates().iter().enumerate().fold((0, f64::MAX), |acc, (i, &r)| if r < acc.1 { (i, r) } else { acc });
     assert_eq!(min, -0.02);
-    assert_eq!(series.settle_ms[i], ms("2022-11-09T20:00:00Z"));
-    assert_eq!(series.interval_hours[i], 4.0);
+    assert_eq!(series[i].settle_ms, ms("2022-11-09T20:00:00Z"));
+    assert_eq!(series[i].interval_hours, 4.0);
 }
 
 #[test]
 fn binance_rest_funding_with_marks() {
     let path = real_data_dir().join("binance-daily/funding_BTCUSDT_20210101_20241231.csv");
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceRest), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(series.settle_ms.len(), 4383);
-    let first_mark = series.mark_price.iter().position(|m| m.is_finite()).unwrap();
-    assert_eq!(series.settle_ms[first_mark], ms("2023-10-31T08:00:00Z"));
-    assert_eq!(series.mark_price[first_mark], 34149.46365245);
-    assert!(series.interval_hours.iter().all(|&h| h == 8.0), "intervals inferred from row spacing");
+    assert_eq!(series.len(), 4383);
+    let first_mark = series.iter().map(|s| s.price).collect::<Vec<f64>>().iter().position(|m| m.is_finite()).unwrap();
+    assert_eq!(series[first_mark].settle_ms, ms("2023-10-31T08:00:00Z"));
+    assert_eq!(series[first_mark].price, 34149.46365245);
+    assert!(series.interval_hours().iter().all(|&h| h == 8.0), "intervals inferred from row spacing");
     // A file of another symbol is refused.
     let err = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceRest), "ETHUSDT", &mut Vec::new(), &mut Vec::new()).unwrap_err();
     assert!(is_input_error(&err));
@@ -199,8 +199,8 @@ fn funding_in_percent_is_refused() {
     let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
     source.rates_in = Some(basis::data::source::RateUnits::Percent);
     let series = load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_close(series.rate[0], 0.0001, 1e-15);
-    assert_close(series.rate[4], 0.0005, 1e-15);
+    assert_close(series[0].rate, 0.0001, 1e-15);
+    assert_close(series[4].rate, 0.0005, 1e-15);
 }
 
 /// A `binance_funding` dump with its columns in another order is read by its header, as
@@ -212,9 +212,9 @@ fn a_funding_dump_with_reordered_columns_is_read_by_name() {
     let rows: String = (0..6).map(|k| format!("0.0001,{},8\n", 1_700_000_000_000i64 + k * 8 * HOUR)).collect();
     std::fs::write(&path, format!("last_funding_rate,calc_time,funding_interval_hours\n{rows}")).unwrap();
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(series.rate, vec![0.0001; 6]);
-    assert_eq!(series.settle_ms[1] - series.settle_ms[0], 8 * HOUR);
-    assert_eq!(series.interval_hours, vec![8.0; 6]);
+    assert_eq!(series.rates(), vec![0.0001; 6]);
+    assert_eq!(series[1].settle_ms - series[0].settle_ms, 8 * HOUR);
+    assert_eq!(series.interval_hours(), vec![8.0; 6]);
 }
 
 /// A funding dump written in London wall-clock time (00/08/16 in winter, 01/09/17 in summer)
@@ -233,7 +233,7 @@ fn a_funding_file_in_london_time_loads_on_the_utc_schedule() {
     let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
     source.time_zone = Some("Europe/London".into());
     let series = basis::data::load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(series.settle_ms, utc);
+    assert_eq!(series.settle_ms(), utc);
     source.time_zone = Some("Europe/Londres".into());
     assert!(format!("{:#}", basis::data::load_funding(&source, "X", &mut Vec::new(), &mut Vec::new()).unwrap_err()).contains("IANA"));
 }
@@ -250,7 +250,7 @@ fn capped_funding_in_a_squeeze_is_read_as_decimals() {
     std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
     let mut warnings = Vec::new();
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut warnings).unwrap();
-    assert_eq!(series.rate[3], 0.02);
+    assert_eq!(series[3].rate, 0.02);
     assert!(warnings.iter().any(|w| w.contains("read as decimals") && w.contains("rates_in = \"percent\"")), "{warnings:?}");
     let mut source = funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding);
     source.rates_in = Some(basis::data::source::RateUnits::Decimal);
@@ -268,7 +268,7 @@ fn missing_settlements_are_reported_not_filled() {
     std::fs::write(&path, format!("calc_time,funding_interval_hours,last_funding_rate\n{rows}")).unwrap();
     let mut warnings = Vec::new();
     let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "X", &mut Vec::new(), &mut warnings).unwrap();
-    assert_eq!(series.settle_ms.len(), 5);
+    assert_eq!(series.len(), 5);
     assert!(warnings.iter().any(|w| w.contains("1 gap(s)") && w.contains("(24 h)")), "{warnings:?}");
 }
 
@@ -302,9 +302,9 @@ fn generic_csv_and_parquet_with_a_column_mapping() {
     funding.rate_column = Some("r".into());
     funding.interval_hours_column = Some("h".into());
     let series = generic::load_funding(&funding, &mut Vec::new(), &mut Vec::new()).unwrap();
-    assert_eq!(series.settle_ms, vec![ms("2024-01-01T00:00:00Z"), ms("2024-01-01T04:00:00Z")]);
-    assert_eq!(series.rate, vec![0.0001, -0.0002]);
-    assert_eq!(series.interval_hours, vec![4.0, 4.0]);
+    assert_eq!(series.settle_ms(), vec![ms("2024-01-01T00:00:00Z"), ms("2024-01-01T04:00:00Z")]);
+    assert_eq!(series.rates(), vec![0.0001, -0.0002]);
+    assert_eq!(series.interval_hours(), vec![4.0, 4.0]);
 }
 
 /// Generic bars in columns `t` (close time), `o`, `c` and `v` at `path` (a file or a glob).
@@ -553,7 +553,7 @@ fn the_long_funding_dump_reads_in_any_case_and_without_its_header() {
         let path = dir.path().join(name);
         std::fs::write(&path, format!("{header}{rows}")).unwrap();
         let series = load_funding(&funding_source(path.to_str().unwrap(), FundingFormat::BinanceFunding), "BTCUSDT", &mut Vec::new(), &mut Vec::new()).unwrap();
-        loaded.push((series.settle_ms, series.rate));
+        loaded.push((series.settle_ms(), series.rates()));
     }
     // BTCUSDT's three settlements, their ms of jitter rounded away.
     let expected = (vec![ms("2024-01-01T00:00:00Z"), ms("2024-01-01T08:00:00Z"), ms("2024-01-01T16:00:00Z")], vec![0.0001, 0.00015, -0.00005]);

@@ -6,7 +6,7 @@
 mod common;
 
 use basis::config::{Direction, EntryMode};
-use basis::data::align::{FundingEvent, MarketTimeline, SettledRate};
+use basis::data::align::{MarketTimeline, Settlement};
 use basis::sim::margin::LiquidationStyle;
 use basis::sim::perp_perp::{run, PerpPerpParams, PerpPerpRow};
 use basis::sim::policy::EntryRule;
@@ -29,8 +29,8 @@ fn pp_params(capital: f64, leverage: f64) -> PerpPerpParams {
     }
 }
 
-fn event(t: &MarketTimeline, step: usize, rate: f64, hours: f64) -> FundingEvent {
-    FundingEvent { step, settle_ms: t.ts_ms[step], rate, interval_hours: hours, price: t.mark[step] }
+fn event(t: &MarketTimeline, step: usize, rate: f64, hours: f64) -> Settlement {
+    Settlement { settle_ms: t.ts_ms[step], rate, interval_hours: hours, price: t.mark[step] }
 }
 
 fn rows_of(a: &MarketTimeline, b: &MarketTimeline, pa: &basis::sim::EngineParams, pb: &basis::sim::EngineParams, p: &PerpPerpParams) -> (Vec<PerpPerpRow>, basis::sim::perp_perp::PerpPerpSummary) {
@@ -50,8 +50,8 @@ fn rows_of(a: &MarketTimeline, b: &MarketTimeline, pa: &basis::sim::EngineParams
 fn hand_path_two_intervals() {
     let mut a = flat_timeline(&[100.0, 110.0, 105.0, 100.0], &[100.0, 110.0, 105.0, 100.0], &[100.0, 110.0, 105.0, 100.0], HOUR);
     let mut b = flat_timeline(&[100.0, 111.0, 104.0, 100.0], &[100.0, 111.0, 104.0, 100.0], &[100.0, 111.0, 104.0, 100.0], HOUR);
-    a.funding = vec![event(&a, 1, 0.0001, 1.0), event(&a, 2, 0.0001, 1.0), event(&a, 3, 0.0001, 1.0)];
-    b.funding = vec![event(&b, 2, 0.0008, 8.0)];
+    a.funding = vec![event(&a, 1, 0.0001, 1.0), event(&a, 2, 0.0001, 1.0), event(&a, 3, 0.0001, 1.0)].into();
+    b.funding = vec![event(&b, 2, 0.0008, 8.0)].into();
     let mut pa = plain_params(0.0);
     pa.costs.perp_fee = 0.0005;
     let mut pb = plain_params(0.0);
@@ -89,8 +89,8 @@ fn spread_is_interval_weighted() {
     let prices = vec![100.0; n];
     let mut a = flat_timeline(&prices, &prices, &prices, HOUR);
     let mut b = flat_timeline(&prices, &prices, &prices, HOUR);
-    a.funding_history = (1..=24).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate: if h > 16 { 0.0002 } else { 0.0 }, interval_hours: 1.0 }).collect();
-    b.funding_history = [8, 16, 24].iter().map(|&h| SettledRate { settle_ms: T0 + h * HOUR, rate: 0.0004, interval_hours: 8.0 }).collect();
+    a.funding = (1..=24).map(|h| Settlement::unpriced(T0 + h * HOUR, if h > 16 { 0.0002 } else { 0.0 }, 1.0)).collect();
+    b.funding = [8, 16, 24].iter().map(|&h| Settlement::unpriced(T0 + h * HOUR, 0.0004, 8.0)).collect();
     let mut p = pp_params(20_000.0, 1.0);
     p.entry = EntryRule { mode: EntryMode::FundingThreshold, direction: Direction::Both, entry_funding_apr: 0.10, exit_funding_apr: 0.0, lookback_settlements: 3, lookback_hours: None };
     p.close_at_end = false;
@@ -217,8 +217,6 @@ proptest! {
         b.perp_volume = volumes.iter().rev().copied().collect();
         a.funding = (1..120).map(|i| event(&a, i, rates[i], 1.0)).collect();
         b.funding = (1..120).filter(|i| i % 8 == 0).map(|i| event(&b, i, rates[i] * 4.0, 8.0)).collect();
-        a.funding_history = a.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 1.0 }).collect();
-        b.funding_history = b.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
         let mut pa = plain_params(0.0);
         pa.costs.perp_fee = fee_bps * 1e-4;
         pa.costs.perp_slippage = slip_bps * 1e-4;
@@ -242,7 +240,6 @@ proptest! {
         let mut b2 = timeline_from(&returns, &spread.iter().map(|x| -0.5 * x).collect::<Vec<_>>(), &wick, 1.0);
         b2.perp_volume = volumes.iter().map(|v| v * 2.0).collect();
         b2.funding = (1..120).filter(|i| i % 4 == 0).map(|i| event(&b2, i, rates[(i * 7) % 120] * 2.0, 4.0)).collect();
-        b2.funding_history = b2.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 4.0 }).collect();
         if rotate_hours > 0 {
             p.rotate_every_ms = Some(rotate_hours * HOUR);
             p.lookback_hours = 8.0;
@@ -394,8 +391,8 @@ fn hyperliquid_binance_on_real_data() {
         }
         let (hourly, eight_hourly) = (pair.summary.settlements[0].len(), pair.summary.settlements[1].len());
         assert!(hourly > 7 * eight_hourly && hourly < 9 * eight_hourly, "{coin}: {hourly} hourly vs {eight_hourly} 8-hourly settlements");
-        assert!(pair.summary.settlements[0].iter().all(|s| s.interval_hours == 1.0), "{coin}: Hyperliquid's intervals read as 1 h");
-        assert!(pair.summary.settlements[1].iter().all(|s| s.interval_hours == 8.0));
+        assert!(pair.summary.settlements[0].iter().all(|s| s.settlement.interval_hours == 1.0), "{coin}: Hyperliquid's intervals read as 1 h");
+        assert!(pair.summary.settlements[1].iter().all(|s| s.settlement.interval_hours == 8.0));
         let mut before = book.pairs[p].params.initial_capital;
         for r in &pair.rows {
             assert!((r.equity - before - r.pnl_total()).abs() <= 1e-7 * before);
@@ -415,8 +412,8 @@ fn dated_leg_rolls_and_pays_no_funding() {
     let dated = [101.0, 102.5, 103.0, 106.0];
     let mut a = flat_timeline(&perp, &perp, &perp, HOUR);
     let mut b = flat_timeline(&dated, &dated, &dated, HOUR);
-    a.funding = vec![event(&a, 2, 0.0005, 8.0)];
-    b.funding = vec![event(&b, 2, 0.0005, 8.0)];
+    a.funding = vec![event(&a, 2, 0.0005, 8.0)].into();
+    b.funding = vec![event(&b, 2, 0.0005, 8.0)].into();
     b.derivative = Some(DerivativePath { first: Some(Instrument::Dated(0)), switches: vec![LegSwitch { step: 2, reason: SwitchReason::Roll, to: Instrument::Dated(1), open_price: 105.0, open_mark: 105.0 }] });
     let pa = plain_params(0.0);
     let mut pb = plain_params(0.0);
@@ -511,7 +508,6 @@ fn leg_b_rotates_between_venues_with_the_transfer_time_exposed() {
     let mut v1 = flat_timeline(&a_prices, &a_prices, &a_prices, HOUR);
     for (t, rate) in [(&mut v0, 0.0001), (&mut v1, 0.0003)] {
         t.funding = (1..8).map(|i| event(t, i, rate, 1.0)).collect();
-        t.funding_history = (1..8).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate, interval_hours: 1.0 }).collect();
     }
     let params = plain_params(0.0);
     let mut p = pp_params(20_000.0, 1.0);
@@ -562,7 +558,6 @@ fn spot_carry_rotates_its_perp_between_venues() {
     spot.funding = (1..8).map(|i| event(&spot, i, 0.01, 1.0)).collect();
     for (t, rate) in [(&mut v0, 0.0001), (&mut v1, 0.0003)] {
         t.funding = (1..8).map(|i| event(t, i, rate, 1.0)).collect();
-        t.funding_history = (1..8).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate, interval_hours: 1.0 }).collect();
     }
     let params = plain_params(0.0);
     let mut p = pp_params(30_000.0, 2.0);
@@ -649,12 +644,12 @@ fn spot_carry_rotation_on_real_data() {
     let mut total = 0.0;
     let mut per_venue = [0usize; 3];
     for (paid, &venue) in s.settlements[1].iter().zip(&s.settlement_venues_b) {
-        let rate = rates[venue as usize].get(&paid.settle_ms).copied().unwrap_or_else(|| panic!("venue {venue} has no settlement at {}", paid.settle_ms));
-        assert_eq!(paid.rate, rate);
-        assert!((paid.amount - (-paid.perp_qty * rate * paid.price)).abs() < 1e-9);
+        let rate = rates[venue as usize].get(&paid.settlement.settle_ms).copied().unwrap_or_else(|| panic!("venue {venue} has no settlement at {}", paid.settlement.settle_ms));
+        assert_eq!(paid.settlement.rate, rate);
+        assert!((paid.amount - (-paid.perp_qty * rate * paid.settlement.price)).abs() < 1e-9);
         // Held there at that time: the ledger names the venue of the step the settlement is paid in.
-        let step = pair.rows.iter().position(|r| r.ts_ms >= paid.settle_ms).unwrap();
-        assert_eq!(pair.rows[step - 1].venue_b, venue, "at {}", paid.settle_ms);
+        let step = pair.rows.iter().position(|r| r.ts_ms >= paid.settlement.settle_ms).unwrap();
+        assert_eq!(pair.rows[step - 1].venue_b, venue, "at {}", paid.settlement.settle_ms);
         total += paid.amount;
         per_venue[venue as usize] += 1;
     }
@@ -727,7 +722,6 @@ fn a_rotation_is_worked_over_bars() {
     v1.perp_volume = vec![600.0; 8];
     for (t, rate) in [(&mut v0, 0.0001), (&mut v1, 0.0003)] {
         t.funding = (1..8).map(|i| event(t, i, rate, 1.0)).collect();
-        t.funding_history = (1..8).map(|h| SettledRate { settle_ms: T0 + h * HOUR, rate, interval_hours: 1.0 }).collect();
     }
     let mut params = plain_params(0.0);
     params.execution = basis::sim::execution::Execution { max_participation: 0.1, ..basis::sim::execution::Execution::AT_ONCE };

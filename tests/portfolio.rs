@@ -6,7 +6,7 @@ mod common;
 
 use basis::config::book::BookConfig;
 use basis::config::{Direction, EntryMode, TopUpSource};
-use basis::data::align::{FundingEvent, MarketTimeline, SettledRate};
+use basis::data::align::{MarketTimeline, Settlement};
 use basis::measure::book::BookLedger;
 use basis::measure::ledger::FullLedger;
 use basis::model::StepRow;
@@ -388,8 +388,7 @@ fn random_timeline(returns: &[f64], basis: &[f64], range: &[f64], rates: &[f64])
     t.spot_high = spot.iter().zip(range).map(|(s, r)| s * (1.0 + r)).collect();
     t.spot_low = spot.iter().zip(range).map(|(s, r)| s * (1.0 - r)).collect();
     t.staking_apr = vec![0.03; spot.len()];
-    t.funding = (1..spot.len()).step_by(4).map(|i| FundingEvent { step: i, settle_ms: t.ts_ms[i], rate: rates[i], interval_hours: 8.0, price: mark[i - 1] }).collect();
-    t.funding_history = t.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
+    t.funding = (1..spot.len()).step_by(4).map(|i| Settlement { settle_ms: t.ts_ms[i], rate: rates[i], interval_hours: 8.0, price: mark[i - 1] }).collect();
     t
 }
 
@@ -808,7 +807,6 @@ fn funding_weighted_allocation_resplits_by_trailing_apr() {
     let make = |rate: f64| {
         let mut t = scripted(&[100.0; 30]);
         t.funding = [8usize, 16, 24].iter().map(|&i| event_at(&t, i, rate, 100.0)).collect();
-        t.funding_history = t.funding.iter().map(|e| SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: 8.0 }).collect();
         t
     };
     let (a, b) = (make(0.0003), make(0.0001));
@@ -839,7 +837,7 @@ fn a_cross_venue_btc_pair_runs_on_hyperliquid_funding() {
     assert_eq!(m.book.end, "2026-03-07 09:00:00Z");
     let pair = &result.summary.pairs[0];
     assert!(pair.settlements.len() > 8000, "hourly settlements: {}", pair.settlements.len());
-    assert!(pair.settlements.iter().all(|s| s.interval_hours == 1.0));
+    assert!(pair.settlements.iter().all(|s| s.settlement.interval_hours == 1.0));
     assert_eq!((m.pairs["BTCUSDT"].spot_account.as_str(), m.pairs["BTCUSDT"].perp_account.as_str()), ("binance_usdm", "hyperliquid"));
     // Independently, from the table itself: Hyperliquid's BTC rates settled inside the window
     // (after the first step, up to the last), summed and annualised over the window, are the

@@ -165,7 +165,7 @@ fn chart_numbers_agree_with_metrics() {
     assert_eq!(run.settlements.len(), run.metrics.settlements);
     // The sample's rally pins funding at its +0.3 % cap for 53 settlements.
     assert_eq!(run.input().capped_settlements(), 53);
-    assert_eq!(run.settlements.iter().filter(|s| s.rate >= 0.003 - 1e-12).count(), 53);
+    assert_eq!(run.settlements.iter().filter(|s| s.settlement.rate >= 0.003 - 1e-12).count(), 53);
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use basis::data::align::{MarketTimeline, SettledRate};
+use basis::data::align::{MarketTimeline, Settlement};
 use basis::measure::ledger::{FullLedger, TradeReason};
 use basis::sim::policy::{Direction, RuleSeries};
 use basis::sim::{self, EngineParams};
@@ -274,11 +274,18 @@ fn market(prices: &[f64], rates: &[f64]) -> MarketTimeline {
     t.symbol = "BTCUSDT".into();
     t.perp = prices.iter().enumerate().map(|(i, p)| p * (1.0 + 0.0004 * ((i % 7) as f64 - 3.0))).collect();
     t.mark = t.perp.clone();
-    t.funding_history = rates.iter().enumerate().map(|(k, &rate)| SettledRate { settle_ms: T0 - 48 * HOUR + k as i64 * 8 * HOUR, rate, interval_hours: 8.0 }).collect();
-    t.funding = t.funding_history.iter().filter(|s| s.settle_ms > T0 && s.settle_ms <= *t.ts_ms.last().unwrap()).map(|s| {
-        let step = t.ts_ms.partition_point(|&x| x < s.settle_ms);
-        basis::data::align::FundingEvent { step, settle_ms: s.settle_ms, rate: s.rate, interval_hours: 8.0, price: t.mark[step] }
-    }).collect();
+    // Every settlement from 48 h before the first step; those inside the window are paid at the
+    // mark of the step that holds them.
+    let last = *t.ts_ms.last().unwrap();
+    t.funding = rates
+        .iter()
+        .enumerate()
+        .map(|(k, &rate)| {
+            let settle_ms = T0 - 48 * HOUR + k as i64 * 8 * HOUR;
+            let price = if settle_ms > T0 && settle_ms <= last { t.mark[t.ts_ms.partition_point(|&x| x < settle_ms)] } else { f64::NAN };
+            Settlement { settle_ms, rate, interval_hours: 8.0, price }
+        })
+        .collect();
     t
 }
 
@@ -349,7 +356,7 @@ proptest! {
 #[test]
 fn regimes_by_hand() {
     let mut timeline = flat(10);
-    timeline.funding = vec![event_at(&timeline, 2, 0.0001, 100.0), event_at(&timeline, 4, -0.0002, 100.0), event_at(&timeline, 5, -0.0001, 100.0), event_at(&timeline, 7, 0.0003, 100.0)];
+    timeline.funding = vec![event_at(&timeline, 2, 0.0001, 100.0), event_at(&timeline, 4, -0.0002, 100.0), event_at(&timeline, 5, -0.0001, 100.0), event_at(&timeline, 7, 0.0003, 100.0)].into();
     let (_, summary) = run(&timeline, &plain_params(1_000.0));
     let metrics = basis::measure::metrics::compute(&summary, "TEST", true);
     let r = metrics.regimes.expect("a pair run tracks regimes");
@@ -384,7 +391,7 @@ fn price_and_settlement_signals_by_hand() {
     let mut timeline = flat(4);
     timeline.perp = vec![101.0; 4];
     timeline.mark = vec![100.5; 4];
-    timeline.funding_history = vec![SettledRate { settle_ms: timeline.ts_ms[2], rate: 0.0002, interval_hours: 4.0 }];
+    timeline.funding = vec![Settlement::unpriced(timeline.ts_ms[2], 0.0002, 4.0)].into();
     series_csv(&dir.join("expected.csv"), &timeline, &[0.0; 4]);
     let config = rules_config(&dir, "mode = \"rules\"\nenter = \"1\"\nexit = \"0\"");
     let mut signals = basis::signal::Signals::new(&config, &timeline).unwrap();
@@ -420,8 +427,8 @@ fn the_funding_spread_between_venues_by_hand() {
     let dir = dir_guard.path();
     let mut a = flat(30);
     let mut b = flat(30);
-    a.funding_history = (0..12).map(|k| SettledRate { settle_ms: T0 - 48 * HOUR + k * 8 * HOUR, rate: 0.0003, interval_hours: 8.0 }).collect();
-    b.funding_history = (0..96).map(|k| SettledRate { settle_ms: T0 - 48 * HOUR + k * HOUR, rate: 0.00002, interval_hours: 1.0 }).collect();
+    a.funding = (0..12).map(|k| Settlement::unpriced(T0 - 48 * HOUR + k * 8 * HOUR, 0.0003, 8.0)).collect();
+    b.funding = (0..96).map(|k| Settlement::unpriced(T0 - 48 * HOUR + k * HOUR, 0.00002, 1.0)).collect();
     series_csv(&dir.join("expected.csv"), &a, &[0.0; 30]);
     let config = rules_config(&dir, "mode = \"rules\"\nenter = \"1\"\nexit = \"0\"\nlookback_hours = 24");
     let mut signals = basis::signal::Signals::new(&config, &a).unwrap().with_peers(vec![("B".into(), &b)]);

@@ -91,7 +91,7 @@ fn simple_shocks_by_hand() {
 fn smallest_liquidating_shock_matches_the_bracket_formula() {
     // No funding, so the margin stays what the entry posted.
     let mut t = flat();
-    t.funding.clear();
+    t.funding = Default::default();
     let mut p = plain_params(10_000.0);
     p.leverage = 3.0;
     // 10,000 buys q = 10,000 / (100 + 100/3) = 75 spot, and a 75 short with margin 75 x 100 / 3.

@@ -28,9 +28,9 @@ fn json_exports_of_every_venue() {
         T + 16 * H, T + 8 * H, T
     );
     let f = load(FundingFormat::BybitJson, "bybit.json", bybit.as_bytes()).unwrap();
-    assert_eq!(f.settle_ms, vec![T, T + 8 * H, T + 16 * H]);
-    assert_eq!(f.rate, vec![0.0001, -0.0001, 0.0002]);
-    assert!(f.interval_hours.iter().all(|h| *h == 8.0));
+    assert_eq!(f.settle_ms(), vec![T, T + 8 * H, T + 16 * H]);
+    assert_eq!(f.rates(), vec![0.0001, -0.0001, 0.0002]);
+    assert!(f.interval_hours().iter().all(|h| *h == 8.0));
 
     // OKX: realizedRate (what was paid), not the predicted fundingRate.
     let okx = format!(
@@ -38,41 +38,41 @@ fn json_exports_of_every_venue() {
         T + 8 * H, T
     );
     let f = load(FundingFormat::Okx, "okx.json", okx.as_bytes()).unwrap();
-    assert_eq!(f.rate, vec![0.0001, 0.00012]);
+    assert_eq!(f.rates(), vec![0.0001, 0.00012]);
     // The same as CSV with the API's columns.
     let csv = format!("instId,fundingRate,realizedRate,fundingTime\nBTC-USDT-SWAP,0.0009,0.0001,{T}\nBTC-USDT-SWAP,0.0009,0.00012,{}\n", T + 8 * H);
-    assert_eq!(load(FundingFormat::Okx, "okx.csv", csv.as_bytes()).unwrap().rate, vec![0.0001, 0.00012]);
+    assert_eq!(load(FundingFormat::Okx, "okx.csv", csv.as_bytes()).unwrap().rates(), vec![0.0001, 0.00012]);
 
     // Hyperliquid: hourly rates, ms times, root array.
     let hl = format!(r#"[{{"coin":"ETH","fundingRate":"0.0000125","premium":"-0.0003","time":{T}}},{{"coin":"ETH","fundingRate":"0.00001","premium":"-0.0003","time":{}}}]"#, T + H);
     let f = load(FundingFormat::HyperliquidJson, "hl.json", hl.as_bytes()).unwrap();
-    assert_eq!((f.rate[0], f.interval_hours[0]), (0.0000125, 1.0));
+    assert_eq!((f[0].rate, f[0].interval_hours), (0.0000125, 1.0));
 
     // dYdX v4: ISO times, hourly, with a price.
     let dydx = r#"{"historicalFunding":[{"ticker":"BTC-USD","rate":"0.00001","price":"42000.5","effectiveAt":"2024-01-01T01:00:00.000Z","effectiveAtHeight":"1"},{"ticker":"BTC-USD","rate":"-0.000002","price":"42100","effectiveAt":"2024-01-01T00:00:00.000Z","effectiveAtHeight":"0"}]}"#;
     let f = load(FundingFormat::DydxJson, "dydx.json", dydx.as_bytes()).unwrap();
-    assert_eq!(f.settle_ms, vec![T, T + H]);
-    assert_eq!((f.rate[0], f.mark_price[0], f.interval_hours[1]), (-0.000002, 42100.0, 1.0));
+    assert_eq!(f.settle_ms(), vec![T, T + H]);
+    assert_eq!((f[0].rate, f[0].price, f[1].interval_hours), (-0.000002, 42100.0, 1.0));
 
     // Deribit: interest_1h is the hour's rate; interest_8h (trailing) is not used.
     let deribit = format!(r#"{{"jsonrpc":"2.0","result":[{{"timestamp":{T},"index_price":42000,"prev_index_price":41990,"interest_1h":0.00002,"interest_8h":0.0002}}]}}"#);
     let f = load(FundingFormat::DeribitJson, "deribit.json", deribit.as_bytes()).unwrap();
-    assert_eq!((f.rate[0], f.interval_hours[0], f.mark_price[0]), (0.00002, 1.0, 42000.0));
+    assert_eq!((f[0].rate, f[0].interval_hours, f[0].price), (0.00002, 1.0, 42000.0));
 
     // BitMEX: the interval is a time after 2000-01-01; early history settled every 24 h.
     let bitmex = r#"[{"timestamp":"2016-05-14T12:00:00.000Z","symbol":"XBTUSD","fundingInterval":"2000-01-02T00:00:00.000Z","fundingRate":0.00375},{"timestamp":"2024-01-01T04:00:00.000Z","symbol":"XBTUSD","fundingInterval":"2000-01-01T08:00:00.000Z","fundingRate":0.0001},{"timestamp":"2024-01-01T12:00:00.000Z","symbol":"XBTUSD","fundingInterval":"2000-01-01T08:00:00.000Z","fundingRate":0.0001}]"#;
     let f = load(FundingFormat::BitmexJson, "bitmex.json", bitmex.as_bytes()).unwrap();
-    assert_eq!(f.interval_hours, vec![24.0, 8.0, 8.0]);
-    assert_eq!(f.settle_ms[1], T + 4 * H);
+    assert_eq!(f.interval_hours(), vec![24.0, 8.0, 8.0]);
+    assert_eq!(f[1].settle_ms, T + 4 * H);
 
     // Gate: `t` in seconds.
     let gate = format!(r#"[{{"t":{},"r":"0.0001"}},{{"t":{},"r":"0.0003"}}]"#, T / 1000, T / 1000 + 28_800);
     let f = load(FundingFormat::GateJson, "gate.json", gate.as_bytes()).unwrap();
-    assert_eq!((f.settle_ms[1], f.rate[1], f.interval_hours[1]), (T + 8 * H, 0.0003, 8.0));
+    assert_eq!((f[1].settle_ms, f[1].rate, f[1].interval_hours), (T + 8 * H, 0.0003, 8.0));
 
     // ccxt: unified records.
     let ccxt = format!(r#"[{{"info":{{}},"symbol":"BTC/USDT:USDT","fundingRate":0.0001,"timestamp":{T},"datetime":"2024-01-01T00:00:00.000Z"}},{{"info":{{}},"symbol":"BTC/USDT:USDT","fundingRate":0.0002,"timestamp":{}}}]"#, T + 8 * H);
-    assert_eq!(load(FundingFormat::CcxtJson, "ccxt.json", ccxt.as_bytes()).unwrap().rate, vec![0.0001, 0.0002]);
+    assert_eq!(load(FundingFormat::CcxtJson, "ccxt.json", ccxt.as_bytes()).unwrap().rates(), vec![0.0001, 0.0002]);
 }
 
 #[test]
@@ -106,9 +106,9 @@ fn tardis_settlements_come_from_the_last_quote_before_each() {
     csv.push_str(&format!("binance-futures,BTCUSDT,{t},{t},{},-0.00005,,1000,42000,42000,42002\n", us(T + 16 * H)));
     csv.push_str(&format!("binance-futures,BTCUSDT,{t},{t},,,,1000,42000,42000,42002\n"));
     let f = load(FundingFormat::Tardis, "ticker.csv.gz", &gz(&csv)).unwrap();
-    assert_eq!(f.settle_ms, vec![T + 8 * H, T + 16 * H]);
-    assert_eq!(f.rate, vec![0.00013, -0.00005]);
-    assert_eq!(f.mark_price[0], 42001.0);
+    assert_eq!(f.settle_ms(), vec![T + 8 * H, T + 16 * H]);
+    assert_eq!(f.rates(), vec![0.00013, -0.00005]);
+    assert_eq!(f[0].price, 42001.0);
 }
 
 #[test]

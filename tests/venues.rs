@@ -35,16 +35,16 @@ fn capped_in_dumps(symbol: &str, year: i32) -> (Settlements, Settlements, usize)
     let series = load_funding(&source, symbol, &mut Vec::new(), &mut Vec::new()).unwrap();
     let binance = preset("binance_usdm");
     let (mut at_cap, mut at_floor) = (Vec::new(), Vec::new());
-    for i in 0..series.rate.len() {
-        let (cap, floor) = binance.limits_at(symbol, series.settle_ms[i], series.interval_hours[i]);
-        if at_limit(series.rate[i], cap, None) {
-            at_cap.push((series.settle_ms[i], series.rate[i]));
+    for s in series.iter() {
+        let (cap, floor) = binance.limits_at(symbol, s.settle_ms, s.interval_hours);
+        if at_limit(s.rate, cap, None) {
+            at_cap.push((s.settle_ms, s.rate));
         }
-        if at_limit(series.rate[i], None, floor) {
-            at_floor.push((series.settle_ms[i], series.rate[i]));
+        if at_limit(s.rate, None, floor) {
+            at_floor.push((s.settle_ms, s.rate));
         }
     }
-    (at_cap, at_floor, series.rate.len())
+    (at_cap, at_floor, series.len())
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn caps_run_marks_the_capped_settlements_of_the_data_and_applies_user_caps() {
     let actual = &outcomes[0];
     let n = actual.settled.len();
     assert_eq!(n, 1098);
-    assert_eq!(actual.settled.iter().filter(|s| s.capped).count(), 2);
+    assert_eq!(actual.settled.at_limit_count(), 2);
     assert_close(actual.share_at_cap * n as f64, 1.0, 1e-9);
     assert_close(actual.share_at_floor * n as f64, 1.0, 1e-9);
     // The actual run's funding equals the plain backtest's.
@@ -110,14 +110,14 @@ fn caps_run_marks_the_capped_settlements_of_the_data_and_applies_user_caps() {
 
     // A ±0.1 % cap binds: every settlement within it, some at it, and none of the rates exceed it.
     let tight = &outcomes[1];
-    assert!(tight.settled.iter().all(|s| s.rate.abs() <= 0.001 + 1e-15));
-    let at = tight.settled.iter().filter(|s| s.capped).count();
-    assert!(at > 0 && tight.settled.iter().filter(|s| s.capped).all(|s| s.uncapped.abs() > 0.001), "{at} capped");
-    assert!(tight.settled.iter().all(|s| s.interval_hours == 8.0));
+    assert!(tight.settled.funding.iter().all(|s| s.rate.abs() <= 0.001 + 1e-15));
+    let at = tight.settled.at_limit_count();
+    assert!(at > 0 && (0..tight.settled.len()).filter(|&k| tight.settled.at_limit[k]).all(|k| tight.settled.uncapped_rate[k].abs() > 0.001), "{at} capped");
+    assert!(tight.settled.funding.iter().all(|s| s.interval_hours == 8.0));
     // The hourly user cap settles every hour; Hyperliquid's rules are the same formula and cap,
     // but averaged evenly and paid on the oracle (spot) price.
     let hourly = &outcomes[2];
-    assert!(hourly.settled.len() > 8 * 1090 && hourly.settled.iter().all(|s| s.interval_hours == 1.0));
+    assert!(hourly.settled.len() > 8 * 1090 && hourly.settled.funding.iter().all(|s| s.interval_hours == 1.0));
     let hl = &outcomes[3];
     assert_eq!(hl.settled.len(), hourly.settled.len());
     assert!(outcomes.iter().all(|o| o.metrics.liquidations == 0));
@@ -140,7 +140,7 @@ fn caps_on_a_fixed_path_reprice_the_held_quantities_under_each_rule_set() {
     assert_eq!(plain.metrics.liquidations, 0);
     assert!(plain.metrics.margin_top_ups > 0, "the path has top-ups");
     let rows: Vec<_> = (0..plain.ledger.len()).map(|i| plain.ledger.row(i)).collect();
-    let reprice = |settled: &[basis::venue::funding::Settled]| -> f64 {
+    let reprice = |settled: &[basis::model::Settlement]| -> f64 {
         settled
             .iter()
             .map(|s| {
@@ -155,7 +155,7 @@ fn caps_on_a_fixed_path_reprice_the_held_quantities_under_each_rule_set() {
     };
     let non_funding = plain.metrics.final_equity - plain.metrics.funding_pnl;
     for o in &outcomes {
-        let expected = reprice(&o.settled);
+        let expected = reprice(&o.settled.funding);
         assert_close(o.metrics.funding_pnl, expected, 1e-9 * expected.abs().max(1.0));
         // Only funding differs: the rest of the PnL is the plain backtest's.
         assert_close(o.metrics.final_equity - o.metrics.funding_pnl, non_funding, 1e-6);
@@ -179,7 +179,7 @@ fn counterfactual_binance_funding_tracks_the_printed_rates() {
     assert!((a - c).abs() < 0.015, "actual {a}, counterfactual {c}");
     assert_eq!(counterfactual.metrics.settlements, actual.metrics.settlements);
     // Counterfactual rates sit on the 8 h grid, inside the BTC cap.
-    assert!(counterfactual.settlements.iter().all(|s| s.settle_ms % (8 * HOUR) == 0 && s.rate.abs() <= 0.003));
+    assert!(counterfactual.settlements.iter().all(|s| s.settlement.settle_ms % (8 * HOUR) == 0 && s.settlement.rate.abs() <= 0.003));
 }
 
 /// (venue, coin) -> (settlement hour ms, rate), sorted, straight from the Parquet file.

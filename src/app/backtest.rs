@@ -10,7 +10,7 @@ use crate::data::quality::StaleSpan;
 use crate::data::{self, align::{Coverage, MarketTimeline}, stream::Chunking};
 use crate::sim::policy::EntryMode;
 use crate::sim::RunSummary;
-use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, LayoutThread, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, Settlement, Tee};
+use crate::measure::ledger::{settlements_frame, trades_frame, window_settlements, FullLedger, LayoutThread, NoLedger, ParquetLedger, PeriodLedger, ReportLedger, FundingPayment, Tee};
 use crate::measure::metrics::Metrics;
 use crate::output::RunDir;
 use crate::render::{self, ReportInput};
@@ -27,7 +27,7 @@ pub struct BacktestResult {
     /// The measured results written to `metrics.json`.
     pub metrics: Metrics,
     /// Every settlement in the window, with what the position received or paid.
-    pub settlements: Vec<Settlement>,
+    pub settlements: Vec<FundingPayment>,
     /// Input files read.
     pub files: Vec<PathBuf>,
     /// Repairs and data-quality findings.
@@ -275,7 +275,7 @@ fn write_rest(run_dir: RunDir, config: &Config, config_path: Option<&Path>, resu
         synthetic: result.timeline.synthetic,
         symbol: &result.timeline.symbol,
         steps: result.summary.steps,
-        settlements_in_window: result.timeline.funding.len(),
+        settlements_in_window: result.timeline.funding.paid().count(),
         inputs,
         warnings: &result.warnings,
         stale_spot_masked: config.data.mask_stale_spot,

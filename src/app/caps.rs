@@ -23,13 +23,15 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::venue::funding::{counterfactual_for, premium_for, Settled};
+use crate::venue::funding::{counterfactual_for, premium_for, CappedFunding};
 use crate::venue::{CapRule, Preset};
 use crate::config::Config;
 use crate::data::align::align_window;
 use crate::data::{self, MarketData};
 use crate::measure::ledger::FullLedger;
 use crate::measure::metrics::Metrics;
+use crate::model::funding::step_of;
+use crate::model::{MarketTimeline, Settlement};
 use crate::output::RunDir;
 use crate::render::charts::{self, CompareLine};
 use crate::render::compare::overlay_images;
@@ -120,8 +122,8 @@ pub fn user_cap(spec: &str, base: &Preset) -> Result<RuleSet> {
 pub struct CapsOutcome {
     /// The rule set's label in tables and legends (see [`RuleSet::label`]).
     pub label: String,
-    /// Settlements in the window: time, rate, interval, uncapped rate, at cap or floor.
-    pub settled: Vec<Settled>,
+    /// Settlements in the window, each with its rate before the cap and floor and whether one bound.
+    pub settled: CappedFunding,
     /// Metrics of the carry run under this rule set's funding.
     pub metrics: Metrics,
     /// Share of settlements at the cap (capped with a positive rate), decimal 0–1.
@@ -189,34 +191,30 @@ pub fn run(config: &Config, rule_sets: &[RuleSet], mode: CapsMode) -> Result<(Ve
             let (settled, timeline) = match rule_set {
                 RuleSet::Actual => {
                     let symbol = &market.symbol;
-                    let f = &market.funding;
-                    let settled = (0..f.settle_ms.len())
-                        .filter(|&i| f.settle_ms[i] > from_ms && f.settle_ms[i] <= to_ms)
-                        .map(|i| {
-                            let (cap, floor) = config.venue.limits_at(symbol, f.settle_ms[i], f.interval_hours[i]);
-                            Settled {
-                                settle_ms: f.settle_ms[i],
-                                rate: f.rate[i],
-                                interval_hours: f.interval_hours[i],
-                                uncapped: f.rate[i],
-                                capped: series::at_limit(f.rate[i], cap, floor),
-                            }
+                    let inside = &market.funding[market.funding.between(from_ms, to_ms)];
+                    let at_limit = inside
+                        .iter()
+                        .map(|s| {
+                            let (cap, floor) = config.venue.limits_at(symbol, s.settle_ms, s.interval_hours);
+                            series::at_limit(s.rate, cap, floor)
                         })
                         .collect();
+                    // The files' rates are what was paid: nothing is known of them before a cap.
+                    let settled = CappedFunding { funding: inside.iter().copied().collect(), uncapped_rate: inside.iter().map(|s| s.rate).collect(), at_limit };
                     (settled, None)
                 }
                 RuleSet::Rules { preset, .. } => {
-                    let (settled, funding) = counterfactual_for(preset, &base, &premium);
-                    let swapped = MarketData { funding, funding_derived: true, ..market.clone() };
+                    let settled = counterfactual_for(preset, &base, &premium);
+                    let swapped = MarketData { funding: settled.funding.clone(), funding_derived: true, ..market.clone() };
                     (settled, Some(align_window(&swapped, &window, config.portfolio.staking_apr)?))
                 }
             };
             let timeline = timeline.as_ref().unwrap_or(&base);
             let n = settled.len().max(1) as f64;
-            let share_at_cap = settled.iter().filter(|s| s.capped && s.rate > 0.0).count() as f64 / n;
-            let share_at_floor = settled.iter().filter(|s| s.capped && s.rate < 0.0).count() as f64 / n;
+            let (at_cap, at_floor) = settled.at_cap_and_floor();
+            let (share_at_cap, share_at_floor) = (at_cap as f64 / n, at_floor as f64 / n);
             if let Some((summary, ledger)) = &path {
-                let (repriced, cumulative_funding, equity) = reprice_on_path(summary, ledger, &timeline.funding);
+                let (repriced, cumulative_funding, equity) = reprice_on_path(summary, ledger, timeline);
                 let metrics = super::pipeline::measure(&repriced, &base);
                 return Ok(CapsOutcome {
                     label: rule_set.label().to_string(),
@@ -265,14 +263,15 @@ fn top_up_times(summary: &crate::sim::RunSummary) -> Vec<i64> {
     times
 }
 
-/// The fixed path (`summary`, `ledger`) with its funding replaced by `events`: each settlement
+/// The fixed path (`summary`, `ledger`) with its funding replaced by the settlements `timeline`
+/// pays ([`MarketTimeline::paid_settlements`]; its steps are the path's): each settlement
 /// paid as the engine pays it, −qty × rate × price, on the perp quantity held when the engine
 /// settles it (at step max(step, 1), after that step's liquidation check: the previous close's
 /// quantity, or none once the perp was liquidated in the step). Returns the path's summary
 /// with those settlements and what follows from them (funding PnL, final and daily equity,
 /// drawdown), the running funding at each step, and the equity at each step.
-pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, events: &[crate::model::FundingEvent]) -> (crate::sim::RunSummary, Vec<f64>, Vec<f64>) {
-    use crate::model::{Settlement, TradeReason};
+pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, timeline: &MarketTimeline) -> (crate::sim::RunSummary, Vec<f64>, Vec<f64>) {
+    use crate::model::{FundingPayment, TradeReason};
     let n = ledger.len();
     let liquidated_at: std::collections::BTreeSet<usize> = summary.trades.iter().filter(|t| t.reason == TradeReason::Liquidation && t.leg == "perp").map(|t| t.step).collect();
     let held = |step: usize| -> f64 {
@@ -285,16 +284,17 @@ pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, ev
     };
     let mut out = summary.clone();
     out.settlements.clear();
-    out.window_settlements = events.iter().map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
+    out.window_settlements = timeline.paid_settlements().copied().collect();
     let mut funding_at = vec![0.0; n];
-    for e in events {
-        let qty = held(e.step);
-        if qty == 0.0 || e.step.max(1) >= n {
+    for e in timeline.paid_settlements() {
+        let step = step_of(&timeline.ts_ms, e.settle_ms);
+        let qty = held(step);
+        if qty == 0.0 || step.max(1) >= n {
             continue;
         }
         let amount = -qty * e.rate * e.price;
-        funding_at[e.step.max(1)] += amount;
-        out.settlements.push(Settlement::paid(e.settle_ms, e.rate, e.interval_hours, e.price, qty, amount));
+        funding_at[step.max(1)] += amount;
+        out.settlements.push(FundingPayment::paid(*e, qty, amount));
     }
     // The path's equity with its own funding swapped for these settlements.
     let (mut running, mut base_running) = (0.0, 0.0);
@@ -316,7 +316,7 @@ pub fn reprice_on_path(summary: &crate::sim::RunSummary, ledger: &FullLedger, ev
 }
 
 /// Trailing 7-day funding APR at each settlement: Σ rate over (T − 7 d, T] × 365 / 7, in %.
-pub fn trailing_week_apr(settled: &[Settled]) -> (Vec<i64>, Vec<f64>) {
+pub fn trailing_week_apr(settled: &[Settlement]) -> (Vec<i64>, Vec<f64>) {
     let mut ts = Vec::with_capacity(settled.len());
     let mut apr = Vec::with_capacity(settled.len());
     let mut lo = 0;
@@ -341,7 +341,7 @@ pub fn render(config: &Config, outcomes: &[CapsOutcome], warnings: &[String], mo
     let apr_lines: Vec<CompareLine> = outcomes
         .iter()
         .map(|o| {
-            let (ts, apr) = trailing_week_apr(&o.settled);
+            let (ts, apr) = trailing_week_apr(&o.settled.funding);
             CompareLine { label: o.label.clone(), lines: charts::decimate_for_chart(&ts, &apr) }
         })
         .collect();
@@ -486,18 +486,22 @@ fn share(fraction: f64, settlements: usize) -> String {
 /// Every rule set's settlements as one long frame: rule_set, ts (UTC), interval_hours, rate,
 /// uncapped_rate, at_limit.
 fn settlements_frame(outcomes: &[CapsOutcome]) -> Result<DataFrame> {
-    let rows: Vec<(&str, &Settled)> = outcomes.iter().flat_map(|o| o.settled.iter().map(move |s| (o.label.as_str(), s))).collect();
-    let column = |name: &str, f: &dyn Fn(&Settled) -> f64| Column::new(name.into(), rows.iter().map(|(_, s)| f(s)).collect::<Vec<_>>());
+    // (rule set, settlement, uncapped rate, at the cap or floor)
+    let rows: Vec<(&str, &Settlement, f64, bool)> = outcomes
+        .iter()
+        .flat_map(|o| (0..o.settled.len()).map(move |k| (o.label.as_str(), &o.settled.funding[k], o.settled.uncapped_rate[k], o.settled.at_limit[k])))
+        .collect();
+    let column = |name: &str, f: &dyn Fn(&Settlement) -> f64| Column::new(name.into(), rows.iter().map(|(_, s, ..)| f(s)).collect::<Vec<_>>());
     let frame = DataFrame::new(
         rows.len(),
         vec![
-            Column::new("rule_set".into(), rows.iter().map(|(l, _)| *l).collect::<Vec<_>>()),
-            Column::new("ts".into(), rows.iter().map(|(_, s)| s.settle_ms).collect::<Vec<_>>())
+            Column::new("rule_set".into(), rows.iter().map(|(l, ..)| *l).collect::<Vec<_>>()),
+            Column::new("ts".into(), rows.iter().map(|(_, s, ..)| s.settle_ms).collect::<Vec<_>>())
                 .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?,
             column("interval_hours", &|s| s.interval_hours),
             column("rate", &|s| s.rate),
-            column("uncapped_rate", &|s| s.uncapped),
-            Column::new("at_limit".into(), rows.iter().map(|(_, s)| s.capped).collect::<Vec<_>>()),
+            Column::new("uncapped_rate".into(), rows.iter().map(|(_, _, uncapped, _)| *uncapped).collect::<Vec<_>>()),
+            Column::new("at_limit".into(), rows.iter().map(|(.., at_limit)| *at_limit).collect::<Vec<_>>()),
         ],
     )?;
     Ok(frame)

@@ -128,7 +128,7 @@ pub fn binance_into_catalog(cache: &Path, root: &Path, symbol: &str, kinds: &[cr
         let (mut files, mut warnings) = (Vec::new(), Vec::new());
         let (rows, bar_ms) = if series_kind == SeriesKind::Funding {
             let funding = crate::data::load_funding(&crate::data::source::FundingSource::new(crate::data::source::FundingFormat::BinanceFunding, pattern.clone()), &symbol, &mut files, &mut warnings)?;
-            let rows = (0..funding.settle_ms.len()).map(|i| Row { ts_ms: funding.settle_ms[i], values: [funding.rate[i], funding.interval_hours[i], f64::NAN, f64::NAN, 0.0] }).collect();
+            let rows = funding.iter().map(|s| Row { ts_ms: s.settle_ms, values: [s.rate, s.interval_hours, f64::NAN, f64::NAN, 0.0] }).collect();
             (rows, 0)
         } else {
             let bar_ms = rest::parse_bar(interval)?;

@@ -77,13 +77,15 @@ pub fn write(data: &MarketData, raw: &toml::Value, base_dir: &Path, out: &Path) 
         sources.insert("mark".into(), price_source("mark.parquet", !mark.volume.is_empty()));
     }
     let f = &data.funding;
-    let marks: Vec<Option<f64>> = f.mark_price.iter().map(|m| m.is_finite().then_some(*m)).collect();
+    // As loaded, a settlement's price is the source's own mark at settlement (NaN: none).
+    let marks: Vec<Option<f64>> = f.iter().map(|s| s.price.is_finite().then_some(s.price)).collect();
+    let settle_ms = f.settle_ms();
     let mut funding = DataFrame::new(
-        f.settle_ms.len(),
+        f.len(),
         vec![
-            time_column("ts", &f.settle_ms)?,
-            Column::new("rate".into(), &f.rate),
-            Column::new("interval_hours".into(), &f.interval_hours),
+            time_column("ts", &settle_ms)?,
+            Column::new("rate".into(), f.rates()),
+            Column::new("interval_hours".into(), f.interval_hours()),
             Column::new("mark_price".into(), marks),
         ],
     )?;

@@ -1384,27 +1384,29 @@ fn load_binance_dump(path: &Path, header: bool, source: &FundingSource, wanted: 
 }
 
 fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: Option<FundingFormat>) {
-    let n = f.rate.len();
-    let (Some(first), Some(last)) = (f.settle_ms.first(), f.settle_ms.last()) else {
+    let n = f.len();
+    let settle_ms = f.settle_ms();
+    let interval_hours = f.interval_hours();
+    let (Some(first), Some(last)) = (settle_ms.first(), settle_ms.last()) else {
         out.push_str("  funding: no settlements\n");
         return;
     };
     out.push_str(&format!("  funding, symbol {symbol}: {n} settlements, {} -> {}\n", format_ms(*first), format_ms(*last)));
     let mut intervals: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
-    for h in &f.interval_hours {
+    for h in &interval_hours {
         intervals.entry((h * 1e6).round() as i64).or_insert((*h, 0)).1 += 1;
     }
     out.push_str(&format!("  intervals: {}\n", intervals.values().map(|(h, count)| format!("{h} h x{count}")).collect::<Vec<_>>().join(", ")));
-    let hours: f64 = f.interval_hours.iter().sum();
-    let mean = f.rate.iter().sum::<f64>() / n.max(1) as f64;
-    let (min, max) = f.rate.iter().fold((f64::MAX, f64::MIN), |a, r| (a.0.min(*r), a.1.max(*r)));
+    let hours: f64 = interval_hours.iter().sum();
+    let mean = f.iter().map(|s| s.rate).sum::<f64>() / n.max(1) as f64;
+    let (min, max) = f.iter().fold((f64::MAX, f64::MIN), |a, s| (a.0.min(s.rate), a.1.max(s.rate)));
     out.push_str(&format!(
         "  rate per settlement: min {:+.4} %, mean {:+.4} %, max {:+.4} %; positive {:.1} %; APR {:+.2} % (sum of rates / hours covered x 8760)\n",
         min * 100.0,
         mean * 100.0,
         max * 100.0,
-        f.rate.iter().filter(|r| **r > 0.0).count() as f64 / n.max(1) as f64 * 100.0,
-        f.rate.iter().sum::<f64>() / hours.max(1e-9) * 8760.0 * 100.0
+        f.iter().filter(|s| s.rate > 0.0).count() as f64 / n.max(1) as f64 * 100.0,
+        f.iter().map(|s| s.rate).sum::<f64>() / hours.max(1e-9) * 8760.0 * 100.0
     ));
     // The venue preset the format names (`FundingFormat::venue_preset`): its caps and floors.
     match implied.and_then(FundingFormat::venue_preset) {
@@ -1412,10 +1414,10 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
             Ok(preset) => {
                 let venue = preset.name.as_str();
                 let (mut at_cap, mut at_floor) = (0, 0);
-                for i in 0..n {
-                    let (cap, floor) = preset.limits_at(symbol, f.settle_ms[i], f.interval_hours[i]);
-                    at_cap += usize::from(crate::render::series::at_limit(f.rate[i], cap, None));
-                    at_floor += usize::from(crate::render::series::at_limit(f.rate[i], None, floor));
+                for s in f.iter() {
+                    let (cap, floor) = preset.limits_at(symbol, s.settle_ms, s.interval_hours);
+                    at_cap += usize::from(crate::render::series::at_limit(s.rate, cap, None));
+                    at_floor += usize::from(crate::render::series::at_limit(s.rate, None, floor));
                 }
                 out.push_str(&format!("  at {venue}'s cap / floor for {symbol}: {at_cap} / {at_floor}\n"));
             }
@@ -1426,10 +1428,10 @@ fn describe_funding(out: &mut String, f: &FundingSeries, symbol: &str, implied: 
     let venue_schedule = implied.and_then(|format| format.venue_preset()).and_then(|id| crate::venue::Preset::load_shared(id, std::path::Path::new(".")).ok()).map(|preset| preset.schedule());
     let on_schedule = match &venue_schedule {
         Some(s) => format!("on {}'s schedule ({} h from {} h UTC)", s.venue, s.interval_hours, s.offset_hours),
-        None => format!("on a {} h grid anchored at 00:00 UTC", crate::data::typical_interval_hours(&f.interval_hours)),
+        None => format!("on a {} h grid anchored at 00:00 UTC", crate::data::typical_interval_hours(&interval_hours)),
     };
-    let schedule = venue_schedule.unwrap_or_else(|| Schedule::utc_grid(crate::data::typical_interval_hours(&f.interval_hours)));
-    match funding_offset_warning(&f.settle_ms, &f.interval_hours, &schedule) {
+    let schedule = venue_schedule.unwrap_or_else(|| Schedule::utc_grid(crate::data::typical_interval_hours(&interval_hours)));
+    match funding_offset_warning(&settle_ms, &interval_hours, &schedule) {
         Some(warning) => out.push_str(&format!("  schedule: {warning}\n")),
         None => out.push_str(&format!("  schedule: {on_schedule}\n")),
     }

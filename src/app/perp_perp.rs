@@ -248,10 +248,10 @@ pub fn funding_frame(result: &PerpPerpResult) -> Result<DataFrame> {
                 pair.push(p.name.clone());
                 leg.push(LEG_NAMES[k]);
                 account.push(if k == 0 { p.accounts[0].0.clone() } else { p.b_accounts[p.summary.settlement_venues_b.get(n).copied().unwrap_or(0) as usize].0.clone() });
-                ts.push(s.settle_ms);
-                rate.push(s.rate);
-                hours.push(s.interval_hours);
-                price.push(s.price);
+                ts.push(s.settlement.settle_ms);
+                rate.push(s.settlement.rate);
+                hours.push(s.settlement.interval_hours);
+                price.push(s.settlement.price);
                 qty.push(s.perp_qty);
                 amount.push(s.amount);
             }

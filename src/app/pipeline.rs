@@ -213,16 +213,16 @@ fn finish_alignment(mut timeline: MarketTimeline, market: &MarketData, config: &
     if let (FundingRatesFrom::Counterfactual, Some(preset)) = (config.venue.funding, config.venue.effective_preset()) {
         // The preset's rules applied to the premium known at each step, in place of the files' rates.
         let (premium, premium_source) = premium_for(config.venue.premium_index.as_deref(), config.venue.premium, &timeline, config.venue.premium_debias, config.venue.premium_debias_days)?;
-        let (settled, funding) = counterfactual_for(&preset, &timeline, &premium);
+        let settled = counterfactual_for(&preset, &timeline, &premium);
         warnings.push(format!(
             "funding: {} counterfactual settlements under {} ({} at the cap or floor), replacing the {} settlements in the data; {}",
             settled.len(),
             preset.name,
-            settled.iter().filter(|s| s.capped).count(),
-            market.funding.settle_ms.len(),
+            settled.at_limit_count(),
+            market.funding.len(),
             premium_source
         ));
-        let mut swapped = MarketData { funding, funding_derived: true, ..market.clone() };
+        let mut swapped = MarketData { funding: settled.funding, funding_derived: true, ..market.clone() };
         timeline = data::align::align_window_taking_bars(&mut swapped, &window, config.portfolio.staking_apr)?;
     }
     if config.strategy.instrument != InstrumentChoice::Perp {
@@ -259,7 +259,7 @@ pub(crate) fn alignment_warnings(timeline: &MarketTimeline, steps: usize, config
             if timeline.stale_spans.len() > 4 { ", ..." } else { "" }
         ));
     }
-    if timeline.funding.is_empty() {
+    if timeline.funding.paid().next().is_none() {
         warnings.push("funding: no settlement falls inside the simulated window".into());
     }
 }
@@ -323,7 +323,7 @@ fn with_dated_leg(mut timeline: MarketTimeline, market: &MarketData, config: &Co
     let choice = match s.instrument {
         InstrumentChoice::Best => {
             let params = crate::config::engine_params(config);
-            let signal = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
+            let signal = params.entry.signal(&timeline.funding, &timeline.ts_ms);
             let switch_cost = 2.0 * (params.costs.perp_fee + params.costs.perp_slippage);
             let masked: Vec<bool> = if config.data.mask_stale_spot { timeline.spot_stale.iter().map(|f| *f != 0).collect() } else { Vec::new() };
             dated_leg::best_schedule(&front, &contracts, &timeline, &signal, switch_cost, s.switch_horizon_days, &masked)

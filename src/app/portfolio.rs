@@ -110,7 +110,7 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
                     crate::config::book::UniverseAllocation::ScoreWeighted => score.clone(),
                     crate::config::book::UniverseAllocation::FundingWeighted => {
                         let hours = universe.config.select.window_hours.unwrap_or(168.0);
-                        on_grid(&crate::sim::policy::trailing_funding_apr_hours(&timeline.funding_history, &timeline.ts_ms, hours))
+                        on_grid(&crate::sim::policy::trailing_funding_apr_hours(&timeline.funding, &timeline.ts_ms, hours))
                     }
                 };
                 match active {
@@ -204,7 +204,7 @@ pub fn run_with(book: &BookConfig, prepare: &(dyn Fn(&crate::config::Config) -> 
     let mut ledger = BookLedger::with_capacity(specs.len(), book.accounts.len(), grid.len());
     let mut summary = portfolio::run(&book_params, &book.accounts, &specs, &mut ledger);
     for (pair_summary, t) in summary.pairs.iter_mut().zip(&timelines) {
-        pair_summary.window_settlements = t.funding.iter().map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
+        pair_summary.window_settlements = t.paid_settlements().copied().collect();
     }
     summary.book.window_settlements = summary.pairs.iter().flat_map(|p| p.window_settlements.iter().copied()).collect();
     let places: Vec<PairPlace> = book

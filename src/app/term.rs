@@ -70,7 +70,7 @@ pub fn build(config: &Config) -> Result<Term> {
     let (timeline, mut warnings) = super::pipeline::align_for(&market, &plain)?;
     let contracts = crate::data::dated::on_clock(&market.dated, &market.dated_mark, &timeline.ts_ms, &timeline.spot, market.index.as_ref(), &mut warnings);
     let params = crate::config::engine_params(&plain);
-    let perp_funding_apr = params.entry.signal(&timeline.funding_history, &timeline.ts_ms);
+    let perp_funding_apr = params.entry.signal(&timeline.funding, &timeline.ts_ms);
     let lookback = match config.strategy.lookback_hours {
         Some(hours) => format!("trailing {hours} h"),
         None => format!("trailing {} settlements", config.strategy.lookback_settlements),

@@ -11,7 +11,8 @@
 use anyhow::Result;
 
 use super::quality;
-pub use crate::model::market::{annualise, Coverage, FundingEvent, MarketTimeline, SettledRate};
+pub use crate::model::market::{annualise, Coverage, MarketTimeline};
+pub use crate::model::Settlement;
 use super::{FundingSeries, MarketData, PriceBars, StakingSeries};
 use crate::model::market::StaleSpan;
 use crate::bail_input;
@@ -102,11 +103,9 @@ pub fn coverages_of(spans: &BarSpans, funding: &FundingSeries, derived: bool, st
         out.push(bars("index", index));
     }
     let f = funding;
-    if let (Some(&first), Some(&last), false) = (f.settle_ms.first(), f.settle_ms.last(), derived) {
+    if let (Some(first), Some(last), false) = (f.first(), f.last(), derived) {
         let hours_ms = |h: f64| (h * 3_600_000.0).round() as i64;
-        let first_interval = f.interval_hours.first().copied().unwrap_or(8.0);
-        let last_interval = f.interval_hours.last().copied().unwrap_or(8.0);
-        out.push(coverage_of("funding", first - hours_ms(first_interval), last + hours_ms(last_interval)));
+        out.push(coverage_of("funding", first.settle_ms - hours_ms(first.interval_hours), last.settle_ms + hours_ms(last.interval_hours)));
     }
     if let Some(staking) = staking.filter(|s| !s.ts_ms.is_empty()) {
         // A staking APR stays known after its last row.
@@ -395,7 +394,8 @@ pub struct StepAligner {
     coverage: Vec<Coverage>,
     funding_at_index: bool,
     constant_staking_apr: f64,
-    funding_history: Vec<SettledRate>,
+    /// Every settlement loaded, unpriced: each chunk's timeline prices those inside it.
+    unpriced_funding: FundingSeries,
     check: quality::StaleSpotCheck,
     spans: quality::StaleSpans,
     stale_spot_steps: usize,
@@ -423,8 +423,6 @@ pub struct AlignTotals {
     pub stale_spans: Vec<StaleSpan>,
     /// Steps whose spot close was older than the perp bar.
     pub stale_spot_steps: usize,
-    /// Every settlement loaded, as the trailing signal sees it.
-    pub funding_history: Vec<SettledRate>,
 }
 
 /// Runs of steps without a mark bar named in the warning.
@@ -433,13 +431,12 @@ const STAND_IN_RUNS_SHOWN: usize = 3;
 impl StepAligner {
     /// An aligner for the clock `plan` describes.
     pub fn new(plan: &ClockPlan, window: &Window, constant_staking_apr: f64, funding: &FundingSeries) -> Self {
-        let funding_history = settled_history(funding);
         StepAligner {
             covered: plan.covered,
             coverage: plan.coverage.clone(),
             funding_at_index: window.funding_at_index,
             constant_staking_apr,
-            funding_history,
+            unpriced_funding: funding.iter().map(|s| Settlement { price: f64::NAN, ..*s }).collect(),
             check: quality::StaleSpotCheck::default(),
             spans: quality::StaleSpans::default(),
             stale_spot_steps: 0,
@@ -484,8 +481,9 @@ impl StepAligner {
             }
         }
         self.steps += ts_ms.len() - repeated;
-        let funding = funding_events(sources, ts_ms, self.funding_at_index)?;
-        Ok(MarketTimeline { spot, mark, mark_high, mark_low, staking_apr, funding, funding_history: self.funding_history.clone(), spot_stale, spot_high, spot_low, uncovered, ..Default::default() })
+        let mut funding = self.unpriced_funding.clone();
+        price_settlements(sources, ts_ms, self.funding_at_index, &mut funding);
+        Ok(MarketTimeline { spot, mark, mark_high, mark_low, staking_apr, funding, spot_stale, spot_high, spot_low, uncovered, ..Default::default() })
     }
 
     /// The spot on the clock `ts_ms`, in one pass over the steps and the spot bars (a backward
@@ -613,28 +611,23 @@ impl StepAligner {
             coverage_warnings,
             stale_spans: self.spans.finish(),
             stale_spot_steps: self.stale_spot_steps,
-            funding_history: self.funding_history,
         }
     }
 }
 
-/// Every settlement loaded, as the trailing signal sees it.
-pub fn settled_history(funding: &FundingSeries) -> Vec<SettledRate> {
-    funding.settle_ms.iter().zip(funding.rate.iter().zip(&funding.interval_hours)).map(|(&settle_ms, (&rate, &interval_hours))| SettledRate { settle_ms, rate, interval_hours }).collect()
-}
-
-/// Settlements inside `(ts[0], ts[last]]`, each with its step and the price known at settlement.
-fn funding_events(sources: &Sources, ts_ms: &[i64], at_index: bool) -> Result<Vec<FundingEvent>> {
-    let funding = sources.funding;
-    let (first, last) = (ts_ms[0], ts_ms[ts_ms.len() - 1]);
-    let inside = funding.settle_ms.partition_point(|&t| t <= first)..funding.settle_ms.partition_point(|&t| t <= last);
+/// Prices the settlements of `funding` (every settlement loaded, unpriced, as `sources.funding`
+/// holds them) inside `(ts[0], ts[last]]` at the price known at settlement; one with no price
+/// known yet (before any bar) stays unpriced, so it is not paid.
+fn price_settlements(sources: &Sources, ts_ms: &[i64], at_index: bool, funding: &mut FundingSeries) {
+    let loaded = sources.funding;
+    let inside = loaded.between(ts_ms[0], ts_ms[ts_ms.len() - 1]);
     if inside.is_empty() {
-        return Ok(Vec::new());
+        return;
     }
-    let settle = &funding.settle_ms[inside.clone()];
+    let settle: Vec<i64> = loaded[inside.clone()].iter().map(|s| s.settle_ms).collect();
     // Price known at settlement: the mark as of the settlement; before the mark series starts
     // (or with none), the perp's last.
-    let price_as_of = |bars: &PriceBars| -> Vec<f64> { gather(&bars.close, &asof_backward(settle, &bars.ts_ms)) };
+    let price_as_of = |bars: &PriceBars| -> Vec<f64> { gather(&bars.close, &asof_backward(&settle, &bars.ts_ms)) };
     let mut bar_price = price_as_of(sources.perp);
     // Oracle-paid venues value the notional at the index where one is loaded; otherwise the
     // settlement row's own mark, else the mark (or perp) bar known at the settlement.
@@ -646,25 +639,24 @@ fn funding_events(sources: &Sources, ts_ms: &[i64], at_index: bool) -> Result<Ve
             }
         }
     }
-    let mut events = Vec::with_capacity(inside.len());
     for (k, i) in inside.enumerate() {
         let preferred = match &index_price {
             Some(index) => index[k],
-            None => funding.mark_price[i],
+            None => loaded[i].price,
         };
-        let price = if preferred.is_finite() { preferred } else { bar_price[k] };
-        if !price.is_finite() {
-            continue; // no price known yet at this settlement: it cannot be valued (before any bar)
-        }
-        events.push(FundingEvent {
-            step: ts_ms.partition_point(|&t| t < funding.settle_ms[i]),
-            settle_ms: funding.settle_ms[i],
-            rate: funding.rate[i],
-            interval_hours: funding.interval_hours[i],
-            price,
-        });
+        // NaN where no price is known yet at this settlement: it cannot be valued (before any bar).
+        funding[i].price = if preferred.is_finite() { preferred } else { bar_price[k] };
     }
-    Ok(events)
+}
+
+/// `funding` with only the settlements in `(first_ms, last_ms]` left priced: those outside are
+/// not paid (every one stays, for the trailing signals).
+fn paid_only_between(funding: &FundingSeries, first_ms: i64, last_ms: i64) -> FundingSeries {
+    let mut out = funding.clone();
+    for s in out.iter_mut().filter(|s| s.settle_ms <= first_ms || s.settle_ms > last_ms) {
+        s.price = f64::NAN;
+    }
+    out
 }
 
 /// The common step times of several timelines: the times every one of them has a step at.
@@ -723,12 +715,7 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
     }
     let ts_ms: Vec<i64> = index.iter().map(|&o| timeline.ts_ms[o]).collect();
     let (first, last) = (ts_ms.first().copied().unwrap_or(0), ts_ms.last().copied().unwrap_or(0));
-    let funding = timeline
-        .funding
-        .iter()
-        .filter(|e| e.settle_ms > first && e.settle_ms <= last)
-        .map(|e| FundingEvent { step: ts_ms.partition_point(|&t| t < e.settle_ms), ..*e })
-        .collect();
+    let funding = paid_only_between(&timeline.funding, first, last);
     let spot_stale: Vec<u8> = if timeline.spot_stale.is_empty() { Vec::new() } else { index.iter().map(|&o| timeline.spot_stale[o]).collect() };
     MarketTimeline {
         symbol: timeline.symbol.clone(),
@@ -740,7 +727,6 @@ pub fn restrict_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> MarketTimeli
         mark_low: merged(&timeline.mark_low, &[], false),
         staking_apr: if timeline.staking_apr.len() == 1 { timeline.staking_apr.clone() } else { pick(&timeline.staking_apr) },
         funding,
-        funding_history: timeline.funding_history.clone(),
         stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
         spot_stale,
         stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= first && s.from_ms <= last).cloned().collect(),
@@ -823,12 +809,7 @@ pub fn spread_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> (MarketTimelin
         .collect();
     let listed_ms = first.map(|f| grid[f]).unwrap_or(i64::MAX);
     let (grid_first, grid_last) = (grid.first().copied().unwrap_or(0), grid.last().copied().unwrap_or(0));
-    let funding = timeline
-        .funding
-        .iter()
-        .filter(|e| e.settle_ms > grid_first.max(listed_ms - 1) && e.settle_ms <= grid_last)
-        .map(|e| FundingEvent { step: grid.partition_point(|&t| t < e.settle_ms), ..*e })
-        .collect();
+    let funding = paid_only_between(&timeline.funding, grid_first.max(listed_ms - 1), grid_last);
     let out = MarketTimeline {
         symbol: timeline.symbol.clone(),
         synthetic: timeline.synthetic,
@@ -839,7 +820,6 @@ pub fn spread_to_grid(timeline: &MarketTimeline, grid: &[i64]) -> (MarketTimelin
         mark_low: range(&timeline.mark_low, &mark_close),
         staking_apr: if timeline.staking_apr.len() == 1 { timeline.staking_apr.clone() } else { pick(&timeline.staking_apr) },
         funding,
-        funding_history: timeline.funding_history.clone(),
         stale_spot_steps: spot_stale.iter().filter(|f| **f != 0).count(),
         spot_stale,
         stale_spans: timeline.stale_spans.iter().filter(|s| s.to_ms >= grid_first && s.from_ms <= grid_last).cloned().collect(),

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::bail_input;
+use crate::model::Settlement;
 use crate::data::source::{DataConfig, FundingFormat, PriceFormat, PriceSource};
 
 /// Price bars of one instrument, sorted by `ts_ms` with no duplicates.
@@ -59,18 +60,9 @@ impl PriceBars {
     }
 }
 
-/// Funding settlements, sorted by `settle_ms` with no duplicates.
-#[derive(Debug, Clone, Default)]
-pub struct FundingSeries {
-    /// Settlement time, epoch ms UTC (Binance's few ms of jitter rounded to the second).
-    pub settle_ms: Vec<i64>,
-    /// Rate per interval, decimal; positive means longs pay shorts.
-    pub rate: Vec<f64>,
-    /// Length of the interval this rate covers, hours (read per row).
-    pub interval_hours: Vec<f64>,
-    /// Mark price at settlement where the source has it, else NaN.
-    pub mark_price: Vec<f64>,
-}
+/// Funding settlements, sorted by `settle_ms` with no duplicates (the model's one series type;
+/// as loaded, each settlement's price is the source's mark at settlement, NaN where it has none).
+pub use crate::model::FundingSeries;
 
 /// Staking APR known from each time on.
 #[derive(Debug, Clone, Default)]
@@ -264,7 +256,12 @@ pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Ve
         _ => venue_formats::load_funding(source, files, warnings),
     }?;
     if let Some(name) = &source.time_zone {
-        zone::to_utc(&mut series.settle_ms, zone::parse(name, "data.funding.time_zone")?, "funding")?;
+        let mut settle_ms = series.settle_ms();
+        zone::to_utc(&mut settle_ms, zone::parse(name, "data.funding.time_zone")?, "funding")?;
+        // Wall-clock times convert to UTC in order (a repeated hour takes its later instant).
+        for (s, t) in series.iter_mut().zip(settle_ms) {
+            s.settle_ms = t;
+        }
     }
     Ok(series)
 }
@@ -274,8 +271,10 @@ pub fn load_funding(source: &source::FundingSource, symbol: &str, files: &mut Ve
 pub fn clock_warnings<'a>(config: &DataConfig, funding: &FundingSeries, bar_clocks: impl Iterator<Item = (&'a str, clock::BarClock)>, warnings: &mut Vec<String>) {
     // The config layer sets the venue's schedule from its preset; without one, the UTC grid of
     // the data's own interval.
-    let schedule = config.funding_schedule.clone().unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&funding.interval_hours)));
-    warnings.extend(clock::funding_offset_warning(&funding.settle_ms, &funding.interval_hours, &schedule));
+    let settle_ms = funding.settle_ms();
+    let interval_hours = funding.interval_hours();
+    let schedule = config.funding_schedule.clone().unwrap_or_else(|| clock::Schedule::utc_grid(typical_interval_hours(&interval_hours)));
+    warnings.extend(clock::funding_offset_warning(&settle_ms, &interval_hours, &schedule));
     for (label, bar_clock) in bar_clocks {
         warnings.extend(bar_clock.offset_warning_on(label, Some(&schedule)));
     }
@@ -715,7 +714,7 @@ impl FundingRows {
             self.check_not_percent(warnings)?;
         }
         self.rows.sort_by_key(|row| row.0);
-        let mut series = FundingSeries::default();
+        let mut settlements = Vec::with_capacity(self.rows.len());
         let mut dropped = 0usize;
         for i in 0..self.rows.len() {
             let (ts, rate, interval, mark, origin) = &self.rows[i];
@@ -731,15 +730,13 @@ impl FundingRows {
                     self.sources.locate(*origin)
                 );
             }
-            series.settle_ms.push(*ts);
-            series.rate.push(*rate);
-            series.interval_hours.push(*interval);
-            series.mark_price.push(*mark);
+            settlements.push(Settlement { settle_ms: *ts, rate: *rate, interval_hours: *interval, price: *mark });
         }
         if dropped > 0 {
             warnings.push(format!("funding: dropped {dropped} duplicate settlements"));
         }
-        infer_intervals(&mut series, default_interval_hours);
+        infer_intervals(&mut settlements, default_interval_hours);
+        let series = FundingSeries::new(settlements);
         report_gaps(&series, warnings);
         Ok(series)
     }
@@ -747,8 +744,13 @@ impl FundingRows {
 
 /// Fill missing per-row intervals from the spacing to the previous settlement (rounded to whole
 /// hours, when it is a standard 1/2/4/8 h), else from the configured default, else 8 h.
-fn infer_intervals(series: &mut FundingSeries, default_hours: Option<f64>) {
-    infer_interval_hours(&series.settle_ms, &mut series.interval_hours, default_hours);
+fn infer_intervals(settlements: &mut [Settlement], default_hours: Option<f64>) {
+    let settle_ms: Vec<i64> = settlements.iter().map(|s| s.settle_ms).collect();
+    let mut interval_hours: Vec<f64> = settlements.iter().map(|s| s.interval_hours).collect();
+    infer_interval_hours(&settle_ms, &mut interval_hours, default_hours);
+    for (s, hours) in settlements.iter_mut().zip(interval_hours) {
+        s.interval_hours = hours;
+    }
 }
 
 /// The funding loaders' interval rule over plain slices: each NaN in `interval_hours` becomes the
@@ -769,13 +771,13 @@ pub fn infer_interval_hours(settle_ms: &[i64], interval_hours: &mut [f64], defau
 /// Warn about settlements that are missing: a spacing longer than 1.5 × the row's interval.
 fn report_gaps(series: &FundingSeries, warnings: &mut Vec<String>) {
     let mut gaps = Vec::new();
-    for i in 1..series.settle_ms.len() {
-        let spacing_h = (series.settle_ms[i] - series.settle_ms[i - 1]) as f64 / 3.6e6;
-        if spacing_h > 1.5 * series.interval_hours[i] {
+    for pair in series.windows(2) {
+        let spacing_h = (pair[1].settle_ms - pair[0].settle_ms) as f64 / 3.6e6;
+        if spacing_h > 1.5 * pair[1].interval_hours {
             gaps.push(format!(
                 "{} -> {} ({spacing_h:.0} h)",
-                crate::time::format_ms(series.settle_ms[i - 1]),
-                crate::time::format_ms(series.settle_ms[i])
+                crate::time::format_ms(pair[0].settle_ms),
+                crate::time::format_ms(pair[1].settle_ms)
             ));
         }
     }

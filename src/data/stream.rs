@@ -24,7 +24,7 @@ use super::generic::BarPieces;
 use super::{quality, FundingSeries, PriceBars, StakingSeries};
 use crate::data::source::DataConfig;
 use crate::input_error;
-use crate::model::market::{FundingEvent, MarketTimeline};
+use crate::model::market::MarketTimeline;
 
 /// When a run goes in chunks of time, and how long they are.
 #[derive(Debug, Clone, Copy)]
@@ -291,8 +291,9 @@ pub struct ChunkedMarket {
     max_steps: usize,
     /// First and last step time.
     span: (i64, i64),
-    /// Every settlement in the window, its step counted in the whole run.
-    events: Vec<FundingEvent>,
+    /// Every settlement loaded, priced as the chunks that hold them price them (the run's
+    /// timeline's settlements).
+    priced_funding: FundingSeries,
     /// Files read whole (funding, staking), in the order the whole load lists them.
     files_before: Vec<PathBuf>,
     files_after: Vec<PathBuf>,
@@ -435,6 +436,7 @@ impl ChunkedMarket {
         for series in [Some(&mut pieces.spot), Some(&mut pieces.perp), pieces.mark.as_mut(), pieces.index.as_mut()].into_iter().flatten() {
             series.hash_in_background();
         }
+        let priced_funding = funding.iter().map(|s| crate::model::Settlement { price: f64::NAN, ..*s }).collect();
         let mut market = ChunkedMarket {
             symbol: config.symbol.clone(),
             synthetic: config.synthetic,
@@ -443,6 +445,7 @@ impl ChunkedMarket {
             mark: pieces.mark.map(|p| Buffered::new(p, "mark", 0)),
             index: pieces.index.map(|p| Buffered::new(p, "index", 0)),
             funding,
+            priced_funding,
             staking,
             next_step: plan.range.start,
             plan,
@@ -450,7 +453,6 @@ impl ChunkedMarket {
             steps: 0,
             max_steps: chunking.max_steps,
             span,
-            events: Vec::new(),
             files_before,
             files_after,
             warnings,
@@ -515,8 +517,8 @@ impl ChunkedMarket {
             timeline.mark_high = high.to_vec();
             timeline.mark_low = low.to_vec();
         }
-        let first_step = self.steps - repeated;
-        self.events.extend(timeline.funding.iter().map(|e| FundingEvent { step: e.step + first_step, ..*e }));
+        let inside = timeline.funding.between(ts_ms[0], ts_ms[ts_ms.len() - 1]);
+        self.priced_funding[inside.clone()].copy_from_slice(&timeline.funding[inside]);
         self.steps += to - from - repeated;
         self.next_step = new_end;
         self.perp.release_before(last_ms);
@@ -555,8 +557,7 @@ impl ChunkedMarket {
         let header = MarketTimeline {
             symbol: self.symbol,
             synthetic: self.synthetic,
-            funding: self.events,
-            funding_history: totals.funding_history,
+            funding: self.priced_funding,
             stale_spot_steps: totals.stale_spot_steps,
             stale_spans: totals.stale_spans,
             coverage: totals.coverage,

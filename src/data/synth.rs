@@ -106,7 +106,8 @@ pub struct SynthMarket {
 /// A generated market as loaded data (bars known at their close; funding settled on the
 /// second), for benchmarks and tests that skip the files.
 pub fn market_data(spec: &SynthSpec) -> crate::data::MarketData {
-    use crate::data::{FundingSeries, MarketData, PriceBars};
+    use crate::data::{MarketData, PriceBars};
+    use crate::model::Settlement;
     let market = generate(spec);
     let bars = |label: &str, bars: &[SynthBar]| PriceBars {
         label: label.into(),
@@ -122,12 +123,7 @@ pub fn market_data(spec: &SynthSpec) -> crate::data::MarketData {
         spot: bars("spot", &market.spot),
         perp: bars("perp", &market.perp),
         mark: Some(bars("mark", &market.mark)),
-        funding: FundingSeries {
-            settle_ms: market.funding.iter().map(|f| super::binance::round_to_second(f.0)).collect(),
-            rate: market.funding.iter().map(|f| f.2).collect(),
-            interval_hours: market.funding.iter().map(|f| f64::from(f.1)).collect(),
-            mark_price: vec![f64::NAN; market.funding.len()],
-        },
+        funding: market.funding.iter().map(|f| Settlement::unpriced(super::binance::round_to_second(f.0), f.2, f64::from(f.1))).collect(),
         ..Default::default()
     }
 }

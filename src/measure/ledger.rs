@@ -5,7 +5,8 @@ use anyhow::Result;
 use polars::prelude::*;
 
 pub use crate::model::pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
-pub use crate::model::trade::{Settlement, Trade, TradeReason};
+pub use crate::model::trade::{FundingPayment, Trade, TradeReason};
+use crate::model::Settlement;
 /// Keeps every row, column by column (so writing the frame moves vectors instead of copying).
 #[derive(Clone)]
 pub struct FullLedger {
@@ -385,35 +386,33 @@ pub fn trades_frame(trades: &[Trade]) -> Result<DataFrame> {
 }
 
 /// Every settlement in the window, merged with what the position paid or received at each.
-pub fn window_settlements(window: &[(i64, f64, f64)], paid: &[Settlement]) -> Vec<Settlement> {
+pub fn window_settlements(window: &[Settlement], paid: &[FundingPayment]) -> Vec<FundingPayment> {
     let mut paid_iter = paid.iter().peekable();
     window
         .iter()
-        .map(|&(settle_ms, rate, interval_hours)| {
-            while paid_iter.peek().is_some_and(|p| p.settle_ms < settle_ms) {
+        .map(|s| {
+            while paid_iter.peek().is_some_and(|p| p.settlement.settle_ms < s.settle_ms) {
                 paid_iter.next();
             }
             match paid_iter.peek() {
-                Some(p) if p.settle_ms == settle_ms => {
-                    Settlement { settle_ms, rate, interval_hours, held: true, perp_qty: p.perp_qty, price: p.price, amount: p.amount }
-                }
-                _ => Settlement { settle_ms, rate, interval_hours, held: false, perp_qty: 0.0, price: f64::NAN, amount: 0.0 },
+                Some(p) if p.settlement.settle_ms == s.settle_ms => FundingPayment { settlement: Settlement { price: p.settlement.price, ..*s }, ..**p },
+                _ => FundingPayment::not_held(*s),
             }
         })
         .collect()
 }
 
 /// Settlements as a frame: `ts` (UTC), `rate`, `interval_hours`, `held`, `perp_qty`, `price`, `amount`.
-pub fn settlements_frame(settlements: &[Settlement]) -> Result<DataFrame> {
-    let ts: Vec<i64> = settlements.iter().map(|s| s.settle_ms).collect();
-    let f = |get: fn(&Settlement) -> f64| settlements.iter().map(get).collect::<Vec<f64>>();
+pub fn settlements_frame(settlements: &[FundingPayment]) -> Result<DataFrame> {
+    let ts: Vec<i64> = settlements.iter().map(|s| s.settlement.settle_ms).collect();
+    let f = |get: fn(&FundingPayment) -> f64| settlements.iter().map(get).collect::<Vec<f64>>();
     let columns = vec![
         Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))?,
-        Column::new("rate".into(), f(|s| s.rate)),
-        Column::new("interval_hours".into(), f(|s| s.interval_hours)),
+        Column::new("rate".into(), f(|s| s.settlement.rate)),
+        Column::new("interval_hours".into(), f(|s| s.settlement.interval_hours)),
         Column::new("held".into(), settlements.iter().map(|s| s.held).collect::<Vec<bool>>()),
         Column::new("perp_qty".into(), f(|s| s.perp_qty)),
-        Column::new("price".into(), f(|s| s.price)),
+        Column::new("price".into(), f(|s| s.settlement.price)),
         Column::new("amount".into(), f(|s| s.amount)),
     ];
     Ok(DataFrame::new(settlements.len(), columns)?)
@@ -475,7 +474,7 @@ impl FullLedger {
 }
 
 /// Read back a frame written by [`settlements_frame`] (a saved `funding.parquet`).
-pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settlement>> {
+pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<FundingPayment>> {
     let ts = saved_i64(frame, "ts", file)?;
     let rate = saved_f64(frame, "rate", file)?;
     let interval = saved_f64(frame, "interval_hours", file)?;
@@ -487,13 +486,10 @@ pub fn settlements_from_frame(frame: &DataFrame, file: &str) -> Result<Vec<Settl
     let price = saved_f64(frame, "price", file)?;
     let amount = saved_f64(frame, "amount", file)?;
     Ok((0..ts.len())
-        .map(|i| Settlement {
-            settle_ms: ts[i],
-            rate: rate[i],
-            interval_hours: interval[i],
+        .map(|i| FundingPayment {
+            settlement: Settlement { settle_ms: ts[i], rate: rate[i], interval_hours: interval[i], price: price[i] },
             held: held.get(i).unwrap_or(false),
             perp_qty: perp_qty[i],
-            price: price[i],
             amount: amount[i],
         })
         .collect())

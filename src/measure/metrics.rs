@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::RunSummary;
+use crate::model::Settlement;
 use crate::time::{format_ms, year_of, year_start_ms, MS_PER_DAY, MS_PER_YEAR};
 
 /// Funding statistics of one calendar year (UTC).
@@ -486,7 +487,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
     let mut rate_sum_all = 0.0;
     for s in &summary.settlements {
         // A settlement pays for the interval ending at it: 2025-01-01 00:00 belongs to 2024.
-        let year = year_of(s.settle_ms - 1);
+        let year = year_of(s.settlement.settle_ms - 1);
         let side = -s.perp_qty.signum();
         let entry = by_year.entry(year).or_insert(FundingYear {
             settlements_held: 0,
@@ -496,10 +497,10 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         });
         entry.settlements_held += 1;
         entry.funding_pnl += s.amount;
-        entry.funding_apr_over_window += side * s.rate; // divided by the year's window share below
-        rate_sum_all += side * s.rate;
+        entry.funding_apr_over_window += side * s.settlement.rate; // divided by the year's window share below
+        rate_sum_all += side * s.settlement.rate;
         let n = notional_by_year.entry(year).or_insert((0.0, 0));
-        n.0 += (s.perp_qty * s.price).abs();
+        n.0 += (s.perp_qty * s.settlement.price).abs();
         n.1 += 1;
     }
     for (&y, stats) in by_year.iter_mut() {
@@ -513,7 +514,7 @@ pub fn compute(summary: &RunSummary, symbol: &str, synthetic: bool) -> Metrics {
         }
     }
     let window = &summary.window_settlements;
-    let share = |pred: fn(f64) -> bool| if window.is_empty() { 0.0 } else { window.iter().filter(|s| pred(s.1)).count() as f64 / window.len() as f64 };
+    let share = |pred: fn(f64) -> bool| if window.is_empty() { 0.0 } else { window.iter().filter(|s| pred(s.rate)).count() as f64 / window.len() as f64 };
     let steps = summary.steps.max(1) as f64;
     // Funding APRs count only time the data covers.
     let covered_years = (years - summary.uncovered_ms as f64 / MS_PER_YEAR).max(1.0 / 365.0 / 24.0);
@@ -786,7 +787,7 @@ fn regimes(summary: &RunSummary, years: f64) -> Option<Regimes> {
         return None;
     }
     let window = &summary.window_settlements;
-    let at_baseline = window.iter().filter(|s| crate::sim::regime::of(s.1, s.2, baseline) == crate::sim::regime::BASELINE).count();
+    let at_baseline = window.iter().filter(|s| crate::sim::regime::of(s.rate, s.interval_hours, baseline) == crate::sim::regime::BASELINE).count();
     let mut streaks = Streaks::default();
     let (mut run, mut run_hours) = (0usize, 0.0f64);
     let close_run = |run: &mut usize, run_hours: &mut f64, streaks: &mut Streaks| {
@@ -801,10 +802,10 @@ fn regimes(summary: &RunSummary, years: f64) -> Option<Regimes> {
         *run = 0;
         *run_hours = 0.0;
     };
-    for &(_, rate, hours) in window {
-        if rate < 0.0 {
+    for s in window {
+        if s.rate < 0.0 {
             run += 1;
-            run_hours += hours;
+            run_hours += s.interval_hours;
         } else {
             close_run(&mut run, &mut run_hours, &mut streaks);
         }
@@ -827,12 +828,12 @@ fn regimes(summary: &RunSummary, years: f64) -> Option<Regimes> {
 impl Regimes {
     /// The share of `settlements` (time, rate, interval hours) at the cap and at the floor
     /// `limits` gives for each (cap, floor; None where the venue has none).
-    pub fn count_limits(&mut self, settlements: &[(i64, f64, f64)], limits: &dyn Fn(i64, f64) -> (Option<f64>, Option<f64>)) {
+    pub fn count_limits(&mut self, settlements: &[Settlement], limits: &dyn Fn(i64, f64) -> (Option<f64>, Option<f64>)) {
         if settlements.is_empty() {
             return;
         }
         let (mut caps, mut floors, mut cap_known, mut floor_known) = (0usize, 0usize, false, false);
-        for &(at, rate, hours) in settlements {
+        for &Settlement { settle_ms: at, rate, interval_hours: hours, .. } in settlements {
             let (cap, floor) = limits(at, hours);
             if let Some(cap) = cap {
                 cap_known = true;

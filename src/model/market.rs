@@ -1,34 +1,10 @@
-//! The aligned market the engine runs over ([`MarketTimeline`]), its funding settlements, the
+//! The aligned market the engine runs over ([`MarketTimeline`]) with its funding settlements, the
 //! span each source covers, stale-spot spans, and premium samples: plain data, produced by
 //! `data` and read by `sim`, `venue`, `measure` and `render`.
 
 use serde::{Deserialize, Serialize};
 
-/// One funding settlement inside the simulated window.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FundingEvent {
-    /// Index of the step whose interval `(ts[step-1], ts[step]]` contains the settlement.
-    pub step: usize,
-    /// Settlement time, epoch ms UTC.
-    pub settle_ms: i64,
-    /// Decimal rate per interval; positive means longs pay shorts.
-    pub rate: f64,
-    /// Hours the rate covers (the settlement interval).
-    pub interval_hours: f64,
-    /// Price the notional is valued at: mark known at settlement (perp last where no mark).
-    pub price: f64,
-}
-
-/// One settled funding rate, as the trailing signal sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SettledRate {
-    /// Settlement time, epoch ms UTC: the rate is known from then on.
-    pub settle_ms: i64,
-    /// Decimal rate per interval.
-    pub rate: f64,
-    /// Hours the rate covers.
-    pub interval_hours: f64,
-}
+use super::funding::{FundingSeries, Settlement};
 
 /// The aligned, read-only market the engine runs over: plain slices, one entry per step.
 #[derive(Debug, Clone, Default)]
@@ -55,11 +31,10 @@ pub struct MarketTimeline {
     /// the same APR at every step (no staking series). Read it with
     /// [`MarketTimeline::staking_apr_at`].
     pub staking_apr: Vec<f64>,
-    /// Settlements paid inside the window, in time order.
-    pub funding: Vec<FundingEvent>,
-    /// Every settlement loaded (also before the window): the history a trailing-funding signal
-    /// may look at.
-    pub funding_history: Vec<SettledRate>,
+    /// Every settlement loaded (also before and after the window), in time order: a
+    /// trailing-funding signal reads each from its settle time on; the engine pays the priced
+    /// ones inside the window ([`MarketTimeline::paid_settlements`]).
+    pub funding: FundingSeries,
     /// Steps where the spot close was older than the perp bar (spot gap).
     pub stale_spot_steps: usize,
     /// Why each step's spot close is stale (bits of `data::quality::stale`); 0 for a live close.
@@ -243,8 +218,7 @@ impl MarketTimeline {
         mark_high: Vec::new(),
         mark_low: Vec::new(),
         staking_apr: Vec::new(),
-        funding: Vec::new(),
-        funding_history: Vec::new(),
+        funding: FundingSeries::EMPTY,
         stale_spot_steps: 0,
         spot_stale: Vec::new(),
         stale_spans: Vec::new(),
@@ -287,6 +261,22 @@ impl MarketTimeline {
             self.mark = self.perp.clone();
         }
         &mut self.mark
+    }
+
+    /// Index of the first settlement a run over the whole timeline may pay: the first after the
+    /// first step (the steps' intervals start there). The engine's cursor starts here.
+    pub fn first_settlement_in_window(&self) -> usize {
+        self.ts_ms.first().map_or(self.funding.len(), |&first| self.funding.partition_point(|s| s.settle_ms <= first))
+    }
+
+    /// The settlements the run pays: inside the window (after the first step, up to the last)
+    /// and priced, in time order.
+    pub fn paid_settlements(&self) -> impl Iterator<Item = &Settlement> + '_ {
+        let range = match (self.ts_ms.first(), self.ts_ms.last()) {
+            (Some(&first), Some(&last)) => self.funding.between(first, last),
+            _ => 0..0,
+        };
+        self.funding[range].iter().filter(|s| s.is_paid())
     }
 
     /// Whether there are no steps.

@@ -5,6 +5,7 @@
 pub mod bracket;
 pub mod costs;
 pub mod dated;
+pub mod funding;
 pub mod market;
 pub mod pnl;
 pub mod trade;
@@ -12,6 +13,7 @@ pub mod trade;
 pub use bracket::Bracket;
 pub use costs::{CostModel, CostSchedule, Costs, Depth, DepthSeries, FirstLeg, MarketCosts, OrderType, SpreadEstimator, DEPTH_LEVELS};
 pub use dated::DatedContracts;
-pub use market::{Coverage, DerivativePath, FundingEvent, Instrument, LegSwitch, MarketTimeline, PremiumSeries, SettledRate, StaleSpan, SwitchReason, WarmUp};
+pub use funding::{FundingSeries, Settlement};
+pub use market::{Coverage, DerivativePath, Instrument, LegSwitch, MarketTimeline, PremiumSeries, StaleSpan, SwitchReason, WarmUp};
 pub use pnl::{events, state, NoLedger, Pnl, Recorder, StepRow};
-pub use trade::{Settlement, Trade, TradeReason};
+pub use trade::{FundingPayment, Trade, TradeReason};

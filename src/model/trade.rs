@@ -1,5 +1,7 @@
 //! Fills and funding payments, as the engine records them.
 
+use super::funding::Settlement;
+
 /// Why a trade happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeReason {
@@ -89,31 +91,32 @@ pub struct Trade {
     pub slippage: f64,
 }
 
-/// One funding settlement inside the simulated window, held or not: what the engine records for
-/// each settlement paid on a position (`held`), what `funding.parquet` stores (the window's
-/// settlements, held or not) and what the funding chart draws.
+/// What the book received at one funding settlement inside the simulated window, held or not:
+/// what the engine records for each settlement paid on a position (`held`), what
+/// `funding.parquet` stores (the window's settlements, held or not) and what the funding chart
+/// draws.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settlement {
-    /// Settlement time, epoch ms UTC.
-    pub settle_ms: i64,
-    /// Decimal per interval; positive means longs pay shorts.
-    pub rate: f64,
-    /// Hours the rate covers.
-    pub interval_hours: f64,
+pub struct FundingPayment {
+    /// The settlement; its price is the one the held notional was valued at (NaN when nothing
+    /// was held).
+    pub settlement: Settlement,
     /// Whether a perp position was open at the settlement.
     pub held: bool,
     /// Perp quantity held (signed; 0 when not held).
     pub perp_qty: f64,
-    /// Price the notional was valued at (NaN when not held).
-    pub price: f64,
     /// Funding received (+) or paid (−), quote currency: −perp_qty × rate × price (0 when not
     /// held).
     pub amount: f64,
 }
 
-impl Settlement {
-    /// A settlement paid on `perp_qty` held, valued at `price`: `amount` = −perp_qty × rate × price.
-    pub fn paid(settle_ms: i64, rate: f64, interval_hours: f64, price: f64, perp_qty: f64, amount: f64) -> Settlement {
-        Settlement { settle_ms, rate, interval_hours, held: true, perp_qty, price, amount }
+impl FundingPayment {
+    /// `settlement` paid on `perp_qty` held: `amount` = −perp_qty × rate × price.
+    pub fn paid(settlement: Settlement, perp_qty: f64, amount: f64) -> FundingPayment {
+        FundingPayment { settlement, held: true, perp_qty, amount }
+    }
+
+    /// `settlement` with nothing held: no price, no quantity, no amount.
+    pub fn not_held(settlement: Settlement) -> FundingPayment {
+        FundingPayment { settlement: Settlement { price: f64::NAN, ..settlement }, held: false, perp_qty: 0.0, amount: 0.0 }
     }
 }

@@ -210,8 +210,8 @@ pub fn drawdown(input: &ReportInput, area: &Area) -> Result<()> {
 /// Funding rate per settlement with the venue's cap and floor, and capped settlements marked.
 pub fn funding(input: &ReportInput, area: &Area) -> Result<()> {
     area.fill(&WHITE).map_err(draw_err)?;
-    let settle: Vec<i64> = input.settlements.iter().map(|s| s.settle_ms).collect();
-    let rate_pct: Vec<f64> = input.settlements.iter().map(|s| s.rate * 100.0).collect();
+    let settle: Vec<i64> = input.settlements.iter().map(|s| s.settlement.settle_ms).collect();
+    let rate_pct: Vec<f64> = input.settlements.iter().map(|s| s.settlement.rate * 100.0).collect();
     let lines = decimate_min_max(&settle, &rate_pct, BUCKETS);
     let limits = input.settlement_limits();
     let cap_pct: Vec<f64> = limits.iter().map(|l| l.0.map(|v| v * 100.0).unwrap_or(f64::NAN)).collect();
@@ -220,7 +220,7 @@ pub fn funding(input: &ReportInput, area: &Area) -> Result<()> {
     let floor_lines = decimate_min_max(&settle, &floor_pct, BUCKETS);
     let y = value_range(lines.iter().chain(&cap_lines).chain(&floor_lines), &[0.0]);
     let x = span(input);
-    let capped: Vec<usize> = (0..input.settlements.len()).filter(|&i| series::at_limit(input.settlements[i].rate, limits[i].0, limits[i].1)).collect();
+    let capped: Vec<usize> = (0..input.settlements.len()).filter(|&i| series::at_limit(input.settlements[i].settlement.rate, limits[i].0, limits[i].1)).collect();
     let title = format!("Funding rate per settlement ({} of {} at the cap or floor)", capped.len(), input.settlements.len());
     let (plot, side) = panels(area, &title)?;
     let mut chart = time_chart(&plot, "funding rate (% per settlement)", x, y)?;

@@ -244,8 +244,8 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
 
     // The settlements on their own clock, with the cap and floor in force at each and a
     // marker on every settlement at one of them.
-    let settle_ms: Vec<i64> = input.settlements.iter().map(|s| s.settle_ms).collect();
-    let rates: Vec<f64> = input.settlements.iter().map(|s| s.rate * 100.0).collect();
+    let settle_ms: Vec<i64> = input.settlements.iter().map(|s| s.settlement.settle_ms).collect();
+    let rates: Vec<f64> = input.settlements.iter().map(|s| s.settlement.rate * 100.0).collect();
     if !settle_ms.is_empty() {
         let limits = input.settlement_limits();
         let mut lines = vec![("rate per settlement".to_string(), rates.clone())];
@@ -254,7 +254,7 @@ pub fn plots(input: &ReportInput) -> Vec<Plot> {
             lines.push(("floor".into(), limits.iter().map(|l| l.1.map_or(f64::NAN, |v| v * 100.0)).collect()));
         }
         let mut funding_plot = plot("funding", "funding rate (% per settlement)", &settle_ms, lines);
-        let at_limit: Vec<usize> = (0..settle_ms.len()).filter(|&i| super::series::at_limit(input.settlements[i].rate, limits[i].0, limits[i].1)).collect();
+        let at_limit: Vec<usize> = (0..settle_ms.len()).filter(|&i| super::series::at_limit(input.settlements[i].settlement.rate, limits[i].0, limits[i].1)).collect();
         if !at_limit.is_empty() {
             let mut values = vec![None; funding_plot.x.len()];
             for &i in &at_limit {

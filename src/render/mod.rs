@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::config::{Config, TopUpSource};
 use crate::data::quality::StaleSpan;
-use crate::measure::ledger::{settlements_from_frame, FullLedger, Settlement};
+use crate::measure::ledger::{settlements_from_frame, FullLedger, FundingPayment};
 use crate::measure::metrics::Metrics;
 use crate::{bail_input, input_error};
 
@@ -36,7 +36,7 @@ pub struct ReportInput<'a> {
     /// The run's per-step ledger (`ledger.parquet`).
     pub ledger: &'a FullLedger,
     /// Every settlement in the window, held or not.
-    pub settlements: &'a [Settlement],
+    pub settlements: &'a [FundingPayment],
     /// The run's metrics (`metrics.json`).
     pub metrics: &'a Metrics,
     /// The config the run used.
@@ -63,7 +63,7 @@ impl ReportInput<'_> {
     /// Cap and floor of each settlement (config override, else the venue preset's rule for the
     /// symbol and date), in settlement order.
     pub fn settlement_limits(&self) -> Vec<(Option<f64>, Option<f64>)> {
-        self.settlements.iter().map(|s| self.config.venue.limits_at(&self.metrics.symbol, s.settle_ms, s.interval_hours)).collect()
+        self.settlements.iter().map(|s| self.config.venue.limits_at(&self.metrics.symbol, s.settlement.settle_ms, s.settlement.interval_hours)).collect()
     }
 
     /// Whether any cap or floor is known for the run.
@@ -79,7 +79,7 @@ impl ReportInput<'_> {
 
     /// Settlements whose rate sits at their cap or floor.
     pub fn capped_settlements(&self) -> usize {
-        self.settlements.iter().zip(self.settlement_limits()).filter(|(s, (cap, floor))| series::at_limit(s.rate, *cap, *floor)).count()
+        self.settlements.iter().zip(self.settlement_limits()).filter(|(s, (cap, floor))| series::at_limit(s.settlement.rate, *cap, *floor)).count()
     }
 }
 
@@ -189,7 +189,7 @@ pub struct SavedRun {
     /// The per-step ledger, from `ledger.parquet`.
     pub ledger: FullLedger,
     /// Every settlement in the window, held or not, from `funding.parquet`.
-    pub settlements: Vec<Settlement>,
+    pub settlements: Vec<FundingPayment>,
     /// The run's metrics, from `metrics.json`.
     pub metrics: Metrics,
     /// The config the run used, from its saved `config.toml`.

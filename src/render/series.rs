@@ -4,7 +4,7 @@
 
 use chrono::Datelike;
 
-use crate::measure::ledger::{events, Settlement};
+use crate::measure::ledger::{events, FundingPayment};
 use crate::time::{MS_PER_DAY, MS_PER_YEAR};
 
 /// A drawable polyline: (epoch ms, value) points.
@@ -129,14 +129,14 @@ pub struct RollingCarry {
 
 /// Rolling realised carry over `window_days`, evaluated at each step. `carry_pnl` is the per-step
 /// funding + staking + borrow PnL. Values start once a full window has passed since the first step.
-pub fn rolling_carry(ts_ms: &[i64], equity: &[f64], carry_pnl: &[f64], settlements: &[Settlement], window_days: f64) -> RollingCarry {
+pub fn rolling_carry(ts_ms: &[i64], equity: &[f64], carry_pnl: &[f64], settlements: &[FundingPayment], window_days: f64) -> RollingCarry {
     let n = ts_ms.len();
     let window_ms = (window_days * MS_PER_DAY as f64) as i64;
     let per_year = MS_PER_YEAR / window_ms as f64;
     let mut out = RollingCarry { funding_rate_apr: vec![f64::NAN; n], carry_return_apr: vec![f64::NAN; n] };
     let Some(&first_ms) = ts_ms.first() else { return out };
 
-    let held: Vec<(i64, f64)> = settlements.iter().filter(|s| s.held).map(|s| (s.settle_ms, -s.perp_qty.signum() * s.rate)).collect();
+    let held: Vec<(i64, f64)> = settlements.iter().filter(|s| s.held).map(|s| (s.settlement.settle_ms, -s.perp_qty.signum() * s.settlement.rate)).collect();
     // Prefix sums: carry PnL through step i, and side × rate through settlement k.
     let mut carry_cum = Vec::with_capacity(n);
     let mut total = 0.0;
@@ -346,7 +346,7 @@ mod tests {
         let mut settlements = Vec::new();
         for h in (8..=24 * 12).step_by(8) {
             carry[h as usize] = 0.1;
-            settlements.push(Settlement { settle_ms: h * hour, rate: 0.0001, interval_hours: 8.0, held: true, perp_qty: -1.0, price: 1000.0, amount: 0.1 });
+            settlements.push(FundingPayment::paid(crate::model::Settlement { settle_ms: h * hour, rate: 0.0001, interval_hours: 8.0, price: 1000.0 }, -1.0, 0.1));
         }
         let rolling = rolling_carry(&ts, &equity, &carry, &settlements, 10.0);
         assert!(rolling.funding_rate_apr[24 * 10 - 1].is_nan());

@@ -2,7 +2,7 @@
 //! computing for the interval in progress (predicted funding), each from what is known at the
 //! step.
 
-use crate::model::SettledRate;
+use crate::model::Settlement;
 use crate::venue::funding::{next_settlement, rate_per_8h, PremiumSeries};
 use crate::venue::{Averaging, Preset, Timing};
 use crate::time::MS_PER_HOUR;
@@ -11,7 +11,7 @@ const HOURS_PER_YEAR: f64 = 8760.0;
 
 /// The last settled rate at or before each step (decimal per interval), and the same
 /// annualised (rate / interval hours × 8760); NaN before the first settlement.
-pub fn last_settled(history: &[SettledRate], ts_ms: &[i64]) -> (Vec<f64>, Vec<f64>) {
+pub fn last_settled(history: &[Settlement], ts_ms: &[i64]) -> (Vec<f64>, Vec<f64>) {
     let mut j = 0usize;
     let mut rate = Vec::with_capacity(ts_ms.len());
     let mut apr = Vec::with_capacity(ts_ms.len());
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn last_settled_by_hand() {
-        let history = [SettledRate { settle_ms: 8, rate: 0.0001, interval_hours: 8.0 }, SettledRate { settle_ms: 12, rate: 0.0002, interval_hours: 4.0 }];
+        let history = [Settlement::unpriced(8, 0.0001, 8.0), Settlement::unpriced(12, 0.0002, 4.0)];
         let (rate, apr) = last_settled(&history, &[7, 8, 11, 12]);
         assert!(rate[0].is_nan() && apr[0].is_nan());
         assert_eq!(&rate[1..], &[0.0001, 0.0001, 0.0002]);

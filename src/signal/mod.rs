@@ -111,12 +111,12 @@ impl<'a> Signals<'a> {
             bail_input!("signal funding_spread_apr compares venues: it needs another pair of the same coin in the book (a [[pair]] with the same base on another account)");
         }
         let ts = &self.timeline.ts_ms;
-        let trailing = |history: &[crate::model::SettledRate]| match lookback_hours {
+        let trailing = |history: &[crate::model::Settlement]| match lookback_hours {
             Some(hours) => crate::sim::policy::trailing_funding_apr_hours(history, ts, hours),
             None => crate::config::engine_params(self.config).entry.signal(history, ts),
         };
-        let own = trailing(&self.timeline.funding_history);
-        let others: Vec<Vec<f64>> = self.peers.iter().map(|(_, t)| trailing(&t.funding_history)).collect();
+        let own = trailing(&self.timeline.funding);
+        let others: Vec<Vec<f64>> = self.peers.iter().map(|(_, t)| trailing(&t.funding)).collect();
         Ok((0..ts.len()).map(|i| own[i] - others.iter().map(|o| o[i]).sum::<f64>() / others.len() as f64).collect())
     }
 
@@ -136,9 +136,9 @@ impl<'a> Signals<'a> {
         }
         let timeline = self.timeline;
         let column = match name {
-            "funding_trailing_apr" => crate::config::engine_params(self.config).entry.signal(&timeline.funding_history, &timeline.ts_ms),
-            "funding_rate" => funding::last_settled(&timeline.funding_history, &timeline.ts_ms).0,
-            "funding_last_apr" => funding::last_settled(&timeline.funding_history, &timeline.ts_ms).1,
+            "funding_trailing_apr" => crate::config::engine_params(self.config).entry.signal(&timeline.funding, &timeline.ts_ms),
+            "funding_rate" => funding::last_settled(&timeline.funding, &timeline.ts_ms).0,
+            "funding_last_apr" => funding::last_settled(&timeline.funding, &timeline.ts_ms).1,
             "basis_bp" => timeline.perp.iter().zip(&timeline.spot).map(|(p, s)| (p / s - 1.0) * 1e4).collect(),
             "mark_basis_bp" => timeline.mark_prices().iter().zip(&timeline.spot).map(|(m, s)| (m / s - 1.0) * 1e4).collect(),
             "funding_predicted_apr" => self.predicted()?,
@@ -298,7 +298,7 @@ impl<'a> Signals<'a> {
             "funding_trailing_apr" => {
                 arity(1, "funding_trailing_apr(72h)")?;
                 let Value::Duration(ms) = self.value(&args[0], what, held)? else { bail_input!("{what}: funding_trailing_apr() takes a window with a unit, e.g. funding_trailing_apr(72h)") };
-                Value::Column(Rc::new(crate::sim::policy::trailing_funding_apr_hours(&self.timeline.funding_history, ts, ms as f64 / 3_600_000.0)))
+                Value::Column(Rc::new(crate::sim::policy::trailing_funding_apr_hours(&self.timeline.funding, ts, ms as f64 / 3_600_000.0)))
             }
             "funding_spread_apr" => {
                 arity(1, "funding_spread_apr(72h)")?;

@@ -47,13 +47,18 @@ impl Sim<'_> {
     }
 
     /// Step 3: funding settled in (ts[i-1], ts[i]] on the perp quantity held then.
+    /// `next_event` is the first settlement not yet passed (the run starts it at
+    /// [`MarketTimeline::first_settlement_in_window`]).
     #[inline(always)]
-    /// `next_event` is the first event not yet settled.
     pub(super) fn settle_funding(&mut self, timeline: &MarketTimeline, i: usize, next_event: &mut usize, step: &mut Step, summary: &mut RunSummary) {
-        while *next_event < timeline.funding.len() && timeline.funding[*next_event].step <= i {
+        let ts_ms = timeline.ts_ms[i];
+        while *next_event < timeline.funding.len() && timeline.funding[*next_event].settle_ms <= ts_ms {
             let event = timeline.funding[*next_event];
             *next_event += 1;
-            summary.window_settlements.push((event.settle_ms, event.rate, event.interval_hours));
+            if !event.is_paid() {
+                continue; // not valued, so not paid (before the listing, or no price known yet)
+            }
+            summary.window_settlements.push(event);
             self.settled_regime = Some(regime::of(event.rate, event.interval_hours, self.params.funding_baseline_rate_per_8h));
             // A dated contract pays no funding; the settlement still counts for the market's APR.
             if self.book.perp_qty != 0.0 && !self.book.dated {
@@ -67,7 +72,7 @@ impl Sim<'_> {
                     (amount, self.book.perp_qty)
                 };
                 step.flags |= events::FUNDING;
-                summary.settlements.push(Settlement::paid(event.settle_ms, event.rate, event.interval_hours, event.price, base_qty, amount));
+                summary.settlements.push(FundingPayment::paid(event, base_qty, amount));
             }
         }
     }

@@ -55,7 +55,7 @@ mod trading;
 
 pub(crate) use pair_run::PairRun;
 
-use crate::model::{events, state, MarketTimeline, Pnl, Recorder, Settlement, StepRow, Trade, TradeReason};
+use crate::model::{events, state, FundingPayment, MarketTimeline, Pnl, Recorder, StepRow, Trade, TradeReason};
 use margin::{liquidation_distance, Brackets, PerpLiquidation, SpotMarginRules};
 use policy::{AfterLiquidation, EntryMode, EntryRule, Target, TopUpSource};
 use crate::time::MS_PER_YEAR;
@@ -312,7 +312,8 @@ static BETWEEN_CHUNKS: MarketTimeline = MarketTimeline::EMPTY;
 /// in memory however long the run: `next_chunk` gives them in order, `None` after the last.
 /// Every chunk after the first starts with the previous chunk's last step (which is not run
 /// again: the step before a chunk's first new one is what liquidation checks, marking and
-/// accruals look back at), and numbers its settlements' steps from its own start. Rows,
+/// accruals look back at); the settlements it pays are those after its first step, up to its last
+/// (found by time, so a chunk may hold every settlement or only its own). Rows,
 /// trades and the summary equal those of [`run`] over the whole timeline.
 pub fn run_chunked<R: Recorder, E>(params: &EngineParams, mut next_chunk: impl FnMut() -> Result<Option<MarketTimeline>, E>, recorder: &mut R) -> Result<RunSummary, E> {
     let Some(mut current) = next_chunk()? else { return Ok(PairRun::new(&BETWEEN_CHUNKS, params).finish()) };

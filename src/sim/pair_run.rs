@@ -7,7 +7,7 @@ use super::*;
 /// nothing reads it). It is advanced step by step in the loop rather than laid out as a column
 /// first: a minute-bar year's column is 4 MB written and read back for one value a step.
 fn trailing_for(params: &EngineParams, timeline: &MarketTimeline) -> Option<policy::TrailingSignal> {
-    (params.entry.mode != EntryMode::AlwaysOn).then(|| policy::TrailingSignal::new(&params.entry, &timeline.funding_history))
+    (params.entry.mode != EntryMode::AlwaysOn).then(|| policy::TrailingSignal::new(&params.entry, &timeline.funding))
 }
 
 /// One pair's run in progress: the simulation state and what the loop carries from one step to
@@ -106,7 +106,7 @@ impl<'p, 't> PairRun<'p, 't> {
             forced_due_ms: params.forced.first().map_or(i64::MAX, |e| e.at_ms),
             timeline,
             mark: timeline.mark_prices(),
-            next_event: 0,
+            next_event: timeline.first_settlement_in_window(),
             liquidation_price_carried: f64::NAN,
             spot_liquidation_price_carried: f64::NAN,
             drawdown: DrawdownTracker::new(params.initial_capital, timeline.ts_ms.first().copied().unwrap_or(0)),
@@ -140,7 +140,7 @@ impl<'p, 't> PairRun<'p, 't> {
             step_offset,
             last_chunk,
             first_ts_ms: self.first_ts_ms,
-            next_event: 0,
+            next_event: next.first_settlement_in_window(),
             liquidation_price_carried: self.liquidation_price_carried,
             spot_liquidation_price_carried: self.spot_liquidation_price_carried,
             drawdown: self.drawdown,
@@ -271,7 +271,7 @@ impl<'p, 't> PairRun<'p, 't> {
             && book.in_flight == 0.0
             && ts_ms < self.forced_due_ms
             && i != self.switch_due_step
-            && timeline.funding.get(self.next_event).is_none_or(|event| event.step > i)
+            && timeline.funding.get(self.next_event).is_none_or(|settlement| settlement.settle_ms > ts_ms)
             && !(params.mask_stale_spot && timeline.spot_stale.get(i).is_some_and(|f| *f != 0))
             // Written as the liquidation check's negation, so a NaN price reads the same.
             && !(timeline.mark_high[i] >= self.liquidation_price_carried);
@@ -432,7 +432,7 @@ impl<'p, 't> PairRun<'p, 't> {
     #[inline(always)]
     pub(super) fn advance_signal(&mut self, i: usize) {
         if let Some(trailing) = self.trailing.as_mut() {
-            self.signal_now = trailing.at(&self.timeline.funding_history, self.timeline.ts_ms[i]);
+            self.signal_now = trailing.at(&self.timeline.funding, self.timeline.ts_ms[i]);
         }
     }
 

@@ -36,7 +36,7 @@ use super::margin::liquidation_distance;
 use super::policy::{EntryMode, EntryRule, Target, TrailingSignal};
 use super::summary::DrawdownTracker;
 use super::{EngineParams, RunSummary};
-use crate::model::{events, MarketTimeline, Pnl, Settlement, Trade, TradeReason};
+use crate::model::{events, FundingPayment, MarketTimeline, Pnl, Trade, TradeReason};
 
 /// The pair's own parameters (each leg's venue rules are its [`EngineParams`]).
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub struct PerpPerpSummary {
     /// Each leg's price PnL, total.
     pub price_pnl: [f64; 2],
     /// Each leg's settlements met with a position.
-    pub settlements: [Vec<Settlement>; 2],
+    pub settlements: [Vec<FundingPayment>; 2],
     /// Transfers sent between the accounts.
     pub transfers: usize,
     /// Times both legs were shrunk back to the leverage (the accounts even, a leg still near
@@ -439,18 +439,20 @@ impl Run<'_> {
 
     fn settle(&mut self, k: usize, i: usize, s: &mut StepPnl) {
         let leg = &mut self.legs[k];
-        let events = &leg.timeline.funding;
-        while leg.next_event < events.len() && events[leg.next_event].step <= i {
-            let e = events[leg.next_event];
+        let (settlements, ts_ms) = (&leg.timeline.funding, &leg.timeline.ts_ms);
+        while leg.next_event < settlements.len() && settlements[leg.next_event].settle_ms <= ts_ms[i] {
+            let e = settlements[leg.next_event];
             leg.next_event += 1;
-            if e.step < i || leg.qty == 0.0 || !leg.on_perp || (k == 0 && self.p.spot_a) {
+            // One settled in an earlier step (a rotated-in leg's past) or not priced is not paid.
+            let earlier = i > 0 && e.settle_ms <= ts_ms[i - 1];
+            if earlier || !e.is_paid() || leg.qty == 0.0 || !leg.on_perp || (k == 0 && self.p.spot_a) {
                 continue;
             }
             let amount = -leg.qty * e.rate * e.price;
             leg.margin += amount;
             s.funding[k] += amount;
             s.events |= events::FUNDING;
-            let paid = Settlement::paid(e.settle_ms, e.rate, e.interval_hours, e.price, leg.qty, amount);
+            let paid = FundingPayment::paid(e, leg.qty, amount);
             self.summary.settlements[k].push(paid);
             if k == 1 {
                 self.summary.settlement_venues_b.push(self.b_current as u8);
@@ -613,7 +615,7 @@ impl Run<'_> {
 
     /// Each of leg b's venues' trailing funding APR at `ts_ms` (all advanced, held or not).
     fn b_aprs(&mut self, ts_ms: i64) -> Vec<f64> {
-        self.b_venues.iter().zip(self.b_signals.iter_mut()).map(|((t, _), signal)| signal.at(&t.funding_history, ts_ms)).collect()
+        self.b_venues.iter().zip(self.b_signals.iter_mut()).map(|((t, _), signal)| signal.at(&t.funding, ts_ms)).collect()
     }
 
     fn spread(&mut self, ts_ms: i64, b_aprs: &[f64]) -> f64 {
@@ -622,7 +624,7 @@ impl Run<'_> {
             return b_aprs[self.b_current];
         }
         let a = &mut self.legs[0];
-        let apr_a = a.signal.at(&a.timeline.funding_history, ts_ms);
+        let apr_a = a.signal.at(&a.timeline.funding, ts_ms);
         b_aprs[self.b_current] - apr_a
     }
 
@@ -663,7 +665,7 @@ impl Run<'_> {
         leg.params = params;
         leg.mark_prev = timeline.mark_at(i);
         leg.entry = f64::NAN;
-        leg.next_event = timeline.funding.partition_point(|e| e.step <= i);
+        leg.next_event = timeline.funding.partition_point(|e| e.settle_ms <= timeline.ts_ms[i]);
         self.b_current = to;
         self.summary.rotations += 1;
         if fee > 0.0 {
@@ -812,14 +814,14 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         margin,
         entry: f64::NAN,
         mark_prev: if n > 0 { timeline.mark_at(0) } else { f64::NAN },
-        next_event: 0,
-        signal: TrailingSignal::new(&rule, &timeline.funding_history),
+        next_event: timeline.first_settlement_in_window(),
+        signal: TrailingSignal::new(&rule, &timeline.funding),
         on_perp: timeline.derivative.as_ref().is_none_or(|d| d.first.is_none_or(|f| f == crate::model::Instrument::Perp)),
         next_switch: 0,
         switched_to: None,
     };
     let half = p.initial_capital / 2.0;
-    let b_signals = b_venues.iter().map(|(t, _)| TrailingSignal::new(&rule, &t.funding_history)).collect();
+    let b_signals = b_venues.iter().map(|(t, _)| TrailingSignal::new(&rule, &t.funding)).collect();
     let mut run = Run {
         legs: [leg(a, half), leg(b, half)],
         p,
@@ -1016,8 +1018,8 @@ pub fn run_rotating<'t>(a: (&'t MarketTimeline, &'t EngineParams), b_venues: &'t
         run.summary.run.execution = Some(run.execution);
     }
     run.summary.run.final_equity = run.equity();
-    run.summary.run.window_settlements = a.0.funding.iter().chain(&b.0.funding).map(|e| (e.settle_ms, e.rate, e.interval_hours)).collect();
-    run.summary.run.window_settlements.sort_by_key(|s| s.0);
+    run.summary.run.window_settlements = a.0.paid_settlements().chain(b.0.paid_settlements()).copied().collect();
+    run.summary.run.window_settlements.sort_by_key(|s| s.settle_ms);
     run.summary
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::SettledRate;
+use crate::model::Settlement;
 
 /// The position the strategy wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl EntryRule {
     }
 
     /// The trailing signal at each step time under this rule's lookback.
-    pub fn signal(&self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
+    pub fn signal(&self, history: &[Settlement], ts_ms: &[i64]) -> Vec<f64> {
         TrailingSignal::new(self, history).along(history, ts_ms)
     }
 }
@@ -90,12 +90,12 @@ pub struct TrailingSignal {
 
 impl TrailingSignal {
     /// The signal of `rule` over `history` (settled rates in time order), before any step.
-    pub fn new(rule: &EntryRule, history: &[SettledRate]) -> Self {
+    pub fn new(rule: &EntryRule, history: &[Settlement]) -> Self {
         Self::over(history, rule.lookback_hours, rule.lookback_settlements)
     }
 
     /// Over `lookback_hours` when given, else the last `lookback_settlements`.
-    fn over(history: &[SettledRate], lookback_hours: Option<f64>, lookback_settlements: usize) -> Self {
+    fn over(history: &[Settlement], lookback_hours: Option<f64>, lookback_settlements: usize) -> Self {
         TrailingSignal {
             lookback_ms: lookback_hours.map(|hours| (hours * 3_600_000.0).round() as i64),
             settlements: lookback_settlements,
@@ -111,12 +111,12 @@ impl TrailingSignal {
 
     /// The signal at each of the step times `ts_ms` (ascending, none earlier than the last
     /// asked for).
-    pub fn along(&mut self, history: &[SettledRate], ts_ms: &[i64]) -> Vec<f64> {
+    pub fn along(&mut self, history: &[Settlement], ts_ms: &[i64]) -> Vec<f64> {
         ts_ms.iter().map(|&t| self.at(history, t)).collect()
     }
 
     /// The signal at step time `t` (no earlier than the last asked for).
-    pub fn at(&mut self, history: &[SettledRate], t: i64) -> f64 {
+    pub fn at(&mut self, history: &[Settlement], t: i64) -> f64 {
         match self.lookback_ms {
             None => {
                 let lookback = self.settlements;
@@ -166,14 +166,14 @@ impl TrailingSignal {
 /// / Σ interval hours × 8760, counting only settlements at or before the step. A 1 h rate of
 /// 0.3 % after eight 8 h rates of 0.01 % gives 51 % APR (the count-weighted mean of the
 /// annualised rates would say 302 %). NaN until `lookback` rates are known.
-pub fn trailing_funding_apr(history: &[SettledRate], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
+pub fn trailing_funding_apr(history: &[Settlement], ts_ms: &[i64], lookback: usize) -> Vec<f64> {
     TrailingSignal::over(history, None, lookback).along(history, ts_ms)
 }
 
 /// Time-weighted trailing APR over the settlements in `(t − lookback_hours, t]`: Σ rate / Σ
 /// interval hours × 8760. NaN until the history reaches back `lookback_hours` (its first
 /// settlement's interval starts at or before t − lookback), or when no settlement falls inside.
-pub fn trailing_funding_apr_hours(history: &[SettledRate], ts_ms: &[i64], lookback_hours: f64) -> Vec<f64> {
+pub fn trailing_funding_apr_hours(history: &[Settlement], ts_ms: &[i64], lookback_hours: f64) -> Vec<f64> {
     TrailingSignal::over(history, Some(lookback_hours), 0).along(history, ts_ms)
 }
 

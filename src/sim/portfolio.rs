@@ -249,7 +249,7 @@ fn weights(allocation: &Allocation, pairs: &[PairSpec], i: usize) -> Vec<f64> {
 /// Time-weighted funding APR of the settlements known at `now_ms` over the last
 /// `lookback_hours` (Σ rate / Σ interval hours × 8,760); NaN until the lookback is covered.
 fn trailing_apr(timeline: &MarketTimeline, now_ms: i64, lookback_hours: f64) -> f64 {
-    let history = &timeline.funding_history;
+    let history = &timeline.funding;
     let end = history.partition_point(|s| s.settle_ms <= now_ms);
     let (mut rate, mut hours) = (0.0, 0.0);
     for s in history[..end].iter().rev() {
@@ -1127,6 +1127,6 @@ fn merge_into(book: &mut RunSummary, pairs: &[RunSummary]) {
         book.window_settlements.extend(p.window_settlements.iter().cloned());
     }
     book.trades.sort_by_key(|t| t.ts_ms);
-    book.settlements.sort_by_key(|s| s.settle_ms);
-    book.window_settlements.sort_by_key(|s| s.0);
+    book.settlements.sort_by_key(|s| s.settlement.settle_ms);
+    book.window_settlements.sort_by_key(|s| s.settle_ms);
 }

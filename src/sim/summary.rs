@@ -3,7 +3,7 @@
 //! from a finished path ([`record_equity`]).
 
 use super::policy::AfterLiquidation;
-use crate::model::{Pnl, Settlement, Trade};
+use crate::model::{FundingPayment, Pnl, Settlement, Trade};
 use crate::time::MS_PER_DAY;
 
 /// What a run produced besides the per-step rows.
@@ -89,9 +89,9 @@ pub struct RunSummary {
     /// Every fill, in time order.
     pub trades: Vec<Trade>,
     /// Settlements inside the window that met a position.
-    pub settlements: Vec<Settlement>,
-    /// Every settlement inside the window, (settle_ms, rate, interval_hours), held or not.
-    pub window_settlements: Vec<(i64, f64, f64)>,
+    pub settlements: Vec<FundingPayment>,
+    /// Every settlement the run paid (inside the window, priced), held or not.
+    pub window_settlements: Vec<Settlement>,
 }
 
 /// Record `equity` (at `ts_ms`, from the summary's initial capital) into `summary` as a run

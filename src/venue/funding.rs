@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Averaging, Formula, PaidOn, Preset, Timing};
 use crate::data::FundingSeries;
-use crate::model::MarketTimeline;
+use crate::model::{MarketTimeline, Settlement};
 pub use crate::model::PremiumSeries;
 use crate::time::{MS_PER_DAY, MS_PER_HOUR};
 
@@ -131,19 +131,39 @@ pub fn premium_for(premium_index: Option<&str>, source: PremiumSource, timeline:
     })
 }
 
-/// One counterfactual settlement.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settled {
-    /// Settlement time on the venue's grid, epoch ms UTC.
-    pub settle_ms: i64,
-    /// Decimal rate for the interval.
-    pub rate: f64,
-    /// Hours the rate covers (the venue's interval at the settlement).
-    pub interval_hours: f64,
-    /// The rate before the cap and floor.
-    pub uncapped: f64,
-    /// Whether the cap or floor bound.
-    pub capped: bool,
+/// Settlements under a rule set with what its cap and floor did: the series, and for each
+/// settlement its rate before the cap and floor and whether one of them bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CappedFunding {
+    /// The settlements (rates after the cap and floor).
+    pub funding: FundingSeries,
+    /// Each settlement's rate before the cap and floor, decimal per interval.
+    pub uncapped_rate: Vec<f64>,
+    /// Whether the cap or floor bound at each settlement.
+    pub at_limit: Vec<bool>,
+}
+
+impl CappedFunding {
+    /// Number of settlements.
+    pub fn len(&self) -> usize {
+        self.funding.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.funding.is_empty()
+    }
+
+    /// Settlements at the cap or floor.
+    pub fn at_limit_count(&self) -> usize {
+        self.at_limit.iter().filter(|b| **b).count()
+    }
+
+    /// Settlements at the cap (bound with a positive rate) and at the floor (a negative one).
+    pub fn at_cap_and_floor(&self) -> (usize, usize) {
+        let bound = || self.funding.iter().zip(&self.at_limit).filter(|(_, b)| **b);
+        (bound().filter(|(s, _)| s.rate > 0.0).count(), bound().filter(|(s, _)| s.rate < 0.0).count())
+    }
 }
 
 /// The 8 h-basis rate of the formula for an averaged premium.
@@ -188,10 +208,11 @@ fn average(premium: &PremiumSeries, from: i64, to: i64, averaging: Averaging) ->
     })
 }
 
-/// The settlements `preset` would have paid for `symbol` in `(from_ms, to_ms]` on `premium`.
-/// Settlements whose window holds no premium sample are left out.
-pub fn counterfactual(preset: &Preset, symbol: &str, premium: &PremiumSeries, from_ms: i64, to_ms: i64) -> Vec<Settled> {
-    let mut out = Vec::new();
+/// The settlements `preset` would have paid for `symbol` in `(from_ms, to_ms]` on `premium`,
+/// unpriced. Settlements whose window holds no premium sample are left out.
+pub fn counterfactual(preset: &Preset, symbol: &str, premium: &PremiumSeries, from_ms: i64, to_ms: i64) -> CappedFunding {
+    let mut out = CappedFunding::default();
+    let mut settlements = Vec::new();
     let mut at = from_ms;
     loop {
         let (settle, hours) = next_settlement(preset, at);
@@ -209,39 +230,29 @@ pub fn counterfactual(preset: &Preset, symbol: &str, premium: &PremiumSeries, fr
         let uncapped = rate_per_8h(f.formula, p, f.interest_per_8h, f.inner_clamp, f.dead_band) * hours / 8.0;
         let (cap, floor) = preset.limits_at(symbol, settle, hours);
         let rate = uncapped.min(cap.unwrap_or(f64::INFINITY)).max(floor.unwrap_or(f64::NEG_INFINITY));
-        out.push(Settled { settle_ms: settle, rate, interval_hours: hours, uncapped, capped: rate != uncapped });
+        settlements.push(Settlement::unpriced(settle, rate, hours));
+        out.uncapped_rate.push(uncapped);
+        out.at_limit.push(rate != uncapped);
     }
+    out.funding = FundingSeries::new(settlements);
     out
 }
 
-/// The preset's settlements over a timeline's window, and the funding series to run on: priced
+/// The preset's settlements over a timeline's window, as the funding series to run on: priced
 /// on the mark (NaN: the engine's mark bar) or, for oracle-paid venues, on the spot close known
 /// at the settlement (the oracle is an index of spot prices).
-pub fn counterfactual_for(preset: &Preset, timeline: &MarketTimeline, premium: &PremiumSeries) -> (Vec<Settled>, FundingSeries) {
+pub fn counterfactual_for(preset: &Preset, timeline: &MarketTimeline, premium: &PremiumSeries) -> CappedFunding {
     let (from_ms, to_ms) = (timeline.ts_ms[0], timeline.ts_ms[timeline.len() - 1]);
-    let settled = counterfactual(preset, &timeline.symbol, premium, from_ms, to_ms);
-    let mut funding = as_funding_series(&settled);
+    let mut settled = counterfactual(preset, &timeline.symbol, premium, from_ms, to_ms);
     if preset.funding.paid_on == PaidOn::Oracle {
-        funding.mark_price = funding
-            .settle_ms
-            .iter()
-            .map(|&t| match timeline.ts_ms.partition_point(|&s| s <= t) {
+        for s in settled.funding.iter_mut() {
+            s.price = match timeline.ts_ms.partition_point(|&t| t <= s.settle_ms) {
                 0 => f64::NAN,
                 i => timeline.spot[i - 1],
-            })
-            .collect();
+            };
+        }
     }
-    (settled, funding)
-}
-
-/// Counterfactual settlements as a funding series the loader would have produced.
-pub fn as_funding_series(settled: &[Settled]) -> FundingSeries {
-    FundingSeries {
-        settle_ms: settled.iter().map(|s| s.settle_ms).collect(),
-        rate: settled.iter().map(|s| s.rate).collect(),
-        interval_hours: settled.iter().map(|s| s.interval_hours).collect(),
-        mark_price: vec![f64::NAN; settled.len()],
-    }
+    settled
 }
 
 #[cfg(test)]
@@ -285,10 +296,10 @@ mod tests {
         let from = premium.ts_ms[0] - MS_PER_HOUR;
         let btc = counterfactual(&binance, "BTCUSDT", &premium, from, from + 48 * MS_PER_HOUR);
         assert_eq!(btc.len(), 6, "00/08/16 UTC settlements over two days");
-        assert_eq!(btc[0].settle_ms, from + 8 * MS_PER_HOUR);
-        assert!(btc.iter().all(|s| s.capped && s.rate == 0.003 && (s.uncapped - 0.0045).abs() < 1e-15));
+        assert_eq!(btc.funding[0].settle_ms, from + 8 * MS_PER_HOUR);
+        assert!((0..btc.len()).all(|k| btc.at_limit[k] && btc.funding[k].rate == 0.003 && (btc.uncapped_rate[k] - 0.0045).abs() < 1e-15));
         let alt = counterfactual(&binance, "XYZUSDT", &premium, from, from + 48 * MS_PER_HOUR);
-        assert!(alt.iter().all(|s| !s.capped && (s.rate - 0.0045).abs() < 1e-15));
+        assert!((0..alt.len()).all(|k| !alt.at_limit[k] && (alt.funding[k].rate - 0.0045).abs() < 1e-15));
     }
 
     #[test]
@@ -299,7 +310,7 @@ mod tests {
         let from = premium.ts_ms[0] - MS_PER_HOUR;
         let hourly = counterfactual(&hl, "BTCUSDT", &premium, from, from + 24 * MS_PER_HOUR);
         assert_eq!(hourly.len(), 24);
-        assert!(hourly.iter().all(|s| (s.rate - 0.0001 / 8.0).abs() < 1e-18 && s.interval_hours == 1.0));
+        assert!(hourly.funding.iter().all(|s| (s.rate - 0.0001 / 8.0).abs() < 1e-18 && s.interval_hours == 1.0));
         // BitMEX (04/12/20 UTC): the rate paid at T comes from the premium of (T-16h, T-8h].
         let bitmex = preset("bitmex");
         let t0 = parse_time_ms("t", "2024-01-01").unwrap();
@@ -309,10 +320,10 @@ mod tests {
             premium.premium.push(if h <= 12 { 0.002 } else { 0.0 }); // high until 12:00
         }
         let settled = counterfactual(&bitmex, "XBTUSD", &premium, t0, t0 + 48 * MS_PER_HOUR);
-        assert_eq!(settled[0].settle_ms, t0 + 12 * MS_PER_HOUR, "04:00 has no premium in its window");
+        assert_eq!(settled.funding[0].settle_ms, t0 + 12 * MS_PER_HOUR, "04:00 has no premium in its window");
         // 04:00 needs (-12h, -4h]: no samples, skipped; 12:00 uses (-4h, 04:00]: 0.2 % - 0.05 %;
         // 20:00 uses (04:00, 12:00]: still 0.2 %; 04:00 next day uses (12:00, 20:00]: calm.
-        let find = |h: i64| settled.iter().find(|s| s.settle_ms == t0 + h * MS_PER_HOUR).map(|s| s.rate);
+        let find = |h: i64| settled.funding.iter().find(|s| s.settle_ms == t0 + h * MS_PER_HOUR).map(|s| s.rate);
         assert_eq!(find(4), None);
         assert!((find(12).unwrap() - 0.0015).abs() < 1e-15);
         assert!((find(20).unwrap() - 0.0015).abs() < 1e-15);
@@ -326,17 +337,24 @@ mod tests {
         let premium = flat_premium(0.2, 3);
         let from = premium.ts_ms[0] - MS_PER_HOUR;
         let settled = counterfactual(&dydx, "BTCUSDT", &premium, from, from + 3 * MS_PER_HOUR);
-        assert!(settled.iter().all(|s| s.capped && (s.rate - 0.015).abs() < 1e-15 && (s.uncapped - 0.025).abs() < 1e-15));
+        assert!(!settled.is_empty());
+        assert!((0..settled.len()).all(|k| settled.at_limit[k] && (settled.funding[k].rate - 0.015).abs() < 1e-15 && (settled.uncapped_rate[k] - 0.025).abs() < 1e-15));
     }
 
     /// The settlement at `day` + 16:00 under a flat premium `p` from `day` (every venue's grid
     /// has one there: 00/08/16, BitMEX 04/12/20 +- 4 h is not used here).
-    fn at_16h(id: &str, symbol: &str, p: f64, day: &str) -> Settled {
+    fn at_16h(id: &str, symbol: &str, p: f64, day: &str) -> Settlement {
+        at_16h_capped(id, symbol, p, day).0
+    }
+
+    /// [`at_16h`], and whether the cap or floor bound.
+    fn at_16h_capped(id: &str, symbol: &str, p: f64, day: &str) -> (Settlement, bool) {
         let preset = preset(id);
         let t0 = parse_time_ms("t", day).unwrap();
         let premium = PremiumSeries { ts_ms: (1..=48).map(|h| t0 + h * MS_PER_HOUR).collect(), premium: vec![p; 48] };
         let settled = counterfactual(&preset, symbol, &premium, t0, t0 + 48 * MS_PER_HOUR);
-        *settled.iter().find(|s| s.settle_ms == t0 + 16 * MS_PER_HOUR).unwrap_or_else(|| panic!("{id}: no 16:00 settlement"))
+        let k = settled.funding.iter().position(|s| s.settle_ms == t0 + 16 * MS_PER_HOUR).unwrap_or_else(|| panic!("{id}: no 16:00 settlement"));
+        (settled.funding[k], settled.at_limit[k])
     }
 
     #[track_caller]
@@ -355,8 +373,8 @@ mod tests {
         close(at_16h("bybit_linear", "BTCUSDT", 0.0006, day).rate, 0.0001);
         close(at_16h("bybit_linear", "BTCUSDT", 0.00061, day).rate, 0.00061 - 0.0005);
         // Bybit BTC cap +-0.375 %: P = 0.5 % gives 0.45 %, capped.
-        let s = at_16h("bybit_linear", "BTCUSDT", 0.005, day);
-        assert!(s.capped);
+        let (s, capped) = at_16h_capped("bybit_linear", "BTCUSDT", 0.005, day);
+        assert!(capped);
         close(s.rate, 0.00375);
         close(at_16h("bybit_linear", "BTCUSDT", -0.005, day).rate, -0.00375);
         // Gate: cap 75 % x (1 % - 0.5 %) = 0.375 %.
@@ -391,7 +409,7 @@ mod tests {
         let premium = PremiumSeries { ts_ms: (1..=24).map(|h| t0 + h * MS_PER_HOUR).collect(), premium: vec![0.0; 24] };
         let settled = counterfactual(&four_hourly, "BTCUSDT", &premium, t0, t0 + 24 * MS_PER_HOUR);
         assert_eq!(settled.len(), 6);
-        assert!(settled.iter().all(|s| s.interval_hours == 4.0 && (s.rate - 0.00005).abs() < 1e-18));
+        assert!(settled.funding.iter().all(|s| s.interval_hours == 4.0 && (s.rate - 0.00005).abs() < 1e-18));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use basis::config::{Bracket, Config, Direction, EntryMode, TopUpSource};
-use basis::data::align::{FundingEvent, MarketTimeline};
+use basis::data::align::{MarketTimeline, Settlement};
 use basis::sim::book::Costs;
 use basis::sim::EngineParams;
 use basis::sim::margin::Brackets;
@@ -26,8 +26,7 @@ pub fn flat_timeline(prices: &[f64], highs: &[f64], lows: &[f64], step_ms: i64) 
         mark_high: highs.to_vec(),
         mark_low: lows.to_vec(),
         staking_apr: vec![0.0; n],
-        funding: Vec::new(),
-        funding_history: Vec::new(),
+        funding: Default::default(),
         stale_spot_steps: 0,
         spot_stale: vec![0; n],
         stale_spans: Vec::new(),
@@ -36,8 +35,8 @@ pub fn flat_timeline(prices: &[f64], highs: &[f64], lows: &[f64], step_ms: i64) 
 }
 
 /// A funding event paid at step `step` of `timeline` (settled exactly at that step's time).
-pub fn event_at(timeline: &MarketTimeline, step: usize, rate: f64, price: f64) -> FundingEvent {
-    FundingEvent { step, settle_ms: timeline.ts_ms[step], rate, interval_hours: 8.0, price }
+pub fn event_at(timeline: &MarketTimeline, step: usize, rate: f64, price: f64) -> Settlement {
+    Settlement { settle_ms: timeline.ts_ms[step], rate, interval_hours: 8.0, price }
 }
 
 /// Engine parameters with no costs, 1x leverage, no reserve, always-on long carry.

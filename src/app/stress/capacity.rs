@@ -157,7 +157,9 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
             let share = notional / open_interest;
             let funding_factor = (1.0 - spec.elasticity * share).max(0.0);
             let mut t = base.clone();
-            for e in t.funding.iter_mut().filter(|e| e.rate > 0.0) {
+            // The positive rates paid while the book is in the market; a trailing signal reads
+            // the same compressed rates (the settlements before the window stay as they were).
+            for e in t.funding.iter_mut().filter(|e| e.is_paid() && e.rate > 0.0) {
                 e.rate *= funding_factor;
             }
             let mut p = params.clone();

@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bail_input;
-use crate::data::align::{FundingEvent, MarketTimeline};
+use crate::data::align::MarketTimeline;
+use crate::model::Settlement;
 use crate::sim::EngineParams;
 use crate::measure::ledger::NoLedger;
 use crate::rng::Rng;
@@ -107,7 +108,8 @@ impl MonteCarlo {
 struct Source<'a> {
     history: &'a MarketTimeline,
     log_return: Vec<f64>,
-    /// Funding events by source step: index range into `history.funding`.
+    /// Settlements by source step: the index range into `history.funding` of those settled in
+    /// the step's interval (the unpaid among them are passed over when copied).
     events_at: Vec<(usize, usize)>,
 }
 
@@ -116,10 +118,10 @@ impl<'a> Source<'a> {
         let n = history.len();
         let log_return = (0..n).map(|i| if i == 0 { 0.0 } else { (history.spot[i] / history.spot[i - 1]).ln() }).collect();
         let mut events_at = vec![(0, 0); n];
-        let mut k = 0;
+        let mut k = history.first_settlement_in_window();
         for (i, slot) in events_at.iter_mut().enumerate() {
             let start = k;
-            while k < history.funding.len() && history.funding[k].step == i {
+            while k < history.funding.len() && history.funding[k].settle_ms <= history.ts_ms[i] {
                 k += 1;
             }
             *slot = (start, k);
@@ -170,10 +172,9 @@ fn path(source: &Source, spec: &MonteCarloSpec, steps: usize, block: usize, step
             t.staking_apr.push(h.staking_apr_at(i));
             if j > 0 {
                 let (a, b) = source.events_at[i];
-                for e in &h.funding[a..b] {
-                    let settle_ms = t.ts_ms[j];
-                    t.funding.push(FundingEvent { step: j, settle_ms, rate: e.rate, interval_hours: e.interval_hours, price: mark });
-                    t.funding_history.push(crate::data::align::SettledRate { settle_ms, rate: e.rate, interval_hours: e.interval_hours });
+                for e in h.funding[a..b].iter().filter(|e| e.is_paid()) {
+                    // Settled at the copied step's close, valued at its mark.
+                    t.funding.settlements_mut().push(Settlement { settle_ms: t.ts_ms[j], rate: e.rate, interval_hours: e.interval_hours, price: mark });
                 }
             }
             j += 1;
@@ -241,7 +242,7 @@ mod tests {
             mark_low: (0..n).map(|i| (100.0 + i as f64) * 1.0).collect(),
             staking_apr: vec![0.0; n],
             spot_stale: vec![0; n],
-            funding: (1..n).step_by(8).map(|i| FundingEvent { step: i, settle_ms: i as i64 * 3_600_000, rate: 0.0001, interval_hours: 8.0, price: 1.0 }).collect(),
+            funding: (1..n).step_by(8).map(|i| Settlement { settle_ms: i as i64 * 3_600_000, rate: 0.0001, interval_hours: 8.0, price: 1.0 }).collect(),
             ..Default::default()
         };
         let source = Source::new(&history);

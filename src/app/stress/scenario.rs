@@ -6,7 +6,9 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{parse_time_ms, FundingFormat, FundingSource};
-use crate::data::align::{FundingEvent, MarketTimeline};
+use crate::data::align::MarketTimeline;
+use crate::model::funding::step_of;
+use crate::model::Settlement;
 use crate::data::quality::stale;
 use crate::sim::forced::{DefaultedLeg, Forced, ForcedEvent};
 use crate::sim::EngineParams;
@@ -249,8 +251,10 @@ fn scale_perp(t: &mut MarketTimeline, from: usize, f: impl Fn(usize) -> f64) {
         t.mark_high[i] *= k;
         t.mark_low[i] *= k;
     }
-    for e in t.funding.iter_mut().filter(|e| e.step >= from) {
-        e.price *= f(e.step);
+    let (after_ms, last_ms) = (if from == 0 { i64::MIN } else { t.ts_ms[from - 1] }, t.ts_ms.last().copied().unwrap_or(i64::MIN));
+    let range = t.funding.between(after_ms, last_ms);
+    for e in t.funding[range].iter_mut().filter(|e| e.is_paid()) {
+        e.price *= f(step_of(&t.ts_ms, e.settle_ms));
     }
 }
 
@@ -319,7 +323,6 @@ pub fn apply(
                         .ok_or_else(|| input_error!("funding_flip to_floor: the venue has no floor; set [venue] preset or funding_floor"))?,
                 };
             }
-            sync_history(&mut t);
         }
         Scenario::BasisBlowout { at, bp, hours, .. } => {
             let i0 = start_step(&t, at)?;
@@ -373,20 +376,18 @@ pub fn apply(
             let i0 = start_step(&t, at)?;
             start_ms = t.ts_ms[i0];
             let span = to - from;
-            t.funding.retain(|e| e.settle_ms < start_ms || e.settle_ms > start_ms + span);
-            for k in 0..series.settle_ms.len() {
-                if series.settle_ms[k] < from || series.settle_ms[k] > to {
-                    continue;
-                }
-                let settle_ms = start_ms + (series.settle_ms[k] - from);
-                let step = t.ts_ms.partition_point(|&s| s < settle_ms);
+            let mut settlements = std::mem::take(&mut t.funding).into_vec();
+            settlements.retain(|e| e.settle_ms < start_ms || e.settle_ms > start_ms + span);
+            for replayed in series.iter().filter(|s| s.settle_ms >= from && s.settle_ms <= to) {
+                let settle_ms = start_ms + (replayed.settle_ms - from);
+                let step = step_of(&t.ts_ms, settle_ms);
                 if step == 0 || step >= t.len() {
                     continue;
                 }
-                t.funding.push(FundingEvent { step, settle_ms, rate: series.rate[k], interval_hours: series.interval_hours[k], price: t.mark_prices()[step] });
+                settlements.push(Settlement { settle_ms, rate: replayed.rate, interval_hours: replayed.interval_hours, price: t.mark_prices()[step] });
             }
-            t.funding.sort_by_key(|e| e.settle_ms);
-            sync_history(&mut t);
+            settlements.sort_by_key(|e| e.settle_ms);
+            t.funding = settlements.into();
         }
         Scenario::VenueDefault { at, leg, recovery_rate, recovery_days, .. } => {
             if !(0.0..=1.0).contains(recovery_rate) || !(*recovery_days >= 0.0) {
@@ -466,11 +467,3 @@ impl Scenario {
     }
 }
 
-/// Rebuild the signal history from the (changed) settlements in the window, keeping what came
-/// before the window.
-fn sync_history(t: &mut MarketTimeline) {
-    let first = t.ts_ms.first().copied().unwrap_or(i64::MIN);
-    t.funding_history.retain(|h| h.settle_ms <= first);
-    t.funding_history.extend(t.funding.iter().map(|e| crate::data::align::SettledRate { settle_ms: e.settle_ms, rate: e.rate, interval_hours: e.interval_hours }));
-    t.funding_history.sort_by_key(|h| h.settle_ms);
-}
