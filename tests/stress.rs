@@ -130,6 +130,33 @@ fn smallest_liquidating_shock_matches_the_bracket_formula() {
     assert_close(fill.fill_price, liquidation_price, 1e-9);
 }
 
+/// A transplant from the window's first step keeps the settlements at and before it (what the
+/// trailing signals read before the window): only the window's own settlements in the span give
+/// way. SOLUSDT's 15 settlements of 2022-11-09/10 land from the first step on; the one at
+/// 00:00 lands on the first step itself, which is not paid, so 14 are paid in the span.
+#[test]
+fn a_transplant_from_the_first_step_keeps_the_history_before_the_window() {
+    use basis::model::Settlement;
+    let mut t = flat();
+    let mut all = vec![Settlement::unpriced(T0 - 16 * HOUR, 0.0003, 8.0), Settlement::unpriced(T0 - 8 * HOUR, 0.0003, 8.0), Settlement::unpriced(T0, 0.0003, 8.0)];
+    all.extend(t.funding.iter().copied());
+    t.funding = all.into();
+    let replay = Scenario::FundingReplay {
+        name: None,
+        path: real_data_dir().join("binance-funding/SOLUSDT-fundingRate-2022-11.csv").display().to_string(),
+        symbol: "SOLUSDT".into(),
+        from: "2022-11-09T00:00:00Z".into(),
+        to: "2022-11-10T23:00:00Z".into(),
+        at: at(0),
+    };
+    let (st, _) = stressed(&replay, &t, &plain_params(10_000.0));
+    let before: Vec<(i64, f64)> = st.funding.iter().filter(|e| e.settle_ms <= T0).map(|e| (e.settle_ms, e.rate)).collect();
+    assert_eq!(before, vec![(T0 - 16 * HOUR, 0.0003), (T0 - 8 * HOUR, 0.0003), (T0, 0.0003)]);
+    // 14, not 19: the flat market's own five in the span (8 h, 16 h, ..., 40 h) gave way.
+    let paid_in_span = st.paid_settlements().filter(|e| e.settle_ms <= T0 + 47 * HOUR).count();
+    assert_eq!(paid_in_span, 14);
+}
+
 #[test]
 fn ftx_week_funding_transplants_onto_another_market() {
     let t = flat();

@@ -620,6 +620,8 @@ impl StepAligner {
 /// known yet (before any bar) stays unpriced, so it is not paid.
 fn price_settlements(sources: &Sources, ts_ms: &[i64], at_index: bool, funding: &mut FundingSeries) {
     let loaded = sources.funding;
+    // `funding` is `loaded` unpriced (the aligner's copy of the same series): one index for both.
+    debug_assert_eq!(funding.len(), loaded.len(), "the aligner's settlements are the sources' own");
     let inside = loaded.between(ts_ms[0], ts_ms[ts_ms.len() - 1]);
     if inside.is_empty() {
         return;

@@ -60,7 +60,10 @@ impl FundingSeries {
         start..self.0.partition_point(|s| s.settle_ms <= last_ms).max(start)
     }
 
-    /// The settlements the run pays (those priced), in time order.
+    /// The priced settlements, in time order. In a timeline basis aligned (whole, in chunks, or
+    /// on a book's grid) these are exactly the ones the run pays; a timeline built by hand may
+    /// price others too, which [`MarketTimeline::paid_settlements`](super::MarketTimeline::paid_settlements)
+    /// leaves out.
     pub fn paid(&self) -> impl Iterator<Item = &Settlement> + '_ {
         self.0.iter().filter(|s| s.is_paid())
     }

@@ -157,8 +157,9 @@ pub fn run(spec: &CapacitySpec, data: &MarketData, base: &MarketTimeline, params
             let share = notional / open_interest;
             let funding_factor = (1.0 - spec.elasticity * share).max(0.0);
             let mut t = base.clone();
-            // The positive rates paid while the book is in the market; a trailing signal reads
-            // the same compressed rates (the settlements before the window stay as they were).
+            // Positive rates inside the window are compressed by the book's size: those it is paid,
+            // and those a trailing funding signal reads (one series holds both); the settlements
+            // before the window stay as printed.
             for e in t.funding.iter_mut().filter(|e| e.is_paid() && e.rate > 0.0) {
                 e.rate *= funding_factor;
             }

@@ -315,7 +315,10 @@ pub fn apply(
             if rate_per_8h.is_some() as u8 + scale.is_some() as u8 + *to_floor as u8 != 1 {
                 bail_input!("funding_flip: give exactly one of rate_per_8h, scale or to_floor = true");
             }
-            for e in t.funding.iter_mut().filter(|e| e.settle_ms >= start_ms && e.settle_ms < end) {
+            // The settlements inside the window from the start on (those the run pays, and the
+            // trailing signals read); the ones before the window stay as printed.
+            let inside = t.funding.between(t.ts_ms[0], t.ts_ms[t.len() - 1]);
+            for e in t.funding[inside].iter_mut().filter(|e| e.settle_ms >= start_ms && e.settle_ms < end) {
                 e.rate = match (rate_per_8h, scale) {
                     (Some(r), _) => r * e.interval_hours / 8.0,
                     (_, Some(s)) => e.rate * s,
@@ -377,7 +380,10 @@ pub fn apply(
             start_ms = t.ts_ms[i0];
             let span = to - from;
             let mut settlements = std::mem::take(&mut t.funding).into_vec();
-            settlements.retain(|e| e.settle_ms < start_ms || e.settle_ms > start_ms + span);
+            // The span's own settlements inside the window give way to the replayed ones; those at
+            // or before the first step stay (the signals' history before the window).
+            let first_ms = t.ts_ms[0];
+            settlements.retain(|e| e.settle_ms <= first_ms || e.settle_ms < start_ms || e.settle_ms > start_ms + span);
             for replayed in series.iter().filter(|s| s.settle_ms >= from && s.settle_ms <= to) {
                 let settle_ms = start_ms + (replayed.settle_ms - from);
                 let step = step_of(&t.ts_ms, settle_ms);
