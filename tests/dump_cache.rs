@@ -221,3 +221,77 @@ fn a_cache_folder_that_cannot_be_made_gives_way_to_a_folder_of_the_runs_own() {
     drop(cache);
     assert!(!own.exists(), "the run's own folder is removed");
 }
+
+/// A stat record (one per dump path read) goes once none of its hash's entries is left and it
+/// has been untouched for an hour; one whose entry stays, or written in the last hour, stays.
+#[test]
+fn stat_records_go_with_their_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = sample_dumps(dir.path());
+    let cache_dir = dir.path().join("cache");
+    let cache = DumpCache::at(&cache_dir, u64::MAX).expect("cache");
+    let cached = cache.klines(&paths, TimeFormat::Auto, None, "perp").expect("entries");
+    let stat_dir = cache_dir.join("klines/v2/stat");
+    let records = || -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(&stat_dir).expect("stat").flatten().map(|e| std::fs::read_to_string(e.path()).expect("record")).collect();
+        found.sort();
+        found
+    };
+    assert_eq!(records().len(), 12);
+    for found in std::fs::read_dir(&stat_dir).expect("stat").flatten() {
+        age(&found.path());
+    }
+    // Five entries gone (another run's trim, say); one record of a dump read just now whose
+    // entry is gone too.
+    for entry in &cached[..5] {
+        std::fs::remove_file(&entry.entry).expect("remove");
+    }
+    std::fs::write(stat_dir.join("fresh"), format!("1 2 3 4 5 {}\n", sha256(&paths[0]))).expect("fresh record");
+    cache.trim(&[]);
+    let left = records();
+    assert_eq!(left.len(), 8, "seven records of entries still there, and the fresh one: {left:?}");
+    for (k, dump) in paths.iter().enumerate() {
+        let kept = left.iter().any(|r| r.trim_end().ends_with(&sha256(dump)));
+        assert_eq!(kept, k == 0 || k >= 5, "{}", dump.display());
+    }
+}
+
+/// The private folders of runs killed before they removed them are removed by a later run:
+/// those of a process no longer running and untouched for an hour, never another's in use.
+#[cfg(target_os = "linux")]
+#[test]
+fn folders_of_killed_runs_are_removed_later() {
+    use basis::data::dump_cache::{remove_abandoned_private_folders, PRIVATE_PREFIX};
+    let temp = tempfile::tempdir().expect("tempdir");
+    let folder = |name: &str, hours_ago: u64| -> PathBuf {
+        let path = temp.path().join(name);
+        std::fs::create_dir_all(path.join("klines/v2/stat")).expect("folder");
+        let handle = std::fs::File::open(&path).expect("open folder");
+        handle.set_modified(SystemTime::now() - Duration::from_secs(hours_ago * 3_600)).expect("mtime");
+        path
+    };
+    // No process has this id (above any pid_max).
+    let dead = folder(&format!("{PRIVATE_PREFIX}4294967295-1"), 2);
+    let dead_but_recent = folder(&format!("{PRIVATE_PREFIX}4294967295-2"), 0);
+    let ours = folder(&format!("{PRIVATE_PREFIX}{}-3", std::process::id()), 2);
+    let not_ours = folder("basis-cached-data", 2);
+    remove_abandoned_private_folders(temp.path());
+    assert!(!dead.exists(), "a dead run's folder untouched for two hours is removed");
+    assert!(dead_but_recent.exists() && ours.exists() && not_ours.exists());
+}
+
+/// A dump that changes between the stat taken before its read and the one after is refused,
+/// naming it and saying what to do; an unchanged one passes.
+#[test]
+fn a_dump_that_changes_while_it_is_read_is_refused() {
+    use basis::data::dump_cache::{unchanged_since, Stat};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dump = dir.path().join("BTCUSDT-1m-2024-01.csv");
+    std::fs::write(&dump, b"1704067200000,1,1,1,1,1,1704067259999,1,1,1,1,0\n").expect("dump");
+    let before = Stat::of(&std::fs::metadata(&dump).expect("meta"));
+    unchanged_since(&dump, before.as_ref()).expect("unchanged");
+    std::fs::OpenOptions::new().append(true).open(&dump).and_then(|mut f| std::io::Write::write_all(&mut f, b"1704067260000,1,1,1,1,1,1704067319999,1,1,1,1,0\n")).expect("append");
+    let err = unchanged_since(&dump, before.as_ref()).expect_err("refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("BTCUSDT-1m-2024-01.csv") && text.contains("changed while it was read") && text.contains("--no-cache"), "{text}");
+}

@@ -154,7 +154,8 @@ impl DumpCache {
             }
         }
         let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let root = std::env::temp_dir().join(format!("basis-cache-{}-{stamp}", std::process::id()));
+        remove_abandoned_private_folders(&std::env::temp_dir());
+        let root = std::env::temp_dir().join(format!("{PRIVATE_PREFIX}{}-{stamp}", std::process::id()));
         let mut cache = Self::at(&root, u64::MAX)?;
         cache.private_root = Some(root);
         Ok(cache)
@@ -251,11 +252,7 @@ impl DumpCache {
                     None => read::sha256_streamed(dump)?,
                 },
             };
-            // A file that changed while it was read would name an entry of other bytes.
-            let after = std::fs::metadata(dump).ok().as_ref().and_then(Stat::of);
-            if after.is_none() || after.as_ref().map(Stat::identity) != stat.as_ref().map(Stat::identity) {
-                crate::bail_input!("{}: the file changed while it was read; run again once it is complete (or pass --no-cache)", dump.display());
-            }
+            unchanged_since(dump, stat.as_ref())?;
             read::remember_hash(dump, meta.len(), sha256.clone());
             Ok(sha256)
         };
@@ -329,7 +326,52 @@ impl DumpCache {
                 removed += len;
             }
         }
+        self.trim_stat_records(&idle);
         removed
+    }
+
+    /// Remove the stat records (one per dump path ever read) whose entries are all gone, once
+    /// untouched for an hour: they would only spare hashing a dump that must be parsed again.
+    fn trim_stat_records(&self, idle: &dyn Fn(SystemTime) -> bool) {
+        let cached: std::collections::HashSet<String> = std::fs::read_dir(&self.entries)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.ends_with(".parquet").then(|| name.split('-').next().unwrap_or_default().to_string())
+            })
+            .collect();
+        for found in std::fs::read_dir(self.entries.join("stat")).into_iter().flatten().flatten() {
+            let Ok(modified) = found.metadata().and_then(|m| m.modified()) else { continue };
+            if !idle(modified) {
+                continue;
+            }
+            let sha256 = std::fs::read_to_string(found.path()).ok().and_then(|text| text.trim_end().rsplit_once(' ').map(|(_, sha)| sha.to_string()));
+            if sha256.is_none_or(|sha| !cached.contains(&sha)) {
+                let _ = std::fs::remove_file(found.path());
+            }
+        }
+    }
+}
+
+/// A private cache folder's name: this prefix, the process id, `-`, a time stamp.
+pub const PRIVATE_PREFIX: &str = "basis-cache-";
+
+/// Removes the private cache folders under `temp_dir` that runs killed before they could remove
+/// their own left behind: those of a process no longer running (told by `/proc`; where there is
+/// none, those untouched for a day), untouched for an hour.
+pub fn remove_abandoned_private_folders(temp_dir: &Path) {
+    let now = SystemTime::now();
+    let proc_known = Path::new("/proc/self").exists();
+    for found in std::fs::read_dir(temp_dir).into_iter().flatten().flatten() {
+        let name = found.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(PRIVATE_PREFIX).and_then(|rest| rest.split_once('-')).and_then(|(pid, _)| pid.parse::<u32>().ok()) else { continue };
+        let Ok(age) = found.metadata().and_then(|m| m.modified()).map(|m| now.duration_since(m).unwrap_or_default()) else { continue };
+        let abandoned = if proc_known { pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() && age > IN_USE } else { age > 24 * IN_USE };
+        if abandoned {
+            let _ = std::fs::remove_dir_all(found.path());
+        }
     }
 }
 
@@ -351,7 +393,7 @@ pub fn clear(root: &Path) -> Result<()> {
 
 /// A file's identity as a stat record keeps it: length, modification and change times (ns),
 /// inode and device, as git's index keeps them.
-struct Stat {
+pub struct Stat {
     len: u64,
     modified: SystemTime,
     modified_ns: u128,
@@ -361,7 +403,8 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(meta: &std::fs::Metadata) -> Option<Stat> {
+    /// The identity of the file `meta` describes (None where the platform gives no times).
+    pub fn of(meta: &std::fs::Metadata) -> Option<Stat> {
         let modified = meta.modified().ok()?;
         let modified_ns = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos();
         #[cfg(unix)]
@@ -388,6 +431,16 @@ impl Stat {
         let (identity, sha256) = text.trim_end().rsplit_once(' ')?;
         (identity == self.identity() && sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha256.to_string())
     }
+}
+
+/// Refuses `dump` when its stat now differs from `before` (taken before it was read): a file that
+/// changed while it was read would name an entry of other bytes.
+pub fn unchanged_since(dump: &Path, before: Option<&Stat>) -> Result<()> {
+    let after = std::fs::metadata(dump).ok().as_ref().and_then(Stat::of);
+    if after.is_none() || after.as_ref().map(Stat::identity) != before.map(Stat::identity) {
+        crate::bail_input!("{}: the file changed while it was read; run again once it is complete (or pass --no-cache)", dump.display());
+    }
+    Ok(())
 }
 
 /// The stat record's file name for a dump path: the hash of its absolute path.
