@@ -228,6 +228,38 @@ fn chunk_of(timeline: &basis::data::align::MarketTimeline, from: usize, to: usiz
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A timeline holds every settlement loaded; the engine pays only the priced ones after the
+    /// first step and up to the last. Adding settlements it must not pay (priced ones before the
+    /// window, at its first step and after its last; unpriced ones inside it, half a step before
+    /// a close) leaves every row, trade and total of an always-on run bit for bit the same.
+    #[test]
+    fn settlements_the_run_does_not_pay_change_nothing(path in path_strategy(), knobs in knobs_strategy(), unpriced_every in 1usize..6, rate in -0.003f64..0.003) {
+        let timeline = timeline_from(&path);
+        let mut params = params_from(&knobs);
+        params.entry.mode = EntryMode::AlwaysOn;
+        let (first, last) = (timeline.ts_ms[0], timeline.ts_ms[timeline.len() - 1]);
+        let mut extra = timeline.funding.clone().into_vec();
+        extra.push(Settlement { settle_ms: first - 8 * HOUR, rate, interval_hours: 8.0, price: 1000.0 });
+        extra.push(Settlement { settle_ms: first, rate, interval_hours: 8.0, price: 1000.0 });
+        extra.push(Settlement { settle_ms: last + HOUR, rate, interval_hours: 1.0, price: 1000.0 });
+        extra.extend((1..timeline.len()).step_by(unpriced_every).map(|i| Settlement::unpriced(timeline.ts_ms[i] - HOUR / 2, rate, 1.0)));
+        extra.sort_by_key(|s| s.settle_ms);
+        let mut padded = timeline.clone();
+        padded.funding = extra.into();
+        prop_assert_eq!(padded.paid_settlements().count(), timeline.funding.len());
+        let (mut plain_rows, mut padded_rows) = (FullLedger::default(), FullLedger::default());
+        let plain = sim::run(&timeline, &params, &mut plain_rows);
+        let with_extra = sim::run(&padded, &params, &mut padded_rows);
+        for (i, (a, b)) in plain_rows.rows().zip(padded_rows.rows()).enumerate() {
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {}", i);
+        }
+        prop_assert_eq!(format!("{:?}", plain), format!("{:?}", with_extra));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// A run fed its timeline in chunks of time (each starting with the last step of the one
