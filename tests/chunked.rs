@@ -276,6 +276,23 @@ fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
     assert!(message.contains("spot.parquet"), "{message}");
 }
 
+/// With two bad inputs, an index file that is not Parquet (refused as the chunked run opens its
+/// pieces) and a missing funding file, the chunked run names the one the whole load meets
+/// first: the funding file (the whole load reads the index last).
+#[test]
+fn with_a_bad_index_and_no_funding_file_the_funding_is_named_as_in_the_whole_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_market(dir.path(), 0);
+    std::fs::write(dir.path().join("index.parquet"), b"ts,close\n1,2\n").expect("index");
+    let config = config_with(dir.path(), "two-bad", "mode = \"always_on\"", "leverage = 2.0", false, &bars_section(dir.path(), "index", false));
+    // The index alone is refused the same both ways, naming it.
+    let message = refused_both_ways(config.clone());
+    assert!(message.contains("index.parquet"), "{message}");
+    std::fs::remove_file(dir.path().join("funding.parquet")).expect("remove funding");
+    let message = refused_both_ways(config);
+    assert!(message.contains("funding.parquet") && !message.contains("index.parquet"), "{message}");
+}
+
 /// Binance BTC/USDT hourly history 2019–2026 (../shared/data, freqtrade layout) written as
 /// generic Parquet in row groups of 4,000 bars: real gaps, mark gaps and interval changes, in
 /// chunks and whole.

@@ -323,8 +323,25 @@ fn all_pieces(config: &DataConfig, cache: Option<&DumpCache>) -> Result<Option<A
             Some(source) => Ok(BarPieces::open_with(source, label, cache)?.map(Some)),
         }
     };
-    let (Some(mark), Some(index)) = (optional(&config.mark, "mark")?, optional(&config.index, "index")?) else { return Ok(None) };
+    let Some(mark) = optional(&config.mark, "mark")? else { return Ok(None) };
+    let Some(index) = optional(&config.index, "index").map_err(|err| after_funding_and_staking(config, err))? else { return Ok(None) };
     Ok(Some(AllPieces { spot, perp, mark, index }))
+}
+
+/// An index series' error as the whole load reports it: the whole load reads the index after the
+/// funding and staking series, so an error of theirs comes first.
+fn after_funding_and_staking(config: &DataConfig, index_error: anyhow::Error) -> anyhow::Error {
+    if let Some(source) = &config.funding {
+        if let Err(funding_error) = super::load_funding(source, &config.symbol, &mut Vec::new(), &mut Vec::new()) {
+            return funding_error;
+        }
+    }
+    if let Some(source) = &config.staking {
+        if let Err(staking_error) = super::generic::load_staking(source, &mut Vec::new()) {
+            return staking_error;
+        }
+    }
+    index_error
 }
 
 /// Listing placeholders at the perp's start, when its first piece settles the question: `None`
@@ -376,8 +393,8 @@ impl ChunkedMarket {
             return Ok(None);
         }
         // The first passes run side by side (each reads its own files); errors are reported
-        // in the order the whole load meets them (spot, perp, mark, index), and warnings are
-        // gathered in the order it gives them.
+        // in the order the whole load meets them (spot, perp, mark, funding, staking, index),
+        // and warnings are gathered in the order it gives them.
         let mut placeholder_warnings = Vec::new();
         let (spot_facts, perp_facts, mark_facts, index_facts) = std::thread::scope(|scope| {
             let spot = scope.spawn(|| first_pass(&pieces.spot, 0));
@@ -406,7 +423,7 @@ impl ChunkedMarket {
             Some(None) => return Ok(None),
             facts => facts.flatten(),
         };
-        let index_facts = match index_facts? {
+        let index_facts = match index_facts.map_err(|err| after_funding_and_staking(config, err))? {
             Some(None) => return Ok(None),
             facts => facts.flatten(),
         };
