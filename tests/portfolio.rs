@@ -54,6 +54,31 @@ fn liquidations(ledger: &BookLedger, pair: usize) -> Vec<usize> {
     (0..ledger.pairs[pair].len()).filter(|&i| ledger.pairs[pair].row(i).events & basis::model::events::LIQUIDATION != 0).collect()
 }
 
+/// A pair building a reverse carry over three bars (`max_participation` 0.5 of 40 spot and
+/// 60 perp a bar: tests/execution.rs's entry, reversed) reads LEGGING on its own rows, and the
+/// book, holding only it, is in the reverse carry those steps (not the long one), as the pair's
+/// own run counts its time.
+#[test]
+fn a_book_building_a_reverse_carry_is_in_the_reverse_carry_while_its_order_is_worked() {
+    let prices = [100.0, 98.0, 99.0, 99.0, 99.0];
+    let mut timeline = flat_timeline(&prices, &prices, &prices, HOUR);
+    timeline.spot_volume = vec![40.0; 5];
+    timeline.perp_volume = vec![60.0; 5];
+    let mut params = plain_params(10_000.0);
+    params.entry.direction = Direction::Reverse;
+    params.execution = basis::sim::execution::Execution { max_participation: 0.5, ..basis::sim::execution::Execution::AT_ONCE };
+    let mut ledger = BookLedger::with_capacity(1, 1, prices.len());
+    let summary = portfolio::run(&book(10_000.0, vec![1.0], None), &[account("venue", MarginMode::Isolated)], &[pair("A", &timeline, params.clone(), 0, 0)], &mut ledger);
+    let pair_states: Vec<i8> = ledger.pairs[0].rows().map(|r| r.state).collect();
+    assert_eq!(&pair_states[..2], &[basis::model::state::LEGGING, basis::model::state::LEGGING], "{pair_states:?}");
+    let book_states: Vec<i8> = ledger.book.rows().map(|r| r.state).collect();
+    assert_eq!(&book_states[..3], &[basis::model::state::REVERSE_CARRY; 3], "{book_states:?}");
+    // The book's time in state is the pair's own run's.
+    let single = sim::run(&timeline, &params, &mut FullLedger::default());
+    assert_eq!(summary.book.steps_in_state, single.steps_in_state);
+    assert_eq!(summary.book.steps_in_state[1], 0, "no step in the long carry");
+}
+
 /// The same two-pair book (A rallies 100 → 220, B falls 100 → 80; 1,000 each at 2x) under each
 /// margin mode.
 ///

@@ -906,7 +906,9 @@ pub fn run<R: BookRecorder>(book: &BookParams, accounts: &[AccountSpec], pairs: 
             book_row.perp_margin += row.perp_margin;
             book_row.equity += row.equity;
             book_row.pnl.add(&row.pnl);
-            states[state_index(row.state)] += 1;
+            // The pair's state as its own run counts it: a pair whose order is being worked is
+            // in the carry it builds or unwinds (long or reverse).
+            states[run.sim.state_code().1] += 1;
             margin_posted_sum += row.perp_margin.max(0.0);
         }
         book_row.state = book_state(&states);
@@ -1046,8 +1048,6 @@ fn state_index(code: i8) -> usize {
         state::LONG_CARRY => 1,
         state::REVERSE_CARRY => 2,
         state::UNHEDGED_SPOT => 3,
-        // A pair whose order is being worked is in the carry it builds or unwinds.
-        state::LEGGING => 1,
         _ => 0,
     }
 }
