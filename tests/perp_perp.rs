@@ -128,6 +128,26 @@ fn liquidation_at_bankruptcy_price_unwinds_other_leg() {
     assert_close(rows[1].pnl_total(), 12_000.0 - 20_000.0, 1e-9);
 }
 
+/// A leg's liquidation is a market order of the whole leg: with the leg's `sqrt_impact` model
+/// (an impact of 0.001 per √coin at the liquidation's step, none at the entry's, so the entry is
+/// the same) the 500-coin short b fills at LP × (1 + 0.001 × √500) = 122.1945…, not at LP =
+/// 60,000 / 502 = 119.5219… (the bar's high of 125 bounds it).
+#[test]
+fn a_leg_s_liquidation_slips_its_size_s_impact_under_its_market_model() {
+    let a = flat_timeline(&[100.0, 104.0, 104.0], &[100.0, 104.0, 104.0], &[100.0, 104.0, 104.0], HOUR);
+    let b = flat_timeline(&[100.0, 104.0, 104.0], &[100.0, 125.0, 104.0], &[100.0, 100.0, 104.0], HOUR);
+    let pa = plain_params(0.0);
+    let fill = |pb: &basis::sim::EngineParams| {
+        let (_, summary) = rows_of(&a, &b, &pa, pb, &pp_params(20_000.0, 5.0));
+        summary.run.trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation && t.leg == "perp_b").map(|t| t.fill_price).expect("leg b liquidated")
+    };
+    let liq = 60_000.0 / 502.0;
+    let mut pb = plain_params(0.0);
+    assert_close(fill(&pb), liq, 1e-9);
+    pb.market_costs = Some(std::sync::Arc::new(basis::model::MarketCosts { perp_impact: vec![0.0, 0.001, 0.0], ..Default::default() }));
+    assert_close(fill(&pb), liq * (1.0 + 0.001 * 500f64.sqrt()), 1e-9);
+}
+
 /// A leg near its liquidation price is sent half the margin difference; the transfer is on its
 /// way for `transfer_delay_ms`, in neither account; when the accounts are even the legs shrink.
 #[test]

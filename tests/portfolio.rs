@@ -209,6 +209,26 @@ fn cross_top_ups_wait_for_the_account_and_pool_its_free_margin_first() {
     assert_eq!(top_ups.iter().filter(|(k, _)| *k == 1).count(), 0, "B does not sell");
 }
 
+/// The same account (section K) with pair A's market cost model giving an impact of 0.001 per
+/// √coin at the breach's step (none at the entry's): A's perp, a market order of its 20/3 coins,
+/// fills at 149 × (1 + 0.001 × √(20/3)) = 149.3847…, no further than its bar's high of 150, as
+/// an isolated perp's liquidation would; B's fill stays at 51.
+#[test]
+fn a_shared_account_s_liquidation_slips_each_perp_s_impact() {
+    let a = scripted(&[100.0, 150.0, 150.0]);
+    let b = scripted(&[100.0, 50.0, 50.0]);
+    let mut with_impact = hand_params(1000.0);
+    with_impact.market_costs = Some(std::sync::Arc::new(basis::model::MarketCosts { perp_impact: vec![0.0, 0.001, 0.0], ..Default::default() }));
+    let mut reverse = hand_params(1000.0);
+    reverse.entry.direction = Direction::Reverse;
+    let pairs = [pair("A", &a, with_impact, 0, 0), pair("B", &b, reverse, 0, 0)];
+    let mut ledger = BookLedger::with_capacity(2, 1, 3);
+    let summary = portfolio::run(&book(2000.0, vec![0.5, 0.5], None), &[account("venue", MarginMode::Cross)], &pairs, &mut ledger);
+    let fill = |k: usize| summary.pairs[k].trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation && t.leg == "perp").unwrap().fill_price;
+    assert_close(fill(0), 149.0 * (1.0 + 0.001 * (20.0f64 / 3.0).sqrt()), 1e-9);
+    assert_close(fill(1), 51.0, 1e-9);
+}
+
 /// A long carry beside a reverse carry in one cross account (section K): A's short perp is hurt
 /// by its high, B's long perp by its low. On all highs or all lows the account keeps 50 per unit
 /// against 2.5 or 1.5; at the corner (A 150, B 50) it has nothing, and it breaches at θ = 0.98.

@@ -341,6 +341,18 @@ impl Costs {
         }
     }
 
+    /// How far a liquidation slips beyond the venue's own liquidation slippage under a market
+    /// cost model, decimal of price: the liquidation is a market order of the whole position
+    /// `held` (signed; the close trades −held), so it walks the book (`orderbook`) or slips its
+    /// size's impact (`sqrt_impact`); 0 under fixed costs.
+    pub fn liquidation_slip(&self, held: f64) -> f64 {
+        match &self.perp_depth {
+            // The close (a buy for a short) walks the book, beyond its mid.
+            Some(depth) => depth.slippage(-held),
+            None => self.perp_impact * held.abs().sqrt(),
+        }
+    }
+
     /// What closing a dated contract at `reason` costs: a delivery pays the settlement fee
     /// `delivery_fee` and slips nothing (MARGIN.md §6); a roll or a switch pays these costs.
     pub fn closing_dated(&self, delivery: bool, delivery_fee: f64) -> Costs {

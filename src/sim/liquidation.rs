@@ -44,12 +44,7 @@ impl Sim<'_> {
         if self.params.market_costs.is_some() {
             // A liquidation is a market order of the whole position: with a market cost model
             // it also slips its size's impact (still no further than the bar's extreme).
-            let costs = self.costs();
-            rule.fill_slippage += match &costs.perp_depth {
-                // The close (a buy for a short) walks the book, beyond its mid.
-                Some(depth) => depth.slippage(-qty),
-                None => costs.perp_impact * qty.abs().sqrt(),
-            };
+            rule.fill_slippage += self.costs().liquidation_slip(qty);
         }
         let filled = rule.fill_price(qty, liq, mark_prev, extreme);
         let slipped = qty * (filled - price);

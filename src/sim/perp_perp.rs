@@ -380,7 +380,15 @@ impl Run<'_> {
         let mark_prev = leg.mark_prev;
         // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
-        let filled = leg.params.liquidation.fill_price(qty, liq, mark_prev, extreme);
+        let mut rule = leg.params.liquidation;
+        if let Some(market) = leg.params.market_costs.as_deref() {
+            // A market order of the whole leg: with the leg's market cost model it also slips
+            // its size's impact or walks the leg's book (no further than the bar's extreme).
+            let mut costs = leg.params.costs;
+            market.apply(i, &mut costs);
+            rule.fill_slippage += costs.liquidation_slip(qty);
+        }
+        let filled = rule.fill_price(qty, liq, mark_prev, extreme);
         self.close_by_venue(k, i, price, filled, s);
         true
     }

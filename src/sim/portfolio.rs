@@ -532,7 +532,12 @@ fn liquidate_account(runs: &mut [PairRun], specs: &[PairSpec], steps: &mut [Step
         run.sim.book.perp_margin += moved;
         // The closing fill may slip past the breach (the liquidation model), towards the
         // corner's extreme; a breach at the bar's open fills there.
-        let price = if theta > 0.0 { spec.params.liquidation.fill_price(qty, breach, prev, mark_end(t, i, corner[k])) } else { breach };
+        let mut rule = spec.params.liquidation;
+        if spec.params.market_costs.is_some() {
+            // Each perp's close is a market order of its whole size, as an isolated one's is.
+            rule.fill_slippage += run.sim.costs().liquidation_slip(qty);
+        }
+        let price = if theta > 0.0 { rule.fill_price(qty, breach, prev, mark_end(t, i, corner[k])) } else { breach };
         let slipped = qty * (price - breach);
         (breaches[k], slips[k]) = (breach, -slipped);
         steps[k].pnl.liquidation += slipped;
