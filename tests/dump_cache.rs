@@ -256,28 +256,57 @@ fn stat_records_go_with_their_entries() {
     }
 }
 
-/// The private folders of runs killed before they removed them are removed by a later run:
-/// those of a process no longer running and untouched for an hour, never another's in use.
-#[cfg(target_os = "linux")]
+/// The private folders of runs killed before they removed them are removed by a later run: a
+/// folder created over an hour ago whose owner lock no process holds. Never one whose lock is
+/// held (a live run, whatever its PID namespace), one too new to judge, one without a lock under
+/// a day old, nor anything named otherwise (a user's `basis-cache-2024-06`) or not a folder.
 #[test]
 fn folders_of_killed_runs_are_removed_later() {
-    use basis::data::dump_cache::{remove_abandoned_private_folders, PRIVATE_PREFIX};
+    use basis::data::dump_cache::{remove_abandoned_private_folders, OWNER_LOCK, PRIVATE_PREFIX};
     let temp = tempfile::tempdir().expect("tempdir");
-    let folder = |name: &str, hours_ago: u64| -> PathBuf {
+    let stamp = "1765000000000000000";
+    let folder = |name: &str, lock: bool, hours_ago: u64| -> PathBuf {
         let path = temp.path().join(name);
         std::fs::create_dir_all(path.join("klines/v2/stat")).expect("folder");
-        let handle = std::fs::File::open(&path).expect("open folder");
-        handle.set_modified(SystemTime::now() - Duration::from_secs(hours_ago * 3_600)).expect("mtime");
+        if lock {
+            std::fs::write(path.join(OWNER_LOCK), b"").expect("lock file");
+        }
+        std::fs::File::open(&path).expect("open folder").set_modified(SystemTime::now() - Duration::from_secs(hours_ago * 3_600)).expect("mtime");
         path
     };
-    // No process has this id (above any pid_max).
-    let dead = folder(&format!("{PRIVATE_PREFIX}4294967295-1"), 2);
-    let dead_but_recent = folder(&format!("{PRIVATE_PREFIX}4294967295-2"), 0);
-    let ours = folder(&format!("{PRIVATE_PREFIX}{}-3", std::process::id()), 2);
-    let not_ours = folder("basis-cached-data", 2);
+    let dead = folder(&format!("{PRIVATE_PREFIX}1-{stamp}"), true, 2);
+    let live = folder(&format!("{PRIVATE_PREFIX}2-{stamp}"), true, 2);
+    let held = std::fs::File::open(live.join(OWNER_LOCK)).expect("lock");
+    held.lock().expect("held by a live run");
+    let new = folder(&format!("{PRIVATE_PREFIX}3-{stamp}"), true, 0);
+    let unlocked_recent = folder(&format!("{PRIVATE_PREFIX}4-{stamp}"), false, 2);
+    let unlocked_old = folder(&format!("{PRIVATE_PREFIX}5-{stamp}"), false, 25);
+    let users = folder(&format!("{PRIVATE_PREFIX}2024-06"), false, 48);
+    let a_file = temp.path().join(format!("{PRIVATE_PREFIX}6-{stamp}"));
+    std::fs::write(&a_file, b"not a folder").expect("file");
     remove_abandoned_private_folders(temp.path());
-    assert!(!dead.exists(), "a dead run's folder untouched for two hours is removed");
-    assert!(dead_but_recent.exists() && ours.exists() && not_ours.exists());
+    assert!(!dead.exists(), "an unlocked folder two hours old is removed");
+    assert!(!unlocked_old.exists(), "a folder without a lock a day old is removed");
+    assert!(live.exists() && new.exists() && unlocked_recent.exists() && users.exists() && a_file.exists());
+    drop(held);
+}
+
+/// A run's own folder (`--no-cache`) holds its owner lock while the run lasts, so another run's
+/// clean-up leaves it alone however old it is; dropping the cache removes it.
+#[test]
+fn a_run_s_own_folder_is_locked_while_it_runs() {
+    use basis::data::dump_cache::{remove_abandoned_private_folders, CacheChoice, OWNER_LOCK};
+    let cache = DumpCache::open(CacheChoice::Private, &mut Vec::new()).expect("a folder of its own");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = sample_dumps(dir.path());
+    let cached = cache.klines(&paths[..1], TimeFormat::Auto, None, "perp").expect("entry");
+    let own = cached[0].entry.parent().and_then(Path::parent).and_then(Path::parent).expect("its root").to_path_buf();
+    assert!(own.join(OWNER_LOCK).exists());
+    std::fs::File::open(&own).expect("open folder").set_modified(SystemTime::now() - Duration::from_secs(5 * 3_600)).expect("mtime");
+    remove_abandoned_private_folders(&std::env::temp_dir());
+    assert!(own.exists() && cached[0].entry.exists(), "a live run's folder stays");
+    drop(cache);
+    assert!(!own.exists());
 }
 
 /// A dump that changes between the stat taken before its read and the one after is refused,

@@ -252,6 +252,7 @@ proptest! {
         let (mut plain_rows, mut padded_rows) = (FullLedger::default(), FullLedger::default());
         let plain = sim::run(&timeline, &params, &mut plain_rows);
         let with_extra = sim::run(&padded, &params, &mut padded_rows);
+        prop_assert_eq!(plain_rows.len(), padded_rows.len());
         for (i, (a, b)) in plain_rows.rows().zip(padded_rows.rows()).enumerate() {
             prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {}", i);
         }

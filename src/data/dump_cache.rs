@@ -119,11 +119,16 @@ pub struct DumpCache {
     entries: PathBuf,
     /// Removed on drop (a run's own folder).
     private_root: Option<PathBuf>,
+    /// A private folder's owner lock, held while the folder is in use (the system releases it
+    /// when the process ends, however it ends): see [`remove_abandoned_private_folders`].
+    owner_lock: Option<std::fs::File>,
     max_bytes: u64,
 }
 
 impl Drop for DumpCache {
     fn drop(&mut self) {
+        // The lock's file is closed first: an open file cannot be removed everywhere.
+        self.owner_lock = None;
         if let Some(root) = &self.private_root {
             let _ = std::fs::remove_dir_all(root);
         }
@@ -143,6 +148,7 @@ impl DumpCache {
     /// Open the cache `choice` names. A shared folder that cannot be created gives way to a
     /// folder of the run's own, and a warning saying how to fix it.
     pub fn open(choice: CacheChoice, warnings: &mut Vec<String>) -> Result<Self> {
+        remove_abandoned_private_folders(&std::env::temp_dir());
         let shared = match choice {
             CacheChoice::Shared => shared_dir(),
             CacheChoice::Private => None,
@@ -154,9 +160,13 @@ impl DumpCache {
             }
         }
         let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        remove_abandoned_private_folders(&std::env::temp_dir());
-        let root = std::env::temp_dir().join(format!("{PRIVATE_PREFIX}{}-{stamp}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("{PRIVATE_PREFIX}{}-{stamp:019}", std::process::id()));
         let mut cache = Self::at(&root, u64::MAX)?;
+        // Locked while this run uses it; a folder too new to judge is never removed meanwhile.
+        let lock = std::fs::File::create(root.join(OWNER_LOCK)).with_context(|| format!("creating {}", root.join(OWNER_LOCK).display()))?;
+        if lock.try_lock().is_ok() {
+            cache.owner_lock = Some(lock);
+        }
         cache.private_root = Some(root);
         Ok(cache)
     }
@@ -167,7 +177,7 @@ impl DumpCache {
         std::fs::create_dir_all(entries.join("stat")).map_err(|err| {
             input_error!("cannot create the dump cache folder {}: {err}; set BASIS_CACHE_DIR (or --cache-dir) to a writable folder, or pass --no-cache", entries.display())
         })?;
-        Ok(DumpCache { entries, private_root: None, max_bytes })
+        Ok(DumpCache { entries, private_root: None, owner_lock: None, max_bytes })
     }
 
     /// The entries of the kline dumps `paths` (one series, in order), parsing those not cached
@@ -355,20 +365,41 @@ impl DumpCache {
     }
 }
 
-/// A private cache folder's name: this prefix, the process id, `-`, a time stamp.
+/// A private cache folder's name: this prefix, the process id, `-`, a time stamp of 19 digits
+/// (nanoseconds since 1970).
 pub const PRIVATE_PREFIX: &str = "basis-cache-";
 
+/// The file in a private cache folder its run holds locked while it uses the folder.
+pub const OWNER_LOCK: &str = "owner.lock";
+
+/// Whether `name` is a private cache folder's (`basis-cache-<pid>-<19-digit stamp>`): never a
+/// folder a user named, such as `basis-cache-2024-06`.
+fn is_private_folder_name(name: &str) -> bool {
+    let Some((pid, stamp)) = name.strip_prefix(PRIVATE_PREFIX).and_then(|rest| rest.split_once('-')) else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(stamp) && stamp.len() >= 19
+}
+
 /// Removes the private cache folders under `temp_dir` that runs killed before they could remove
-/// their own left behind: those of a process no longer running (told by `/proc`; where there is
-/// none, those untouched for a day), untouched for an hour.
+/// their own left behind: a folder (by its name) created over an hour ago whose owner lock no
+/// process holds (the system releases a lock when its process ends, whatever its PID namespace);
+/// one without a lock file (left by a version before the lock) once over a day old.
 pub fn remove_abandoned_private_folders(temp_dir: &Path) {
     let now = SystemTime::now();
-    let proc_known = Path::new("/proc/self").exists();
     for found in std::fs::read_dir(temp_dir).into_iter().flatten().flatten() {
         let name = found.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(PRIVATE_PREFIX).and_then(|rest| rest.split_once('-')).and_then(|(pid, _)| pid.parse::<u32>().ok()) else { continue };
+        if !is_private_folder_name(&name) || !found.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // The folder's own time moves only when its first level is made: about its creation.
         let Ok(age) = found.metadata().and_then(|m| m.modified()).map(|m| now.duration_since(m).unwrap_or_default()) else { continue };
-        let abandoned = if proc_known { pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() && age > IN_USE } else { age > 24 * IN_USE };
+        if age <= IN_USE {
+            continue;
+        }
+        let abandoned = match std::fs::File::open(found.path().join(OWNER_LOCK)) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(_) => age > 24 * IN_USE,
+        };
         if abandoned {
             let _ = std::fs::remove_dir_all(found.path());
         }
