@@ -277,8 +277,9 @@ fn a_bad_row_after_the_window_is_refused_in_chunks_too() {
 }
 
 /// With two bad inputs, an index file that is not Parquet (refused as the chunked run opens its
-/// pieces) and a missing funding file, the chunked run names the one the whole load meets
-/// first: the funding file (the whole load reads the index last).
+/// pieces) and a missing funding file (or an unreadable staking file), the chunked run names the
+/// one the whole load meets first: the funding (or staking) file, as the whole load reads the
+/// index last.
 #[test]
 fn with_a_bad_index_and_no_funding_file_the_funding_is_named_as_in_the_whole_run() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -288,9 +289,15 @@ fn with_a_bad_index_and_no_funding_file_the_funding_is_named_as_in_the_whole_run
     // The index alone is refused the same both ways, naming it.
     let message = refused_both_ways(config.clone());
     assert!(message.contains("index.parquet"), "{message}");
-    std::fs::remove_file(dir.path().join("funding.parquet")).expect("remove funding");
+    std::fs::rename(dir.path().join("funding.parquet"), dir.path().join("funding.kept")).expect("move funding away");
     let message = refused_both_ways(config);
     assert!(message.contains("funding.parquet") && !message.contains("index.parquet"), "{message}");
+    // A staking file that cannot be read comes before the index too.
+    std::fs::rename(dir.path().join("funding.kept"), dir.path().join("funding.parquet")).expect("funding back");
+    std::fs::write(dir.path().join("staking.parquet"), b"not parquet").expect("staking");
+    let more = format!("{}[data.staking]\npath = \"{}/staking.parquet\"\n", bars_section(dir.path(), "index", false), dir.path().display());
+    let message = refused_both_ways(config_with(dir.path(), "two-bad-staking", "mode = \"always_on\"", "leverage = 2.0", false, &more));
+    assert!(message.contains("staking.parquet") && !message.contains("index.parquet"), "{message}");
 }
 
 /// Binance BTC/USDT hourly history 2019–2026 (../shared/data, freqtrade layout) written as

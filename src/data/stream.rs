@@ -312,6 +312,8 @@ struct AllPieces {
     perp: BarPieces,
     mark: Option<BarPieces>,
     index: Option<BarPieces>,
+    /// The index's error, held back until the series the whole load reads first were checked.
+    index_error: Option<anyhow::Error>,
 }
 
 fn all_pieces(config: &DataConfig, cache: Option<&DumpCache>) -> Result<Option<AllPieces>> {
@@ -324,8 +326,12 @@ fn all_pieces(config: &DataConfig, cache: Option<&DumpCache>) -> Result<Option<A
         }
     };
     let Some(mark) = optional(&config.mark, "mark")? else { return Ok(None) };
-    let Some(index) = optional(&config.index, "index").map_err(|err| after_funding_and_staking(config, err))? else { return Ok(None) };
-    Ok(Some(AllPieces { spot, perp, mark, index }))
+    let (index, index_error) = match optional(&config.index, "index") {
+        Ok(Some(index)) => (index, None),
+        Ok(None) => return Ok(None),
+        Err(err) => (None, Some(err)),
+    };
+    Ok(Some(AllPieces { spot, perp, mark, index, index_error }))
 }
 
 /// An index series' error as the whole load reports it: the whole load reads the index after the
@@ -423,6 +429,9 @@ impl ChunkedMarket {
             Some(None) => return Ok(None),
             facts => facts.flatten(),
         };
+        if let Some(err) = pieces.index_error.take() {
+            return Err(after_funding_and_staking(config, err));
+        }
         let index_facts = match index_facts.map_err(|err| after_funding_and_staking(config, err))? {
             Some(None) => return Ok(None),
             facts => facts.flatten(),
