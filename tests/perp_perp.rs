@@ -148,6 +148,27 @@ fn a_leg_s_liquidation_slips_its_size_s_impact_under_its_market_model() {
     assert_close(fill(&pb), liq * (1.0 + 0.001 * 500f64.sqrt()), 1e-9);
 }
 
+/// A long leg's liquidation sells: with an order book it walks the bids, not the asks. Leg a,
+/// long 500 coins at 5x with 10,000 of margin, has LP = (50,000 − 10,000) / (500 × 0.996) =
+/// 80.3212…; the bar's low of 70 reaches it. The book's bids are 1 % under the mid for 10,000
+/// coins (its asks 5 % over), so the fill is LP × 0.99 = 79.5180…, above the low.
+#[test]
+fn a_long_leg_s_liquidation_walks_the_bids() {
+    let a = flat_timeline(&[100.0, 96.0, 96.0], &[100.0, 100.0, 96.0], &[100.0, 70.0, 96.0], HOUR);
+    let b = flat_timeline(&[100.0, 96.0, 96.0], &[100.0, 100.0, 96.0], &[100.0, 96.0, 96.0], HOUR);
+    let level = |gap: f64| -> [(f64, f64); basis::model::DEPTH_LEVELS] { std::array::from_fn(|k| if k == 0 { (gap, 10_000.0) } else { (0.0, 0.0) }) };
+    let depth = basis::model::Depth { asks: level(0.05), bids: level(0.01), ask_levels: 1, bid_levels: 1 };
+    let book = basis::model::DepthSeries { snapshots: vec![depth], at_step: vec![u32::MAX, 0, u32::MAX] };
+    let mut pa = plain_params(0.0);
+    pa.market_costs = Some(std::sync::Arc::new(basis::model::MarketCosts { perp_book: book, ..Default::default() }));
+    let (rows, summary) = rows_of(&a, &b, &pa, &plain_params(0.0), &pp_params(20_000.0, 5.0));
+    assert_close(rows[0].qty[0], 500.0, 1e-9);
+    let liq = 40_000.0 / (500.0 * 0.996);
+    assert_close(rows[0].liquidation_price[0], liq, 1e-9);
+    let fill = summary.run.trades.iter().find(|t| t.reason == basis::model::TradeReason::Liquidation && t.leg == "perp_a").map(|t| t.fill_price).expect("leg a liquidated");
+    assert_close(fill, liq * 0.99, 1e-9);
+}
+
 /// A leg near its liquidation price is sent half the margin difference; the transfer is on its
 /// way for `transfer_delay_ms`, in neither account; when the accounts are even the legs shrink.
 #[test]
