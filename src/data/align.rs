@@ -221,7 +221,7 @@ fn align_all_but_perp(data: &MarketData, window: &Window, constant_staking_apr: 
     let spacing = super::clock::typical_spacing(&perp.ts_ms);
     let plan = plan_clock(coverages(data), spacing, data.spot.ts_ms[0], &mut PerpTimesInMemory(&perp.ts_ms), window)?;
     let range = plan.range.clone();
-    let mut aligner = StepAligner::new(&plan, window, constant_staking_apr, &data.funding);
+    let mut aligner = StepAligner::new(&plan, window, constant_staking_apr);
     let sources = Sources { spot: &data.spot, perp, mark: data.mark.as_ref(), index: data.index.as_ref(), funding: &data.funding, staking: data.staking.as_ref() };
     let (ts_ms, perp_close) = (&perp.ts_ms[range.clone()], &perp.close[range.clone()]);
     let mut timeline = aligner.align(&sources, ts_ms, perp_close, &perp.high[range.clone()], &perp.low[range.clone()], 0)?;
@@ -394,8 +394,6 @@ pub struct StepAligner {
     coverage: Vec<Coverage>,
     funding_at_index: bool,
     constant_staking_apr: f64,
-    /// Every settlement loaded, unpriced: each chunk's timeline prices those inside it.
-    unpriced_funding: FundingSeries,
     check: quality::StaleSpotCheck,
     spans: quality::StaleSpans,
     stale_spot_steps: usize,
@@ -430,13 +428,12 @@ const STAND_IN_RUNS_SHOWN: usize = 3;
 
 impl StepAligner {
     /// An aligner for the clock `plan` describes.
-    pub fn new(plan: &ClockPlan, window: &Window, constant_staking_apr: f64, funding: &FundingSeries) -> Self {
+    pub fn new(plan: &ClockPlan, window: &Window, constant_staking_apr: f64) -> Self {
         StepAligner {
             covered: plan.covered,
             coverage: plan.coverage.clone(),
             funding_at_index: window.funding_at_index,
             constant_staking_apr,
-            unpriced_funding: funding.iter().map(|s| Settlement { price: f64::NAN, ..*s }).collect(),
             check: quality::StaleSpotCheck::default(),
             spans: quality::StaleSpans::default(),
             stale_spot_steps: 0,
@@ -481,8 +478,7 @@ impl StepAligner {
             }
         }
         self.steps += ts_ms.len() - repeated;
-        let mut funding = self.unpriced_funding.clone();
-        price_settlements(sources, ts_ms, self.funding_at_index, &mut funding);
+        let funding = priced_settlements(sources, ts_ms, self.funding_at_index);
         Ok(MarketTimeline { spot, mark, mark_high, mark_low, staking_apr, funding, spot_stale, spot_high, spot_low, uncovered, ..Default::default() })
     }
 
@@ -615,16 +611,15 @@ impl StepAligner {
     }
 }
 
-/// Prices the settlements of `funding` (every settlement loaded, unpriced, as `sources.funding`
-/// holds them) inside `(ts[0], ts[last]]` at the price known at settlement; one with no price
-/// known yet (before any bar) stays unpriced, so it is not paid.
-fn price_settlements(sources: &Sources, ts_ms: &[i64], at_index: bool, funding: &mut FundingSeries) {
+/// Every settlement loaded, those inside `(ts[0], ts[last]]` priced at the price known at
+/// settlement and the rest unpriced; one with no price known yet (before any bar) stays
+/// unpriced, so it is not paid.
+fn priced_settlements(sources: &Sources, ts_ms: &[i64], at_index: bool) -> FundingSeries {
     let loaded = sources.funding;
-    // `funding` is `loaded` unpriced (the aligner's copy of the same series): one index for both.
-    debug_assert_eq!(funding.len(), loaded.len(), "the aligner's settlements are the sources' own");
+    let mut funding = loaded.unpriced();
     let inside = loaded.between(ts_ms[0], ts_ms[ts_ms.len() - 1]);
     if inside.is_empty() {
-        return;
+        return funding;
     }
     let settle: Vec<i64> = loaded[inside.clone()].iter().map(|s| s.settle_ms).collect();
     // Price known at settlement: the mark as of the settlement; before the mark series starts
@@ -649,6 +644,7 @@ fn price_settlements(sources: &Sources, ts_ms: &[i64], at_index: bool, funding: 
         // NaN where no price is known yet at this settlement: it cannot be valued (before any bar).
         funding[i].price = if preferred.is_finite() { preferred } else { bar_price[k] };
     }
+    funding
 }
 
 /// `funding` with only the settlements in `(first_ms, last_ms]` left priced: those outside are

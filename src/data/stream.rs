@@ -458,11 +458,11 @@ impl ChunkedMarket {
         clocks.extend(mark_facts.map(|f| ("mark", f.clock)));
         clocks.extend(index_facts.map(|f| ("index", f.clock)));
         super::clock_warnings(config, &funding, clocks.into_iter(), &mut warnings);
-        let aligner = StepAligner::new(&plan, window, constant_staking_apr, &funding);
+        let aligner = StepAligner::new(&plan, window, constant_staking_apr);
         for series in [Some(&mut pieces.spot), Some(&mut pieces.perp), pieces.mark.as_mut(), pieces.index.as_mut()].into_iter().flatten() {
             series.hash_in_background();
         }
-        let priced_funding = funding.iter().map(|s| crate::model::Settlement { price: f64::NAN, ..*s }).collect();
+        let priced_funding = funding.unpriced();
         let mut market = ChunkedMarket {
             symbol: config.symbol.clone(),
             synthetic: config.synthetic,

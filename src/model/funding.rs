@@ -83,6 +83,12 @@ impl FundingSeries {
         self.0.iter().map(|s| s.interval_hours).collect()
     }
 
+    /// The same settlements, none priced (NaN): what a timeline holds before the run's prices
+    /// are set.
+    pub fn unpriced(&self) -> FundingSeries {
+        FundingSeries(self.0.iter().map(|s| Settlement { price: f64::NAN, ..*s }).collect())
+    }
+
     /// The settlements, to change in place (a stress scenario's): keep them in time order.
     pub fn settlements_mut(&mut self) -> &mut Vec<Settlement> {
         &mut self.0

@@ -143,6 +143,19 @@ pub struct EngineParams {
     pub execution: execution::Execution,
 }
 
+impl EngineParams {
+    /// The costs a fill at step `step` pays: the configured ones, with the market cost model's
+    /// estimates (or book) at that step where there is one.
+    #[inline(always)]
+    pub fn costs_at(&self, step: usize) -> Costs {
+        let mut costs = self.costs;
+        if let Some(market) = self.market_costs.as_deref() {
+            market.apply(step, &mut costs);
+        }
+        costs
+    }
+}
+
 /// The funding regimes PnL and holding time are attributed to: each interval's to the rate
 /// that settled it.
 pub mod regime {

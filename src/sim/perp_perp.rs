@@ -251,12 +251,8 @@ impl Run<'_> {
     /// Fill `qty` (signed) of leg `k` at step `i`'s last with the leg's slippage and fee; the
     /// gap between the fill's reference (the last) and the mark is price PnL.
     fn fill(&mut self, k: usize, i: usize, qty: f64, reason: TradeReason, s: &mut StepPnl) {
-        let params = self.legs[k].params;
-        let mut costs = params.costs;
-        if let Some(market) = params.market_costs.as_deref() {
-            // The leg's market cost model at this step (its own venue's bars or book).
-            market.apply(i, &mut costs);
-        }
+        // The leg's market cost model at this step (its own venue's bars or book).
+        let costs = self.legs[k].params.costs_at(i);
         self.fill_with(k, i, qty, reason, costs, s);
     }
 
@@ -381,12 +377,10 @@ impl Run<'_> {
         // Marked to the liquidation price, or to the bar's start if already past it.
         let price = if qty < 0.0 { liq.max(mark_prev) } else { liq.min(mark_prev) };
         let mut rule = leg.params.liquidation;
-        if let Some(market) = leg.params.market_costs.as_deref() {
+        if leg.params.market_costs.is_some() {
             // A market order of the whole leg: with the leg's market cost model it also slips
             // its size's impact or walks the leg's book (no further than the bar's extreme).
-            let mut costs = leg.params.costs;
-            market.apply(i, &mut costs);
-            rule.fill_slippage += costs.liquidation_slip(qty);
+            rule.fill_slippage += leg.params.costs_at(i).liquidation_slip(qty);
         }
         let filled = rule.fill_price(qty, liq, mark_prev, extreme);
         self.close_by_venue(k, i, price, filled, s);

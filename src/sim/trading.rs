@@ -257,10 +257,7 @@ impl Sim<'_> {
     /// The costs fills pay now: the configured ones, with slippage scaled during a forced spike.
     #[inline(always)]
     pub(super) fn costs(&self) -> Costs {
-        let mut c = self.params.costs;
-        if let Some(market) = self.params.market_costs.as_deref() {
-            market.apply(self.cost_step, &mut c);
-        }
+        let mut c = self.params.costs_at(self.cost_step);
         if self.slippage_scale != 1.0 {
             c.spot_slippage *= self.slippage_scale;
             c.perp_slippage *= self.slippage_scale;
